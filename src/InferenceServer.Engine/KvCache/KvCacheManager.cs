@@ -1,0 +1,258 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Engine.KvCache;
+
+/// <summary>
+/// Block accounting for the paged KV cache: a fixed pool of blocks of <see cref="BlockSize"/> tokens, reference counts,
+/// a free list in least-recently-freed order, and a prefix cache that maps the hash of a full block's tokens (chained
+/// with its parent block's hash) to the block that holds them. Free blocks keep their cached contents until they are
+/// reused, so a later request with the same prefix finds them (evicted least recently used first).
+/// The physical bytes live in the model runner's store; this class only decides which block holds what.
+/// Owned by the scheduler loop; not thread-safe.
+/// </summary>
+internal sealed class KvCacheManager
+{
+    private const int None = -1;
+
+    private readonly int[] _refCounts;
+    private readonly ulong[] _hashes;
+    private readonly bool[] _hashed;
+    private readonly int[] _blockTokens;
+    private readonly int[] _previous;
+    private readonly int[] _next;
+    private readonly Dictionary<ulong, int> _cache = [];
+    private int _freeHead = None;
+    private int _freeTail = None;
+
+    /// <summary>Creates a pool of <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens.</summary>
+    public KvCacheManager(int blockCount, int blockSize, bool enablePrefixCaching = true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        BlockCount = blockCount;
+        BlockSize = blockSize;
+        PrefixCachingEnabled = enablePrefixCaching;
+        _refCounts = new int[blockCount];
+        _hashes = new ulong[blockCount];
+        _hashed = new bool[blockCount];
+        _blockTokens = new int[blockCount * blockSize];
+        _previous = new int[blockCount];
+        _next = new int[blockCount];
+        for (var i = 0; i < blockCount; i++)
+        {
+            AppendFree(i);
+        }
+
+        FreeBlockCount = blockCount;
+    }
+
+    /// <summary>Blocks in the pool.</summary>
+    public int BlockCount { get; }
+
+    /// <summary>Tokens per block.</summary>
+    public int BlockSize { get; }
+
+    /// <summary>Whether full blocks are shared between requests with the same prefix.</summary>
+    public bool PrefixCachingEnabled { get; }
+
+    /// <summary>Blocks with no owner (including those that still hold cached prefixes).</summary>
+    public int FreeBlockCount { get; private set; }
+
+    /// <summary>Blocks owned by at least one sequence.</summary>
+    public int UsedBlockCount => BlockCount - FreeBlockCount;
+
+    /// <summary>Prefix-cache lookups, in blocks, since start.</summary>
+    public long PrefixQueries { get; private set; }
+
+    /// <summary>Prefix-cache hits, in blocks, since start.</summary>
+    public long PrefixHits { get; private set; }
+
+    /// <summary>Blocks needed to hold <paramref name="tokens"/> tokens.</summary>
+    public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
+
+    /// <summary>
+    /// Appends to <paramref name="blockTable"/> the cached blocks that hold a prefix of <paramref name="tokens"/>,
+    /// taking a reference on each, and returns how many tokens they cover. The last token is never served from the cache,
+    /// so that the model runs at least one position and yields logits.
+    /// </summary>
+    public int AcquireCachedPrefix(ReadOnlySpan<int> tokens, List<int> blockTable, List<ulong> blockHashes)
+    {
+        if (!PrefixCachingEnabled || blockTable.Count != 0)
+        {
+            return 0;
+        }
+
+        var full = (tokens.Length - 1) / BlockSize;
+        var parent = 0UL;
+        for (var b = 0; b < full; b++)
+        {
+            var chunk = tokens.Slice(b * BlockSize, BlockSize);
+            var hash = Hash(parent, chunk);
+            PrefixQueries++;
+            if (!_cache.TryGetValue(hash, out var block) || !chunk.SequenceEqual(_blockTokens.AsSpan(block * BlockSize, BlockSize)))
+            {
+                // Count the remaining lookups as misses, as vLLM's prefix_cache_queries does per block.
+                PrefixQueries += full - b - 1;
+                break;
+            }
+
+            PrefixHits++;
+            Retain(block);
+            blockTable.Add(block);
+            blockHashes.Add(hash);
+            parent = hash;
+        }
+
+        return blockTable.Count * BlockSize;
+    }
+
+    /// <summary>Takes <paramref name="count"/> free blocks onto <paramref name="blockTable"/>; false (and nothing taken) when too few are free.</summary>
+    public bool TryAllocate(int count, List<int> blockTable)
+    {
+        if (count > FreeBlockCount)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var block = _freeHead;
+            RemoveFree(block);
+            if (_hashed[block])
+            {
+                _cache.Remove(_hashes[block]);
+                _hashed[block] = false;
+            }
+
+            _refCounts[block] = 1;
+            FreeBlockCount--;
+            blockTable.Add(block);
+        }
+
+        return true;
+    }
+
+    /// <summary>Takes one more reference on every block of <paramref name="blockTable"/> (a forked sequence shares them).</summary>
+    public void Share(List<int> blockTable)
+    {
+        foreach (var block in blockTable)
+        {
+            Retain(block);
+        }
+    }
+
+    /// <summary>Reference count of <paramref name="block"/> (for copy-on-write decisions and tests).</summary>
+    public int RefCount(int block) => _refCounts[block];
+
+    /// <summary>
+    /// Registers the blocks of a sequence that became full since the last call, so that later requests can reuse them.
+    /// <paramref name="blockHashes"/> holds the hashes of the blocks registered so far and grows with each full block.
+    /// </summary>
+    public void CommitFullBlocks(ReadOnlySpan<int> tokens, int computedTokens, List<int> blockTable, List<ulong> blockHashes)
+    {
+        if (!PrefixCachingEnabled)
+        {
+            return;
+        }
+
+        var full = computedTokens / BlockSize;
+        for (var b = blockHashes.Count; b < full; b++)
+        {
+            var parent = b == 0 ? 0UL : blockHashes[b - 1];
+            var chunk = tokens.Slice(b * BlockSize, BlockSize);
+            var hash = Hash(parent, chunk);
+            blockHashes.Add(hash);
+            var block = blockTable[b];
+            if (!_hashed[block] && _cache.TryAdd(hash, block))
+            {
+                _hashes[block] = hash;
+                _hashed[block] = true;
+                chunk.CopyTo(_blockTokens.AsSpan(block * BlockSize, BlockSize));
+            }
+        }
+    }
+
+    /// <summary>Drops one reference on every block of <paramref name="blockTable"/> (last block first) and clears it.</summary>
+    public void Release(List<int> blockTable)
+    {
+        for (var i = blockTable.Count - 1; i >= 0; i--)
+        {
+            var block = blockTable[i];
+            if (--_refCounts[block] == 0)
+            {
+                AppendFree(block);
+                FreeBlockCount++;
+            }
+        }
+
+        blockTable.Clear();
+    }
+
+    private void Retain(int block)
+    {
+        if (_refCounts[block]++ == 0)
+        {
+            RemoveFree(block);
+            FreeBlockCount--;
+        }
+    }
+
+    private void AppendFree(int block)
+    {
+        _previous[block] = _freeTail;
+        _next[block] = None;
+        if (_freeTail == None)
+        {
+            _freeHead = block;
+        }
+        else
+        {
+            _next[_freeTail] = block;
+        }
+
+        _freeTail = block;
+    }
+
+    private void RemoveFree(int block)
+    {
+        var previous = _previous[block];
+        var next = _next[block];
+        if (previous == None)
+        {
+            _freeHead = next;
+        }
+        else
+        {
+            _next[previous] = next;
+        }
+
+        if (next == None)
+        {
+            _freeTail = previous;
+        }
+        else
+        {
+            _previous[next] = previous;
+        }
+
+        _previous[block] = None;
+        _next[block] = None;
+    }
+
+    /// <summary>A 64-bit chained hash of a block's tokens (SplitMix64 finalizer over each id).</summary>
+    internal static ulong Hash(ulong parent, ReadOnlySpan<int> tokens)
+    {
+        unchecked
+        {
+            var h = parent ^ 0x9E3779B97F4A7C15UL;
+            foreach (var token in tokens)
+            {
+                h ^= (uint)token;
+                h *= 0xBF58476D1CE4E5B9UL;
+                h ^= h >> 31;
+            }
+
+            h *= 0x94D049BB133111EBUL;
+            return (h ^ (h >> 29)) | 1UL;
+        }
+    }
+}

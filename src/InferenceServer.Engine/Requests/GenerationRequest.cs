@@ -1,0 +1,21 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Engine.Requests;
+
+/// <summary>One sequence to generate: validated by the host, owned by the scheduler once submitted.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>Caller-visible id, used in logs.</summary>
+    public required string RequestId { get; init; }
+
+    /// <summary>The prompt as token ids (at least one).</summary>
+    public required IReadOnlyList<int> PromptTokens { get; init; }
+
+    /// <summary>How tokens are chosen.</summary>
+    public required SamplingParameters Sampling { get; init; }
+
+    /// <summary>When generation ends.</summary>
+    public required StopConditions Stop { get; init; }
+
+    /// <summary>Scheduling priority: lower values are served first; ties are first come, first served. Default 0.</summary>
+    public int Priority { get; init; }
+}

@@ -1,0 +1,27 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Engine.Requests;
+
+/// <summary>
+/// One message from the scheduler to a request's reader: a generated token with the text it completed (possibly
+/// empty while a multi-byte character or a possible stop string is held back), or the final message with the finish
+/// reason and counts.
+/// </summary>
+/// <param name="TokenId">The generated token, or -1 on a final message that carries no token.</param>
+/// <param name="Text">Text released by this update.</param>
+/// <param name="Finish">The finish reason on the final message, else <see cref="FinishReason.None"/>.</param>
+/// <param name="PromptTokens">Prompt length (final message).</param>
+/// <param name="CompletionTokens">Tokens generated (final message).</param>
+/// <param name="CachedPromptTokens">Prompt tokens served from the prefix cache (final message).</param>
+/// <param name="Error">What went wrong, for <see cref="FinishReason.Error"/>.</param>
+public readonly record struct GenerationUpdate(
+    int TokenId,
+    string Text,
+    FinishReason Finish = FinishReason.None,
+    int PromptTokens = 0,
+    int CompletionTokens = 0,
+    int CachedPromptTokens = 0,
+    string? Error = null)
+{
+    /// <summary>True on the last message of a request.</summary>
+    public bool IsFinal => Finish != FinishReason.None;
+}

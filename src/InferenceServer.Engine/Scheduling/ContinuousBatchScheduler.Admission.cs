@@ -1,0 +1,99 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Engine.Scheduling;
+
+/// <summary>Choosing each step's rows: running sequences first, then admissions, within the token and block budgets.</summary>
+public sealed partial class ContinuousBatchScheduler
+{
+    private void Schedule()
+    {
+        _scheduled.Clear();
+        _chunks.Clear();
+        var budget = _options.MaxNumBatchedTokens;
+
+        // Running sequences in priority/arrival order: decodes take one token each, an unfinished prefill takes a chunk.
+        for (var i = 0; i < _running.Count && budget > 0;)
+        {
+            var sequence = _running[i];
+            var chunk = Math.Min(sequence.Remaining, budget);
+            if (!EnsureBlocks(sequence, sequence.Computed + chunk))
+            {
+                // The sequence itself was preempted (it was the newest); everything after it is newer still.
+                break;
+            }
+
+            _scheduled.Add(sequence);
+            _chunks.Add(chunk);
+            budget -= chunk;
+            i++;
+        }
+
+        // Admissions, while there is room in the batch and in the cache for the whole remaining prompt.
+        while (_waiting.Count > 0 && budget > 0 && _running.Count < _options.MaxNumSeqs)
+        {
+            var sequence = _waiting[0];
+            if (sequence.Blocks.Count == 0)
+            {
+                var cached = _kv.AcquireCachedPrefix(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Blocks, sequence.BlockHashes);
+                sequence.Computed = cached;
+                if (sequence.CachedPromptTokens < 0)
+                {
+                    sequence.CachedPromptTokens = Math.Min(cached, sequence.PromptLength);
+                }
+            }
+
+            var needed = _kv.BlocksFor(sequence.Tokens.Count + 1) - sequence.Blocks.Count;
+            if (needed > _kv.FreeBlockCount)
+            {
+                // Head-of-line: later requests wait too (first come, first served); give the prefix back meanwhile.
+                _kv.Release(sequence.Blocks);
+                sequence.BlockHashes.Clear();
+                sequence.Computed = 0;
+                break;
+            }
+
+            _waiting.RemoveAt(0);
+            _running.Add(sequence);
+            var chunk = Math.Min(sequence.Remaining, budget);
+            _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
+            _scheduled.Add(sequence);
+            _chunks.Add(chunk);
+            budget -= chunk;
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="sequence"/>'s block table cover <paramref name="tokens"/> tokens, preempting the newest
+    /// running sequences while blocks are short. False when <paramref name="sequence"/> itself had to be preempted.
+    /// </summary>
+    private bool EnsureBlocks(Sequence sequence, int tokens)
+    {
+        var needed = _kv.BlocksFor(tokens) - sequence.Blocks.Count;
+        while (needed > _kv.FreeBlockCount)
+        {
+            var victim = _running[^1];
+            Preempt(victim);
+            if (ReferenceEquals(victim, sequence))
+            {
+                return false;
+            }
+        }
+
+        if (needed > 0)
+        {
+            _kv.TryAllocate(needed, sequence.Blocks);
+        }
+
+        return true;
+    }
+
+    private void Preempt(Sequence sequence)
+    {
+        _running.Remove(sequence);
+        _kv.Release(sequence.Blocks);
+        sequence.BlockHashes.Clear();
+        sequence.Computed = 0;
+        sequence.Preemptions++;
+        InsertWaiting(sequence);
+        Log.Preempted(_logger, sequence.Request.RequestId);
+    }
+}

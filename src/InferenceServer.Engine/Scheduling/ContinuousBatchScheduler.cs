@@ -1,0 +1,264 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Threading.Channels;
+using InferenceServer.Engine.KvCache;
+using InferenceServer.Engine.Requests;
+using InferenceServer.Engine.Sampling;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.Extensions.Logging;
+
+namespace InferenceServer.Engine.Scheduling;
+
+/// <summary>
+/// The continuous batcher. One dedicated thread owns the model, the KV cache and every sequence; callers reach it
+/// only through a bounded submission channel and read results from a per-request channel. Each iteration it drops
+/// cancelled work, schedules running sequences (decodes and prefill chunks) and then admits waiting ones within
+/// the token budget and free KV blocks, preempting the newest sequence by recompute when blocks run out, runs the
+/// model once for the whole batch, samples, streams and frees.
+/// </summary>
+public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
+{
+    private readonly ServedModel _model;
+    private readonly SchedulerOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<Sequence> _incoming;
+    private readonly KvCacheManager _kv;
+    private readonly PagedKvStore _store;
+    private readonly ForwardBatch _batch = new();
+    private readonly Sampler _sampler = new();
+    private readonly List<Sequence> _waiting = [];
+    private readonly List<Sequence> _running = [];
+    private readonly List<Sequence> _scheduled = [];
+    private readonly List<int> _chunks = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Thread _thread;
+    private float[] _logits = [];
+    private long _arrivals;
+    private long _steps;
+    private int _activeCount;
+
+    /// <summary>Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.</summary>
+    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger)
+    {
+        _model = model;
+        _options = options;
+        _logger = logger;
+        var blocks = PlanKvBlocks(model.Spec, options);
+        _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
+        _store = new PagedKvStore(model.Spec, blocks, options.BlockSize);
+        _incoming = Channel.CreateBounded<Sequence>(new BoundedChannelOptions(options.MaxQueuedRequests)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _thread = new Thread(Run) { IsBackground = true, Name = "inference-scheduler" };
+    }
+
+    /// <summary>The model being served.</summary>
+    public ServedModel Model => _model;
+
+    /// <summary>KV blocks in the pool.</summary>
+    public int TotalBlocks => _kv.BlockCount;
+
+    /// <summary>KV blocks owned by sequences right now (read from any thread; updated by the loop).</summary>
+    public int UsedBlocks => Volatile.Read(ref _usedBlocks);
+
+    /// <summary>Requests admitted or waiting but not finished.</summary>
+    public int ActiveRequests => Volatile.Read(ref _activeCount);
+
+    /// <summary>Model steps run since start.</summary>
+    public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>True while the loop runs.</summary>
+    public bool IsRunning => _thread.IsAlive && !_stopping.IsCancellationRequested;
+
+    private int _usedBlocks;
+
+    /// <summary>Starts the scheduler thread.</summary>
+    public void Start() => _thread.Start();
+
+    /// <summary>
+    /// Queues <paramref name="request"/>. Returns false, with nothing queued, when the queue is full.
+    /// Cancelling <paramref name="cancellationToken"/> ends the request at the next iteration and frees its blocks.
+    /// </summary>
+    public bool TrySubmit(GenerationRequest request, out ChannelReader<GenerationUpdate> updates, CancellationToken cancellationToken)
+    {
+        // One update per generated token plus the final one: the channel can never be full, so the loop never waits on a reader.
+        var output = Channel.CreateBounded<GenerationUpdate>(new BoundedChannelOptions(request.Stop.MaxTokens + 2)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+        });
+        var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(skipSpecialTokens: true);
+        var sequence = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken);
+        updates = output.Reader;
+        if (_stopping.IsCancellationRequested || !_incoming.Writer.TryWrite(sequence))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _activeCount);
+        return true;
+    }
+
+    /// <summary>Stops the loop; requests still in flight end with <see cref="FinishReason.Cancelled"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+
+        _incoming.Writer.TryComplete();
+        if (_thread.IsAlive)
+        {
+            await Task.Run(() => _thread.Join(TimeSpan.FromSeconds(30))).ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private void Run()
+    {
+        var stop = _stopping.Token;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (_running.Count == 0 && _waiting.Count == 0 && !_incoming.Reader.TryPeek(out _))
+                {
+                    if (!_incoming.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
+                    {
+                        break;
+                    }
+                }
+
+                Step();
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            Log.LoopFailed(_logger, ex);
+        }
+        finally
+        {
+            DrainOnStop();
+        }
+    }
+
+    /// <summary>One iteration: intake, cancellation, scheduling, one model run, sampling and streaming.</summary>
+    internal void Step()
+    {
+        while (_incoming.Reader.TryRead(out var sequence))
+        {
+            InsertWaiting(sequence);
+        }
+
+        DropCancelled(_running);
+        DropCancelled(_waiting);
+        Schedule();
+        if (_scheduled.Count > 0)
+        {
+            Execute();
+        }
+
+        Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
+    }
+
+    private void InsertWaiting(Sequence sequence)
+    {
+        // Ordered by priority, then arrival: a preempted sequence keeps its place ahead of later arrivals.
+        var index = _waiting.Count;
+        while (index > 0 && Compare(_waiting[index - 1], sequence) > 0)
+        {
+            index--;
+        }
+
+        _waiting.Insert(index, sequence);
+    }
+
+    private static int Compare(Sequence a, Sequence b)
+    {
+        var byPriority = a.Request.Priority.CompareTo(b.Request.Priority);
+        return byPriority != 0 ? byPriority : a.Arrival.CompareTo(b.Arrival);
+    }
+
+    private void DropCancelled(List<Sequence> sequences)
+    {
+        for (var i = sequences.Count - 1; i >= 0; i--)
+        {
+            var sequence = sequences[i];
+            if (sequence.Cancellation.IsCancellationRequested)
+            {
+                sequences.RemoveAt(i);
+                Finish(sequence, FinishReason.Cancelled, string.Empty, null);
+            }
+        }
+    }
+
+    private void DrainOnStop()
+    {
+        while (_incoming.Reader.TryRead(out var sequence))
+        {
+            _waiting.Add(sequence);
+        }
+
+        foreach (var sequence in _running)
+        {
+            Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
+        }
+
+        foreach (var sequence in _waiting)
+        {
+            Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
+        }
+
+        _running.Clear();
+        _waiting.Clear();
+    }
+
+    /// <summary>
+    /// How many KV blocks <see cref="SchedulerOptions.KvCacheMemory"/> buys for <paramref name="spec"/>.
+    /// Throws <see cref="InvalidOperationException"/> when that is less than one full-context sequence.
+    /// </summary>
+    public static int PlanKvBlocks(ModelSpec spec, SchedulerOptions options)
+    {
+        var blockBytes = spec.KvBytesPerToken * options.BlockSize;
+        var budget = ResolveKvBytes(options.KvCacheMemory);
+        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / options.BlockSize);
+        var needed = (spec.ContextLength + options.BlockSize - 1) / options.BlockSize;
+        if (blocks < needed)
+        {
+            throw new InvalidOperationException(
+                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {options.BlockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
+        }
+
+        return blocks;
+    }
+
+    private static long ResolveKvBytes(double setting)
+    {
+        if (setting is > 0 and <= 1)
+        {
+            var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            return (long)(available * setting);
+        }
+
+        return (long)setting;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1000, EventName = "SchedulerLoopFailed", Level = LogLevel.Critical, Message = "The scheduler loop failed and stopped.")]
+        public static partial void LoopFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 1001, EventName = "ModelStepFailed", Level = LogLevel.Error, Message = "A model step over {Rows} sequences failed; those requests end with an error.")]
+        public static partial void StepFailed(ILogger logger, int rows, Exception exception);
+
+        [LoggerMessage(EventId = 1002, EventName = "SequencePreempted", Level = LogLevel.Debug, Message = "Request {RequestId} preempted to free KV blocks; it will be recomputed.")]
+        public static partial void Preempted(ILogger logger, string requestId);
+    }
+}

@@ -1,0 +1,98 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Threading.Channels;
+using InferenceServer.Engine.Requests;
+using InferenceServer.Engine.Sampling;
+using InferenceServer.Engine.Text;
+using InferenceServer.Tokenization;
+
+namespace InferenceServer.Engine.Scheduling;
+
+/// <summary>
+/// The scheduler's state for one request: its tokens (prompt, then generated), how many of them are in the KV cache,
+/// its block table, its sampler state and its output channel. Only the scheduler loop touches it.
+/// </summary>
+internal sealed class Sequence
+{
+    /// <summary>Creates the state for <paramref name="request"/>.</summary>
+    public Sequence(GenerationRequest request, long arrival, ChannelWriter<GenerationUpdate> output, StreamingDetokenizer? detokenizer, IReadOnlyList<int> eosTokenIds, CancellationToken cancellation)
+    {
+        Request = request;
+        Arrival = arrival;
+        Output = output;
+        Detokenizer = detokenizer;
+        Cancellation = cancellation;
+        Tokens = new List<int>(request.PromptTokens.Count + request.Stop.MaxTokens);
+        Tokens.AddRange(request.PromptTokens);
+        PromptLength = request.PromptTokens.Count;
+        Stops = new StopStringMatcher(request.Stop.StopStrings);
+        Random = new SeededRandom(request.Sampling.Seed ?? System.Random.Shared.NextInt64());
+        EosTokenIds = eosTokenIds;
+
+        var banned = new List<int>();
+        if (request.Stop.MinTokens > 0)
+        {
+            if (!request.Stop.IgnoreEos)
+            {
+                banned.AddRange(eosTokenIds);
+            }
+
+            banned.AddRange(request.Stop.StopTokenIds);
+        }
+
+        BannedBeforeMinTokens = [.. banned];
+    }
+
+    /// <summary>The request as submitted.</summary>
+    public GenerationRequest Request { get; }
+
+    /// <summary>Submission order, for first-come-first-served ties.</summary>
+    public long Arrival { get; }
+
+    /// <summary>Where updates go.</summary>
+    public ChannelWriter<GenerationUpdate> Output { get; }
+
+    /// <summary>Turns token ids into text without splitting characters; null in token-only mode.</summary>
+    public StreamingDetokenizer? Detokenizer { get; }
+
+    /// <summary>Signalled when the caller gives up.</summary>
+    public CancellationToken Cancellation { get; }
+
+    /// <summary>Prompt then generated tokens.</summary>
+    public List<int> Tokens { get; }
+
+    /// <summary>Tokens of the prompt.</summary>
+    public int PromptLength { get; }
+
+    /// <summary>Tokens whose KV is in the cache.</summary>
+    public int Computed { get; set; }
+
+    /// <summary>Prompt tokens found in the prefix cache at first admission.</summary>
+    public int CachedPromptTokens { get; set; } = -1;
+
+    /// <summary>KV blocks, in token order.</summary>
+    public List<int> Blocks { get; } = [];
+
+    /// <summary>Hashes of the full blocks registered in the prefix cache.</summary>
+    public List<ulong> BlockHashes { get; } = [];
+
+    /// <summary>Tokens generated so far.</summary>
+    public int Generated => Tokens.Count - PromptLength;
+
+    /// <summary>Stop-string state.</summary>
+    public StopStringMatcher Stops { get; }
+
+    /// <summary>The request's random generator.</summary>
+    public SeededRandom Random;
+
+    /// <summary>Ids that end the sequence unless <c>ignore_eos</c>.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>Ids masked out until <c>min_tokens</c> are generated.</summary>
+    public int[] BannedBeforeMinTokens { get; }
+
+    /// <summary>Times this sequence was preempted.</summary>
+    public int Preemptions { get; set; }
+
+    /// <summary>Tokens still to run through the model.</summary>
+    public int Remaining => Tokens.Count - Computed;
+}

@@ -1,0 +1,107 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// One model step's work: per row (sequence), the new tokens to run, how many tokens of it are already cached,
+/// its block table, and whether the engine samples from its last position. The arrays are reused between steps
+/// and grow by doubling, so that a steady-state step allocates nothing.
+/// </summary>
+public sealed class ForwardBatch
+{
+    private int[] _tokens = new int[256];
+    private int[] _tokenOffsets = new int[17];
+    private int[] _pastLengths = new int[16];
+    private int[] _blocks = new int[256];
+    private int[] _blockOffsets = new int[17];
+    private bool[] _wantLogits = new bool[16];
+
+    /// <summary>Rows in this step.</summary>
+    public int RowCount { get; private set; }
+
+    /// <summary>Rows whose last position's logits are returned.</summary>
+    public int LogitRowCount { get; private set; }
+
+    /// <summary>New tokens across all rows.</summary>
+    public int TokenCount => _tokenOffsets[RowCount];
+
+    /// <summary>Largest number of new tokens in one row.</summary>
+    public int MaxNewTokens { get; private set; }
+
+    /// <summary>Largest number of cached tokens in one row.</summary>
+    public int MaxPastLength { get; private set; }
+
+    /// <summary>Empties the batch, keeping its buffers.</summary>
+    public void Clear()
+    {
+        RowCount = 0;
+        LogitRowCount = 0;
+        MaxNewTokens = 0;
+        MaxPastLength = 0;
+        _tokenOffsets[0] = 0;
+        _blockOffsets[0] = 0;
+    }
+
+    /// <summary>Adds a row: run <paramref name="tokens"/> at positions <paramref name="pastLength"/>.., whose KV (past and new) lives in <paramref name="blockTable"/>.</summary>
+    public void AddRow(ReadOnlySpan<int> tokens, int pastLength, ReadOnlySpan<int> blockTable, bool wantLogits)
+    {
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("A row needs at least one new token.", nameof(tokens));
+        }
+
+        var row = RowCount;
+        EnsureRows(row + 1);
+        var tokenStart = _tokenOffsets[row];
+        Grow(ref _tokens, tokenStart + tokens.Length);
+        tokens.CopyTo(_tokens.AsSpan(tokenStart));
+        _tokenOffsets[row + 1] = tokenStart + tokens.Length;
+
+        var blockStart = _blockOffsets[row];
+        Grow(ref _blocks, blockStart + blockTable.Length);
+        blockTable.CopyTo(_blocks.AsSpan(blockStart));
+        _blockOffsets[row + 1] = blockStart + blockTable.Length;
+
+        _pastLengths[row] = pastLength;
+        _wantLogits[row] = wantLogits;
+        RowCount = row + 1;
+        if (wantLogits)
+        {
+            LogitRowCount++;
+        }
+
+        MaxNewTokens = Math.Max(MaxNewTokens, tokens.Length);
+        MaxPastLength = Math.Max(MaxPastLength, pastLength);
+    }
+
+    /// <summary>The new tokens of <paramref name="row"/>.</summary>
+    public ReadOnlySpan<int> Tokens(int row) => _tokens.AsSpan(_tokenOffsets[row], _tokenOffsets[row + 1] - _tokenOffsets[row]);
+
+    /// <summary>The block table of <paramref name="row"/>.</summary>
+    public ReadOnlySpan<int> BlockTable(int row) => _blocks.AsSpan(_blockOffsets[row], _blockOffsets[row + 1] - _blockOffsets[row]);
+
+    /// <summary>Tokens of <paramref name="row"/> already in the cache.</summary>
+    public int PastLength(int row) => _pastLengths[row];
+
+    /// <summary>Whether <paramref name="row"/>'s last logits are wanted.</summary>
+    public bool WantsLogits(int row) => _wantLogits[row];
+
+    private void EnsureRows(int rows)
+    {
+        if (rows + 1 > _tokenOffsets.Length)
+        {
+            var size = _tokenOffsets.Length * 2;
+            Array.Resize(ref _tokenOffsets, size);
+            Array.Resize(ref _blockOffsets, size);
+            Array.Resize(ref _pastLengths, size);
+            Array.Resize(ref _wantLogits, size);
+        }
+    }
+
+    private static void Grow(ref int[] array, int length)
+    {
+        if (length > array.Length)
+        {
+            Array.Resize(ref array, Math.Max(length, array.Length * 2));
+        }
+    }
+}

@@ -1,0 +1,35 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// What the engine needs to know of a loaded model: vocabulary, context length and the per-layer KV layout.
+/// </summary>
+public sealed record ModelSpec
+{
+    /// <summary>Number of logits per position (the graph's vocabulary).</summary>
+    public required int VocabularySize { get; init; }
+
+    /// <summary>Longest sequence, prompt plus completion, the model accepts.</summary>
+    public required int ContextLength { get; init; }
+
+    /// <summary>One entry per cached attention layer, in graph order.</summary>
+    public required IReadOnlyList<LayerKvSpec> KvLayers { get; init; }
+
+    /// <summary>Element type of the KV cache and logits (<c>float32</c> for the graphs served today).</summary>
+    public required string ElementType { get; init; }
+
+    /// <summary>Bytes of KV cache one token occupies across all layers.</summary>
+    public long KvBytesPerToken
+    {
+        get
+        {
+            long floats = 0;
+            foreach (var layer in KvLayers)
+            {
+                floats += layer.KeyFloatsPerToken + layer.ValueFloatsPerToken;
+            }
+
+            return floats * sizeof(float);
+        }
+    }
+}

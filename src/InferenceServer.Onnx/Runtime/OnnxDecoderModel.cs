@@ -1,0 +1,300 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Onnx.Packaging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// A decoder graph with Optimum-style I/O (<c>input_ids</c>, <c>attention_mask</c>, <c>position_ids</c>,
+/// <c>past_key_values.{i}.key|value</c> in; <c>logits</c>, <c>present.{i}.key|value</c> out) in one ONNX Runtime session,
+/// run over a <see cref="PagedKvStore"/>. Each step gathers every row's cached KV into dense past tensors
+/// (right-padded: row <c>r</c>'s past fills time <c>[0, past_r)</c>, the rest is masked), runs the graph once for the whole
+/// batch, scatters the new tokens' KV back into their blocks, and returns the logits of the last new position of
+/// each row that asked for them. Not thread-safe: the engine's scheduler loop is its only caller.
+/// </summary>
+public sealed partial class OnnxDecoderModel : IDisposable
+{
+    private const string InputIds = "input_ids";
+    private const string AttentionMask = "attention_mask";
+    private const string PositionIds = "position_ids";
+    private const string UseCacheBranch = "use_cache_branch";
+    private const string Logits = "logits";
+
+    private readonly InferenceSession _session;
+    private readonly bool _hasPositionIds;
+    private readonly bool _hasUseCacheBranch;
+    private readonly string[] _inputNames;
+    private readonly string[] _outputNames;
+    private readonly OrtValue[] _inputs;
+    private readonly RunOptions _runOptions = new();
+
+    private long[] _inputIds = new long[256];
+    private long[] _positions = new long[256];
+    private long[] _mask = new long[256];
+    private readonly float[][] _pastKeys;
+    private readonly float[][] _pastValues;
+    private readonly bool[] _useCacheBranch = [true];
+
+    private OnnxDecoderModel(InferenceSession session, ModelSpec spec, bool hasPositionIds, bool hasUseCacheBranch)
+    {
+        _session = session;
+        Spec = spec;
+        _hasPositionIds = hasPositionIds;
+        _hasUseCacheBranch = hasUseCacheBranch;
+
+        var inputs = new List<string> { InputIds, AttentionMask };
+        if (hasPositionIds)
+        {
+            inputs.Add(PositionIds);
+        }
+
+        if (hasUseCacheBranch)
+        {
+            inputs.Add(UseCacheBranch);
+        }
+
+        var outputs = new List<string> { Logits };
+        foreach (var layer in spec.KvLayers)
+        {
+            inputs.Add($"past_key_values.{layer.Layer}.key");
+            inputs.Add($"past_key_values.{layer.Layer}.value");
+            outputs.Add($"present.{layer.Layer}.key");
+            outputs.Add($"present.{layer.Layer}.value");
+        }
+
+        _inputNames = [.. inputs];
+        _outputNames = [.. outputs];
+        _inputs = new OrtValue[_inputNames.Length];
+        _pastKeys = new float[spec.KvLayers.Count][];
+        _pastValues = new float[spec.KvLayers.Count][];
+        for (var i = 0; i < spec.KvLayers.Count; i++)
+        {
+            _pastKeys[i] = [];
+            _pastValues[i] = [];
+        }
+    }
+
+    /// <summary>The model's vocabulary, context length and KV layout, read from the graph.</summary>
+    public ModelSpec Spec { get; }
+
+    /// <summary>Opens <paramref name="package"/>'s graph on the CPU execution provider and reads its KV layout.</summary>
+    /// <exception cref="ModelPackageException">The graph cannot be loaded or lacks the expected inputs.</exception>
+    public static OnnxDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
+    {
+        options ??= new OnnxSessionOptions();
+        using var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = options.GraphOptimization switch
+            {
+                "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
+                "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                _ => GraphOptimizationLevel.ORT_ENABLE_ALL,
+            },
+            IntraOpNumThreads = options.IntraOpThreads,
+        };
+
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(package.GraphPath, sessionOptions);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ModelPackageException(package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)})", ex);
+        }
+
+        try
+        {
+            var (spec, hasPositions, hasBranch) = Inspect(session, package);
+            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs one step for <paramref name="batch"/> over <paramref name="store"/>. The logits of the rows that want them
+    /// are written to <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats each, in row order.
+    /// </summary>
+    public void Forward(ForwardBatch batch, PagedKvStore store, Span<float> logits)
+    {
+        var rows = batch.RowCount;
+        var newLength = batch.MaxNewTokens;
+        var pastLength = batch.MaxPastLength;
+        var totalLength = pastLength + newLength;
+        var vocab = Spec.VocabularySize;
+        if (logits.Length < batch.LogitRowCount * vocab)
+        {
+            throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
+        }
+
+        FillTokenInputs(batch, rows, newLength, pastLength, totalLength);
+        GatherPast(batch, store, rows, pastLength);
+
+        var input = 0;
+        try
+        {
+            _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputIds.AsMemory(0, rows * newLength), [rows, newLength]);
+            _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _mask.AsMemory(0, rows * totalLength), [rows, totalLength]);
+            if (_hasPositionIds)
+            {
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _positions.AsMemory(0, rows * newLength), [rows, newLength]);
+            }
+
+            if (_hasUseCacheBranch)
+            {
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _useCacheBranch.AsMemory(), [1]);
+            }
+
+            for (var i = 0; i < Spec.KvLayers.Count; i++)
+            {
+                var layer = Spec.KvLayers[i];
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(
+                    OrtMemoryInfo.DefaultInstance,
+                    _pastKeys[i].AsMemory(0, rows * layer.KeyHeads * pastLength * layer.KeyWidth),
+                    [rows, layer.KeyHeads, pastLength, layer.KeyWidth]);
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(
+                    OrtMemoryInfo.DefaultInstance,
+                    _pastValues[i].AsMemory(0, rows * layer.ValueHeads * pastLength * layer.ValueWidth),
+                    [rows, layer.ValueHeads, pastLength, layer.ValueWidth]);
+            }
+
+            using var outputs = _session.Run(_runOptions, _inputNames, _inputs, _outputNames);
+            CopyLogits(batch, outputs[0].GetTensorDataAsSpan<float>(), newLength, logits);
+            for (var i = 0; i < Spec.KvLayers.Count; i++)
+            {
+                var layer = Spec.KvLayers[i];
+                ScatterPresent(batch, outputs[1 + (2 * i)].GetTensorDataAsSpan<float>(), store.Keys[i], store.BlockSize, layer.KeyHeads, layer.KeyWidth, pastLength, totalLength);
+                ScatterPresent(batch, outputs[2 + (2 * i)].GetTensorDataAsSpan<float>(), store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
+            }
+        }
+        finally
+        {
+            for (var i = 0; i < input; i++)
+            {
+                _inputs[i].Dispose();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _runOptions.Dispose();
+        _session.Dispose();
+    }
+
+    private void FillTokenInputs(ForwardBatch batch, int rows, int newLength, int pastLength, int totalLength)
+    {
+        Grow(ref _inputIds, rows * newLength);
+        Grow(ref _positions, rows * newLength);
+        Grow(ref _mask, rows * totalLength);
+        for (var r = 0; r < rows; r++)
+        {
+            var tokens = batch.Tokens(r);
+            var past = batch.PastLength(r);
+            var ids = _inputIds.AsSpan(r * newLength, newLength);
+            var positions = _positions.AsSpan(r * newLength, newLength);
+            for (var j = 0; j < newLength; j++)
+            {
+                // Padding positions repeat the row's last token at the next positions; their outputs are ignored.
+                ids[j] = j < tokens.Length ? tokens[j] : tokens[^1];
+                positions[j] = Math.Min(past + j, Spec.ContextLength - 1);
+            }
+
+            var mask = _mask.AsSpan(r * totalLength, totalLength);
+            mask[..past].Fill(1);
+            mask[past..pastLength].Clear();
+            mask.Slice(pastLength, tokens.Length).Fill(1);
+            mask[(pastLength + tokens.Length)..].Clear();
+        }
+    }
+
+    private void GatherPast(ForwardBatch batch, PagedKvStore store, int rows, int pastLength)
+    {
+        for (var i = 0; i < Spec.KvLayers.Count; i++)
+        {
+            var layer = Spec.KvLayers[i];
+            Grow(ref _pastKeys[i], rows * layer.KeyHeads * pastLength * layer.KeyWidth);
+            Grow(ref _pastValues[i], rows * layer.ValueHeads * pastLength * layer.ValueWidth);
+            for (var r = 0; r < rows; r++)
+            {
+                Gather(batch.BlockTable(r), batch.PastLength(r), store.Keys[i], store.BlockSize, layer.KeyHeads, layer.KeyWidth, _pastKeys[i].AsSpan(r * layer.KeyHeads * pastLength * layer.KeyWidth), pastLength);
+                Gather(batch.BlockTable(r), batch.PastLength(r), store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, _pastValues[i].AsSpan(r * layer.ValueHeads * pastLength * layer.ValueWidth), pastLength);
+            }
+        }
+    }
+
+    private static void Gather(ReadOnlySpan<int> blocks, int length, float[] pool, int blockSize, int heads, int width, Span<float> destination, int pastLength)
+    {
+        var blockFloats = heads * blockSize * width;
+        for (var h = 0; h < heads; h++)
+        {
+            var head = destination.Slice(h * pastLength * width, pastLength * width);
+            for (int t = 0, b = 0; t < length; t += blockSize, b++)
+            {
+                var count = Math.Min(blockSize, length - t);
+                pool.AsSpan((blocks[b] * blockFloats) + (h * blockSize * width), count * width).CopyTo(head.Slice(t * width));
+            }
+
+            // Masked padding must still be finite: stale values times a zero weight could otherwise be NaN.
+            head[(length * width)..].Clear();
+        }
+    }
+
+    private static void ScatterPresent(ForwardBatch batch, ReadOnlySpan<float> present, float[] pool, int blockSize, int heads, int width, int pastLength, int totalLength)
+    {
+        var blockFloats = heads * blockSize * width;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            var blocks = batch.BlockTable(r);
+            var past = batch.PastLength(r);
+            var count = batch.Tokens(r).Length;
+            for (var h = 0; h < heads; h++)
+            {
+                var source = present.Slice((((r * heads) + h) * totalLength + pastLength) * width, count * width);
+                for (var j = 0; j < count; j++)
+                {
+                    var position = past + j;
+                    var block = blocks[position / blockSize];
+                    source.Slice(j * width, width).CopyTo(pool.AsSpan((block * blockFloats) + (((h * blockSize) + (position % blockSize)) * width), width));
+                }
+            }
+        }
+    }
+
+    private void CopyLogits(ForwardBatch batch, ReadOnlySpan<float> all, int newLength, Span<float> destination)
+    {
+        var vocab = Spec.VocabularySize;
+        var output = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            if (!batch.WantsLogits(r))
+            {
+                continue;
+            }
+
+            var last = batch.Tokens(r).Length - 1;
+            all.Slice(((r * newLength) + last) * vocab, vocab).CopyTo(destination.Slice(output * vocab, vocab));
+            output++;
+        }
+    }
+
+    private static void Grow<T>(ref T[] array, int length)
+    {
+        if (length > array.Length)
+        {
+            array = new T[Math.Max(length, array.Length * 2)];
+        }
+    }
+
+    private static string FirstLine(string text)
+    {
+        var newline = text.IndexOf('\n', StringComparison.Ordinal);
+        return (newline < 0 ? text : text[..newline]).Trim();
+    }
+}

@@ -1,0 +1,12 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>How ONNX Runtime sessions are created.</summary>
+public sealed class OnnxSessionOptions
+{
+    /// <summary>Threads for one operator; 0 (the default) lets ONNX Runtime use every core.</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
+    public string GraphOptimization { get; set; } = "all";
+}

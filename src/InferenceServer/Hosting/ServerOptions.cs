@@ -1,0 +1,82 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Engine.Scheduling;
+
+namespace InferenceServer.Hosting;
+
+/// <summary>
+/// The server's command-line options (<c>--model</c>, <c>--served-model-name</c>, scheduler and KV-cache limits),
+/// read from configuration so that environment variables and appsettings work too.
+/// </summary>
+internal sealed class ServerOptions
+{
+    /// <summary>The model folder; null serves the embedded default, <c>models/tiny-pycoder</c>.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>The model id clients use; default: the folder name.</summary>
+    public string? ServedModelName { get; init; }
+
+    /// <summary>Batcher and KV-cache limits.</summary>
+    public required SchedulerOptions Scheduler { get; init; }
+
+    /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
+    public static ServerOptions FromConfiguration(IConfiguration configuration)
+    {
+        var defaults = new SchedulerOptions();
+        return new ServerOptions
+        {
+            Model = configuration["model"],
+            ServedModelName = configuration["served-model-name"],
+            Scheduler = new SchedulerOptions
+            {
+                MaxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1),
+                MaxNumBatchedTokens = ReadInt(configuration, "max-num-batched-tokens", defaults.MaxNumBatchedTokens, 1),
+                BlockSize = ReadInt(configuration, "block-size", defaults.BlockSize, 1),
+                MaxQueuedRequests = ReadInt(configuration, "max-queued-requests", defaults.MaxQueuedRequests, 1),
+                KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
+                EnablePrefixCaching = !string.Equals(configuration["enable-prefix-caching"], "false", StringComparison.OrdinalIgnoreCase),
+            },
+        };
+    }
+
+    private static int ReadInt(IConfiguration configuration, string key, int fallback, int minimum)
+    {
+        var text = configuration[key];
+        if (string.IsNullOrEmpty(text))
+        {
+            return fallback;
+        }
+
+        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < minimum)
+        {
+            throw new FormatException($"--{key} must be an integer of at least {minimum}, not '{text}'");
+        }
+
+        return value;
+    }
+
+    /// <summary>Bytes (with optional k/m/g suffix, powers of 1024) or a fraction in (0, 1].</summary>
+    internal static double ReadSize(IConfiguration configuration, string key, double fallback)
+    {
+        var text = configuration[key]?.Trim();
+        if (string.IsNullOrEmpty(text))
+        {
+            return fallback;
+        }
+
+        var multiplier = 1.0;
+        var suffix = char.ToLowerInvariant(text[^1]);
+        if (suffix is 'k' or 'm' or 'g')
+        {
+            multiplier = suffix switch { 'k' => 1024.0, 'm' => 1024.0 * 1024, _ => 1024.0 * 1024 * 1024 };
+            text = text[..^1];
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || value <= 0 || double.IsNaN(value))
+        {
+            throw new FormatException($"--{key} must be a byte count (e.g. 512m, 2g) or a fraction in (0, 1], not '{configuration[key]}'");
+        }
+
+        return value * multiplier;
+    }
+}

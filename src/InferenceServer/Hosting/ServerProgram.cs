@@ -1,0 +1,111 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Engine;
+using InferenceServer.Engine.Scheduling;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.OpenAi;
+
+namespace InferenceServer.Hosting;
+
+/// <summary>
+/// The composition root: reads options, loads the model (a bad model folder is one line on stderr and exit code 2),
+/// registers the engine and maps the endpoints.
+/// </summary>
+internal static class ServerProgram
+{
+    /// <summary>Exit code for a bad command line or model folder.</summary>
+    public const int StartupFailure = 2;
+
+    /// <summary>The folder of the embedded default model, relative to the repository or the published app.</summary>
+    public const string DefaultModelFolder = "models/tiny-pycoder";
+
+    /// <summary>Runs the server until shutdown; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(args);
+        }
+        catch (StartupException ex)
+        {
+            await Console.Error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return StartupFailure;
+        }
+
+        await using (app.ConfigureAwait(false))
+        {
+            await app.RunAsync().ConfigureAwait(false);
+        }
+
+        return 0;
+    }
+
+    /// <summary>Builds the application: model loaded, engine registered, endpoints mapped; not started.</summary>
+    /// <exception cref="StartupException">The options or the model folder are unusable.</exception>
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        ServerOptions options;
+        ServedModel model;
+        try
+        {
+            options = ServerOptions.FromConfiguration(builder.Configuration);
+            var folder = options.Model ?? FindDefaultModel();
+            model = ServedModel.Load(folder, options.ServedModelName);
+        }
+        catch (FormatException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+        catch (ModelPackageException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        try
+        {
+            builder.Services.AddInferenceEngine(model, options.Scheduler);
+        }
+        catch (InvalidOperationException ex)
+        {
+            model.Dispose();
+            throw new StartupException(ex.Message, ex);
+        }
+
+        var app = builder.Build();
+        MapEndpoints(app);
+        return app;
+    }
+
+    private static void MapEndpoints(WebApplication app)
+    {
+        var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
+        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, time));
+        app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
+        app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
+        app.MapGet("/health/live", () => Results.Text("live"));
+        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
+            ? Results.Text("ready")
+            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
+    }
+
+    /// <summary>Finds <see cref="DefaultModelFolder"/> beside the app or in a parent of the app or the working directory.</summary>
+    internal static string FindDefaultModel()
+    {
+        foreach (var start in (string[])[AppContext.BaseDirectory, Directory.GetCurrentDirectory()])
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                var candidate = Path.Combine(directory.FullName, DefaultModelFolder);
+                if (File.Exists(Path.Combine(candidate, "config.json")))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        throw new StartupException($"{DefaultModelFolder}: the default model was not found beside the app or in any parent folder; pass --model <folder>");
+    }
+}

@@ -1,0 +1,59 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Buffers;
+using System.Text.Json;
+using InferenceServer.Engine;
+
+namespace InferenceServer.OpenAi;
+
+/// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{id}</c>.</summary>
+internal static class ModelsEndpoint
+{
+    /// <summary>Lists the served model.</summary>
+    public static async Task ListAsync(HttpContext context, ServedModel model, DateTimeOffset startedAt)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("object", "list");
+            writer.WriteStartArray("data");
+            WriteModel(writer, model, startedAt);
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Describes one model, or 404 in OpenAI's envelope.</summary>
+    public static async Task GetAsync(HttpContext context, string id, ServedModel model, DateTimeOffset startedAt)
+    {
+        if (id != model.Name)
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"The model '{id}' does not exist; this server serves '{model.Name}'.", "invalid_request_error", "model", "model_not_found").ConfigureAwait(false);
+            return;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteModel(writer, model, startedAt);
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static void WriteModel(Utf8JsonWriter writer, ServedModel model, DateTimeOffset startedAt)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("id", model.Name);
+        writer.WriteString("object", "model");
+        writer.WriteNumber("created", startedAt.ToUnixTimeSeconds());
+        writer.WriteString("owned_by", "inferenceserver");
+        writer.WriteString("root", model.Package.Directory);
+        writer.WriteNumber("max_model_len", model.Spec.ContextLength);
+        writer.WriteEndObject();
+    }
+}

@@ -1,0 +1,102 @@
+using InferenceServer.Engine.KvCache;
+
+namespace InferenceServer.Engine.Tests.KvCache;
+
+public sealed class KvCacheManagerTests
+{
+    [Fact]
+    public void AllocateAndRelease_RestoresThePool()
+    {
+        var kv = new KvCacheManager(8, 4);
+        var table = new List<int>();
+        Assert.True(kv.TryAllocate(5, table));
+        Assert.Equal(3, kv.FreeBlockCount);
+        Assert.False(kv.TryAllocate(4, table));
+        Assert.Equal(5, table.Count);
+        kv.Release(table);
+        Assert.Empty(table);
+        Assert.Equal(8, kv.FreeBlockCount);
+    }
+
+    [Fact]
+    public void FullBlocks_AreReusedByALaterRequestWithTheSamePrefix()
+    {
+        var kv = new KvCacheManager(16, 4);
+        int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        var first = new List<int>();
+        var firstHashes = new List<ulong>();
+        Assert.True(kv.TryAllocate(kv.BlocksFor(tokens.Length), first));
+        kv.CommitFullBlocks(tokens, tokens.Length, first, firstHashes);
+        Assert.Equal(2, firstHashes.Count);
+
+        var second = new List<int>();
+        var secondHashes = new List<ulong>();
+        int[] sharing = [1, 2, 3, 4, 5, 6, 7, 8, 42, 43];
+        Assert.Equal(8, kv.AcquireCachedPrefix(sharing, second, secondHashes));
+        Assert.Equal(first.Take(2), second);
+        Assert.Equal(2, kv.RefCount(second[0]));
+
+        kv.Release(first);
+        kv.Release(second);
+        Assert.Equal(16, kv.FreeBlockCount);
+
+        // Freed blocks still serve the prefix until they are reused.
+        var third = new List<int>();
+        Assert.Equal(8, kv.AcquireCachedPrefix(tokens, third, []));
+        kv.Release(third);
+        Assert.Equal(16, kv.FreeBlockCount);
+        Assert.Equal(2 + 2, kv.PrefixHits);
+    }
+
+    [Fact]
+    public void LastToken_IsNeverServedFromCache()
+    {
+        var kv = new KvCacheManager(8, 4);
+        int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8];
+        var table = new List<int>();
+        var hashes = new List<ulong>();
+        kv.TryAllocate(2, table);
+        kv.CommitFullBlocks(tokens, 8, table, hashes);
+        kv.Release(table);
+        var again = new List<int>();
+        Assert.Equal(4, kv.AcquireCachedPrefix(tokens, again, []));
+        kv.Release(again);
+    }
+
+    [Fact]
+    public void DifferentParent_DoesNotMatch()
+    {
+        var kv = new KvCacheManager(8, 2);
+        var table = new List<int>();
+        var hashes = new List<ulong>();
+        kv.TryAllocate(2, table);
+        kv.CommitFullBlocks([1, 2, 3, 4], 4, table, hashes);
+        kv.Release(table);
+        var other = new List<int>();
+        Assert.Equal(0, kv.AcquireCachedPrefix([9, 9, 3, 4, 5], other, []));
+    }
+
+    [Fact]
+    public void EvictionReusesLeastRecentlyFreedFirst()
+    {
+        var kv = new KvCacheManager(4, 2);
+        var a = new List<int>();
+        var b = new List<int>();
+        kv.TryAllocate(2, a);
+        kv.TryAllocate(2, b);
+        kv.CommitFullBlocks([1, 2, 3, 4], 4, a, []);
+        kv.CommitFullBlocks([5, 6, 7, 8], 4, b, []);
+        kv.Release(a);
+        kv.Release(b);
+
+        // Taking two blocks evicts a's (freed first); b's prefix survives.
+        var c = new List<int>();
+        kv.TryAllocate(2, c);
+        Assert.Equal(0, kv.AcquireCachedPrefix([1, 2, 3, 4, 0], new List<int>(), []));
+        var d = new List<int>();
+        Assert.Equal(4, kv.AcquireCachedPrefix([5, 6, 7, 8, 0], d, []));
+        kv.Release(c);
+        kv.Release(d);
+        Assert.Equal(4, kv.FreeBlockCount);
+    }
+}

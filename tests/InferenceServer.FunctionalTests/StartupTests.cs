@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using InferenceServer.FunctionalTests.Infrastructure;
+
+namespace InferenceServer.FunctionalTests;
+
+/// <summary>A folder that is not a model stops the real executable at start with one line naming the file, and exit code 2.</summary>
+public sealed class StartupTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("not-a-model-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task MissingConfig_ExitsWith2_NamingConfigJson()
+    {
+        var (code, stderr) = await RunServerAsync("--model", _folder);
+        Assert.Equal(2, code);
+        Assert.Contains("config.json", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task UnreadableConfig_ExitsWith2()
+    {
+        File.WriteAllText(Path.Combine(_folder, "config.json"), "{ this is not json");
+        var (code, stderr) = await RunServerAsync("--model", _folder);
+        Assert.Equal(2, code);
+        Assert.Contains("config.json", stderr);
+        Assert.Contains("not valid JSON", stderr);
+    }
+
+    [Fact]
+    public async Task MissingGraph_ExitsWith2_NamingModelOnnx()
+    {
+        File.Copy(Path.Combine(RepositoryPaths.Fixture("llama-gqa"), "config.json"), Path.Combine(_folder, "config.json"));
+        var (code, stderr) = await RunServerAsync("--model", _folder);
+        Assert.Equal(2, code);
+        Assert.Contains("model.onnx", stderr);
+    }
+
+    [Fact]
+    public async Task GraphWithoutKvInputs_ExitsWith2()
+    {
+        File.Copy(Path.Combine(RepositoryPaths.Fixture("llama-gqa"), "config.json"), Path.Combine(_folder, "config.json"));
+        File.WriteAllBytes(Path.Combine(_folder, "model.onnx"), [1, 2, 3, 4]);
+        var (code, stderr) = await RunServerAsync("--model", _folder);
+        Assert.Equal(2, code);
+        Assert.Contains("model.onnx", stderr);
+    }
+
+    [Fact]
+    public async Task BadOption_ExitsWith2()
+    {
+        var (code, stderr) = await RunServerAsync("--model", RepositoryPaths.Fixture("llama-gqa"), "--max-num-seqs", "zero");
+        Assert.Equal(2, code);
+        Assert.Contains("--max-num-seqs", stderr);
+    }
+
+    private static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "InferenceServer.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add("http://127.0.0.1:0");
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await stderr);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.Onnx.Tests.Runtime;
+
+public sealed class OnnxDecoderModelTests
+{
+    [Fact]
+    public void MlaGraph_KvLayoutIsReadFromTheGraph()
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("deepseek-v3-mla")));
+        Assert.Equal(3, model.Spec.KvLayers.Count);
+        Assert.All(model.Spec.KvLayers, layer => Assert.Equal((1, 32, 1, 8), (layer.KeyHeads, layer.KeyWidth, layer.ValueHeads, layer.ValueWidth)));
+        Assert.Equal(3 * (32 + 8) * 4, model.Spec.KvBytesPerToken);
+        Assert.Equal(1024, model.Spec.VocabularySize);
+    }
+
+    [Fact]
+    public void GqaGraph_KvLayout()
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")));
+        Assert.All(model.Spec.KvLayers, layer => Assert.Equal((2, 16, 2, 16), (layer.KeyHeads, layer.KeyWidth, layer.ValueHeads, layer.ValueWidth)));
+    }
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("qwen2")]
+    [InlineData("deepseek-v3-mla")]
+    public void FirstStepLogits_MatchTransformers(string fixture)
+    {
+        var folder = FixturePaths.Fixture(fixture);
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(folder));
+        var store = new PagedKvStore(model.Spec, 64, 16);
+        using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference.json")));
+        var batch = new ForwardBatch();
+        var cases = document.RootElement.GetProperty("cases").EnumerateArray().ToList();
+        var block = 0;
+        foreach (var item in cases)
+        {
+            var prompt = item.GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var blocks = Enumerable.Range(block, (prompt.Length + 15) / 16).ToArray();
+            block += blocks.Length;
+            batch.AddRow(prompt, 0, blocks, wantLogits: true);
+        }
+
+        // All cases in one padded batch: each row's logits equal the single-sequence reference.
+        var logits = new float[cases.Count * model.Spec.VocabularySize];
+        model.Forward(batch, store, logits);
+        for (var r = 0; r < cases.Count; r++)
+        {
+            var expected = cases[r].GetProperty("first_step_logits").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            var actual = logits.AsSpan(r * model.Spec.VocabularySize, model.Spec.VocabularySize);
+            for (var i = 0; i < expected.Length; i++)
+            {
+                Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"row {r} logit {i}: {actual[i]} vs {expected[i]}");
+            }
+        }
+    }
+}
