@@ -22,6 +22,13 @@ public sealed class HfTokenizer
     private readonly bool[] _special;
     private readonly TokenBytesTable _bytes;
 
+    /// <summary>Assembles a tokenizer from the components <see cref="TokenizerJsonLoader"/> built.</summary>
+    /// <param name="normalizer">The normalizer, or null.</param>
+    /// <param name="preTokenizer">The pre-tokenizer, or null.</param>
+    /// <param name="model">The BPE model.</param>
+    /// <param name="addedTokens">The added tokens, special or not.</param>
+    /// <param name="template">What the post-processor adds when special tokens are requested.</param>
+    /// <param name="decoder">The declared decoder.</param>
     internal HfTokenizer(
         TextNormalizer? normalizer,
         PreTokenizerStep? preTokenizer,

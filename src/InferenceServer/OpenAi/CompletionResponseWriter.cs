@@ -30,7 +30,7 @@ internal sealed class CompletionResponseWriter
     /// <summary>Writes the non-streamed response.</summary>
     public void WriteComplete(IBufferWriter<byte> output, IReadOnlyList<ChoiceResult> choices)
     {
-        using var writer = new Utf8JsonWriter(output);
+        using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
         WriteHeader(writer);
         writer.WriteStartArray("choices");
         var usage = new UsageCounter();
@@ -60,7 +60,7 @@ internal sealed class CompletionResponseWriter
     /// <summary>Writes one stream chunk for choice <paramref name="index"/>.</summary>
     public void WriteChunk(IBufferWriter<byte> output, int index, GenerationUpdate update, bool includePrompt)
     {
-        using var writer = new Utf8JsonWriter(output);
+        using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
         WriteHeader(writer);
         writer.WriteStartArray("choices");
         writer.WriteStartObject();
@@ -105,7 +105,7 @@ internal sealed class CompletionResponseWriter
     /// <summary>Writes the final usage chunk of a stream (<c>stream_options.include_usage</c>).</summary>
     public void WriteUsageChunk(IBufferWriter<byte> output, UsageCounter usage)
     {
-        using var writer = new Utf8JsonWriter(output);
+        using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
         WriteHeader(writer);
         writer.WriteStartArray("choices");
         writer.WriteEndArray();

@@ -12,7 +12,7 @@ internal static class ModelsEndpoint
     public static async Task ListAsync(HttpContext context, ServedModel model, DateTimeOffset startedAt)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, JsonOutput.Options))
         {
             writer.WriteStartObject();
             writer.WriteString("object", "list");
@@ -36,7 +36,7 @@ internal static class ModelsEndpoint
         }
 
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, JsonOutput.Options))
         {
             WriteModel(writer, model, startedAt);
         }

@@ -10,7 +10,7 @@ internal static class OpenAiErrors
     public static byte[] Envelope(string message, string type, string? param, string? code)
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
+        using (var writer = new Utf8JsonWriter(stream, JsonOutput.Options))
         {
             writer.WriteStartObject();
             writer.WriteStartObject("error");
