@@ -69,6 +69,9 @@ public sealed class ServedModel : IDisposable
         return new ServedModel(string.IsNullOrWhiteSpace(servedName) ? package.Name : servedName, package, decoder, tokenizer, eos);
     }
 
+    /// <summary>Creates the runner that executes steps over a KV store of <paramref name="blockCount"/> blocks.</summary>
+    public IModelRunner CreateRunner(int blockCount, int blockSize) => new DenseKvRunner(Decoder, blockCount, blockSize);
+
     /// <inheritdoc />
     public void Dispose() => Decoder.Dispose();
 }

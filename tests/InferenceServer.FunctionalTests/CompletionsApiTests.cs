@@ -59,6 +59,26 @@ public sealed class CompletionsApiTests(DefaultModelServer fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task MinTokens_HoldsOffStopTokens()
+    {
+        var response = await Server.CompleteAsync($$"""{"prompt":{{JsonSerializer.Serialize(Prompt)}},"max_tokens":6,"temperature":0,"stop_token_ids":[432],"min_tokens":4,"return_token_ids":true}""");
+        var ids = response.GetProperty("choices")[0].GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.True(ids.Length >= 4);
+        Assert.DoesNotContain(432, ids.Take(4));
+    }
+
+    [Fact]
+    public async Task NGreedy_GivesNIdenticalChoices()
+    {
+        var response = await Server.CompleteAsync($$"""{"prompt":{{JsonSerializer.Serialize(Prompt)}},"max_tokens":10,"temperature":0,"n":3,"ignore_eos":true}""");
+        var choices = response.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.All(choices, c => Assert.Equal("\n    \"\"\"\n    Compute the fibonac", c.GetProperty("text").GetString()));
+        Assert.Equal(30, response.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(9, response.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
+    [Fact]
     public async Task Seed_ReproducesSampledOutput()
     {
         const string body = """{"prompt":"class Parser:\n","max_tokens":24,"temperature":1.0,"top_p":0.95,"top_k":50,"seed":1234,"return_token_ids":true}""";

@@ -16,6 +16,13 @@ public sealed record GenerationRequest
     /// <summary>When generation ends.</summary>
     public required StopConditions Stop { get; init; }
 
+    /// <summary>
+    /// Requests with the same group object share one prompt (the <c>n</c> choices of one request): the scheduler
+    /// admits one of them first and the others once its prompt is in the cache, so they reuse its KV blocks instead of
+    /// recomputing them. Null for an ordinary request.
+    /// </summary>
+    public object? PrefixGroup { get; init; }
+
     /// <summary>Scheduling priority: lower values are served first; ties are first come, first served. Default 0.</summary>
     public int Priority { get; init; }
 }

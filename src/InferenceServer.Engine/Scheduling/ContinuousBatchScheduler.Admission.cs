@@ -28,9 +28,16 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         // Admissions, while there is room in the batch and in the cache for the whole remaining prompt.
-        while (_waiting.Count > 0 && budget > 0 && _running.Count < _options.MaxNumSeqs)
+        for (var w = 0; w < _waiting.Count && budget > 0 && _running.Count < _options.MaxNumSeqs;)
         {
-            var sequence = _waiting[0];
+            var sequence = _waiting[w];
+            if (IsWaitingForGroupPrompt(sequence))
+            {
+                // A sibling is computing the shared prompt; admitting this one now would compute it twice.
+                w++;
+                continue;
+            }
+
             if (sequence.Blocks.Count == 0)
             {
                 var cached = _kv.AcquireCachedPrefix(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Blocks, sequence.BlockHashes);
@@ -51,7 +58,7 @@ public sealed partial class ContinuousBatchScheduler
                 break;
             }
 
-            _waiting.RemoveAt(0);
+            _waiting.RemoveAt(w);
             _running.Add(sequence);
             var chunk = Math.Min(sequence.Remaining, budget);
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
@@ -59,6 +66,27 @@ public sealed partial class ContinuousBatchScheduler
             _chunks.Add(chunk);
             budget -= chunk;
         }
+    }
+
+    private bool IsWaitingForGroupPrompt(Sequence sequence)
+    {
+        var group = sequence.Request.PrefixGroup;
+        if (group is null || !_kv.PrefixCachingEnabled)
+        {
+            return false;
+        }
+
+        // The tokens a sibling can take from the cache: the prompt's full blocks, short of the last token.
+        var shared = (sequence.PromptLength - 1) / _kv.BlockSize * _kv.BlockSize;
+        foreach (var running in _running)
+        {
+            if (ReferenceEquals(running.Request.PrefixGroup, group) && running.Computed < shared)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -93,6 +121,7 @@ public sealed partial class ContinuousBatchScheduler
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;
         sequence.Preemptions++;
+        Interlocked.Increment(ref _preemptions);
         InsertWaiting(sequence);
         Log.Preempted(_logger, sequence.Request.RequestId);
     }

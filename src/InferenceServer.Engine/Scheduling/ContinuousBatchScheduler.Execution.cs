@@ -26,7 +26,7 @@ public sealed partial class ContinuousBatchScheduler
 
         try
         {
-            _model.Decoder.Forward(_batch, _store, _logits);
+            _runner.Forward(_batch, _logits);
         }
         catch (Exception ex)
         {

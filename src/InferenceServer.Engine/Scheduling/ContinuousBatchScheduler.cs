@@ -22,7 +22,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Channel<Sequence> _incoming;
     private readonly KvCacheManager _kv;
-    private readonly PagedKvStore _store;
+    private readonly IModelRunner _runner;
     private readonly ForwardBatch _batch = new();
     private readonly Sampler _sampler = new();
     private readonly List<Sequence> _waiting = [];
@@ -44,7 +44,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         _logger = logger;
         var blocks = PlanKvBlocks(model.Spec, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
-        _store = new PagedKvStore(model.Spec, blocks, options.BlockSize);
+        _runner = model.CreateRunner(blocks, options.BlockSize);
         _incoming = Channel.CreateBounded<Sequence>(new BoundedChannelOptions(options.MaxQueuedRequests)
         {
             SingleReader = true,
@@ -73,6 +73,16 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     public bool IsRunning => _thread.IsAlive && !_stopping.IsCancellationRequested;
 
     private int _usedBlocks;
+    private long _preemptions;
+
+    /// <summary>Sequences preempted (blocks freed, recomputed later) since start.</summary>
+    public long Preemptions => Interlocked.Read(ref _preemptions);
+
+    /// <summary>Prefix-cache lookups since start, in blocks (read on the loop's thread or when idle).</summary>
+    public long PrefixCacheQueries => _kv.PrefixQueries;
+
+    /// <summary>Prefix-cache hits since start, in blocks.</summary>
+    public long PrefixCacheHits => _kv.PrefixHits;
 
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();
@@ -116,6 +126,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         }
 
         _stopping.Dispose();
+        _runner.Dispose();
     }
 
     private void Run()

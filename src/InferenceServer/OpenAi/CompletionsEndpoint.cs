@@ -40,6 +40,7 @@ internal static class CompletionsEndpoint
         {
             for (var p = 0; p < request.Prompts.Count; p++)
             {
+                var group = request.N > 1 ? new object() : null;
                 for (var k = 0; k < request.N; k++)
                 {
                     var generation = new GenerationRequest
@@ -49,6 +50,7 @@ internal static class CompletionsEndpoint
                         Sampling = request.N > 1 && request.Sampling.Seed is { } seed ? request.Sampling with { Seed = unchecked(seed + k) } : request.Sampling,
                         Stop = request.Stop,
                         Priority = request.Priority,
+                        PrefixGroup = group,
                     };
                     if (!scheduler.TrySubmit(generation, out var updates, lifetime.Token))
                     {

@@ -81,6 +81,7 @@ public sealed class ContinuousBatchSchedulerTests
         Assert.Equal(reference1, (await SchedulerHarness.CollectAsync(a)).Tokens);
         Assert.Equal(reference2, (await SchedulerHarness.CollectAsync(b)).Tokens);
         Assert.Equal(cases[0].Greedy, (await SchedulerHarness.CollectAsync(c)).Tokens);
+        Assert.True(harness.Scheduler.Preemptions > 0, "the KV budget should have forced a preemption");
         await harness.WaitIdleAsync();
         Assert.Equal(0, harness.Scheduler.UsedBlocks);
     }
@@ -131,5 +132,91 @@ public sealed class ContinuousBatchSchedulerTests
         await harness.WaitIdleAsync();
         Assert.Equal(0, harness.Scheduler.UsedBlocks);
         Assert.Equal(0, harness.Scheduler.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task NChoices_SharePromptBlocks_AndMatch()
+    {
+        await using var harness = SchedulerHarness.Start("llama-gqa");
+        var prompt = Enumerable.Range(0, 100).Select(i => (i * 17 % 1000) + 3).ToArray();
+        var alone = (await SchedulerHarness.CollectAsync(harness.Submit(prompt, 12))).Tokens;
+
+        // Fresh prompt for the group so that only siblings can share it.
+        int[] groupPrompt = [.. prompt.Reverse()];
+        var reference = (await SchedulerHarness.CollectAsync(harness.Submit([.. groupPrompt, 1], 1))).Tokens;
+        var hitsBefore = harness.Scheduler.PrefixCacheHits;
+        var group = new object();
+        var streams = Enumerable.Range(0, 3).Select(_ => harness.Submit(groupPrompt, 12, group: group)).ToList();
+        var results = new List<int[]>();
+        foreach (var stream in streams)
+        {
+            results.Add((await SchedulerHarness.CollectAsync(stream)).Tokens);
+        }
+
+        Assert.All(results, r => Assert.Equal(results[0], r));
+        Assert.NotEmpty(alone);
+        Assert.NotEmpty(reference);
+
+        // Every sibling after the first finds the prompt's 6 full blocks in the cache (the first found them from the warm-up).
+        Assert.True(harness.Scheduler.PrefixCacheHits - hitsBefore >= 3 * 6, $"hits: {harness.Scheduler.PrefixCacheHits - hitsBefore}");
+        await harness.WaitIdleAsync();
+        Assert.Equal(0, harness.Scheduler.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task NChoices_WithoutWarmCache_AdmitSiblingsAfterThePrompt()
+    {
+        var harness = SchedulerHarness.Create("qwen2");
+        await using var _ = harness;
+        var prompt = Enumerable.Range(0, 40).Select(i => (i * 29 % 1000) + 3).ToArray();
+        var group = new object();
+        var streams = Enumerable.Range(0, 3).Select(_ => harness.Submit(prompt, 4, group: group)).ToList();
+
+        harness.Scheduler.Step();
+
+        // Only the first sibling ran: it computed the prompt and produced a token; the others waited for its blocks.
+        Assert.Single(SchedulerHarness.Drain(streams[0]));
+        Assert.Empty(SchedulerHarness.Drain(streams[1]));
+        Assert.Empty(SchedulerHarness.Drain(streams[2]));
+        var hits = harness.Scheduler.PrefixCacheHits;
+        harness.Scheduler.Step();
+        Assert.Equal(hits + (2 * 2), harness.Scheduler.PrefixCacheHits);
+    }
+
+    [Fact]
+    public async Task ChunkedPrefill_LongPromptDoesNotStallRunningDecodes()
+    {
+        var harness = SchedulerHarness.Create("llama-gqa", new SchedulerOptions { MaxNumBatchedTokens = 64 });
+        await using var _ = harness;
+        var decoding = harness.Submit([5, 6, 7], 50);
+        harness.Scheduler.Step();
+        Assert.Single(SchedulerHarness.Drain(decoding));
+
+        var longPrompt = Enumerable.Range(0, 300).Select(i => (i * 7 % 1000) + 3).ToArray();
+        var prefilling = harness.Submit(longPrompt, 5);
+
+        // 300 prompt tokens at 63 per step (the decode takes one of 64) need 5 steps; the decode advances in each.
+        for (var step = 0; step < 4; step++)
+        {
+            harness.Scheduler.Step();
+            Assert.Single(SchedulerHarness.Drain(decoding));
+            Assert.Empty(SchedulerHarness.Drain(prefilling));
+        }
+
+        harness.Scheduler.Step();
+        Assert.Single(SchedulerHarness.Drain(decoding));
+        Assert.Single(SchedulerHarness.Drain(prefilling));
+    }
+
+    [Fact]
+    public async Task Priority_AdmitsLowerValueFirst()
+    {
+        var harness = SchedulerHarness.Create("llama-gqa", new SchedulerOptions { MaxNumSeqs = 1 });
+        await using var _ = harness;
+        var late = harness.Submit([5, 6, 7], 2, priority: 5);
+        var urgent = harness.Submit([8, 9, 10], 2, priority: -1);
+        harness.Scheduler.Step();
+        Assert.Single(SchedulerHarness.Drain(urgent));
+        Assert.Empty(SchedulerHarness.Drain(late));
     }
 }

@@ -35,10 +35,29 @@ internal sealed class SchedulerHarness : IAsyncDisposable
 
     public static SchedulerHarness Start(string fixture, SchedulerOptions? options = null)
     {
+        var harness = Create(fixture, options);
+        harness.Scheduler.Start();
+        return harness;
+    }
+
+    /// <summary>A scheduler whose loop is not started: the test drives it with <see cref="ContinuousBatchScheduler.Step"/>.</summary>
+    public static SchedulerHarness Create(string fixture, SchedulerOptions? options = null)
+    {
         var model = ServedModel.Load(Fixture(fixture));
         var scheduler = new ContinuousBatchScheduler(model, options ?? new SchedulerOptions(), NullLogger<ContinuousBatchScheduler>.Instance);
-        scheduler.Start();
         return new SchedulerHarness(model, scheduler);
+    }
+
+    /// <summary>Updates already written to <paramref name="updates"/>, without waiting.</summary>
+    public static List<GenerationUpdate> Drain(ChannelReader<GenerationUpdate> updates)
+    {
+        var list = new List<GenerationUpdate>();
+        while (updates.TryRead(out var update))
+        {
+            list.Add(update);
+        }
+
+        return list;
     }
 
     public static IReadOnlyList<(int[] Prompt, int[] Greedy)> Cases(string fixture)
@@ -49,7 +68,7 @@ internal sealed class SchedulerHarness : IAsyncDisposable
             .ToList();
     }
 
-    public ChannelReader<GenerationUpdate> Submit(int[] prompt, int maxTokens, CancellationToken cancellationToken = default, int priority = 0, SamplingParameters? sampling = null)
+    public ChannelReader<GenerationUpdate> Submit(int[] prompt, int maxTokens, CancellationToken cancellationToken = default, int priority = 0, SamplingParameters? sampling = null, object? group = null)
     {
         var request = new GenerationRequest
         {
@@ -58,6 +77,7 @@ internal sealed class SchedulerHarness : IAsyncDisposable
             Sampling = sampling ?? SamplingParameters.Greedy,
             Stop = new StopConditions { MaxTokens = maxTokens, IgnoreEos = true },
             Priority = priority,
+            PrefixGroup = group,
         };
         Assert.True(Scheduler.TrySubmit(request, out var updates, cancellationToken));
         return updates;

@@ -1,0 +1,168 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using InferenceServer.Bench;
+
+namespace InferenceServer.LoadGenerator;
+
+/// <summary>
+/// Sends streamed <c>POST /v1/completions</c> requests with token-id prompts and times the Server-Sent Events that come
+/// back. Tokens are counted from each chunk's <c>token_ids</c> (<c>return_token_ids</c>), never from text.
+/// </summary>
+internal sealed class CompletionClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly string? _model;
+
+    /// <summary>A client for the server at <paramref name="baseUrl"/>; <paramref name="model"/> is sent when not null.</summary>
+    public CompletionClient(Uri baseUrl, string? model)
+    {
+        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false };
+        _http = new HttpClient(handler) { BaseAddress = baseUrl, Timeout = Timeout.InfiniteTimeSpan };
+        _model = model;
+    }
+
+    /// <summary>What one request gave: the generated ids and the sample, or the error that failed it.</summary>
+    internal sealed record Outcome(RequestSample? Sample, List<int> TokenIds, string? Error);
+
+    /// <summary>Streams a completion of <paramref name="maxTokens"/> tokens for <paramref name="prompt"/> (greedy).</summary>
+    public async Task<Outcome> CompleteAsync(int[] prompt, int maxTokens, bool ignoreEos, CancellationToken cancellationToken)
+    {
+        var ids = new List<int>(maxTokens);
+        var gaps = new List<double>(maxTokens);
+        var start = Stopwatch.GetTimestamp();
+        long first = 0;
+        long last = 0;
+        long end;
+        try
+        {
+            using var content = new ByteArrayContent(Body(prompt, maxTokens, ignoreEos));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = content };
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                var text = await response.Content.ReadAsStringAsync(cancellationToken);
+                return new Outcome(null, ids, $"HTTP {(int)response.StatusCode}: {text}");
+            }
+
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            var done = false;
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (!line.StartsWith("data:", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var data = line.AsMemory(5).Trim();
+                if (data.Span.SequenceEqual("[DONE]"))
+                {
+                    done = true;
+                    break;
+                }
+
+                var count = ReadChunk(data, ids, out var error);
+                if (error is not null)
+                {
+                    return new Outcome(null, ids, error);
+                }
+
+                if (count > 0)
+                {
+                    var now = Stopwatch.GetTimestamp();
+                    if (first == 0)
+                    {
+                        first = now;
+                    }
+                    else
+                    {
+                        gaps.Add(Stopwatch.GetElapsedTime(last, now).TotalMilliseconds);
+                    }
+
+                    last = now;
+                }
+            }
+
+            end = Stopwatch.GetTimestamp();
+            if (!done || ids.Count == 0)
+            {
+                return new Outcome(null, ids, done ? "the stream carried no tokens" : "the stream ended without [DONE]");
+            }
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or JsonException)
+        {
+            return new Outcome(null, ids, ex.Message);
+        }
+
+        var ttft = Stopwatch.GetElapsedTime(start, first).TotalMilliseconds;
+        var e2e = Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
+        return new Outcome(new RequestSample(prompt.Length, ids.Count, ttft, e2e, gaps), ids, null);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _http.Dispose();
+
+    private byte[] Body(int[] prompt, int maxTokens, bool ignoreEos)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (_model is not null)
+            {
+                json.WriteString("model", _model);
+            }
+
+            json.WriteStartArray("prompt");
+            foreach (var id in prompt)
+            {
+                json.WriteNumberValue(id);
+            }
+
+            json.WriteEndArray();
+            json.WriteNumber("max_tokens", maxTokens);
+            json.WriteNumber("temperature", 0);
+            json.WriteBoolean("ignore_eos", ignoreEos);
+            json.WriteBoolean("stream", true);
+            json.WriteBoolean("return_token_ids", true);
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>Adds the chunk's <c>token_ids</c> to <paramref name="ids"/> and returns how many it carried.</summary>
+    private static int ReadChunk(ReadOnlyMemory<char> data, List<int> ids, out string? error)
+    {
+        error = null;
+        using var document = JsonDocument.Parse(data);
+        var root = document.RootElement;
+        if (root.TryGetProperty("error", out var problem) && problem.ValueKind != JsonValueKind.Null)
+        {
+            error = problem.ToString();
+            return 0;
+        }
+
+        var count = 0;
+        if (root.TryGetProperty("choices", out var choices))
+        {
+            foreach (var choice in choices.EnumerateArray())
+            {
+                if (choice.TryGetProperty("token_ids", out var tokens) && tokens.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (var token in tokens.EnumerateArray())
+                    {
+                        ids.Add(token.GetInt32());
+                        count++;
+                    }
+                }
+            }
+        }
+
+        return count;
+    }
+}

@@ -1,0 +1,28 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Runs engine steps for a model over a KV store it owns. The scheduler speaks only in block ids (its KV-cache manager
+/// decides which block holds which tokens); where the bytes live (host pages assembled into dense past tensors, device
+/// memory, another process behind attention offloading) is the runner's business, so a new store needs no scheduler change.
+/// </summary>
+public interface IModelRunner : IDisposable
+{
+    /// <summary>The model's vocabulary, context length and KV layout.</summary>
+    ModelSpec Spec { get; }
+
+    /// <summary>Blocks in the runner's KV store.</summary>
+    int BlockCount { get; }
+
+    /// <summary>Tokens per block.</summary>
+    int BlockSize { get; }
+
+    /// <summary>
+    /// Runs <paramref name="batch"/>: writes each row's new tokens' KV into its blocks and the last-position logits of the
+    /// rows that want them into <paramref name="logits"/> (<see cref="ModelSpec.VocabularySize"/> floats per row, in row order).
+    /// </summary>
+    void Forward(ForwardBatch batch, Span<float> logits);
+
+    /// <summary>Copies one block's KV to another (copy-on-write of a shared partial block).</summary>
+    void CopyBlock(int source, int destination);
+}
