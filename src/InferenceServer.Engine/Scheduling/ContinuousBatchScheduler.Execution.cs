@@ -15,7 +15,7 @@ public sealed partial class ContinuousBatchScheduler
             var sequence = _scheduled[i];
             var chunk = _chunks[i];
             var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, chunk);
-            _batch.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), sequence.Computed + chunk == sequence.Tokens.Count);
+            _batch.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), sequence.Computed + chunk == sequence.Tokens.Count, sequence.Arrival);
         }
 
         var vocab = _model.Spec.VocabularySize;

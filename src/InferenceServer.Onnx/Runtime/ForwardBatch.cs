@@ -14,6 +14,7 @@ public sealed class ForwardBatch
     private int[] _blocks = new int[256];
     private int[] _blockOffsets = new int[17];
     private bool[] _wantLogits = new bool[16];
+    private long[] _sequenceIds = new long[16];
 
     /// <summary>Rows in this step.</summary>
     public int RowCount { get; private set; }
@@ -41,8 +42,12 @@ public sealed class ForwardBatch
         _blockOffsets[0] = 0;
     }
 
-    /// <summary>Adds a row: run <paramref name="tokens"/> at positions <paramref name="pastLength"/>.., whose KV (past and new) lives in <paramref name="blockTable"/>.</summary>
-    public void AddRow(ReadOnlySpan<int> tokens, int pastLength, ReadOnlySpan<int> blockTable, bool wantLogits)
+    /// <summary>
+    /// Adds a row: run <paramref name="tokens"/> at positions <paramref name="pastLength"/>.., whose KV (past and new) lives
+    /// in <paramref name="blockTable"/>. <paramref name="sequenceId"/> identifies the sequence across steps (unique while it
+    /// lives; -1 when unknown), which lets a runner keep per-batch state when the same sequences come back.
+    /// </summary>
+    public void AddRow(ReadOnlySpan<int> tokens, int pastLength, ReadOnlySpan<int> blockTable, bool wantLogits, long sequenceId = -1)
     {
         if (tokens.IsEmpty)
         {
@@ -63,6 +68,7 @@ public sealed class ForwardBatch
 
         _pastLengths[row] = pastLength;
         _wantLogits[row] = wantLogits;
+        _sequenceIds[row] = sequenceId;
         RowCount = row + 1;
         if (wantLogits)
         {
@@ -85,6 +91,9 @@ public sealed class ForwardBatch
     /// <summary>Whether <paramref name="row"/>'s last logits are wanted.</summary>
     public bool WantsLogits(int row) => _wantLogits[row];
 
+    /// <summary>The sequence of <paramref name="row"/>, or -1.</summary>
+    public long SequenceId(int row) => _sequenceIds[row];
+
     private void EnsureRows(int rows)
     {
         if (rows + 1 > _tokenOffsets.Length)
@@ -94,6 +103,7 @@ public sealed class ForwardBatch
             Array.Resize(ref _blockOffsets, size);
             Array.Resize(ref _pastLengths, size);
             Array.Resize(ref _wantLogits, size);
+            Array.Resize(ref _sequenceIds, size);
         }
     }
 

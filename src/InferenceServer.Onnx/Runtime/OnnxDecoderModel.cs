@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using InferenceServer.Onnx.Packaging;
 using Microsoft.ML.OnnxRuntime;
 
@@ -120,22 +121,46 @@ public sealed partial class OnnxDecoderModel : IDisposable
     /// Runs one step for <paramref name="batch"/> over <paramref name="store"/>. The logits of the rows that want them
     /// are written to <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats each, in row order.
     /// </summary>
-    public void Forward(ForwardBatch batch, PagedKvStore store, Span<float> logits)
+    public void Forward(ForwardBatch batch, PagedKvStore store, Span<float> logits) => ForwardTimed(batch, store, logits);
+
+    /// <summary>
+    /// <see cref="Forward"/>, returning where the step's time went (for profiling; the timestamps cost nanoseconds).
+    /// </summary>
+    public StepTiming ForwardTimed(ForwardBatch batch, PagedKvStore store, Span<float> logits)
     {
+        var start = Stopwatch.GetTimestamp();
         var rows = batch.RowCount;
-        var newLength = batch.MaxNewTokens;
-        var pastLength = batch.MaxPastLength;
-        var totalLength = pastLength + newLength;
         var vocab = Spec.VocabularySize;
         if (logits.Length < batch.LogitRowCount * vocab)
         {
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
 
-        FillTokenInputs(batch, rows, newLength, pastLength, totalLength);
-        GatherPast(batch, store, rows, pastLength);
+        // Same sequences, in the same order, each decoding one token: last step's present tensors are this step's past,
+        // masks extended by one, and nothing is gathered. Any other batch is assembled from the pages.
+        var reuse = CanReusePresent(batch);
+        int newLength, pastLength;
+        if (reuse)
+        {
+            newLength = 1;
+            pastLength = _lastTotalLength;
+            FillDecodeInputsOverPresent(batch, rows, pastLength);
+        }
+        else
+        {
+            ReleasePresent();
+            newLength = batch.MaxNewTokens;
+            pastLength = batch.MaxPastLength;
+            FillTokenInputs(batch, rows, newLength, pastLength, pastLength + newLength);
+            GatherPast(batch, store, rows, pastLength);
+        }
+
+        var totalLength = pastLength + newLength;
+        var gathered = Stopwatch.GetTimestamp();
 
         var input = 0;
+        var firstPast = 0;
+        IDisposableReadOnlyCollection<OrtValue>? outputs = null;
         try
         {
             _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputIds.AsMemory(0, rows * newLength), [rows, newLength]);
@@ -150,7 +175,14 @@ public sealed partial class OnnxDecoderModel : IDisposable
                 _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _useCacheBranch.AsMemory(), [1]);
             }
 
-            for (var i = 0; i < Spec.KvLayers.Count; i++)
+            firstPast = input;
+            for (var i = 0; reuse && i < Spec.KvLayers.Count; i++)
+            {
+                _inputs[input++] = _lastPresent![1 + (2 * i)];
+                _inputs[input++] = _lastPresent[2 + (2 * i)];
+            }
+
+            for (var i = 0; !reuse && i < Spec.KvLayers.Count; i++)
             {
                 var layer = Spec.KvLayers[i];
                 _inputs[input++] = OrtValue.CreateTensorValueFromMemory(
@@ -163,7 +195,8 @@ public sealed partial class OnnxDecoderModel : IDisposable
                     [rows, layer.ValueHeads, pastLength, layer.ValueWidth]);
             }
 
-            using var outputs = _session.Run(_runOptions, _inputNames, _inputs, _outputNames);
+            outputs = _session.Run(_runOptions, _inputNames, _inputs, _outputNames);
+            var ran = Stopwatch.GetTimestamp();
             CopyLogits(batch, outputs[0].GetTensorDataAsSpan<float>(), newLength, logits);
             for (var i = 0; i < Spec.KvLayers.Count; i++)
             {
@@ -171,12 +204,29 @@ public sealed partial class OnnxDecoderModel : IDisposable
                 ScatterPresent(batch, outputs[1 + (2 * i)].GetTensorDataAsSpan<float>(), store.Keys[i], store.BlockSize, layer.KeyHeads, layer.KeyWidth, pastLength, totalLength);
                 ScatterPresent(batch, outputs[2 + (2 * i)].GetTensorDataAsSpan<float>(), store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
             }
+
+            KeepPresent(batch, outputs, totalLength);
+            outputs = null;
+            return new StepTiming(
+                Stopwatch.GetElapsedTime(start, gathered).TotalMilliseconds,
+                Stopwatch.GetElapsedTime(gathered, ran).TotalMilliseconds,
+                Stopwatch.GetElapsedTime(ran).TotalMilliseconds);
+        }
+        catch
+        {
+            ReleasePresent();
+            throw;
         }
         finally
         {
+            outputs?.Dispose();
             for (var i = 0; i < input; i++)
             {
-                _inputs[i].Dispose();
+                // Past tensors borrowed from the last step's outputs are released with that collection, not here.
+                if (!reuse || i < firstPast)
+                {
+                    _inputs[i].Dispose();
+                }
             }
         }
     }
@@ -184,6 +234,7 @@ public sealed partial class OnnxDecoderModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        ReleasePresent();
         _runOptions.Dispose();
         _session.Dispose();
     }
