@@ -9,24 +9,38 @@ public sealed partial class ContinuousBatchScheduler
 {
     private void Execute()
     {
+        // Dense-past graphs pad every row to the longest in the run, so decodes (one token) and prefill chunks run as two
+        // batches: a decode never pays for a prompt's length, and the decode batch keeps its shape between steps.
+        OrderDecodesFirst();
         _batch.Clear();
+        _prefillBatch.Clear();
         for (var i = 0; i < _scheduled.Count; i++)
         {
             var sequence = _scheduled[i];
             var chunk = _chunks[i];
             var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, chunk);
-            _batch.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), sequence.Computed + chunk == sequence.Tokens.Count, sequence.Arrival);
+            var target = chunk == 1 ? _batch : _prefillBatch;
+            target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), sequence.Computed + chunk == sequence.Tokens.Count, sequence.Arrival);
         }
 
         var vocab = _model.Spec.VocabularySize;
-        if (_logits.Length < _batch.LogitRowCount * vocab)
+        var logitRows = _batch.LogitRowCount + _prefillBatch.LogitRowCount;
+        if (_logits.Length < logitRows * vocab)
         {
-            _logits = new float[Math.Max(_batch.LogitRowCount, _options.MaxNumSeqs) * vocab];
+            _logits = new float[Math.Max(logitRows, _options.MaxNumSeqs) * vocab];
         }
 
         try
         {
-            _runner.Forward(_batch, _logits);
+            if (_batch.RowCount > 0)
+            {
+                _runner.Forward(_batch, _logits);
+            }
+
+            if (_prefillBatch.RowCount > 0)
+            {
+                _runner.Forward(_prefillBatch, _logits.AsSpan(_batch.LogitRowCount * vocab));
+            }
         }
         catch (Exception ex)
         {
@@ -53,6 +67,30 @@ public sealed partial class ContinuousBatchScheduler
                 logitRow++;
                 Advance(sequence, logits);
             }
+        }
+    }
+
+    /// <summary>Stable partition of the scheduled rows: one-token rows first, in the order the logits come back.</summary>
+    private void OrderDecodesFirst()
+    {
+        var decodes = 0;
+        for (var i = 0; i < _scheduled.Count; i++)
+        {
+            if (_chunks[i] != 1)
+            {
+                continue;
+            }
+
+            var sequence = _scheduled[i];
+            for (var j = i; j > decodes; j--)
+            {
+                _scheduled[j] = _scheduled[j - 1];
+                _chunks[j] = _chunks[j - 1];
+            }
+
+            _scheduled[decodes] = sequence;
+            _chunks[decodes] = 1;
+            decodes++;
         }
     }
 

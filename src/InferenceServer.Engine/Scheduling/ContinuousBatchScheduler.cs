@@ -24,6 +24,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private readonly KvCacheManager _kv;
     private readonly IModelRunner _runner;
     private readonly ForwardBatch _batch = new();
+    private readonly ForwardBatch _prefillBatch = new();
     private readonly Sampler _sampler = new();
     private readonly List<Sequence> _waiting = [];
     private readonly List<Sequence> _running = [];

@@ -139,6 +139,7 @@ public sealed partial class OnnxDecoderModel : IDisposable
         // Same sequences, in the same order, each decoding one token: last step's present tensors are this step's past,
         // masks extended by one, and nothing is gathered. Any other batch is assembled from the pages.
         var reuse = CanReusePresent(batch);
+        var decodeOnly = batch.MaxNewTokens == 1;
         int newLength, pastLength;
         if (reuse)
         {
@@ -148,7 +149,12 @@ public sealed partial class OnnxDecoderModel : IDisposable
         }
         else
         {
-            ReleasePresent();
+            // A prefill batch leaves the decode batch's kept present alone: the next decode step may still reuse it.
+            if (decodeOnly)
+            {
+                ReleasePresent();
+            }
+
             newLength = batch.MaxNewTokens;
             pastLength = batch.MaxPastLength;
             FillTokenInputs(batch, rows, newLength, pastLength, pastLength + newLength);
@@ -205,8 +211,12 @@ public sealed partial class OnnxDecoderModel : IDisposable
                 ScatterPresent(batch, outputs[2 + (2 * i)].GetTensorDataAsSpan<float>(), store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
             }
 
-            KeepPresent(batch, outputs, totalLength);
-            outputs = null;
+            if (decodeOnly)
+            {
+                KeepPresent(batch, outputs, totalLength);
+                outputs = null;
+            }
+
             return new StepTiming(
                 Stopwatch.GetElapsedTime(start, gathered).TotalMilliseconds,
                 Stopwatch.GetElapsedTime(gathered, ran).TotalMilliseconds,
