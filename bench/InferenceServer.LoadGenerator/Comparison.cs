@@ -5,43 +5,60 @@ using InferenceServer.Bench;
 
 namespace InferenceServer.LoadGenerator;
 
-/// <summary>Puts a server run and a baseline run (both <c>--json</c> reports) side by side, level by level.</summary>
+/// <summary>
+/// Puts server runs and baseline runs (<c>--json</c> reports, one pair per round) side by side, level by level.
+/// Each number is the median over the rounds, so that rounds run alternately on a noisy machine even out.
+/// </summary>
 internal static class Comparison
 {
-    /// <summary>A Markdown table of both sides and their ratios (server / baseline), then the server's scaling.</summary>
-    public static string Table(RunReport server, RunReport baseline)
+    /// <summary>A Markdown table of both sides and their ratios (server / baseline), then each side's scaling.</summary>
+    public static string Table(IReadOnlyList<RunReport> servers, IReadOnlyList<RunReport> baselines)
     {
+        var server = servers[0];
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"server = {server.Backend} ({server.Target}); baseline = {baseline.Backend}; input {server.InputLength}, output {server.OutputLength}; times in ms");
+        text.AppendLine(CultureInfo.InvariantCulture, $"server = {server.Backend} ({server.Target}); baseline = {baselines[0].Backend}; input {server.InputLength}, output {server.OutputLength}; medians over {servers.Count} server and {baselines.Count} baseline rounds; times in ms");
         text.AppendLine();
-        text.AppendLine("| conc | server out tok/s | baseline out tok/s | ratio | server TTFT p50 | baseline TTFT p50 | ratio | server ITL p50 | baseline ITL p50 | ratio | server ITL p99 | baseline ITL p99 | ratio |");
-        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var s in server.Levels)
+        text.AppendLine("| conc | server out tok/s | baseline out tok/s | ratio | ratio per round | server TTFT p50 | baseline TTFT p50 | ratio | server ITL p50 | baseline ITL p50 | ratio | server ITL p99 | baseline ITL p99 | ratio |");
+        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var concurrency in server.Levels.Select(static l => l.Concurrency))
         {
-            var b = baseline.Levels.FirstOrDefault(l => l.Concurrency == s.Concurrency);
-            if (b is null)
+            var s = Levels(servers, concurrency);
+            var b = Levels(baselines, concurrency);
+            if (s.Count == 0 || b.Count == 0)
             {
                 continue;
             }
 
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {s.Concurrency} | {Cells(s.OutputThroughput, b.OutputThroughput)} | {Cells(s.TtftMs.P50, b.TtftMs.P50)} | {Cells(s.ItlMs.P50, b.ItlMs.P50)} | {Cells(s.ItlMs.P99, b.ItlMs.P99)} |");
+            var rounds = string.Join(" ", s.Zip(b, static (x, y) => Ratio(x.OutputThroughput, y.OutputThroughput)));
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {Cells(s, b, static l => l.OutputThroughput)} | {rounds} | {Cells(s, b, static l => l.TtftMs.P50)} | {Cells(s, b, static l => l.ItlMs.P50)} | {Cells(s, b, static l => l.ItlMs.P99)} |");
         }
 
         text.AppendLine();
-        foreach (var report in (ReadOnlySpan<RunReport>)[server, baseline])
+        foreach (var reports in (ReadOnlySpan<IReadOnlyList<RunReport>>)[servers, baselines])
         {
-            var one = report.Levels.FirstOrDefault(static l => l.Concurrency == 1);
-            var sixteen = report.Levels.FirstOrDefault(static l => l.Concurrency == 16);
-            if (one is not null && sixteen is not null)
+            var one = Median(Levels(reports, 1), static l => l.OutputThroughput);
+            var sixteen = Median(Levels(reports, 16), static l => l.OutputThroughput);
+            if (one > 0 && sixteen > 0)
             {
-                text.AppendLine(CultureInfo.InvariantCulture, $"{report.Backend}: output tok/s at concurrency 16 / concurrency 1 = {ResultTable.F(sixteen.OutputThroughput, 1)} / {ResultTable.F(one.OutputThroughput, 1)} = {Ratio(sixteen.OutputThroughput, one.OutputThroughput)}");
+                text.AppendLine(CultureInfo.InvariantCulture, $"{reports[0].Backend}: output tok/s at concurrency 16 / concurrency 1 = {ResultTable.F(sixteen, 1)} / {ResultTable.F(one, 1)} = {Ratio(sixteen, one)}");
             }
         }
 
         return text.ToString();
     }
 
-    private static string Cells(double server, double baseline) => $"{ResultTable.F(server, 1)} | {ResultTable.F(baseline, 1)} | {Ratio(server, baseline)}";
+    private static List<LevelResult> Levels(IReadOnlyList<RunReport> reports, int concurrency) =>
+        [.. reports.SelectMany(r => r.Levels.Where(l => l.Concurrency == concurrency))];
+
+    private static string Cells(List<LevelResult> server, List<LevelResult> baseline, Func<LevelResult, double> metric)
+    {
+        var s = Median(server, metric);
+        var b = Median(baseline, metric);
+        return $"{ResultTable.F(s, 1)} | {ResultTable.F(b, 1)} | {Ratio(s, b)}";
+    }
+
+    private static double Median(List<LevelResult> levels, Func<LevelResult, double> metric) =>
+        levels.Count == 0 ? 0 : Distribution.Percentile([.. levels.Select(metric).Order()], 50);
 
     private static string Ratio(double a, double b) => b > 0 ? ResultTable.F(a / b, 2) + "x" : "n/a";
 }

@@ -4,7 +4,7 @@ using InferenceServer.LoadGenerator;
 
 const string Usage = """
     usage: InferenceServer.LoadGenerator [options]
-           InferenceServer.LoadGenerator compare --server FILE --baseline FILE
+           InferenceServer.LoadGenerator compare --server FILE[,FILE...] --baseline FILE[,FILE...]
       --url URL                  server base URL (default http://127.0.0.1:8000)
       --model NAME               model id to send (default: none, the server's only model)
       --concurrency C            fixed concurrency (default 1); with --request-rate, the most requests in flight
@@ -26,9 +26,7 @@ try
     if (args.Length > 0 && args[0] == "compare")
     {
         var compare = new CommandLine(args[1..], ["server", "baseline"], []);
-        Console.Write(Comparison.Table(
-            ResultTable.Read(compare.String("server") ?? throw new FormatException("--server is required")),
-            ResultTable.Read(compare.String("baseline") ?? throw new FormatException("--baseline is required"))));
+        Console.Write(Comparison.Table(Reports(compare, "server"), Reports(compare, "baseline")));
         return 0;
     }
 
@@ -49,6 +47,9 @@ catch (FormatException ex)
     Console.Error.WriteLine($"error: {ex.Message}\n{Usage}");
     return 2;
 }
+
+static RunReport[] Reports(CommandLine options, string name) =>
+    [.. (options.String(name) ?? throw new FormatException($"--{name} is required")).Split(',').Select(ResultTable.Read)];
 
 static async Task<int> RunAsync(CommandLine options)
 {
@@ -94,7 +95,8 @@ static async Task<int> RunAsync(CommandLine options)
         var prompts = PromptSet.Create(seed, concurrency, count, inputLength, outputLength, ratio, vocab);
         var level = await runner.RunAsync(prompts, concurrency, rate, seed + concurrency, cancel.Token);
         results.Add(level);
-        Console.WriteLine($"concurrency {concurrency}: {level.Successful} ok, {level.Failed} failed in {level.DurationS:F2} s, {level.OutputThroughput:F1} output tok/s");
+        var label = rate is { } r ? $"request rate {r} req/s, max concurrency {(concurrency > 0 ? concurrency : "inf")}" : $"concurrency {concurrency}";
+        Console.WriteLine($"{label}: {level.Successful} ok, {level.Failed} failed in {level.DurationS:F2} s, {level.OutputThroughput:F1} output tok/s");
     }
 
     Console.WriteLine();

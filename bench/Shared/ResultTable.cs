@@ -19,7 +19,7 @@ internal static class ResultTable
         foreach (var l in levels)
         {
             var rate = l.RequestRate is { } r ? F(r, 2) : "inf";
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {l.Concurrency} | {rate} | {l.Successful} | {l.Failed} | {F(l.DurationS, 2)} | {F(l.RequestThroughput, 2)} | {F(l.OutputThroughput, 1)} | {F(l.TotalThroughput, 1)} | {Ms(l.TtftMs)} | {Ms(l.TpotMs)} | {Ms(l.ItlMs)} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {Concurrency(l)} | {rate} | {l.Successful} | {l.Failed} | {F(l.DurationS, 2)} | {F(l.RequestThroughput, 2)} | {F(l.OutputThroughput, 1)} | {F(l.TotalThroughput, 1)} | {Ms(l.TtftMs)} | {Ms(l.TpotMs)} | {Ms(l.ItlMs)} |");
         }
 
         text.AppendLine("(times in ms)");
@@ -31,7 +31,7 @@ internal static class ResultTable
     {
         var text = new StringBuilder();
         text.AppendLine("============ Serving Benchmark Result ============");
-        Line(text, "Concurrency", l.Concurrency.ToString(CultureInfo.InvariantCulture));
+        Line(text, "Max concurrency", Concurrency(l));
         Line(text, "Request rate (req/s)", l.RequestRate is { } r ? F(r, 2) : "inf");
         Line(text, "Successful requests", l.Successful.ToString(CultureInfo.InvariantCulture));
         Line(text, "Failed requests", l.Failed.ToString(CultureInfo.InvariantCulture));
@@ -61,6 +61,8 @@ internal static class ResultTable
 
     /// <summary>Formats <paramref name="value"/> with <paramref name="decimals"/> decimals, invariantly.</summary>
     public static string F(double value, int decimals) => value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+
+    private static string Concurrency(LevelResult l) => l.Concurrency > 0 ? l.Concurrency.ToString(CultureInfo.InvariantCulture) : "inf";
 
     private static string Ms(Distribution d) => $"{F(d.Mean, 1)} | {F(d.P50, 1)} | {F(d.P99, 1)}";
 
