@@ -95,6 +95,9 @@ public sealed partial class OnnxDecoderModel : IDisposable
             IntraOpNumThreads = options.IntraOpThreads,
         };
 
+        // Spinning worker threads hold every core between steps, starving the HTTP and streaming threads of the same process.
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
+
         InferenceSession session;
         try
         {

@@ -7,6 +7,12 @@ public sealed class OnnxSessionOptions
     /// <summary>Threads for one operator; 0 (the default) lets ONNX Runtime use every core.</summary>
     public int IntraOpThreads { get; set; }
 
+    /// <summary>
+    /// Let ONNX Runtime's intra-op threads spin between operators. Default false: a serving process has other threads
+    /// (HTTP, streaming) that need the cores between steps.
+    /// </summary>
+    public bool AllowSpinning { get; set; }
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
 }

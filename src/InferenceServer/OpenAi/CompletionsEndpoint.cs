@@ -177,6 +177,12 @@ internal static class CompletionsEndpoint
 
     private static ChannelReader<(int Index, GenerationUpdate Update)> Merge(List<ChannelReader<GenerationUpdate>> choices, CancellationToken cancellationToken)
     {
+        if (choices.Count == 1)
+        {
+            // One choice (the common case): no merging task and no second channel hop per token.
+            return new SingleChoiceReader(choices[0]);
+        }
+
         var merged = Channel.CreateUnbounded<(int, GenerationUpdate)>(new UnboundedChannelOptions { SingleReader = true });
         var pending = choices.Count;
         for (var i = 0; i < choices.Count; i++)
