@@ -131,16 +131,7 @@ internal sealed class KvCacheManager
         return true;
     }
 
-    /// <summary>Takes one more reference on every block of <paramref name="blockTable"/> (a forked sequence shares them).</summary>
-    public void Share(List<int> blockTable)
-    {
-        foreach (var block in blockTable)
-        {
-            Retain(block);
-        }
-    }
-
-    /// <summary>Reference count of <paramref name="block"/> (for copy-on-write decisions and tests).</summary>
+    /// <summary>Reference count of <paramref name="block"/> (how many sequences hold it).</summary>
     public int RefCount(int block) => _refCounts[block];
 
     /// <summary>

@@ -120,7 +120,6 @@ public sealed partial class ContinuousBatchScheduler
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;
-        sequence.Preemptions++;
         Interlocked.Increment(ref _preemptions);
         InsertWaiting(sequence);
         Log.Preempted(_logger, sequence.Request.RequestId);

@@ -90,9 +90,6 @@ internal sealed class Sequence
     /// <summary>Ids masked out until <c>min_tokens</c> are generated.</summary>
     public int[] BannedBeforeMinTokens { get; }
 
-    /// <summary>Times this sequence was preempted.</summary>
-    public int Preemptions { get; set; }
-
     /// <summary>Tokens still to run through the model.</summary>
     public int Remaining => Tokens.Count - Computed;
 }

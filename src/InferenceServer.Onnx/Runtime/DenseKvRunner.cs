@@ -29,9 +29,6 @@ public sealed class DenseKvRunner : IModelRunner
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits) => _model.Forward(batch, _store, logits);
 
-    /// <inheritdoc />
-    public void CopyBlock(int source, int destination) => _store.CopyBlock(source, destination);
-
     /// <summary>Nothing to release: the session belongs to the served model and the store is managed memory.</summary>
     public void Dispose()
     {

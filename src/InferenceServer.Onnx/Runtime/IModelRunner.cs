@@ -22,7 +22,4 @@ public interface IModelRunner : IDisposable
     /// rows that want them into <paramref name="logits"/> (<see cref="ModelSpec.VocabularySize"/> floats per row, in row order).
     /// </summary>
     void Forward(ForwardBatch batch, Span<float> logits);
-
-    /// <summary>Copies one block's KV to another (copy-on-write of a shared partial block).</summary>
-    void CopyBlock(int source, int destination);
 }

@@ -40,17 +40,4 @@ public sealed class PagedKvStore
 
     /// <summary>Value pools, one per layer.</summary>
     internal float[][] Values { get; }
-
-    /// <summary>Copies one block's contents to another in every layer (copy-on-write of a shared partial block).</summary>
-    public void CopyBlock(int source, int destination)
-    {
-        for (var i = 0; i < Layers.Count; i++)
-        {
-            CopyBlock(Keys[i], BlockSize * Layers[i].KeyFloatsPerToken, source, destination);
-            CopyBlock(Values[i], BlockSize * Layers[i].ValueFloatsPerToken, source, destination);
-        }
-    }
-
-    private static void CopyBlock(float[] pool, int blockFloats, int source, int destination)
-        => pool.AsSpan(source * blockFloats, blockFloats).CopyTo(pool.AsSpan(destination * blockFloats, blockFloats));
 }
