@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Globalization;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Hosting;
 
@@ -19,6 +20,9 @@ internal sealed class ServerOptions
     /// <summary>Batcher and KV-cache limits.</summary>
     public required SchedulerOptions Scheduler { get; init; }
 
+    /// <summary>How ONNX Runtime runs the model (<c>--threads</c>, <c>--onnx-spinning</c>).</summary>
+    public required OnnxSessionOptions Session { get; init; }
+
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
@@ -35,6 +39,11 @@ internal sealed class ServerOptions
                 MaxQueuedRequests = ReadInt(configuration, "max-queued-requests", defaults.MaxQueuedRequests, 1),
                 KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
                 EnablePrefixCaching = !string.Equals(configuration["enable-prefix-caching"], "false", StringComparison.OrdinalIgnoreCase),
+            },
+            Session = new OnnxSessionOptions
+            {
+                IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
+                AllowSpinning = string.Equals(configuration["onnx-spinning"], "true", StringComparison.OrdinalIgnoreCase),
             },
         };
     }

@@ -51,7 +51,7 @@ internal static class ServerProgram
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
             var folder = options.Model ?? FindDefaultModel();
-            model = ServedModel.Load(folder, options.ServedModelName);
+            model = ServedModel.Load(folder, options.ServedModelName, options.Session);
         }
         catch (FormatException ex)
         {

@@ -22,6 +22,7 @@ public sealed class ServerOptionsTests
     [InlineData("kv-cache-memory", "lots")]
     [InlineData("max-num-seqs", "0")]
     [InlineData("block-size", "x")]
+    [InlineData("threads", "-1")]
     public void BadValues_NameTheOption(string key, string value)
     {
         var ex = Assert.Throws<FormatException>(() => Read((key, value)));
@@ -34,6 +35,17 @@ public sealed class ServerOptionsTests
         var options = Read(("model", "/m"), ("served-model-name", "coder"));
         Assert.Equal("/m", options.Model);
         Assert.Equal("coder", options.ServedModelName);
+    }
+
+    [Fact]
+    public void SessionOptions_DefaultToAllCoresWithoutSpinning_AndAreRead()
+    {
+        var defaults = Read();
+        Assert.Equal(0, defaults.Session.IntraOpThreads);
+        Assert.False(defaults.Session.AllowSpinning);
+        var set = Read(("threads", "1"), ("onnx-spinning", "true"));
+        Assert.Equal(1, set.Session.IntraOpThreads);
+        Assert.True(set.Session.AllowSpinning);
     }
 
     [Fact]
