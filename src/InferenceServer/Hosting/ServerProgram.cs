@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Http;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
 
@@ -46,10 +47,12 @@ internal static class ServerProgram
     {
         var builder = WebApplication.CreateBuilder(args);
         ServerOptions options;
+        HttpOptions http;
         ServedModel model;
         try
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
+            http = HttpOptions.FromConfiguration(builder.Configuration);
             var folder = options.Model ?? FindDefaultModel();
             model = ServedModel.Load(folder, options.ServedModelName, options.Session);
         }
@@ -63,6 +66,7 @@ internal static class ServerProgram
         }
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
@@ -74,6 +78,13 @@ internal static class ServerProgram
         }
 
         var app = builder.Build();
+        app.UseMiddleware<RequestIdMiddleware>();
+        app.UseCors();
+        if (http.ApiKeys.Count > 0)
+        {
+            app.UseMiddleware<ApiKeyMiddleware>(http.ApiKeys);
+        }
+
         MapEndpoints(app);
         return app;
     }
@@ -84,11 +95,34 @@ internal static class ServerProgram
         app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, time));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
+        app.MapPost("/tokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.TokenizeAsync(context, model));
+        app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
         app.MapGet("/health/live", () => Results.Text("live"));
         app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
             ? Results.Text("ready")
             : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
+    }
+
+    private static void ConfigureCors(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, HttpOptions http)
+    {
+        if (http.AllowedOrigins.Contains("*"))
+        {
+            // "*" with credentials is not allowed by browsers; echo the caller's origin instead, as Starlette (vLLM) does.
+            _ = http.AllowCredentials ? policy.SetIsOriginAllowed(static _ => true) : policy.AllowAnyOrigin();
+        }
+        else
+        {
+            policy.WithOrigins([.. http.AllowedOrigins]);
+        }
+
+        _ = http.AllowedMethods.Contains("*") ? policy.AllowAnyMethod() : policy.WithMethods([.. http.AllowedMethods]);
+        _ = http.AllowedHeaders.Contains("*") ? policy.AllowAnyHeader() : policy.WithHeaders([.. http.AllowedHeaders]);
+        policy.WithExposedHeaders(RequestIdMiddleware.HeaderName);
+        if (http.AllowCredentials)
+        {
+            policy.AllowCredentials();
+        }
     }
 
     /// <summary>Finds <see cref="DefaultModelFolder"/> beside the app or in a parent of the app or the working directory.</summary>

@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Buffers;
-using System.Text.Json;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
@@ -23,7 +22,7 @@ internal static class CompletionsEndpoint
         CompletionRequest request;
         try
         {
-            using var document = await ReadBodyAsync(context).ConfigureAwait(false);
+            using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
             request = CompletionRequest.Parse(document.RootElement, scheduler.Model);
         }
         catch (RequestValidationException ex)
@@ -32,7 +31,7 @@ internal static class CompletionsEndpoint
             return;
         }
 
-        var id = "cmpl-" + Guid.NewGuid().ToString("N");
+        var id = "cmpl-" + context.TraceIdentifier;
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         var choices = new List<ChannelReader<GenerationUpdate>>();
@@ -77,18 +76,6 @@ internal static class CompletionsEndpoint
         {
             // Whatever happened to the response, nothing keeps generating for it.
             await lifetime.CancelAsync().ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<JsonDocument> ReadBodyAsync(HttpContext context)
-    {
-        try
-        {
-            return await JsonDocument.ParseAsync(context.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (JsonException ex)
-        {
-            throw new RequestValidationException(null, $"The request body is not valid JSON: {ex.Message}");
         }
     }
 
