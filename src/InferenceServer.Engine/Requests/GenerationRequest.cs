@@ -23,6 +23,12 @@ public sealed record GenerationRequest
     /// </summary>
     public object? PrefixGroup { get; init; }
 
+    /// <summary>
+    /// Restricts the tokens this request may generate (structured output), or null. Stateful and used by this request
+    /// only: each of the <c>n</c> choices of one client request needs its own instance (a record <c>with</c> copy shares it).
+    /// </summary>
+    public ITokenConstraint? Constraint { get; init; }
+
     /// <summary>Scheduling priority: lower values are served first; ties are first come, first served. Default 0.</summary>
     public int Priority { get; init; }
 }

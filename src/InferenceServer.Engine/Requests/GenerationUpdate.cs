@@ -6,6 +6,12 @@ namespace InferenceServer.Engine.Requests;
 /// empty while a multi-byte character or a possible stop string is held back), or the final message with the finish
 /// reason and counts.
 /// </summary>
+/// <remarks>
+/// Logprobs are per token, not per text: every generated token has exactly one update, in order, and with
+/// <see cref="SamplingParameters.Logprobs"/> set each carries that token's <see cref="Logprobs"/>, whether its text is
+/// released now, later (held back) or never (a stop token, or text cut by a stop string). A reader that maps tokens
+/// to text pieces aligns the i-th token update with the i-th entry; the final update carries no token and no logprobs.
+/// </remarks>
 /// <param name="TokenId">The generated token, or -1 on a final message that carries no token.</param>
 /// <param name="Text">Text released by this update.</param>
 /// <param name="Finish">The finish reason on the final message, else <see cref="FinishReason.None"/>.</param>
@@ -13,6 +19,14 @@ namespace InferenceServer.Engine.Requests;
 /// <param name="CompletionTokens">Tokens generated (final message).</param>
 /// <param name="CachedPromptTokens">Prompt tokens served from the prefix cache (final message).</param>
 /// <param name="Error">What went wrong, for <see cref="FinishReason.Error"/>.</param>
+/// <param name="Logprobs">
+/// This token's logprob report when <see cref="SamplingParameters.Logprobs"/> is set (raw model distribution); else null.
+/// </param>
+/// <param name="PromptLogprobs">
+/// On the request's first update only (its first token's, or the final one if no token came), when
+/// <see cref="SamplingParameters.PromptLogprobs"/> is set: one entry per prompt token, in order, entry 0 null (the first
+/// token has no prefix to condition on). Null on every other update.
+/// </param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -20,7 +34,9 @@ public readonly record struct GenerationUpdate(
     int PromptTokens = 0,
     int CompletionTokens = 0,
     int CachedPromptTokens = 0,
-    string? Error = null)
+    string? Error = null,
+    TokenLogprobs? Logprobs = null,
+    IReadOnlyList<TokenLogprobs?>? PromptLogprobs = null)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

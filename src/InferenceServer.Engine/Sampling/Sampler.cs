@@ -4,8 +4,8 @@ using InferenceServer.Engine.Requests;
 namespace InferenceServer.Engine.Sampling;
 
 /// <summary>
-/// Chooses the next token from one row of logits: argmax when greedy, otherwise temperature, top-k and top-p
-/// (nucleus) filtering followed by a draw from the request's own generator. Scratch buffers are reused between calls,
+/// Chooses the next token from one row of (already biased, penalized and masked) logits: argmax when greedy, otherwise
+/// temperature, min-p, top-k and top-p (nucleus) filtering followed by a draw from the request's own generator. Scratch buffers are reused between calls,
 /// so steady-state sampling allocates nothing. Owned by the scheduler loop; not thread-safe.
 /// </summary>
 internal sealed class Sampler
@@ -54,12 +54,21 @@ internal sealed class Sampler
             count = parameters.TopK;
         }
 
-        // Softmax over the survivors, in double for a stable cumulative sum.
+        // Softmax over the survivors, in double for a stable cumulative sum. Relative to the best token (weight 1), so
+        // min-p (a fraction of the best token's probability, after temperature) cuts where the weight drops below it:
+        // the candidates are sorted, so min-p and top-k both keep a prefix and their order does not matter.
         var max = -_keys[0];
         var sum = 0.0;
+        var minP = parameters.MinP;
         for (var i = 0; i < count; i++)
         {
             var p = Math.Exp((-_keys[i] - max) * inverseTemperature);
+            if (p < minP)
+            {
+                count = i;
+                break;
+            }
+
             _probabilities[i] = p;
             sum += p;
         }

@@ -40,7 +40,8 @@ public sealed partial class ContinuousBatchScheduler
 
             if (sequence.Blocks.Count == 0)
             {
-                var cached = _kv.AcquireCachedPrefix(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Blocks, sequence.BlockHashes);
+                // Prompt logprobs need the logits of every prompt position, so such a prompt is computed, not looked up.
+                var cached = sequence.PromptLogprobsPending ? 0 : _kv.AcquireCachedPrefix(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Blocks, sequence.BlockHashes);
                 sequence.Computed = cached;
                 if (sequence.CachedPromptTokens < 0)
                 {
@@ -71,7 +72,7 @@ public sealed partial class ContinuousBatchScheduler
     private bool IsWaitingForGroupPrompt(Sequence sequence)
     {
         var group = sequence.Request.PrefixGroup;
-        if (group is null || !_kv.PrefixCachingEnabled)
+        if (group is null || !_kv.PrefixCachingEnabled || sequence.PromptLogprobsPending)
         {
             return false;
         }

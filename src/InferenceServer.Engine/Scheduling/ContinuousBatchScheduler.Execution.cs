@@ -1,6 +1,8 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Runtime.InteropServices;
 using InferenceServer.Engine.Requests;
+using InferenceServer.Engine.Sampling;
+using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Engine.Scheduling;
 
@@ -20,7 +22,9 @@ public sealed partial class ContinuousBatchScheduler
             var chunk = _chunks[i];
             var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, chunk);
             var target = chunk == 1 ? _batch : _prefillBatch;
-            target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), sequence.Computed + chunk == sequence.Tokens.Count, sequence.Arrival);
+            var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
+                : sequence.Computed + chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
+            target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), rowLogits, sequence.Arrival);
         }
 
         var vocab = _model.Spec.VocabularySize;
@@ -59,13 +63,46 @@ public sealed partial class ContinuousBatchScheduler
         for (var i = 0; i < _scheduled.Count; i++)
         {
             var sequence = _scheduled[i];
+            var start = sequence.Computed;
             sequence.Computed += _chunks[i];
             _kv.CommitFullBlocks(CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Computed, sequence.Blocks, sequence.BlockHashes);
+            if (sequence.PromptLogprobsPending)
+            {
+                // Every position came back: position p's logits score prompt token p + 1; the last one is sampled from.
+                RecordPromptLogprobs(sequence, start, _chunks[i], logitRow);
+                logitRow += _chunks[i] - 1;
+                if (sequence.Computed == sequence.Tokens.Count)
+                {
+                    sequence.PromptLogprobsPending = false;
+                }
+                else
+                {
+                    logitRow++;
+                    continue;
+                }
+            }
+
             if (sequence.Computed == sequence.Tokens.Count)
             {
                 var logits = _logits.AsSpan(logitRow * vocab, vocab);
                 logitRow++;
                 Advance(sequence, logits);
+            }
+        }
+    }
+
+    private void RecordPromptLogprobs(Sequence sequence, int start, int chunk, int firstRow)
+    {
+        var vocab = _model.Spec.VocabularySize;
+        var k = sequence.Request.Sampling.PromptLogprobs ?? 0;
+        sequence.PromptLogprobs ??= new TokenLogprobs?[sequence.PromptLength];
+        for (var j = 0; j < chunk; j++)
+        {
+            var next = start + j + 1;
+            if (next < sequence.PromptLength)
+            {
+                var logits = _logits.AsSpan((firstRow + j) * vocab, vocab);
+                sequence.PromptLogprobs[next] = LogprobCalculator.Report(logits, sequence.Tokens[next], k);
             }
         }
     }
@@ -94,24 +131,51 @@ public sealed partial class ContinuousBatchScheduler
         }
     }
 
-    private void Advance(Sequence sequence, ReadOnlySpan<float> logits)
+    /// <summary>
+    /// Chooses <paramref name="sequence"/>'s next token from <paramref name="logits"/> (this step's scratch row, changed in
+    /// place): logit bias, penalties, constraint mask, then the sampler (temperature, min-p, top-k, top-p); then streams it
+    /// and applies the stop conditions.
+    /// </summary>
+    private void Advance(Sequence sequence, Span<float> logits)
     {
+        var sampling = sequence.Request.Sampling;
         var stop = sequence.Request.Stop;
         var banned = sequence.Generated < stop.MinTokens ? sequence.BannedBeforeMinTokens : [];
-        var token = _sampler.Sample(logits, sequence.Request.Sampling, ref sequence.Random, banned);
+
+        // Logprobs are of the raw distribution: keep the row before bias, penalties and the mask change it.
+        if (sampling.Logprobs is not null)
+        {
+            logits.CopyTo(_rawLogits);
+        }
+
+        ApplyBiasAndPenalties(sequence, logits);
+        if (sequence.Constraint is { } constraint && !MaskByConstraint(sequence, constraint, logits, banned))
+        {
+            return;
+        }
+
+        var token = _sampler.Sample(logits, sampling, ref sequence.Random, banned);
+        if (sequence.Constraint is not null && !AcceptByConstraint(sequence, token))
+        {
+            return;
+        }
+
+        var logprobs = sampling.Logprobs is { } k ? LogprobCalculator.Report(_rawLogits.AsSpan(0, logits.Length), token, k) : null;
+        var promptLogprobs = sequence.Generated == 0 ? sequence.TakePromptLogprobs() : null;
         sequence.Tokens.Add(token);
+        sequence.Penalties?.AddOutput(token);
 
         var minReached = sequence.Generated >= stop.MinTokens;
         if ((!stop.IgnoreEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
-            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty));
+            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs));
             Complete(sequence, FinishReason.Stop, FlushText(sequence));
             return;
         }
 
         var text = sequence.Detokenizer?.Append(token) ?? string.Empty;
         var released = minReached ? sequence.Stops.Push(text) : text;
-        sequence.Output.TryWrite(new GenerationUpdate(token, released));
+        sequence.Output.TryWrite(new GenerationUpdate(token, released, Logprobs: logprobs, PromptLogprobs: promptLogprobs));
         if (sequence.Stops.Stopped)
         {
             Complete(sequence, FinishReason.Stop, string.Empty);
@@ -124,6 +188,77 @@ public sealed partial class ContinuousBatchScheduler
         }
     }
 
+    private void ApplyBiasAndPenalties(Sequence sequence, Span<float> logits)
+    {
+        if (sequence.BiasIds is { } ids)
+        {
+            var values = sequence.BiasValues!;
+            for (var i = 0; i < ids.Length; i++)
+            {
+                logits[ids[i]] += values[i];
+            }
+        }
+
+        var sampling = sequence.Request.Sampling;
+        if (sampling.HasPenalties)
+        {
+            sequence.Penalties ??= new PenaltyCounts(logits.Length, CollectionsMarshal.AsSpan(sequence.Tokens), sequence.PromptLength, sequence.Tokens.Count + sequence.Request.Stop.MaxTokens);
+            sequence.Penalties.Apply(logits, sampling);
+        }
+    }
+
+    /// <summary>Applies the constraint's mask; false (and the request finished with an error) when nothing is left to pick.</summary>
+    private bool MaskByConstraint(Sequence sequence, ITokenConstraint constraint, Span<float> logits, ReadOnlySpan<int> banned)
+    {
+        try
+        {
+            constraint.MaskLogits(logits);
+        }
+        catch (Exception ex)
+        {
+            Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
+            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}");
+            return false;
+        }
+
+        for (var i = 0; i < logits.Length; i++)
+        {
+            if (logits[i] > float.NegativeInfinity && !Contains(banned, i))
+            {
+                return true;
+            }
+        }
+
+        var reason = banned.IsEmpty
+            ? "The output constraint allows no token at this point: every token is masked."
+            : "The output constraint allows no token at this point: it allows only end-of-sequence or stop tokens, which min_tokens forbids yet.";
+        Complete(sequence, FinishReason.Error, FlushText(sequence), reason);
+        return false;
+    }
+
+    /// <summary>Tells the constraint the chosen token; false (and the request finished with an error) when it refuses it.</summary>
+    private bool AcceptByConstraint(Sequence sequence, int token)
+    {
+        bool accepted;
+        try
+        {
+            accepted = sequence.Constraint!.Accept(token);
+        }
+        catch (Exception ex)
+        {
+            Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
+            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}");
+            return false;
+        }
+
+        if (!accepted)
+        {
+            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint refused token {token}, which its own mask allowed.");
+        }
+
+        return accepted;
+    }
+
     private static string FlushText(Sequence sequence)
     {
         var tail = sequence.Detokenizer?.Flush() ?? string.Empty;
@@ -131,23 +266,40 @@ public sealed partial class ContinuousBatchScheduler
         return sequence.Stops.Stopped ? released : released + sequence.Stops.Flush();
     }
 
-    private void Complete(Sequence sequence, FinishReason reason, string text)
+    private void Complete(Sequence sequence, FinishReason reason, string text, string? error = null)
     {
         _running.Remove(sequence);
-        Finish(sequence, reason, text, null);
+        Finish(sequence, reason, text, error);
     }
 
     private void Finish(Sequence sequence, FinishReason reason, string text, string? error)
     {
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
+        sequence.Penalties?.Dispose();
+        sequence.Penalties = null;
         Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
         Interlocked.Decrement(ref _activeCount);
 
-        // Counters first: a reader that sees the final update also sees the blocks returned.
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error);
+        // Counters first: a reader that sees the final update also sees the blocks returned. Prompt logprobs not yet
+        // handed over (no token was generated) go with the final update.
+        var promptLogprobs = sequence.TakePromptLogprobs();
+        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs);
         sequence.Output.TryWrite(update);
         sequence.Output.TryComplete();
+    }
+
+    private static bool Contains(ReadOnlySpan<int> ids, int token)
+    {
+        for (var i = 0; i < ids.Length; i++)
+        {
+            if (ids[i] == token)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool Contains(IReadOnlyList<int> ids, int token)

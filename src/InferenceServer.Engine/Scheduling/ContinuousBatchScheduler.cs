@@ -33,6 +33,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _thread;
     private float[] _logits = [];
+    private float[] _rawLogits = [];
     private long _arrivals;
     private long _steps;
     private int _activeCount;
@@ -46,6 +47,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         var blocks = PlanKvBlocks(model.Spec, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
         _runner = model.CreateRunner(blocks, options.BlockSize);
+        _rawLogits = new float[model.Spec.VocabularySize];
         _incoming = Channel.CreateBounded<Sequence>(new BoundedChannelOptions(options.MaxQueuedRequests)
         {
             SingleReader = true,
@@ -92,6 +94,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// Queues <paramref name="request"/>. Returns false, with nothing queued, when the queue is full.
     /// Cancelling <paramref name="cancellationToken"/> ends the request at the next iteration and frees its blocks.
     /// </summary>
+    /// <exception cref="ArgumentException">A sampling parameter cannot apply to this model (<see cref="SamplingParameters.Validate"/>).</exception>
     public bool TrySubmit(GenerationRequest request, out ChannelReader<GenerationUpdate> updates, CancellationToken cancellationToken)
     {
         // One update per generated token plus the final one: the channel can never be full, so the loop never waits on a reader.
@@ -100,6 +103,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             SingleReader = true,
             SingleWriter = true,
         });
+        ArgumentNullException.ThrowIfNull(request);
+        request.Sampling.Validate(_model.Spec.VocabularySize);
         var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var sequence = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken);
         updates = output.Reader;
@@ -272,5 +277,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
         [LoggerMessage(EventId = 1002, EventName = "SequencePreempted", Level = LogLevel.Debug, Message = "Request {RequestId} preempted to free KV blocks; it will be recomputed.")]
         public static partial void Preempted(ILogger logger, string requestId);
+
+        [LoggerMessage(EventId = 1003, EventName = "ConstraintFailed", Level = LogLevel.Error, Message = "The output constraint of request {RequestId} threw; the request ends with an error.")]
+        public static partial void ConstraintFailed(ILogger logger, string requestId, Exception exception);
     }
 }

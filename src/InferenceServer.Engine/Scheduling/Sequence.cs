@@ -40,6 +40,23 @@ internal sealed class Sequence
         }
 
         BannedBeforeMinTokens = [.. banned];
+
+        // The bias as two arrays, so that applying it each step neither enumerates a dictionary nor allocates.
+        if (request.Sampling.LogitBias is { Count: > 0 } bias)
+        {
+            BiasIds = new int[bias.Count];
+            BiasValues = new float[bias.Count];
+            var i = 0;
+            foreach (var (id, value) in bias)
+            {
+                BiasIds[i] = id;
+                BiasValues[i] = value;
+                i++;
+            }
+        }
+
+        Constraint = request.Constraint;
+        PromptLogprobsPending = request.Sampling.PromptLogprobs is not null;
     }
 
     /// <summary>The request as submitted.</summary>
@@ -92,4 +109,38 @@ internal sealed class Sequence
 
     /// <summary>Tokens still to run through the model.</summary>
     public int Remaining => Tokens.Count - Computed;
+
+    /// <summary>Token ids of the logit bias (parallel to <see cref="BiasValues"/>), or null when there is none.</summary>
+    public int[]? BiasIds { get; }
+
+    /// <summary>The bias of each id in <see cref="BiasIds"/>.</summary>
+    public float[]? BiasValues { get; }
+
+    /// <summary>The request's structured-output constraint, or null.</summary>
+    public ITokenConstraint? Constraint { get; }
+
+    /// <summary>Token counts for the penalties, created at the first sampling step of a request with a penalty on.</summary>
+    public PenaltyCounts? Penalties { get; set; }
+
+    /// <summary>
+    /// True while the request wants prompt logprobs that are not complete yet: its rows return logits for every position
+    /// and its prompt is not taken from the prefix cache.
+    /// </summary>
+    public bool PromptLogprobsPending { get; set; }
+
+    /// <summary>The prompt logprobs (entry 0 null), filled chunk by chunk; null until the first chunk runs.</summary>
+    public TokenLogprobs?[]? PromptLogprobs { get; set; }
+
+    /// <summary>Hands over <see cref="PromptLogprobs"/> once complete, for the first update; null afterwards.</summary>
+    public TokenLogprobs?[]? TakePromptLogprobs()
+    {
+        if (PromptLogprobsPending)
+        {
+            return null;
+        }
+
+        var result = PromptLogprobs;
+        PromptLogprobs = null;
+        return result;
+    }
 }

@@ -3,7 +3,7 @@ namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// One model step's work: per row (sequence), the new tokens to run, how many tokens of it are already cached,
-/// its block table, and whether the engine samples from its last position. The arrays are reused between steps
+/// its block table, and which positions' logits come back (<see cref="RowLogits"/>: none, the last, or all). The arrays are reused between steps
 /// and grow by doubling, so that a steady-state step allocates nothing.
 /// </summary>
 public sealed class ForwardBatch
@@ -13,13 +13,16 @@ public sealed class ForwardBatch
     private int[] _pastLengths = new int[16];
     private int[] _blocks = new int[256];
     private int[] _blockOffsets = new int[17];
-    private bool[] _wantLogits = new bool[16];
+    private RowLogits[] _logits = new RowLogits[16];
     private long[] _sequenceIds = new long[16];
 
     /// <summary>Rows in this step.</summary>
     public int RowCount { get; private set; }
 
-    /// <summary>Rows whose last position's logits are returned.</summary>
+    /// <summary>
+    /// Vocabulary-sized logit rows the step returns: one per row that wants its last position, one per new token for
+    /// rows that want all positions.
+    /// </summary>
     public int LogitRowCount { get; private set; }
 
     /// <summary>New tokens across all rows.</summary>
@@ -48,6 +51,13 @@ public sealed class ForwardBatch
     /// lives; -1 when unknown), which lets a runner keep per-batch state when the same sequences come back.
     /// </summary>
     public void AddRow(ReadOnlySpan<int> tokens, int pastLength, ReadOnlySpan<int> blockTable, bool wantLogits, long sequenceId = -1)
+        => AddRow(tokens, pastLength, blockTable, wantLogits ? RowLogits.Last : RowLogits.None, sequenceId);
+
+    /// <summary>
+    /// Adds a row as <see cref="AddRow(ReadOnlySpan{int}, int, ReadOnlySpan{int}, bool, long)"/> does, with
+    /// <paramref name="logits"/> choosing which of its positions return logits.
+    /// </summary>
+    public void AddRow(ReadOnlySpan<int> tokens, int pastLength, ReadOnlySpan<int> blockTable, RowLogits logits, long sequenceId = -1)
     {
         if (tokens.IsEmpty)
         {
@@ -67,13 +77,15 @@ public sealed class ForwardBatch
         _blockOffsets[row + 1] = blockStart + blockTable.Length;
 
         _pastLengths[row] = pastLength;
-        _wantLogits[row] = wantLogits;
+        _logits[row] = logits;
         _sequenceIds[row] = sequenceId;
         RowCount = row + 1;
-        if (wantLogits)
+        LogitRowCount += logits switch
         {
-            LogitRowCount++;
-        }
+            RowLogits.Last => 1,
+            RowLogits.All => tokens.Length,
+            _ => 0,
+        };
 
         MaxNewTokens = Math.Max(MaxNewTokens, tokens.Length);
         MaxPastLength = Math.Max(MaxPastLength, pastLength);
@@ -88,8 +100,19 @@ public sealed class ForwardBatch
     /// <summary>Tokens of <paramref name="row"/> already in the cache.</summary>
     public int PastLength(int row) => _pastLengths[row];
 
-    /// <summary>Whether <paramref name="row"/>'s last logits are wanted.</summary>
-    public bool WantsLogits(int row) => _wantLogits[row];
+    /// <summary>Whether <paramref name="row"/> returns any logits.</summary>
+    public bool WantsLogits(int row) => _logits[row] != RowLogits.None;
+
+    /// <summary>Which positions of <paramref name="row"/> return logits.</summary>
+    public RowLogits Logits(int row) => _logits[row];
+
+    /// <summary>Logit rows <paramref name="row"/> returns: 0, 1, or its new-token count.</summary>
+    public int LogitRows(int row) => _logits[row] switch
+    {
+        RowLogits.Last => 1,
+        RowLogits.All => _tokenOffsets[row + 1] - _tokenOffsets[row],
+        _ => 0,
+    };
 
     /// <summary>The sequence of <paramref name="row"/>, or -1.</summary>
     public long SequenceId(int row) => _sequenceIds[row];
@@ -102,7 +125,7 @@ public sealed class ForwardBatch
             Array.Resize(ref _tokenOffsets, size);
             Array.Resize(ref _blockOffsets, size);
             Array.Resize(ref _pastLengths, size);
-            Array.Resize(ref _wantLogits, size);
+            Array.Resize(ref _logits, size);
             Array.Resize(ref _sequenceIds, size);
         }
     }

@@ -18,8 +18,10 @@ public interface IModelRunner : IDisposable
     int BlockSize { get; }
 
     /// <summary>
-    /// Runs <paramref name="batch"/>: writes each row's new tokens' KV into its blocks and the last-position logits of the
-    /// rows that want them into <paramref name="logits"/> (<see cref="ModelSpec.VocabularySize"/> floats per row, in row order).
+    /// Runs <paramref name="batch"/>: writes each row's new tokens' KV into its blocks and the logits the rows ask for into
+    /// <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats per logit row, in row order: one row for a
+    /// <see cref="RowLogits.Last"/> row, one per new position (in order) for a <see cref="RowLogits.All"/> row
+    /// (<see cref="ForwardBatch.LogitRowCount"/> in all).
     /// </summary>
     void Forward(ForwardBatch batch, Span<float> logits);
 }

@@ -11,7 +11,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// run over a <see cref="PagedKvStore"/>. Each step gathers every row's cached KV into dense past tensors
 /// (right-padded: row <c>r</c>'s past fills time <c>[0, past_r)</c>, the rest is masked), runs the graph once for the whole
 /// batch, scatters the new tokens' KV back into their blocks, and returns the logits of the last new position of
-/// each row that asked for them. Not thread-safe: the engine's scheduler loop is its only caller.
+/// each row that asked for them (or of every new position, for rows that ask for all). Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 public sealed partial class OnnxDecoderModel : IDisposable
 {
@@ -122,7 +122,8 @@ public sealed partial class OnnxDecoderModel : IDisposable
 
     /// <summary>
     /// Runs one step for <paramref name="batch"/> over <paramref name="store"/>. The logits of the rows that want them
-    /// are written to <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats each, in row order.
+    /// are written to <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats per position, in row order
+    /// (<see cref="ForwardBatch.LogitRowCount"/> rows: a row's last position, or each of its positions for <see cref="RowLogits.All"/>).
     /// </summary>
     public void Forward(ForwardBatch batch, PagedKvStore store, Span<float> logits) => ForwardTimed(batch, store, logits);
 
@@ -337,14 +338,16 @@ public sealed partial class OnnxDecoderModel : IDisposable
         var output = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
-            if (!batch.WantsLogits(r))
+            // A row's positions are contiguous in [rows, newLength, vocab]: its last `count` new positions are one slice.
+            var count = batch.LogitRows(r);
+            if (count == 0)
             {
                 continue;
             }
 
-            var last = batch.Tokens(r).Length - 1;
-            all.Slice(((r * newLength) + last) * vocab, vocab).CopyTo(destination.Slice(output * vocab, vocab));
-            output++;
+            var first = batch.Tokens(r).Length - count;
+            all.Slice(((r * newLength) + first) * vocab, count * vocab).CopyTo(destination.Slice(output * vocab, count * vocab));
+            output += count;
         }
     }
 

@@ -83,6 +83,34 @@ internal sealed class SchedulerHarness : IAsyncDisposable
         return updates;
     }
 
+    public static GenerationRequest Request(int[] prompt, int maxTokens, SamplingParameters? sampling = null, ITokenConstraint? constraint = null, bool ignoreEos = true) => new()
+    {
+        RequestId = Guid.NewGuid().ToString("N"),
+        PromptTokens = prompt,
+        Sampling = sampling ?? SamplingParameters.Greedy,
+        Stop = new StopConditions { MaxTokens = maxTokens, IgnoreEos = ignoreEos },
+        Constraint = constraint,
+    };
+
+    public ChannelReader<GenerationUpdate> Submit(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        Assert.True(Scheduler.TrySubmit(request, out var updates, cancellationToken));
+        return updates;
+    }
+
+    /// <summary>Every update of a request, the final one last.</summary>
+    public static async Task<List<GenerationUpdate>> CollectUpdatesAsync(ChannelReader<GenerationUpdate> updates)
+    {
+        var list = new List<GenerationUpdate>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await foreach (var update in updates.ReadAllAsync(timeout.Token))
+        {
+            list.Add(update);
+        }
+
+        return list;
+    }
+
     public static async Task<(int[] Tokens, GenerationUpdate Final)> CollectAsync(ChannelReader<GenerationUpdate> updates)
     {
         var tokens = new List<int>();
