@@ -36,7 +36,8 @@ public sealed class JsonGrammar
     /// <param name="strict">
     /// OpenAI's <c>json_schema.strict</c>. True: every declared property is required whatever <c>required</c> says.
     /// False: properties not in <c>required</c> may be left out. Either way, absent <c>additionalProperties</c> means
-    /// false (only declared properties), as OpenAI's strict mode demands and unlike JSON Schema's default.
+    /// false (only declared properties, as OpenAI's strict mode demands) when properties are declared, and any
+    /// properties when none is (so <c>{"type":"object"}</c> is any object).
     /// </param>
     /// <returns>The grammar.</returns>
     /// <exception cref="SchemaNotSupportedException">The schema uses a keyword that is not enforced (such as <c>pattern</c>).</exception>

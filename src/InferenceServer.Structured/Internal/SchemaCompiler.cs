@@ -167,9 +167,15 @@ internal sealed class SchemaCompiler
                 throw new SchemaNotSupportedException(name, path, "unknown keyword; it would not be enforced");
             }
 
-            if (name == "uniqueItems" && property.Value.ValueKind != JsonValueKind.False)
+            if (name == "uniqueItems")
             {
-                throw new SchemaNotSupportedException(name, path, "unique items are not enforced");
+                // false is the default and constrains nothing.
+                if (property.Value.ValueKind != JsonValueKind.False)
+                {
+                    throw new SchemaNotSupportedException(name, path, "unique items are not enforced");
+                }
+
+                continue;
             }
 
             keywords.Add(name);
@@ -457,7 +463,9 @@ internal sealed class SchemaCompiler
             }
         }
 
-        int additional = -1;
+        // Absent additionalProperties: none beside declared properties (OpenAI's strict-mode rule), but any when
+        // none is declared, so that {"type": "object"} is any object as in JSON Schema.
+        int additional = names.Count == 0 ? Any() : -1;
         if (schema.TryGetProperty("additionalProperties", out JsonElement additionalProperties))
         {
             additional = additionalProperties.ValueKind == JsonValueKind.False
