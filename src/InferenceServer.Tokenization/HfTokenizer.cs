@@ -207,6 +207,12 @@ public sealed class HfTokenizer
         }
     }
 
+    /// <summary>The bytes token <paramref name="id"/> decodes to on its own (special tokens included).</summary>
+    /// <param name="id">A token id.</param>
+    /// <param name="bytes">The token's bytes; possibly part of a multi-byte character.</param>
+    /// <returns>False for an id without a token.</returns>
+    public bool TryGetTokenBytes(int id, out ReadOnlySpan<byte> bytes) => _bytes.TryGetBytes(id, skipSpecialTokens: false, out bytes);
+
     /// <summary>Whether <paramref name="id"/> is a special added token.</summary>
     /// <param name="id">A token id.</param>
     public bool IsSpecial(int id) => (uint)id < (uint)_special.Length && _special[id];

@@ -24,6 +24,9 @@ public sealed record GenerationDefaults
     /// <summary>Default top-k.</summary>
     public int? TopK { get; init; }
 
+    /// <summary>Default min-p (sampling only).</summary>
+    public double? MinP { get; init; }
+
     /// <summary>Default repetition penalty.</summary>
     public double? RepetitionPenalty { get; init; }
 
@@ -46,6 +49,7 @@ public sealed record GenerationDefaults
                 Temperature = sample ? ReadDouble(root, "temperature") : null,
                 TopP = sample ? ReadDouble(root, "top_p") : null,
                 TopK = sample ? ModelConfig.ReadInt(root, "top_k", file) : null,
+                MinP = sample ? ReadDouble(root, "min_p") : null,
                 RepetitionPenalty = ReadDouble(root, "repetition_penalty"),
             };
         }

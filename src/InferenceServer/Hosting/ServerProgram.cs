@@ -66,6 +66,7 @@ internal static class ServerProgram
         }
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<StructuredOutput>();
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
         try
         {
@@ -92,7 +93,7 @@ internal static class ServerProgram
     private static void MapEndpoints(WebApplication app)
     {
         var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
-        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, time));
+        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.TokenizeAsync(context, model));

@@ -12,6 +12,12 @@ internal sealed class ChoiceResult
     /// <summary>Generated token ids.</summary>
     public List<int> TokenIds { get; } = [];
 
+    /// <summary>Each generated token's logprob report, in order (when requested).</summary>
+    public List<TokenLogprobs> Logprobs { get; } = [];
+
+    /// <summary>The prompt's logprob reports (echo with logprobs), entry 0 null.</summary>
+    public IReadOnlyList<TokenLogprobs?>? PromptLogprobs { get; private set; }
+
     /// <summary>The final update (finish reason and counts).</summary>
     public GenerationUpdate Final { get; private set; }
 
@@ -25,6 +31,16 @@ internal sealed class ChoiceResult
         if (update.TokenId >= 0)
         {
             TokenIds.Add(update.TokenId);
+        }
+
+        if (update.Logprobs is { } logprobs)
+        {
+            Logprobs.Add(logprobs);
+        }
+
+        if (update.PromptLogprobs is { } prompt)
+        {
+            PromptLogprobs = prompt;
         }
 
         if (update.IsFinal)

@@ -1,33 +1,45 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Buffers;
 using System.Text.Json;
+using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
+using InferenceServer.Tokenization;
 
 namespace InferenceServer.OpenAi;
 
-/// <summary>Writes <c>text_completion</c> objects: whole responses, stream chunks and the usage chunk.</summary>
-internal sealed class CompletionResponseWriter
+/// <summary>
+/// Writes <c>text_completion</c> objects: whole responses, stream chunks and the usage chunk, with OpenAI's legacy
+/// logprobs (<c>tokens</c>, <c>token_logprobs</c>, <c>top_logprobs</c>, <c>text_offset</c>) and <c>echo</c>.
+/// </summary>
+internal sealed class CompletionResponseWriter : IResponseWriter
 {
     private readonly string _id;
     private readonly long _created;
     private readonly string _model;
+    private readonly HfTokenizer? _tokenizer;
+    private readonly int[] _textOffsets;
 
     /// <summary>Creates the writer for one response.</summary>
-    public CompletionResponseWriter(string id, long created, string model, CompletionRequest request)
+    public CompletionResponseWriter(string id, long created, ServedModel model, CompletionRequest request)
     {
         _id = id;
         _created = created;
-        _model = model;
+        _model = model.Name;
+        _tokenizer = model.Tokenizer;
         Request = request;
+        _textOffsets = new int[request.Prompts.Count * request.N];
     }
 
     /// <summary>The request being answered.</summary>
     public CompletionRequest Request { get; }
 
-    /// <summary>The prompt behind choice <paramref name="choice"/>.</summary>
+    /// <inheritdoc />
+    public GenerationSettings Settings => Request.Settings;
+
+    /// <inheritdoc />
     public int PromptIndex(int choice) => choice / Request.N;
 
-    /// <summary>Writes the non-streamed response.</summary>
+    /// <inheritdoc />
     public void WriteComplete(IBufferWriter<byte> output, IReadOnlyList<ChoiceResult> choices)
     {
         using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
@@ -37,15 +49,36 @@ internal sealed class CompletionResponseWriter
         for (var i = 0; i < choices.Count; i++)
         {
             var choice = choices[i];
-            usage.Add(choice.Final, PromptIndex(i));
+            var prompt = PromptIndex(i);
+            usage.Add(choice.Final, prompt);
+            var echo = Request.Echo ? Request.EchoText(prompt, _tokenizer) : string.Empty;
             writer.WriteStartObject();
             writer.WriteNumber("index", i);
-            writer.WriteString("text", choice.Text);
-            writer.WriteNull("logprobs");
+            writer.WriteString("text", echo + choice.Text);
+            if (Settings.WantsLogprobs)
+            {
+                var logprobs = new LegacyLogprobs();
+                if (Request.Echo)
+                {
+                    logprobs.AddPrompt(Request.Prompts[prompt], choice.PromptLogprobs, _tokenizer);
+                }
+
+                foreach (var token in choice.Logprobs)
+                {
+                    logprobs.Add(token, _tokenizer);
+                }
+
+                logprobs.Write(writer, 0);
+            }
+            else
+            {
+                writer.WriteNull("logprobs");
+            }
+
             writer.WriteString("finish_reason", FinishReasonName(choice.Final.Finish));
             if (Request.ReturnTokenIds)
             {
-                WriteIds(writer, "prompt_token_ids", Request.Prompts[PromptIndex(i)]);
+                WriteIds(writer, "prompt_token_ids", Request.Prompts[prompt]);
                 WriteIds(writer, "token_ids", choice.TokenIds);
             }
 
@@ -57,60 +90,97 @@ internal sealed class CompletionResponseWriter
         writer.WriteEndObject();
     }
 
-    /// <summary>Writes one stream chunk for choice <paramref name="index"/>.</summary>
-    public void WriteChunk(IBufferWriter<byte> output, int index, GenerationUpdate update, bool includePrompt)
+    /// <inheritdoc />
+    public void WriteEvents(IBufferWriter<byte> output, int index, GenerationUpdate update, bool first)
     {
-        using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
-        WriteHeader(writer);
-        writer.WriteStartArray("choices");
-        writer.WriteStartObject();
-        writer.WriteNumber("index", index);
-        writer.WriteString("text", update.Text);
-        writer.WriteNull("logprobs");
-        if (update.IsFinal)
+        var echo = first && Request.Echo;
+        if (!update.IsFinal && update.Text.Length == 0 && !Request.ReturnTokenIds && update.Logprobs is null && !echo)
         {
-            writer.WriteString("finish_reason", FinishReasonName(update.Finish));
-        }
-        else
-        {
-            writer.WriteNull("finish_reason");
+            return;
         }
 
-        if (Request.ReturnTokenIds)
+        var prompt = PromptIndex(index);
+        var text = echo ? Request.EchoText(prompt, _tokenizer) + update.Text : update.Text;
+        SseEvents.Begin(output);
+        using (var writer = new Utf8JsonWriter(output, JsonOutput.Options))
         {
-            if (includePrompt)
+            WriteHeader(writer);
+            writer.WriteStartArray("choices");
+            writer.WriteStartObject();
+            writer.WriteNumber("index", index);
+            writer.WriteString("text", text);
+            if (Settings.WantsLogprobs && (update.Logprobs is not null || echo))
             {
-                WriteIds(writer, "prompt_token_ids", Request.Prompts[PromptIndex(index)]);
+                var logprobs = new LegacyLogprobs();
+                if (echo)
+                {
+                    logprobs.AddPrompt(Request.Prompts[prompt], update.PromptLogprobs, _tokenizer);
+                }
+
+                if (update.Logprobs is { } token)
+                {
+                    logprobs.Add(token, _tokenizer);
+                }
+
+                _textOffsets[index] = logprobs.Write(writer, _textOffsets[index]);
+            }
+            else
+            {
+                writer.WriteNull("logprobs");
             }
 
-            writer.WriteStartArray("token_ids");
-            if (update.TokenId >= 0)
+            if (update.IsFinal)
             {
-                writer.WriteNumberValue(update.TokenId);
+                writer.WriteString("finish_reason", FinishReasonName(update.Finish));
+            }
+            else
+            {
+                writer.WriteNull("finish_reason");
             }
 
+            if (Request.ReturnTokenIds)
+            {
+                if (first)
+                {
+                    WriteIds(writer, "prompt_token_ids", Request.Prompts[prompt]);
+                }
+
+                writer.WriteStartArray("token_ids");
+                if (update.TokenId >= 0)
+                {
+                    writer.WriteNumberValue(update.TokenId);
+                }
+
+                writer.WriteEndArray();
+            }
+
+            writer.WriteEndObject();
             writer.WriteEndArray();
+            if (Request.IncludeUsage)
+            {
+                writer.WriteNull("usage");
+            }
+
+            writer.WriteEndObject();
         }
 
-        writer.WriteEndObject();
-        writer.WriteEndArray();
-        if (Request.IncludeUsage)
-        {
-            writer.WriteNull("usage");
-        }
-
-        writer.WriteEndObject();
+        SseEvents.End(output);
     }
 
-    /// <summary>Writes the final usage chunk of a stream (<c>stream_options.include_usage</c>).</summary>
-    public void WriteUsageChunk(IBufferWriter<byte> output, UsageCounter usage)
+    /// <inheritdoc />
+    public void WriteUsageEvent(IBufferWriter<byte> output, UsageCounter usage)
     {
-        using var writer = new Utf8JsonWriter(output, JsonOutput.Options);
-        WriteHeader(writer);
-        writer.WriteStartArray("choices");
-        writer.WriteEndArray();
-        WriteUsage(writer, usage);
-        writer.WriteEndObject();
+        SseEvents.Begin(output);
+        using (var writer = new Utf8JsonWriter(output, JsonOutput.Options))
+        {
+            WriteHeader(writer);
+            writer.WriteStartArray("choices");
+            writer.WriteEndArray();
+            WriteUsage(writer, usage);
+            writer.WriteEndObject();
+        }
+
+        SseEvents.End(output);
     }
 
     /// <summary>OpenAI's name for <paramref name="reason"/>.</summary>
@@ -123,16 +193,8 @@ internal sealed class CompletionResponseWriter
         _ => "null",
     };
 
-    private void WriteHeader(Utf8JsonWriter writer)
-    {
-        writer.WriteStartObject();
-        writer.WriteString("id", _id);
-        writer.WriteString("object", "text_completion");
-        writer.WriteNumber("created", _created);
-        writer.WriteString("model", _model);
-    }
-
-    private static void WriteUsage(Utf8JsonWriter writer, UsageCounter usage)
+    /// <summary>Writes OpenAI's <c>usage</c> object with <c>prompt_tokens_details.cached_tokens</c>.</summary>
+    public static void WriteUsage(Utf8JsonWriter writer, UsageCounter usage)
     {
         writer.WriteStartObject("usage");
         writer.WriteNumber("prompt_tokens", usage.PromptTokens);
@@ -144,7 +206,8 @@ internal sealed class CompletionResponseWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteIds(Utf8JsonWriter writer, string name, IReadOnlyList<int> ids)
+    /// <summary>Writes an array of token ids.</summary>
+    public static void WriteIds(Utf8JsonWriter writer, string name, IReadOnlyList<int> ids)
     {
         writer.WriteStartArray(name);
         foreach (var id in ids)
@@ -153,5 +216,14 @@ internal sealed class CompletionResponseWriter
         }
 
         writer.WriteEndArray();
+    }
+
+    private void WriteHeader(Utf8JsonWriter writer)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("id", _id);
+        writer.WriteString("object", "text_completion");
+        writer.WriteNumber("created", _created);
+        writer.WriteString("model", _model);
     }
 }

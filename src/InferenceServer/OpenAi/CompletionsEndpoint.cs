@@ -1,29 +1,24 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Buffers;
-using System.Threading.Channels;
-using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
 
 namespace InferenceServer.OpenAi;
 
 /// <summary>
-/// <c>POST /v1/completions</c>: validates, submits one sequence per prompt and choice to the scheduler, and answers with
-/// one JSON body or a stream of Server-Sent Events in OpenAI's format ending with <c>data: [DONE]</c>.
+/// <c>POST /v1/completions</c>: validates, then lets <see cref="GenerationRunner"/> submit one sequence per prompt and
+/// choice and answer in OpenAI's <c>text_completion</c> shape.
 /// </summary>
 internal static class CompletionsEndpoint
 {
-    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
-    private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
-    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
-
     /// <summary>Handles one request.</summary>
-    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time)
+    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time)
     {
         CompletionRequest request;
+        Func<Engine.Requests.ITokenConstraint>? constraints;
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
             request = CompletionRequest.Parse(document.RootElement, scheduler.Model);
+            constraints = structured.CreateFactory(request.Settings.Format);
         }
         catch (RequestValidationException ex)
         {
@@ -32,173 +27,7 @@ internal static class CompletionsEndpoint
         }
 
         var id = "cmpl-" + context.TraceIdentifier;
-        var created = time.GetUtcNow().ToUnixTimeSeconds();
-        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        var choices = new List<ChannelReader<GenerationUpdate>>();
-        try
-        {
-            for (var p = 0; p < request.Prompts.Count; p++)
-            {
-                var group = request.N > 1 ? new object() : null;
-                for (var k = 0; k < request.N; k++)
-                {
-                    var generation = new GenerationRequest
-                    {
-                        RequestId = $"{id}-{choices.Count}",
-                        PromptTokens = request.Prompts[p],
-                        Sampling = request.N > 1 && request.Sampling.Seed is { } seed ? request.Sampling with { Seed = unchecked(seed + k) } : request.Sampling,
-                        Stop = request.Stop,
-                        Priority = request.Priority,
-                        PrefixGroup = group,
-                    };
-                    if (!scheduler.TrySubmit(generation, out var updates, lifetime.Token))
-                    {
-                        context.Response.Headers.RetryAfter = "1";
-                        await OpenAiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, "The server's request queue is full; retry shortly.", "rate_limit_error", null, "queue_full").ConfigureAwait(false);
-                        return;
-                    }
-
-                    choices.Add(updates);
-                }
-            }
-
-            var response = new CompletionResponseWriter(id, created, scheduler.Model.Name, request);
-            if (request.Stream)
-            {
-                await StreamAsync(context, choices, response).ConfigureAwait(false);
-            }
-            else
-            {
-                await RespondAsync(context, choices, response).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            // Whatever happened to the response, nothing keeps generating for it.
-            await lifetime.CancelAsync().ConfigureAwait(false);
-        }
-    }
-
-    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response)
-    {
-        var results = new ChoiceResult[choices.Count];
-        for (var i = 0; i < choices.Count; i++)
-        {
-            var result = new ChoiceResult();
-            await foreach (var update in choices[i].ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
-            {
-                result.Add(update);
-            }
-
-            if (result.Final.Finish is FinishReason.Error or FinishReason.Cancelled)
-            {
-                await WriteFailureAsync(context, result.Final).ConfigureAwait(false);
-                return;
-            }
-
-            results[i] = result;
-        }
-
-        var buffer = new ArrayBufferWriter<byte>();
-        response.WriteComplete(buffer, results);
-        context.Response.ContentType = "application/json";
-        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-    }
-
-    private static Task WriteFailureAsync(HttpContext context, GenerationUpdate final)
-        => final.Finish == FinishReason.Error
-            ? OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", null, "engine_error")
-            : OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", null, "cancelled");
-
-    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response)
-    {
-        context.Response.ContentType = "text/event-stream";
-        context.Response.Headers.CacheControl = "no-cache";
-        context.Response.Headers["X-Accel-Buffering"] = "no";
-        await context.Response.StartAsync(context.RequestAborted).ConfigureAwait(false);
-
-        var merged = Merge(choices, context.RequestAborted);
-        var buffer = new ArrayBufferWriter<byte>();
-        var usage = new UsageCounter();
-        var sentFirst = new bool[choices.Count];
-        await foreach (var (index, update) in merged.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
-        {
-            buffer.ResetWrittenCount();
-            if (update.IsFinal)
-            {
-                usage.Add(update, response.PromptIndex(index));
-                if (update.Finish is FinishReason.Error or FinishReason.Cancelled)
-                {
-                    buffer.Write(DataPrefix);
-                    buffer.Write(OpenAiErrors.Envelope(update.Error ?? "The request was cancelled.", "server_error", null, update.Finish == FinishReason.Error ? "engine_error" : "cancelled"));
-                    buffer.Write(EventEnd);
-                    buffer.Write(Done);
-                    await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-                    return;
-                }
-            }
-            else if (update.Text.Length == 0 && !response.Request.ReturnTokenIds)
-            {
-                continue;
-            }
-
-            buffer.Write(DataPrefix);
-            response.WriteChunk(buffer, index, update, includePrompt: !sentFirst[index]);
-            sentFirst[index] = true;
-            buffer.Write(EventEnd);
-            await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-            await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-        }
-
-        buffer.ResetWrittenCount();
-        if (response.Request.IncludeUsage)
-        {
-            buffer.Write(DataPrefix);
-            response.WriteUsageChunk(buffer, usage);
-            buffer.Write(EventEnd);
-        }
-
-        buffer.Write(Done);
-        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-    }
-
-    private static ChannelReader<(int Index, GenerationUpdate Update)> Merge(List<ChannelReader<GenerationUpdate>> choices, CancellationToken cancellationToken)
-    {
-        if (choices.Count == 1)
-        {
-            // One choice (the common case): no merging task and no second channel hop per token.
-            return new SingleChoiceReader(choices[0]);
-        }
-
-        var merged = Channel.CreateUnbounded<(int, GenerationUpdate)>(new UnboundedChannelOptions { SingleReader = true });
-        var pending = choices.Count;
-        for (var i = 0; i < choices.Count; i++)
-        {
-            var index = i;
-            _ = Task.Run(
-                async () =>
-                {
-                    try
-                    {
-                        await foreach (var update in choices[index].ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                        {
-                            merged.Writer.TryWrite((index, update));
-                        }
-                    }
-                    catch (OperationCanceledException)
-                    {
-                    }
-                    finally
-                    {
-                        if (Interlocked.Decrement(ref pending) == 0)
-                        {
-                            merged.Writer.TryComplete();
-                        }
-                    }
-                },
-                CancellationToken.None);
-        }
-
-        return merged.Reader;
+        var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
+        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints).ConfigureAwait(false);
     }
 }

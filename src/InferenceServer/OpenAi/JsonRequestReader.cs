@@ -11,6 +11,7 @@ namespace InferenceServer.OpenAi;
 internal readonly struct JsonRequestReader
 {
     private readonly JsonElement _root;
+    private readonly string? _path;
 
     /// <summary>Wraps <paramref name="root"/>, which must be a JSON object.</summary>
     public JsonRequestReader(JsonElement root)
@@ -23,9 +24,27 @@ internal readonly struct JsonRequestReader
         _root = root;
     }
 
+    /// <summary>Wraps the nested object <paramref name="root"/> found at <paramref name="path"/>; errors name <c>path.field</c>.</summary>
+    public JsonRequestReader(JsonElement root, string path)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new RequestValidationException(path, $"'{path}' must be an object, not {Describe(root)}.");
+        }
+
+        _root = root;
+        _path = path;
+    }
+
+    /// <summary>The properties of the wrapped object.</summary>
+    public JsonElement.ObjectEnumerator Properties => _root.EnumerateObject();
+
     /// <summary>The raw element of <paramref name="name"/>, or false when absent or null.</summary>
     public bool TryGet(string name, out JsonElement value)
         => _root.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
+
+    /// <summary>The full name of field <paramref name="name"/>, with this object's path.</summary>
+    public string Name(string name) => _path is null ? name : _path + "." + name;
 
     /// <summary>An optional string.</summary>
     public string? String(string name)
@@ -37,7 +56,7 @@ internal readonly struct JsonRequestReader
 
         return value.ValueKind == JsonValueKind.String
             ? value.GetString()
-            : throw new RequestValidationException(name, $"'{name}' must be a string, not {Describe(value)}.");
+            : throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a string, not {Describe(value)}.");
     }
 
     /// <summary>An optional boolean.</summary>
@@ -52,7 +71,7 @@ internal readonly struct JsonRequestReader
         {
             JsonValueKind.True => true,
             JsonValueKind.False => false,
-            _ => throw new RequestValidationException(name, $"'{name}' must be a boolean, not {Describe(value)}."),
+            _ => throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a boolean, not {Describe(value)}."),
         };
     }
 
@@ -64,7 +83,7 @@ internal readonly struct JsonRequestReader
             return null;
         }
 
-        return ToInteger(value, name, min, max);
+        return ToInteger(value, Name(name), min, max);
     }
 
     /// <summary>An optional number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
@@ -77,12 +96,12 @@ internal readonly struct JsonRequestReader
 
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
         {
-            throw new RequestValidationException(name, $"'{name}' must be a number, not {Describe(value)}.");
+            throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a number, not {Describe(value)}.");
         }
 
         if (number < min || number > max)
         {
-            throw new RequestValidationException(name, $"'{name}' must be between {min} and {max}; got {number}.");
+            throw new RequestValidationException(Name(name), $"'{Name(name)}' must be between {min} and {max}; got {number}.");
         }
 
         return number;
@@ -103,7 +122,7 @@ internal readonly struct JsonRequestReader
 
         if (value.ValueKind != JsonValueKind.Array)
         {
-            throw new RequestValidationException(name, $"'{name}' must be a string or an array of strings, not {Describe(value)}.");
+            throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a string or an array of strings, not {Describe(value)}.");
         }
 
         var list = new List<string>();
@@ -111,7 +130,7 @@ internal readonly struct JsonRequestReader
         {
             if (item.ValueKind != JsonValueKind.String)
             {
-                throw new RequestValidationException(name, $"'{name}' must hold only strings, found {Describe(item)}.");
+                throw new RequestValidationException(Name(name), $"'{Name(name)}' must hold only strings, found {Describe(item)}.");
             }
 
             list.Add(item.GetString()!);
@@ -119,7 +138,7 @@ internal readonly struct JsonRequestReader
 
         return list.Count <= maxCount
             ? list
-            : throw new RequestValidationException(name, $"'{name}' may hold at most {maxCount} entries; got {list.Count}.");
+            : throw new RequestValidationException(Name(name), $"'{Name(name)}' may hold at most {maxCount} entries; got {list.Count}.");
     }
 
     /// <summary>An optional array of integers in [<paramref name="min"/>, <paramref name="max"/>].</summary>
@@ -132,13 +151,13 @@ internal readonly struct JsonRequestReader
 
         if (value.ValueKind != JsonValueKind.Array)
         {
-            throw new RequestValidationException(name, $"'{name}' must be an array of integers, not {Describe(value)}.");
+            throw new RequestValidationException(Name(name), $"'{Name(name)}' must be an array of integers, not {Describe(value)}.");
         }
 
         var list = new List<int>();
         foreach (var item in value.EnumerateArray())
         {
-            list.Add((int)ToInteger(item, name, min, max));
+            list.Add((int)ToInteger(item, Name(name), min, max));
         }
 
         return list;

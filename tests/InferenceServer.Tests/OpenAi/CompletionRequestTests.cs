@@ -36,11 +36,11 @@ public sealed class CompletionRequestTests : IClassFixture<CompletionRequestTest
     public void Defaults_FollowOpenAi()
     {
         var request = Parse("""{"prompt":"x = 1"}""");
-        Assert.Equal(CompletionRequest.DefaultMaxTokens, request.Stop.MaxTokens);
-        Assert.Equal(1.0, request.Sampling.Temperature);
+        Assert.Equal(CompletionRequest.DefaultMaxTokens, request.Settings.Stop.MaxTokens);
+        Assert.Equal(1.0, request.Settings.Sampling.Temperature);
         Assert.Equal(1, request.N);
         Assert.False(request.Stream);
-        Assert.False(request.Stop.IgnoreEos);
+        Assert.False(request.Settings.Stop.IgnoreEos);
     }
 
     [Fact]
@@ -55,20 +55,50 @@ public sealed class CompletionRequestTests : IClassFixture<CompletionRequestTest
     {
         var request = Parse("""{"model":"tiny-pycoder","prompt":[[1,2],[3]],"max_tokens":7,"min_tokens":2,"temperature":0.5,"top_p":0.9,"top_k":40,"seed":-5,"stop":"\n\n","stop_token_ids":[5],"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true},"return_token_ids":true,"n":2,"user":"u","priority":-1,"logprobs":null,"echo":false}""");
         Assert.Equal(2, request.Prompts.Count);
-        Assert.Equal(7, request.Stop.MaxTokens);
-        Assert.Equal(2, request.Stop.MinTokens);
-        Assert.Equal(0.5, request.Sampling.Temperature);
-        Assert.Equal(0.9, request.Sampling.TopP);
-        Assert.Equal(40, request.Sampling.TopK);
-        Assert.Equal(-5, request.Sampling.Seed);
-        Assert.Equal(["\n\n"], request.Stop.StopStrings);
-        Assert.Equal([5], request.Stop.StopTokenIds);
-        Assert.True(request.Stop.IgnoreEos);
+        Assert.Equal(7, request.Settings.Stop.MaxTokens);
+        Assert.Equal(2, request.Settings.Stop.MinTokens);
+        Assert.Equal(0.5, request.Settings.Sampling.Temperature);
+        Assert.Equal(0.9, request.Settings.Sampling.TopP);
+        Assert.Equal(40, request.Settings.Sampling.TopK);
+        Assert.Equal(-5, request.Settings.Sampling.Seed);
+        Assert.Equal(["\n\n"], request.Settings.Stop.StopStrings);
+        Assert.Equal([5], request.Settings.Stop.StopTokenIds);
+        Assert.True(request.Settings.Stop.IgnoreEos);
         Assert.True(request.Stream);
         Assert.True(request.IncludeUsage);
         Assert.True(request.ReturnTokenIds);
         Assert.Equal(2, request.N);
-        Assert.Equal(-1, request.Priority);
+        Assert.Equal(-1, request.Settings.Priority);
+    }
+
+    [Fact]
+    public void SamplingExtensions_AreRead()
+    {
+        var request = Parse("""{"prompt":"x","min_p":0.1,"presence_penalty":0.5,"frequency_penalty":-0.5,"repetition_penalty":1.2,"logit_bias":{"5":-100,"7":2.5},"logprobs":3,"echo":true}""");
+        var sampling = request.Settings.Sampling;
+        Assert.Equal(0.1, sampling.MinP);
+        Assert.Equal(0.5, sampling.PresencePenalty);
+        Assert.Equal(-0.5, sampling.FrequencyPenalty);
+        Assert.Equal(1.2, sampling.RepetitionPenalty);
+        Assert.Equal(-100f, sampling.LogitBias![5]);
+        Assert.Equal(2.5f, sampling.LogitBias[7]);
+        Assert.Equal(3, sampling.Logprobs);
+        Assert.Equal(3, sampling.PromptLogprobs);
+        Assert.True(request.Echo);
+        Assert.Null(Parse("""{"prompt":"x","logprobs":3}""").Settings.Sampling.PromptLogprobs);
+        Assert.Null(Parse("""{"prompt":"x","logprobs":false}""").Settings.Sampling.Logprobs);
+    }
+
+    [Fact]
+    public void ResponseFormat_IsRead()
+    {
+        Assert.False(Parse("""{"prompt":"x","response_format":{"type":"text"}}""").Settings.Format.IsJson);
+        var json = Parse("""{"prompt":"x","response_format":{"type":"json_object"}}""").Settings.Format;
+        Assert.True(json.IsJson);
+        Assert.Null(json.Schema);
+        var schema = Parse("""{"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"p","strict":true,"schema":{"type":"object"}}}}""").Settings.Format;
+        Assert.True(schema.Strict);
+        Assert.Equal("object", schema.Schema!.Value.GetProperty("type").GetString());
     }
 
     [Fact]
@@ -76,7 +106,7 @@ public sealed class CompletionRequestTests : IClassFixture<CompletionRequestTest
     {
         var prompt = string.Join(",", Enumerable.Repeat("5", 2040));
         var request = Parse($$"""{"prompt":[{{prompt}}]}""");
-        Assert.Equal(8, request.Stop.MaxTokens);
+        Assert.Equal(8, request.Settings.Stop.MaxTokens);
     }
 
     [Theory]
@@ -86,8 +116,27 @@ public sealed class CompletionRequestTests : IClassFixture<CompletionRequestTest
     [InlineData("""{"prompt":"x","top_k":null,"top_p":1.5}""", "top_p")]
     [InlineData("""{"prompt":"x","stop":["a",""]}""", "stop")]
     [InlineData("""{"prompt":"x","stop":{"a":1}}""", "stop")]
-    [InlineData("""{"prompt":"x","echo":true}""", "echo")]
-    [InlineData("""{"prompt":"x","logprobs":2}""", "logprobs")]
+    [InlineData("""{"prompt":"x","echo":1}""", "echo")]
+    [InlineData("""{"prompt":"x","logprobs":21}""", "logprobs")]
+    [InlineData("""{"prompt":"x","logprobs":-1}""", "logprobs")]
+    [InlineData("""{"prompt":"x","logprobs":"2"}""", "logprobs")]
+    [InlineData("""{"prompt":"x","min_p":1.5}""", "min_p")]
+    [InlineData("""{"prompt":"x","presence_penalty":2.5}""", "presence_penalty")]
+    [InlineData("""{"prompt":"x","frequency_penalty":-3}""", "frequency_penalty")]
+    [InlineData("""{"prompt":"x","repetition_penalty":0}""", "repetition_penalty")]
+    [InlineData("""{"prompt":"x","logit_bias":{"abc":1}}""", "logit_bias")]
+    [InlineData("""{"prompt":"x","logit_bias":{"4096":1}}""", "logit_bias")]
+    [InlineData("""{"prompt":"x","logit_bias":{"5":101}}""", "logit_bias")]
+    [InlineData("""{"prompt":"x","logit_bias":[1]}""", "logit_bias")]
+    [InlineData("""{"prompt":"x","seed":"1"}""", "seed")]
+    [InlineData("""{"prompt":"x","response_format":{"type":"xml"}}""", "response_format.type")]
+    [InlineData("""{"prompt":"x","response_format":{"type":"json_schema"}}""", "response_format.json_schema")]
+    [InlineData("""{"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"a","schema":[1]}}}""", "response_format.json_schema.schema")]
+    [InlineData("""{"prompt":"x","response_format":"json"}""", "response_format")]
+    [InlineData("""{"prompt":"x","stream_options":{"include_usage":1},"stream":true}""", "stream_options.include_usage")]
+    [InlineData("""{"prompt":"x","max_tokens":4,"min_tokens":5}""", "min_tokens")]
+    [InlineData("""{"prompt":"x","best_of":2}""", "best_of")]
+    [InlineData("""{"prompt":"x","suffix":"y"}""", "suffix")]
     [InlineData("""{"prompt":"x","ignore_eos":"true"}""", "ignore_eos")]
     [InlineData("""{"prompt":"x","model":5}""", "model")]
     [InlineData("""{"prompt":[1.5]}""", "prompt")]

@@ -1,0 +1,26 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Buffers;
+
+namespace InferenceServer.OpenAi;
+
+/// <summary>Frames Server-Sent Events: <c>data: </c>, the payload, a blank line.</summary>
+internal static class SseEvents
+{
+    private static ReadOnlySpan<byte> DataPrefix => "data: "u8;
+
+    private static ReadOnlySpan<byte> EventEnd => "\n\n"u8;
+
+    /// <summary>Writes the event prefix; the caller writes the payload, then <see cref="End"/>.</summary>
+    public static void Begin(IBufferWriter<byte> output) => output.Write(DataPrefix);
+
+    /// <summary>Ends an event.</summary>
+    public static void End(IBufferWriter<byte> output) => output.Write(EventEnd);
+
+    /// <summary>Writes one whole event.</summary>
+    public static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> payload)
+    {
+        output.Write(DataPrefix);
+        output.Write(payload);
+        output.Write(EventEnd);
+    }
+}
