@@ -29,6 +29,12 @@ public sealed record GenerationRequest
     /// </summary>
     public ITokenConstraint? Constraint { get; init; }
 
+    /// <summary>
+    /// Whether special tokens are left out of the output text (vLLM's <c>skip_special_tokens</c>, default true). Tool
+    /// calling turns it off where a template's tool-call markers are special tokens.
+    /// </summary>
+    public bool SkipSpecialTokens { get; init; } = true;
+
     /// <summary>Scheduling priority: lower values are served first; ties are first come, first served. Default 0.</summary>
     public int Priority { get; init; }
 }

@@ -105,7 +105,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         });
         ArgumentNullException.ThrowIfNull(request);
         request.Sampling.Validate(_model.Spec.VocabularySize);
-        var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(skipSpecialTokens: true);
+        var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
         var sequence = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken);
         updates = output.Reader;
         if (_stopping.IsCancellationRequested || !_incoming.Writer.TryWrite(sequence))

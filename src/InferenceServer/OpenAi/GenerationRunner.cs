@@ -43,6 +43,7 @@ internal static class GenerationRunner
                         Priority = settings.Priority,
                         PrefixGroup = group,
                         Constraint = constraints?.Invoke(),
+                        SkipSpecialTokens = settings.SkipSpecialTokens,
                     };
                     if (!scheduler.TrySubmit(generation, out var updates, lifetime.Token))
                     {

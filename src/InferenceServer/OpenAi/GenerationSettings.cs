@@ -43,6 +43,9 @@ internal sealed class GenerationSettings
     /// <summary>Scheduling priority (lower first).</summary>
     public int Priority { get; init; }
 
+    /// <summary>vLLM's <c>skip_special_tokens</c> (default true): leave special tokens out of the text.</summary>
+    public bool SkipSpecialTokens { get; init; } = true;
+
     /// <summary>Constrained output, if any.</summary>
     public ResponseFormat Format { get; init; } = ResponseFormat.Text;
 
@@ -119,6 +122,7 @@ internal sealed class GenerationSettings
             Stream = stream,
             IncludeUsage = includeUsage,
             ReturnTokenIds = reader.Bool("return_token_ids") ?? false,
+            SkipSpecialTokens = reader.Bool("skip_special_tokens") ?? true,
             Priority = (int?)reader.Integer("priority", int.MinValue, int.MaxValue) ?? 0,
             Format = ResponseFormat.Read(reader),
         };
