@@ -290,7 +290,9 @@ internal static partial class Filters
                 members.Add(sorted[i++]);
             }
 
-            groups.Add(PyList.Pair(key, new PyList(members)));
+            // Like Jinja2, the group's key is the first member's own value, not its lower-cased form.
+            object? shownKey = GetPath(members[0], attribute);
+            groups.Add(PyList.Pair(shownKey is Undefined && fallback is not null ? fallback : shownKey, new PyList(members)));
         }
 
         return new PyList(groups);

@@ -17,7 +17,7 @@ internal static partial class Filters
     {
         ["abs"] = static (_, v, _) => v switch
         {
-            long l => l == long.MinValue ? throw ChatTemplateException.Runtime("OverflowError: integer overflow") : Math.Abs(l),
+            long l => l == long.MinValue ? throw ChatTemplateException.Runtime("OverflowError: integer overflow") : (object)Math.Abs(l),
             double d => Math.Abs(d),
             bool b => b ? 1L : 0L,
             _ => throw ChatTemplateException.Runtime($"TypeError: bad operand type for abs(): '{PyFormat.TypeName(v)}'"),
@@ -49,7 +49,7 @@ internal static partial class Filters
         ["join"] = Join,
         ["list"] = static (_, v, _) => new PyList([.. PyOps.Iterate(v)]),
         ["lower"] = static (_, v, _) => PyFormat.Str(v).ToLowerInvariant(),
-        ["upper"] = static (_, v, _) => PyFormat.Str(v).ToUpperInvariant(),
+        ["upper"] = static (_, v, _) => PyString.Upper(PyFormat.Str(v)),
         ["title"] = static (_, v, _) => JinjaTitle(PyFormat.Str(v)),
         ["trim"] = static (_, v, a) => PyString.Strip(PyFormat.Str(v), a.Get(0, "chars") as string),
         ["string"] = static (_, v, _) => PyFormat.Str(v),
@@ -283,7 +283,7 @@ internal static partial class Filters
         double factor = Math.Pow(10, precision);
         return method switch
         {
-            "common" => value is long or bool && precision >= 0 ? PyOps.ToLong(value) : Math.Round(x, Math.Clamp(precision, 0, 15), MidpointRounding.ToEven),
+            "common" => value is long or bool && precision >= 0 ? PyOps.ToLong(value) : (object)Math.Round(x, Math.Clamp(precision, 0, 15), MidpointRounding.ToEven),
             "ceil" => Math.Ceiling(x * factor) / factor,
             "floor" => Math.Floor(x * factor) / factor,
             _ => throw ChatTemplateException.Runtime("FilterArgumentError: method must be common, ceil or floor"),

@@ -167,7 +167,7 @@ internal static class Methods
             case "endswith":
                 return Affix(s, args.Required(0, "suffix", "endswith"), static (text, p) => text.EndsWith(p, StringComparison.Ordinal));
             case "upper":
-                return s.ToUpperInvariant();
+                return PyString.Upper(s);
             case "lower":
             case "casefold":
                 return s.ToLowerInvariant();

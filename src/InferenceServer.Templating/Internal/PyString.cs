@@ -181,6 +181,13 @@ internal static class PyString
         return sb.ToString();
     }
 
+    /// <summary>Python's <c>str.upper()</c>: invariant upper-casing plus the full mapping of <c>ß</c> to <c>SS</c>.</summary>
+    public static string Upper(string s)
+    {
+        string upper = s.ToUpperInvariant();
+        return upper.Contains('ß', StringComparison.Ordinal) ? upper.Replace("ß", "SS", StringComparison.Ordinal) : upper;
+    }
+
     /// <summary>Python's <c>str.capitalize()</c>: the first character upper-cased, the rest lower-cased.</summary>
     public static string Capitalize(string s)
         => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
