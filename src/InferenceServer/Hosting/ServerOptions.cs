@@ -17,6 +17,9 @@ internal sealed class ServerOptions
     /// <summary>The model id clients use; default: the folder name.</summary>
     public string? ServedModelName { get; init; }
 
+    /// <summary><c>--chat-template</c>: a Jinja file that sets or replaces the model's chat template.</summary>
+    public string? ChatTemplate { get; init; }
+
     /// <summary>Batcher and KV-cache limits.</summary>
     public required SchedulerOptions Scheduler { get; init; }
 
@@ -31,6 +34,7 @@ internal sealed class ServerOptions
         {
             Model = configuration["model"],
             ServedModelName = configuration["served-model-name"],
+            ChatTemplate = configuration["chat-template"],
             Scheduler = new SchedulerOptions
             {
                 MaxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1),

@@ -4,6 +4,8 @@ using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
+using InferenceServer.OpenAi.Chat;
+using InferenceServer.Templating;
 
 namespace InferenceServer.Hosting;
 
@@ -67,6 +69,7 @@ internal static class ServerProgram
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<StructuredOutput>();
+        builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
         try
         {
@@ -94,15 +97,34 @@ internal static class ServerProgram
     {
         var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
         app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time));
+        app.MapPost("/v1/chat/completions", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, scheduler, renderer, structured, time));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
-        app.MapPost("/tokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.TokenizeAsync(context, model));
+        app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
         app.MapGet("/health/live", () => Results.Text("live"));
         app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
             ? Results.Text("ready")
             : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
+    }
+
+    private static ChatPromptRenderer LoadChatTemplate(ServedModel model, string? overridePath)
+    {
+        try
+        {
+            return new ChatPromptRenderer(model, overridePath);
+        }
+        catch (ChatTemplateException ex)
+        {
+            model.Dispose();
+            throw new StartupException($"{overridePath ?? model.Package.TokenizerConfigPath}: chat template: {ex.Message}", ex);
+        }
+        catch (IOException ex)
+        {
+            model.Dispose();
+            throw new StartupException($"{overridePath}: --chat-template cannot be read: {ex.Message}", ex);
+        }
     }
 
     private static void ConfigureCors(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, HttpOptions http)

@@ -15,7 +15,7 @@ internal static class TokenizeEndpoint
     private const int MaxPromptChars = 1 << 22;
 
     /// <summary>Answers <c>/tokenize</c>: <c>{"count", "max_model_len", "tokens", "token_strs"?}</c>.</summary>
-    public static async Task TokenizeAsync(HttpContext context, ServedModel model)
+    public static async Task TokenizeAsync(HttpContext context, ServedModel model, Chat.ChatPromptRenderer chat)
     {
         try
         {
@@ -24,7 +24,20 @@ internal static class TokenizeEndpoint
             CheckModel(reader, model);
             var tokenizer = RequireTokenizer(model, "prompt");
             IReadOnlyList<int> ids;
-            //MESSAGES
+            if (reader.TryGet("messages", out _))
+            {
+                if (reader.TryGet("prompt", out _))
+                {
+                    throw new RequestValidationException("messages", "Send either 'prompt' or 'messages', not both.");
+                }
+
+                var tools = reader.TryGet("tools", out var toolsElement) ? ToolCalls.ToolValidation.ParseTools(toolsElement) : null;
+
+                // Chat prompts carry their special tokens in the template, so add_special_tokens defaults to false here.
+                var text = chat.Render(reader, defaultAddGenerationPrompt: true, tools);
+                ids = tokenizer.Encode(text, reader.Bool("add_special_tokens") ?? false);
+            }
+            else
             {
                 var prompt = reader.String("prompt") ?? throw new RequestValidationException("prompt", "'prompt' (a string) or 'messages' is required.");
                 if (prompt.Length > MaxPromptChars)

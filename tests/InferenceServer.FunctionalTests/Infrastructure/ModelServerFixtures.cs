@@ -35,3 +35,6 @@ public sealed class LlamaGqaServer() : ModelServerFixture(RepositoryPaths.Fixtur
 public sealed class Qwen2Server() : ModelServerFixture(RepositoryPaths.Fixture("qwen2"));
 
 public sealed class DeepseekMlaServer() : ModelServerFixture(RepositoryPaths.Fixture("deepseek-v3-mla"));
+
+/// <summary>The default model with a ChatML chat template (Qwen 2.5's, which renders tools) added by <c>--chat-template</c>.</summary>
+public sealed class ChatModelServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--chat-template", RepositoryPaths.ChatTemplate("qwen2.5-instruct"));

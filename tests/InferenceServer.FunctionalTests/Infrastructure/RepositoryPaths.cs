@@ -9,6 +9,8 @@ internal static class RepositoryPaths
 
     public static string Fixture(string name) => Path.Combine(Root, "tests", "fixtures", name);
 
+    public static string ChatTemplate(string family) => Path.Combine(Root, "tests", "fixtures", "chat-templates", family + ".jinja");
+
     private static string FindRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)

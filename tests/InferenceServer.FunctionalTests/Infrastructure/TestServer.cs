@@ -49,9 +49,9 @@ public sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>POSTs <paramref name="json"/> to <c>/v1/completions</c> through the OpenAI client's pipeline; throws <see cref="ClientResultException"/> on an error status.</summary>
-    public async Task<JsonElement> CompleteAsync(string json)
+    public async Task<JsonElement> CompleteAsync(string json, string path = "/v1/completions")
     {
-        using var message = CreatePost("/v1/completions", json);
+        using var message = CreatePost(path, json);
         await OpenAI.Pipeline.SendAsync(message);
         var response = message.Response!;
         if (response.IsError)
@@ -64,9 +64,9 @@ public sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>POSTs a streamed request and returns the SSE data payloads, in order.</summary>
-    public async Task<List<string>> StreamAsync(string json)
+    public async Task<List<string>> StreamAsync(string json, string path = "/v1/completions")
     {
-        using var message = CreatePost("/v1/completions", json);
+        using var message = CreatePost(path, json);
         message.BufferResponse = false;
         await OpenAI.Pipeline.SendAsync(message);
         var response = message.Response!;
