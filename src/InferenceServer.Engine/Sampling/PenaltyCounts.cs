@@ -26,7 +26,7 @@ internal sealed class PenaltyCounts : IDisposable
         _seen = ArrayPool<bool>.Shared.Rent(vocabularySize);
         Array.Clear(_outputCounts, 0, vocabularySize);
         Array.Clear(_seen, 0, vocabularySize);
-        _distinct = new int[Math.Clamp(capacity, 16, vocabularySize)];
+        _distinct = new int[Math.Min(Math.Max(capacity, 16), vocabularySize)];
         for (var i = 0; i < tokens.Length; i++)
         {
             Add(tokens[i], output: i >= promptLength);

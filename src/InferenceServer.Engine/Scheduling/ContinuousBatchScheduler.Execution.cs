@@ -70,19 +70,15 @@ public sealed partial class ContinuousBatchScheduler
             {
                 // Every position came back: position p's logits score prompt token p + 1; the last one is sampled from.
                 RecordPromptLogprobs(sequence, start, _chunks[i], logitRow);
-                logitRow += _chunks[i] - 1;
+                var last = logitRow + _chunks[i] - 1;
+                logitRow += _chunks[i];
                 if (sequence.Computed == sequence.Tokens.Count)
                 {
                     sequence.PromptLogprobsPending = false;
-                }
-                else
-                {
-                    logitRow++;
-                    continue;
+                    Advance(sequence, _logits.AsSpan(last * vocab, vocab));
                 }
             }
-
-            if (sequence.Computed == sequence.Tokens.Count)
+            else if (sequence.Computed == sequence.Tokens.Count)
             {
                 var logits = _logits.AsSpan(logitRow * vocab, vocab);
                 logitRow++;

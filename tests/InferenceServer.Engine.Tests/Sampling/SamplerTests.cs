@@ -101,6 +101,39 @@ public sealed class SamplerTests
         Assert.InRange(ones / (double)Draws, 0.73, 0.77);
     }
 
+    [Theory]
+    [InlineData(1.0, 0.5)]
+    [InlineData(2.0, 0.5)]
+    [InlineData(0.5, 0.05)]
+    public void MinP_KeepsTokensAtLeastThatFractionOfTheBest_AfterTemperature(double temperature, double minP)
+    {
+        // Relative probabilities at temperature T: exp((l - max) / T); a token survives when that is >= min_p.
+        var sampler = new Sampler();
+        var random = new SeededRandom(21);
+        var parameters = new SamplingParameters { Temperature = temperature, MinP = minP };
+        var max = Logits.Max();
+        var allowed = Enumerable.Range(0, Logits.Length).Where(i => Math.Exp((Logits[i] - max) / temperature) >= minP).ToHashSet();
+        var seen = new HashSet<int>();
+        for (var i = 0; i < 2000; i++)
+        {
+            seen.Add(sampler.Sample(Logits, parameters, ref random, []));
+        }
+
+        Assert.Equal(allowed, seen);
+    }
+
+    [Fact]
+    public void MinP_One_IsGreedyAmongTies()
+    {
+        var sampler = new Sampler();
+        var random = new SeededRandom(2);
+        var parameters = new SamplingParameters { Temperature = 1, MinP = 1 };
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.Contains(sampler.Sample(Logits, parameters, ref random, []), new[] { 1, 3 });
+        }
+    }
+
     [Fact]
     public void Banned_IsNeverSampled()
     {

@@ -160,6 +160,38 @@ public sealed class SamplingParametersSchedulerTests
     }
 
     [Fact]
+    public async Task LogprobsAndPenalties_SurvivePreemption()
+    {
+        // llama-gqa: 768 bytes/token; 34 blocks of 16 hold one 300-token sequence and most of another (see SmallKvBudget).
+        var options = new SchedulerOptions { KvCacheMemory = 768 * 16 * 34, BlockSize = 16, MaxNumBatchedTokens = 64 };
+        await using var harness = SchedulerHarness.Start(Fixture, options);
+        var long1 = Prompt(200, 7);
+        var long2 = Prompt(200, 13);
+        var sampling = SamplingParameters.Greedy with { PromptLogprobs = 1, Logprobs = 1, FrequencyPenalty = 0.3, RepetitionPenalty = 1.1 };
+        var alone = await SchedulerHarness.CollectUpdatesAsync(harness.Submit(SchedulerHarness.Request(long2, 100, sampling)));
+
+        var first = harness.Submit(SchedulerHarness.Request(long1, 100));
+        var second = harness.Submit(SchedulerHarness.Request(long2, 100, sampling));
+        await SchedulerHarness.CollectAsync(first);
+        var together = await SchedulerHarness.CollectUpdatesAsync(second);
+        Assert.True(harness.Scheduler.Preemptions > 0, "the KV budget should have forced a preemption");
+        Assert.Equal(alone.Select(u => u.TokenId), together.Select(u => u.TokenId));
+        for (var u = 0; u < together.Count; u++)
+        {
+            AssertClose(alone[u].Logprobs, together[u].Logprobs);
+        }
+
+        Assert.Equal(200, together[0].PromptLogprobs!.Count);
+        for (var p = 0; p < 200; p++)
+        {
+            AssertClose(alone[0].PromptLogprobs![p], together[0].PromptLogprobs![p]);
+        }
+
+        await harness.WaitIdleAsync();
+        Assert.Equal(0, harness.Scheduler.UsedBlocks);
+    }
+
+    [Fact]
     public async Task Batched_EqualsSequential_WithEveryParameter()
     {
         await using var harness = SchedulerHarness.Start(Fixture, new SchedulerOptions { MaxNumBatchedTokens = 24 });
