@@ -72,7 +72,7 @@ internal sealed class DeepSeekToolCallParser : IToolCallParser
     }
 
     /// <inheritdoc />
-    public int SafeContentPrefixLength(string textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, CallsBegin);
+    public int SafeContentPrefixLength(ReadOnlySpan<char> textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, CallsBegin);
 
     /// <summary>Reads one call body: <c>function&lt;sep&gt;NAME\n```json\nARGS\n```</c> or <c>NAME&lt;sep&gt;ARGS</c>.</summary>
     private bool TryParseCall(string body, IReadOnlySet<string>? functionNames, List<ParsedToolCall> calls)

@@ -50,5 +50,5 @@ internal sealed class HermesToolCallParser : IToolCallParser
     }
 
     /// <inheritdoc />
-    public int SafeContentPrefixLength(string textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, StartTag);
+    public int SafeContentPrefixLength(ReadOnlySpan<char> textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, StartTag);
 }

@@ -30,7 +30,7 @@ internal interface IToolCallParser
     /// How many leading characters of <paramref name="textSoFar"/> are certainly content whatever follows: text
     /// before a tool-call marker, holding back a suffix that may be the start of a marker (<c>"Hello &lt;tool_"</c>
     /// gives 5), trailing white space, and everything while the text might still turn out to be a call. Never
-    /// decreases as text grows. Allocation-free.
+    /// decreases as text grows. Allocation-free, linear in the text: fine per token (a span over the caller's buffer).
     /// </summary>
-    int SafeContentPrefixLength(string textSoFar);
+    int SafeContentPrefixLength(ReadOnlySpan<char> textSoFar);
 }

@@ -81,7 +81,7 @@ internal sealed class Llama3JsonToolCallParser : IToolCallParser
     }
 
     /// <inheritdoc />
-    public int SafeContentPrefixLength(string textSoFar)
+    public int SafeContentPrefixLength(ReadOnlySpan<char> textSoFar)
     {
         var first = ToolCallText.SkipWhiteSpace(textSoFar, 0);
         if (first == textSoFar.Length || textSoFar[first] == '{')
@@ -89,7 +89,7 @@ internal sealed class Llama3JsonToolCallParser : IToolCallParser
             return 0;
         }
 
-        var rest = textSoFar.AsSpan(first);
+        var rest = textSoFar[first..];
         if (rest.Length < PythonTag.Length && PythonTag.AsSpan().StartsWith(rest))
         {
             return 0;

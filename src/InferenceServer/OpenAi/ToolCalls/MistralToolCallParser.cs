@@ -59,7 +59,7 @@ internal sealed class MistralToolCallParser : IToolCallParser
     }
 
     /// <inheritdoc />
-    public int SafeContentPrefixLength(string textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, Marker);
+    public int SafeContentPrefixLength(ReadOnlySpan<char> textSoFar) => ToolCallText.SafePrefixBeforeMarker(textSoFar, Marker);
 
     /// <summary>Reads the calls of one marker's segment, <c>text[start..end]</c>; an empty segment holds none.</summary>
     private bool TryParseSegment(string text, int start, int end, IReadOnlySet<string>? functionNames, List<ParsedToolCall> calls)

@@ -10,12 +10,12 @@ internal static class ToolCallText
 
     /// <summary>Length of the longest proper prefix of <paramref name="marker"/> that ends <paramref name="text"/>
     /// (<c>"Hello &lt;tool_"</c> and <c>"&lt;tool_call&gt;"</c> give 6); 0 when none.</summary>
-    public static int PartialOverlap(string text, string marker)
+    public static int PartialOverlap(ReadOnlySpan<char> text, string marker)
     {
         var max = Math.Min(marker.Length - 1, text.Length);
         for (var k = max; k > 0; k--)
         {
-            if (text.AsSpan(text.Length - k).SequenceEqual(marker.AsSpan(0, k)))
+            if (text[(text.Length - k)..].SequenceEqual(marker.AsSpan(0, k)))
             {
                 return k;
             }
@@ -28,7 +28,7 @@ internal static class ToolCallText
     /// The safe content prefix for a family whose calls start at <paramref name="marker"/>: the text before the
     /// marker (or before a partial marker at the end), without its trailing white space.
     /// </summary>
-    public static int SafePrefixBeforeMarker(string text, string marker)
+    public static int SafePrefixBeforeMarker(ReadOnlySpan<char> text, string marker)
     {
         var index = text.IndexOf(marker, StringComparison.Ordinal);
         var limit = index >= 0 ? index : text.Length - PartialOverlap(text, marker);
@@ -36,7 +36,7 @@ internal static class ToolCallText
     }
 
     /// <summary>The length of <c>text[..limit]</c> without trailing white space.</summary>
-    public static int TrimEndLength(string text, int limit)
+    public static int TrimEndLength(ReadOnlySpan<char> text, int limit)
     {
         var n = limit;
         while (n > 0 && char.IsWhiteSpace(text[n - 1]))
@@ -55,7 +55,7 @@ internal static class ToolCallText
     }
 
     /// <summary>The index of the first character at or after <paramref name="start"/> that is not white space, or the length.</summary>
-    public static int SkipWhiteSpace(string text, int start)
+    public static int SkipWhiteSpace(ReadOnlySpan<char> text, int start)
     {
         var i = start;
         while (i < text.Length && char.IsWhiteSpace(text[i]))

@@ -15,7 +15,7 @@ internal static class StreamingContract
         var released = 0;
         for (var length = 0; length <= text.Length; length++)
         {
-            var safe = parser.SafeContentPrefixLength(text[..length]);
+            var safe = parser.SafeContentPrefixLength(text.AsSpan(0, length));
             Assert.InRange(safe, released, length);
             released = safe;
         }
