@@ -67,6 +67,7 @@ internal static class ToolChoiceSchemas
 
             anyOf.Add(new JsonObject
             {
+                ["type"] = "object",
                 ["properties"] = new JsonObject
                 {
                     ["name"] = new JsonObject { ["type"] = "string", ["enum"] = new JsonArray(function.Name) },
@@ -80,7 +81,9 @@ internal static class ToolChoiceSchemas
         {
             ["type"] = "array",
             ["minItems"] = 1,
-            ["items"] = new JsonObject { ["type"] = "object", ["anyOf"] = anyOf },
+            // vLLM puts "type": "object" beside "anyOf"; here each branch carries it, which means the same and is what
+            // the constrained decoder compiles (it refuses a type beside anyOf).
+            ["items"] = new JsonObject { ["anyOf"] = anyOf },
         };
         if (definitions is not null)
         {

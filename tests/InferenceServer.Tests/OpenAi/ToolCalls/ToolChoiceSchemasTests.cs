@@ -51,12 +51,12 @@ public sealed class ToolChoiceSchemasTests
     }
 
     [Fact]
-    public void ForRequired_HasVllmsShape()
+    public void ForRequired_HasVllmsShape_WithTheObjectTypeInEachBranch()
     {
         var schema = ToolChoiceSchemas.ForRequired(Json("""[{"type": "function", "function": {"name": "ping"}}, {"type": "function", "function": {"name": "echo", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}]"""));
 
         Assert.Equal(
-            """{"type":"array","minItems":1,"items":{"type":"object","anyOf":[{"properties":{"name":{"type":"string","enum":["ping"]},"parameters":{"type":"object","properties":{}}},"required":["name","parameters"]},{"properties":{"name":{"type":"string","enum":["echo"]},"parameters":{"type":"object","properties":{"text":{"type":"string"}}}},"required":["name","parameters"]}]}}""",
+            """{"type":"array","minItems":1,"items":{"anyOf":[{"type":"object","properties":{"name":{"type":"string","enum":["ping"]},"parameters":{"type":"object","properties":{}}},"required":["name","parameters"]},{"type":"object","properties":{"name":{"type":"string","enum":["echo"]},"parameters":{"type":"object","properties":{"text":{"type":"string"}}}},"required":["name","parameters"]}]}}""",
             schema.ToJsonString());
     }
 
