@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Grpc;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
 
@@ -63,6 +64,8 @@ internal static class ServerProgram
         }
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ServingState>();
+        var grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
@@ -74,7 +77,15 @@ internal static class ServerProgram
         }
 
         var app = builder.Build();
+
+        // Readiness turns to "not serving" (HTTP 503, gRPC NOT_SERVING) as soon as the host starts stopping.
+        app.Lifetime.ApplicationStopping.Register(static state => ((ServingState)state!).BeginDraining(), app.Services.GetRequiredService<ServingState>());
         MapEndpoints(app);
+        if (grpc)
+        {
+            GrpcHosting.MapInferenceGrpc(app);
+        }
+
         return app;
     }
 
@@ -85,9 +96,9 @@ internal static class ServerProgram
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
+        app.MapGet("/health/ready", (ServingState serving) => serving.IsReady
             ? Results.Text("ready")
-            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+            : Results.Text(serving.IsDraining ? "draining" : "not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
 
