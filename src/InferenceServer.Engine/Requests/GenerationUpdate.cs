@@ -13,6 +13,7 @@ namespace InferenceServer.Engine.Requests;
 /// <param name="CompletionTokens">Tokens generated (final message).</param>
 /// <param name="CachedPromptTokens">Prompt tokens served from the prefix cache (final message).</param>
 /// <param name="Error">What went wrong, for <see cref="FinishReason.Error"/>.</param>
+/// <param name="Timestamp">When the scheduler released the update (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>, the clock of <see cref="TimeProvider.System"/>); 0 if unknown.</param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -20,7 +21,8 @@ public readonly record struct GenerationUpdate(
     int PromptTokens = 0,
     int CompletionTokens = 0,
     int CachedPromptTokens = 0,
-    string? Error = null)
+    string? Error = null,
+    long Timestamp = 0)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

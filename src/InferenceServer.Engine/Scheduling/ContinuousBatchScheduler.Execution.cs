@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using InferenceServer.Engine.Requests;
 
@@ -104,14 +105,14 @@ public sealed partial class ContinuousBatchScheduler
         var minReached = sequence.Generated >= stop.MinTokens;
         if ((!stop.IgnoreEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
-            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty));
+            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Timestamp: Stopwatch.GetTimestamp()));
             Complete(sequence, FinishReason.Stop, FlushText(sequence));
             return;
         }
 
         var text = sequence.Detokenizer?.Append(token) ?? string.Empty;
         var released = minReached ? sequence.Stops.Push(text) : text;
-        sequence.Output.TryWrite(new GenerationUpdate(token, released));
+        sequence.Output.TryWrite(new GenerationUpdate(token, released, Timestamp: Stopwatch.GetTimestamp()));
         if (sequence.Stops.Stopped)
         {
             Complete(sequence, FinishReason.Stop, string.Empty);
@@ -145,7 +146,7 @@ public sealed partial class ContinuousBatchScheduler
         Interlocked.Decrement(ref _activeCount);
 
         // Counters first: a reader that sees the final update also sees the blocks returned.
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error);
+        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, Stopwatch.GetTimestamp());
         sequence.Output.TryWrite(update);
         sequence.Output.TryComplete();
     }

@@ -8,8 +8,8 @@ using FinishReason = InferenceServer.Engine.Requests.FinishReason;
 namespace InferenceServer.Grpc;
 
 /// <summary>
-/// The server side of one Generate stream. A pump per choice moves the engine's updates, stamped with the time they
-/// left the engine, into one bounded buffer that the call's writer drains into gRPC messages. The engine never waits
+/// The server side of one Generate stream. A pump per choice moves the engine's updates, with the time they left the
+/// scheduler, into one bounded buffer that the call's writer drains into gRPC messages. The engine never waits
 /// on a client: when a slow client lets more than the buffer's capacity pile up, the request is cancelled at once
 /// (the scheduler frees its KV blocks at its next iteration) and the call ends with RESOURCE_EXHAUSTED.
 /// </summary>
@@ -179,7 +179,9 @@ internal sealed class GenerationStream
             {
                 while (source.TryRead(out var update))
                 {
-                    if (!_buffer.Writer.TryWrite(new BufferedUpdate(index, update, _time.GetTimestamp())))
+                    // The scheduler's own timestamp (Stopwatch, as TimeProvider.System) when it has one: exact, whatever the pump's wake-up latency.
+                    var stamp = update.Timestamp != 0 && ReferenceEquals(_time, TimeProvider.System) ? update.Timestamp : _time.GetTimestamp();
+                    if (!_buffer.Writer.TryWrite(new BufferedUpdate(index, update, stamp)))
                     {
                         OnOverflow();
                         return;

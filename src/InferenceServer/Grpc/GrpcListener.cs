@@ -11,7 +11,8 @@ namespace InferenceServer.Grpc;
 /// Opens the gRPC port beside the HTTP port on the one Kestrel server: HTTP/2 only, plaintext (h2c) or TLS.
 /// Kestrel ignores <c>--urls</c> once any endpoint is configured in code, so this binds the HTTP URLs itself, the way
 /// Kestrel would (<c>urls</c>, else <c>http_ports</c>, else <c>http://localhost:5000</c>). After start,
-/// <see cref="BoundEndPoint"/> holds the actual port (useful with <c>--grpc-port 0</c>).
+/// <see cref="BoundEndPoint"/> holds the actual port (useful with <c>--grpc-port 0</c>). Kestrel still logs its
+/// "Overriding address(es)" warning at start; the addresses it names are the ones bound here.
 /// </summary>
 internal sealed class GrpcListener
 {

@@ -48,9 +48,13 @@ internal static class ServerProgram
         var builder = WebApplication.CreateBuilder(args);
         ServerOptions options;
         ServedModel model;
+        bool grpc;
         try
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
+
+            // Before the model loads, so that a bad URL or certificate fails fast.
+            grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
             var folder = options.Model ?? FindDefaultModel();
             model = ServedModel.Load(folder, options.ServedModelName);
         }
@@ -65,7 +69,6 @@ internal static class ServerProgram
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ServingState>();
-        var grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
