@@ -48,4 +48,13 @@ public sealed class GrpcHealthAndReflectionTests(DefaultModelServer fixture) : I
         Assert.Equal(["Generate", "Abort", "Tokenize", "Detokenize", "ListModels", "GetModelInfo"], service.Method.Select(m => m.Name));
         await call.RequestStream.CompleteAsync();
     }
+
+    [Fact]
+    public async Task UnknownMethod_IsUnimplemented_NotTheHttpFallback()
+    {
+        var method = new Method<HealthCheckRequest, HealthCheckResponse>(MethodType.Unary, "inference.v1.Inference", "NoSuchMethod", Marshallers.Create(r => Google.Protobuf.MessageExtensions.ToByteArray(r), HealthCheckRequest.Parser.ParseFrom), Marshallers.Create(r => Google.Protobuf.MessageExtensions.ToByteArray(r), HealthCheckResponse.Parser.ParseFrom));
+        var invoker = fixture.Server.GrpcChannel!.CreateCallInvoker();
+        var ex = await Assert.ThrowsAsync<RpcException>(() => invoker.AsyncUnaryCall(method, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30)), new HealthCheckRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
+    }
 }

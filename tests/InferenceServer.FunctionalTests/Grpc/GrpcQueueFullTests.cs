@@ -4,8 +4,6 @@ using InferenceServer.Grpc.V1;
 
 namespace InferenceServer.FunctionalTests.Grpc;
 
-public sealed class OneSlotQueueServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--max-queued-requests", "1", "--max-num-seqs", "1");
-
 /// <summary>A full request queue is RESOURCE_EXHAUSTED, and the choices already queued are freed.</summary>
 public sealed class GrpcQueueFullTests(OneSlotQueueServer fixture) : IClassFixture<OneSlotQueueServer>
 {

@@ -35,3 +35,6 @@ public sealed class LlamaGqaServer() : ModelServerFixture(RepositoryPaths.Fixtur
 public sealed class Qwen2Server() : ModelServerFixture(RepositoryPaths.Fixture("qwen2"));
 
 public sealed class DeepseekMlaServer() : ModelServerFixture(RepositoryPaths.Fixture("deepseek-v3-mla"));
+
+/// <summary>The default model with a one-request queue, to reach RESOURCE_EXHAUSTED.</summary>
+public sealed class OneSlotQueueServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--max-queued-requests", "1", "--max-num-seqs", "1");
