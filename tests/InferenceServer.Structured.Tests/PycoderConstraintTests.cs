@@ -214,6 +214,20 @@ public sealed class PycoderConstraintTests
         Assert.False(constraint.Accept(-1));
     }
 
+    // The mask (cached, with the plain-string fast path) equals a full walk of the vocabulary trie.
+    private static void AssertMaskMatchesReference(JsonTokenConstraint constraint, float[] logits)
+    {
+        ulong[] fast = new ulong[(Pycoder.Vocabulary.Size + 63) / 64];
+        ulong[] reference = new ulong[fast.Length];
+        constraint.ComputeMaskUncached(fast, walkEveryToken: false);
+        constraint.ComputeMaskUncached(reference, walkEveryToken: true);
+        Assert.Equal(reference, fast);
+        for (int id = 0; id < logits.Length; id++)
+        {
+            Assert.Equal((reference[id >> 6] & (1UL << (id & 63))) != 0, logits[id] == 0);
+        }
+    }
+
     private static float[] Masked(JsonTokenConstraint constraint)
     {
         float[] logits = new float[Pycoder.Vocabulary.Size];
@@ -242,6 +256,7 @@ public sealed class PycoderConstraintTests
             }
 
             Assert.NotEmpty(allowed);
+            AssertMaskMatchesReference(constraint, logits);
             for (int probe = 0; probe < 8; probe++)
             {
                 int id = random.Next(logits.Length);

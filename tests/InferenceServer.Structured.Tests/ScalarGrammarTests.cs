@@ -133,6 +133,25 @@ public sealed class ScalarGrammarTests
     public void StringLength_OutOfBoundsIsRefused(string text, int at) => Invalid(Schema("""{"type":"string","minLength":2,"maxLength":3}"""), text, at);
 
     [Fact]
+    public void StringLength_MultiCharacterTokensMustFitTheRoomLeft()
+    {
+        // Plain content tokens take the fast path inside strings: they must still respect maxLength.
+        byte[][] tokens = [[(byte)'"'], "ab"u8.ToArray(), "abc"u8.ToArray(), "é😀"u8.ToArray(), "x\""u8.ToArray(), "\\n"u8.ToArray()];
+        var vocabulary = new TokenVocabulary([.. tokens, null], [tokens.Length]);
+        var constraint = new JsonTokenConstraint(Schema("""{"type":"string","maxLength":3}"""), vocabulary);
+        float[] logits = new float[vocabulary.Size];
+        Assert.True(constraint.Accept(0));
+        constraint.MaskLogits(logits);
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, float.NegativeInfinity], logits);
+        Assert.True(constraint.Accept(1)); // "ab: one code point left
+        Array.Clear(logits);
+        constraint.MaskLogits(logits);
+        Assert.Equal([0f, float.NegativeInfinity, float.NegativeInfinity, float.NegativeInfinity, 0f, 0f, float.NegativeInfinity], logits);
+        Assert.True(constraint.Accept(4)); // "abx"
+        Assert.True(constraint.IsComplete);
+    }
+
+    [Fact]
     public void StringLength_ZeroMaxAllowsOnlyTheEmptyString()
     {
         JsonGrammar grammar = Schema("""{"type":"string","maxLength":0}""");

@@ -74,6 +74,22 @@ internal sealed class JsonMatcher
         };
     }
 
+    /// <summary>
+    /// How many more code points the string of <paramref name="state"/> may take when the state is between characters
+    /// of a string (<see cref="int.MaxValue"/> when unbounded), or -1 when it is not.
+    /// </summary>
+    /// <param name="state">A state.</param>
+    public int StringRoom(in MatchState state)
+    {
+        GrammarNode node = _nodes[state.Node];
+        if (node.Kind != NodeKind.String || state.Phase != Phases.StringBody)
+        {
+            return -1;
+        }
+
+        return node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - state.A;
+    }
+
     /// <summary>Adds the states that follow <paramref name="state"/> on byte <paramref name="b"/> to <paramref name="sink"/>.</summary>
     /// <param name="state">The state.</param>
     /// <param name="b">The byte.</param>
