@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 
+using System.Numerics;
 using InferenceServer.Structured.Internal;
 
 namespace InferenceServer.Structured;
@@ -81,20 +82,24 @@ public sealed class JsonTokenConstraint
         ulong[] mask = CurrentMask();
         for (int word = 0; word < mask.Length; word++)
         {
-            ulong bits = mask[word];
-            if (bits == ulong.MaxValue)
+            int first = word << 6;
+            int count = Math.Min(64, size - first);
+            ulong disallowed = ~mask[word];
+            if (count < 64)
             {
+                disallowed &= (1UL << count) - 1;
+            }
+
+            if (disallowed == ulong.MaxValue)
+            {
+                logits.Slice(first, 64).Fill(float.NegativeInfinity);
                 continue;
             }
 
-            int first = word << 6;
-            int last = Math.Min(first + 64, size);
-            for (int id = first; id < last; id++)
+            while (disallowed != 0)
             {
-                if ((bits & (1UL << (id - first))) == 0)
-                {
-                    logits[id] = float.NegativeInfinity;
-                }
+                logits[first + BitOperations.TrailingZeroCount(disallowed)] = float.NegativeInfinity;
+                disallowed &= disallowed - 1;
             }
         }
 

@@ -17,6 +17,9 @@ internal sealed class GrammarNode
     /// <summary>What the node matches.</summary>
     public NodeKind Kind { get; set; }
 
+    /// <summary>The bytes a value of this node can start with (whitespace excluded), indexed by byte.</summary>
+    public bool[] StartBytes { get; set; } = new bool[256];
+
     /// <summary>Root: the value's node.</summary>
     public int Value { get; set; } = -1;
 

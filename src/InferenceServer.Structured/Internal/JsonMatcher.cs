@@ -21,6 +21,7 @@ internal sealed class JsonMatcher
     private readonly int _maxWhitespace;
     private readonly Dictionary<MatchState, Frame> _frames = [];
     private readonly Frame _rootDone;
+    private Frame? _lastFrame;
 
     /// <summary>Creates a matcher over <paramref name="grammar"/>.</summary>
     /// <param name="grammar">The compiled grammar.</param>
@@ -42,12 +43,19 @@ internal sealed class JsonMatcher
     /// <param name="state">The state to resume.</param>
     public Frame Intern(in MatchState state)
     {
+        // A walk interns the same continuation for many sibling trie nodes in a row.
+        if (_lastFrame is not null && _lastFrame.State.Equals(state))
+        {
+            return _lastFrame;
+        }
+
         if (!_frames.TryGetValue(state, out Frame? frame))
         {
             frame = new Frame(state);
             _frames.Add(state, frame);
         }
 
+        _lastFrame = frame;
         return frame;
     }
 
@@ -160,6 +168,11 @@ internal sealed class JsonMatcher
     private void StartValue(int index, Frame parent, byte b, ref StateSink sink, int depth)
     {
         GrammarNode node = _nodes[index];
+        if (!node.StartBytes[b])
+        {
+            return;
+        }
+
         if (node.Kind == NodeKind.Union)
         {
             if (depth < MaxUnionDepth)
@@ -243,7 +256,7 @@ internal sealed class JsonMatcher
                 {
                     Whitespace(state, ref sink);
                 }
-                else
+                else if (_nodes[state.B].StartBytes[b])
                 {
                     Frame frame = Intern(state with { Phase = Phases.ObjectAfterValue, B = 0, C = 0 });
                     StartValue(state.B, frame, b, ref sink, 0);
@@ -353,6 +366,11 @@ internal sealed class JsonMatcher
                 else if (CanAddItem(node, state.A))
                 {
                     int item = state.A < node.PrefixItems.Length ? node.PrefixItems[state.A] : node.Items;
+                    if (!_nodes[item].StartBytes[b])
+                    {
+                        break;
+                    }
+
                     int next = state.A < node.CountCap ? state.A + 1 : state.A;
                     Frame frame = Intern(state with { Phase = Phases.ArrayAfterValue, A = next, C = 0 });
                     StartValue(item, frame, b, ref sink, 0);

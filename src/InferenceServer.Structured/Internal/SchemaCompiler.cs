@@ -631,6 +631,12 @@ internal sealed class SchemaCompiler
             Prune(node, productive);
         }
 
+        bool[] started = new bool[nodes.Length];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            FillStartBytes(nodes, i, started);
+        }
+
         foreach (GrammarNode node in nodes)
         {
             if (node.Kind == NodeKind.Object)
@@ -648,6 +654,58 @@ internal sealed class SchemaCompiler
         }
 
         return nodes;
+    }
+
+    // The first bytes of each node's values (unions: of their alternatives; they cannot cycle, CheckUnionCycles ran).
+    private static void FillStartBytes(GrammarNode[] nodes, int index, bool[] done)
+    {
+        if (done[index])
+        {
+            return;
+        }
+
+        GrammarNode node = nodes[index];
+        bool[] start = node.StartBytes;
+        switch (node.Kind)
+        {
+            case NodeKind.Object:
+                start['{'] = true;
+                break;
+            case NodeKind.Array:
+                start['['] = true;
+                break;
+            case NodeKind.String:
+                start['"'] = true;
+                break;
+            case NodeKind.Number:
+                start['-'] = true;
+                for (int digit = '0'; digit <= '9'; digit++)
+                {
+                    start[digit] = true;
+                }
+
+                break;
+            case NodeKind.Literal:
+                for (int i = 0; node.Literals!.ChildAt(0, i, out byte b) >= 0; i++)
+                {
+                    start[b] = true;
+                }
+
+                break;
+            case NodeKind.Union:
+                foreach (int alternative in node.Alternatives)
+                {
+                    FillStartBytes(nodes, alternative, done);
+                    for (int b = 0; b < 256; b++)
+                    {
+                        start[b] |= nodes[alternative].StartBytes[b];
+                    }
+                }
+
+                break;
+        }
+
+        done[index] = true;
     }
 
     // A union that reaches itself through unions only would expand forever without reading a byte.
