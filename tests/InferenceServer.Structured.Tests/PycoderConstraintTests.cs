@@ -13,7 +13,7 @@ public sealed class PycoderConstraintTests
         ["person"] = ("""
             {"type":"object","properties":{
               "name":{"type":"string","minLength":1,"maxLength":12},
-              "age":{"type":"integer"},
+              "age":{"type":"integer","minimum":0,"maximum":150},
               "email":{"anyOf":[{"type":"string"},{"type":"null"}]},
               "role":{"enum":["admin","user","guest"]},
               "scores":{"type":"array","items":{"type":"number"},"maxItems":4},

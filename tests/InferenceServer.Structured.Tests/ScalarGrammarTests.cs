@@ -60,6 +60,76 @@ public sealed class ScalarGrammarTests
     public void Integer_FractionAndExponentAreRefused(string text, int at) => Invalid(IntegerGrammar, text, at);
 
     [Theory]
+    [InlineData("""{"type":"integer","minimum":0}""", "0", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "-0", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "123456789012345", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "-1", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "10", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "15", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "20", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "9", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "21", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "0", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "-10", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "100", false)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "-2", true)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "0", true)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "-3", false)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "3", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-5", true)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-123", true)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-0", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "4", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "0", false)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "2", true)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "1000000000", true)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "1000000001", false)]
+    [InlineData("""{"type":["integer","null"],"minimum":1}""", "null", true)]
+    public void IntegerBounds_AreEnforcedDigitByDigit(string schema, string text, bool valid)
+    {
+        if (valid)
+        {
+            Valid(Schema(schema), text);
+        }
+        else
+        {
+            Invalid(Schema(schema), text);
+        }
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("-")]
+    public void IntegerBounds_PrefixThatCanStillReachTheRange(string text)
+    {
+        JsonGrammar grammar = Schema("""{"type":"integer","minimum":-20,"maximum":-10}""");
+        if (text == "1")
+        {
+            Invalid(grammar, text, 0);
+        }
+        else
+        {
+            Prefix(grammar, text);
+            Prefix(grammar, "-1");
+            Invalid(grammar, "-3", 1);
+            Prefix(grammar, "-2");
+            Valid(grammar, "-12");
+        }
+    }
+
+    [Fact]
+    public void IntegerBounds_InAnObjectEndOnlyWithinRange()
+    {
+        JsonGrammar grammar = Schema("""{"type":"object","properties":{"age":{"type":"integer","minimum":18,"maximum":150}},"required":["age"]}""");
+        Valid(grammar, "{\"age\":150}");
+        Valid(grammar, "{\"age\": 18 }");
+        Invalid(grammar, "{\"age\":151}", 9);
+        Invalid(grammar, "{\"age\":1}", 8);
+        Invalid(grammar, "{\"age\":2}", 8);
+        Invalid(grammar, "{\"age\":0", 7);
+    }
+
+    [Theory]
     [InlineData("\"\"")]
     [InlineData("\"abc\"")]
     [InlineData("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"")]

@@ -97,7 +97,24 @@ internal static class SchemaValidator
             case "number":
                 return value.ValueKind == JsonValueKind.Number ? null : $"{at}: not a number";
             case "integer":
-                return value.ValueKind == JsonValueKind.Number && !value.GetRawText().AsSpan().ContainsAny(".eE") ? null : $"{at}: not an integer";
+                if (value.ValueKind != JsonValueKind.Number || value.GetRawText().AsSpan().ContainsAny(".eE"))
+                {
+                    return $"{at}: not an integer";
+                }
+
+                bool bounded = schema.TryGetProperty("minimum", out _) || schema.TryGetProperty("maximum", out _)
+                    || schema.TryGetProperty("exclusiveMinimum", out _) || schema.TryGetProperty("exclusiveMaximum", out _);
+                if (!bounded)
+                {
+                    return null;
+                }
+
+                decimal number = value.GetDecimal();
+                bool inRange = (!schema.TryGetProperty("minimum", out JsonElement minimum) || number >= minimum.GetDecimal())
+                    && (!schema.TryGetProperty("maximum", out JsonElement maximum) || number <= maximum.GetDecimal())
+                    && (!schema.TryGetProperty("exclusiveMinimum", out JsonElement above) || number > above.GetDecimal())
+                    && (!schema.TryGetProperty("exclusiveMaximum", out JsonElement below) || number < below.GetDecimal());
+                return inRange ? null : $"{at}: out of the integer bounds";
             case "string":
                 if (value.ValueKind != JsonValueKind.String)
                 {

@@ -86,6 +86,15 @@ internal sealed class GrammarNode
     /// <summary>Number: whether only integers (no fraction, no exponent) are allowed.</summary>
     public bool IntegerOnly { get; set; }
 
+    /// <summary>Number (integers only): the least value, or <see cref="long.MinValue"/> when unbounded.</summary>
+    public long Minimum { get; set; } = long.MinValue;
+
+    /// <summary>Number (integers only): the greatest value, or <see cref="long.MaxValue"/> when unbounded.</summary>
+    public long Maximum { get; set; } = long.MaxValue;
+
+    /// <summary>Number: whether <see cref="Minimum"/> or <see cref="Maximum"/> is set (the magnitude is then tracked).</summary>
+    public bool Bounded => Minimum != long.MinValue || Maximum != long.MaxValue;
+
     /// <summary>Literal: the trie of the serialized values.</summary>
     public LiteralTrie? Literals { get; set; }
 

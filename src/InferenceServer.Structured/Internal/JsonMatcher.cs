@@ -76,7 +76,7 @@ internal sealed class JsonMatcher
         GrammarNode node = _nodes[state.Node];
         return node.Kind switch
         {
-            NodeKind.Number => ScalarSteps.NumberComplete(state.Phase),
+            NodeKind.Number => NumberDone(state, node),
             NodeKind.Literal => node.Literals!.Terminal(state.A) >= 0,
             _ => false,
         };
@@ -412,14 +412,34 @@ internal sealed class JsonMatcher
         }
     }
 
+    // Whether the number so far is complete (and, when bounded, within its bounds).
+    private static bool NumberDone(in MatchState state, GrammarNode node)
+        => ScalarSteps.NumberComplete(state.Phase) && (!node.Bounded || ScalarSteps.InRange(node, state.A, state.B));
+
     private void StepNumber(in MatchState state, GrammarNode node, byte b, ref StateSink sink)
     {
-        int next = ScalarSteps.Number(node.IntegerOnly, state.Phase, b);
-        if (next >= 0)
+        if (node.Bounded)
         {
-            sink.Add(state with { Phase = next });
+            int phase = state.Phase;
+            int magnitude = state.A;
+            int negative = state.B;
+            if (ScalarSteps.BoundedInteger(node, ref phase, ref magnitude, ref negative, b))
+            {
+                sink.Add(state with { Phase = phase, A = magnitude, B = negative });
+                return;
+            }
         }
-        else if (ScalarSteps.NumberComplete(state.Phase))
+        else
+        {
+            int next = ScalarSteps.Number(node.IntegerOnly, state.Phase, b);
+            if (next >= 0)
+            {
+                sink.Add(state with { Phase = next });
+                return;
+            }
+        }
+
+        if (NumberDone(state, node))
         {
             Step(state.Parent!.State, b, ref sink);
         }
