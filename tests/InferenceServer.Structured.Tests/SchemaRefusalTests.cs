@@ -65,6 +65,10 @@ public sealed class SchemaRefusalTests
     }
 
     [Fact]
+    public void Undefined_IsRefused()
+        => Assert.Throws<ArgumentException>(() => JsonGrammar.FromSchema(default));
+
+    [Fact]
     public void Annotations_AreIgnored()
     {
         JsonGrammar grammar = Schema("""
