@@ -43,7 +43,7 @@ internal static partial class Filters
         ["items"] = static (_, v, _) => v switch
         {
             Undefined => new PyList(),
-            PyDict dict => Methods.Call(null!, dict, "items", CallArgs.Empty),
+            PyDict dict => Methods.Items(dict),
             _ => throw ChatTemplateException.Runtime("TypeError: Can only get item pairs from a mapping."),
         },
         ["join"] = Join,

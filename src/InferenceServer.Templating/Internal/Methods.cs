@@ -65,6 +65,18 @@ internal static class Methods
         }
     }
 
+    /// <summary><c>dict.items()</c>: the (key, value) tuples in insertion order.</summary>
+    public static PyList Items(PyDict dict)
+    {
+        var items = new List<object?>(dict.Count);
+        for (int i = 0; i < dict.Count; i++)
+        {
+            items.Add(PyList.Pair(dict.KeyAt(i), dict.ValueAt(i)));
+        }
+
+        return new PyList(items);
+    }
+
     private static bool IsMutator(object target, string name) => target switch
     {
         PyDict => DictMutators.Contains(name),
@@ -80,13 +92,7 @@ internal static class Methods
                 object? key = args.Required(0, "key", "get");
                 return dict.TryGet(key, out object? value) ? value : args.Get(1, "default");
             case "items":
-                var items = new List<object?>(dict.Count);
-                for (int i = 0; i < dict.Count; i++)
-                {
-                    items.Add(PyList.Pair(dict.KeyAt(i), dict.ValueAt(i)));
-                }
-
-                return new PyList(items);
+                return Items(dict);
             case "keys":
                 var keys = new List<object?>(dict.Count);
                 for (int i = 0; i < dict.Count; i++)
