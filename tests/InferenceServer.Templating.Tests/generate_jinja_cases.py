@@ -173,6 +173,13 @@ CASES = [
     ("error-undefined-minus", "{{ -nothing }}", {}),
     ("error-undefined-iter-attr", "{% for x in nothing.items() %}{% endfor %}", {}),
     ("error-macro-in-loop-raise", "{% macro check(m) %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('bad role ' ~ m.role) }}{% endif %}{% endmacro %}{% for m in messages %}{{ check(m) }}{% endfor %}", {"messages": MSGS}),
+    # Unknown filters and tests: compile errors, except inside {% if %} / inline if, where they fail only when run.
+    ("unknown-filter-in-dead-if", "{% if false %}{{ x|nosuch }}{% elif false %}{{ x is nosuchtest }}{% endif %}ok", {}),
+    ("unknown-filter-in-dead-inline-if", "{{ x|nosuch if false else 'y' }}{{ 'z' if true else x|nosuch }}", {}),
+    ("unknown-filter-if-in-loop", "{% for i in [1] %}{% if false %}{{ i|nosuch }}{% endif %}{{ i }}{% endfor %}", {}),
+    ("error-unknown-filter-run", "{% if true %}{{ x|nosuch }}{% endif %}", {}),
+    ("error-unknown-filter-loop-in-if", "{% if false %}{% for i in [1] %}{{ i|nosuch }}{% endfor %}{% endif %}", {}),
+    ("error-unknown-after-syntax", "{{ x|nosuch }}{% if %}", {}),
     # Errors
     ("error-raise", "{{ raise_exception('Bad role: ' + role) }}", {"role": "tool"}),
     ("error-raise-in-loop", "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% endfor %}", {"messages": MSGS}),

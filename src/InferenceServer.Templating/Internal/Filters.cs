@@ -25,7 +25,7 @@ internal static partial class Filters
         ["attr"] = static (_, v, a) => PyOps.GetAttribute(v, PyFormat.Str(a.Required(0, "name", "attr"))),
         ["batch"] = Batch,
         ["capitalize"] = static (_, v, _) => PyString.Capitalize(PyFormat.Str(v)),
-        ["center"] = static (_, v, a) => PyString.Center(PyFormat.Str(v), (int)PyOps.ToLong(a.Get(0, "width", 80L))),
+        ["center"] = static (_, v, a) => PyString.Center(PyFormat.Str(v), PyOps.ToWidth(a.Get(0, "width", 80L))),
         ["count"] = static (_, v, _) => PyOps.Length(v),
         ["length"] = static (_, v, _) => PyOps.Length(v),
         ["default"] = Default,
@@ -214,7 +214,7 @@ internal static partial class Filters
         object? width = args.Get(0, "width", 4L);
         bool first = PyOps.IsTruthy(args.Get(1, "first", false));
         bool blank = PyOps.IsTruthy(args.Get(2, "blank", false));
-        string indent = width is string w ? w : new string(' ', (int)PyOps.ToLong(width));
+        string indent = width is string w ? w : new string(' ', PyOps.ToWidth(width));
         string s = PyFormat.Str(value) + "\n";
         List<object?> lines = ((PyList)Methods.Call(state, s, "splitlines", CallArgs.Empty)!).Items;
         var sb = new StringBuilder();
@@ -277,7 +277,7 @@ internal static partial class Filters
 
     private static object? Round(RenderState state, object? value, CallArgs args)
     {
-        int precision = (int)PyOps.ToLong(args.Get(0, "precision", 0L));
+        int precision = (int)Math.Clamp(PyOps.ToLong(args.Get(0, "precision", 0L)), -400, 400);
         string method = PyFormat.Str(args.Get(1, "method", "common"));
         double x = PyOps.ToDouble(value);
         double factor = Math.Pow(10, precision);
@@ -299,7 +299,7 @@ internal static partial class Filters
         {
             null => null,
             string s => s,
-            _ => new string(' ', (int)Math.Max(0, PyOps.ToLong(indent))),
+            _ => new string(' ', PyOps.ToWidth(indent)),
         };
         string? itemSeparator = null;
         string? keySeparator = null;
@@ -327,11 +327,11 @@ internal static partial class Filters
     private static object? Truncate(RenderState state, object? value, CallArgs args)
     {
         string s = PyFormat.Str(value);
-        int length = (int)PyOps.ToLong(args.Get(0, "length", 255L));
+        int length = PyOps.ToWidth(args.Get(0, "length", 255L));
         bool killWords = PyOps.IsTruthy(args.Get(1, "killwords", false));
         string end = PyFormat.Str(args.Get(2, "end", "..."));
-        int leeway = (int)PyOps.ToLong(args.Get(3, "leeway", 5L));
-        if (s.Length <= length + leeway)
+        int leeway = PyOps.ToWidth(args.Get(3, "leeway", 5L));
+        if (s.Length <= (long)length + leeway)
         {
             return s;
         }

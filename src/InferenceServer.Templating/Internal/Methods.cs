@@ -237,14 +237,14 @@ internal static class Methods
 
                 return sb.ToString();
             case "center":
-                return PyString.Center(s, (int)PyOps.ToLong(args.Required(0, "width", name)), FillChar(args));
+                return PyString.Center(s, PyOps.ToWidth(args.Required(0, "width", name)), FillChar(args));
             case "ljust":
             case "rjust":
-                int width = (int)PyOps.ToLong(args.Required(0, "width", name));
+                int width = PyOps.ToWidth(args.Required(0, "width", name));
                 int pad = width - PyString.Length(s);
                 return pad <= 0 ? s : name == "ljust" ? s + new string(FillChar(args), pad) : new string(FillChar(args), pad) + s;
             case "zfill":
-                int zwidth = (int)PyOps.ToLong(args.Required(0, "width", name));
+                int zwidth = PyOps.ToWidth(args.Required(0, "width", name));
                 int zeros = zwidth - PyString.Length(s);
                 if (zeros <= 0)
                 {

@@ -204,6 +204,14 @@ internal static partial class PyOps
         }
     }
 
+    /// <summary>A width or count argument (padding, indentation, batch size): negative is 0, beyond <see cref="MaxBuiltLength"/> is refused.</summary>
+    public static int ToWidth(object? value)
+    {
+        long width = ToLong(value);
+        CheckLength(width);
+        return width < 0 ? 0 : (int)width;
+    }
+
     /// <summary>The value as a double (for numbers and bools).</summary>
     public static double ToDouble(object? value) => value switch
     {
