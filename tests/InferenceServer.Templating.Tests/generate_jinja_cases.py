@@ -173,6 +173,12 @@ CASES = [
     ("error-undefined-minus", "{{ -nothing }}", {}),
     ("error-undefined-iter-attr", "{% for x in nothing.items() %}{% endfor %}", {}),
     ("error-macro-in-loop-raise", "{% macro check(m) %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('bad role ' ~ m.role) }}{% endif %}{% endmacro %}{% for m in messages %}{{ check(m) }}{% endfor %}", {"messages": MSGS}),
+    ("pprint-sorts-dicts", "{{ d|pprint }} {{ [d, 'x']|pprint }}", {"d": {"z": 1, "a": {"y": None, "b": [2, 1]}}}),
+    ("percent-format-mapping-args", "{{ 'plain' % {'k': 1} }} {{ 'plain' % [1, 2] }} {{ '%(a)s' % {'a': 'A'} }}", {}),
+    ("callable-undefined", "{{ nothing is callable }} {{ range is callable }} {{ 'x' is callable }}", {}),
+    ("error-float-overflow", "{{ 3.0 ** 1000 }}", {}),
+    ("error-unhashable-in", "{{ [1] in {'a': 1} }}", {}),
+    ("error-unique-dicts", "{{ [{'a': 1}, {'a': 1}]|unique|list }}", {}),
     # Unknown filters and tests: compile errors, except inside {% if %} / inline if, where they fail only when run.
     ("unknown-filter-in-dead-if", "{% if false %}{{ x|nosuch }}{% elif false %}{{ x is nosuchtest }}{% endif %}ok", {}),
     ("unknown-filter-in-dead-inline-if", "{{ x|nosuch if false else 'y' }}{{ 'z' if true else x|nosuch }}", {}),

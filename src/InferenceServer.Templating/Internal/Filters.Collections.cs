@@ -158,6 +158,7 @@ internal static partial class Filters
         foreach (object? item in PyOps.Iterate(value))
         {
             object? key = SortKey(item, attribute, caseSensitive);
+            PyOps.ThrowIfUnhashable(key);
             if (!seen.ContainsKey(key))
             {
                 seen.Set(key, null);
@@ -208,7 +209,8 @@ internal static partial class Filters
 
     private static object? Map(RenderState state, object? value, CallArgs args)
     {
-        List<object?> items = PyOps.Iterate(value);
+        // Jinja2's map and select start with `if value:`; a falsy value maps to nothing without being iterated.
+        List<object?> items = PyOps.IsTruthy(value) ? PyOps.Iterate(value) : [];
         var result = new List<object?>(items.Count);
         if (args.Count == 0 && args.TryGet(-1, "attribute", out object? attribute))
         {
@@ -262,7 +264,7 @@ internal static partial class Filters
         }
 
         var result = new List<object?>();
-        foreach (object? item in PyOps.Iterate(value))
+        foreach (object? item in PyOps.IsTruthy(value) ? PyOps.Iterate(value) : [])
         {
             object? subject = attribute is null ? item : GetPath(item, attribute);
             bool passed = test is null ? PyOps.IsTruthy(subject) : test(state, subject, testArgs);

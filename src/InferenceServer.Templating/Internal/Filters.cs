@@ -54,7 +54,7 @@ internal static partial class Filters
         ["trim"] = static (_, v, a) => PyString.Strip(PyFormat.Str(v), a.Get(0, "chars") as string),
         ["string"] = static (_, v, _) => PyFormat.Str(v),
         ["safe"] = static (_, v, _) => PyFormat.Str(v),
-        ["pprint"] = static (_, v, _) => PyFormat.Repr(v),
+        ["pprint"] = static (_, v, _) => PyFormat.Repr(SortDicts(v, 0)),
         ["replace"] = static (_, v, a) => Methods.Replace(
             PyFormat.Str(v),
             PyFormat.Str(a.Required(0, "old", "replace")),
@@ -95,6 +95,47 @@ internal static partial class Filters
         }
 
         return value;
+    }
+
+    /// <summary>A copy with every dict's keys sorted, as <c>pprint.pformat</c> prints them (its line wrapping at 80 columns is not reproduced).</summary>
+    private static object? SortDicts(object? value, int depth)
+    {
+        if (depth > 100)
+        {
+            throw ChatTemplateException.Limit("value nested too deep to print");
+        }
+
+        switch (value)
+        {
+            case PyList list:
+                var items = new List<object?>(list.Count);
+                foreach (object? item in list.Items)
+                {
+                    items.Add(SortDicts(item, depth + 1));
+                }
+
+                return new PyList(items, list.IsTuple);
+            case PyDict dict:
+                var keys = new List<object?>(dict.Count);
+                for (int i = 0; i < dict.Count; i++)
+                {
+                    keys.Add(dict.KeyAt(i));
+                }
+
+                keys.Sort(static (x, y) => x is string sx && y is string sy ? string.CompareOrdinal(sx, sy)
+                    : PyOps.IsNumber(x) && PyOps.IsNumber(y) ? PyOps.Compare(x, y, "<")
+                    : string.CompareOrdinal(PyFormat.TypeName(x), PyFormat.TypeName(y)));
+                var sorted = new PyDict(dict.Count);
+                foreach (object? key in keys)
+                {
+                    dict.TryGet(key, out object? item);
+                    sorted.Set(key, SortDicts(item, depth + 1));
+                }
+
+                return sorted;
+            default:
+                return value;
+        }
     }
 
     private static object? Default(RenderState state, object? value, CallArgs args)
@@ -140,6 +181,8 @@ internal static partial class Filters
     {
         switch (value)
         {
+            case Undefined u:
+                throw u.Fail();
             case double d:
                 return d;
             case long or bool:
@@ -155,6 +198,8 @@ internal static partial class Filters
     {
         switch (value)
         {
+            case Undefined u:
+                throw u.Fail();
             case long l:
                 return l;
             case bool b:
@@ -215,7 +260,13 @@ internal static partial class Filters
         bool first = PyOps.IsTruthy(args.Get(1, "first", false));
         bool blank = PyOps.IsTruthy(args.Get(2, "blank", false));
         string indent = width is string w ? w : new string(' ', PyOps.ToWidth(width));
-        string s = PyFormat.Str(value) + "\n";
+        // Jinja2 does `s += "\n"` on the value as given: only strings work.
+        string s = value switch
+        {
+            string text => text + "\n",
+            Undefined u => throw u.Fail(),
+            _ => throw ChatTemplateException.Runtime($"TypeError: unsupported operand type(s) for +=: '{PyFormat.TypeName(value)}' and 'str'"),
+        };
         List<object?> lines = ((PyList)Methods.Call(state, s, "splitlines", CallArgs.Empty)!).Items;
         var sb = new StringBuilder();
         for (int i = 0; i < lines.Count; i++)
@@ -326,15 +377,23 @@ internal static partial class Filters
 
     private static object? Truncate(RenderState state, object? value, CallArgs args)
     {
-        string s = PyFormat.Str(value);
+        if (value is Undefined)
+        {
+            return value;
+        }
+
         int length = PyOps.ToWidth(args.Get(0, "length", 255L));
         bool killWords = PyOps.IsTruthy(args.Get(1, "killwords", false));
         string end = PyFormat.Str(args.Get(2, "end", "..."));
         int leeway = PyOps.ToWidth(args.Get(3, "leeway", 5L));
-        if (s.Length <= (long)length + leeway)
+
+        // Jinja2 measures the value as given (a short list comes back unchanged) and only cuts strings.
+        if (PyOps.Length(value) <= (long)length + leeway)
         {
-            return s;
+            return value;
         }
+
+        string s = value as string ?? throw ChatTemplateException.Runtime($"TypeError: can only truncate a string, not '{PyFormat.TypeName(value)}'");
 
         if (killWords)
         {

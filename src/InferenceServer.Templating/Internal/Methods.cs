@@ -272,6 +272,12 @@ internal static class Methods
         }
     }
 
+    /// <summary>Python's <c>str.islower()</c>: at least one cased character and no upper-case one.</summary>
+    public static bool IsLower(string s) => Predicate(s, "islower");
+
+    /// <summary>Python's <c>str.isupper()</c>: at least one cased character and no lower-case one.</summary>
+    public static bool IsUpper(string s) => Predicate(s, "isupper");
+
     private static bool Predicate(string s, string name)
     {
         if (s.Length == 0)

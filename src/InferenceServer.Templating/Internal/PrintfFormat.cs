@@ -107,7 +107,8 @@ internal static class PrintfFormat
             sb.Append(text);
         }
 
-        if (values is PyList { IsTuple: true } && next < positional.Count)
+        // Python skips this check when the argument is subscriptable but not a tuple (a dict, a list).
+        if (values is not (PyDict or PyList { IsTuple: false }) && next < positional.Count)
         {
             throw ChatTemplateException.Runtime("TypeError: not all arguments converted during string formatting");
         }
