@@ -179,6 +179,10 @@ CASES = [
     ("error-float-overflow", "{{ 3.0 ** 1000 }}", {}),
     ("error-unhashable-in", "{{ [1] in {'a': 1} }}", {}),
     ("error-unique-dicts", "{{ [{'a': 1}, {'a': 1}]|unique|list }}", {}),
+    ("set-block-scope", "{% set x = 1 %}{% set y %}{% set x = 2 %}{{ x }}{% endset %}{{ y }}{{ x }}", {}),
+    ("comment-begin-at-end", "text {#", {}),
+    ("for-else-scope", "{% set x = 1 %}{% for i in [] %}{% else %}{% set x = 2 %}{{ x }}{% endfor %}{{ x }}", {}),
+    ("for-else-unknown-filter-in-if", "{% if false %}{% for i in [] %}{% else %}{{ i|nosuch }}{% endfor %}{% endif %}", {}),
     # Unknown filters and tests: compile errors, except inside {% if %} / inline if, where they fail only when run.
     ("unknown-filter-in-dead-if", "{% if false %}{{ x|nosuch }}{% elif false %}{{ x is nosuchtest }}{% endif %}ok", {}),
     ("unknown-filter-in-dead-inline-if", "{{ x|nosuch if false else 'y' }}{{ 'z' if true else x|nosuch }}", {}),

@@ -223,6 +223,13 @@ internal sealed class Lexer
     private void LexComment(int p)
     {
         string s = _source;
+        if (p >= s.Length)
+        {
+            // Jinja2's tokenizer stops as soon as the input is exhausted, so a "{#" that ends the template is dropped.
+            _pos = p;
+            return;
+        }
+
         int close = s.IndexOf("#}", p, StringComparison.Ordinal);
         if (close < 0)
         {

@@ -148,7 +148,7 @@ internal sealed partial class Parser
         if (end == "else")
         {
             Expect(TokenKind.BlockEnd);
-            otherwise = Subparse(["endfor"], out _);
+            otherwise = SubparseInner(["endfor"], out _);
         }
 
         Expect(TokenKind.BlockEnd);
