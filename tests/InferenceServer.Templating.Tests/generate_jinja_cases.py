@@ -181,6 +181,11 @@ CASES = [
     ("error-unique-dicts", "{{ [{'a': 1}, {'a': 1}]|unique|list }}", {}),
     ("set-block-scope", "{% set x = 1 %}{% set y %}{% set x = 2 %}{{ x }}{% endset %}{{ y }}{{ x }}", {}),
     ("comment-begin-at-end", "text {#", {}),
+    ("error-slice-bool", "{{ flag[1:] }}", {"flag": True}),
+    ("error-slice-undefined", "{{ nothing[1:] }}", {}),
+    ("error-slice-undefined-bound", "{{ 'abc'[nothing:] }}", {}),
+    ("error-replace-undefined", "{{ 'abc'.replace('a', nothing) }}", {}),
+    ("lexical-error-after-syntax-error", "{{ 1 + }}\n{{ 'unterminated }}", {}),
     ("for-else-scope", "{% set x = 1 %}{% for i in [] %}{% else %}{% set x = 2 %}{{ x }}{% endfor %}{{ x }}", {}),
     ("for-else-unknown-filter-in-if", "{% if false %}{% for i in [] %}{% else %}{{ i|nosuch }}{% endfor %}{% endif %}", {}),
     # Unknown filters and tests: compile errors, except inside {% if %} / inline if, where they fail only when run.

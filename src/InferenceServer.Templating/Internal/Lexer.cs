@@ -31,7 +31,15 @@ internal sealed class Lexer
     public static List<Token> Tokenize(string source)
     {
         var lexer = new Lexer(source);
-        lexer.Run();
+        try
+        {
+            lexer.Run();
+        }
+        catch (ChatTemplateException ex) when (ex.Kind == ChatTemplateErrorKind.Syntax)
+        {
+            lexer._tokens.Add(new Token(TokenKind.Error, ex.Detail, null, ex.Line ?? lexer._line));
+        }
+
         return lexer._tokens;
     }
 

@@ -436,7 +436,9 @@ internal static class Methods
         };
 
     private static string RequiredString(CallArgs args, int index, string name, string function)
-        => args.Required(index, name, function) is string s
-            ? s
-            : throw ChatTemplateException.Runtime($"TypeError: {function}() argument '{name}' must be str");
+    {
+        object? value = args.Required(index, name, function);
+        return value as string
+            ?? throw ChatTemplateException.Runtime($"TypeError: {function}() argument {index + 1} must be str, not {PyFormat.TypeName(value)}");
+    }
 }

@@ -44,9 +44,20 @@ internal sealed partial class Parser
         return body;
     }
 
-    private Token Current => _tokens[Math.Min(_index, _tokens.Count - 1)];
+    private Token Current
+    {
+        get
+        {
+            Token token = _tokens[Math.Min(_index, _tokens.Count - 1)];
+            return token.Kind == TokenKind.Error ? throw ChatTemplateException.Syntax(token.Value, token.Line) : token;
+        }
+    }
 
-    private Token Peek(int offset = 1) => _tokens[Math.Min(_index + offset, _tokens.Count - 1)];
+    private Token Peek(int offset = 1)
+    {
+        Token token = _tokens[Math.Min(_index + offset, _tokens.Count - 1)];
+        return token.Kind == TokenKind.Error ? throw ChatTemplateException.Syntax(token.Value, token.Line) : token;
+    }
 
     private Token Advance()
     {
