@@ -13,6 +13,8 @@ namespace InferenceServer.Engine.Requests;
 /// <param name="CompletionTokens">Tokens generated (final message).</param>
 /// <param name="CachedPromptTokens">Prompt tokens served from the prefix cache (final message).</param>
 /// <param name="Error">What went wrong, for <see cref="FinishReason.Error"/>.</param>
+/// <param name="QueueTime">Time from submission to first scheduling, or to the end when never scheduled (final message).</param>
+/// <param name="TimeToFirstToken">Time from submission to the first token; null when none was generated (final message).</param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -20,7 +22,9 @@ public readonly record struct GenerationUpdate(
     int PromptTokens = 0,
     int CompletionTokens = 0,
     int CachedPromptTokens = 0,
-    string? Error = null)
+    string? Error = null,
+    TimeSpan QueueTime = default,
+    TimeSpan? TimeToFirstToken = null)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

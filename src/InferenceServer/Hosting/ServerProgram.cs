@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
 
@@ -8,9 +9,9 @@ namespace InferenceServer.Hosting;
 
 /// <summary>
 /// The composition root: reads options, loads the model (a bad model folder is one line on stderr and exit code 2),
-/// registers the engine and maps the endpoints.
+/// registers the engine, logging, tracing and metrics, and maps the endpoints.
 /// </summary>
-internal static class ServerProgram
+internal static partial class ServerProgram
 {
     /// <summary>Exit code for a bad command line or model folder.</summary>
     public const int StartupFailure = 2;
@@ -40,11 +41,14 @@ internal static class ServerProgram
         return 0;
     }
 
-    /// <summary>Builds the application: model loaded, engine registered, endpoints mapped; not started.</summary>
+    /// <summary>
+    /// Builds the application: model loaded, engine registered, endpoints mapped; not started. <paramref name="configure"/>
+    /// (tests) runs on the builder before it builds, for example to add an in-memory trace exporter.
+    /// </summary>
     /// <exception cref="StartupException">The options or the model folder are unusable.</exception>
-    public static WebApplication Build(string[] args)
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        var builder = WebApplication.CreateBuilder(ServerOptions.ExpandFlags(args));
         ServerOptions options;
         ServedModel model;
         try
@@ -62,7 +66,17 @@ internal static class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(static provider => new ServingState(
+            provider.GetRequiredService<ContinuousBatchScheduler>(),
+            provider.GetRequiredService<ServerOptions>().EngineStallTimeout));
+        builder.Services.AddHostedService<DrainService>();
+
+        // The host waits for the drain, then for the web server and the engine to stop.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(15));
+        AddLogging(builder, options);
+        AddTelemetry(builder);
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
@@ -73,21 +87,27 @@ internal static class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
+        configure?.Invoke(builder);
         var app = builder.Build();
-        MapEndpoints(app);
+        app.UseMiddleware<ServingGate>();
+        MapEndpoints(app, options);
         return app;
     }
 
-    private static void MapEndpoints(WebApplication app)
+    private static void MapEndpoints(WebApplication app, ServerOptions options)
     {
         var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
-        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, time));
+        var completionsLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("InferenceServer.Completions");
+        var logPrompts = options.LogRequests;
+        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, time, completionsLogger, logPrompts));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
-            ? Results.Text("ready")
-            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/health/ready", static (ServingState state) => state.NotReadyReason is { } reason
+            ? Results.Text(reason, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ready"));
+        var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
+        app.MapGet("/metrics", scrape.HandleAsync);
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
 

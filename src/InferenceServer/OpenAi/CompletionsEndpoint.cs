@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Hosting;
 
 namespace InferenceServer.OpenAi;
 
@@ -17,13 +18,23 @@ internal static class CompletionsEndpoint
     private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
 
-    /// <summary>Handles one request.</summary>
-    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time)
+    /// <summary>
+    /// Handles one request, and logs one line when it ends (model, token counts, queue time, TTFT, total time, finish
+    /// reasons, status). The prompt is logged only when <paramref name="logPrompt"/> (<c>--log-requests</c>).
+    /// </summary>
+    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time, ILogger logger, bool logPrompt)
     {
+        var startedAt = time.GetTimestamp();
+        var id = "cmpl-" + Guid.NewGuid().ToString("N");
         CompletionRequest request;
         try
         {
             using var document = await ReadBodyAsync(context).ConfigureAwait(false);
+            if (logPrompt && document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("prompt", out var prompt))
+            {
+                ServerLog.CompletionPrompt(logger, id, prompt.GetRawText());
+            }
+
             request = CompletionRequest.Parse(document.RootElement, scheduler.Model);
         }
         catch (RequestValidationException ex)
@@ -32,7 +43,22 @@ internal static class CompletionsEndpoint
             return;
         }
 
-        var id = "cmpl-" + Guid.NewGuid().ToString("N");
+        var usage = new UsageCounter();
+        try
+        {
+            await GenerateAsync(context, scheduler, time, request, id, usage).ConfigureAwait(false);
+        }
+        finally
+        {
+            var ttft = usage.TimeToFirstToken is { } first ? first.TotalMilliseconds : -1;
+            var status = context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode;
+            var reasons = usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort";
+            ServerLog.CompletionFinished(logger, id, scheduler.Model.Name, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, time.GetElapsedTime(startedAt).TotalMilliseconds, reasons, status);
+        }
+    }
+
+    private static async Task GenerateAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time, CompletionRequest request, string id, UsageCounter usage)
+    {
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         var choices = new List<ChannelReader<GenerationUpdate>>();
@@ -66,11 +92,11 @@ internal static class CompletionsEndpoint
             var response = new CompletionResponseWriter(id, created, scheduler.Model.Name, request);
             if (request.Stream)
             {
-                await StreamAsync(context, choices, response).ConfigureAwait(false);
+                await StreamAsync(context, choices, response, usage).ConfigureAwait(false);
             }
             else
             {
-                await RespondAsync(context, choices, response).ConfigureAwait(false);
+                await RespondAsync(context, choices, response, usage).ConfigureAwait(false);
             }
         }
         finally
@@ -92,7 +118,7 @@ internal static class CompletionsEndpoint
         }
     }
 
-    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response)
+    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response, UsageCounter usage)
     {
         var results = new ChoiceResult[choices.Count];
         for (var i = 0; i < choices.Count; i++)
@@ -102,6 +128,8 @@ internal static class CompletionsEndpoint
             {
                 result.Add(update);
             }
+
+            usage.Add(result.Final, response.PromptIndex(i));
 
             if (result.Final.Finish is FinishReason.Error or FinishReason.Cancelled)
             {
@@ -123,7 +151,7 @@ internal static class CompletionsEndpoint
             ? OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", null, "engine_error")
             : OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", null, "cancelled");
 
-    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response)
+    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, CompletionResponseWriter response, UsageCounter usage)
     {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -132,7 +160,6 @@ internal static class CompletionsEndpoint
 
         var merged = Merge(choices, context.RequestAborted);
         var buffer = new ArrayBufferWriter<byte>();
-        var usage = new UsageCounter();
         var sentFirst = new bool[choices.Count];
         await foreach (var (index, update) in merged.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
         {

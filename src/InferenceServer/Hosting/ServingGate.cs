@@ -1,0 +1,70 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.OpenAi;
+
+namespace InferenceServer.Hosting;
+
+/// <summary>
+/// The middleware in front of the API: gives each request its id (the caller's <c>X-Request-Id</c> when it sends a
+/// usable one, as nginx does, else the server's), echoes it in the response, and admits API requests only while the
+/// replica is ready: otherwise a 503 in OpenAI's envelope with <c>Retry-After</c>, which a balancer retries on
+/// another replica. Probes and <c>/metrics</c> always pass. Admitted requests are counted so draining can wait for them.
+/// </summary>
+internal sealed class ServingGate(RequestDelegate next, ServingState state)
+{
+    /// <summary>The request-id header, in and out.</summary>
+    public const string RequestIdHeader = "X-Request-Id";
+
+    private const int MaxRequestIdLength = 128;
+
+    /// <summary>Handles one request.</summary>
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (context.Request.Headers[RequestIdHeader] is [{ } supplied] && IsUsableId(supplied))
+        {
+            context.TraceIdentifier = supplied;
+        }
+
+        context.Response.Headers[RequestIdHeader] = context.TraceIdentifier;
+        if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
+        {
+            await next(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (!state.TryEnter())
+        {
+            context.Response.Headers.RetryAfter = "1";
+            var reason = state.NotReadyReason ?? "not ready";
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"This replica is not accepting requests ({reason}); retry on another.", "server_error", null, "not_ready").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            state.Exit();
+        }
+    }
+
+    /// <summary>Printable ASCII without spaces, at most 128 characters: safe to log and to echo.</summary>
+    private static bool IsUsableId(string id)
+    {
+        if (id.Length is 0 or > MaxRequestIdLength)
+        {
+            return false;
+        }
+
+        foreach (var c in id)
+        {
+            if (c is <= ' ' or > '~')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
