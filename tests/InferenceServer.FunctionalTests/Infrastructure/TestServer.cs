@@ -39,10 +39,14 @@ public sealed class TestServer : IAsyncDisposable
 
     public ContinuousBatchScheduler Scheduler => _app.Services.GetRequiredService<ContinuousBatchScheduler>();
 
-    public static async Task<TestServer> StartAsync(string model, params string[] extraArgs)
+    public WebApplication App => _app;
+
+    public static Task<TestServer> StartAsync(string model, params string[] extraArgs) => StartAsync(model, null, extraArgs);
+
+    public static async Task<TestServer> StartAsync(string model, Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         string[] args = ["--model", model, "--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning", .. extraArgs];
-        var app = ServerProgram.Build(args);
+        var app = ServerProgram.Build(args, configure);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         var address = app.Urls.First();
         return new TestServer(app, new Uri(address));
