@@ -29,12 +29,21 @@ internal static partial class ServerProgram
         {
             var levels = builder.Configuration.GetSection("Logging:LogLevel");
             configuration.MinimumLevel.Is(ParseLevel(levels["Default"]) ?? LogEventLevel.Information);
+
+            // Without appsettings.json (started from another folder) ASP.NET Core's per-request lines stay off: the
+            // server writes its own line per finished request.
+            var overrides = new Dictionary<string, LogEventLevel>(StringComparer.Ordinal) { ["Microsoft.AspNetCore"] = LogEventLevel.Warning };
             foreach (var category in levels.GetChildren())
             {
                 if (category.Key != "Default" && ParseLevel(category.Value) is { } level)
                 {
-                    configuration.MinimumLevel.Override(category.Key, level);
+                    overrides[category.Key] = level;
                 }
+            }
+
+            foreach (var (category, level) in overrides)
+            {
+                configuration.MinimumLevel.Override(category, level);
             }
 
             configuration.Enrich.FromLogContext().Enrich.With(new RequestIdEnricher(services.GetRequiredService<IHttpContextAccessor>()));
