@@ -40,8 +40,11 @@ public sealed class MetricsTests : IAsyncLifetime
             """{"prompt":["def fibonacci(n):","x = 1\n"],"max_tokens":6,"temperature":0,"stop_token_ids":[432]}""",
         ];
 
-        // Load: everything at once against two batch slots (so requests wait), scraped while it runs.
-        var requests = bodies.Select(body => _server.CompleteAsync(body)).ToList();
+        // The long prompt first, alone, so that its blocks are in the cache; then everything else at once against two
+        // batch slots (so requests wait), scraped while it runs.
+        var first = await _server.CompleteAsync(bodies[1]);
+        var requests = bodies.Skip(2).Prepend(bodies[0]).Select(body => _server.CompleteAsync(body)).ToList();
+        requests.Insert(1, Task.FromResult(first));
         var streamed = _server.StreamAsync("""{"prompt":"import sys\n","max_tokens":20,"temperature":0,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}""");
         var duringLoad = await ScrapeAsync();
         Assert.Contains(duringLoad.Samples, s => s.Name == "vllm:num_requests_running");
@@ -122,7 +125,7 @@ public sealed class MetricsTests : IAsyncLifetime
             .Select(i => _server.CompleteAsync($$"""{"prompt":"def f{{i}}(x):","max_tokens":150,"temperature":0,"ignore_eos":true}"""))
             .ToList();
         double running = 0, waiting = 0;
-        while (!load.All(t => t.IsCompleted) && (running == 0 || waiting == 0))
+        while (!load.All(t => t.IsCompleted) && (running < 2 || waiting < 1))
         {
             var metrics = await ScrapeAsync();
             running = Math.Max(running, metrics.Sum("vllm:num_requests_running", Model));

@@ -64,7 +64,7 @@ public sealed class ProcessLifecycleTests
     public async Task Sigterm_UnderLoad_InFlightFinish_NewRequestsGet503_ExitsZero()
     {
         await using var server = await ServerProcess.StartAsync("--shutdown-timeout", "60", "--max-num-seqs", "4");
-        const int Tokens = 200;
+        const int Tokens = 300;
         var body = $$"""{"prompt":"import os\n","max_tokens":{{Tokens}},"temperature":0,"ignore_eos":true}""";
 
         // Load: three streams (each has sent its first chunk) and three plain requests (in the engine) when SIGTERM lands.
