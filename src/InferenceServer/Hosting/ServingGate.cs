@@ -5,9 +5,10 @@ namespace InferenceServer.Hosting;
 
 /// <summary>
 /// The middleware in front of the API: gives each request its id (the caller's <c>X-Request-Id</c> when it sends a
-/// usable one, as nginx does, else the server's), echoes it in the response, and admits API requests only while the
-/// replica is ready: otherwise a 503 in OpenAI's envelope with <c>Retry-After</c>, which a balancer retries on
-/// another replica. Probes and <c>/metrics</c> always pass. Admitted requests are counted so draining can wait for them.
+/// usable one, as nginx does, else the server's), echoes it in the response, and admits API requests (HTTP and gRPC)
+/// only while the replica is ready: otherwise a 503 in OpenAI's envelope with <c>Retry-After</c>, which a balancer
+/// retries on another replica. Probes, <c>/metrics</c> and gRPC health always pass. Admitted requests are counted so
+/// draining can wait for them.
 /// </summary>
 internal sealed class ServingGate(RequestDelegate next, ServingState state)
 {
@@ -25,7 +26,7 @@ internal sealed class ServingGate(RequestDelegate next, ServingState state)
         }
 
         context.Response.Headers[RequestIdHeader] = context.TraceIdentifier;
-        if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
+        if (IsOperationsPath(context.Request.Path))
         {
             await next(context).ConfigureAwait(false);
             return;
@@ -48,6 +49,16 @@ internal sealed class ServingGate(RequestDelegate next, ServingState state)
             state.Exit();
         }
     }
+
+    /// <summary>
+    /// Probes, <c>/metrics</c> and the gRPC health service always pass. Everything else is gated: the OpenAI API and
+    /// gRPC calls alike (a gRPC client reads HTTP 503 as <c>UNAVAILABLE</c>, and nginx's <c>grpc_next_upstream
+    /// http_503</c> retries it on another replica).
+    /// </summary>
+    private static bool IsOperationsPath(PathString path)
+        => path.StartsWithSegments("/health", StringComparison.Ordinal)
+            || path.StartsWithSegments("/metrics", StringComparison.Ordinal)
+            || path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal);
 
     /// <summary>Printable ASCII without spaces, at most 128 characters: safe to log and to echo.</summary>
     private static bool IsUsableId(string id)
