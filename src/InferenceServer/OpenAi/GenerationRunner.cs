@@ -22,7 +22,8 @@ internal static class GenerationRunner
     /// <param name="prompts">Prompt token ids; each gets <see cref="GenerationSettings.N"/> choices.</param>
     /// <param name="writer">Writes the response.</param>
     /// <param name="constraints">Creates each choice's output constraint, or null for unconstrained output.</param>
-    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints)
+    /// <param name="usage">Receives every choice's final counts and timings (for the response and the request's log line).</param>
+    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage)
     {
         var settings = writer.Settings;
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -58,11 +59,11 @@ internal static class GenerationRunner
 
             if (settings.Stream)
             {
-                await StreamAsync(context, choices, writer).ConfigureAwait(false);
+                await StreamAsync(context, choices, writer, usage).ConfigureAwait(false);
             }
             else
             {
-                await RespondAsync(context, choices, writer).ConfigureAwait(false);
+                await RespondAsync(context, choices, writer, usage).ConfigureAwait(false);
             }
         }
         finally
@@ -71,7 +72,16 @@ internal static class GenerationRunner
         }
     }
 
-    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer)
+    /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
+    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
+    {
+        var ttft = usage.TimeToFirstToken is { } first ? first.TotalMilliseconds : -1;
+        var status = context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode;
+        var reasons = usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort";
+        Hosting.ServerLog.CompletionFinished(logger, id, model, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, total.TotalMilliseconds, reasons, status);
+    }
+
+    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage)
     {
         var results = new ChoiceResult[choices.Count];
         for (var i = 0; i < choices.Count; i++)
@@ -82,6 +92,7 @@ internal static class GenerationRunner
                 result.Add(update);
             }
 
+            usage.Add(result.Final, writer.PromptIndex(i));
             if (result.Final.Finish is FinishReason.Error or FinishReason.Cancelled)
             {
                 await WriteFailureAsync(context, result.Final).ConfigureAwait(false);
@@ -102,7 +113,7 @@ internal static class GenerationRunner
             ? OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", null, "engine_error")
             : OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", null, "cancelled");
 
-    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer)
+    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage)
     {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -111,7 +122,6 @@ internal static class GenerationRunner
 
         var merged = Merge(choices, context.RequestAborted);
         var buffer = new ArrayBufferWriter<byte>();
-        var usage = new UsageCounter();
         var sentFirst = new bool[choices.Count];
         await foreach (var (index, update) in merged.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
         {
