@@ -25,9 +25,11 @@ internal sealed class InferenceService(
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
         var arrival = time.GetTimestamp();
-        if (serving.IsDraining)
+        if (serving.NotReadyReason is { } reason)
         {
-            throw GrpcErrors.Unavailable("The server is draining and takes no new requests; retry on another replica.");
+            throw GrpcErrors.Unavailable(reason == "draining"
+                ? "The server is draining and takes no new requests; retry on another replica."
+                : $"This replica is not accepting requests ({reason}); retry on another replica.");
         }
 
         var model = scheduler.Model;

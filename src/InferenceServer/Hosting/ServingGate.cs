@@ -22,6 +22,14 @@ internal sealed class ServingGate(RequestDelegate next, ServingState state)
 
         if (!state.TryEnter())
         {
+            if (IsGrpc(context.Request))
+            {
+                // gRPC clients drop the body and message of a non-200 response; the service itself answers UNAVAILABLE
+                // with the reason (draining, engine stopped), which clients retry on another replica.
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+
             context.Response.Headers.RetryAfter = "1";
             var reason = state.NotReadyReason ?? "not ready";
             await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"This replica is not accepting requests ({reason}); retry on another.", "server_error", null, "not_ready").ConfigureAwait(false);
@@ -43,6 +51,9 @@ internal sealed class ServingGate(RequestDelegate next, ServingState state)
     /// gRPC calls alike (a gRPC client reads HTTP 503 as <c>UNAVAILABLE</c>, and nginx's <c>grpc_next_upstream
     /// http_503</c> retries it on another replica).
     /// </summary>
+    private static bool IsGrpc(HttpRequest request)
+        => request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+
     private static bool IsOperationsPath(PathString path)
         => path.StartsWithSegments("/health", StringComparison.Ordinal)
             || path.StartsWithSegments("/metrics", StringComparison.Ordinal)
