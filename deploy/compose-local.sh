@@ -5,7 +5,7 @@
 #
 #   deploy/compose-local.sh up     start, print the addresses, run until Ctrl-C
 #   deploy/compose-local.sh test   start, then check with real processes and exit non-zero on any failure:
-#     1. requests through nginx succeed and both replicas serve them;
+#     1. requests through nginx succeed and both replicas serve them, over HTTP and over gRPC;
 #     2. SIGTERM on a replica under load: it turns not ready and nginx routes new requests only to the other replica
 #        (503s are retried there), its in-flight stream finishes, and it exits 0;
 #     3. SIGKILL on a replica under load: every request that had not started streaming still succeeds (nginx retried
@@ -117,6 +117,25 @@ done
 [ "$ok" = 12 ] && [ "$served1" -gt 0 ] && [ "$served2" -gt 0 ] \
   && pass "12/12 requests through nginx, served by replica 1: $served1, replica 2: $served2" \
   || fail "basic: $ok/12 succeeded; replica 1 served $served1, replica 2 $served2"
+
+# 1b. gRPC through nginx's gRPC port (a Node.js @grpc/grpc-js client over the same proto): calls succeed and both
+#     replicas serve some (each replica's vllm:generation_tokens_total grows).
+tokens() { curl -s "http://127.0.0.1:$(http_port "$1")/metrics" | awk '/^vllm:generation_tokens_total/ { s += $NF } END { print s + 0 }'; }
+if command -v node >/dev/null && [ -d "$root/tests/proto-check/node_modules/@grpc/grpc-js" ]; then
+  before1=$(tokens 1); before2=$(tokens 2)
+  if node "$root/tests/proto-check/generate.js" "127.0.0.1:$((base + 10))" 8 >"$run/r/grpc.out" 2>&1; then
+    after1=$(tokens 1); after2=$(tokens 2)
+    if [ "${after1%.*}" -gt "${before1%.*}" ] && [ "${after2%.*}" -gt "${before2%.*}" ]; then
+      pass "8/8 gRPC Generate calls through nginx, both replicas served some"
+    else
+      fail "gRPC through nginx: calls succeeded but not balanced (replica 1 tokens $before1 -> $after1, replica 2 $before2 -> $after2)"
+    fi
+  else
+    fail "gRPC through nginx: $(grep -c '"ok":false' "$run/r/grpc.out") of 8 calls failed: $(head -3 "$run/r/grpc.out")"
+  fi
+else
+  fail "gRPC check needs node and tests/proto-check/node_modules (npm ci in tests/proto-check)"
+fi
 
 # 2. Drain: replica 2 gets a long stream directly, then SIGTERM. While it drains, nginx must route around it.
 curl -s -N -o "$run/r/drain-stream.b" -H 'Content-Type: application/json' \
