@@ -121,40 +121,39 @@ internal static class GenerationRunner
         await context.Response.StartAsync(context.RequestAborted).ConfigureAwait(false);
 
         var merged = Merge(choices, context.RequestAborted);
-        var buffer = new ArrayBufferWriter<byte>();
+
+        // Events go straight into Kestrel's response pipe: no intermediate buffer or copy per token, one flush per event.
+        var pipe = context.Response.BodyWriter;
         var sentFirst = new bool[choices.Count];
         await foreach (var (index, update) in merged.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
         {
-            buffer.ResetWrittenCount();
             if (update.IsFinal)
             {
                 usage.Add(update, writer.PromptIndex(index));
                 if (update.Finish is FinishReason.Error or FinishReason.Cancelled)
                 {
-                    SseEvents.Write(buffer, OpenAiErrors.Envelope(update.Error ?? "The request was cancelled.", "server_error", null, update.Finish == FinishReason.Error ? "engine_error" : "cancelled"));
-                    buffer.Write(Done);
-                    await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+                    SseEvents.Write(pipe, OpenAiErrors.Envelope(update.Error ?? "The request was cancelled.", "server_error", null, update.Finish == FinishReason.Error ? "engine_error" : "cancelled"));
+                    pipe.Write(Done);
+                    await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                     return;
                 }
             }
 
-            writer.WriteEvents(buffer, index, update, first: !sentFirst[index]);
+            writer.WriteEvents(pipe, index, update, first: !sentFirst[index]);
             sentFirst[index] = true;
-            if (buffer.WrittenCount > 0)
+            if (pipe.UnflushedBytes > 0)
             {
-                await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-                await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
             }
         }
 
-        buffer.ResetWrittenCount();
         if (writer.Settings.IncludeUsage)
         {
-            writer.WriteUsageEvent(buffer, usage);
+            writer.WriteUsageEvent(pipe, usage);
         }
 
-        buffer.Write(Done);
-        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+        pipe.Write(Done);
+        await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     private static ChannelReader<(int Index, GenerationUpdate Update)> Merge(List<ChannelReader<GenerationUpdate>> choices, CancellationToken cancellationToken)
