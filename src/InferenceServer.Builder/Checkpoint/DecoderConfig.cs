@@ -1,0 +1,239 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text.Json;
+
+namespace InferenceServer.Builder.Checkpoint;
+
+/// <summary>
+/// The parts of a decoder checkpoint's <c>config.json</c> that shape the graph: architecture, sizes, normalization,
+/// RoPE. Parsing rejects what the builder cannot build with a message naming the setting.
+/// </summary>
+internal sealed record DecoderConfig
+{
+    /// <summary>The Hugging Face <c>model_type</c>: llama, mistral, qwen2 or qwen3.</summary>
+    public required string ModelType { get; init; }
+
+    /// <summary>Width of the residual stream.</summary>
+    public required int HiddenSize { get; init; }
+
+    /// <summary>Number of decoder layers.</summary>
+    public required int LayerCount { get; init; }
+
+    /// <summary>Query heads per layer.</summary>
+    public required int HeadCount { get; init; }
+
+    /// <summary>Key/value heads per layer.</summary>
+    public required int KvHeadCount { get; init; }
+
+    /// <summary>Width of one head.</summary>
+    public required int HeadDim { get; init; }
+
+    /// <summary>Width of the MLP's inner layer.</summary>
+    public required int IntermediateSize { get; init; }
+
+    /// <summary>Vocabulary size (rows of the embedding, columns of the logits).</summary>
+    public required int VocabSize { get; init; }
+
+    /// <summary>RMSNorm epsilon.</summary>
+    public required double RmsNormEps { get; init; }
+
+    /// <summary>Rows of the RoPE cos/sin tables: the longest context the graph accepts.</summary>
+    public required int MaxPositionEmbeddings { get; init; }
+
+    /// <summary>Whether the LM head reuses the embedding matrix.</summary>
+    public required bool TieWordEmbeddings { get; init; }
+
+    /// <summary>RoPE settings.</summary>
+    public required RopeScaling Rope { get; init; }
+
+    /// <summary>The <c>bos_token_id</c>, or null.</summary>
+    public int? BosTokenId { get; init; }
+
+    /// <summary>The <c>eos_token_id</c> values (one or several), possibly empty.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    /// <summary>The <c>pad_token_id</c>, or null.</summary>
+    public int? PadTokenId { get; init; }
+
+    /// <summary>Parses <c>config.json</c> text; <paramref name="source"/> names the file in errors.</summary>
+    /// <exception cref="ModelBuildException">The config is malformed or names something the builder cannot build.</exception>
+    public static DecoderConfig Parse(string json, string source)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json);
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelBuildException($"{source}: not valid JSON ({ex.Message})", ex);
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            var modelType = String(root, "model_type", source) ?? throw new ModelBuildException($"{source}: missing model_type");
+            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3"))
+            {
+                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2 and qwen3");
+            }
+
+            if (root.TryGetProperty("block_configs", out _) || root.TryGetProperty("moh", out _))
+            {
+                throw new ModelBuildException($"{source}: block_configs (pruned) and moh (Mixture-of-Head) checkpoints are not supported yet");
+            }
+
+            var hidden = RequiredInt(root, "hidden_size", source);
+            var heads = RequiredInt(root, "num_attention_heads", source);
+            var kvHeads = Int(root, "num_key_value_heads", source) ?? heads;
+            var headDim = Int(root, "head_dim", source) ?? hidden / heads;
+            if (heads % kvHeads != 0)
+            {
+                throw new ModelBuildException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+            }
+
+            var act = String(root, "hidden_act", source) ?? "silu";
+            if (act != "silu")
+            {
+                throw new ModelBuildException($"{source}: hidden_act '{act}' is not supported; the builder builds SiLU MLPs");
+            }
+
+            if (root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
+            {
+                throw new ModelBuildException($"{source}: use_sliding_window is not supported yet");
+            }
+
+            if (modelType == "mistral" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
+            {
+                throw new ModelBuildException($"{source}: sliding_window {window} is shorter than the context; sliding-window attention is not supported yet");
+            }
+
+            var maxPositions = Int(root, "max_position_embeddings", source) ?? 4096;
+            return new DecoderConfig
+            {
+                ModelType = modelType,
+                HiddenSize = hidden,
+                LayerCount = RequiredInt(root, "num_hidden_layers", source),
+                HeadCount = heads,
+                KvHeadCount = kvHeads,
+                HeadDim = headDim,
+                IntermediateSize = RequiredInt(root, "intermediate_size", source),
+                VocabSize = RequiredInt(root, "vocab_size", source),
+                RmsNormEps = Double(root, "rms_norm_eps", source) ?? 1e-6,
+                MaxPositionEmbeddings = maxPositions,
+                TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
+                Rope = ParseRope(root, source, maxPositions),
+                BosTokenId = Int(root, "bos_token_id", source),
+                EosTokenIds = IntOrList(root, "eos_token_id", source),
+                PadTokenId = Int(root, "pad_token_id", source),
+            };
+        }
+    }
+
+    private static RopeScaling ParseRope(JsonElement root, string source, int maxPositions)
+    {
+        // Newer configs: rope_parameters holds everything, theta included. Older: rope_theta + rope_scaling.
+        JsonElement? parameters = null;
+        if (root.TryGetProperty("rope_parameters", out var p) && p.ValueKind == JsonValueKind.Object)
+        {
+            parameters = p;
+        }
+        else if (root.TryGetProperty("rope_scaling", out var s) && s.ValueKind == JsonValueKind.Object)
+        {
+            parameters = s;
+        }
+
+        var theta = (parameters is { } pp ? Double(pp, "rope_theta", source) : null) ?? Double(root, "rope_theta", source) ?? 10000.0;
+        var partial = (parameters is { } pq ? Double(pq, "partial_rotary_factor", source) : null) ?? Double(root, "partial_rotary_factor", source) ?? 1.0;
+        if (parameters is not { } rope)
+        {
+            return new RopeScaling { Type = "default", Theta = theta, PartialRotaryFactor = partial };
+        }
+
+        var type = String(rope, "rope_type", source) ?? String(rope, "type", source) ?? "default";
+        if (type is not ("default" or "linear" or "llama3" or "yarn"))
+        {
+            throw new ModelBuildException($"{source}: rope_type '{type}' is not supported; the builder builds default, linear, llama3 and yarn");
+        }
+
+        var factor = Double(rope, "factor", source) ?? 1.0;
+        if (type != "default" && factor <= 0)
+        {
+            throw new ModelBuildException($"{source}: rope factor {factor} must be positive");
+        }
+
+        return new RopeScaling
+        {
+            Type = type,
+            Theta = theta,
+            Factor = factor,
+            OriginalMaxPositionEmbeddings = Int(rope, "original_max_position_embeddings", source)
+                ?? Int(root, "original_max_position_embeddings", source) ?? maxPositions,
+            HighFreqFactor = Double(rope, "high_freq_factor", source) ?? 4.0,
+            LowFreqFactor = Double(rope, "low_freq_factor", source) ?? 1.0,
+            BetaFast = Double(rope, "beta_fast", source) ?? 32.0,
+            BetaSlow = Double(rope, "beta_slow", source) ?? 1.0,
+            AttentionFactor = Double(rope, "attention_factor", source),
+            Mscale = Double(rope, "mscale", source),
+            MscaleAllDim = Double(rope, "mscale_all_dim", source),
+            Truncate = !rope.TryGetProperty("truncate", out var truncate) || truncate.ValueKind != JsonValueKind.False,
+            PartialRotaryFactor = partial,
+        };
+    }
+
+    private static int RequiredInt(JsonElement element, string name, string source) =>
+        Int(element, name, source) is { } value && value > 0 ? value : throw new ModelBuildException($"{source}: missing or non-positive {name}");
+
+    private static int? Int(JsonElement element, string name, string source)
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var result)
+            ? result
+            : throw new ModelBuildException($"{source}: {name} must be an integer");
+    }
+
+    private static double? Double(JsonElement element, string name, string source)
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number ? value.GetDouble() : throw new ModelBuildException($"{source}: {name} must be a number");
+    }
+
+    private static string? String(JsonElement element, string name, string source)
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw new ModelBuildException($"{source}: {name} must be a string");
+    }
+
+    private static int[] IntOrList(JsonElement element, string name, string source)
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return [];
+        }
+
+        if (value.ValueKind == JsonValueKind.Array)
+        {
+            var list = new int[value.GetArrayLength()];
+            var i = 0;
+            foreach (var item in value.EnumerateArray())
+            {
+                list[i++] = item.GetInt32();
+            }
+
+            return list;
+        }
+
+        return [Int(element, name, source)!.Value];
+    }
+}

@@ -1,0 +1,263 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Onnx.Proto;
+using InferenceServer.Builder.Safetensors;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm)
+/// with the Hugging Face Optimum I/O convention, one <c>com.microsoft</c> GroupQueryAttention node per layer.
+/// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
+/// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
+/// </summary>
+internal sealed class DecoderGraphBuilder
+{
+    /// <summary>Additive bias for masked attention scores: far below any real score, still finite in fp32 when added twice.</summary>
+    private const float MaskedScore = -1e30f;
+
+    private readonly DecoderConfig _config;
+    private readonly SafetensorsCheckpoint _weights;
+    private readonly OnnxGraphWriter _g;
+
+    // Values computed once in the prologue and shared by every layer.
+    private string _idsShape = string.Empty;
+    private string _attentionBias = string.Empty;
+    private string _seqlensK = string.Empty;
+    private string _totalLength = string.Empty;
+    private string _cos = string.Empty;
+    private string _sin = string.Empty;
+
+    /// <summary>Creates a builder that reads <paramref name="weights"/> and writes through <paramref name="writer"/>.</summary>
+    public DecoderGraphBuilder(DecoderConfig config, SafetensorsCheckpoint weights, OnnxGraphWriter writer)
+    {
+        _config = config;
+        _weights = weights;
+        _g = writer;
+    }
+
+    /// <summary>The op type of the per-layer fused attention node.</summary>
+    public static string AttentionOpType => "GroupQueryAttention";
+
+    /// <summary>Width of the rotating part of each head.</summary>
+    private int RotaryDim => (int)(_config.HeadDim * _config.Rope.PartialRotaryFactor) / 2 * 2;
+
+    /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head.</summary>
+    public void Build()
+    {
+        DeclareIo();
+        Prologue();
+        var c = _config;
+        var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
+        var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
+        var h = _g.Node("Reshape", "embed_2d", [embedded, _g.Int64s(-1, c.HiddenSize)]);
+        for (var layer = 0; layer < c.LayerCount; layer++)
+        {
+            h = Layer(layer, h);
+        }
+
+        var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
+        string head;
+        if (c.TieWordEmbeddings || !_weights.Contains("lm_head.weight"))
+        {
+            if (!c.TieWordEmbeddings)
+            {
+                throw new ModelBuildException("checkpoint has no lm_head.weight and tie_word_embeddings is false");
+            }
+
+            head = embedding;
+        }
+        else
+        {
+            head = Linear("lm_head.weight", c.VocabSize, c.HiddenSize);
+        }
+
+        var logits2d = _g.Node("Gemm", "lm_head", [normed, head], Attr("transB", 1L));
+        var logitsShape = _g.Node("Concat", "logits_shape", [_idsShape, _g.Int64s(c.VocabSize)], Attr("axis", 0L));
+        _g.NodeMulti("Reshape", "logits_3d", [logits2d, logitsShape], ["logits"], [], string.Empty);
+    }
+
+    private void DeclareIo()
+    {
+        var c = _config;
+        _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
+        _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "past_sequence_length", c.HeadDim);
+            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "past_sequence_length", c.HeadDim);
+        }
+
+        _g.Output("logits", TensorProto.Types.DataType.Float, "batch_size", "sequence_length", c.VocabSize);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "total_sequence_length", c.HeadDim);
+            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "total_sequence_length", c.HeadDim);
+        }
+    }
+
+    /// <summary>
+    /// Shapes, the attention bias and GroupQueryAttention's length inputs, and the RoPE cos/sin rows of this step's
+    /// positions. The server right-pads: row r's past fills [0, past_r), [past_r, P) is masked, the new tokens sit at
+    /// [P, P + S) for every row. GQA is told every row has P + S tokens (so it appends the new KV at P, where the runner
+    /// expects it), and the bias masks the holes and the padding: bias[b, 0, i, j] = 0 where key j is unmasked and
+    /// j &lt;= P + i, else <see cref="MaskedScore"/>.
+    /// </summary>
+    private void Prologue()
+    {
+        _idsShape = _g.Node("Shape", "ids_shape", ["input_ids"]);
+        var batch = _g.Node("Slice", "batch_1d", [_idsShape, _g.Int64s(0), _g.Int64s(1)]);
+        var seq = _g.Node("Slice", "seq_1d", [_idsShape, _g.Int64s(1), _g.Int64s(2)]);
+        var maskShape = _g.Node("Shape", "mask_shape", ["attention_mask"]);
+        var total = _g.Node("Slice", "total_1d", [maskShape, _g.Int64s(1), _g.Int64s(2)]);
+        var totalScalar = _g.Node("Squeeze", "total_scalar", [total, _g.Int64s(0)]);
+        var seqScalar = _g.Node("Squeeze", "seq_scalar", [seq, _g.Int64s(0)]);
+        var pastScalar = _g.Node("Sub", "past_scalar", [totalScalar, seqScalar]);
+
+        var keyPositions = _g.Node("Range", "key_positions", [_g.Int64Scalar(0), totalScalar, _g.Int64Scalar(1)]);
+        var queryPositions = _g.Node("Range", "query_positions", [pastScalar, totalScalar, _g.Int64Scalar(1)]);
+        var queryColumn = _g.Node("Unsqueeze", "query_positions_column", [queryPositions, _g.Int64s(1)]);
+        var allowed = _g.Node("LessOrEqual", "causal_allowed", [keyPositions, queryColumn]);
+        var causal = _g.Node("Where", "causal_bias", [allowed, _g.FloatScalar(0f), _g.FloatScalar(MaskedScore)]);
+        var maskFloat = _g.Node("Cast", "mask_float", ["attention_mask"], Attr("to", (long)TensorProto.Types.DataType.Float));
+        var masked = _g.Node("Sub", "mask_inverted", [_g.FloatScalar(1f), maskFloat]);
+        var padding = _g.Node("Mul", "padding_bias", [masked, _g.FloatScalar(MaskedScore)]);
+        var padding4 = _g.Node("Unsqueeze", "padding_bias_4d", [padding, _g.Int64s(1, 2)]);
+        _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
+
+        var lastIndex = _g.Node("Sub", "total_minus_one", [total, _g.Int64s(1)]);
+        var perRow = _g.Node("Expand", "seqlens_k_i64", [lastIndex, batch]);
+        _seqlensK = _g.Node("Cast", "seqlens_k", [perRow], Attr("to", (long)TensorProto.Types.DataType.Int32));
+        _totalLength = _g.Node("Cast", "total_sequence_length", [totalScalar], Attr("to", (long)TensorProto.Types.DataType.Int32));
+
+        var half = RotaryDim / 2;
+        var positions = _config.MaxPositionEmbeddings;
+        var (cos, sin) = RopeTables.Tables(_config.Rope, RotaryDim, positions);
+        var cosCache = _g.Weight("rope.cos_cache", cos, positions, half);
+        var sinCache = _g.Weight("rope.sin_cache", sin, positions, half);
+        var cosRows = _g.Node("Gather", "rope_cos_rows", [cosCache, "position_ids"]);
+        var sinRows = _g.Node("Gather", "rope_sin_rows", [sinCache, "position_ids"]);
+        _cos = _g.Node("Unsqueeze", "rope_cos", [cosRows, _g.Int64s(2)]);
+        _sin = _g.Node("Unsqueeze", "rope_sin", [sinRows, _g.Int64s(2)]);
+    }
+
+    private string Layer(int layer, string h)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.";
+        var n = $"l{layer}_";
+        var heads = c.HeadCount;
+        var kvHeads = c.KvHeadCount;
+        var d = c.HeadDim;
+
+        var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
+        var q = Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize);
+        var k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
+        var v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
+
+        var q3 = HeadsRoped(n + "q", q, heads, p + "self_attn.q_norm.weight");
+        var k3 = HeadsRoped(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
+
+        var outputs = _g.NodeMulti(
+            AttentionOpType,
+            n + "attention",
+            [q3, k3, v3, $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", _seqlensK, _totalLength, string.Empty, string.Empty, string.Empty, _attentionBias],
+            [n + "attention", $"present.{layer}.key", $"present.{layer}.value"],
+            [Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))), Attr("do_rotary", 0L)],
+            MicrosoftDomain);
+
+        var attention2d = _g.Node("Reshape", n + "attention_2d", [outputs[0], _g.Int64s(-1, heads * d)]);
+        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
+        h = _g.Node("Add", n + "attention_residual", [h, o]);
+
+        var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
+        var gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", c.IntermediateSize, c.HiddenSize)], Attr("transB", 1L));
+        var up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", c.IntermediateSize, c.HiddenSize)], Attr("transB", 1L));
+        var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
+        var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
+        var product = _g.Node("Mul", n + "gate_up", [silu, up]);
+        var down = _g.Node("Gemm", n + "down_proj", [product, Linear(p + "mlp.down_proj.weight", c.HiddenSize, c.IntermediateSize)], Attr("transB", 1L));
+        return _g.Node("Add", n + "mlp_residual", [h, down]);
+    }
+
+    /// <summary>Reshapes a projection to heads, applies the optional per-head RMSNorm (Qwen3) and RoPE, and returns it as [B, S, heads x dim].</summary>
+    private string HeadsRoped(string prefix, string projection, int headCount, string normWeight)
+    {
+        var d = _config.HeadDim;
+        var shape4 = _g.Node("Concat", prefix + "_shape_4d", [_idsShape, _g.Int64s(headCount, d)], Attr("axis", 0L));
+        var x = _g.Node("Reshape", prefix + "_4d", [projection, shape4]);
+        if (_weights.Contains(normWeight))
+        {
+            x = RmsNorm(prefix + "_norm", x, normWeight, d);
+        }
+        else if (_config.ModelType == "qwen3")
+        {
+            throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}");
+        }
+
+        x = Rope(prefix, x);
+        return _g.Node("Reshape", prefix + "_3d", [x, Shape3(headCount * d)]);
+    }
+
+    /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
+    private string Rope(string prefix, string x)
+    {
+        var d = _config.HeadDim;
+        var rot = RotaryDim;
+        var half = rot / 2;
+        string pass = string.Empty;
+        if (rot < d)
+        {
+            var parts = _g.NodeMulti("Split", prefix + "_rope_split_pass", [x, _g.Int64s(rot, d - rot)], [prefix + "_rot", prefix + "_pass"], [Attr("axis", -1L)], string.Empty);
+            x = parts[0];
+            pass = parts[1];
+        }
+
+        var halves = _g.NodeMulti("Split", prefix + "_rope_split", [x, _g.Int64s(half, half)], [prefix + "_x1", prefix + "_x2"], [Attr("axis", -1L)], string.Empty);
+        var x1 = halves[0];
+        var x2 = halves[1];
+        var x1Cos = _g.Node("Mul", prefix + "_x1_cos", [x1, _cos]);
+        var x2Sin = _g.Node("Mul", prefix + "_x2_sin", [x2, _sin]);
+        var x2Cos = _g.Node("Mul", prefix + "_x2_cos", [x2, _cos]);
+        var x1Sin = _g.Node("Mul", prefix + "_x1_sin", [x1, _sin]);
+        var first = _g.Node("Sub", prefix + "_rope_first", [x1Cos, x2Sin]);
+        var second = _g.Node("Add", prefix + "_rope_second", [x2Cos, x1Sin]);
+        var rotated = _g.Node("Concat", prefix + "_roped", [first, second], Attr("axis", -1L));
+        return rot < d ? _g.Node("Concat", prefix + "_roped_full", [rotated, pass], Attr("axis", -1L)) : rotated;
+    }
+
+    private string Shape3(int width) =>
+        _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+
+    /// <summary><c>x @ W^T (+ b)</c> for the checkpoint's linear layer <paramref name="prefix"/> (bias used when present).</summary>
+    private string Projection(string name, string x, string prefix, int outFeatures, int inFeatures)
+    {
+        var weight = Linear(prefix + ".weight", outFeatures, inFeatures);
+        if (_weights.Contains(prefix + ".bias"))
+        {
+            var bias = _g.Weight(prefix + ".bias", _weights.ReadFloat32(prefix + ".bias", outFeatures), outFeatures);
+            return _g.Node("Gemm", name, [x, weight, bias], Attr("transB", 1L));
+        }
+
+        return _g.Node("Gemm", name, [x, weight], Attr("transB", 1L));
+    }
+
+    private string Linear(string name, int outFeatures, int inFeatures) =>
+        _g.Weight(name, _weights.ReadFloat32(name, outFeatures, inFeatures), outFeatures, inFeatures);
+
+    /// <summary>RMSNorm over the last axis as transformers computes it: x / sqrt(mean(x^2) + eps) * w.</summary>
+    private string RmsNorm(string name, string x, string weightName, int width)
+    {
+        var weight = _g.Weight(weightName, _weights.ReadFloat32(weightName, width), width);
+        var squared = _g.Node("Pow", name + "_sq", [x, _g.FloatScalar(2f)]);
+        var mean = _g.Node("ReduceMean", name + "_mean", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var shifted = _g.Node("Add", name + "_eps", [mean, _g.FloatScalar((float)_config.RmsNormEps)]);
+        var root = _g.Node("Sqrt", name + "_sqrt", [shifted]);
+        var normalized = _g.Node("Div", name + "_div", [x, root]);
+        return _g.Node("Mul", name, [normalized, weight]);
+    }
+}

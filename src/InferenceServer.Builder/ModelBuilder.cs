@@ -1,0 +1,116 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Graph;
+using InferenceServer.Builder.Safetensors;
+
+namespace InferenceServer.Builder;
+
+/// <summary>
+/// Builds a Hugging Face decoder checkpoint into the server's model folder layout: <c>model.onnx</c> with its weights
+/// in <c>model.onnx.data</c>, <c>genai_config.json</c> describing the graph's I/O, and the checkpoint's
+/// <c>config.json</c>, generation config and tokenizer files copied beside them.
+/// </summary>
+public static class ModelBuilder
+{
+    /// <summary>The graph file name.</summary>
+    public const string GraphFileName = "model.onnx";
+
+    /// <summary>The external-data file name.</summary>
+    public const string DataFileName = "model.onnx.data";
+
+    private const long IrVersion = 10;
+    private const long OnnxOpset = 21;
+
+    /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
+    private static readonly string[] CopiedFiles =
+    [
+        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+    ];
+
+    /// <summary>Builds <paramref name="options"/>' checkpoint; reads one tensor at a time.</summary>
+    /// <exception cref="ModelBuildException">The checkpoint is missing, malformed or not buildable with these options.</exception>
+    public static BuildResult Build(BuildOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.DType != "fp32")
+        {
+            throw new ModelBuildException($"--dtype {options.DType} is not supported yet; the builder writes fp32");
+        }
+
+        if (options.Device != "cpu")
+        {
+            throw new ModelBuildException($"--device {options.Device} is not supported yet; the builder targets cpu (GroupQueryAttention has no fp32 CUDA kernel)");
+        }
+
+        var checkpoint = Path.GetFullPath(options.CheckpointDirectory);
+        if (!Directory.Exists(checkpoint))
+        {
+            throw new ModelBuildException($"{checkpoint}: checkpoint folder does not exist");
+        }
+
+        var configPath = Path.Combine(checkpoint, "config.json");
+        if (!File.Exists(configPath))
+        {
+            throw new ModelBuildException($"{configPath}: missing; a checkpoint needs config.json");
+        }
+
+        var config = DecoderConfig.Parse(File.ReadAllText(configPath), configPath);
+        var output = Path.GetFullPath(options.OutputDirectory);
+        if (string.Equals(output, checkpoint, StringComparison.Ordinal))
+        {
+            throw new ModelBuildException($"{output}: the output folder must differ from the checkpoint folder");
+        }
+
+        Directory.CreateDirectory(output);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var modelPath = Path.Combine(output, GraphFileName);
+        var dataPath = Path.Combine(output, DataFileName);
+        long parameters;
+        using (var weights = SafetensorsCheckpoint.Open(checkpoint))
+        using (var data = new ExternalDataWriter(dataPath))
+        {
+            var writer = new OnnxGraphWriter(data);
+            new DecoderGraphBuilder(config, weights, writer).Build();
+            parameters = writer.ParameterCount;
+            var kvBytes = KvBytesPerToken(config);
+            writer.Save(
+                modelPath,
+                IrVersion,
+                [(string.Empty, OnnxOpset), (OnnxGraphWriter.MicrosoftDomain, 1)],
+                new Dictionary<string, string>(StringComparer.Ordinal)
+                {
+                    ["inference_server.builder"] = "1",
+                    ["inference_server.architecture"] = config.ModelType,
+                    ["inference_server.attention_op"] = OnnxGraphWriter.MicrosoftDomain + "." + DecoderGraphBuilder.AttentionOpType,
+                    ["inference_server.kv_bytes_per_token"] = kvBytes.ToString(CultureInfo.InvariantCulture),
+                });
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        foreach (var name in CopiedFiles)
+        {
+            var source = Path.Combine(checkpoint, name);
+            if (File.Exists(source))
+            {
+                File.Copy(source, Path.Combine(output, name), overwrite: true);
+            }
+        }
+
+        var result = new BuildResult(
+            modelPath,
+            dataPath,
+            config.ModelType,
+            config.LayerCount,
+            parameters,
+            KvBytesPerToken(config),
+            OnnxGraphWriter.MicrosoftDomain + "." + DecoderGraphBuilder.AttentionOpType);
+        File.WriteAllText(Path.Combine(output, "genai_config.json"), GenAiConfig.Write(config, result));
+        return result;
+    }
+
+    /// <summary>fp32 key and value bytes per token over all layers.</summary>
+    internal static long KvBytesPerToken(DecoderConfig config) => 2L * config.LayerCount * config.KvHeadCount * config.HeadDim * sizeof(float);
+}
