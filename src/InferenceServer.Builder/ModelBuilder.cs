@@ -112,5 +112,14 @@ public static class ModelBuilder
     }
 
     /// <summary>fp32 key and value bytes per token over all layers.</summary>
-    internal static long KvBytesPerToken(DecoderConfig config) => 2L * config.LayerCount * config.KvHeadCount * config.HeadDim * sizeof(float);
+    internal static long KvBytesPerToken(DecoderConfig config)
+    {
+        long bytes = 0;
+        foreach (var layer in config.Layers)
+        {
+            bytes += 2L * layer.KvHeadCount * config.HeadDim * sizeof(float);
+        }
+
+        return bytes;
+    }
 }

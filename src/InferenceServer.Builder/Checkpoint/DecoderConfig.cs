@@ -33,6 +33,12 @@ internal sealed record DecoderConfig
     /// <summary>Vocabulary size (rows of the embedding, columns of the logits).</summary>
     public required int VocabSize { get; init; }
 
+    /// <summary>Per-layer shapes (one per layer; from <c>block_configs</c> when present, else uniform).</summary>
+    public required IReadOnlyList<LayerConfig> Layers { get; init; }
+
+    /// <summary>Mixture-of-Head routing (<c>moh</c>), or null.</summary>
+    public MohConfig? Moh { get; init; }
+
     /// <summary>RMSNorm epsilon.</summary>
     public required double RmsNormEps { get; init; }
 
@@ -77,11 +83,6 @@ internal sealed record DecoderConfig
                 throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2 and qwen3");
             }
 
-            if (root.TryGetProperty("block_configs", out _) || root.TryGetProperty("moh", out _))
-            {
-                throw new ModelBuildException($"{source}: block_configs (pruned) and moh (Mixture-of-Head) checkpoints are not supported yet");
-            }
-
             var hidden = RequiredInt(root, "hidden_size", source);
             var heads = RequiredInt(root, "num_attention_heads", source);
             var kvHeads = Int(root, "num_key_value_heads", source) ?? heads;
@@ -108,15 +109,21 @@ internal sealed record DecoderConfig
             }
 
             var maxPositions = Int(root, "max_position_embeddings", source) ?? 4096;
+            var layerCount = RequiredInt(root, "num_hidden_layers", source);
+            var intermediate = RequiredInt(root, "intermediate_size", source);
+            var layers = ParseLayers(root, source, layerCount, heads, kvHeads, intermediate);
+            var moh = ParseMoh(root, source, layers);
             return new DecoderConfig
             {
                 ModelType = modelType,
                 HiddenSize = hidden,
-                LayerCount = RequiredInt(root, "num_hidden_layers", source),
+                LayerCount = layerCount,
+                Layers = layers,
+                Moh = moh,
                 HeadCount = heads,
                 KvHeadCount = kvHeads,
                 HeadDim = headDim,
-                IntermediateSize = RequiredInt(root, "intermediate_size", source),
+                IntermediateSize = intermediate,
                 VocabSize = RequiredInt(root, "vocab_size", source),
                 RmsNormEps = Double(root, "rms_norm_eps", source) ?? 1e-6,
                 MaxPositionEmbeddings = maxPositions,
@@ -127,6 +134,80 @@ internal sealed record DecoderConfig
                 PadTokenId = Int(root, "pad_token_id", source),
             };
         }
+    }
+
+    private static LayerConfig[] ParseLayers(JsonElement root, string source, int layerCount, int heads, int kvHeads, int intermediate)
+    {
+        var layers = new LayerConfig[layerCount];
+        if (!root.TryGetProperty("block_configs", out var blocks) || blocks.ValueKind == JsonValueKind.Null)
+        {
+            Array.Fill(layers, new LayerConfig(true, heads, kvHeads, true, intermediate));
+            return layers;
+        }
+
+        if (blocks.ValueKind != JsonValueKind.Array || blocks.GetArrayLength() != layerCount)
+        {
+            throw new ModelBuildException($"{source}: block_configs must be an array with one entry per layer ({layerCount})");
+        }
+
+        var i = 0;
+        foreach (var block in blocks.EnumerateArray())
+        {
+            var where = $"{source}: block_configs[{i}]";
+            if (!block.TryGetProperty("attention", out var attention) || !block.TryGetProperty("ffn", out var ffn))
+            {
+                throw new ModelBuildException($"{where} needs 'attention' and 'ffn'");
+            }
+
+            var hasAttention = !NoOp(attention);
+            var layerHeads = hasAttention ? Int(attention, "num_attention_heads", where) ?? heads : 0;
+            var layerKvHeads = hasAttention ? Int(attention, "num_key_value_heads", where) ?? kvHeads : 0;
+            if (hasAttention && (layerHeads <= 0 || layerKvHeads <= 0 || layerHeads % layerKvHeads != 0))
+            {
+                throw new ModelBuildException($"{where}: num_attention_heads {layerHeads} must be a positive multiple of num_key_value_heads {layerKvHeads}");
+            }
+
+            var hasMlp = !NoOp(ffn);
+            var width = hasMlp ? Int(ffn, "intermediate_size", where) ?? intermediate : 0;
+            if (hasMlp && width <= 0)
+            {
+                throw new ModelBuildException($"{where}: intermediate_size must be positive");
+            }
+
+            layers[i++] = new LayerConfig(hasAttention, layerHeads, layerKvHeads, hasMlp, width);
+        }
+
+        return layers;
+    }
+
+    private static bool NoOp(JsonElement block) => block.TryGetProperty("no_op", out var noOp) && noOp.ValueKind == JsonValueKind.True;
+
+    private static MohConfig? ParseMoh(JsonElement root, string source, LayerConfig[] layers)
+    {
+        if (!root.TryGetProperty("moh", out var moh) || moh.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        var router = String(moh, "router", source) ?? "query_norm";
+        if (router != "query_norm")
+        {
+            throw new ModelBuildException($"{source}: moh.router '{router}' is not supported; the builder builds the parameter-free query_norm router");
+        }
+
+        var shared = Int(moh, "num_shared_heads", source) ?? throw new ModelBuildException($"{source}: moh.num_shared_heads is required");
+        var active = Int(moh, "num_routed_active_heads", source) ?? throw new ModelBuildException($"{source}: moh.num_routed_active_heads is required");
+        foreach (var layer in layers)
+        {
+            var routed = layer.HeadCount - shared;
+            if (layer.HasAttention && (shared < 0 || routed < 2 || active < 1 || active > routed))
+            {
+                throw new ModelBuildException(
+                    $"{source}: moh needs 0 <= num_shared_heads < num_attention_heads with at least 2 routed heads and 1 <= num_routed_active_heads <= routed heads (got {shared} shared, {active} active of {layer.HeadCount})");
+            }
+        }
+
+        return new MohConfig(shared, active);
     }
 
     private static RopeScaling ParseRope(JsonElement root, string source, int maxPositions)

@@ -53,9 +53,18 @@ internal sealed class DecoderGraphBuilder
         var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
         var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
         var h = _g.Node("Reshape", "embed_2d", [embedded, _g.Int64s(-1, c.HiddenSize)]);
+        var kvIndex = 0;
         for (var layer = 0; layer < c.LayerCount; layer++)
         {
-            h = Layer(layer, h);
+            if (c.Layers[layer].HasAttention)
+            {
+                h = Attention(layer, kvIndex++, h);
+            }
+
+            if (c.Layers[layer].HasMlp)
+            {
+                h = Mlp(layer, h);
+            }
         }
 
         var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
@@ -79,23 +88,49 @@ internal sealed class DecoderGraphBuilder
         _g.NodeMulti("Reshape", "logits_3d", [logits2d, logitsShape], ["logits"], [], string.Empty);
     }
 
+    /// <summary>
+    /// The decoder layer behind each KV-cache index: <c>past_key_values.{i}</c> / <c>present.{i}</c> count only the layers
+    /// that have attention, so a pruned model whose layer 1 has none exposes layers 0 and 2 as KV indices 0 and 1.
+    /// </summary>
+    public static IReadOnlyList<int> KvLayers(DecoderConfig config)
+    {
+        var layers = new List<int>(config.LayerCount);
+        for (var i = 0; i < config.LayerCount; i++)
+        {
+            if (config.Layers[i].HasAttention)
+            {
+                layers.Add(i);
+            }
+        }
+
+        return layers;
+    }
+
     private void DeclareIo()
     {
         var c = _config;
         _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
         _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
         _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
-        for (var i = 0; i < c.LayerCount; i++)
+        var kvLayers = KvLayers(c);
+        if (kvLayers.Count == 0)
         {
-            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "past_sequence_length", c.HeadDim);
-            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "past_sequence_length", c.HeadDim);
+            throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
+        }
+
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var kv = c.Layers[kvLayers[i]].KvHeadCount;
+            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", kv, "past_sequence_length", c.HeadDim);
+            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", kv, "past_sequence_length", c.HeadDim);
         }
 
         _g.Output("logits", TensorProto.Types.DataType.Float, "batch_size", "sequence_length", c.VocabSize);
-        for (var i = 0; i < c.LayerCount; i++)
+        for (var i = 0; i < kvLayers.Count; i++)
         {
-            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "total_sequence_length", c.HeadDim);
-            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", c.KvHeadCount, "total_sequence_length", c.HeadDim);
+            var kv = c.Layers[kvLayers[i]].KvHeadCount;
+            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", kv, "total_sequence_length", c.HeadDim);
+            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", kv, "total_sequence_length", c.HeadDim);
         }
     }
 
@@ -144,13 +179,14 @@ internal sealed class DecoderGraphBuilder
         _sin = _g.Node("Unsqueeze", "rope_sin", [sinRows, _g.Int64s(2)]);
     }
 
-    private string Layer(int layer, string h)
+    /// <summary><c>h + o_proj(Attention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index <paramref name="kvIndex"/>.</summary>
+    private string Attention(int layer, int kvIndex, string h)
     {
         var c = _config;
         var p = $"model.layers.{layer}.";
         var n = $"l{layer}_";
-        var heads = c.HeadCount;
-        var kvHeads = c.KvHeadCount;
+        var heads = c.Layers[layer].HeadCount;
+        var kvHeads = c.Layers[layer].KvHeadCount;
         var d = c.HeadDim;
 
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
@@ -158,49 +194,87 @@ internal sealed class DecoderGraphBuilder
         var k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
         var v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
 
-        var q3 = HeadsRoped(n + "q", q, heads, p + "self_attn.q_norm.weight");
-        var k3 = HeadsRoped(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+        var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
+        var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
+        var k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
         var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
 
         var outputs = _g.NodeMulti(
             AttentionOpType,
             n + "attention",
-            [q3, k3, v3, $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", _seqlensK, _totalLength, string.Empty, string.Empty, string.Empty, _attentionBias],
-            [n + "attention", $"present.{layer}.key", $"present.{layer}.value"],
+            [q3, k3, v3, $"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value", _seqlensK, _totalLength, string.Empty, string.Empty, string.Empty, _attentionBias],
+            [n + "attention", $"present.{kvIndex}.key", $"present.{kvIndex}.value"],
             [Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))), Attr("do_rotary", 0L)],
             MicrosoftDomain);
 
-        var attention2d = _g.Node("Reshape", n + "attention_2d", [outputs[0], _g.Int64s(-1, heads * d)]);
-        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
-        h = _g.Node("Add", n + "attention_residual", [h, o]);
+        var attention = outputs[0];
+        if (headMask is not null)
+        {
+            var perHead = _g.Node("Reshape", n + "attention_heads", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, d)], Attr("axis", 0L))]);
+            attention = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
+        }
 
+        var attention2d = _g.Node("Reshape", n + "attention_2d", [attention, _g.Int64s(-1, heads * d)]);
+        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
+        return _g.Node("Add", n + "attention_residual", [h, o]);
+    }
+
+    /// <summary><c>h + down(SiLU(gate(y)) * up(y))</c> with <c>y = RMSNorm(h)</c>.</summary>
+    private string Mlp(int layer, string h)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.";
+        var n = $"l{layer}_";
+        var width = c.Layers[layer].IntermediateSize;
         var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
-        var gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", c.IntermediateSize, c.HiddenSize)], Attr("transB", 1L));
-        var up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", c.IntermediateSize, c.HiddenSize)], Attr("transB", 1L));
+        var gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+        var up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
         var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
         var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
         var product = _g.Node("Mul", n + "gate_up", [silu, up]);
-        var down = _g.Node("Gemm", n + "down_proj", [product, Linear(p + "mlp.down_proj.weight", c.HiddenSize, c.IntermediateSize)], Attr("transB", 1L));
+        var down = _g.Node("Gemm", n + "down_proj", [product, Linear(p + "mlp.down_proj.weight", c.HiddenSize, width)], Attr("transB", 1L));
         return _g.Node("Add", n + "mlp_residual", [h, down]);
     }
 
-    /// <summary>Reshapes a projection to heads, applies the optional per-head RMSNorm (Qwen3) and RoPE, and returns it as [B, S, heads x dim].</summary>
-    private string HeadsRoped(string prefix, string projection, int headCount, string normWeight)
+    /// <summary>
+    /// The MoH head mask [B, S, heads, 1] from the pre-RoPE queries [B, S, heads, D]: 1 for the shared heads; for the
+    /// routed heads, score = L2 norm of the head's query / unbiased std of those norms across the routed heads,
+    /// softmax, and 1 for the top <see cref="MohConfig.RoutedActiveHeads"/>, else 0.
+    /// </summary>
+    private string MohHeadMask(string n, string q4, int heads, MohConfig moh)
+    {
+        var routedCount = heads - moh.SharedHeads;
+        var routed = _g.Node("Slice", n + "moh_routed_q", [q4, _g.Int64s(moh.SharedHeads), _g.Int64s(heads), _g.Int64s(2)]);
+        var norms = _g.Node("ReduceL2", n + "moh_norms", [routed, _g.Int64s(-1)], Attr("keepdims", 0L));
+        var mean = _g.Node("ReduceMean", n + "moh_mean", [norms, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var deviation = _g.Node("Sub", n + "moh_deviation", [norms, mean]);
+        var squared = _g.Node("Mul", n + "moh_deviation_sq", [deviation, deviation]);
+        var sum = _g.Node("ReduceSum", n + "moh_deviation_sum", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var variance = _g.Node("Div", n + "moh_variance", [sum, _g.FloatScalar(routedCount - 1)]);
+        var std = _g.Node("Sqrt", n + "moh_std", [variance]);
+        var scores = _g.Node("Div", n + "moh_scores", [norms, std]);
+        var probabilities = _g.Node("Softmax", n + "moh_probabilities", [scores], Attr("axis", -1L));
+        var top = _g.NodeMulti("TopK", n + "moh_topk", [probabilities, _g.Int64s(moh.RoutedActiveHeads)], [n + "moh_top_values", n + "moh_top_indices"], [Attr("axis", -1L)], string.Empty);
+        var threshold = _g.Node("ReduceMin", n + "moh_threshold", [top[0], _g.Int64s(-1)], Attr("keepdims", 1L));
+        var on = _g.Node("GreaterOrEqual", n + "moh_on", [probabilities, threshold]);
+        var routedMask = _g.Node("Cast", n + "moh_routed_mask", [on], Attr("to", (long)TensorProto.Types.DataType.Float));
+        var mask = _g.Node("Pad", n + "moh_mask", [routedMask, _g.Int64s(moh.SharedHeads, 0), _g.FloatScalar(1f), _g.Int64s(-1)]);
+        return _g.Node("Unsqueeze", n + "moh_mask_4d", [mask, _g.Int64s(3)]);
+    }
+
+    /// <summary>Reshapes a projection to [B, S, heads, D] and applies the optional per-head RMSNorm (Qwen3 q_norm / k_norm).</summary>
+    private string Heads(string prefix, string projection, int headCount, string normWeight)
     {
         var d = _config.HeadDim;
         var shape4 = _g.Node("Concat", prefix + "_shape_4d", [_idsShape, _g.Int64s(headCount, d)], Attr("axis", 0L));
         var x = _g.Node("Reshape", prefix + "_4d", [projection, shape4]);
         if (_weights.Contains(normWeight))
         {
-            x = RmsNorm(prefix + "_norm", x, normWeight, d);
-        }
-        else if (_config.ModelType == "qwen3")
-        {
-            throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}");
+            return RmsNorm(prefix + "_norm", x, normWeight, d);
         }
 
-        x = Rope(prefix, x);
-        return _g.Node("Reshape", prefix + "_3d", [x, Shape3(headCount * d)]);
+        return _config.ModelType == "qwen3" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : x;
     }
 
     /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>

@@ -16,6 +16,8 @@ public sealed class BuiltDecoderTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
+    [InlineData("llama-pruned")]
+    [InlineData("llama-moh")]
     public void FirstStepLogits_AllPromptsInOnePaddedBatch_MatchTransformers(string fixture)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture)));
@@ -47,6 +49,8 @@ public sealed class BuiltDecoderTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
+    [InlineData("llama-pruned")]
+    [InlineData("llama-moh")]
     public void Greedy_AllPromptsDecodedTogether_MatchesTransformers(string fixture)
     {
         // Rows of different lengths in one batch: right-padded past with holes, present fed back between steps.
@@ -96,6 +100,8 @@ public sealed class BuiltDecoderTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
+    [InlineData("llama-pruned")]
+    [InlineData("llama-moh")]
     public void Greedy_OneSequenceWithChunkedPrefill_MatchesTransformers(string fixture)
     {
         // The prompt goes in two chunks (new tokens on top of a past), then one token per step.
