@@ -1,0 +1,52 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Onnx.Proto;
+
+namespace InferenceServer.Builder.Tests.Graph;
+
+/// <summary>What graph tools rely on: one fused attention node per attention layer, weights outside the protobuf.</summary>
+public sealed class GraphStructureTests
+{
+    [Theory]
+    [InlineData("llama-gqa", 3)]
+    [InlineData("llama-pruned", 2)]
+    public void OneGroupQueryAttentionPerAttentionLayer_WritingEachLayersPresent(string fixture, int attentionLayers)
+    {
+        var model = Load(fixture);
+        var attention = model.Graph.Node.Where(n => n.OpType == "GroupQueryAttention").ToList();
+        Assert.Equal(attentionLayers, attention.Count);
+        for (var i = 0; i < attention.Count; i++)
+        {
+            Assert.Equal("com.microsoft", attention[i].Domain);
+            Assert.Equal([$"present.{i}.key", $"present.{i}.value"], attention[i].Output.Skip(1));
+            Assert.Equal($"past_key_values.{i}.key", attention[i].Input[3]);
+        }
+
+        Assert.Contains(model.OpsetImport, o => o.Domain == "com.microsoft" && o.Version == 1);
+    }
+
+    [Fact]
+    public void Weights_AreExternalData_WithinTheDataFile()
+    {
+        var folder = BuiltModels.Get("qwen2");
+        var model = Load("qwen2");
+        var dataLength = new FileInfo(Path.Combine(folder, "model.onnx.data")).Length;
+        var external = model.Graph.Initializer.Where(t => t.DataLocation == TensorProto.Types.DataLocation.External).ToList();
+        Assert.Contains(external, t => t.Name == "model.layers.0.self_attn.q_proj.bias");
+        Assert.Contains(external, t => t.Name == "lm_head.weight");
+        foreach (var tensor in external)
+        {
+            var entries = tensor.ExternalData.ToDictionary(e => e.Key, e => e.Value);
+            Assert.Equal("model.onnx.data", entries["location"]);
+            Assert.True(long.Parse(entries["offset"], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(entries["length"], System.Globalization.CultureInfo.InvariantCulture) <= dataLength);
+        }
+
+        Assert.All(model.Graph.Initializer.Where(t => t.DataLocation != TensorProto.Types.DataLocation.External), t => Assert.True(t.RawData.Length <= 64, t.Name));
+        Assert.True(new FileInfo(Path.Combine(folder, "model.onnx")).Length < 64 * 1024);
+    }
+
+    private static ModelProto Load(string fixture)
+    {
+        using var stream = File.OpenRead(Path.Combine(BuiltModels.Get(fixture), "model.onnx"));
+        return ModelProto.Parser.ParseFrom(stream);
+    }
+}
