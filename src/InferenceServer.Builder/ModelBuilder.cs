@@ -111,13 +111,17 @@ public static class ModelBuilder
         return result;
     }
 
-    /// <summary>fp32 key and value bytes per token over all layers.</summary>
+    /// <summary>fp32 KV cache bytes per token over all layers (what the graph's past/present shapes imply).</summary>
     internal static long KvBytesPerToken(DecoderConfig config)
     {
         long bytes = 0;
-        foreach (var layer in config.Layers)
+        for (var i = 0; i < config.LayerCount; i++)
         {
-            bytes += 2L * layer.KvHeadCount * config.HeadDim * sizeof(float);
+            if (config.Layers[i].HasAttention)
+            {
+                var (keyHeads, keyWidth, valueHeads, valueWidth) = DecoderGraphBuilder.KvShape(config, i);
+                bytes += ((long)keyHeads * keyWidth + ((long)valueHeads * valueWidth)) * sizeof(float);
+            }
         }
 
         return bytes;

@@ -39,6 +39,12 @@ internal sealed record DecoderConfig
     /// <summary>Mixture-of-Head routing (<c>moh</c>), or null.</summary>
     public MohConfig? Moh { get; init; }
 
+    /// <summary>DeepSeek-V3 Multi-head Latent Attention sizes, or null for multi-head / grouped-query attention.</summary>
+    public MlaConfig? Mla { get; init; }
+
+    /// <summary>Width of the rotating part of each head: the rope head dim for MLA, else head_dim x partial_rotary_factor (even).</summary>
+    public int RotaryDim => Mla is { } mla ? mla.QkRopeHeadDim : (int)(HeadDim * Rope.PartialRotaryFactor) / 2 * 2;
+
     /// <summary>RMSNorm epsilon.</summary>
     public required double RmsNormEps { get; init; }
 
@@ -78,9 +84,9 @@ internal sealed record DecoderConfig
         {
             var root = document.RootElement;
             var modelType = String(root, "model_type", source) ?? throw new ModelBuildException($"{source}: missing model_type");
-            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3"))
+            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "deepseek_v3"))
             {
-                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2 and qwen3");
+                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3 and deepseek_v3");
             }
 
             var hidden = RequiredInt(root, "hidden_size", source);
@@ -111,7 +117,8 @@ internal sealed record DecoderConfig
             var maxPositions = Int(root, "max_position_embeddings", source) ?? 4096;
             var layerCount = RequiredInt(root, "num_hidden_layers", source);
             var intermediate = RequiredInt(root, "intermediate_size", source);
-            var layers = ParseLayers(root, source, layerCount, heads, kvHeads, intermediate);
+            var mla = modelType == "deepseek_v3" ? ParseMla(root, source, layerCount) : null;
+            var layers = ParseLayers(root, source, layerCount, heads, mla is null ? kvHeads : 1, intermediate);
             var moh = ParseMoh(root, source, layers);
             return new DecoderConfig
             {
@@ -120,6 +127,7 @@ internal sealed record DecoderConfig
                 LayerCount = layerCount,
                 Layers = layers,
                 Moh = moh,
+                Mla = mla,
                 HeadCount = heads,
                 KvHeadCount = kvHeads,
                 HeadDim = headDim,
@@ -134,6 +142,40 @@ internal sealed record DecoderConfig
                 PadTokenId = Int(root, "pad_token_id", source),
             };
         }
+    }
+
+    private static MlaConfig ParseMla(JsonElement root, string source, int layerCount)
+    {
+        if (root.TryGetProperty("block_configs", out var blocks) && blocks.ValueKind != JsonValueKind.Null)
+        {
+            throw new ModelBuildException($"{source}: block_configs with deepseek_v3 is not supported");
+        }
+
+        if (root.TryGetProperty("moh", out var moh) && moh.ValueKind != JsonValueKind.Null)
+        {
+            throw new ModelBuildException($"{source}: moh with deepseek_v3 is not supported");
+        }
+
+        var denseLayers = Int(root, "first_k_dense_replace", source) ?? 0;
+        if (Int(root, "n_routed_experts", source) is > 0 && denseLayers < layerCount)
+        {
+            throw new ModelBuildException(
+                $"{source}: layers {denseLayers}..{layerCount - 1} are mixture-of-experts (first_k_dense_replace {denseLayers}); DeepSeek-V3 MoE layers are not supported yet");
+        }
+
+        var mla = new MlaConfig(
+            Int(root, "q_lora_rank", source),
+            RequiredInt(root, "kv_lora_rank", source),
+            RequiredInt(root, "qk_nope_head_dim", source),
+            RequiredInt(root, "qk_rope_head_dim", source),
+            RequiredInt(root, "v_head_dim", source),
+            !root.TryGetProperty("rope_interleave", out var interleave) || interleave.ValueKind != JsonValueKind.False);
+        if (mla.QkRopeHeadDim % 2 != 0)
+        {
+            throw new ModelBuildException($"{source}: qk_rope_head_dim {mla.QkRopeHeadDim} must be even");
+        }
+
+        return mla;
     }
 
     private static LayerConfig[] ParseLayers(JsonElement root, string source, int layerCount, int heads, int kvHeads, int intermediate)

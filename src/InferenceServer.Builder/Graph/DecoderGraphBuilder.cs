@@ -13,7 +13,7 @@ namespace InferenceServer.Builder.Graph;
 /// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
 /// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
 /// </summary>
-internal sealed class DecoderGraphBuilder
+internal sealed partial class DecoderGraphBuilder
 {
     /// <summary>Additive bias for masked attention scores: far below any real score, still finite in fp32 when added twice.</summary>
     private const float MaskedScore = -1e30f;
@@ -42,7 +42,7 @@ internal sealed class DecoderGraphBuilder
     public static string AttentionOpType => "GroupQueryAttention";
 
     /// <summary>Width of the rotating part of each head.</summary>
-    private int RotaryDim => (int)(_config.HeadDim * _config.Rope.PartialRotaryFactor) / 2 * 2;
+    private int RotaryDim => _config.RotaryDim;
 
     /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head.</summary>
     public void Build()
@@ -58,7 +58,7 @@ internal sealed class DecoderGraphBuilder
         {
             if (c.Layers[layer].HasAttention)
             {
-                h = Attention(layer, kvIndex++, h);
+                h = c.Mla is { } mla ? LatentAttention(layer, kvIndex++, h, mla) : Attention(layer, kvIndex++, h);
             }
 
             if (c.Layers[layer].HasMlp)
@@ -106,6 +106,15 @@ internal sealed class DecoderGraphBuilder
         return layers;
     }
 
+    /// <summary>
+    /// The cached key and value of decoder layer <paramref name="layer"/>: [kv_heads, head_dim] twice, or for MLA the
+    /// latent [1, kv_lora_rank] as "key" and the shared rope key [1, qk_rope_head_dim] as "value".
+    /// </summary>
+    public static (int KeyHeads, int KeyWidth, int ValueHeads, int ValueWidth) KvShape(DecoderConfig config, int layer) =>
+        config.Mla is { } mla
+            ? (1, mla.KvLoraRank, 1, mla.QkRopeHeadDim)
+            : (config.Layers[layer].KvHeadCount, config.HeadDim, config.Layers[layer].KvHeadCount, config.HeadDim);
+
     private void DeclareIo()
     {
         var c = _config;
@@ -120,17 +129,17 @@ internal sealed class DecoderGraphBuilder
 
         for (var i = 0; i < kvLayers.Count; i++)
         {
-            var kv = c.Layers[kvLayers[i]].KvHeadCount;
-            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", kv, "past_sequence_length", c.HeadDim);
-            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", kv, "past_sequence_length", c.HeadDim);
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", keyHeads, "past_sequence_length", keyWidth);
+            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", valueHeads, "past_sequence_length", valueWidth);
         }
 
         _g.Output("logits", TensorProto.Types.DataType.Float, "batch_size", "sequence_length", c.VocabSize);
         for (var i = 0; i < kvLayers.Count; i++)
         {
-            var kv = c.Layers[kvLayers[i]].KvHeadCount;
-            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", kv, "total_sequence_length", c.HeadDim);
-            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", kv, "total_sequence_length", c.HeadDim);
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", keyHeads, "total_sequence_length", keyWidth);
+            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", valueHeads, "total_sequence_length", valueWidth);
         }
     }
 
@@ -278,9 +287,11 @@ internal sealed class DecoderGraphBuilder
     }
 
     /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
-    private string Rope(string prefix, string x)
+    private string Rope(string prefix, string x) => Rope(prefix, x, _config.HeadDim);
+
+    /// <summary>As <see cref="Rope(string, string)"/> for a tensor whose last axis is <paramref name="d"/> wide.</summary>
+    private string Rope(string prefix, string x, int d)
     {
-        var d = _config.HeadDim;
         var rot = RotaryDim;
         var half = rot / 2;
         string pass = string.Empty;

@@ -14,10 +14,27 @@ public sealed class BuiltDecoderTests
     private const int GreedySteps = 12;
 
     [Theory]
+    [InlineData("llama-gqa", 3, 2, 16, 2, 16)]
+    [InlineData("llama-pruned", 2, 1, 16, 1, 16)]
+    [InlineData("deepseek-v3-mla", 3, 1, 32, 1, 8)]
+    public void KvLayout_AsTheServerReadsIt(string fixture, int kvLayers, int keyHeads, int keyWidth, int valueHeads, int valueWidth)
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture)));
+        Assert.Equal(kvLayers, model.Spec.KvLayers.Count);
+        Assert.Equal((keyHeads, keyWidth, valueHeads, valueWidth), (model.Spec.KvLayers[0].KeyHeads, model.Spec.KvLayers[0].KeyWidth, model.Spec.KvLayers[0].ValueHeads, model.Spec.KvLayers[0].ValueWidth));
+        if (fixture == "deepseek-v3-mla")
+        {
+            // The MLA cache: latent 32 + rope key 8 per layer, 3 layers, fp32.
+            Assert.Equal(3 * (32 + 8) * 4, model.Spec.KvBytesPerToken);
+        }
+    }
+
+    [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public void FirstStepLogits_AllPromptsInOnePaddedBatch_MatchTransformers(string fixture)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture)));
@@ -51,6 +68,7 @@ public sealed class BuiltDecoderTests
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public void Greedy_AllPromptsDecodedTogether_MatchesTransformers(string fixture)
     {
         // Rows of different lengths in one batch: right-padded past with holes, present fed back between steps.
@@ -102,6 +120,7 @@ public sealed class BuiltDecoderTests
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public void Greedy_OneSequenceWithChunkedPrefill_MatchesTransformers(string fixture)
     {
         // The prompt goes in two chunks (new tokens on top of a past), then one token per step.
