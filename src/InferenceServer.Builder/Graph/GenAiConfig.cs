@@ -24,6 +24,20 @@ internal static class GenAiConfig
             eos.Add(id);
         }
 
+        var kvCache = new JsonArray();
+        var kvLayers = DecoderGraphBuilder.KvLayers(config);
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = DecoderGraphBuilder.KvShape(config, kvLayers[i]);
+            kvCache.Add(new JsonObject
+            {
+                ["index"] = i,
+                ["layer"] = kvLayers[i],
+                ["key"] = new JsonArray(keyHeads, keyWidth),
+                ["value"] = new JsonArray(valueHeads, valueWidth),
+            });
+        }
+
         var root = new JsonObject
         {
             ["model"] = new JsonObject
@@ -40,8 +54,8 @@ internal static class GenAiConfig
                     ["head_size"] = config.HeadDim,
                     ["hidden_size"] = config.HiddenSize,
                     ["num_attention_heads"] = config.HeadCount,
-                    ["num_key_value_heads"] = config.KvHeadCount,
-                    ["num_hidden_layers"] = config.LayerCount,
+                    ["num_key_value_heads"] = config.Mla is null ? config.KvHeadCount : 1,
+                    ["num_hidden_layers"] = kvLayers.Count,
                     ["inputs"] = new JsonObject
                     {
                         ["input_ids"] = "input_ids",
@@ -65,10 +79,14 @@ internal static class GenAiConfig
                 ["device"] = "cpu",
                 ["external_data"] = ModelBuilder.DataFileName,
                 ["attention_op"] = result.AttentionOp,
-                ["kv_layout"] = "[batch, kv_heads, time, head_dim] per layer, key and value; past right-padded, masked by attention_mask",
+                ["kv_layout"] = config.Mla is null
+                    ? "[batch, heads, time, width] per KV index, key and value; past right-padded, masked by attention_mask"
+                    : "MLA: key = normalized latent [batch, 1, time, kv_lora_rank], value = shared rope key [batch, 1, time, qk_rope_head_dim]",
+                ["kv_cache"] = kvCache,
                 ["kv_bytes_per_token"] = result.KvBytesPerToken,
                 ["parameter_count"] = result.ParameterCount,
                 ["rope_type"] = config.Rope.Type,
+                ["decoder_layers"] = config.LayerCount,
             },
         };
         return root.ToJsonString(SerializerOptions);
