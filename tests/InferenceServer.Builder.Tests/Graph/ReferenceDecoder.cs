@@ -1,0 +1,166 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Safetensors;
+
+namespace InferenceServer.Builder.Tests.Graph;
+
+/// <summary>
+/// A naive, independent forward pass of a Llama-family checkpoint in double precision (whole sequence, no cache),
+/// following transformers' modeling code: the oracle for variants the fixtures do not cover (Qwen3 q/k norm, tied
+/// embeddings, scaled and partial RoPE). Checked itself against transformers' references on llama-gqa and qwen2.
+/// </summary>
+internal sealed class ReferenceDecoder
+{
+    private readonly DecoderConfig _c;
+    private readonly Func<string, float[]?> _weight;
+
+    public ReferenceDecoder(string checkpoint)
+    {
+        _c = DecoderConfig.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")), "config.json");
+        var weights = SafetensorsCheckpoint.Open(checkpoint);
+        _weight = name => weights.Contains(name) ? weights.ReadFloat32(name, weights.Info(name).Shape) : null;
+    }
+
+    /// <summary>The last position's logits after running <paramref name="tokens"/> from position 0.</summary>
+    public double[] LastLogits(IReadOnlyList<int> tokens)
+    {
+        var c = _c;
+        var t = tokens.Count;
+        var embed = _weight("model.embed_tokens.weight")!;
+        var x = new double[t][];
+        for (var i = 0; i < t; i++)
+        {
+            x[i] = new double[c.HiddenSize];
+            for (var j = 0; j < c.HiddenSize; j++)
+            {
+                x[i][j] = embed[(tokens[i] * c.HiddenSize) + j];
+            }
+        }
+
+        var rot = c.RotaryDim;
+        var (cos, sin) = RopeTables.Tables(c.Rope, rot, t);
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            var p = $"model.layers.{l}.";
+            var heads = c.HeadCount;
+            var kvHeads = c.KvHeadCount;
+            var d = c.HeadDim;
+            var xn = x.Select(row => RmsNorm(row, _weight(p + "input_layernorm.weight")!)).ToArray();
+            var q = xn.Select(row => Linear(row, p + "self_attn.q_proj", heads * d)).ToArray();
+            var k = xn.Select(row => Linear(row, p + "self_attn.k_proj", kvHeads * d)).ToArray();
+            var v = xn.Select(row => Linear(row, p + "self_attn.v_proj", kvHeads * d)).ToArray();
+            for (var i = 0; i < t; i++)
+            {
+                HeadNormAndRope(q[i], heads, _weight(p + "self_attn.q_norm.weight"), cos, sin, i);
+                HeadNormAndRope(k[i], kvHeads, _weight(p + "self_attn.k_norm.weight"), cos, sin, i);
+            }
+
+            var attention = new double[t][];
+            for (var i = 0; i < t; i++)
+            {
+                attention[i] = new double[heads * d];
+                for (var h = 0; h < heads; h++)
+                {
+                    var kvh = h / (heads / kvHeads);
+                    var scores = new double[i + 1];
+                    for (var j = 0; j <= i; j++)
+                    {
+                        double dot = 0;
+                        for (var e = 0; e < d; e++)
+                        {
+                            dot += q[i][(h * d) + e] * k[j][(kvh * d) + e];
+                        }
+
+                        scores[j] = dot / Math.Sqrt(d);
+                    }
+
+                    var max = scores.Max();
+                    var sum = scores.Sum(s => Math.Exp(s - max));
+                    for (var j = 0; j <= i; j++)
+                    {
+                        var weight = Math.Exp(scores[j] - max) / sum;
+                        for (var e = 0; e < d; e++)
+                        {
+                            attention[i][(h * d) + e] += weight * v[j][(kvh * d) + e];
+                        }
+                    }
+                }
+            }
+
+            for (var i = 0; i < t; i++)
+            {
+                Add(x[i], Linear(attention[i], p + "self_attn.o_proj", c.HiddenSize));
+                var y = RmsNorm(x[i], _weight(p + "post_attention_layernorm.weight")!);
+                var gate = Linear(y, p + "mlp.gate_proj", c.IntermediateSize);
+                var up = Linear(y, p + "mlp.up_proj", c.IntermediateSize);
+                for (var e = 0; e < gate.Length; e++)
+                {
+                    gate[e] = gate[e] / (1 + Math.Exp(-gate[e])) * up[e];
+                }
+
+                Add(x[i], Linear(gate, p + "mlp.down_proj", c.HiddenSize));
+            }
+        }
+
+        var last = RmsNorm(x[t - 1], _weight("model.norm.weight")!);
+        return Linear(last, c.TieWordEmbeddings ? "model.embed_tokens" : "lm_head", c.VocabSize);
+    }
+
+    private void HeadNormAndRope(double[] x, int heads, float[]? norm, float[] cos, float[] sin, int position)
+    {
+        var d = _c.HeadDim;
+        var half = _c.RotaryDim / 2;
+        for (var h = 0; h < heads; h++)
+        {
+            var head = x.AsSpan(h * d, d);
+            if (norm is not null)
+            {
+                RmsNorm(head.ToArray(), norm).CopyTo(head);
+            }
+
+            for (var e = 0; e < half; e++)
+            {
+                var c = cos[(position * half) + e];
+                var s = sin[(position * half) + e];
+                var x1 = head[e];
+                var x2 = head[e + half];
+                head[e] = (x1 * c) - (x2 * s);
+                head[e + half] = (x2 * c) + (x1 * s);
+            }
+        }
+    }
+
+    private double[] RmsNorm(double[] x, float[] weight)
+    {
+        var mean = x.Sum(v => v * v) / x.Length;
+        var scale = 1 / Math.Sqrt(mean + _c.RmsNormEps);
+        return x.Select((v, i) => v * scale * weight[i]).ToArray();
+    }
+
+    private double[] Linear(double[] x, string prefix, int outFeatures)
+    {
+        var w = _weight(prefix + ".weight")!;
+        var b = _weight(prefix + ".bias");
+        var result = new double[outFeatures];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            double sum = b?[o] ?? 0;
+            for (var i = 0; i < x.Length; i++)
+            {
+                sum += w[(o * x.Length) + i] * x[i];
+            }
+
+            result[o] = sum;
+        }
+
+        return result;
+    }
+
+    private static void Add(double[] x, double[] y)
+    {
+        for (var i = 0; i < x.Length; i++)
+        {
+            x[i] += y[i];
+        }
+    }
+}

@@ -1,0 +1,146 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using InferenceServer.Builder.Safetensors;
+using InferenceServer.Builder.Tests.Safetensors;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.Builder.Tests.Graph;
+
+/// <summary>
+/// Variants the fixtures lack, made from llama-gqa's weights: the served built graph, prefill then decoding with the
+/// KV cache, matches the independent <see cref="ReferenceDecoder"/> at every step.
+/// </summary>
+public sealed class VariantTests
+{
+    private const int BlockSize = 16;
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("qwen2")]
+    public void ReferenceDecoder_MatchesTransformers(string fixture)
+    {
+        // The oracle is itself checked against transformers before it judges anything.
+        var reference = new ReferenceDecoder(BuiltModels.Fixture(fixture));
+        foreach (var (prompt, _, expected) in BuiltModels.References(fixture).Take(2))
+        {
+            var actual = reference.LastLogits(prompt);
+            for (var i = 0; i < expected.Length; i++)
+            {
+                Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"logit {i}: {actual[i]} vs {expected[i]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("tied")]
+    [InlineData("llama3-partial")]
+    [InlineData("yarn")]
+    [InlineData("linear-rope-scaling")]
+    public void Variant_ServedBuiltGraph_MatchesReferenceEveryStep(string variant)
+    {
+        var checkpoint = MakeVariant(variant);
+        var output = BuiltModels.TempDirectory("variant-out-" + variant);
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output });
+        var reference = new ReferenceDecoder(checkpoint);
+        using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(output)), 64, BlockSize);
+        var vocab = runner.Spec.VocabularySize;
+        var prompts = BuiltModels.References("llama-gqa").Select(c => c.Prompt).Take(3).ToArray();
+        var sequences = prompts.Select(p => p.ToList()).ToArray();
+        var tables = prompts.Select((p, r) => Enumerable.Range(r * 4, 4).ToArray()).ToArray();
+        var batch = new ForwardBatch();
+        var logits = new float[prompts.Length * vocab];
+        for (var step = 0; step < 4; step++)
+        {
+            batch.Clear();
+            for (var r = 0; r < prompts.Length; r++)
+            {
+                if (step == 0)
+                {
+                    batch.AddRow(prompts[r], 0, tables[r], wantLogits: true, sequenceId: r);
+                }
+                else
+                {
+                    batch.AddRow([sequences[r][^1]], sequences[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
+                }
+            }
+
+            runner.Forward(batch, logits);
+            for (var r = 0; r < prompts.Length; r++)
+            {
+                var expected = reference.LastLogits(sequences[r]);
+                var row = logits.AsSpan(r * vocab, vocab);
+                var best = 0;
+                for (var i = 0; i < vocab; i++)
+                {
+                    Assert.True(Math.Abs(expected[i] - row[i]) < 1e-4, $"{variant} step {step} row {r} logit {i}: {row[i]} vs {expected[i]}");
+                    best = row[i] > row[best] ? i : best;
+                }
+
+                sequences[r].Add(best);
+            }
+        }
+    }
+
+    /// <summary>A checkpoint folder: llama-gqa's weights and config, changed as <paramref name="variant"/> says.</summary>
+    private static string MakeVariant(string variant)
+    {
+        var fixture = BuiltModels.Fixture("llama-gqa");
+        var folder = BuiltModels.TempDirectory("variant-" + variant);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        var tensors = new List<(string, string, long[], byte[])>();
+        using (var file = SafetensorsFile.Open(Path.Combine(fixture, "model.safetensors")))
+        {
+            foreach (var info in file.Tensors.Values.OrderBy(t => t.Name, StringComparer.Ordinal))
+            {
+                if (variant == "tied" && info.Name == "lm_head.weight")
+                {
+                    continue;
+                }
+
+                tensors.Add((info.Name, "F32", info.Shape, MemoryMarshal.AsBytes(file.ReadFloat32(info).AsSpan()).ToArray()));
+            }
+        }
+
+        switch (variant)
+        {
+            case "qwen3":
+                config["model_type"] = "qwen3";
+                var random = new Random(8);
+                for (var l = 0; l < 3; l++)
+                {
+                    foreach (var name in new[] { "q_norm", "k_norm" })
+                    {
+                        var weight = Enumerable.Range(0, 16).Select(_ => (float)(0.5 + random.NextDouble())).ToArray();
+                        tensors.Add(($"model.layers.{l}.self_attn.{name}.weight", "F32", [16], MemoryMarshal.AsBytes(weight.AsSpan()).ToArray()));
+                    }
+                }
+
+                break;
+            case "tied":
+                config["tie_word_embeddings"] = true;
+                break;
+            case "llama3-partial":
+                config["rope_parameters"] = new JsonObject
+                {
+                    ["rope_type"] = "llama3", ["rope_theta"] = 10000.0, ["factor"] = 8.0, ["low_freq_factor"] = 1.0,
+                    ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 64, ["partial_rotary_factor"] = 0.5,
+                };
+                break;
+            case "yarn":
+                config["rope_parameters"] = new JsonObject { ["rope_type"] = "yarn", ["rope_theta"] = 10000.0, ["factor"] = 4.0, ["original_max_position_embeddings"] = 16 };
+                break;
+            default:
+                config.Remove("rope_parameters");
+                config["rope_theta"] = 5000.0;
+                config["rope_scaling"] = new JsonObject { ["type"] = "linear", ["factor"] = 2.0 };
+                break;
+        }
+
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+        return folder;
+    }
+}
