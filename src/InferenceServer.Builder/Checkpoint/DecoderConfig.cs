@@ -9,7 +9,7 @@ namespace InferenceServer.Builder.Checkpoint;
 /// </summary>
 internal sealed record DecoderConfig
 {
-    /// <summary>The Hugging Face <c>model_type</c>: llama, mistral, qwen2 or qwen3.</summary>
+    /// <summary>The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3 or deepseek_v3.</summary>
     public required string ModelType { get; init; }
 
     /// <summary>Width of the residual stream.</summary>
@@ -84,9 +84,9 @@ internal sealed record DecoderConfig
         {
             var root = document.RootElement;
             var modelType = String(root, "model_type", source) ?? throw new ModelBuildException($"{source}: missing model_type");
-            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "deepseek_v3"))
+            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3"))
             {
-                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3 and deepseek_v3");
+                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3 and deepseek_v3");
             }
 
             var hidden = RequiredInt(root, "hidden_size", source);
@@ -109,7 +109,7 @@ internal sealed record DecoderConfig
                 throw new ModelBuildException($"{source}: use_sliding_window is not supported yet");
             }
 
-            if (modelType == "mistral" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
+            if (modelType is "mistral" or "phi3" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
             {
                 throw new ModelBuildException($"{source}: sliding_window {window} is shorter than the context; sliding-window attention is not supported yet");
             }

@@ -8,7 +8,8 @@ using static InferenceServer.Builder.Graph.OnnxGraphWriter;
 namespace InferenceServer.Builder.Graph;
 
 /// <summary>
-/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm)
+/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
+/// Phi-3 with fused qkv and gate_up; DeepSeek-V3 MLA in the <c>.Mla</c> part)
 /// with the Hugging Face Optimum I/O convention, one <c>com.microsoft</c> GroupQueryAttention node per layer.
 /// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
 /// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
@@ -199,9 +200,20 @@ internal sealed partial class DecoderGraphBuilder
         var d = c.HeadDim;
 
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
-        var q = Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize);
-        var k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
-        var v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
+        string q, k, v;
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        {
+            // Phi-3: one fused [q; k; v] projection, split by columns.
+            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+            var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
+            (q, k, v) = (parts[0], parts[1], parts[2]);
+        }
+        else
+        {
+            q = Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize);
+            k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
+            v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
+        }
 
         var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
         var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
@@ -237,8 +249,20 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var width = c.Layers[layer].IntermediateSize;
         var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
-        var gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
-        var up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+        string gate, up;
+        if (_weights.Contains(p + "mlp.gate_up_proj.weight"))
+        {
+            // Phi-3: one fused [gate; up] projection, split by columns.
+            var gateUp = _g.Node("Gemm", n + "gate_up_proj", [y, Linear(p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize)], Attr("transB", 1L));
+            var parts = _g.NodeMulti("Split", n + "gate_up_split", [gateUp, _g.Int64s(width, width)], [n + "gate_proj", n + "up_proj"], [Attr("axis", -1L)], string.Empty);
+            (gate, up) = (parts[0], parts[1]);
+        }
+        else
+        {
+            gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+            up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+        }
+
         var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
         var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
         var product = _g.Node("Mul", n + "gate_up", [silu, up]);

@@ -18,8 +18,39 @@ internal sealed class ReferenceDecoder
     {
         _c = DecoderConfig.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")), "config.json");
         var weights = SafetensorsCheckpoint.Open(checkpoint);
-        _weight = name => weights.Contains(name) ? weights.ReadFloat32(name, weights.Info(name).Shape) : null;
+        float[]? Read(string name) => weights.Contains(name) ? weights.ReadFloat32(name, weights.Info(name).Shape) : null;
+        _weight = name => Read(name) ?? Unfused(Read, name);
     }
+
+    /// <summary>Phi-3's fused qkv_proj / gate_up_proj, cut into the separate weights transformers' Phi3 code slices out.</summary>
+    private float[]? Unfused(Func<string, float[]?> read, string name)
+    {
+        var c = _c;
+        var rowsBefore = 0;
+        var rows = 0;
+        string fused;
+        if (name.EndsWith("self_attn.q_proj.weight", StringComparison.Ordinal) || name.EndsWith("self_attn.k_proj.weight", StringComparison.Ordinal) || name.EndsWith("self_attn.v_proj.weight", StringComparison.Ordinal))
+        {
+            fused = Module(name) + "qkv_proj.weight";
+            var qRows = c.HeadCount * c.HeadDim;
+            var kvRows = c.KvHeadCount * c.HeadDim;
+            (rowsBefore, rows) = name.Contains("q_proj", StringComparison.Ordinal) ? (0, qRows) : name.Contains("k_proj", StringComparison.Ordinal) ? (qRows, kvRows) : (qRows + kvRows, kvRows);
+        }
+        else if (name.EndsWith("mlp.gate_proj.weight", StringComparison.Ordinal) || name.EndsWith("mlp.up_proj.weight", StringComparison.Ordinal))
+        {
+            fused = Module(name) + "gate_up_proj.weight";
+            (rowsBefore, rows) = name.Contains("gate_proj", StringComparison.Ordinal) ? (0, c.IntermediateSize) : (c.IntermediateSize, c.IntermediateSize);
+        }
+        else
+        {
+            return null;
+        }
+
+        return read(fused)?.AsSpan(rowsBefore * c.HiddenSize, rows * c.HiddenSize).ToArray();
+    }
+
+    /// <summary>"model.layers.0.self_attn.q_proj.weight" -> "model.layers.0.self_attn.".</summary>
+    private static string Module(string name) => name[..(name.LastIndexOf('.', name.Length - ".weight".Length - 1) + 1)];
 
     /// <summary>The last position's logits after running <paramref name="tokens"/> from position 0.</summary>
     public double[] LastLogits(IReadOnlyList<int> tokens)

@@ -1,0 +1,41 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Builder.Tests;
+
+public sealed class ModelBuilderTests
+{
+    [Fact]
+    public void OutputFolderIsTheCheckpoint_Throws()
+    {
+        var fixture = BuiltModels.Fixture("llama-gqa");
+        var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = fixture, OutputDirectory = fixture }));
+        Assert.Contains("must differ from the checkpoint folder", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CheckpointWithoutConfig_Throws()
+    {
+        var folder = BuiltModels.TempDirectory("no-config");
+        var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = folder + "-out" }));
+        Assert.Contains("config.json", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DefaultModelFolder_HasNoSafetensors_IsRefusedClearly()
+    {
+        // models/tiny-pycoder ships only model.onnx; there is no checkpoint to build from.
+        var folder = Path.Combine(BuiltModels.Root, "models", "tiny-pycoder");
+        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors")));
+        var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = BuiltModels.TempDirectory("pycoder-out") }));
+        Assert.Contains("no model.safetensors", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MoeLayers_AreRefusedNamingTheSetting()
+    {
+        var folder = BuiltModels.TempDirectory("moe");
+        var config = File.ReadAllText(Path.Combine(BuiltModels.Fixture("deepseek-v3-mla"), "config.json")).Replace("\"first_k_dense_replace\": 3", "\"first_k_dense_replace\": 1", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = folder + "-out" }));
+        Assert.Contains("mixture-of-experts (first_k_dense_replace 1)", ex.Message, StringComparison.Ordinal);
+    }
+}
