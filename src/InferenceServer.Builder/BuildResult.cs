@@ -8,7 +8,7 @@ namespace InferenceServer.Builder;
 /// <param name="LayerCount">Decoder layers.</param>
 /// <param name="ParameterCount">Weights written (RoPE tables included).</param>
 /// <param name="KvBytesPerToken">KV cache bytes one token costs across all layers.</param>
-/// <param name="AttentionOp">The fused attention node type, such as <c>com.microsoft.GroupQueryAttention</c>.</param>
+/// <param name="AttentionOp">The fused attention node type, such as <c>ai.onnx.Attention</c>.</param>
 public sealed record BuildResult(
     string ModelPath,
     string DataPath,

@@ -19,8 +19,6 @@ public static class ModelBuilder
     /// <summary>The external-data file name.</summary>
     public const string DataFileName = "model.onnx.data";
 
-    private const long IrVersion = 10;
-    private const long OnnxOpset = 21;
 
     /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
     private static readonly string[] CopiedFiles =
@@ -41,7 +39,7 @@ public static class ModelBuilder
 
         if (options.Device != "cpu")
         {
-            throw new ModelBuildException($"--device {options.Device} is not supported yet; the builder targets cpu (GroupQueryAttention has no fp32 CUDA kernel)");
+            throw new ModelBuildException($"--device {options.Device} is not supported yet; the builder targets cpu ");
         }
 
         var checkpoint = Path.GetFullPath(options.CheckpointDirectory);
@@ -78,13 +76,13 @@ public static class ModelBuilder
             var kvBytes = KvBytesPerToken(config);
             writer.Save(
                 modelPath,
-                IrVersion,
-                [(string.Empty, OnnxOpset), (OnnxGraphWriter.MicrosoftDomain, 1)],
+                DecoderGraphBuilder.IrVersion,
+                [(string.Empty, DecoderGraphBuilder.OnnxOpset)],
                 new Dictionary<string, string>(StringComparer.Ordinal)
                 {
                     ["inference_server.builder"] = "1",
                     ["inference_server.architecture"] = config.ModelType,
-                    ["inference_server.attention_op"] = OnnxGraphWriter.MicrosoftDomain + "." + DecoderGraphBuilder.AttentionOpType,
+                    ["inference_server.attention_op"] = "ai.onnx." + DecoderGraphBuilder.AttentionOpType,
                     ["inference_server.kv_bytes_per_token"] = kvBytes.ToString(CultureInfo.InvariantCulture),
                 });
         }
@@ -106,7 +104,7 @@ public static class ModelBuilder
             config.LayerCount,
             parameters,
             KvBytesPerToken(config),
-            OnnxGraphWriter.MicrosoftDomain + "." + DecoderGraphBuilder.AttentionOpType);
+            "ai.onnx." + DecoderGraphBuilder.AttentionOpType);
         File.WriteAllText(Path.Combine(output, "genai_config.json"), GenAiConfig.Write(config, result));
         return result;
     }

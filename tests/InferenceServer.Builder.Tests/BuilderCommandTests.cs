@@ -27,7 +27,7 @@ public sealed class BuilderCommandTests
         Assert.Equal(2, decoder.GetProperty("num_key_value_heads").GetInt32());
         var info = genai.RootElement.GetProperty("inference_server");
         Assert.Equal(3 * 2 * 2 * 16 * 4, info.GetProperty("kv_bytes_per_token").GetInt64());
-        Assert.Equal("com.microsoft.GroupQueryAttention", info.GetProperty("attention_op").GetString());
+        Assert.Equal("ai.onnx.Attention", info.GetProperty("attention_op").GetString());
     }
 
     [Theory]

@@ -8,9 +8,9 @@ namespace InferenceServer.Builder.Graph;
 /// DeepSeek-V3 Multi-head Latent Attention with the up-projections absorbed. Per token the cache keeps only the
 /// normalized latent <c>c</c> (kv_lora_rank) and the shared rope key <c>k_r</c> (qk_rope_head_dim). Scores are
 /// <c>q_nope . (W_uk c) + q_r . k_r = (W_uk^T q_nope) . c + q_r . k_r</c>, so each head's query becomes
-/// <c>[W_uk^T q_nope, q_r]</c> against the one shared key <c>[c, k_r]</c>: a multi-query attention that runs as one
-/// GroupQueryAttention node (kv_num_heads 1). Its output is the attention-weighted latent per head; <c>W_uv</c> then
-/// maps it to the value width before <c>o_proj</c>.
+/// <c>[W_uk^T q_nope, q_r]</c> against the one shared key <c>[c, k_r]</c> with the latent <c>c</c> as the value: a
+/// multi-query attention (kv_num_heads 1, key width rank + rope, value width rank) that runs as one <c>Attention</c>
+/// node. Its output is the attention-weighted latent per head; <c>W_uv</c> maps it to the value width before <c>o_proj</c>.
 /// </summary>
 internal sealed partial class DecoderGraphBuilder
 {
@@ -60,8 +60,9 @@ internal sealed partial class DecoderGraphBuilder
         var query4 = _g.Node("Concat", n + "mla_query_4d", [qAbsorbed, qRope], Attr("axis", -1L));
         var query = _g.Node("Reshape", n + "mla_query", [query4, Shape3(heads * width)]);
 
-        // The cache as GQA sees it: one KV head of width rank + rope, assembled from the two cached parts.
-        var past = _g.Node("Concat", n + "mla_past", [$"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value"], Attr("axis", -1L));
+        // Keys [c, k_r] (the cached latent and rope key side by side), values the latent alone: past value = the
+        // cached latent, so present value is the next cached latent; the rope key is cut from present key.
+        var past = _g.Node("Concat", n + "mla_past_key", [$"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value"], Attr("axis", -1L));
         var scale = 1.0 / Math.Sqrt(mla.QkHeadDim);
         if (c.Rope.Type == "yarn" && c.Rope.MscaleAllDim is { } mscaleAllDim && c.Rope.Factor > 1)
         {
@@ -69,19 +70,12 @@ internal sealed partial class DecoderGraphBuilder
             scale *= mscale * mscale;
         }
 
-        var outputs = _g.NodeMulti(
-            AttentionOpType,
-            n + "attention",
-            [query, key, key, past, past, _seqlensK, _totalLength, string.Empty, string.Empty, string.Empty, _attentionBias],
-            [n + "attention", n + "mla_present", n + "mla_present_unused"],
-            [Attr("num_heads", (long)heads), Attr("kv_num_heads", 1L), Attr("scale", (float)scale), Attr("do_rotary", 0L)],
-            MicrosoftDomain);
-        _g.NodeMulti("Slice", n + "present_latent", [outputs[1], _g.Int64s(0), _g.Int64s(rank), _g.Int64s(3)], [$"present.{kvIndex}.key"], [], string.Empty);
+        var outputs = FusedAttention(
+            n + "attention", query, key, latent3, past, $"past_key_values.{kvIndex}.key", n + "mla_present_key", $"present.{kvIndex}.key", heads, 1, scale);
         _g.NodeMulti("Slice", n + "present_rope", [outputs[1], _g.Int64s(rank), _g.Int64s(width), _g.Int64s(3)], [$"present.{kvIndex}.value"], [], string.Empty);
 
-        // Attention over [c, k_r] as values: the first rank dims are the weighted latent; W_uv maps it per head.
-        var perHead = _g.Node("Reshape", n + "attention_heads", [outputs[0], _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, width)], Attr("axis", 0L))]);
-        var weightedLatent = _g.Node("Slice", n + "attention_latent", [perHead, _g.Int64s(0), _g.Int64s(rank), _g.Int64s(3)]);
+        // The output is the attention-weighted latent per head; W_uv maps it to the value width.
+        var weightedLatent = _g.Node("Reshape", n + "attention_latent", [outputs[0], _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
         var values = _g.Node("Einsum", n + "attention_values", [weightedLatent, uv], Attr("equation", "bshr,hvr->bshv"));
         var values2d = _g.Node("Reshape", n + "attention_2d", [values, _g.Int64s(-1, heads * mla.VHeadDim)]);
         var o = _g.Node("Gemm", n + "o_proj", [values2d, Linear(p + "o_proj.weight", c.HiddenSize, heads * mla.VHeadDim)], Attr("transB", 1L));

@@ -10,7 +10,7 @@ namespace InferenceServer.Builder.Graph;
 /// <summary>
 /// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
 /// Phi-3 with fused qkv and gate_up; DeepSeek-V3 MLA in the <c>.Mla</c> part)
-/// with the Hugging Face Optimum I/O convention, one <c>com.microsoft</c> GroupQueryAttention node per layer.
+/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer.
 /// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
 /// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
 /// </summary>
@@ -26,8 +26,6 @@ internal sealed partial class DecoderGraphBuilder
     // Values computed once in the prologue and shared by every layer.
     private string _idsShape = string.Empty;
     private string _attentionBias = string.Empty;
-    private string _seqlensK = string.Empty;
-    private string _totalLength = string.Empty;
     private string _cos = string.Empty;
     private string _sin = string.Empty;
 
@@ -39,8 +37,14 @@ internal sealed partial class DecoderGraphBuilder
         _g = writer;
     }
 
-    /// <summary>The op type of the per-layer fused attention node.</summary>
-    public static string AttentionOpType => "GroupQueryAttention";
+    /// <summary>The per-layer fused attention node: the ONNX <c>Attention</c> op (opset 23), domain "".</summary>
+    public const string AttentionOpType = "Attention";
+
+    /// <summary>The ONNX opset the graph imports (23: the first with <c>Attention</c>).</summary>
+    public const long OnnxOpset = 23;
+
+    /// <summary>The IR version that opset 23 requires.</summary>
+    public const long IrVersion = 11;
 
     /// <summary>Width of the rotating part of each head.</summary>
     private int RotaryDim => _config.RotaryDim;
@@ -145,16 +149,14 @@ internal sealed partial class DecoderGraphBuilder
     }
 
     /// <summary>
-    /// Shapes, the attention bias and GroupQueryAttention's length inputs, and the RoPE cos/sin rows of this step's
-    /// positions. The server right-pads: row r's past fills [0, past_r), [past_r, P) is masked, the new tokens sit at
-    /// [P, P + S) for every row. GQA is told every row has P + S tokens (so it appends the new KV at P, where the runner
-    /// expects it), and the bias masks the holes and the padding: bias[b, 0, i, j] = 0 where key j is unmasked and
-    /// j &lt;= P + i, else <see cref="MaskedScore"/>.
+    /// Shapes, the attention bias, and the RoPE cos/sin rows of this step's positions. The server right-pads: row r's
+    /// past fills [0, past_r), [past_r, P) is masked, the new tokens sit at [P, P + S) for every row, and Attention's
+    /// present (past ++ new) puts the new KV at P, where the runner expects it. The bias masks the holes and the padding:
+    /// bias[b, 0, i, j] = 0 where key j is unmasked and j &lt;= P + i, else <see cref="MaskedScore"/>.
     /// </summary>
     private void Prologue()
     {
         _idsShape = _g.Node("Shape", "ids_shape", ["input_ids"]);
-        var batch = _g.Node("Slice", "batch_1d", [_idsShape, _g.Int64s(0), _g.Int64s(1)]);
         var seq = _g.Node("Slice", "seq_1d", [_idsShape, _g.Int64s(1), _g.Int64s(2)]);
         var maskShape = _g.Node("Shape", "mask_shape", ["attention_mask"]);
         var total = _g.Node("Slice", "total_1d", [maskShape, _g.Int64s(1), _g.Int64s(2)]);
@@ -172,11 +174,6 @@ internal sealed partial class DecoderGraphBuilder
         var padding = _g.Node("Mul", "padding_bias", [masked, _g.FloatScalar(MaskedScore)]);
         var padding4 = _g.Node("Unsqueeze", "padding_bias_4d", [padding, _g.Int64s(1, 2)]);
         _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
-
-        var lastIndex = _g.Node("Sub", "total_minus_one", [total, _g.Int64s(1)]);
-        var perRow = _g.Node("Expand", "seqlens_k_i64", [lastIndex, batch]);
-        _seqlensK = _g.Node("Cast", "seqlens_k", [perRow], Attr("to", (long)TensorProto.Types.DataType.Int32));
-        _totalLength = _g.Node("Cast", "total_sequence_length", [totalScalar], Attr("to", (long)TensorProto.Types.DataType.Int32));
 
         var half = RotaryDim / 2;
         var positions = _config.MaxPositionEmbeddings;
@@ -221,13 +218,9 @@ internal sealed partial class DecoderGraphBuilder
         var k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
         var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
 
-        var outputs = _g.NodeMulti(
-            AttentionOpType,
-            n + "attention",
-            [q3, k3, v3, $"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value", _seqlensK, _totalLength, string.Empty, string.Empty, string.Empty, _attentionBias],
-            [n + "attention", $"present.{kvIndex}.key", $"present.{kvIndex}.value"],
-            [Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))), Attr("do_rotary", 0L)],
-            MicrosoftDomain);
+        var outputs = FusedAttention(
+            n + "attention", q3, k3, v3, $"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value",
+            $"present.{kvIndex}.key", $"present.{kvIndex}.value", heads, kvHeads, 1.0 / Math.Sqrt(d));
 
         var attention = outputs[0];
         if (headMask is not null)
@@ -240,6 +233,22 @@ internal sealed partial class DecoderGraphBuilder
         var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
         return _g.Node("Add", n + "attention_residual", [h, o]);
     }
+
+    /// <summary>
+    /// One ONNX <c>Attention</c> node: 3-D queries [B, S, heads x dk], keys [B, S, kv_heads x dk] and values
+    /// [B, S, kv_heads x dv] (grouped-query when kv_heads &lt; heads), the past as [B, kv_heads, P, d], the shared additive
+    /// bias as the mask (not <c>is_causal</c>: the bias already holds the causal rule for the padded layout), and the
+    /// present = past ++ new written straight to the graph outputs. Returns [output, present key, present value].
+    /// </summary>
+    private IReadOnlyList<string> FusedAttention(
+        string name, string query, string key, string value, string pastKey, string pastValue, string presentKey, string presentValue, int heads, int kvHeads, double scale) =>
+        _g.NodeMulti(
+            AttentionOpType,
+            name,
+            [query, key, value, _attentionBias, pastKey, pastValue],
+            [name, presentKey, presentValue],
+            [Attr("q_num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)scale), Attr("is_causal", 0L)],
+            string.Empty);
 
     /// <summary><c>h + down(SiLU(gate(y)) * up(y))</c> with <c>y = RMSNorm(h)</c>.</summary>
     private string Mlp(int layer, string h)

@@ -10,9 +10,6 @@ namespace InferenceServer.Builder.Graph;
 /// </summary>
 internal sealed class OnnxGraphWriter
 {
-    /// <summary>The <c>com.microsoft</c> contrib-operator domain.</summary>
-    public const string MicrosoftDomain = "com.microsoft";
-
     private readonly GraphProto _graph = new() { Name = "decoder" };
     private readonly ExternalDataWriter _data;
     private readonly Dictionary<string, string> _int64Constants = new(StringComparer.Ordinal);

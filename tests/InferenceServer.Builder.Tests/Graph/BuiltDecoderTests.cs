@@ -117,6 +117,59 @@ public sealed class BuiltDecoderTests
 
     [Theory]
     [InlineData("llama-gqa")]
+    [InlineData("deepseek-v3-mla")]
+    public void Greedy_StaggeredArrivals_PrefillBesideDecode_MatchesTransformers(string fixture)
+    {
+        // Case r joins at step 2r: its prefill shares a batch with the others' decode steps (padded new tokens too).
+        using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture))), 64, BlockSize);
+        var cases = BuiltModels.References(fixture);
+        var vocab = runner.Spec.VocabularySize;
+        var tables = new int[cases.Count][];
+        var block = 0;
+        for (var r = 0; r < cases.Count; r++)
+        {
+            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + GreedySteps) / BlockSize) + 1).ToArray();
+            block += tables[r].Length;
+        }
+
+        var generated = cases.Select(_ => new List<int>()).ToArray();
+        var batch = new ForwardBatch();
+        var logits = new float[cases.Count * vocab];
+        var rows = new List<int>();
+        for (var step = 0; generated.Any(g => g.Count < GreedySteps); step++)
+        {
+            batch.Clear();
+            rows.Clear();
+            for (var r = 0; r < cases.Count; r++)
+            {
+                var prompt = cases[r].Prompt;
+                if (step == 2 * r)
+                {
+                    batch.AddRow(prompt, 0, tables[r], wantLogits: true, sequenceId: r);
+                    rows.Add(r);
+                }
+                else if (step > 2 * r && generated[r].Count < GreedySteps)
+                {
+                    batch.AddRow([generated[r][^1]], prompt.Length + generated[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
+                    rows.Add(r);
+                }
+            }
+
+            runner.Forward(batch, logits);
+            for (var i = 0; i < rows.Count; i++)
+            {
+                generated[rows[i]].Add(ArgMax(logits.AsSpan(i * vocab, vocab)));
+            }
+        }
+
+        for (var r = 0; r < cases.Count; r++)
+        {
+            Assert.Equal(cases[r].Greedy, generated[r]);
+        }
+    }
+
+    [Theory]
+    [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]

@@ -10,28 +10,33 @@ public sealed class GraphStructureTests
     [InlineData("llama-gqa", 3)]
     [InlineData("llama-pruned", 2)]
     [InlineData("deepseek-v3-mla", 3)]
-    public void OneGroupQueryAttentionPerAttentionLayer_WritingEachLayersPresent(string fixture, int attentionLayers)
+    public void OneAttentionNodePerAttentionLayer_WritingEachLayersPresent(string fixture, int attentionLayers)
     {
         var model = Load(fixture);
-        var attention = model.Graph.Node.Where(n => n.OpType == "GroupQueryAttention").ToList();
+        var attention = model.Graph.Node.Where(n => n.OpType == "Attention").ToList();
         Assert.Equal(attentionLayers, attention.Count);
         for (var i = 0; i < attention.Count; i++)
         {
-            Assert.Equal("com.microsoft", attention[i].Domain);
+            Assert.Equal(string.Empty, attention[i].Domain);
+            Assert.Equal(0, attention[i].Attribute.Single(a => a.Name == "is_causal").I);
             if (fixture == "deepseek-v3-mla")
             {
-                // One shared latent+rope KV head; present.{i} are slices of its output.
+                // One shared KV head: keys [latent, rope key], values the cached latent itself.
                 Assert.Equal(1, attention[i].Attribute.Single(a => a.Name == "kv_num_heads").I);
-                Assert.Contains(model.Graph.Node, n => n.Output.Contains($"present.{i}.key") && n.Input[0] == attention[i].Output[1]);
+                Assert.Equal($"past_key_values.{i}.key", attention[i].Input[5]);
+                Assert.Equal($"present.{i}.key", attention[i].Output[2]);
+                Assert.Contains(model.Graph.Node, n => n.Output.Contains($"present.{i}.value") && n.Input[0] == attention[i].Output[1]);
             }
             else
             {
                 Assert.Equal([$"present.{i}.key", $"present.{i}.value"], attention[i].Output.Skip(1));
-                Assert.Equal($"past_key_values.{i}.key", attention[i].Input[3]);
+                Assert.Equal($"past_key_values.{i}.key", attention[i].Input[4]);
+                Assert.Equal($"past_key_values.{i}.value", attention[i].Input[5]);
             }
         }
 
-        Assert.Contains(model.OpsetImport, o => o.Domain == "com.microsoft" && o.Version == 1);
+        Assert.Contains(model.OpsetImport, o => o.Domain == string.Empty && o.Version == 23);
+        Assert.Equal(11, model.IrVersion);
     }
 
     [Fact]
