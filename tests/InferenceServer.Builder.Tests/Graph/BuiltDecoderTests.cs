@@ -117,6 +117,9 @@ public sealed class BuiltDecoderTests
 
     [Theory]
     [InlineData("llama-gqa")]
+    [InlineData("qwen2")]
+    [InlineData("llama-pruned")]
+    [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
     public void Greedy_StaggeredArrivals_PrefillBesideDecode_MatchesTransformers(string fixture)
     {
