@@ -19,6 +19,12 @@ public static class ModelBuilder
     /// <summary>The external-data file name.</summary>
     public const string DataFileName = "model.onnx.data";
 
+    /// <summary>The metadata file name.</summary>
+    public const string GenAiConfigFileName = "genai_config.json";
+
+    /// <summary>The qualified op type of the per-layer attention nodes the builder emits.</summary>
+    public const string AttentionOp = "ai.onnx." + DecoderGraphBuilder.AttentionOpType;
+
 
     /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
     private static readonly string[] CopiedFiles =
@@ -62,18 +68,50 @@ public static class ModelBuilder
         }
 
         Directory.CreateDirectory(output);
-        cancellationToken.ThrowIfCancellationRequested();
 
-        var modelPath = Path.Combine(output, GraphFileName);
-        var dataPath = Path.Combine(output, DataFileName);
+        // Everything is written to a staging folder inside the output and moved into place at the end, model.onnx
+        // last, so an interrupted or failed build never leaves a folder that looks servable.
+        var staging = Path.Combine(output, ".building-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(staging);
+        try
+        {
+            var result = BuildInto(staging, checkpoint, config, cancellationToken);
+            string[] order = [DataFileName, .. CopiedFiles, GenAiConfigFileName, GraphFileName];
+            foreach (var name in order)
+            {
+                var staged = Path.Combine(staging, name);
+                var target = Path.Combine(output, name);
+                if (File.Exists(staged))
+                {
+                    File.Move(staged, target, overwrite: true);
+                }
+                else if (File.Exists(target))
+                {
+                    // A file an earlier build copied that this checkpoint lacks (a tokenizer, say) must not linger.
+                    File.Delete(target);
+                }
+            }
+
+            return result with { ModelPath = Path.Combine(output, GraphFileName), DataPath = Path.Combine(output, DataFileName) };
+        }
+        finally
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+    }
+
+    private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, CancellationToken cancellationToken)
+    {
+        var modelPath = Path.Combine(folder, GraphFileName);
+        var dataPath = Path.Combine(folder, DataFileName);
+        var kvBytes = KvBytesPerToken(config);
         long parameters;
         using (var weights = SafetensorsCheckpoint.Open(checkpoint))
         using (var data = new ExternalDataWriter(dataPath))
         {
             var writer = new OnnxGraphWriter(data);
-            new DecoderGraphBuilder(config, weights, writer).Build();
+            new DecoderGraphBuilder(config, weights, writer).Build(cancellationToken);
             parameters = writer.ParameterCount;
-            var kvBytes = KvBytesPerToken(config);
             writer.Save(
                 modelPath,
                 DecoderGraphBuilder.IrVersion,
@@ -82,7 +120,7 @@ public static class ModelBuilder
                 {
                     ["inference_server.builder"] = "1",
                     ["inference_server.architecture"] = config.ModelType,
-                    ["inference_server.attention_op"] = "ai.onnx." + DecoderGraphBuilder.AttentionOpType,
+                    ["inference_server.attention_op"] = AttentionOp,
                     ["inference_server.kv_bytes_per_token"] = kvBytes.ToString(CultureInfo.InvariantCulture),
                 });
         }
@@ -93,19 +131,12 @@ public static class ModelBuilder
             var source = Path.Combine(checkpoint, name);
             if (File.Exists(source))
             {
-                File.Copy(source, Path.Combine(output, name), overwrite: true);
+                File.Copy(source, Path.Combine(folder, name), overwrite: true);
             }
         }
 
-        var result = new BuildResult(
-            modelPath,
-            dataPath,
-            config.ModelType,
-            config.LayerCount,
-            parameters,
-            KvBytesPerToken(config),
-            "ai.onnx." + DecoderGraphBuilder.AttentionOpType);
-        File.WriteAllText(Path.Combine(output, "genai_config.json"), GenAiConfig.Write(config, result));
+        var result = new BuildResult(modelPath, dataPath, config.ModelType, config.LayerCount, parameters, kvBytes, AttentionOp);
+        File.WriteAllText(Path.Combine(folder, GenAiConfigFileName), GenAiConfig.Write(config, result));
         return result;
     }
 

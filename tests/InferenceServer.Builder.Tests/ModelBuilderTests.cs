@@ -38,4 +38,26 @@ public sealed class ModelBuilderTests
         var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = folder + "-out" }));
         Assert.Contains("mixture-of-experts (first_k_dense_replace 1)", ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void CancelledBuild_LeavesNoGraphAndNoStagingFolder()
+    {
+        var output = BuiltModels.TempDirectory("cancelled");
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = BuiltModels.Fixture("llama-gqa"), OutputDirectory = output }, cancelled.Token));
+        Assert.Empty(Directory.GetFileSystemEntries(output));
+    }
+
+    [Fact]
+    public void Rebuild_ReplacesTheFolderContents()
+    {
+        var output = BuiltModels.TempDirectory("rebuild");
+        var first = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = BuiltModels.Fixture("llama-gqa"), OutputDirectory = output });
+        var second = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = BuiltModels.Fixture("qwen2"), OutputDirectory = output });
+        Assert.Equal(Path.Combine(output, "model.onnx"), second.ModelPath);
+        Assert.Equal("qwen2", second.Architecture);
+        Assert.True(second.ParameterCount > first.ParameterCount);
+        Assert.Equal(["config.json", "genai_config.json", "generation_config.json", "model.onnx", "model.onnx.data"], Directory.GetFileSystemEntries(output).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
 }

@@ -49,8 +49,8 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>Width of the rotating part of each head.</summary>
     private int RotaryDim => _config.RotaryDim;
 
-    /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head.</summary>
-    public void Build()
+    /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head; checks for cancellation per layer.</summary>
+    public void Build(CancellationToken cancellationToken)
     {
         DeclareIo();
         Prologue();
@@ -61,6 +61,7 @@ internal sealed partial class DecoderGraphBuilder
         var kvIndex = 0;
         for (var layer = 0; layer < c.LayerCount; layer++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (c.Layers[layer].HasAttention)
             {
                 h = c.Mla is { } mla ? LatentAttention(layer, kvIndex++, h, mla) : Attention(layer, kvIndex++, h);
