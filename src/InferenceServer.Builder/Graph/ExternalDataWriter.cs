@@ -13,6 +13,7 @@ namespace InferenceServer.Builder.Graph;
 internal sealed class ExternalDataWriter : IDisposable
 {
     private const int Alignment = 64;
+    private const int ChunkElements = 1 << 24;
 
     private readonly FileStream _stream;
     private readonly string _location;
@@ -32,7 +33,11 @@ internal sealed class ExternalDataWriter : IDisposable
     {
         Pad();
         var offset = _stream.Position;
-        _stream.Write(MemoryMarshal.AsBytes(data));
+        // In chunks: a large tensor's byte count exceeds what one span can index.
+        for (var start = 0; start < data.Length; start += ChunkElements)
+        {
+            _stream.Write(MemoryMarshal.AsBytes(data.Slice(start, Math.Min(ChunkElements, data.Length - start))));
+        }
         var tensor = new TensorProto
         {
             Name = name,

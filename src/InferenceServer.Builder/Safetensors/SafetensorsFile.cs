@@ -90,8 +90,7 @@ internal sealed class SafetensorsFile : IDisposable
             _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
             try
             {
-                var source = new ReadOnlySpan<byte>(basePointer + _view.PointerOffset + _dataStart + info.Begin, checked((int)(info.End - info.Begin)));
-                Convert(info.DType, source, result);
+                ConvertChunked(info.DType, basePointer + _view.PointerOffset + _dataStart + info.Begin, result, ChunkElements);
             }
             finally
             {
@@ -100,6 +99,20 @@ internal sealed class SafetensorsFile : IDisposable
         }
 
         return result;
+    }
+
+    /// <summary>Elements converted per span: spans are int-indexed, and a large tensor's bytes exceed int.MaxValue.</summary>
+    internal const int ChunkElements = 1 << 24;
+
+    /// <summary>Converts <paramref name="destination"/>.Length elements at <paramref name="source"/>, <paramref name="chunk"/> at a time.</summary>
+    internal static unsafe void ConvertChunked(SafetensorsDType dtype, byte* source, Span<float> destination, int chunk)
+    {
+        var size = dtype == SafetensorsDType.F32 ? 4 : 2;
+        for (var start = 0; start < destination.Length; start += chunk)
+        {
+            var count = Math.Min(chunk, destination.Length - start);
+            Convert(dtype, new ReadOnlySpan<byte>(source + ((long)start * size), count * size), destination.Slice(start, count));
+        }
     }
 
     /// <inheritdoc />

@@ -51,4 +51,28 @@ public sealed class SafetensorsFileTests
         var ex = Assert.Throws<ModelBuildException>(() => SafetensorsFile.Open(path).Dispose());
         Assert.Contains("header length", ex.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("F32")]
+    [InlineData("F16")]
+    [InlineData("BF16")]
+    public unsafe void ConvertChunked_SmallChunks_MatchOneSpan(string dtypeName)
+    {
+        var dtype = Enum.Parse<SafetensorsDType>(dtypeName);
+        // Large tensors are converted in chunks (their bytes overflow one span); chunk edges must not shift elements.
+        var values = Enumerable.Range(0, 11).Select(i => (float)(i - 5) / 4).ToArray();
+        byte[] bytes = dtype switch
+        {
+            SafetensorsDType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+            SafetensorsDType.F16 => MemoryMarshal.AsBytes(values.Select(v => BitConverter.HalfToUInt16Bits((Half)v)).ToArray().AsSpan()).ToArray(),
+            _ => MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
+        };
+        var chunked = new float[values.Length];
+        fixed (byte* pointer = bytes)
+        {
+            SafetensorsFile.ConvertChunked(dtype, pointer, chunked, 3);
+        }
+
+        Assert.Equal(values, chunked);
+    }
 }
