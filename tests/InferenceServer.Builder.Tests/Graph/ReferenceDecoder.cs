@@ -77,6 +77,18 @@ internal sealed class ReferenceDecoder
             var kvHeads = c.KvHeadCount;
             var d = c.HeadDim;
             var xn = x.Select(row => RmsNorm(row, _weight(p + "input_layernorm.weight")!)).ToArray();
+            if (c.Mla is { } mla)
+            {
+                var latent = LatentAttention(p, xn, mla, cos, sin);
+                for (var i = 0; i < t; i++)
+                {
+                    Add(x[i], Linear(latent[i], p + "self_attn.o_proj", c.HiddenSize));
+                }
+
+                Mlp(p, x);
+                continue;
+            }
+
             var q = xn.Select(row => Linear(row, p + "self_attn.q_proj", heads * d)).ToArray();
             var k = xn.Select(row => Linear(row, p + "self_attn.k_proj", kvHeads * d)).ToArray();
             var v = xn.Select(row => Linear(row, p + "self_attn.v_proj", kvHeads * d)).ToArray();
@@ -121,6 +133,21 @@ internal sealed class ReferenceDecoder
             for (var i = 0; i < t; i++)
             {
                 Add(x[i], Linear(attention[i], p + "self_attn.o_proj", c.HiddenSize));
+            }
+
+            Mlp(p, x);
+        }
+
+        var last = RmsNorm(x[t - 1], _weight("model.norm.weight")!);
+        return Linear(last, c.TieWordEmbeddings ? "model.embed_tokens" : "lm_head", c.VocabSize);
+    }
+
+    private void Mlp(string p, double[][] x)
+    {
+        var c = _c;
+        for (var i = 0; i < x.Length; i++)
+        {
+            {
                 var y = RmsNorm(x[i], _weight(p + "post_attention_layernorm.weight")!);
                 var gate = Linear(y, p + "mlp.gate_proj", c.IntermediateSize);
                 var up = Linear(y, p + "mlp.up_proj", c.IntermediateSize);
@@ -132,9 +159,110 @@ internal sealed class ReferenceDecoder
                 Add(x[i], Linear(gate, p + "mlp.down_proj", c.HiddenSize));
             }
         }
+    }
 
-        var last = RmsNorm(x[t - 1], _weight("model.norm.weight")!);
-        return Linear(last, c.TieWordEmbeddings ? "model.embed_tokens" : "lm_head", c.VocabSize);
+    /// <summary>
+    /// DeepSeek-V3 attention as transformers writes it (no absorption): per head, key = [k_nope from kv_b_proj,
+    /// shared roped k_rope], value from kv_b_proj, query = [q_nope, roped q_rope]; rope_interleave de-interleaves
+    /// (pairs to halves) before rotating. Returns each position's concatenated head outputs (before o_proj).
+    /// </summary>
+    private double[][] LatentAttention(string p, double[][] xn, MlaConfig mla, float[] cos, float[] sin)
+    {
+        var c = _c;
+        var t = xn.Length;
+        var heads = c.HeadCount;
+        var qk = mla.QkHeadDim;
+        var nope = mla.QkNopeHeadDim;
+        var rope = mla.QkRopeHeadDim;
+        var q = new double[t][];
+        var keys = new double[t][];
+        var values = new double[t][];
+        for (var i = 0; i < t; i++)
+        {
+            q[i] = mla.QLoraRank is { } qRank
+                ? Linear(RmsNorm(Linear(xn[i], p + "self_attn.q_a_proj", qRank), _weight(p + "self_attn.q_a_layernorm.weight")!), p + "self_attn.q_b_proj", heads * qk)
+                : Linear(xn[i], p + "self_attn.q_proj", heads * qk);
+            var compressed = Linear(xn[i], p + "self_attn.kv_a_proj_with_mqa", mla.KvLoraRank + rope);
+            var kRope = compressed[mla.KvLoraRank..];
+            var kv = Linear(RmsNorm(compressed[..mla.KvLoraRank], _weight(p + "self_attn.kv_a_layernorm.weight")!), p + "self_attn.kv_b_proj", heads * (nope + mla.VHeadDim));
+            RotateMla(kRope, mla, cos, sin, i);
+            keys[i] = new double[heads * qk];
+            values[i] = new double[heads * mla.VHeadDim];
+            for (var h = 0; h < heads; h++)
+            {
+                var qRope = q[i].AsSpan((h * qk) + nope, rope).ToArray();
+                RotateMla(qRope, mla, cos, sin, i);
+                qRope.CopyTo(q[i].AsSpan((h * qk) + nope));
+                kv.AsSpan(h * (nope + mla.VHeadDim), nope).CopyTo(keys[i].AsSpan(h * qk));
+                kRope.CopyTo(keys[i].AsSpan((h * qk) + nope));
+                kv.AsSpan((h * (nope + mla.VHeadDim)) + nope, mla.VHeadDim).CopyTo(values[i].AsSpan(h * mla.VHeadDim));
+            }
+        }
+
+        // transformers: scaling = qk_head_dim^-0.5, times mscale^2 when the rope scaling names mscale_all_dim.
+        var scale = 1 / Math.Sqrt(qk);
+        if (c.Rope.Type != "default" && c.Rope.MscaleAllDim is { } mscaleAllDim && mscaleAllDim != 0 && c.Rope.Factor > 1)
+        {
+            var mscale = (0.1 * mscaleAllDim * Math.Log(c.Rope.Factor)) + 1;
+            scale *= mscale * mscale;
+        }
+
+        var output = new double[t][];
+        for (var i = 0; i < t; i++)
+        {
+            output[i] = new double[heads * mla.VHeadDim];
+            for (var h = 0; h < heads; h++)
+            {
+                var scores = new double[i + 1];
+                for (var j = 0; j <= i; j++)
+                {
+                    double dot = 0;
+                    for (var e = 0; e < qk; e++)
+                    {
+                        dot += q[i][(h * qk) + e] * keys[j][(h * qk) + e];
+                    }
+
+                    scores[j] = dot * scale;
+                }
+
+                var max = scores.Max();
+                var sum = scores.Sum(s => Math.Exp(s - max));
+                for (var j = 0; j <= i; j++)
+                {
+                    var weight = Math.Exp(scores[j] - max) / sum;
+                    for (var e = 0; e < mla.VHeadDim; e++)
+                    {
+                        output[i][(h * mla.VHeadDim) + e] += weight * values[j][(h * mla.VHeadDim) + e];
+                    }
+                }
+            }
+        }
+
+        return output;
+    }
+
+    private static void RotateMla(double[] x, MlaConfig mla, float[] cos, float[] sin, int position)
+    {
+        var half = x.Length / 2;
+        if (mla.RopeInterleave)
+        {
+            var pairs = x.ToArray();
+            for (var j = 0; j < half; j++)
+            {
+                x[j] = pairs[2 * j];
+                x[half + j] = pairs[(2 * j) + 1];
+            }
+        }
+
+        for (var e = 0; e < half; e++)
+        {
+            var c = cos[(position * half) + e];
+            var s = sin[(position * half) + e];
+            var x1 = x[e];
+            var x2 = x[e + half];
+            x[e] = (x1 * c) - (x2 * s);
+            x[e + half] = (x2 * c) + (x1 * s);
+        }
     }
 
     private void HeadNormAndRope(double[] x, int heads, float[]? norm, float[] cos, float[] sin, int position)

@@ -19,6 +19,7 @@ public sealed class VariantTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
+    [InlineData("deepseek-v3-mla")]
     public void ReferenceDecoder_MatchesTransformers(string fixture)
     {
         // The oracle is itself checked against transformers before it judges anything.
@@ -40,6 +41,9 @@ public sealed class VariantTests
     [InlineData("yarn")]
     [InlineData("linear-rope-scaling")]
     [InlineData("phi3")]
+    [InlineData("mla-q-proj")]
+    [InlineData("mla-no-interleave")]
+    [InlineData("mla-yarn")]
     public void Variant_ServedBuiltGraph_MatchesReferenceEveryStep(string variant)
     {
         var checkpoint = MakeVariant(variant);
@@ -85,10 +89,10 @@ public sealed class VariantTests
         }
     }
 
-    /// <summary>A checkpoint folder: llama-gqa's weights and config, changed as <paramref name="variant"/> says.</summary>
+    /// <summary>A checkpoint folder: llama-gqa's (or for mla-*, deepseek-v3-mla's) weights and config, changed as <paramref name="variant"/> says.</summary>
     private static string MakeVariant(string variant)
     {
-        var fixture = BuiltModels.Fixture("llama-gqa");
+        var fixture = BuiltModels.Fixture(variant.StartsWith("mla-", StringComparison.Ordinal) ? "deepseek-v3-mla" : "llama-gqa");
         var folder = BuiltModels.TempDirectory("variant-" + variant);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
         var tensors = new List<(string, string, long[], byte[])>();
@@ -97,6 +101,11 @@ public sealed class VariantTests
             foreach (var info in file.Tensors.Values.OrderBy(t => t.Name, StringComparer.Ordinal))
             {
                 if (variant == "tied" && info.Name == "lm_head.weight")
+                {
+                    continue;
+                }
+
+                if (variant == "mla-q-proj" && info.Name.Contains("self_attn.q_", StringComparison.Ordinal))
                 {
                     continue;
                 }
@@ -154,6 +163,27 @@ public sealed class VariantTests
                 break;
             case "yarn":
                 config["rope_parameters"] = new JsonObject { ["rope_type"] = "yarn", ["rope_theta"] = 10000.0, ["factor"] = 4.0, ["original_max_position_embeddings"] = 16 };
+                break;
+            case "mla-q-proj":
+                // No query LoRA (DeepSeek-V2-Lite style): a plain q_proj [heads x qk_head_dim, hidden].
+                config["q_lora_rank"] = null;
+                var rng = new Random(3);
+                var q = Enumerable.Range(0, 4 * 24 * 64).Select(_ => (float)((rng.NextDouble() - 0.5) * 0.3)).ToArray();
+                for (var l = 0; l < 3; l++)
+                {
+                    tensors.Add(($"model.layers.{l}.self_attn.q_proj.weight", "F32", [4 * 24, 64], MemoryMarshal.AsBytes(q.AsSpan()).ToArray()));
+                }
+
+                break;
+            case "mla-no-interleave":
+                config["rope_interleave"] = false;
+                break;
+            case "mla-yarn":
+                config["rope_parameters"] = new JsonObject
+                {
+                    ["rope_type"] = "yarn", ["rope_theta"] = 10000.0, ["factor"] = 4.0, ["original_max_position_embeddings"] = 16,
+                    ["mscale"] = 1.0, ["mscale_all_dim"] = 1.0, ["beta_fast"] = 32, ["beta_slow"] = 1,
+                };
                 break;
             default:
                 config.Remove("rope_parameters");
