@@ -30,13 +30,14 @@ public sealed class ModelBuilderTests
     }
 
     [Fact]
-    public void MoeLayers_AreRefusedNamingTheSetting()
+    public void MoeLayersWithoutExpertWeights_AreRefusedNamingTheTensor()
     {
         var folder = BuiltModels.TempDirectory("moe");
         var config = File.ReadAllText(Path.Combine(BuiltModels.Fixture("deepseek-v3-mla"), "config.json")).Replace("\"first_k_dense_replace\": 3", "\"first_k_dense_replace\": 1", StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        File.Copy(Path.Combine(BuiltModels.Fixture("deepseek-v3-mla"), "model.safetensors"), Path.Combine(folder, "model.safetensors"), overwrite: true);
         var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = folder + "-out" }));
-        Assert.Contains("mixture-of-experts (first_k_dense_replace 1)", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("checkpoint has no tensor model.layers.1.mlp.gate.weight", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

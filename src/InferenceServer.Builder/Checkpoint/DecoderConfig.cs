@@ -42,6 +42,9 @@ internal sealed record DecoderConfig
     /// <summary>DeepSeek-V3 Multi-head Latent Attention sizes, or null for multi-head / grouped-query attention.</summary>
     public MlaConfig? Mla { get; init; }
 
+    /// <summary>DeepSeek-V3 mixture-of-experts MLP settings, or null when every MLP is dense.</summary>
+    public MoeConfig? Moe { get; init; }
+
     /// <summary>Width of the rotating part of each head: the rope head dim for MLA, else head_dim x partial_rotary_factor (even).</summary>
     public int RotaryDim => Mla is { } mla ? mla.QkRopeHeadDim : (int)(HeadDim * Rope.PartialRotaryFactor) / 2 * 2;
 
@@ -128,6 +131,7 @@ internal sealed record DecoderConfig
                 Layers = layers,
                 Moh = moh,
                 Mla = mla,
+                Moe = mla is null ? null : ParseMoe(root, source, layerCount),
                 HeadCount = heads,
                 KvHeadCount = kvHeads,
                 HeadDim = headDim,
@@ -144,6 +148,45 @@ internal sealed record DecoderConfig
         }
     }
 
+    private static MoeConfig? ParseMoe(JsonElement root, string source, int layerCount)
+    {
+        var experts = Int(root, "n_routed_experts", source) ?? 0;
+        var firstMoe = Int(root, "first_k_dense_replace", source) ?? 0;
+        if (experts <= 0 || firstMoe >= layerCount)
+        {
+            return null;
+        }
+
+        if (String(root, "topk_method", source) is { } method && method != "noaux_tc")
+        {
+            throw new ModelBuildException($"{source}: topk_method '{method}' is not supported; the builder builds DeepSeek-V3's noaux_tc routing");
+        }
+
+        if (String(root, "scoring_func", source) is { } scoring && scoring != "sigmoid")
+        {
+            throw new ModelBuildException($"{source}: scoring_func '{scoring}' is not supported; the builder builds sigmoid routing");
+        }
+
+        var moe = new MoeConfig(
+            firstMoe,
+            experts,
+            RequiredInt(root, "num_experts_per_tok", source),
+            Int(root, "n_group", source) ?? 1,
+            Int(root, "topk_group", source) ?? 1,
+            !root.TryGetProperty("norm_topk_prob", out var norm) || norm.ValueKind != JsonValueKind.False,
+            Double(root, "routed_scaling_factor", source) ?? 1.0,
+            RequiredInt(root, "moe_intermediate_size", source),
+            Int(root, "n_shared_experts", source) ?? 0);
+        if (moe.Groups <= 0 || experts % moe.Groups != 0 || moe.TopKGroups < 1 || moe.TopKGroups > moe.Groups
+            || moe.ExpertsPerToken < 1 || moe.ExpertsPerToken > moe.TopKGroups * (experts / moe.Groups) || experts / moe.Groups < 2)
+        {
+            throw new ModelBuildException(
+                $"{source}: n_routed_experts {experts}, n_group {moe.Groups}, topk_group {moe.TopKGroups} and num_experts_per_tok {moe.ExpertsPerToken} are inconsistent");
+        }
+
+        return moe;
+    }
+
     private static MlaConfig ParseMla(JsonElement root, string source, int layerCount)
     {
         if (root.TryGetProperty("block_configs", out var blocks) && blocks.ValueKind != JsonValueKind.Null)
@@ -154,13 +197,6 @@ internal sealed record DecoderConfig
         if (root.TryGetProperty("moh", out var moh) && moh.ValueKind != JsonValueKind.Null)
         {
             throw new ModelBuildException($"{source}: moh with deepseek_v3 is not supported");
-        }
-
-        var denseLayers = Int(root, "first_k_dense_replace", source) ?? 0;
-        if (Int(root, "n_routed_experts", source) is > 0 && denseLayers < layerCount)
-        {
-            throw new ModelBuildException(
-                $"{source}: layers {denseLayers}..{layerCount - 1} are mixture-of-experts (first_k_dense_replace {denseLayers}); DeepSeek-V3 MoE layers are not supported yet");
         }
 
         var mla = new MlaConfig(

@@ -69,7 +69,7 @@ internal sealed partial class DecoderGraphBuilder
 
             if (c.Layers[layer].HasMlp)
             {
-                h = Mlp(layer, h);
+                h = c.Moe is { } moe && layer >= moe.FirstMoeLayer ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
             }
         }
 

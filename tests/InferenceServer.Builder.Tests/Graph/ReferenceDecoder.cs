@@ -145,6 +145,17 @@ internal sealed class ReferenceDecoder
     private void Mlp(string p, double[][] x)
     {
         var c = _c;
+        var layer = int.Parse(p.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture);
+        if (c.Moe is { } moe && layer >= moe.FirstMoeLayer)
+        {
+            for (var i = 0; i < x.Length; i++)
+            {
+                Add(x[i], MixtureOfExperts(p + "mlp.", RmsNorm(x[i], _weight(p + "post_attention_layernorm.weight")!), moe));
+            }
+
+            return;
+        }
+
         for (var i = 0; i < x.Length; i++)
         {
             {
@@ -159,6 +170,57 @@ internal sealed class ReferenceDecoder
                 Add(x[i], Linear(gate, p + "mlp.down_proj", c.HiddenSize));
             }
         }
+    }
+
+    /// <summary>One token through DeepSeek-V3's MoE, expert by expert, as transformers' DeepseekV3MoE does.</summary>
+    private double[] MixtureOfExperts(string p, double[] y, MoeConfig moe)
+    {
+        var e = moe.RoutedExperts;
+        var scores = Linear(y, p + "gate", e).Select(v => 1 / (1 + Math.Exp(-v))).ToArray();
+        var bias = _weight(p + "gate.e_score_correction_bias")!;
+        var choice = scores.Select((v, i) => v + bias[i]).ToArray();
+        var perGroup = e / moe.Groups;
+        var groupScores = Enumerable.Range(0, moe.Groups)
+            .Select(g => choice.Skip(g * perGroup).Take(perGroup).OrderByDescending(v => v).Take(2).Sum())
+            .ToArray();
+        var keptGroups = Enumerable.Range(0, moe.Groups).OrderByDescending(g => groupScores[g]).Take(moe.TopKGroups).ToHashSet();
+        var masked = choice.Select((v, i) => keptGroups.Contains(i / perGroup) ? v : 0.0).ToArray();
+        var chosen = Enumerable.Range(0, e).OrderByDescending(i => masked[i]).Take(moe.ExpertsPerToken).ToArray();
+        var weights = chosen.Select(i => scores[i]).ToArray();
+        if (moe.NormTopKProb)
+        {
+            var sum = weights.Sum() + 1e-20;
+            weights = weights.Select(w => w / sum).ToArray();
+        }
+
+        var output = new double[y.Length];
+        for (var k = 0; k < chosen.Length; k++)
+        {
+            var expert = ExpertMlp(y, $"{p}experts.{chosen[k]}.", moe.ExpertIntermediateSize);
+            for (var i = 0; i < y.Length; i++)
+            {
+                output[i] += expert[i] * weights[k] * moe.RoutedScalingFactor;
+            }
+        }
+
+        if (moe.SharedExperts > 0)
+        {
+            Add(output, ExpertMlp(y, p + "shared_experts.", moe.ExpertIntermediateSize * moe.SharedExperts));
+        }
+
+        return output;
+    }
+
+    private double[] ExpertMlp(double[] y, string p, int width)
+    {
+        var gate = Linear(y, p + "gate_proj", width);
+        var up = Linear(y, p + "up_proj", width);
+        for (var i = 0; i < width; i++)
+        {
+            gate[i] = gate[i] / (1 + Math.Exp(-gate[i])) * up[i];
+        }
+
+        return Linear(gate, p + "down_proj", _c.HiddenSize);
     }
 
     /// <summary>

@@ -44,6 +44,7 @@ public sealed class VariantTests
     [InlineData("mla-q-proj")]
     [InlineData("mla-no-interleave")]
     [InlineData("mla-yarn")]
+    [InlineData("mla-moe")]
     public void Variant_ServedBuiltGraph_MatchesReferenceEveryStep(string variant)
     {
         var checkpoint = MakeVariant(variant);
@@ -101,6 +102,11 @@ public sealed class VariantTests
             foreach (var info in file.Tensors.Values.OrderBy(t => t.Name, StringComparer.Ordinal))
             {
                 if (variant == "tied" && info.Name == "lm_head.weight")
+                {
+                    continue;
+                }
+
+                if (variant == "mla-moe" && info.Name.Contains(".mlp.", StringComparison.Ordinal) && !info.Name.StartsWith("model.layers.0.", StringComparison.Ordinal))
                 {
                     continue;
                 }
@@ -172,6 +178,40 @@ public sealed class VariantTests
                 for (var l = 0; l < 3; l++)
                 {
                     tensors.Add(($"model.layers.{l}.self_attn.q_proj.weight", "F32", [4 * 24, 64], MemoryMarshal.AsBytes(q.AsSpan()).ToArray()));
+                }
+
+                break;
+            case "mla-moe":
+                // Layers 1 and 2 become MoE: 8 experts in 4 groups, 2 groups kept, 2 experts per token, 1 shared expert.
+                config["first_k_dense_replace"] = 1;
+                config["n_routed_experts"] = 8;
+                config["n_group"] = 4;
+                config["topk_group"] = 2;
+                config["num_experts_per_tok"] = 2;
+                config["n_shared_experts"] = 1;
+                config["moe_intermediate_size"] = 32;
+                var moeRandom = new Random(5);
+                void Add(string name, params long[] shape)
+                {
+                    var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((moeRandom.NextDouble() - 0.5) * 0.4)).ToArray();
+                    tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+                }
+
+                for (var l = 1; l < 3; l++)
+                {
+                    var p = $"model.layers.{l}.mlp.";
+                    Add(p + "gate.weight", 8, 64);
+                    Add(p + "gate.e_score_correction_bias", 8);
+                    for (var e = 0; e < 8; e++)
+                    {
+                        Add($"{p}experts.{e}.gate_proj.weight", 32, 64);
+                        Add($"{p}experts.{e}.up_proj.weight", 32, 64);
+                        Add($"{p}experts.{e}.down_proj.weight", 64, 32);
+                    }
+
+                    Add(p + "shared_experts.gate_proj.weight", 32, 64);
+                    Add(p + "shared_experts.up_proj.weight", 32, 64);
+                    Add(p + "shared_experts.down_proj.weight", 64, 32);
                 }
 
                 break;
