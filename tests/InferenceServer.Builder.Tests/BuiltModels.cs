@@ -11,11 +11,14 @@ internal static class BuiltModels
 
     public static string Root { get; } = FindRoot();
 
+    /// <summary>This test process's scratch folder, removed when the process exits.</summary>
+    private static string Scratch { get; } = CreateScratch();
+
     public static string Fixture(string name) => Path.Combine(Root, "tests", "fixtures", name);
 
     public static string TempDirectory(string name)
     {
-        var path = Path.Combine(Path.GetTempPath(), "inference-server-builder-tests", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), name);
+        var path = Path.Combine(Scratch, name);
         Directory.CreateDirectory(path);
         return path;
     }
@@ -50,6 +53,24 @@ internal static class BuiltModels
         }
 
         return cases;
+    }
+
+    private static string CreateScratch()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "inference-server-builder-tests", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(path);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Best effort: a leftover scratch folder in /tmp is harmless.
+            }
+        };
+        return path;
     }
 
     private static string FindRoot()
