@@ -1,0 +1,104 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+
+namespace InferenceServer.Builder;
+
+/// <summary>
+/// The <c>build</c> command: <c>InferenceServer build --checkpoint &lt;dir&gt; --out &lt;dir&gt; [--dtype fp32] [--device cpu]</c>.
+/// The host calls <see cref="RunAsync(string[])"/> with its arguments (a leading <c>build</c> verb is accepted and skipped).
+/// </summary>
+public static class BuilderCommand
+{
+    /// <summary>The usage line.</summary>
+    public const string Usage = "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32] [--device cpu]";
+
+    /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
+    public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
+
+    /// <summary>Runs the command writing to <paramref name="output"/> and <paramref name="error"/>; returns the exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (!TryParse(args, out var options, out var problem))
+        {
+            await error.WriteLineAsync(problem.AsMemory(), cancellationToken).ConfigureAwait(false);
+            await error.WriteLineAsync(Usage.AsMemory(), cancellationToken).ConfigureAwait(false);
+            return 2;
+        }
+
+        try
+        {
+            var result = await Task.Run(() => ModelBuilder.Build(options!, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var line = string.Create(
+                CultureInfo.InvariantCulture,
+                $"built {result.Architecture}: {result.LayerCount} layers, {result.ParameterCount} parameters, {result.KvBytesPerToken} KV bytes/token, attention {result.AttentionOp} -> {result.ModelPath}");
+            await output.WriteLineAsync(line.AsMemory(), cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        catch (ModelBuildException ex)
+        {
+            await error.WriteLineAsync($"build failed: {ex.Message}".AsMemory(), cancellationToken).ConfigureAwait(false);
+            return 1;
+        }
+        catch (IOException ex)
+        {
+            await error.WriteLineAsync($"build failed: {ex.Message}".AsMemory(), cancellationToken).ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    /// <summary>Parses the arguments; on failure <paramref name="problem"/> says why.</summary>
+    internal static bool TryParse(string[] args, out BuildOptions? options, out string problem)
+    {
+        options = null;
+        string? checkpoint = null;
+        string? output = null;
+        var dtype = "fp32";
+        var device = "cpu";
+        var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
+        for (var i = start; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device"))
+            {
+                problem = $"unknown argument '{name}'";
+                return false;
+            }
+
+            if (i + 1 >= args.Length)
+            {
+                problem = $"{name} needs a value";
+                return false;
+            }
+
+            var value = args[++i];
+            switch (name)
+            {
+                case "--checkpoint":
+                    checkpoint = value;
+                    break;
+                case "--out":
+                    output = value;
+                    break;
+                case "--dtype":
+                    dtype = value;
+                    break;
+                default:
+                    device = value;
+                    break;
+            }
+        }
+
+        if (checkpoint is null || output is null)
+        {
+            problem = "--checkpoint and --out are required";
+            return false;
+        }
+
+        options = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device };
+        problem = string.Empty;
+        return true;
+    }
+}

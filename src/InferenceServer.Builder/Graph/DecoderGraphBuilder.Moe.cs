@@ -1,0 +1,108 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Onnx.Proto;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// DeepSeek-V3 mixture-of-experts MLP, routed as transformers does (<c>DeepseekV3TopkRouter</c>): sigmoid scores;
+/// choice scores = scores + e_score_correction_bias; groups ranked by the sum of their best two choice scores, the top
+/// <c>topk_group</c> groups kept; the top <c>num_experts_per_tok</c> experts of the kept groups chosen; their weights are
+/// the plain scores, normalized when <c>norm_topk_prob</c>, times <c>routed_scaling_factor</c>; shared experts always on.
+/// This first slice computes every expert densely and weights them by the sparse routing weights (exact, and cheap for
+/// small MoE; a large MoE needs a grouped-expert kernel).
+/// </summary>
+internal sealed partial class DecoderGraphBuilder
+{
+    private string MixtureOfExperts(int layer, string h, MoeConfig moe)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.mlp.";
+        var n = $"l{layer}_moe_";
+        var experts = moe.RoutedExperts;
+        var width = moe.ExpertIntermediateSize;
+        var y = RmsNorm($"l{layer}_post_attention_norm", h, $"model.layers.{layer}.post_attention_layernorm.weight", c.HiddenSize);
+
+        // Router.
+        var logits = _g.Node("Gemm", n + "router_logits", [y, Linear(p + "gate.weight", experts, c.HiddenSize)], Attr("transB", 1L));
+        var scores = _g.Node("Sigmoid", n + "scores", [logits]);
+        var bias = _g.Weight(p + "gate.e_score_correction_bias", _weights.ReadFloat32(p + "gate.e_score_correction_bias", experts), experts);
+        var choice = _g.Node("Add", n + "choice", [scores, bias]);
+        if (moe.TopKGroups < moe.Groups)
+        {
+            var perGroup = experts / moe.Groups;
+            var grouped = _g.Node("Reshape", n + "grouped", [choice, _g.Int64s(-1, moe.Groups, perGroup)]);
+            var bestTwo = _g.NodeMulti("TopK", n + "group_best_two", [grouped, _g.Int64s(2)], [n + "group_best_two_values", n + "group_best_two_indices"], [Attr("axis", -1L)], string.Empty);
+            var groupScores = _g.Node("ReduceSum", n + "group_scores", [bestTwo[0], _g.Int64s(-1)], Attr("keepdims", 0L));
+            var topGroups = _g.NodeMulti("TopK", n + "top_groups", [groupScores, _g.Int64s(moe.TopKGroups)], [n + "top_group_values", n + "top_group_indices"], [Attr("axis", -1L)], string.Empty);
+            var groupMask = _g.Node("ScatterElements", n + "group_mask", [_g.Node("Mul", n + "group_zeros", [groupScores, _g.FloatScalar(0f)]), topGroups[1], _g.Node("Add", n + "group_ones", [_g.Node("Mul", n + "group_ones_zero", [topGroups[0], _g.FloatScalar(0f)]), _g.FloatScalar(1f)])], Attr("axis", 1L));
+            var expertMask = _g.Node("Expand", n + "group_mask_experts", [_g.Node("Unsqueeze", n + "group_mask_3d", [groupMask, _g.Int64s(-1)]), _g.Int64s(1, moe.Groups, perGroup)]);
+            var keep = _g.Node("Cast", n + "keep", [_g.Node("Reshape", n + "keep_flat", [expertMask, _g.Int64s(-1, experts)])], Attr("to", (long)TensorProto.Types.DataType.Bool));
+            choice = _g.Node("Where", n + "choice_masked", [keep, choice, _g.FloatScalar(0f)]);
+        }
+
+        var chosen = _g.NodeMulti("TopK", n + "chosen", [choice, _g.Int64s(moe.ExpertsPerToken)], [n + "chosen_values", n + "chosen_indices"], [Attr("axis", -1L)], string.Empty);
+        var weights = _g.Node("GatherElements", n + "chosen_scores", [scores, chosen[1]], Attr("axis", 1L));
+        if (moe.NormTopKProb)
+        {
+            var sum = _g.Node("ReduceSum", n + "chosen_sum", [weights, _g.Int64s(-1)], Attr("keepdims", 1L));
+            weights = _g.Node("Div", n + "chosen_normalized", [weights, _g.Node("Add", n + "chosen_sum_eps", [sum, _g.FloatScalar(1e-20f)])]);
+        }
+
+        weights = _g.Node("Mul", n + "chosen_weights", [weights, _g.FloatScalar((float)moe.RoutedScalingFactor)]);
+        var routing = _g.Node("ScatterElements", n + "routing", [_g.Node("Mul", n + "routing_zeros", [scores, _g.FloatScalar(0f)]), chosen[1], weights], Attr("axis", 1L));
+
+        // All experts at once: gate/up stacked by rows [E x I, hidden], down stacked by columns [hidden, E x I];
+        // sum_e w_e down_e(a_e) = down_all(concat_e(w_e a_e)).
+        var gate = _g.Node("Gemm", n + "gate_proj", [y, StackedExperts(p, "gate_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
+        var up = _g.Node("Gemm", n + "up_proj", [y, StackedExperts(p, "up_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
+        var activated = _g.Node("Mul", n + "gate_up", [_g.Node("Mul", n + "gate_silu", [gate, _g.Node("Sigmoid", n + "gate_sigmoid", [gate])]), up]);
+        var perExpert = _g.Node("Reshape", n + "per_expert", [activated, _g.Int64s(-1, experts, width)]);
+        var weighted = _g.Node("Mul", n + "weighted", [perExpert, _g.Node("Unsqueeze", n + "routing_3d", [routing, _g.Int64s(-1)])]);
+        var flat = _g.Node("Reshape", n + "weighted_flat", [weighted, _g.Int64s(-1, experts * width)]);
+        var routed = _g.Node("Gemm", n + "down_proj", [flat, StackedExperts(p, "down_proj", experts, c.HiddenSize, width, byRows: false)], Attr("transB", 1L));
+
+        var output = routed;
+        if (moe.SharedExperts > 0)
+        {
+            var sharedWidth = width * moe.SharedExperts;
+            var sp = p + "shared_experts.";
+            var sGate = _g.Node("Gemm", n + "shared_gate", [y, Linear(sp + "gate_proj.weight", sharedWidth, c.HiddenSize)], Attr("transB", 1L));
+            var sUp = _g.Node("Gemm", n + "shared_up", [y, Linear(sp + "up_proj.weight", sharedWidth, c.HiddenSize)], Attr("transB", 1L));
+            var sAct = _g.Node("Mul", n + "shared_gate_up", [_g.Node("Mul", n + "shared_silu", [sGate, _g.Node("Sigmoid", n + "shared_sigmoid", [sGate])]), sUp]);
+            var shared = _g.Node("Gemm", n + "shared_down", [sAct, Linear(sp + "down_proj.weight", c.HiddenSize, sharedWidth)], Attr("transB", 1L));
+            output = _g.Node("Add", n + "routed_plus_shared", [routed, shared]);
+        }
+
+        return _g.Node("Add", n + "residual", [h, output]);
+    }
+
+    /// <summary>
+    /// The experts' <paramref name="projection"/> weights ([rows, cols] each, per-expert tensors
+    /// <c>experts.{e}.{projection}.weight</c>) stacked by rows ([E x rows, cols]) or by columns ([rows, E x cols]).
+    /// </summary>
+    private string StackedExperts(string prefix, string projection, int experts, int rows, int cols, bool byRows)
+    {
+        var stacked = new float[(long)experts * rows * cols];
+        for (var e = 0; e < experts; e++)
+        {
+            var weight = _weights.ReadFloat32($"{prefix}experts.{e}.{projection}.weight", rows, cols);
+            if (byRows)
+            {
+                weight.CopyTo(stacked.AsSpan(e * rows * cols));
+            }
+            else
+            {
+                for (var r = 0; r < rows; r++)
+                {
+                    weight.AsSpan(r * cols, cols).CopyTo(stacked.AsSpan((r * experts * cols) + (e * cols)));
+                }
+            }
+        }
+
+        return byRows
+            ? _g.Weight($"{prefix}experts.{projection}.stacked", stacked, experts * rows, cols)
+            : _g.Weight($"{prefix}experts.{projection}.stacked", stacked, rows, experts * cols);
+    }
+}

@@ -1,0 +1,382 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Onnx.Proto;
+using InferenceServer.Builder.Safetensors;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
+/// Phi-3 with fused qkv and gate_up; DeepSeek-V3 MLA in the <c>.Mla</c> part)
+/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer.
+/// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
+/// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
+/// </summary>
+internal sealed partial class DecoderGraphBuilder
+{
+    /// <summary>Additive bias for masked attention scores: far below any real score, still finite in fp32 when added twice.</summary>
+    private const float MaskedScore = -1e30f;
+
+    private readonly DecoderConfig _config;
+    private readonly SafetensorsCheckpoint _weights;
+    private readonly OnnxGraphWriter _g;
+
+    // Values computed once in the prologue and shared by every layer.
+    private string _idsShape = string.Empty;
+    private string _attentionBias = string.Empty;
+    private string _cos = string.Empty;
+    private string _sin = string.Empty;
+
+    /// <summary>Creates a builder that reads <paramref name="weights"/> and writes through <paramref name="writer"/>.</summary>
+    public DecoderGraphBuilder(DecoderConfig config, SafetensorsCheckpoint weights, OnnxGraphWriter writer)
+    {
+        _config = config;
+        _weights = weights;
+        _g = writer;
+    }
+
+    /// <summary>The per-layer fused attention node: the ONNX <c>Attention</c> op (opset 23), domain "".</summary>
+    public const string AttentionOpType = "Attention";
+
+    /// <summary>The ONNX opset the graph imports (23: the first with <c>Attention</c>).</summary>
+    public const long OnnxOpset = 23;
+
+    /// <summary>The IR version that opset 23 requires.</summary>
+    public const long IrVersion = 11;
+
+    /// <summary>Width of the rotating part of each head.</summary>
+    private int RotaryDim => _config.RotaryDim;
+
+    /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head; checks for cancellation per layer.</summary>
+    public void Build(CancellationToken cancellationToken)
+    {
+        DeclareIo();
+        Prologue();
+        var c = _config;
+        var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
+        var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
+        var h = _g.Node("Reshape", "embed_2d", [embedded, _g.Int64s(-1, c.HiddenSize)]);
+        var kvIndex = 0;
+        for (var layer = 0; layer < c.LayerCount; layer++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (c.Layers[layer].HasAttention)
+            {
+                h = c.Mla is { } mla ? LatentAttention(layer, kvIndex++, h, mla) : Attention(layer, kvIndex++, h);
+            }
+
+            if (c.Layers[layer].HasMlp)
+            {
+                h = c.Moe is { } moe && layer >= moe.FirstMoeLayer ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
+            }
+        }
+
+        var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
+        string head;
+        if (c.TieWordEmbeddings || !_weights.Contains("lm_head.weight"))
+        {
+            if (!c.TieWordEmbeddings)
+            {
+                throw new ModelBuildException("checkpoint has no lm_head.weight and tie_word_embeddings is false");
+            }
+
+            head = embedding;
+        }
+        else
+        {
+            head = Linear("lm_head.weight", c.VocabSize, c.HiddenSize);
+        }
+
+        var logits2d = _g.Node("Gemm", "lm_head", [normed, head], Attr("transB", 1L));
+        var logitsShape = _g.Node("Concat", "logits_shape", [_idsShape, _g.Int64s(c.VocabSize)], Attr("axis", 0L));
+        _g.NodeMulti("Reshape", "logits_3d", [logits2d, logitsShape], ["logits"], [], string.Empty);
+    }
+
+    /// <summary>
+    /// The decoder layer behind each KV-cache index: <c>past_key_values.{i}</c> / <c>present.{i}</c> count only the layers
+    /// that have attention, so a pruned model whose layer 1 has none exposes layers 0 and 2 as KV indices 0 and 1.
+    /// </summary>
+    public static IReadOnlyList<int> KvLayers(DecoderConfig config)
+    {
+        var layers = new List<int>(config.LayerCount);
+        for (var i = 0; i < config.LayerCount; i++)
+        {
+            if (config.Layers[i].HasAttention)
+            {
+                layers.Add(i);
+            }
+        }
+
+        return layers;
+    }
+
+    /// <summary>
+    /// The cached key and value of decoder layer <paramref name="layer"/>: [kv_heads, head_dim] twice, or for MLA the
+    /// latent [1, kv_lora_rank] as "key" and the shared rope key [1, qk_rope_head_dim] as "value".
+    /// </summary>
+    public static (int KeyHeads, int KeyWidth, int ValueHeads, int ValueWidth) KvShape(DecoderConfig config, int layer) =>
+        config.Mla is { } mla
+            ? (1, mla.KvLoraRank, 1, mla.QkRopeHeadDim)
+            : (config.Layers[layer].KvHeadCount, config.HeadDim, config.Layers[layer].KvHeadCount, config.HeadDim);
+
+    private void DeclareIo()
+    {
+        var c = _config;
+        _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
+        _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        var kvLayers = KvLayers(c);
+        if (kvLayers.Count == 0)
+        {
+            throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
+        }
+
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Input($"past_key_values.{i}.key", TensorProto.Types.DataType.Float, "batch_size", keyHeads, "past_sequence_length", keyWidth);
+            _g.Input($"past_key_values.{i}.value", TensorProto.Types.DataType.Float, "batch_size", valueHeads, "past_sequence_length", valueWidth);
+        }
+
+        _g.Output("logits", TensorProto.Types.DataType.Float, "batch_size", "sequence_length", c.VocabSize);
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Output($"present.{i}.key", TensorProto.Types.DataType.Float, "batch_size", keyHeads, "total_sequence_length", keyWidth);
+            _g.Output($"present.{i}.value", TensorProto.Types.DataType.Float, "batch_size", valueHeads, "total_sequence_length", valueWidth);
+        }
+    }
+
+    /// <summary>
+    /// Shapes, the attention bias, and the RoPE cos/sin rows of this step's positions. The server right-pads: row r's
+    /// past fills [0, past_r), [past_r, P) is masked, the new tokens sit at [P, P + S) for every row, and Attention's
+    /// present (past ++ new) puts the new KV at P, where the runner expects it. The bias masks the holes and the padding:
+    /// bias[b, 0, i, j] = 0 where key j is unmasked and j &lt;= P + i, else <see cref="MaskedScore"/>.
+    /// </summary>
+    private void Prologue()
+    {
+        _idsShape = _g.Node("Shape", "ids_shape", ["input_ids"]);
+        var seq = _g.Node("Slice", "seq_1d", [_idsShape, _g.Int64s(1), _g.Int64s(2)]);
+        var maskShape = _g.Node("Shape", "mask_shape", ["attention_mask"]);
+        var total = _g.Node("Slice", "total_1d", [maskShape, _g.Int64s(1), _g.Int64s(2)]);
+        var totalScalar = _g.Node("Squeeze", "total_scalar", [total, _g.Int64s(0)]);
+        var seqScalar = _g.Node("Squeeze", "seq_scalar", [seq, _g.Int64s(0)]);
+        var pastScalar = _g.Node("Sub", "past_scalar", [totalScalar, seqScalar]);
+
+        var keyPositions = _g.Node("Range", "key_positions", [_g.Int64Scalar(0), totalScalar, _g.Int64Scalar(1)]);
+        var queryPositions = _g.Node("Range", "query_positions", [pastScalar, totalScalar, _g.Int64Scalar(1)]);
+        var queryColumn = _g.Node("Unsqueeze", "query_positions_column", [queryPositions, _g.Int64s(1)]);
+        var allowed = _g.Node("LessOrEqual", "causal_allowed", [keyPositions, queryColumn]);
+        var causal = _g.Node("Where", "causal_bias", [allowed, _g.FloatScalar(0f), _g.FloatScalar(MaskedScore)]);
+        var maskFloat = _g.Node("Cast", "mask_float", ["attention_mask"], Attr("to", (long)TensorProto.Types.DataType.Float));
+        var masked = _g.Node("Sub", "mask_inverted", [_g.FloatScalar(1f), maskFloat]);
+        var padding = _g.Node("Mul", "padding_bias", [masked, _g.FloatScalar(MaskedScore)]);
+        var padding4 = _g.Node("Unsqueeze", "padding_bias_4d", [padding, _g.Int64s(1, 2)]);
+        _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
+
+        var half = RotaryDim / 2;
+        var positions = _config.MaxPositionEmbeddings;
+        var (cos, sin) = RopeTables.Tables(_config.Rope, RotaryDim, positions);
+        var cosCache = _g.Weight("rope.cos_cache", cos, positions, half);
+        var sinCache = _g.Weight("rope.sin_cache", sin, positions, half);
+        var cosRows = _g.Node("Gather", "rope_cos_rows", [cosCache, "position_ids"]);
+        var sinRows = _g.Node("Gather", "rope_sin_rows", [sinCache, "position_ids"]);
+        _cos = _g.Node("Unsqueeze", "rope_cos", [cosRows, _g.Int64s(2)]);
+        _sin = _g.Node("Unsqueeze", "rope_sin", [sinRows, _g.Int64s(2)]);
+    }
+
+    /// <summary><c>h + o_proj(Attention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index <paramref name="kvIndex"/>.</summary>
+    private string Attention(int layer, int kvIndex, string h)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.";
+        var n = $"l{layer}_";
+        var heads = c.Layers[layer].HeadCount;
+        var kvHeads = c.Layers[layer].KvHeadCount;
+        var d = c.HeadDim;
+
+        var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
+        string q, k, v;
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        {
+            // Phi-3: one fused [q; k; v] projection, split by columns.
+            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+            var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
+            (q, k, v) = (parts[0], parts[1], parts[2]);
+        }
+        else
+        {
+            q = Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize);
+            k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
+            v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
+        }
+
+        var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+        var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
+        var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
+        var k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
+        var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
+
+        var outputs = FusedAttention(
+            n + "attention", q3, k3, v3, $"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value",
+            $"present.{kvIndex}.key", $"present.{kvIndex}.value", heads, kvHeads, 1.0 / Math.Sqrt(d));
+
+        var attention = outputs[0];
+        if (headMask is not null)
+        {
+            var perHead = _g.Node("Reshape", n + "attention_heads", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, d)], Attr("axis", 0L))]);
+            attention = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
+        }
+
+        var attention2d = _g.Node("Reshape", n + "attention_2d", [attention, _g.Int64s(-1, heads * d)]);
+        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
+        return _g.Node("Add", n + "attention_residual", [h, o]);
+    }
+
+    /// <summary>
+    /// One ONNX <c>Attention</c> node: 3-D queries [B, S, heads x dk], keys [B, S, kv_heads x dk] and values
+    /// [B, S, kv_heads x dv] (grouped-query when kv_heads &lt; heads), the past as [B, kv_heads, P, d], the shared additive
+    /// bias as the mask (not <c>is_causal</c>: the bias already holds the causal rule for the padded layout), and the
+    /// present = past ++ new written straight to the graph outputs. Returns [output, present key, present value].
+    /// </summary>
+    private IReadOnlyList<string> FusedAttention(
+        string name, string query, string key, string value, string pastKey, string pastValue, string presentKey, string presentValue, int heads, int kvHeads, double scale) =>
+        _g.NodeMulti(
+            AttentionOpType,
+            name,
+            [query, key, value, _attentionBias, pastKey, pastValue],
+            [name, presentKey, presentValue],
+            [Attr("q_num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)scale), Attr("is_causal", 0L)],
+            string.Empty);
+
+    /// <summary><c>h + down(SiLU(gate(y)) * up(y))</c> with <c>y = RMSNorm(h)</c>.</summary>
+    private string Mlp(int layer, string h)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.";
+        var n = $"l{layer}_";
+        var width = c.Layers[layer].IntermediateSize;
+        var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
+        string gate, up;
+        if (_weights.Contains(p + "mlp.gate_up_proj.weight"))
+        {
+            // Phi-3: one fused [gate; up] projection, split by columns.
+            var gateUp = _g.Node("Gemm", n + "gate_up_proj", [y, Linear(p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize)], Attr("transB", 1L));
+            var parts = _g.NodeMulti("Split", n + "gate_up_split", [gateUp, _g.Int64s(width, width)], [n + "gate_proj", n + "up_proj"], [Attr("axis", -1L)], string.Empty);
+            (gate, up) = (parts[0], parts[1]);
+        }
+        else
+        {
+            gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+            up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+        }
+
+        var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
+        var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
+        var product = _g.Node("Mul", n + "gate_up", [silu, up]);
+        var down = _g.Node("Gemm", n + "down_proj", [product, Linear(p + "mlp.down_proj.weight", c.HiddenSize, width)], Attr("transB", 1L));
+        return _g.Node("Add", n + "mlp_residual", [h, down]);
+    }
+
+    /// <summary>
+    /// The MoH head mask [B, S, heads, 1] from the pre-RoPE queries [B, S, heads, D]: 1 for the shared heads; for the
+    /// routed heads, score = L2 norm of the head's query / unbiased std of those norms across the routed heads,
+    /// softmax, and 1 for the top <see cref="MohConfig.RoutedActiveHeads"/>, else 0.
+    /// </summary>
+    private string MohHeadMask(string n, string q4, int heads, MohConfig moh)
+    {
+        var routedCount = heads - moh.SharedHeads;
+        var routed = _g.Node("Slice", n + "moh_routed_q", [q4, _g.Int64s(moh.SharedHeads), _g.Int64s(heads), _g.Int64s(2)]);
+        var norms = _g.Node("ReduceL2", n + "moh_norms", [routed, _g.Int64s(-1)], Attr("keepdims", 0L));
+        var mean = _g.Node("ReduceMean", n + "moh_mean", [norms, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var deviation = _g.Node("Sub", n + "moh_deviation", [norms, mean]);
+        var squared = _g.Node("Mul", n + "moh_deviation_sq", [deviation, deviation]);
+        var sum = _g.Node("ReduceSum", n + "moh_deviation_sum", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var variance = _g.Node("Div", n + "moh_variance", [sum, _g.FloatScalar(routedCount - 1)]);
+        var std = _g.Node("Sqrt", n + "moh_std", [variance]);
+        var scores = _g.Node("Div", n + "moh_scores", [norms, std]);
+        var probabilities = _g.Node("Softmax", n + "moh_probabilities", [scores], Attr("axis", -1L));
+        var top = _g.NodeMulti("TopK", n + "moh_topk", [probabilities, _g.Int64s(moh.RoutedActiveHeads)], [n + "moh_top_values", n + "moh_top_indices"], [Attr("axis", -1L)], string.Empty);
+        var threshold = _g.Node("ReduceMin", n + "moh_threshold", [top[0], _g.Int64s(-1)], Attr("keepdims", 1L));
+        var on = _g.Node("GreaterOrEqual", n + "moh_on", [probabilities, threshold]);
+        var routedMask = _g.Node("Cast", n + "moh_routed_mask", [on], Attr("to", (long)TensorProto.Types.DataType.Float));
+        var mask = _g.Node("Pad", n + "moh_mask", [routedMask, _g.Int64s(moh.SharedHeads, 0), _g.FloatScalar(1f), _g.Int64s(-1)]);
+        return _g.Node("Unsqueeze", n + "moh_mask_4d", [mask, _g.Int64s(3)]);
+    }
+
+    /// <summary>Reshapes a projection to [B, S, heads, D] and applies the optional per-head RMSNorm (Qwen3 q_norm / k_norm).</summary>
+    private string Heads(string prefix, string projection, int headCount, string normWeight)
+    {
+        var d = _config.HeadDim;
+        var shape4 = _g.Node("Concat", prefix + "_shape_4d", [_idsShape, _g.Int64s(headCount, d)], Attr("axis", 0L));
+        var x = _g.Node("Reshape", prefix + "_4d", [projection, shape4]);
+        if (_weights.Contains(normWeight))
+        {
+            return RmsNorm(prefix + "_norm", x, normWeight, d);
+        }
+
+        return _config.ModelType == "qwen3" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : x;
+    }
+
+    /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
+    private string Rope(string prefix, string x) => Rope(prefix, x, _config.HeadDim);
+
+    /// <summary>As <see cref="Rope(string, string)"/> for a tensor whose last axis is <paramref name="d"/> wide.</summary>
+    private string Rope(string prefix, string x, int d)
+    {
+        var rot = RotaryDim;
+        var half = rot / 2;
+        string pass = string.Empty;
+        if (rot < d)
+        {
+            var parts = _g.NodeMulti("Split", prefix + "_rope_split_pass", [x, _g.Int64s(rot, d - rot)], [prefix + "_rot", prefix + "_pass"], [Attr("axis", -1L)], string.Empty);
+            x = parts[0];
+            pass = parts[1];
+        }
+
+        var halves = _g.NodeMulti("Split", prefix + "_rope_split", [x, _g.Int64s(half, half)], [prefix + "_x1", prefix + "_x2"], [Attr("axis", -1L)], string.Empty);
+        var x1 = halves[0];
+        var x2 = halves[1];
+        var x1Cos = _g.Node("Mul", prefix + "_x1_cos", [x1, _cos]);
+        var x2Sin = _g.Node("Mul", prefix + "_x2_sin", [x2, _sin]);
+        var x2Cos = _g.Node("Mul", prefix + "_x2_cos", [x2, _cos]);
+        var x1Sin = _g.Node("Mul", prefix + "_x1_sin", [x1, _sin]);
+        var first = _g.Node("Sub", prefix + "_rope_first", [x1Cos, x2Sin]);
+        var second = _g.Node("Add", prefix + "_rope_second", [x2Cos, x1Sin]);
+        var rotated = _g.Node("Concat", prefix + "_roped", [first, second], Attr("axis", -1L));
+        return rot < d ? _g.Node("Concat", prefix + "_roped_full", [rotated, pass], Attr("axis", -1L)) : rotated;
+    }
+
+    private string Shape3(int width) =>
+        _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+
+    /// <summary><c>x @ W^T (+ b)</c> for the checkpoint's linear layer <paramref name="prefix"/> (bias used when present).</summary>
+    private string Projection(string name, string x, string prefix, int outFeatures, int inFeatures)
+    {
+        var weight = Linear(prefix + ".weight", outFeatures, inFeatures);
+        if (_weights.Contains(prefix + ".bias"))
+        {
+            var bias = _g.Weight(prefix + ".bias", _weights.ReadFloat32(prefix + ".bias", outFeatures), outFeatures);
+            return _g.Node("Gemm", name, [x, weight, bias], Attr("transB", 1L));
+        }
+
+        return _g.Node("Gemm", name, [x, weight], Attr("transB", 1L));
+    }
+
+    private string Linear(string name, int outFeatures, int inFeatures) =>
+        _g.Weight(name, _weights.ReadFloat32(name, outFeatures, inFeatures), outFeatures, inFeatures);
+
+    /// <summary>RMSNorm over the last axis as transformers computes it: x / sqrt(mean(x^2) + eps) * w.</summary>
+    private string RmsNorm(string name, string x, string weightName, int width)
+    {
+        var weight = _g.Weight(weightName, _weights.ReadFloat32(weightName, width), width);
+        var squared = _g.Node("Pow", name + "_sq", [x, _g.FloatScalar(2f)]);
+        var mean = _g.Node("ReduceMean", name + "_mean", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
+        var shifted = _g.Node("Add", name + "_eps", [mean, _g.FloatScalar((float)_config.RmsNormEps)]);
+        var root = _g.Node("Sqrt", name + "_sqrt", [shifted]);
+        var normalized = _g.Node("Div", name + "_div", [x, root]);
+        return _g.Node("Mul", name, [normalized, weight]);
+    }
+}

@@ -1,0 +1,94 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using InferenceServer.Builder.Checkpoint;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// Writes <c>genai_config.json</c> in the layout of ONNX Runtime GenAI (<c>model.decoder</c> with its input and output
+/// names, head counts and sizes), plus an <c>inference_server</c> section with what the builder knows beyond it:
+/// the fused attention op and the KV cache layout and bytes per token.
+/// </summary>
+internal static class GenAiConfig
+{
+    /// <summary>Indented, camel-free (names are written as given).</summary>
+    public static JsonSerializerOptions SerializerOptions { get; } = new() { WriteIndented = true };
+
+    /// <summary>The file's text for <paramref name="config"/> as built into <paramref name="result"/>.</summary>
+    public static string Write(DecoderConfig config, BuildResult result)
+    {
+        var eos = new JsonArray();
+        foreach (var id in config.EosTokenIds)
+        {
+            eos.Add(id);
+        }
+
+        var kvCache = new JsonArray();
+        var kvLayers = DecoderGraphBuilder.KvLayers(config);
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = DecoderGraphBuilder.KvShape(config, kvLayers[i]);
+            kvCache.Add(new JsonObject
+            {
+                ["index"] = i,
+                ["layer"] = kvLayers[i],
+                ["key"] = new JsonArray(keyHeads, keyWidth),
+                ["value"] = new JsonArray(valueHeads, valueWidth),
+            });
+        }
+
+        var root = new JsonObject
+        {
+            ["model"] = new JsonObject
+            {
+                ["type"] = config.ModelType,
+                ["context_length"] = config.MaxPositionEmbeddings,
+                ["vocab_size"] = config.VocabSize,
+                ["bos_token_id"] = config.BosTokenId,
+                ["eos_token_id"] = eos,
+                ["pad_token_id"] = config.PadTokenId,
+                ["decoder"] = new JsonObject
+                {
+                    ["filename"] = ModelBuilder.GraphFileName,
+                    ["head_size"] = config.HeadDim,
+                    ["hidden_size"] = config.HiddenSize,
+                    ["num_attention_heads"] = config.HeadCount,
+                    ["num_key_value_heads"] = config.Mla is null ? config.KvHeadCount : 1,
+                    ["num_hidden_layers"] = kvLayers.Count,
+                    ["inputs"] = new JsonObject
+                    {
+                        ["input_ids"] = "input_ids",
+                        ["attention_mask"] = "attention_mask",
+                        ["position_ids"] = "position_ids",
+                        ["past_key_names"] = "past_key_values.%d.key",
+                        ["past_value_names"] = "past_key_values.%d.value",
+                    },
+                    ["outputs"] = new JsonObject
+                    {
+                        ["logits"] = "logits",
+                        ["present_key_names"] = "present.%d.key",
+                        ["present_value_names"] = "present.%d.value",
+                    },
+                },
+            },
+            ["inference_server"] = new JsonObject
+            {
+                ["builder_version"] = 1,
+                ["dtype"] = "fp32",
+                ["device"] = "cpu",
+                ["external_data"] = ModelBuilder.DataFileName,
+                ["attention_op"] = result.AttentionOp,
+                ["kv_layout"] = config.Mla is null
+                    ? "[batch, heads, time, width] per KV index, key and value; past right-padded, masked by attention_mask"
+                    : "MLA: key = normalized latent [batch, 1, time, kv_lora_rank], value = shared rope key [batch, 1, time, qk_rope_head_dim]",
+                ["kv_cache"] = kvCache,
+                ["kv_bytes_per_token"] = result.KvBytesPerToken,
+                ["parameter_count"] = result.ParameterCount,
+                ["rope_type"] = config.Rope.Type,
+                ["decoder_layers"] = config.LayerCount,
+            },
+        };
+        return root.ToJsonString(SerializerOptions);
+    }
+}

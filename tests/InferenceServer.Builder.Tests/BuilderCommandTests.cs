@@ -1,0 +1,56 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text.Json;
+
+namespace InferenceServer.Builder.Tests;
+
+public sealed class BuilderCommandTests
+{
+    [Fact]
+    public async Task Build_WritesAServableFolder()
+    {
+        var output = BuiltModels.TempDirectory("command-qwen2");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("qwen2"), "--out", output, "--dtype", "fp32"], stdout, stderr, CancellationToken.None);
+
+        Assert.Equal(0, code);
+        Assert.Contains("built qwen2: 3 layers", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Equal(string.Empty, stderr.ToString());
+        foreach (var name in new[] { "model.onnx", "model.onnx.data", "config.json", "generation_config.json", "genai_config.json" })
+        {
+            Assert.True(File.Exists(Path.Combine(output, name)), name);
+        }
+
+        using var genai = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "genai_config.json")));
+        var decoder = genai.RootElement.GetProperty("model").GetProperty("decoder");
+        Assert.Equal("past_key_values.%d.key", decoder.GetProperty("inputs").GetProperty("past_key_names").GetString());
+        Assert.Equal(2, decoder.GetProperty("num_key_value_heads").GetInt32());
+        var info = genai.RootElement.GetProperty("inference_server");
+        Assert.Equal(3 * 2 * 2 * 16 * 4, info.GetProperty("kv_bytes_per_token").GetInt64());
+        Assert.Equal("ai.onnx.Attention", info.GetProperty("attention_op").GetString());
+    }
+
+    [Theory]
+    [InlineData(new string[0], "--checkpoint and --out are required")]
+    [InlineData(new[] { "--checkpoint", "a" }, "--checkpoint and --out are required")]
+    [InlineData(new[] { "--checkpoint", "a", "--out" }, "--out needs a value")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--fast" }, "unknown argument '--fast'")]
+    public async Task BadArguments_ExitTwoWithUsage(string[] args, string expected)
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(2, await BuilderCommand.RunAsync(args, new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains(BuilderCommand.Usage, stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("no-such-folder", "fp32", "checkpoint folder does not exist")]
+    [InlineData("llama-gqa", "fp16", "--dtype fp16 is not supported yet")]
+    public async Task BuildFailure_ExitsOneWithTheReason(string fixture, string dtype, string expected)
+    {
+        var stderr = new StringWriter();
+        var args = new[] { "--checkpoint", BuiltModels.Fixture(fixture), "--out", BuiltModels.TempDirectory("command-fail"), "--dtype", dtype };
+        Assert.Equal(1, await BuilderCommand.RunAsync(args, new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+    }
+}

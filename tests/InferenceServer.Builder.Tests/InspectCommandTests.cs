@@ -1,0 +1,42 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Inspection;
+
+namespace InferenceServer.Builder.Tests;
+
+public sealed class InspectCommandTests
+{
+    [Fact]
+    public void BuiltPrunedModel_ReportsPerIndexLayoutAndAttentionNodes()
+    {
+        var inspection = ModelInspector.Inspect(BuiltModels.Get("llama-pruned"));
+        Assert.Equal([new KvInputInfo(0, 1, 16, 1, 16, 4), new KvInputInfo(1, 2, 16, 2, 16, 4)], inspection.KvInputs);
+        Assert.Equal((2 * 16 * 4) + (4 * 16 * 4), inspection.KvBytesPerToken);
+        Assert.Equal(2, inspection.AttentionNodes.Count);
+        Assert.Equal(new AttentionNodeInfo("l2_attention", "ai.onnx.Attention", 4, 2, "past_key_values.1.key", "present.1.key"), inspection.AttentionNodes[1]);
+        Assert.Contains("ai.onnx:23", inspection.Opsets);
+        Assert.Equal(new FileInfo(Path.Combine(BuiltModels.Get("llama-pruned"), "model.onnx.data")).Length, inspection.ExternalDataBytes, 64.0 * 64);
+    }
+
+    [Fact]
+    public void TorchExport_HasNoFusedAttention_ButItsLayoutIsRead()
+    {
+        var inspection = ModelInspector.Inspect(Path.Combine(BuiltModels.Fixture("deepseek-v3-mla"), "model.onnx"));
+        Assert.Empty(inspection.AttentionNodes);
+        Assert.Equal(3 * (32 + 8) * 4, inspection.KvBytesPerToken);
+        Assert.True(inspection.ParameterCount > 200_000);
+    }
+
+    [Fact]
+    public async Task Command_PrintsTheReport_AndRefusesWhatIsNotAModel()
+    {
+        var stdout = new StringWriter();
+        Assert.Equal(0, await InspectCommand.RunAsync(["inspect", BuiltModels.Get("deepseek-v3-mla")], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("kv cache: 3 indices, 480 bytes per token", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("l0_attention: ai.onnx.Attention, 4 query heads, 1 kv heads", stdout.ToString(), StringComparison.Ordinal);
+
+        var stderr = new StringWriter();
+        Assert.Equal(1, await InspectCommand.RunAsync([Path.Combine(BuiltModels.Fixture("llama-gqa"), "config.json")], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("not a valid ONNX model", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Equal(2, await InspectCommand.RunAsync([], new StringWriter(), new StringWriter(), CancellationToken.None));
+    }
+}
