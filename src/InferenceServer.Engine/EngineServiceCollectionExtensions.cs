@@ -22,7 +22,8 @@ public static class EngineServiceCollectionExtensions
         services.TryAddSingleton(static provider => new ContinuousBatchScheduler(
             provider.GetRequiredService<ServedModel>(),
             provider.GetRequiredService<SchedulerOptions>(),
-            provider.GetRequiredService<ILogger<ContinuousBatchScheduler>>()));
+            provider.GetRequiredService<ILogger<ContinuousBatchScheduler>>(),
+            provider.GetService<TimeProvider>()));
         services.AddHostedService<SchedulerHostedService>();
         return services;
     }

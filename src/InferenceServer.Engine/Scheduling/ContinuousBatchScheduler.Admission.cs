@@ -61,6 +61,7 @@ public sealed partial class ContinuousBatchScheduler
 
             _waiting.RemoveAt(w);
             _running.Add(sequence);
+            LeaveQueue(sequence);
             var chunk = Math.Min(sequence.Remaining, budget);
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
             _scheduled.Add(sequence);

@@ -52,12 +52,14 @@ public sealed partial class ContinuousBatchScheduler
             foreach (var sequence in _scheduled)
             {
                 _running.Remove(sequence);
-                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.Message}");
+                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
             }
 
+            OnStepFailed(ex);
             return;
         }
 
+        OnStepSucceeded();
         Interlocked.Increment(ref _steps);
         var logitRow = 0;
         for (var i = 0; i < _scheduled.Count; i++)
@@ -270,6 +272,7 @@ public sealed partial class ContinuousBatchScheduler
 
     private void Finish(Sequence sequence, FinishReason reason, string text, string? error)
     {
+        LeaveQueue(sequence);
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Penalties?.Dispose();

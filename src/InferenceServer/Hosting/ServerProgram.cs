@@ -44,8 +44,13 @@ internal static class ServerProgram
     }
 
     /// <summary>Builds the application: model loaded, engine registered, endpoints mapped; not started.</summary>
+    /// <param name="args">The command line.</param>
+    /// <param name="configure">
+    /// A test seam, called after every registration and before the container is built: may replace services (the
+    /// <see cref="TimeProvider"/>) or change the options (a runner decorator).
+    /// </param>
     /// <exception cref="StartupException">The options or the model folder are unusable.</exception>
-    public static WebApplication Build(string[] args)
+    public static WebApplication Build(string[] args, Action<IServiceCollection, ServerOptions>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(args);
         ServerOptions options;
@@ -67,7 +72,9 @@ internal static class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(options.Limits);
         builder.Services.AddSingleton<StructuredOutput>();
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
@@ -81,6 +88,7 @@ internal static class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
+        configure?.Invoke(builder.Services, options);
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
         app.UseCors();
@@ -103,7 +111,7 @@ internal static class ServerProgram
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
         app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning
+        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning && scheduler.IsHealthy
             ? Results.Text("ready")
             : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));

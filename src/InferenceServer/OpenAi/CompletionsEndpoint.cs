@@ -14,6 +14,11 @@ internal static class CompletionsEndpoint
     {
         CompletionRequest request;
         Func<Engine.Requests.ITokenConstraint>? constraints;
+        if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        {
+            return;
+        }
+
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
@@ -28,6 +33,6 @@ internal static class CompletionsEndpoint
 
         var id = "cmpl-" + context.TraceIdentifier;
         var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints).ConfigureAwait(false);
+        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, time).ConfigureAwait(false);
     }
 }

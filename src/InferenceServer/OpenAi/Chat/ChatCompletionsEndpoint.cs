@@ -15,6 +15,11 @@ internal static class ChatCompletionsEndpoint
     {
         ChatCompletionRequest request;
         Func<ITokenConstraint>? constraints;
+        if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        {
+            return;
+        }
+
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
@@ -30,6 +35,6 @@ internal static class ChatCompletionsEndpoint
         }
 
         var writer = new ChatResponseWriter("chatcmpl-" + context.TraceIdentifier, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints).ConfigureAwait(false);
+        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, time).ConfigureAwait(false);
     }
 }
