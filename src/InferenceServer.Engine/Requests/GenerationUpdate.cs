@@ -27,6 +27,7 @@ namespace InferenceServer.Engine.Requests;
 /// <see cref="SamplingParameters.PromptLogprobs"/> is set: one entry per prompt token, in order, entry 0 null (the first
 /// token has no prefix to condition on). Null on every other update.
 /// </param>
+/// <param name="Timestamp">When the scheduler released the update (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>, the clock of <see cref="TimeProvider.System"/>); 0 if unknown.</param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -36,7 +37,8 @@ public readonly record struct GenerationUpdate(
     int CachedPromptTokens = 0,
     string? Error = null,
     TokenLogprobs? Logprobs = null,
-    IReadOnlyList<TokenLogprobs?>? PromptLogprobs = null)
+    IReadOnlyList<TokenLogprobs?>? PromptLogprobs = null,
+    long Timestamp = 0)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

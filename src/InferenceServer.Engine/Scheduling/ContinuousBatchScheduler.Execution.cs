@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
@@ -166,14 +167,14 @@ public sealed partial class ContinuousBatchScheduler
         var minReached = sequence.Generated >= stop.MinTokens;
         if ((!stop.IgnoreEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
-            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs));
+            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
             Complete(sequence, FinishReason.Stop, FlushText(sequence));
             return;
         }
 
         var text = sequence.Detokenizer?.Append(token) ?? string.Empty;
         var released = minReached ? sequence.Stops.Push(text) : text;
-        sequence.Output.TryWrite(new GenerationUpdate(token, released, Logprobs: logprobs, PromptLogprobs: promptLogprobs));
+        sequence.Output.TryWrite(new GenerationUpdate(token, released, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
         if (sequence.Stops.Stopped)
         {
             Complete(sequence, FinishReason.Stop, string.Empty);
@@ -283,7 +284,7 @@ public sealed partial class ContinuousBatchScheduler
         // Counters first: a reader that sees the final update also sees the blocks returned. Prompt logprobs not yet
         // handed over (no token was generated) go with the final update.
         var promptLogprobs = sequence.TakePromptLogprobs();
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs);
+        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp());
         sequence.Output.TryWrite(update);
         sequence.Output.TryComplete();
     }

@@ -2,6 +2,7 @@
 using System.Globalization;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Onnx.Runtime;
+using InferenceServer.Grpc;
 
 namespace InferenceServer.Hosting;
 
@@ -28,6 +29,9 @@ internal sealed class ServerOptions
 
     /// <summary>Per-request limits of the HTTP API (<c>--max-request-timeout</c>, <c>--max-request-body-size</c>).</summary>
     public required ServingLimits Limits { get; init; }
+
+    /// <summary>The gRPC listener (<c>--grpc-*</c>).</summary>
+    public GrpcServerOptions Grpc { get; init; } = new();
 
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
@@ -60,6 +64,7 @@ internal sealed class ServerOptions
                 MaxRequestTimeout = TimeSpan.FromSeconds(ReadSeconds(configuration, "max-request-timeout", ServingLimits.DefaultMaxRequestTimeout.TotalSeconds)),
                 MaxRequestBodySize = (long)ReadSize(configuration, "max-request-body-size", ServingLimits.DefaultMaxRequestBodySize),
             },
+            Grpc = ReadGrpc(configuration),
         };
     }
 
@@ -78,6 +83,45 @@ internal sealed class ServerOptions
 
         return value;
     }
+
+
+    private static GrpcServerOptions ReadGrpc(IConfiguration configuration)
+    {
+        int? port = null;
+        var text = configuration["grpc-port"];
+        if (!string.IsNullOrEmpty(text))
+        {
+            if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value is < 0 or > 65535)
+            {
+                throw new FormatException($"--grpc-port must be a port number in [0, 65535] (0 picks a free one), not '{text}'");
+            }
+
+            port = value;
+        }
+
+        var certificate = configuration["grpc-tls-certificate"];
+        var key = configuration["grpc-tls-key"];
+        if (!string.IsNullOrEmpty(key) && string.IsNullOrEmpty(certificate))
+        {
+            throw new FormatException("--grpc-tls-key needs --grpc-tls-certificate (the PEM certificate of that key)");
+        }
+
+        if (port is null && (!string.IsNullOrEmpty(certificate) || !string.IsNullOrEmpty(configuration["grpc-host"])))
+        {
+            throw new FormatException("--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)");
+        }
+
+        return new GrpcServerOptions
+        {
+            Port = port,
+            Host = NullIfEmpty(configuration["grpc-host"]),
+            TlsCertificate = NullIfEmpty(certificate),
+            TlsKey = NullIfEmpty(key),
+            MaxBufferedChunks = ReadInt(configuration, "grpc-max-buffered-chunks", GrpcServerOptions.DefaultMaxBufferedChunks, 1),
+        };
+    }
+
+    private static string? NullIfEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
 
     private static int ReadInt(IConfiguration configuration, string key, int fallback, int minimum)
     {

@@ -2,6 +2,7 @@
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
+using InferenceServer.Grpc;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
 using InferenceServer.OpenAi.Chat;
@@ -56,10 +57,14 @@ internal static class ServerProgram
         ServerOptions options;
         HttpOptions http;
         ServedModel model;
+        bool grpc;
         try
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
             http = HttpOptions.FromConfiguration(builder.Configuration);
+
+            // Before the model loads, so that a bad URL or certificate fails fast.
+            grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
             var folder = options.Model ?? FindDefaultModel();
             model = ServedModel.Load(folder, options.ServedModelName, options.Session);
         }
@@ -78,6 +83,7 @@ internal static class ServerProgram
         builder.Services.AddSingleton<StructuredOutput>();
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
+        builder.Services.AddSingleton<ServingState>();
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
@@ -97,7 +103,15 @@ internal static class ServerProgram
             app.UseMiddleware<ApiKeyMiddleware>(http.ApiKeys);
         }
 
+
+        // Readiness turns to "not serving" (HTTP 503, gRPC NOT_SERVING) as soon as the host starts stopping.
+        app.Lifetime.ApplicationStopping.Register(static state => ((ServingState)state!).BeginDraining(), app.Services.GetRequiredService<ServingState>());
         MapEndpoints(app);
+        if (grpc)
+        {
+            GrpcHosting.MapInferenceGrpc(app);
+        }
+
         return app;
     }
 
@@ -111,9 +125,9 @@ internal static class ServerProgram
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
         app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", (ContinuousBatchScheduler scheduler) => scheduler.IsRunning && scheduler.IsHealthy
+        app.MapGet("/health/ready", (ServingState serving) => serving.IsReady
             ? Results.Text("ready")
-            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+            : Results.Text(serving.IsDraining ? "draining" : "not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
 

@@ -38,3 +38,5 @@ public sealed class DeepseekMlaServer() : ModelServerFixture(RepositoryPaths.Fix
 
 /// <summary>The default model with a ChatML chat template (Qwen 2.5's, which renders tools) added by <c>--chat-template</c>.</summary>
 public sealed class ChatModelServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--chat-template", RepositoryPaths.ChatTemplate("qwen2.5-instruct"));
+/// <summary>The default model with a one-request queue, to reach RESOURCE_EXHAUSTED.</summary>
+public sealed class OneSlotQueueServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--max-queued-requests", "1", "--max-num-seqs", "1");

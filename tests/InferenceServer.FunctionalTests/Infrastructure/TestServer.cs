@@ -2,7 +2,10 @@ using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Text;
 using System.Text.Json;
+using Grpc.Net.Client;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Grpc;
+using InferenceServer.Grpc.V1;
 using InferenceServer.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,16 +15,23 @@ namespace InferenceServer.FunctionalTests.Infrastructure;
 
 /// <summary>
 /// The real server (the same composition root as the executable) on Kestrel, bound to a free loopback port,
-/// with the official OpenAI client pointed at it.
+/// with the official OpenAI client pointed at it, and its gRPC port (also a free one) with a real gRPC channel.
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private TestServer(WebApplication app, Uri baseAddress)
+    private TestServer(WebApplication app, Uri baseAddress, Uri? grpcAddress)
     {
         _app = app;
         BaseAddress = baseAddress;
+        GrpcAddress = grpcAddress;
+        if (grpcAddress is not null)
+        {
+            GrpcChannel = GrpcChannel.ForAddress(grpcAddress, new GrpcChannelOptions { MaxRetryAttempts = 0 });
+            Grpc = new Inference.InferenceClient(GrpcChannel);
+        }
+
         Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(120) };
         OpenAI = new OpenAIClient(new ApiKeyCredential("test-key"), new OpenAIClientOptions
         {
@@ -33,6 +43,16 @@ public sealed class TestServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The gRPC port's address (plaintext h2c), or null when started without one.</summary>
+    public Uri? GrpcAddress { get; }
+
+    public GrpcChannel? GrpcChannel { get; }
+
+    /// <summary>The generated client of <c>inference.v1.Inference</c> over <see cref="GrpcChannel"/>.</summary>
+    public Inference.InferenceClient? Grpc { get; }
+
+    public IServiceProvider Services => _app.Services;
+
     public HttpClient Http { get; }
 
     public OpenAIClient OpenAI { get; }
@@ -41,11 +61,14 @@ public sealed class TestServer : IAsyncDisposable
 
     public static async Task<TestServer> StartAsync(string model, params string[] extraArgs)
     {
-        string[] args = ["--model", model, "--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning", .. extraArgs];
+        // The gRPC port is chosen as the HTTP port is: port 0, read back after start.
+        string[] args = ["--model", model, "--urls", "http://127.0.0.1:0", "--grpc-port", "0", "--Logging:LogLevel:Default", "Warning", .. extraArgs];
         var app = ServerProgram.Build(args);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        var address = app.Urls.First();
-        return new TestServer(app, new Uri(address));
+        var grpc = app.Services.GetService<GrpcListener>();
+        var grpcPort = grpc?.BoundEndPoint?.Port;
+        var address = app.Urls.First(url => grpcPort is null || new Uri(url).Port != grpcPort);
+        return new TestServer(app, new Uri(address), grpc?.Address);
     }
 
     /// <summary>POSTs <paramref name="json"/> to <c>/v1/completions</c> through the OpenAI client's pipeline; throws <see cref="ClientResultException"/> on an error status.</summary>
@@ -111,6 +134,7 @@ public sealed class TestServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        GrpcChannel?.Dispose();
         await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(60));
         await _app.DisposeAsync();
     }
