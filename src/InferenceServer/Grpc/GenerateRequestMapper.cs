@@ -31,9 +31,9 @@ internal static class GenerateRequestMapper
         CheckModel(request.Model, model);
         var prompt = ReadPrompt(request, model);
         var n = request.Sampling is { HasN: true, N: not 0 } ? request.Sampling.N : 1u;
-        if (n > CompletionRequest.MaxN)
+        if (n > GenerationSettings.MaxN)
         {
-            throw GrpcErrors.InvalidArgument("sampling.n", $"must be between 1 and {CompletionRequest.MaxN}; got {n}.");
+            throw GrpcErrors.InvalidArgument("sampling.n", $"must be between 1 and {GenerationSettings.MaxN}; got {n}.");
         }
 
         return new ValidatedGenerateRequest

@@ -88,13 +88,13 @@ internal sealed class GenerationStream
                     };
                     if (update.Logprobs is { } logprobs)
                     {
-                        var entry = new TokenLogprob { TokenId = (uint)logprobs.TokenId, Logprob = logprobs.Logprob };
+                        var report = new V1.TokenLogprob { TokenId = (uint)logprobs.TokenId, Logprob = logprobs.Logprob };
                         foreach (var candidate in logprobs.Top)
                         {
-                            entry.TopLogprobs.Add(new TopLogprob { TokenId = (uint)candidate.TokenId, Logprob = candidate.Logprob });
+                            report.TopLogprobs.Add(new TopLogprob { TokenId = (uint)candidate.TokenId, Logprob = candidate.Logprob });
                         }
 
-                        chunk.Logprobs.Add(entry);
+                        chunk.Logprobs.Add(report);
                     }
 
                     if (update.TokenId >= 0)

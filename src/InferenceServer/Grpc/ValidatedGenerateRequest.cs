@@ -9,7 +9,7 @@ internal sealed class ValidatedGenerateRequest
     /// <summary>The prompt as token ids.</summary>
     public required IReadOnlyList<int> PromptTokens { get; init; }
 
-    /// <summary>Choices to generate (1 to <see cref="OpenAi.CompletionRequest.MaxN"/>).</summary>
+    /// <summary>Choices to generate (1 to <see cref="OpenAi.GenerationSettings.MaxN"/>).</summary>
     public required int N { get; init; }
 
     /// <summary>Sampling for choice 0; choice k uses seed + k when a seed is set.</summary>
