@@ -33,7 +33,7 @@ public sealed partial class ContinuousBatchScheduler
         get
         {
             var queued = QueuedRequests;
-            return queued > 0 && (queued >= _options.MaxQueuedRequests || QueuedTokens >= _options.MaxQueuedTokens);
+            return queued >= _options.MaxQueuedRequests || (queued > 0 && QueuedTokens >= _options.MaxQueuedTokens);
         }
     }
 
@@ -49,9 +49,10 @@ public sealed partial class ContinuousBatchScheduler
     {
         lock (_admission)
         {
-            // An empty queue takes any request, so that no request is refused for ever for its size alone.
+            // The token bound gives way to an empty queue, so that no prompt is refused for ever for its length alone; the
+            // sequence bound does not (a request with more choices than the queue holds is refused).
             var queued = QueuedRequests;
-            if (queued > 0 && (queued + sequences > _options.MaxQueuedRequests || QueuedTokens + tokens > _options.MaxQueuedTokens))
+            if (queued + sequences > _options.MaxQueuedRequests || (queued > 0 && QueuedTokens + tokens > _options.MaxQueuedTokens))
             {
                 return false;
             }
