@@ -165,7 +165,10 @@ public sealed partial class ContinuousBatchScheduler
         sequence.Penalties?.AddOutput(token);
 
         var minReached = sequence.Generated >= stop.MinTokens;
-        if ((!stop.IgnoreEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
+        // A constrained sequence ends at EOS even with ignore_eos: its constraint allows EOS only once the structure is
+        // complete, and allows nothing after it (as a terminated grammar ends the request in vLLM).
+        var endsAtEos = !stop.IgnoreEos || sequence.Constraint is not null;
+        if ((endsAtEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
             sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
             Complete(sequence, FinishReason.Stop, FlushText(sequence));

@@ -97,6 +97,9 @@ internal static class ServerProgram
         configure?.Invoke(builder.Services, options);
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
+
+        // Defence in depth: a bug that escapes a handler still answers in OpenAI's envelope, not an empty 500.
+        app.UseExceptionHandler(static error => error.Run(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, "The server failed while handling this request.", "server_error", null, "internal_error")));
         app.UseCors();
         if (http.ApiKeys.Count > 0)
         {
