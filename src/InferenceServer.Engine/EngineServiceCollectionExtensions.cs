@@ -1,5 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics.Metrics;
 using InferenceServer.Engine;
+using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.Scheduling;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -10,7 +12,8 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class EngineServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds <paramref name="model"/> and a <see cref="ContinuousBatchScheduler"/> over it. The scheduler is created now, so
+    /// Adds <paramref name="model"/>, a <see cref="ContinuousBatchScheduler"/> over it and its <see cref="InferenceMetrics"/>
+    /// (needs an <see cref="IMeterFactory"/>: <c>AddMetrics()</c>, which every host adds). The scheduler is created now, so
     /// an impossible KV-cache size fails here (<see cref="InvalidOperationException"/>) rather than at the first request.
     /// </summary>
     public static IServiceCollection AddInferenceEngine(this IServiceCollection services, ServedModel model, SchedulerOptions options)
@@ -19,10 +22,12 @@ public static class EngineServiceCollectionExtensions
         _ = ContinuousBatchScheduler.PlanKvBlocks(model.Spec, options);
         services.TryAddSingleton(model);
         services.TryAddSingleton(options);
+        services.TryAddSingleton(static provider => new InferenceMetrics(provider.GetRequiredService<IMeterFactory>()));
         services.TryAddSingleton(static provider => new ContinuousBatchScheduler(
             provider.GetRequiredService<ServedModel>(),
             provider.GetRequiredService<SchedulerOptions>(),
             provider.GetRequiredService<ILogger<ContinuousBatchScheduler>>(),
+            provider.GetRequiredService<InferenceMetrics>(),
             provider.GetService<TimeProvider>()));
         services.AddHostedService<SchedulerHostedService>();
         return services;

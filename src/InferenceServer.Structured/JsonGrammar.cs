@@ -43,7 +43,14 @@ public sealed class JsonGrammar
     /// <exception cref="SchemaNotSupportedException">The schema uses a keyword that is not enforced (such as <c>pattern</c>).</exception>
     /// <exception cref="ArgumentException">The schema is malformed, refers to what does not exist, or accepts no finite document.</exception>
     public static JsonGrammar FromSchema(JsonElement schema, bool strict = false)
-        => new(SchemaCompiler.Compile(schema.Clone(), strict));
+    {
+        if (schema.ValueKind == JsonValueKind.Undefined)
+        {
+            throw new ArgumentException("The JSON schema is missing (an undefined JSON element).", nameof(schema));
+        }
+
+        return new JsonGrammar(SchemaCompiler.Compile(schema.Clone(), strict));
+    }
 
     /// <summary>
     /// Builds the grammar of an OpenAI <c>response_format</c> object: <c>{"type":"text"}</c> gives null (no

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 
+using System.Numerics;
 using InferenceServer.Structured.Internal;
 
 namespace InferenceServer.Structured;
@@ -13,7 +14,7 @@ namespace InferenceServer.Structured;
 public sealed class JsonTokenConstraint
 {
     // Masks cached by single matcher state; cleared when full (inside long strings the state repeats).
-    private const int MaskCacheCapacity = 64;
+    private const int MaskCacheCapacity = 16;
 
     private readonly TokenVocabulary _vocabulary;
     private readonly JsonMatcher _matcher;
@@ -39,8 +40,8 @@ public sealed class JsonTokenConstraint
         _matcher = new JsonMatcher(grammar);
         _current[0] = _matcher.Initial;
         _currentCount = 1;
-        _levels = new MatchState[(vocabulary.MaxDepth + 1) * JsonMatcher.MaxStates];
-        _levelCounts = new int[vocabulary.MaxDepth + 1];
+        _levels = new MatchState[(vocabulary.Trie.MaxDepth + 1) * JsonMatcher.MaxStates];
+        _levelCounts = new int[vocabulary.Trie.MaxDepth + 1];
         _scratchMask = new ulong[(vocabulary.Size + 63) >> 6];
     }
 
@@ -81,20 +82,24 @@ public sealed class JsonTokenConstraint
         ulong[] mask = CurrentMask();
         for (int word = 0; word < mask.Length; word++)
         {
-            ulong bits = mask[word];
-            if (bits == ulong.MaxValue)
+            int first = word << 6;
+            int count = Math.Min(64, size - first);
+            ulong disallowed = ~mask[word];
+            if (count < 64)
             {
+                disallowed &= (1UL << count) - 1;
+            }
+
+            if (disallowed == ulong.MaxValue)
+            {
+                logits.Slice(first, 64).Fill(float.NegativeInfinity);
                 continue;
             }
 
-            int first = word << 6;
-            int last = Math.Min(first + 64, size);
-            for (int id = first; id < last; id++)
+            while (disallowed != 0)
             {
-                if ((bits & (1UL << (id - first))) == 0)
-                {
-                    logits[id] = float.NegativeInfinity;
-                }
+                logits[first + BitOperations.TrailingZeroCount(disallowed)] = float.NegativeInfinity;
+                disallowed &= disallowed - 1;
             }
         }
 
@@ -217,19 +222,58 @@ public sealed class JsonTokenConstraint
         return mask;
     }
 
-    // One preorder pass over the vocabulary trie: level d holds the states after the current node's first d bytes.
+    /// <summary>Computes the mask of the current states without the cache (for tests and measurements).</summary>
+    /// <param name="mask">Receives the allowed ids as bits.</param>
+    /// <param name="walkEveryToken">Whether to walk the whole vocabulary trie even inside strings (the reference).</param>
+    internal void ComputeMaskUncached(ulong[] mask, bool walkEveryToken)
+    {
+        if (!walkEveryToken)
+        {
+            ComputeMask(mask);
+            return;
+        }
+
+        Array.Clear(mask);
+        Walk(_vocabulary.Trie, mask);
+        if (IsComplete)
+        {
+            SetEndOfSequence(mask);
+        }
+    }
+
     private void ComputeMask(ulong[] mask)
     {
-        Array.Clear(mask);
+        int room = _currentCount == 1 ? _matcher.StringRoom(_current[0]) : -1;
+        if (room >= 0)
+        {
+            // Inside a string: every plain content token that fits is allowed; walk only the others.
+            _vocabulary.PlainUpTo[Math.Min(room, TokenVocabulary.MaxPlainCodePoints)].CopyTo(mask, 0);
+            Walk(_vocabulary.NonPlainTrie, mask);
+        }
+        else
+        {
+            Array.Clear(mask);
+            Walk(_vocabulary.Trie, mask);
+        }
+
+        if (IsComplete)
+        {
+            SetEndOfSequence(mask);
+        }
+    }
+
+    // One preorder pass over a vocabulary trie: level d holds the states after the current node's first d bytes.
+    private void Walk(VocabularyTrie trie, ulong[] mask)
+    {
         const int Stride = JsonMatcher.MaxStates;
         Array.Copy(_current, _levels, _currentCount);
         _levelCounts[0] = _currentCount;
-        byte[] nodeByte = _vocabulary.NodeByte;
-        int[] nodeDepth = _vocabulary.NodeDepth;
-        int[] nodeEnd = _vocabulary.NodeEnd;
-        int[] tokenStart = _vocabulary.NodeTokenStart;
-        int[] tokenCount = _vocabulary.NodeTokenCount;
-        int[] sortedIds = _vocabulary.SortedIds;
+        byte[] nodeByte = trie.NodeByte;
+        int[] nodeDepth = trie.NodeDepth;
+        int[] nodeEnd = trie.NodeEnd;
+        int[] tokenStart = trie.NodeTokenStart;
+        int[] tokenCount = trie.NodeTokenCount;
+        int[] sortedIds = trie.SortedIds;
         int node = 0;
         while (node < nodeByte.Length)
         {
@@ -259,11 +303,6 @@ public sealed class JsonTokenConstraint
             }
 
             node++;
-        }
-
-        if (IsComplete)
-        {
-            SetEndOfSequence(mask);
         }
     }
 

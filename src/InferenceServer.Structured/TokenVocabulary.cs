@@ -1,5 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 
+using InferenceServer.Structured.Internal;
+
 namespace InferenceServer.Structured;
 
 /// <summary>
@@ -9,6 +11,12 @@ namespace InferenceServer.Structured;
 /// </summary>
 public sealed class TokenVocabulary
 {
+    /// <summary>The longest plain string token, in code points, that the plain fast path covers.</summary>
+    internal const int MaxPlainCodePoints = 32;
+
+    // A string without limits, to classify tokens; its count is not capped.
+    private static readonly GrammarNode PlainString = new(NodeKind.String) { CountCap = int.MaxValue };
+
     private readonly byte[]?[] _tokenBytes;
     private readonly bool[] _endOfSequence;
 
@@ -54,10 +62,40 @@ public sealed class TokenVocabulary
             }
         }
 
-        int[] sorted = [.. usable];
-        Array.Sort(sorted, (x, y) => _tokenBytes[x].AsSpan().SequenceCompareTo(_tokenBytes[y]));
-        SortedIds = sorted;
-        BuildTrie(sorted);
+        Trie = new VocabularyTrie(_tokenBytes, usable);
+
+        // Tokens that are plain string content: allowed inside any string whose length limit leaves room for them.
+        var plain = new List<int>();
+        var plainCodePoints = new List<int>();
+        var rest = new List<int>();
+        foreach (int id in usable)
+        {
+            int codePoints = PlainStringCodePoints(_tokenBytes[id]!);
+            if (codePoints > 0)
+            {
+                plain.Add(id);
+                plainCodePoints.Add(codePoints);
+            }
+            else
+            {
+                rest.Add(id);
+            }
+        }
+
+        NonPlainTrie = new VocabularyTrie(_tokenBytes, rest);
+        int words = (Size + 63) >> 6;
+        PlainUpTo = new ulong[MaxPlainCodePoints + 1][];
+        for (int k = 0; k <= MaxPlainCodePoints; k++)
+        {
+            PlainUpTo[k] = new ulong[words];
+            for (int i = 0; i < plain.Count; i++)
+            {
+                if (plainCodePoints[i] <= k)
+                {
+                    PlainUpTo[k][plain[i] >> 6] |= 1UL << (plain[i] & 63);
+                }
+            }
+        }
     }
 
     /// <summary>The number of ids.</summary>
@@ -66,26 +104,18 @@ public sealed class TokenVocabulary
     /// <summary>The end-of-sequence ids, distinct.</summary>
     internal int[] EndOfSequenceIds { get; }
 
-    /// <summary>The usable ids sorted by their bytes; each trie node's tokens are a range of it.</summary>
-    internal int[] SortedIds { get; }
+    /// <summary>The trie of every usable token (not special, not empty, not end-of-sequence).</summary>
+    internal VocabularyTrie Trie { get; }
 
-    /// <summary>Per trie node in preorder: the byte on the edge into it.</summary>
-    internal byte[] NodeByte { get; private set; } = [];
+    /// <summary>The trie of the usable tokens that are not plain string content.</summary>
+    internal VocabularyTrie NonPlainTrie { get; }
 
-    /// <summary>Per trie node: its depth (the root, not stored, is depth 0).</summary>
-    internal int[] NodeDepth { get; private set; } = [];
-
-    /// <summary>Per trie node: the preorder index just past its subtree.</summary>
-    internal int[] NodeEnd { get; private set; } = [];
-
-    /// <summary>Per trie node: the first index in <see cref="SortedIds"/> of the tokens whose bytes end here.</summary>
-    internal int[] NodeTokenStart { get; private set; } = [];
-
-    /// <summary>Per trie node: how many tokens end here.</summary>
-    internal int[] NodeTokenCount { get; private set; } = [];
-
-    /// <summary>The longest token, in bytes.</summary>
-    internal int MaxDepth { get; private set; }
+    /// <summary>
+    /// Index k: the bitset of the plain string tokens of at most k code points. A plain string token is complete,
+    /// valid UTF-8 with no quote, backslash or control character, of at most <see cref="MaxPlainCodePoints"/> code
+    /// points: inside a string it is allowed whatever the state, as long as the length limit leaves room.
+    /// </summary>
+    internal ulong[][] PlainUpTo { get; }
 
     /// <summary>Whether <paramref name="id"/> is an end-of-sequence id.</summary>
     /// <param name="id">A token id.</param>
@@ -95,66 +125,21 @@ public sealed class TokenVocabulary
     /// <param name="id">A token id.</param>
     internal byte[]? BytesOf(int id) => _tokenBytes[id];
 
-    private void BuildTrie(int[] sorted)
+    // The code points of a plain string token, or 0 when it is not one.
+    private static int PlainStringCodePoints(byte[] bytes)
     {
-        var nodeByte = new List<byte>();
-        var depth = new List<int>();
-        var end = new List<int>();
-        var tokenStart = new List<int>();
-        var tokenCount = new List<int>();
-        int maxDepth = 0;
-        foreach (int id in sorted)
+        int phase = Phases.StringBody;
+        int count = 0;
+        int detail = 0;
+        foreach (byte b in bytes)
         {
-            maxDepth = Math.Max(maxDepth, _tokenBytes[id]!.Length);
+            if (b is (byte)'"' or (byte)'\\'
+                || ScalarSteps.String(PlainString, ref phase, ref count, ref detail, b) != StepResult.Continue)
+            {
+                return 0;
+            }
         }
 
-        int[] path = new int[maxDepth + 1];
-        int pathLength = 0;
-        byte[]? previous = null;
-        for (int k = 0; k < sorted.Length; k++)
-        {
-            byte[] token = _tokenBytes[sorted[k]]!;
-            int common = previous is null ? 0 : token.AsSpan().CommonPrefixLength(previous);
-            while (pathLength > common)
-            {
-                end[path[pathLength--]] = nodeByte.Count;
-            }
-
-            if (common == token.Length)
-            {
-                // The same bytes as the previous token: sorted, so its node is the path's last.
-                tokenCount[path[pathLength]]++;
-            }
-            else
-            {
-                for (int d = common + 1; d <= token.Length; d++)
-                {
-                    path[d] = nodeByte.Count;
-                    nodeByte.Add(token[d - 1]);
-                    depth.Add(d);
-                    end.Add(-1);
-                    tokenStart.Add(k);
-                    tokenCount.Add(0);
-                }
-
-                pathLength = token.Length;
-                tokenStart[path[pathLength]] = k;
-                tokenCount[path[pathLength]] = 1;
-            }
-
-            previous = token;
-        }
-
-        while (pathLength > 0)
-        {
-            end[path[pathLength--]] = nodeByte.Count;
-        }
-
-        NodeByte = [.. nodeByte];
-        NodeDepth = [.. depth];
-        NodeEnd = [.. end];
-        NodeTokenStart = [.. tokenStart];
-        NodeTokenCount = [.. tokenCount];
-        MaxDepth = maxDepth;
+        return phase == Phases.StringBody && count <= MaxPlainCodePoints ? count : 0;
     }
 }

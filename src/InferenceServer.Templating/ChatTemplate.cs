@@ -31,7 +31,14 @@ public sealed class ChatTemplate
     public static ChatTemplate Parse(string source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        return new ChatTemplate(source, Parser.Parse(source));
+        try
+        {
+            return new ChatTemplate(source, Parser.Parse(source));
+        }
+        catch (Exception ex) when (ex is not ChatTemplateException and not OutOfMemoryException)
+        {
+            throw new ChatTemplateException($"the template could not be parsed: {ex.Message}", ChatTemplateErrorKind.Syntax, null, ex);
+        }
     }
 
     /// <summary>Renders the template with the variables of <paramref name="context"/>.</summary>
@@ -52,6 +59,11 @@ public sealed class ChatTemplate
         catch (InsufficientExecutionStackException ex)
         {
             throw new ChatTemplateException("the template recursed too deeply", ChatTemplateErrorKind.LimitExceeded, null, ex);
+        }
+        catch (Exception ex) when (ex is not ChatTemplateException and not OutOfMemoryException)
+        {
+            // A defect of this engine, not of the template; still reported as a template error so callers have one type to handle.
+            throw new ChatTemplateException($"internal error while rendering: {ex.GetType().Name}: {ex.Message}", ChatTemplateErrorKind.Runtime, null, ex);
         }
 
         return state.Output.ToString();

@@ -176,6 +176,30 @@ public sealed class ChatTemplateSet
         return template.Render(context);
     }
 
+    /// <summary>Renders a conversation given as one JSON array of messages.</summary>
+    /// <param name="messages">The messages array as the request gives it.</param>
+    /// <param name="addGenerationPrompt">Whether to end with the assistant turn's opening.</param>
+    /// <param name="tools">The tool definitions (a JSON array), or null.</param>
+    /// <param name="extraKwargs">Extra template variables (vLLM's <c>chat_template_kwargs</c>).</param>
+    /// <returns>The prompt.</returns>
+    /// <exception cref="ArgumentException"><paramref name="messages"/> is not an array, or an extra keyword argument is reserved.</exception>
+    /// <exception cref="ChatTemplateException">The template raised or failed; see <see cref="ChatTemplateException.Kind"/>.</exception>
+    public string Render(JsonElement messages, bool addGenerationPrompt, JsonElement? tools = null, IReadOnlyDictionary<string, JsonElement>? extraKwargs = null)
+    {
+        if (messages.ValueKind != JsonValueKind.Array)
+        {
+            throw new ArgumentException("messages must be a JSON array", nameof(messages));
+        }
+
+        var list = new List<JsonElement>(messages.GetArrayLength());
+        foreach (JsonElement message in messages.EnumerateArray())
+        {
+            list.Add(message);
+        }
+
+        return Render(list, addGenerationPrompt, tools, extraKwargs);
+    }
+
     private static ChatTemplate ParseNamed(string name, string text)
     {
         try

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Grpc.Core;
 using InferenceServer.FunctionalTests.Grpc;
 using InferenceServer.FunctionalTests.Infrastructure;
+using InferenceServer.Engine.Scheduling;
 using InferenceServer.Grpc.V1;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -34,10 +35,11 @@ public sealed class ReliabilityTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var server = await TestServer.StartAsync(
             RepositoryPaths.DefaultModel,
-            (services, options) =>
+            builder =>
             {
-                services.Replace(ServiceDescriptor.Singleton<TimeProvider>(time));
-                options.Scheduler.RunnerDecorator = inner => runner = new ControlledRunner(inner);
+                builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(time));
+                var options = (SchedulerOptions)builder.Services.Single(d => d.ServiceType == typeof(SchedulerOptions)).ImplementationInstance!;
+                options.RunnerDecorator = inner => runner = new ControlledRunner(inner);
             },
             args);
         _ = server.Scheduler;

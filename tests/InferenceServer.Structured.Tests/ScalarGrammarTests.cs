@@ -60,6 +60,76 @@ public sealed class ScalarGrammarTests
     public void Integer_FractionAndExponentAreRefused(string text, int at) => Invalid(IntegerGrammar, text, at);
 
     [Theory]
+    [InlineData("""{"type":"integer","minimum":0}""", "0", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "-0", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "123456789012345", true)]
+    [InlineData("""{"type":"integer","minimum":0}""", "-1", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "10", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "15", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "20", true)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "9", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "21", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "0", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "-10", false)]
+    [InlineData("""{"type":"integer","minimum":10,"maximum":20}""", "100", false)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "-2", true)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "0", true)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "-3", false)]
+    [InlineData("""{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3}""", "3", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-5", true)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-123", true)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "-0", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "4", false)]
+    [InlineData("""{"type":"integer","maximum":-5}""", "0", false)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "2", true)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "1000000000", true)]
+    [InlineData("""{"type":"integer","minimum":1.5,"maximum":1000000000}""", "1000000001", false)]
+    [InlineData("""{"type":["integer","null"],"minimum":1}""", "null", true)]
+    public void IntegerBounds_AreEnforcedDigitByDigit(string schema, string text, bool valid)
+    {
+        if (valid)
+        {
+            Valid(Schema(schema), text);
+        }
+        else
+        {
+            Invalid(Schema(schema), text);
+        }
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("-")]
+    public void IntegerBounds_PrefixThatCanStillReachTheRange(string text)
+    {
+        JsonGrammar grammar = Schema("""{"type":"integer","minimum":-20,"maximum":-10}""");
+        if (text == "1")
+        {
+            Invalid(grammar, text, 0);
+        }
+        else
+        {
+            Prefix(grammar, text);
+            Prefix(grammar, "-1");
+            Invalid(grammar, "-3", 1);
+            Prefix(grammar, "-2");
+            Valid(grammar, "-12");
+        }
+    }
+
+    [Fact]
+    public void IntegerBounds_InAnObjectEndOnlyWithinRange()
+    {
+        JsonGrammar grammar = Schema("""{"type":"object","properties":{"age":{"type":"integer","minimum":18,"maximum":150}},"required":["age"]}""");
+        Valid(grammar, "{\"age\":150}");
+        Valid(grammar, "{\"age\": 18 }");
+        Invalid(grammar, "{\"age\":151}", 9);
+        Invalid(grammar, "{\"age\":1}", 8);
+        Invalid(grammar, "{\"age\":2}", 8);
+        Invalid(grammar, "{\"age\":0", 7);
+    }
+
+    [Theory]
     [InlineData("\"\"")]
     [InlineData("\"abc\"")]
     [InlineData("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"")]
@@ -131,6 +201,25 @@ public sealed class ScalarGrammarTests
     [InlineData("\"😀😀😀😀\"", 13)]
     [InlineData("\"ab\\uD83D\\uDE00\\n\"", 15)]
     public void StringLength_OutOfBoundsIsRefused(string text, int at) => Invalid(Schema("""{"type":"string","minLength":2,"maxLength":3}"""), text, at);
+
+    [Fact]
+    public void StringLength_MultiCharacterTokensMustFitTheRoomLeft()
+    {
+        // Plain content tokens take the fast path inside strings: they must still respect maxLength.
+        byte[][] tokens = [[(byte)'"'], "ab"u8.ToArray(), "abc"u8.ToArray(), "é😀"u8.ToArray(), "x\""u8.ToArray(), "\\n"u8.ToArray()];
+        var vocabulary = new TokenVocabulary([.. tokens, null], [tokens.Length]);
+        var constraint = new JsonTokenConstraint(Schema("""{"type":"string","maxLength":3}"""), vocabulary);
+        float[] logits = new float[vocabulary.Size];
+        Assert.True(constraint.Accept(0));
+        constraint.MaskLogits(logits);
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, float.NegativeInfinity], logits);
+        Assert.True(constraint.Accept(1)); // "ab: one code point left
+        Array.Clear(logits);
+        constraint.MaskLogits(logits);
+        Assert.Equal([0f, float.NegativeInfinity, float.NegativeInfinity, float.NegativeInfinity, 0f, 0f, float.NegativeInfinity], logits);
+        Assert.True(constraint.Accept(4)); // "abx"
+        Assert.True(constraint.IsComplete);
+    }
 
     [Fact]
     public void StringLength_ZeroMaxAllowsOnlyTheEmptyString()

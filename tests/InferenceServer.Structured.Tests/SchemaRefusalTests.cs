@@ -10,7 +10,10 @@ public sealed class SchemaRefusalTests
     [Theory]
     [InlineData("""{"type":"string","pattern":"^a+$"}""", "pattern", "#")]
     [InlineData("""{"type":"object","properties":{"when":{"type":"string","format":"date-time"}}}""", "format", "#/properties/when")]
-    [InlineData("""{"type":"integer","minimum":0}""", "minimum", "#")]
+    [InlineData("""{"type":"number","minimum":0}""", "minimum", "#")]
+    [InlineData("""{"minimum":0}""", "minimum", "#")]
+    [InlineData("""{"type":["number","integer"],"exclusiveMaximum":1}""", "exclusiveMaximum", "#")]
+    [InlineData("""{"type":"integer","minimum":1e12}""", "minimum", "#")]
     [InlineData("""{"type":"number","maximum":10}""", "maximum", "#")]
     [InlineData("""{"type":"number","exclusiveMinimum":0}""", "exclusiveMinimum", "#")]
     [InlineData("""{"type":"integer","multipleOf":2}""", "multipleOf", "#")]
@@ -43,6 +46,9 @@ public sealed class SchemaRefusalTests
     [InlineData("""{"type":"string","minLength":-1}""", "minLength")]
     [InlineData("""{"type":"string","minLength":3,"maxLength":2}""", "minLength")]
     [InlineData("""{"type":"array","minItems":1.5}""", "minItems")]
+    [InlineData("""{"type":"integer","minimum":5,"maximum":4}""", "minimum and maximum")]
+    [InlineData("""{"type":"integer","exclusiveMinimum":1,"exclusiveMaximum":2}""", "minimum and maximum")]
+    [InlineData("""{"type":"integer","maximum":"3"}""", "maximum")]
     [InlineData("""{"type":"foo"}""", "foo")]
     [InlineData("""{"type":5}""", "type")]
     [InlineData("""{"type":"object","properties":[]}""", "properties")]
@@ -57,6 +63,10 @@ public sealed class SchemaRefusalTests
         var error = Assert.Throws<ArgumentException>(() => Schema(schema));
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Undefined_IsRefused()
+        => Assert.Throws<ArgumentException>(() => JsonGrammar.FromSchema(default));
 
     [Fact]
     public void Annotations_AreIgnored()

@@ -26,6 +26,14 @@ public class ChatTemplateSetTests
     }
 
     [Fact]
+    public void MessagesAsOneJsonArray_RenderTheSame()
+    {
+        ChatTemplateSet set = ChatTemplateSet.FromTemplateText("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}", null);
+        Assert.Equal("user:hi;", set.Render(Json("""[{"role": "user", "content": "hi"}]"""), false));
+        Assert.Throws<ArgumentException>(() => set.Render(Json("""{"role": "user"}"""), false));
+    }
+
+    [Fact]
     public void NoChatTemplate_IsNull()
     {
         Assert.Null(ChatTemplateSet.FromTokenizerConfig("""{"eos_token": "</s>"}"""));

@@ -99,6 +99,17 @@ public class EngineTests
     }
 
     [Fact]
+    public void IntegerBeyond64Bits_IsRefusedNotWrapped()
+    {
+        // Python has arbitrary-precision ints (2 ** 100 renders 1267650600228229401496703205376); this engine stops
+        // with a clear error rather than print a wrapped or rounded number.
+        var ex = Assert.Throws<ChatTemplateException>(() => Render("{{ 2 ** 100 }}"));
+        Assert.Equal(ChatTemplateErrorKind.Runtime, ex.Kind);
+        Assert.Contains("OverflowError", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("9223372036854775807", Render("{{ 9223372036854775806 + 1 }}"));
+    }
+
+    [Fact]
     public void StrftimeNow_ReadsTheInjectedClock()
     {
         var options = new ChatTemplateOptions { TimeProvider = new FixedTimeProvider(new DateTimeOffset(2025, 1, 2, 3, 4, 5, TimeSpan.Zero)) };

@@ -28,6 +28,8 @@ namespace InferenceServer.Engine.Requests;
 /// token has no prefix to condition on). Null on every other update.
 /// </param>
 /// <param name="Timestamp">When the scheduler released the update (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>, the clock of <see cref="TimeProvider.System"/>); 0 if unknown.</param>
+/// <param name="QueueTime">Time from submission to first scheduling, or to the end when never scheduled (final message).</param>
+/// <param name="TimeToFirstToken">Time from submission to the first token; null when none was generated (final message).</param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -38,7 +40,9 @@ public readonly record struct GenerationUpdate(
     string? Error = null,
     TokenLogprobs? Logprobs = null,
     IReadOnlyList<TokenLogprobs?>? PromptLogprobs = null,
-    long Timestamp = 0)
+    long Timestamp = 0,
+    TimeSpan QueueTime = default,
+    TimeSpan? TimeToFirstToken = null)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

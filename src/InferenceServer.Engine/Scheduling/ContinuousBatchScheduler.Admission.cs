@@ -62,6 +62,11 @@ public sealed partial class ContinuousBatchScheduler
             _waiting.RemoveAt(w);
             _running.Add(sequence);
             LeaveQueue(sequence);
+            if (sequence.ScheduledAt == 0)
+            {
+                sequence.ScheduledAt = _time.GetTimestamp();
+            }
+
             var chunk = Math.Min(sequence.Remaining, budget);
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
             _scheduled.Add(sequence);

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
 using InferenceServer.Onnx.Runtime;
@@ -62,6 +63,8 @@ public sealed partial class ContinuousBatchScheduler
 
         OnStepSucceeded();
         Interlocked.Increment(ref _steps);
+        _sampledAt = _time.GetTimestamp();
+        _timeTokens = _metrics is { InterTokenLatencyEnabled: true };
         var logitRow = 0;
         for (var i = 0; i < _scheduled.Count; i++)
         {
@@ -163,6 +166,17 @@ public sealed partial class ContinuousBatchScheduler
         var promptLogprobs = sequence.Generated == 0 ? sequence.TakePromptLogprobs() : null;
         sequence.Tokens.Add(token);
         sequence.Penalties?.AddOutput(token);
+
+        if (sequence.FirstTokenAt == 0)
+        {
+            sequence.FirstTokenAt = _sampledAt;
+        }
+        else if (_timeTokens)
+        {
+            _metrics!.RecordInterTokenLatency(_time.GetElapsedTime(sequence.LastTokenAt, _sampledAt).TotalSeconds);
+        }
+
+        sequence.LastTokenAt = _sampledAt;
 
         var minReached = sequence.Generated >= stop.MinTokens;
         // A constrained sequence ends at EOS even with ignore_eos: its constraint allows EOS only once the structure is
@@ -284,10 +298,27 @@ public sealed partial class ContinuousBatchScheduler
         Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
         Interlocked.Decrement(ref _activeCount);
 
-        // Counters first: a reader that sees the final update also sees the blocks returned. Prompt logprobs not yet
-        // handed over (no token was generated) go with the final update.
+        // Counters first: a reader that sees the final update also sees the blocks returned and the metrics recorded.
+        // Prompt logprobs not yet handed over (no token was generated) go with the final update.
         var promptLogprobs = sequence.TakePromptLogprobs();
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp());
+        var now = _time.GetTimestamp();
+        var queueTime = _time.GetElapsedTime(sequence.SubmittedAt, sequence.ScheduledAt != 0 ? sequence.ScheduledAt : now);
+        TimeSpan? timeToFirstToken = sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.SubmittedAt, sequence.FirstTokenAt) : null;
+        _metrics?.RequestFinished(
+            reason,
+            sequence.PromptLength,
+            sequence.Generated,
+            queueTime.TotalSeconds,
+            timeToFirstToken?.TotalSeconds,
+            sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.ScheduledAt, sequence.FirstTokenAt).TotalSeconds : null,
+            sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.FirstTokenAt, now).TotalSeconds : null,
+            _time.GetElapsedTime(sequence.SubmittedAt, now).TotalSeconds);
+        if (EngineTelemetry.Source.HasListeners())
+        {
+            TraceFinished(sequence, reason, now);
+        }
+
+        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp(), QueueTime: queueTime, TimeToFirstToken: timeToFirstToken);
         sequence.Output.TryWrite(update);
         sequence.Output.TryComplete();
     }
@@ -303,6 +334,58 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         return false;
+    }
+
+    /// <summary>Emits the finished sequence's queue, prefill and decode spans, after the fact, with their real start and end times.</summary>
+    private void TraceFinished(Sequence sequence, FinishReason reason, long now)
+    {
+        var nowUtc = _time.GetUtcNow();
+        DateTimeOffset At(long timestamp) => nowUtc - _time.GetElapsedTime(timestamp, now);
+
+        var scheduledAt = sequence.ScheduledAt != 0 ? sequence.ScheduledAt : now;
+        var id = new KeyValuePair<string, object?>("inference.request_id", sequence.Request.RequestId);
+        EmitSpan(sequence, "queue", At(sequence.SubmittedAt), At(scheduledAt), [id], sequence.ScheduledAt == 0 && reason == FinishReason.Error);
+        if (sequence.ScheduledAt == 0)
+        {
+            return;
+        }
+
+        var firstTokenAt = sequence.FirstTokenAt != 0 ? sequence.FirstTokenAt : now;
+        EmitSpan(
+            sequence,
+            "prefill",
+            At(sequence.ScheduledAt),
+            At(firstTokenAt),
+            [id, new("gen_ai.usage.input_tokens", sequence.PromptLength), new("inference.cached_tokens", Math.Max(0, sequence.CachedPromptTokens))],
+            sequence.FirstTokenAt == 0 && reason == FinishReason.Error);
+        if (sequence.FirstTokenAt != 0)
+        {
+            EmitSpan(
+                sequence,
+                "decode",
+                At(sequence.FirstTokenAt),
+                At(now),
+                [id, new("gen_ai.usage.output_tokens", sequence.Generated), new("gen_ai.response.finish_reasons", InferenceMetrics.FinishedReasonLabel(reason))],
+                reason == FinishReason.Error);
+        }
+    }
+
+    private static void EmitSpan(Sequence sequence, string name, DateTimeOffset start, DateTimeOffset end, KeyValuePair<string, object?>[] tags, bool failed)
+    {
+        // Runs on the scheduler thread, where no span is current: stopping it leaves none current either.
+        var activity = EngineTelemetry.Source.StartActivity(name, ActivityKind.Internal, sequence.ParentContext, tags, links: null, startTime: start);
+        if (activity is null)
+        {
+            return;
+        }
+
+        if (failed)
+        {
+            activity.SetStatus(ActivityStatusCode.Error);
+        }
+
+        activity.SetEndTime(end.UtcDateTime);
+        activity.Stop();
     }
 
     private static bool Contains(IReadOnlyList<int> ids, int token)

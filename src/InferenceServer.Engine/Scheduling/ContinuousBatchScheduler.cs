@@ -1,5 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using System.Threading.Channels;
+using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.KvCache;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
@@ -20,6 +22,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private readonly ServedModel _model;
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
+    private readonly InferenceMetrics? _metrics;
     private readonly TimeProvider _time;
     private readonly Channel<Sequence> _incoming;
     private readonly KvCacheManager _kv;
@@ -38,18 +41,25 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private long _arrivals;
     private long _steps;
     private int _activeCount;
+    private int _runningCount;
+    private long _lastProgressAt;
+    private long _sampledAt;
+    private bool _timeTokens;
+    private int _disposed;
 
-    /// <summary>Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.</summary>
-    /// <param name="model">The model to serve.</param>
-    /// <param name="options">Batch, cache, queue and fault limits.</param>
-    /// <param name="logger">Where the loop logs.</param>
-    /// <param name="timeProvider">The clock of the fault cooldown; default <see cref="TimeProvider.System"/>.</param>
-    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, TimeProvider? timeProvider = null)
+    /// <summary>
+    /// Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.
+    /// <paramref name="metrics"/> (optional) is bound to this scheduler's gauges; <paramref name="time"/> defaults to
+    /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and the fault cooldown.
+    /// </summary>
+    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, InferenceMetrics? metrics = null, TimeProvider? time = null)
     {
         _model = model;
         _options = options;
         _logger = logger;
-        _time = timeProvider ?? TimeProvider.System;
+        _metrics = metrics;
+        _time = time ?? TimeProvider.System;
+        _lastProgressAt = _time.GetTimestamp();
         var blocks = PlanKvBlocks(model.Spec, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
         var runner = model.CreateRunner(blocks, options.BlockSize);
@@ -64,6 +74,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             SingleWriter = false,
         });
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-scheduler" };
+        metrics?.Attach(this);
     }
 
     /// <summary>The model being served.</summary>
@@ -77,6 +88,21 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
     /// <summary>Requests admitted or waiting but not finished.</summary>
     public int ActiveRequests => Volatile.Read(ref _activeCount);
+
+    /// <summary>Requests in the running batch (admitted, prefilling or decoding), as of the last step.</summary>
+    public int RunningRequests => Volatile.Read(ref _runningCount);
+
+    /// <summary>Requests submitted but not yet admitted to the running batch (queued or preempted).</summary>
+    public int WaitingRequests => Math.Max(0, ActiveRequests - RunningRequests);
+
+    /// <summary>Time since the loop last made progress (finished a step, or found nothing to do).</summary>
+    public TimeSpan SinceLastProgress => _time.GetElapsedTime(Interlocked.Read(ref _lastProgressAt));
+
+    /// <summary>
+    /// True when the loop has stopped, or has work but has made no progress for longer than <paramref name="threshold"/>:
+    /// an idle loop waiting for requests is not stalled.
+    /// </summary>
+    public bool IsStalled(TimeSpan threshold) => !IsRunning || (ActiveRequests > 0 && SinceLastProgress > threshold);
 
     /// <summary>Model steps run since start.</summary>
     public long Steps => Interlocked.Read(ref _steps);
@@ -104,6 +130,12 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
     /// <summary>Prefix-cache hits since start, in blocks.</summary>
     public long PrefixCacheHits => _kv.PrefixHits;
+
+    /// <summary>Prefix-cache lookups since start, in tokens (blocks times the block size), as vLLM counts them.</summary>
+    public long PrefixCacheQueryTokens => _kv.PrefixQueries * _kv.BlockSize;
+
+    /// <summary>Prefix-cache hits since start, in tokens.</summary>
+    public long PrefixCacheHitTokens => _kv.PrefixHits * _kv.BlockSize;
 
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();
@@ -148,7 +180,12 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
                 SingleWriter = true,
             });
             var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
-            sequences[i] = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken);
+            sequences[i] = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
+            {
+                // The handler's span (HTTP or gRPC), so the engine's spans join the caller's trace.
+                ParentContext = Activity.Current?.Context ?? default,
+                SubmittedAt = _time.GetTimestamp(),
+            };
             updates[i] = output.Reader;
             tokens += request.PromptTokens.Count;
         }
@@ -177,9 +214,14 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         return SubmitResult.Accepted;
     }
 
-    /// <summary>Stops the loop; requests still in flight end with <see cref="FinishReason.Cancelled"/>.</summary>
+    /// <summary>Stops the loop; requests still in flight end with <see cref="FinishReason.Cancelled"/>. Later calls do nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!_stopping.IsCancellationRequested)
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
@@ -208,6 +250,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
                     {
                         break;
                     }
+
+                    Interlocked.Exchange(ref _lastProgressAt, _time.GetTimestamp());
                 }
 
                 Step();
@@ -246,6 +290,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         }
 
         Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
+        Volatile.Write(ref _runningCount, _running.Count);
+        Interlocked.Exchange(ref _lastProgressAt, _time.GetTimestamp());
     }
 
     private void InsertWaiting(Sequence sequence)

@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
@@ -149,4 +150,19 @@ internal sealed class Sequence
         PromptLogprobs = null;
         return result;
     }
+
+    /// <summary>The caller's span when it submitted (the parent of the engine's spans); default when there was none.</summary>
+    public ActivityContext ParentContext { get; init; }
+
+    /// <summary>When the caller submitted it (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+    public long SubmittedAt { get; init; }
+
+    /// <summary>When it was first scheduled (end of queue wait, start of prefill); 0 until then.</summary>
+    public long ScheduledAt { get; set; }
+
+    /// <summary>When its first token was sampled; 0 until then.</summary>
+    public long FirstTokenAt { get; set; }
+
+    /// <summary>When its latest token was sampled; 0 until the first.</summary>
+    public long LastTokenAt { get; set; }
 }

@@ -17,6 +17,9 @@ internal sealed class GrammarNode
     /// <summary>What the node matches.</summary>
     public NodeKind Kind { get; set; }
 
+    /// <summary>The bytes a value of this node can start with (whitespace excluded), indexed by byte.</summary>
+    public bool[] StartBytes { get; set; } = new bool[256];
+
     /// <summary>Root: the value's node.</summary>
     public int Value { get; set; } = -1;
 
@@ -82,6 +85,15 @@ internal sealed class GrammarNode
 
     /// <summary>Number: whether only integers (no fraction, no exponent) are allowed.</summary>
     public bool IntegerOnly { get; set; }
+
+    /// <summary>Number (integers only): the least value, or <see cref="long.MinValue"/> when unbounded.</summary>
+    public long Minimum { get; set; } = long.MinValue;
+
+    /// <summary>Number (integers only): the greatest value, or <see cref="long.MaxValue"/> when unbounded.</summary>
+    public long Maximum { get; set; } = long.MaxValue;
+
+    /// <summary>Number: whether <see cref="Minimum"/> or <see cref="Maximum"/> is set (the magnitude is then tracked).</summary>
+    public bool Bounded => Minimum != long.MinValue || Maximum != long.MaxValue;
 
     /// <summary>Literal: the trie of the serialized values.</summary>
     public LiteralTrie? Literals { get; set; }

@@ -21,6 +21,7 @@ internal sealed class JsonMatcher
     private readonly int _maxWhitespace;
     private readonly Dictionary<MatchState, Frame> _frames = [];
     private readonly Frame _rootDone;
+    private Frame? _lastFrame;
 
     /// <summary>Creates a matcher over <paramref name="grammar"/>.</summary>
     /// <param name="grammar">The compiled grammar.</param>
@@ -42,12 +43,19 @@ internal sealed class JsonMatcher
     /// <param name="state">The state to resume.</param>
     public Frame Intern(in MatchState state)
     {
+        // A walk interns the same continuation for many sibling trie nodes in a row.
+        if (_lastFrame is not null && _lastFrame.State.Equals(state))
+        {
+            return _lastFrame;
+        }
+
         if (!_frames.TryGetValue(state, out Frame? frame))
         {
             frame = new Frame(state);
             _frames.Add(state, frame);
         }
 
+        _lastFrame = frame;
         return frame;
     }
 
@@ -68,10 +76,26 @@ internal sealed class JsonMatcher
         GrammarNode node = _nodes[state.Node];
         return node.Kind switch
         {
-            NodeKind.Number => ScalarSteps.NumberComplete(state.Phase),
+            NodeKind.Number => NumberDone(state, node),
             NodeKind.Literal => node.Literals!.Terminal(state.A) >= 0,
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// How many more code points the string of <paramref name="state"/> may take when the state is between characters
+    /// of a string (<see cref="int.MaxValue"/> when unbounded), or -1 when it is not.
+    /// </summary>
+    /// <param name="state">A state.</param>
+    public int StringRoom(in MatchState state)
+    {
+        GrammarNode node = _nodes[state.Node];
+        if (node.Kind != NodeKind.String || state.Phase != Phases.StringBody)
+        {
+            return -1;
+        }
+
+        return node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - state.A;
     }
 
     /// <summary>Adds the states that follow <paramref name="state"/> on byte <paramref name="b"/> to <paramref name="sink"/>.</summary>
@@ -144,6 +168,11 @@ internal sealed class JsonMatcher
     private void StartValue(int index, Frame parent, byte b, ref StateSink sink, int depth)
     {
         GrammarNode node = _nodes[index];
+        if (!node.StartBytes[b])
+        {
+            return;
+        }
+
         if (node.Kind == NodeKind.Union)
         {
             if (depth < MaxUnionDepth)
@@ -227,7 +256,7 @@ internal sealed class JsonMatcher
                 {
                     Whitespace(state, ref sink);
                 }
-                else
+                else if (_nodes[state.B].StartBytes[b])
                 {
                     Frame frame = Intern(state with { Phase = Phases.ObjectAfterValue, B = 0, C = 0 });
                     StartValue(state.B, frame, b, ref sink, 0);
@@ -337,6 +366,11 @@ internal sealed class JsonMatcher
                 else if (CanAddItem(node, state.A))
                 {
                     int item = state.A < node.PrefixItems.Length ? node.PrefixItems[state.A] : node.Items;
+                    if (!_nodes[item].StartBytes[b])
+                    {
+                        break;
+                    }
+
                     int next = state.A < node.CountCap ? state.A + 1 : state.A;
                     Frame frame = Intern(state with { Phase = Phases.ArrayAfterValue, A = next, C = 0 });
                     StartValue(item, frame, b, ref sink, 0);
@@ -378,14 +412,34 @@ internal sealed class JsonMatcher
         }
     }
 
+    // Whether the number so far is complete (and, when bounded, within its bounds).
+    private static bool NumberDone(in MatchState state, GrammarNode node)
+        => ScalarSteps.NumberComplete(state.Phase) && (!node.Bounded || ScalarSteps.InRange(node, state.A, state.B));
+
     private void StepNumber(in MatchState state, GrammarNode node, byte b, ref StateSink sink)
     {
-        int next = ScalarSteps.Number(node.IntegerOnly, state.Phase, b);
-        if (next >= 0)
+        if (node.Bounded)
         {
-            sink.Add(state with { Phase = next });
+            int phase = state.Phase;
+            int magnitude = state.A;
+            int negative = state.B;
+            if (ScalarSteps.BoundedInteger(node, ref phase, ref magnitude, ref negative, b))
+            {
+                sink.Add(state with { Phase = phase, A = magnitude, B = negative });
+                return;
+            }
         }
-        else if (ScalarSteps.NumberComplete(state.Phase))
+        else
+        {
+            int next = ScalarSteps.Number(node.IntegerOnly, state.Phase, b);
+            if (next >= 0)
+            {
+                sink.Add(state with { Phase = next });
+                return;
+            }
+        }
+
+        if (NumberDone(state, node))
         {
             Step(state.Parent!.State, b, ref sink);
         }

@@ -177,10 +177,113 @@ internal static class ScalarSteps
         }
     }
 
+    /// <summary>
+    /// Advances a bounded integer by one byte, tracking its magnitude and sign, and refusing a byte after which no
+    /// value in range can be reached.
+    /// </summary>
+    /// <param name="node">The number node, with <see cref="GrammarNode.Minimum"/> and <see cref="GrammarNode.Maximum"/>.</param>
+    /// <param name="phase">The number phase, updated.</param>
+    /// <param name="magnitude">The digits so far as a value (capped above every bound), updated.</param>
+    /// <param name="negative">1 after a minus sign, updated.</param>
+    /// <param name="b">The byte.</param>
+    /// <returns>Whether the byte was taken.</returns>
+    public static bool BoundedInteger(GrammarNode node, ref int phase, ref int magnitude, ref int negative, byte b)
+    {
+        int next = Number(integerOnly: true, phase, b);
+        if (next < 0)
+        {
+            return false;
+        }
+
+        int sign = next == Phases.NumberMinus ? 1 : negative;
+        bool hasDigits = next != Phases.NumberMinus;
+        long value = hasDigits ? Math.Min((magnitude * 10L) + (b - '0'), MagnitudeCap) : 0;
+        if (!CanReach(node, sign == 1, value, hasDigits))
+        {
+            return false;
+        }
+
+        phase = next;
+        magnitude = (int)value;
+        negative = sign;
+        return true;
+    }
+
+    /// <summary>Whether a complete bounded integer is within its bounds.</summary>
+    /// <param name="node">The number node.</param>
+    /// <param name="magnitude">The magnitude (capped).</param>
+    /// <param name="negative">1 when negative.</param>
+    public static bool InRange(GrammarNode node, int magnitude, int negative)
+    {
+        long value = negative == 1 ? -(long)magnitude : magnitude;
+        return value >= node.Minimum && value <= node.Maximum;
+    }
+
     /// <summary>Whether a number in <paramref name="phase"/> is a complete number.</summary>
     /// <param name="phase">The number phase.</param>
     public static bool NumberComplete(int phase)
         => phase is Phases.NumberZero or Phases.NumberInteger or Phases.NumberFraction or Phases.NumberExponentDigits;
+
+    /// <summary>Bounds of integers must lie within plus or minus this; magnitudes are capped just above it.</summary>
+    public const long MaxBound = 1_000_000_000;
+
+    private const long MagnitudeCap = MaxBound + 1;
+
+    // Whether some completion of the digits so far (appending digits; none after a leading 0) lies in the bounds.
+    private static bool CanReach(GrammarNode node, bool negative, long magnitude, bool hasDigits)
+    {
+        // The magnitudes allowed on this side of zero (unbounded: long.MaxValue).
+        long low;
+        long high;
+        if (negative)
+        {
+            low = node.Maximum == long.MaxValue ? 0 : Math.Max(0, -node.Maximum);
+            high = node.Minimum == long.MinValue ? long.MaxValue : -node.Minimum;
+        }
+        else
+        {
+            low = Math.Max(0, node.Minimum);
+            high = node.Maximum;
+        }
+
+        if (low > high)
+        {
+            return false;
+        }
+
+        if (!hasDigits)
+        {
+            return true;
+        }
+
+        if (magnitude == 0)
+        {
+            return low == 0;
+        }
+
+        long first = magnitude;
+        long last = magnitude;
+        while (true)
+        {
+            if (last >= low && first <= high)
+            {
+                return true;
+            }
+
+            if (first > high)
+            {
+                return false;
+            }
+
+            if (high == long.MaxValue)
+            {
+                return true; // below the range, and more digits reach it
+            }
+
+            first *= 10;
+            last = (last * 10) + 9;
+        }
+    }
 
     // The four hex digits of \u escapes: a low surrogate may not stand alone, and after a high one it must follow.
     private static StepResult Hex(ref int phase, ref int detail, byte b)

@@ -23,10 +23,6 @@ internal sealed class SchemaCompiler
     {
         ["pattern"] = "regular expressions are not enforced; use 'enum' or describe the format in 'description'",
         ["format"] = "string formats are not enforced; describe the format in 'description'",
-        ["minimum"] = "numeric bounds are not enforced",
-        ["maximum"] = "numeric bounds are not enforced",
-        ["exclusiveMinimum"] = "numeric bounds are not enforced",
-        ["exclusiveMaximum"] = "numeric bounds are not enforced",
         ["multipleOf"] = "numeric constraints are not enforced",
         ["patternProperties"] = "regular expressions are not enforced",
         ["propertyNames"] = "constraints on property names are not enforced",
@@ -54,6 +50,7 @@ internal sealed class SchemaCompiler
     private static readonly string[] ObjectKeywords = ["properties", "required", "additionalProperties"];
     private static readonly string[] ArrayKeywords = ["items", "prefixItems", "minItems", "maxItems", "uniqueItems"];
     private static readonly string[] StringKeywords = ["minLength", "maxLength"];
+    private static readonly string[] IntegerKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
     private static readonly string[] CombinatorKeywords = ["$ref", "allOf", "anyOf", "oneOf", "enum", "const", "type"];
 
     // A plain string node, to compute the string phase after each declared key's prefix.
@@ -162,7 +159,7 @@ internal sealed class SchemaCompiler
             }
 
             if (!Contains(ObjectKeywords, name) && !Contains(ArrayKeywords, name) && !Contains(StringKeywords, name)
-                && !Contains(CombinatorKeywords, name))
+                && !Contains(IntegerKeywords, name) && !Contains(CombinatorKeywords, name))
             {
                 throw new SchemaNotSupportedException(name, path, "unknown keyword; it would not be enforced");
             }
@@ -237,6 +234,16 @@ internal sealed class SchemaCompiler
         {
             if (keyword == "type")
             {
+                continue;
+            }
+
+            if (Contains(IntegerKeywords, keyword))
+            {
+                if (!types.Contains("integer") || types.Contains("number"))
+                {
+                    throw new SchemaNotSupportedException(keyword, path, "numeric bounds are enforced only with \"type\": \"integer\"");
+                }
+
                 continue;
             }
 
@@ -346,10 +353,51 @@ internal sealed class SchemaCompiler
         "array" => ArrayNode(schema, path),
         "string" => StringNode(schema, path),
         "number" => Add(new GrammarNode(NodeKind.Number)),
-        "integer" => Add(new GrammarNode(NodeKind.Number) { IntegerOnly = true }),
+        "integer" => IntegerNode(schema, path),
         "boolean" => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("true"), Encoding.UTF8.GetBytes("false")]) }),
         _ => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("null")]) }),
     };
+
+    private static void Bound(JsonElement schema, string keyword, string path, bool lower, bool exclusive, ref long bound)
+    {
+        if (!schema.TryGetProperty(keyword, out JsonElement value))
+        {
+            return;
+        }
+
+        if (value.ValueKind != JsonValueKind.Number)
+        {
+            throw new ArgumentException($"JSON schema keyword '{keyword}' at '{path}' must be a number.");
+        }
+
+        double x = value.GetDouble();
+        if (Math.Abs(x) > ScalarSteps.MaxBound)
+        {
+            throw new SchemaNotSupportedException(keyword, path, $"integer bounds must lie within ±{ScalarSteps.MaxBound}");
+        }
+
+        // The integer bound: the least integer above (or at) a lower bound, the greatest below (or at) an upper one.
+        long integer = lower
+            ? (exclusive ? (long)Math.Floor(x) + 1 : (long)Math.Ceiling(x))
+            : (exclusive ? (long)Math.Ceiling(x) - 1 : (long)Math.Floor(x));
+        bound = lower ? Math.Max(bound, integer) : Math.Min(bound, integer);
+    }
+
+    private int IntegerNode(JsonElement schema, string path)
+    {
+        long minimum = long.MinValue;
+        long maximum = long.MaxValue;
+        Bound(schema, "minimum", path, lower: true, exclusive: false, ref minimum);
+        Bound(schema, "exclusiveMinimum", path, lower: true, exclusive: true, ref minimum);
+        Bound(schema, "maximum", path, lower: false, exclusive: false, ref maximum);
+        Bound(schema, "exclusiveMaximum", path, lower: false, exclusive: true, ref maximum);
+        if (minimum > maximum)
+        {
+            throw new ArgumentException($"JSON schema at '{path}' allows no integer between its minimum and maximum.");
+        }
+
+        return Add(new GrammarNode(NodeKind.Number) { IntegerOnly = true, Minimum = minimum, Maximum = maximum });
+    }
 
     private int Literal(JsonElement schema, List<string> keywords, List<string> types, string path)
     {
@@ -631,6 +679,12 @@ internal sealed class SchemaCompiler
             Prune(node, productive);
         }
 
+        bool[] started = new bool[nodes.Length];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            FillStartBytes(nodes, i, started);
+        }
+
         foreach (GrammarNode node in nodes)
         {
             if (node.Kind == NodeKind.Object)
@@ -648,6 +702,58 @@ internal sealed class SchemaCompiler
         }
 
         return nodes;
+    }
+
+    // The first bytes of each node's values (unions: of their alternatives; they cannot cycle, CheckUnionCycles ran).
+    private static void FillStartBytes(GrammarNode[] nodes, int index, bool[] done)
+    {
+        if (done[index])
+        {
+            return;
+        }
+
+        GrammarNode node = nodes[index];
+        bool[] start = node.StartBytes;
+        switch (node.Kind)
+        {
+            case NodeKind.Object:
+                start['{'] = true;
+                break;
+            case NodeKind.Array:
+                start['['] = true;
+                break;
+            case NodeKind.String:
+                start['"'] = true;
+                break;
+            case NodeKind.Number:
+                start['-'] = true;
+                for (int digit = '0'; digit <= '9'; digit++)
+                {
+                    start[digit] = true;
+                }
+
+                break;
+            case NodeKind.Literal:
+                for (int i = 0; node.Literals!.ChildAt(0, i, out byte b) >= 0; i++)
+                {
+                    start[b] = true;
+                }
+
+                break;
+            case NodeKind.Union:
+                foreach (int alternative in node.Alternatives)
+                {
+                    FillStartBytes(nodes, alternative, done);
+                    for (int b = 0; b < 256; b++)
+                    {
+                        start[b] |= nodes[alternative].StartBytes[b];
+                    }
+                }
+
+                break;
+        }
+
+        done[index] = true;
     }
 
     // A union that reaches itself through unions only would expand forever without reading a byte.

@@ -42,7 +42,12 @@ internal static partial class Filters
 
     private static object? SliceFilter(RenderState state, object? value, CallArgs args)
     {
-        int slices = (int)PyOps.ToLong(args.Required(0, "slices", "slice"));
+        int slices = PyOps.ToWidth(args.Required(0, "slices", "slice"));
+        if (slices == 0)
+        {
+            throw ChatTemplateException.Runtime("ValueError: slice count must be positive");
+        }
+
         bool fill = args.TryGet(1, "fill_with", out object? filler) && filler is not null;
         List<object?> seq = PyOps.Iterate(value);
         int perSlice = seq.Count / slices;
@@ -117,16 +122,24 @@ internal static partial class Filters
             keyed.Add((key(items[i]), i, items[i]));
         }
 
-        keyed.Sort((x, y) =>
+        try
         {
-            int c = PyOps.Compare(x.Key, y.Key, "<");
-            if (reverse)
+            keyed.Sort((x, y) =>
             {
-                c = -c;
-            }
+                int c = PyOps.Compare(x.Key, y.Key, "<");
+                if (reverse)
+                {
+                    c = -c;
+                }
 
-            return c != 0 ? c : x.Index.CompareTo(y.Index);
-        });
+                return c != 0 ? c : x.Index.CompareTo(y.Index);
+            });
+        }
+        catch (InvalidOperationException ex) when (ex.InnerException is ChatTemplateException inner)
+        {
+            // List.Sort wraps what the comparison throws; surface the template error itself.
+            throw inner;
+        }
         var sorted = new List<object?>(keyed.Count);
         foreach ((object? _, int _, object? item) in keyed)
         {
@@ -145,6 +158,7 @@ internal static partial class Filters
         foreach (object? item in PyOps.Iterate(value))
         {
             object? key = SortKey(item, attribute, caseSensitive);
+            PyOps.ThrowIfUnhashable(key);
             if (!seen.ContainsKey(key))
             {
                 seen.Set(key, null);
@@ -195,7 +209,8 @@ internal static partial class Filters
 
     private static object? Map(RenderState state, object? value, CallArgs args)
     {
-        List<object?> items = PyOps.Iterate(value);
+        // Jinja2's map and select start with `if value:`; a falsy value maps to nothing without being iterated.
+        List<object?> items = PyOps.IsTruthy(value) ? PyOps.Iterate(value) : [];
         var result = new List<object?>(items.Count);
         if (args.Count == 0 && args.TryGet(-1, "attribute", out object? attribute))
         {
@@ -249,7 +264,7 @@ internal static partial class Filters
         }
 
         var result = new List<object?>();
-        foreach (object? item in PyOps.Iterate(value))
+        foreach (object? item in PyOps.IsTruthy(value) ? PyOps.Iterate(value) : [])
         {
             object? subject = attribute is null ? item : GetPath(item, attribute);
             bool passed = test is null ? PyOps.IsTruthy(subject) : test(state, subject, testArgs);

@@ -25,7 +25,7 @@ internal static partial class Filters
         ["attr"] = static (_, v, a) => PyOps.GetAttribute(v, PyFormat.Str(a.Required(0, "name", "attr"))),
         ["batch"] = Batch,
         ["capitalize"] = static (_, v, _) => PyString.Capitalize(PyFormat.Str(v)),
-        ["center"] = static (_, v, a) => PyString.Center(PyFormat.Str(v), (int)PyOps.ToLong(a.Get(0, "width", 80L))),
+        ["center"] = static (_, v, a) => PyString.Center(PyFormat.Str(v), PyOps.ToWidth(a.Get(0, "width", 80L))),
         ["count"] = static (_, v, _) => PyOps.Length(v),
         ["length"] = static (_, v, _) => PyOps.Length(v),
         ["default"] = Default,
@@ -43,7 +43,7 @@ internal static partial class Filters
         ["items"] = static (_, v, _) => v switch
         {
             Undefined => new PyList(),
-            PyDict dict => Methods.Call(null!, dict, "items", CallArgs.Empty),
+            PyDict dict => Methods.Items(dict),
             _ => throw ChatTemplateException.Runtime("TypeError: Can only get item pairs from a mapping."),
         },
         ["join"] = Join,
@@ -54,7 +54,7 @@ internal static partial class Filters
         ["trim"] = static (_, v, a) => PyString.Strip(PyFormat.Str(v), a.Get(0, "chars") as string),
         ["string"] = static (_, v, _) => PyFormat.Str(v),
         ["safe"] = static (_, v, _) => PyFormat.Str(v),
-        ["pprint"] = static (_, v, _) => PyFormat.Repr(v),
+        ["pprint"] = static (_, v, _) => PyFormat.Repr(SortDicts(v, 0)),
         ["replace"] = static (_, v, a) => Methods.Replace(
             PyFormat.Str(v),
             PyFormat.Str(a.Required(0, "old", "replace")),
@@ -95,6 +95,47 @@ internal static partial class Filters
         }
 
         return value;
+    }
+
+    /// <summary>A copy with every dict's keys sorted, as <c>pprint.pformat</c> prints them (its line wrapping at 80 columns is not reproduced).</summary>
+    private static object? SortDicts(object? value, int depth)
+    {
+        if (depth > 100)
+        {
+            throw ChatTemplateException.Limit("value nested too deep to print");
+        }
+
+        switch (value)
+        {
+            case PyList list:
+                var items = new List<object?>(list.Count);
+                foreach (object? item in list.Items)
+                {
+                    items.Add(SortDicts(item, depth + 1));
+                }
+
+                return new PyList(items, list.IsTuple);
+            case PyDict dict:
+                var keys = new List<object?>(dict.Count);
+                for (int i = 0; i < dict.Count; i++)
+                {
+                    keys.Add(dict.KeyAt(i));
+                }
+
+                keys.Sort(static (x, y) => x is string sx && y is string sy ? string.CompareOrdinal(sx, sy)
+                    : PyOps.IsNumber(x) && PyOps.IsNumber(y) ? PyOps.Compare(x, y, "<")
+                    : string.CompareOrdinal(PyFormat.TypeName(x), PyFormat.TypeName(y)));
+                var sorted = new PyDict(dict.Count);
+                foreach (object? key in keys)
+                {
+                    dict.TryGet(key, out object? item);
+                    sorted.Set(key, SortDicts(item, depth + 1));
+                }
+
+                return sorted;
+            default:
+                return value;
+        }
     }
 
     private static object? Default(RenderState state, object? value, CallArgs args)
@@ -140,6 +181,8 @@ internal static partial class Filters
     {
         switch (value)
         {
+            case Undefined u:
+                throw u.Fail();
             case double d:
                 return d;
             case long or bool:
@@ -155,6 +198,8 @@ internal static partial class Filters
     {
         switch (value)
         {
+            case Undefined u:
+                throw u.Fail();
             case long l:
                 return l;
             case bool b:
@@ -214,8 +259,14 @@ internal static partial class Filters
         object? width = args.Get(0, "width", 4L);
         bool first = PyOps.IsTruthy(args.Get(1, "first", false));
         bool blank = PyOps.IsTruthy(args.Get(2, "blank", false));
-        string indent = width is string w ? w : new string(' ', (int)PyOps.ToLong(width));
-        string s = PyFormat.Str(value) + "\n";
+        string indent = width is string w ? w : new string(' ', PyOps.ToWidth(width));
+        // Jinja2 does `s += "\n"` on the value as given: only strings work.
+        string s = value switch
+        {
+            string text => text + "\n",
+            Undefined u => throw u.Fail(),
+            _ => throw ChatTemplateException.Runtime($"TypeError: unsupported operand type(s) for +=: '{PyFormat.TypeName(value)}' and 'str'"),
+        };
         List<object?> lines = ((PyList)Methods.Call(state, s, "splitlines", CallArgs.Empty)!).Items;
         var sb = new StringBuilder();
         for (int i = 0; i < lines.Count; i++)
@@ -277,7 +328,7 @@ internal static partial class Filters
 
     private static object? Round(RenderState state, object? value, CallArgs args)
     {
-        int precision = (int)PyOps.ToLong(args.Get(0, "precision", 0L));
+        int precision = (int)Math.Clamp(PyOps.ToLong(args.Get(0, "precision", 0L)), -400, 400);
         string method = PyFormat.Str(args.Get(1, "method", "common"));
         double x = PyOps.ToDouble(value);
         double factor = Math.Pow(10, precision);
@@ -299,7 +350,7 @@ internal static partial class Filters
         {
             null => null,
             string s => s,
-            _ => new string(' ', (int)Math.Max(0, PyOps.ToLong(indent))),
+            _ => new string(' ', PyOps.ToWidth(indent)),
         };
         string? itemSeparator = null;
         string? keySeparator = null;
@@ -326,15 +377,23 @@ internal static partial class Filters
 
     private static object? Truncate(RenderState state, object? value, CallArgs args)
     {
-        string s = PyFormat.Str(value);
-        int length = (int)PyOps.ToLong(args.Get(0, "length", 255L));
+        if (value is Undefined)
+        {
+            return value;
+        }
+
+        int length = PyOps.ToWidth(args.Get(0, "length", 255L));
         bool killWords = PyOps.IsTruthy(args.Get(1, "killwords", false));
         string end = PyFormat.Str(args.Get(2, "end", "..."));
-        int leeway = (int)PyOps.ToLong(args.Get(3, "leeway", 5L));
-        if (s.Length <= length + leeway)
+        int leeway = PyOps.ToWidth(args.Get(3, "leeway", 5L));
+
+        // Jinja2 measures the value as given (a short list comes back unchanged) and only cuts strings.
+        if (PyOps.Length(value) <= (long)length + leeway)
         {
-            return s;
+            return value;
         }
+
+        string s = value as string ?? throw ChatTemplateException.Runtime($"TypeError: can only truncate a string, not '{PyFormat.TypeName(value)}'");
 
         if (killWords)
         {

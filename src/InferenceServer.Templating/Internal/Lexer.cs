@@ -31,7 +31,15 @@ internal sealed class Lexer
     public static List<Token> Tokenize(string source)
     {
         var lexer = new Lexer(source);
-        lexer.Run();
+        try
+        {
+            lexer.Run();
+        }
+        catch (ChatTemplateException ex) when (ex.Kind == ChatTemplateErrorKind.Syntax)
+        {
+            lexer._tokens.Add(new Token(TokenKind.Error, ex.Detail, null, ex.Line ?? lexer._line));
+        }
+
         return lexer._tokens;
     }
 
@@ -223,6 +231,13 @@ internal sealed class Lexer
     private void LexComment(int p)
     {
         string s = _source;
+        if (p >= s.Length)
+        {
+            // Jinja2's tokenizer stops as soon as the input is exhausted, so a "{#" that ends the template is dropped.
+            _pos = p;
+            return;
+        }
+
         int close = s.IndexOf("#}", p, StringComparison.Ordinal);
         if (close < 0)
         {

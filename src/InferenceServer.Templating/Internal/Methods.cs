@@ -65,6 +65,18 @@ internal static class Methods
         }
     }
 
+    /// <summary><c>dict.items()</c>: the (key, value) tuples in insertion order.</summary>
+    public static PyList Items(PyDict dict)
+    {
+        var items = new List<object?>(dict.Count);
+        for (int i = 0; i < dict.Count; i++)
+        {
+            items.Add(PyList.Pair(dict.KeyAt(i), dict.ValueAt(i)));
+        }
+
+        return new PyList(items);
+    }
+
     private static bool IsMutator(object target, string name) => target switch
     {
         PyDict => DictMutators.Contains(name),
@@ -80,13 +92,7 @@ internal static class Methods
                 object? key = args.Required(0, "key", "get");
                 return dict.TryGet(key, out object? value) ? value : args.Get(1, "default");
             case "items":
-                var items = new List<object?>(dict.Count);
-                for (int i = 0; i < dict.Count; i++)
-                {
-                    items.Add(PyList.Pair(dict.KeyAt(i), dict.ValueAt(i)));
-                }
-
-                return new PyList(items);
+                return Items(dict);
             case "keys":
                 var keys = new List<object?>(dict.Count);
                 for (int i = 0; i < dict.Count; i++)
@@ -231,14 +237,14 @@ internal static class Methods
 
                 return sb.ToString();
             case "center":
-                return PyString.Center(s, (int)PyOps.ToLong(args.Required(0, "width", name)), FillChar(args));
+                return PyString.Center(s, PyOps.ToWidth(args.Required(0, "width", name)), FillChar(args));
             case "ljust":
             case "rjust":
-                int width = (int)PyOps.ToLong(args.Required(0, "width", name));
+                int width = PyOps.ToWidth(args.Required(0, "width", name));
                 int pad = width - PyString.Length(s);
                 return pad <= 0 ? s : name == "ljust" ? s + new string(FillChar(args), pad) : new string(FillChar(args), pad) + s;
             case "zfill":
-                int zwidth = (int)PyOps.ToLong(args.Required(0, "width", name));
+                int zwidth = PyOps.ToWidth(args.Required(0, "width", name));
                 int zeros = zwidth - PyString.Length(s);
                 if (zeros <= 0)
                 {
@@ -265,6 +271,12 @@ internal static class Methods
                 return Predicate(s, name);
         }
     }
+
+    /// <summary>Python's <c>str.islower()</c>: at least one cased character and no upper-case one.</summary>
+    public static bool IsLower(string s) => Predicate(s, "islower");
+
+    /// <summary>Python's <c>str.isupper()</c>: at least one cased character and no lower-case one.</summary>
+    public static bool IsUpper(string s) => Predicate(s, "isupper");
 
     private static bool Predicate(string s, string name)
     {
@@ -424,7 +436,9 @@ internal static class Methods
         };
 
     private static string RequiredString(CallArgs args, int index, string name, string function)
-        => args.Required(index, name, function) is string s
-            ? s
-            : throw ChatTemplateException.Runtime($"TypeError: {function}() argument '{name}' must be str");
+    {
+        object? value = args.Required(index, name, function);
+        return value as string
+            ?? throw ChatTemplateException.Runtime($"TypeError: {function}() argument {index + 1} must be str, not {PyFormat.TypeName(value)}");
+    }
 }

@@ -68,12 +68,20 @@ internal sealed partial class Parser
     private Expr ParseCondExpr()
     {
         int line = Current.Line;
+        int unknownMark = _unknownNames.Count;
         Expr expr = ParseOr();
-        while (SkipName("if"))
+        while (Current.IsName("if"))
         {
-            Expr test = ParseOr();
-            Expr? otherwise = SkipName("else") ? ParseCondExpr() : null;
-            expr = new CondExpr(test, expr, otherwise) { Line = line };
+            // The whole inline if is a soft frame, including the value before 'if' that was parsed already.
+            _unknownNames.RemoveRange(unknownMark, _unknownNames.Count - unknownMark);
+            Advance();
+            Expr then = expr;
+            expr = WithSoftness(true, () =>
+            {
+                Expr test = ParseOr();
+                Expr? otherwise = SkipName("else") ? ParseCondExpr() : null;
+                return new CondExpr(test, then, otherwise) { Line = line };
+            });
         }
 
         return expr;
@@ -455,7 +463,9 @@ internal sealed partial class Parser
 
         if (!Filters.ByName.TryGetValue(name, out FilterFunction? function))
         {
-            throw ChatTemplateException.Syntax($"No filter named '{name}'.", nameToken.Line);
+            ReportUnknown("filter", name, nameToken.Line);
+            string message = $"TemplateRuntimeError: No filter named '{name}' found.";
+            function = (_, _, _) => throw ChatTemplateException.Runtime(message);
         }
 
         Arguments arguments = Current.IsOperator("(") ? ParseCallArguments() : Arguments.None;
@@ -476,7 +486,9 @@ internal sealed partial class Parser
 
         if (!Tests.ByName.TryGetValue(name, out TestFunction? function))
         {
-            throw ChatTemplateException.Syntax($"No test named '{name}'.", nameToken.Line);
+            ReportUnknown("test", name, nameToken.Line);
+            string message = $"TemplateRuntimeError: No test named '{name}' found.";
+            function = (_, _, _) => throw ChatTemplateException.Runtime(message);
         }
 
         Arguments arguments = Arguments.None;

@@ -40,7 +40,7 @@ internal sealed partial class Parser
                 case "generation":
                     // transformers' {% generation %} marks assistant text for masks; it renders its body unchanged.
                     Expect(TokenKind.BlockEnd);
-                    Stmt[] generated = Subparse(["endgeneration"], out _);
+                    Stmt[] generated = SubparseInner(["endgeneration"], out _);
                     Expect(TokenKind.BlockEnd);
                     return new WithStmt([], [], generated) { Line = keyword.Line };
                 case "break":
@@ -67,7 +67,36 @@ internal sealed partial class Parser
         }
     }
 
+    /// <summary>A body in a new (non-soft) frame: a loop, macro, call, filter, set or with body.</summary>
+    private Stmt[] SubparseInner(string[] endNames, out string? endName)
+    {
+        bool saved = _soft;
+        _soft = false;
+        try
+        {
+            return Subparse(endNames, out endName);
+        }
+        finally
+        {
+            _soft = saved;
+        }
+    }
+
     private IfStmt ParseIf(int line)
+    {
+        bool saved = _soft;
+        _soft = true;
+        try
+        {
+            return ParseIfBody(line);
+        }
+        finally
+        {
+            _soft = saved;
+        }
+    }
+
+    private IfStmt ParseIfBody(int line)
     {
         var conditions = new List<Expr>();
         var bodies = new List<Stmt[]>();
@@ -103,7 +132,7 @@ internal sealed partial class Parser
         Expr? filter = null;
         if (SkipName("if"))
         {
-            filter = ParseExpression(withCondExpr: true);
+            filter = WithSoftness(false, () => ParseExpression(withCondExpr: true));
         }
 
         if (Current.IsName("recursive"))
@@ -113,13 +142,13 @@ internal sealed partial class Parser
 
         Expect(TokenKind.BlockEnd);
         _loopDepth++;
-        Stmt[] body = Subparse(["endfor", "else"], out string? end);
+        Stmt[] body = SubparseInner(["endfor", "else"], out string? end);
         _loopDepth--;
         Stmt[]? otherwise = null;
         if (end == "else")
         {
             Expect(TokenKind.BlockEnd);
-            otherwise = Subparse(["endfor"], out _);
+            otherwise = SubparseInner(["endfor"], out _);
         }
 
         Expect(TokenKind.BlockEnd);
@@ -138,7 +167,7 @@ internal sealed partial class Parser
 
         FilterExpr[] filters = ParseFilterChain();
         Expect(TokenKind.BlockEnd);
-        Stmt[] body = Subparse(["endset"], out _);
+        Stmt[] body = SubparseInner(["endset"], out _);
         Expect(TokenKind.BlockEnd);
         return new SetBlockStmt(target, body, filters) { Line = line };
     }
@@ -150,7 +179,7 @@ internal sealed partial class Parser
         Expect(TokenKind.BlockEnd);
         int savedLoops = _loopDepth;
         _loopDepth = 0;
-        Stmt[] body = Subparse(["endmacro"], out _);
+        Stmt[] body = SubparseInner(["endmacro"], out _);
         _loopDepth = savedLoops;
         SkipName(name);
         Expect(TokenKind.BlockEnd);
@@ -175,7 +204,7 @@ internal sealed partial class Parser
         Expect(TokenKind.BlockEnd);
         int savedLoops = _loopDepth;
         _loopDepth = 0;
-        Stmt[] body = Subparse(["endcall"], out _);
+        Stmt[] body = SubparseInner(["endcall"], out _);
         _loopDepth = savedLoops;
         Expect(TokenKind.BlockEnd);
         return new CallBlockStmt(callExpr, parameters, defaults, body) { Line = line };
@@ -183,10 +212,14 @@ internal sealed partial class Parser
 
     private FilterBlockStmt ParseFilterBlock(int line)
     {
-        var filters = new List<FilterExpr> { ParseFilter(null) };
-        filters.AddRange(ParseFilterChain());
+        var filters = WithSoftness(false, () =>
+        {
+            var chain = new List<FilterExpr> { ParseFilter(null) };
+            chain.AddRange(ParseFilterChain());
+            return chain;
+        });
         Expect(TokenKind.BlockEnd);
-        Stmt[] body = Subparse(["endfilter"], out _);
+        Stmt[] body = SubparseInner(["endfilter"], out _);
         Expect(TokenKind.BlockEnd);
         return new FilterBlockStmt(body, [.. filters]) { Line = line };
     }
@@ -208,7 +241,7 @@ internal sealed partial class Parser
         }
 
         Expect(TokenKind.BlockEnd);
-        Stmt[] body = Subparse(["endwith"], out _);
+        Stmt[] body = SubparseInner(["endwith"], out _);
         Expect(TokenKind.BlockEnd);
         return new WithStmt([.. targets], [.. values], body) { Line = line };
     }

@@ -19,6 +19,12 @@ internal sealed partial class Parser
     private int _nesting;
     private int _loopDepth;
 
+    // Jinja2 resolves filters and tests when it compiles, but inside an {% if %} or an inline if (a "soft frame")
+    // an unknown one only fails when it runs. Unknown names outside soft frames are collected here and reported
+    // after parsing, as Jinja2's compile step reports them after its parse step.
+    private readonly List<(string Message, int Line)> _unknownNames = [];
+    private bool _soft;
+
     private Parser(List<Token> tokens)
     {
         _tokens = tokens;
@@ -29,14 +35,40 @@ internal sealed partial class Parser
     public static Stmt[] Parse(string source)
     {
         var parser = new Parser(Lexer.Tokenize(source));
-        return parser.Subparse(null, out _);
+        Stmt[] body = parser.Subparse(null, out _);
+        if (parser._unknownNames.Count > 0)
+        {
+            throw ChatTemplateException.Syntax(parser._unknownNames[0].Message, parser._unknownNames[0].Line);
+        }
+
+        return body;
     }
 
-    private Token Current => _tokens[_index];
+    private Token Current
+    {
+        get
+        {
+            Token token = _tokens[Math.Min(_index, _tokens.Count - 1)];
+            return token.Kind == TokenKind.Error ? throw ChatTemplateException.Syntax(token.Value, token.Line) : token;
+        }
+    }
 
-    private Token Peek(int offset = 1) => _tokens[Math.Min(_index + offset, _tokens.Count - 1)];
+    private Token Peek(int offset = 1)
+    {
+        Token token = _tokens[Math.Min(_index + offset, _tokens.Count - 1)];
+        return token.Kind == TokenKind.Error ? throw ChatTemplateException.Syntax(token.Value, token.Line) : token;
+    }
 
-    private Token Advance() => _tokens[_index++];
+    private Token Advance()
+    {
+        Token token = Current;
+        if (_index < _tokens.Count - 1)
+        {
+            _index++;
+        }
+
+        return token;
+    }
 
     /// <summary>Parses statements until a block whose keyword is one of <paramref name="endNames"/> (left unconsumed
     /// after its <c>{%</c>), or the end of the template when <paramref name="endNames"/> is null.</summary>
@@ -138,4 +170,28 @@ internal sealed partial class Parser
     }
 
     private void Leave() => _nesting--;
+
+    /// <summary>Runs <paramref name="parse"/> with the soft-frame flag set to <paramref name="soft"/>, restoring it after.</summary>
+    private T WithSoftness<T>(bool soft, Func<T> parse)
+    {
+        bool saved = _soft;
+        _soft = soft;
+        try
+        {
+            return parse();
+        }
+        finally
+        {
+            _soft = saved;
+        }
+    }
+
+    /// <summary>A filter or test that is not defined: a compile error outside soft frames, else a runtime error when reached.</summary>
+    private void ReportUnknown(string kind, string name, int line)
+    {
+        if (!_soft)
+        {
+            _unknownNames.Add(($"No {kind} named '{name}'.", line));
+        }
+    }
 }

@@ -107,7 +107,8 @@ internal static class PrintfFormat
             sb.Append(text);
         }
 
-        if (values is PyList { IsTuple: true } && next < positional.Count)
+        // Python skips this check when the argument is subscriptable but not a tuple (a dict, a list).
+        if (values is not (PyDict or PyList { IsTuple: false }) && next < positional.Count)
         {
             throw ChatTemplateException.Runtime("TypeError: not all arguments converted during string formatting");
         }
@@ -123,7 +124,17 @@ internal static class PrintfFormat
             i++;
         }
 
-        return i > start ? int.Parse(format.AsSpan(start, i - start), CultureInfo.InvariantCulture) : -1;
+        if (i == start)
+        {
+            return -1;
+        }
+
+        if (!int.TryParse(format.AsSpan(start, i - start), CultureInfo.InvariantCulture, out int value) || value > PyOps.MaxBuiltLength)
+        {
+            throw ChatTemplateException.Limit("a width or precision in a format string is too large");
+        }
+
+        return value;
     }
 
     private static string Convert(char type, object? value, int precision, string flags)
@@ -138,7 +149,15 @@ internal static class PrintfFormat
             case 'a':
                 return PyFormat.Repr(value);
             case 'c':
-                return value is string { Length: 1 } ch ? ch : char.ConvertFromUtf32((int)PyOps.ToLong(value));
+                if (value is string { Length: 1 } ch)
+                {
+                    return ch;
+                }
+
+                long codePoint = PyOps.ToLong(value);
+                return codePoint is >= 0 and <= 0x10FFFF and not (>= 0xD800 and <= 0xDFFF)
+                    ? char.ConvertFromUtf32((int)codePoint)
+                    : throw ChatTemplateException.Runtime("OverflowError: %c arg not in range(0x110000)");
             case 'd':
             case 'i':
             case 'u':

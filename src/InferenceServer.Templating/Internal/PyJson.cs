@@ -51,7 +51,7 @@ internal static class PyJson
                     return l;
                 }
 
-                return element.GetDouble();
+                return element.TryGetDouble(out double d) ? d : double.Parse(raw, System.Globalization.NumberStyles.Float, CultureInfo.InvariantCulture);
             case JsonValueKind.True:
                 return true;
             case JsonValueKind.False:
@@ -189,7 +189,14 @@ internal static class PyJson
 
             if (sortKeys)
             {
-                Array.Sort(order, (x, y) => PyOps.Compare(dict.KeyAt(x), dict.KeyAt(y), "<"));
+                try
+                {
+                    Array.Sort(order, (x, y) => PyOps.Compare(dict.KeyAt(x), dict.KeyAt(y), "<"));
+                }
+                catch (InvalidOperationException ex) when (ex.InnerException is ChatTemplateException inner)
+                {
+                    throw inner;
+                }
             }
 
             sb.Append('{');

@@ -111,8 +111,11 @@ internal static partial class PyOps
                 items = PyString.CodePoints(s);
                 isString = true;
                 break;
+            case PyDict:
+                // Jinja2 slices with Python's own subscript (not the sandbox's getitem), so failures raise.
+                throw ChatTemplateException.Runtime("TypeError: unhashable type: 'slice'");
             default:
-                return Undefined.ForAttribute(obj, "slice");
+                throw ChatTemplateException.Runtime($"TypeError: '{PyFormat.TypeName(obj)}' object is not subscriptable");
         }
 
         (long first, long end) = SliceIndices(items.Count, SliceBound(start), SliceBound(stop), stepValue);
@@ -134,8 +137,7 @@ internal static partial class PyOps
     {
         null => null,
         long or bool => ToLong(value),
-        Undefined => null,
-        _ => throw ChatTemplateException.Runtime("TypeError: slice indices must be integers or None"),
+        _ => throw ChatTemplateException.Runtime("TypeError: slice indices must be integers or None or have an __index__ method"),
     };
 
     /// <summary>Python's <c>slice.indices(length)</c>: clamped start and stop for the step's direction.</summary>

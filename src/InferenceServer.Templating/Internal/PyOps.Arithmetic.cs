@@ -156,7 +156,20 @@ internal static partial class PyOps
         {
             if (a is double || b is double || ToLong(b) < 0)
             {
-                return Math.Pow(ToDouble(a), ToDouble(b));
+                double baseValue = ToDouble(a);
+                double exponent = ToDouble(b);
+                if (baseValue == 0 && exponent < 0)
+                {
+                    throw ChatTemplateException.Runtime("ZeroDivisionError: 0.0 cannot be raised to a negative power");
+                }
+
+                double power = Math.Pow(baseValue, exponent);
+                if (double.IsInfinity(power) && double.IsFinite(baseValue) && double.IsFinite(exponent))
+                {
+                    throw ChatTemplateException.Runtime("OverflowError: (34, 'Numerical result out of range')");
+                }
+
+                return power;
             }
 
             long x = ToLong(a);

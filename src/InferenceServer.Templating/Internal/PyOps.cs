@@ -159,6 +159,7 @@ internal static partial class PyOps
 
                 return false;
             case PyDict dict:
+                ThrowIfUnhashable(needle);
                 return dict.ContainsKey(needle);
             case Namespace ns:
                 return ns.Attributes.ContainsKey(needle);
@@ -166,6 +167,15 @@ internal static partial class PyOps
                 return false;
             default:
                 throw ChatTemplateException.Runtime($"TypeError: argument of type '{PyFormat.TypeName(haystack)}' is not iterable");
+        }
+    }
+
+    /// <summary>Raises Python's <c>TypeError: unhashable type</c> for values that cannot be dict keys.</summary>
+    public static void ThrowIfUnhashable(object? value)
+    {
+        if (value is PyDict or PyList { IsTuple: false } or Namespace or LoopContext)
+        {
+            throw ChatTemplateException.Runtime($"TypeError: unhashable type: '{PyFormat.TypeName(value)}'");
         }
     }
 
@@ -202,6 +212,14 @@ internal static partial class PyOps
             default:
                 throw ChatTemplateException.Runtime($"TypeError: '{PyFormat.TypeName(value)}' object is not iterable");
         }
+    }
+
+    /// <summary>A width or count argument (padding, indentation, batch size): negative is 0, beyond <see cref="MaxBuiltLength"/> is refused.</summary>
+    public static int ToWidth(object? value)
+    {
+        long width = ToLong(value);
+        CheckLength(width);
+        return width < 0 ? 0 : (int)width;
     }
 
     /// <summary>The value as a double (for numbers and bools).</summary>

@@ -37,4 +37,8 @@ internal enum TokenKind
 
     /// <summary>The end of the template.</summary>
     End,
+
+    /// <summary>A lexical error; the parser raises it when it gets there (Jinja2 lexes lazily, so an earlier
+    /// syntax error wins over a later lexical one). <see cref="Token.Value"/> is the message.</summary>
+    Error,
 }

@@ -31,7 +31,14 @@ internal sealed class Undefined
     /// <summary>The undefined value for a missing attribute or key of <paramref name="owner"/>.</summary>
     public static Undefined ForAttribute(object? owner, object? key)
     {
-        string type = owner is null ? "None" : PyFormat.TypeName(owner) + " object";
+        string type = owner switch
+        {
+            null => "None",
+            Namespace => "jinja2.utils.Namespace object",
+            LoopContext => "jinja2.runtime.LoopContext object",
+            Macro => "jinja2.runtime.Macro object",
+            _ => PyFormat.TypeName(owner) + " object",
+        };
         return new(key is string
             ? $"'{type}' has no attribute {PyFormat.Repr(key)}"
             : $"{type} has no element {PyFormat.Repr(key)}");

@@ -26,9 +26,12 @@ internal sealed class InferenceService(
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
         var arrival = time.GetTimestamp();
-        if (serving.IsDraining)
+        // Not admitted (draining, engine stopped or stalled): refuse with the reason. An unhealthy engine answers below.
+        if (!serving.AdmitsRequests && serving.NotReadyReason is { } reason)
         {
-            throw GrpcErrors.Unavailable("The server is draining and takes no new requests; retry on another replica.");
+            throw GrpcErrors.Unavailable(reason == "draining"
+                ? "The server is draining and takes no new requests; retry on another replica."
+                : $"This replica is not accepting requests ({reason}); retry on another replica.");
         }
 
         // Admission before any tokenization: an engine refusing work or a full queue answers at once.

@@ -33,6 +33,18 @@ internal sealed class ServerOptions
     /// <summary>The gRPC listener (<c>--grpc-*</c>).</summary>
     public GrpcServerOptions Grpc { get; init; } = new();
 
+    /// <summary><c>--log-format</c>: <c>text</c> (default; readable on a terminal) or <c>json</c> (one compact JSON object per line, for containers).</summary>
+    public LogFormat LogFormat { get; init; }
+
+    /// <summary><c>--log-requests</c>: log each request's prompt. Default false: no prompt text in logs.</summary>
+    public bool LogRequests { get; init; }
+
+    /// <summary><c>--shutdown-timeout</c> (seconds): how long in-flight requests get after SIGTERM before they are cancelled. Default 30 s.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary><c>--engine-stall-timeout</c> (seconds): readiness fails when the engine has work but made no progress for this long. Default 60 s.</summary>
+    public TimeSpan EngineStallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
@@ -65,6 +77,10 @@ internal sealed class ServerOptions
                 MaxRequestBodySize = (long)ReadSize(configuration, "max-request-body-size", ServingLimits.DefaultMaxRequestBodySize),
             },
             Grpc = ReadGrpc(configuration),
+            LogFormat = ReadLogFormat(configuration["log-format"]),
+            LogRequests = ReadBool(configuration, "log-requests"),
+            ShutdownTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "shutdown-timeout", 30, 0)),
+            EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
         };
     }
 
@@ -122,6 +138,43 @@ internal sealed class ServerOptions
     }
 
     private static string? NullIfEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
+
+    /// <summary>
+    /// Gives valueless flags (<c>--log-requests</c> last or before another option) the value <c>true</c>, since the
+    /// command-line configuration provider reads the next argument as an option's value.
+    /// </summary>
+    public static string[] ExpandFlags(string[] args)
+    {
+        var expanded = new List<string>(args.Length);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            var isFlag = Array.IndexOf(Flags, arg) >= 0;
+            expanded.Add(isFlag && (i + 1 == args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal)) ? arg + "=true" : arg);
+        }
+
+        return [.. expanded];
+    }
+
+    private static readonly string[] Flags = ["--log-requests"];
+
+    private static LogFormat ReadLogFormat(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "text" => LogFormat.Text,
+        "json" => LogFormat.Json,
+        _ => throw new FormatException($"--log-format must be 'text' or 'json', not '{text}'"),
+    };
+
+    private static bool ReadBool(IConfiguration configuration, string key)
+    {
+        var text = configuration[key];
+        if (string.IsNullOrEmpty(text))
+        {
+            return false;
+        }
+
+        return bool.TryParse(text, out var value) ? value : throw new FormatException($"--{key} must be true or false, not '{text}'");
+    }
 
     private static int ReadInt(IConfiguration configuration, string key, int fallback, int minimum)
     {

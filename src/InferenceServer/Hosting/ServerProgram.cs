@@ -3,6 +3,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
 using InferenceServer.Grpc;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.OpenAi;
 using InferenceServer.OpenAi.Chat;
@@ -12,9 +13,9 @@ namespace InferenceServer.Hosting;
 
 /// <summary>
 /// The composition root: reads options, loads the model (a bad model folder is one line on stderr and exit code 2),
-/// registers the engine and maps the endpoints.
+/// registers the engine, logging, tracing and metrics, and maps the endpoints.
 /// </summary>
-internal static class ServerProgram
+internal static partial class ServerProgram
 {
     /// <summary>Exit code for a bad command line or model folder.</summary>
     public const int StartupFailure = 2;
@@ -44,16 +45,14 @@ internal static class ServerProgram
         return 0;
     }
 
-    /// <summary>Builds the application: model loaded, engine registered, endpoints mapped; not started.</summary>
-    /// <param name="args">The command line.</param>
-    /// <param name="configure">
-    /// A test seam, called after every registration and before the container is built: may replace services (the
-    /// <see cref="TimeProvider"/>) or change the options (a runner decorator).
-    /// </param>
+    /// <summary>
+    /// Builds the application: model loaded, engine registered, endpoints mapped; not started. <paramref name="configure"/>
+    /// (tests) runs on the builder before it builds, for example to add an in-memory trace exporter.
+    /// </summary>
     /// <exception cref="StartupException">The options or the model folder are unusable.</exception>
-    public static WebApplication Build(string[] args, Action<IServiceCollection, ServerOptions>? configure = null)
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        var builder = WebApplication.CreateBuilder(ServerOptions.ExpandFlags(args));
         ServerOptions options;
         HttpOptions http;
         ServedModel model;
@@ -78,12 +77,21 @@ internal static class ServerProgram
         }
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(options.Limits);
         builder.Services.AddSingleton<StructuredOutput>();
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
-        builder.Services.AddSingleton<ServingState>();
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(static provider => new ServingState(
+            provider.GetRequiredService<ContinuousBatchScheduler>(),
+            provider.GetRequiredService<ServerOptions>().EngineStallTimeout));
+        builder.Services.AddHostedService<DrainService>();
+
+        // The host waits for the drain, then for the web server and the engine to stop.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(15));
+        AddLogging(builder, options);
+        AddTelemetry(builder);
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);
@@ -94,22 +102,20 @@ internal static class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
-        configure?.Invoke(builder.Services, options);
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
 
         // Defence in depth: a bug that escapes a handler still answers in OpenAI's envelope, not an empty 500.
         app.UseExceptionHandler(static error => error.Run(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, "The server failed while handling this request.", "server_error", null, "internal_error")));
         app.UseCors();
+        app.UseMiddleware<ServingGate>();
         if (http.ApiKeys.Count > 0)
         {
             app.UseMiddleware<ApiKeyMiddleware>(http.ApiKeys);
         }
 
-
-        // Readiness turns to "not serving" (HTTP 503, gRPC NOT_SERVING) as soon as the host starts stopping.
-        app.Lifetime.ApplicationStopping.Register(static state => ((ServingState)state!).BeginDraining(), app.Services.GetRequiredService<ServingState>());
-        MapEndpoints(app);
+        MapEndpoints(app, options);
         if (grpc)
         {
             GrpcHosting.MapInferenceGrpc(app);
@@ -118,19 +124,23 @@ internal static class ServerProgram
         return app;
     }
 
-    private static void MapEndpoints(WebApplication app)
+    private static void MapEndpoints(WebApplication app, ServerOptions options)
     {
         var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
-        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time));
-        app.MapPost("/v1/chat/completions", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, scheduler, renderer, structured, time));
+        var completionsLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("InferenceServer.Completions");
+        var logPrompts = options.LogRequests;
+        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time, completionsLogger, logPrompts));
+        app.MapPost("/v1/chat/completions", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, scheduler, renderer, structured, time, completionsLogger, logPrompts));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
         app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", (ServingState serving) => serving.IsReady
-            ? Results.Text("ready")
-            : Results.Text(serving.IsDraining ? "draining" : "not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/health/ready", static (ServingState state) => state.NotReadyReason is { } reason
+            ? Results.Text(reason, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ready"));
+        var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
+        app.MapGet("/metrics", scrape.HandleAsync);
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
 

@@ -4,35 +4,102 @@ using InferenceServer.Engine.Scheduling;
 namespace InferenceServer.Hosting;
 
 /// <summary>
-/// The one readiness source of the server: ready while the scheduler runs and the server is not draining. The HTTP
-/// readiness probe and the gRPC health service both read it; <see cref="BeginDraining"/> (called when the host starts
-/// stopping) turns both to "not serving" so that load balancers stop sending new work while in-flight requests finish.
+/// Whether this replica should get traffic, in one place for every probe and gate: the HTTP readiness probe, the
+/// request gate that answers 503 to new work, and the gRPC health service. Ready means the engine loop runs and made
+/// progress recently (see <see cref="ContinuousBatchScheduler.IsStalled"/>) and the server is not draining. It also
+/// counts in-flight API requests so that draining can wait for them.
 /// </summary>
 internal sealed class ServingState
 {
     private readonly ContinuousBatchScheduler _scheduler;
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _draining;
+    private readonly TimeSpan _stallTimeout;
+    private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _drainStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inFlight;
+    private volatile bool _draining;
 
-    /// <summary>Creates the state over <paramref name="scheduler"/>.</summary>
-    public ServingState(ContinuousBatchScheduler scheduler) => _scheduler = scheduler;
-
-    /// <summary>True once <see cref="BeginDraining"/> was called; never reset.</summary>
-    public bool IsDraining => Volatile.Read(ref _draining) != 0;
-
-    /// <summary>True while the scheduler runs and is healthy (not failing model step after step) and the server is not draining.</summary>
-    public bool IsReady => !IsDraining && _scheduler.IsRunning && _scheduler.IsHealthy;
-
-    /// <summary>Completes at the next change of <see cref="IsDraining"/> (readiness of the scheduler is polled, not signalled).</summary>
-    public Task Changed => Volatile.Read(ref _changed).Task;
-
-    /// <summary>Marks the server as draining: readiness probes answer "not serving" from now on. Idempotent.</summary>
-    public void BeginDraining()
+    /// <summary>Creates the state over <paramref name="scheduler"/>; the engine counts as stuck after <paramref name="stallTimeout"/> without progress while it has work.</summary>
+    public ServingState(ContinuousBatchScheduler scheduler, TimeSpan stallTimeout)
     {
-        if (Interlocked.Exchange(ref _draining, 1) == 0)
+        _scheduler = scheduler;
+        _stallTimeout = stallTimeout;
+    }
+
+    /// <summary>Raised once, when draining begins (for health services that push status changes, such as gRPC <c>Watch</c>).</summary>
+    public event Action? DrainingStarted;
+
+    /// <summary>True from the shutdown signal on: readiness is false and new API requests get 503.</summary>
+    public bool IsDraining => _draining;
+
+    /// <summary>
+    /// True when the replica should get new requests: not draining, the engine loop runs and is not stuck, and it is
+    /// healthy (not failing model step after step).
+    /// </summary>
+    public bool IsReady => AdmitsRequests && _scheduler.IsHealthy;
+
+    /// <summary>
+    /// Whether the gate lets API requests through: <see cref="IsReady"/> but for engine health. An unhealthy engine answers
+    /// for itself (503 with the reason during its fault cooldown, then a probe of the model), so it can recover.
+    /// </summary>
+    public bool AdmitsRequests => !_draining && !_scheduler.IsStalled(_stallTimeout);
+
+    /// <summary>Completes when draining begins (readiness of the engine is polled, not signalled).</summary>
+    public Task Changed => _drainStarted.Task;
+
+    /// <summary>API requests admitted and not yet finished.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Why the replica is not ready, for probe bodies and 503 messages; null when it is ready.</summary>
+    public string? NotReadyReason => _draining
+        ? "draining"
+        : !_scheduler.IsRunning
+            ? "engine stopped"
+            : _scheduler.IsStalled(_stallTimeout)
+                ? "engine stalled"
+                : !_scheduler.IsHealthy ? "engine unhealthy: repeated model failures" : null;
+
+    /// <summary>
+    /// Counts a new API request in, unless the replica is not ready (then it counts nothing and returns false, and the
+    /// caller answers 503). Counting first and checking after means draining never misses a request it must wait for.
+    /// </summary>
+    public bool TryEnter()
+    {
+        Interlocked.Increment(ref _inFlight);
+        if (AdmitsRequests)
         {
-            var changed = Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            changed.TrySetResult();
+            return true;
+        }
+
+        Exit();
+        return false;
+    }
+
+    /// <summary>Counts a request out (pairs with a successful <see cref="TryEnter"/>).</summary>
+    public void Exit()
+    {
+        if (Interlocked.Decrement(ref _inFlight) == 0 && _draining)
+        {
+            _idle.TrySetResult();
         }
     }
+
+    /// <summary>Starts draining: readiness goes false at once. Idempotent.</summary>
+    public void BeginDrain()
+    {
+        if (_draining)
+        {
+            return;
+        }
+
+        _draining = true;
+        _drainStarted.TrySetResult();
+        DrainingStarted?.Invoke();
+        if (Volatile.Read(ref _inFlight) == 0)
+        {
+            _idle.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when draining has begun and no API request is in flight.</summary>
+    public Task WhenIdleAsync(CancellationToken cancellationToken) => _idle.Task.WaitAsync(cancellationToken);
 }

@@ -1,5 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text.Json;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Hosting;
 
 namespace InferenceServer.OpenAi;
 
@@ -9,9 +11,14 @@ namespace InferenceServer.OpenAi;
 /// </summary>
 internal static class CompletionsEndpoint
 {
-    /// <summary>Handles one request.</summary>
-    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time)
+    /// <summary>
+    /// Handles one request, and logs one line when it ends (model, token counts, queue time, TTFT, total time, finish
+    /// reasons, status). The prompt is logged only when <paramref name="logPrompt"/> (<c>--log-requests</c>).
+    /// </summary>
+    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
+        var startedAt = time.GetTimestamp();
+        var id = "cmpl-" + context.TraceIdentifier;
         CompletionRequest request;
         Func<Engine.Requests.ITokenConstraint>? constraints;
         if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
@@ -22,6 +29,11 @@ internal static class CompletionsEndpoint
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
+            if (logPrompt && document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("prompt", out var prompt))
+            {
+                ServerLog.CompletionPrompt(logger, id, prompt.GetRawText());
+            }
+
             request = CompletionRequest.Parse(document.RootElement, scheduler.Model);
             constraints = structured.CreateFactory(request.Settings.Format);
         }
@@ -31,8 +43,15 @@ internal static class CompletionsEndpoint
             return;
         }
 
-        var id = "cmpl-" + context.TraceIdentifier;
-        var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, time).ConfigureAwait(false);
+        var usage = new UsageCounter();
+        try
+        {
+            var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
+            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, usage, time).ConfigureAwait(false);
+        }
+        finally
+        {
+            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
+        }
     }
 }

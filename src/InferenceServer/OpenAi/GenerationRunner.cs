@@ -48,8 +48,9 @@ internal static class GenerationRunner
     /// <param name="prompts">Prompt token ids; each gets <see cref="GenerationSettings.N"/> choices.</param>
     /// <param name="writer">Writes the response.</param>
     /// <param name="constraints">Creates each choice's output constraint, or null for unconstrained output.</param>
+    /// <param name="usage">Receives every choice's final counts and timings (for the response and the request's log line).</param>
     /// <param name="time">The clock of the request's deadline.</param>
-    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, TimeProvider time)
+    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage, TimeProvider time)
     {
         var settings = writer.Settings;
         TimeSpan timeout;
@@ -103,11 +104,11 @@ internal static class GenerationRunner
             var outcome = new Outcome(deadline, timeout);
             if (settings.Stream)
             {
-                await StreamAsync(context, choices, writer, outcome).ConfigureAwait(false);
+                await StreamAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
             else
             {
-                await RespondAsync(context, choices, writer, outcome).ConfigureAwait(false);
+                await RespondAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
         }
         finally
@@ -155,7 +156,16 @@ internal static class GenerationRunner
         return OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.", "server_error", null, "unavailable");
     }
 
-    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, Outcome outcome)
+    /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
+    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
+    {
+        var ttft = usage.TimeToFirstToken is { } first ? first.TotalMilliseconds : -1;
+        var status = context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode;
+        var reasons = usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort";
+        Hosting.ServerLog.CompletionFinished(logger, id, model, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, total.TotalMilliseconds, reasons, status);
+    }
+
+    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {
         var results = new ChoiceResult[choices.Count];
         for (var i = 0; i < choices.Count; i++)
@@ -166,6 +176,7 @@ internal static class GenerationRunner
                 result.Add(update);
             }
 
+            usage.Add(result.Final, writer.PromptIndex(i));
             if (result.Final.Finish is FinishReason.Error or FinishReason.Cancelled)
             {
                 await WriteFailureAsync(context, result.Final, outcome).ConfigureAwait(false);
@@ -207,7 +218,7 @@ internal static class GenerationRunner
         return (StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", "cancelled");
     }
 
-    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, Outcome outcome)
+    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -215,42 +226,40 @@ internal static class GenerationRunner
         await context.Response.StartAsync(context.RequestAborted).ConfigureAwait(false);
 
         var merged = Merge(choices, context.RequestAborted);
-        var buffer = new ArrayBufferWriter<byte>();
-        var usage = new UsageCounter();
+
+        // Events go straight into Kestrel's response pipe: no intermediate buffer or copy per token, one flush per event.
+        var pipe = context.Response.BodyWriter;
         var sentFirst = new bool[choices.Count];
         await foreach (var (index, update) in merged.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
         {
-            buffer.ResetWrittenCount();
             if (update.IsFinal)
             {
                 usage.Add(update, writer.PromptIndex(index));
                 if (update.Finish is FinishReason.Error or FinishReason.Cancelled)
                 {
                     var (_, message, type, code) = Describe(update, outcome);
-                    SseEvents.Write(buffer, OpenAiErrors.Envelope(message, type, null, code));
-                    buffer.Write(Done);
-                    await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+                    SseEvents.Write(pipe, OpenAiErrors.Envelope(message, type, null, code));
+                    pipe.Write(Done);
+                    await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                     return;
                 }
             }
 
-            writer.WriteEvents(buffer, index, update, first: !sentFirst[index]);
+            writer.WriteEvents(pipe, index, update, first: !sentFirst[index]);
             sentFirst[index] = true;
-            if (buffer.WrittenCount > 0)
+            if (pipe.UnflushedBytes > 0)
             {
-                await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
-                await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
             }
         }
 
-        buffer.ResetWrittenCount();
         if (writer.Settings.IncludeUsage)
         {
-            writer.WriteUsageEvent(buffer, usage);
+            writer.WriteUsageEvent(pipe, usage);
         }
 
-        buffer.Write(Done);
-        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+        pipe.Write(Done);
+        await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     private static ChannelReader<(int Index, GenerationUpdate Update)> Merge(List<ChannelReader<GenerationUpdate>> choices, CancellationToken cancellationToken)

@@ -39,7 +39,7 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
     {
         _model = ServedModel.Load(SchedulerHarness.Fixture("llama-gqa"));
         options.RunnerDecorator = inner => _runner = new FaultInjectingRunner(inner);
-        _scheduler = new ContinuousBatchScheduler(_model, options, NullLogger<ContinuousBatchScheduler>.Instance, _time);
+        _scheduler = new ContinuousBatchScheduler(_model, options, NullLogger<ContinuousBatchScheduler>.Instance, time: _time);
     }
 
     private static int[] Prompt(int length, int salt = 0) => Enumerable.Range(0, length).Select(i => ((i * 7) + salt) % 900 + 3).ToArray();

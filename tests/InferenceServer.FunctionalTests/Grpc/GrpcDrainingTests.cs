@@ -23,7 +23,7 @@ public sealed class GrpcDrainingTests : IAsyncLifetime
         Assert.True(await watch.ResponseStream.MoveNext());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, watch.ResponseStream.Current.Status);
 
-        _server.Services.GetRequiredService<ServingState>().BeginDraining();
+        _server.Services.GetRequiredService<ServingState>().BeginDrain();
 
         Assert.True(await watch.ResponseStream.MoveNext());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, watch.ResponseStream.Current.Status);

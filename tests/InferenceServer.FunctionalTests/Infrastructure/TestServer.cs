@@ -59,10 +59,11 @@ public sealed class TestServer : IAsyncDisposable
 
     public ContinuousBatchScheduler Scheduler => _app.Services.GetRequiredService<ContinuousBatchScheduler>();
 
+    public WebApplication App => _app;
+
     public static Task<TestServer> StartAsync(string model, params string[] extraArgs) => StartAsync(model, null, extraArgs);
 
-    /// <summary>Starts the server; <paramref name="configure"/> may replace services (the clock) or wrap the model runner.</summary>
-    internal static async Task<TestServer> StartAsync(string model, Action<IServiceCollection, ServerOptions>? configure, params string[] extraArgs)
+    public static async Task<TestServer> StartAsync(string model, Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         // The gRPC port is chosen as the HTTP port is: port 0, read back after start.
         string[] args = ["--model", model, "--urls", "http://127.0.0.1:0", "--grpc-port", "0", "--Logging:LogLevel:Default", "Warning", .. extraArgs];

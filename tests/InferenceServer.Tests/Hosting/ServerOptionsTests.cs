@@ -30,6 +30,10 @@ public sealed class ServerOptionsTests
     [InlineData("fault-cooldown", "-5")]
     [InlineData("max-consecutive-step-failures", "0")]
     [InlineData("max-request-body-size", "big")]
+    [InlineData("log-format", "xml")]
+    [InlineData("log-requests", "maybe")]
+    [InlineData("shutdown-timeout", "-5")]
+    [InlineData("engine-stall-timeout", "0")]
     public void BadValues_NameTheOption(string key, string value)
     {
         var ex = Assert.Throws<FormatException>(() => Read((key, value)));
@@ -54,6 +58,30 @@ public sealed class ServerOptionsTests
         Assert.Equal(7, set.Scheduler.MaxConsecutiveStepFailures);
         Assert.Equal(TimeSpan.FromSeconds(0.5), set.Scheduler.FaultCooldown);
     }
+
+    [Fact]
+    public void OperationsOptions_HaveDefaults_AndAreRead()
+    {
+        var defaults = Read();
+        Assert.Equal(LogFormat.Text, defaults.LogFormat);
+        Assert.False(defaults.LogRequests);
+        Assert.Equal(TimeSpan.FromSeconds(30), defaults.ShutdownTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(60), defaults.EngineStallTimeout);
+
+        var options = Read(("log-format", "JSON"), ("log-requests", "true"), ("shutdown-timeout", "0"), ("engine-stall-timeout", "5"));
+        Assert.Equal(LogFormat.Json, options.LogFormat);
+        Assert.True(options.LogRequests);
+        Assert.Equal(TimeSpan.Zero, options.ShutdownTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.EngineStallTimeout);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--log-requests" }, new[] { "--log-requests=true" })]
+    [InlineData(new[] { "--log-requests", "--model", "m" }, new[] { "--log-requests=true", "--model", "m" })]
+    [InlineData(new[] { "--log-requests", "false" }, new[] { "--log-requests", "false" })]
+    [InlineData(new[] { "--model", "m" }, new[] { "--model", "m" })]
+    public void ValuelessFlags_BecomeTrue(string[] args, string[] expected)
+        => Assert.Equal(expected, ServerOptions.ExpandFlags(args));
 
     [Fact]
     public void ModelAndName_AreRead()

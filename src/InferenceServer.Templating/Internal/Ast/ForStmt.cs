@@ -48,7 +48,8 @@ internal sealed class ForStmt(AssignTarget target, Expr iterable, Expr? filter, 
 
         if (items.Count == 0)
         {
-            return Otherwise is null ? Flow.Normal : ExecuteBody(Otherwise, state, scope);
+            // The else body has its own frame too (Jinja2's else_frame): its assignments do not leak.
+            return Otherwise is null ? Flow.Normal : ExecuteBody(Otherwise, state, new Scope(scope));
         }
 
         var loop = new LoopContext(items, 0);

@@ -10,9 +10,11 @@ namespace InferenceServer.OpenAi.Chat;
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    /// <summary>Handles one request.</summary>
-    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time)
+    /// <summary>Handles one request and logs its line when it ends (the messages only with <paramref name="logPrompt"/>).</summary>
+    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
+        var startedAt = time.GetTimestamp();
+        var id = "chatcmpl-" + context.TraceIdentifier;
         ChatCompletionRequest request;
         Func<ITokenConstraint>? constraints;
         if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
@@ -23,6 +25,11 @@ internal static class ChatCompletionsEndpoint
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
+            if (logPrompt && document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty("messages", out var messages))
+            {
+                Hosting.ServerLog.CompletionPrompt(logger, id, messages.GetRawText());
+            }
+
             request = ChatCompletionRequest.Parse(document.RootElement, scheduler.Model, renderer);
             constraints = request.ToolSchema is { } schema
                 ? structured.CreateFactory(schema, strict: true, "tools")
@@ -34,7 +41,15 @@ internal static class ChatCompletionsEndpoint
             return;
         }
 
-        var writer = new ChatResponseWriter("chatcmpl-" + context.TraceIdentifier, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-        await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, time).ConfigureAwait(false);
+        var usage = new UsageCounter();
+        try
+        {
+            var writer = new ChatResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
+            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, usage, time).ConfigureAwait(false);
+        }
+        finally
+        {
+            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
+        }
     }
 }

@@ -9,8 +9,8 @@ using InferenceServer.Templating;
 namespace InferenceServer.OpenAi.Chat;
 
 /// <summary>
-/// Renders chat <c>messages</c> into the prompt text with the model's chat template (<c>tokenizer_config.json</c>'s
-/// <c>chat_template</c>, or <c>--chat-template</c>), as vLLM's <c>apply_chat_template</c> does: text parts of a message's
+/// Renders chat <c>messages</c> into the prompt text with the model's chat template (<c>--chat-template</c>, else
+/// <c>chat_template.jinja</c> in the model folder, else <c>tokenizer_config.json</c>'s <c>chat_template</c>), as vLLM's <c>apply_chat_template</c> does: text parts of a message's
 /// content are joined with newlines, <c>developer</c> messages are given to the template as <c>system</c>, and assistant
 /// tool-call arguments (JSON strings in OpenAI's API) are given as objects, which is what templates expect.
 /// </summary>
@@ -32,6 +32,9 @@ internal sealed class ChatPromptRenderer
         _modelName = model.Name;
         var configPath = model.Package.TokenizerConfigPath;
         var config = configPath is not null ? File.ReadAllText(configPath) : null;
+        // transformers' own order: --chat-template, then a chat_template.jinja beside the model, then tokenizer_config.json.
+        var besideModel = Path.Combine(model.Package.Directory, "chat_template.jinja");
+        overridePath ??= File.Exists(besideModel) ? besideModel : null;
         if (overridePath is not null)
         {
             _templates = ChatTemplateSet.FromTemplateText(File.ReadAllText(overridePath), config);

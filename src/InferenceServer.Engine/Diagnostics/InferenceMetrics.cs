@@ -1,0 +1,144 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
+using InferenceServer.Engine.Requests;
+using InferenceServer.Engine.Scheduling;
+
+namespace InferenceServer.Engine.Diagnostics;
+
+/// <summary>
+/// The engine's metrics, named and meant as vLLM's so that existing dashboards and autoscalers work unchanged:
+/// gauges for running and waiting requests and KV-cache usage, counters for tokens, finished requests, prefix-cache
+/// queries and hits, and histograms (vLLM's buckets) for time to first token, inter-token latency, end-to-end latency
+/// and queue time. Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
+/// names without the suffix the exposition adds (<c>_total</c> on counters; histograms already end in their unit).
+/// </summary>
+public sealed class InferenceMetrics
+{
+    /// <summary>The meter's name, to enable in OpenTelemetry (<c>AddMeter</c>).</summary>
+    public const string MeterName = "InferenceServer";
+
+    private static readonly double[] TimeToFirstTokenBuckets =
+        [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+
+    private static readonly double[] InterTokenBuckets =
+        [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+
+    private static readonly double[] RequestLatencyBuckets =
+        [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
+
+    private readonly Counter<long> _promptTokens;
+    private readonly Counter<long> _generationTokens;
+    private readonly Counter<long> _requestSuccess;
+    private readonly Histogram<double> _timeToFirstToken;
+    private readonly Histogram<double> _interTokenLatency;
+    private readonly Histogram<double> _e2eLatency;
+    private readonly Histogram<double> _queueTime;
+    private readonly Histogram<double> _prefillTime;
+    private readonly Histogram<double> _decodeTime;
+    private ContinuousBatchScheduler? _scheduler;
+    private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
+
+    /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
+    public InferenceMetrics(IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        var meter = meterFactory.Create(MeterName);
+        meter.CreateObservableGauge("vllm:num_requests_running", ObserveRunning, "{request}", "Number of requests in model execution batches.");
+        meter.CreateObservableGauge("vllm:num_requests_waiting", ObserveWaiting, "{request}", "Number of requests waiting to be processed.");
+        meter.CreateObservableGauge("vllm:kv_cache_usage_perc", ObserveKvUsage, null, "KV-cache usage. 1 means 100 percent usage.");
+        meter.CreateObservableCounter("vllm:prefix_cache_queries", ObservePrefixQueries, "{token}", "Prefix cache queries, in terms of number of queried tokens.");
+        meter.CreateObservableCounter("vllm:prefix_cache_hits", ObservePrefixHits, "{token}", "Prefix cache hits, in terms of number of cached tokens.");
+        meter.CreateObservableCounter("vllm:num_preemptions", ObservePreemptions, "{preemption}", "Cumulative number of preemptions from the engine.");
+        _promptTokens = meter.CreateCounter<long>("vllm:prompt_tokens", "{token}", "Number of prefill tokens processed (each choice of a request counts its prompt).");
+        _generationTokens = meter.CreateCounter<long>("vllm:generation_tokens", "{token}", "Number of generation tokens processed.");
+        _requestSuccess = meter.CreateCounter<long>("vllm:request_success", "{request}", "Count of finished requests, by finished_reason (stop, length, abort, error).");
+        _timeToFirstToken = CreateSeconds(meter, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TimeToFirstTokenBuckets);
+        _interTokenLatency = CreateSeconds(meter, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", InterTokenBuckets);
+        _e2eLatency = CreateSeconds(meter, "vllm:e2e_request_latency_seconds", "Histogram of end-to-end request latency in seconds.", RequestLatencyBuckets);
+        _queueTime = CreateSeconds(meter, "vllm:request_queue_time_seconds", "Histogram of time spent in the waiting queue in seconds.", RequestLatencyBuckets);
+        _prefillTime = CreateSeconds(meter, "vllm:request_prefill_time_seconds", "Histogram of time spent in the prefill phase in seconds.", RequestLatencyBuckets);
+        _decodeTime = CreateSeconds(meter, "vllm:request_decode_time_seconds", "Histogram of time spent in the decode phase in seconds.", RequestLatencyBuckets);
+    }
+
+    /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>
+    public void Attach(ContinuousBatchScheduler scheduler)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        _model = new KeyValuePair<string, object?>("model_name", scheduler.Model.Name);
+        Volatile.Write(ref _scheduler, scheduler);
+    }
+
+    /// <summary>Whether the inter-token histogram has a listener (checked once per step before timing tokens).</summary>
+    public bool InterTokenLatencyEnabled => _interTokenLatency.Enabled;
+
+    /// <summary>Records one inter-token gap; per-token path, allocation-free.</summary>
+    public void RecordInterTokenLatency(double seconds)
+    {
+        if (_interTokenLatency.Enabled)
+        {
+            _interTokenLatency.Record(seconds, _model);
+        }
+    }
+
+    /// <summary>Records one finished sequence: its token counts, finish reason and phase times (null: the phase never began).</summary>
+    public void RequestFinished(FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds)
+    {
+        if (_requestSuccess.Enabled || _promptTokens.Enabled || _e2eLatency.Enabled)
+        {
+            RequestFinishedCore(reason, promptTokens, generationTokens, queueSeconds, timeToFirstTokenSeconds, prefillSeconds, decodeSeconds, e2eSeconds);
+        }
+    }
+
+    /// <summary>vLLM's <c>finished_reason</c> label value for <paramref name="reason"/>.</summary>
+    public static string FinishedReasonLabel(FinishReason reason) => reason switch
+    {
+        FinishReason.Stop => "stop",
+        FinishReason.Length => "length",
+        FinishReason.Cancelled => "abort",
+        _ => "error",
+    };
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RequestFinishedCore(FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds)
+    {
+        _promptTokens.Add(promptTokens, _model);
+        _generationTokens.Add(generationTokens, _model);
+        _requestSuccess.Add(1, _model, new KeyValuePair<string, object?>("finished_reason", FinishedReasonLabel(reason)));
+        _queueTime.Record(queueSeconds, _model);
+        _e2eLatency.Record(e2eSeconds, _model);
+        if (timeToFirstTokenSeconds is { } ttft)
+        {
+            _timeToFirstToken.Record(ttft, _model);
+        }
+
+        if (prefillSeconds is { } prefill)
+        {
+            _prefillTime.Record(prefill, _model);
+        }
+
+        if (decodeSeconds is { } decode)
+        {
+            _decodeTime.Record(decode, _model);
+        }
+    }
+
+    private static Histogram<double> CreateSeconds(Meter meter, string name, string description, double[] buckets)
+        => meter.CreateHistogram(name, "s", description, tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets });
+
+    private Measurement<int> ObserveRunning() => new(_scheduler?.RunningRequests ?? 0, _model);
+
+    private Measurement<int> ObserveWaiting() => new(_scheduler?.WaitingRequests ?? 0, _model);
+
+    private Measurement<double> ObserveKvUsage()
+    {
+        var scheduler = _scheduler;
+        return new(scheduler is null || scheduler.TotalBlocks == 0 ? 0 : (double)scheduler.UsedBlocks / scheduler.TotalBlocks, _model);
+    }
+
+    private Measurement<long> ObservePrefixQueries() => new(_scheduler?.PrefixCacheQueryTokens ?? 0, _model);
+
+    private Measurement<long> ObservePrefixHits() => new(_scheduler?.PrefixCacheHitTokens ?? 0, _model);
+
+    private Measurement<long> ObservePreemptions() => new(_scheduler?.Preemptions ?? 0, _model);
+}

@@ -1,0 +1,18 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Hosting;
+
+/// <summary>The host's request log (event ids 2000-2099; draining uses 2100-2199).</summary>
+internal static partial class ServerLog
+{
+    /// <summary>One line per finished completion request; never the prompt or the generated text.</summary>
+    [LoggerMessage(
+        EventId = 2001,
+        EventName = "CompletionFinished",
+        Level = LogLevel.Information,
+        Message = "Completion {CompletionId} finished: model {Model}, {PromptTokens} prompt + {CompletionTokens} completion tokens, queue {QueueMs} ms, TTFT {TtftMs} ms, total {TotalMs} ms, finish {FinishReason}, status {StatusCode}")]
+    public static partial void CompletionFinished(ILogger logger, string completionId, string model, int promptTokens, int completionTokens, double queueMs, double ttftMs, double totalMs, string finishReason, int statusCode);
+
+    /// <summary>The request body's prompt, only with <c>--log-requests</c>.</summary>
+    [LoggerMessage(EventId = 2002, EventName = "CompletionPrompt", Level = LogLevel.Information, Message = "Completion {CompletionId} prompt: {Prompt}")]
+    public static partial void CompletionPrompt(ILogger logger, string completionId, string prompt);
+}
