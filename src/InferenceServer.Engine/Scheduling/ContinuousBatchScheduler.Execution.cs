@@ -179,9 +179,8 @@ public sealed partial class ContinuousBatchScheduler
         sequence.LastTokenAt = _sampledAt;
 
         var minReached = sequence.Generated >= stop.MinTokens;
-        // A constrained sequence ends at EOS even with ignore_eos: its constraint allows EOS only once the structure is
-        // complete, and allows nothing after it (as a terminated grammar ends the request in vLLM).
-        var endsAtEos = !stop.IgnoreEos || sequence.Constraint is not null;
+        // A constraint that accepted its end allows nothing after it: the sequence ends at that EOS even with ignore_eos.
+        var endsAtEos = !stop.IgnoreEos || sequence.Constraint is { IsTerminated: true };
         if ((endsAtEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
             sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));

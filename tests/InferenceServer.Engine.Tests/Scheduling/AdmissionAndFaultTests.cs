@@ -221,4 +221,40 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
         Assert.True(Scheduler.AcceptsWork);
         Assert.Equal(0, Scheduler.UsedBlocks);
     }
+
+    [Fact]
+    public void TerminatedConstraint_EndsTheSequenceAtEos_EvenWithIgnoreEos()
+    {
+        Create(new SchedulerOptions());
+        var eos = _model!.EosTokenIds[0];
+        var constraint = new TerminatingConstraint(10, eos);
+        var readers = new ChannelReader<GenerationUpdate>[1];
+        Assert.Equal(SubmitResult.Accepted, Scheduler.Submit([SchedulerHarness.Request(Prompt(6), 20, constraint: constraint, ignoreEos: true)], readers, CancellationToken.None));
+        StepUntilIdle();
+        var updates = SchedulerHarness.Drain(readers[0]);
+        Assert.Equal([10, eos], updates.Where(u => u.TokenId >= 0).Select(u => u.TokenId).ToArray());
+        Assert.Equal(FinishReason.Stop, updates[^1].Finish);
+        Assert.Equal(0, Scheduler.UsedBlocks);
+    }
+
+    /// <summary>Allows exactly the given tokens in order, the last an EOS; after it, it is terminated and allows nothing.</summary>
+    private sealed class TerminatingConstraint(params int[] tokens) : ITokenConstraint
+    {
+        private int _next;
+
+        public bool IsTerminated => _next == tokens.Length;
+
+        public void MaskLogits(Span<float> logits)
+        {
+            for (var i = 0; i < logits.Length; i++)
+            {
+                if (_next >= tokens.Length || i != tokens[_next])
+                {
+                    logits[i] = float.NegativeInfinity;
+                }
+            }
+        }
+
+        public bool Accept(int tokenId) => _next < tokens.Length && tokens[_next++] == tokenId;
+    }
 }
