@@ -50,9 +50,13 @@ public sealed class ReliabilityTests
 
     private static string Ids(int count, int salt = 0) => "[" + string.Join(",", Enumerable.Range(0, count).Select(i => ((i * 31) + salt) % 4000 + 10)) + "]";
 
-    private static async Task<(HttpStatusCode Status, JsonElement Error, HttpResponseMessage Response)> PostErrorAsync(HttpClient http, string path, HttpContent content)
+    private static async Task<(HttpStatusCode Status, JsonElement Error, HttpResponseMessage Response)> PostErrorAsync(HttpClient http, string path, HttpContent content, bool expectContinue = false)
     {
-        var response = await http.PostAsync(path, content);
+        // Expect: 100-continue lets the server refuse an oversized body before it is sent, as a well-behaved client does;
+        // otherwise the refusal races the upload and the client may see its write fail instead of the 413.
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        request.Headers.ExpectContinue = expectContinue;
+        var response = await http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         using var document = JsonDocument.Parse(text);
         return (response.StatusCode, document.RootElement.GetProperty("error").Clone(), response);
@@ -133,7 +137,7 @@ public sealed class ReliabilityTests
 
         // The default body limit is 4 MiB.
         var big = "{\"prompt\":\"" + new string('a', (4 * 1024 * 1024) + 16) + "\"}";
-        (status, error, _) = await PostErrorAsync(s.Server.Http, "/v1/completions", Json(big));
+        (status, error, _) = await PostErrorAsync(s.Server.Http, "/v1/completions", Json(big), expectContinue: true);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.Equal("request_too_large", error.GetProperty("code").GetString());
         Assert.Contains("4194304", error.GetProperty("message").GetString());
@@ -143,6 +147,7 @@ public sealed class ReliabilityTests
         chunked.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = chunked };
         request.Headers.TransferEncodingChunked = true;
+        request.Headers.ExpectContinue = true;
         using var answer = await s.Server.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer.StatusCode);
 
@@ -153,7 +158,7 @@ public sealed class ReliabilityTests
     public async Task BodyLimit_IsConfigurable()
     {
         await using var s = await StartAsync("--max-request-body-size", "64k");
-        var (status, error, _) = await PostErrorAsync(s.Server.Http, "/v1/completions", Json("{\"prompt\":\"" + new string('b', 70_000) + "\"}"));
+        var (status, error, _) = await PostErrorAsync(s.Server.Http, "/v1/completions", Json("{\"prompt\":\"" + new string('b', 70_000) + "\"}"), expectContinue: true);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.Contains("65536", error.GetProperty("message").GetString());
     }
