@@ -18,6 +18,7 @@ namespace InferenceServer.FunctionalTests;
 /// a 4xx/429, or a 504 for its deadline; never a 5xx or a hang), no request is stuck, the KV blocks in use are back to
 /// zero, and managed memory after warm-up stayed flat. The figures go to the test output and to <c>SOAK_REPORT</c>.
 /// </summary>
+[Collection(SoakCollection.Name)]
 public sealed class SoakTests(ITestOutputHelper output)
 {
     private const int Workers = 12;
