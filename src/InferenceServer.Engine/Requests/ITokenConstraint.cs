@@ -21,4 +21,11 @@ public interface ITokenConstraint
     /// <see cref="MaskLogits"/> allowed, end-of-sequence included). False ends the request with <see cref="FinishReason.Error"/>.
     /// </summary>
     bool Accept(int tokenId);
+
+    /// <summary>
+    /// True once the constraint has accepted its own end (end-of-sequence after a complete structure) and allows nothing
+    /// more: the sequence then ends there even with <c>ignore_eos</c>, as a terminated grammar ends a request in vLLM.
+    /// Default false.
+    /// </summary>
+    bool IsTerminated => false;
 }

@@ -61,6 +61,7 @@ public sealed partial class ContinuousBatchScheduler
 
             _waiting.RemoveAt(w);
             _running.Add(sequence);
+            LeaveQueue(sequence);
             if (sequence.ScheduledAt == 0)
             {
                 sequence.ScheduledAt = _time.GetTimestamp();

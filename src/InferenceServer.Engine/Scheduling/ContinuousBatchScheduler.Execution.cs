@@ -54,12 +54,14 @@ public sealed partial class ContinuousBatchScheduler
             foreach (var sequence in _scheduled)
             {
                 _running.Remove(sequence);
-                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.Message}");
+                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
             }
 
+            OnStepFailed(ex);
             return;
         }
 
+        OnStepSucceeded();
         Interlocked.Increment(ref _steps);
         _sampledAt = _time.GetTimestamp();
         _timeTokens = _metrics is { InterTokenLatencyEnabled: true };
@@ -177,7 +179,9 @@ public sealed partial class ContinuousBatchScheduler
         sequence.LastTokenAt = _sampledAt;
 
         var minReached = sequence.Generated >= stop.MinTokens;
-        if ((!stop.IgnoreEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
+        // A constraint that accepted its end allows nothing after it: the sequence ends at that EOS even with ignore_eos.
+        var endsAtEos = !stop.IgnoreEos || sequence.Constraint is { IsTerminated: true };
+        if ((endsAtEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
         {
             sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
             Complete(sequence, FinishReason.Stop, FlushText(sequence));
@@ -285,6 +289,7 @@ public sealed partial class ContinuousBatchScheduler
 
     private void Finish(Sequence sequence, FinishReason reason, string text, string? error)
     {
+        LeaveQueue(sequence);
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Penalties?.Dispose();

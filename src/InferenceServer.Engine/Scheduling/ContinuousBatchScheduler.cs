@@ -50,7 +50,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// <summary>
     /// Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.
     /// <paramref name="metrics"/> (optional) is bound to this scheduler's gauges; <paramref name="time"/> defaults to
-    /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times.
+    /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and the fault cooldown.
     /// </summary>
     public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, InferenceMetrics? metrics = null, TimeProvider? time = null)
     {
@@ -62,13 +62,16 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         _lastProgressAt = _time.GetTimestamp();
         var blocks = PlanKvBlocks(model.Spec, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
-        _runner = model.CreateRunner(blocks, options.BlockSize);
+        var runner = model.CreateRunner(blocks, options.BlockSize);
+        _runner = options.RunnerDecorator is { } decorate ? decorate(runner) : runner;
         _rawLogits = new float[model.Spec.VocabularySize];
-        _incoming = Channel.CreateBounded<Sequence>(new BoundedChannelOptions(options.MaxQueuedRequests)
+
+        // Unbounded as a channel, bounded by admission: Submit reserves room against MaxQueuedRequests and MaxQueuedTokens,
+        // which count the channel and the waiting list together, before anything is written.
+        _incoming = Channel.CreateUnbounded<Sequence>(new UnboundedChannelOptions
         {
             SingleReader = true,
             SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
         });
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-scheduler" };
         metrics?.Attach(this);
@@ -107,6 +110,15 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// <summary>True while the loop runs.</summary>
     public bool IsRunning => _thread.IsAlive && !_stopping.IsCancellationRequested;
 
+    /// <summary>
+    /// False once <see cref="SchedulerOptions.MaxConsecutiveStepFailures"/> model steps in a row have failed, until a step
+    /// succeeds again (see <see cref="AcceptsWork"/>); readiness checks report it.
+    /// </summary>
+    public bool IsHealthy => Volatile.Read(ref _consecutiveFailures) < _options.MaxConsecutiveStepFailures && !_loopFailed;
+
+    /// <summary>Model steps that failed in a row (0 after any success).</summary>
+    public int ConsecutiveStepFailures => Volatile.Read(ref _consecutiveFailures);
+
     private int _usedBlocks;
     private long _preemptions;
 
@@ -129,35 +141,77 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     public void Start() => _thread.Start();
 
     /// <summary>
-    /// Queues <paramref name="request"/>. Returns false, with nothing queued, when the queue is full.
+    /// Queues <paramref name="request"/>. Returns false, with nothing queued, when the queue is full or the engine is
+    /// unavailable (<see cref="Submit"/> tells which).
     /// Cancelling <paramref name="cancellationToken"/> ends the request at the next iteration and frees its blocks.
     /// </summary>
     /// <exception cref="ArgumentException">A sampling parameter cannot apply to this model (<see cref="SamplingParameters.Validate"/>).</exception>
     public bool TrySubmit(GenerationRequest request, out ChannelReader<GenerationUpdate> updates, CancellationToken cancellationToken)
     {
-        // One update per generated token plus the final one: the channel can never be full, so the loop never waits on a reader.
-        var output = Channel.CreateBounded<GenerationUpdate>(new BoundedChannelOptions(request.Stop.MaxTokens + 2)
+        var readers = new ChannelReader<GenerationUpdate>[1];
+        var result = Submit([request], readers, cancellationToken);
+        updates = readers[0];
+        return result == SubmitResult.Accepted;
+    }
+
+    /// <summary>
+    /// Queues all of <paramref name="requests"/> or none: nothing is queued when the queue cannot take them all
+    /// (<see cref="SubmitResult.QueueFull"/>) or the engine is stopping or unhealthy (<see cref="SubmitResult.Unavailable"/>).
+    /// <paramref name="updates"/>[i] receives request i's updates (a reader that never yields when nothing was queued).
+    /// Cancelling <paramref name="cancellationToken"/> ends the requests at the next iteration and frees their blocks.
+    /// </summary>
+    /// <exception cref="ArgumentException">A sampling parameter cannot apply to this model (<see cref="SamplingParameters.Validate"/>).</exception>
+    public SubmitResult Submit(IReadOnlyList<GenerationRequest> requests, ChannelReader<GenerationUpdate>[] updates, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ArgumentNullException.ThrowIfNull(updates);
+        var sequences = new Sequence[requests.Count];
+        long tokens = 0;
+        for (var i = 0; i < requests.Count; i++)
         {
-            SingleReader = true,
-            SingleWriter = true,
-        });
-        ArgumentNullException.ThrowIfNull(request);
-        request.Sampling.Validate(_model.Spec.VocabularySize);
-        var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
-        var sequence = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
-        {
-            // The handler's span (HTTP or gRPC), so the engine's spans join the caller's trace.
-            ParentContext = Activity.Current?.Context ?? default,
-            SubmittedAt = _time.GetTimestamp(),
-        };
-        updates = output.Reader;
-        if (_stopping.IsCancellationRequested || !_incoming.Writer.TryWrite(sequence))
-        {
-            return false;
+            var request = requests[i];
+            ArgumentNullException.ThrowIfNull(request);
+            request.Sampling.Validate(_model.Spec.VocabularySize);
+
+            // One update per generated token plus the final one: the channel can never be full, so the loop never waits on a reader.
+            var output = Channel.CreateBounded<GenerationUpdate>(new BoundedChannelOptions(request.Stop.MaxTokens + 2)
+            {
+                SingleReader = true,
+                SingleWriter = true,
+            });
+            var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
+            sequences[i] = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
+            {
+                // The handler's span (HTTP or gRPC), so the engine's spans join the caller's trace.
+                ParentContext = Activity.Current?.Context ?? default,
+                SubmittedAt = _time.GetTimestamp(),
+            };
+            updates[i] = output.Reader;
+            tokens += request.PromptTokens.Count;
         }
 
-        Interlocked.Increment(ref _activeCount);
-        return true;
+        if (!AcceptsWork)
+        {
+            return SubmitResult.Unavailable;
+        }
+
+        if (!TryReserveQueue(sequences.Length, tokens))
+        {
+            return SubmitResult.QueueFull;
+        }
+
+        foreach (var sequence in sequences)
+        {
+            sequence.Queued = true;
+            Interlocked.Increment(ref _activeCount);
+            if (!_incoming.Writer.TryWrite(sequence))
+            {
+                // The loop stopped between the check and the write: answer here, since it never will.
+                AbandonUnqueued(sequence);
+            }
+        }
+
+        return SubmitResult.Accepted;
     }
 
     /// <summary>Stops the loop; requests still in flight end with <see cref="FinishReason.Cancelled"/>. Later calls do nothing.</summary>
@@ -208,10 +262,13 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            _loopFailed = true;
             Log.LoopFailed(_logger, ex);
         }
         finally
         {
+            // No submission can land after the drain: a late writer finds the channel completed and answers itself.
+            _incoming.Writer.TryComplete();
             DrainOnStop();
         }
     }
@@ -332,5 +389,11 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
         [LoggerMessage(EventId = 1003, EventName = "ConstraintFailed", Level = LogLevel.Error, Message = "The output constraint of request {RequestId} threw; the request ends with an error.")]
         public static partial void ConstraintFailed(ILogger logger, string requestId, Exception exception);
+
+        [LoggerMessage(EventId = 1004, EventName = "EngineUnhealthy", Level = LogLevel.Critical, Message = "{Failures} model steps in a row failed: the engine is unhealthy, fails its queue and refuses work for {CooldownSeconds} s.")]
+        public static partial void Unhealthy(ILogger logger, int failures, double cooldownSeconds);
+
+        [LoggerMessage(EventId = 1005, EventName = "EngineRecovered", Level = LogLevel.Warning, Message = "A model step succeeded after {Failures} failed in a row: the engine is healthy.")]
+        public static partial void Recovered(ILogger logger, int failures);
     }
 }

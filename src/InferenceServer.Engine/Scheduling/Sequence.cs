@@ -81,6 +81,12 @@ internal sealed class Sequence
     /// <summary>Tokens of the prompt.</summary>
     public int PromptLength { get; }
 
+    /// <summary>
+    /// True from acceptance until first admitted to the batch (or finished): the sequence counts against the queue's
+    /// request and token bounds meanwhile. A preempted sequence does not count again.
+    /// </summary>
+    public bool Queued { get; set; }
+
     /// <summary>Tokens whose KV is in the cache.</summary>
     public int Computed { get; set; }
 

@@ -30,6 +30,9 @@ internal static class GrpcHosting
     /// <summary>Maps the services registered by <see cref="AddInferenceGrpc"/>.</summary>
     public static void MapInferenceGrpc(WebApplication app)
     {
+        app.UseWhen(
+            static context => context.Request.Path.Equals(MalformedMessageMiddleware.GeneratePath, StringComparison.Ordinal),
+            static branch => branch.UseMiddleware<MalformedMessageMiddleware>());
         app.MapGrpcService<InferenceService>();
         app.MapGrpcService<HealthService>();
         app.MapGrpcReflectionService();

@@ -19,23 +19,39 @@ internal sealed class InferenceService(
     ActiveGenerations active,
     GrpcServerOptions options,
     TimeProvider time,
+    ServingLimits limits,
     ILogger<InferenceService> logger) : V1.Inference.InferenceBase
 {
     /// <inheritdoc />
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
         var arrival = time.GetTimestamp();
-        if (serving.NotReadyReason is { } reason)
+        // Not admitted (draining, engine stopped or stalled): refuse with the reason. An unhealthy engine answers below.
+        if (!serving.AdmitsRequests && serving.NotReadyReason is { } reason)
         {
             throw GrpcErrors.Unavailable(reason == "draining"
                 ? "The server is draining and takes no new requests; retry on another replica."
                 : $"This replica is not accepting requests ({reason}); retry on another replica.");
         }
 
+        // Admission before any tokenization: an engine refusing work or a full queue answers at once.
+        if (!scheduler.AcceptsWork)
+        {
+            throw GrpcErrors.Unavailable("The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.");
+        }
+
+        if (scheduler.IsQueueFull)
+        {
+            GrpcLog.QueueFull(logger, request.RequestId);
+            throw GrpcErrors.QueueFull();
+        }
+
         var model = scheduler.Model;
         var validated = GenerateRequestMapper.Map(request, model);
         var requestId = request.RequestId.Length > 0 ? request.RequestId : "gen-" + Guid.NewGuid().ToString("N");
-        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        // The call's own deadline cancels context.CancellationToken; the server's maximum applies on top of it.
+        using var serverDeadline = new CancellationTokenSource(limits.MaxRequestTimeout, time);
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, serverDeadline.Token);
         if (!active.TryAdd(requestId, lifetime, out var entry))
         {
             throw new RpcException(new Status(StatusCode.AlreadyExists, $"A request with request_id '{requestId}' is already running; choose a unique id or leave it empty."));
@@ -46,9 +62,10 @@ internal sealed class InferenceService(
         {
             var group = validated.N > 1 ? new object() : null;
             var choices = new ChannelReader<GenerationUpdate>[validated.N];
+            var generations = new GenerationRequest[validated.N];
             for (var k = 0; k < validated.N; k++)
             {
-                var generation = new GenerationRequest
+                generations[k] = new GenerationRequest
                 {
                     RequestId = validated.N > 1 ? $"{requestId}-{k}" : requestId,
                     PromptTokens = validated.PromptTokens,
@@ -57,16 +74,24 @@ internal sealed class InferenceService(
                     Priority = validated.Priority,
                     PrefixGroup = group,
                 };
-                if (!scheduler.TrySubmit(generation, out choices[k], lifetime.Token))
-                {
+            }
+
+            switch (scheduler.Submit(generations, choices, lifetime.Token))
+            {
+                case SubmitResult.QueueFull:
                     GrpcLog.QueueFull(logger, requestId);
                     throw GrpcErrors.QueueFull();
-                }
+                case SubmitResult.Unavailable:
+                    throw GrpcErrors.Unavailable("The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.");
             }
 
             stream = new GenerationStream(choices, options.MaxBufferedChunks, time, arrival, lifetime);
             await context.WriteResponseHeadersAsync(new Metadata { { GrpcErrors.RequestIdHeader, requestId } }).ConfigureAwait(false);
             await stream.WriteToAsync(responseStream, requestId, entry, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && serverDeadline.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"The request did not finish within the server's maximum of {limits.MaxRequestTimeout.TotalSeconds} s (--max-request-timeout); its work was stopped."));
         }
         finally
         {

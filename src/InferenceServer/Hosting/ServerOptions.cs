@@ -27,6 +27,9 @@ internal sealed class ServerOptions
     /// <summary>How ONNX Runtime runs the model (<c>--threads</c>, <c>--onnx-spinning</c>).</summary>
     public required OnnxSessionOptions Session { get; init; }
 
+    /// <summary>Per-request limits of the HTTP API (<c>--max-request-timeout</c>, <c>--max-request-body-size</c>).</summary>
+    public required ServingLimits Limits { get; init; }
+
     /// <summary>The gRPC listener (<c>--grpc-*</c>).</summary>
     public GrpcServerOptions Grpc { get; init; } = new();
 
@@ -57,6 +60,9 @@ internal sealed class ServerOptions
                 MaxNumBatchedTokens = ReadInt(configuration, "max-num-batched-tokens", defaults.MaxNumBatchedTokens, 1),
                 BlockSize = ReadInt(configuration, "block-size", defaults.BlockSize, 1),
                 MaxQueuedRequests = ReadInt(configuration, "max-queued-requests", defaults.MaxQueuedRequests, 1),
+                MaxQueuedTokens = ReadInt(configuration, "max-queued-tokens", (int)Math.Min(int.MaxValue, defaults.MaxQueuedTokens), 1),
+                MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
+                FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
                 KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
                 EnablePrefixCaching = !string.Equals(configuration["enable-prefix-caching"], "false", StringComparison.OrdinalIgnoreCase),
             },
@@ -65,6 +71,11 @@ internal sealed class ServerOptions
                 IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
                 AllowSpinning = string.Equals(configuration["onnx-spinning"], "true", StringComparison.OrdinalIgnoreCase),
             },
+            Limits = new ServingLimits
+            {
+                MaxRequestTimeout = TimeSpan.FromSeconds(ReadSeconds(configuration, "max-request-timeout", ServingLimits.DefaultMaxRequestTimeout.TotalSeconds)),
+                MaxRequestBodySize = (long)ReadSize(configuration, "max-request-body-size", ServingLimits.DefaultMaxRequestBodySize),
+            },
             Grpc = ReadGrpc(configuration),
             LogFormat = ReadLogFormat(configuration["log-format"]),
             LogRequests = ReadBool(configuration, "log-requests"),
@@ -72,6 +83,23 @@ internal sealed class ServerOptions
             EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
         };
     }
+
+    private static double ReadSeconds(IConfiguration configuration, string key, double fallback)
+    {
+        var text = configuration[key];
+        if (string.IsNullOrEmpty(text))
+        {
+            return fallback;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !double.IsFinite(value) || value <= 0 || value > ServingLimits.LongestTimeoutSeconds)
+        {
+            throw new FormatException($"--{key} must be a number of seconds in (0, {ServingLimits.LongestTimeoutSeconds}], not '{text}'");
+        }
+
+        return value;
+    }
+
 
     private static GrpcServerOptions ReadGrpc(IConfiguration configuration)
     {

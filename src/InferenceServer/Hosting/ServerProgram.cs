@@ -80,7 +80,9 @@ internal static partial class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(options.Limits);
         builder.Services.AddSingleton<StructuredOutput>();
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
@@ -107,6 +109,9 @@ internal static partial class ServerProgram
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
+
+        // Defence in depth: a bug that escapes a handler still answers in OpenAI's envelope, not an empty 500.
+        app.UseExceptionHandler(static error => error.Run(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, "The server failed while handling this request.", "server_error", null, "internal_error")));
         app.UseCors();
         app.UseMiddleware<ServingGate>();
         if (http.ApiKeys.Count > 0)

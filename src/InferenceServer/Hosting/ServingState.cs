@@ -31,8 +31,17 @@ internal sealed class ServingState
     /// <summary>True from the shutdown signal on: readiness is false and new API requests get 503.</summary>
     public bool IsDraining => _draining;
 
-    /// <summary>True when the replica should get new requests: not draining, and the engine loop runs and is not stuck.</summary>
-    public bool IsReady => !_draining && !_scheduler.IsStalled(_stallTimeout);
+    /// <summary>
+    /// True when the replica should get new requests: not draining, the engine loop runs and is not stuck, and it is
+    /// healthy (not failing model step after step).
+    /// </summary>
+    public bool IsReady => AdmitsRequests && _scheduler.IsHealthy;
+
+    /// <summary>
+    /// Whether the gate lets API requests through: <see cref="IsReady"/> but for engine health. An unhealthy engine answers
+    /// for itself (503 with the reason during its fault cooldown, then a probe of the model), so it can recover.
+    /// </summary>
+    public bool AdmitsRequests => !_draining && !_scheduler.IsStalled(_stallTimeout);
 
     /// <summary>Completes when draining begins (readiness of the engine is polled, not signalled).</summary>
     public Task Changed => _drainStarted.Task;
@@ -45,7 +54,9 @@ internal sealed class ServingState
         ? "draining"
         : !_scheduler.IsRunning
             ? "engine stopped"
-            : _scheduler.IsStalled(_stallTimeout) ? "engine stalled" : null;
+            : _scheduler.IsStalled(_stallTimeout)
+                ? "engine stalled"
+                : !_scheduler.IsHealthy ? "engine unhealthy: repeated model failures" : null;
 
     /// <summary>
     /// Counts a new API request in, unless the replica is not ready (then it counts nothing and returns false, and the
@@ -54,7 +65,7 @@ internal sealed class ServingState
     public bool TryEnter()
     {
         Interlocked.Increment(ref _inFlight);
-        if (IsReady)
+        if (AdmitsRequests)
         {
             return true;
         }

@@ -21,6 +21,11 @@ internal static class CompletionsEndpoint
         var id = "cmpl-" + context.TraceIdentifier;
         CompletionRequest request;
         Func<Engine.Requests.ITokenConstraint>? constraints;
+        if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        {
+            return;
+        }
+
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
@@ -42,7 +47,7 @@ internal static class CompletionsEndpoint
         try
         {
             var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, usage).ConfigureAwait(false);
+            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, usage, time).ConfigureAwait(false);
         }
         finally
         {

@@ -1,8 +1,10 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Buffers;
+using System.Globalization;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Hosting;
 
 namespace InferenceServer.OpenAi;
 
@@ -15,6 +17,30 @@ internal static class GenerationRunner
 {
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
 
+    /// <summary>The header that shortens a request's deadline, in seconds (as vLLM users send it).</summary>
+    public const string TimeoutHeader = "X-Request-Timeout";
+
+    /// <summary>
+    /// Admission before any work on the body: answers 503 when the engine refuses work (stopping, or unhealthy after
+    /// repeated model faults) and 429 when the queue is already at a bound; true when it answered.
+    /// </summary>
+    public static async Task<bool> RejectIfBusyAsync(HttpContext context, ContinuousBatchScheduler scheduler)
+    {
+        if (!scheduler.AcceptsWork)
+        {
+            await WriteUnavailableAsync(context).ConfigureAwait(false);
+            return true;
+        }
+
+        if (scheduler.IsQueueFull)
+        {
+            await WriteQueueFullAsync(context).ConfigureAwait(false);
+            return true;
+        }
+
+        return false;
+    }
+
     /// <summary>Runs the request to the end of its response.</summary>
     /// <param name="context">The HTTP exchange.</param>
     /// <param name="scheduler">The engine.</param>
@@ -23,53 +49,111 @@ internal static class GenerationRunner
     /// <param name="writer">Writes the response.</param>
     /// <param name="constraints">Creates each choice's output constraint, or null for unconstrained output.</param>
     /// <param name="usage">Receives every choice's final counts and timings (for the response and the request's log line).</param>
-    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage)
+    /// <param name="time">The clock of the request's deadline.</param>
+    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage, TimeProvider time)
     {
         var settings = writer.Settings;
-        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        var choices = new List<ChannelReader<GenerationUpdate>>();
+        TimeSpan timeout;
         try
         {
-            for (var p = 0; p < prompts.Count; p++)
-            {
-                var group = settings.N > 1 ? new object() : null;
-                for (var k = 0; k < settings.N; k++)
-                {
-                    var generation = new GenerationRequest
-                    {
-                        RequestId = $"{requestId}-{choices.Count}",
-                        PromptTokens = prompts[p],
-                        Sampling = settings.ForChoice(k),
-                        Stop = settings.Stop,
-                        Priority = settings.Priority,
-                        PrefixGroup = group,
-                        Constraint = constraints?.Invoke(),
-                        SkipSpecialTokens = settings.SkipSpecialTokens,
-                    };
-                    if (!scheduler.TrySubmit(generation, out var updates, lifetime.Token))
-                    {
-                        context.Response.Headers.RetryAfter = "1";
-                        await OpenAiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, "The server's request queue is full; retry shortly.", "rate_limit_error", null, "queue_full").ConfigureAwait(false);
-                        return;
-                    }
+            timeout = EffectiveTimeout(context, settings);
+        }
+        catch (RequestValidationException ex)
+        {
+            await OpenAiErrors.WriteAsync(context, ex).ConfigureAwait(false);
+            return;
+        }
 
-                    choices.Add(updates);
-                }
+        // The deadline counts from submission; on expiry the requests leave the batch at the next iteration, freeing their blocks.
+        using var deadline = new CancellationTokenSource(timeout, time);
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
+        var generations = new List<GenerationRequest>(prompts.Count * settings.N);
+        for (var p = 0; p < prompts.Count; p++)
+        {
+            var group = settings.N > 1 ? new object() : null;
+            for (var k = 0; k < settings.N; k++)
+            {
+                generations.Add(new GenerationRequest
+                {
+                    RequestId = $"{requestId}-{generations.Count}",
+                    PromptTokens = prompts[p],
+                    Sampling = settings.ForChoice(k),
+                    Stop = settings.Stop,
+                    Priority = settings.Priority,
+                    PrefixGroup = group,
+                    Constraint = constraints?.Invoke(),
+                    SkipSpecialTokens = settings.SkipSpecialTokens,
+                });
+            }
+        }
+
+        try
+        {
+            var readers = new ChannelReader<GenerationUpdate>[generations.Count];
+            switch (scheduler.Submit(generations, readers, lifetime.Token))
+            {
+                case SubmitResult.QueueFull:
+                    await WriteQueueFullAsync(context).ConfigureAwait(false);
+                    return;
+                case SubmitResult.Unavailable:
+                    await WriteUnavailableAsync(context).ConfigureAwait(false);
+                    return;
             }
 
+            var choices = new List<ChannelReader<GenerationUpdate>>(readers);
+            var outcome = new Outcome(deadline, timeout);
             if (settings.Stream)
             {
-                await StreamAsync(context, choices, writer, usage).ConfigureAwait(false);
+                await StreamAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
             else
             {
-                await RespondAsync(context, choices, writer, usage).ConfigureAwait(false);
+                await RespondAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
         }
         finally
         {
             await lifetime.CancelAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The smallest of the server's maximum, the <c>timeout</c> field and the <c>X-Request-Timeout</c> header.</summary>
+    private static TimeSpan EffectiveTimeout(HttpContext context, GenerationSettings settings)
+    {
+        var timeout = context.RequestServices.GetService<ServingLimits>()?.MaxRequestTimeout ?? ServingLimits.DefaultMaxRequestTimeout;
+        if (settings.Timeout is { } field && field < timeout)
+        {
+            timeout = field;
+        }
+
+        if (context.Request.Headers.TryGetValue(TimeoutHeader, out var values))
+        {
+            var text = values.ToString();
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !double.IsFinite(seconds) || seconds <= 0 || seconds > ServingLimits.LongestTimeoutSeconds)
+            {
+                throw new RequestValidationException(null, $"The {TimeoutHeader} header must be a positive number of seconds up to {ServingLimits.LongestTimeoutSeconds}, not '{text}'.");
+            }
+
+            var header = TimeSpan.FromSeconds(seconds);
+            if (header < timeout)
+            {
+                timeout = header;
+            }
+        }
+
+        return timeout;
+    }
+
+    private static Task WriteQueueFullAsync(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return OpenAiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, "The server's request queue is full; retry shortly.", "rate_limit_error", null, "queue_full");
+    }
+
+    private static Task WriteUnavailableAsync(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.", "server_error", null, "unavailable");
     }
 
     /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
@@ -81,7 +165,7 @@ internal static class GenerationRunner
         Hosting.ServerLog.CompletionFinished(logger, id, model, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, total.TotalMilliseconds, reasons, status);
     }
 
-    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage)
+    private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {
         var results = new ChoiceResult[choices.Count];
         for (var i = 0; i < choices.Count; i++)
@@ -95,7 +179,7 @@ internal static class GenerationRunner
             usage.Add(result.Final, writer.PromptIndex(i));
             if (result.Final.Finish is FinishReason.Error or FinishReason.Cancelled)
             {
-                await WriteFailureAsync(context, result.Final).ConfigureAwait(false);
+                await WriteFailureAsync(context, result.Final, outcome).ConfigureAwait(false);
                 return;
             }
 
@@ -108,12 +192,33 @@ internal static class GenerationRunner
         await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static Task WriteFailureAsync(HttpContext context, GenerationUpdate final)
-        => final.Finish == FinishReason.Error
-            ? OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", null, "engine_error")
-            : OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", null, "cancelled");
+    private static Task WriteFailureAsync(HttpContext context, GenerationUpdate final, Outcome outcome)
+    {
+        var (status, message, type, code) = Describe(final, outcome);
+        return OpenAiErrors.WriteAsync(context, status, message, type, null, code);
+    }
 
-    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage)
+    /// <summary>
+    /// What a failed choice tells the caller: an engine fault is a 500 naming it; a deadline that expired is a 504
+    /// <c>timeout</c> (gRPC maps DEADLINE_EXCEEDED the same way); otherwise the engine dropped it (stopping, unhealthy): 503.
+    /// </summary>
+    private static (int Status, string Message, string Type, string Code) Describe(GenerationUpdate final, Outcome outcome)
+    {
+        if (final.Finish == FinishReason.Error)
+        {
+            return (StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", "engine_error");
+        }
+
+        if (outcome.Deadline.IsCancellationRequested)
+        {
+            var seconds = outcome.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            return (StatusCodes.Status504GatewayTimeout, $"The request did not finish within its {seconds} s deadline (the smallest of 'timeout', {TimeoutHeader} and the server's maximum); its work was stopped.", "timeout_error", "timeout");
+        }
+
+        return (StatusCodes.Status503ServiceUnavailable, final.Error ?? "The request was cancelled.", "server_error", "cancelled");
+    }
+
+    private static async Task StreamAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -132,7 +237,8 @@ internal static class GenerationRunner
                 usage.Add(update, writer.PromptIndex(index));
                 if (update.Finish is FinishReason.Error or FinishReason.Cancelled)
                 {
-                    SseEvents.Write(pipe, OpenAiErrors.Envelope(update.Error ?? "The request was cancelled.", "server_error", null, update.Finish == FinishReason.Error ? "engine_error" : "cancelled"));
+                    var (_, message, type, code) = Describe(update, outcome);
+                    SseEvents.Write(pipe, OpenAiErrors.Envelope(message, type, null, code));
                     pipe.Write(Done);
                     await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                     return;
@@ -195,4 +301,7 @@ internal static class GenerationRunner
 
         return merged.Reader;
     }
+
+    /// <summary>The request's deadline, to tell a timeout from other cancellations.</summary>
+    private readonly record struct Outcome(CancellationTokenSource Deadline, TimeSpan Timeout);
 }

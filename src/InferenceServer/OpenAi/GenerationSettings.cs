@@ -46,6 +46,9 @@ internal sealed class GenerationSettings
     /// <summary>vLLM's <c>skip_special_tokens</c> (default true): leave special tokens out of the text.</summary>
     public bool SkipSpecialTokens { get; init; } = true;
 
+    /// <summary>The request's <c>timeout</c> field (seconds, a vLLM-client convention; not in OpenAI's API), or null.</summary>
+    public TimeSpan? Timeout { get; init; }
+
     /// <summary>Constrained output, if any.</summary>
     public ResponseFormat Format { get; init; } = ResponseFormat.Text;
 
@@ -125,7 +128,23 @@ internal sealed class GenerationSettings
             SkipSpecialTokens = reader.Bool("skip_special_tokens") ?? true,
             Priority = (int?)reader.Integer("priority", int.MinValue, int.MaxValue) ?? 0,
             Format = ResponseFormat.Read(reader),
+            Timeout = ReadTimeout(reader),
         };
+    }
+
+    private static TimeSpan? ReadTimeout(JsonRequestReader reader)
+    {
+        if (reader.Number("timeout", 0, Hosting.ServingLimits.LongestTimeoutSeconds) is not { } seconds)
+        {
+            return null;
+        }
+
+        if (seconds <= 0)
+        {
+            throw new RequestValidationException("timeout", $"'timeout' must be a positive number of seconds; got {seconds}.");
+        }
+
+        return TimeSpan.FromSeconds(seconds);
     }
 
     /// <summary>The sampling settings of choice <paramref name="k"/>: with a seed, each choice draws from seed + k.</summary>

@@ -90,5 +90,7 @@ internal sealed class StructuredOutput
         public void MaskLogits(Span<float> logits) => inner.MaskLogits(logits);
 
         public bool Accept(int tokenId) => inner.Accept(tokenId);
+
+        public bool IsTerminated => inner.IsEnded;
     }
 }

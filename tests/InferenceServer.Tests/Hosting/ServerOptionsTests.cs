@@ -23,6 +23,13 @@ public sealed class ServerOptionsTests
     [InlineData("max-num-seqs", "0")]
     [InlineData("block-size", "x")]
     [InlineData("threads", "-1")]
+    [InlineData("max-queued-tokens", "0")]
+    [InlineData("max-request-timeout", "0")]
+    [InlineData("max-request-timeout", "NaN")]
+    [InlineData("max-request-timeout", "1e9")]
+    [InlineData("fault-cooldown", "-5")]
+    [InlineData("max-consecutive-step-failures", "0")]
+    [InlineData("max-request-body-size", "big")]
     [InlineData("log-format", "xml")]
     [InlineData("log-requests", "maybe")]
     [InlineData("shutdown-timeout", "-5")]
@@ -31,6 +38,25 @@ public sealed class ServerOptionsTests
     {
         var ex = Assert.Throws<FormatException>(() => Read((key, value)));
         Assert.Contains("--" + key, ex.Message);
+    }
+
+    [Fact]
+    public void ReliabilityOptions_HaveTheirDefaults_AndAreRead()
+    {
+        var defaults = Read();
+        Assert.Equal(1024, defaults.Scheduler.MaxQueuedRequests);
+        Assert.Equal(1L << 20, defaults.Scheduler.MaxQueuedTokens);
+        Assert.Equal(3, defaults.Scheduler.MaxConsecutiveStepFailures);
+        Assert.Equal(TimeSpan.FromSeconds(30), defaults.Scheduler.FaultCooldown);
+        Assert.Equal(TimeSpan.FromSeconds(600), defaults.Limits.MaxRequestTimeout);
+        Assert.Equal(4L * 1024 * 1024, defaults.Limits.MaxRequestBodySize);
+
+        var set = Read(("max-queued-tokens", "5000"), ("max-request-timeout", "2.5"), ("max-request-body-size", "64k"), ("max-consecutive-step-failures", "7"), ("fault-cooldown", "0.5"));
+        Assert.Equal(5000, set.Scheduler.MaxQueuedTokens);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), set.Limits.MaxRequestTimeout);
+        Assert.Equal(65536, set.Limits.MaxRequestBodySize);
+        Assert.Equal(7, set.Scheduler.MaxConsecutiveStepFailures);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), set.Scheduler.FaultCooldown);
     }
 
     [Fact]

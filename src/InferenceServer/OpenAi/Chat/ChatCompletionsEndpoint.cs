@@ -17,6 +17,11 @@ internal static class ChatCompletionsEndpoint
         var id = "chatcmpl-" + context.TraceIdentifier;
         ChatCompletionRequest request;
         Func<ITokenConstraint>? constraints;
+        if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        {
+            return;
+        }
+
         try
         {
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
@@ -40,7 +45,7 @@ internal static class ChatCompletionsEndpoint
         try
         {
             var writer = new ChatResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
-            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, usage).ConfigureAwait(false);
+            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, usage, time).ConfigureAwait(false);
         }
         finally
         {
