@@ -56,6 +56,15 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("--max-num-seqs", stderr);
     }
 
+    [Fact]
+    public async Task BadDevice_ExitsWith2_NamingTheOption()
+    {
+        var (code, stderr) = await RunServerAsync("--model", RepositoryPaths.Fixture("llama-gqa"), "--device", "gpu");
+        Assert.Equal(2, code);
+        Assert.Contains("--device", stderr);
+        Assert.Contains("cuda:N", stderr);
+    }
+
     private static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")

@@ -78,6 +78,57 @@ public sealed partial class OnnxDecoderModel : IDisposable
     /// <summary>The model's vocabulary, context length and KV layout, read from the graph.</summary>
     public ModelSpec Spec { get; }
 
+    /// <summary>Where the model runs: <c>cpu</c> or <c>cuda:N</c>.</summary>
+    public string Device { get; private init; } = "cpu";
+
+    /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
+    public string? DeviceNote { get; private init; }
+
+    /// <summary>Appends the execution provider <paramref name="requested"/> names; returns the device used and, for an <c>auto</c> fallback, why.</summary>
+    /// <exception cref="ExecutionProviderException">The device is malformed, or <c>cuda</c> was asked for and cannot be used.</exception>
+    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested)
+    {
+        var text = requested.Trim().ToLowerInvariant();
+        if (text == "cpu")
+        {
+            return ("cpu", null);
+        }
+
+        var auto = text is "" or "auto";
+        var id = 0;
+        if (!auto && !(text == "cuda" || (text.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(text.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out id))))
+        {
+            throw new ExecutionProviderException($"--device must be auto, cpu, cuda or cuda:N, not '{requested}'");
+        }
+
+        // On a machine without CUDA, ONNX Runtime would also print the load failure itself; auto says it once, in its own words.
+        var environment = OrtEnv.Instance();
+        var level = environment.EnvLogLevel;
+        if (auto)
+        {
+            environment.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+        }
+
+        try
+        {
+            sessionOptions.AppendExecutionProvider_CUDA(id);
+            return ($"cuda:{id}", null);
+        }
+        catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            if (auto)
+            {
+                return ("cpu", $"the CUDA execution provider did not load ({FirstLine(ex.Message)})");
+            }
+
+            throw new ExecutionProviderException($"--device {requested}: the CUDA execution provider cannot be used ({FirstLine(ex.Message)})", ex);
+        }
+        finally
+        {
+            environment.EnvLogLevel = level;
+        }
+    }
+
     /// <summary>Opens <paramref name="package"/>'s graph on the CPU execution provider and reads its KV layout.</summary>
     /// <exception cref="ModelPackageException">The graph cannot be loaded or lacks the expected inputs.</exception>
     public static OnnxDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
@@ -97,6 +148,7 @@ public sealed partial class OnnxDecoderModel : IDisposable
 
         // Spinning worker threads hold every core between steps, starving the HTTP and streaming threads of the same process.
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
+        var (device, deviceNote) = SelectDevice(sessionOptions, options.Device);
 
         InferenceSession session;
         try
@@ -111,7 +163,7 @@ public sealed partial class OnnxDecoderModel : IDisposable
         try
         {
             var (spec, hasPositions, hasBranch) = Inspect(session, package);
-            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch);
+            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote };
         }
         catch
         {

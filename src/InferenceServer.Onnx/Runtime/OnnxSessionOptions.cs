@@ -13,6 +13,12 @@ public sealed class OnnxSessionOptions
     /// </summary>
     public bool AllowSpinning { get; set; }
 
+    /// <summary>
+    /// Where the model runs: <c>auto</c> (the default: the CUDA execution provider on GPU 0 when it loads, else the CPU),
+    /// <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.
+    /// </summary>
+    public string Device { get; set; } = "auto";
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
 }

@@ -5,6 +5,7 @@ using InferenceServer.Http;
 using InferenceServer.Grpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
 using InferenceServer.OpenAi;
 using InferenceServer.OpenAi.Chat;
 using InferenceServer.Templating;
@@ -79,6 +80,15 @@ internal static partial class ServerProgram
         {
             throw new StartupException(ex.Message, ex);
         }
+        catch (ExecutionProviderException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+
+        // Said once at start, on stderr like the other startup lines (logging is not configured yet).
+        Console.Error.WriteLine(model.Decoder.DeviceNote is { } note
+            ? $"info: model {model.Name} runs on {model.Decoder.Device}: {note}"
+            : $"info: model {model.Name} runs on {model.Decoder.Device}");
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);

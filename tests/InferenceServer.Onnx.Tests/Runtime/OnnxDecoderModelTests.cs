@@ -17,6 +17,33 @@ public sealed class OnnxDecoderModelTests
     }
 
     [Fact]
+    public void Device_CpuIsCpu_AndMalformedDevicesAreRefused()
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "cpu" });
+        Assert.Equal("cpu", model.Device);
+        Assert.Null(model.DeviceNote);
+        foreach (var bad in (string[])["gpu", "cuda:", "cuda:-1", "cuda:x"])
+        {
+            var ex = Assert.Throws<ExecutionProviderException>(() => OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = bad }));
+            Assert.Contains("--device", ex.Message);
+        }
+    }
+
+    [Fact]
+    public void Device_Auto_RunsWhereTheProviderLoads_AndSaysWhyWhenItFallsBack()
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "auto" });
+        if (model.Device == "cpu")
+        {
+            Assert.Contains("CUDA", model.DeviceNote);
+        }
+        else
+        {
+            Assert.Equal("cuda:0", model.Device);
+        }
+    }
+
+    [Fact]
     public void GqaGraph_KvLayout()
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")));
