@@ -48,6 +48,37 @@ public sealed class ProcessLifecycleTests
     }
 
     [Fact]
+    public async Task JsonLogs_OneLinePerGrpcRequest()
+    {
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        await using var server = await ServerProcess.StartAsync("--grpc-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--grpc-host", "127.0.0.1");
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var client = new InferenceServer.Grpc.V1.Inference.InferenceClient(channel);
+        var result = await Grpc.GenerateResult.ReadAsync(client, new InferenceServer.Grpc.V1.GenerateRequest
+        {
+            RequestId = "grpc-log-1",
+            Text = "def add(a, b):",
+            Sampling = new InferenceServer.Grpc.V1.SamplingParameters { Temperature = 0 },
+            Stop = new InferenceServer.Grpc.V1.StopConditions { MaxTokens = 4 },
+        });
+        Assert.Equal(4, result.TokenIds[0].Count);
+
+        await server.TerminateAsync();
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var finished = Assert.Single(server.EventsNamed("CompletionFinished"));
+        Assert.Equal("grpc-log-1", finished.GetProperty("CompletionId").GetString());
+        Assert.Equal(4, finished.GetProperty("CompletionTokens").GetInt32());
+        Assert.Equal("length", finished.GetProperty("FinishReason").GetString());
+        Assert.Equal(0, finished.GetProperty("StatusCode").GetInt32());
+    }
+
+    [Fact]
     public async Task LogRequests_LogsThePrompt()
     {
         await using var server = await ServerProcess.StartAsync("--log-requests");

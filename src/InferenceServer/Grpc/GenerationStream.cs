@@ -113,6 +113,7 @@ internal sealed class GenerationStream
 
                 if (update.IsFinal)
                 {
+                    Usage.Add(update, 0);
                     var complete = Complete(item, firstToken[item.Index], elapsed, requestId, entry, cancellationToken);
                     await writer.WriteAsync(Message(null, complete, requestId, ref first), CancellationToken.None).ConfigureAwait(false);
                 }
@@ -124,6 +125,9 @@ internal sealed class GenerationStream
             throw OverflowError();
         }
     }
+
+    /// <summary>The call's counts and timings so far, over its choices' final updates (for the request's log line).</summary>
+    public OpenAi.UsageCounter Usage { get; } = new();
 
     private GenerateComplete Complete(in BufferedUpdate item, ulong firstToken, ulong elapsed, string requestId, ActiveGenerations.Entry entry, CancellationToken cancellationToken)
     {

@@ -101,6 +101,12 @@ internal sealed class InferenceService(
                 GrpcLog.SlowClientAborted(logger, requestId, options.MaxBufferedChunks);
             }
 
+            // The same one line per finished request as the HTTP API's.
+            var usage = stream?.Usage ?? new OpenAi.UsageCounter();
+            var ttft = usage.TimeToFirstToken is { } firstToken ? firstToken.TotalMilliseconds : -1;
+            var status = context.CancellationToken.IsCancellationRequested ? 499 : (int)context.Status.StatusCode;
+            ServerLog.CompletionFinished(logger, requestId, scheduler.Model.Name, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, time.GetElapsedTime(arrival).TotalMilliseconds, usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort", status);
+
             // Whatever ended the call, nothing keeps generating for it.
             await lifetime.CancelAsync().ConfigureAwait(false);
         }
