@@ -51,13 +51,17 @@ public sealed partial class ContinuousBatchScheduler
         catch (Exception ex)
         {
             Log.StepFailed(_logger, _scheduled.Count, ex);
+
+            // The engine's health is published before any caller hears of the failure, so a caller that reacts to its
+            // error (or a probe right after) sees the state the failure put the engine in.
+            var failures = RecordStepFailure();
             foreach (var sequence in _scheduled)
             {
                 _running.Remove(sequence);
                 Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
             }
 
-            OnStepFailed(ex);
+            OnStepFailed(ex, failures);
             return;
         }
 

@@ -94,19 +94,32 @@ public sealed partial class ContinuousBatchScheduler
     }
 
     /// <summary>
-    /// Counts a failed step (its own rows are already failed); at the threshold, fails everything else the engine holds
-    /// with an "unavailable" error rather than running it into the same fault, and starts the cooldown.
+    /// Counts a failed step; at the threshold the cooldown starts now. The start time is written before the count, so
+    /// whoever sees the engine unhealthy also sees when its cooldown began.
     /// </summary>
-    private void OnStepFailed(Exception exception)
+    private int RecordStepFailure()
     {
         var failures = _consecutiveFailures + 1;
+        if (failures >= _options.MaxConsecutiveStepFailures)
+        {
+            Interlocked.Exchange(ref _unhealthySince, _time.GetTimestamp());
+        }
+
         Volatile.Write(ref _consecutiveFailures, failures);
+        return failures;
+    }
+
+    /// <summary>
+    /// After a failed step (counted by <see cref="RecordStepFailure"/>; its own rows are already failed): at the threshold, fails everything else the engine holds
+    /// with an "unavailable" error rather than running it into the same fault, and starts the cooldown.
+    /// </summary>
+    private void OnStepFailed(Exception exception, int failures)
+    {
         if (failures < _options.MaxConsecutiveStepFailures)
         {
             return;
         }
 
-        Interlocked.Exchange(ref _unhealthySince, _time.GetTimestamp());
         Log.Unhealthy(_logger, failures, _options.FaultCooldown.TotalSeconds);
         while (_incoming.Reader.TryRead(out var sequence))
         {
