@@ -8,6 +8,7 @@ namespace InferenceServer.FunctionalTests;
 /// the responses returned (tokens counted = tokens in <c>usage</c>, one finished request per choice, histogram counts).
 /// The server has its own model name, so servers of other test classes running at the same time do not count here.
 /// </summary>
+[Collection(MetricsCollection.Name)]
 public sealed class MetricsTests : IAsyncLifetime
 {
     private const string Model = "metrics-test";

@@ -292,6 +292,11 @@ public sealed class ReliabilityTests
         // The fault clears; after the cooldown the next request probes the model, succeeds, and readiness returns.
         s.Runner.FailNext = 0;
         s.Time.Advance(TimeSpan.FromSeconds(31));
+        using (var probe = await s.Server.Http.PostAsync("/v1/completions", Json(Request)))
+        {
+            Assert.True(probe.IsSuccessStatusCode, $"probe after the cooldown: {(int)probe.StatusCode} {await probe.Content.ReadAsStringAsync()} (healthy {s.Server.Scheduler.IsHealthy}, accepts work {s.Server.Scheduler.AcceptsWork})");
+        }
+
         var healed = await s.Server.CompleteAsync(Request);
         Assert.Equal(reference.GetProperty("choices")[0].GetProperty("text").GetString(), healed.GetProperty("choices")[0].GetProperty("text").GetString());
         Assert.Equal(HttpStatusCode.OK, (await s.Server.Http.GetAsync("/health/ready")).StatusCode);

@@ -52,16 +52,21 @@ public sealed partial class ContinuousBatchScheduler
         {
             Log.StepFailed(_logger, _scheduled.Count, ex);
 
-            // The engine's health is published before any caller hears of the failure, so a caller that reacts to its
-            // error (or a probe right after) sees the state the failure put the engine in.
+            // Everything the failure changes (the engine's health, and at the threshold the failing of all other work) is
+            // done before any caller hears of it: a caller reacting to its error, or a probe right after the cooldown,
+            // then sees the state this failure left and is never swept up by it.
             var failures = RecordStepFailure();
             foreach (var sequence in _scheduled)
             {
                 _running.Remove(sequence);
-                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
             }
 
             OnStepFailed(ex, failures);
+            foreach (var sequence in _scheduled)
+            {
+                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
+            }
+
             return;
         }
 

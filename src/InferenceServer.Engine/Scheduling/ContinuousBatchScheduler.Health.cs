@@ -110,7 +110,8 @@ public sealed partial class ContinuousBatchScheduler
     }
 
     /// <summary>
-    /// After a failed step (counted by <see cref="RecordStepFailure"/>; its own rows are already failed): at the threshold, fails everything else the engine holds
+    /// After a failed step (counted by <see cref="RecordStepFailure"/>; its own rows, already out of the running set, are
+    /// failed by the caller right after): at the threshold, fails everything else the engine holds
     /// with an "unavailable" error rather than running it into the same fault, and starts the cooldown.
     /// </summary>
     private void OnStepFailed(Exception exception, int failures)
