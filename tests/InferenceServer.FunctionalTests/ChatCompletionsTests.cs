@@ -174,6 +174,16 @@ public sealed class ChatCompletionsTests(ChatModelServer fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task Timeout_StillApplies_WhenToolCallsAreParsed()
+    {
+        // With tools in "auto" mode the settings are copied to keep special tokens; the copy must keep the deadline.
+        const string Body = """{"messages":[{"role":"user","content":"go"}],"tools":[{"type":"function","function":{"name":"ping","parameters":{"type":"object"}}}],"temperature":0,"max_tokens":1800,"ignore_eos":true,"timeout":0.05}""";
+        var (status, error) = await Server.PostRawAsync("/v1/chat/completions", Body);
+        Assert.Equal(504, status);
+        Assert.Equal("timeout", error.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task SeededSampling_IsReproducible_AndNChoicesDiffer()
     {
         const string Body = """{"messages":[{"role":"user","content":"hi"}],"temperature":1.0,"top_p":0.95,"top_k":50,"min_p":0.01,"seed":7,"n":3,"max_completion_tokens":10,"presence_penalty":0.5,"frequency_penalty":0.5,"repetition_penalty":1.1}""";

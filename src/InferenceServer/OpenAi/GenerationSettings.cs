@@ -11,7 +11,7 @@ namespace InferenceServer.OpenAi;
 /// and validated from the request. Where the request is silent, the model's <c>generation_config.json</c> gives the
 /// default (temperature, top_p, top_k, min_p, repetition_penalty, as vLLM does), then OpenAI's.
 /// </summary>
-internal sealed class GenerationSettings
+internal sealed record GenerationSettings
 {
     /// <summary>Most completions per prompt.</summary>
     public const int MaxN = 16;

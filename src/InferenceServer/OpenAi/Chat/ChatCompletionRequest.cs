@@ -92,7 +92,8 @@ internal sealed class ChatCompletionRequest
         return new ChatCompletionRequest
         {
             Prompt = [.. prompt],
-            Settings = parser is not null ? WithSpecialTokens(settings) : settings,
+            // Tool-call markers are special tokens in some families: keep them in the text the parser reads (as vLLM does).
+            Settings = parser is not null ? settings with { SkipSpecialTokens = false } : settings,
             Tools = tools,
             ToolChoice = toolChoice,
             ToolParser = parser,
@@ -100,18 +101,4 @@ internal sealed class ChatCompletionRequest
             ToolSchema = schema is null ? null : JsonSerializer.SerializeToElement(schema),
         };
     }
-
-    // Tool-call markers are special tokens in some families: keep them in the text the parser reads (as vLLM does).
-    private static GenerationSettings WithSpecialTokens(GenerationSettings settings) => new()
-    {
-        N = settings.N,
-        Sampling = settings.Sampling,
-        Stop = settings.Stop,
-        Stream = settings.Stream,
-        IncludeUsage = settings.IncludeUsage,
-        ReturnTokenIds = settings.ReturnTokenIds,
-        Priority = settings.Priority,
-        Format = settings.Format,
-        SkipSpecialTokens = false,
-    };
 }
