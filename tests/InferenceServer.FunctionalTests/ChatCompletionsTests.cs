@@ -174,6 +174,20 @@ public sealed class ChatCompletionsTests(ChatModelServer fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task AutoTools_StreamedContent_EqualsNonStreamed()
+    {
+        // tool_choice "auto": the stream holds back text that may start a call and releases it once it cannot.
+        const string Body = """{"messages":[{"role":"user","content":"def fibonacci(n):"}],"tools":[{"type":"function","function":{"name":"ping","parameters":{"type":"object"}}}],"temperature":0,"max_tokens":40""";
+        var whole = await Server.CompleteAsync(Body + "}", "/v1/chat/completions");
+        var message = whole.GetProperty("choices")[0].GetProperty("message");
+        var events = (await Server.StreamAsync(Body + ",\"stream\":true}", "/v1/chat/completions")).Where(e => e != "[DONE]").Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0]).ToList();
+        var streamed = string.Concat(events.Select(c => c.GetProperty("delta")).Where(d => d.TryGetProperty("content", out var p) && p.ValueKind == JsonValueKind.String).Select(d => d.GetProperty("content").GetString()));
+        Assert.False(message.TryGetProperty("tool_calls", out _));
+        Assert.Equal(message.GetProperty("content").GetString(), streamed);
+        Assert.Equal(whole.GetProperty("choices")[0].GetProperty("finish_reason").GetString(), events[^1].GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
     public async Task Timeout_StillApplies_WhenToolCallsAreParsed()
     {
         // With tools in "auto" mode the settings are copied to keep special tokens; the copy must keep the deadline.

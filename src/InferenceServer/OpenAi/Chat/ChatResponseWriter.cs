@@ -22,8 +22,8 @@ internal sealed class ChatResponseWriter : IResponseWriter
     private readonly string _model;
     private readonly HfTokenizer? _tokenizer;
     private readonly ChatCompletionRequest _request;
-    private readonly StringBuilder[] _texts;
-    private readonly int[] _shown;
+    private readonly StringBuilder[]? _texts;
+    private readonly ToolCallStreamFilter[]? _filters;
 
     /// <summary>Creates the writer for one response.</summary>
     public ChatResponseWriter(string id, long created, ServedModel model, ChatCompletionRequest request)
@@ -33,11 +33,23 @@ internal sealed class ChatResponseWriter : IResponseWriter
         _model = model.Name;
         _tokenizer = model.Tokenizer;
         _request = request;
-        _texts = new StringBuilder[request.Settings.N];
-        _shown = new int[request.Settings.N];
-        for (var i = 0; i < _texts.Length; i++)
+        if (request.ToolParser is not null || request.ToolChoice.IsConstrained)
         {
-            _texts[i] = new StringBuilder();
+            // Only a choice that may hold tool calls keeps its text: to hold back what may start a call, and to parse at the end.
+            _texts = new StringBuilder[request.Settings.N];
+            for (var i = 0; i < _texts.Length; i++)
+            {
+                _texts[i] = new StringBuilder();
+            }
+        }
+
+        if (request.ToolParser is { } parser)
+        {
+            _filters = new ToolCallStreamFilter[request.Settings.N];
+            for (var i = 0; i < _filters.Length; i++)
+            {
+                _filters[i] = new ToolCallStreamFilter(parser, request.Tools?.Names);
+            }
         }
     }
 
@@ -46,8 +58,6 @@ internal sealed class ChatResponseWriter : IResponseWriter
 
     /// <inheritdoc />
     public int PromptIndex(int choice) => 0;
-
-    private bool HoldsText => _request.ToolParser is not null || _request.ToolChoice.IsConstrained;
 
     /// <inheritdoc />
     public void WriteComplete(IBufferWriter<byte> output, IReadOnlyList<ChoiceResult> choices)
@@ -119,24 +129,12 @@ internal sealed class ChatResponseWriter : IResponseWriter
             WriteChunk(output, index, static (w, _) => { w.WriteString("role", "assistant"); w.WriteString("content", string.Empty); }, 0, null, null, first && Settings.ReturnTokenIds);
         }
 
-        var text = _texts[index].Append(update.Text);
-        string piece;
-        if (!HoldsText)
-        {
-            piece = update.Text;
-            _shown[index] += piece.Length;
-        }
-        else if (_request.ToolParser is { } parser && !update.IsFinal)
-        {
-            var safe = Math.Max(_shown[index], parser.SafeContentPrefixLength(text.ToString()));
-            piece = text.ToString(_shown[index], safe - _shown[index]);
-            _shown[index] = safe;
-        }
-        else
-        {
-            piece = string.Empty;
-        }
-
+        // Free text streams as it comes; with a tool parser, only what is certainly not the start of a call; under a
+        // constrained tool choice, nothing until the end.
+        var text = _texts?[index].Append(update.Text);
+        var piece = text is null
+            ? update.Text
+            : _filters is { } filters && !update.IsFinal ? filters[index].NextContent(text.ToString()).ToString() : string.Empty;
         if (piece.Length > 0 || update.Logprobs is not null || (Settings.ReturnTokenIds && update.TokenId >= 0))
         {
             WriteChunk(output, index, static (w, p) => w.WriteString("content", p), piece, update.Logprobs, null, false, update.TokenId);
@@ -148,11 +146,21 @@ internal sealed class ChatResponseWriter : IResponseWriter
         }
 
         var hasCalls = false;
-        if (HoldsText)
+        if (text is not null)
         {
-            var (content, calls) = Split(text.ToString());
-            var rest = content is null ? string.Empty : content.Length > _shown[index] ? content[_shown[index]..] : string.Empty;
-            if (rest.Length > 0)
+            var all = text.ToString();
+            string? rest;
+            IReadOnlyList<ParsedToolCall> calls;
+            if (_filters is { } done)
+            {
+                calls = done[index].Complete(all, out rest).ToolCalls;
+            }
+            else
+            {
+                (rest, calls) = Split(all);
+            }
+
+            if (!string.IsNullOrEmpty(rest))
             {
                 WriteChunk(output, index, static (w, p) => w.WriteString("content", p), rest, null, null, false);
             }
