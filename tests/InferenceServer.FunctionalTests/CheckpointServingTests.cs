@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using InferenceServer.FunctionalTests.Infrastructure;
 
@@ -76,20 +75,6 @@ public sealed class CheckpointServingTests : IDisposable
         Assert.Contains("missing", stderr);
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "InferenceServer.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
+        => ExternalTools.RunAsync("dotnet", AppContext.BaseDirectory, TimeSpan.FromSeconds(120), [Path.Combine(AppContext.BaseDirectory, "InferenceServer.dll"), .. args]);
 }

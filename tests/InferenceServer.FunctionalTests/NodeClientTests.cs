@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using InferenceServer.FunctionalTests.Infrastructure;
 
 namespace InferenceServer.FunctionalTests;
@@ -17,37 +16,12 @@ public sealed class NodeClientTests(DefaultModelServer completions, ChatModelSer
     {
         if (!Directory.Exists(Path.Combine(SuiteFolder, "node_modules", "openai")))
         {
-            var (installCode, installOutput) = await RunAsync("npm", "ci --no-audit --no-fund", TimeSpan.FromMinutes(5));
-            Assert.True(installCode == 0, "npm ci failed in tests/node-client:\n" + installOutput);
+            var (installCode, installOut, installErr) = await ExternalTools.RunAsync("npm", SuiteFolder, TimeSpan.FromMinutes(5), "ci", "--no-audit", "--no-fund");
+            Assert.True(installCode == 0, "npm ci failed in tests/node-client:\n" + installOut + installErr);
         }
 
-        var (code, output) = await RunAsync("node", $"suite.mjs {completions.Server.BaseAddress} {chat.Server.BaseAddress}", TimeSpan.FromMinutes(5));
-        Assert.True(code == 0, output);
-        Assert.Contains("all checks passed", output);
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string program, string arguments, TimeSpan timeout)
-    {
-        var start = new ProcessStartInfo(program, arguments)
-        {
-            WorkingDirectory = SuiteFolder,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cancellation = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cancellation.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {arguments} ran past {timeout}:\n{await stdout}\n{await stderr}");
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        var (code, stdout, stderr) = await ExternalTools.RunAsync("node", SuiteFolder, TimeSpan.FromMinutes(5), "suite.mjs", completions.Server.BaseAddress.ToString(), chat.Server.BaseAddress.ToString());
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("all checks passed", stdout);
     }
 }

@@ -69,6 +69,13 @@ public sealed record SamplingParameters
     /// </summary>
     public int? PromptLogprobs { get; init; }
 
+    /// <summary>
+    /// The settings of choice <paramref name="choice"/> of <paramref name="choices"/> completions of one prompt: with a
+    /// seed, choice k draws from seed + k, so the choices differ and the whole response is reproducible.
+    /// </summary>
+    public SamplingParameters ForChoice(int choice, int choices)
+        => choices > 1 && Seed is { } seed ? this with { Seed = unchecked(seed + choice) } : this;
+
     /// <summary>True when sampling reduces to argmax.</summary>
     public bool IsGreedy => Temperature <= 0 || TopK == 1;
 

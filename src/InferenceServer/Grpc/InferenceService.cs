@@ -69,7 +69,7 @@ internal sealed class InferenceService(
                 {
                     RequestId = validated.N > 1 ? $"{requestId}-{k}" : requestId,
                     PromptTokens = validated.PromptTokens,
-                    Sampling = validated.N > 1 && validated.Sampling.Seed is { } seed ? validated.Sampling with { Seed = unchecked(seed + k) } : validated.Sampling,
+                    Sampling = validated.Sampling.ForChoice(k, validated.N),
                     Stop = validated.Stop,
                     Priority = validated.Priority,
                     PrefixGroup = group,
@@ -102,10 +102,8 @@ internal sealed class InferenceService(
             }
 
             // The same one line per finished request as the HTTP API's.
-            var usage = stream?.Usage ?? new OpenAi.UsageCounter();
-            var ttft = usage.TimeToFirstToken is { } firstToken ? firstToken.TotalMilliseconds : -1;
             var status = context.CancellationToken.IsCancellationRequested ? 499 : (int)context.Status.StatusCode;
-            ServerLog.CompletionFinished(logger, requestId, scheduler.Model.Name, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, time.GetElapsedTime(arrival).TotalMilliseconds, usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort", status);
+            ServerLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new OpenAi.UsageCounter(), time.GetElapsedTime(arrival), status);
 
             // Whatever ended the call, nothing keeps generating for it.
             await lifetime.CancelAsync().ConfigureAwait(false);

@@ -158,12 +158,7 @@ internal static class GenerationRunner
 
     /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
     public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
-    {
-        var ttft = usage.TimeToFirstToken is { } first ? first.TotalMilliseconds : -1;
-        var status = context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode;
-        var reasons = usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort";
-        Hosting.ServerLog.CompletionFinished(logger, id, model, usage.PromptTokens, usage.CompletionTokens, usage.QueueTime.TotalMilliseconds, ttft, total.TotalMilliseconds, reasons, status);
-    }
+        => Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode);
 
     private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {

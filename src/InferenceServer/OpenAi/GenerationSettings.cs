@@ -148,8 +148,7 @@ internal sealed record GenerationSettings
     }
 
     /// <summary>The sampling settings of choice <paramref name="k"/>: with a seed, each choice draws from seed + k.</summary>
-    public SamplingParameters ForChoice(int k)
-        => N > 1 && Sampling.Seed is { } seed ? Sampling with { Seed = unchecked(seed + k) } : Sampling;
+    public SamplingParameters ForChoice(int k) => Sampling.ForChoice(k, N);
 
     private static Dictionary<int, float>? ReadLogitBias(JsonRequestReader reader, int vocab)
     {
