@@ -16,7 +16,7 @@ namespace InferenceServer.Grpc;
 internal static class GenerateRequestMapper
 {
     /// <summary>Longest client-chosen request id.</summary>
-    public const int MaxRequestIdLength = 128;
+    public const int MaxRequestIdLength = Http.RequestIdMiddleware.MaxLength;
 
     /// <summary>Most stop strings, as in the HTTP API.</summary>
     public const int MaxStopStrings = 16;
@@ -228,12 +228,10 @@ internal static class GenerateRequestMapper
             throw GrpcErrors.InvalidArgument("request_id", $"at most {MaxRequestIdLength} characters; got {id.Length}.");
         }
 
-        foreach (var c in id)
+        // The same rule as the HTTP API's X-Request-Id; empty means the server chooses one.
+        if (id.Length > 0 && !Http.RequestIdMiddleware.IsUsable(id))
         {
-            if (c is < '!' or > '~')
-            {
-                throw GrpcErrors.InvalidArgument("request_id", "only printable ASCII characters without spaces are allowed.");
-            }
+            throw GrpcErrors.InvalidArgument("request_id", "only printable ASCII characters without spaces are allowed.");
         }
     }
 
