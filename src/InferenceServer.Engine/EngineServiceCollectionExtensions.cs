@@ -19,7 +19,7 @@ public static class EngineServiceCollectionExtensions
     public static IServiceCollection AddInferenceEngine(this IServiceCollection services, ServedModel model, SchedulerOptions options)
     {
         ArgumentNullException.ThrowIfNull(services);
-        _ = ContinuousBatchScheduler.PlanKvBlocks(model.Spec, options);
+        _ = ContinuousBatchScheduler.PlanKvBlocks(model, options);
         services.TryAddSingleton(model);
         services.TryAddSingleton(options);
         services.TryAddSingleton(static provider => new InferenceMetrics(provider.GetRequiredService<IMeterFactory>()));

@@ -11,7 +11,7 @@ namespace InferenceServer.Engine;
 /// </summary>
 public sealed class ServedModel : IDisposable
 {
-    private ServedModel(string name, ModelPackage package, OnnxDecoderModel decoder, HfTokenizer? tokenizer, IReadOnlyList<int> eosTokenIds)
+    private ServedModel(string name, ModelPackage package, IDecoderModel decoder, HfTokenizer? tokenizer, IReadOnlyList<int> eosTokenIds)
     {
         Name = name;
         Package = package;
@@ -26,8 +26,8 @@ public sealed class ServedModel : IDisposable
     /// <summary>The model folder's metadata.</summary>
     public ModelPackage Package { get; }
 
-    /// <summary>The decoder graph.</summary>
-    public OnnxDecoderModel Decoder { get; }
+    /// <summary>The decoder graph: a dense-past graph on the host KV pages, or a paged graph with its KV on the device.</summary>
+    public IDecoderModel Decoder { get; }
 
     /// <summary>Vocabulary, context length and KV layout.</summary>
     public ModelSpec Spec => Decoder.Spec;
@@ -65,12 +65,12 @@ public sealed class ServedModel : IDisposable
             }
         }
 
-        var decoder = OnnxDecoderModel.Open(package, sessionOptions);
+        var decoder = DecoderModels.Open(package, sessionOptions);
         return new ServedModel(string.IsNullOrWhiteSpace(servedName) ? package.Name : servedName, package, decoder, tokenizer, eos);
     }
 
     /// <summary>Creates the runner that executes steps over a KV store of <paramref name="blockCount"/> blocks.</summary>
-    public IModelRunner CreateRunner(int blockCount, int blockSize) => new DenseKvRunner(Decoder, blockCount, blockSize);
+    public IModelRunner CreateRunner(int blockCount, int blockSize) => Decoder.CreateRunner(blockCount, blockSize);
 
     /// <inheritdoc />
     public void Dispose() => Decoder.Dispose();

@@ -15,19 +15,27 @@ public sealed partial class ContinuousBatchScheduler
     {
         // Dense-past graphs pad every row to the longest in the run, so decodes (one token) and prefill chunks run as two
         // batches: a decode never pays for a prompt's length, and the decode batch keeps its shape between steps.
+        // A packed runner takes both in one call. A runner that reports each row's argmax lets plain greedy rows skip
+        // their logits: when no row in the step needs a distribution, none comes back from the device.
         OrderDecodesFirst();
         _batch.Clear();
         _prefillBatch.Clear();
+        var mixed = _runner.RunsMixedBatches;
+        var distributions = false;
         for (var i = 0; i < _scheduled.Count; i++)
         {
             var sequence = _scheduled[i];
             var chunk = _chunks[i];
             var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, chunk);
-            var target = chunk == 1 ? _batch : _prefillBatch;
+            var target = chunk == 1 || mixed ? _batch : _prefillBatch;
             var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
                 : sequence.Computed + chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
             target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), rowLogits, sequence.Arrival);
+            distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !TakesArgmax(sequence));
         }
+
+        _batch.DistributionsWanted = distributions;
+        _prefillBatch.DistributionsWanted = distributions;
 
         var vocab = _model.Spec.VocabularySize;
         var logitRows = _batch.LogitRowCount + _prefillBatch.LogitRowCount;
@@ -95,9 +103,16 @@ public sealed partial class ContinuousBatchScheduler
             }
             else if (sequence.Computed == sequence.Tokens.Count)
             {
-                var logits = _logits.AsSpan(logitRow * vocab, vocab);
+                if (TakesArgmax(sequence))
+                {
+                    Emit(sequence, ArgmaxAt(logitRow), null);
+                }
+                else
+                {
+                    Advance(sequence, _logits.AsSpan(logitRow * vocab, vocab));
+                }
+
                 logitRow++;
-                Advance(sequence, logits);
             }
         }
     }
@@ -117,6 +132,28 @@ public sealed partial class ContinuousBatchScheduler
             }
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="sequence"/>'s next token is the runner's argmax as it stands: the runner reports it, and the
+    /// sequence decodes greedily with nothing that changes or reads the distribution (bias, penalties, a constraint,
+    /// logprobs, tokens banned until min_tokens).
+    /// </summary>
+    private bool TakesArgmax(Sequence sequence)
+    {
+        var sampling = sequence.Request.Sampling;
+        return _runner.ReportsArgmax
+            && sampling.IsGreedy
+            && sampling.Logprobs is null
+            && !sampling.HasPenalties
+            && sequence.BiasIds is null
+            && sequence.Constraint is null
+            && (sequence.Generated >= sequence.Request.Stop.MinTokens || sequence.BannedBeforeMinTokens.Length == 0);
+    }
+
+    /// <summary>The runner's argmax for logit row <paramref name="logitRow"/> of this step (decode batch first, then prefill).</summary>
+    private int ArgmaxAt(int logitRow) => logitRow < _batch.LogitRowCount
+        ? _batch.Argmax[logitRow]
+        : _prefillBatch.Argmax[logitRow - _batch.LogitRowCount];
 
     /// <summary>Stable partition of the scheduled rows: one-token rows first, in the order the logits come back.</summary>
     private void OrderDecodesFirst()
@@ -172,6 +209,13 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         var logprobs = sampling.Logprobs is { } k ? LogprobCalculator.Report(_rawLogits.AsSpan(0, logits.Length), token, k) : null;
+        Emit(sequence, token, logprobs);
+    }
+
+    /// <summary>Appends the chosen <paramref name="token"/> to <paramref name="sequence"/>, streams it, and applies the stop conditions.</summary>
+    private void Emit(Sequence sequence, int token, TokenLogprobs? logprobs)
+    {
+        var stop = sequence.Request.Stop;
         var promptLogprobs = sequence.Generated == 0 ? sequence.TakePromptLogprobs() : null;
         sequence.Tokens.Add(token);
         sequence.Penalties?.AddOutput(token);

@@ -60,7 +60,14 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         _metrics = metrics;
         _time = time ?? TimeProvider.System;
         _lastProgressAt = _time.GetTimestamp();
-        var blocks = PlanKvBlocks(model.Spec, options);
+        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
+        if (blockSize != options.BlockSize)
+        {
+            Log.BlockSizeRaised(logger, options.BlockSize, blockSize);
+            options.BlockSize = blockSize;
+        }
+
+        var blocks = PlanKvBlocks(model, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
         var runner = model.CreateRunner(blocks, options.BlockSize);
         _runner = options.RunnerDecorator is { } decorate ? decorate(runner) : runner;
@@ -347,29 +354,34 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     }
 
     /// <summary>
-    /// How many KV blocks <see cref="SchedulerOptions.KvCacheMemory"/> buys for <paramref name="spec"/>.
+    /// How many KV blocks <see cref="SchedulerOptions.KvCacheMemory"/> buys for <paramref name="model"/>, in blocks of
+    /// the size its store uses (<see cref="IDecoderModel.ChooseBlockSize"/>): bytes, or a fraction of the device's free
+    /// memory (a device store) or of the process's available memory (host pages).
     /// Throws <see cref="InvalidOperationException"/> when that is less than one full-context sequence.
     /// </summary>
-    public static int PlanKvBlocks(ModelSpec spec, SchedulerOptions options)
+    public static int PlanKvBlocks(ServedModel model, SchedulerOptions options)
     {
-        var blockBytes = spec.KvBytesPerToken * options.BlockSize;
-        var budget = ResolveKvBytes(options.KvCacheMemory);
-        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / options.BlockSize);
-        var needed = (spec.ContextLength + options.BlockSize - 1) / options.BlockSize;
+        ArgumentNullException.ThrowIfNull(model);
+        var spec = model.Spec;
+        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
+        var blockBytes = spec.KvBytesPerToken * blockSize;
+        var budget = ResolveKvBytes(options.KvCacheMemory, model.Decoder.DeviceFreeMemory);
+        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize);
+        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
         if (blocks < needed)
         {
             throw new InvalidOperationException(
-                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {options.BlockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
+                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {blockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
         }
 
         return blocks;
     }
 
-    private static long ResolveKvBytes(double setting)
+    private static long ResolveKvBytes(double setting, long? deviceFreeMemory)
     {
         if (setting is > 0 and <= 1)
         {
-            var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            var available = deviceFreeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
             return (long)(available * setting);
         }
 
@@ -392,6 +404,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
         [LoggerMessage(EventId = 1004, EventName = "EngineUnhealthy", Level = LogLevel.Critical, Message = "{Failures} model steps in a row failed: the engine is unhealthy, fails its queue and refuses work for {CooldownSeconds} s.")]
         public static partial void Unhealthy(ILogger logger, int failures, double cooldownSeconds);
+
+        [LoggerMessage(EventId = 1006, EventName = "BlockSizeRaised", Level = LogLevel.Information, Message = "KV block size {Requested} raised to {BlockSize}: the model's attention kernel reads whole pages of that many tokens.")]
+        public static partial void BlockSizeRaised(ILogger logger, int requested, int blockSize);
 
         [LoggerMessage(EventId = 1005, EventName = "EngineRecovered", Level = LogLevel.Warning, Message = "A model step succeeded after {Failures} failed in a row: the engine is healthy.")]
         public static partial void Recovered(ILogger logger, int failures);

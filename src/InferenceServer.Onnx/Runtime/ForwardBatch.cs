@@ -15,6 +15,7 @@ public sealed class ForwardBatch
     private int[] _blockOffsets = new int[17];
     private RowLogits[] _logits = new RowLogits[16];
     private long[] _sequenceIds = new long[16];
+    private int[] _argmax = new int[16];
 
     /// <summary>Rows in this step.</summary>
     public int RowCount { get; private set; }
@@ -34,9 +35,30 @@ public sealed class ForwardBatch
     /// <summary>Largest number of cached tokens in one row.</summary>
     public int MaxPastLength { get; private set; }
 
+    /// <summary>
+    /// Whether the caller needs the logit rows' distributions. False when every row that returns logits only needs its
+    /// most likely token (plain greedy decoding): a runner that <see cref="IModelRunner.ReportsArgmax"/> then fills
+    /// <see cref="Argmax"/> and may leave the logits where they were computed. Reset to true by <see cref="Clear"/>.
+    /// </summary>
+    public bool DistributionsWanted { get; set; } = true;
+
+    /// <summary>
+    /// The argmax (first maximum) of each logit row, in logit-row order, filled by runners that
+    /// <see cref="IModelRunner.ReportsArgmax"/>.
+    /// </summary>
+    public Span<int> Argmax
+    {
+        get
+        {
+            Grow(ref _argmax, LogitRowCount);
+            return _argmax.AsSpan(0, LogitRowCount);
+        }
+    }
+
     /// <summary>Empties the batch, keeping its buffers.</summary>
     public void Clear()
     {
+        DistributionsWanted = true;
         RowCount = 0;
         LogitRowCount = 0;
         MaxNewTokens = 0;

@@ -18,6 +18,18 @@ public interface IModelRunner : IDisposable
     int BlockSize { get; }
 
     /// <summary>
+    /// Whether one <see cref="Forward"/> call should carry decodes and prefill chunks together (packed graphs, which pay
+    /// nothing for rows of different lengths), rather than one call for each (dense graphs pad every row to the longest).
+    /// </summary>
+    bool RunsMixedBatches => false;
+
+    /// <summary>
+    /// Whether <see cref="Forward"/> fills <see cref="ForwardBatch.Argmax"/>, and so may skip returning logits when
+    /// <see cref="ForwardBatch.DistributionsWanted"/> is false.
+    /// </summary>
+    bool ReportsArgmax => false;
+
+    /// <summary>
     /// Runs <paramref name="batch"/>: writes each row's new tokens' KV into its blocks and the logits the rows ask for into
     /// <paramref name="logits"/>, <see cref="ModelSpec.VocabularySize"/> floats per logit row, in row order: one row for a
     /// <see cref="RowLogits.Last"/> row, one per new position (in order) for a <see cref="RowLogits.All"/> row

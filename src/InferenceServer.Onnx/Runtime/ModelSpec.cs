@@ -15,8 +15,11 @@ public sealed record ModelSpec
     /// <summary>One entry per cached attention layer, in graph order.</summary>
     public required IReadOnlyList<LayerKvSpec> KvLayers { get; init; }
 
-    /// <summary>Element type of the KV cache and logits (<c>float32</c> for the graphs served today).</summary>
+    /// <summary>Element type of the KV cache: <c>float32</c> (dense-past graphs), <c>float16</c> or <c>bfloat16</c> (paged CUDA graphs).</summary>
     public required string ElementType { get; init; }
+
+    /// <summary>Bytes of one cached element of <see cref="ElementType"/>.</summary>
+    public int KvElementBytes => ElementType is "float16" or "bfloat16" ? 2 : sizeof(float);
 
     /// <summary>Bytes of KV cache one token occupies across all layers.</summary>
     public long KvBytesPerToken
@@ -29,7 +32,7 @@ public sealed record ModelSpec
                 floats += layer.KeyFloatsPerToken + layer.ValueFloatsPerToken;
             }
 
-            return floats * sizeof(float);
+            return floats * KvElementBytes;
         }
     }
 }

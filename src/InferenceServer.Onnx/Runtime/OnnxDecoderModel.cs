@@ -13,7 +13,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// batch, scatters the new tokens' KV back into their blocks, and returns the logits of the last new position of
 /// each row that asked for them (or of every new position, for rows that ask for all). Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
-public sealed partial class OnnxDecoderModel : IDisposable
+public sealed partial class OnnxDecoderModel : IDecoderModel
 {
     private const string InputIds = "input_ids";
     private const string AttentionMask = "attention_mask";
@@ -129,11 +129,33 @@ public sealed partial class OnnxDecoderModel : IDisposable
         }
     }
 
-    /// <summary>Opens <paramref name="package"/>'s graph on the CPU execution provider and reads its KV layout.</summary>
+    /// <summary>Opens <paramref name="package"/>'s dense-past graph on the device <paramref name="options"/> names and reads its KV layout.</summary>
     /// <exception cref="ModelPackageException">The graph cannot be loaded or lacks the expected inputs.</exception>
     public static OnnxDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
-        options ??= new OnnxSessionOptions();
+        var (session, device, deviceNote) = CreateSession(package, options ?? new OnnxSessionOptions());
+        return FromSession(session, package, device, deviceNote);
+    }
+
+    /// <summary>Wraps an open session of a dense-past graph; disposes it when the graph is not one.</summary>
+    internal static OnnxDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote)
+    {
+        try
+        {
+            var (spec, hasPositions, hasBranch) = Inspect(session, package);
+            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote };
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
+    /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
+    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options)
+    {
         using var sessionOptions = new SessionOptions
         {
             GraphOptimizationLevel = options.GraphOptimization switch
@@ -149,26 +171,16 @@ public sealed partial class OnnxDecoderModel : IDisposable
         // Spinning worker threads hold every core between steps, starving the HTTP and streaming threads of the same process.
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
         var (device, deviceNote) = SelectDevice(sessionOptions, options.Device);
-
-        InferenceSession session;
         try
         {
-            session = new InferenceSession(package.GraphPath, sessionOptions);
+            return (new InferenceSession(package.GraphPath, sessionOptions), device, deviceNote);
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new ModelPackageException(package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)})", ex);
-        }
-
-        try
-        {
-            var (spec, hasPositions, hasBranch) = Inspect(session, package);
-            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote };
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
+            var hint = device == "cpu" && ex.Message.Contains("PagedAttention", StringComparison.Ordinal)
+                ? "; this graph is built for CUDA (com.microsoft.PagedAttention has no CPU kernel): serve it with --device cuda"
+                : string.Empty;
+            throw new ModelPackageException(package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)}){hint}", ex);
         }
     }
 
@@ -297,6 +309,15 @@ public sealed partial class OnnxDecoderModel : IDisposable
         }
     }
 
+    /// <summary>Host memory: the engine sizes a fractional <c>--kv-cache-memory</c> from the process's available memory.</summary>
+    public long? DeviceFreeMemory => null;
+
+    /// <summary>Any block size: the host pages have no kernel constraint.</summary>
+    public int ChooseBlockSize(int requested) => requested;
+
+    /// <summary>A <see cref="DenseKvRunner"/>: host KV pages gathered into this graph's dense past tensors.</summary>
+    public IModelRunner CreateRunner(int blockCount, int blockSize) => new DenseKvRunner(this, blockCount, blockSize);
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -411,7 +432,7 @@ public sealed partial class OnnxDecoderModel : IDisposable
         }
     }
 
-    private static string FirstLine(string text)
+    internal static string FirstLine(string text)
     {
         var newline = text.IndexOf('\n', StringComparison.Ordinal);
         return (newline < 0 ? text : text[..newline]).Trim();

@@ -1,0 +1,95 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// The few CUDA runtime calls the device KV store needs that ONNX Runtime's C# API does not offer: one allocation per
+/// pool, zeroing it once, and the device's free memory for sizing the cache. The library is the CUDA 13 runtime that
+/// ONNX Runtime's CUDA provider itself loads (<c>libcudart.so.13</c>), resolved on first use.
+/// </summary>
+internal static partial class CudaRuntime
+{
+    private const string Library = "cudart";
+
+    static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
+
+    /// <summary>Allocates <paramref name="bytes"/> on <paramref name="device"/>, zeroed.</summary>
+    /// <exception cref="InvalidOperationException">The allocation failed (the message carries CUDA's error code).</exception>
+    public static IntPtr AllocateZeroed(int device, long bytes)
+    {
+        Check(cudaSetDevice(device), "cudaSetDevice");
+        Check(cudaMalloc(out var pointer, (nuint)bytes), $"cudaMalloc({bytes} bytes)");
+        var status = cudaMemset(pointer, 0, (nuint)bytes);
+        if (status != 0)
+        {
+            _ = cudaFree(pointer);
+            Check(status, "cudaMemset");
+        }
+
+        Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        return pointer;
+    }
+
+    /// <summary>Frees what <see cref="AllocateZeroed"/> returned.</summary>
+    public static void Free(IntPtr pointer)
+    {
+        if (pointer != IntPtr.Zero)
+        {
+            _ = cudaFree(pointer);
+        }
+    }
+
+    /// <summary>Free and total bytes of <paramref name="device"/>.</summary>
+    public static (long Free, long Total) MemoryInfo(int device)
+    {
+        Check(cudaSetDevice(device), "cudaSetDevice");
+        Check(cudaMemGetInfo(out var free, out var total), "cudaMemGetInfo");
+        return ((long)free, (long)total);
+    }
+
+    private static void Check(int status, string call)
+    {
+        if (status != 0)
+        {
+            throw new InvalidOperationException($"{call} failed with CUDA error {status}");
+        }
+    }
+
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
+    {
+        if (name != Library)
+        {
+            return IntPtr.Zero;
+        }
+
+        foreach (var candidate in (string[])["libcudart.so.13", "libcudart.so.12", "libcudart.so"])
+        {
+            if (NativeLibrary.TryLoad(candidate, assembly, path, out var handle))
+            {
+                return handle;
+            }
+        }
+
+        return IntPtr.Zero;
+    }
+
+    [LibraryImport(Library)]
+    private static partial int cudaSetDevice(int device);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMalloc(out IntPtr pointer, nuint size);
+
+    [LibraryImport(Library)]
+    private static partial int cudaFree(IntPtr pointer);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemset(IntPtr pointer, int value, nuint count);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemGetInfo(out nuint free, out nuint total);
+
+    [LibraryImport(Library)]
+    private static partial int cudaDeviceSynchronize();
+}

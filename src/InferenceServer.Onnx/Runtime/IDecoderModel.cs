@@ -1,0 +1,31 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// A loaded decoder graph, whichever its I/O convention: the Optimum-style dense-past graphs (<see cref="OnnxDecoderModel"/>,
+/// run over host KV pages) or the paged graphs built for CUDA (<see cref="PagedDecoderModel"/>, KV pools on the device).
+/// It knows its spec and where it runs, and creates the runner that owns the KV store.
+/// </summary>
+public interface IDecoderModel : IDisposable
+{
+    /// <summary>Vocabulary, context length and KV layout.</summary>
+    ModelSpec Spec { get; }
+
+    /// <summary>Where the model runs: <c>cpu</c> or <c>cuda:N</c>.</summary>
+    string Device { get; }
+
+    /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
+    string? DeviceNote { get; }
+
+    /// <summary>
+    /// Bytes of memory the KV store may take when <c>--kv-cache-memory</c> is a fraction: the device's free memory after
+    /// the weights loaded for a device store, or null for host memory (the engine then uses the process's available memory).
+    /// </summary>
+    long? DeviceFreeMemory { get; }
+
+    /// <summary>The block size the store uses for a configured <paramref name="requested"/> one (a kernel may need larger blocks).</summary>
+    int ChooseBlockSize(int requested);
+
+    /// <summary>Creates the runner over a KV store of <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens.</summary>
+    IModelRunner CreateRunner(int blockCount, int blockSize);
+}

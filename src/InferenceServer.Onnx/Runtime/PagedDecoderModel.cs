@@ -1,0 +1,189 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Onnx.Packaging;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// A paged decoder graph (ADR 0003, <c>inferenceserver.graph = paged-v1</c>): packed tokens of every row in one
+/// dimension, one <c>com.microsoft.PagedAttention</c> node per layer over <c>key_cache.{i}</c> / <c>value_cache.{i}</c>
+/// block pools addressed by <c>block_table</c>, logits only for <c>logits_indices</c> and their argmax as
+/// <c>next_tokens</c>. It runs on the CUDA execution provider only; <see cref="PagedDeviceRunner"/> keeps the pools on the device.
+/// </summary>
+public sealed class PagedDecoderModel : IDecoderModel
+{
+    internal const string InputIds = "input_ids";
+    internal const string CumulativeSequenceLength = "cumulative_sequence_length";
+    internal const string PastSequenceLengths = "past_seqlens";
+    internal const string BlockTable = "block_table";
+    internal const string LogitsIndices = "logits_indices";
+    internal const string Logits = "logits";
+    internal const string NextTokens = "next_tokens";
+
+    private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote)
+    {
+        Session = session;
+        Spec = spec;
+        KvType = kvType;
+        DeviceId = deviceId;
+        Device = device;
+        DeviceNote = deviceNote;
+    }
+
+    /// <inheritdoc />
+    public ModelSpec Spec { get; }
+
+    /// <inheritdoc />
+    public string Device { get; }
+
+    /// <inheritdoc />
+    public string? DeviceNote { get; }
+
+    /// <summary>The device's free memory now (the weights are loaded by then), for a fractional <c>--kv-cache-memory</c>.</summary>
+    public long? DeviceFreeMemory => CudaRuntime.MemoryInfo(DeviceId).Free;
+
+    /// <summary>The session (the runner binds it).</summary>
+    internal InferenceSession Session { get; }
+
+    /// <summary>Element type of the KV pools (float16 or bfloat16).</summary>
+    internal TensorElementType KvType { get; }
+
+    /// <summary>The CUDA device ordinal.</summary>
+    internal int DeviceId { get; }
+
+    /// <summary>Whether <paramref name="session"/>'s graph is a paged one (it takes a <c>block_table</c>).</summary>
+    internal static bool IsPaged(InferenceSession session) => session.InputMetadata.ContainsKey(BlockTable);
+
+    /// <summary>
+    /// FlashAttention's paged kernel reads one page per tile, so blocks must be a multiple of its tile: 256 tokens for
+    /// head widths up to 64, 128 up to 128, else 64. The requested size is rounded up to that multiple.
+    /// </summary>
+    public int ChooseBlockSize(int requested)
+    {
+        var width = 0;
+        foreach (var layer in Spec.KvLayers)
+        {
+            width = Math.Max(width, layer.KeyWidth);
+        }
+
+        var multiple = width <= 64 ? 256 : width <= 128 ? 128 : 64;
+        return (Math.Max(requested, 1) + multiple - 1) / multiple * multiple;
+    }
+
+    /// <inheritdoc />
+    public IModelRunner CreateRunner(int blockCount, int blockSize) => new PagedDeviceRunner(this, blockCount, blockSize);
+
+    /// <summary>Wraps an open session of a paged graph; disposes it when the graph or the device does not fit.</summary>
+    /// <exception cref="ModelPackageException">The graph is not a valid paged graph, or the device is not CUDA.</exception>
+    internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote)
+    {
+        try
+        {
+            var file = package.GraphPath;
+            if (!device.StartsWith("cuda:", StringComparison.Ordinal))
+            {
+                throw new ModelPackageException(file, $"this paged graph needs the CUDA execution provider (com.microsoft.PagedAttention has no CPU kernel), but the model runs on {device}{(deviceNote is null ? string.Empty : ": " + deviceNote)}");
+            }
+
+            var deviceId = int.Parse(device.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
+            var (spec, kvType) = Inspect(session, package);
+            return new PagedDecoderModel(session, spec, kvType, deviceId, device, deviceNote);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Session.Dispose();
+
+    private static (ModelSpec Spec, TensorElementType KvType) Inspect(InferenceSession session, ModelPackage package)
+    {
+        var file = package.GraphPath;
+        var inputs = session.InputMetadata;
+        var outputs = session.OutputMetadata;
+        Require(inputs, InputIds, TensorElementType.Int64, file);
+        Require(inputs, CumulativeSequenceLength, TensorElementType.Int32, file);
+        Require(inputs, PastSequenceLengths, TensorElementType.Int32, file);
+        Require(inputs, BlockTable, TensorElementType.Int32, file);
+        Require(inputs, LogitsIndices, TensorElementType.Int64, file);
+        Require(outputs, NextTokens, TensorElementType.Int64, file);
+        var logits = Require(outputs, Logits, TensorElementType.Float, file);
+
+        var layers = new List<LayerKvSpec>();
+        var kvType = TensorElementType.Float16;
+        for (var i = 0; inputs.ContainsKey($"key_cache.{i}"); i++)
+        {
+            var (keyHeads, keyWidth, keyType) = ReadPool(inputs, $"key_cache.{i}", file);
+            var (valueHeads, valueWidth, valueType) = ReadPool(inputs, $"value_cache.{i}", file);
+            if (!outputs.ContainsKey($"key_cache_out.{i}") || !outputs.ContainsKey($"value_cache_out.{i}"))
+            {
+                throw new ModelPackageException(file, $"graph has key_cache.{i} but no key_cache_out.{i} / value_cache_out.{i} outputs");
+            }
+
+            if (keyType != valueType || (i > 0 && keyType != kvType))
+            {
+                throw new ModelPackageException(file, $"the KV pools of layer {i} are {keyType} and {valueType}; every pool must have one element type");
+            }
+
+            kvType = keyType;
+            layers.Add(new LayerKvSpec(i, keyHeads, keyWidth, valueHeads, valueWidth));
+        }
+
+        if (layers.Count == 0)
+        {
+            throw new ModelPackageException(file, "paged graph has no 'key_cache.{i}' inputs");
+        }
+
+        var vocab = logits.Dimensions.Length == 2 && logits.Dimensions[1] > 0 ? logits.Dimensions[1] : package.Config.VocabularySize;
+        var spec = new ModelSpec
+        {
+            VocabularySize = vocab,
+            ContextLength = package.Config.MaxPositionEmbeddings,
+            KvLayers = layers,
+            ElementType = kvType == TensorElementType.BFloat16 ? "bfloat16" : "float16",
+        };
+        return (spec, kvType);
+    }
+
+    private static NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> values, string name, TensorElementType type, string file)
+    {
+        if (!values.TryGetValue(name, out var metadata))
+        {
+            throw new ModelPackageException(file, $"paged graph has no '{name}'");
+        }
+
+        if (metadata.ElementDataType != type)
+        {
+            throw new ModelPackageException(file, $"paged graph's '{name}' is {metadata.ElementDataType}, expected {type}");
+        }
+
+        return metadata;
+    }
+
+    private static (int Heads, int Width, TensorElementType Type) ReadPool(IReadOnlyDictionary<string, NodeMetadata> inputs, string name, string file)
+    {
+        if (!inputs.TryGetValue(name, out var metadata))
+        {
+            throw new ModelPackageException(file, $"paged graph has no '{name}' input");
+        }
+
+        var type = metadata.ElementDataType;
+        if (type is not (TensorElementType.Float16 or TensorElementType.BFloat16))
+        {
+            throw new ModelPackageException(file, $"paged graph's '{name}' is {type}; PagedAttention pools are float16 or bfloat16");
+        }
+
+        var dims = metadata.Dimensions;
+        if (dims.Length != 4 || dims[2] <= 0 || dims[3] <= 0)
+        {
+            throw new ModelPackageException(file, $"paged graph's '{name}' has shape [{string.Join(", ", dims)}]; expected [num_blocks, block_size, kv_heads, head_dim] with fixed heads and width");
+        }
+
+        return (dims[2], dims[3], type);
+    }
+}

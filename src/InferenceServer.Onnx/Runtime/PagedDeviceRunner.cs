@@ -1,0 +1,207 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using Microsoft.ML.OnnxRuntime;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Runs a <see cref="PagedDecoderModel"/> over KV pools resident on its CUDA device (ADR 0003). Each layer's key and value
+/// pools (<c>[blocks, block_size, kv_heads, head_dim]</c>) are allocated once, zeroed, and bound as both the
+/// PagedAttention input and its aliased output, so the cache never leaves the device. A step packs every row's new
+/// tokens, binds the small int inputs from pinned host buffers (views cached per shape: a steady decode step creates
+/// none), and brings back <c>next_tokens</c> always and the logit rows only when some row needs its distribution.
+/// Not thread-safe: the engine's scheduler loop is its only caller.
+/// </summary>
+internal sealed class PagedDeviceRunner : IModelRunner
+{
+    private readonly PagedDecoderModel _model;
+    private readonly OrtIoBinding _binding;
+    private readonly RunOptions _runOptions = new();
+    private readonly OrtMemoryInfo _deviceMemory;
+    private readonly IntPtr[] _pools;
+    private readonly OrtValue[] _poolValues;
+    private readonly PinnedTensorBuffer<long> _inputIds = new(1024);
+    private readonly PinnedTensorBuffer<int> _cumulative = new(257);
+    private readonly PinnedTensorBuffer<int> _past = new(256);
+    private readonly PinnedTensorBuffer<int> _blockTable = new(4096);
+    private readonly PinnedTensorBuffer<long> _logitsIndices = new(256);
+    private readonly PinnedTensorBuffer<long> _nextTokens = new(256);
+    private readonly PinnedTensorBuffer<float> _logits;
+
+    /// <summary>Allocates and zeroes <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens per layer on the model's device.</summary>
+    public PagedDeviceRunner(PagedDecoderModel model, int blockCount, int blockSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        _model = model;
+        BlockCount = blockCount;
+        BlockSize = blockSize;
+        _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, model.DeviceId, OrtMemType.Default);
+        _logits = new PinnedTensorBuffer<float>(model.Spec.VocabularySize);
+        var layers = model.Spec.KvLayers;
+        _pools = new IntPtr[layers.Count * 2];
+        _poolValues = new OrtValue[layers.Count * 2];
+        _binding = model.Session.CreateIoBinding();
+        try
+        {
+            for (var i = 0; i < layers.Count; i++)
+            {
+                BindPool(2 * i, $"key_cache.{i}", $"key_cache_out.{i}", layers[i].KeyHeads, layers[i].KeyWidth);
+                BindPool((2 * i) + 1, $"value_cache.{i}", $"value_cache_out.{i}", layers[i].ValueHeads, layers[i].ValueWidth);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public ModelSpec Spec => _model.Spec;
+
+    /// <inheritdoc />
+    public int BlockCount { get; }
+
+    /// <inheritdoc />
+    public int BlockSize { get; }
+
+    /// <summary>Packed rows of any lengths run in one call.</summary>
+    public bool RunsMixedBatches => true;
+
+    /// <summary><c>next_tokens</c> comes back every step.</summary>
+    public bool ReportsArgmax => true;
+
+    /// <inheritdoc />
+    public void Forward(ForwardBatch batch, Span<float> logits)
+    {
+        var rows = batch.RowCount;
+        var tokens = batch.TokenCount;
+        var logitRows = batch.LogitRowCount;
+        var vocab = Spec.VocabularySize;
+        if (batch.DistributionsWanted && logits.Length < logitRows * vocab)
+        {
+            throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
+        }
+
+        var maxBlocks = 1;
+        for (var r = 0; r < rows; r++)
+        {
+            maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
+        }
+
+        var ids = _inputIds.Reserve(tokens);
+        var cumulative = _cumulative.Reserve(rows + 1);
+        var past = _past.Reserve(rows);
+        var table = _blockTable.Reserve(rows * maxBlocks);
+        var indices = _logitsIndices.Reserve(logitRows);
+        table.Clear();
+        cumulative[0] = 0;
+        var offset = 0;
+        var logitRow = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            var rowTokens = batch.Tokens(r);
+            for (var t = 0; t < rowTokens.Length; t++)
+            {
+                ids[offset + t] = rowTokens[t];
+            }
+
+            var pastLength = batch.PastLength(r);
+            var blocks = batch.BlockTable(r);
+            var needed = (pastLength + rowTokens.Length + BlockSize - 1) / BlockSize;
+            if (blocks.Length < needed)
+            {
+                throw new ArgumentException($"Row {r} holds {pastLength + rowTokens.Length} tokens but its block table has {blocks.Length} blocks of {BlockSize}.", nameof(batch));
+            }
+
+            blocks.CopyTo(table.Slice(r * maxBlocks));
+            past[r] = pastLength;
+            switch (batch.Logits(r))
+            {
+                case RowLogits.Last:
+                    indices[logitRow++] = offset + rowTokens.Length - 1;
+                    break;
+                case RowLogits.All:
+                    for (var t = 0; t < rowTokens.Length; t++)
+                    {
+                        indices[logitRow++] = offset + t;
+                    }
+
+                    break;
+            }
+
+            offset += rowTokens.Length;
+            cumulative[r + 1] = offset;
+        }
+
+        _binding.BindInput(PagedDecoderModel.InputIds, _inputIds.View(tokens));
+        _binding.BindInput(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
+        _binding.BindInput(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
+        _binding.BindInput(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
+        _binding.BindInput(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
+        _nextTokens.Reserve(logitRows);
+        _binding.BindOutput(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
+        if (batch.DistributionsWanted)
+        {
+            _logits.Reserve(logitRows * vocab);
+            _binding.BindOutput(PagedDecoderModel.Logits, _logits.View(logitRows, vocab));
+        }
+        else
+        {
+            // ONNX Runtime allocates the output on the device for this run (from its arena); it is never copied back.
+            // Bound again every step: a value left from the last run would be reused and its shape may not fit.
+            _binding.BindOutputToDevice(PagedDecoderModel.Logits, _deviceMemory);
+        }
+
+        _model.Session.RunWithBinding(_runOptions, _binding);
+        _binding.SynchronizeBoundOutputs();
+
+        var next = _nextTokens.Read(logitRows);
+        var argmax = batch.Argmax;
+        for (var i = 0; i < logitRows; i++)
+        {
+            argmax[i] = (int)next[i];
+        }
+
+        if (batch.DistributionsWanted)
+        {
+            _logits.Read(logitRows * vocab).CopyTo(logits);
+        }
+    }
+
+    /// <summary>Frees the device pools and the binding.</summary>
+    public void Dispose()
+    {
+        _binding.Dispose();
+        foreach (var value in _poolValues)
+        {
+            value?.Dispose();
+        }
+
+        for (var i = 0; i < _pools.Length; i++)
+        {
+            CudaRuntime.Free(_pools[i]);
+            _pools[i] = IntPtr.Zero;
+        }
+
+        _inputIds.Dispose();
+        _cumulative.Dispose();
+        _past.Dispose();
+        _blockTable.Dispose();
+        _logitsIndices.Dispose();
+        _nextTokens.Dispose();
+        _logits.Dispose();
+        _runOptions.Dispose();
+        _deviceMemory.Dispose();
+    }
+
+    private void BindPool(int slot, string input, string output, int heads, int width)
+    {
+        long[] shape = [BlockCount, BlockSize, heads, width];
+        var bytes = (long)BlockCount * BlockSize * heads * width * Spec.KvElementBytes;
+        _pools[slot] = CudaRuntime.AllocateZeroed(_model.DeviceId, bytes);
+        _poolValues[slot] = OrtValue.CreateTensorValueWithData(_deviceMemory, _model.KvType, shape, _pools[slot], bytes);
+        _binding.BindInput(input, _poolValues[slot]);
+        _binding.BindOutput(output, _poolValues[slot]);
+    }
+}

@@ -1,0 +1,103 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using System.Text.Json;
+using InferenceServer.Builder;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.ML.OnnxRuntime;
+
+namespace InferenceServer.GpuTests;
+
+/// <summary>
+/// Fixture checkpoints (tests/fixtures, or the folder in <c>INFERENCE_SERVER_FIXTURES</c> on the GPU machine), each built
+/// once per run and dtype into a scratch folder, and whether this machine has a CUDA device.
+/// </summary>
+internal static class GpuFixtures
+{
+    private static readonly Dictionary<string, string> Built = new(StringComparer.Ordinal);
+    private static readonly Lock Gate = new();
+    private static readonly Lazy<string?> NoCuda = new(ProbeCuda);
+
+    /// <summary>Null when the CUDA execution provider loads on device 0; else why not (the skip reason).</summary>
+    public static string? CudaUnavailableReason => NoCuda.Value;
+
+    public static string FixturesRoot { get; } = FindFixtures();
+
+    private static string Scratch { get; } = CreateScratch();
+
+    public static string Fixture(string name) => Path.Combine(FixturesRoot, name);
+
+    /// <summary>Builds fixture <paramref name="name"/> as a paged CUDA graph in <paramref name="dtype"/> (once) and returns its folder.</summary>
+    public static string BuildPaged(string name, string dtype)
+    {
+        lock (Gate)
+        {
+            var key = name + "-" + dtype;
+            if (!Built.TryGetValue(key, out var folder))
+            {
+                folder = Path.Combine(Scratch, key);
+                Directory.CreateDirectory(folder);
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda" });
+                Built.Add(key, folder);
+            }
+
+            return folder;
+        }
+    }
+
+    /// <summary>The fixture's reference cases: prompt, greedy continuation, per-step top-2 margin, first-step logits.</summary>
+    public static List<ReferenceCase> References(string name)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture(name), "reference.json")));
+        var cases = new List<ReferenceCase>();
+        foreach (var item in document.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            cases.Add(new ReferenceCase(
+                [.. item.GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32())],
+                [.. item.GetProperty("greedy").EnumerateArray().Select(e => e.GetInt32())],
+                [.. item.GetProperty("top2_margin").EnumerateArray().Select(e => e.GetSingle())],
+                [.. item.GetProperty("first_step_logits").EnumerateArray().Select(e => e.GetSingle())]));
+        }
+
+        return cases;
+    }
+
+    private static string? ProbeCuda()
+    {
+        using var options = new SessionOptions();
+        try
+        {
+            var (device, note) = OnnxDecoderModel.SelectDevice(options, "auto");
+            return device.StartsWith("cuda", StringComparison.Ordinal) ? null : $"no CUDA device: {note}";
+        }
+        catch (ExecutionProviderException ex)
+        {
+            return $"no CUDA device: {ex.Message}";
+        }
+    }
+
+    private static string FindFixtures()
+    {
+        if (Environment.GetEnvironmentVariable("INFERENCE_SERVER_FIXTURES") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            var candidate = Path.Combine(directory.FullName, "tests", "fixtures");
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new DirectoryNotFoundException("tests/fixtures not found above the test assembly; set INFERENCE_SERVER_FIXTURES");
+    }
+
+    private static string CreateScratch()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "inference-server-gpu-tests", Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+}

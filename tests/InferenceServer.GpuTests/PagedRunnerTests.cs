@@ -1,0 +1,153 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.GpuTests;
+
+/// <summary>
+/// The builder's paged fp16/bf16 graphs on the CUDA device, run by <see cref="PagedDeviceRunner"/> with the KV pools on
+/// the device, against transformers' fp32 references: first-step logits within the dtype's tolerance, and greedy tokens
+/// equal wherever the reference's top-2 margin exceeds twice that tolerance (below it, rounding may rightly flip the
+/// choice, and the continuation after a flip is another sequence).
+/// </summary>
+public sealed class PagedRunnerTests(ITestOutputHelper output)
+{
+    /// <summary>Largest |logit - fp32 reference| accepted, per dtype (logits of the fixtures are of order 1).</summary>
+    private static readonly Dictionary<string, float> Tolerance = new(StringComparer.Ordinal) { ["fp16"] = 0.02f, ["bf16"] = 0.08f };
+
+    public static TheoryData<string, string> Fixtures => new()
+    {
+        { "llama-gqa", "fp16" },
+        { "llama-gqa", "bf16" },
+        { "qwen2", "fp16" },
+        { "qwen2", "bf16" },
+        { "llama-pruned", "fp16" },
+        { "llama-moh", "fp16" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void FirstStepLogits_AllPromptsInOnePackedBatch_WithinTolerance(string fixture, string dtype)
+    {
+        SkipWithoutCuda();
+        using var model = Open(fixture, dtype);
+        var cases = GpuFixtures.References(fixture);
+        var vocab = model.Spec.VocabularySize;
+        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
+        var batch = new ForwardBatch();
+        for (var r = 0; r < cases.Count; r++)
+        {
+            // Blocks in reverse order, so a runner that ignored the table would read another row's cache.
+            batch.AddRow(cases[r].Prompt, 0, [cases.Count - 1 - r], RowLogits.Last);
+        }
+
+        var logits = new float[cases.Count * vocab];
+        runner.Forward(batch, logits);
+        var worst = 0f;
+        for (var r = 0; r < cases.Count; r++)
+        {
+            var row = logits.AsSpan(r * vocab, vocab);
+            var expected = cases[r].FirstStepLogits;
+            for (var i = 0; i < vocab; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(row[i] - expected[i]));
+            }
+
+            Assert.Equal(ArgMax(row), batch.Argmax[r]);
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |logit - fp32 reference| = {worst:G3} over {cases.Count} prompts (tolerance {Tolerance[dtype]})"));
+        Assert.True(worst <= Tolerance[dtype], $"max |logit - reference| {worst} exceeds {Tolerance[dtype]}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Greedy_StaggeredChunkedPrefillBesideDecodes_MatchesTransformersWhereDecided(string fixture, string dtype)
+    {
+        SkipWithoutCuda();
+        using var model = Open(fixture, dtype);
+        var cases = GpuFixtures.References(fixture);
+        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
+        var tokens = cases.Select(c => new List<int>(c.Prompt)).ToArray();
+        var computed = new int[cases.Count];
+        var chunks = new int[cases.Count];
+        var batch = new ForwardBatch();
+        for (var step = 0; tokens.Select((t, i) => t.Count - cases[i].Prompt.Length < cases[i].Greedy.Length).Any(x => x); step++)
+        {
+            batch.Clear();
+            var rows = new List<int>();
+            for (var i = 0; i < cases.Count; i++)
+            {
+                // Case i arrives at step i; its prompt goes in chunks of 3 tokens, beside the earlier cases' decodes.
+                if (step < i || tokens[i].Count - cases[i].Prompt.Length >= cases[i].Greedy.Length)
+                {
+                    continue;
+                }
+
+                var remaining = tokens[i].Count - computed[i];
+                chunks[i] = computed[i] < cases[i].Prompt.Length ? Math.Min(3, remaining) : remaining;
+                var last = computed[i] + chunks[i] == tokens[i].Count;
+                batch.AddRow(tokens[i].GetRange(computed[i], chunks[i]).ToArray(), computed[i], [cases.Count - 1 - i], last ? RowLogits.Last : RowLogits.None);
+                rows.Add(i);
+            }
+
+            Assert.True(step < 200, "the staggered run did not finish");
+            batch.DistributionsWanted = false;
+            runner.Forward(batch, Span<float>.Empty);
+            var logitRow = 0;
+            foreach (var i in rows)
+            {
+                computed[i] += chunks[i];
+                if (computed[i] == tokens[i].Count)
+                {
+                    tokens[i].Add(batch.Argmax[logitRow++]);
+                }
+            }
+        }
+
+        var compared = 0;
+        for (var i = 0; i < cases.Count; i++)
+        {
+            var generated = tokens[i].GetRange(cases[i].Prompt.Length, cases[i].Greedy.Length);
+            for (var t = 0; t < generated.Count; t++)
+            {
+                if (cases[i].Top2Margin[t] <= 2 * Tolerance[dtype])
+                {
+                    break;
+                }
+
+                Assert.True(cases[i].Greedy[t] == generated[t], $"case {i} token {t}: {generated[t]} != reference {cases[i].Greedy[t]} (margin {cases[i].Top2Margin[t]})");
+                compared++;
+            }
+        }
+
+        output.WriteLine($"{fixture} {dtype}: {compared} greedy tokens compared (the rest follow a step whose reference margin is within 2x tolerance)");
+        Assert.True(compared > 0, "no token was decided clearly enough to compare");
+    }
+
+    private static PagedDecoderModel Open(string fixture, string dtype) =>
+        Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype)), new OnnxSessionOptions { Device = "cuda" }));
+
+    private static void SkipWithoutCuda()
+    {
+        if (GpuFixtures.CudaUnavailableReason is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        var best = 0;
+        for (var i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+}
