@@ -23,16 +23,17 @@ internal static class BuiltModels
         return path;
     }
 
-    /// <summary>Builds fixture <paramref name="name"/> (once) and returns the output folder.</summary>
-    public static string Get(string name)
+    /// <summary>Builds fixture <paramref name="name"/> (once per dtype and device) and returns the output folder.</summary>
+    public static string Get(string name, string dtype = "fp32", string device = "cpu")
     {
         lock (Gate)
         {
-            if (!Built.TryGetValue(name, out var folder))
+            var key = dtype == "fp32" && device == "cpu" ? name : $"{name}-{dtype}-{device}";
+            if (!Built.TryGetValue(key, out var folder))
             {
-                folder = TempDirectory("built-" + name);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder });
-                Built.Add(name, folder);
+                folder = TempDirectory("built-" + key);
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = device });
+                Built.Add(key, folder);
             }
 
             return folder;
