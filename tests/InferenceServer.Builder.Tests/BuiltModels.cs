@@ -41,16 +41,20 @@ internal static class BuiltModels
     }
 
     /// <summary>The fixture's reference cases: prompt, greedy continuation, first-step logits.</summary>
-    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> References(string name)
+    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> References(string name) =>
+        ReferencesAt(Path.Combine(Fixture(name), "reference.json"));
+
+    /// <summary>The cases of the <c>reference.json</c> at <paramref name="path"/>; first-step logits empty where it has none.</summary>
+    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> ReferencesAt(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture(name), "reference.json")));
+        using var document = JsonDocument.Parse(File.ReadAllText(path));
         var cases = new List<(int[], int[], float[])>();
         foreach (var item in document.RootElement.GetProperty("cases").EnumerateArray())
         {
             cases.Add((
                 item.GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                 item.GetProperty("greedy").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
-                item.GetProperty("first_step_logits").EnumerateArray().Select(e => e.GetSingle()).ToArray()));
+                item.TryGetProperty("first_step_logits", out var logits) ? logits.EnumerateArray().Select(e => e.GetSingle()).ToArray() : []));
         }
 
         return cases;
