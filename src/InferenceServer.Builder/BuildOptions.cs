@@ -13,9 +13,12 @@ public sealed record BuildOptions
     /// </summary>
     public required string OutputDirectory { get; init; }
 
-    /// <summary>Element type of weights, activations and KV cache. Default <c>fp32</c>, the only one built so far.</summary>
+    /// <summary>
+    /// Element type of weights, activations and KV cache: <c>fp32</c> (default; the dense graph of ADR 0002, CPU or
+    /// CUDA), or <c>fp16</c> / <c>bf16</c> (the paged graph of ADR 0003, which needs <see cref="Device"/> <c>cuda</c>).
+    /// </summary>
     public string DType { get; init; } = "fp32";
 
-    /// <summary>Target execution provider. Default <c>cpu</c>, the only one built so far.</summary>
+    /// <summary>Target execution provider: <c>cpu</c> (default) or <c>cuda</c>.</summary>
     public string Device { get; init; } = "cpu";
 }

@@ -16,4 +16,14 @@ public sealed record BuildResult(
     int LayerCount,
     long ParameterCount,
     long KvBytesPerToken,
-    string AttentionOp);
+    string AttentionOp)
+{
+    /// <summary>The graph flavor: <see cref="ModelBuilder.DenseGraph"/> or <see cref="ModelBuilder.PagedGraph"/>.</summary>
+    public string Graph { get; init; } = ModelBuilder.DenseGraph;
+
+    /// <summary>Element type of weights, activations and KV cache: <c>fp32</c>, <c>fp16</c> or <c>bf16</c>.</summary>
+    public string DType { get; init; } = "fp32";
+
+    /// <summary>The device built for: <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device { get; init; } = "cpu";
+}

@@ -22,8 +22,23 @@ public static class ModelBuilder
     /// <summary>The metadata file name.</summary>
     public const string GenAiConfigFileName = "genai_config.json";
 
-    /// <summary>The qualified op type of the per-layer attention nodes the builder emits.</summary>
+    /// <summary>The qualified op type of the per-layer attention nodes of the dense (fp32) graph.</summary>
     public const string AttentionOp = "ai.onnx." + DecoderGraphBuilder.AttentionOpType;
+
+    /// <summary>The qualified op type of the per-layer attention nodes of the paged (fp16/bf16, CUDA) graph.</summary>
+    public const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
+
+    /// <summary>The <c>model.onnx</c> metadata key naming the graph flavor (<see cref="DenseGraph"/> or <see cref="PagedGraph"/>).</summary>
+    public const string GraphMetadataKey = "inferenceserver.graph";
+
+    /// <summary>The <c>model.onnx</c> metadata key naming the element type (<c>fp32</c>, <c>fp16</c>, <c>bf16</c>).</summary>
+    public const string DTypeMetadataKey = "inferenceserver.dtype";
+
+    /// <summary>The dense graph (ADR 0002): ONNX <c>Attention</c>, past/present KV tensors, fp32, CPU or CUDA.</summary>
+    public const string DenseGraph = "dense-v1";
+
+    /// <summary>The paged graph (ADR 0003): <c>com.microsoft.PagedAttention</c> over device block pools, fp16/bf16, CUDA only.</summary>
+    public const string PagedGraph = DecoderGraphBuilder.PagedGraph;
 
 
     /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
@@ -38,15 +53,7 @@ public static class ModelBuilder
     public static BuildResult Build(BuildOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.DType != "fp32")
-        {
-            throw new ModelBuildException($"--dtype {options.DType} is not supported yet; the builder writes fp32");
-        }
-
-        if (options.Device != "cpu")
-        {
-            throw new ModelBuildException($"--device {options.Device} is not supported yet; the builder targets cpu ");
-        }
+        Validate(options);
 
         var checkpoint = Path.GetFullPath(options.CheckpointDirectory);
         if (!Directory.Exists(checkpoint))
@@ -75,7 +82,7 @@ public static class ModelBuilder
         Directory.CreateDirectory(staging);
         try
         {
-            var result = BuildInto(staging, checkpoint, config, cancellationToken);
+            var result = BuildInto(staging, checkpoint, config, options, cancellationToken);
             string[] order = [DataFileName, .. CopiedFiles, GenAiConfigFileName, GraphFileName];
             foreach (var name in order)
             {
@@ -100,28 +107,78 @@ public static class ModelBuilder
         }
     }
 
-    private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, CancellationToken cancellationToken)
+    /// <summary>
+    /// Checks the dtype and device names and their combination: fp32 builds the dense graph for cpu or cuda; fp16 and
+    /// bf16 build the paged graph, which only the CUDA provider runs.
+    /// </summary>
+    /// <exception cref="ModelBuildException">An unknown name or an unsupported combination; the message says what to pass.</exception>
+    public static void Validate(BuildOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.DType is not ("fp32" or "fp16" or "bf16"))
+        {
+            throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16 or bf16");
+        }
+
+        if (options.Device is not ("cpu" or "cuda"))
+        {
+            throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
+        }
+
+        if (options.DType != "fp32" && options.Device != "cuda")
+        {
+            throw new ModelBuildException(
+                $"--dtype {options.DType} needs --device cuda: the {options.DType} graph uses PagedAttention, which ONNX Runtime runs on CUDA only; "
+                + "build with --device cuda, or with --dtype fp32 for the CPU");
+        }
+    }
+
+    /// <summary>The graph flavor <paramref name="dtype"/> builds: <see cref="DenseGraph"/> for fp32, else <see cref="PagedGraph"/>.</summary>
+    public static string GraphFor(string dtype) => dtype == "fp32" ? DenseGraph : PagedGraph;
+
+    private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, BuildOptions options, CancellationToken cancellationToken)
     {
         var modelPath = Path.Combine(folder, GraphFileName);
         var dataPath = Path.Combine(folder, DataFileName);
-        var kvBytes = KvBytesPerToken(config);
+        var elementType = ElementTypes.FromName(options.DType);
+        var graph = GraphFor(options.DType);
+        var paged = graph == PagedGraph;
+        var attentionOp = paged ? PagedAttentionOp : AttentionOp;
+        var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         using (var weights = SafetensorsCheckpoint.Open(checkpoint))
         using (var data = new ExternalDataWriter(dataPath))
         {
-            var writer = new OnnxGraphWriter(data);
-            new DecoderGraphBuilder(config, weights, writer).Build(cancellationToken);
+            var writer = new OnnxGraphWriter(data, elementType);
+            var builder = new DecoderGraphBuilder(config, weights, writer);
+            if (paged)
+            {
+                builder.BuildPaged(cancellationToken);
+            }
+            else
+            {
+                builder.Build(cancellationToken);
+            }
+
             parameters = writer.ParameterCount;
+            List<(string, long)> opsets = [(string.Empty, DecoderGraphBuilder.OnnxOpset)];
+            if (paged)
+            {
+                opsets.Add((DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset));
+            }
+
             writer.Save(
                 modelPath,
                 DecoderGraphBuilder.IrVersion,
-                [(string.Empty, DecoderGraphBuilder.OnnxOpset)],
+                opsets,
                 new Dictionary<string, string>(StringComparer.Ordinal)
                 {
                     ["inference_server.builder"] = "1",
                     ["inference_server.architecture"] = config.ModelType,
-                    ["inference_server.attention_op"] = AttentionOp,
+                    ["inference_server.attention_op"] = attentionOp,
                     ["inference_server.kv_bytes_per_token"] = kvBytes.ToString(CultureInfo.InvariantCulture),
+                    [GraphMetadataKey] = graph,
+                    [DTypeMetadataKey] = options.DType,
                 });
         }
 
@@ -135,13 +192,18 @@ public static class ModelBuilder
             }
         }
 
-        var result = new BuildResult(modelPath, dataPath, config.ModelType, config.LayerCount, parameters, kvBytes, AttentionOp);
+        var result = new BuildResult(modelPath, dataPath, config.ModelType, config.LayerCount, parameters, kvBytes, attentionOp)
+        {
+            Graph = graph,
+            DType = options.DType,
+            Device = options.Device,
+        };
         File.WriteAllText(Path.Combine(folder, GenAiConfigFileName), GenAiConfig.Write(config, result));
         return result;
     }
 
-    /// <summary>fp32 KV cache bytes per token over all layers (what the graph's past/present shapes imply).</summary>
-    internal static long KvBytesPerToken(DecoderConfig config)
+    /// <summary>KV cache bytes per token over all layers (what the graph's cache shapes imply), <paramref name="elementSize"/> bytes an element.</summary>
+    internal static long KvBytesPerToken(DecoderConfig config, int elementSize = sizeof(float))
     {
         long bytes = 0;
         for (var i = 0; i < config.LayerCount; i++)
@@ -149,7 +211,7 @@ public static class ModelBuilder
             if (config.Layers[i].HasAttention)
             {
                 var (keyHeads, keyWidth, valueHeads, valueWidth) = DecoderGraphBuilder.KvShape(config, i);
-                bytes += ((long)keyHeads * keyWidth + ((long)valueHeads * valueWidth)) * sizeof(float);
+                bytes += ((long)keyHeads * keyWidth + ((long)valueHeads * valueWidth)) * elementSize;
             }
         }
 

@@ -23,16 +23,17 @@ internal static class BuiltModels
         return path;
     }
 
-    /// <summary>Builds fixture <paramref name="name"/> (once) and returns the output folder.</summary>
-    public static string Get(string name)
+    /// <summary>Builds fixture <paramref name="name"/> (once per dtype and device) and returns the output folder.</summary>
+    public static string Get(string name, string dtype = "fp32", string device = "cpu")
     {
         lock (Gate)
         {
-            if (!Built.TryGetValue(name, out var folder))
+            var key = dtype == "fp32" && device == "cpu" ? name : $"{name}-{dtype}-{device}";
+            if (!Built.TryGetValue(key, out var folder))
             {
-                folder = TempDirectory("built-" + name);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder });
-                Built.Add(name, folder);
+                folder = TempDirectory("built-" + key);
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = device });
+                Built.Add(key, folder);
             }
 
             return folder;
@@ -40,16 +41,20 @@ internal static class BuiltModels
     }
 
     /// <summary>The fixture's reference cases: prompt, greedy continuation, first-step logits.</summary>
-    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> References(string name)
+    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> References(string name) =>
+        ReferencesAt(Path.Combine(Fixture(name), "reference.json"));
+
+    /// <summary>The cases of the <c>reference.json</c> at <paramref name="path"/>; first-step logits empty where it has none.</summary>
+    public static List<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> ReferencesAt(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture(name), "reference.json")));
+        using var document = JsonDocument.Parse(File.ReadAllText(path));
         var cases = new List<(int[], int[], float[])>();
         foreach (var item in document.RootElement.GetProperty("cases").EnumerateArray())
         {
             cases.Add((
                 item.GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                 item.GetProperty("greedy").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
-                item.GetProperty("first_step_logits").EnumerateArray().Select(e => e.GetSingle()).ToArray()));
+                item.TryGetProperty("first_step_logits", out var logits) ? logits.EnumerateArray().Select(e => e.GetSingle()).ToArray() : []));
         }
 
         return cases;

@@ -20,11 +20,11 @@ public sealed class ModelBuilderTests
     }
 
     [Fact]
-    public void DefaultModelFolder_HasNoSafetensors_IsRefusedClearly()
+    public void FolderWithoutSafetensors_IsRefusedClearly()
     {
-        // models/tiny-pycoder ships only model.onnx; there is no checkpoint to build from.
-        var folder = Path.Combine(BuiltModels.Root, "models", "tiny-pycoder");
-        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors")));
+        // An exported model folder (config.json beside model.onnx) is no checkpoint to build from.
+        var folder = BuiltModels.TempDirectory("onnx-only");
+        File.Copy(Path.Combine(BuiltModels.Root, "models", "tiny-pycoder", "config.json"), Path.Combine(folder, "config.json"), overwrite: true);
         var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = BuiltModels.TempDirectory("pycoder-out") }));
         Assert.Contains("no model.safetensors", ex.Message, StringComparison.Ordinal);
     }

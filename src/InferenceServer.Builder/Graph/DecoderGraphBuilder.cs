@@ -74,24 +74,23 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
-        string head;
-        if (c.TieWordEmbeddings || !_weights.Contains("lm_head.weight"))
-        {
-            if (!c.TieWordEmbeddings)
-            {
-                throw new ModelBuildException("checkpoint has no lm_head.weight and tie_word_embeddings is false");
-            }
-
-            head = embedding;
-        }
-        else
-        {
-            head = Linear("lm_head.weight", c.VocabSize, c.HiddenSize);
-        }
-
-        var logits2d = _g.Node("Gemm", "lm_head", [normed, head], Attr("transB", 1L));
+        var logits2d = _g.Node("Gemm", "lm_head", [normed, LmHead(embedding)], Attr("transB", 1L));
         var logitsShape = _g.Node("Concat", "logits_shape", [_idsShape, _g.Int64s(c.VocabSize)], Attr("axis", 0L));
         _g.NodeMulti("Reshape", "logits_3d", [logits2d, logitsShape], ["logits"], [], string.Empty);
+    }
+
+    /// <summary>The LM head weight: <c>lm_head.weight</c>, or the embedding when the checkpoint ties them.</summary>
+    private string LmHead(string embedding)
+    {
+        var c = _config;
+        if (c.TieWordEmbeddings || !_weights.Contains("lm_head.weight"))
+        {
+            return c.TieWordEmbeddings
+                ? embedding
+                : throw new ModelBuildException("checkpoint has no lm_head.weight and tie_word_embeddings is false");
+        }
+
+        return Linear("lm_head.weight", c.VocabSize, c.HiddenSize);
     }
 
     /// <summary>
@@ -198,21 +197,7 @@ internal sealed partial class DecoderGraphBuilder
         var d = c.HeadDim;
 
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
-        string q, k, v;
-        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
-        {
-            // Phi-3: one fused [q; k; v] projection, split by columns.
-            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
-            var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
-            (q, k, v) = (parts[0], parts[1], parts[2]);
-        }
-        else
-        {
-            q = Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize);
-            k = Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize);
-            v = Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize);
-        }
-
+        var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
         var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
         var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
         var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
@@ -233,6 +218,25 @@ internal sealed partial class DecoderGraphBuilder
         var attention2d = _g.Node("Reshape", n + "attention_2d", [attention, _g.Int64s(-1, heads * d)]);
         var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
         return _g.Node("Add", n + "attention_residual", [h, o]);
+    }
+
+    /// <summary>The q, k and v projections [rows, heads x d] of layer prefix <paramref name="p"/> (Phi-3's fused qkv split by columns).</summary>
+    private (string Q, string K, string V) QkvProjections(string n, string p, string x, int heads, int kvHeads)
+    {
+        var c = _config;
+        var d = c.HeadDim;
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        {
+            // Phi-3: one fused [q; k; v] projection, split by columns.
+            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+            var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
+            return (parts[0], parts[1], parts[2]);
+        }
+
+        return (
+            Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize),
+            Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize),
+            Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize));
     }
 
     /// <summary>
@@ -312,13 +316,13 @@ internal sealed partial class DecoderGraphBuilder
         var d = _config.HeadDim;
         var shape4 = _g.Node("Concat", prefix + "_shape_4d", [_idsShape, _g.Int64s(headCount, d)], Attr("axis", 0L));
         var x = _g.Node("Reshape", prefix + "_4d", [projection, shape4]);
-        if (_weights.Contains(normWeight))
-        {
-            return RmsNorm(prefix + "_norm", x, normWeight, d);
-        }
-
-        return _config.ModelType == "qwen3" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : x;
+        return HasHeadNorm(normWeight) ? RmsNorm(prefix + "_norm", x, normWeight, d) : x;
     }
+
+    /// <summary>Whether the checkpoint has per-head norm <paramref name="normWeight"/>; Qwen3 must.</summary>
+    private bool HasHeadNorm(string normWeight) =>
+        _weights.Contains(normWeight)
+        || (_config.ModelType == "qwen3" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : false);
 
     /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
     private string Rope(string prefix, string x) => Rope(prefix, x, _config.HeadDim);
@@ -372,9 +376,16 @@ internal sealed partial class DecoderGraphBuilder
     private string RmsNorm(string name, string x, string weightName, int width)
     {
         var weight = _g.Weight(weightName, _weights.ReadFloat32(weightName, width), width);
-        var squared = _g.Node("Pow", name + "_sq", [x, _g.FloatScalar(2f)]);
+        if (_paged)
+        {
+            return _g.Node(
+                "SimplifiedLayerNormalization", name, [x, weight],
+                Attr("axis", -1L), Attr("epsilon", (float)_config.RmsNormEps), Attr("stash_type", 1L));
+        }
+
+        var squared = _g.Node("Pow", name + "_sq", [x, _g.ElementScalar(2f)]);
         var mean = _g.Node("ReduceMean", name + "_mean", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
-        var shifted = _g.Node("Add", name + "_eps", [mean, _g.FloatScalar((float)_config.RmsNormEps)]);
+        var shifted = _g.Node("Add", name + "_eps", [mean, _g.ElementScalar((float)_config.RmsNormEps)]);
         var root = _g.Node("Sqrt", name + "_sqrt", [shifted]);
         var normalized = _g.Node("Div", name + "_div", [x, root]);
         return _g.Node("Mul", name, [normalized, weight]);

@@ -29,19 +29,41 @@ internal sealed class ExternalDataWriter : IDisposable
     public long Length => _stream.Length;
 
     /// <summary>Writes fp32 <paramref name="data"/> and returns its initializer.</summary>
-    public TensorProto WriteFloat32(string name, ReadOnlySpan<float> data, ReadOnlySpan<long> dims)
+    public TensorProto WriteFloat32(string name, ReadOnlySpan<float> data, ReadOnlySpan<long> dims) =>
+        Write(name, data, dims, TensorProto.Types.DataType.Float);
+
+    /// <summary>
+    /// Writes <paramref name="data"/> converted to <paramref name="type"/> (fp32 as is, fp16 by <see cref="Half"/>'s
+    /// round-to-nearest-even, bf16 by <see cref="ElementTypes.ToBFloat16"/>) and returns its initializer.
+    /// </summary>
+    public TensorProto Write(string name, ReadOnlySpan<float> data, ReadOnlySpan<long> dims, TensorProto.Types.DataType type)
     {
         Pad();
         var offset = _stream.Position;
-        // In chunks: a large tensor's byte count exceeds what one span can index.
-        for (var start = 0; start < data.Length; start += ChunkElements)
+        var elementSize = ElementTypes.Size(type);
+        if (type == TensorProto.Types.DataType.Float)
         {
-            _stream.Write(MemoryMarshal.AsBytes(data.Slice(start, Math.Min(ChunkElements, data.Length - start))));
+            // In chunks: a large tensor's byte count exceeds what one span can index.
+            for (var start = 0; start < data.Length; start += ChunkElements)
+            {
+                _stream.Write(MemoryMarshal.AsBytes(data.Slice(start, Math.Min(ChunkElements, data.Length - start))));
+            }
         }
+        else
+        {
+            var buffer = new ushort[Math.Min(ChunkElements, data.Length)];
+            for (var start = 0; start < data.Length; start += ChunkElements)
+            {
+                var chunk = data.Slice(start, Math.Min(ChunkElements, data.Length - start));
+                ElementTypes.Convert(chunk, buffer.AsSpan(0, chunk.Length), type);
+                _stream.Write(MemoryMarshal.AsBytes(buffer.AsSpan(0, chunk.Length)));
+            }
+        }
+
         var tensor = new TensorProto
         {
             Name = name,
-            DataType = (int)TensorProto.Types.DataType.Float,
+            DataType = (int)type,
             DataLocation = TensorProto.Types.DataLocation.External,
         };
         foreach (var d in dims)
@@ -51,7 +73,7 @@ internal sealed class ExternalDataWriter : IDisposable
 
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = _location });
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(CultureInfo.InvariantCulture) });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = ((long)data.Length * sizeof(float)).ToString(CultureInfo.InvariantCulture) });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = ((long)data.Length * elementSize).ToString(CultureInfo.InvariantCulture) });
         return tensor;
     }
 

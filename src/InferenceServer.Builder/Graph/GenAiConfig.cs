@@ -38,6 +38,40 @@ internal static class GenAiConfig
             });
         }
 
+        var paged = result.Graph == ModelBuilder.PagedGraph;
+        var inputs = paged
+            ? new JsonObject
+            {
+                ["input_ids"] = "input_ids",
+                ["cumulative_sequence_length"] = "cumulative_sequence_length",
+                ["past_seqlens"] = "past_seqlens",
+                ["block_table"] = "block_table",
+                ["logits_indices"] = "logits_indices",
+                ["past_key_names"] = "key_cache.%d",
+                ["past_value_names"] = "value_cache.%d",
+            }
+            : new JsonObject
+            {
+                ["input_ids"] = "input_ids",
+                ["attention_mask"] = "attention_mask",
+                ["position_ids"] = "position_ids",
+                ["past_key_names"] = "past_key_values.%d.key",
+                ["past_value_names"] = "past_key_values.%d.value",
+            };
+        var outputs = paged
+            ? new JsonObject
+            {
+                ["logits"] = "logits",
+                ["next_tokens"] = "next_tokens",
+                ["present_key_names"] = "key_cache_out.%d",
+                ["present_value_names"] = "value_cache_out.%d",
+            }
+            : new JsonObject
+            {
+                ["logits"] = "logits",
+                ["present_key_names"] = "present.%d.key",
+                ["present_value_names"] = "present.%d.value",
+            };
         var root = new JsonObject
         {
             ["model"] = new JsonObject
@@ -56,30 +90,21 @@ internal static class GenAiConfig
                     ["num_attention_heads"] = config.HeadCount,
                     ["num_key_value_heads"] = config.Mla is null ? config.KvHeadCount : 1,
                     ["num_hidden_layers"] = kvLayers.Count,
-                    ["inputs"] = new JsonObject
-                    {
-                        ["input_ids"] = "input_ids",
-                        ["attention_mask"] = "attention_mask",
-                        ["position_ids"] = "position_ids",
-                        ["past_key_names"] = "past_key_values.%d.key",
-                        ["past_value_names"] = "past_key_values.%d.value",
-                    },
-                    ["outputs"] = new JsonObject
-                    {
-                        ["logits"] = "logits",
-                        ["present_key_names"] = "present.%d.key",
-                        ["present_value_names"] = "present.%d.value",
-                    },
+                    ["inputs"] = inputs,
+                    ["outputs"] = outputs,
                 },
             },
             ["inference_server"] = new JsonObject
             {
                 ["builder_version"] = 1,
-                ["dtype"] = "fp32",
-                ["device"] = "cpu",
+                ["graph"] = result.Graph,
+                ["dtype"] = result.DType,
+                ["device"] = result.Device,
                 ["external_data"] = ModelBuilder.DataFileName,
                 ["attention_op"] = result.AttentionOp,
-                ["kv_layout"] = config.Mla is null
+                ["kv_layout"] = paged
+                    ? "[num_blocks, block_size, kv_heads, head_dim] per KV index, key and value; addressed through block_table, updated in place"
+                    : config.Mla is null
                     ? "[batch, heads, time, width] per KV index, key and value; past right-padded, masked by attention_mask"
                     : "MLA: key = normalized latent [batch, 1, time, kv_lora_rank], value = shared rope key [batch, 1, time, qk_rope_head_dim]",
                 ["kv_cache"] = kvCache,

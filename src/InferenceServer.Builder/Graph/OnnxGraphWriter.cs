@@ -14,13 +14,24 @@ internal sealed class OnnxGraphWriter
     private readonly ExternalDataWriter _data;
     private readonly Dictionary<string, string> _int64Constants = new(StringComparer.Ordinal);
     private readonly Dictionary<float, string> _floatConstants = [];
+    private readonly Dictionary<float, string> _elementConstants = [];
     private int _nodeCount;
 
-    /// <summary>Creates a writer whose weights go to <paramref name="data"/>.</summary>
+    /// <summary>Creates a writer whose weights go to <paramref name="data"/> as fp32.</summary>
     public OnnxGraphWriter(ExternalDataWriter data)
+        : this(data, TensorProto.Types.DataType.Float)
+    {
+    }
+
+    /// <summary>Creates a writer whose weights go to <paramref name="data"/> converted to <paramref name="elementType"/>.</summary>
+    public OnnxGraphWriter(ExternalDataWriter data, TensorProto.Types.DataType elementType)
     {
         _data = data;
+        ElementType = elementType;
     }
+
+    /// <summary>The element type T of weights and activations: fp32, fp16 or bf16.</summary>
+    public TensorProto.Types.DataType ElementType { get; }
 
     /// <summary>Number of weight parameters written.</summary>
     public long ParameterCount { get; private set; }
@@ -41,10 +52,10 @@ internal sealed class OnnxGraphWriter
         return outputs;
     }
 
-    /// <summary>Writes an fp32 weight to the external data file as initializer <paramref name="name"/>.</summary>
+    /// <summary>Writes a weight, converted to <see cref="ElementType"/>, to the external data file as initializer <paramref name="name"/>.</summary>
     public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
     {
-        _graph.Initializer.Add(_data.WriteFloat32(name, data, dims));
+        _graph.Initializer.Add(_data.Write(name, data, dims, ElementType));
         ParameterCount += data.Length;
         return name;
     }
@@ -85,6 +96,26 @@ internal sealed class OnnxGraphWriter
             name = $"const_f32_{_floatConstants.Count}";
             _graph.Initializer.Add(ExternalDataWriter.Inline<float>(name, TensorProto.Types.DataType.Float, [value], []));
             _floatConstants.Add(value, name);
+        }
+
+        return name;
+    }
+
+    /// <summary>A scalar constant in <see cref="ElementType"/> (shared by value), for constants that meet activations.</summary>
+    public string ElementScalar(float value)
+    {
+        if (ElementType == TensorProto.Types.DataType.Float)
+        {
+            return FloatScalar(value);
+        }
+
+        if (!_elementConstants.TryGetValue(value, out var name))
+        {
+            name = $"const_t_{_elementConstants.Count}";
+            Span<ushort> bits = stackalloc ushort[1];
+            ElementTypes.Convert([value], bits, ElementType);
+            _graph.Initializer.Add(ExternalDataWriter.Inline<ushort>(name, ElementType, bits, []));
+            _elementConstants.Add(value, name);
         }
 
         return name;

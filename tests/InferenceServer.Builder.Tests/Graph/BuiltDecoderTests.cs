@@ -74,41 +74,7 @@ public sealed class BuiltDecoderTests
         // Rows of different lengths in one batch: right-padded past with holes, present fed back between steps.
         using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture))), 64, BlockSize);
         var cases = BuiltModels.References(fixture);
-        var vocab = runner.Spec.VocabularySize;
-        var tables = new int[cases.Count][];
-        var block = 0;
-        for (var r = 0; r < cases.Count; r++)
-        {
-            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + GreedySteps) / BlockSize) + 1).ToArray();
-            block += tables[r].Length;
-        }
-
-        var generated = cases.Select(_ => new List<int>()).ToArray();
-        var batch = new ForwardBatch();
-        var logits = new float[cases.Count * vocab];
-        for (var step = 0; step < GreedySteps; step++)
-        {
-            batch.Clear();
-            for (var r = 0; r < cases.Count; r++)
-            {
-                var prompt = cases[r].Prompt;
-                if (step == 0)
-                {
-                    batch.AddRow(prompt, 0, tables[r], wantLogits: true, sequenceId: r);
-                }
-                else
-                {
-                    batch.AddRow([generated[r][^1]], prompt.Length + step - 1, tables[r], wantLogits: true, sequenceId: r);
-                }
-            }
-
-            runner.Forward(batch, logits);
-            for (var r = 0; r < cases.Count; r++)
-            {
-                generated[r].Add(ArgMax(logits.AsSpan(r * vocab, vocab)));
-            }
-        }
-
+        var generated = DecodeTogether(runner, cases, GreedySteps);
         for (var r = 0; r < cases.Count; r++)
         {
             Assert.Equal(cases[r].Greedy, generated[r]);
@@ -210,6 +176,47 @@ public sealed class BuiltDecoderTests
 
             Assert.Equal(greedy, generated);
         }
+    }
+
+    /// <summary>Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, all rows in one batch each step.</summary>
+    internal static List<int>[] DecodeTogether(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps)
+    {
+        var vocab = runner.Spec.VocabularySize;
+        var tables = new int[cases.Count][];
+        var block = 0;
+        for (var r = 0; r < cases.Count; r++)
+        {
+            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + steps) / BlockSize) + 1).ToArray();
+            block += tables[r].Length;
+        }
+
+        var generated = cases.Select(_ => new List<int>()).ToArray();
+        var batch = new ForwardBatch();
+        var logits = new float[cases.Count * vocab];
+        for (var step = 0; step < steps; step++)
+        {
+            batch.Clear();
+            for (var r = 0; r < cases.Count; r++)
+            {
+                var prompt = cases[r].Prompt;
+                if (step == 0)
+                {
+                    batch.AddRow(prompt, 0, tables[r], wantLogits: true, sequenceId: r);
+                }
+                else
+                {
+                    batch.AddRow([generated[r][^1]], prompt.Length + step - 1, tables[r], wantLogits: true, sequenceId: r);
+                }
+            }
+
+            runner.Forward(batch, logits);
+            for (var r = 0; r < cases.Count; r++)
+            {
+                generated[r].Add(ArgMax(logits.AsSpan(r * vocab, vocab)));
+            }
+        }
+
+        return generated;
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)

@@ -1,0 +1,167 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Onnx.Proto;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// The paged CUDA graph of ADR 0003 (<c>inferenceserver.graph = paged-v1</c>): the hidden state is a packed 2-D
+/// <c>[num_tokens, hidden]</c> tensor in T (fp16 or bf16), each attention layer is one <c>com.microsoft.PagedAttention</c>
+/// node over the layer's block pools with rotary fused in, and only the rows named by <c>logits_indices</c> reach the
+/// LM head. Projections, the MLP, MoH and pruned layers share the dense builder's code; RMSNorm becomes
+/// <c>SimplifiedLayerNormalization</c> (fp32 statistics).
+/// </summary>
+internal sealed partial class DecoderGraphBuilder
+{
+    /// <summary>The paged attention op type (domain <see cref="PagedAttentionDomain"/>).</summary>
+    public const string PagedAttentionOpType = "PagedAttention";
+
+    /// <summary>The domain of <see cref="PagedAttentionOpType"/>.</summary>
+    public const string PagedAttentionDomain = "com.microsoft";
+
+    /// <summary>The opset version of <see cref="PagedAttentionDomain"/> the paged graph imports.</summary>
+    public const long MicrosoftOpset = 1;
+
+    /// <summary>The <c>inferenceserver.graph</c> metadata value of the paged graph.</summary>
+    public const string PagedGraph = "paged-v1";
+
+    // Set by BuildPaged: RMSNorm is emitted as SimplifiedLayerNormalization; _cos/_sin hold the whole tables.
+    private bool _paged;
+
+    /// <summary>Emits the paged graph; checks for cancellation per layer.</summary>
+    /// <exception cref="ModelBuildException">The checkpoint is MLA or MoE, which the paged graph does not cover yet.</exception>
+    public void BuildPaged(CancellationToken cancellationToken)
+    {
+        var c = _config;
+        if (c.Mla is not null || c.Moe is not null)
+        {
+            var kind = c.Mla is not null ? "MLA (multi-head latent attention)" : "MoE (mixture of experts)";
+            throw new ModelBuildException($"{c.ModelType}: {kind} checkpoints are not built for the paged CUDA graph yet; build with --dtype fp32");
+        }
+
+        _paged = true;
+        DeclarePagedIo();
+        var half = RotaryDim / 2;
+        var positions = c.MaxPositionEmbeddings;
+        var (cos, sin) = Checkpoint.RopeTables.Tables(c.Rope, RotaryDim, positions);
+        _cos = _g.Weight("rope.cos_cache", cos, positions, half);
+        _sin = _g.Weight("rope.sin_cache", sin, positions, half);
+
+        var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
+        var h = _g.Node("Gather", "embed", [embedding, "input_ids"]);
+        var kvIndex = 0;
+        for (var layer = 0; layer < c.LayerCount; layer++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (c.Layers[layer].HasAttention)
+            {
+                h = PagedLayerAttention(layer, kvIndex++, h);
+            }
+
+            if (c.Layers[layer].HasMlp)
+            {
+                h = Mlp(layer, h);
+            }
+        }
+
+        var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
+        var rows = _g.Node("Gather", "logits_rows", [normed, "logits_indices"], Attr("axis", 0L));
+        var logitsT = _g.Node("Gemm", "lm_head", [rows, LmHead(embedding)], Attr("transB", 1L));
+        _g.NodeMulti("Cast", "logits_float", [logitsT], ["logits"], [Attr("to", (long)TensorProto.Types.DataType.Float)], string.Empty);
+        _g.NodeMulti("ArgMax", "next_tokens", ["logits"], ["next_tokens"], [Attr("axis", 1L), Attr("keepdims", 0L), Attr("select_last_index", 0L)], string.Empty);
+    }
+
+    private void DeclarePagedIo()
+    {
+        var c = _config;
+        var t = _g.ElementType;
+        var kvLayers = KvLayers(c);
+        if (kvLayers.Count == 0)
+        {
+            throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
+        }
+
+        _g.Input("input_ids", TensorProto.Types.DataType.Int64, "num_tokens");
+        _g.Input("cumulative_sequence_length", TensorProto.Types.DataType.Int32, "batch_size_plus_1");
+        _g.Input("past_seqlens", TensorProto.Types.DataType.Int32, "batch_size");
+        _g.Input("block_table", TensorProto.Types.DataType.Int32, "batch_size", "max_blocks");
+        _g.Input("logits_indices", TensorProto.Types.DataType.Int64, "num_logits");
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var kvHeads = c.Layers[kvLayers[i]].KvHeadCount;
+            _g.Input($"key_cache.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+            _g.Input($"value_cache.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+        }
+
+        _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
+        _g.Output("next_tokens", TensorProto.Types.DataType.Int64, "num_logits");
+        for (var i = 0; i < kvLayers.Count; i++)
+        {
+            var kvHeads = c.Layers[kvLayers[i]].KvHeadCount;
+            _g.Output($"key_cache_out.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+            _g.Output($"value_cache_out.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+        }
+    }
+
+    /// <summary><c>h + o_proj(PagedAttention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index <paramref name="kvIndex"/>.</summary>
+    private string PagedLayerAttention(int layer, int kvIndex, string h)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.";
+        var n = $"l{layer}_";
+        var heads = c.Layers[layer].HeadCount;
+        var kvHeads = c.Layers[layer].KvHeadCount;
+        var d = c.HeadDim;
+
+        var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
+        var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
+        q = PackedHeadNorm(n + "q", q, heads, p + "self_attn.q_norm.weight");
+        k = PackedHeadNorm(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        string? headMask = null;
+        if (c.Moh is { } moh)
+        {
+            // The mask is computed in fp32 from the pre-rotary queries, on a [1, T, heads, d] view.
+            var qFloat = _g.Node("Cast", n + "moh_q_float", [q], Attr("to", (long)TensorProto.Types.DataType.Float));
+            var q4 = _g.Node("Reshape", n + "moh_q_4d", [qFloat, _g.Int64s(1, -1, heads, d)]);
+            var mask4 = MohHeadMask(n, q4, heads, moh);
+            var mask3 = _g.Node("Reshape", n + "moh_mask_3d", [mask4, _g.Int64s(-1, heads, 1)]);
+            headMask = _g.Node("Cast", n + "moh_mask_t", [mask3], Attr("to", (long)_g.ElementType));
+        }
+
+        var outputs = _g.NodeMulti(
+            PagedAttentionOpType,
+            n + "attention",
+            [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin],
+            [n + "attention", $"key_cache_out.{kvIndex}", $"value_cache_out.{kvIndex}"],
+            [
+                Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))),
+                Attr("do_rotary", 1L), Attr("rotary_interleaved", 0L),
+            ],
+            PagedAttentionDomain);
+
+        var attention = outputs[0];
+        if (headMask is not null)
+        {
+            var perHead = _g.Node("Reshape", n + "attention_heads", [attention, _g.Int64s(-1, heads, d)]);
+            var masked = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
+            attention = _g.Node("Reshape", n + "attention_2d", [masked, _g.Int64s(-1, heads * d)]);
+        }
+
+        var o = _g.Node("Gemm", n + "o_proj", [attention, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
+        return _g.Node("Add", n + "attention_residual", [h, o]);
+    }
+
+    /// <summary>The optional per-head RMSNorm (Qwen3 q_norm / k_norm) of a packed [T, heads x d] projection: [T, heads, d], norm, back.</summary>
+    private string PackedHeadNorm(string prefix, string projection, int headCount, string normWeight)
+    {
+        if (!HasHeadNorm(normWeight))
+        {
+            return projection;
+        }
+
+        var d = _config.HeadDim;
+        var x = _g.Node("Reshape", prefix + "_3d", [projection, _g.Int64s(-1, headCount, d)]);
+        var normed = RmsNorm(prefix + "_norm", x, normWeight, d);
+        return _g.Node("Reshape", prefix + "_normed_2d", [normed, _g.Int64s(-1, headCount * d)]);
+    }
+}
