@@ -66,6 +66,7 @@ mkdir -p "$OUT" "$WORK"
 rm -rf "$RUN"
 mkdir -p "$RUN"
 exec > >(tee "$OUT/run.log") 2>&1
+TEE_PID=$!
 
 FAILED=0
 SERVER_PID=
@@ -122,6 +123,9 @@ finish() {
     [[ -f $RUN/build.log ]] && cp "$RUN/build.log" "$OUT/build.log"
     echo
     cat "$OUT/report.md"
+    # Let tee write the last lines of run.log before the call ends.
+    exec >&- 2>&-
+    wait "$TEE_PID" 2>/dev/null
 }
 trap finish EXIT
 

@@ -161,7 +161,13 @@ def main():
     gap = (top2[:, 0] - top2[:, 1]).median().item()
 
     os.makedirs(args.outdir, exist_ok=True)
-    model.save_pretrained(args.outdir, safe_serialization=True)
+    try:
+        model.save_pretrained(args.outdir, safe_serialization=True)
+    except TypeError:
+        # A transformers that writes safetensors only may have dropped the argument.
+        model.save_pretrained(args.outdir)
+    if not any(name.endswith(".safetensors") for name in os.listdir(args.outdir)):
+        raise SystemExit(f"error: save_pretrained wrote no .safetensors file in {args.outdir}")
     generation = transformers.GenerationConfig(bos_token_id=BOS, eos_token_id=EOS)
     generation.save_pretrained(args.outdir)
     config_path = os.path.join(args.outdir, "config.json")
