@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# The Llama-3.2-1B-shaped benchmark of issue 9, run ON the GPU machine once bench/gpu/stage-bench.sh's pieces are
+# unpacked (bench/gpu/README.md has the sequence of device calls):
+#
+#   bash .gpu/unpack.sh && source /tmp/gpu/env && bash bench/gpu/run-llama1b.sh
+#
+# 1. writes a random-weight Llama-3.2-1B-shaped checkpoint (llama1b/make_checkpoint.py) under /tmp/llama1b,
+# 2. builds it for CUDA (`InferenceServer build --dtype fp16 --device cuda`),
+# 3. serves it and drives it with the load generator: output tokens/s at each concurrency of LEVELS with
+#    INPUT_LEN-token prompts and OUTPUT_LEN new tokens (ignore_eos), then TTFT at concurrency 1 for TTFT_LENS,
+#    and the greedy tokens of two fixed prompts,
+# 4. stops the server and runs Hugging Face generate() on the same shapes (llama1b/hf_reference.py),
+# 5. prints one Markdown report (llama1b/report.py): both sides, the ratios and issue 9's goals.
+#
+# Everything goes to $OUT (7 files): report.md, results.json, reference.json, run.log (all this script printed),
+# loadgen.txt, server.log (start and end of the server's log), build.log. The report is written whatever fails, and
+# the exit status is non-zero when a step failed. Every step has a timeout inside a total budget (BUDGET_S, 520 s)
+# that keeps time for the reference; the checkpoint and the built model are kept in /tmp/llama1b and reused by a
+# later call on the same machine (the build is redone when the staged application changed).
+#
+# Settings (environment): DTYPE (fp16), TINY (0; 1 = the 2-layer hidden-256 variant), LEVELS (1,16,64,256),
+# INPUT_LEN (128), OUTPUT_LEN (128), TTFT_LENS (512,2048), PROMPTS_PER_CONC (4; at least MIN_PROMPTS, 16, per level),
+# KV_CACHE (16g), MAX_NUM_BATCHED_TOKENS (8192), PORT (18600), BUDGET_S (520), REFERENCE_S (150: kept for the
+# reference), SKIP_REFERENCE (0), SERVER_ARGS (extra server options), APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
+# WORK (/tmp/llama1b). For checks of this script elsewhere: MODEL (serve this model folder instead of building one),
+# DEVICE (cuda), VOCAB (128000: prompt ids are drawn from [10, VOCAB)).
+set -uo pipefail
+
+START=$SECONDS
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+APP=${APP:-/tmp/gpu/app}
+FILES=${FILES:-/tmp/gpu/files}
+WORK=${WORK:-/tmp/llama1b}
+OUT=${OUT:-$WORK/out}
+DTYPE=${DTYPE:-fp16}
+TINY=${TINY:-0}
+LEVELS=${LEVELS:-1,16,64,256}
+INPUT_LEN=${INPUT_LEN:-128}
+OUTPUT_LEN=${OUTPUT_LEN:-128}
+TTFT_LENS=${TTFT_LENS:-512,2048}
+PROMPTS_PER_CONC=${PROMPTS_PER_CONC:-4}
+MIN_PROMPTS=${MIN_PROMPTS:-16}
+KV_CACHE=${KV_CACHE:-16g}
+MAX_NUM_BATCHED_TOKENS=${MAX_NUM_BATCHED_TOKENS:-8192}
+PORT=${PORT:-18600}
+BUDGET_S=${BUDGET_S:-520}
+REFERENCE_S=${REFERENCE_S:-150}
+SKIP_REFERENCE=${SKIP_REFERENCE:-0}
+VOCAB=${VOCAB:-128000}
+DEVICE=${DEVICE:-cuda}
+URL=http://127.0.0.1:$PORT
+export PYTHONUNBUFFERED=1
+
+# The Python pieces: beside this script (the checkout), else where the staged extra paths were unpacked.
+PY=$HERE/llama1b
+[[ -f $PY/make_checkpoint.py ]] || PY=$FILES/bench/gpu/llama1b
+
+if (( TINY )); then
+    CKPT=$WORK/checkpoint-tiny
+else
+    CKPT=$WORK/checkpoint
+fi
+BUILT=${MODEL:-$CKPT-$DTYPE-cuda}
+RUN=$WORK/run
+mkdir -p "$OUT" "$WORK"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+exec > >(tee "$OUT/run.log") 2>&1
+TEE_PID=$!
+
+FAILED=0
+SERVER_PID=
+
+elapsed() { echo $(( SECONDS - START )); }
+
+# The timeout for a step that wants $1 seconds while $2 seconds stay kept for what comes after; at least 1 (never
+# 0, which would mean no timeout at all to timeout(1)).
+budget() {
+    local want=$1 keep=$2 left
+    left=$(( BUDGET_S - $(elapsed) - keep ))
+    (( left < want )) && want=$left
+    (( want < 1 )) && want=1
+    echo "$want"
+}
+
+# step NAME STATUS SECONDS DETAIL: one row of the report's step table.
+step() {
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$RUN/steps.tsv"
+    echo "== $1: $2 ($3 s) ${4:-}"
+    [[ $2 == ok || $2 == reused || $2 == skipped ]] || FAILED=1
+}
+
+# GET $1 answers 200.
+http_ok() {
+    if command -v curl > /dev/null; then
+        [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null)" == 200 ]]
+    else
+        python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$1" 2>/dev/null
+    fi
+}
+
+stop_server() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        for _ in $(seq 1 40); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    SERVER_PID=
+    if [[ -f $RUN/server.log ]]; then
+        { head -n 80 "$RUN/server.log"; echo "... ($(wc -l < "$RUN/server.log") lines in all; the last 300 follow)"; tail -n 300 "$RUN/server.log"; } > "$OUT/server.log"
+    fi
+}
+
+finish() {
+    stop_server
+    echo "== report ($(elapsed) s in all)"
+    python3 "$PY/report.py" "$RUN" --json "$OUT/results.json" > "$OUT/report.md" || echo "report.py failed"
+    [[ -f $RUN/reference.json ]] && cp "$RUN/reference.json" "$OUT/reference.json"
+    [[ -f $RUN/build.log ]] && cp "$RUN/build.log" "$OUT/build.log"
+    echo
+    cat "$OUT/report.md"
+    # Let tee write the last lines of run.log before the call ends.
+    exec >&- 2>&-
+    wait "$TEE_PID" 2>/dev/null
+}
+trap finish EXIT
+
+levels=${LEVELS//,/ }
+ttft_lens=${TTFT_LENS//,/ }
+server_args=(--model "$BUILT" --device "$DEVICE" --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256
+    --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5)
+# shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
+server_args+=(${SERVER_ARGS:-})
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "dtype=$DTYPE"
+    echo "tiny=$TINY"
+    echo "levels=$LEVELS"
+    echo "ttft_lens=$TTFT_LENS"
+    echo "input_len=$INPUT_LEN"
+    echo "output_len=$OUTPUT_LEN"
+    echo "vocab=$VOCAB"
+    echo "prompts_rule=max($MIN_PROMPTS, $PROMPTS_PER_CONC x concurrency) requests per level"
+    echo "server_command=InferenceServer ${server_args[*]}"
+} > "$RUN/meta.txt"
+
+# 0. The machine and what was staged.
+echo "== llama1b benchmark: dtype $DTYPE, tiny $TINY, levels $LEVELS, budget $BUDGET_S s"
+timeout 20 nvidia-smi > "$RUN/nvidia-smi.txt" 2>&1 || echo "(nvidia-smi failed)" >> "$RUN/nvidia-smi.txt"
+cat "$RUN/nvidia-smi.txt"
+[[ -f $FILES/bench/gpu/out/stage-info.txt ]] && cp "$FILES/bench/gpu/out/stage-info.txt" "$RUN/stage-info.txt"
+if [[ ! -x $APP/InferenceServer ]]; then
+    step stage failed 0 "no $APP/InferenceServer: send the staged pieces first (bench/gpu/README.md)"
+    exit 1
+fi
+
+# 1. The load generator: its 4 files beside the server's self-contained runtime.
+LOADGEN=$APP/InferenceServer.LoadGenerator
+t=$SECONDS
+if cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null && timeout 20 "$LOADGEN" --help > /dev/null; then
+    step loadgen ok $(( SECONDS - t )) "copied into $APP"
+else
+    step loadgen failed $(( SECONDS - t )) "no runnable $FILES/bench/gpu/out/loadgen (stage with bench/gpu/stage-bench.sh)"
+    LOADGEN=
+fi
+
+# 2. The checkpoint (kept between calls).
+t=$SECONDS
+tiny_flag=()
+(( TINY )) && tiny_flag=(--tiny)
+if [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
+    cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
+    step checkpoint reused 0 "$CKPT"
+else
+    rm -rf "$CKPT"
+    if timeout "$(budget 180 $(( REFERENCE_S + 200 )))" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
+        cat "$RUN/checkpoint.out"
+        tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
+        cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
+        step checkpoint ok $(( SECONDS - t )) "$CKPT"
+    else
+        cat "$RUN/checkpoint.out"
+        step checkpoint failed $(( SECONDS - t )) "make_checkpoint.py failed or timed out (run.log)"
+        rm -rf "$CKPT"
+        exit 1
+    fi
+fi
+
+# 3. The build (kept between calls while the staged application is the same).
+t=$SECONDS
+stamp="$DTYPE $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
+BUILD_OK=0
+if [[ -n ${MODEL:-} ]]; then
+    echo "(not built: MODEL=$MODEL)" > "$RUN/build.log"
+    step build skipped 0 "MODEL=$MODEL"
+    BUILD_OK=1
+elif [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
+    echo "(reused; built earlier by the same application)" > "$RUN/build.log"
+    step build reused 0 "$BUILT"
+    BUILD_OK=1
+else
+    rm -rf "$BUILT"
+    limit=$(budget 240 $(( REFERENCE_S + 120 )))
+    echo "$APP/InferenceServer build --checkpoint $CKPT --out $BUILT --dtype $DTYPE --device cuda" > "$RUN/build.log"
+    if (( limit > 0 )) && timeout "$limit" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype "$DTYPE" --device cuda >> "$RUN/build.log" 2>&1; then
+        echo "$stamp" > "$BUILT/.bench-stamp"
+        step build ok $(( SECONDS - t )) "$(tail -n 1 "$RUN/build.log")"
+        BUILD_OK=1
+    else
+        status=$?
+        tail -n 20 "$RUN/build.log"
+        step build FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo ' (timed out)'): $(grep -m1 -i 'fail\|error' "$RUN/build.log" | cut -c1-300)"
+    fi
+fi
+
+# 4. The server and the load.
+if (( BUILD_OK )) && [[ -n $LOADGEN ]]; then
+    t=$SECONDS
+    "$APP/InferenceServer" "${server_args[@]}" > "$RUN/server.log" 2>&1 &
+    SERVER_PID=$!
+    ready=0
+    deadline=$(( SECONDS + $(budget 240 $(( REFERENCE_S + 60 ))) ))
+    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
+        if http_ok "$URL/health/ready"; then
+            ready=1
+            break
+        fi
+        sleep 1
+    done
+    if (( ready )); then
+        step server-start ok $(( SECONDS - t )) "$(grep -m4 -i -E '^info:|block size|kv cache' "$RUN/server.log" | tr '\n' ' ' | cut -c1-400)"
+    else
+        tail -n 30 "$RUN/server.log"
+        step server-start FAILED $(( SECONDS - t )) "not ready: $(grep -m1 -i 'error\|fail\|exception' "$RUN/server.log" | cut -c1-300)"
+    fi
+
+    if (( ready )); then
+        t=$SECONDS
+        if timeout "$(budget 60 "$REFERENCE_S")" python3 "$PY/server_greedy.py" "$URL" "$RUN/server-greedy.json"; then
+            step server-greedy ok $(( SECONDS - t ))
+        else
+            step server-greedy failed $(( SECONDS - t ))
+        fi
+
+        for c in $levels; do
+            n=$(( c * PROMPTS_PER_CONC ))
+            (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
+            warm=$(( c < 2 ? 2 : c ))
+            limit=$(budget $(( c >= 256 ? 150 : 90 )) $(( REFERENCE_S + 30 )))
+            t=$SECONDS
+            if (( limit < 5 )); then
+                step "load c=$c" skipped 0 "no time left"
+                continue
+            fi
+            echo "-- concurrency $c: $n requests, $warm warm-up requests, timeout $limit s" | tee -a "$OUT/loadgen.txt"
+            timeout "$limit" "$LOADGEN" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
+                --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/sweep-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
+            status=${PIPESTATUS[0]}
+            if (( status == 0 )); then
+                step "load c=$c" ok $(( SECONDS - t ))
+            else
+                step "load c=$c" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
+            fi
+            kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
+        done
+
+        seed=1
+        for length in $ttft_lens; do
+            limit=$(budget 60 "$REFERENCE_S")
+            t=$SECONDS
+            if (( limit < 5 )) || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+                step "ttft $length" skipped 0 "no time left or no server"
+                continue
+            fi
+            # Its own seed: prompts of another length drawn from the same seed would share a cached prefix.
+            echo "-- TTFT, $length-token prompts, concurrency 1" | tee -a "$OUT/loadgen.txt"
+            timeout "$limit" "$LOADGEN" --url "$URL" --concurrency 1 --num-prompts 8 --warmup 2 \
+                --input-len "$length" --output-len 1 --vocab "$VOCAB" --seed "$seed" --json "$RUN/ttft-$length.json" 2>&1 | tee -a "$OUT/loadgen.txt"
+            status=${PIPESTATUS[0]}
+            if (( status == 0 )); then
+                step "ttft $length" ok $(( SECONDS - t ))
+            else
+                step "ttft $length" FAILED $(( SECONDS - t )) "exit $status"
+            fi
+            seed=$(( seed + 1 ))
+        done
+    fi
+    t=$SECONDS
+    stop_server
+    step server-stop ok $(( SECONDS - t ))
+else
+    step server skipped 0 "no build or no load generator"
+    FAILED=1
+fi
+
+# 5. The reference, with whatever time is left (at least REFERENCE_S was kept for it).
+if (( SKIP_REFERENCE )); then
+    step reference skipped 0 "SKIP_REFERENCE=1"
+else
+    t=$SECONDS
+    limit=$(budget 400 10)
+    # Its own budget ends early enough for the last measurement (the largest batch: about 15 s) to finish in time.
+    if timeout "$limit" python3 "$PY/hf_reference.py" "$CKPT" "$RUN/reference.json" --batches "$LEVELS" \
+        --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --ttft-lens "$TTFT_LENS" --vocab "$VOCAB" --budget-s $(( limit > 60 ? limit - 40 : limit / 2 )); then
+        step reference ok $(( SECONDS - t ))
+    else
+        status=$?
+        step reference FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s; partial results kept)")"
+    fi
+fi
+
+exit $FAILED
