@@ -292,6 +292,17 @@ if (( BUILD_OK )) && [[ -n $LOADGEN ]]; then
     t=$SECONDS
     stop_server
     step server-stop ok $(( SECONDS - t ))
+
+    # The runner alone, in process (no HTTP, no scheduler): where the serving path's time goes.
+    t=$SECONDS
+    limit=$(budget 90 "$REFERENCE_S")
+    if timeout "$limit" "$APP/InferenceServer" bench latency --model "$BUILT" --device "$DEVICE" --batch-sizes "$LEVELS" \
+        --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" > "$RUN/bench-latency.md" 2>&1; then
+        step "bench latency" ok $(( SECONDS - t ))
+    else
+        step "bench latency" FAILED $(( SECONDS - t )) "exit $?: $(tail -n 1 "$RUN/bench-latency.md" | cut -c1-200)"
+    fi
+    cp "$RUN/bench-latency.md" "$OUT/bench-latency.md" 2>/dev/null || true
 else
     step server skipped 0 "no build or no load generator"
     FAILED=1

@@ -38,4 +38,27 @@ done
 } > "$out/stage-info.txt"
 cat "$out/stage-info.txt"
 
-"$stage" src/InferenceServer/InferenceServer.csproj "$out/loadgen" "$out/stage-info.txt" bench/gpu/llama1b bench/gpu/run-llama1b.sh
+# The GPU tests (tests/InferenceServer.GpuTests, xUnit v3: a self-running executable) travel the same way: their own
+# files only (apphost, assembly, deps, runtimeconfig, the xUnit assemblies), copied into the server's folder there.
+mkdir -p "$out/gputests"
+echo "publishing the GPU tests (self-contained, linux-x64)..."
+if ! dotnet publish tests/InferenceServer.GpuTests/InferenceServer.GpuTests.csproj -c Release -r linux-x64 \
+    --self-contained true -o "$publish.tests" > "$publish.log" 2>&1; then
+    tail -30 "$publish.log"
+    exit 1
+fi
+cp "$publish.tests"/InferenceServer.GpuTests "$publish.tests"/InferenceServer.GpuTests.dll "$publish.tests"/InferenceServer.GpuTests.deps.json \
+    "$publish.tests"/InferenceServer.GpuTests.runtimeconfig.json "$publish.tests"/xunit.*.dll "$out/gputests/"
+rm -rf "$publish.tests"
+
+# The default model rides inside the compressed application (as a copy under out/), so that the tracked files can be
+# emptied while the device calls run: the checkout travels with every call and its size shrinks each piece.
+cp -r models/tiny-pycoder "$out/tiny-pycoder"
+: > models/tiny-pycoder/model.onnx
+: > models/tiny-pycoder/model.safetensors
+echo "models/tiny-pycoder/model.{onnx,safetensors} are emptied for the device calls: restore them afterwards with"
+echo "  git checkout -- models/tiny-pycoder"
+
+"$stage" src/InferenceServer/InferenceServer.csproj "$out/loadgen" "$out/gputests" "$out/tiny-pycoder" "$out/stage-info.txt" \
+    bench/gpu/llama1b bench/gpu/run-llama1b.sh bench/gpu/conformance.py \
+    tests/fixtures/llama-gqa tests/fixtures/qwen2 tests/fixtures/llama-pruned tests/fixtures/llama-moh tests/fixtures/deepseek-v3-mla

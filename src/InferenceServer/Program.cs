@@ -1,12 +1,14 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Benchmarks;
 using InferenceServer.Builder;
 using InferenceServer.Hosting;
 
 // `InferenceServer build --checkpoint <dir> --out <dir>` and `InferenceServer inspect <model>` are the model builder's
-// commands; anything else starts the server.
+// commands; `InferenceServer bench latency --model <dir>` times the model runner alone; anything else starts the server.
 return args switch
 {
     ["build", ..] => await BuilderCommand.RunAsync(args).ConfigureAwait(false),
     ["inspect", ..] => await InspectCommand.RunAsync(args).ConfigureAwait(false),
+    ["bench", ..] => LatencyBenchmark.Run(args),
     _ => await ServerProgram.RunAsync(args).ConfigureAwait(false),
 };

@@ -195,6 +195,12 @@ def main():
         w("Reference skipped (budget): " + ", ".join(reference["skipped"]))
     w("")
 
+    latency = read_text(os.path.join(work, "bench-latency.md"))
+    if latency:
+        w("## The runner alone (`InferenceServer bench latency`: in process, no HTTP, no scheduler)")
+        w("")
+        w(latency.rstrip())
+        w("")
     build = read_text(os.path.join(work, "build.log"))
     if build:
         w("## Build output")
