@@ -8,9 +8,10 @@ using static InferenceServer.Builder.Graph.OnnxGraphWriter;
 namespace InferenceServer.Builder.Graph;
 
 /// <summary>
-/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
+/// Emits the dense fp32 graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
 /// Phi-3 with fused qkv and gate_up; DeepSeek-V3 MLA in the <c>.Mla</c> part)
-/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer.
+/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer; the paged
+/// fp16/bf16 CUDA graph of ADR 0003 is the <c>.Paged</c> part, sharing the layers' code.
 /// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
 /// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
 /// </summary>
