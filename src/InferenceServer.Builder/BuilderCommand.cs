@@ -4,13 +4,15 @@ using System.Globalization;
 namespace InferenceServer.Builder;
 
 /// <summary>
-/// The <c>build</c> command: <c>InferenceServer build --checkpoint &lt;dir&gt; --out &lt;dir&gt; [--dtype fp32] [--device cpu]</c>.
+/// The <c>build</c> command: <c>InferenceServer build --checkpoint &lt;dir&gt; --out &lt;dir&gt; [--dtype fp32|fp16|bf16] [--device cpu|cuda]</c>.
 /// The host calls <see cref="RunAsync(string[])"/> with its arguments (a leading <c>build</c> verb is accepted and skipped).
 /// </summary>
 public static class BuilderCommand
 {
     /// <summary>The usage line.</summary>
-    public const string Usage = "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32] [--device cpu]";
+    public const string Usage =
+        "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
+        + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
@@ -33,7 +35,7 @@ public static class BuilderCommand
             var result = await Task.Run(() => ModelBuilder.Build(options!, cancellationToken), cancellationToken).ConfigureAwait(false);
             var line = string.Create(
                 CultureInfo.InvariantCulture,
-                $"built {result.Architecture}: {result.LayerCount} layers, {result.ParameterCount} parameters, {result.KvBytesPerToken} KV bytes/token, attention {result.AttentionOp} -> {result.ModelPath}");
+                $"built {result.Architecture} ({result.Graph}, {result.DType}, {result.Device}): {result.LayerCount} layers, {result.ParameterCount} parameters, {result.KvBytesPerToken} KV bytes/token, attention {result.AttentionOp} -> {result.ModelPath}");
             await output.WriteLineAsync(line.AsMemory(), cancellationToken).ConfigureAwait(false);
             return 0;
         }
@@ -97,7 +99,18 @@ public static class BuilderCommand
             return false;
         }
 
-        options = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device };
+        try
+        {
+            ModelBuilder.Validate(parsed);
+        }
+        catch (ModelBuildException ex)
+        {
+            problem = ex.Message;
+            return false;
+        }
+
+        options = parsed;
         problem = string.Empty;
         return true;
     }

@@ -6,8 +6,9 @@ using InferenceServer.Builder.Inspection;
 namespace InferenceServer.Builder;
 
 /// <summary>
-/// The <c>inspect</c> command: <c>InferenceServer inspect &lt;model.onnx or model folder&gt;</c> prints the KV layout per
-/// index, the fused attention nodes, KV bytes per token, parameter count and op counts. A leading <c>inspect</c> verb
+/// The <c>inspect</c> command: <c>InferenceServer inspect &lt;model.onnx or model folder&gt;</c> prints the graph flavor and
+/// dtype, the KV layout per index, the fused attention nodes, KV bytes per token, parameter count, and op counts with
+/// the execution providers that run each op. A leading <c>inspect</c> verb
 /// is accepted and skipped.
 /// </summary>
 public static class InspectCommand
@@ -52,6 +53,7 @@ public static class InspectCommand
         var c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
         text.AppendLine(c, $"model: {m.Path}");
+        text.AppendLine(c, $"graph: {m.Graph}, dtype {m.DType}");
         text.AppendLine(c, $"ir {m.IrVersion}, opsets {string.Join(", ", m.Opsets)}");
         text.AppendLine(c, $"parameters: {m.ParameterCount} ({m.ExternalDataBytes} bytes in external data)");
         text.AppendLine(c, $"kv cache: {m.KvInputs.Count} indices, {m.KvBytesPerToken} bytes per token");
@@ -66,10 +68,10 @@ public static class InspectCommand
             text.AppendLine(c, $"  {node.Name}: {node.OpType}, {node.QueryHeads} query heads, {node.KvHeads} kv heads, past {node.PastKey}, present {node.PresentKey}");
         }
 
-        text.AppendLine("ops:");
+        text.AppendLine("ops (execution providers that run them):");
         foreach (var (op, count) in m.Ops)
         {
-            text.AppendLine(c, $"  {op} x{count}");
+            text.AppendLine(c, $"  {op} x{count} ({OpProviders.For(op)})");
         }
 
         return text.ToString();

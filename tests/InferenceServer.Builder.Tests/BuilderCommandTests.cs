@@ -14,7 +14,7 @@ public sealed class BuilderCommandTests
         var code = await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("qwen2"), "--out", output, "--dtype", "fp32"], stdout, stderr, CancellationToken.None);
 
         Assert.Equal(0, code);
-        Assert.Contains("built qwen2: 3 layers", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("built qwen2 (dense-v1, fp32, cpu): 3 layers", stdout.ToString(), StringComparison.Ordinal);
         Assert.Equal(string.Empty, stderr.ToString());
         foreach (var name in new[] { "model.onnx", "model.onnx.data", "config.json", "generation_config.json", "genai_config.json" })
         {
@@ -35,6 +35,11 @@ public sealed class BuilderCommandTests
     [InlineData(new[] { "--checkpoint", "a" }, "--checkpoint and --out are required")]
     [InlineData(new[] { "--checkpoint", "a", "--out" }, "--out needs a value")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--fast" }, "unknown argument '--fast'")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp8" }, "--dtype fp8: unknown; use fp32, fp16 or bf16")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--device", "rocm" }, "--device rocm: unknown; use cpu or cuda")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp16" }, "--dtype fp16 needs --device cuda")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "bf16", "--device", "cpu" }, "--dtype bf16 needs --device cuda")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype" }, "--dtype needs a value")]
     public async Task BadArguments_ExitTwoWithUsage(string[] args, string expected)
     {
         var stderr = new StringWriter();
@@ -44,12 +49,28 @@ public sealed class BuilderCommandTests
     }
 
     [Theory]
-    [InlineData("no-such-folder", "fp32", "checkpoint folder does not exist")]
-    [InlineData("llama-gqa", "fp16", "--dtype fp16 is not supported yet")]
-    public async Task BuildFailure_ExitsOneWithTheReason(string fixture, string dtype, string expected)
+    [InlineData("fp16")]
+    [InlineData("bf16")]
+    public async Task Build_Fp16AndBf16OnCuda_WriteThePagedGraph(string dtype)
+    {
+        var output = BuiltModels.TempDirectory("command-paged-" + dtype);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("llama-gqa"), "--out", output, "--dtype", dtype, "--device", "cuda"], stdout, stderr, CancellationToken.None);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Contains($"built llama (paged-v1, {dtype}, cuda): 3 layers", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("attention com.microsoft.PagedAttention", stdout.ToString(), StringComparison.Ordinal);
+        // 3 layers x (key + value) x 2 kv heads x 16 x 2 bytes.
+        Assert.Contains("384 KV bytes/token", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("no-such-folder", "fp32", "cpu", "checkpoint folder does not exist")]
+    [InlineData("deepseek-v3-mla", "fp16", "cuda", "not built for the paged CUDA graph yet; build with --dtype fp32")]
+    public async Task BuildFailure_ExitsOneWithTheReason(string fixture, string dtype, string device, string expected)
     {
         var stderr = new StringWriter();
-        var args = new[] { "--checkpoint", BuiltModels.Fixture(fixture), "--out", BuiltModels.TempDirectory("command-fail"), "--dtype", dtype };
+        var args = new[] { "--checkpoint", BuiltModels.Fixture(fixture), "--out", BuiltModels.TempDirectory("command-fail"), "--dtype", dtype, "--device", device };
         Assert.Equal(1, await BuilderCommand.RunAsync(args, new StringWriter(), stderr, CancellationToken.None));
         Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
     }

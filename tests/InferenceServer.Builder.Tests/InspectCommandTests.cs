@@ -18,12 +18,41 @@ public sealed class InspectCommandTests
     }
 
     [Fact]
+    public void PagedModel_ReportsGraphDTypeBlockLayoutAndPagedAttentionNodes()
+    {
+        var inspection = ModelInspector.Inspect(BuiltModels.Get("llama-pruned", "bf16", "cuda"));
+        Assert.Equal("paged-v1", inspection.Graph);
+        Assert.Equal("bf16", inspection.DType);
+        Assert.Equal([new KvInputInfo(0, 1, 16, 1, 16, 2), new KvInputInfo(1, 2, 16, 2, 16, 2)], inspection.KvInputs);
+        Assert.Equal(new AttentionNodeInfo("l2_attention", "com.microsoft.PagedAttention", 4, 2, "key_cache.1", "key_cache_out.1"), inspection.AttentionNodes[1]);
+        Assert.Contains("com.microsoft:1", inspection.Opsets);
+    }
+
+    [Fact]
+    public async Task Command_SaysTheGraphFlavor_AndWhichProviderRunsEachOp()
+    {
+        var stdout = new StringWriter();
+        Assert.Equal(0, await InspectCommand.RunAsync([BuiltModels.Get("llama-gqa", "fp16", "cuda")], stdout, new StringWriter(), CancellationToken.None));
+        var text = stdout.ToString();
+        Assert.Contains("graph: paged-v1, dtype fp16", text, StringComparison.Ordinal);
+        Assert.Contains("com.microsoft.PagedAttention x3 (CUDA only)", text, StringComparison.Ordinal);
+        Assert.Contains("ai.onnx.SimplifiedLayerNormalization x7 (CPU+CUDA)", text, StringComparison.Ordinal);
+
+        stdout = new StringWriter();
+        Assert.Equal(0, await InspectCommand.RunAsync([BuiltModels.Get("llama-gqa")], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("graph: dense-v1, dtype fp32", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("ai.onnx.Attention x3 (CPU+CUDA)", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TorchExport_HasNoFusedAttention_ButItsLayoutIsRead()
     {
         var inspection = ModelInspector.Inspect(Path.Combine(BuiltModels.Fixture("deepseek-v3-mla"), "model.onnx"));
         Assert.Empty(inspection.AttentionNodes);
         Assert.Equal(3 * (32 + 8) * 4, inspection.KvBytesPerToken);
         Assert.True(inspection.ParameterCount > 200_000);
+        Assert.Equal("dense-v1", inspection.Graph);
+        Assert.Equal("fp32", inspection.DType);
     }
 
     [Fact]

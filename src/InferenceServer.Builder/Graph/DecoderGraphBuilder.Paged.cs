@@ -41,13 +41,9 @@ internal sealed partial class DecoderGraphBuilder
 
         _paged = true;
         DeclarePagedIo();
-        var half = RotaryDim / 2;
-        var positions = c.MaxPositionEmbeddings;
-        var (cos, sin) = Checkpoint.RopeTables.Tables(c.Rope, RotaryDim, positions);
-        _cos = _g.Weight("rope.cos_cache", cos, positions, half);
-        _sin = _g.Weight("rope.sin_cache", sin, positions, half);
+        (_cos, _sin) = RopeCaches();
 
-        var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
+        var embedding = Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var h = _g.Node("Gather", "embed", [embedding, "input_ids"]);
         var kvIndex = 0;
         for (var layer = 0; layer < c.LayerCount; layer++)
@@ -55,7 +51,7 @@ internal sealed partial class DecoderGraphBuilder
             cancellationToken.ThrowIfCancellationRequested();
             if (c.Layers[layer].HasAttention)
             {
-                h = PagedLayerAttention(layer, kvIndex++, h);
+                h = Attention(layer, kvIndex++, h);
             }
 
             if (c.Layers[layer].HasMlp)
@@ -75,11 +71,7 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var t = _g.ElementType;
-        var kvLayers = KvLayers(c);
-        if (kvLayers.Count == 0)
-        {
-            throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
-        }
+        var kvLayers = AttentionLayers();
 
         _g.Input("input_ids", TensorProto.Types.DataType.Int64, "num_tokens");
         _g.Input("cumulative_sequence_length", TensorProto.Types.DataType.Int32, "batch_size_plus_1");
@@ -103,18 +95,14 @@ internal sealed partial class DecoderGraphBuilder
         }
     }
 
-    /// <summary><c>h + o_proj(PagedAttention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index <paramref name="kvIndex"/>.</summary>
-    private string PagedLayerAttention(int layer, int kvIndex, string h)
+    /// <summary>
+    /// The paged graph's attention of layer <paramref name="layer"/> over packed projections [T, width]: per-head norms,
+    /// the MoH mask, and one <c>PagedAttention</c> (rotary inside) cached as KV index <paramref name="kvIndex"/>; [T, heads x d].
+    /// </summary>
+    private string PagedAttentionCore(int layer, int kvIndex, string q, string k, string v)
     {
         var c = _config;
-        var p = $"model.layers.{layer}.";
-        var n = $"l{layer}_";
-        var heads = c.Layers[layer].HeadCount;
-        var kvHeads = c.Layers[layer].KvHeadCount;
-        var d = c.HeadDim;
-
-        var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
-        var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
+        var (p, n, heads, kvHeads, d) = LayerShape(layer);
         q = PackedHeadNorm(n + "q", q, heads, p + "self_attn.q_norm.weight");
         k = PackedHeadNorm(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
         string? headMask = null;
@@ -139,16 +127,14 @@ internal sealed partial class DecoderGraphBuilder
             ],
             PagedAttentionDomain);
 
-        var attention = outputs[0];
-        if (headMask is not null)
+        if (headMask is null)
         {
-            var perHead = _g.Node("Reshape", n + "attention_heads", [attention, _g.Int64s(-1, heads, d)]);
-            var masked = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
-            attention = _g.Node("Reshape", n + "attention_2d", [masked, _g.Int64s(-1, heads * d)]);
+            return outputs[0];
         }
 
-        var o = _g.Node("Gemm", n + "o_proj", [attention, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        var perHead = _g.Node("Reshape", n + "attention_heads", [outputs[0], _g.Int64s(-1, heads, d)]);
+        var masked = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
+        return _g.Node("Reshape", n + "attention_2d", [masked, _g.Int64s(-1, heads * d)]);
     }
 
     /// <summary>The optional per-head RMSNorm (Qwen3 q_norm / k_norm) of a packed [T, heads x d] projection: [T, heads, d], norm, back.</summary>

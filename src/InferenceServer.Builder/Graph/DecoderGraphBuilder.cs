@@ -8,9 +8,10 @@ using static InferenceServer.Builder.Graph.OnnxGraphWriter;
 namespace InferenceServer.Builder.Graph;
 
 /// <summary>
-/// Emits the fp32 CPU graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
+/// Emits the dense fp32 graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm,
 /// Phi-3 with fused qkv and gate_up; DeepSeek-V3 MLA in the <c>.Mla</c> part)
-/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer.
+/// with the Hugging Face Optimum I/O convention, one ONNX <c>Attention</c> node (opset 23) per layer; the paged
+/// fp16/bf16 CUDA graph of ADR 0003 is the <c>.Paged</c> part, sharing the layers' code.
 /// The hidden state runs as a 2-D <c>[batch x seq, hidden]</c> tensor so that every projection is one
 /// <c>Gemm(transB = 1)</c> over the checkpoint's own <c>[out, in]</c> weight, with no transposed copy.
 /// </summary>
@@ -55,7 +56,7 @@ internal sealed partial class DecoderGraphBuilder
         DeclareIo();
         Prologue();
         var c = _config;
-        var embedding = _g.Weight("model.embed_tokens.weight", _weights.ReadFloat32("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), c.VocabSize, c.HiddenSize);
+        var embedding = Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
         var h = _g.Node("Reshape", "embed_2d", [embedded, _g.Int64s(-1, c.HiddenSize)]);
         var kvIndex = 0;
@@ -111,6 +112,15 @@ internal sealed partial class DecoderGraphBuilder
         return layers;
     }
 
+    /// <summary><see cref="KvLayers"/> of this config; at least one.</summary>
+    private IReadOnlyList<int> AttentionLayers()
+    {
+        var kvLayers = KvLayers(_config);
+        return kvLayers.Count > 0
+            ? kvLayers
+            : throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
+    }
+
     /// <summary>
     /// The cached key and value of decoder layer <paramref name="layer"/>: [kv_heads, head_dim] twice, or for MLA the
     /// latent [1, kv_lora_rank] as "key" and the shared rope key [1, qk_rope_head_dim] as "value".
@@ -126,11 +136,7 @@ internal sealed partial class DecoderGraphBuilder
         _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
         _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
         _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
-        var kvLayers = KvLayers(c);
-        if (kvLayers.Count == 0)
-        {
-            throw new ModelBuildException("every layer's attention is a no_op; a decoder needs at least one attention layer");
-        }
+        var kvLayers = AttentionLayers();
 
         for (var i = 0; i < kvLayers.Count; i++)
         {
@@ -175,29 +181,48 @@ internal sealed partial class DecoderGraphBuilder
         var padding4 = _g.Node("Unsqueeze", "padding_bias_4d", [padding, _g.Int64s(1, 2)]);
         _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
 
-        var half = RotaryDim / 2;
-        var positions = _config.MaxPositionEmbeddings;
-        var (cos, sin) = RopeTables.Tables(_config.Rope, RotaryDim, positions);
-        var cosCache = _g.Weight("rope.cos_cache", cos, positions, half);
-        var sinCache = _g.Weight("rope.sin_cache", sin, positions, half);
+        var (cosCache, sinCache) = RopeCaches();
         var cosRows = _g.Node("Gather", "rope_cos_rows", [cosCache, "position_ids"]);
         var sinRows = _g.Node("Gather", "rope_sin_rows", [sinCache, "position_ids"]);
         _cos = _g.Node("Unsqueeze", "rope_cos", [cosRows, _g.Int64s(2)]);
         _sin = _g.Node("Unsqueeze", "rope_sin", [sinRows, _g.Int64s(2)]);
     }
 
-    /// <summary><c>h + o_proj(Attention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index <paramref name="kvIndex"/>.</summary>
+    /// <summary>The cos and sin tables <c>rope.cos_cache</c> / <c>rope.sin_cache</c>, [max_position_embeddings, rotary_dim / 2], as weights in T.</summary>
+    private (string Cos, string Sin) RopeCaches()
+    {
+        var half = RotaryDim / 2;
+        var positions = _config.MaxPositionEmbeddings;
+        var (cos, sin) = RopeTables.Tables(_config.Rope, RotaryDim, positions);
+        return (_g.Weight("rope.cos_cache", cos, positions, half), _g.Weight("rope.sin_cache", sin, positions, half));
+    }
+
+    /// <summary>
+    /// <c>h + o_proj(attention(RMSNorm(h)))</c> for decoder layer <paramref name="layer"/>, cached as KV index
+    /// <paramref name="kvIndex"/>: ONNX <c>Attention</c> in the dense graph, <c>PagedAttention</c> in the paged one.
+    /// </summary>
     private string Attention(int layer, int kvIndex, string h)
     {
         var c = _config;
         var p = $"model.layers.{layer}.";
         var n = $"l{layer}_";
         var heads = c.Layers[layer].HeadCount;
-        var kvHeads = c.Layers[layer].KvHeadCount;
-        var d = c.HeadDim;
-
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
-        var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
+        var (q, k, v) = QkvProjections(n, p, x, heads, c.Layers[layer].KvHeadCount);
+        var attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
+        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * c.HeadDim)], Attr("transB", 1L));
+        return _g.Node("Add", n + "attention_residual", [h, o]);
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s weight prefix, node-name prefix, query heads, KV heads and head width.</summary>
+    private (string Prefix, string Name, int Heads, int KvHeads, int HeadDim) LayerShape(int layer) =>
+        ($"model.layers.{layer}.", $"l{layer}_", _config.Layers[layer].HeadCount, _config.Layers[layer].KvHeadCount, _config.HeadDim);
+
+    /// <summary>The dense graph's attention of layer <paramref name="layer"/> over projections [B x S, width]: [B x S, heads x d].</summary>
+    private string DenseAttentionCore(int layer, int kvIndex, string q, string k, string v)
+    {
+        var c = _config;
+        var (p, n, heads, kvHeads, d) = LayerShape(layer);
         var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
         var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
         var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
@@ -215,9 +240,7 @@ internal sealed partial class DecoderGraphBuilder
             attention = _g.Node("Mul", n + "attention_moh", [perHead, headMask]);
         }
 
-        var attention2d = _g.Node("Reshape", n + "attention_2d", [attention, _g.Int64s(-1, heads * d)]);
-        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * d)], Attr("transB", 1L));
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        return _g.Node("Reshape", n + "attention_2d", [attention, _g.Int64s(-1, heads * d)]);
     }
 
     /// <summary>The q, k and v projections [rows, heads x d] of layer prefix <paramref name="p"/> (Phi-3's fused qkv split by columns).</summary>

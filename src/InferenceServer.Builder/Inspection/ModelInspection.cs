@@ -7,6 +7,15 @@ public sealed record ModelInspection
     /// <summary>The graph file.</summary>
     public required string Path { get; init; }
 
+    /// <summary>
+    /// The graph flavor: <c>inferenceserver.graph</c> from the model's metadata, else <c>paged-v1</c> when it has
+    /// <c>key_cache.*</c> inputs and <c>dense-v1</c> otherwise.
+    /// </summary>
+    public required string Graph { get; init; }
+
+    /// <summary>Element type: <c>inferenceserver.dtype</c> from the metadata, else what the KV inputs' type implies.</summary>
+    public required string DType { get; init; }
+
     /// <summary>ONNX IR version.</summary>
     public required long IrVersion { get; init; }
 

@@ -13,6 +13,7 @@ public static class ModelInspector
     private static readonly HashSet<string> AttentionOps = new(StringComparer.Ordinal)
     {
         "ai.onnx.Attention", "com.microsoft.GroupQueryAttention", "com.microsoft.MultiHeadAttention", "com.microsoft.Attention",
+        ModelBuilder.PagedAttentionOp,
     };
 
     /// <summary>Inspects <paramref name="path"/>: a <c>model.onnx</c> file, or a model folder holding one.</summary>
@@ -43,11 +44,17 @@ public static class ModelInspector
 
         var graph = model.Graph;
         var inputs = graph.Input.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var metadata = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+        var paged = inputs.ContainsKey("key_cache.0");
+        var (keyFormat, valueFormat, headsAxis) = paged ? ("key_cache.{0}", "value_cache.{0}", 2) : ("past_key_values.{0}.key", "past_key_values.{0}.value", 1);
         var kv = new List<KvInputInfo>();
-        for (var i = 0; inputs.TryGetValue($"past_key_values.{i}.key", out var key) && inputs.TryGetValue($"past_key_values.{i}.value", out var value); i++)
+        for (var i = 0;
+            inputs.TryGetValue(string.Format(CultureInfo.InvariantCulture, keyFormat, i), out var key)
+            && inputs.TryGetValue(string.Format(CultureInfo.InvariantCulture, valueFormat, i), out var value);
+            i++)
         {
-            var (keyHeads, keyWidth, keyBytes) = KvDims(key);
-            var (valueHeads, valueWidth, _) = KvDims(value);
+            var (keyHeads, keyWidth, keyBytes) = KvDims(key, headsAxis);
+            var (valueHeads, valueWidth, _) = KvDims(value, headsAxis);
             kv.Add(new KvInputInfo(i, keyHeads, keyWidth, valueHeads, valueWidth, keyBytes));
         }
 
@@ -95,6 +102,8 @@ public static class ModelInspector
         return new ModelInspection
         {
             Path = Path.GetFullPath(file),
+            Graph = metadata.GetValueOrDefault(ModelBuilder.GraphMetadataKey) ?? (paged ? ModelBuilder.PagedGraph : ModelBuilder.DenseGraph),
+            DType = metadata.GetValueOrDefault(ModelBuilder.DTypeMetadataKey) ?? (kv.Count > 0 && kv[0].ElementBytes == 2 ? "fp16 or bf16" : "fp32"),
             IrVersion = model.IrVersion,
             Opsets = model.OpsetImport.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)}:{o.Version}").ToList(),
             KvInputs = kv,
@@ -114,6 +123,7 @@ public static class ModelInspector
             "ai.onnx.Attention" => 4,
             "com.microsoft.GroupQueryAttention" => 3,
             "com.microsoft.MultiHeadAttention" => 6,
+            ModelBuilder.PagedAttentionOp => 3,
             _ => -1,
         };
         return index >= 0 && index < node.Input.Count ? node.Input[index] : string.Empty;
@@ -132,13 +142,16 @@ public static class ModelInspector
         return null;
     }
 
-    private static (long Heads, long Width, int ElementBytes) KvDims(ValueInfoProto input)
+    /// <summary>Heads (at <paramref name="headsAxis"/>: 1 for [batch, heads, past, width], 2 for paged [blocks, block_size, heads, width]), width, element bytes.</summary>
+    private static (long Heads, long Width, int ElementBytes) KvDims(ValueInfoProto input, int headsAxis)
     {
         var tensor = input.Type?.TensorType;
         var dims = tensor?.Shape?.Dim;
         if (tensor is null || dims is null || dims.Count != 4)
         {
-            throw new ModelBuildException($"graph input '{input.Name}' is not a 4-D tensor [batch, heads, past, width]");
+            throw new ModelBuildException(headsAxis == 1
+                ? $"graph input '{input.Name}' is not a 4-D tensor [batch, heads, past, width]"
+                : $"graph input '{input.Name}' is not a 4-D tensor [num_blocks, block_size, heads, width]");
         }
 
         var bytes = (TensorProto.Types.DataType)tensor.ElemType switch
@@ -147,6 +160,6 @@ public static class ModelInspector
             TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16 => 2,
             var other => throw new ModelBuildException($"graph input '{input.Name}' has element type {other}"),
         };
-        return (dims[1].DimValue, dims[3].DimValue, bytes);
+        return (dims[headsAxis].DimValue, dims[3].DimValue, bytes);
     }
 }

@@ -8,14 +8,20 @@ namespace InferenceServer.Hosting;
 
 /// <summary>
 /// <c>--model &lt;checkpoint folder&gt;</c>: a folder with <c>config.json</c> and <c>*.safetensors</c> but no ONNX graph is built
-/// once with the model builder into a cache folder (<c>--build-cache</c>), keyed by the checkpoint's path and its files'
-/// names, sizes and modification times, and served from there on every later start.
+/// once with the model builder into a cache folder (<c>--build-cache</c>), keyed by the checkpoint's path, its files'
+/// names, sizes and modification times, and the build's dtype and device, and served from there on every later start.
+/// The build targets CUDA only when <c>--device</c> names it (<c>cuda</c> or <c>cuda:N</c>): whether <c>auto</c> finds
+/// a GPU is only known once ONNX Runtime loads the model, so <c>auto</c> builds for the CPU (fp32, which CUDA runs too).
 /// </summary>
 internal static class CheckpointBuilds
 {
     /// <summary>The folder to serve for <paramref name="folder"/>: itself when it has a graph, else its cached build.</summary>
     /// <exception cref="StartupException">The checkpoint cannot be built.</exception>
-    public static string Resolve(string folder, string? cacheRoot, Action<string> log)
+    /// <remarks>
+    /// A checkpoint is built in <paramref name="dtype"/> (<c>auto</c>, <c>fp32</c>, <c>fp16</c>, <c>bf16</c>) for the
+    /// server's <paramref name="device"/> (<c>auto</c>, <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>); see <see cref="BuildTarget"/>.
+    /// </remarks>
+    public static string Resolve(string folder, string? cacheRoot, string dtype, string device, Action<string> log)
     {
         if (!Directory.Exists(folder)
             || File.Exists(Path.Combine(folder, "model.onnx"))
@@ -26,19 +32,20 @@ internal static class CheckpointBuilds
             return folder;
         }
 
-        var output = Path.Combine(cacheRoot ?? DefaultCacheRoot(), Fingerprint(folder));
+        var (buildDType, buildDevice) = BuildTarget(dtype, device);
+        var output = Path.Combine(cacheRoot ?? DefaultCacheRoot(), Fingerprint(folder, buildDType, buildDevice));
         if (File.Exists(Path.Combine(output, "model.onnx")))
         {
             log($"serving {folder} from its cached build {output}");
             return output;
         }
 
-        log($"building {folder} into {output} (first start with this checkpoint)");
+        log($"building {folder} into {output} ({buildDType} for {buildDevice}; first start with this checkpoint and target)");
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            var result = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output });
-            log($"built {result.Architecture}: {result.LayerCount} layers, {result.ParameterCount:N0} parameters, {result.KvBytesPerToken} KV bytes per token, in {started.Elapsed.TotalSeconds:F1} s");
+            var result = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = buildDType, Device = buildDevice });
+            log($"built {result.Architecture} ({result.Graph}, {result.DType}): {result.LayerCount} layers, {result.ParameterCount:N0} parameters, {result.KvBytesPerToken} KV bytes per token, in {started.Elapsed.TotalSeconds:F1} s");
         }
         catch (ModelBuildException ex)
         {
@@ -46,6 +53,24 @@ internal static class CheckpointBuilds
         }
 
         return output;
+    }
+
+    /// <summary>
+    /// The builder's dtype and device for the server's <c>--dtype</c> and <c>--device</c>: <c>cuda</c> and <c>cuda:N</c>
+    /// build for cuda, <c>cpu</c> and <c>auto</c> for cpu; dtype <c>auto</c> is fp16 for cuda, else fp32.
+    /// </summary>
+    /// <exception cref="StartupException">The device is not one of those.</exception>
+    internal static (string DType, string Device) BuildTarget(string dtype, string device)
+    {
+        var text = device.Trim().ToLowerInvariant();
+        var target = text switch
+        {
+            "" or "auto" or "cpu" => "cpu",
+            "cuda" => "cuda",
+            _ when text.StartsWith("cuda:", StringComparison.Ordinal) => "cuda",
+            _ => throw new StartupException($"--device must be auto, cpu, cuda or cuda:N, not '{device}'"),
+        };
+        return (dtype == "auto" ? (target == "cuda" ? "fp16" : "fp32") : dtype, target);
     }
 
     /// <summary><c>$XDG_CACHE_HOME/inferenceserver/builds</c>, else <c>~/.cache/inferenceserver/builds</c>.</summary>
@@ -56,11 +81,11 @@ internal static class CheckpointBuilds
         return Path.Combine(root, "inferenceserver", "builds");
     }
 
-    /// <summary>A key that changes when the checkpoint's path or any of its files change.</summary>
-    internal static string Fingerprint(string folder)
+    /// <summary>A key that changes when the checkpoint's path, any of its files, or the build's dtype or device change.</summary>
+    internal static string Fingerprint(string folder, string dtype, string device)
     {
         var full = Path.GetFullPath(folder);
-        var text = new StringBuilder(full).Append('\n');
+        var text = new StringBuilder(full).Append('\n').Append(dtype).Append('|').Append(device).Append('\n');
         foreach (var file in Directory.GetFiles(full).Order(StringComparer.Ordinal))
         {
             var info = new FileInfo(file);
@@ -69,6 +94,6 @@ internal static class CheckpointBuilds
         }
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16];
-        return Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)) + "-" + hash;
+        return Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)) + "-" + dtype + "-" + device + "-" + hash;
     }
 }

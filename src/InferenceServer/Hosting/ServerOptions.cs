@@ -21,6 +21,12 @@ internal sealed class ServerOptions
     /// <summary><c>--chat-template</c>: a Jinja file that sets or replaces the model's chat template.</summary>
     public string? ChatTemplate { get; init; }
 
+    /// <summary>
+    /// <c>--dtype auto|fp32|fp16|bf16</c>: the element type a <c>--model &lt;checkpoint folder&gt;</c> is built in.
+    /// <c>auto</c> (the default) is fp16 when <c>--device</c> names CUDA, else fp32.
+    /// </summary>
+    public string DType { get; init; } = "auto";
+
     /// <summary>Batcher and KV-cache limits.</summary>
     public required SchedulerOptions Scheduler { get; init; }
 
@@ -54,6 +60,7 @@ internal sealed class ServerOptions
             Model = configuration["model"],
             ServedModelName = configuration["served-model-name"],
             ChatTemplate = configuration["chat-template"],
+            DType = ReadDType(configuration["dtype"]),
             Scheduler = new SchedulerOptions
             {
                 MaxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1),
@@ -84,6 +91,11 @@ internal sealed class ServerOptions
             EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
         };
     }
+
+    private static string ReadDType(string? text) =>
+        string.IsNullOrEmpty(text) ? "auto"
+        : text is "auto" or "fp32" or "fp16" or "bf16" ? text
+        : throw new FormatException($"--dtype must be auto, fp32, fp16 or bf16, not '{text}'");
 
     private static double ReadSeconds(IConfiguration configuration, string key, double fallback)
     {

@@ -66,7 +66,7 @@ internal static partial class ServerProgram
             // Before the model loads, so that a bad URL or certificate fails fast.
             grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
             var folder = options.Model is { } given
-                ? CheckpointBuilds.Resolve(given, builder.Configuration["build-cache"], static line => Console.Error.WriteLine("info: " + line))
+                ? CheckpointBuilds.Resolve(given, builder.Configuration["build-cache"], options.DType, options.Session.Device, static line => Console.Error.WriteLine("info: " + line))
                 : FindDefaultModel();
             // A checkpoint served from its build keeps the checkpoint's folder name as its model id.
             var servedName = options.ServedModelName ?? (options.Model is { } source && folder != source ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))) : null);

@@ -93,13 +93,7 @@ public sealed class BuiltDecoderTests
         using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture))), 64, BlockSize);
         var cases = BuiltModels.References(fixture);
         var vocab = runner.Spec.VocabularySize;
-        var tables = new int[cases.Count][];
-        var block = 0;
-        for (var r = 0; r < cases.Count; r++)
-        {
-            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + GreedySteps) / BlockSize) + 1).ToArray();
-            block += tables[r].Length;
-        }
+        var tables = BlockTables(cases, GreedySteps);
 
         var generated = cases.Select(_ => new List<int>()).ToArray();
         var batch = new ForwardBatch();
@@ -182,13 +176,7 @@ public sealed class BuiltDecoderTests
     internal static List<int>[] DecodeTogether(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps)
     {
         var vocab = runner.Spec.VocabularySize;
-        var tables = new int[cases.Count][];
-        var block = 0;
-        for (var r = 0; r < cases.Count; r++)
-        {
-            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + steps) / BlockSize) + 1).ToArray();
-            block += tables[r].Length;
-        }
+        var tables = BlockTables(cases, steps);
 
         var generated = cases.Select(_ => new List<int>()).ToArray();
         var batch = new ForwardBatch();
@@ -217,6 +205,20 @@ public sealed class BuiltDecoderTests
         }
 
         return generated;
+    }
+
+    /// <summary>Disjoint block tables, one per case, each long enough for its prompt and <paramref name="steps"/> more tokens.</summary>
+    private static int[][] BlockTables(IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps)
+    {
+        var tables = new int[cases.Count][];
+        var block = 0;
+        for (var r = 0; r < cases.Count; r++)
+        {
+            tables[r] = Enumerable.Range(block, ((cases[r].Prompt.Length + steps) / BlockSize) + 1).ToArray();
+            block += tables[r].Length;
+        }
+
+        return tables;
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)

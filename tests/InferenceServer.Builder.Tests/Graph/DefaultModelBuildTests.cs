@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Inspection;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
 
@@ -31,5 +32,26 @@ public sealed class DefaultModelBuildTests
         {
             Assert.Equal(cases[r].Greedy, generated[r]);
         }
+    }
+
+    [Fact]
+    public void TinyPycoder_BuildsThePagedGraph_ForCuda()
+    {
+        var output = BuiltModels.TempDirectory("tiny-pycoder-fp16");
+        var result = ModelBuilder.Build(new BuildOptions
+        {
+            CheckpointDirectory = Path.Combine(BuiltModels.Root, "models", "tiny-pycoder"),
+            OutputDirectory = output,
+            DType = "fp16",
+            Device = "cuda",
+        });
+        Assert.Equal(ModelBuilder.PagedGraph, result.Graph);
+
+        // 4 layers x (key + value) x 2 kv heads x 64 x 2 bytes.
+        Assert.Equal(4 * 2 * 2 * 64 * 2, result.KvBytesPerToken);
+        var inspection = ModelInspector.Inspect(output);
+        Assert.Equal(4, inspection.AttentionNodes.Count);
+        Assert.All(inspection.AttentionNodes, n => Assert.Equal((ModelBuilder.PagedAttentionOp, 4L, 2L), (n.OpType, n.QueryHeads, n.KvHeads)));
+        Assert.Equal(new KvInputInfo(3, 2, 64, 2, 64, 2), inspection.KvInputs[3]);
     }
 }

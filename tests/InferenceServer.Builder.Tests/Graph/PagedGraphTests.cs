@@ -287,6 +287,52 @@ public sealed class PagedGraphTests
         Assert.Equal([32L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.self_attn.q_proj.weight").Dims);
     }
 
+    [Fact]
+    public void Qwen3_NormsEachHeadOnA3DView_BeforePagedAttention()
+    {
+        var model = BuildVariant("qwen3", "bf16");
+        var paged = model.Graph.Node.Single(n => n.Name == "l1_attention");
+        foreach (var (input, heads) in new[] { (paged.Input[0], 4L), (paged.Input[1], 2L) })
+        {
+            var back = model.Graph.Node.Single(n => n.Output.Contains(input));
+            Assert.Equal("Reshape", back.OpType);
+            Assert.Equal([-1L, heads * 16], Int64Constant(model, back.Input[1]));
+            var norm = model.Graph.Node.Single(n => n.Output.Contains(back.Input[0]));
+            Assert.Equal("SimplifiedLayerNormalization", norm.OpType);
+            Assert.StartsWith("model.layers.1.self_attn.", norm.Input[1], StringComparison.Ordinal);
+            var view = model.Graph.Node.Single(n => n.Output.Contains(norm.Input[0]));
+            Assert.Equal([-1L, heads, 16L], Int64Constant(model, view.Input[1]));
+            Assert.Equal("Gemm", model.Graph.Node.Single(n => n.Output.Contains(view.Input[0])).OpType);
+        }
+    }
+
+    [Fact]
+    public void TiedEmbeddings_LmHeadIsTheEmbedding()
+    {
+        var model = BuildVariant("tied", "fp16");
+        Assert.DoesNotContain(model.Graph.Initializer, i => i.Name == "lm_head.weight");
+        Assert.Equal("model.embed_tokens.weight", model.Graph.Node.Single(n => n.Name == "lm_head").Input[1]);
+    }
+
+    [Fact]
+    public void Phi3_FusedQkvIsSplitIntoPagedAttentionsInputs()
+    {
+        var model = BuildVariant("phi3", "fp16");
+        var split = model.Graph.Node.Single(n => n.Name == "l0_qkv_split");
+        Assert.Equal([64L, 32L, 32L], Int64Constant(model, split.Input[1]));
+        Assert.Equal(split.Output, model.Graph.Node.Single(n => n.Name == "l0_attention").Input.Take(3));
+    }
+
+    [Fact]
+    public void PartialRotary_CosSinTablesAreRotaryDimWide_AndTheDenseBuilders()
+    {
+        var model = BuildVariant("llama3-partial", "fp16");
+        var dense = LoadFolder(BuiltModels.Get("llama-gqa"));
+        var cos = model.Graph.Initializer.Single(i => i.Name == "rope.cos_cache");
+        Assert.Equal([512L, 4L], cos.Dims);
+        Assert.NotEqual(dense.Graph.Initializer.Single(i => i.Name == "rope.cos_cache").Dims, cos.Dims);
+    }
+
     [Theory]
     [InlineData("fp16", "cpu", "--dtype fp16 needs --device cuda")]
     [InlineData("bf16", "cpu", "--dtype bf16 needs --device cuda")]
@@ -330,6 +376,16 @@ public sealed class PagedGraphTests
         Assert.Equal("dense-v1", metadata["inferenceserver.graph"]);
         Assert.Equal("fp32", metadata["inferenceserver.dtype"]);
     }
+
+    private static ModelProto BuildVariant(string variant, string dtype)
+    {
+        var output = BuiltModels.TempDirectory($"paged-variant-{variant}-{dtype}");
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = VariantTests.MakeVariant(variant), OutputDirectory = output, DType = dtype, Device = "cuda" });
+        return LoadFolder(output);
+    }
+
+    private static long[] Int64Constant(ModelProto model, string name) =>
+        MemoryMarshal.Cast<byte, long>(model.Graph.Initializer.Single(i => i.Name == name).RawData.Span).ToArray();
 
     private static (long Heads, long KvHeads)[] KvHeads(string fixture) => fixture switch
     {

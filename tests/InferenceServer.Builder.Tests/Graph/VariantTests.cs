@@ -91,7 +91,7 @@ public sealed class VariantTests
     }
 
     /// <summary>A checkpoint folder: llama-gqa's (or for mla-*, deepseek-v3-mla's) weights and config, changed as <paramref name="variant"/> says.</summary>
-    private static string MakeVariant(string variant)
+    internal static string MakeVariant(string variant)
     {
         var fixture = BuiltModels.Fixture(variant.StartsWith("mla-", StringComparison.Ordinal) ? "deepseek-v3-mla" : "llama-gqa");
         var folder = BuiltModels.TempDirectory("variant-" + variant);

@@ -9,6 +9,14 @@ public sealed class ServerOptionsTests
         => ServerOptions.FromConfiguration(new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build());
 
     [Theory]
+    [InlineData(null, "auto")]
+    [InlineData("fp32", "fp32")]
+    [InlineData("fp16", "fp16")]
+    [InlineData("bf16", "bf16")]
+    public void DType_DefaultsToAuto(string? text, string expected)
+        => Assert.Equal(expected, (text is null ? Read() : Read(("dtype", text))).DType);
+
+    [Theory]
     [InlineData("1048576", 1048576d)]
     [InlineData("512m", 512d * 1024 * 1024)]
     [InlineData("2G", 2d * 1024 * 1024 * 1024)]
@@ -34,6 +42,8 @@ public sealed class ServerOptionsTests
     [InlineData("log-requests", "maybe")]
     [InlineData("shutdown-timeout", "-5")]
     [InlineData("engine-stall-timeout", "0")]
+    [InlineData("dtype", "fp8")]
+    [InlineData("dtype", "FP16")]
     public void BadValues_NameTheOption(string key, string value)
     {
         var ex = Assert.Throws<FormatException>(() => Read((key, value)));
