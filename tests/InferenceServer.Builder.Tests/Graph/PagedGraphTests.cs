@@ -380,7 +380,7 @@ public sealed class PagedGraphTests
     private static ModelProto BuildVariant(string variant, string dtype)
     {
         var output = BuiltModels.TempDirectory($"paged-variant-{variant}-{dtype}");
-        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = VariantTests.MakeVariant(variant), OutputDirectory = output, DType = dtype, Device = "cuda" });
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = VariantTests.MakeVariant(variant, $"paged-variant-checkpoint-{variant}-{dtype}"), OutputDirectory = output, DType = dtype, Device = "cuda" });
         return LoadFolder(output);
     }
 

@@ -90,11 +90,15 @@ public sealed class VariantTests
         }
     }
 
-    /// <summary>A checkpoint folder: llama-gqa's (or for mla-*, deepseek-v3-mla's) weights and config, changed as <paramref name="variant"/> says.</summary>
-    internal static string MakeVariant(string variant)
+    /// <summary>
+    /// A checkpoint folder: llama-gqa's (or for mla-*, deepseek-v3-mla's) weights and config, changed as
+    /// <paramref name="variant"/> says, written to scratch folder <paramref name="folderName"/> (default <c>variant-{variant}</c>;
+    /// test classes that run in parallel pass their own).
+    /// </summary>
+    internal static string MakeVariant(string variant, string? folderName = null)
     {
         var fixture = BuiltModels.Fixture(variant.StartsWith("mla-", StringComparison.Ordinal) ? "deepseek-v3-mla" : "llama-gqa");
-        var folder = BuiltModels.TempDirectory("variant-" + variant);
+        var folder = BuiltModels.TempDirectory(folderName ?? "variant-" + variant);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
         var tensors = new List<(string, string, long[], byte[])>();
         using (var file = SafetensorsFile.Open(Path.Combine(fixture, "model.safetensors")))
