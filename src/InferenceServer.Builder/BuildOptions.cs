@@ -21,4 +21,12 @@ public sealed record BuildOptions
 
     /// <summary>Target execution provider: <c>cpu</c> (default) or <c>cuda</c>.</summary>
     public string Device { get; init; } = "cpu";
+
+    /// <summary>
+    /// Paged graph only: feed each PagedAttention node the step's bounds (<c>attention_metadata</c>, int32 [2]: the most
+    /// new tokens in a row, the longest row), so that it picks its kernel from them instead of reading the lengths back
+    /// from the device, a host synchronisation per layer per step. Default true; false leaves the input out, for an
+    /// ONNX Runtime whose PagedAttention has no such input.
+    /// </summary>
+    public bool AttentionMetadata { get; init; } = true;
 }

@@ -12,7 +12,9 @@ public static class BuilderCommand
     /// <summary>The usage line.</summary>
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
-        + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only";
+        + "                              [--attention-metadata on|off]\n"
+        + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
+        + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
@@ -59,11 +61,12 @@ public static class BuilderCommand
         string? output = null;
         var dtype = "fp32";
         var device = "cpu";
+        var attentionMetadata = true;
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
             var name = args[i];
-            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device"))
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata"))
             {
                 problem = $"unknown argument '{name}'";
                 return false;
@@ -87,6 +90,15 @@ public static class BuilderCommand
                 case "--dtype":
                     dtype = value;
                     break;
+                case "--attention-metadata":
+                    if (value is not ("on" or "off"))
+                    {
+                        problem = $"--attention-metadata must be on or off, not '{value}'";
+                        return false;
+                    }
+
+                    attentionMetadata = value == "on";
+                    break;
                 default:
                     device = value;
                     break;
@@ -99,7 +111,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata };
         try
         {
             ModelBuilder.Validate(parsed);

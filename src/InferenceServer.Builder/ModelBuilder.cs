@@ -150,7 +150,7 @@ public static class ModelBuilder
         using (var data = new ExternalDataWriter(dataPath))
         {
             var writer = new OnnxGraphWriter(data, elementType);
-            var builder = new DecoderGraphBuilder(config, weights, writer);
+            var builder = new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = options.AttentionMetadata };
             if (paged)
             {
                 builder.BuildPaged(cancellationToken);

@@ -26,17 +26,20 @@ internal static class GpuFixtures
 
     public static string Fixture(string name) => Path.Combine(FixturesRoot, name);
 
-    /// <summary>Builds fixture <paramref name="name"/> as a paged CUDA graph in <paramref name="dtype"/> (once) and returns its folder.</summary>
-    public static string BuildPaged(string name, string dtype)
+    /// <summary>
+    /// Builds fixture <paramref name="name"/> as a paged CUDA graph in <paramref name="dtype"/>, with or without the
+    /// <c>attention_metadata</c> input (once each) and returns its folder.
+    /// </summary>
+    public static string BuildPaged(string name, string dtype, bool attentionMetadata = true)
     {
         lock (Gate)
         {
-            var key = name + "-" + dtype;
+            var key = name + "-" + dtype + (attentionMetadata ? string.Empty : "-no-metadata");
             if (!Built.TryGetValue(key, out var folder))
             {
                 folder = Path.Combine(Scratch, key);
                 Directory.CreateDirectory(folder);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda" });
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", AttentionMetadata = attentionMetadata });
                 Built.Add(key, folder);
             }
 

@@ -16,22 +16,23 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     /// <summary>Largest |logit - fp32 reference| accepted, per dtype (logits of the fixtures are of order 1).</summary>
     private static readonly Dictionary<string, float> Tolerance = new(StringComparer.Ordinal) { ["fp16"] = 0.02f, ["bf16"] = 0.08f };
 
-    public static TheoryData<string, string> Fixtures => new()
+    public static TheoryData<string, string, bool> Fixtures => new()
     {
-        { "llama-gqa", "fp16" },
-        { "llama-gqa", "bf16" },
-        { "qwen2", "fp16" },
-        { "qwen2", "bf16" },
-        { "llama-pruned", "fp16" },
-        { "llama-moh", "fp16" },
+        { "llama-gqa", "fp16", true },
+        { "llama-gqa", "fp16", false },
+        { "llama-gqa", "bf16", true },
+        { "qwen2", "fp16", true },
+        { "qwen2", "bf16", true },
+        { "llama-pruned", "fp16", true },
+        { "llama-moh", "fp16", true },
     };
 
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void FirstStepLogits_AllPromptsInOnePackedBatch_WithinTolerance(string fixture, string dtype)
+    public void FirstStepLogits_AllPromptsInOnePackedBatch_WithinTolerance(string fixture, string dtype, bool attentionMetadata)
     {
         SkipWithoutCuda();
-        using var model = Open(fixture, dtype);
+        using var model = Open(fixture, dtype, attentionMetadata);
         var cases = GpuFixtures.References(fixture);
         var vocab = model.Spec.VocabularySize;
         using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
@@ -63,10 +64,10 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void Greedy_StaggeredChunkedPrefillBesideDecodes_MatchesTransformersWhereDecided(string fixture, string dtype)
+    public void Greedy_StaggeredChunkedPrefillBesideDecodes_MatchesTransformersWhereDecided(string fixture, string dtype, bool attentionMetadata)
     {
         SkipWithoutCuda();
-        using var model = Open(fixture, dtype);
+        using var model = Open(fixture, dtype, attentionMetadata);
         var cases = GpuFixtures.References(fixture);
         using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
         var tokens = cases.Select(c => new List<int>(c.Prompt)).ToArray();
@@ -126,8 +127,12 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         Assert.True(compared > 0, "no token was decided clearly enough to compare");
     }
 
-    private static PagedDecoderModel Open(string fixture, string dtype) =>
-        Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype)), new OnnxSessionOptions { Device = "cuda" }));
+    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata)
+    {
+        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata)), new OnnxSessionOptions { Device = "cuda" }));
+        Assert.Equal(attentionMetadata, model.HasAttentionMetadata);
+        return model;
+    }
 
     private static void SkipWithoutCuda()
     {

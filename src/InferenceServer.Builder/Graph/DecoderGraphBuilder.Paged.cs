@@ -13,6 +13,15 @@ namespace InferenceServer.Builder.Graph;
 /// </summary>
 internal sealed partial class DecoderGraphBuilder
 {
+    /// <summary>
+    /// The paged graph's optional input of per-step bounds, PagedAttention's input 16 (after slot_mapping, head_sink,
+    /// q/k norm weights and k/v scales, left empty): int32 [max new tokens in a row, max past + new tokens of a row].
+    /// </summary>
+    public const string AttentionMetadataInput = "attention_metadata";
+
+    /// <summary>Whether <see cref="BuildPaged"/> declares <see cref="AttentionMetadataInput"/> and feeds it to every PagedAttention.</summary>
+    public bool AttentionMetadata { get; init; } = true;
+
     /// <summary>The paged attention op type (domain <see cref="PagedAttentionDomain"/>).</summary>
     public const string PagedAttentionOpType = "PagedAttention";
 
@@ -78,6 +87,11 @@ internal sealed partial class DecoderGraphBuilder
         _g.Input("past_seqlens", TensorProto.Types.DataType.Int32, "batch_size");
         _g.Input("block_table", TensorProto.Types.DataType.Int32, "batch_size", "max_blocks");
         _g.Input("logits_indices", TensorProto.Types.DataType.Int64, "num_logits");
+        if (AttentionMetadata)
+        {
+            _g.Input(AttentionMetadataInput, TensorProto.Types.DataType.Int32, 2);
+        }
+
         for (var i = 0; i < kvLayers.Count; i++)
         {
             var kvHeads = c.Layers[kvLayers[i]].KvHeadCount;
@@ -119,7 +133,10 @@ internal sealed partial class DecoderGraphBuilder
         var outputs = _g.NodeMulti(
             PagedAttentionOpType,
             n + "attention",
-            [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin],
+            AttentionMetadata
+                ? [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin,
+                    string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadataInput]
+                : [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin],
             [n + "attention", $"key_cache_out.{kvIndex}", $"value_cache_out.{kvIndex}"],
             [
                 Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))),

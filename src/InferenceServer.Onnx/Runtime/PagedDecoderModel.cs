@@ -21,6 +21,7 @@ public sealed class PagedDecoderModel : IDecoderModel
     internal const string LogitsIndices = "logits_indices";
     internal const string Logits = "logits";
     internal const string NextTokens = "next_tokens";
+    internal const string AttentionMetadata = "attention_metadata";
 
     private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote)
     {
@@ -52,6 +53,9 @@ public sealed class PagedDecoderModel : IDecoderModel
 
     /// <summary>The CUDA device ordinal.</summary>
     internal int DeviceId { get; }
+
+    /// <summary>Whether the graph takes <c>attention_metadata</c> (int32 [2]: the step's most new tokens in a row, its longest row).</summary>
+    internal bool HasAttentionMetadata => Session.InputMetadata.ContainsKey(AttentionMetadata);
 
     /// <summary>Whether <paramref name="session"/>'s graph is a paged one (it takes a <c>block_table</c>).</summary>
     internal static bool IsPaged(InferenceSession session) => session.InputMetadata.ContainsKey(BlockTable);
@@ -113,6 +117,10 @@ public sealed class PagedDecoderModel : IDecoderModel
         Require(inputs, LogitsIndices, TensorElementType.Int64, file);
         Require(outputs, NextTokens, TensorElementType.Int64, file);
         var logits = Require(outputs, Logits, TensorElementType.Float, file);
+        if (inputs.ContainsKey(AttentionMetadata))
+        {
+            Require(inputs, AttentionMetadata, TensorElementType.Int32, file);
+        }
 
         var layers = new List<LayerKvSpec>();
         var kvType = TensorElementType.Float16;

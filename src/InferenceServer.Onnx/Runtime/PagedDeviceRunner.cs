@@ -26,6 +26,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly PinnedTensorBuffer<long> _logitsIndices = new(256);
     private readonly PinnedTensorBuffer<long> _nextTokens = new(256);
     private readonly PinnedTensorBuffer<float> _logits;
+    private readonly PinnedTensorBuffer<int>? _metadata;
 
     /// <summary>Allocates and zeroes <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens per layer on the model's device.</summary>
     public PagedDeviceRunner(PagedDecoderModel model, int blockCount, int blockSize)
@@ -37,6 +38,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         BlockSize = blockSize;
         _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, model.DeviceId, OrtMemType.Default);
         _logits = new PinnedTensorBuffer<float>(model.Spec.VocabularySize);
+        _metadata = model.HasAttentionMetadata ? new PinnedTensorBuffer<int>(2) : null;
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -84,9 +86,11 @@ internal sealed class PagedDeviceRunner : IModelRunner
         }
 
         var maxBlocks = 1;
+        var longest = 0;
         for (var r = 0; r < rows; r++)
         {
             maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
+            longest = Math.Max(longest, batch.PastLength(r) + batch.Tokens(r).Length);
         }
 
         var ids = _inputIds.Reserve(tokens);
@@ -139,6 +143,15 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _binding.BindInput(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
         _binding.BindInput(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
         _binding.BindInput(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
+        if (_metadata is not null)
+        {
+            // Exact bounds, read on the host by PagedAttention to size and pick its kernel (no device readback).
+            var bounds = _metadata.Reserve(2);
+            bounds[0] = batch.MaxNewTokens;
+            bounds[1] = longest;
+            _binding.BindInput(PagedDecoderModel.AttentionMetadata, _metadata.View(2));
+        }
+
         _nextTokens.Reserve(logitRows);
         _binding.BindOutput(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
         if (batch.DistributionsWanted)
@@ -191,6 +204,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _logitsIndices.Dispose();
         _nextTokens.Dispose();
         _logits.Dispose();
+        _metadata?.Dispose();
         _runOptions.Dispose();
         _deviceMemory.Dispose();
     }
