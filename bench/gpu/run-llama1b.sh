@@ -257,9 +257,13 @@ if (( BUILD_OK )) && [[ -n $LOADGEN ]]; then
                 continue
             fi
             echo "-- concurrency $c: $n requests, $warm warm-up requests, timeout $limit s" | tee -a "$OUT/loadgen.txt"
+            before=$(curl -s "$URL/metrics" | grep -E '^vllm:inter_token_latency_seconds_(sum|count)' | awk '{print $2}' | paste -sd' ')
             timeout "$limit" "$LOADGEN" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
                 --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/sweep-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
             status=${PIPESTATUS[0]}
+            # The engine's own inter-token time over this level (its timestamps, before HTTP): /metrics before and after.
+            after=$(curl -s "$URL/metrics" | grep -E '^vllm:inter_token_latency_seconds_(sum|count)' | awk '{print $2}' | paste -sd' ')
+            echo "engine inter-token latency over this level: $(echo "$before $after" | awk 'NF == 4 && $4 > $2 { printf "mean %.3f ms over %d tokens", ($3 - $1) / ($4 - $2) * 1000, $4 - $2 }')" | tee -a "$OUT/loadgen.txt"
             if (( status == 0 )); then
                 step "load c=$c" ok $(( SECONDS - t ))
             else

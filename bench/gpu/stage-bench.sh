@@ -48,7 +48,8 @@ if ! dotnet publish tests/InferenceServer.GpuTests/InferenceServer.GpuTests.cspr
     exit 1
 fi
 cp "$publish.tests"/InferenceServer.GpuTests "$publish.tests"/InferenceServer.GpuTests.dll "$publish.tests"/InferenceServer.GpuTests.deps.json \
-    "$publish.tests"/InferenceServer.GpuTests.runtimeconfig.json "$publish.tests"/xunit.*.dll "$out/gputests/"
+    "$publish.tests"/InferenceServer.GpuTests.runtimeconfig.json "$publish.tests"/xunit.*.dll "$publish.tests"/Microsoft.Bcl.AsyncInterfaces.dll \
+    "$out/gputests/"
 rm -rf "$publish.tests"
 
 # The default model rides inside the compressed application (as a copy under out/), so that the tracked files can be
