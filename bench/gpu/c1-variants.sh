@@ -37,6 +37,6 @@ variant() {
     kill "$pid"; wait "$pid" 2>/dev/null
 }
 
-variant kv16g "" "--kv-cache-memory 16g"
+variant default "" "--kv-cache-memory 16g"
+variant server-gc "DOTNET_gcServer=1" "--kv-cache-memory 16g"
 variant kv5g "" "--kv-cache-memory 5g"
-variant workstation-gc "DOTNET_gcServer=0" "--kv-cache-memory 16g"

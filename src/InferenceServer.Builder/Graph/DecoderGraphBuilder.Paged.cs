@@ -112,13 +112,18 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>
     /// The paged graph's attention of layer <paramref name="layer"/> over packed projections [T, width]: per-head norms,
     /// the MoH mask, and one <c>PagedAttention</c> (rotary inside) cached as KV index <paramref name="kvIndex"/>; [T, heads x d].
+    /// With <paramref name="k"/> and <paramref name="v"/> empty, <paramref name="q"/> is the packed [q | k | v] projection.
     /// </summary>
     private string PagedAttentionCore(int layer, int kvIndex, string q, string k, string v)
     {
         var c = _config;
         var (p, n, heads, kvHeads, d) = LayerShape(layer);
-        q = PackedHeadNorm(n + "q", q, heads, p + "self_attn.q_norm.weight");
-        k = PackedHeadNorm(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        if (k.Length > 0)
+        {
+            q = PackedHeadNorm(n + "q", q, heads, p + "self_attn.q_norm.weight");
+            k = PackedHeadNorm(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        }
+
         string? headMask = null;
         if (c.Moh is { } moh)
         {

@@ -208,8 +208,18 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var heads = c.Layers[layer].HeadCount;
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
-        var (q, k, v) = QkvProjections(n, p, x, heads, c.Layers[layer].KvHeadCount);
-        var attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
+        string attention2d;
+        if (_paged && PacksQkv(p))
+        {
+            // One [q; k; v] projection handed to PagedAttention as packed QKV: one GEMM per layer instead of three.
+            attention2d = PagedAttentionCore(layer, kvIndex, PackedQkvProjection(n, p, x, heads, c.Layers[layer].KvHeadCount), string.Empty, string.Empty);
+        }
+        else
+        {
+            var (q, k, v) = QkvProjections(n, p, x, heads, c.Layers[layer].KvHeadCount);
+            attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
+        }
+
         var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * c.HeadDim)], Attr("transB", 1L));
         return _g.Node("Add", n + "attention_residual", [h, o]);
     }
@@ -260,6 +270,50 @@ internal sealed partial class DecoderGraphBuilder
             Projection(n + "q_proj", x, p + "self_attn.q_proj", heads * d, c.HiddenSize),
             Projection(n + "k_proj", x, p + "self_attn.k_proj", kvHeads * d, c.HiddenSize),
             Projection(n + "v_proj", x, p + "self_attn.v_proj", kvHeads * d, c.HiddenSize));
+    }
+
+    /// <summary>
+    /// Whether the paged graph feeds layer prefix <paramref name="p"/>'s attention one packed [q | k | v] projection: when
+    /// nothing sits between the projections and PagedAttention (no Qwen3 q/k norm, no MoH router reading the queries).
+    /// </summary>
+    private bool PacksQkv(string p) =>
+        _config.Moh is null && !HasHeadNorm(p + "self_attn.q_norm.weight") && !HasHeadNorm(p + "self_attn.k_norm.weight");
+
+    /// <summary>
+    /// The packed [rows, (heads + 2 kv_heads) x d] projection: Phi-3's fused qkv as it is, else the q, k and v weights (and
+    /// biases, zero where one is absent) concatenated by rows into one weight.
+    /// </summary>
+    private string PackedQkvProjection(string n, string p, string x, int heads, int kvHeads)
+    {
+        var c = _config;
+        var d = c.HeadDim;
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        {
+            return Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+        }
+
+        (string Name, int Rows)[] parts = [(p + "self_attn.q_proj", heads * d), (p + "self_attn.k_proj", kvHeads * d), (p + "self_attn.v_proj", kvHeads * d)];
+        var total = (heads + (2 * kvHeads)) * d;
+        var weight = new float[(long)total * c.HiddenSize];
+        var bias = new float[total];
+        var hasBias = false;
+        var row = 0;
+        foreach (var (name, rows) in parts)
+        {
+            _weights.ReadFloat32(name + ".weight", rows, c.HiddenSize).CopyTo(weight, (long)row * c.HiddenSize);
+            if (_weights.Contains(name + ".bias"))
+            {
+                _weights.ReadFloat32(name + ".bias", rows).CopyTo(bias, row);
+                hasBias = true;
+            }
+
+            row += rows;
+        }
+
+        var packedWeight = _g.Weight(p + "self_attn.qkv_packed.weight", weight, total, c.HiddenSize);
+        return hasBias
+            ? _g.Node("Gemm", n + "qkv_proj", [x, packedWeight, _g.Weight(p + "self_attn.qkv_packed.bias", bias, total)], Attr("transB", 1L))
+            : _g.Node("Gemm", n + "qkv_proj", [x, packedWeight], Attr("transB", 1L));
     }
 
     /// <summary>

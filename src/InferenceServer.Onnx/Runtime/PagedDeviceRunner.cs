@@ -27,6 +27,8 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly PinnedTensorBuffer<long> _nextTokens = new(256);
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly PinnedTensorBuffer<int>? _metadata;
+    private readonly Dictionary<string, OrtValue> _bound = new(StringComparer.Ordinal);
+    private int _deviceLogitRows = -1;
 
     /// <summary>Allocates and zeroes <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens per layer on the model's device.</summary>
     public PagedDeviceRunner(PagedDecoderModel model, int blockCount, int blockSize)
@@ -138,32 +140,35 @@ internal sealed class PagedDeviceRunner : IModelRunner
             cumulative[r + 1] = offset;
         }
 
-        _binding.BindInput(PagedDecoderModel.InputIds, _inputIds.View(tokens));
-        _binding.BindInput(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
-        _binding.BindInput(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
-        _binding.BindInput(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
-        _binding.BindInput(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
+        Bind(PagedDecoderModel.InputIds, _inputIds.View(tokens));
+        Bind(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
+        Bind(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
+        Bind(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
+        Bind(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
         if (_metadata is not null)
         {
             // Exact bounds, read on the host by PagedAttention to size and pick its kernel (no device readback).
             var bounds = _metadata.Reserve(2);
             bounds[0] = batch.MaxNewTokens;
             bounds[1] = longest;
-            _binding.BindInput(PagedDecoderModel.AttentionMetadata, _metadata.View(2));
+            Bind(PagedDecoderModel.AttentionMetadata, _metadata.View(2));
         }
 
         _nextTokens.Reserve(logitRows);
-        _binding.BindOutput(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
+        BindOutput(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
         if (batch.DistributionsWanted)
         {
             _logits.Reserve(logitRows * vocab);
-            _binding.BindOutput(PagedDecoderModel.Logits, _logits.View(logitRows, vocab));
+            BindOutput(PagedDecoderModel.Logits, _logits.View(logitRows, vocab));
+            _deviceLogitRows = -1;
         }
-        else
+        else if (_deviceLogitRows != logitRows)
         {
-            // ONNX Runtime allocates the output on the device for this run (from its arena); it is never copied back.
-            // Bound again every step: a value left from the last run would be reused and its shape may not fit.
+            // ONNX Runtime allocates the output on the device (from its arena) and it is never copied back. The value
+            // it leaves bound is reused by the next run, so it is bound afresh only when the row count changes.
             _binding.BindOutputToDevice(PagedDecoderModel.Logits, _deviceMemory);
+            _bound.Remove(PagedDecoderModel.Logits);
+            _deviceLogitRows = logitRows;
         }
 
         _model.Session.RunWithBinding(_runOptions, _binding);
@@ -207,6 +212,29 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _metadata?.Dispose();
         _runOptions.Dispose();
         _deviceMemory.Dispose();
+    }
+
+    /// <summary>
+    /// Binds <paramref name="value"/> as input <paramref name="name"/> unless it is bound already: a steady decode step
+    /// (same shapes, so the same cached views) rebinds nothing, and so allocates nothing.
+    /// </summary>
+    private void Bind(string name, OrtValue value)
+    {
+        if (!_bound.TryGetValue(name, out var current) || !ReferenceEquals(current, value))
+        {
+            _binding.BindInput(name, value);
+            _bound[name] = value;
+        }
+    }
+
+    /// <summary>As <see cref="Bind"/>, for an output.</summary>
+    private void BindOutput(string name, OrtValue value)
+    {
+        if (!_bound.TryGetValue(name, out var current) || !ReferenceEquals(current, value))
+        {
+            _binding.BindOutput(name, value);
+            _bound[name] = value;
+        }
     }
 
     private void BindPool(int slot, string input, string output, int heads, int width)

@@ -50,6 +50,7 @@ public sealed class PagedGraphTests
             ("past_seqlens", (int)DataType.Int32, ["batch_size"]),
             ("block_table", (int)DataType.Int32, ["batch_size", "max_blocks"]),
             ("logits_indices", (int)DataType.Int64, ["num_logits"]),
+            ("attention_metadata", (int)DataType.Int32, ["2"]),
         ];
         List<(string Name, int Type, string[] Dims)> outputs =
         [
@@ -84,7 +85,7 @@ public sealed class PagedGraphTests
             var node = paged[i];
             Assert.Equal("com.microsoft", node.Domain);
             Assert.Equal(
-                ["key_cache." + i, "value_cache." + i, "cumulative_sequence_length", "past_seqlens", "block_table", "rope.cos_cache", "rope.sin_cache"],
+                ["key_cache." + i, "value_cache." + i, "cumulative_sequence_length", "past_seqlens", "block_table", "rope.cos_cache", "rope.sin_cache", "", "", "", "", "", "", "attention_metadata"],
                 node.Input.Skip(3));
             Assert.Equal(["key_cache_out." + i, "value_cache_out." + i], node.Output.Skip(1));
             var attributes = node.Attribute.ToDictionary(a => a.Name);
@@ -95,9 +96,20 @@ public sealed class PagedGraphTests
             Assert.Equal(1, attributes["do_rotary"].I);
             Assert.Equal(0, attributes["rotary_interleaved"].I);
 
-            // query, key, value are the layer's projections (Gemm, through q/k norm Reshape when present).
-            var producers = node.Input.Take(3).Select(input => model.Graph.Node.Single(n => n.Output.Contains(input)).OpType).ToList();
+            // query, key, value are the layer's projections (Gemm, through q/k norm Reshape when present); without a q/k
+            // norm or a MoH router, one packed [q | k | v] Gemm of (heads + 2 kv_heads) x d columns is the query, key and
+            // value are left empty.
+            var packed = fixture != "llama-moh";
+            var projections = packed ? node.Input.Take(1) : node.Input.Take(3);
+            var producers = projections.Select(input => model.Graph.Node.Single(n => n.Output.Contains(input)).OpType).ToList();
             Assert.All(producers, op => Assert.Contains(op, new[] { "Gemm", "Reshape" }));
+            if (packed)
+            {
+                Assert.Equal(["", ""], node.Input.Skip(1).Take(2));
+                var gemm = model.Graph.Node.Single(n => n.Output.Contains(node.Input[0]));
+                var weight = model.Graph.Initializer.Single(w => w.Name == gemm.Input[1]);
+                Assert.Equal([(kv[i].Heads + (2 * kv[i].KvHeads)) * headDim, weight.Dims[1]], weight.Dims);
+            }
         }
 
         Assert.Contains(model.OpsetImport, o => o.Domain == string.Empty && o.Version == 23);
@@ -176,11 +188,26 @@ public sealed class PagedGraphTests
         var names = new List<string>
         {
             "model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight",
-            "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight",
+            "model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight",
         };
-        if (fixture == "qwen2")
+        if (fixture == "llama-moh")
         {
-            names.Add("model.layers.0.self_attn.k_proj.bias");
+            names.Add("model.layers.0.self_attn.q_proj.weight");
+        }
+        else
+        {
+            // The packed projection is q, k and v's rows in that order (and their biases for qwen2).
+            var packed = PackedRows(checkpoint, "model.layers.0.self_attn.", "weight");
+            var converted = new ushort[packed.Length];
+            ElementTypes.Convert(packed, converted, type);
+            Assert.Equal(converted, ReadExternal(folder, model, "model.layers.0.self_attn.qkv_packed.weight"));
+            if (fixture == "qwen2")
+            {
+                var bias = PackedRows(checkpoint, "model.layers.0.self_attn.", "bias");
+                var convertedBias = new ushort[bias.Length];
+                ElementTypes.Convert(bias, convertedBias, type);
+                Assert.Equal(convertedBias, ReadExternal(folder, model, "model.layers.0.self_attn.qkv_packed.bias"));
+            }
         }
 
         var checkedValues = 0;
@@ -207,6 +234,9 @@ public sealed class PagedGraphTests
 
         Assert.True(checkedValues > 10_000);
     }
+
+    private static float[] PackedRows(SafetensorsCheckpoint checkpoint, string prefix, string kind) =>
+        [.. new[] { "q_proj", "k_proj", "v_proj" }.SelectMany(p => checkpoint.ReadFloat32($"{prefix}{p}.{kind}", checkpoint.Info($"{prefix}{p}.{kind}").Shape))];
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -284,7 +314,7 @@ public sealed class PagedGraphTests
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l1_attention", StringComparison.Ordinal));
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l2_gate", StringComparison.Ordinal));
         Assert.Equal([96L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.mlp.gate_proj.weight").Dims);
-        Assert.Equal([32L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.self_attn.q_proj.weight").Dims);
+        Assert.Equal([32L + (2 * 16), 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.self_attn.qkv_packed.weight").Dims);
     }
 
     [Fact]
@@ -315,12 +345,14 @@ public sealed class PagedGraphTests
     }
 
     [Fact]
-    public void Phi3_FusedQkvIsSplitIntoPagedAttentionsInputs()
+    public void Phi3_FusedQkvIsPagedAttentionsPackedQuery()
     {
         var model = BuildVariant("phi3", "fp16");
-        var split = model.Graph.Node.Single(n => n.Name == "l0_qkv_split");
-        Assert.Equal([64L, 32L, 32L], Int64Constant(model, split.Input[1]));
-        Assert.Equal(split.Output, model.Graph.Node.Single(n => n.Name == "l0_attention").Input.Take(3));
+        Assert.DoesNotContain(model.Graph.Node, n => n.Name == "l0_qkv_split");
+        var attention = model.Graph.Node.Single(n => n.Name == "l0_attention");
+        var gemm = model.Graph.Node.Single(n => n.Output.Contains(attention.Input[0]));
+        Assert.Equal("model.layers.0.self_attn.qkv_proj.weight", gemm.Input[1]);
+        Assert.Equal(["", ""], attention.Input.Skip(1).Take(2));
     }
 
     [Fact]
