@@ -38,5 +38,5 @@ variant() {
 }
 
 variant default "" "--kv-cache-memory 16g"
-variant server-gc "DOTNET_gcServer=1" "--kv-cache-memory 16g"
+variant workstation-gc "DOTNET_gcServer=0" "--kv-cache-memory 16g"
 variant kv5g "" "--kv-cache-memory 5g"

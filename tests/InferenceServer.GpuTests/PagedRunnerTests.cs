@@ -94,14 +94,22 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
             }
 
             Assert.True(step < 200, "the staggered run did not finish");
-            batch.DistributionsWanted = false;
-            runner.Forward(batch, Span<float>.Empty);
+
+            // Every other step brings the logits back too (a sampling row in the batch), whose argmax must agree.
+            batch.DistributionsWanted = step % 2 == 1;
+            var logits = batch.DistributionsWanted ? new float[batch.LogitRowCount * model.Spec.VocabularySize] : [];
+            runner.Forward(batch, logits);
             var logitRow = 0;
             foreach (var i in rows)
             {
                 computed[i] += chunks[i];
                 if (computed[i] == tokens[i].Count)
                 {
+                    if (batch.DistributionsWanted)
+                    {
+                        Assert.Equal(ArgMax(logits.AsSpan(logitRow * model.Spec.VocabularySize, model.Spec.VocabularySize)), batch.Argmax[logitRow]);
+                    }
+
                     tokens[i].Add(batch.Argmax[logitRow++]);
                 }
             }

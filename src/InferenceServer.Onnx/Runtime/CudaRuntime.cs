@@ -12,6 +12,7 @@ namespace InferenceServer.Onnx.Runtime;
 internal static partial class CudaRuntime
 {
     private const string Library = "cudart";
+    private const int HostToDevice = 1;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -40,6 +41,10 @@ internal static partial class CudaRuntime
             _ = cudaFree(pointer);
         }
     }
+
+    /// <summary>Copies <paramref name="bytes"/> from host <paramref name="source"/> to device <paramref name="destination"/>; returns when done.</summary>
+    public static void CopyToDevice(IntPtr destination, IntPtr source, long bytes) =>
+        Check(cudaMemcpy(destination, source, (nuint)bytes, HostToDevice), "cudaMemcpy");
 
     /// <summary>Free and total bytes of <paramref name="device"/>.</summary>
     public static (long Free, long Total) MemoryInfo(int device)
@@ -86,6 +91,9 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaMemset(IntPtr pointer, int value, nuint count);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemcpy(IntPtr destination, IntPtr source, nuint count, int kind);
 
     [LibraryImport(Library)]
     private static partial int cudaMemGetInfo(out nuint free, out nuint total);

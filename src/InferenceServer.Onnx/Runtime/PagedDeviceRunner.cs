@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace InferenceServer.Onnx.Runtime;
 
@@ -7,8 +8,9 @@ namespace InferenceServer.Onnx.Runtime;
 /// Runs a <see cref="PagedDecoderModel"/> over KV pools resident on its CUDA device (ADR 0003). Each layer's key and value
 /// pools (<c>[blocks, block_size, kv_heads, head_dim]</c>) are allocated once, zeroed, and bound as both the
 /// PagedAttention input and its aliased output, so the cache never leaves the device. A step packs every row's new
-/// tokens, binds the small int inputs from pinned host buffers (views cached per shape: a steady decode step creates
-/// none), and brings back <c>next_tokens</c> always and the logit rows only when some row needs its distribution.
+/// tokens, copies the small int inputs into device buffers at fixed addresses (<see cref="DeviceTensorBuffer{T}"/>;
+/// views cached per shape, bindings renewed only when a shape changes, so a steady decode step creates nothing), and
+/// brings back <c>next_tokens</c> always and the logit rows only when some row needs its distribution.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 internal sealed class PagedDeviceRunner : IModelRunner
@@ -19,11 +21,11 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly OrtMemoryInfo _deviceMemory;
     private readonly IntPtr[] _pools;
     private readonly OrtValue[] _poolValues;
-    private readonly PinnedTensorBuffer<long> _inputIds = new(1024);
-    private readonly PinnedTensorBuffer<int> _cumulative = new(257);
-    private readonly PinnedTensorBuffer<int> _past = new(256);
-    private readonly PinnedTensorBuffer<int> _blockTable = new(4096);
-    private readonly PinnedTensorBuffer<long> _logitsIndices = new(256);
+    private readonly DeviceTensorBuffer<long> _inputIds;
+    private readonly DeviceTensorBuffer<int> _cumulative;
+    private readonly DeviceTensorBuffer<int> _past;
+    private readonly DeviceTensorBuffer<int> _blockTable;
+    private readonly DeviceTensorBuffer<long> _logitsIndices;
     private readonly PinnedTensorBuffer<long> _nextTokens = new(256);
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly PinnedTensorBuffer<int>? _metadata;
@@ -40,6 +42,11 @@ internal sealed class PagedDeviceRunner : IModelRunner
         BlockSize = blockSize;
         _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, model.DeviceId, OrtMemType.Default);
         _logits = new PinnedTensorBuffer<float>(model.Spec.VocabularySize);
+        _inputIds = new DeviceTensorBuffer<long>(model.DeviceId, _deviceMemory, TensorElementType.Int64, 1024);
+        _cumulative = new DeviceTensorBuffer<int>(model.DeviceId, _deviceMemory, TensorElementType.Int32, 257);
+        _past = new DeviceTensorBuffer<int>(model.DeviceId, _deviceMemory, TensorElementType.Int32, 256);
+        _blockTable = new DeviceTensorBuffer<int>(model.DeviceId, _deviceMemory, TensorElementType.Int32, 4096);
+        _logitsIndices = new DeviceTensorBuffer<long>(model.DeviceId, _deviceMemory, TensorElementType.Int64, 256);
         _metadata = model.HasAttentionMetadata ? new PinnedTensorBuffer<int>(2) : null;
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
@@ -140,6 +147,12 @@ internal sealed class PagedDeviceRunner : IModelRunner
             cumulative[r + 1] = offset;
         }
 
+        // The step's ints go to their fixed device buffers here; the bindings change only with the shapes.
+        _inputIds.Upload(tokens);
+        _cumulative.Upload(rows + 1);
+        _past.Upload(rows);
+        _blockTable.Upload(rows * maxBlocks);
+        _logitsIndices.Upload(logitRows);
         Bind(PagedDecoderModel.InputIds, _inputIds.View(tokens));
         Bind(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
         Bind(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
@@ -216,7 +229,9 @@ internal sealed class PagedDeviceRunner : IModelRunner
 
     /// <summary>
     /// Binds <paramref name="value"/> as input <paramref name="name"/> unless it is bound already: a steady decode step
-    /// (same shapes, so the same cached views) rebinds nothing, and so allocates nothing.
+    /// (same shapes, so the same cached views) rebinds nothing, and so allocates nothing. Only for values ONNX Runtime
+    /// reads in place (device memory, or host memory of an input a kernel reads on the host): binding a host value that a
+    /// device kernel consumes copies it at bind time, and a later change of its contents would not be seen.
     /// </summary>
     private void Bind(string name, OrtValue value)
     {

@@ -1,0 +1,98 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// A step input that lives on the device at a fixed address: a pinned host array the step fills, a device allocation of
+/// the same capacity it is copied into (<see cref="Upload"/>), and <see cref="OrtValue"/> views of the device memory
+/// cached per shape. Binding a view hands ONNX Runtime device memory, so it copies nothing at bind or run time and the
+/// binding need not be renewed while the shape holds: a steady decode step uploads its few ints and creates nothing.
+/// Growing (doubling) reallocates both sides and drops the views.
+/// </summary>
+internal sealed class DeviceTensorBuffer<T> : IDisposable
+    where T : unmanaged
+{
+    private const int MaxViews = 256;
+
+    private readonly int _device;
+    private readonly OrtMemoryInfo _memory;
+    private readonly TensorElementType _type;
+    private readonly Dictionary<(long, long), OrtValue> _views = [];
+    private T[] _host;
+    private IntPtr _deviceData;
+
+    /// <summary>Creates the buffer with room for <paramref name="capacity"/> elements on CUDA device <paramref name="device"/>.</summary>
+    public DeviceTensorBuffer(int device, OrtMemoryInfo memory, TensorElementType type, int capacity)
+    {
+        _device = device;
+        _memory = memory;
+        _type = type;
+        _host = GC.AllocateArray<T>(Math.Max(1, capacity), pinned: true);
+        _deviceData = CudaRuntime.AllocateZeroed(device, (long)_host.Length * Marshal.SizeOf<T>());
+    }
+
+    /// <summary>The host side's first <paramref name="length"/> elements, after growing to hold them (growing discards the contents).</summary>
+    public Span<T> Reserve(int length)
+    {
+        if (length > _host.Length)
+        {
+            DropViews();
+            CudaRuntime.Free(_deviceData);
+            _deviceData = IntPtr.Zero;
+            _host = GC.AllocateArray<T>(Math.Max(length, _host.Length * 2), pinned: true);
+            _deviceData = CudaRuntime.AllocateZeroed(_device, (long)_host.Length * Marshal.SizeOf<T>());
+        }
+
+        return _host.AsSpan(0, length);
+    }
+
+    /// <summary>Copies the host side's first <paramref name="length"/> elements to the device.</summary>
+    public void Upload(int length)
+    {
+        if (length > 0)
+        {
+            CudaRuntime.CopyToDevice(_deviceData, Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), (long)length * Marshal.SizeOf<T>());
+        }
+    }
+
+    /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
+    public OrtValue View(long rows, long columns = -1)
+    {
+        if (_views.TryGetValue((rows, columns), out var view))
+        {
+            return view;
+        }
+
+        if (_views.Count >= MaxViews)
+        {
+            DropViews();
+        }
+
+        long[] shape = columns < 0 ? [rows] : [rows, columns];
+        var bytes = (columns < 0 ? rows : rows * columns) * Marshal.SizeOf<T>();
+        view = OrtValue.CreateTensorValueWithData(_memory, _type, shape, _deviceData, bytes);
+        _views[(rows, columns)] = view;
+        return view;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        DropViews();
+        CudaRuntime.Free(_deviceData);
+        _deviceData = IntPtr.Zero;
+    }
+
+    private void DropViews()
+    {
+        foreach (var view in _views.Values)
+        {
+            view.Dispose();
+        }
+
+        _views.Clear();
+    }
+}
