@@ -64,10 +64,20 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void Greedy_StaggeredChunkedPrefillBesideDecodes_MatchesTransformersWhereDecided(string fixture, string dtype, bool attentionMetadata)
+    public void Greedy_StaggeredChunkedPrefillBesideDecodes_MatchesTransformersWhereDecided(string fixture, string dtype, bool attentionMetadata) =>
+        StaggeredGreedy(fixture, dtype, attentionMetadata, cudaGraphs: false);
+
+    [Theory]
+    [InlineData("llama-gqa", "fp16")]
+    [InlineData("qwen2", "bf16")]
+    [InlineData("llama-moh", "fp16")]
+    public void Greedy_WithCudaGraphs_DecodeStepsReplayed_MatchesTransformersWhereDecided(string fixture, string dtype) =>
+        StaggeredGreedy(fixture, dtype, attentionMetadata: true, cudaGraphs: true);
+
+    private void StaggeredGreedy(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs)
     {
         SkipWithoutCuda();
-        using var model = Open(fixture, dtype, attentionMetadata);
+        using var model = Open(fixture, dtype, attentionMetadata, cudaGraphs);
         var cases = GpuFixtures.References(fixture);
         using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
         var tokens = cases.Select(c => new List<int>(c.Prompt)).ToArray();
@@ -131,7 +141,7 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"{fixture} {dtype}: {compared} greedy tokens compared (the rest follow a step whose reference margin is within 2x tolerance)");
+        output.WriteLine($"{fixture} {dtype}{(cudaGraphs ? " (CUDA graphs)" : string.Empty)}: {compared} greedy tokens compared (the rest follow a step whose reference margin is within 2x tolerance)");
         Assert.True(compared > 0, "no token was decided clearly enough to compare");
     }
 
@@ -183,10 +193,12 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         Assert.Equal(0, allocated);
     }
 
-    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata)
+    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false)
     {
-        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata)), new OnnxSessionOptions { Device = "cuda" }));
+        var options = new OnnxSessionOptions { Device = "cuda", CudaGraphs = cudaGraphs };
+        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata)), options));
         Assert.Equal(attentionMetadata, model.HasAttentionMetadata);
+        Assert.Equal(cudaGraphs, model.CudaGraphs);
         return model;
     }
 

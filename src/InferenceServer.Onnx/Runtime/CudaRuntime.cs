@@ -13,6 +13,7 @@ internal static partial class CudaRuntime
 {
     private const string Library = "cudart";
     private const int HostToDevice = 1;
+    private const int DeviceToHost = 2;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -45,6 +46,10 @@ internal static partial class CudaRuntime
     /// <summary>Copies <paramref name="bytes"/> from host <paramref name="source"/> to device <paramref name="destination"/>; returns when done.</summary>
     public static void CopyToDevice(IntPtr destination, IntPtr source, long bytes) =>
         Check(cudaMemcpy(destination, source, (nuint)bytes, HostToDevice), "cudaMemcpy");
+
+    /// <summary>Copies <paramref name="bytes"/> from device <paramref name="source"/> to host <paramref name="destination"/>; returns when done.</summary>
+    public static void CopyToHost(IntPtr destination, IntPtr source, long bytes) =>
+        Check(cudaMemcpy(destination, source, (nuint)bytes, DeviceToHost), "cudaMemcpy");
 
     /// <summary>Free and total bytes of <paramref name="device"/>.</summary>
     public static (long Free, long Total) MemoryInfo(int device)

@@ -14,9 +14,21 @@ public static class DecoderModels
     /// <exception cref="ExecutionProviderException">The device is malformed or cannot be used.</exception>
     public static IDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
-        var (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options ?? new OnnxSessionOptions());
-        return PagedDecoderModel.IsPaged(session)
-            ? PagedDecoderModel.FromSession(session, package, device, deviceNote)
-            : OnnxDecoderModel.FromSession(session, package, device, deviceNote);
+        options ??= new OnnxSessionOptions();
+        var (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options);
+        if (!PagedDecoderModel.IsPaged(session))
+        {
+            return OnnxDecoderModel.FromSession(session, package, device, deviceNote);
+        }
+
+        if (options.CudaGraphs && device.StartsWith("cuda", StringComparison.Ordinal))
+        {
+            // The graph kind is known once a session has read it: the session is made again with capture enabled.
+            session.Dispose();
+            (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options, cudaGraphs: true);
+            return PagedDecoderModel.FromSession(session, package, device, deviceNote, cudaGraphs: true);
+        }
+
+        return PagedDecoderModel.FromSession(session, package, device, deviceNote);
     }
 }

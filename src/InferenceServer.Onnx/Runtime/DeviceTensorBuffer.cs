@@ -58,6 +58,17 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
         }
     }
 
+    /// <summary>Copies the device side's first <paramref name="length"/> elements back and returns them (an output buffer).</summary>
+    public ReadOnlySpan<T> Download(int length)
+    {
+        if (length > 0)
+        {
+            CudaRuntime.CopyToHost(Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), _deviceData, (long)length * Marshal.SizeOf<T>());
+        }
+
+        return _host.AsSpan(0, length);
+    }
+
     /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
     public OrtValue View(long rows, long columns = -1)
     {

@@ -86,7 +86,10 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     /// <summary>Appends the execution provider <paramref name="requested"/> names; returns the device used and, for an <c>auto</c> fallback, why.</summary>
     /// <exception cref="ExecutionProviderException">The device is malformed, or <c>cuda</c> was asked for and cannot be used.</exception>
-    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested)
+    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested) => SelectDevice(sessionOptions, requested, cudaGraphs: false);
+
+    /// <summary>As <see cref="SelectDevice(SessionOptions, string)"/>, with ONNX Runtime's CUDA graph capture enabled on CUDA when <paramref name="cudaGraphs"/>.</summary>
+    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested, bool cudaGraphs)
     {
         var text = requested.Trim().ToLowerInvariant();
         if (text == "cpu")
@@ -111,7 +114,21 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
         try
         {
-            sessionOptions.AppendExecutionProvider_CUDA(id);
+            if (cudaGraphs)
+            {
+                using var cuda = new OrtCUDAProviderOptions();
+                cuda.UpdateOptions(new Dictionary<string, string>
+                {
+                    ["device_id"] = id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["enable_cuda_graph"] = "1",
+                });
+                sessionOptions.AppendExecutionProvider_CUDA(cuda);
+            }
+            else
+            {
+                sessionOptions.AppendExecutionProvider_CUDA(id);
+            }
+
             return ($"cuda:{id}", null);
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
@@ -154,7 +171,11 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
     /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
-    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options)
+    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options) =>
+        CreateSession(package, options, cudaGraphs: false);
+
+    /// <summary>As <see cref="CreateSession(ModelPackage, OnnxSessionOptions)"/>, with CUDA graph capture enabled when <paramref name="cudaGraphs"/>.</summary>
+    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs)
     {
         using var sessionOptions = new SessionOptions
         {
@@ -170,7 +191,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
         // Spinning worker threads hold every core between steps, starving the HTTP and streaming threads of the same process.
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
-        var (device, deviceNote) = SelectDevice(sessionOptions, options.Device);
+        var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
         try
         {
             return (new InferenceSession(package.GraphPath, sessionOptions), device, deviceNote);

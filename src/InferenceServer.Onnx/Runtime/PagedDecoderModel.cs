@@ -23,8 +23,9 @@ public sealed class PagedDecoderModel : IDecoderModel
     internal const string NextTokens = "next_tokens";
     internal const string AttentionMetadata = "attention_metadata";
 
-    private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote)
+    private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote, bool cudaGraphs)
     {
+        CudaGraphs = cudaGraphs;
         Session = session;
         Spec = spec;
         KvType = kvType;
@@ -54,6 +55,9 @@ public sealed class PagedDecoderModel : IDecoderModel
     /// <summary>The CUDA device ordinal.</summary>
     internal int DeviceId { get; }
 
+    /// <summary>Whether the session was made with CUDA graph capture enabled (decode steps are then captured and replayed).</summary>
+    internal bool CudaGraphs { get; }
+
     /// <summary>Whether the graph takes <c>attention_metadata</c> (int32 [2]: the step's most new tokens in a row, its longest row).</summary>
     internal bool HasAttentionMetadata => Session.InputMetadata.ContainsKey(AttentionMetadata);
 
@@ -81,7 +85,7 @@ public sealed class PagedDecoderModel : IDecoderModel
 
     /// <summary>Wraps an open session of a paged graph; disposes it when the graph or the device does not fit.</summary>
     /// <exception cref="ModelPackageException">The graph is not a valid paged graph, or the device is not CUDA.</exception>
-    internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote)
+    internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote, bool cudaGraphs = false)
     {
         try
         {
@@ -93,7 +97,9 @@ public sealed class PagedDecoderModel : IDecoderModel
 
             var deviceId = int.Parse(device.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
             var (spec, kvType) = Inspect(session, package);
-            return new PagedDecoderModel(session, spec, kvType, deviceId, device, deviceNote);
+            // Capture needs the host-side bounds: without them PagedAttention may read lengths back from the device.
+            var capture = cudaGraphs && session.InputMetadata.ContainsKey(AttentionMetadata);
+            return new PagedDecoderModel(session, spec, kvType, deviceId, device, deviceNote, capture);
         }
         catch
         {

@@ -30,6 +30,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly PinnedTensorBuffer<int>? _metadata;
     private readonly Dictionary<string, OrtValue> _bound = new(StringComparer.Ordinal);
+    private readonly CapturedDecode? _captured;
     private int _deviceLogitRows = -1;
 
     /// <summary>Allocates and zeroes <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens per layer on the model's device.</summary>
@@ -48,6 +49,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _blockTable = new DeviceTensorBuffer<int>(model.DeviceId, _deviceMemory, TensorElementType.Int32, 4096);
         _logitsIndices = new DeviceTensorBuffer<long>(model.DeviceId, _deviceMemory, TensorElementType.Int64, 256);
         _metadata = model.HasAttentionMetadata ? new PinnedTensorBuffer<int>(2) : null;
+        _captured = model.CudaGraphs ? new CapturedDecode(model, _deviceMemory, blockCount, blockSize) : null;
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -92,6 +94,13 @@ internal sealed class PagedDeviceRunner : IModelRunner
         if (batch.DistributionsWanted && logits.Length < logitRows * vocab)
         {
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
+        }
+
+        if (_captured is not null && _captured.Fits(batch))
+        {
+            _captured.Run(batch, _binding, Bind, BindOutput);
+            _deviceLogitRows = -1;
+            return;
         }
 
         var maxBlocks = 1;
@@ -184,7 +193,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
             _deviceLogitRows = logitRows;
         }
 
-        _model.Session.RunWithBinding(_runOptions, _binding);
+        _model.Session.RunWithBinding(_captured?.Uncaptured ?? _runOptions, _binding);
         _binding.SynchronizeBoundOutputs();
 
         var next = _nextTokens.Read(logitRows);
@@ -223,6 +232,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _nextTokens.Dispose();
         _logits.Dispose();
         _metadata?.Dispose();
+        _captured?.Dispose();
         _runOptions.Dispose();
         _deviceMemory.Dispose();
     }
@@ -254,8 +264,10 @@ internal sealed class PagedDeviceRunner : IModelRunner
 
     private void BindPool(int slot, string input, string output, int heads, int width)
     {
-        long[] shape = [BlockCount, BlockSize, heads, width];
-        var bytes = (long)BlockCount * BlockSize * heads * width * Spec.KvElementBytes;
+        // With CUDA graphs, one block more than the engine knows of: the scratch block that padding rows write to.
+        var blocks = BlockCount + (_captured is null ? 0 : 1);
+        long[] shape = [blocks, BlockSize, heads, width];
+        var bytes = (long)blocks * BlockSize * heads * width * Spec.KvElementBytes;
         _pools[slot] = CudaRuntime.AllocateZeroed(_model.DeviceId, bytes);
         _poolValues[slot] = OrtValue.CreateTensorValueWithData(_deviceMemory, _model.KvType, shape, _pools[slot], bytes);
         _binding.BindInput(input, _poolValues[slot]);

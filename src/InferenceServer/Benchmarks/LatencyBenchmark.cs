@@ -16,7 +16,7 @@ internal static class LatencyBenchmark
 {
     public const string Usage = """
         usage: InferenceServer bench latency --model <dir> [--device auto|cpu|cuda[:N]] [--batch-sizes 1,16,64,256]
-                                             [--input-len 128] [--output-len 128] [--seed 0]
+                                             [--input-len 128] [--output-len 128] [--seed 0] [--cuda-graphs true|false]
         """;
 
     public static int Run(string[] args)
@@ -27,6 +27,7 @@ internal static class LatencyBenchmark
         var inputLength = 128;
         var outputLength = 128;
         var seed = 0;
+        var cudaGraphs = false;
         try
         {
             for (var i = 2; i < args.Length; i += 2)
@@ -40,6 +41,7 @@ internal static class LatencyBenchmark
                     case "--input-len": inputLength = Positive(value, "--input-len"); break;
                     case "--output-len": outputLength = Positive(value, "--output-len"); break;
                     case "--seed": seed = int.Parse(value, CultureInfo.InvariantCulture); break;
+                    case "--cuda-graphs": cudaGraphs = bool.TryParse(value, out var on) ? on : throw new FormatException($"--cuda-graphs must be true or false, not '{value}'"); break;
                     default: throw new FormatException($"unknown option {args[i]}");
                 }
             }
@@ -55,13 +57,13 @@ internal static class LatencyBenchmark
             return 2;
         }
 
-        using var decoder = DecoderModels.Open(ModelPackage.Load(model), new OnnxSessionOptions { Device = device });
+        using var decoder = DecoderModels.Open(ModelPackage.Load(model), new OnnxSessionOptions { Device = device, CudaGraphs = cudaGraphs });
         var blockSize = decoder.ChooseBlockSize(16);
         var perRow = (inputLength + outputLength + blockSize - 1) / blockSize;
         var maxBatch = batchSizes.Max();
         using var runner = decoder.CreateRunner(maxBatch * perRow, blockSize);
         var vocab = decoder.Spec.VocabularySize;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"model {model} on {decoder.Device}, KV {decoder.Spec.ElementType}, block size {blockSize}, input {inputLength}, output {outputLength}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"model {model} on {decoder.Device}, KV {decoder.Spec.ElementType}, block size {blockSize}, input {inputLength}, output {outputLength}, CUDA graphs {(cudaGraphs ? "on" : "off")}"));
         Console.WriteLine();
         Console.WriteLine("| batch | prefill ms | decode step p50 ms | decode step p99 ms | output tok/s (decode) | output tok/s (end to end) |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
