@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Concurrency-1 diagnostics for the GPU benchmark: the same built model served with one setting changed at a time,
+# Concurrency-1 diagnostics for the GPU benchmark: the same built model served with one setting changed at a time
+# (default, no CUDA graphs, workstation GC),
 # 16 streamed requests each (128 prompt tokens, 128 new), to see what the serving path adds to the runner's own step
 # time (`InferenceServer bench latency`). Run on the GPU machine after run-llama1b.sh (it reuses its build):
 #
@@ -38,5 +39,5 @@ variant() {
 }
 
 variant default "" "--kv-cache-memory 16g"
+variant eager "" "--kv-cache-memory 16g --cuda-graphs false"
 variant workstation-gc "DOTNET_gcServer=0" "--kv-cache-memory 16g"
-variant kv5g "" "--kv-cache-memory 5g"

@@ -21,10 +21,10 @@ public sealed class OnnxSessionOptions
 
     /// <summary>
     /// Capture and replay decode steps of paged CUDA graphs as CUDA graphs (ONNX Runtime's <c>enable_cuda_graph</c>, one
-    /// graph per padded batch size and block-table width): the host launches one graph instead of every kernel. Off by
-    /// default (ADR 0003 records what was measured); ignored for other graphs and devices.
+    /// graph per padded batch size and block-table width): the host launches one graph instead of every kernel. On by
+    /// default, as in vLLM (whose <c>--enforce-eager</c> is this set to false); ignored for other graphs and devices.
     /// </summary>
-    public bool CudaGraphs { get; set; }
+    public bool CudaGraphs { get; set; } = true;
 
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";

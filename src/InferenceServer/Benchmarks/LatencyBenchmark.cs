@@ -27,7 +27,7 @@ internal static class LatencyBenchmark
         var inputLength = 128;
         var outputLength = 128;
         var seed = 0;
-        var cudaGraphs = false;
+        var cudaGraphs = true;
         try
         {
             for (var i = 2; i < args.Length; i += 2)

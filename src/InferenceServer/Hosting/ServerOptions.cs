@@ -78,7 +78,7 @@ internal sealed class ServerOptions
                 IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
                 AllowSpinning = string.Equals(configuration["onnx-spinning"], "true", StringComparison.OrdinalIgnoreCase),
                 Device = configuration["device"] ?? "auto",
-                CudaGraphs = ReadBool(configuration, "cuda-graphs"),
+                CudaGraphs = string.IsNullOrEmpty(configuration["cuda-graphs"]) || ReadBool(configuration, "cuda-graphs"),
             },
             Limits = new ServingLimits
             {
