@@ -55,7 +55,7 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
                 worst = Math.Max(worst, Math.Abs(row[i] - expected[i]));
             }
 
-            Assert.Equal(ArgMax(row), batch.Argmax[r]);
+            Assert.Equal(LogitMath.ArgMax(row), batch.Argmax[r]);
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |logit - fp32 reference| = {worst:G3} over {cases.Count} prompts (tolerance {Tolerance[dtype]})"));
@@ -117,7 +117,7 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
                 {
                     if (batch.DistributionsWanted)
                     {
-                        Assert.Equal(ArgMax(logits.AsSpan(logitRow * model.Spec.VocabularySize, model.Spec.VocabularySize)), batch.Argmax[logitRow]);
+                        Assert.Equal(LogitMath.ArgMax(logits.AsSpan(logitRow * model.Spec.VocabularySize, model.Spec.VocabularySize)), batch.Argmax[logitRow]);
                     }
 
                     tokens[i].Add(batch.Argmax[logitRow++]);
@@ -208,19 +208,5 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         {
             Assert.Skip(reason);
         }
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 }

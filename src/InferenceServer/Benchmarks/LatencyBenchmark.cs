@@ -131,22 +131,8 @@ internal static class LatencyBenchmark
     {
         for (var r = 0; r < last.Length; r++)
         {
-            last[r] = runner.ReportsArgmax ? batch.Argmax[r] : ArgMax(logits.AsSpan(r * vocab, vocab));
+            last[r] = runner.ReportsArgmax ? batch.Argmax[r] : LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab));
         }
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 
     private static int Positive(string value, string option) =>

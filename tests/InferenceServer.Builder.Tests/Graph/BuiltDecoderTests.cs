@@ -121,7 +121,7 @@ public sealed class BuiltDecoderTests
             runner.Forward(batch, logits);
             for (var i = 0; i < rows.Count; i++)
             {
-                generated[rows[i]].Add(ArgMax(logits.AsSpan(i * vocab, vocab)));
+                generated[rows[i]].Add(LogitMath.ArgMax(logits.AsSpan(i * vocab, vocab)));
             }
         }
 
@@ -159,13 +159,13 @@ public sealed class BuiltDecoderTests
             batch.Clear();
             batch.AddRow(prompt.AsSpan(split), split, table, wantLogits: true);
             runner.Forward(batch, logits);
-            generated.Add(ArgMax(logits));
+            generated.Add(LogitMath.ArgMax(logits));
             for (var step = 1; step < GreedySteps; step++)
             {
                 batch.Clear();
                 batch.AddRow([generated[^1]], prompt.Length + step - 1, table, wantLogits: true);
                 runner.Forward(batch, logits);
-                generated.Add(ArgMax(logits));
+                generated.Add(LogitMath.ArgMax(logits));
             }
 
             Assert.Equal(greedy, generated);
@@ -200,7 +200,7 @@ public sealed class BuiltDecoderTests
             runner.Forward(batch, logits);
             for (var r = 0; r < cases.Count; r++)
             {
-                generated[r].Add(ArgMax(logits.AsSpan(r * vocab, vocab)));
+                generated[r].Add(LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab)));
             }
         }
 
@@ -219,19 +219,5 @@ public sealed class BuiltDecoderTests
         }
 
         return tables;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 }
