@@ -14,13 +14,7 @@ internal sealed class FilterBlockStmt(Stmt[] body, FilterExpr[] filters) : Stmt
     /// <inheritdoc/>
     public override Flow Execute(RenderState state, Scope scope)
     {
-        object? value = Capture(Body, state, new Scope(scope));
-        foreach (FilterExpr filter in Filters)
-        {
-            value = filter.Apply(state, scope, value);
-        }
-
-        state.Write(PyFormat.Str(value));
+        state.Write(PyFormat.Str(CaptureFiltered(Body, Filters, state, scope)));
         return Flow.Normal;
     }
 }

@@ -17,14 +17,7 @@ internal sealed class SetBlockStmt(AssignTarget target, Stmt[] body, FilterExpr[
     /// <inheritdoc/>
     public override Flow Execute(RenderState state, Scope scope)
     {
-        // The body runs in its own frame: assignments inside a block set do not leak out (Jinja2's block frame).
-        object? value = Capture(Body, state, new Scope(scope));
-        foreach (FilterExpr filter in Filters)
-        {
-            value = filter.Apply(state, scope, value);
-        }
-
-        Target.Assign(scope, value);
+        Target.Assign(scope, CaptureFiltered(Body, Filters, state, scope));
         return Flow.Normal;
     }
 }

@@ -49,4 +49,20 @@ internal abstract class Stmt
             state.Output = saved;
         }
     }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> in its own frame under <paramref name="scope"/> (assignments inside do not leak out:
+    /// Jinja2's block frame) and passes what it wrote through <paramref name="filters"/>, in order: the value of a block
+    /// <c>set</c> and of a <c>filter</c> block.
+    /// </summary>
+    public static object? CaptureFiltered(Stmt[] body, FilterExpr[] filters, RenderState state, Scope scope)
+    {
+        object? value = Capture(body, state, new Scope(scope));
+        foreach (FilterExpr filter in filters)
+        {
+            value = filter.Apply(state, scope, value);
+        }
+
+        return value;
+    }
 }
