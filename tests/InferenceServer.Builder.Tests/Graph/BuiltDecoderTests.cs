@@ -92,39 +92,7 @@ public sealed class BuiltDecoderTests
         // Case r joins at step 2r: its prefill shares a batch with the others' decode steps (padded new tokens too).
         using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture))), 64, BlockSize);
         var cases = BuiltModels.References(fixture);
-        var vocab = runner.Spec.VocabularySize;
-        var tables = BlockTables(cases, GreedySteps);
-
-        var generated = cases.Select(_ => new List<int>()).ToArray();
-        var batch = new ForwardBatch();
-        var logits = new float[cases.Count * vocab];
-        var rows = new List<int>();
-        for (var step = 0; generated.Any(g => g.Count < GreedySteps); step++)
-        {
-            batch.Clear();
-            rows.Clear();
-            for (var r = 0; r < cases.Count; r++)
-            {
-                var prompt = cases[r].Prompt;
-                if (step == 2 * r)
-                {
-                    batch.AddRow(prompt, 0, tables[r], wantLogits: true, sequenceId: r);
-                    rows.Add(r);
-                }
-                else if (step > 2 * r && generated[r].Count < GreedySteps)
-                {
-                    batch.AddRow([generated[r][^1]], prompt.Length + generated[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
-                    rows.Add(r);
-                }
-            }
-
-            runner.Forward(batch, logits);
-            for (var i = 0; i < rows.Count; i++)
-            {
-                generated[rows[i]].Add(LogitMath.ArgMax(logits.AsSpan(i * vocab, vocab)));
-            }
-        }
-
+        var generated = Decode(runner, cases, GreedySteps, arrival: r => 2 * r);
         for (var r = 0; r < cases.Count; r++)
         {
             Assert.Equal(cases[r].Greedy, generated[r]);
@@ -173,34 +141,44 @@ public sealed class BuiltDecoderTests
     }
 
     /// <summary>Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, all rows in one batch each step.</summary>
-    internal static List<int>[] DecodeTogether(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps)
+    internal static List<int>[] DecodeTogether(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps) =>
+        Decode(runner, cases, steps, arrival: _ => 0);
+
+    /// <summary>
+    /// Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, case r's prompt joining the batch at step
+    /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others.
+    /// </summary>
+    private static List<int>[] Decode(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival)
     {
         var vocab = runner.Spec.VocabularySize;
         var tables = BlockTables(cases, steps);
-
         var generated = cases.Select(_ => new List<int>()).ToArray();
         var batch = new ForwardBatch();
         var logits = new float[cases.Count * vocab];
-        for (var step = 0; step < steps; step++)
+        var rows = new List<int>();
+        for (var step = 0; generated.Any(g => g.Count < steps); step++)
         {
             batch.Clear();
+            rows.Clear();
             for (var r = 0; r < cases.Count; r++)
             {
                 var prompt = cases[r].Prompt;
-                if (step == 0)
+                if (step == arrival(r))
                 {
                     batch.AddRow(prompt, 0, tables[r], wantLogits: true, sequenceId: r);
+                    rows.Add(r);
                 }
-                else
+                else if (step > arrival(r) && generated[r].Count < steps)
                 {
-                    batch.AddRow([generated[r][^1]], prompt.Length + step - 1, tables[r], wantLogits: true, sequenceId: r);
+                    batch.AddRow([generated[r][^1]], prompt.Length + generated[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
+                    rows.Add(r);
                 }
             }
 
             runner.Forward(batch, logits);
-            for (var r = 0; r < cases.Count; r++)
+            for (var i = 0; i < rows.Count; i++)
             {
-                generated[r].Add(LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab)));
+                generated[rows[i]].Add(LogitMath.ArgMax(logits.AsSpan(i * vocab, vocab)));
             }
         }
 
