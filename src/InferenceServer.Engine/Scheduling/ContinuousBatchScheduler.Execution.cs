@@ -22,6 +22,7 @@ public sealed partial class ContinuousBatchScheduler
         _prefillBatch.Clear();
         var mixed = _runner.RunsMixedBatches;
         var distributions = false;
+        _takesArgmax.Clear();
         for (var i = 0; i < _scheduled.Count; i++)
         {
             var sequence = _scheduled[i];
@@ -31,15 +32,18 @@ public sealed partial class ContinuousBatchScheduler
             var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
                 : sequence.Computed + chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
             target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), rowLogits, sequence.Arrival);
-            distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !TakesArgmax(sequence));
+            var argmax = rowLogits == RowLogits.Last && TakesArgmax(sequence);
+            _takesArgmax.Add(argmax);
+            distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !argmax);
         }
 
         _batch.DistributionsWanted = distributions;
         _prefillBatch.DistributionsWanted = distributions;
 
+        // The host buffer is only needed for distributions: a greedy step on a device runner leaves it as it is.
         var vocab = _model.Spec.VocabularySize;
         var logitRows = _batch.LogitRowCount + _prefillBatch.LogitRowCount;
-        if (_logits.Length < logitRows * vocab)
+        if (distributions && _logits.Length < logitRows * vocab)
         {
             _logits = new float[Math.Max(logitRows, _options.MaxNumSeqs) * vocab];
         }
@@ -103,7 +107,7 @@ public sealed partial class ContinuousBatchScheduler
             }
             else if (sequence.Computed == sequence.Tokens.Count)
             {
-                if (TakesArgmax(sequence))
+                if (_takesArgmax[i])
                 {
                     Emit(sequence, ArgmaxAt(logitRow), null);
                 }

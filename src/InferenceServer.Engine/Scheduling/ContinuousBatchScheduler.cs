@@ -34,6 +34,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private readonly List<Sequence> _running = [];
     private readonly List<Sequence> _scheduled = [];
     private readonly List<int> _chunks = [];
+    private readonly List<bool> _takesArgmax = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _thread;
     private float[] _logits = [];
