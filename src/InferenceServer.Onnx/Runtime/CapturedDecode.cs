@@ -32,12 +32,10 @@ internal sealed class CapturedDecode : IDisposable
     private readonly DeviceTensorBuffer<long> _next;
     private readonly DeviceTensorBuffer<float> _logits;
     private readonly Dictionary<(int Rows, int Width), (RunOptions Options, PinnedTensorBuffer<int> Bounds)> _shapes = [];
-    private readonly InferenceSession _session;
 
     /// <summary>Allocates the fixed buffers for a runner of <paramref name="blockCount"/> engine blocks (the scratch block is the next one).</summary>
     public CapturedDecode(PagedDecoderModel model, OrtMemoryInfo memory, int blockCount, int blockSize)
     {
-        _session = model.Session;
         _blockSize = blockSize;
         _scratchBlock = blockCount;
         _vocab = model.Spec.VocabularySize;
@@ -77,7 +75,7 @@ internal sealed class CapturedDecode : IDisposable
     }
 
     /// <summary>Runs <paramref name="batch"/> (which <see cref="Fits"/>) through its shape's graph and fills its argmax.</summary>
-    public void Run(ForwardBatch batch, OrtIoBinding binding, Action<string, OrtValue> bind, Action<string, OrtValue> bindOutput)
+    public void Run(ForwardBatch batch, StepBinding binding)
     {
         var rows = batch.RowCount;
         var maxBlocks = 1;
@@ -131,16 +129,15 @@ internal sealed class CapturedDecode : IDisposable
             _shapes.Add((padded, width), shape);
         }
 
-        bind(PagedDecoderModel.InputIds, _ids.View(padded));
-        bind(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(padded + 1));
-        bind(PagedDecoderModel.PastSequenceLengths, _past.View(padded));
-        bind(PagedDecoderModel.BlockTable, _table.View(padded, width));
-        bind(PagedDecoderModel.LogitsIndices, _indices.View(padded));
-        bind(PagedDecoderModel.AttentionMetadata, shape.Bounds.View(2));
-        bindOutput(PagedDecoderModel.NextTokens, _next.View(padded));
-        bindOutput(PagedDecoderModel.Logits, _logits.View(padded, _vocab));
-        _session.RunWithBinding(shape.Options, binding);
-        binding.SynchronizeBoundOutputs();
+        binding.Input(PagedDecoderModel.InputIds, _ids.View(padded));
+        binding.Input(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(padded + 1));
+        binding.Input(PagedDecoderModel.PastSequenceLengths, _past.View(padded));
+        binding.Input(PagedDecoderModel.BlockTable, _table.View(padded, width));
+        binding.Input(PagedDecoderModel.LogitsIndices, _indices.View(padded));
+        binding.Input(PagedDecoderModel.AttentionMetadata, shape.Bounds.View(2));
+        binding.Output(PagedDecoderModel.NextTokens, _next.View(padded));
+        binding.Output(PagedDecoderModel.Logits, _logits.View(padded, _vocab));
+        binding.Run(shape.Options);
 
         var next = _next.Download(padded);
         var argmax = batch.Argmax;

@@ -15,12 +15,11 @@ namespace InferenceServer.Onnx.Runtime;
 internal sealed class DeviceTensorBuffer<T> : IDisposable
     where T : unmanaged
 {
-    private const int MaxViews = 256;
-
     private readonly int _device;
     private readonly OrtMemoryInfo _memory;
     private readonly TensorElementType _type;
-    private readonly Dictionary<(long, long), OrtValue> _views = [];
+    private readonly TensorViews _views = new();
+    private readonly Func<long[], long, OrtValue> _create;
     private T[] _host;
     private IntPtr _deviceData;
 
@@ -32,6 +31,7 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
         _type = type;
         _host = GC.AllocateArray<T>(Math.Max(1, capacity), pinned: true);
         _deviceData = CudaRuntime.AllocateZeroed(device, (long)_host.Length * Marshal.SizeOf<T>());
+        _create = CreateView;
     }
 
     /// <summary>The host side's first <paramref name="length"/> elements, after growing to hold them (growing discards the contents).</summary>
@@ -39,7 +39,7 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     {
         if (length > _host.Length)
         {
-            DropViews();
+            _views.Clear();
             CudaRuntime.Free(_deviceData);
             _deviceData = IntPtr.Zero;
             _host = GC.AllocateArray<T>(Math.Max(length, _host.Length * 2), pinned: true);
@@ -70,40 +70,16 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     }
 
     /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
-    public OrtValue View(long rows, long columns = -1)
-    {
-        if (_views.TryGetValue((rows, columns), out var view))
-        {
-            return view;
-        }
-
-        if (_views.Count >= MaxViews)
-        {
-            DropViews();
-        }
-
-        long[] shape = columns < 0 ? [rows] : [rows, columns];
-        var bytes = (columns < 0 ? rows : rows * columns) * Marshal.SizeOf<T>();
-        view = OrtValue.CreateTensorValueWithData(_memory, _type, shape, _deviceData, bytes);
-        _views[(rows, columns)] = view;
-        return view;
-    }
+    public OrtValue View(long rows, long columns = -1) => _views.Get(rows, columns, _create);
 
     /// <inheritdoc />
     public void Dispose()
     {
-        DropViews();
+        _views.Clear();
         CudaRuntime.Free(_deviceData);
         _deviceData = IntPtr.Zero;
     }
 
-    private void DropViews()
-    {
-        foreach (var view in _views.Values)
-        {
-            view.Dispose();
-        }
-
-        _views.Clear();
-    }
+    private OrtValue CreateView(long[] shape, long count) =>
+        OrtValue.CreateTensorValueWithData(_memory, _type, shape, _deviceData, count * Marshal.SizeOf<T>());
 }

@@ -16,7 +16,7 @@ namespace InferenceServer.Onnx.Runtime;
 internal sealed class PagedDeviceRunner : IModelRunner
 {
     private readonly PagedDecoderModel _model;
-    private readonly OrtIoBinding _binding;
+    private readonly StepBinding _binding;
     private readonly RunOptions _runOptions = new();
     private readonly OrtMemoryInfo _deviceMemory;
     private readonly IntPtr[] _pools;
@@ -29,7 +29,6 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly PinnedTensorBuffer<long> _nextTokens = new(256);
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly PinnedTensorBuffer<int>? _metadata;
-    private readonly Dictionary<string, OrtValue> _bound = new(StringComparer.Ordinal);
     private readonly CapturedDecode? _captured;
     private int _deviceLogitRows = -1;
 
@@ -53,7 +52,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
-        _binding = model.Session.CreateIoBinding();
+        _binding = new StepBinding(model.Session);
         try
         {
             for (var i = 0; i < layers.Count; i++)
@@ -98,7 +97,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
 
         if (_captured is not null && _captured.Fits(batch))
         {
-            _captured.Run(batch, _binding, Bind, BindOutput);
+            _captured.Run(batch, _binding);
             _deviceLogitRows = -1;
             return;
         }
@@ -162,39 +161,37 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _past.Upload(rows);
         _blockTable.Upload(rows * maxBlocks);
         _logitsIndices.Upload(logitRows);
-        Bind(PagedDecoderModel.InputIds, _inputIds.View(tokens));
-        Bind(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
-        Bind(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
-        Bind(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
-        Bind(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
+        _binding.Input(PagedDecoderModel.InputIds, _inputIds.View(tokens));
+        _binding.Input(PagedDecoderModel.CumulativeSequenceLength, _cumulative.View(rows + 1));
+        _binding.Input(PagedDecoderModel.PastSequenceLengths, _past.View(rows));
+        _binding.Input(PagedDecoderModel.BlockTable, _blockTable.View(rows, maxBlocks));
+        _binding.Input(PagedDecoderModel.LogitsIndices, _logitsIndices.View(logitRows));
         if (_metadata is not null)
         {
             // Exact bounds, read on the host by PagedAttention to size and pick its kernel (no device readback).
             var bounds = _metadata.Reserve(2);
             bounds[0] = batch.MaxNewTokens;
             bounds[1] = longest;
-            Bind(PagedDecoderModel.AttentionMetadata, _metadata.View(2));
+            _binding.Input(PagedDecoderModel.AttentionMetadata, _metadata.View(2));
         }
 
         _nextTokens.Reserve(logitRows);
-        BindOutput(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
+        _binding.Output(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
         if (batch.DistributionsWanted)
         {
             _logits.Reserve(logitRows * vocab);
-            BindOutput(PagedDecoderModel.Logits, _logits.View(logitRows, vocab));
+            _binding.Output(PagedDecoderModel.Logits, _logits.View(logitRows, vocab));
             _deviceLogitRows = -1;
         }
         else if (_deviceLogitRows != logitRows)
         {
             // ONNX Runtime allocates the output on the device (from its arena) and it is never copied back. The value
             // it leaves bound is reused by the next run, so it is bound afresh only when the row count changes.
-            _binding.BindOutputToDevice(PagedDecoderModel.Logits, _deviceMemory);
-            _bound.Remove(PagedDecoderModel.Logits);
+            _binding.OutputTo(PagedDecoderModel.Logits, _deviceMemory);
             _deviceLogitRows = logitRows;
         }
 
-        _model.Session.RunWithBinding(_captured?.Uncaptured ?? _runOptions, _binding);
-        _binding.SynchronizeBoundOutputs();
+        _binding.Run(_captured?.Uncaptured ?? _runOptions);
 
         var next = _nextTokens.Read(logitRows);
         var argmax = batch.Argmax;
@@ -237,31 +234,6 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _deviceMemory.Dispose();
     }
 
-    /// <summary>
-    /// Binds <paramref name="value"/> as input <paramref name="name"/> unless it is bound already: a steady decode step
-    /// (same shapes, so the same cached views) rebinds nothing, and so allocates nothing. Only for values ONNX Runtime
-    /// reads in place (device memory, or host memory of an input a kernel reads on the host): binding a host value that a
-    /// device kernel consumes copies it at bind time, and a later change of its contents would not be seen.
-    /// </summary>
-    private void Bind(string name, OrtValue value)
-    {
-        if (!_bound.TryGetValue(name, out var current) || !ReferenceEquals(current, value))
-        {
-            _binding.BindInput(name, value);
-            _bound[name] = value;
-        }
-    }
-
-    /// <summary>As <see cref="Bind"/>, for an output.</summary>
-    private void BindOutput(string name, OrtValue value)
-    {
-        if (!_bound.TryGetValue(name, out var current) || !ReferenceEquals(current, value))
-        {
-            _binding.BindOutput(name, value);
-            _bound[name] = value;
-        }
-    }
-
     private void BindPool(int slot, string input, string output, int heads, int width)
     {
         // With CUDA graphs, one block more than the engine knows of: the scratch block that padding rows write to.
@@ -270,7 +242,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
         var bytes = (long)blocks * BlockSize * heads * width * Spec.KvElementBytes;
         _pools[slot] = CudaRuntime.AllocateZeroed(_model.DeviceId, bytes);
         _poolValues[slot] = OrtValue.CreateTensorValueWithData(_deviceMemory, _model.KvType, shape, _pools[slot], bytes);
-        _binding.BindInput(input, _poolValues[slot]);
-        _binding.BindOutput(output, _poolValues[slot]);
+        _binding.Input(input, _poolValues[slot]);
+        _binding.Output(output, _poolValues[slot]);
     }
 }
