@@ -1,4 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text.Json;
+
 namespace InferenceServer.Onnx.Packaging;
 
 /// <summary>
@@ -9,8 +11,9 @@ namespace InferenceServer.Onnx.Packaging;
 /// </summary>
 public sealed class ModelPackage
 {
-    private ModelPackage(string directory, ModelConfig config, GenerationDefaults generation, string graphPath, string? tokenizerPath, string? tokenizerConfigPath)
+    private ModelPackage(string directory, ModelConfig config, GenerationDefaults generation, string graphPath, string? tokenizerPath, string? tokenizerConfigPath, string? graphKind)
     {
+        GraphKind = graphKind;
         Directory = directory;
         Config = config;
         Generation = generation;
@@ -40,6 +43,13 @@ public sealed class ModelPackage
     /// <summary>Full path of <c>tokenizer_config.json</c>, if present.</summary>
     public string? TokenizerConfigPath { get; }
 
+    /// <summary>
+    /// The graph convention this server's builder recorded in <c>genai_config.json</c> (<c>inference_server.graph</c>:
+    /// <c>dense-v1</c> or <c>paged-v1</c>), or null for a folder the builder did not write. Known before the graph is
+    /// opened, so that a session can be made once with the options its kind needs.
+    /// </summary>
+    public string? GraphKind { get; }
+
     /// <summary>Loads the package metadata from <paramref name="directory"/>.</summary>
     /// <exception cref="ModelPackageException">The folder is not a servable model.</exception>
     public static ModelPackage Load(string directory)
@@ -64,6 +74,8 @@ public sealed class ModelPackage
             : GenerationDefaults.None;
 
         var graph = FindGraph(full);
+        var genAiPath = Path.Combine(full, "genai_config.json");
+        var graphKind = File.Exists(genAiPath) ? ReadGraphKind(ReadText(genAiPath), genAiPath) : null;
 
         var tokenizer = Path.Combine(full, "tokenizer.json");
         var tokenizerConfig = Path.Combine(full, "tokenizer_config.json");
@@ -73,7 +85,27 @@ public sealed class ModelPackage
             generation,
             graph,
             File.Exists(tokenizer) ? tokenizer : null,
-            File.Exists(tokenizerConfig) ? tokenizerConfig : null);
+            File.Exists(tokenizerConfig) ? tokenizerConfig : null,
+            graphKind);
+    }
+
+    private static string? ReadGraphKind(string json, string path)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.TryGetProperty("inference_server", out var section)
+                && section.ValueKind == JsonValueKind.Object
+                && section.TryGetProperty("graph", out var graph)
+                && graph.ValueKind == JsonValueKind.String
+                ? graph.GetString()
+                : null;
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelPackageException(path, $"is not valid JSON ({ex.Message})", ex);
+        }
     }
 
     private static string FindGraph(string directory)

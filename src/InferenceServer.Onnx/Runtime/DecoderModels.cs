@@ -15,20 +15,22 @@ public static class DecoderModels
     public static IDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
         options ??= new OnnxSessionOptions();
-        var (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options);
-        if (!PagedDecoderModel.IsPaged(session))
+
+        // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
+        // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.
+        var capture = options.CudaGraphs && package.GraphKind == PagedDecoderModel.GraphKind;
+        var (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options, capture);
+        if (PagedDecoderModel.IsPaged(session))
         {
-            return OnnxDecoderModel.FromSession(session, package, device, deviceNote);
+            return PagedDecoderModel.FromSession(session, package, device, deviceNote, capture);
         }
 
-        if (options.CudaGraphs && device.StartsWith("cuda", StringComparison.Ordinal))
+        if (capture)
         {
-            // The graph kind is known once a session has read it: the session is made again with capture enabled.
             session.Dispose();
-            (session, device, deviceNote) = OnnxDecoderModel.CreateSession(package, options, cudaGraphs: true);
-            return PagedDecoderModel.FromSession(session, package, device, deviceNote, cudaGraphs: true);
+            throw new ModelPackageException(package.GraphPath, $"genai_config.json says the graph is {PagedDecoderModel.GraphKind}, but it takes no block_table");
         }
 
-        return PagedDecoderModel.FromSession(session, package, device, deviceNote);
+        return OnnxDecoderModel.FromSession(session, package, device, deviceNote);
     }
 }

@@ -86,22 +86,13 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     /// <summary>Appends the execution provider <paramref name="requested"/> names; returns the device used and, for an <c>auto</c> fallback, why.</summary>
     /// <exception cref="ExecutionProviderException">The device is malformed, or <c>cuda</c> was asked for and cannot be used.</exception>
-    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested) => SelectDevice(sessionOptions, requested, cudaGraphs: false);
-
-    /// <summary>As <see cref="SelectDevice(SessionOptions, string)"/>, with ONNX Runtime's CUDA graph capture enabled on CUDA when <paramref name="cudaGraphs"/>.</summary>
-    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested, bool cudaGraphs)
+    /// <remarks>With <paramref name="cudaGraphs"/>, the CUDA provider is appended with ONNX Runtime's graph capture enabled.</remarks>
+    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested, bool cudaGraphs = false)
     {
-        var text = requested.Trim().ToLowerInvariant();
-        if (text == "cpu")
+        var (auto, cuda, id) = DeviceRequest.Parse(requested);
+        if (!cuda)
         {
             return ("cpu", null);
-        }
-
-        var auto = text is "" or "auto";
-        var id = 0;
-        if (!auto && !(text == "cuda" || (text.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(text.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out id))))
-        {
-            throw new ExecutionProviderException($"--device must be auto, cpu, cuda or cuda:N, not '{requested}'");
         }
 
         // On a machine without CUDA, ONNX Runtime would also print the load failure itself; auto says it once, in its own words.
@@ -116,13 +107,13 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         {
             if (cudaGraphs)
             {
-                using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(new Dictionary<string, string>
+                using var provider = new OrtCUDAProviderOptions();
+                provider.UpdateOptions(new Dictionary<string, string>
                 {
                     ["device_id"] = id.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     ["enable_cuda_graph"] = "1",
                 });
-                sessionOptions.AppendExecutionProvider_CUDA(cuda);
+                sessionOptions.AppendExecutionProvider_CUDA(provider);
             }
             else
             {
@@ -171,11 +162,8 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
     /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
-    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options) =>
-        CreateSession(package, options, cudaGraphs: false);
-
-    /// <summary>As <see cref="CreateSession(ModelPackage, OnnxSessionOptions)"/>, with CUDA graph capture enabled when <paramref name="cudaGraphs"/>.</summary>
-    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs)
+    /// <remarks>With <paramref name="cudaGraphs"/>, CUDA graph capture is enabled (paged graphs only: ADR 0003).</remarks>
+    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false)
     {
         using var sessionOptions = new SessionOptions
         {

@@ -23,6 +23,9 @@ public sealed class PagedDecoderModel : IDecoderModel
     internal const string NextTokens = "next_tokens";
     internal const string AttentionMetadata = "attention_metadata";
 
+    /// <summary>The builder's name for this graph convention (<c>inferenceserver.graph</c> / genai_config's <c>inference_server.graph</c>).</summary>
+    internal const string GraphKind = "paged-v1";
+
     private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote, bool cudaGraphs)
     {
         CudaGraphs = cudaGraphs;

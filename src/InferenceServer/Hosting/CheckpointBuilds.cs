@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using InferenceServer.Builder;
+using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Hosting;
 
@@ -62,14 +63,17 @@ internal static class CheckpointBuilds
     /// <exception cref="StartupException">The device is not one of those.</exception>
     internal static (string DType, string Device) BuildTarget(string dtype, string device)
     {
-        var text = device.Trim().ToLowerInvariant();
-        var target = text switch
+        DeviceRequest request;
+        try
         {
-            "" or "auto" or "cpu" => "cpu",
-            "cuda" => "cuda",
-            _ when text.StartsWith("cuda:", StringComparison.Ordinal) => "cuda",
-            _ => throw new StartupException($"--device must be auto, cpu, cuda or cuda:N, not '{device}'"),
-        };
+            request = DeviceRequest.Parse(device);
+        }
+        catch (ExecutionProviderException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+
+        var target = request.Cuda && !request.Auto ? "cuda" : "cpu";
         return (dtype == "auto" ? (target == "cuda" ? "fp16" : "fp32") : dtype, target);
     }
 

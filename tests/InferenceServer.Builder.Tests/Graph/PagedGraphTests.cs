@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using InferenceServer.Builder.Graph;
 using InferenceServer.Builder.Onnx.Proto;
 using InferenceServer.Builder.Safetensors;
+using InferenceServer.Onnx.Packaging;
 using DataType = InferenceServer.Builder.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace InferenceServer.Builder.Tests.Graph;
@@ -275,6 +276,7 @@ public sealed class PagedGraphTests
         Assert.Equal("paged-v1", (string)server["graph"]!);
         Assert.Equal(dtype, (string)server["dtype"]!);
         Assert.Equal("cuda", (string)server["device"]!);
+        Assert.Equal("paged-v1", ModelPackage.Load(BuiltModels.Get(fixture, dtype, "cuda")).GraphKind);
         var kv = KvHeads(fixture);
         var headDim = HeadDim;
         Assert.Equal(kv.Sum(k => 2 * k.KvHeads * headDim * 2), (long)server["kv_bytes_per_token"]!);

@@ -63,6 +63,34 @@ public sealed class ModelPackageTests : IDisposable
         Assert.EndsWith(Path.Combine("onnx", "model.onnx"), ModelPackage.Load(_folder).GraphPath);
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("""{"model": {"type": "llama"}}""", null)]
+    [InlineData("""{"inference_server": {"graph": "paged-v1", "dtype": "fp16"}}""", "paged-v1")]
+    [InlineData("""{"inference_server": {"graph": 3}}""", null)]
+    public void GraphKind_IsWhatTheBuildersGenAiConfigRecords(string? genAiConfig, string? expected)
+    {
+        File.Copy(Path.Combine(FixturePaths.Fixture("qwen2"), "config.json"), Path.Combine(_folder, "config.json"));
+        File.WriteAllText(Path.Combine(_folder, "model.onnx"), "x");
+        if (genAiConfig is not null)
+        {
+            File.WriteAllText(Path.Combine(_folder, "genai_config.json"), genAiConfig);
+        }
+
+        Assert.Equal(expected, ModelPackage.Load(_folder).GraphKind);
+    }
+
+    [Fact]
+    public void BadGenAiConfig_NamesIt()
+    {
+        File.Copy(Path.Combine(FixturePaths.Fixture("qwen2"), "config.json"), Path.Combine(_folder, "config.json"));
+        File.WriteAllText(Path.Combine(_folder, "model.onnx"), "x");
+        File.WriteAllText(Path.Combine(_folder, "genai_config.json"), "{");
+        var ex = Assert.Throws<ModelPackageException>(() => ModelPackage.Load(_folder));
+        Assert.EndsWith("genai_config.json", ex.File);
+        Assert.Contains("not valid JSON", ex.Message);
+    }
+
     [Fact]
     public void RopeTheta_ReadFromEitherConvention()
     {
