@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # CPU benchmark: the server (continuous batching, streamed over HTTP) against onnxruntime-genai (static batches,
 # in process) on the default model, models/tiny-pycoder, with the same random token-id prompts at each concurrency.
-# Writes everything it prints to bench/results/cpu-<date>.md. Takes 3 to 6 minutes on 2 cores.
+# Writes everything it prints to bench/results/cpu-<date>.md. Takes 8 to 12 minutes on 2 cores.
 #
-# This machine's speed drifts (it is a VM on a shared host, and other people's builds and tests run on the same
-# 2 cores), so the two sides run alternately for ROUNDS rounds and the comparison takes medians over the rounds.
-# Each round waits for the machine to go quiet and records how much CPU other processes took while it ran.
+# This machine's speed drifts by 20% and more within a minute (it is a VM on a shared host), so the two sides run
+# back to back, level by level: in each of ROUNDS rounds, every level runs once on each side (the side that goes first
+# alternates between rounds), and the comparison takes, per level, the median of the rounds' paired ratios. Each
+# round waits for the machine to go quiet and each run records how much CPU other processes took while it ran.
+#
+# The server starts once and is warmed up by a full sweep before the first measured run, as a deployed server is; the
+# load generator warms itself up (and the server's connections) with two requests before each measured run.
 #
 # Settings (environment): PORT (18080), LEVELS (1,4,16,64), INPUT_LEN (128), OUTPUT_LEN (128),
-# NUM_PROMPTS (unset: max(8, 2 * concurrency) per level), SEED (0), ROUNDS (3), QUIET_WAIT (300 s).
+# NUM_PROMPTS (unset: max(16, 4 * concurrency) per level), SEED (0), ROUNDS (5), QUIET_WAIT (300 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +21,7 @@ LEVELS=${LEVELS:-1,4,16,64}
 INPUT_LEN=${INPUT_LEN:-128}
 OUTPUT_LEN=${OUTPUT_LEN:-128}
 SEED=${SEED:-0}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 MODEL_DIR=$ROOT/models/tiny-pycoder
 RESULT=$ROOT/bench/results/cpu-$(date +%Y-%m-%d-%H%M).md
 WORK=$(mktemp -d /tmp/bench-cpu.XXXXXX)
@@ -39,10 +43,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-common=(--sweep "$LEVELS" --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed "$SEED")
-if [[ -n "${NUM_PROMPTS:-}" ]]; then
-    common+=(--num-prompts "$NUM_PROMPTS")
-fi
+common=(--input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed "$SEED" --warmup 2)
+
+# Requests per level: NUM_PROMPTS, or max(16, 4 * concurrency), enough for a few seconds per run at each level.
+prompts_for() {
+    if [[ -n "${NUM_PROMPTS:-}" ]]; then
+        echo "$NUM_PROMPTS"
+    else
+        echo $(( $1 * 4 > 16 ? $1 * 4 : 16 ))
+    fi
+}
 
 # CPU ticks spent by the whole machine (all cores) since boot.
 machine_ticks() {
@@ -105,28 +115,22 @@ start_server() {
     exit 1
 }
 
-# Runs one round of phase $1 ("server" or "genai") and prints its output with how much of the machine other
-# processes took meanwhile.
-run_phase() {
-    local phase=$1 round=$2
-    if [[ $phase == server ]]; then
-        start_server
+# Runs level $3 of round $2 on side $1 ("server" or "genai") and prints its summary line with how much of the machine
+# other processes took meanwhile.
+run_level() {
+    local side=$1 round=$2 level=$3 out
+    out=$WORK/$side-$round-$level.json
+    if [[ $side == server ]]; then
         measure dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" --url "http://127.0.0.1:$PORT" \
-            --check-reference "$MODEL_DIR/reference.json" --warmup 2 "${common[@]}" --json "$WORK/$phase-$round.json"
-        stop_server
-        echo "### Round $round: server, continuous batching over HTTP (vllm-bench-serve style load generator)"
+            --sweep "$level" --num-prompts "$(prompts_for "$level")" "${common[@]}" --json "$out"
     else
         measure dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$MODEL_DIR" --work-dir "$WORK/genai-model" \
-            --warmup 2 "${common[@]}" --json "$WORK/$phase-$round.json"
-        echo "### Round $round: onnxruntime-genai, static batches in process"
+            --sweep "$level" --num-prompts "$(prompts_for "$level")" "${common[@]}" --skip-check --json "$out"
     fi
 
-    echo
-    echo "(other processes used ${OTHER}% of the machine meanwhile; exit status $STATUS)"
-    echo
-    cat "$WORK/phase.out"
-    echo
+    printf '%-6s %s (other processes %s%%, exit %s)\n' "$side" "$(grep -m1 '^concurrency' "$WORK/phase.out" || echo 'no result')" "$OTHER" "$STATUS"
     if (( STATUS != 0 )); then
+        sed 's/^/    /' "$WORK/phase.out" | head -20
         FAILED=1
     fi
 }
@@ -152,11 +156,11 @@ echo "# CPU benchmark: server vs onnxruntime-genai, $(date -u '+%Y-%m-%d %H:%M U
 echo
 echo "- machine: $CORES cores, $(lscpu | grep 'Model name' | sed 's/Model name: *//'), $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'none (no commit yet)'), plus $(git -C "$ROOT" status --short -- src 2>/dev/null | wc -l) uncommitted changes under src/"
-echo "- command: \`bench/run-cpu.sh\` (LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(8, 2*C)'} SEED=$SEED)"
+echo "- command: \`bench/run-cpu.sh\` (LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(16, 4*C)'} ROUNDS=$ROUNDS SEED=$SEED)"
 echo "- workload: random token-id prompts (ids in [10, 4096)), greedy, ignore_eos; each level has its own prompts (no shared prefixes), the same on both sides"
-echo "- server: \`dotnet publish -c Release\`, default options, log level Warning, restarted each round; the load generator runs on the same 2 cores"
+echo "- server: \`dotnet publish -c Release\`, default options, log level Warning, started once and warmed up by a full sweep; the load generator runs on the same 2 cores"
 echo "- baseline: onnxruntime-genai 0.18.0 (CPU), same model.onnx, static batches of C prompts (at most 32, its limit)"
-echo "- $ROUNDS rounds, server then baseline in each; the comparison at the end takes medians over the rounds"
+echo "- $ROUNDS rounds; in each, every level runs on both sides back to back (which goes first alternates by round); requests per level: ${NUM_PROMPTS:-max(16, 4*C)}, after 2 warm-up requests"
 echo
 
 echo "Building..."
@@ -165,19 +169,54 @@ dotnet build "$ROOT/bench/InferenceServer.LoadGenerator" -c Release -o "$WORK/lo
 dotnet build "$ROOT/bench/InferenceServer.GenAiBaseline" -c Release -o "$WORK/genai" > "$WORK/build-genai.log" 2>&1 || { cat "$WORK/build-genai.log"; exit 1; }
 
 FAILED=0
+echo
+echo "## Greedy check and warm-up"
+echo
+start_server
+dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" --url "http://127.0.0.1:$PORT" --check-reference "$MODEL_DIR/reference.json" \
+    --sweep "$LEVELS" --warmup 2 --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed $(( SEED + 1000 )) > "$WORK/warmup.out" 2>&1 || FAILED=1
+echo "server: $(grep -m1 '^greedy check' "$WORK/warmup.out" || echo 'greedy check missing')"
+echo "server warm-up sweep (not measured): $(grep -c '^concurrency' "$WORK/warmup.out") levels"
+dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$MODEL_DIR" --work-dir "$WORK/genai-model" --sweep 1 \
+    --num-prompts 1 --output-len 8 --warmup 0 > "$WORK/genai-check.out" 2>&1 || FAILED=1
+echo "onnxruntime-genai: $(grep -m1 '^greedy check' "$WORK/genai-check.out" || echo 'greedy check missing')"
+
+echo
+echo "## Measured runs (server: continuous batching over HTTP, vllm-bench-serve style load generator; genai: static batches in process)"
 for (( round = 1; round <= ROUNDS; round++ )); do
     echo
     wait_quiet
-    run_phase server "$round"
-    run_phase genai "$round"
+    echo "### Round $round"
+    echo
+    for level in ${LEVELS//,/ }; do
+        if (( round % 2 )); then
+            run_level server "$round" "$level"
+            run_level genai "$round" "$level"
+        else
+            run_level genai "$round" "$level"
+            run_level server "$round" "$level"
+        fi
+    done
 done
+stop_server
 
 echo
-echo "## Comparison (medians over the rounds; ratio = server / baseline)"
+echo "## Comparison (ratio = server / baseline)"
 echo
-servers=$(seq -f "$WORK/server-%g.json" -s, 1 "$ROUNDS")
-genais=$(seq -f "$WORK/genai-%g.json" -s, 1 "$ROUNDS")
+servers=
+genais=
+for (( round = 1; round <= ROUNDS; round++ )); do
+    for level in ${LEVELS//,/ }; do
+        servers+=${servers:+,}$WORK/server-$round-$level.json
+        genais+=${genais:+,}$WORK/genai-$round-$level.json
+    done
+done
 dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" compare --server "$servers" --baseline "$genais"
+echo
+echo "Medians of each side's runs:"
+echo
+dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" medians --reports "$servers" --label server
+dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" medians --reports "$genais" --label onnxruntime-genai
 echo
 if (( FAILED )); then
     echo "WARNING: a round failed requests or its greedy check (non-zero exit status above)."

@@ -6,8 +6,9 @@ using InferenceServer.Bench;
 namespace InferenceServer.LoadGenerator;
 
 /// <summary>
-/// Puts server runs and baseline runs (<c>--json</c> reports, one pair per round) side by side, level by level.
-/// Each number is the median over the rounds, so that rounds run alternately on a noisy machine even out.
+/// Puts server runs and baseline runs (<c>--json</c> reports, one pair per round, in round order) side by side, level by
+/// level. Each number is the median over the rounds; the paired ratio is the median of each round's server / baseline
+/// ratio, the two sides having run back to back, so that the machine's drift between rounds cancels out.
 /// </summary>
 internal static class Comparison
 {
@@ -15,12 +16,14 @@ internal static class Comparison
     public static string Table(IReadOnlyList<RunReport> servers, IReadOnlyList<RunReport> baselines)
     {
         var server = servers[0];
+        var concurrencies = servers.SelectMany(static r => r.Levels).Select(static l => l.Concurrency).Distinct().Order().ToList();
+        var rounds = concurrencies.Count == 0 ? 0 : Levels(servers, concurrencies[0]).Count;
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"server = {server.Backend} ({server.Target}); baseline = {baselines[0].Backend}; input {server.InputLength}, output {server.OutputLength}; medians over {servers.Count} server and {baselines.Count} baseline rounds; times in ms");
+        text.AppendLine(CultureInfo.InvariantCulture, $"server = {server.Backend} ({server.Target}); baseline = {baselines[0].Backend}; input {server.InputLength}, output {server.OutputLength}; medians over {rounds} rounds; times in ms");
         text.AppendLine();
-        text.AppendLine("| conc | server out tok/s | baseline out tok/s | ratio | ratio per round | server TTFT p50 | baseline TTFT p50 | ratio | server ITL p50 | baseline ITL p50 | ratio | server ITL p99 | baseline ITL p99 | ratio |");
-        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var concurrency in server.Levels.Select(static l => l.Concurrency))
+        text.AppendLine("| conc | server out tok/s | baseline out tok/s | ratio of medians | paired ratio (median) | ratio per round | server TTFT p50 | baseline TTFT p50 | ratio | server TPOT p50 | baseline TPOT p50 | ratio | server ITL p50 | baseline ITL p50 | ratio | server ITL p99 | baseline ITL p99 | ratio |");
+        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var concurrency in concurrencies)
         {
             var s = Levels(servers, concurrency);
             var b = Levels(baselines, concurrency);
@@ -29,8 +32,10 @@ internal static class Comparison
                 continue;
             }
 
-            var rounds = string.Join(" ", s.Zip(b, static (x, y) => Ratio(x.OutputThroughput, y.OutputThroughput)));
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {Cells(s, b, static l => l.OutputThroughput)} | {rounds} | {Cells(s, b, static l => l.TtftMs.P50)} | {Cells(s, b, static l => l.ItlMs.P50)} | {Cells(s, b, static l => l.ItlMs.P99)} |");
+            var ratios = s.Zip(b, static (x, y) => y.OutputThroughput > 0 ? x.OutputThroughput / y.OutputThroughput : 0).ToList();
+            var perRound = string.Join(" ", ratios.Select(static r => ResultTable.F(r, 2) + "x"));
+            var paired = ResultTable.F(Distribution.Percentile([.. ratios.Order()], 50), 2) + "x";
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {Cells(s, b, static l => l.OutputThroughput)} | {paired} | {perRound} | {Cells(s, b, static l => l.TtftMs.P50)} | {Cells(s, b, static l => l.TpotMs.P50)} | {Cells(s, b, static l => l.ItlMs.P50)} | {Cells(s, b, static l => l.ItlMs.P99)} |");
         }
 
         text.AppendLine();
@@ -45,6 +50,19 @@ internal static class Comparison
         }
 
         return text.ToString();
+    }
+
+    /// <summary>
+    /// For each level, the run with the median output throughput over <paramref name="reports"/> (the lower middle one
+    /// for an even count), as a summary table: one real run per level, not a mix of medians from different runs.
+    /// </summary>
+    public static string MedianRuns(IReadOnlyList<RunReport> reports, string? label)
+    {
+        var levels = reports.SelectMany(static r => r.Levels).Select(static l => l.Concurrency).Distinct().Order();
+        var median = levels.Select(c => Levels(reports, c).OrderBy(static l => l.OutputThroughput).ToList())
+            .Select(static runs => runs[(runs.Count - 1) / 2])
+            .ToList();
+        return $"{label ?? reports[0].Backend}: the median run of each level (by output tok/s)\n" + ResultTable.Summary(median);
     }
 
     private static List<LevelResult> Levels(IReadOnlyList<RunReport> reports, int concurrency) =>

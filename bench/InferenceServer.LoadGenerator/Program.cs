@@ -5,6 +5,7 @@ using InferenceServer.LoadGenerator;
 const string Usage = """
     usage: InferenceServer.LoadGenerator [options]
            InferenceServer.LoadGenerator compare --server FILE[,FILE...] --baseline FILE[,FILE...]
+           InferenceServer.LoadGenerator medians --reports FILE[,FILE...] [--label NAME]
       --url URL                  server base URL (default http://127.0.0.1:8000)
       --model NAME               model id to send (default: none, the server's only model)
       --concurrency C            fixed concurrency (default 1); with --request-rate, the most requests in flight
@@ -27,6 +28,13 @@ try
     {
         var compare = new CommandLine(args[1..], ["server", "baseline"], []);
         Console.Write(Comparison.Table(Reports(compare, "server"), Reports(compare, "baseline")));
+        return 0;
+    }
+
+    if (args.Length > 0 && args[0] == "medians")
+    {
+        var medians = new CommandLine(args[1..], ["reports", "label"], []);
+        Console.Write(Comparison.MedianRuns(Reports(medians, "reports"), medians.String("label")));
         return 0;
     }
 

@@ -177,8 +177,20 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             IntraOpNumThreads = options.IntraOpThreads,
         };
 
-        // Spinning worker threads hold every core between steps, starving the HTTP and streaming threads of the same process.
-        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
+        // Worker threads that spin between steps starve the HTTP and streaming threads of the same process of the cores;
+        // spinning only within a step keeps each parallel operator from waiting for a sleeping thread to wake.
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.Spinning == OnnxSpinning.Never ? "0" : "1");
+        if (options.Spinning == OnnxSpinning.Step)
+        {
+            sessionOptions.AddSessionConfigEntry("session.force_spinning_stop", "1");
+        }
+
+        if (options.ProfilePrefix is { } prefix)
+        {
+            // The prefix is read when profiling is switched on, so it is set first.
+            sessionOptions.ProfileOutputPathPrefix = prefix;
+            sessionOptions.EnableProfiling = true;
+        }
         var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
         try
         {

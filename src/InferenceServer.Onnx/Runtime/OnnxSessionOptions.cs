@@ -8,10 +8,11 @@ public sealed class OnnxSessionOptions
     public int IntraOpThreads { get; set; }
 
     /// <summary>
-    /// Let ONNX Runtime's intra-op threads spin between operators. Default false: a serving process has other threads
-    /// (HTTP, streaming) that need the cores between steps.
+    /// When ONNX Runtime's intra-op threads spin instead of sleeping. Default <see cref="OnnxSpinning.Step"/>: they spin
+    /// between the operators of one step, so a parallel operator does not wait for a sleeping thread to wake, and stop
+    /// when the step returns, leaving the cores to the HTTP and streaming threads between steps.
     /// </summary>
-    public bool AllowSpinning { get; set; }
+    public OnnxSpinning Spinning { get; set; } = OnnxSpinning.Step;
 
     /// <summary>
     /// Where the model runs: <c>auto</c> (the default: the CUDA execution provider on GPU 0 when it loads, else the CPU),
@@ -28,4 +29,23 @@ public sealed class OnnxSessionOptions
 
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
+
+    /// <summary>
+    /// When set, ONNX Runtime writes a trace of every operator it runs to <c>&lt;prefix&gt;_&lt;time&gt;.json</c> when the
+    /// session closes (for <c>bench/profile-step/ort-ops.cs</c>; it slows every step down).
+    /// </summary>
+    public string? ProfilePrefix { get; set; }
+}
+
+/// <summary>When ONNX Runtime's intra-op threads spin (<c>--onnx-spinning</c>).</summary>
+public enum OnnxSpinning
+{
+    /// <summary>Spin while a step runs and stop as soon as it returns (<c>session.force_spinning_stop</c>).</summary>
+    Step,
+
+    /// <summary>Spin between steps too: ONNX Runtime's own default, fastest on an otherwise idle machine.</summary>
+    Always,
+
+    /// <summary>Never spin: a thread with no work sleeps at once.</summary>
+    Never,
 }

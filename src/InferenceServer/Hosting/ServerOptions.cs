@@ -76,7 +76,7 @@ internal sealed class ServerOptions
             Session = new OnnxSessionOptions
             {
                 IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
-                AllowSpinning = string.Equals(configuration["onnx-spinning"], "true", StringComparison.OrdinalIgnoreCase),
+                Spinning = ReadSpinning(configuration["onnx-spinning"]),
                 Device = configuration["device"] ?? "auto",
                 CudaGraphs = string.IsNullOrEmpty(configuration["cuda-graphs"]) || ReadBool(configuration, "cuda-graphs"),
             },
@@ -92,6 +92,15 @@ internal sealed class ServerOptions
             EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
         };
     }
+
+    // true and false are what --onnx-spinning took before it had three values.
+    private static OnnxSpinning ReadSpinning(string? text) => text?.ToLowerInvariant() switch
+    {
+        null or "" or "step" => OnnxSpinning.Step,
+        "always" or "true" => OnnxSpinning.Always,
+        "never" or "false" => OnnxSpinning.Never,
+        _ => throw new FormatException($"--onnx-spinning must be step, always or never, not '{text}'"),
+    };
 
     private static string ReadDType(string? text) =>
         string.IsNullOrEmpty(text) ? "auto"

@@ -1,4 +1,5 @@
 using InferenceServer.Hosting;
+using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.Configuration;
 
 namespace InferenceServer.Tests.Hosting;
@@ -110,14 +111,39 @@ public sealed class ServerOptionsTests
     }
 
     [Fact]
-    public void SessionOptions_DefaultToAllCoresWithoutSpinning_AndAreRead()
+    public void SessionOptions_DefaultToAllCoresSpinningWithinAStep_AndAreRead()
     {
         var defaults = Read();
         Assert.Equal(0, defaults.Session.IntraOpThreads);
-        Assert.False(defaults.Session.AllowSpinning);
-        var set = Read(("threads", "1"), ("onnx-spinning", "true"));
+        Assert.Equal(OnnxSpinning.Step, defaults.Session.Spinning);
+        var set = Read(("threads", "1"), ("onnx-spinning", "always"));
         Assert.Equal(1, set.Session.IntraOpThreads);
-        Assert.True(set.Session.AllowSpinning);
+        Assert.Equal(OnnxSpinning.Always, set.Session.Spinning);
+    }
+
+    [Theory]
+    [InlineData("step", OnnxSpinning.Step)]
+    [InlineData("ALWAYS", OnnxSpinning.Always)]
+    [InlineData("never", OnnxSpinning.Never)]
+    [InlineData("true", OnnxSpinning.Always)]
+    [InlineData("false", OnnxSpinning.Never)]
+    public void OnnxSpinning_IsRead(string text, OnnxSpinning expected)
+        => Assert.Equal(expected, Read(("onnx-spinning", text)).Session.Spinning);
+
+    [Fact]
+    public void ServerRuntimeConfig_KeepsIdleThreadPoolWorkersFromSpinning()
+    {
+        // The server's own runtimeconfig.json (built next to this test's binary from the server project) carries it.
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "InferenceServer.runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
+    }
+
+    [Fact]
+    public void OnnxSpinning_RejectsOtherValues()
+    {
+        var error = Assert.Throws<FormatException>(() => Read(("onnx-spinning", "sometimes")));
+        Assert.Contains("step, always or never", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
