@@ -1,6 +1,6 @@
 // Profiles one decode step of the default model on the CPU: where the time goes between assembling the dense past
 // tensors (gather), ONNX Runtime, writing the new KV back (scatter) and sampling. Run from the repository root:
-//   dotnet run bench/profile-step/profile-step.cs -c Release [model-dir] [intra-op-threads] [spinning step|always|never]
+//   dotnet run bench/profile-step/profile-step.cs -c Release [model-dir] [intra-op-threads] [spinning never|step|always]
 #:project ../../src/InferenceServer.Onnx/InferenceServer.Onnx.csproj
 #:property TreatWarningsAsErrors=false
 #:property GenerateDocumentationFile=false
@@ -10,7 +10,7 @@ using InferenceServer.Onnx.Runtime;
 
 var root = args.Length > 0 ? args[0] : "models/tiny-pycoder";
 var threads = args.Length > 1 ? int.Parse(args[1]) : 0;
-var spin = args.Length > 2 ? Enum.Parse<OnnxSpinning>(args[2], ignoreCase: true) : OnnxSpinning.Step;
+var spin = args.Length > 2 ? Enum.Parse<OnnxSpinning>(args[2], ignoreCase: true) : OnnxSpinning.Never;
 Console.WriteLine($"intra-op threads {threads} (0 = all cores), spinning {spin}");
 using var model = OnnxDecoderModel.Open(ModelPackage.Load(root), new OnnxSessionOptions { IntraOpThreads = threads, Spinning = spin });
 const int BlockSize = 16;

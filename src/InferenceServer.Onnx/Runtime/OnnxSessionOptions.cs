@@ -8,11 +8,12 @@ public sealed class OnnxSessionOptions
     public int IntraOpThreads { get; set; }
 
     /// <summary>
-    /// When ONNX Runtime's intra-op threads spin instead of sleeping. Default <see cref="OnnxSpinning.Step"/>: they spin
-    /// between the operators of one step, so a parallel operator does not wait for a sleeping thread to wake, and stop
-    /// when the step returns, leaving the cores to the HTTP and streaming threads between steps.
+    /// When ONNX Runtime's intra-op threads spin instead of sleeping. Default <see cref="OnnxSpinning.Never"/>: a serving
+    /// process has other threads (HTTP, streaming) that need the cores while a step runs, and a spinning thread that the
+    /// kernel takes off its core mid-operator stalls the whole step. <see cref="OnnxSpinning.Step"/> is faster when those
+    /// threads have little to do (one stream at a time); measurements in <c>docs/OPERATIONS.md</c>.
     /// </summary>
-    public OnnxSpinning Spinning { get; set; } = OnnxSpinning.Step;
+    public OnnxSpinning Spinning { get; set; } = OnnxSpinning.Never;
 
     /// <summary>
     /// Where the model runs: <c>auto</c> (the default: the CUDA execution provider on GPU 0 when it loads, else the CPU),
@@ -40,12 +41,12 @@ public sealed class OnnxSessionOptions
 /// <summary>When ONNX Runtime's intra-op threads spin (<c>--onnx-spinning</c>).</summary>
 public enum OnnxSpinning
 {
+    /// <summary>Never spin: a thread with no work sleeps at once (the server's default).</summary>
+    Never,
+
     /// <summary>Spin while a step runs and stop as soon as it returns (<c>session.force_spinning_stop</c>).</summary>
     Step,
 
     /// <summary>Spin between steps too: ONNX Runtime's own default, fastest on an otherwise idle machine.</summary>
     Always,
-
-    /// <summary>Never spin: a thread with no work sleeps at once.</summary>
-    Never,
 }

@@ -96,10 +96,10 @@ internal sealed class ServerOptions
     // true and false are what --onnx-spinning took before it had three values.
     private static OnnxSpinning ReadSpinning(string? text) => text?.ToLowerInvariant() switch
     {
-        null or "" or "step" => OnnxSpinning.Step,
+        null or "" or "never" or "false" => OnnxSpinning.Never,
+        "step" => OnnxSpinning.Step,
         "always" or "true" => OnnxSpinning.Always,
-        "never" or "false" => OnnxSpinning.Never,
-        _ => throw new FormatException($"--onnx-spinning must be step, always or never, not '{text}'"),
+        _ => throw new FormatException($"--onnx-spinning must be never, step or always, not '{text}'"),
     };
 
     private static string ReadDType(string? text) =>

@@ -111,11 +111,11 @@ public sealed class ServerOptionsTests
     }
 
     [Fact]
-    public void SessionOptions_DefaultToAllCoresSpinningWithinAStep_AndAreRead()
+    public void SessionOptions_DefaultToAllCoresWithoutSpinning_AndAreRead()
     {
         var defaults = Read();
         Assert.Equal(0, defaults.Session.IntraOpThreads);
-        Assert.Equal(OnnxSpinning.Step, defaults.Session.Spinning);
+        Assert.Equal(OnnxSpinning.Never, defaults.Session.Spinning);
         var set = Read(("threads", "1"), ("onnx-spinning", "always"));
         Assert.Equal(1, set.Session.IntraOpThreads);
         Assert.Equal(OnnxSpinning.Always, set.Session.Spinning);
@@ -143,7 +143,7 @@ public sealed class ServerOptionsTests
     public void OnnxSpinning_RejectsOtherValues()
     {
         var error = Assert.Throws<FormatException>(() => Read(("onnx-spinning", "sometimes")));
-        Assert.Contains("step, always or never", error.Message, StringComparison.Ordinal);
+        Assert.Contains("never, step or always", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
