@@ -177,8 +177,8 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             IntraOpNumThreads = options.IntraOpThreads,
         };
 
-        // Worker threads that spin between steps starve the HTTP and streaming threads of the same process of the cores;
-        // spinning only within a step keeps each parallel operator from waiting for a sleeping thread to wake.
+        // Spinning threads take the cores the HTTP and streaming threads of the same process need (OnnxSpinning.Never, the
+        // default); Step spins only while a step runs, so that no parallel operator waits for a sleeping thread to wake.
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.Spinning == OnnxSpinning.Never ? "0" : "1");
         if (options.Spinning == OnnxSpinning.Step)
         {
@@ -191,6 +191,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             sessionOptions.ProfileOutputPathPrefix = prefix;
             sessionOptions.EnableProfiling = true;
         }
+
         var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
         try
         {
