@@ -40,19 +40,5 @@ internal sealed class ReferenceModel : IDisposable
         return logits.Select(l => l - logSum).ToArray();
     }
 
-    public static int ArgMax(float[] logits)
-    {
-        var best = 0;
-        for (var i = 1; i < logits.Length; i++)
-        {
-            if (logits[i] > logits[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
-    }
-
     public void Dispose() => _model.Dispose();
 }

@@ -1,5 +1,6 @@
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Engine.Tests.Scheduling;
 
@@ -33,9 +34,9 @@ public sealed class SamplingParametersSchedulerTests
         await using var harness = SchedulerHarness.Start(Fixture);
         var prompt = SchedulerHarness.Cases(Fixture)[0].Prompt;
         var logits = reference.LastLogits(prompt);
-        var best = ReferenceModel.ArgMax(logits);
+        var best = LogitMath.ArgMax(logits);
         logits[best] -= 100;
-        var runnerUp = ReferenceModel.ArgMax(logits);
+        var runnerUp = LogitMath.ArgMax(logits);
 
         var plain = (await SchedulerHarness.CollectAsync(harness.Submit(SchedulerHarness.Request(prompt, 1)))).Tokens;
         var sampling = SamplingParameters.Greedy with { LogitBias = new Dictionary<int, float> { [best] = -100 } };
@@ -67,8 +68,8 @@ public sealed class SamplingParametersSchedulerTests
         {
             var logits = reference.LastLogits([.. prompt, .. expected]);
             ApplyPenalties(logits, prompt, expected, (float)presence, (float)frequency, (float)repetition);
-            expected.Add(ReferenceModel.ArgMax(logits));
-            plain.Add(ReferenceModel.ArgMax(reference.LastLogits([.. prompt, .. plain])));
+            expected.Add(LogitMath.ArgMax(logits));
+            plain.Add(LogitMath.ArgMax(reference.LastLogits([.. prompt, .. plain])));
         }
 
         // A second request without penalties in the same batch must not be affected by the first's counts.
@@ -123,7 +124,7 @@ public sealed class SamplingParametersSchedulerTests
         using var reference = new ReferenceModel(Fixture);
         await using var harness = SchedulerHarness.Start(Fixture);
         var prompt = SchedulerHarness.Cases(Fixture)[1].Prompt;
-        var greedyFirst = ReferenceModel.ArgMax(reference.LastLogits(prompt));
+        var greedyFirst = LogitMath.ArgMax(reference.LastLogits(prompt));
 
         // The bias moves the pick away from the most likely token; the reported logprobs stay the model's own.
         var biased = harness.Submit(SchedulerHarness.Request(prompt, 8, SamplingParameters.Greedy with { Logprobs = 5, LogitBias = new Dictionary<int, float> { [greedyFirst] = -100 }, FrequencyPenalty = 0.5 }));
