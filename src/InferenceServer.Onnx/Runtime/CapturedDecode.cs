@@ -139,12 +139,7 @@ internal sealed class CapturedDecode : IDisposable
         binding.Output(PagedDecoderModel.Logits, _logits.View(padded, _vocab));
         binding.Run(shape.Options);
 
-        var next = _next.Download(padded);
-        var argmax = batch.Argmax;
-        for (var r = 0; r < rows; r++)
-        {
-            argmax[r] = (int)next[r];
-        }
+        batch.SetArgmax(_next.Download(padded));
     }
 
     /// <inheritdoc />

@@ -55,6 +55,16 @@ public sealed class ForwardBatch
         }
     }
 
+    /// <summary>Fills <see cref="Argmax"/> from a graph's <c>next_tokens</c> (int64, one per logit row; any more are padding).</summary>
+    internal void SetArgmax(ReadOnlySpan<long> nextTokens)
+    {
+        var argmax = Argmax;
+        for (var i = 0; i < argmax.Length; i++)
+        {
+            argmax[i] = (int)nextTokens[i];
+        }
+    }
+
     /// <summary>Empties the batch, keeping its buffers.</summary>
     public void Clear()
     {

@@ -193,12 +193,7 @@ internal sealed class PagedDeviceRunner : IModelRunner
 
         _binding.Run(_captured?.Uncaptured ?? _runOptions);
 
-        var next = _nextTokens.Read(logitRows);
-        var argmax = batch.Argmax;
-        for (var i = 0; i < logitRows; i++)
-        {
-            argmax[i] = (int)next[i];
-        }
+        batch.SetArgmax(_nextTokens.Read(logitRows));
 
         if (batch.DistributionsWanted)
         {
