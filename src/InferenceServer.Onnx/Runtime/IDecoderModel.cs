@@ -17,6 +17,9 @@ public interface IDecoderModel : IDisposable
     /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
     string? DeviceNote { get; }
 
+    /// <summary>What the load-time graph rewrite changed (<c>--onnx-graph-rewrite</c>, ADR 0004), or null when it changed nothing.</summary>
+    string? GraphNote { get; }
+
     /// <summary>
     /// Bytes of memory the KV store may take when <c>--kv-cache-memory</c> is a fraction: the device's free memory after
     /// the weights loaded for a device store, or null for host memory (the engine then uses the process's available memory).

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
+using InferenceServer.Onnx.Graph;
 using InferenceServer.Onnx.Packaging;
 using Microsoft.ML.OnnxRuntime;
 
@@ -84,6 +85,9 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
     public string? DeviceNote { get; private init; }
 
+    /// <inheritdoc />
+    public string? GraphNote { get; private init; }
+
     /// <summary>Appends the execution provider <paramref name="requested"/> names; returns the device used and, for an <c>auto</c> fallback, why.</summary>
     /// <exception cref="ExecutionProviderException">The device is malformed, or <c>cuda</c> was asked for and cannot be used.</exception>
     /// <remarks>With <paramref name="cudaGraphs"/>, the CUDA provider is appended with ONNX Runtime's graph capture enabled.</remarks>
@@ -141,17 +145,17 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// <exception cref="ModelPackageException">The graph cannot be loaded or lacks the expected inputs.</exception>
     public static OnnxDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
-        var (session, device, deviceNote) = CreateSession(package, options ?? new OnnxSessionOptions());
-        return FromSession(session, package, device, deviceNote);
+        var (session, device, deviceNote, graphNote) = CreateSession(package, options ?? new OnnxSessionOptions());
+        return FromSession(session, package, device, deviceNote, graphNote);
     }
 
     /// <summary>Wraps an open session of a dense-past graph; disposes it when the graph is not one.</summary>
-    internal static OnnxDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote)
+    internal static OnnxDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote, string? graphNote = null)
     {
         try
         {
             var (spec, hasPositions, hasBranch) = Inspect(session, package);
-            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote };
+            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote, GraphNote = graphNote };
         }
         catch
         {
@@ -163,7 +167,12 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
     /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
     /// <remarks>With <paramref name="cudaGraphs"/>, CUDA graph capture is enabled (paged graphs only: ADR 0003).</remarks>
-    internal static (InferenceSession Session, string Device, string? DeviceNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false)
+    /// <remarks>
+    /// Unless <see cref="OnnxSessionOptions.RewriteGraph"/> is off, the graph is first rewritten by <see cref="GraphRewriter"/>
+    /// (ADR 0004); when a rewrite applies, the session loads the rewritten bytes and reads any external data from the
+    /// package's folder, and <c>GraphNote</c> says what changed.
+    /// </remarks>
+    internal static (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false)
     {
         using var sessionOptions = new SessionOptions
         {
@@ -195,7 +204,19 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
         try
         {
-            return (new InferenceSession(package.GraphPath, sessionOptions), device, deviceNote);
+            var rewrite = options.RewriteGraph && package.GraphKind != PagedDecoderModel.GraphKind ? GraphRewriter.Rewrite(package.GraphPath) : null;
+            if (rewrite is null)
+            {
+                return (new InferenceSession(package.GraphPath, sessionOptions), device, deviceNote, null);
+            }
+
+            // External data paths in the graph are relative to the graph's folder, which bytes do not have.
+            sessionOptions.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(package.GraphPath))!);
+            return (new InferenceSession(rewrite.Model, sessionOptions), device, deviceNote, rewrite.Summary);
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException ex)
+        {
+            throw new ModelPackageException(package.GraphPath, $"not a valid ONNX model ({FirstLine(ex.Message)})", ex);
         }
         catch (OnnxRuntimeException ex)
         {

@@ -28,6 +28,12 @@ public sealed class OnnxSessionOptions
     /// </summary>
     public bool CudaGraphs { get; set; } = true;
 
+    /// <summary>
+    /// Rewrite Hugging Face exports at load into graphs that compute the same values with fewer copies (ADR 0004: the
+    /// grouped-query KV repeat and identity Concats go). On by default; <c>--onnx-graph-rewrite false</c> runs the graph as it is.
+    /// </summary>
+    public bool RewriteGraph { get; set; } = true;
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
 

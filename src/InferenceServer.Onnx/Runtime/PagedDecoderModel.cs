@@ -46,6 +46,10 @@ public sealed class PagedDecoderModel : IDecoderModel
     /// <inheritdoc />
     public string? DeviceNote { get; }
 
+    /// <inheritdoc />
+    /// <remarks>Paged graphs are built by the model builder in their final form and are not rewritten.</remarks>
+    public string? GraphNote => null;
+
     /// <summary>The device's free memory now (the weights are loaded by then), for a fractional <c>--kv-cache-memory</c>.</summary>
     public long? DeviceFreeMemory => CudaRuntime.MemoryInfo(DeviceId).Free;
 

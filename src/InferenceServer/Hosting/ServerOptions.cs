@@ -30,7 +30,7 @@ internal sealed class ServerOptions
     /// <summary>Batcher and KV-cache limits.</summary>
     public required SchedulerOptions Scheduler { get; init; }
 
-    /// <summary>How ONNX Runtime runs the model (<c>--threads</c>, <c>--onnx-spinning</c>).</summary>
+    /// <summary>How ONNX Runtime runs the model (<c>--threads</c>, <c>--onnx-spinning</c>, <c>--onnx-graph-rewrite</c>).</summary>
     public required OnnxSessionOptions Session { get; init; }
 
     /// <summary>Per-request limits of the HTTP API (<c>--max-request-timeout</c>, <c>--max-request-body-size</c>).</summary>
@@ -79,6 +79,7 @@ internal sealed class ServerOptions
                 Spinning = ReadSpinning(configuration["onnx-spinning"]),
                 Device = configuration["device"] ?? "auto",
                 CudaGraphs = string.IsNullOrEmpty(configuration["cuda-graphs"]) || ReadBool(configuration, "cuda-graphs"),
+                RewriteGraph = string.IsNullOrEmpty(configuration["onnx-graph-rewrite"]) || ReadBool(configuration, "onnx-graph-rewrite"),
             },
             Limits = new ServingLimits
             {

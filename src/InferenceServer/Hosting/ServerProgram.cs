@@ -89,6 +89,10 @@ internal static partial class ServerProgram
         Console.Error.WriteLine(model.Decoder.DeviceNote is { } note
             ? $"info: model {model.Name} runs on {model.Decoder.Device}: {note}"
             : $"info: model {model.Name} runs on {model.Decoder.Device}");
+        if (model.Decoder.GraphNote is { } graphNote)
+        {
+            Console.Error.WriteLine($"info: model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
+        }
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);

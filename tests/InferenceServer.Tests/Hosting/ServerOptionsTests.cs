@@ -25,6 +25,13 @@ public sealed class ServerOptionsTests
         => Assert.Equal(expected, (text is null ? Read() : Read(("cuda-graphs", text))).Session.CudaGraphs);
 
     [Theory]
+    [InlineData(null, true)]
+    [InlineData("true", true)]
+    [InlineData("false", false)]
+    public void OnnxGraphRewrite_OnUnlessTurnedOff(string? text, bool expected)
+        => Assert.Equal(expected, (text is null ? Read() : Read(("onnx-graph-rewrite", text))).Session.RewriteGraph);
+
+    [Theory]
     [InlineData("1048576", 1048576d)]
     [InlineData("512m", 512d * 1024 * 1024)]
     [InlineData("2G", 2d * 1024 * 1024 * 1024)]
@@ -47,6 +54,7 @@ public sealed class ServerOptionsTests
     [InlineData("max-consecutive-step-failures", "0")]
     [InlineData("max-request-body-size", "big")]
     [InlineData("cuda-graphs", "sometimes")]
+    [InlineData("onnx-graph-rewrite", "yes")]
     [InlineData("log-format", "xml")]
     [InlineData("log-requests", "maybe")]
     [InlineData("shutdown-timeout", "-5")]
