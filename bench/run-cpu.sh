@@ -12,7 +12,7 @@
 # load generator warms itself up (and the server's connections) with two requests before each measured run.
 #
 # Settings (environment): PORT (18080), LEVELS (1,4,16,64), INPUT_LEN (128), OUTPUT_LEN (128),
-# NUM_PROMPTS (unset: max(16, 4 * concurrency) per level), SEED (0), ROUNDS (5), QUIET_WAIT (300 s).
+# NUM_PROMPTS (unset: max(32, 4 * concurrency) per level), SEED (0), ROUNDS (5), QUIET_WAIT (300 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,12 +45,13 @@ trap cleanup EXIT
 
 common=(--input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed "$SEED" --warmup 2)
 
-# Requests per level: NUM_PROMPTS, or max(16, 4 * concurrency), enough for a few seconds per run at each level.
+# Requests per level: NUM_PROMPTS, or max(32, 4 * concurrency): at least 2 s per run at each level (this machine drifts
+# within seconds, so shorter runs mostly measure the drift).
 prompts_for() {
     if [[ -n "${NUM_PROMPTS:-}" ]]; then
         echo "$NUM_PROMPTS"
     else
-        echo $(( $1 * 4 > 16 ? $1 * 4 : 16 ))
+        echo $(( $1 * 4 > 32 ? $1 * 4 : 32 ))
     fi
 }
 
@@ -156,11 +157,11 @@ echo "# CPU benchmark: server vs onnxruntime-genai, $(date -u '+%Y-%m-%d %H:%M U
 echo
 echo "- machine: $CORES cores, $(lscpu | grep 'Model name' | sed 's/Model name: *//'), $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'none (no commit yet)'), plus $(git -C "$ROOT" status --short -- src 2>/dev/null | wc -l) uncommitted changes under src/"
-echo "- command: \`bench/run-cpu.sh\` (LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(16, 4*C)'} ROUNDS=$ROUNDS SEED=$SEED)"
+echo "- command: \`bench/run-cpu.sh\` (LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(32, 4*C)'} ROUNDS=$ROUNDS SEED=$SEED)"
 echo "- workload: random token-id prompts (ids in [10, 4096)), greedy, ignore_eos; each level has its own prompts (no shared prefixes), the same on both sides"
-echo "- server: \`dotnet publish -c Release\`, default options, log level Warning, started once and warmed up by a full sweep; the load generator runs on the same 2 cores"
+echo "- server: \`dotnet publish -c Release\`, default options, log level Warning, started once and warmed up by a full sweep; the load generator runs on the same 2 cores; the server rewrites the graph at load (docs/adr/0004), onnxruntime-genai runs model.onnx as it is"
 echo "- baseline: onnxruntime-genai 0.18.0 (CPU), same model.onnx, static batches of C prompts (at most 32, its limit)"
-echo "- $ROUNDS rounds; in each, every level runs on both sides back to back (which goes first alternates by round); requests per level: ${NUM_PROMPTS:-max(16, 4*C)}, after 2 warm-up requests"
+echo "- $ROUNDS rounds; in each, every level runs on both sides back to back (which goes first alternates by round); requests per level: ${NUM_PROMPTS:-max(32, 4*C)}, after 2 warm-up requests"
 echo
 
 echo "Building..."
@@ -177,6 +178,7 @@ dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" --url "http://127.0.0.1
     --sweep "$LEVELS" --warmup 2 --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed $(( SEED + 1000 )) > "$WORK/warmup.out" 2>&1 || FAILED=1
 echo "server: $(grep -m1 '^greedy check' "$WORK/warmup.out" || echo 'greedy check missing')"
 echo "server warm-up sweep (not measured): $(grep -c '^concurrency' "$WORK/warmup.out") levels"
+echo "server: $(grep -m1 -o 'graph rewritten at load.*' "$WORK/server.log" || echo 'graph run as it is (no load-time rewrite applied)')"
 dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$MODEL_DIR" --work-dir "$WORK/genai-model" --sweep 1 \
     --num-prompts 1 --output-len 8 --warmup 0 > "$WORK/genai-check.out" 2>&1 || FAILED=1
 echo "onnxruntime-genai: $(grep -m1 '^greedy check' "$WORK/genai-check.out" || echo 'greedy check missing')"
