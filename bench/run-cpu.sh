@@ -12,7 +12,9 @@
 # load generator warms itself up (and the server's connections) with two requests before each measured run.
 #
 # Settings (environment): PORT (18080), LEVELS (1,4,16,64), INPUT_LEN (128), OUTPUT_LEN (128),
-# NUM_PROMPTS (unset: max(32, 4 * concurrency) per level), SEED (0), ROUNDS (5), QUIET_WAIT (300 s).
+# NUM_PROMPTS (unset: max(32, 4 * concurrency) per level), SEED (0), ROUNDS (5), QUIET_WAIT (300 s),
+# GENAI_GRAPH (original: onnxruntime-genai runs model.onnx as it is, as its users would; rewritten: it runs the graph as the
+# server rewrites it at load, written out by `InferenceServer rewrite`, to compare the two engines on the same graph).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +25,9 @@ OUTPUT_LEN=${OUTPUT_LEN:-128}
 SEED=${SEED:-0}
 ROUNDS=${ROUNDS:-5}
 MODEL_DIR=$ROOT/models/tiny-pycoder
+GENAI_GRAPH=${GENAI_GRAPH:-original}
+[[ $GENAI_GRAPH == original || $GENAI_GRAPH == rewritten ]] || { echo "GENAI_GRAPH must be original or rewritten, not '$GENAI_GRAPH'"; exit 2; }
+GENAI_MODEL_DIR=$MODEL_DIR
 RESULT=$ROOT/bench/results/cpu-$(date +%Y-%m-%d-%H%M).md
 WORK=$(mktemp -d /tmp/bench-cpu.XXXXXX)
 TICKS=$(getconf CLK_TCK)
@@ -125,7 +130,7 @@ run_level() {
         measure dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" --url "http://127.0.0.1:$PORT" \
             --sweep "$level" --num-prompts "$(prompts_for "$level")" "${common[@]}" --json "$out"
     else
-        measure dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$MODEL_DIR" --work-dir "$WORK/genai-model" \
+        measure dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$GENAI_MODEL_DIR" --work-dir "$WORK/genai-model" \
             --sweep "$level" --num-prompts "$(prompts_for "$level")" "${common[@]}" --skip-check --json "$out"
     fi
 
@@ -157,10 +162,14 @@ echo "# CPU benchmark: server vs onnxruntime-genai, $(date -u '+%Y-%m-%d %H:%M U
 echo
 echo "- machine: $CORES cores, $(lscpu | grep 'Model name' | sed 's/Model name: *//'), $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'none (no commit yet)'), plus $(git -C "$ROOT" status --short -- src 2>/dev/null | wc -l) uncommitted changes under src/"
-echo "- command: \`bench/run-cpu.sh\` (LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(32, 4*C)'} ROUNDS=$ROUNDS SEED=$SEED)"
+echo "- command: \`bench/run-cpu.sh\` (GENAI_GRAPH=$GENAI_GRAPH LEVELS=$LEVELS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN NUM_PROMPTS=${NUM_PROMPTS:-'max(32, 4*C)'} ROUNDS=$ROUNDS SEED=$SEED)"
 echo "- workload: random token-id prompts (ids in [10, 4096)), greedy, ignore_eos; each level has its own prompts (no shared prefixes), the same on both sides"
 echo "- server: \`dotnet publish -c Release\`, default options, log level Warning, started once and warmed up by a full sweep; the load generator runs on the same 2 cores; the server rewrites the graph at load (docs/adr/0004), onnxruntime-genai runs model.onnx as it is"
-echo "- baseline: onnxruntime-genai 0.18.0 (CPU), same model.onnx, static batches of C prompts (at most 32, its limit)"
+if [[ $GENAI_GRAPH == original ]]; then
+    echo "- baseline: onnxruntime-genai 0.18.0 (CPU), same model.onnx as it is, static batches of C prompts (at most 32, its limit)"
+else
+    echo "- baseline: onnxruntime-genai 0.18.0 (CPU), on model.onnx as the server rewrites it at load (\`InferenceServer rewrite\`), static batches of C prompts (at most 32, its limit)"
+fi
 echo "- $ROUNDS rounds; in each, every level runs on both sides back to back (which goes first alternates by round); requests per level: ${NUM_PROMPTS:-max(32, 4*C)}, after 2 warm-up requests"
 echo
 
@@ -168,6 +177,10 @@ echo "Building..."
 publish
 dotnet build "$ROOT/bench/InferenceServer.LoadGenerator" -c Release -o "$WORK/loadgen" > "$WORK/build-loadgen.log" 2>&1 || { cat "$WORK/build-loadgen.log"; exit 1; }
 dotnet build "$ROOT/bench/InferenceServer.GenAiBaseline" -c Release -o "$WORK/genai" > "$WORK/build-genai.log" 2>&1 || { cat "$WORK/build-genai.log"; exit 1; }
+if [[ $GENAI_GRAPH == rewritten ]]; then
+    GENAI_MODEL_DIR=$WORK/rewritten-model
+    dotnet "$WORK/server/InferenceServer.dll" rewrite "$MODEL_DIR" --out "$GENAI_MODEL_DIR" || exit 1
+fi
 
 FAILED=0
 echo
@@ -179,7 +192,7 @@ dotnet "$WORK/loadgen/InferenceServer.LoadGenerator.dll" --url "http://127.0.0.1
 echo "server: $(grep -m1 '^greedy check' "$WORK/warmup.out" || echo 'greedy check missing')"
 echo "server warm-up sweep (not measured): $(grep -c '^concurrency' "$WORK/warmup.out") levels"
 echo "server: $(grep -m1 -o 'graph rewritten at load.*' "$WORK/server.log" || echo 'graph run as it is (no load-time rewrite applied)')"
-dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$MODEL_DIR" --work-dir "$WORK/genai-model" --sweep 1 \
+dotnet "$WORK/genai/InferenceServer.GenAiBaseline.dll" --model-dir "$GENAI_MODEL_DIR" --work-dir "$WORK/genai-model" --sweep 1 \
     --num-prompts 1 --output-len 8 --warmup 0 > "$WORK/genai-check.out" 2>&1 || FAILED=1
 echo "onnxruntime-genai: $(grep -m1 '^greedy check' "$WORK/genai-check.out" || echo 'greedy check missing')"
 

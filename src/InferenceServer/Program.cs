@@ -4,11 +4,13 @@ using InferenceServer.Builder;
 using InferenceServer.Hosting;
 
 // `InferenceServer build --checkpoint <dir> --out <dir>` and `InferenceServer inspect <model>` are the model builder's
-// commands; `InferenceServer bench latency --model <dir>` times the model runner alone; anything else starts the server.
+// commands; `InferenceServer rewrite <model folder> --out <dir>` writes the graph as the server rewrites it at load (ADR 0004);
+// `InferenceServer bench latency --model <dir>` times the model runner alone; anything else starts the server.
 return args switch
 {
     ["build", ..] => await BuilderCommand.RunAsync(args).ConfigureAwait(false),
     ["inspect", ..] => await InspectCommand.RunAsync(args).ConfigureAwait(false),
+    ["rewrite", ..] => RewriteCommand.Run(args),
     ["bench", ..] => LatencyBenchmark.Run(args),
     _ => await ServerProgram.RunAsync(args).ConfigureAwait(false),
 };

@@ -22,11 +22,12 @@ namespace InferenceServer.Onnx.Graph;
 /// </list>
 /// Only the main graph is rewritten; nodes inside subgraphs (<c>If</c> branches of merged decoders) are kept as they are.
 /// </summary>
-internal static class GraphRewriter
+public static class GraphRewriter
 {
     private const string Prefix = "inferenceserver/rewrite/";
 
     /// <summary>Reads the graph at <paramref name="path"/> and rewrites it; null when no rewrite applies.</summary>
+    /// <remarks>Rewriting a rewritten graph finds nothing more to do (returns null).</remarks>
     /// <exception cref="InvalidProtocolBufferException">The file is not an ONNX model.</exception>
     public static GraphRewrite? Rewrite(string path)
     {
@@ -40,7 +41,7 @@ internal static class GraphRewriter
     }
 
     /// <summary>Rewrites <paramref name="model"/> in place; null when no rewrite applies (the model is then unchanged).</summary>
-    public static GraphRewrite? Rewrite(ModelProto model)
+    internal static GraphRewrite? Rewrite(ModelProto model)
     {
         ArgumentNullException.ThrowIfNull(model);
         var graph = model.Graph;
@@ -389,7 +390,7 @@ internal static class GraphRewriter
 /// <param name="NodesBefore">Nodes in the main graph before.</param>
 /// <param name="NodesAfter">Nodes in the main graph after.</param>
 /// <param name="NodesRemoved">Nodes removed because nothing read them any more.</param>
-internal sealed record GraphRewrite(byte[] Model, int GroupedMatMuls, int IdentityConcats, int NodesBefore, int NodesAfter, int NodesRemoved)
+public sealed record GraphRewrite(byte[] Model, int GroupedMatMuls, int IdentityConcats, int NodesBefore, int NodesAfter, int NodesRemoved)
 {
     /// <summary>One line for the startup log.</summary>
     public string Summary =>
