@@ -193,6 +193,13 @@ public static class GraphRewriter
                     graph.Initializer.Remove(initializer);
                 }
 
+                // Shapes declared for values that no longer exist would describe nothing.
+                var values = graph.Node.SelectMany(static n => n.Output).Concat(inputs).Concat(graph.Initializer.Select(static i => i.Name)).ToHashSet(StringComparer.Ordinal);
+                foreach (var info in graph.ValueInfo.Where(v => !values.Contains(v.Name)).ToList())
+                {
+                    graph.ValueInfo.Remove(info);
+                }
+
                 return removed;
             }
 

@@ -150,6 +150,25 @@ public sealed class GraphRewriterTests
     }
 
     [Fact]
+    public void RemovedValues_LoseTheirDeclaredShapes_AndUnusedConstantsGo()
+    {
+        var model = RepeatGraph(unsqueezeAxis: 2);
+        model.Graph.ValueInfo.Add(new ValueInfoProto { Name = "k_expanded" });
+        model.Graph.ValueInfo.Add(new ValueInfoProto { Name = "scores_unrelated_but_kept", Type = new TypeProto() });
+        model.Graph.Node.Add(new NodeProto { OpType = "Identity", Name = "keep", Input = { "q" }, Output = { "scores_unrelated_but_kept" } });
+        model.Graph.Output.Add(new ValueInfoProto { Name = "scores_unrelated_but_kept" });
+
+        var rewrite = GraphRewriter.Rewrite(model);
+
+        Assert.NotNull(rewrite);
+        var rewritten = ModelProto.Parser.ParseFrom(rewrite.Model);
+        Assert.DoesNotContain(rewritten.Graph.ValueInfo, static v => v.Name == "k_expanded");
+        Assert.Contains(rewritten.Graph.ValueInfo, static v => v.Name == "scores_unrelated_but_kept");
+        Assert.DoesNotContain(rewritten.Graph.Initializer, static i => i.Name is "axes" or "expand_shape" or "merged_shape");
+        Assert.DoesNotContain(rewritten.Graph.Node, static n => n.OpType is "Expand" or "Unsqueeze");
+    }
+
+    [Fact]
     public void UnsqueezeOnAnotherAxis_IsLeftAlone()
     {
         Assert.Null(GraphRewriter.Rewrite(RepeatGraph(unsqueezeAxis: 1)));
