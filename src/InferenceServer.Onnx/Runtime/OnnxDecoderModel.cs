@@ -166,8 +166,8 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
     /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
-    /// <remarks>With <paramref name="cudaGraphs"/>, CUDA graph capture is enabled (paged graphs only: ADR 0003).</remarks>
     /// <remarks>
+    /// With <paramref name="cudaGraphs"/>, CUDA graph capture is enabled (paged graphs only: ADR 0003).
     /// Unless <see cref="OnnxSessionOptions.RewriteGraph"/> is off, the graph is first rewritten by <see cref="GraphRewriter"/>
     /// (ADR 0004); when a rewrite applies, the session loads the rewritten bytes and reads any external data from the
     /// package's folder, and <c>GraphNote</c> says what changed.
@@ -217,6 +217,10 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         catch (Google.Protobuf.InvalidProtocolBufferException ex)
         {
             throw new ModelPackageException(package.GraphPath, $"not a valid ONNX model ({FirstLine(ex.Message)})", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelPackageException(package.GraphPath, $"the graph cannot be read ({FirstLine(ex.Message)})", ex);
         }
         catch (OnnxRuntimeException ex)
         {

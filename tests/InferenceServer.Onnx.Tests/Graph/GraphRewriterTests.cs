@@ -184,6 +184,29 @@ public sealed class GraphRewriterTests
         Assert.Null(GraphRewriter.Rewrite(model));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void BrokenGraph_IsAModelPackageError_WithOrWithoutTheRewrite(bool rewrite)
+    {
+        var directory = Directory.CreateTempSubdirectory("rewrite-broken-");
+        try
+        {
+            foreach (var file in Directory.GetFiles(Folder("llama-gqa"), "*.json"))
+            {
+                File.Copy(file, Path.Combine(directory.FullName, Path.GetFileName(file)));
+            }
+
+            File.WriteAllBytes(Path.Combine(directory.FullName, "model.onnx"), [0x0a, 0xff, 0xff, 0x12, 0x01]);
+            var ex = Assert.Throws<ModelPackageException>(() => OnnxDecoderModel.Open(ModelPackage.Load(directory.FullName), new OnnxSessionOptions { RewriteGraph = rewrite }));
+            Assert.Contains("model.onnx", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public void GraphOpenedWithTheRewriteOff_HasNoNote()
     {
