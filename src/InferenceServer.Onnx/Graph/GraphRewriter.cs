@@ -2,6 +2,7 @@
 using System.Buffers.Binary;
 using Google.Protobuf;
 using InferenceServer.Builder.Onnx.Proto;
+using InferenceServer.Onnx.Packaging;
 
 namespace InferenceServer.Onnx.Graph;
 
@@ -28,13 +29,22 @@ public static class GraphRewriter
 
     /// <summary>Reads the graph at <paramref name="path"/> and rewrites it; null when no rewrite applies.</summary>
     /// <remarks>Rewriting a rewritten graph finds nothing more to do (returns null).</remarks>
-    /// <exception cref="InvalidProtocolBufferException">The file is not an ONNX model.</exception>
+    /// <exception cref="ModelPackageException">The file cannot be read or is not an ONNX model.</exception>
     public static GraphRewrite? Rewrite(string path)
     {
         ModelProto model;
-        using (var stream = File.OpenRead(path))
+        try
         {
+            using var stream = File.OpenRead(path);
             model = ModelProto.Parser.ParseFrom(stream);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new ModelPackageException(path, $"not a valid ONNX model ({ex.Message})", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelPackageException(path, $"the graph cannot be read ({ex.Message})", ex);
         }
 
         return Rewrite(model);
@@ -61,7 +71,7 @@ public static class GraphRewriter
             return null;
         }
 
-        var removed = RemoveUnused(graph);
+        var removed = RemoveUnused(context);
         return new GraphRewrite(model.ToByteArray(), grouped, identities, nodesBefore, graph.Node.Count, removed);
     }
 
@@ -112,7 +122,7 @@ public static class GraphRewriter
             var a = next.Input[0];
             var replacement = new List<NodeProto>
             {
-                Node("Reshape", site + "group_rows", [a, context.Constant(site + "grouped_shape", [0, kvDims[1], -1, 0])], site + "a"),
+                Node("Reshape", site + "group_rows", [a, context.Constant($"{Prefix}grouped_shape_{kvDims[1]}", [0, kvDims[1], -1, 0])], site + "a"),
             };
             var right = kv;
             if (transposed)
@@ -125,8 +135,8 @@ public static class GraphRewriter
 
             replacement.Add(Node("MatMul", site + "matmul", [site + "a", right], site + "grouped"));
             replacement.Add(Node("Shape", site + "shape", [a], site + "a_shape"));
-            replacement.Add(Node("Slice", site + "rows_shape", [site + "a_shape", context.Constant(site + "zero", [0]), context.Constant(site + "three", [3])], site + "a_rows"));
-            replacement.Add(Node("Concat", site + "out_shape", [site + "a_rows", context.Constant(site + "last", [-1])], site + "out_shape"));
+            replacement.Add(Node("Slice", site + "rows_shape", [site + "a_shape", context.Constant(Prefix + "zero", [0]), context.Constant(Prefix + "three", [3])], site + "a_rows"));
+            replacement.Add(Node("Concat", site + "out_shape", [site + "a_rows", context.Constant(Prefix + "minus_one", [-1])], site + "out_shape"));
             replacement[^1].Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
             replacement.Add(Node("Reshape", site + "ungroup_rows", [site + "grouped", site + "out_shape"], next.Output[0]));
             context.Replace(next, replacement);
@@ -136,13 +146,13 @@ public static class GraphRewriter
         return count;
     }
 
-    // Concat with one input copies it: its readers read the input instead (unless the copy is a graph output).
+    // Concat with one input copies it: its readers read the input instead (unless the copy is a graph output). A copy that
+    // a subgraph reads by name from the outer scope stays for it.
     private static int BypassIdentityConcats(Context context)
     {
         var graph = context.Graph;
-        var outputs = graph.Output.Select(static o => o.Name).ToHashSet(StringComparer.Ordinal);
         var count = 0;
-        foreach (var concat in graph.Node.Where(n => IsOp(n, "Concat") && n.Input.Count == 1 && !outputs.Contains(n.Output[0])).ToList())
+        foreach (var concat in graph.Node.Where(n => IsOp(n, "Concat") && n.Input.Count == 1 && !context.IsGraphOutput(n.Output[0])).ToList())
         {
             var copy = concat.Output[0];
             foreach (var node in graph.Node)
@@ -156,29 +166,26 @@ public static class GraphRewriter
                 }
             }
 
-            if (ReadInSubgraphs(graph).Contains(copy))
+            if (!context.IsReadBySubgraph(copy))
             {
-                // A subgraph reads the copy by name from the outer scope: keep it.
-                continue;
+                graph.Node.Remove(concat);
+                count++;
             }
-
-            graph.Node.Remove(concat);
-            count++;
         }
 
         return count;
     }
 
     // Removes nodes none of whose outputs is read (by a node, a subgraph or as a graph output), until none is left, then
-    // the initializers no node reads (ONNX Runtime warns about each of those at load).
-    private static int RemoveUnused(GraphProto graph)
+    // the initializers no node reads (ONNX Runtime warns about each of those at load) and the shapes declared for values
+    // that are gone.
+    private static int RemoveUnused(Context context)
     {
+        var graph = context.Graph;
         var removed = 0;
-        var external = ReadInSubgraphs(graph);
-        external.UnionWith(graph.Output.Select(static o => o.Name));
         while (true)
         {
-            var read = new HashSet<string>(external, StringComparer.Ordinal);
+            var read = context.ReadOutsideTheMainGraph();
             foreach (var node in graph.Node)
             {
                 read.UnionWith(node.Input);
@@ -193,7 +200,6 @@ public static class GraphRewriter
                     graph.Initializer.Remove(initializer);
                 }
 
-                // Shapes declared for values that no longer exist would describe nothing.
                 var values = graph.Node.SelectMany(static n => n.Output).Concat(inputs).Concat(graph.Initializer.Select(static i => i.Name)).ToHashSet(StringComparer.Ordinal);
                 foreach (var info in graph.ValueInfo.Where(v => !values.Contains(v.Name)).ToList())
                 {
@@ -282,6 +288,13 @@ public static class GraphRewriter
 
         public NodeProto? Producer(string name) => _producers.GetValueOrDefault(name);
 
+        public bool IsGraphOutput(string name) => _graphOutputs.Contains(name);
+
+        public bool IsReadBySubgraph(string name) => _subgraphReads.Contains(name);
+
+        /// <summary>A new set of the names read from outside the main graph's nodes: graph outputs and subgraphs' outer-scope reads.</summary>
+        public HashSet<string> ReadOutsideTheMainGraph() => new(_graphOutputs.Concat(_subgraphReads), StringComparer.Ordinal);
+
         /// <summary>The one node that reads <paramref name="name"/> (once), if it is not also a graph output or read by a subgraph.</summary>
         public NodeProto? SoleConsumer(string name) =>
             _consumers.TryGetValue(name, out var readers) && readers.Count == 1 && readers[0].Input.Count(i => i == name) == 1
@@ -342,9 +355,14 @@ public static class GraphRewriter
             return null;
         }
 
-        /// <summary>Adds an int64 initializer named <paramref name="name"/>; returns the name.</summary>
+        /// <summary>Adds an int64 initializer named <paramref name="name"/> (once: later calls reuse it); returns the name.</summary>
         public string Constant(string name, long[] values)
         {
+            if (_initializers.ContainsKey(name))
+            {
+                return name;
+            }
+
             var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
             tensor.Dims.Add(values.Length);
             tensor.Int64Data.AddRange(values);

@@ -214,14 +214,6 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             sessionOptions.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(package.GraphPath))!);
             return (new InferenceSession(rewrite.Model, sessionOptions), device, deviceNote, rewrite.Summary);
         }
-        catch (Google.Protobuf.InvalidProtocolBufferException ex)
-        {
-            throw new ModelPackageException(package.GraphPath, $"not a valid ONNX model ({FirstLine(ex.Message)})", ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelPackageException(package.GraphPath, $"the graph cannot be read ({FirstLine(ex.Message)})", ex);
-        }
         catch (OnnxRuntimeException ex)
         {
             var hint = device == "cpu" && ex.Message.Contains("PagedAttention", StringComparison.Ordinal)

@@ -68,12 +68,7 @@ public static class RewriteCommand
             error.WriteLine($"rewrite: {ex.Message}");
             return 1;
         }
-        catch (Google.Protobuf.InvalidProtocolBufferException ex)
-        {
-            error.WriteLine($"rewrite: {source}: not a valid ONNX model ({ex.Message})");
-            return 1;
-        }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             error.WriteLine($"rewrite: {ex.Message}");
             return 1;

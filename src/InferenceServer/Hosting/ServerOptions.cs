@@ -78,8 +78,8 @@ internal sealed class ServerOptions
                 IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
                 Spinning = ReadSpinning(configuration["onnx-spinning"]),
                 Device = configuration["device"] ?? "auto",
-                CudaGraphs = string.IsNullOrEmpty(configuration["cuda-graphs"]) || ReadBool(configuration, "cuda-graphs"),
-                RewriteGraph = string.IsNullOrEmpty(configuration["onnx-graph-rewrite"]) || ReadBool(configuration, "onnx-graph-rewrite"),
+                CudaGraphs = ReadBool(configuration, "cuda-graphs", fallback: true),
+                RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
             },
             Limits = new ServingLimits
             {
@@ -189,12 +189,12 @@ internal sealed class ServerOptions
         _ => throw new FormatException($"--log-format must be 'text' or 'json', not '{text}'"),
     };
 
-    private static bool ReadBool(IConfiguration configuration, string key)
+    private static bool ReadBool(IConfiguration configuration, string key, bool fallback = false)
     {
         var text = configuration[key];
         if (string.IsNullOrEmpty(text))
         {
-            return false;
+            return fallback;
         }
 
         return bool.TryParse(text, out var value) ? value : throw new FormatException($"--{key} must be true or false, not '{text}'");
