@@ -72,10 +72,7 @@ public sealed class GraphRewriterTests
         var directory = Directory.CreateTempSubdirectory("rewrite-external-");
         try
         {
-            foreach (var file in Directory.GetFiles(Folder("llama-gqa"), "*.json"))
-            {
-                File.Copy(file, Path.Combine(directory.FullName, Path.GetFileName(file)));
-            }
+            CopyJsonFiles(Folder("llama-gqa"), directory.FullName);
 
             var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(Folder("llama-gqa"), "model.onnx")));
             using (var data = File.Create(Path.Combine(directory.FullName, "model.onnx.data")))
@@ -192,10 +189,7 @@ public sealed class GraphRewriterTests
         var directory = Directory.CreateTempSubdirectory("rewrite-broken-");
         try
         {
-            foreach (var file in Directory.GetFiles(Folder("llama-gqa"), "*.json"))
-            {
-                File.Copy(file, Path.Combine(directory.FullName, Path.GetFileName(file)));
-            }
+            CopyJsonFiles(Folder("llama-gqa"), directory.FullName);
 
             File.WriteAllBytes(Path.Combine(directory.FullName, "model.onnx"), [0x0a, 0xff, 0xff, 0x12, 0x01]);
             var ex = Assert.Throws<ModelPackageException>(() => OnnxDecoderModel.Open(ModelPackage.Load(directory.FullName), new OnnxSessionOptions { RewriteGraph = rewrite }));
@@ -247,6 +241,15 @@ public sealed class GraphRewriterTests
         }
 
         return steps;
+    }
+
+    // The model folder's configuration files (config, generation config, reference), without its graph.
+    private static void CopyJsonFiles(string from, string to)
+    {
+        foreach (var file in Directory.GetFiles(from, "*.json"))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
     }
 
     private static string Folder(string fixtureOrFolder) =>
