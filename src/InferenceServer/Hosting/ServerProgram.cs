@@ -149,6 +149,7 @@ internal static partial class ServerProgram
         var logPrompts = options.LogRequests;
         app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time, completionsLogger, logPrompts));
         app.MapPost("/v1/chat/completions", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, scheduler, renderer, structured, time, completionsLogger, logPrompts));
+        app.MapPost("/v1/responses", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => OpenAi.Responses.ResponsesEndpoint.HandleAsync(context, scheduler, renderer, structured, time, completionsLogger, logPrompts));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));

@@ -10,13 +10,11 @@ namespace InferenceServer.OpenAi;
 
 /// <summary>
 /// What the completion endpoints share: submits one sequence per prompt and choice to the scheduler (429 when its queue
-/// is full), then answers with one JSON body or a stream of Server-Sent Events ending with <c>data: [DONE]</c>, in the
-/// shape an <see cref="IResponseWriter"/> writes. Whatever happens to the response, nothing keeps generating for it.
+/// is full), then answers with one JSON body or a stream of Server-Sent Events ending as the writer ends it (<c>data: [DONE]</c> for
+/// the completion endpoints), in the shape an <see cref="IResponseWriter"/> writes. Whatever happens to the response, nothing keeps generating for it.
 /// </summary>
 internal static class GenerationRunner
 {
-    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
-
     /// <summary>The header that shortens a request's deadline, in seconds (as vLLM users send it).</summary>
     public const string TimeoutHeader = "X-Request-Timeout";
 
@@ -233,8 +231,7 @@ internal static class GenerationRunner
                 if (update.Finish is FinishReason.Error or FinishReason.Cancelled)
                 {
                     var (_, message, type, code) = Describe(update, outcome);
-                    SseEvents.Write(pipe, OpenAiErrors.Envelope(message, type, null, code));
-                    pipe.Write(Done);
+                    writer.WriteStreamError(pipe, message, type, code);
                     await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                     return;
                 }
@@ -248,12 +245,7 @@ internal static class GenerationRunner
             }
         }
 
-        if (writer.Settings.IncludeUsage)
-        {
-            writer.WriteUsageEvent(pipe, usage);
-        }
-
-        pipe.Write(Done);
+        writer.WriteStreamEnd(pipe, usage);
         await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 

@@ -27,4 +27,25 @@ internal interface IResponseWriter
 
     /// <summary>Writes the final usage event (<c>stream_options.include_usage</c>).</summary>
     void WriteUsageEvent(IBufferWriter<byte> output, UsageCounter usage);
+
+    /// <summary>
+    /// Ends a stream whose choices all finished: the usage event when the request asked for it, then
+    /// <c>data: [DONE]</c> (the completion endpoints' end; the Responses API ends with its own event instead).
+    /// </summary>
+    void WriteStreamEnd(IBufferWriter<byte> output, UsageCounter usage)
+    {
+        if (Settings.IncludeUsage)
+        {
+            WriteUsageEvent(output, usage);
+        }
+
+        SseEvents.WriteDone(output);
+    }
+
+    /// <summary>Reports a choice that failed mid-stream and ends the stream: OpenAI's error envelope, then <c>data: [DONE]</c>.</summary>
+    void WriteStreamError(IBufferWriter<byte> output, string message, string type, string code)
+    {
+        SseEvents.Write(output, OpenAiErrors.Envelope(message, type, null, code));
+        SseEvents.WriteDone(output);
+    }
 }

@@ -29,6 +29,34 @@ internal sealed class ChatCompletionRequest
     /// <summary>The JSON schema a constrained tool choice imposes, or null.</summary>
     public JsonElement? ToolSchema { get; init; }
 
+    /// <summary>
+    /// Splits a choice's whole generated text into its content and tool calls: under a constrained tool choice the
+    /// text is the schema's JSON, with <c>tool_choice</c> auto the model's parser reads it; otherwise it is all content.
+    /// </summary>
+    public (string? Content, IReadOnlyList<ParsedToolCall> Calls) SplitToolCalls(string text)
+    {
+        ToolCallParseResult? parsed = null;
+        if (ToolChoice.IsConstrained)
+        {
+            parsed = ToolChoiceSchemas.ToToolCalls(ToolChoice, text, ToolFormat);
+        }
+        else if (ToolParser is { } parser)
+        {
+            parsed = parser.Parse(text, Tools?.Names);
+        }
+
+        return parsed is null ? (text, []) : (parsed.Content, parsed.ToolCalls);
+    }
+
+    /// <summary>
+    /// Each choice's output constraint: the schema of a constrained tool choice, else <c>response_format</c>'s; null
+    /// for free text.
+    /// </summary>
+    /// <exception cref="RequestValidationException">The schema cannot be enforced.</exception>
+    public Func<Engine.Requests.ITokenConstraint>? CreateConstraints(StructuredOutput structured) => ToolSchema is { } schema
+        ? structured.CreateFactory(schema, strict: true, "tools")
+        : structured.CreateFactory(Settings.Format);
+
     /// <summary>Parses and validates <paramref name="body"/>.</summary>
     public static ChatCompletionRequest Parse(JsonElement body, ServedModel model, ChatPromptRenderer renderer)
     {

@@ -31,9 +31,7 @@ internal static class ChatCompletionsEndpoint
             }
 
             request = ChatCompletionRequest.Parse(document.RootElement, scheduler.Model, renderer);
-            constraints = request.ToolSchema is { } schema
-                ? structured.CreateFactory(schema, strict: true, "tools")
-                : structured.CreateFactory(request.Settings.Format);
+            constraints = request.CreateConstraints(structured);
         }
         catch (RequestValidationException ex)
         {

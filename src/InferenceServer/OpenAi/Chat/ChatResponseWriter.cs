@@ -191,20 +191,7 @@ internal sealed class ChatResponseWriter : IResponseWriter
         SseEvents.End(output);
     }
 
-    private (string? Content, IReadOnlyList<ParsedToolCall> Calls) Split(string text)
-    {
-        ToolCallParseResult? parsed = null;
-        if (_request.ToolChoice.IsConstrained)
-        {
-            parsed = ToolChoiceSchemas.ToToolCalls(_request.ToolChoice, text, _request.ToolFormat);
-        }
-        else if (_request.ToolParser is { } parser)
-        {
-            parsed = parser.Parse(text, _request.Tools?.Names);
-        }
-
-        return parsed is null ? (text, []) : (parsed.Content, parsed.ToolCalls);
-    }
+    private (string? Content, IReadOnlyList<ParsedToolCall> Calls) Split(string text) => _request.SplitToolCalls(text);
 
     // As OpenAI: "tool_calls" when the model called tools, but "stop" when the request named the function to call.
     private string FinishReason(Engine.Requests.FinishReason reason, bool hasCalls) => hasCalls
