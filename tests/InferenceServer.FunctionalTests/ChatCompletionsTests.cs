@@ -246,15 +246,43 @@ public sealed class ChatCompletionsTests(ChatModelServer fixture) : IClassFixtur
     }
 }
 
-/// <summary>Chat on the default model, which has no chat template.</summary>
-public sealed class ChatWithoutTemplateTests(DefaultModelServer fixture) : IClassFixture<DefaultModelServer>
+/// <summary>
+/// Chat on a fresh server with the default model: its own template (models/tiny-pycoder/chat_template.jinja) turns the
+/// conversation into Python comments the model continues, so the official client works out of the box.
+/// </summary>
+public sealed class DefaultModelChatTests(DefaultModelServer fixture) : IClassFixture<DefaultModelServer>
 {
     [Fact]
-    public async Task Chat_IsA400SayingThereIsNoTemplate()
+    public async Task Chat_Works_AndThePromptIsTheConversationAsComments()
     {
-        var exception = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Server.OpenAI.GetChatClient("tiny-pycoder").CompleteChatAsync([new UserChatMessage("hi")]));
-        Assert.Equal(400, exception.Status);
-        Assert.Contains("no chat template", exception.Message);
-        Assert.Contains("--chat-template", exception.Message);
+        ChatCompletion completion = await fixture.Server.OpenAI.GetChatClient("tiny-pycoder").CompleteChatAsync(
+            [new SystemChatMessage("You write Python."), new UserChatMessage("Return the n-th Fibonacci number.")],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6 });
+        Assert.Equal(ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(6, completion.Usage.OutputTokenCount);
+        Assert.NotEmpty(completion.Content[0].Text);
+
+        // The rendered prompt is exactly the comment block and the newline the answer starts on.
+        var tokenized = await fixture.Server.PostRawAsync("/tokenize", """{"prompt":"# You write Python.\n# Return the n-th Fibonacci number.\n","add_special_tokens":false}""");
+        Assert.Equal(tokenized.Body.GetProperty("count").GetInt32(), completion.Usage.InputTokenCount);
+    }
+
+    [Fact]
+    public async Task Responses_Work_OutOfTheBox()
+    {
+#pragma warning disable OPENAI001 // The Responses client is marked experimental in OpenAI 2.15.0.
+        var options = new OpenAI.Responses.CreateResponseOptions { Model = "tiny-pycoder", MaxOutputTokenCount = 16 };
+        options.InputItems.Add(OpenAI.Responses.ResponseItem.CreateUserMessageItem("Sort a list of numbers."));
+        var response = await fixture.Server.OpenAI.GetResponsesClient().CreateResponseAsync(options);
+#pragma warning restore OPENAI001
+        Assert.NotEmpty(response.Value.GetOutputText());
+    }
+
+    [Fact]
+    public async Task ToolMessages_AreRefusedByTheTemplate()
+    {
+        var (status, error) = await fixture.Server.PostRawAsync("/v1/chat/completions", """{"messages":[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"c","content":"y"}]}""");
+        Assert.Equal(400, status);
+        Assert.Contains("system, user and assistant", error.GetProperty("error").GetProperty("message").GetString());
     }
 }

@@ -17,6 +17,16 @@ namespace InferenceServer.OpenAi.Responses;
 /// </summary>
 internal sealed partial class ResponsesRequest
 {
+    /// <summary>
+    /// Fields that mean the same here as on chat completions: OpenAI's, then the vLLM sampling and stopping extensions
+    /// that the other endpoints take (as vLLM's own Responses endpoint does).
+    /// </summary>
+    private static readonly string[] PassedThrough =
+    [
+        "model", "temperature", "top_p", "stream", "parallel_tool_calls", "user",
+        "seed", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "stop", "ignore_eos", "min_tokens", "priority", "timeout",
+    ];
+
     /// <summary>The chat completion the request means.</summary>
     public required ChatCompletionRequest Chat { get; init; }
 
@@ -54,7 +64,7 @@ internal sealed partial class ResponsesRequest
         var reader = new JsonRequestReader(body);
         RefuseState(reader);
         var chat = new JsonObject();
-        foreach (var passed in (string[])["model", "temperature", "top_p", "stream", "parallel_tool_calls", "user"])
+        foreach (var passed in PassedThrough)
         {
             if (body.TryGetProperty(passed, out var value))
             {
