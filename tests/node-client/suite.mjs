@@ -208,5 +208,72 @@ await check('chat: invalid values are 400s naming the parameter', async () => {
   await expect400(chat.chat.completions.create({ model, messages, response_format: { type: 'yaml' } }), 'response_format.type');
 });
 
+// ---- /v1/responses (the Responses API) on the chat server ----
+
+await check('responses: shape, output_text, usage, incomplete at max_output_tokens', async () => {
+  const r = await chat.responses.create({ model, instructions: 'You write Python.', input: 'def fibonacci(n):', max_output_tokens: 8, temperature: 0 });
+  assert(r.object === 'response', r.object);
+  assert(r.id.startsWith('resp_'), r.id);
+  assert(r.status === 'incomplete' && r.incomplete_details?.reason === 'max_output_tokens', JSON.stringify(r.incomplete_details));
+  assert(r.output.length === 1 && r.output[0].type === 'message' && r.output[0].role === 'assistant', JSON.stringify(r.output));
+  assert(r.output_text.length > 0, 'empty output_text');
+  assert(r.usage.output_tokens === 8 && r.usage.total_tokens === r.usage.input_tokens + 8, JSON.stringify(r.usage));
+  const c = await chat.chat.completions.create({ model, messages, max_tokens: 8, temperature: 0 });
+  assert(c.choices[0].message.content === r.output_text, 'differs from the chat completion of the same conversation');
+});
+
+await check('responses: streamed events in order, text equals non-streamed', async () => {
+  const body = { model, input: [{ role: 'user', content: [{ type: 'input_text', text: 'def fibonacci(n):' }] }], max_output_tokens: 12, temperature: 0 };
+  const whole = await chat.responses.create(body);
+  const events = await collect(await chat.responses.create({ ...body, stream: true }));
+  assert(events.every((e, i) => e.sequence_number === i), 'sequence numbers');
+  const types = events.map((e) => e.type);
+  assert(types[0] === 'response.created' && types[1] === 'response.in_progress', types.join());
+  assert(types.includes('response.output_item.added') && types.includes('response.content_part.added') && types.includes('response.output_text.done'), types.join());
+  const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+  assert(text === whole.output_text, `streamed ${JSON.stringify(text)} vs ${JSON.stringify(whole.output_text)}`);
+  const last = events[events.length - 1];
+  assert(last.type === `response.${whole.status}`, `${last.type} vs ${whole.status}`);
+  assert(last.response.usage.output_tokens === whole.usage.output_tokens, 'usage in the last event');
+});
+
+await check('responses: function tool with a named tool_choice, and its output sent back', async () => {
+  const tools = [{ type: 'function', name: 'set_mode', parameters: { type: 'object', properties: { mode: { enum: ['fast', 'safe'] } }, required: ['mode'] }, strict: true }];
+  const r = await chat.responses.create({ model, input: 'go', max_output_tokens: 40, temperature: 0, tools, tool_choice: { type: 'function', name: 'set_mode' } });
+  const call = r.output.find((o) => o.type === 'function_call');
+  assert(call && call.name === 'set_mode' && call.call_id.startsWith('call_'), JSON.stringify(r.output));
+  assert(['fast', 'safe'].includes(JSON.parse(call.arguments).mode), call.arguments);
+  const next = await chat.responses.create({ model, input: [{ role: 'user', content: 'go' }, call, { type: 'function_call_output', call_id: call.call_id, output: 'done' }], tools, max_output_tokens: 4, temperature: 0 });
+  assert(next.usage.input_tokens > r.usage.input_tokens, 'the call and its output are in the prompt');
+});
+
+await check('responses: text.format json_schema', async () => {
+  const r = await chat.responses.create({
+    model, input: 'A point.', max_output_tokens: 120, temperature: 0,
+    text: { format: { type: 'json_schema', name: 'point', strict: true, schema: { type: 'object', properties: { x: { type: 'integer' } }, required: ['x'], additionalProperties: false } } },
+  });
+  if (r.status === 'completed') {
+    assert(Number.isInteger(JSON.parse(r.output_text).x), r.output_text);
+  } else {
+    assert(r.output_text.trimStart().startsWith('{'), r.output_text);
+  }
+});
+
+await check('responses: invalid values are 400s naming the parameter', async () => {
+  await expect400(chat.responses.create({ model, input: 'x', previous_response_id: 'resp_1' }), 'previous_response_id');
+  await expect400(chat.responses.create({ model, input: '' }), 'input');
+  await expect400(chat.responses.create({ model, input: 'x', max_output_tokens: 0 }), 'max_output_tokens');
+  await expect400(chat.responses.create({ model, input: 'x', tools: [{ type: 'web_search' }] }), 'tools[0].type');
+});
+
+// ---- the default model's own chat template: chat works on a fresh server ----
+
+await check('default model: chat.completions and responses work out of the box', async () => {
+  const c = await completions.chat.completions.create({ model, messages: [{ role: 'user', content: 'Sort a list of numbers.' }], max_tokens: 8, temperature: 0 });
+  assert(c.choices[0].message.content.length > 0 && c.usage.completion_tokens === 8, JSON.stringify(c));
+  const r = await completions.responses.create({ model, input: 'Sort a list of numbers.', max_output_tokens: 8, temperature: 0 });
+  assert(r.output_text === c.choices[0].message.content, 'responses and chat differ');
+});
+
 console.log(failures === 0 ? 'all checks passed' : `${failures} check(s) failed`);
 process.exit(failures === 0 ? 0 : 1);
