@@ -209,15 +209,19 @@ public sealed class ReliabilityTests
 
         await Eventually.TrueAsync(() => scheduler.ActiveRequests == 0 && scheduler.UsedBlocks == 0, "blocks freed");
 
+        // A short chat request (the default model has its own chat template) ends well within the server's maximum.
+        using (var chat = await s.Server.Http.PostAsync("/v1/chat/completions", Json("""{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}""")))
+        {
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        }
+
         // The server's maximum, when the request names none.
-        var serverMax = PostErrorAsync(s.Server.Http, "/v1/chat/completions", Json("""{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}"""));
         var plain = PostErrorAsync(s.Server.Http, "/v1/completions", Json("{" + Long + "}"));
         await Eventually.TrueAsync(() => scheduler.ActiveRequests == 1, "submitted");
         s.Time.Advance(TimeSpan.FromSeconds(51));
         (status, error, _) = await plain;
         Assert.Equal(HttpStatusCode.GatewayTimeout, status);
         Assert.Contains("50 s", error.GetProperty("message").GetString());
-        Assert.Equal(HttpStatusCode.BadRequest, (await serverMax).Status);
 
         // Bad values are 400s.
         Assert.Equal("timeout", (await PostErrorAsync(s.Server.Http, "/v1/completions", Json("""{"prompt":"x","timeout":-1}"""))).Error.GetProperty("param").GetString());
