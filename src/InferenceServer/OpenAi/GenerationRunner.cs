@@ -39,6 +39,56 @@ internal static class GenerationRunner
         return false;
     }
 
+    /// <summary>
+    /// Serves one generation endpoint's request from admission to its log line: admission (<see cref="RejectIfBusyAsync"/>),
+    /// the body read and handed to <paramref name="prepare"/> (which throws <see cref="RequestValidationException"/> for
+    /// the 400), the generation (<see cref="RunAsync"/>), then the request's one log line. With <paramref name="logPrompt"/>
+    /// (<c>--log-requests</c>) the body's <paramref name="promptField"/> is logged too.
+    /// </summary>
+    /// <param name="context">The HTTP exchange.</param>
+    /// <param name="scheduler">The engine.</param>
+    /// <param name="time">The clock of the request's timings and deadline.</param>
+    /// <param name="logger">The request log.</param>
+    /// <param name="logPrompt">Whether the prompt is logged.</param>
+    /// <param name="id">The response's id (<c>cmpl-...</c>, <c>chatcmpl-...</c>, <c>resp_...</c>), for the log.</param>
+    /// <param name="promptField">The body field that holds the prompt (<c>prompt</c>, <c>messages</c>, <c>input</c>).</param>
+    /// <param name="prepare">Validates the body and makes the prompts, the writer and the constraints.</param>
+    public static async Task ServeAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time, ILogger logger, bool logPrompt, string id, string promptField, Func<System.Text.Json.JsonElement, PreparedGeneration> prepare)
+    {
+        var startedAt = time.GetTimestamp();
+        if (await RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        PreparedGeneration prepared;
+        try
+        {
+            using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
+            if (logPrompt && document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty(promptField, out var prompt))
+            {
+                ServerLog.CompletionPrompt(logger, id, prompt.GetRawText());
+            }
+
+            prepared = prepare(document.RootElement);
+        }
+        catch (RequestValidationException ex)
+        {
+            await OpenAiErrors.WriteAsync(context, ex).ConfigureAwait(false);
+            return;
+        }
+
+        var usage = new UsageCounter();
+        try
+        {
+            await RunAsync(context, scheduler, context.TraceIdentifier, prepared.Prompts, prepared.Writer, prepared.Constraints, usage, time).ConfigureAwait(false);
+        }
+        finally
+        {
+            LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
+        }
+    }
+
     /// <summary>Runs the request to the end of its response.</summary>
     /// <param name="context">The HTTP exchange.</param>
     /// <param name="scheduler">The engine.</param>

@@ -14,55 +14,23 @@ namespace InferenceServer.OpenAi.Responses;
 internal static class ResponsesEndpoint
 {
     /// <summary>Handles one request and logs its line when it ends (the input only with <paramref name="logPrompt"/>).</summary>
-    public static async Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
+    public static Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
-        var startedAt = time.GetTimestamp();
-        var id = "resp_" + context.TraceIdentifier;
-        ResponsesRequest request;
-        Func<ITokenConstraint>? constraints;
-        if (await GenerationRunner.RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        return GenerationRunner.ServeAsync(context, scheduler, time, logger, logPrompt, "resp_" + context.TraceIdentifier, "input", body =>
         {
-            return;
-        }
-
-        try
-        {
-            using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
-            if (logPrompt && document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty("input", out var input))
+            var request = ResponsesRequest.Parse(body, scheduler.Model, renderer);
+            Func<ITokenConstraint>? constraints;
+            try
             {
-                Hosting.ServerLog.CompletionPrompt(logger, id, input.GetRawText());
+                constraints = request.Chat.CreateConstraints(structured);
+            }
+            catch (RequestValidationException ex)
+            {
+                throw ResponsesRequest.Rename(ex);
             }
 
-            request = ResponsesRequest.Parse(document.RootElement, scheduler.Model, renderer);
-            constraints = CreateConstraints(request.Chat, structured);
-        }
-        catch (RequestValidationException ex)
-        {
-            await OpenAiErrors.WriteAsync(context, ex).ConfigureAwait(false);
-            return;
-        }
-
-        var usage = new UsageCounter();
-        try
-        {
             var writer = new ResponsesResponseWriter(context.TraceIdentifier, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model.Name, request);
-            await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Chat.Prompt], writer, constraints, usage, time).ConfigureAwait(false);
-        }
-        finally
-        {
-            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
-        }
-    }
-
-    private static Func<ITokenConstraint>? CreateConstraints(ChatCompletionRequest chat, StructuredOutput structured)
-    {
-        try
-        {
-            return chat.CreateConstraints(structured);
-        }
-        catch (RequestValidationException ex)
-        {
-            throw ResponsesRequest.Rename(ex);
-        }
+            return new PreparedGeneration([request.Chat.Prompt], writer, constraints);
+        });
     }
 }

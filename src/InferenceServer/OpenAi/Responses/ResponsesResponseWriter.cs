@@ -107,21 +107,12 @@ internal sealed class ResponsesResponseWriter : IResponseWriter
 
     /// <summary>A failure mid-stream is the Responses API's <c>error</c> event.</summary>
     public void WriteStreamError(IBufferWriter<byte> output, string message, string type, string code)
-    {
-        SseEvents.Begin(output, "error"u8);
-        using (var writer = new Utf8JsonWriter(output, JsonOutput.Options))
+        => WriteEvent(output, "error"u8, "error", static (w, s) =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("type", "error");
-            writer.WriteNumber("sequence_number", _sequence++);
-            writer.WriteString("code", code);
-            writer.WriteString("message", message);
-            writer.WriteNull("param");
-            writer.WriteEndObject();
-        }
-
-        SseEvents.End(output);
-    }
+            w.WriteString("code", s.Code);
+            w.WriteString("message", s.Message);
+            w.WriteNull("param");
+        }, (Code: code, Message: message));
 
     private void Finish(IBufferWriter<byte> output, GenerationUpdate final)
     {
@@ -146,14 +137,7 @@ internal sealed class ResponsesResponseWriter : IResponseWriter
         {
             OpenMessage(output);
             var text = _content.ToString();
-            WriteEvent(output, "response.output_text.done"u8, "response.output_text.done", static (w, s) =>
-            {
-                WriteItemRef(w, s.Self.MessageId, 0);
-                w.WriteNumber("content_index", 0);
-                w.WriteString("text", s.Text);
-                w.WriteStartArray("logprobs");
-                w.WriteEndArray();
-            }, (Self: this, Text: text));
+            WriteEvent(output, "response.output_text.done"u8, "response.output_text.done", static (w, s) => WriteTextEvent(w, s.Self.MessageId, "text", s.Text), (Self: this, Text: text));
             WriteEvent(output, "response.content_part.done"u8, "response.content_part.done", static (w, s) =>
             {
                 WriteItemRef(w, s.Self.MessageId, 0);
@@ -199,19 +183,17 @@ internal sealed class ResponsesResponseWriter : IResponseWriter
         }
 
         var content = _messageOpen ? _content.ToString() : null;
-        var last = final.Finish == FinishReason.Length ? "response.incomplete" : "response.completed";
-        SseEvents.Begin(output, last == "response.incomplete" ? "response.incomplete"u8 : "response.completed"u8);
-        using (var writer = new Utf8JsonWriter(output, JsonOutput.Options))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("type", last);
-            writer.WriteNumber("sequence_number", _sequence++);
-            writer.WritePropertyName("response");
-            WriteResponse(writer, final, content, calls);
-            writer.WriteEndObject();
-        }
-
-        SseEvents.End(output);
+        var incomplete = final.Finish == FinishReason.Length;
+        WriteEvent(
+            output,
+            incomplete ? "response.incomplete"u8 : "response.completed"u8,
+            incomplete ? "response.incomplete" : "response.completed",
+            static (w, s) =>
+            {
+                w.WritePropertyName("response");
+                s.Self.WriteResponse(w, s.Final, s.Content, s.Calls);
+            },
+            (Self: this, Final: (GenerationUpdate?)final, Content: content, Calls: calls));
     }
 
     private void OpenMessage(IBufferWriter<byte> output)
@@ -252,14 +234,7 @@ internal sealed class ResponsesResponseWriter : IResponseWriter
 
         OpenMessage(output);
         _content.Append(piece);
-        WriteEvent(output, "response.output_text.delta"u8, "response.output_text.delta", static (w, s) =>
-        {
-            WriteItemRef(w, s.Self.MessageId, 0);
-            w.WriteNumber("content_index", 0);
-            w.WriteString("delta", s.Piece);
-            w.WriteStartArray("logprobs");
-            w.WriteEndArray();
-        }, (Self: this, Piece: piece));
+        WriteEvent(output, "response.output_text.delta"u8, "response.output_text.delta", static (w, s) => WriteTextEvent(w, s.Self.MessageId, "delta", s.Piece), (Self: this, Piece: piece));
     }
 
     private void WriteResponseEvent(IBufferWriter<byte> output, ReadOnlySpan<byte> name, string type, GenerationUpdate? final)
@@ -409,6 +384,16 @@ internal sealed class ResponsesResponseWriter : IResponseWriter
         writer.WriteStartArray("logprobs");
         writer.WriteEndArray();
         writer.WriteEndObject();
+    }
+
+    /// <summary>The body of <c>response.output_text.delta</c> and <c>.done</c>: the message's text part, the text, no logprobs.</summary>
+    private static void WriteTextEvent(Utf8JsonWriter writer, string itemId, string name, string text)
+    {
+        WriteItemRef(writer, itemId, 0);
+        writer.WriteNumber("content_index", 0);
+        writer.WriteString(name, text);
+        writer.WriteStartArray("logprobs");
+        writer.WriteEndArray();
     }
 
     private static void WriteItemRef(Utf8JsonWriter writer, string itemId, int outputIndex)
