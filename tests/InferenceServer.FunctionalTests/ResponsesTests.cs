@@ -276,6 +276,32 @@ public sealed class ResponsesTests(ChatModelServer fixture) : IClassFixture<Chat
     }
 
     [Fact]
+    public async Task Deadline_MidStream_IsAnErrorEvent()
+    {
+        var events = (await Server.StreamAsync("""{"input":"go","temperature":0,"max_output_tokens":1800,"ignore_eos":true,"timeout":0.05,"stream":true}""", "/v1/responses"))
+            .Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        var last = events[^1];
+        Assert.Equal("error", last.GetProperty("type").GetString());
+        Assert.Equal("timeout", last.GetProperty("code").GetString());
+        Assert.Equal(events.Count - 1, last.GetProperty("sequence_number").GetInt32());
+        await Eventually.TrueAsync(() => Server.Scheduler.ActiveRequests == 0, "the request left the engine");
+    }
+
+    [Fact]
+    public async Task AutoTools_StreamedText_EqualsNonStreamed()
+    {
+        // tool_choice auto: text that may start a call is held back while streaming, then released as deltas.
+        const string Body = """{"input":"def fibonacci(n):","tools":[{"type":"function","name":"ping","parameters":{"type":"object"}}],"temperature":0,"max_output_tokens":40""";
+        var whole = await Server.CompleteAsync(Body + "}", "/v1/responses");
+        var events = (await Server.StreamAsync(Body + ",\"stream\":true}", "/v1/responses")).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        var message = Assert.Single(whole.GetProperty("output").EnumerateArray());
+        Assert.Equal("message", message.GetProperty("type").GetString());
+        var streamed = string.Concat(events.Where(e => e.GetProperty("type").GetString() == "response.output_text.delta").Select(e => e.GetProperty("delta").GetString()));
+        Assert.Equal(message.GetProperty("content")[0].GetProperty("text").GetString(), streamed);
+        Assert.Equal(whole.GetProperty("status").GetString(), events[^1].GetProperty("response").GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task VllmExtensions_PassThrough()
     {
         var response = await Server.CompleteAsync("""{"input":"hi","temperature":1,"seed":7,"top_k":5,"min_tokens":4,"ignore_eos":true,"max_output_tokens":4}""", "/v1/responses");
