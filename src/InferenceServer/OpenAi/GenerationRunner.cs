@@ -67,7 +67,7 @@ internal static class GenerationRunner
         // The deadline counts from submission; on expiry the requests leave the batch at the next iteration, freeing their blocks.
         using var deadline = new CancellationTokenSource(timeout, time);
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
-        var generations = new List<GenerationRequest>(prompts.Count * settings.N);
+        var generations = new List<GenerationRequest>(checked(prompts.Count * settings.N));
         for (var p = 0; p < prompts.Count; p++)
         {
             var group = settings.N > 1 ? new object() : null;
@@ -156,9 +156,18 @@ internal static class GenerationRunner
         return OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.", "server_error", null, "unavailable");
     }
 
-    /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
-    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
-        => Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode);
+    /// <summary>
+    /// Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status. A handler
+    /// that threw (<paramref name="completed"/> false) before its response started is logged as the 500 the exception
+    /// handler then writes, not as the 200 the response still holds.
+    /// </summary>
+    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total, bool completed)
+    {
+        var status = context.RequestAborted.IsCancellationRequested ? 499
+            : !completed && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
+            : context.Response.StatusCode;
+        Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, status);
+    }
 
     private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {
