@@ -10,7 +10,8 @@ namespace InferenceServer.FunctionalTests;
 public sealed class ConnectionLimitServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--max-connections", "200");
 
 /// <summary>
-/// A bounded connection flood: thousands of idle sockets on loopback against <c>--max-connections 200</c>. The server
+/// A bounded connection flood: thousands of idle sockets on loopback, to the HTTP and the gRPC port, against
+/// <c>--max-connections 200</c> (one limit for both). The server
 /// closes what is past the limit on arrival (so its descriptors are not exhausted), stays alive, and once the flood is
 /// released serves a completion and its gRPC port again.
 /// </summary>
@@ -28,14 +29,17 @@ public sealed class ConnectionFloodTests(ConnectionLimitServer fixture, ITestOut
         var closedByServer = new Task<bool>[flood];
         try
         {
-            // In waves of 100, so that the listen backlog drains between them on a loaded machine.
+            // In waves of 100, so that the listen backlog drains between them on a loaded machine; every other socket
+            // goes to the gRPC port, which shares the limit.
+            var grpc = server.GrpcAddress!;
             for (var i = 0; i < flood; i += 100)
             {
-                var wave = Enumerable.Range(i, Math.Min(100, flood - i)).Select(async _ =>
+                var wave = Enumerable.Range(i, Math.Min(100, flood - i)).Select(async k =>
                 {
+                    var target = k % 2 == 0 ? server.BaseAddress : grpc;
                     var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                     using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-                    await socket.ConnectAsync(server.BaseAddress.Host, server.BaseAddress.Port, timeout.Token);
+                    await socket.ConnectAsync(target.Host, target.Port, timeout.Token);
                     return socket;
                 });
                 foreach (var socket in await Task.WhenAll(wave))
