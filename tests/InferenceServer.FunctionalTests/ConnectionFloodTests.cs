@@ -89,3 +89,42 @@ public sealed class ConnectionFloodTests(ConnectionLimitServer fixture, ITestOut
         }
     }
 }
+
+/// <summary>The default model with <c>--keep-alive-timeout 1</c>: idle connections and slow headers are cut after a second.</summary>
+public sealed class ShortKeepAliveServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--keep-alive-timeout", "1");
+
+/// <summary><c>--keep-alive-timeout</c> closes idle connections (silent ones, kept-alive ones, half-sent headers) on both ports.</summary>
+public sealed class KeepAliveTimeoutTests(ShortKeepAliveServer fixture) : IClassFixture<ShortKeepAliveServer>
+{
+    [Theory]
+    [InlineData(false, "")]
+    [InlineData(false, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")]
+    [InlineData(false, "GET /health/live HTTP/1.1\r\nHost: x\r\n")]
+    [InlineData(true, "")]
+    public async Task IdleConnection_IsClosedByTheServer(bool grpcPort, string send)
+    {
+        var target = grpcPort ? fixture.Server.GrpcAddress! : fixture.Server.BaseAddress;
+        using var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await socket.ConnectAsync(target.Host, target.Port, timeout.Token);
+        if (send.Length > 0)
+        {
+            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(send), SocketFlags.None, timeout.Token);
+        }
+
+        // Whatever the server answers first (a response, a 408, an HTTP/2 GOAWAY), it then closes: read to the end.
+        var buffer = new byte[4096];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token) > 0)
+            {
+            }
+        }
+        catch (SocketException)
+        {
+            // Reset by the server: closed too.
+        }
+
+        Assert.False(timeout.IsCancellationRequested, "the server kept an idle connection open for 60 s with --keep-alive-timeout 1");
+    }
+}
