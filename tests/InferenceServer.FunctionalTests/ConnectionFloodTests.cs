@@ -128,3 +128,33 @@ public sealed class KeepAliveTimeoutTests(ShortKeepAliveServer fixture) : IClass
         Assert.False(timeout.IsCancellationRequested, "the server kept an idle connection open for 60 s with --keep-alive-timeout 1");
     }
 }
+
+/// <summary>The real executable warns at start when <c>--max-connections</c> leaves too few descriptors.</summary>
+public sealed class ConnectionLimitStartupTests
+{
+    [Fact]
+    public async Task MaxConnectionsAboveTheDescriptorLimit_IsWarnedOnStderr()
+    {
+        // The warning comes before the model loads, so a folder that is no model ends the run quickly after it.
+        var folder = Directory.CreateTempSubdirectory("not-a-model-").FullName;
+        try
+        {
+            var (code, stderr) = await StartupTests.RunServerAsync("--model", folder, "--max-connections", "100000000");
+            Assert.Equal(2, code);
+            const string Warning = "warning: --max-connections 100000000 is close to or above the open-file limit";
+            if (ConnectionLimits.ReadDescriptorLimit() is null)
+            {
+                // No limit to read (not Linux, or unlimited): nothing to warn about.
+                Assert.DoesNotContain(Warning, stderr, StringComparison.Ordinal);
+            }
+            else
+            {
+                Assert.Contains(Warning, stderr, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
