@@ -44,16 +44,14 @@ internal static class CompletionsEndpoint
         }
 
         var usage = new UsageCounter();
-        var completed = false;
         try
         {
             var writer = new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
             await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, request.Prompts, writer, constraints, usage, time).ConfigureAwait(false);
-            completed = true;
         }
         finally
         {
-            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt), completed);
+            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
         }
     }
 }

@@ -111,6 +111,10 @@ internal static class GenerationRunner
                 await RespondAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
         }
+        catch (Exception) when (MarkFailed(context))
+        {
+            // Not reached: the filter notes the failure for LogFinished and lets the exception go on to the exception handler.
+        }
         finally
         {
             await lifetime.CancelAsync().ConfigureAwait(false);
@@ -157,16 +161,26 @@ internal static class GenerationRunner
     }
 
     /// <summary>
-    /// Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status. A handler
-    /// that threw (<paramref name="completed"/> false) before its response started is logged as the 500 the exception
+    /// Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status. A run
+    /// that threw (<see cref="RunAsync"/> marks it) before its response started is logged as the 500 the exception
     /// handler then writes, not as the 200 the response still holds.
     /// </summary>
-    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total, bool completed)
+    public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
     {
         var status = context.RequestAborted.IsCancellationRequested ? 499
-            : !completed && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
+            : context.Items.ContainsKey(FailedKey) && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
             : context.Response.StatusCode;
         Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, status);
+    }
+
+    /// <summary>The <see cref="HttpContext.Items"/> key that marks a run that threw.</summary>
+    private static readonly object FailedKey = new();
+
+    /// <summary>Marks the request as failed for <see cref="LogFinished"/>; false, so the exception is not caught.</summary>
+    internal static bool MarkFailed(HttpContext context)
+    {
+        context.Items[FailedKey] = true;
+        return false;
     }
 
     private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)

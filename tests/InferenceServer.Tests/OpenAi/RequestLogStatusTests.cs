@@ -12,8 +12,14 @@ public sealed class RequestLogStatusTests
     [InlineData(false, 500)]
     public void LogFinished_LogsTheStatusTheClientGets(bool completed, int expected)
     {
+        var context = new DefaultHttpContext();
+        if (!completed)
+        {
+            Assert.False(GenerationRunner.MarkFailed(context));
+        }
+
         var logger = new StatusLogger();
-        GenerationRunner.LogFinished(new DefaultHttpContext(), logger, "cmpl-1", "m", new UsageCounter(), TimeSpan.FromMilliseconds(5), completed);
+        GenerationRunner.LogFinished(context, logger, "cmpl-1", "m", new UsageCounter(), TimeSpan.FromMilliseconds(5));
         Assert.Equal(expected, logger.StatusCode);
     }
 
@@ -25,7 +31,8 @@ public sealed class RequestLogStatusTests
         aborted.Cancel();
         context.RequestAborted = aborted.Token;
         var logger = new StatusLogger();
-        GenerationRunner.LogFinished(context, logger, "cmpl-1", "m", new UsageCounter(), TimeSpan.FromMilliseconds(5), completed: false);
+        GenerationRunner.MarkFailed(context);
+        GenerationRunner.LogFinished(context, logger, "cmpl-1", "m", new UsageCounter(), TimeSpan.FromMilliseconds(5));
         Assert.Equal(499, logger.StatusCode);
     }
 

@@ -42,16 +42,14 @@ internal static class ChatCompletionsEndpoint
         }
 
         var usage = new UsageCounter();
-        var completed = false;
         try
         {
             var writer = new ChatResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request);
             await GenerationRunner.RunAsync(context, scheduler, context.TraceIdentifier, [request.Prompt], writer, constraints, usage, time).ConfigureAwait(false);
-            completed = true;
         }
         finally
         {
-            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt), completed);
+            GenerationRunner.LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
         }
     }
 }
