@@ -127,6 +127,21 @@ public sealed class ApiKeyPathTests(ApiKeyServer fixture, ITestOutputHelper outp
         Assert.Equal(401, response.Status);
     }
 
+    [Fact]
+    public async Task GrpcHealth_NeedsNoKey_AndH2cOpenAiPathsDo()
+    {
+        // gRPC methods are left to the gRPC service's own key check; health must stay open for probes and balancers.
+        var health = new global::Grpc.Health.V1.Health.HealthClient(fixture.Server.GrpcChannel);
+        var check = await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(60));
+        Assert.Equal(global::Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, check.Status);
+
+        // The OpenAI paths over HTTP/2 on the gRPC port (h2c) need the key as on the HTTP port.
+        using var h2c = new HttpClient { DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var response = await h2c.GetAsync(new Uri(fixture.Server.GrpcAddress!, "/V1/models"));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("tiny-pycoder", body, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/health/live")]
     [InlineData("/health/ready")]
