@@ -2,7 +2,8 @@
 # The long soak: the functional SoakTests (mixed HTTP and gRPC load with client disconnects, expiring deadlines, bad
 # requests and bursts past a small queue, against the real server in process) for SECONDS seconds, default 600.
 # Prints the figures (served, cancelled, timed out, rejected, peak and final KV blocks, memory after warm-up and at the
-# end) and writes them to bench/results/soak-<date>.md. CI runs the same test for 30 s.
+# end; managed heap and RSS, whose growth after warm-up the test bounds) and writes them to bench/results/soak-<date>.md.
+# CI runs the same test for 30 s.
 #   bench/soak/soak.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

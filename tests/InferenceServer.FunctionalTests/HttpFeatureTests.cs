@@ -102,7 +102,7 @@ public sealed class HttpFeatureTests(DefaultModelServer fixture) : IClassFixture
 /// <summary>A server started with <c>--api-key</c> and a CORS origin list.</summary>
 public sealed class ApiKeyServer() : ModelServerFixture(RepositoryPaths.DefaultModel, "--api-key", "sk-one,sk-two", "--allowed-origins", "[\"https://allowed.example\"]");
 
-/// <summary><c>--api-key</c>: Bearer keys on <c>/v1/*</c>; probes and tokenization stay open; restricted CORS origins.</summary>
+/// <summary><c>--api-key</c>: Bearer keys on every route but the probes and <c>/metrics</c>; restricted CORS origins.</summary>
 public sealed class ApiKeyTests(ApiKeyServer fixture) : IClassFixture<ApiKeyServer>
 {
     private TestServer Server => fixture.Server;
@@ -137,12 +137,20 @@ public sealed class ApiKeyTests(ApiKeyServer fixture) : IClassFixture<ApiKeyServ
     }
 
     [Fact]
-    public async Task ProbesAndTokenize_NeedNoKey()
+    public async Task ProbesAndMetrics_NeedNoKey_ButTokenizeDoes()
     {
         using var ready = await Server.Http.GetAsync("/health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        using var live = await Server.Http.GetAsync("/health/live");
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        using var metrics = await Server.Http.GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
         using var tokenize = await Server.Http.PostAsync("/tokenize", new StringContent("""{"prompt":"x"}""", Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.OK, tokenize.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, tokenize.StatusCode);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/tokenize") { Content = new StringContent("""{"prompt":"x"}""", Encoding.UTF8, "application/json") };
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer sk-two");
+        using var authorized = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, authorized.StatusCode);
     }
 
     [Fact]

@@ -65,7 +65,7 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("cuda:N", stderr);
     }
 
-    private static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
+    internal static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {

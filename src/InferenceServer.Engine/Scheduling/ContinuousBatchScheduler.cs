@@ -182,7 +182,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             request.Sampling.Validate(_model.Spec.VocabularySize);
 
             // One update per generated token plus the final one: the channel can never be full, so the loop never waits on a reader.
-            var output = Channel.CreateBounded<GenerationUpdate>(new BoundedChannelOptions(request.Stop.MaxTokens + 2)
+            // No sequence outgrows the context, so that bounds the capacity too (and MaxTokens + 2 cannot overflow).
+            var output = Channel.CreateBounded<GenerationUpdate>(new BoundedChannelOptions(Math.Min(request.Stop.MaxTokens, _model.Spec.ContextLength) + 2)
             {
                 SingleReader = true,
                 SingleWriter = true,

@@ -51,6 +51,15 @@ internal sealed class ServerOptions
     /// <summary><c>--engine-stall-timeout</c> (seconds): readiness fails when the engine has work but made no progress for this long. Default 60 s.</summary>
     public TimeSpan EngineStallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary><c>--max-connections</c>: the most open connections over all listeners; null (the default) derives it from the descriptor limit (<see cref="Http.ConnectionLimits"/>).</summary>
+    public int? MaxConnections { get; init; }
+
+    /// <summary><c>--keep-alive-timeout</c> (seconds): an idle connection (and one whose request headers take longer) is closed after this long. Default 75 s.</summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = Http.ConnectionLimits.DefaultKeepAliveTimeout;
+
+    /// <summary><c>--metrics-require-key</c>: <c>/metrics</c> needs the <c>--api-key</c> too. Default false: open, like the health probes.</summary>
+    public bool MetricsRequireKey { get; init; }
+
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
@@ -91,6 +100,9 @@ internal sealed class ServerOptions
             LogRequests = ReadBool(configuration, "log-requests"),
             ShutdownTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "shutdown-timeout", 30, 0)),
             EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
+            MaxConnections = string.IsNullOrEmpty(configuration["max-connections"]) ? null : ReadInt(configuration, "max-connections", 0, 1),
+            KeepAliveTimeout = TimeSpan.FromSeconds(ReadSeconds(configuration, "keep-alive-timeout", Http.ConnectionLimits.DefaultKeepAliveTimeout.TotalSeconds)),
+            MetricsRequireKey = ReadBool(configuration, "metrics-require-key"),
         };
     }
 
@@ -180,7 +192,7 @@ internal sealed class ServerOptions
         return [.. expanded];
     }
 
-    private static readonly string[] Flags = ["--log-requests"];
+    private static readonly string[] Flags = ["--log-requests", "--metrics-require-key"];
 
     private static LogFormat ReadLogFormat(string? text) => text?.Trim().ToLowerInvariant() switch
     {

@@ -63,6 +63,9 @@ internal static partial class ServerProgram
             options = ServerOptions.FromConfiguration(builder.Configuration);
             http = HttpOptions.FromConfiguration(builder.Configuration);
 
+            // Before the gRPC listener is configured, so that its endpoints get the shared connection limit too.
+            ConfigureConnections(builder, options);
+
             // Before the model loads, so that a bad URL or certificate fails fast.
             grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
             var folder = options.Model is { } given
@@ -98,6 +101,7 @@ internal static partial class ServerProgram
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(options.Limits);
         builder.Services.AddSingleton<StructuredOutput>();
+        builder.Services.AddSingleton(new ApiKeyVerifier(http.ApiKeys));
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
         builder.Services.AddSingleton(options);
@@ -125,12 +129,16 @@ internal static partial class ServerProgram
         app.UseMiddleware<RequestIdMiddleware>();
 
         // Defence in depth: a bug that escapes a handler still answers in OpenAI's envelope, not an empty 500.
-        app.UseExceptionHandler(static error => error.Run(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, "The server failed while handling this request.", "server_error", null, "internal_error")));
+        // A malformed request Kestrel detects late (while a handler reads the body) keeps its 4xx.
+        app.UseExceptionHandler(static error => error.Run(static context =>
+            context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error is BadHttpRequestException bad
+                ? OpenAiErrors.WriteAsync(context, bad.StatusCode, $"The request could not be read: {bad.Message}", "invalid_request_error")
+                : OpenAiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, "The server failed while handling this request.", "server_error", null, "internal_error")));
         app.UseCors();
         app.UseMiddleware<ServingGate>();
         if (http.ApiKeys.Count > 0)
         {
-            app.UseMiddleware<ApiKeyMiddleware>(http.ApiKeys);
+            app.UseMiddleware<ApiKeyMiddleware>();
         }
 
         MapEndpoints(app, options);
@@ -154,12 +162,19 @@ internal static partial class ServerProgram
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
-        app.MapGet("/health/live", () => Results.Text("live"));
+
+        // With --api-key, only endpoints marked AllowAnonymous are open (ApiKeyMiddleware): the probes, and /metrics unless --metrics-require-key.
+        app.MapGet("/health/live", () => Results.Text("live")).AllowAnonymous();
         app.MapGet("/health/ready", static (ServingState state) => state.NotReadyReason is { } reason
             ? Results.Text(reason, statusCode: StatusCodes.Status503ServiceUnavailable)
-            : Results.Text("ready"));
+            : Results.Text("ready")).AllowAnonymous();
         var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
-        app.MapGet("/metrics", scrape.HandleAsync);
+        var metrics = app.MapGet("/metrics", scrape.HandleAsync);
+        if (!options.MetricsRequireKey)
+        {
+            metrics.AllowAnonymous();
+        }
+
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
 

@@ -1,35 +1,35 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Security.Cryptography;
-using System.Text;
+using Grpc.AspNetCore.Server;
 using InferenceServer.OpenAi;
+using Microsoft.AspNetCore.Authorization;
 
 namespace InferenceServer.Http;
 
 /// <summary>
-/// With <c>--api-key</c> set, requests under <c>/v1/</c> must carry <c>Authorization: Bearer &lt;key&gt;</c> with one of
-/// the keys (compared in constant time); others get 401 in OpenAI's envelope, as OpenAI and vLLM answer. Probes,
-/// <c>/tokenize</c> and <c>/detokenize</c> stay open, as in vLLM.
+/// With <c>--api-key</c> set, every request must carry <c>Authorization: Bearer &lt;key&gt;</c> with one of the keys
+/// (checked by <see cref="ApiKeyVerifier"/>); others get 401 in OpenAI's envelope, as OpenAI and vLLM answer.
+/// Deny by default: the decision is made on the endpoint routing matched, not on the path's spelling, so
+/// <c>/V1/models</c>, <c>/%761/models</c> or <c>/v1//models</c> need the key exactly as <c>/v1/models</c> does, and so do
+/// unmatched paths (the 404 fallback). Open are only endpoints marked <see cref="IAllowAnonymous"/> (the health probes,
+/// and <c>/metrics</c> unless <c>--metrics-require-key</c>), and gRPC methods, which check the same keys in their
+/// <c>authorization</c> metadata themselves so that a refusal is a gRPC status rather than an HTTP one.
 /// </summary>
 internal sealed class ApiKeyMiddleware
 {
     private readonly RequestDelegate _next;
-    private readonly byte[][] _keys;
+    private readonly ApiKeyVerifier _verifier;
 
-    /// <summary>Creates the middleware for <paramref name="keys"/> (at least one).</summary>
-    public ApiKeyMiddleware(RequestDelegate next, IReadOnlyList<string> keys)
+    /// <summary>Creates the middleware over the server's <paramref name="verifier"/>.</summary>
+    public ApiKeyMiddleware(RequestDelegate next, ApiKeyVerifier verifier)
     {
         _next = next;
-        _keys = new byte[keys.Count][];
-        for (var i = 0; i < keys.Count; i++)
-        {
-            _keys[i] = Encoding.UTF8.GetBytes(keys[i]);
-        }
+        _verifier = verifier;
     }
 
-    /// <summary>Checks the key on protected paths.</summary>
+    /// <summary>Passes open endpoints and authorized requests; answers 401 to the rest.</summary>
     public Task InvokeAsync(HttpContext context)
     {
-        if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal) || HttpMethods.IsOptions(context.Request.Method) || IsAuthorized(context.Request.Headers.Authorization))
+        if (!_verifier.IsEnabled || IsOpen(context.GetEndpoint()) || _verifier.IsAuthorized(context.Request.Headers.Authorization.ToString()))
         {
             return _next(context);
         }
@@ -38,22 +38,8 @@ internal sealed class ApiKeyMiddleware
         return OpenAiErrors.WriteAsync(context, StatusCodes.Status401Unauthorized, "Incorrect or missing API key: send 'Authorization: Bearer <key>' with a key this server was started with (--api-key).", "invalid_request_error", null, "invalid_api_key");
     }
 
-    private bool IsAuthorized(string? header)
-    {
-        const string Scheme = "Bearer ";
-        if (header is null || !header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-
-        var presented = Encoding.UTF8.GetBytes(header.AsSpan(Scheme.Length).Trim().ToString());
-        var match = false;
-        foreach (var key in _keys)
-        {
-            // Every key is compared, so the time taken says nothing about which one (or how much of one) matched.
-            match |= CryptographicOperations.FixedTimeEquals(presented, key);
-        }
-
-        return match;
-    }
+    /// <summary>True for an endpoint that needs no key here: marked <see cref="IAllowAnonymous"/>, or a gRPC method.</summary>
+    internal static bool IsOpen(Endpoint? endpoint)
+        => endpoint is not null
+            && (endpoint.Metadata.GetMetadata<IAllowAnonymous>() is not null || endpoint.Metadata.GetMetadata<GrpcMethodMetadata>() is not null);
 }

@@ -27,7 +27,7 @@ internal sealed class CompletionResponseWriter : IResponseWriter
         _model = model.Name;
         _tokenizer = model.Tokenizer;
         Request = request;
-        _textOffsets = new int[request.Prompts.Count * request.N];
+        _textOffsets = new int[checked(request.Prompts.Count * request.N)];
     }
 
     /// <summary>The request being answered.</summary>
@@ -199,7 +199,7 @@ internal sealed class CompletionResponseWriter : IResponseWriter
         writer.WriteStartObject("usage");
         writer.WriteNumber("prompt_tokens", usage.PromptTokens);
         writer.WriteNumber("completion_tokens", usage.CompletionTokens);
-        writer.WriteNumber("total_tokens", usage.PromptTokens + usage.CompletionTokens);
+        writer.WriteNumber("total_tokens", (long)usage.PromptTokens + usage.CompletionTokens);
         writer.WriteStartObject("prompt_tokens_details");
         writer.WriteNumber("cached_tokens", usage.CachedTokens);
         writer.WriteEndObject();

@@ -115,7 +115,7 @@ internal static class GenerationRunner
         // The deadline counts from submission; on expiry the requests leave the batch at the next iteration, freeing their blocks.
         using var deadline = new CancellationTokenSource(timeout, time);
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
-        var generations = new List<GenerationRequest>(prompts.Count * settings.N);
+        var generations = new List<GenerationRequest>(checked(prompts.Count * settings.N));
         for (var p = 0; p < prompts.Count; p++)
         {
             var group = settings.N > 1 ? new object() : null;
@@ -158,6 +158,10 @@ internal static class GenerationRunner
             {
                 await RespondAsync(context, choices, writer, usage, outcome).ConfigureAwait(false);
             }
+        }
+        catch (Exception) when (MarkFailed(context))
+        {
+            // Not reached: the filter notes the failure for LogFinished and lets the exception go on to the exception handler.
         }
         finally
         {
@@ -204,9 +208,28 @@ internal static class GenerationRunner
         return OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.", "server_error", null, "unavailable");
     }
 
-    /// <summary>Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status.</summary>
+    /// <summary>
+    /// Logs the request's one line: model, token counts, queue time, TTFT, total time, finish reasons, status. A run
+    /// that threw (<see cref="RunAsync"/> marks it) before its response started is logged as the 500 the exception
+    /// handler then writes, not as the 200 the response still holds.
+    /// </summary>
     public static void LogFinished(HttpContext context, ILogger logger, string id, string model, UsageCounter usage, TimeSpan total)
-        => Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode);
+    {
+        var status = context.RequestAborted.IsCancellationRequested ? 499
+            : context.Items.ContainsKey(FailedKey) && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
+            : context.Response.StatusCode;
+        Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, status);
+    }
+
+    /// <summary>The <see cref="HttpContext.Items"/> key that marks a run that threw.</summary>
+    private static readonly object FailedKey = new();
+
+    /// <summary>Marks the request as failed for <see cref="LogFinished"/>; false, so the exception is not caught.</summary>
+    internal static bool MarkFailed(HttpContext context)
+    {
+        context.Items[FailedKey] = true;
+        return false;
+    }
 
     private static async Task RespondAsync(HttpContext context, List<ChannelReader<GenerationUpdate>> choices, IResponseWriter writer, UsageCounter usage, Outcome outcome)
     {

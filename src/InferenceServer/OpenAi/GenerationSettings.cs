@@ -69,9 +69,11 @@ internal sealed record GenerationSettings
         }
 
         var maxTokens = (int?)reader.Integer(maxTokensName, 1, int.MaxValue) ?? defaultMaxTokens;
-        if (longestPrompt + maxTokens > context)
+        // In long: a prompt plus int.MaxValue must not wrap around to a small number that passes.
+        var requested = (long)longestPrompt + maxTokens;
+        if (requested > context)
         {
-            throw new RequestValidationException(maxTokensName, $"This model's maximum context length is {context} tokens. However, you requested {longestPrompt + maxTokens} tokens ({longestPrompt} in the prompt, {maxTokens} for the completion). Reduce the prompt or '{maxTokensName}'.");
+            throw new RequestValidationException(maxTokensName, $"This model's maximum context length is {context} tokens. However, you requested {requested} tokens ({longestPrompt} in the prompt, {maxTokens} for the completion). Reduce the prompt or '{maxTokensName}'.");
         }
 
         var minTokens = (int?)reader.Integer("min_tokens", 0, int.MaxValue) ?? 0;

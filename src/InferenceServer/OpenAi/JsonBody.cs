@@ -34,6 +34,11 @@ internal static class JsonBody
         {
             throw new RequestValidationException(null, $"The request body could not be read: {ex.Message}", ex.StatusCode);
         }
+        catch (IOException ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            // Kestrel reports malformed chunked framing (a chunk size that is not hex or overflows) as an IOException.
+            throw new RequestValidationException(null, $"The request body could not be read: its framing is malformed ({ex.Message.TrimEnd('.')}); check Transfer-Encoding: chunked or Content-Length.");
+        }
 
         var bytes = body.GetBuffer().AsMemory(0, (int)body.Length);
         if (!Utf8.IsValid(bytes.Span))
@@ -48,7 +53,7 @@ internal static class JsonBody
         }
         catch (JsonException ex)
         {
-            throw new RequestValidationException(null, $"The request body is not valid JSON: {ex.Message}");
+            throw new RequestValidationException(null, Describe(ex));
         }
 
         try
@@ -62,6 +67,31 @@ internal static class JsonBody
         }
 
         return document;
+    }
+
+    /// <summary>
+    /// The parser's complaint in the API's terms: the depth limit by name, else where the JSON broke and why, without
+    /// the reader's advice ("Change the reader options") or its position suffixes.
+    /// </summary>
+    internal static string Describe(JsonException ex)
+    {
+        var message = ex.Message;
+        if (message.Contains("maximum configured depth", StringComparison.Ordinal))
+        {
+            return $"The request body nests objects and arrays more than {MaxDepth} levels deep, the most this server accepts.";
+        }
+
+        foreach (var suffix in (string[])[" Path:", " LineNumber:", " Change the reader options"])
+        {
+            var cut = message.IndexOf(suffix, StringComparison.Ordinal);
+            if (cut > 0)
+            {
+                message = message[..cut];
+            }
+        }
+
+        var where = ex.LineNumber is { } line ? $" at line {line + 1}, byte {(ex.BytePositionInLine ?? 0) + 1}" : string.Empty;
+        return $"The request body is not valid JSON{where}: {message.Trim().TrimEnd('.')}.";
     }
 
     /// <summary>Reads every string and property name once, so that an undecodable one fails here (InvalidOperationException).</summary>

@@ -94,9 +94,14 @@ internal readonly struct JsonRequestReader
             return null;
         }
 
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
+        if (value.ValueKind != JsonValueKind.Number)
         {
             throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a number, not {Describe(value)}.");
+        }
+
+        if (!value.TryGetDouble(out var number) || !double.IsFinite(number))
+        {
+            throw new RequestValidationException(Name(name), $"'{Name(name)}' must be a finite number between {min} and {max}; got {Quote(value)}.");
         }
 
         if (number < min || number > max)
@@ -168,10 +173,19 @@ internal readonly struct JsonRequestReader
     {
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number))
         {
-            // 2.0 is an integer in JSON Schema terms; accept exact integral doubles within range.
-            if (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && double.IsFinite(d) && Math.Floor(d) == d && d >= min && d <= max)
+            // 2.0 is an integer in JSON Schema terms; accept exact integral doubles within range. (double)long.MaxValue
+            // is 2^63, which is out of long's range, hence the strict upper bound.
+            if (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && double.IsFinite(d) && Math.Floor(d) == d && d >= min && d <= max && d < TwoToThe63)
             {
                 return (long)d;
+            }
+
+            if (value.ValueKind == JsonValueKind.Number)
+            {
+                // A fraction, or an integer too large for any field: say which, in the field's terms.
+                throw new RequestValidationException(name, value.TryGetDouble(out var n) && double.IsFinite(n) && Math.Floor(n) == n
+                    ? $"'{name}' must be between {min} and {max}; got {Quote(value)}."
+                    : $"'{name}' must be an integer between {min} and {max}; got {Quote(value)}.");
             }
 
             throw new RequestValidationException(name, $"'{name}' must be an integer, not {Describe(value)}.");
@@ -183,6 +197,15 @@ internal readonly struct JsonRequestReader
         }
 
         return number;
+    }
+
+    private const double TwoToThe63 = 9223372036854775808.0;
+
+    /// <summary>A number's JSON text for an error message, shortened past 40 characters.</summary>
+    public static string Quote(JsonElement value)
+    {
+        var text = value.GetRawText();
+        return text.Length <= 40 ? text : string.Concat(text.AsSpan(0, 40), "...");
     }
 
     /// <summary>Describes a JSON value's kind for error messages.</summary>

@@ -52,7 +52,8 @@ internal static class ModelsEndpoint
         writer.WriteString("object", "model");
         writer.WriteNumber("created", startedAt.ToUnixTimeSeconds());
         writer.WriteString("owned_by", "inferenceserver");
-        writer.WriteString("root", model.Package.Directory);
+        // vLLM's "root" is the model it was started from; ours is the served id, never the folder's path on this host.
+        writer.WriteString("root", model.Name);
         writer.WriteNumber("max_model_len", model.Spec.ContextLength);
         writer.WriteEndObject();
     }

@@ -95,7 +95,8 @@ internal sealed class ChatPromptRenderer
         }
         catch (ArgumentException ex)
         {
-            throw new RequestValidationException("chat_template_kwargs", ex.Message);
+            // Not ex.Message: it ends in the parameter's C# name ("(Parameter 'extraKwargs')").
+            throw new RequestValidationException("chat_template_kwargs", $"'chat_template_kwargs' cannot be used: {ArgumentText(ex)}.");
         }
 
         return continueFinal ? TrimAfterFinalMessage(text, messages[^1]) : text;
@@ -283,5 +284,17 @@ internal sealed class ChatPromptRenderer
         }
 
         return text[..(end + content.Length)];
+    }
+
+    /// <summary>An <see cref="ArgumentException"/>'s message without the " (Parameter 'x')" suffix the runtime appends.</summary>
+    internal static string ArgumentText(ArgumentException ex)
+    {
+        var message = ex.Message;
+        if (ex.ParamName is { } name && message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal))
+        {
+            message = message[..^$" (Parameter '{name}')".Length];
+        }
+
+        return message.TrimEnd('.');
     }
 }
