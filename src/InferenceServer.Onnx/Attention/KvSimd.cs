@@ -226,6 +226,177 @@ internal static unsafe class KvSimd
         }
     }
 
+    /// <summary>
+    /// Scores of <paramref name="vectors"/> query vectors ([vectors, keyWidth]) against the first <paramref name="rows"/>
+    /// positions of a transposed key block ([keyWidth, blockSize]) into <paramref name="scores"/> ([vectors, blockSize]);
+    /// lanes past <paramref name="rows"/> (up to the vector width) get values that the caller ignores. Four query vectors
+    /// share each key load, and each FMA computes a vector of positions at once, so there are no horizontal sums.
+    /// </summary>
+    public static void ScoresTransposed(float* keys, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+    {
+        var c = 0;
+        if (Vector512.IsHardwareAccelerated && blockSize % 16 == 0)
+        {
+            for (; c < rows; c += 16)
+            {
+                var v = 0;
+                for (; v + 4 <= vectors; v += 4)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var q1 = q0 + keyWidth;
+                    var q2 = q1 + keyWidth;
+                    var q3 = q2 + keyWidth;
+                    var a0 = Vector512<float>.Zero;
+                    var a1 = Vector512<float>.Zero;
+                    var a2 = Vector512<float>.Zero;
+                    var a3 = Vector512<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        var key = Vector512.Load(k);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
+                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
+                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
+                }
+
+                for (; v < vectors; v++)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var a0 = Vector512<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), Vector512.Load(k), a0);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                }
+            }
+
+            return;
+        }
+
+        if (Vector256.IsHardwareAccelerated && blockSize % 8 == 0)
+        {
+            for (; c < rows; c += 8)
+            {
+                var v = 0;
+                for (; v + 4 <= vectors; v += 4)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var q1 = q0 + keyWidth;
+                    var q2 = q1 + keyWidth;
+                    var q3 = q2 + keyWidth;
+                    var a0 = Vector256<float>.Zero;
+                    var a1 = Vector256<float>.Zero;
+                    var a2 = Vector256<float>.Zero;
+                    var a3 = Vector256<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        var key = Vector256.Load(k);
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), key, a0);
+                        a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q1[d]), key, a1);
+                        a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q2[d]), key, a2);
+                        a3 = Vector256.FusedMultiplyAdd(Vector256.Create(q3[d]), key, a3);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
+                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
+                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
+                }
+
+                for (; v < vectors; v++)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var a0 = Vector256<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), Vector256.Load(k), a0);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                }
+            }
+
+            return;
+        }
+
+        for (var v = 0; v < vectors; v++)
+        {
+            var q0 = queries + ((long)v * keyWidth);
+            var row = scores + ((long)v * blockSize);
+            for (var j = 0; j < rows; j++)
+            {
+                var sum = 0f;
+                for (var d = 0; d < keyWidth; d++)
+                {
+                    sum += q0[d] * keys[((long)d * blockSize) + j];
+                }
+
+                row[j] = sum;
+            }
+        }
+    }
+
+    /// <summary>
+    /// acc += sum over j &lt; <paramref name="count"/> of weights[j] * values[j * stride], over <paramref name="width"/> floats:
+    /// each chunk of the accumulator is loaded and stored once per block, not once per row.
+    /// </summary>
+    public static void AccumulateRows(float* accumulator, float* weights, float* values, int count, int stride, int width)
+    {
+        var d = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; d <= width - 16; d += 16)
+            {
+                var a = Vector512.Load(accumulator + d);
+                var value = values + d;
+                for (var j = 0; j < count; j++, value += stride)
+                {
+                    a = Vector512.FusedMultiplyAdd(Vector512.Create(weights[j]), Vector512.Load(value), a);
+                }
+
+                a.Store(accumulator + d);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; d <= width - 8; d += 8)
+            {
+                var a = Vector256.Load(accumulator + d);
+                var value = values + d;
+                for (var j = 0; j < count; j++, value += stride)
+                {
+                    a = Vector256.FusedMultiplyAdd(Vector256.Create(weights[j]), Vector256.Load(value), a);
+                }
+
+                a.Store(accumulator + d);
+            }
+        }
+
+        for (; d < width; d++)
+        {
+            var a = accumulator[d];
+            for (var j = 0; j < count; j++)
+            {
+                a += weights[j] * values[((long)j * stride) + d];
+            }
+
+            accumulator[d] = a;
+        }
+    }
+
     /// <summary>y *= w over <paramref name="count"/> floats.</summary>
     public static void Scale(float* y, float w, int count)
     {
