@@ -22,9 +22,10 @@ public sealed class AttentionWorkerPoolTests
             for (var i = 0; i < Forks; i++)
             {
                 pool.Run();
-                if (i % 100 == 0)
+                if (i % 5 == 0)
                 {
-                    // Let idle workers fall asleep now and then, so the blocking path is exercised too.
+                    // Let idle workers fall asleep often: a worker that finishes a fork and sleeps again before a
+                    // slower one has woken must not take that one's wake-up (a shared semaphore did, and hung).
                     Thread.Sleep(1);
                 }
             }
