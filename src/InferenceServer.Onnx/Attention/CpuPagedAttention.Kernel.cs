@@ -54,21 +54,30 @@ internal sealed unsafe partial class CpuPagedAttention
         var valueOffset = pool.ValueOffset(call.Layer);
         var valueStride = shape.ValueIsKeyPrefix ? keyWidth : valueWidth;
         var transposed = !shape.ValueIsKeyPrefix;
+        // Decode-shaped items (at most four query vectors) score 16-bit keys without an fp32 copy of the block.
+        var fused = transposed && !direct && vectors <= 4 && KvSimd.CanScoreTransposed16(blockSize);
         for (var blockStart = item.KvBegin; blockStart < end; blockStart += blockSize)
         {
             var rows = Math.Min(blockSize, end - blockStart);
             var head = pool.HeadPointer(call.Layer, table[blockStart / blockSize], item.KvHead);
             var keys = (float*)head;
-            if (!direct)
+            if (fused)
             {
-                // A transposed block is converted whole (its columns span the block); a row-major one up to its last row.
-                keys = scratch.Keys;
-                KvSimd.Convert(head, keys, (transposed ? blockSize : rows) * keyWidth, storage);
+                KvSimd.ScoresTransposed16(head, storage, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
             }
-
-            if (transposed)
+            else
             {
-                KvSimd.ScoresTransposed(keys, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+                if (!direct)
+                {
+                    // A transposed block is converted whole (its columns span the block); a row-major one up to its last row.
+                    keys = scratch.Keys;
+                    KvSimd.Convert(head, keys, (transposed ? blockSize : rows) * keyWidth, storage);
+                }
+
+                if (transposed)
+                {
+                    KvSimd.ScoresTransposed(keys, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+                }
             }
 
             // Each vector's scores over its visible rows, then one rescale and one vector exp per vector and block.

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace InferenceServer.Onnx.Attention;
 
@@ -223,6 +224,57 @@ internal static unsafe class KvSimd
         for (; i < count; i++)
         {
             y[i] += w * x[i];
+        }
+    }
+
+    /// <summary>Whether <see cref="ScoresTransposed16"/> runs on this machine for <paramref name="blockSize"/>.</summary>
+    public static bool CanScoreTransposed16(int blockSize) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && blockSize % 16 == 0;
+
+    /// <summary>
+    /// <see cref="ScoresTransposed"/> for up to four query vectors straight from a 16-bit (fp16 or bf16) transposed key
+    /// block: each 16-position row of a key dimension is loaded, widened and converted in registers and used at once,
+    /// with no fp32 copy of the block in between (decode, where a KV head's group has at most four query heads).
+    /// Needs <see cref="CanScoreTransposed16"/>.
+    /// </summary>
+    public static void ScoresTransposed16(byte* keys, KvStorage storage, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+    {
+        var q0 = queries;
+        var q1 = vectors > 1 ? q0 + keyWidth : q0;
+        var q2 = vectors > 2 ? q1 + keyWidth : q1;
+        var q3 = vectors > 3 ? q2 + keyWidth : q2;
+        var half = storage == KvStorage.Float16;
+        for (var c = 0; c < rows; c += 16)
+        {
+            var a0 = Vector512<float>.Zero;
+            var a1 = Vector512<float>.Zero;
+            var a2 = Vector512<float>.Zero;
+            var a3 = Vector512<float>.Zero;
+            var k = (ushort*)keys + c;
+            for (var d = 0; d < keyWidth; d++, k += blockSize)
+            {
+                var bits = Avx512F.ConvertToVector512UInt32(Vector256.Load(k));
+                var key = half ? HalfToSingle(bits) : Vector512.ShiftLeft(bits, 16).AsSingle();
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+            }
+
+            a0.Store(scores + c);
+            if (vectors > 1)
+            {
+                a1.Store(scores + blockSize + c);
+            }
+
+            if (vectors > 2)
+            {
+                a2.Store(scores + (2L * blockSize) + c);
+            }
+
+            if (vectors > 3)
+            {
+                a3.Store(scores + (3L * blockSize) + c);
+            }
         }
     }
 
