@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -8,7 +9,8 @@ namespace InferenceServer.Onnx.Attention;
 /// <summary>
 /// The vector loops of <see cref="CpuPagedAttention"/>: fp16/bf16 to fp32 conversion, dot products, axpy, scale and
 /// exp. Each uses <see cref="Vector512"/> where the hardware accelerates it, else <see cref="Vector256"/>, else
-/// <see cref="Vector128"/> (SSE or NEON), with a scalar tail.
+/// <see cref="Vector128"/> (SSE or NEON), with a scalar tail; <see cref="ScoresTransposed"/> is written once over
+/// <see cref="Vector{T}"/> (no public generic vector interface lets one loop serve every explicit width).
 /// </summary>
 /// <remarks>
 /// fp16 converts with integer vector ops (the exponent rebias by a multiply by 2^112, exact for normals and subnormals,
@@ -286,10 +288,10 @@ internal static unsafe class KvSimd
     /// </summary>
     public static void ScoresTransposed(float* keys, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
     {
-        var c = 0;
-        if (Vector512.IsHardwareAccelerated && blockSize % 16 == 0)
+        var width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated && blockSize % width == 0)
         {
-            for (; c < rows; c += 16)
+            for (var c = 0; c < rows; c += width)
             {
                 var v = 0;
                 for (; v + 4 <= vectors; v += 4)
@@ -298,18 +300,18 @@ internal static unsafe class KvSimd
                     var q1 = q0 + keyWidth;
                     var q2 = q1 + keyWidth;
                     var q3 = q2 + keyWidth;
-                    var a0 = Vector512<float>.Zero;
-                    var a1 = Vector512<float>.Zero;
-                    var a2 = Vector512<float>.Zero;
-                    var a3 = Vector512<float>.Zero;
+                    var a0 = Vector<float>.Zero;
+                    var a1 = Vector<float>.Zero;
+                    var a2 = Vector<float>.Zero;
+                    var a3 = Vector<float>.Zero;
                     var k = keys + c;
                     for (var d = 0; d < keyWidth; d++, k += blockSize)
                     {
-                        var key = Vector512.Load(k);
-                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
-                        a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
-                        a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
-                        a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+                        var key = Vector.Load(k);
+                        a0 = Vector.FusedMultiplyAdd(new Vector<float>(q0[d]), key, a0);
+                        a1 = Vector.FusedMultiplyAdd(new Vector<float>(q1[d]), key, a1);
+                        a2 = Vector.FusedMultiplyAdd(new Vector<float>(q2[d]), key, a2);
+                        a3 = Vector.FusedMultiplyAdd(new Vector<float>(q3[d]), key, a3);
                     }
 
                     a0.Store(scores + ((long)v * blockSize) + c);
@@ -321,59 +323,11 @@ internal static unsafe class KvSimd
                 for (; v < vectors; v++)
                 {
                     var q0 = queries + ((long)v * keyWidth);
-                    var a0 = Vector512<float>.Zero;
+                    var a0 = Vector<float>.Zero;
                     var k = keys + c;
                     for (var d = 0; d < keyWidth; d++, k += blockSize)
                     {
-                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), Vector512.Load(k), a0);
-                    }
-
-                    a0.Store(scores + ((long)v * blockSize) + c);
-                }
-            }
-
-            return;
-        }
-
-        if (Vector256.IsHardwareAccelerated && blockSize % 8 == 0)
-        {
-            for (; c < rows; c += 8)
-            {
-                var v = 0;
-                for (; v + 4 <= vectors; v += 4)
-                {
-                    var q0 = queries + ((long)v * keyWidth);
-                    var q1 = q0 + keyWidth;
-                    var q2 = q1 + keyWidth;
-                    var q3 = q2 + keyWidth;
-                    var a0 = Vector256<float>.Zero;
-                    var a1 = Vector256<float>.Zero;
-                    var a2 = Vector256<float>.Zero;
-                    var a3 = Vector256<float>.Zero;
-                    var k = keys + c;
-                    for (var d = 0; d < keyWidth; d++, k += blockSize)
-                    {
-                        var key = Vector256.Load(k);
-                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), key, a0);
-                        a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q1[d]), key, a1);
-                        a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q2[d]), key, a2);
-                        a3 = Vector256.FusedMultiplyAdd(Vector256.Create(q3[d]), key, a3);
-                    }
-
-                    a0.Store(scores + ((long)v * blockSize) + c);
-                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
-                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
-                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
-                }
-
-                for (; v < vectors; v++)
-                {
-                    var q0 = queries + ((long)v * keyWidth);
-                    var a0 = Vector256<float>.Zero;
-                    var k = keys + c;
-                    for (var d = 0; d < keyWidth; d++, k += blockSize)
-                    {
-                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), Vector256.Load(k), a0);
+                        a0 = Vector.FusedMultiplyAdd(new Vector<float>(q0[d]), Vector.Load(k), a0);
                     }
 
                     a0.Store(scores + ((long)v * blockSize) + c);
