@@ -34,6 +34,7 @@ internal sealed record BenchOptions(
                     "--max-pool-gib" => options with { MaxPoolGiB = double.Parse(value!, CultureInfo.InvariantCulture) },
                     "--stream-gib" => options with { StreamGiB = double.Parse(value!, CultureInfo.InvariantCulture) },
                     "--repeats" => options with { Repeats = int.Parse(value!, CultureInfo.InvariantCulture) },
+                    "--help" or "-h" => throw new FormatException("the options are"),
                     _ => throw new FormatException($"unknown option '{args[i]}'"),
                 };
                 i++;
