@@ -831,7 +831,7 @@ internal sealed class SchemaCompiler
 
     // The unions, each after every union among its alternatives (a depth-first post-order, with an explicit stack).
     // A union that reaches itself through unions only would expand forever without reading a byte: refused.
-    private List<int> UnionPostOrderCore(GrammarNode[] nodes)
+    private int[] UnionsInPostOrder(GrammarNode[] nodes)
     {
         var order = new List<int>();
         byte[] color = new byte[nodes.Length];
@@ -874,10 +874,8 @@ internal sealed class SchemaCompiler
             }
         }
 
-        return order;
+        return [.. order];
     }
-
-    private int[] UnionsInPostOrder(GrammarNode[] nodes) => [.. UnionPostOrderCore(nodes)];
 
     // Replaces each union's alternatives by the distinct non-union nodes it reaches through nested unions, children
     // before parents, so that starting a value never expands unions (and never exponentially).
