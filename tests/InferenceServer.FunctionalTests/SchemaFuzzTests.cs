@@ -93,6 +93,20 @@ public sealed class SchemaFuzzTests(FuzzServer fixture, ITestOutputHelper output
         await Eventually.TrueAsync(() => server.Scheduler.ActiveRequests == 0 && server.Scheduler.UsedBlocks == 0 && server.Scheduler.QueuedRequests == 0, "idle engine");
     }
 
+    [Theory]
+    [InlineData(54)]
+    [InlineData(57)]
+    [InlineData(59)]
+    public async Task DeepToolParameters_UnderRequired_AreNever5xx(int depth)
+    {
+        // tool_choice "required" wraps each function's parameters six levels deeper than the request had them.
+        string tools = """[{"type":"function","function":{"name":"f","parameters":""" + HostileSchemas.DeepItems(depth) + "}}]";
+        string request = """{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":4,"tool_choice":"required","tools":""" + tools + "}";
+        var (status, body) = await fixture.Server.PostRawAsync("/v1/chat/completions", request).WaitAsync(Bound);
+        Assert.True(status is 200 or 400, $"{status}: {body}");
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Server.Http.GetAsync("/health/ready").WaitAsync(Bound)).StatusCode);
+    }
+
     [Fact]
     public async Task ToolSchemaOfNestedUnions_CompilesAndGenerates()
     {
