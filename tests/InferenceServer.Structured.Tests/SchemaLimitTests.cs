@@ -157,6 +157,20 @@ public sealed class SchemaLimitTests
     }
 
     [Fact]
+    public void ManyProperties_MatchInDeclarationOrder()
+    {
+        // Which declared key may come next is a binary search over the key trie's property lists (it was a scan).
+        string properties = string.Join(",", Enumerable.Range(0, 8_000).Select(i => $$$"""
+            "p{{{i}}}":{"type":"integer"}
+            """));
+        JsonGrammar grammar = Compile("""{"type":"object","properties":{""" + properties + "}}");
+        Valid(grammar, """{"p7999":1}""");
+        Valid(grammar, """{"p0":1,"p4000":2,"p7999":3}""");
+        Invalid(grammar, """{"p7999":1,"p0":2}""");
+        Invalid(grammar, """{"p8000":1}""");
+    }
+
+    [Fact]
     public async Task ManyDefinitions_ResolveInLinearTime()
     {
         // n references into n definitions: a linear lookup per reference would be quadratic.
