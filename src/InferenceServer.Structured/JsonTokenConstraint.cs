@@ -70,6 +70,9 @@ public sealed class JsonTokenConstraint
         }
     }
 
+    /// <summary>The frames interned so far (at most <see cref="JsonMatcher.MaxFrames"/>), for tests.</summary>
+    internal int FrameCount => _matcher.FrameCount;
+
     /// <summary>Whether an end-of-sequence token has been accepted; every token is refused afterwards.</summary>
     public bool IsEnded => _ended;
 

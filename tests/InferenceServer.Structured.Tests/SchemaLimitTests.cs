@@ -171,6 +171,34 @@ public sealed class SchemaLimitTests
     }
 
     [Fact]
+    public void LongDocument_KeepsTheFrameTableBounded()
+    {
+        // Each array item interns a continuation with its count: 70,000 items pass the frame cap, which starts over.
+        JsonGrammar grammar = Schema("""{"type":"array","items":{"type":"integer"},"maxItems":1000000}""");
+        var constraint = new JsonTokenConstraint(grammar, Vocabulary);
+        Assert.True(constraint.Accept('['));
+        int peak = 0;
+        for (int i = 0; i < 70_000; i++)
+        {
+            Assert.True(constraint.Accept(i == 0 ? '1' : ','));
+            if (i > 0)
+            {
+                Assert.True(constraint.Accept('2'));
+            }
+
+            peak = Math.Max(peak, constraint.FrameCount);
+        }
+
+        Assert.InRange(peak, 1, Internal.JsonMatcher.MaxFrames);
+        Assert.True(constraint.FrameCount < peak, "the frame table never started over");
+        float[] logits = new float[Vocabulary.Size];
+        constraint.MaskLogits(logits);
+        Assert.False(float.IsNegativeInfinity(logits[']']));
+        Assert.True(constraint.Accept(']'));
+        Assert.True(constraint.IsComplete);
+    }
+
+    [Fact]
     public async Task ManyDefinitions_ResolveInLinearTime()
     {
         // n references into n definitions: a linear lookup per reference would be quadratic.
