@@ -21,15 +21,22 @@ public sealed class JsonGrammar
     /// <summary>The most consecutive whitespace characters (space, tab, CR, LF) accepted anywhere: 2.</summary>
     public const int MaxWhitespaceRun = 2;
 
-    private static readonly Lazy<JsonGrammar> AnyObjectGrammar = new(() => new JsonGrammar(SchemaCompiler.AnyObject()));
+    private static readonly Lazy<JsonGrammar> AnyObjectGrammar = new(() => new JsonGrammar(SchemaCompiler.AnyObject(), SchemaLimits.Default));
 
-    private JsonGrammar(GrammarNode[] nodes) => Nodes = nodes;
+    private JsonGrammar(GrammarNode[] nodes, SchemaLimits limits)
+    {
+        Nodes = nodes;
+        Limits = limits;
+    }
 
     /// <summary>Any JSON object (<c>{"type": "json_object"}</c>): the top level must be an object; values are any JSON.</summary>
     public static JsonGrammar AnyObject => AnyObjectGrammar.Value;
 
     /// <summary>The compiled nodes; node 0 is the root.</summary>
     internal GrammarNode[] Nodes { get; }
+
+    /// <summary>The limits it was compiled under; <see cref="SchemaLimits.MaxMaskWork"/> bounds each mask.</summary>
+    public SchemaLimits Limits { get; }
 
     /// <summary>Compiles a JSON schema.</summary>
     /// <param name="schema">The schema, as in <c>response_format.json_schema.schema</c>.</param>
@@ -39,17 +46,20 @@ public sealed class JsonGrammar
     /// false (only declared properties, as OpenAI's strict mode demands) when properties are declared, and any
     /// properties when none is (so <c>{"type":"object"}</c> is any object).
     /// </param>
+    /// <param name="limits">The compile and mask budget; null for <see cref="SchemaLimits.Default"/>.</param>
     /// <returns>The grammar.</returns>
     /// <exception cref="SchemaNotSupportedException">The schema uses a keyword that is not enforced (such as <c>pattern</c>).</exception>
+    /// <exception cref="SchemaLimitExceededException">The schema exceeds one of <paramref name="limits"/>.</exception>
     /// <exception cref="ArgumentException">The schema is malformed, refers to what does not exist, or accepts no finite document.</exception>
-    public static JsonGrammar FromSchema(JsonElement schema, bool strict = false)
+    public static JsonGrammar FromSchema(JsonElement schema, bool strict = false, SchemaLimits? limits = null)
     {
         if (schema.ValueKind == JsonValueKind.Undefined)
         {
             throw new ArgumentException("The JSON schema is missing (an undefined JSON element).", nameof(schema));
         }
 
-        return new JsonGrammar(SchemaCompiler.Compile(schema.Clone(), strict));
+        limits ??= SchemaLimits.Default;
+        return new JsonGrammar(SchemaCompiler.Compile(schema, strict, limits), limits);
     }
 
     /// <summary>

@@ -11,6 +11,12 @@ namespace InferenceServer.Structured;
 /// end-of-sequence only once the document is complete, after which nothing else), and after it <see cref="Accept"/>
 /// advances with the sampled token. Not thread-safe: one instance per sequence, used by one thread at a time.
 /// </summary>
+/// <remarks>
+/// One mask's work is bounded by the grammar's <see cref="SchemaLimits.MaxMaskWork"/>: past it
+/// <see cref="MaskLogits"/> throws <see cref="ConstraintBudgetExceededException"/> (the engine then ends this sequence
+/// alone). Memory per sequence is bounded too: the states, the per-depth walk buffers, 16 cached masks and at most
+/// <see cref="JsonMatcher.MaxFrames"/> interned frames.
+/// </remarks>
 public sealed class JsonTokenConstraint
 {
     // Masks cached by single matcher state; cleared when full (inside long strings the state repeats).
@@ -26,6 +32,7 @@ public sealed class JsonTokenConstraint
     private readonly Dictionary<MatchState, ulong[]> _maskCache = [];
     private readonly Stack<ulong[]> _spareMasks = new();
     private readonly ulong[] _scratchMask;
+    private readonly long _maxWork;
     private int _currentCount;
     private bool _ended;
 
@@ -38,6 +45,7 @@ public sealed class JsonTokenConstraint
         ArgumentNullException.ThrowIfNull(vocabulary);
         _vocabulary = vocabulary;
         _matcher = new JsonMatcher(grammar);
+        _maxWork = grammar.Limits.MaxMaskWork;
         _current[0] = _matcher.Initial;
         _currentCount = 1;
         _levels = new MatchState[(vocabulary.Trie.MaxDepth + 1) * JsonMatcher.MaxStates];
@@ -62,6 +70,9 @@ public sealed class JsonTokenConstraint
         }
     }
 
+    /// <summary>The frames interned so far (at most <see cref="JsonMatcher.MaxFrames"/>), for tests.</summary>
+    internal int FrameCount => _matcher.FrameCount;
+
     /// <summary>Whether an end-of-sequence token has been accepted; every token is refused afterwards.</summary>
     public bool IsEnded => _ended;
 
@@ -71,6 +82,10 @@ public sealed class JsonTokenConstraint
     /// </summary>
     /// <param name="logits">The next-token logits of this sequence, at least <see cref="TokenVocabulary.Size"/> long.</param>
     /// <exception cref="ArgumentException"><paramref name="logits"/> is shorter than the vocabulary.</exception>
+    /// <exception cref="ConstraintBudgetExceededException">
+    /// The mask needs more work than <see cref="SchemaLimits.MaxMaskWork"/>; the logits are then left partly masked and
+    /// the sequence must end.
+    /// </exception>
     public void MaskLogits(Span<float> logits)
     {
         int size = _vocabulary.Size;
@@ -266,6 +281,7 @@ public sealed class JsonTokenConstraint
     private void Walk(VocabularyTrie trie, ulong[] mask)
     {
         const int Stride = JsonMatcher.MaxStates;
+        _matcher.Work = 0;
         Array.Copy(_current, _levels, _currentCount);
         _levelCounts[0] = _currentCount;
         byte[] nodeByte = trie.NodeByte;
@@ -277,6 +293,11 @@ public sealed class JsonTokenConstraint
         int node = 0;
         while (node < nodeByte.Length)
         {
+            if (_matcher.Work > _maxWork)
+            {
+                throw new ConstraintBudgetExceededException(_maxWork);
+            }
+
             int depth = nodeDepth[node];
             int parentStart = (depth - 1) * Stride;
             int parentCount = _levelCounts[depth - 1];

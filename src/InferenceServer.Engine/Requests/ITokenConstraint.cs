@@ -12,7 +12,9 @@ public interface ITokenConstraint
     /// <summary>
     /// Sets the logits of every token not allowed next to negative infinity, leaving the others untouched. Masking every
     /// token ends the request with <see cref="FinishReason.Error"/>. Called on the scheduler loop, once per generated
-    /// token: it must not allocate per call or block.
+    /// token: it must not allocate per call or block, and its cost must be bounded when the constraint is built (not
+    /// found out here). An exception (such as a work budget exceeded) ends this request alone with
+    /// <see cref="FinishReason.Error"/>; the other sequences of the step go on.
     /// </summary>
     void MaskLogits(Span<float> logits);
 

@@ -15,10 +15,13 @@ internal static class CanonicalJson
 {
     /// <summary>Serializes <paramref name="value"/>.</summary>
     /// <param name="value">A JSON value.</param>
-    public static byte[] Serialize(JsonElement value)
+    /// <param name="maxDepth">How deeply the value may nest (the recursion's bound).</param>
+    /// <param name="path">Where the value is in the schema, for the error.</param>
+    /// <exception cref="SchemaLimitExceededException">The value nests deeper than <paramref name="maxDepth"/>.</exception>
+    public static byte[] Serialize(JsonElement value, int maxDepth, string path)
     {
         var text = new StringBuilder();
-        Write(value, text);
+        Write(value, text, 0, maxDepth, path);
         return Encoding.UTF8.GetBytes(text.ToString());
     }
 
@@ -31,8 +34,13 @@ internal static class CanonicalJson
         return Encoding.UTF8.GetBytes(text.ToString());
     }
 
-    private static void Write(JsonElement value, StringBuilder text)
+    private static void Write(JsonElement value, StringBuilder text, int depth, int maxDepth, string path)
     {
+        if (depth >= maxDepth && value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+        {
+            throw CompileBudget.Exceeded(nameof(SchemaLimits.MaxNesting), maxDepth, $"an enum/const value at '{path}' nests deeper.");
+        }
+
         switch (value.ValueKind)
         {
             case JsonValueKind.Object:
@@ -48,21 +56,23 @@ internal static class CanonicalJson
                     first = false;
                     WriteString(property.Name, text);
                     text.Append(':');
-                    Write(property.Value, text);
+                    Write(property.Value, text, depth + 1, maxDepth, path);
                 }
 
                 text.Append('}');
                 break;
             case JsonValueKind.Array:
                 text.Append('[');
-                for (int i = 0; i < value.GetArrayLength(); i++)
+                bool firstItem = true;
+                foreach (JsonElement item in value.EnumerateArray())
                 {
-                    if (i > 0)
+                    if (!firstItem)
                     {
                         text.Append(',');
                     }
 
-                    Write(value[i], text);
+                    firstItem = false;
+                    Write(item, text, depth + 1, maxDepth, path);
                 }
 
                 text.Append(']');

@@ -17,13 +17,16 @@ internal sealed class GrammarNode
     /// <summary>What the node matches.</summary>
     public NodeKind Kind { get; set; }
 
-    /// <summary>The bytes a value of this node can start with (whitespace excluded), indexed by byte.</summary>
-    public bool[] StartBytes { get; set; } = new bool[256];
+    /// <summary>The bytes a value of this node can start with (whitespace excluded).</summary>
+    public ByteSet StartBytes { get; } = new();
 
     /// <summary>Root: the value's node.</summary>
     public int Value { get; set; } = -1;
 
-    /// <summary>Union: the alternatives' nodes.</summary>
+    /// <summary>
+    /// Union: the alternatives' nodes; once compiled, flattened: the distinct non-union nodes reachable through nested
+    /// unions (at most <see cref="SchemaLimits.MaxUnionAlternatives"/>).
+    /// </summary>
     public int[] Alternatives { get; set; } = [];
 
     /// <summary>Object: the quoted, canonically escaped names of the declared properties.</summary>

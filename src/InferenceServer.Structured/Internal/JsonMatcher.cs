@@ -9,13 +9,23 @@ namespace InferenceServer.Structured.Internal;
 /// grow end lazily: a byte that cannot continue them is fed to the parent. One instance per sequence: the frame
 /// table is not thread-safe.
 /// </summary>
+/// <remarks>
+/// The cost of one byte step is bounded at compile time: unions are flattened (starting a value tries at most
+/// <see cref="SchemaLimits.MaxUnionAlternatives"/> alternatives, and stops once the sink is full), and nothing
+/// recurses past one level (a number or literal that ends hands the byte to its parent, which is a container or the
+/// root). <see cref="Work"/> counts steps and alternatives tried, for the per-mask budget.
+/// </remarks>
 internal sealed class JsonMatcher
 {
     /// <summary>How many alternative states are tracked at most.</summary>
     public const int MaxStates = 32;
 
-    // How deeply unions may nest inside unions when a value starts (they cannot cycle: the compiler checks).
-    private const int MaxUnionDepth = 64;
+    /// <summary>
+    /// How many frames are interned before the table starts over (memory per sequence stays bounded however long the
+    /// document). Forgetting frames is sound: live states keep theirs, and an equal frame created later only makes
+    /// equal states compare unequal, which costs a sink slot or a mask-cache miss, never a wrong mask.
+    /// </summary>
+    public const int MaxFrames = 1 << 16;
 
     private readonly GrammarNode[] _nodes;
     private readonly int _maxWhitespace;
@@ -36,8 +46,11 @@ internal sealed class JsonMatcher
     /// <summary>The state before any byte.</summary>
     public MatchState Initial { get; }
 
-    /// <summary>The number of distinct frames created so far.</summary>
+    /// <summary>The number of distinct frames in the table.</summary>
     public int FrameCount => _frames.Count;
+
+    /// <summary>Work done since last reset: one unit per byte step and per union alternative tried.</summary>
+    public long Work { get; set; }
 
     /// <summary>Returns the one frame for <paramref name="state"/>, creating it the first time.</summary>
     /// <param name="state">The state to resume.</param>
@@ -51,6 +64,12 @@ internal sealed class JsonMatcher
 
         if (!_frames.TryGetValue(state, out Frame? frame))
         {
+            if (_frames.Count >= MaxFrames)
+            {
+                _frames.Clear();
+                _frames.Add(_rootDone.State, _rootDone);
+            }
+
             frame = new Frame(state);
             _frames.Add(state, frame);
         }
@@ -104,6 +123,7 @@ internal sealed class JsonMatcher
     /// <param name="sink">Where the successors go; none when the byte cannot come next.</param>
     public void Step(in MatchState state, byte b, ref StateSink sink)
     {
+        Work++;
         GrammarNode node = _nodes[state.Node];
         switch (node.Kind)
         {
@@ -126,7 +146,7 @@ internal sealed class JsonMatcher
                 StepLiteral(state, node, b, ref sink);
                 break;
             default:
-                StartValue(state.Node, state.Parent!, b, ref sink, 0);
+                StartValue(state.Node, state.Parent!, b, ref sink);
                 break;
         }
     }
@@ -138,19 +158,18 @@ internal sealed class JsonMatcher
 
     private static bool CanClose(GrammarNode node, int next) => node.FirstRequiredFrom[next] == node.PropertyValues.Length;
 
-    // Whether a declared property whose name ends at or below trie node 'trieNode' may come next.
+    // Whether a declared property whose name ends at or below trie node 'trieNode' may come next: the first one at or
+    // after 'next' (a binary search, so an object of thousands of properties costs a step O(log n), not O(n)).
     private static bool HasAllowedBelow(GrammarNode node, int trieNode, int next)
     {
-        int limit = node.FirstRequiredFrom[next];
-        foreach (int j in node.KeyPropertiesBelow[trieNode])
+        int[] below = node.KeyPropertiesBelow[trieNode];
+        int index = Array.BinarySearch(below, next);
+        if (index < 0)
         {
-            if (j >= next)
-            {
-                return j <= limit;
-            }
+            index = ~index;
         }
 
-        return false;
+        return index < below.Length && below[index] <= node.FirstRequiredFrom[next];
     }
 
     private static bool CanContinue(GrammarNode node, int next)
@@ -164,8 +183,9 @@ internal sealed class JsonMatcher
         }
     }
 
-    // A value of node 'index' starts with byte b, to resume 'parent' when it ends; unions expand here.
-    private void StartValue(int index, Frame parent, byte b, ref StateSink sink, int depth)
+    // A value of node 'index' starts with byte b, to resume 'parent' when it ends. A union's alternatives are
+    // flattened (none is a union), so this tries at most MaxUnionAlternatives nodes and recurses no further.
+    private void StartValue(int index, Frame parent, byte b, ref StateSink sink)
     {
         GrammarNode node = _nodes[index];
         if (!node.StartBytes[b])
@@ -173,20 +193,22 @@ internal sealed class JsonMatcher
             return;
         }
 
-        if (node.Kind == NodeKind.Union)
+        if (node.Kind != NodeKind.Union)
         {
-            if (depth < MaxUnionDepth)
-            {
-                foreach (int alternative in node.Alternatives)
-                {
-                    StartValue(alternative, parent, b, ref sink, depth + 1);
-                }
-            }
-
+            Step(new MatchState(parent, index, 0, 0, 0, 0), b, ref sink);
             return;
         }
 
-        Step(new MatchState(parent, index, 0, 0, 0, 0), b, ref sink);
+        int[] alternatives = node.Alternatives;
+        for (int i = 0; i < alternatives.Length && !sink.IsFull; i++)
+        {
+            Work++;
+            int alternative = alternatives[i];
+            if (_nodes[alternative].StartBytes[b])
+            {
+                Step(new MatchState(parent, alternative, 0, 0, 0, 0), b, ref sink);
+            }
+        }
     }
 
     private void StepRoot(in MatchState state, GrammarNode node, byte b, ref StateSink sink)
@@ -202,7 +224,7 @@ internal sealed class JsonMatcher
         }
         else
         {
-            StartValue(node.Value, _rootDone, b, ref sink, 0);
+            StartValue(node.Value, _rootDone, b, ref sink);
         }
     }
 
@@ -259,7 +281,7 @@ internal sealed class JsonMatcher
                 else if (_nodes[state.B].StartBytes[b])
                 {
                     Frame frame = Intern(state with { Phase = Phases.ObjectAfterValue, B = 0, C = 0 });
-                    StartValue(state.B, frame, b, ref sink, 0);
+                    StartValue(state.B, frame, b, ref sink);
                 }
 
                 break;
@@ -373,7 +395,7 @@ internal sealed class JsonMatcher
 
                     int next = state.A < node.CountCap ? state.A + 1 : state.A;
                     Frame frame = Intern(state with { Phase = Phases.ArrayAfterValue, A = next, C = 0 });
-                    StartValue(item, frame, b, ref sink, 0);
+                    StartValue(item, frame, b, ref sink);
                 }
 
                 break;

@@ -3,8 +3,11 @@
 namespace InferenceServer.Structured.Internal;
 
 /// <summary>
-/// An immutable byte trie over a small set of byte strings (serialized enum values, quoted property names). Node 0 is
-/// the root (the empty prefix); each node lists its children in a flat array, searched linearly (tries here are small).
+/// An immutable byte trie over a set of byte strings (serialized enum values, quoted property names). Node 0 is the
+/// root (the empty prefix); each node lists its children, in byte order, in a flat array searched linearly. Every
+/// node's index is greater than its parent's (the nodes are numbered in preorder), so a pass in ascending index order
+/// visits parents first and one in descending order children first. Built without per-node collections: about 17
+/// bytes per node, so its size is a small multiple of the strings' total length.
 /// </summary>
 internal sealed class LiteralTrie
 {
@@ -18,52 +21,82 @@ internal sealed class LiteralTrie
     /// <param name="strings">The byte strings, none empty and none repeated.</param>
     public LiteralTrie(IReadOnlyList<byte[]> strings)
     {
-        // Build with dictionaries, then flatten.
-        var children = new List<SortedDictionary<byte, int>> { new() };
-        var terminal = new List<int> { -1 };
-        for (int i = 0; i < strings.Count; i++)
+        // Sorted, the strings spell the trie in preorder: each adds the nodes past its common prefix with the previous.
+        int[] order = new int[strings.Count];
+        int total = 1;
+        for (int i = 0; i < order.Length; i++)
         {
-            int node = 0;
-            foreach (byte b in strings[i])
-            {
-                if (!children[node].TryGetValue(b, out int next))
-                {
-                    next = children.Count;
-                    children.Add(new SortedDictionary<byte, int>());
-                    terminal.Add(-1);
-                    children[node][b] = next;
-                }
-
-                node = next;
-            }
-
-            if (node == 0 || terminal[node] >= 0)
+            order[i] = i;
+            total += strings[i].Length;
+            if (strings[i].Length == 0)
             {
                 throw new ArgumentException("Literal strings must be non-empty and distinct.", nameof(strings));
             }
-
-            terminal[node] = i;
         }
 
-        int count = children.Count;
-        _childStart = new int[count];
-        _childCount = new int[count];
-        _terminal = [.. terminal];
-        var bytes = new List<byte>();
-        var nodes = new List<int>();
-        for (int n = 0; n < count; n++)
+        Array.Sort(order, (x, y) => strings[x].AsSpan().SequenceCompareTo(strings[y]));
+
+        // Upper bound on the node count; trimmed below.
+        int[] parent = new int[total];
+        byte[] nodeByte = new byte[total];
+        int[] terminal = new int[total];
+        int[] path = new int[1];
+        int count = 1;
+        terminal[0] = -1;
+        byte[] previous = [];
+        foreach (int index in order)
         {
-            _childStart[n] = bytes.Count;
-            _childCount[n] = children[n].Count;
-            foreach (KeyValuePair<byte, int> child in children[n])
+            byte[] current = strings[index];
+            int common = current.AsSpan().CommonPrefixLength(previous);
+            if (common == current.Length)
             {
-                bytes.Add(child.Key);
-                nodes.Add(child.Value);
+                // Equal to the previous one (a proper prefix would sort before it).
+                throw new ArgumentException("Literal strings must be non-empty and distinct.", nameof(strings));
             }
+
+            if (path.Length < current.Length + 1)
+            {
+                Array.Resize(ref path, Math.Max(current.Length + 1, path.Length * 2));
+            }
+
+            for (int depth = common; depth < current.Length; depth++)
+            {
+                parent[count] = path[depth];
+                nodeByte[count] = current[depth];
+                terminal[count] = -1;
+                path[depth + 1] = count;
+                count++;
+            }
+
+            terminal[path[current.Length]] = index;
+            previous = current;
         }
 
-        _childBytes = [.. bytes];
-        _childNodes = [.. nodes];
+        // Children in preorder come in ascending byte order (the strings are sorted), so one pass groups them.
+        _childCount = new int[count];
+        for (int n = 1; n < count; n++)
+        {
+            _childCount[parent[n]]++;
+        }
+
+        _childStart = new int[count];
+        for (int n = 1; n < count; n++)
+        {
+            _childStart[n] = _childStart[n - 1] + _childCount[n - 1];
+        }
+
+        int[] filled = new int[count];
+        _childBytes = new byte[Math.Max(0, count - 1)];
+        _childNodes = new int[Math.Max(0, count - 1)];
+        for (int n = 1; n < count; n++)
+        {
+            int p = parent[n];
+            int slot = _childStart[p] + filled[p]++;
+            _childBytes[slot] = nodeByte[n];
+            _childNodes[slot] = n;
+        }
+
+        _terminal = terminal.AsSpan(0, count).ToArray();
     }
 
     /// <summary>The number of nodes, root included.</summary>
@@ -110,5 +143,22 @@ internal sealed class LiteralTrie
 
         b = _childBytes[_childStart[node] + index];
         return _childNodes[_childStart[node] + index];
+    }
+
+    /// <summary>The parent of every node (the root's is -1), for passes that run from the leaves up.</summary>
+    /// <returns>An array indexed by node.</returns>
+    public int[] Parents()
+    {
+        int[] parents = new int[NodeCount];
+        parents[0] = -1;
+        for (int n = 0; n < NodeCount; n++)
+        {
+            for (int i = 0; i < _childCount[n]; i++)
+            {
+                parents[_childNodes[_childStart[n] + i]] = n;
+            }
+        }
+
+        return parents;
     }
 }

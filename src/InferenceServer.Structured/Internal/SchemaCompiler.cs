@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 
@@ -9,7 +10,11 @@ namespace InferenceServer.Structured.Internal;
 /// Compiles a JSON schema into <see cref="GrammarNode"/>s. Every keyword is either enforced, an annotation (ignored),
 /// or refused with <see cref="SchemaNotSupportedException"/>; malformed schemas get <see cref="ArgumentException"/>.
 /// After compiling, nodes that accept no finite value are pruned where optional (so the matcher never walks into a
-/// dead end) and the schema is refused when the root is one of them.
+/// dead end) and the schema is refused when the root is one of them. Nested unions are flattened into their
+/// distinct non-union alternatives, so that starting a value costs at most
+/// <see cref="SchemaLimits.MaxUnionAlternatives"/> checks. Nothing here recurses without a bound: nesting inside one
+/// schema is limited to <see cref="SchemaLimits.MaxNesting"/>, <c>$ref</c> targets are compiled from a work list,
+/// and every pass over the compiled nodes is iterative; sizes and time are counted by <see cref="CompileBudget"/>.
 /// </summary>
 internal sealed class SchemaCompiler
 {
@@ -58,26 +63,49 @@ internal sealed class SchemaCompiler
 
     private readonly JsonElement _root;
     private readonly bool _strict;
+    private readonly CompileBudget _budget;
     private readonly List<GrammarNode> _nodes = [];
     private readonly Dictionary<string, int> _refs = new(StringComparer.Ordinal);
+
+    // $ref targets still to compile (compiled from this list, not recursively, so a chain of any length is iterative).
+    private readonly Queue<(JsonElement Target, string Reference, GrammarNode Alias)> _pending = new();
+
+    // The members of each object a $ref pointer walks through, by the pointer's prefix (a linear lookup per $ref
+    // would make n references into n definitions quadratic).
+    private readonly Dictionary<string, Dictionary<string, JsonElement>> _members = new(StringComparer.Ordinal);
     private int _any = -1;
     private int _anyObject = -1;
+    private int _depth;
 
-    private SchemaCompiler(JsonElement root, bool strict)
+    private SchemaCompiler(JsonElement root, bool strict, SchemaLimits limits)
     {
         _root = root;
         _strict = strict;
+        _budget = new CompileBudget(limits);
         _nodes.Add(new GrammarNode(NodeKind.Root));
     }
 
     /// <summary>Compiles a schema.</summary>
     /// <param name="schema">The schema (an object or a boolean).</param>
     /// <param name="strict">OpenAI's <c>strict</c>: every declared property is required.</param>
+    /// <param name="limits">The budget.</param>
     /// <returns>The nodes; node 0 is the root.</returns>
-    public static GrammarNode[] Compile(JsonElement schema, bool strict)
+    /// <exception cref="SchemaLimitExceededException">The schema exceeds <paramref name="limits"/>.</exception>
+    public static GrammarNode[] Compile(JsonElement schema, bool strict, SchemaLimits limits)
     {
-        var compiler = new SchemaCompiler(schema, strict);
+        int size = JsonMarshal.GetRawUtf8Value(schema).Length;
+        if (size > limits.MaxSchemaBytes)
+        {
+            throw CompileBudget.Exceeded(nameof(SchemaLimits.MaxSchemaBytes), limits.MaxSchemaBytes, $"the schema is {size:N0} bytes long.");
+        }
+
+        var compiler = new SchemaCompiler(schema, strict, limits);
         compiler._nodes[0].Value = compiler.Ref("#", "#");
+        while (compiler._pending.TryDequeue(out var pending))
+        {
+            pending.Alias.Alternatives = [compiler.Compile(pending.Target, pending.Reference)];
+        }
+
         return compiler.Finish();
     }
 
@@ -85,7 +113,7 @@ internal sealed class SchemaCompiler
     /// <returns>The nodes; node 0 is the root.</returns>
     public static GrammarNode[] AnyObject()
     {
-        var compiler = new SchemaCompiler(default, strict: false);
+        var compiler = new SchemaCompiler(default, strict: false, SchemaLimits.Default);
         compiler.Any();
         compiler._nodes[0].Value = compiler._anyObject;
         return compiler.Finish();
@@ -124,14 +152,35 @@ internal sealed class SchemaCompiler
         _ => false,
     };
 
-    private int Add(GrammarNode node)
+    private int Add(GrammarNode node, string path)
     {
+        _budget.Node(path);
         _nodes.Add(node);
         return _nodes.Count - 1;
     }
 
+    // One schema inside another (properties, items, anyOf, ...): the nesting is bounded, so the recursion is too.
     private int Compile(JsonElement schema, string path)
     {
+        if (_depth >= _budget.Limits.MaxNesting)
+        {
+            throw CompileBudget.Exceeded(nameof(SchemaLimits.MaxNesting), _budget.Limits.MaxNesting, $"schemas nest deeper at '{path}'.");
+        }
+
+        _depth++;
+        try
+        {
+            return CompileNested(schema, path);
+        }
+        finally
+        {
+            _depth--;
+        }
+    }
+
+    private int CompileNested(JsonElement schema, string path)
+    {
+        _budget.Work(1);
         switch (schema.ValueKind)
         {
             case JsonValueKind.True:
@@ -212,11 +261,13 @@ internal sealed class SchemaCompiler
                 }
 
                 var union = new GrammarNode(NodeKind.Union);
-                int id = Add(union);
+                int id = Add(union, path);
                 int[] nodes = new int[alternatives.GetArrayLength()];
-                for (int i = 0; i < nodes.Length; i++)
+                int i = 0;
+                foreach (JsonElement alternative in alternatives.EnumerateArray())
                 {
-                    nodes[i] = Compile(alternatives[i], $"{path}/{combinator}/{i}");
+                    nodes[i] = Compile(alternative, $"{path}/{combinator}/{i}");
+                    i++;
                 }
 
                 union.Alternatives = nodes;
@@ -268,7 +319,7 @@ internal sealed class SchemaCompiler
         }
 
         var alternativesOfTypes = new GrammarNode(NodeKind.Union);
-        int unionId = Add(alternativesOfTypes);
+        int unionId = Add(alternativesOfTypes, path);
         int[] typeNodes = new int[types.Count];
         for (int i = 0; i < types.Count; i++)
         {
@@ -352,10 +403,10 @@ internal sealed class SchemaCompiler
         "object" => ObjectNode(schema, path),
         "array" => ArrayNode(schema, path),
         "string" => StringNode(schema, path),
-        "number" => Add(new GrammarNode(NodeKind.Number)),
+        "number" => Add(new GrammarNode(NodeKind.Number), path),
         "integer" => IntegerNode(schema, path),
-        "boolean" => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("true"), Encoding.UTF8.GetBytes("false")]) }),
-        _ => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("null")]) }),
+        "boolean" => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("true"), Encoding.UTF8.GetBytes("false")]) }, path),
+        _ => Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie([Encoding.UTF8.GetBytes("null")]) }, path),
     };
 
     private static void Bound(JsonElement schema, string keyword, string path, bool lower, bool exclusive, ref long bound)
@@ -396,7 +447,7 @@ internal sealed class SchemaCompiler
             throw new ArgumentException($"JSON schema at '{path}' allows no integer between its minimum and maximum.");
         }
 
-        return Add(new GrammarNode(NodeKind.Number) { IntegerOnly = true, Minimum = minimum, Maximum = maximum });
+        return Add(new GrammarNode(NodeKind.Number) { IntegerOnly = true, Minimum = minimum, Maximum = maximum }, path);
     }
 
     private int Literal(JsonElement schema, List<string> keywords, List<string> types, string path)
@@ -440,7 +491,8 @@ internal sealed class SchemaCompiler
                 matches |= MatchesType(value, type);
             }
 
-            byte[] bytes = CanonicalJson.Serialize(value);
+            byte[] bytes = CanonicalJson.Serialize(value, _budget.Limits.MaxNesting, path);
+            _budget.Literal(bytes.Length, path);
             if (matches && seen.Add(Convert.ToBase64String(bytes)))
             {
                 serialized.Add(bytes);
@@ -452,14 +504,15 @@ internal sealed class SchemaCompiler
             throw new ArgumentException($"No 'enum' or 'const' value at '{path}' has the declared 'type'.");
         }
 
-        return Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie(serialized) });
+        return Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie(serialized) }, path);
     }
 
     private int ObjectNode(JsonElement schema, string path)
     {
         var node = new GrammarNode(NodeKind.Object);
-        int id = Add(node);
+        int id = Add(node, path);
         var names = new List<string>();
+        var indexOf = new Dictionary<string, int>(StringComparer.Ordinal);
         var values = new List<int>();
         if (schema.TryGetProperty("properties", out JsonElement properties))
         {
@@ -470,7 +523,7 @@ internal sealed class SchemaCompiler
 
             foreach (JsonProperty property in properties.EnumerateObject())
             {
-                if (names.Contains(property.Name))
+                if (!indexOf.TryAdd(property.Name, names.Count))
                 {
                     throw new ArgumentException($"JSON schema keyword 'properties' at '{path}' declares '{property.Name}' twice.");
                 }
@@ -500,8 +553,8 @@ internal sealed class SchemaCompiler
                     throw new ArgumentException($"JSON schema keyword 'required' at '{path}' must be an array of strings.");
                 }
 
-                int index = names.IndexOf(name.GetString()!);
-                if (index < 0)
+                _budget.Work(1);
+                if (!indexOf.TryGetValue(name.GetString()!, out int index))
                 {
                     throw new SchemaNotSupportedException(
                         "required", path, $"the required property '{name.GetString()}' is not declared in 'properties'");
@@ -525,6 +578,7 @@ internal sealed class SchemaCompiler
         for (int i = 0; i < names.Count; i++)
         {
             node.PropertyNames[i] = CanonicalJson.QuotedString(names[i]);
+            _budget.Literal(node.PropertyNames[i].Length, path);
         }
 
         node.PropertyValues = [.. values];
@@ -533,7 +587,7 @@ internal sealed class SchemaCompiler
         if (additional >= 0)
         {
             // Beside declared names, extra keys have no escapes, so that no extra key can spell a declared name.
-            node.ExtraKey = Add(new GrammarNode(NodeKind.String) { AllowEscapes = names.Count == 0 });
+            node.ExtraKey = Add(new GrammarNode(NodeKind.String) { AllowEscapes = names.Count == 0 }, path);
         }
 
         return id;
@@ -542,7 +596,7 @@ internal sealed class SchemaCompiler
     private int ArrayNode(JsonElement schema, string path)
     {
         var node = new GrammarNode(NodeKind.Array);
-        int id = Add(node);
+        int id = Add(node, path);
         if (schema.TryGetProperty("prefixItems", out JsonElement prefixItems))
         {
             if (prefixItems.ValueKind != JsonValueKind.Array)
@@ -551,9 +605,11 @@ internal sealed class SchemaCompiler
             }
 
             int[] prefix = new int[prefixItems.GetArrayLength()];
-            for (int i = 0; i < prefix.Length; i++)
+            int i = 0;
+            foreach (JsonElement item in prefixItems.EnumerateArray())
             {
-                prefix[i] = Compile(prefixItems[i], $"{path}/prefixItems/{i}");
+                prefix[i] = Compile(item, $"{path}/prefixItems/{i}");
+                i++;
             }
 
             node.PrefixItems = prefix;
@@ -595,7 +651,7 @@ internal sealed class SchemaCompiler
             throw new ArgumentException($"JSON schema at '{path}' has 'minLength' greater than 'maxLength'.");
         }
 
-        return Add(node);
+        return Add(node, path);
     }
 
     // Any JSON value; built once per grammar (its object and array refer back to it).
@@ -607,13 +663,13 @@ internal sealed class SchemaCompiler
         }
 
         var union = new GrammarNode(NodeKind.Union);
-        _any = Add(union);
-        int key = Add(new GrammarNode(NodeKind.String));
-        _anyObject = Add(new GrammarNode(NodeKind.Object) { AdditionalValue = _any, ExtraKey = key });
-        int array = Add(new GrammarNode(NodeKind.Array) { Items = _any });
-        int number = Add(new GrammarNode(NodeKind.Number));
+        _any = Add(union, "#");
+        int key = Add(new GrammarNode(NodeKind.String), "#");
+        _anyObject = Add(new GrammarNode(NodeKind.Object) { AdditionalValue = _any, ExtraKey = key }, "#");
+        int array = Add(new GrammarNode(NodeKind.Array) { Items = _any }, "#");
+        int number = Add(new GrammarNode(NodeKind.Number), "#");
         byte[][] literals = [Encoding.UTF8.GetBytes("true"), Encoding.UTF8.GetBytes("false"), Encoding.UTF8.GetBytes("null")];
-        int literal = Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie(literals) });
+        int literal = Add(new GrammarNode(NodeKind.Literal) { Literals = new LiteralTrie(literals) }, "#");
         union.Alternatives = [_anyObject, array, key, number, literal];
         return _any;
     }
@@ -639,12 +695,16 @@ internal sealed class SchemaCompiler
                 throw new SchemaNotSupportedException("$ref", path, $"'{reference}' is not a JSON pointer (anchors are not supported)");
             }
 
+            int prefixEnd = 0;
             foreach (string rawSegment in pointer[1..].Split('/'))
             {
+                _budget.Work(1);
+                string prefix = pointer[..prefixEnd];
+                prefixEnd += rawSegment.Length + 1;
                 string segment = Uri.UnescapeDataString(rawSegment).Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
                 bool found = target.ValueKind switch
                 {
-                    JsonValueKind.Object => target.TryGetProperty(segment, out target),
+                    JsonValueKind.Object => Members(prefix, target).TryGetValue(segment, out target),
                     JsonValueKind.Array => int.TryParse(segment, out int index) && index >= 0 && index < target.GetArrayLength()
                         && (target = target[index]).ValueKind != JsonValueKind.Undefined,
                     _ => false,
@@ -656,18 +716,37 @@ internal sealed class SchemaCompiler
             }
         }
 
-        // A union of one alternative stands for the target while it compiles, so that recursion refers to it.
+        // A union of one alternative stands for the target, which compiles later from the work list (so that
+        // recursion refers to the alias, and a chain of references does not nest calls).
         var alias = new GrammarNode(NodeKind.Union);
-        int id = Add(alias);
+        int id = Add(alias, path);
         _refs[reference] = id;
-        alias.Alternatives = [Compile(target, reference)];
+        _pending.Enqueue((target, reference, alias));
         return id;
+    }
+
+    // The members of the object at JSON pointer 'prefix' (a duplicate name: the last one, as TryGetProperty finds).
+    private Dictionary<string, JsonElement> Members(string prefix, JsonElement target)
+    {
+        if (!_members.TryGetValue(prefix, out Dictionary<string, JsonElement>? members))
+        {
+            members = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+            foreach (JsonProperty property in target.EnumerateObject())
+            {
+                _budget.Work(1);
+                members[property.Name] = property.Value;
+            }
+
+            _members.Add(prefix, members);
+        }
+
+        return members;
     }
 
     private GrammarNode[] Finish()
     {
         GrammarNode[] nodes = [.. _nodes];
-        CheckUnionCycles(nodes);
+        int[] unionOrder = UnionsInPostOrder(nodes);
         bool[] productive = Productive(nodes);
         if (!productive[0])
         {
@@ -679,10 +758,22 @@ internal sealed class SchemaCompiler
             Prune(node, productive);
         }
 
-        bool[] started = new bool[nodes.Length];
-        for (int i = 0; i < nodes.Length; i++)
+        Flatten(nodes, unionOrder);
+        foreach (GrammarNode node in nodes)
         {
-            FillStartBytes(nodes, i, started);
+            if (node.Kind != NodeKind.Union)
+            {
+                FillStartBytes(node);
+            }
+        }
+
+        foreach (int union in unionOrder)
+        {
+            // Flattened: the alternatives are not unions, so their start bytes are known.
+            foreach (int alternative in nodes[union].Alternatives)
+            {
+                nodes[union].StartBytes.UnionWith(nodes[alternative].StartBytes);
+            }
         }
 
         foreach (GrammarNode node in nodes)
@@ -690,6 +781,7 @@ internal sealed class SchemaCompiler
             if (node.Kind == NodeKind.Object)
             {
                 FinishObject(node);
+                _budget.Work(1 + (node.Keys?.NodeCount ?? 0));
             }
             else if (node.Kind == NodeKind.Array)
             {
@@ -704,16 +796,10 @@ internal sealed class SchemaCompiler
         return nodes;
     }
 
-    // The first bytes of each node's values (unions: of their alternatives; they cannot cycle, CheckUnionCycles ran).
-    private static void FillStartBytes(GrammarNode[] nodes, int index, bool[] done)
+    // The first bytes of a non-union node's values.
+    private static void FillStartBytes(GrammarNode node)
     {
-        if (done[index])
-        {
-            return;
-        }
-
-        GrammarNode node = nodes[index];
-        bool[] start = node.StartBytes;
+        ByteSet start = node.StartBytes;
         switch (node.Kind)
         {
             case NodeKind.Object:
@@ -740,68 +826,152 @@ internal sealed class SchemaCompiler
                 }
 
                 break;
-            case NodeKind.Union:
-                foreach (int alternative in node.Alternatives)
+        }
+    }
+
+    // The unions, each after every union among its alternatives (a depth-first post-order, with an explicit stack).
+    // A union that reaches itself through unions only would expand forever without reading a byte: refused.
+    private int[] UnionsInPostOrder(GrammarNode[] nodes)
+    {
+        var order = new List<int>();
+        byte[] color = new byte[nodes.Length];
+        var stack = new Stack<(int Node, int Next)>();
+        for (int start = 0; start < nodes.Length; start++)
+        {
+            if (nodes[start].Kind != NodeKind.Union || color[start] != 0)
+            {
+                continue;
+            }
+
+            color[start] = 1;
+            stack.Push((start, 0));
+            while (stack.TryPop(out var top))
+            {
+                _budget.Work(1);
+                int[] alternatives = nodes[top.Node].Alternatives;
+                if (top.Next == alternatives.Length)
                 {
-                    FillStartBytes(nodes, alternative, done);
-                    for (int b = 0; b < 256; b++)
-                    {
-                        start[b] |= nodes[alternative].StartBytes[b];
-                    }
+                    color[top.Node] = 2;
+                    order.Add(top.Node);
+                    continue;
                 }
 
-                break;
+                stack.Push((top.Node, top.Next + 1));
+                int next = alternatives[top.Next];
+                if (nodes[next].Kind != NodeKind.Union || color[next] == 2)
+                {
+                    continue;
+                }
+
+                if (color[next] == 1)
+                {
+                    throw new ArgumentException(
+                        "The JSON schema refers to itself without consuming input (a '$ref' or 'anyOf' cycle that reaches no object or array).");
+                }
+
+                color[next] = 1;
+                stack.Push((next, 0));
+            }
         }
 
-        done[index] = true;
+        return [.. order];
     }
 
-    // A union that reaches itself through unions only would expand forever without reading a byte.
-    private static void CheckUnionCycles(GrammarNode[] nodes)
+    // Replaces each union's alternatives by the distinct non-union nodes it reaches through nested unions, children
+    // before parents, so that starting a value never expands unions (and never exponentially).
+    private void Flatten(GrammarNode[] nodes, int[] unionOrder)
     {
-        int[] color = new int[nodes.Length];
-        for (int i = 0; i < nodes.Length; i++)
+        int[] seen = new int[nodes.Length];
+        var flat = new List<int>();
+        foreach (int union in unionOrder)
         {
-            Visit(i);
-        }
-
-        void Visit(int i)
-        {
-            if (color[i] == 2 || nodes[i].Kind != NodeKind.Union)
+            flat.Clear();
+            int stamp = union + 1;
+            foreach (int alternative in nodes[union].Alternatives)
             {
-                return;
+                if (nodes[alternative].Kind == NodeKind.Union)
+                {
+                    // Already flattened (post-order).
+                    foreach (int leaf in nodes[alternative].Alternatives)
+                    {
+                        if (seen[leaf] != stamp)
+                        {
+                            seen[leaf] = stamp;
+                            flat.Add(leaf);
+                        }
+                    }
+
+                    _budget.Work(nodes[alternative].Alternatives.Length);
+                }
+                else if (seen[alternative] != stamp)
+                {
+                    seen[alternative] = stamp;
+                    flat.Add(alternative);
+                }
+
+                if (flat.Count > _budget.Limits.MaxUnionAlternatives)
+                {
+                    break;
+                }
             }
 
-            if (color[i] == 1)
-            {
-                throw new ArgumentException(
-                    "The JSON schema refers to itself without consuming input (a '$ref' or 'anyOf' cycle that reaches no object or array).");
-            }
-
-            color[i] = 1;
-            foreach (int alternative in nodes[i].Alternatives)
-            {
-                Visit(alternative);
-            }
-
-            color[i] = 2;
+            _budget.Alternatives(flat.Count);
+            nodes[union].Alternatives = [.. flat];
         }
     }
 
-    // Which nodes accept at least one finite value (a least fixed point).
-    private static bool[] Productive(GrammarNode[] nodes)
+    // Which nodes accept at least one finite value: the least fixed point, by propagation from the nodes that need
+    // nothing (each node counts the productive children it still waits for), in time linear in the edges.
+    private bool[] Productive(GrammarNode[] nodes)
     {
         bool[] productive = new bool[nodes.Length];
-        bool changed = true;
-        while (changed)
+        int[] waiting = new int[nodes.Length];
+        var dependents = new List<int>?[nodes.Length];
+        var ready = new Stack<int>();
+        for (int i = 0; i < nodes.Length; i++)
         {
-            changed = false;
-            for (int i = 0; i < nodes.Length; i++)
+            _budget.Work(1);
+            int needs = 0;
+            bool impossible = false;
+            foreach (int child in Requirements(nodes[i]))
             {
-                if (!productive[i] && IsProductive(nodes[i], productive))
+                if (child < 0)
                 {
-                    productive[i] = true;
-                    changed = true;
+                    impossible = true;
+                    break;
+                }
+
+                (dependents[child] ??= []).Add(i);
+                needs++;
+            }
+
+            // A union needs one productive alternative, anything else all its required children (-1: never).
+            waiting[i] = impossible ? -1 : nodes[i].Kind == NodeKind.Union ? (needs == 0 ? -1 : 1) : needs;
+            if (waiting[i] == 0)
+            {
+                ready.Push(i);
+            }
+        }
+
+        while (ready.TryPop(out int node))
+        {
+            if (productive[node])
+            {
+                continue;
+            }
+
+            productive[node] = true;
+            if (dependents[node] is not { } parents)
+            {
+                continue;
+            }
+
+            _budget.Work(parents.Count);
+            foreach (int parent in parents)
+            {
+                if (waiting[parent] > 0 && --waiting[parent] == 0)
+                {
+                    ready.Push(parent);
                 }
             }
         }
@@ -809,46 +979,49 @@ internal sealed class SchemaCompiler
         return productive;
     }
 
-    private static bool IsProductive(GrammarNode node, bool[] productive)
+    // The children a node needs productive: a union's alternatives (any one), a root's value, an object's required
+    // properties, an array's first items up to its minimum (all); -1 for a need nothing meets. A child needed twice
+    // counts twice.
+    private static IEnumerable<int> Requirements(GrammarNode node)
     {
         switch (node.Kind)
         {
             case NodeKind.Root:
-                return productive[node.Value];
+                yield return node.Value;
+                break;
             case NodeKind.Union:
                 foreach (int alternative in node.Alternatives)
                 {
-                    if (productive[alternative])
-                    {
-                        return true;
-                    }
+                    yield return alternative;
                 }
 
-                return false;
+                break;
             case NodeKind.Object:
                 for (int j = 0; j < node.PropertyValues.Length; j++)
                 {
-                    if (node.PropertyRequired[j] && !productive[node.PropertyValues[j]])
+                    if (node.PropertyRequired[j])
                     {
-                        return false;
+                        yield return node.PropertyValues[j];
                     }
                 }
 
-                return true;
+                break;
             case NodeKind.Array:
                 int needed = Math.Min(node.MinItems, node.PrefixItems.Length + 1);
                 for (int k = 0; k < needed; k++)
                 {
                     int item = k < node.PrefixItems.Length ? node.PrefixItems[k] : node.Items;
-                    if (item < 0 || !productive[item])
+                    if (item < 0)
                     {
-                        return false;
+                        // An item is needed and none is allowed: never productive.
+                        yield return -1;
+                        yield break;
                     }
+
+                    yield return item;
                 }
 
-                return true;
-            default:
-                return true;
+                break;
         }
     }
 
@@ -910,47 +1083,65 @@ internal sealed class SchemaCompiler
 
         var keys = new LiteralTrie(node.PropertyNames);
         node.Keys = keys;
-        node.KeyStringPhase = new int[keys.NodeCount];
-        node.KeyStringDetail = new int[keys.NodeCount];
-        node.KeyCanDivergeBelow = new bool[keys.NodeCount];
-        node.KeyPropertiesBelow = new int[keys.NodeCount][];
-        node.KeyStringPhase[0] = Phases.StringStart;
-        Walk(node, keys, 0);
+        FillKeyTables(node, keys);
     }
 
-    // Fills the key trie's per-node tables below 'trieNode', whose own string phase is already set.
-    private static void Walk(GrammarNode node, LiteralTrie keys, int trieNode)
+    // The key trie's per-node tables, without recursion (a name may be thousands of bytes long): the string phases
+    // from the root down (a parent's index is below its children's), what lies below each node from the leaves up.
+    private static void FillKeyTables(GrammarNode node, LiteralTrie keys)
     {
-        var below = new List<int>();
-        int terminal = keys.Terminal(trieNode);
-        if (terminal >= 0 && node.PropertyEnabled[terminal])
+        int count = keys.NodeCount;
+        node.KeyStringPhase = new int[count];
+        node.KeyStringDetail = new int[count];
+        node.KeyCanDivergeBelow = new bool[count];
+        node.KeyPropertiesBelow = new int[count][];
+        node.KeyStringPhase[0] = Phases.StringStart;
+        for (int trieNode = 0; trieNode < count; trieNode++)
         {
-            below.Add(terminal);
+            for (int i = 0; ; i++)
+            {
+                int child = keys.ChildAt(trieNode, i, out byte b);
+                if (child < 0)
+                {
+                    break;
+                }
+
+                int childPhase = node.KeyStringPhase[trieNode];
+                int length = 0;
+                int detail = node.KeyStringDetail[trieNode];
+                StepResult result = ScalarSteps.String(PlainString, ref childPhase, ref length, ref detail, b);
+                node.KeyStringPhase[child] = result == StepResult.Continue ? childPhase : -1;
+                node.KeyStringDetail[child] = detail;
+            }
         }
 
-        int phase = node.KeyStringPhase[trieNode];
-        bool diverge = phase is Phases.StringBody or Phases.StringContinuation;
-        for (int i = 0; ; i++)
+        var below = new List<int>();
+        for (int trieNode = count - 1; trieNode >= 0; trieNode--)
         {
-            int child = keys.ChildAt(trieNode, i, out byte b);
-            if (child < 0)
+            below.Clear();
+            int terminal = keys.Terminal(trieNode);
+            if (terminal >= 0 && node.PropertyEnabled[terminal])
             {
-                break;
+                below.Add(terminal);
             }
 
-            int childPhase = phase;
-            int count = 0;
-            int detail = node.KeyStringDetail[trieNode];
-            StepResult result = ScalarSteps.String(PlainString, ref childPhase, ref count, ref detail, b);
-            node.KeyStringPhase[child] = result == StepResult.Continue ? childPhase : -1;
-            node.KeyStringDetail[child] = detail;
-            Walk(node, keys, child);
-            diverge |= node.KeyCanDivergeBelow[child];
-            below.AddRange(node.KeyPropertiesBelow[child]);
-        }
+            int phase = node.KeyStringPhase[trieNode];
+            bool diverge = phase is Phases.StringBody or Phases.StringContinuation;
+            for (int i = 0; ; i++)
+            {
+                int child = keys.ChildAt(trieNode, i, out _);
+                if (child < 0)
+                {
+                    break;
+                }
 
-        below.Sort();
-        node.KeyPropertiesBelow[trieNode] = [.. below];
-        node.KeyCanDivergeBelow[trieNode] = diverge;
+                diverge |= node.KeyCanDivergeBelow[child];
+                below.AddRange(node.KeyPropertiesBelow[child]);
+            }
+
+            below.Sort();
+            node.KeyPropertiesBelow[trieNode] = [.. below];
+            node.KeyCanDivergeBelow[trieNode] = diverge;
+        }
     }
 }

@@ -22,6 +22,9 @@ internal ref struct StateSink
     /// <summary>The number of distinct states collected.</summary>
     public int Count { get; private set; }
 
+    /// <summary>Whether the buffer is full (every further state would be dropped).</summary>
+    public readonly bool IsFull => Count == _buffer.Length;
+
     /// <summary>Adds <paramref name="state"/> unless it is already there or the buffer is full.</summary>
     /// <param name="state">The state.</param>
     public void Add(in MatchState state)

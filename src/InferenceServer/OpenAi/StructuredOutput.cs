@@ -7,11 +7,16 @@ namespace InferenceServer.OpenAi;
 
 /// <summary>
 /// Turns a request's <c>response_format</c> (or a tool-call schema) into per-choice token constraints: the schema is
-/// compiled once per request (an unsupported schema is a 400 naming the keyword), the model's vocabulary once per
-/// process, on first use.
+/// compiled once per request, on the request's thread before admission (never on the engine loop), under
+/// <see cref="SchemaLimits.Default"/>: an unsupported schema is a 400 naming the keyword, one over a limit (size,
+/// nesting, compiled size, union expansion, compile time) a 400 naming the limit (code <c>schema_limit_exceeded</c>).
+/// The model's vocabulary is built once per process, on first use.
 /// </summary>
 internal sealed class StructuredOutput
 {
+    /// <summary>The OpenAI error <c>code</c> of a schema over one of the <see cref="SchemaLimits"/>.</summary>
+    public const string SchemaLimitCode = "schema_limit_exceeded";
+
     private readonly ServedModel _model;
     private readonly Lazy<TokenVocabulary?> _vocabulary;
 
@@ -43,6 +48,10 @@ internal sealed class StructuredOutput
         try
         {
             grammar = schema is { } s ? JsonGrammar.FromSchema(s, strict) : JsonGrammar.AnyObject;
+        }
+        catch (SchemaLimitExceededException ex)
+        {
+            throw new RequestValidationException(param, ex.Message, code: SchemaLimitCode);
         }
         catch (SchemaNotSupportedException ex)
         {

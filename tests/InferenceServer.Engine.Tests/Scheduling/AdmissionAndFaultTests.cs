@@ -237,6 +237,32 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
         Assert.Equal(0, Scheduler.UsedBlocks);
     }
 
+    [Fact]
+    public void ConstraintOverItsBudget_FailsOnlyItsOwnRequest()
+    {
+        // A structured-output mask whose work passes its budget throws (issue 22): that request ends with its own error,
+        // the request batched beside it runs to its length, and the engine stays healthy.
+        Create(new SchedulerOptions());
+        var readers = new ChannelReader<GenerationUpdate>[1];
+        Assert.Equal(SubmitResult.Accepted, Scheduler.Submit([SchedulerHarness.Request(Prompt(6), 8, constraint: new OverBudgetConstraint())], readers, CancellationToken.None));
+        Assert.Equal(SubmitResult.Accepted, Submit(Prompt(6, salt: 1), out var other, maxTokens: 8));
+        StepUntilIdle();
+        var failed = Final(readers[0]);
+        Assert.Equal(FinishReason.Error, failed.Finish);
+        Assert.Contains("MaxMaskWork", failed.Error, StringComparison.Ordinal);
+        Assert.Equal(FinishReason.Length, Final(other).Finish);
+        Assert.True(Scheduler.IsHealthy);
+        Assert.Equal(0, Scheduler.UsedBlocks);
+    }
+
+    /// <summary>Throws from every mask, as a constraint whose mask work passes its budget does.</summary>
+    private sealed class OverBudgetConstraint : ITokenConstraint
+    {
+        public void MaskLogits(Span<float> logits) => throw new InvalidOperationException("The mask needed more than 10 matcher steps (limit MaxMaskWork).");
+
+        public bool Accept(int tokenId) => true;
+    }
+
     /// <summary>Allows exactly the given tokens in order, the last an EOS; after it, it is terminated and allows nothing.</summary>
     private sealed class TerminatingConstraint(params int[] tokens) : ITokenConstraint
     {

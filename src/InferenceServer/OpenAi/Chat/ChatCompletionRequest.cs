@@ -126,7 +126,7 @@ internal sealed class ChatCompletionRequest
             ToolChoice = toolChoice,
             ToolParser = parser,
             ToolFormat = support.Format,
-            ToolSchema = schema is null ? null : JsonSerializer.SerializeToElement(schema),
+            ToolSchema = schema is null ? null : ToolChoiceSchemas.ToElement(schema),
         };
     }
 }

@@ -11,6 +11,9 @@ namespace InferenceServer.OpenAi.ToolCalls;
 /// </summary>
 internal static class ToolChoiceSchemas
 {
+    // The request's depth limit plus the levels ForRequired wraps around a function's parameters.
+    private static readonly JsonSerializerOptions WrappedDepth = new() { MaxDepth = JsonBody.MaxDepth + 8 };
+
     /// <summary>
     /// The schema for a named function: the function's <c>parameters</c> (so the output is the arguments object;
     /// the name is known), or <c>{"type": "object", "properties": {}}</c> when it declares none.
@@ -92,6 +95,14 @@ internal static class ToolChoiceSchemas
 
         return schema;
     }
+
+    /// <summary>
+    /// <paramref name="schema"/> as a <see cref="JsonElement"/> for the schema compiler. The <c>required</c> schema nests
+    /// each function's parameters a few levels deeper than the request did, so the serializer's depth limit is the
+    /// request's (<see cref="JsonBody.MaxDepth"/>) plus that wrapping: a deep but valid request cannot fail here with a
+    /// 500; the compiler's own nesting limit then applies.
+    /// </summary>
+    public static JsonElement ToElement(JsonObject schema) => JsonSerializer.SerializeToElement(schema, WrappedDepth);
 
     /// <summary><see cref="ForRequired(ToolDefinitions)"/> over the raw <c>tools</c> array, validated first.</summary>
     public static JsonObject ForRequired(JsonElement tools) => ForRequired(ToolValidation.ParseTools(tools));
