@@ -7,6 +7,8 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/ src/
+# The host project compiles the gRPC API from proto/ (../../proto/inference/v1/inference.proto).
+COPY proto/ proto/
 RUN dotnet publish src/InferenceServer/InferenceServer.csproj -c Release -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
