@@ -51,6 +51,12 @@ internal sealed class ServerOptions
     /// <summary><c>--engine-stall-timeout</c> (seconds): readiness fails when the engine has work but made no progress for this long. Default 60 s.</summary>
     public TimeSpan EngineStallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// <c>--liveness-stall-timeout</c> (seconds): <c>/health/live</c> answers 503 when the engine has work but made no
+    /// progress for this long, so that an orchestrator restarts the process. Default 300 s.
+    /// </summary>
+    public TimeSpan LivenessStallTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
@@ -91,6 +97,7 @@ internal sealed class ServerOptions
             LogRequests = ReadBool(configuration, "log-requests"),
             ShutdownTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "shutdown-timeout", 30, 0)),
             EngineStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "engine-stall-timeout", 60, 1)),
+            LivenessStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "liveness-stall-timeout", 300, 1)),
         };
     }
 

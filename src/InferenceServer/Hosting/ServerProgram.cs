@@ -103,7 +103,8 @@ internal static partial class ServerProgram
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(static provider => new ServingState(
             provider.GetRequiredService<ContinuousBatchScheduler>(),
-            provider.GetRequiredService<ServerOptions>().EngineStallTimeout));
+            provider.GetRequiredService<ServerOptions>().EngineStallTimeout,
+            provider.GetRequiredService<ServerOptions>().LivenessStallTimeout));
         builder.Services.AddHostedService<DrainService>();
 
         // The host waits for the drain, then for the web server and the engine to stop.
@@ -153,10 +154,7 @@ internal static partial class ServerProgram
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
-        app.MapGet("/health/live", () => Results.Text("live"));
-        app.MapGet("/health/ready", static (ServingState state) => state.NotReadyReason is { } reason
-            ? Results.Text(reason, statusCode: StatusCodes.Status503ServiceUnavailable)
-            : Results.Text("ready"));
+        HealthEndpoints.Map(app);
         var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
         app.MapGet("/metrics", scrape.HandleAsync);
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
