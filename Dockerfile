@@ -15,6 +15,8 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
 COPY --from=build /app ./
 COPY models/tiny-pycoder/ ./models/tiny-pycoder/
+# The checkpoint build cache (docker-compose.yml: --build-cache /cache on a named volume, which takes this folder's owner).
+RUN mkdir /cache && chown app:app /cache
 # The aspnet images carry the non-root "app" user (uid 1654).
 USER app
 # 8080: HTTP (OpenAI API, /health/*, /metrics); 8081: gRPC (h2c).
