@@ -133,6 +133,12 @@ copy_into() {
   done
 }
 
+# WORKDIR $2 (absolute, or relative to the current one) in root $1: sets $workdir and creates the folder.
+change_workdir() {
+  case "$2" in /*) workdir=$2 ;; *) workdir="$workdir/$2" ;; esac
+  mkdir -p "$1$workdir"
+}
+
 # --- 1. the build stage ---
 build_root="$run/build-root"
 mkdir -p "$build_root"
@@ -141,9 +147,7 @@ for i in "${!lines[@]}"; do
   [ "${stage_of[$i]}" = "$build" ] || continue
   read -r instr rest <<<"${lines[$i]}"
   case "${instr^^}" in
-    WORKDIR)
-      case "$rest" in /*) workdir=$rest ;; *) workdir="$workdir/$rest" ;; esac
-      mkdir -p "$build_root$workdir" ;;
+    WORKDIR) change_workdir "$build_root" "$rest" ;;
     COPY)
       # shellcheck disable=SC2086
       set -f; copy_into "$build_root" "$context" "$workdir" $rest; set +f ;;
@@ -172,9 +176,7 @@ for i in "${!lines[@]}"; do
   [ "${stage_of[$i]}" = "$final" ] || continue
   read -r instr rest <<<"${lines[$i]}"
   case "${instr^^}" in
-    WORKDIR)
-      case "$rest" in /*) workdir=$rest ;; *) workdir="$workdir/$rest" ;; esac
-      mkdir -p "$final_root$workdir" ;;
+    WORKDIR) change_workdir "$final_root" "$rest" ;;
     COPY)
       if [[ "$rest" =~ ^--from=([^[:space:]]+)[[:space:]]+(.*)$ ]]; then
         if [ "${BASH_REMATCH[1]}" = "${stage_names[$build]}" ]; then

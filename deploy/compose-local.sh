@@ -114,6 +114,21 @@ post() {
 }
 mkdir -p "$run/r"
 
+# Restarts replica $1 and waits until nginx routes to it again: nginx tries a replica marked failed again after
+# fail_timeout, one request at a time, until one succeeds. Waiting for that, as a balancer in production would, lets
+# the next check start with both replicas in rotation.
+restart_into_rotation() {
+  local i=$1 k back=0
+  start_replica "$i"
+  wait_ready "http://127.0.0.1:$(http_port "$i")/health/ready"
+  for k in $(seq 1 40); do
+    post "back$i-$k" '{"prompt":"y = ","max_tokens":2}'
+    grep -qi "^x-upstream: .*:$(http_port "$i")" "$run/r/back$i-$k.h" && { back=1; break; }
+    sleep 0.5
+  done
+  [ "$back" = 1 ] && pass "the restarted replica $i is back in rotation" || fail "nginx did not route to the restarted replica $i"
+}
+
 # 1. Requests through nginx succeed and are balanced.
 for i in $(seq 1 12); do post "basic$i" '{"prompt":"def f(x):","max_tokens":8,"temperature":0}' & done
 wait_jobs() { for job in $(jobs -p); do [ "$job" = "$nginx_pid" ] || { for p in "${pids[@]}"; do [ "$p" = "$job" ] && continue 2; done; wait "$job" || true; }; done; }
@@ -176,17 +191,7 @@ else
 fi
 set +e; wait "${pids[2]}"; rc=$?; set -e
 [ "$rc" = 0 ] && pass "the drained replica exited 0" || fail "the drained replica exited $rc"
-start_replica 2
-wait_ready "http://127.0.0.1:$(http_port 2)/health/ready"
-# nginx tries a replica marked failed again after fail_timeout, one request at a time, until one succeeds: wait for
-# that, as a balancer in production would, so the next check starts with both replicas in rotation.
-back=0
-for i in $(seq 1 40); do
-  post "back$i" '{"prompt":"y = ","max_tokens":2}'
-  grep -qi "^x-upstream: .*:$(http_port 2)" "$run/r/back$i.h" && { back=1; break; }
-  sleep 0.5
-done
-[ "$back" = 1 ] && pass "the restarted replica is back in rotation" || fail "nginx did not route to the restarted replica"
+restart_into_rotation 2
 
 # 3. Kill replica 1 under load: non-streamed requests must all succeed; streams may only fail after their first chunk.
 n_plain=16; n_stream=8
@@ -220,16 +225,7 @@ done
 #     replica's queue holds (--max-queued-requests 48): every replica answers 429 at once. Had nginx counted 429 as a
 #     failure (http_429 in proxy_next_upstream, max_fails=1), both replicas would be out for fail_timeout and the
 #     requests after the burst would get nginx's 502.
-start_replica 1
-wait_ready "http://127.0.0.1:$(http_port 1)/health/ready"
-# Back in rotation after the kill above (nginx retries a failed replica after fail_timeout).
-back=0
-for i in $(seq 1 40); do
-  post "back1-$i" '{"prompt":"y = ","max_tokens":2}'
-  grep -qi "^x-upstream: .*:$(http_port 1)$(printf '\r')\?$" "$run/r/back1-$i.h" && { back=1; break; }
-  sleep 0.5
-done
-[ "$back" = 1 ] || fail "nginx did not route to the restarted replica 1"
+restart_into_rotation 1  # killed in check 3
 burst='{"prompt":["a","b","c","d"],"n":16,"max_tokens":4}'
 for i in $(seq 1 12); do post "burst$i" "$burst" & done
 wait_jobs
