@@ -207,6 +207,10 @@ public sealed class DeploymentManifestTests
             Assert.Contains(volumes, v => v.EndsWith(":" + flags["build-cache"], StringComparison.Ordinal));
             Assert.Equal("true", Text(replica, "read_only"));
             Assert.Equal(Text(replica, "deploy", "resources", "limits", "cpus"), flags["threads"]);
+
+            // Docker stops the container only after the drain and the host's 15 s stop.
+            var grace = int.Parse(Text(replica, "stop_grace_period").TrimEnd('s'), CultureInfo.InvariantCulture);
+            Assert.True(grace > int.Parse(flags["shutdown-timeout"], CultureInfo.InvariantCulture) + 15, $"stop_grace_period {grace}s is shorter than the drain");
         }
     }
 }
