@@ -7,12 +7,16 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/ src/
+# The host project compiles the gRPC API from proto/ (../../proto/inference/v1/inference.proto).
+COPY proto/ proto/
 RUN dotnet publish src/InferenceServer/InferenceServer.csproj -c Release -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
 COPY --from=build /app ./
 COPY models/tiny-pycoder/ ./models/tiny-pycoder/
+# The checkpoint build cache (docker-compose.yml: --build-cache /cache on a named volume, which takes this folder's owner).
+RUN mkdir /cache && chown app:app /cache
 # The aspnet images carry the non-root "app" user (uid 1654).
 USER app
 # 8080: HTTP (OpenAI API, /health/*, /metrics); 8081: gRPC (h2c).

@@ -10,7 +10,11 @@
 #        (503s are retried there), its in-flight stream finishes, and it exits 0;
 #     3. SIGKILL on a replica under load: every request that had not started streaming still succeeds (nginx retried
 #        it on the other replica); only streams already under way may end early.
+#     4. A burst of 429s (full queues) leaves both replicas in rotation; a 3 MB body passes nginx to the server; every
+#        response carries exactly one X-Request-Id, the caller's.
 #
+# The replicas run with --max-queued-requests 48 so that one request of 4 prompts x n=16 (64 sequences) is a 429 on
+# either replica, every time, while the other checks' at most 24 concurrent requests always fit.
 # Environment: APP (a published folder to reuse instead of publishing), PORT_BASE (default 18180: nginx HTTP on
 # PORT_BASE, gRPC on PORT_BASE+10, replica i on PORT_BASE+i and PORT_BASE+10+i), KEEP_RUN=1 keeps the run folder.
 set -euo pipefail
@@ -51,7 +55,7 @@ grpc_port() { echo $((base + 10 + $1)); }
 # Starts replica $1 (1 or 2) with the image's entrypoint and arguments, from / so only the published folder is found.
 start_replica() {
   local i=$1
-  (cd / && exec dotnet "$app/InferenceServer.dll" --log-format json --shutdown-timeout 30 \
+  (cd / && exec dotnet "$app/InferenceServer.dll" --log-format json --shutdown-timeout 30 --max-queued-requests 48 \
       --urls "http://127.0.0.1:$(http_port "$i")" --grpc-port "$(grpc_port "$i")") \
     >>"$run/replica$i.log" 2>&1 &
   pids[$i]=$!
@@ -67,9 +71,15 @@ wait_ready() {
 }
 
 # --- nginx with the same config, addresses substituted ---
+# "http2 on;" needs nginx 1.25.1 (the compose image is 1.27); an older local nginx (Debian 12 has 1.22) gets the
+# deprecated "listen ... http2" form of the same listener instead.
+nginx_version=$(nginx -v 2>&1 | sed -nE 's|.*nginx/([0-9.]+).*|\1|p')
+if [ "$(printf '%s\n1.25.1\n' "$nginx_version" | sort -V | head -n1)" = 1.25.1 ]; then grpc_listen="listen 127.0.0.1:$((base + 10));"; h2=""
+else grpc_listen="listen 127.0.0.1:$((base + 10)) http2;"; h2="# (http2 on: nginx $nginx_version has only the listen parameter)"; fi
 sed -e "s|inference-1:8080|127.0.0.1:$(http_port 1)|; s|inference-2:8080|127.0.0.1:$(http_port 2)|" \
     -e "s|inference-1:8081|127.0.0.1:$(grpc_port 1)|; s|inference-2:8081|127.0.0.1:$(grpc_port 2)|" \
-    -e "s|listen 8080;|listen 127.0.0.1:$base;|; s|listen 8081 http2;|listen 127.0.0.1:$((base + 10)) http2;|" \
+    -e "s|listen 8080;|listen 127.0.0.1:$base;|; s|listen 8081;|$grpc_listen|" \
+    -e "${h2:+s|http2 on;|$h2|}" \
     -e "s|access_log /dev/stdout inference;|access_log $run/access.log inference;|" \
     -e "s|^http {|http {\n  client_body_temp_path $run/tmp/body; proxy_temp_path $run/tmp/proxy; fastcgi_temp_path $run/tmp/fastcgi; uwsgi_temp_path $run/tmp/uwsgi; scgi_temp_path $run/tmp/scgi;|" \
     "$root/deploy/nginx/nginx.conf" >"$run/nginx.conf"
@@ -103,6 +113,21 @@ post() {
     -H "X-Request-Id: $name" -d "$body" "$lb/v1/completions" >"$run/r/$name.code" 2>/dev/null || true
 }
 mkdir -p "$run/r"
+
+# Restarts replica $1 and waits until nginx routes to it again: nginx tries a replica marked failed again after
+# fail_timeout, one request at a time, until one succeeds. Waiting for that, as a balancer in production would, lets
+# the next check start with both replicas in rotation.
+restart_into_rotation() {
+  local i=$1 k back=0
+  start_replica "$i"
+  wait_ready "http://127.0.0.1:$(http_port "$i")/health/ready"
+  for k in $(seq 1 40); do
+    post "back$i-$k" '{"prompt":"y = ","max_tokens":2}'
+    grep -qi "^x-upstream: .*:$(http_port "$i")" "$run/r/back$i-$k.h" && { back=1; break; }
+    sleep 0.5
+  done
+  [ "$back" = 1 ] && pass "the restarted replica $i is back in rotation" || fail "nginx did not route to the restarted replica $i"
+}
 
 # 1. Requests through nginx succeed and are balanced.
 for i in $(seq 1 12); do post "basic$i" '{"prompt":"def f(x):","max_tokens":8,"temperature":0}' & done
@@ -166,17 +191,7 @@ else
 fi
 set +e; wait "${pids[2]}"; rc=$?; set -e
 [ "$rc" = 0 ] && pass "the drained replica exited 0" || fail "the drained replica exited $rc"
-start_replica 2
-wait_ready "http://127.0.0.1:$(http_port 2)/health/ready"
-# nginx tries a replica marked failed again after fail_timeout, one request at a time, until one succeeds: wait for
-# that, as a balancer in production would, so the next check starts with both replicas in rotation.
-back=0
-for i in $(seq 1 40); do
-  post "back$i" '{"prompt":"y = ","max_tokens":2}'
-  grep -qi "^x-upstream: .*:$(http_port 2)" "$run/r/back$i.h" && { back=1; break; }
-  sleep 0.5
-done
-[ "$back" = 1 ] && pass "the restarted replica is back in rotation" || fail "nginx did not route to the restarted replica"
+restart_into_rotation 2
 
 # 3. Kill replica 1 under load: non-streamed requests must all succeed; streams may only fail after their first chunk.
 n_plain=16; n_stream=8
@@ -205,6 +220,45 @@ done
 [ "$lost" = 0 ] && [ "$retried" -gt 0 ] \
   && pass "replica killed under load: $ok/$((n_plain + n_stream)) complete, $retried retried on the other replica, $cut streams cut after they had started, 0 lost" \
   || fail "replica killed under load: $lost lost before streaming started ($ok complete, $retried retried, $cut cut)"
+
+# 4a. A burst of 429s must not take replicas out of rotation. Each request below is 64 sequences, more than either
+#     replica's queue holds (--max-queued-requests 48): every replica answers 429 at once. Had nginx counted 429 as a
+#     failure (http_429 in proxy_next_upstream, max_fails=1), both replicas would be out for fail_timeout and the
+#     requests after the burst would get nginx's 502.
+restart_into_rotation 1  # killed in check 3
+burst='{"prompt":["a","b","c","d"],"n":16,"max_tokens":4}'
+for i in $(seq 1 12); do post "burst$i" "$burst" & done
+wait_jobs
+limited=0
+for i in $(seq 1 12); do [ "$(cat "$run/r/burst$i.code")" = 429 ] && limited=$((limited + 1)); done
+ok=0; served1=0; served2=0
+for i in $(seq 1 10); do
+  post "after-burst$i" '{"prompt":"z = ","max_tokens":2,"temperature":0}'
+  [ "$(cat "$run/r/after-burst$i.code")" = 200 ] && ok=$((ok + 1))
+  grep -qi "^x-upstream: 127.0.0.1:$(http_port 1)$(printf '\r')\?$" "$run/r/after-burst$i.h" && served1=$((served1 + 1))
+  grep -qi "^x-upstream: 127.0.0.1:$(http_port 2)$(printf '\r')\?$" "$run/r/after-burst$i.h" && served2=$((served2 + 1))
+done
+[ "$limited" = 12 ] && [ "$ok" = 10 ] && [ "$served1" -gt 0 ] && [ "$served2" -gt 0 ] \
+  && pass "a burst of 12 429s left both replicas in rotation: the next 10 requests succeeded, replica 1 served $served1, replica 2 $served2" \
+  || fail "after a burst of 429s ($limited/12 were 429): $ok/10 requests succeeded, replica 1 served $served1, replica 2 $served2 (first: $(head -c 200 "$run/r/after-burst1.b"))"
+
+# 4b. A 3 MB body (below the server's 4 MiB limit, above nginx's 1 MiB default) reaches the server: valid JSON padded
+#     with whitespace, so the server answers 200.
+{ printf '{"prompt":"w = ","max_tokens":2,"temperature":0'; head -c $((3 * 1024 * 1024)) /dev/zero | tr '\0' ' '; printf '}'; } >"$run/r/big.json"
+code=$(curl -s -D "$run/r/big.h" -o "$run/r/big.b" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$run/r/big.json" "$lb/v1/completions" || true)
+[ "$code" = 200 ] && grep -q '"completion_tokens":2' "$run/r/big.b" \
+  && pass "a 3 MB body passed nginx and the server answered it" \
+  || fail "a 3 MB body through nginx: HTTP $code $(head -c 200 "$run/r/big.b")"
+
+# 4c. Exactly one X-Request-Id on every response, the caller's: on successes (basic*), 429s (burst*) and the big body.
+bad=""
+for h in "$run"/r/basic*.h "$run"/r/burst*.h "$run"/r/after-burst*.h; do
+  id=$(basename "$h" .h)
+  [ "$(grep -ci '^x-request-id:' "$h")" = 1 ] && grep -qi "^x-request-id: $id$(printf '\r')\?$" "$h" || bad="$bad $id"
+done
+[ "$(grep -ci '^x-request-id:' "$run/r/big.h")" = 1 ] || bad="$bad big"
+[ -z "$bad" ] && pass "every response carried exactly one X-Request-Id, the caller's" \
+  || fail "responses without exactly one X-Request-Id (the caller's):$bad"
 
 if [ "$failures" -gt 0 ]; then log "$failures check(s) failed; nginx log: $run/error.log"; KEEP_RUN=1; exit 1; fi
 log "all checks passed"

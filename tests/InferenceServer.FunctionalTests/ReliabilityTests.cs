@@ -306,4 +306,43 @@ public sealed class ReliabilityTests
         Assert.Equal(HttpStatusCode.OK, (await s.Server.Http.GetAsync("/health/ready")).StatusCode);
         Assert.Equal(0, s.Server.Scheduler.UsedBlocks);
     }
+
+    [Fact]
+    public async Task StalledEngine_FailsReadinessAfterTheStallTimeout_AndLivenessAfterTheLivenessTimeout_ThenRecovers()
+    {
+        await using var s = await StartAsync("--engine-stall-timeout", "60", "--liveness-stall-timeout", "300");
+        async Task<(HttpStatusCode Status, string Body)> ProbeAsync(string path)
+        {
+            using var response = await s.Server.Http.GetAsync(path);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal((HttpStatusCode.OK, "live"), await ProbeAsync("/health/live"));
+        Assert.Equal(HttpStatusCode.OK, (await ProbeAsync("/health")).Status);
+
+        // A forward pass that never returns, as a hung device call would.
+        s.Runner.Close();
+        var held = s.Server.Http.PostAsync("/v1/completions", Json("""{"prompt":"def a():","max_tokens":3,"temperature":0}"""));
+        await s.Runner.WaitEnteredAsync();
+
+        // Past the readiness bound: out of rotation (and vLLM's /health fails), but not restarted yet.
+        s.Time.Advance(TimeSpan.FromSeconds(61));
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "engine stalled"), await ProbeAsync("/health/ready"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await ProbeAsync("/health")).Status);
+        Assert.Equal((HttpStatusCode.OK, "live"), await ProbeAsync("/health/live"));
+
+        // Past the liveness bound: the orchestrator restarts it.
+        s.Time.Advance(TimeSpan.FromSeconds(240));
+        var (liveStatus, liveBody) = await ProbeAsync("/health/live");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, liveStatus);
+        Assert.StartsWith("engine stalled: no progress for 301 s with 1 request(s) in flight", liveBody, StringComparison.Ordinal);
+
+        // The pass returns: the request finishes and every probe is healthy again.
+        s.Runner.Open();
+        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
+        await Eventually.TrueAsync(() => s.Server.Scheduler.ActiveRequests == 0, "idle");
+        Assert.Equal((HttpStatusCode.OK, "live"), await ProbeAsync("/health/live"));
+        Assert.Equal((HttpStatusCode.OK, "ready"), await ProbeAsync("/health/ready"));
+        Assert.Equal(HttpStatusCode.OK, (await ProbeAsync("/health")).Status);
+    }
 }

@@ -65,6 +65,16 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("cuda:N", stderr);
     }
 
+    [NoCudaFact]
+    public async Task CudaDevice_WithoutCuda_ExitsWith2_InsteadOfServingOnTheCpu()
+    {
+        // The GPU deployment passes --device cuda so that a node without a working CUDA fails its start (and the pod
+        // restarts or is rescheduled) rather than serving a large model on the CPU.
+        var (code, stderr) = await RunServerAsync("--model", RepositoryPaths.DefaultModel, "--device", "cuda");
+        Assert.Equal(2, code);
+        Assert.Contains("error: --device cuda: the CUDA execution provider cannot be used", stderr);
+    }
+
     internal static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")

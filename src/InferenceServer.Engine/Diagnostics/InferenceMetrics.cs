@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
@@ -10,7 +11,8 @@ namespace InferenceServer.Engine.Diagnostics;
 /// The engine's metrics, named and meant as vLLM's so that existing dashboards and autoscalers work unchanged:
 /// gauges for running and waiting requests and KV-cache usage, counters for tokens, finished requests, prefix-cache
 /// queries and hits, and histograms (vLLM's buckets) for time to first token, inter-token latency, end-to-end latency
-/// and queue time. Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
+/// and queue time, per-request prompt and generation tokens, tokens per engine step, and the cache configuration
+/// (<c>vllm:cache_config_info</c>). Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
 /// names without the suffix the exposition adds (<c>_total</c> on counters; histograms already end in their unit).
 /// </summary>
 public sealed class InferenceMetrics
@@ -27,6 +29,13 @@ public sealed class InferenceMetrics
     private static readonly double[] RequestLatencyBuckets =
         [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
 
+    // vLLM's build_1_2_5_buckets(max_model_len) for the per-request token histograms, to 100k tokens.
+    private static readonly double[] RequestTokenBuckets =
+        [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+
+    // vLLM's buckets of vllm:iteration_tokens_total (tokens per engine step).
+    private static readonly double[] IterationTokenBuckets = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+
     private readonly Counter<long> _promptTokens;
     private readonly Counter<long> _generationTokens;
     private readonly Counter<long> _requestSuccess;
@@ -36,6 +45,10 @@ public sealed class InferenceMetrics
     private readonly Histogram<double> _queueTime;
     private readonly Histogram<double> _prefillTime;
     private readonly Histogram<double> _decodeTime;
+    private readonly Histogram<double> _inferenceTime;
+    private readonly Histogram<long> _requestPromptTokens;
+    private readonly Histogram<long> _requestGenerationTokens;
+    private readonly Histogram<long> _iterationTokens;
     private ContinuousBatchScheduler? _scheduler;
     private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
 
@@ -59,6 +72,12 @@ public sealed class InferenceMetrics
         _queueTime = CreateSeconds(meter, "vllm:request_queue_time_seconds", "Histogram of time spent in the waiting queue in seconds.", RequestLatencyBuckets);
         _prefillTime = CreateSeconds(meter, "vllm:request_prefill_time_seconds", "Histogram of time spent in the prefill phase in seconds.", RequestLatencyBuckets);
         _decodeTime = CreateSeconds(meter, "vllm:request_decode_time_seconds", "Histogram of time spent in the decode phase in seconds.", RequestLatencyBuckets);
+        _inferenceTime = CreateSeconds(meter, "vllm:request_inference_time_seconds", "Histogram of time spent in the running phase (prefill and decode) in seconds.", RequestLatencyBuckets);
+        _requestPromptTokens = CreateTokens(meter, "vllm:request_prompt_tokens", "Number of prefill tokens processed, per request.", RequestTokenBuckets);
+        _requestGenerationTokens = CreateTokens(meter, "vllm:request_generation_tokens", "Number of generation tokens processed, per request.", RequestTokenBuckets);
+        // vLLM's name ends in _total although it is a histogram; the exposition keeps it as it is.
+        _iterationTokens = CreateTokens(meter, "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", IterationTokenBuckets);
+        meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
     }
 
     /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>
@@ -78,6 +97,15 @@ public sealed class InferenceMetrics
         if (_interTokenLatency.Enabled)
         {
             _interTokenLatency.Record(seconds, _model);
+        }
+    }
+
+    /// <summary>Records the tokens one engine step computed (prompt chunks and decoded tokens); per-step path, allocation-free.</summary>
+    public void RecordIterationTokens(int tokens)
+    {
+        if (_iterationTokens.Enabled)
+        {
+            _iterationTokens.Record(tokens, _model);
         }
     }
 
@@ -105,6 +133,8 @@ public sealed class InferenceMetrics
         _promptTokens.Add(promptTokens, _model);
         _generationTokens.Add(generationTokens, _model);
         _requestSuccess.Add(1, _model, new KeyValuePair<string, object?>("finished_reason", FinishedReasonLabel(reason)));
+        _requestPromptTokens.Record(promptTokens, _model);
+        _requestGenerationTokens.Record(generationTokens, _model);
         _queueTime.Record(queueSeconds, _model);
         _e2eLatency.Record(e2eSeconds, _model);
         if (timeToFirstTokenSeconds is { } ttft)
@@ -121,10 +151,34 @@ public sealed class InferenceMetrics
         {
             _decodeTime.Record(decode, _model);
         }
+
+        // vLLM's inference time: from first scheduled to finished, the prefill and decode phases together.
+        if (prefillSeconds is { } running)
+        {
+            _inferenceTime.Record(running + (decodeSeconds ?? 0), _model);
+        }
     }
 
     private static Histogram<double> CreateSeconds(Meter meter, string name, string description, double[] buckets)
         => meter.CreateHistogram(name, "s", description, tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets });
+
+    private static Histogram<long> CreateTokens(Meter meter, string name, string description, double[] buckets)
+        => meter.CreateHistogram(name, "{token}", description, tags: null, advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [.. buckets.Select(static b => (long)b)] });
+
+    // vLLM publishes its CacheConfig as labels of a gauge that is always 1, with Python's spellings (True, None).
+    private Measurement<int> ObserveCacheConfig()
+    {
+        var scheduler = _scheduler;
+        return new(1,
+        [
+            _model,
+            new("block_size", (scheduler?.BlockSize ?? 0).ToString(CultureInfo.InvariantCulture)),
+            new("num_gpu_blocks", (scheduler?.TotalBlocks ?? 0).ToString(CultureInfo.InvariantCulture)),
+            new("num_cpu_blocks", "0"),
+            new("enable_prefix_caching", scheduler?.PrefixCachingEnabled == true ? "True" : "False"),
+            new("cache_dtype", "auto"),
+        ]);
+    }
 
     private Measurement<int> ObserveRunning() => new(_scheduler?.RunningRequests ?? 0, _model);
 

@@ -87,11 +87,13 @@ public sealed partial class ContinuousBatchScheduler
         _sampledAt = _time.GetTimestamp();
         _timeTokens = _metrics is { InterTokenLatencyEnabled: true };
         var logitRow = 0;
+        var stepTokens = 0;
         for (var i = 0; i < _scheduled.Count; i++)
         {
             var sequence = _scheduled[i];
             var start = sequence.Computed;
             sequence.Computed += _chunks[i];
+            stepTokens += _chunks[i];
             _kv.CommitFullBlocks(CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Computed, sequence.Blocks, sequence.BlockHashes);
             if (sequence.PromptLogprobsPending)
             {
@@ -119,6 +121,8 @@ public sealed partial class ContinuousBatchScheduler
                 logitRow++;
             }
         }
+
+        _metrics?.RecordIterationTokens(stepTokens);
     }
 
     private void RecordPromptLogprobs(Sequence sequence, int start, int chunk, int firstRow)

@@ -88,6 +88,12 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// <summary>The model being served.</summary>
     public ServedModel Model => _model;
 
+    /// <summary>Tokens per KV block (<c>--block-size</c>).</summary>
+    public int BlockSize => _options.BlockSize;
+
+    /// <summary>Whether full blocks are shared between prompts with the same prefix (<c>--enable-prefix-caching</c>).</summary>
+    public bool PrefixCachingEnabled => _options.EnablePrefixCaching;
+
     /// <summary>KV blocks in the pool.</summary>
     public int TotalBlocks => _kv.BlockCount;
 

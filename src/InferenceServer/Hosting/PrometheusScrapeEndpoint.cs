@@ -1,11 +1,13 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Text;
 using OpenTelemetry.Metrics;
 
 namespace InferenceServer.Hosting;
 
 /// <summary>
 /// <c>GET /metrics</c>: collects the metrics now (one scrape at a time) and answers with
-/// <see cref="PrometheusTextExporter"/>'s text, <c>text/plain; version=0.0.4</c>.
+/// <see cref="PrometheusTextExporter"/>'s text and the <c>process_*</c> series (<see cref="ProcessMetricsWriter"/>),
+/// <c>text/plain; version=0.0.4</c>.
 /// </summary>
 internal sealed class PrometheusScrapeEndpoint : IDisposable
 {
@@ -37,7 +39,9 @@ internal sealed class PrometheusScrapeEndpoint : IDisposable
                 return;
             }
 
-            text = Exporter.LastScrape;
+            var scrape = new StringBuilder(Exporter.LastScrape, Exporter.LastScrape.Length + 1024);
+            ProcessMetricsWriter.Write(scrape);
+            text = scrape.ToString();
         }
         finally
         {

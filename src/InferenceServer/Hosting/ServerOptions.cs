@@ -60,6 +60,12 @@ internal sealed class ServerOptions
     /// <summary><c>--metrics-require-key</c>: <c>/metrics</c> needs the <c>--api-key</c> too. Default false: open, like the health probes.</summary>
     public bool MetricsRequireKey { get; init; }
 
+    /// <summary>
+    /// <c>--liveness-stall-timeout</c> (seconds): <c>/health/live</c> answers 503 when the engine has work but made no
+    /// progress for this long, so that an orchestrator restarts the process. Default 300 s.
+    /// </summary>
+    public TimeSpan LivenessStallTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
     /// <summary>Reads the options; throws <see cref="FormatException"/> naming the option on a bad value.</summary>
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
@@ -103,6 +109,8 @@ internal sealed class ServerOptions
             MaxConnections = string.IsNullOrEmpty(configuration["max-connections"]) ? null : ReadInt(configuration, "max-connections", 0, 1),
             KeepAliveTimeout = TimeSpan.FromSeconds(ReadSeconds(configuration, "keep-alive-timeout", Http.ConnectionLimits.DefaultKeepAliveTimeout.TotalSeconds)),
             MetricsRequireKey = ReadBool(configuration, "metrics-require-key"),
+
+            LivenessStallTimeout = TimeSpan.FromSeconds(ReadInt(configuration, "liveness-stall-timeout", 300, 1)),
         };
     }
 

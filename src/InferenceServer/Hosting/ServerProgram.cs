@@ -107,7 +107,8 @@ internal static partial class ServerProgram
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(static provider => new ServingState(
             provider.GetRequiredService<ContinuousBatchScheduler>(),
-            provider.GetRequiredService<ServerOptions>().EngineStallTimeout));
+            provider.GetRequiredService<ServerOptions>().EngineStallTimeout,
+            provider.GetRequiredService<ServerOptions>().LivenessStallTimeout));
         builder.Services.AddHostedService<DrainService>();
 
         // The host waits for the drain, then for the web server and the engine to stop.
@@ -164,10 +165,7 @@ internal static partial class ServerProgram
         app.MapPost("/detokenize", (HttpContext context, ServedModel model) => TokenizeEndpoint.DetokenizeAsync(context, model));
 
         // With --api-key, only endpoints marked AllowAnonymous are open (ApiKeyMiddleware): the probes, and /metrics unless --metrics-require-key.
-        app.MapGet("/health/live", () => Results.Text("live")).AllowAnonymous();
-        app.MapGet("/health/ready", static (ServingState state) => state.NotReadyReason is { } reason
-            ? Results.Text(reason, statusCode: StatusCodes.Status503ServiceUnavailable)
-            : Results.Text("ready")).AllowAnonymous();
+        HealthEndpoints.Map(app);
         var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
         var metrics = app.MapGet("/metrics", scrape.HandleAsync);
         if (!options.MetricsRequireKey)

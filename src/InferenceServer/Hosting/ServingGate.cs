@@ -6,7 +6,7 @@ namespace InferenceServer.Hosting;
 /// <summary>
 /// The middleware in front of the API (after <see cref="Http.RequestIdMiddleware"/>, which gives each request its id):
 /// admits API requests (HTTP and gRPC) only while the replica is ready: otherwise a 503 in OpenAI's envelope with <c>Retry-After</c>, which a balancer
-/// retries on another replica. Probes, <c>/metrics</c> and gRPC health always pass. Admitted requests are counted so
+/// retries on another replica. Probes, <c>/metrics</c>, <c>/version</c> and gRPC health always pass. Admitted requests are counted so
 /// draining can wait for them.
 /// </summary>
 internal sealed class ServingGate(RequestDelegate next, ServingState state)
@@ -57,5 +57,6 @@ internal sealed class ServingGate(RequestDelegate next, ServingState state)
     private static bool IsOperationsPath(PathString path)
         => path.StartsWithSegments("/health", StringComparison.Ordinal)
             || path.StartsWithSegments("/metrics", StringComparison.Ordinal)
+            || path.StartsWithSegments("/version", StringComparison.Ordinal)
             || path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal);
 }

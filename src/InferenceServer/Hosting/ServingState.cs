@@ -13,16 +13,22 @@ internal sealed class ServingState
 {
     private readonly ContinuousBatchScheduler _scheduler;
     private readonly TimeSpan _stallTimeout;
+    private readonly TimeSpan _livenessStallTimeout;
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _drainStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inFlight;
     private volatile bool _draining;
 
-    /// <summary>Creates the state over <paramref name="scheduler"/>; the engine counts as stuck after <paramref name="stallTimeout"/> without progress while it has work.</summary>
-    public ServingState(ContinuousBatchScheduler scheduler, TimeSpan stallTimeout)
+    /// <summary>
+    /// Creates the state over <paramref name="scheduler"/>; the engine counts as stuck (not ready) after
+    /// <paramref name="stallTimeout"/> without progress while it has work, and as dead (not live) after
+    /// <paramref name="livenessStallTimeout"/> (default: never).
+    /// </summary>
+    public ServingState(ContinuousBatchScheduler scheduler, TimeSpan stallTimeout, TimeSpan? livenessStallTimeout = null)
     {
         _scheduler = scheduler;
         _stallTimeout = stallTimeout;
+        _livenessStallTimeout = livenessStallTimeout ?? TimeSpan.MaxValue;
     }
 
     /// <summary>Raised once, when draining begins (for health services that push status changes, such as gRPC <c>Watch</c>).</summary>
@@ -57,6 +63,23 @@ internal sealed class ServingState
             : _scheduler.IsStalled(_stallTimeout)
                 ? "engine stalled"
                 : !_scheduler.IsHealthy ? "engine unhealthy: repeated model failures" : null;
+
+    /// <summary>
+    /// Why the process should be restarted, for <c>/health/live</c>; null while it is live. Only a stall counts: the
+    /// engine has work and made no progress for longer than the liveness bound (a hung model call, a deadlock). A
+    /// stopped loop while draining, or an engine failing its steps, is readiness' business: a restart would not help
+    /// the first and the engine recovers from the second by itself.
+    /// </summary>
+    public string? NotLiveReason
+        => _scheduler.ActiveRequests > 0 && _scheduler.SinceLastProgress is var idle && idle > _livenessStallTimeout
+            ? $"engine stalled: no progress for {(long)idle.TotalSeconds} s with {_scheduler.ActiveRequests} request(s) in flight"
+            : null;
+
+    /// <summary>
+    /// Whether the engine answers as vLLM's <c>GET /health</c> means it: the loop runs, is not stalled and is not failing
+    /// its steps. Draining does not count (readiness says that).
+    /// </summary>
+    public bool EngineHealthy => _scheduler.IsRunning && !_scheduler.IsStalled(_stallTimeout) && _scheduler.IsHealthy;
 
     /// <summary>
     /// Counts a new API request in, unless the replica is not ready (then it counts nothing and returns false, and the

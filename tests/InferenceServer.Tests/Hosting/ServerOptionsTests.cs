@@ -59,6 +59,8 @@ public sealed class ServerOptionsTests
     [InlineData("log-requests", "maybe")]
     [InlineData("shutdown-timeout", "-5")]
     [InlineData("engine-stall-timeout", "0")]
+    [InlineData("liveness-stall-timeout", "0")]
+    [InlineData("liveness-stall-timeout", "5m")]
     [InlineData("dtype", "fp8")]
     [InlineData("dtype", "FP16")]
     public void BadValues_NameTheOption(string key, string value)
@@ -94,12 +96,14 @@ public sealed class ServerOptionsTests
         Assert.False(defaults.LogRequests);
         Assert.Equal(TimeSpan.FromSeconds(30), defaults.ShutdownTimeout);
         Assert.Equal(TimeSpan.FromSeconds(60), defaults.EngineStallTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(300), defaults.LivenessStallTimeout);
 
-        var options = Read(("log-format", "JSON"), ("log-requests", "true"), ("shutdown-timeout", "0"), ("engine-stall-timeout", "5"));
+        var options = Read(("log-format", "JSON"), ("log-requests", "true"), ("shutdown-timeout", "0"), ("engine-stall-timeout", "5"), ("liveness-stall-timeout", "120"));
         Assert.Equal(LogFormat.Json, options.LogFormat);
         Assert.True(options.LogRequests);
         Assert.Equal(TimeSpan.Zero, options.ShutdownTimeout);
         Assert.Equal(TimeSpan.FromSeconds(5), options.EngineStallTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(120), options.LivenessStallTimeout);
     }
 
     [Theory]
