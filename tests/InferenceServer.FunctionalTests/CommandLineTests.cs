@@ -75,12 +75,13 @@ public sealed class CommandLineTests : IDisposable
     [Fact]
     public async Task JsonLogs_AreJsonFromTheFirstLine_AndVllmSpellingsApply()
     {
-        await using var server = await ServerProcess.StartAsync("--max-model-len", "512", "--served-model-name", "coder", "alias", "--no-enable-prefix-caching");
+        await using var server = await ServerProcess.StartAsync("--max-model-len", "512", "--served-model-name", "coder", "alias", "--no-enable-prefix-caching", "--gpu-memory-utilization", "0.9");
 
         // Every stdout line is a JSON object, the startup lines (device, graph rewrite) included.
         var events = server.Events;
         Assert.Contains("runs on", events[0].GetProperty("@m").GetString(), StringComparison.Ordinal);
         Assert.Equal(StartupLog.Category, events[0].GetProperty("SourceContext").GetString());
+        Assert.Contains(events, e => e.GetProperty("@m").GetString()!.StartsWith("--gpu-memory-utilization has no effect on cpu", StringComparison.Ordinal));
 
         using var models = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models"));
         var card = Assert.Single(models.RootElement.GetProperty("data").EnumerateArray());
