@@ -98,6 +98,19 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, tooLong.StatusCode);
     }
 
+    [Theory]
+    [InlineData("--model", "/nonexistent/model")]
+    [InlineData("--max-num-seq", "4")]
+    public async Task JsonLogs_StartupError_IsOneJsonLineOnStderr(string flag, string value)
+    {
+        var (code, stdout, stderr) = await RunAsync("--log-format", "json", flag, value, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, code);
+        Assert.Equal(string.Empty, stdout);
+        using var line = JsonDocument.Parse(Assert.Single(stderr.Trim().Split('\n')));
+        Assert.Equal("Fatal", line.RootElement.GetProperty("@l").GetString());
+        Assert.Contains(flag == "--model" ? value : "--max-num-seqs", line.RootElement.GetProperty("@m").GetString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task HostAndPort_SetTheListenAddress()
     {

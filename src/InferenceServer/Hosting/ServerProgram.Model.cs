@@ -24,7 +24,16 @@ internal static partial class ServerProgram
         string? derivedName = null;
         if (HubModelId.TryParse(given, out var hubId) && !Directory.Exists(given))
         {
-            source = HubModelResolver.Resolve(hubId, options.Revision, HubSettings.FromEnvironment(), log.Info);
+            try
+            {
+                source = HubModelResolver.Resolve(hubId, options.Revision, HubSettings.FromEnvironment(), log.Info);
+            }
+            catch (StartupException ex)
+            {
+                // A mistyped relative folder also looks like a hub id: say both.
+                throw new StartupException($"{ex.Message} (read as a Hugging Face hub id: there is no folder {Path.GetFullPath(given)})", ex);
+            }
+
             derivedName = hubId.ToString();
         }
 

@@ -2,6 +2,7 @@
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Parsing;
 
 namespace InferenceServer.Hosting;
 
@@ -59,7 +60,7 @@ internal sealed class StartupLog : IDisposable
         }
         else
         {
-            _json.Information("{Line:l}", line);
+            Write(LogEventLevel.Information, line);
         }
     }
 
@@ -72,9 +73,13 @@ internal sealed class StartupLog : IDisposable
         }
         else
         {
-            _json.Fatal("{Line:l}", line);
+            Write(LogEventLevel.Fatal, line);
         }
     }
+
+    // The line is the whole message (a text-only template), so braces in paths are not read as properties.
+    private void Write(LogEventLevel level, string line)
+        => _json!.Write(new LogEvent(DateTimeOffset.Now, level, null, new MessageTemplate([new TextToken(line)]), []));
 
     /// <inheritdoc />
     public void Dispose() => _json?.Dispose();
