@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using InferenceServer.FunctionalTests.Infrastructure;
+using InferenceServer.Grpc.V1;
 using InferenceServer.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -96,6 +97,15 @@ public sealed class CommandLineTests : IDisposable
         // A prompt plus max_tokens beyond the cap is refused, as vLLM does.
         using var tooLong = await server.Http.PostAsync("/v1/completions", new StringContent("""{"model":"alias","prompt":"def f():","max_tokens":600}""", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, tooLong.StatusCode);
+    }
+
+    [Fact]
+    public async Task MaxModelLen_AndServedNames_ReachGrpc()
+    {
+        await using var server = await TestServer.StartAsync(RepositoryPaths.DefaultModel, "--max-model-len", "256", "--served-model-name", "coder", "alias");
+        var info = await server.Grpc!.GetModelInfoAsync(new GetModelInfoRequest { Model = "alias" }).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(256u, info.ContextLength);
+        Assert.Equal("coder", info.Id);
     }
 
     [Theory]
