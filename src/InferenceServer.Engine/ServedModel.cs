@@ -14,6 +14,8 @@ public sealed class ServedModel : IDisposable
     private ServedModel(string name, ModelPackage package, IDecoderModel decoder, HfTokenizer? tokenizer, IReadOnlyList<int> eosTokenIds)
     {
         Name = name;
+        Names = [name];
+        Spec = decoder.Spec;
         Package = package;
         Decoder = decoder;
         Tokenizer = tokenizer;
@@ -29,8 +31,53 @@ public sealed class ServedModel : IDisposable
     /// <summary>The decoder graph: a dense-past graph on the host KV pages, or a paged graph with its KV on the device.</summary>
     public IDecoderModel Decoder { get; }
 
-    /// <summary>Vocabulary, context length and KV layout.</summary>
-    public ModelSpec Spec => Decoder.Spec;
+    /// <summary>Every id clients may send as <c>model</c>: <see cref="Name"/> first, then its aliases.</summary>
+    public IReadOnlyList<string> Names { get; private set; }
+
+    /// <summary>Vocabulary, context length (capped by <see cref="LimitContext"/>) and KV layout.</summary>
+    public ModelSpec Spec { get; private set; }
+
+    /// <summary>Whether <paramref name="id"/> is one of <see cref="Names"/>.</summary>
+    public bool Serves(string id)
+    {
+        foreach (var name in Names)
+        {
+            if (string.Equals(name, id, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Adds ids clients may send besides <see cref="Name"/> (vLLM's several <c>--served-model-name</c>s). Call before serving.</summary>
+    public void AddAliases(IEnumerable<string> aliases)
+    {
+        ArgumentNullException.ThrowIfNull(aliases);
+        var names = new List<string>(Names);
+        foreach (var alias in aliases)
+        {
+            if (!string.IsNullOrWhiteSpace(alias) && !names.Contains(alias))
+            {
+                names.Add(alias);
+            }
+        }
+
+        Names = names;
+    }
+
+    /// <summary>
+    /// Caps the context length at <paramref name="maxContextLength"/> (vLLM's <c>--max-model-len</c>): requests, the KV
+    /// plan and the reported <c>max_model_len</c> all use the cap. Call before serving.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The cap is not in [1, the model's context length].</exception>
+    public void LimitContext(int maxContextLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxContextLength, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxContextLength, Decoder.Spec.ContextLength);
+        Spec = Decoder.Spec with { ContextLength = maxContextLength };
+    }
 
     /// <summary>The tokenizer, or null when the folder has none (token-id prompts only).</summary>
     public HfTokenizer? Tokenizer { get; }

@@ -107,7 +107,7 @@ public sealed class DeploymentManifestTests
         var flags = Flags(List(container, "args").Cast<string>());
 
         // The arguments are ones the server reads, with valid values.
-        var options = ServerOptions.FromConfiguration(new ConfigurationBuilder().AddCommandLine([.. List(container, "args").Cast<string>()]).Build());
+        var options = ServerOptions.FromConfiguration(new ConfigurationBuilder().AddCommandLine(InferenceServer.Hosting.CommandLine.ServerCommandLine.Parse([.. List(container, "args").Cast<string>()]).ToConfigurationArgs()).Build());
         Assert.Equal(TimeSpan.FromSeconds(300), options.LivenessStallTimeout);
 
         // The model: on the PVC, mounted read-only; the build cache: on a writable emptyDir.

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using InferenceServer.FunctionalTests.Infrastructure;
 
 namespace InferenceServer.FunctionalTests;
@@ -77,34 +76,7 @@ public sealed class StartupTests : IDisposable
 
     internal static async Task<(int Code, string Stderr)> RunServerAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "InferenceServer.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add("http://127.0.0.1:0");
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await stderr);
+        var (code, _, stderr) = await ServerCommand.RunAsync([.. args, "--urls", "http://127.0.0.1:0"]);
+        return (code, stderr);
     }
 }

@@ -26,6 +26,12 @@ public interface IDecoderModel : IDisposable
     /// </summary>
     long? DeviceFreeMemory { get; }
 
+    /// <summary>
+    /// The device's total memory, for <c>--gpu-memory-utilization</c> (a fraction of the whole device, as vLLM means it),
+    /// or null for a host store.
+    /// </summary>
+    long? DeviceTotalMemory { get; }
+
     /// <summary>The block size the store uses for a configured <paramref name="requested"/> one (a kernel may need larger blocks).</summary>
     int ChooseBlockSize(int requested);
 

@@ -351,6 +351,9 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// <summary>Host memory: the engine sizes a fractional <c>--kv-cache-memory</c> from the process's available memory.</summary>
     public long? DeviceFreeMemory => null;
 
+    /// <inheritdoc />
+    public long? DeviceTotalMemory => null;
+
     /// <summary>Any block size: the host pages have no kernel constraint.</summary>
     public int ChooseBlockSize(int requested) => requested;
 

@@ -53,6 +53,9 @@ public sealed class PagedDecoderModel : IDecoderModel
     /// <summary>The device's free memory now (the weights are loaded by then), for a fractional <c>--kv-cache-memory</c>.</summary>
     public long? DeviceFreeMemory => CudaRuntime.MemoryInfo(DeviceId).Free;
 
+    /// <inheritdoc />
+    public long? DeviceTotalMemory => CudaRuntime.MemoryInfo(DeviceId).Total;
+
     /// <summary>The session (the runner binds it).</summary>
     internal InferenceSession Session { get; }
 

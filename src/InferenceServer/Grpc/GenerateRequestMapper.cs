@@ -49,7 +49,7 @@ internal static class GenerateRequestMapper
     /// <summary>NOT_FOUND unless <paramref name="requested"/> is empty or the served model's id.</summary>
     public static void CheckModel(string requested, ServedModel model)
     {
-        if (requested.Length > 0 && requested != model.Name)
+        if (requested.Length > 0 && !model.Serves(requested))
         {
             throw GrpcErrors.ModelNotFound(requested, model.Name);
         }

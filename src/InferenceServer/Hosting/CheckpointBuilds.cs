@@ -34,13 +34,15 @@ internal static class CheckpointBuilds
         }
 
         var (buildDType, buildDevice) = BuildTarget(dtype, device);
-        var output = Path.Combine(cacheRoot ?? DefaultCacheRoot(), Fingerprint(folder, buildDType, buildDevice));
+        cacheRoot ??= DefaultCacheRoot();
+        var output = Path.Combine(cacheRoot, Fingerprint(folder, buildDType, buildDevice));
         if (File.Exists(Path.Combine(output, "model.onnx")))
         {
             log($"serving {folder} from its cached build {output}");
             return output;
         }
 
+        RequireWritable(cacheRoot, output, folder);
         log($"building {folder} into {output} ({buildDType} for {buildDevice}; first start with this checkpoint and target)");
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
@@ -52,8 +54,35 @@ internal static class CheckpointBuilds
         {
             throw new StartupException($"{folder}: the checkpoint cannot be built: {ex.Message}", ex);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"--build-cache {cacheRoot}: writing the build of {folder} failed ({ex.Message}); {WhatToDo}", ex);
+        }
 
         return output;
+    }
+
+    private const string WhatToDo = "give --build-cache a writable folder (in a container, a writable volume), or build the checkpoint ahead with `InferenceServer build --checkpoint <dir> --out <dir>` and pass --model <that folder>";
+
+    /// <summary>
+    /// Checks that the build can be written, only when a build is needed (a cached build or an ONNX folder is only
+    /// read, so a read-only cache or root file system serves those): creates <paramref name="output"/> and a probe file
+    /// in it, and turns a refusal into one line that says what to do.
+    /// </summary>
+    /// <exception cref="StartupException">The cache folder cannot be written.</exception>
+    internal static void RequireWritable(string cacheRoot, string output, string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(output);
+            var probe = Path.Combine(output, ".write-test");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"--build-cache {cacheRoot} is not writable ({ex.Message}), and the checkpoint {folder} must be built once; {WhatToDo}", ex);
+        }
     }
 
     /// <summary>

@@ -3,6 +3,8 @@ using System.Globalization;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Onnx.Runtime;
 using InferenceServer.Grpc;
+using InferenceServer.Hosting.CommandLine;
+using InferenceServer.Http;
 
 namespace InferenceServer.Hosting;
 
@@ -15,8 +17,27 @@ internal sealed class ServerOptions
     /// <summary>The model folder; null serves the embedded default, <c>models/tiny-pycoder</c>.</summary>
     public string? Model { get; init; }
 
-    /// <summary>The model id clients use; default: the folder name.</summary>
-    public string? ServedModelName { get; init; }
+    /// <summary>The model id clients use and responses report (the first <c>--served-model-name</c>); default: the folder name.</summary>
+    public string? ServedModelName => ServedModelNames.Count > 0 ? ServedModelNames[0] : null;
+
+    /// <summary><c>--served-model-name a b ...</c>: every id clients may send as <c>model</c>; empty for the folder name.</summary>
+    public IReadOnlyList<string> ServedModelNames { get; init; } = [];
+
+    /// <summary><c>--revision</c>: the hub revision of a <c>--model &lt;org&gt;/&lt;name&gt;</c>. Default <c>main</c>.</summary>
+    public string Revision { get; init; } = "main";
+
+    /// <summary><c>--build-cache</c>: where checkpoints are built; null for <see cref="CheckpointBuilds.DefaultCacheRoot"/>.</summary>
+    public string? BuildCache { get; init; }
+
+    /// <summary><c>--max-model-len</c>: caps the context (prompt + completion) below the model's maximum; null for the model's.</summary>
+    public int? MaxModelLength { get; init; }
+
+    /// <summary>
+    /// <c>--gpu-memory-utilization</c>: the fraction of the GPU's memory for weights and KV cache, as vLLM means it (the
+    /// KV budget is this fraction of the total minus what is in use once the weights are loaded); null when not given.
+    /// No effect on the CPU. Not together with <c>--kv-cache-memory</c>.
+    /// </summary>
+    public double? GpuMemoryUtilization { get; init; }
 
     /// <summary><c>--chat-template</c>: a Jinja file that sets or replaces the model's chat template.</summary>
     public string? ChatTemplate { get; init; }
@@ -70,10 +91,21 @@ internal sealed class ServerOptions
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
         var defaults = new SchedulerOptions();
+        var utilization = ReadFraction(configuration, "gpu-memory-utilization");
+        if (utilization is not null && !string.IsNullOrEmpty(configuration["kv-cache-memory"]))
+        {
+            throw new FormatException("--gpu-memory-utilization and --kv-cache-memory both size the KV cache; give only one");
+        }
+
+        int? maxModelLength = string.IsNullOrEmpty(configuration["max-model-len"]) ? null : ReadInt(configuration, "max-model-len", 0, 1);
         return new ServerOptions
         {
-            Model = configuration["model"],
-            ServedModelName = configuration["served-model-name"],
+            Model = NullIfEmpty(configuration["model"]),
+            ServedModelNames = HttpOptions.ReadList(configuration, "served-model-name") ?? [],
+            Revision = NullIfEmpty(configuration["revision"]) ?? "main",
+            BuildCache = NullIfEmpty(configuration["build-cache"]),
+            MaxModelLength = maxModelLength,
+            GpuMemoryUtilization = utilization,
             ChatTemplate = configuration["chat-template"],
             DType = ReadDType(configuration["dtype"]),
             Scheduler = new SchedulerOptions
@@ -86,13 +118,13 @@ internal sealed class ServerOptions
                 MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
                 FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
                 KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
-                EnablePrefixCaching = !string.Equals(configuration["enable-prefix-caching"], "false", StringComparison.OrdinalIgnoreCase),
+                EnablePrefixCaching = ReadBool(configuration, "enable-prefix-caching", fallback: true),
             },
             Session = new OnnxSessionOptions
             {
                 IntraOpThreads = ReadInt(configuration, "threads", 0, 0),
                 Spinning = ReadSpinning(configuration["onnx-spinning"]),
-                Device = configuration["device"] ?? "auto",
+                Device = NullIfEmpty(configuration["device"]) ?? "auto",
                 CudaGraphs = ReadBool(configuration, "cuda-graphs", fallback: true),
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
             },
@@ -183,25 +215,6 @@ internal sealed class ServerOptions
 
     private static string? NullIfEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
 
-    /// <summary>
-    /// Gives valueless flags (<c>--log-requests</c> last or before another option) the value <c>true</c>, since the
-    /// command-line configuration provider reads the next argument as an option's value.
-    /// </summary>
-    public static string[] ExpandFlags(string[] args)
-    {
-        var expanded = new List<string>(args.Length);
-        for (var i = 0; i < args.Length; i++)
-        {
-            var arg = args[i];
-            var isFlag = Array.IndexOf(Flags, arg) >= 0;
-            expanded.Add(isFlag && (i + 1 == args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal)) ? arg + "=true" : arg);
-        }
-
-        return [.. expanded];
-    }
-
-    private static readonly string[] Flags = ["--log-requests", "--metrics-require-key"];
-
     private static LogFormat ReadLogFormat(string? text) => text?.Trim().ToLowerInvariant() switch
     {
         null or "" or "text" => LogFormat.Text,
@@ -239,25 +252,27 @@ internal sealed class ServerOptions
     /// <summary>Bytes (with optional k/m/g suffix, powers of 1024) or a fraction in (0, 1].</summary>
     internal static double ReadSize(IConfiguration configuration, string key, double fallback)
     {
-        var text = configuration[key]?.Trim();
-        if (string.IsNullOrEmpty(text))
+        var text = configuration[key];
+        if (string.IsNullOrWhiteSpace(text))
         {
             return fallback;
         }
 
-        var multiplier = 1.0;
-        var suffix = char.ToLowerInvariant(text[^1]);
-        if (suffix is 'k' or 'm' or 'g')
+        return SizeText.TryParse(text, out var value)
+            ? value
+            : throw new FormatException($"--{key} must be a byte count (e.g. 512m, 2g) or a fraction in (0, 1], not '{text}'");
+    }
+
+    private static double? ReadFraction(IConfiguration configuration, string key)
+    {
+        var text = configuration[key];
+        if (string.IsNullOrWhiteSpace(text))
         {
-            multiplier = suffix switch { 'k' => 1024.0, 'm' => 1024.0 * 1024, _ => 1024.0 * 1024 * 1024 };
-            text = text[..^1];
+            return null;
         }
 
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || value <= 0 || double.IsNaN(value))
-        {
-            throw new FormatException($"--{key} must be a byte count (e.g. 512m, 2g) or a fraction in (0, 1], not '{configuration[key]}'");
-        }
-
-        return value * multiplier;
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value is > 0 and <= 1
+            ? value
+            : throw new FormatException($"--{key} must be a fraction in (0, 1], not '{text}'");
     }
 }

@@ -3,6 +3,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
 using InferenceServer.Grpc;
+using InferenceServer.Hosting.CommandLine;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
@@ -24,17 +25,34 @@ internal static partial class ServerProgram
     /// <summary>The folder of the embedded default model, relative to the repository or the published app.</summary>
     public const string DefaultModelFolder = "models/tiny-pycoder";
 
-    /// <summary>Runs the server until shutdown; returns the process exit code.</summary>
+    /// <summary>
+    /// Runs the server until shutdown; returns the process exit code: 0, or <see cref="StartupFailure"/> for a bad
+    /// command line, option or model. <c>--help</c> and <c>--version</c> print and return 0 without starting anything.
+    /// </summary>
     public static async Task<int> RunAsync(string[] args)
     {
         WebApplication app;
         try
         {
+            var commandLine = ServerCommandLine.Parse(args);
+            if (commandLine.Help)
+            {
+                await Console.Out.WriteAsync(HelpText.Server()).ConfigureAwait(false);
+                return 0;
+            }
+
+            if (commandLine.Version)
+            {
+                await Console.Out.WriteAsync(HelpText.Version()).ConfigureAwait(false);
+                return 0;
+            }
+
             app = Build(args);
         }
         catch (StartupException ex)
         {
-            await Console.Error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            using var log = StartupLog.For(args);
+            log.Error(ex.Message);
             return StartupFailure;
         }
 
@@ -53,7 +71,7 @@ internal static partial class ServerProgram
     /// <exception cref="StartupException">The options or the model folder are unusable.</exception>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(ServerOptions.ExpandFlags(args));
+        var builder = WebApplication.CreateBuilder(ServerCommandLine.Parse(args).ToConfigurationArgs());
         ServerOptions options;
         HttpOptions http;
         ServedModel model;
@@ -62,18 +80,21 @@ internal static partial class ServerProgram
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
             http = HttpOptions.FromConfiguration(builder.Configuration);
+        }
+        catch (FormatException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
 
+        using var log = new StartupLog(options.LogFormat);
+        try
+        {
             // Before the gRPC listener is configured, so that its endpoints get the shared connection limit too.
             ConfigureConnections(builder, options);
 
             // Before the model loads, so that a bad URL or certificate fails fast.
             grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
-            var folder = options.Model is { } given
-                ? CheckpointBuilds.Resolve(given, builder.Configuration["build-cache"], options.DType, options.Session.Device, static line => Console.Error.WriteLine("info: " + line))
-                : FindDefaultModel();
-            // A checkpoint served from its build keeps the checkpoint's folder name as its model id.
-            var servedName = options.ServedModelName ?? (options.Model is { } source && folder != source ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))) : null);
-            model = ServedModel.Load(folder, servedName, options.Session);
+            model = LoadModel(options, log);
         }
         catch (FormatException ex)
         {
@@ -88,15 +109,16 @@ internal static partial class ServerProgram
             throw new StartupException(ex.Message, ex);
         }
 
-        // Said once at start, on stderr like the other startup lines (logging is not configured yet).
-        Console.Error.WriteLine(model.Decoder.DeviceNote is { } note
-            ? $"info: model {model.Name} runs on {model.Decoder.Device}: {note}"
-            : $"info: model {model.Name} runs on {model.Decoder.Device}");
+        // Said once at start, like the other startup lines (the logger is not configured yet).
+        log.Info(model.Decoder.DeviceNote is { } note
+            ? $"model {model.Name} runs on {model.Decoder.Device}: {note}"
+            : $"model {model.Name} runs on {model.Decoder.Device}");
         if (model.Decoder.GraphNote is { } graphNote)
         {
-            Console.Error.WriteLine($"info: model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
+            log.Info($"model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
         }
 
+        ApplyModelLimits(model, options, log);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(options.Limits);

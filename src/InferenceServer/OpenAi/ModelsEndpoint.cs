@@ -29,7 +29,7 @@ internal static class ModelsEndpoint
     /// <summary>Describes one model, or 404 in OpenAI's envelope.</summary>
     public static async Task GetAsync(HttpContext context, string id, ServedModel model, DateTimeOffset startedAt)
     {
-        if (id != model.Name)
+        if (!model.Serves(id))
         {
             await OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"The model '{id}' does not exist; this server serves '{model.Name}'.", "invalid_request_error", "model", "model_not_found").ConfigureAwait(false);
             return;

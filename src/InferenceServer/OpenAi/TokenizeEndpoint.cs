@@ -118,7 +118,7 @@ internal static class TokenizeEndpoint
     internal static void CheckModel(JsonRequestReader reader, ServedModel model)
     {
         var name = reader.String("model");
-        if (name is not null && name != model.Name)
+        if (name is not null && !model.Serves(name))
         {
             throw new RequestValidationException("model", $"The model '{name}' does not exist; this server serves '{model.Name}'.", StatusCodes.Status404NotFound, "invalid_request_error", "model_not_found");
         }

@@ -34,7 +34,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The JSON log events so far (every stdout line must be one).</summary>
     public List<JsonElement> Events => Lines.Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
 
-    public static async Task<ServerProcess> StartAsync(params string[] args)
+    public static Task<ServerProcess> StartAsync(params string[] args) => StartAsync(new Dictionary<string, string>(), args);
+
+    /// <summary>Starts the server with <paramref name="environment"/> added to its environment (HF_ENDPOINT, HF_HUB_CACHE, ...).</summary>
+    public static async Task<ServerProcess> StartAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -42,6 +45,11 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "InferenceServer.dll"));
         foreach (var arg in (string[])["--model", RepositoryPaths.DefaultModel, "--urls", "http://127.0.0.1:0", "--log-format", "json", .. args])
         {

@@ -1,4 +1,5 @@
 using InferenceServer.Hosting;
+using InferenceServer.Hosting.CommandLine;
 using Microsoft.Extensions.Configuration;
 
 namespace InferenceServer.Tests.Hosting;
@@ -39,5 +40,5 @@ public sealed class ServerOptionsConnectionTests
 
     [Fact]
     public void MetricsRequireKey_WithoutAValue_IsAFlag()
-        => Assert.Equal(["--metrics-require-key=true", "--port", "1"], ServerOptions.ExpandFlags(["--metrics-require-key", "--port", "1"]));
+        => Assert.Equal("true", ServerCommandLine.Parse(["--metrics-require-key", "--port", "1"]).Values["metrics-require-key"]);
 }

@@ -106,20 +106,40 @@ public sealed class ServerOptionsTests
         Assert.Equal(TimeSpan.FromSeconds(120), options.LivenessStallTimeout);
     }
 
-    [Theory]
-    [InlineData(new[] { "--log-requests" }, new[] { "--log-requests=true" })]
-    [InlineData(new[] { "--log-requests", "--model", "m" }, new[] { "--log-requests=true", "--model", "m" })]
-    [InlineData(new[] { "--log-requests", "false" }, new[] { "--log-requests", "false" })]
-    [InlineData(new[] { "--model", "m" }, new[] { "--model", "m" })]
-    public void ValuelessFlags_BecomeTrue(string[] args, string[] expected)
-        => Assert.Equal(expected, ServerOptions.ExpandFlags(args));
-
     [Fact]
     public void ModelAndName_AreRead()
     {
         var options = Read(("model", "/m"), ("served-model-name", "coder"));
         Assert.Equal("/m", options.Model);
         Assert.Equal("coder", options.ServedModelName);
+    }
+
+    [Fact]
+    public void ServedModelNames_AreAllRead_FirstReported()
+    {
+        var options = Read(("served-model-name", "coder,alias"));
+        Assert.Equal(["coder", "alias"], options.ServedModelNames);
+        Assert.Equal("coder", options.ServedModelName);
+    }
+
+    [Fact]
+    public void GpuMemoryUtilization_AndKvCacheMemory_AreExclusive()
+    {
+        Assert.Equal(0.9, Read(("gpu-memory-utilization", "0.9")).GpuMemoryUtilization);
+        var error = Assert.Throws<FormatException>(() => Read(("gpu-memory-utilization", "0.9"), ("kv-cache-memory", "1g")));
+        Assert.Contains("--gpu-memory-utilization", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--kv-cache-memory", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("gpu-memory-utilization", "1.5")]
+    [InlineData("gpu-memory-utilization", "0")]
+    [InlineData("max-model-len", "0")]
+    [InlineData("enable-prefix-caching", "perhaps")]
+    public void NewOptions_BadValues_NameTheOption(string key, string value)
+    {
+        var ex = Assert.Throws<FormatException>(() => Read((key, value)));
+        Assert.Contains("--" + key, ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
