@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -25,15 +24,10 @@ public sealed class GrpcLoggingTests
     [Fact]
     public async Task UnfinishedCalls_LogRealCountsAndStatus_WithoutStackTraces()
     {
-        int port;
-        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
-        }
-
-        await using var server = await ServerProcess.StartAsync("--grpc-port", port.ToString(CultureInfo.InvariantCulture), "--grpc-host", "127.0.0.1");
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { MaxRetryAttempts = 0 });
+        await using var server = await ServerProcess.StartAsync("--grpc-port", "0", "--grpc-host", "127.0.0.1");
+        await Eventually.TrueAsync(() => server.EventsNamed("GrpcListening").Count == 1, "the gRPC port's address in the log", 60);
+        var address = server.EventsNamed("GrpcListening")[0].GetProperty("Address").GetString()!;
+        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxRetryAttempts = 0 });
         var client = new Inference.InferenceClient(channel);
 
         // The connection is up before the deadline call: its grpc-timeout is sent relative to when the call starts, so a
