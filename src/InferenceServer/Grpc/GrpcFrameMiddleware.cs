@@ -32,14 +32,19 @@ internal sealed class GrpcFrameMiddleware
 
     private static readonly FrozenDictionary<string, MessageDescriptor> RequestTypes = FindRequestTypes();
 
+    /// <summary>Longest <c>grpc-timeout</c> applied to receiving the message; a longer one (up to 8 digits of hours) is no bound here.</summary>
+    private static readonly TimeSpan LongestReceiveTimeout = TimeSpan.FromDays(1);
+
     private readonly RequestDelegate _next;
     private readonly int _maxMessageSize;
+    private readonly TimeProvider _time;
 
     /// <summary>Creates the middleware with the limit of <paramref name="options"/>.</summary>
-    public GrpcFrameMiddleware(RequestDelegate next, GrpcServerOptions options)
+    public GrpcFrameMiddleware(RequestDelegate next, GrpcServerOptions options, TimeProvider time)
     {
         _next = next;
         _maxMessageSize = options.MaxMessageSize;
+        _time = time;
     }
 
     /// <summary>Checks the call's request message, then runs the call.</summary>
@@ -60,9 +65,22 @@ internal sealed class GrpcFrameMiddleware
 
         var original = context.Request.Body;
         var frame = new Frame();
+        // The call's grpc-timeout bounds receiving its message too: a client that announces a message and stalls
+        // gets DEADLINE_EXCEEDED when its deadline passes, as a call whose handler is running would.
+        using var deadline = ParseTimeout(context.Request.Headers["grpc-timeout"]) is { } timeout ? new CancellationTokenSource(timeout, _time) : null;
+        using var receiving = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
         try
         {
-            var error = await ReadAsync(context, original, type, frame).ConfigureAwait(false);
+            Status? error;
+            try
+            {
+                error = await ReadAsync(context, original, type, frame, receiving?.Token ?? context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested)
+            {
+                error = new Status(StatusCode.DeadlineExceeded, "The call's deadline (grpc-timeout) passed while its request message was still being received.");
+            }
+
             if (error is { } status)
             {
                 await GrpcStatusResponse.WriteAsync(context, status.StatusCode, status.Detail).ConfigureAwait(false);
@@ -79,9 +97,8 @@ internal sealed class GrpcFrameMiddleware
         }
     }
 
-    private async Task<Status?> ReadAsync(HttpContext context, Stream body, MessageDescriptor type, Frame frame)
+    private async Task<Status?> ReadAsync(HttpContext context, Stream body, MessageDescriptor type, Frame frame, CancellationToken cancellationToken)
     {
-        var cancellationToken = context.RequestAborted;
         var header = new byte[HeaderLength];
         var read = await body.ReadAtLeastAsync(header, HeaderLength, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         if (read < HeaderLength)
@@ -196,6 +213,30 @@ internal sealed class GrpcFrameMiddleware
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The <c>grpc-timeout</c> header (1 to 8 digits and a unit: H, M, S, m, u, n) as a span; null when absent,
+    /// malformed (grpc-dotnet then answers for itself) or longer than <see cref="LongestReceiveTimeout"/>.
+    /// </summary>
+    internal static TimeSpan? ParseTimeout(string? header)
+    {
+        if (header is not { Length: >= 2 and <= 9 } || !long.TryParse(header.AsSpan(0, header.Length - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value))
+        {
+            return null;
+        }
+
+        TimeSpan? timeout = header[^1] switch
+        {
+            'H' => TimeSpan.FromHours(Math.Min(value, 48)),
+            'M' => TimeSpan.FromMinutes(Math.Min(value, 48 * 60)),
+            'S' => TimeSpan.FromSeconds(Math.Min(value, 48 * 3600)),
+            'm' => TimeSpan.FromMilliseconds(value),
+            'u' => TimeSpan.FromTicks(value * 10),
+            'n' => TimeSpan.FromTicks(value / 100),
+            _ => null,
+        };
+        return timeout <= LongestReceiveTimeout ? timeout : null;
     }
 
     private static Status Invalid(string problem) => new(StatusCode.InvalidArgument, "The request is not a valid gRPC request: " + problem);

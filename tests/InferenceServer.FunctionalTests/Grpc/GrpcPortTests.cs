@@ -139,6 +139,26 @@ public sealed class GrpcPortTests(DefaultModelServer fixture) : IClassFixture<De
     }
 
     [Fact]
+    public async Task RawGrpcTimeoutHeader_BoundsAStalledRequestMessage()
+    {
+        using var http = RawGrpc.CreateClient(Server.GrpcAddress!);
+        var content = new StalledContent(RawGrpc.Frame(new byte[10], length: 100)[..8]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var request = new HttpRequestMessage(HttpMethod.Post, Generate) { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, Content = content };
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        request.Headers.TryAddWithoutValidation("grpc-timeout", "300m");
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal("4", response.Headers.GetValues("grpc-status").Single());
+        }
+        finally
+        {
+            content.Release();
+        }
+    }
+
+    [Fact]
     public async Task XRequestIdMetadata_IsTheOneResponseId_AndAbortsTheCall()
     {
         var id = "client-" + Guid.NewGuid().ToString("N");

@@ -67,3 +67,24 @@ public static class RawGrpc
     private static string? Find(HttpResponseMessage response, string name)
         => response.TrailingHeaders.TryGetValues(name, out var values) || response.Headers.TryGetValues(name, out values) ? values.Single() : null;
 }
+
+/// <summary>A request body that sends its first bytes and then holds the stream open until <see cref="Release"/>.</summary>
+public sealed class StalledContent(byte[] first) : HttpContent
+{
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Release() => _released.TrySetResult();
+
+    protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+    {
+        await stream.WriteAsync(first);
+        await stream.FlushAsync();
+        await _released.Task.WaitAsync(TimeSpan.FromSeconds(90));
+    }
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
+    }
+}
