@@ -112,13 +112,16 @@ internal sealed class GenerationStream
                     }
 
                     previous[item.Index] = elapsed;
-                    // The call's own cancellation already aborts the write; no per-write registration.
+                    // The call's own cancellation already aborts the write; no per-write registration. Once the call is
+                    // cancelled (deadline, client gone) gRPC may have ended the response: nothing more is written.
+                    cancellationToken.ThrowIfCancellationRequested();
                     await writer.WriteAsync(Message(chunk, null, requestId, ref first), CancellationToken.None).ConfigureAwait(false);
                 }
 
                 if (update.IsFinal)
                 {
                     var complete = Complete(item, firstToken[item.Index], elapsed, requestId, entry, cancellationToken);
+                    cancellationToken.ThrowIfCancellationRequested();
                     await writer.WriteAsync(Message(null, complete, requestId, ref first), CancellationToken.None).ConfigureAwait(false);
                 }
             }

@@ -19,6 +19,14 @@ internal static class GrpcHosting
             return false;
         }
 
+        // grpc-dotnet logs a call's end (a status raised, a write after the deadline or the client left) at Information,
+        // some with the exception's stack; the server writes its own one line per call. Its errors still show.
+        const string GrpcLogLevel = "Logging:LogLevel:Grpc.AspNetCore";
+        if (string.IsNullOrEmpty(builder.Configuration[GrpcLogLevel]))
+        {
+            builder.Configuration[GrpcLogLevel] = "Warning";
+        }
+
         builder.Services.AddGrpc(grpc =>
         {
             grpc.EnableDetailedErrors = false;

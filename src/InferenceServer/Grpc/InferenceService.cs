@@ -70,7 +70,8 @@ internal sealed class InferenceService(
         }
 
         GenerationStream? stream = null;
-        var status = StatusCode.OK;
+        // Until the call ends normally or with a known status, an escaping exception is logged as UNKNOWN.
+        var status = StatusCode.Unknown;
         try
         {
             var group = validated.N > 1 ? new object() : null;
@@ -101,6 +102,7 @@ internal sealed class InferenceService(
             stream = new GenerationStream(choices, options.MaxBufferedChunks, time, arrival, lifetime);
             await context.WriteResponseHeadersAsync(new Metadata { { GrpcErrors.RequestIdHeader, requestId } }).ConfigureAwait(false);
             await stream.WriteToAsync(responseStream, requestId, entry, context.CancellationToken).ConfigureAwait(false);
+            status = StatusCode.OK;
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && serverDeadline.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
@@ -112,10 +114,11 @@ internal sealed class InferenceService(
             status = ex.StatusCode;
             throw;
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is not RpcException && context.CancellationToken.IsCancellationRequested)
         {
-            // The call's deadline passed (grpc-timeout, from a client library or a raw header) or the client went away.
-            // Neither is a server fault: no exception (with its stack) for gRPC to log, only the request's line below.
+            // The call's deadline passed (grpc-timeout, from a client library or a raw header) or the client went away:
+            // a cancelled wait, or a write to a response gRPC has already ended. Neither is a server fault: no
+            // exception (with its stack) for gRPC to log, only the request's line below.
             if (DeadlinePassed(context))
             {
                 status = StatusCode.DeadlineExceeded;

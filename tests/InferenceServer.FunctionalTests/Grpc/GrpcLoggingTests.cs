@@ -35,7 +35,7 @@ public sealed class GrpcLoggingTests
         Assert.Single((await client.ListModelsAsync(new ListModelsRequest())).Models);
 
         // A deadline: the call has streamed tokens when it passes.
-        using (var call = client.Generate(Long("log-deadline"), deadline: DateTime.UtcNow.AddSeconds(2)))
+        using (var call = client.Generate(Long("log-deadline"), deadline: DateTime.UtcNow.AddSeconds(1)))
         {
             Assert.True(await call.ResponseStream.MoveNext());
             var deadline = await Assert.ThrowsAsync<RpcException>(async () =>
