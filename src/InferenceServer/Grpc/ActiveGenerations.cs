@@ -4,19 +4,22 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace InferenceServer.Grpc;
 
-/// <summary>The running Generate calls by request id, so that <c>Abort(request_id)</c> can cancel one from another call.</summary>
+/// <summary>
+/// The running Generate calls by scope and request id, so that <c>Abort(request_id)</c> can cancel one from another call.
+/// A scope (<see cref="GrpcCaller"/>) sees only its own ids: a lookup never says whether another scope runs an id.
+/// </summary>
 internal sealed class ActiveGenerations
 {
-    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Scope, string RequestId), Entry> _entries = new();
 
     /// <summary>Running calls.</summary>
     public int Count => _entries.Count;
 
-    /// <summary>Registers <paramref name="requestId"/>; false when a call with that id is already running.</summary>
-    public bool TryAdd(string requestId, CancellationTokenSource lifetime, [NotNullWhen(true)] out Entry? entry)
+    /// <summary>Registers <paramref name="requestId"/> in <paramref name="scope"/>; false when that scope already runs a call with that id.</summary>
+    public bool TryAdd(string scope, string requestId, CancellationTokenSource lifetime, [NotNullWhen(true)] out Entry? entry)
     {
-        var created = new Entry(lifetime);
-        if (_entries.TryAdd(requestId, created))
+        var created = new Entry(scope, requestId, lifetime);
+        if (_entries.TryAdd((scope, requestId), created))
         {
             entry = created;
             return true;
@@ -27,12 +30,12 @@ internal sealed class ActiveGenerations
     }
 
     /// <summary>Removes the registration of <paramref name="entry"/> (not a newer call that reused the id).</summary>
-    public void Remove(string requestId, Entry entry) => _entries.TryRemove(new KeyValuePair<string, Entry>(requestId, entry));
+    public void Remove(Entry entry) => _entries.TryRemove(new KeyValuePair<(string, string), Entry>((entry.Scope, entry.RequestId), entry));
 
-    /// <summary>Aborts the call registered as <paramref name="requestId"/>; false when none runs.</summary>
-    public bool TryAbort(string requestId)
+    /// <summary>Aborts the call registered as <paramref name="requestId"/> in <paramref name="scope"/>; false when none runs there.</summary>
+    public bool TryAbort(string scope, string requestId)
     {
-        if (!_entries.TryGetValue(requestId, out var entry))
+        if (!_entries.TryGetValue((scope, requestId), out var entry))
         {
             return false;
         }
@@ -41,10 +44,16 @@ internal sealed class ActiveGenerations
         return true;
     }
 
-    /// <summary>One running call: its cancellation and whether Abort ended it.</summary>
-    internal sealed class Entry(CancellationTokenSource lifetime)
+    /// <summary>One running call: its scope, id, cancellation and whether Abort ended it.</summary>
+    internal sealed class Entry(string scope, string requestId, CancellationTokenSource lifetime)
     {
         private int _aborted;
+
+        /// <summary>The scope the id was registered in.</summary>
+        public string Scope { get; } = scope;
+
+        /// <summary>The request id.</summary>
+        public string RequestId { get; } = requestId;
 
         /// <summary>True once Abort was called for this call.</summary>
         public bool IsAborted => Volatile.Read(ref _aborted) != 0;

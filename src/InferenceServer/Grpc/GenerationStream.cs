@@ -21,6 +21,8 @@ internal sealed class GenerationStream
     private readonly CancellationTokenSource _lifetime;
     private readonly int _choices;
     private readonly int _capacity;
+    private readonly TaskCompletionSource _pumped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly OpenAi.UsageCounter _usage = new();
     private int _pumping;
     private int _overflowed;
 
@@ -47,6 +49,9 @@ internal sealed class GenerationStream
             _ = PumpAsync(i, choices[i]);
         }
     }
+
+    /// <summary>Completes once the engine has ended every choice (each with its final update), however the call ended.</summary>
+    public Task Completion => _pumped.Task;
 
     /// <summary>True once the buffer overflowed and the request was aborted.</summary>
     public bool Overflowed => Volatile.Read(ref _overflowed) != 0;
@@ -107,14 +112,16 @@ internal sealed class GenerationStream
                     }
 
                     previous[item.Index] = elapsed;
-                    // The call's own cancellation already aborts the write; no per-write registration.
+                    // The call's own cancellation already aborts the write; no per-write registration. Once the call is
+                    // cancelled (deadline, client gone) gRPC may have ended the response: nothing more is written.
+                    cancellationToken.ThrowIfCancellationRequested();
                     await writer.WriteAsync(Message(chunk, null, requestId, ref first), CancellationToken.None).ConfigureAwait(false);
                 }
 
                 if (update.IsFinal)
                 {
-                    Usage.Add(update, 0);
                     var complete = Complete(item, firstToken[item.Index], elapsed, requestId, entry, cancellationToken);
+                    cancellationToken.ThrowIfCancellationRequested();
                     await writer.WriteAsync(Message(null, complete, requestId, ref first), CancellationToken.None).ConfigureAwait(false);
                 }
             }
@@ -126,8 +133,12 @@ internal sealed class GenerationStream
         }
     }
 
-    /// <summary>The call's counts and timings so far, over its choices' final updates (for the request's log line).</summary>
-    public OpenAi.UsageCounter Usage { get; } = new();
+    /// <summary>
+    /// The call's counts and timings over the final updates of its choices that have ended (for the request's log line);
+    /// after <see cref="Completion"/>, those of all of them, whether the call completed, was aborted, hit its deadline
+    /// or lost its client.
+    /// </summary>
+    public OpenAi.UsageCounter Usage => _usage;
 
     private GenerateComplete Complete(in BufferedUpdate item, ulong firstToken, ulong elapsed, string requestId, ActiveGenerations.Entry entry, CancellationToken cancellationToken)
     {
@@ -189,17 +200,25 @@ internal sealed class GenerationStream
     {
         try
         {
-            // The engine always ends a request's channel (with a final update), even when it is cancelled.
+            // The engine always ends a request's channel (with a final update), even when it is cancelled. The pump reads
+            // it to the end, after an overflow too, so that the final counts reach the log.
             while (await source.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
                 while (source.TryRead(out var update))
                 {
+                    if (update.IsFinal)
+                    {
+                        lock (_usage)
+                        {
+                            _usage.Add(update, 0);
+                        }
+                    }
+
                     // The scheduler's own timestamp (Stopwatch, as TimeProvider.System) when it has one: exact, whatever the pump's wake-up latency.
                     var stamp = update.Timestamp != 0 && ReferenceEquals(_time, TimeProvider.System) ? update.Timestamp : _time.GetTimestamp();
-                    if (!_buffer.Writer.TryWrite(new BufferedUpdate(index, update, stamp)))
+                    if (!Overflowed && !_buffer.Writer.TryWrite(new BufferedUpdate(index, update, stamp)))
                     {
                         OnOverflow();
-                        return;
                     }
                 }
             }
@@ -209,6 +228,7 @@ internal sealed class GenerationStream
             if (Interlocked.Decrement(ref _pumping) == 0)
             {
                 _buffer.Writer.TryComplete();
+                _pumped.TrySetResult();
             }
         }
     }

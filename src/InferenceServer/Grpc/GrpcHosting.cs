@@ -19,7 +19,19 @@ internal static class GrpcHosting
             return false;
         }
 
-        builder.Services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
+        // grpc-dotnet logs a call's end (a status raised, a write after the deadline or the client left) at Information,
+        // some with the exception's stack; the server writes its own one line per call. Its errors still show.
+        const string GrpcLogLevel = "Logging:LogLevel:Grpc.AspNetCore";
+        if (string.IsNullOrEmpty(builder.Configuration[GrpcLogLevel]))
+        {
+            builder.Configuration[GrpcLogLevel] = "Warning";
+        }
+
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.EnableDetailedErrors = false;
+            grpc.MaxReceiveMessageSize = options.MaxMessageSize;
+        });
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton(listener);
         builder.Services.AddSingleton(options);
@@ -27,12 +39,26 @@ internal static class GrpcHosting
         return true;
     }
 
+    /// <summary>
+    /// Puts <see cref="GrpcPortMiddleware"/> in front of the pipeline: calls on the gRPC port run only the gRPC pipeline
+    /// (API key, serving gate, frame checks); nothing else is served there. Call it first, before the HTTP API's middleware.
+    /// </summary>
+    public static void UseGrpcPort(WebApplication app, IReadOnlyList<string> apiKeys)
+    {
+        var listener = app.Services.GetRequiredService<GrpcListener>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GrpcAuthenticationMiddleware).FullName!);
+        var grpc = ((IApplicationBuilder)app).New();
+        grpc.UseMiddleware<GrpcAuthenticationMiddleware>(new GrpcApiKeys(apiKeys), logger);
+        grpc.UseMiddleware<ServingGate>();
+        grpc.UseMiddleware<GrpcFrameMiddleware>();
+        grpc.Run(static context => context.GetEndpoint()!.RequestDelegate!(context));
+        var pipeline = grpc.Build();
+        app.Use(next => new GrpcPortMiddleware(next, listener, pipeline).InvokeAsync);
+    }
+
     /// <summary>Maps the services registered by <see cref="AddInferenceGrpc"/>.</summary>
     public static void MapInferenceGrpc(WebApplication app)
     {
-        app.UseWhen(
-            static context => context.Request.Path.Equals(MalformedMessageMiddleware.GeneratePath, StringComparison.Ordinal),
-            static branch => branch.UseMiddleware<MalformedMessageMiddleware>());
         app.MapGrpcService<InferenceService>();
         app.MapGrpcService<HealthService>();
         app.MapGrpcReflectionService();

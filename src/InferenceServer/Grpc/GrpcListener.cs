@@ -11,8 +11,8 @@ namespace InferenceServer.Grpc;
 /// Opens the gRPC port beside the HTTP port on the one Kestrel server: HTTP/2 only, plaintext (h2c) or TLS.
 /// Kestrel ignores <c>--urls</c> once any endpoint is configured in code, so this binds the HTTP URLs itself, the way
 /// Kestrel would (<c>urls</c>, else <c>http_ports</c>, else <c>http://localhost:5000</c>). After start,
-/// <see cref="BoundEndPoint"/> holds the actual port (useful with <c>--grpc-port 0</c>). Kestrel still logs its
-/// "Overriding address(es)" warning at start; the addresses it names are the ones bound here.
+/// <see cref="BoundEndPoint"/> holds the actual port (useful with <c>--grpc-port 0</c>). The URL settings are cleared
+/// once read, so that Kestrel does not also see them and warn "Overriding address(es)" at every start.
 /// </summary>
 internal sealed class GrpcListener
 {
@@ -27,6 +27,9 @@ internal sealed class GrpcListener
 
     /// <summary>The bound gRPC endpoint once the server has started (the real port when 0 was asked for).</summary>
     public IPEndPoint? BoundEndPoint => _listen?.IPEndPoint;
+
+    /// <summary>True when <paramref name="connection"/> came in on the gRPC port.</summary>
+    public bool IsGrpcConnection(ConnectionInfo connection) => BoundEndPoint is { } endPoint && connection.LocalPort == endPoint.Port;
 
     /// <summary>A client address for the bound endpoint (a wildcard bind is reached over loopback).</summary>
     public Uri? Address
@@ -58,6 +61,12 @@ internal sealed class GrpcListener
         }
 
         var urls = ReadHttpUrls(builder.Configuration);
+        // Bound below, in code; left set, Kestrel would log that the code's endpoints override them. "urls" becomes a
+        // list of no URLs rather than empty, since the web host falls back to its own copy of an empty one.
+        builder.Configuration["urls"] = ";";
+        builder.Configuration["http_ports"] = null;
+        builder.Configuration["https_ports"] = null;
+
         var addresses = new List<BindingAddress>(urls.Count);
         foreach (var url in urls)
         {

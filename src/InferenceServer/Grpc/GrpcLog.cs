@@ -15,4 +15,7 @@ internal static partial class GrpcLog
 
     [LoggerMessage(EventId = 3003, EventName = "GrpcListening", Level = LogLevel.Information, Message = "gRPC API listening on {Address}.")]
     public static partial void Listening(ILogger logger, Uri address);
+
+    [LoggerMessage(EventId = 3004, EventName = "GrpcUnauthenticated", Level = LogLevel.Debug, Message = "gRPC call {Path} from {RemoteAddress} refused: no valid API key.")]
+    public static partial void Unauthenticated(ILogger logger, string path, string remoteAddress);
 }

@@ -7,6 +7,9 @@ internal sealed class GrpcServerOptions
     /// <summary>Default of <see cref="MaxBufferedChunks"/>.</summary>
     public const int DefaultMaxBufferedChunks = 1024;
 
+    /// <summary>Default of <see cref="MaxMessageSize"/>: 4 MiB, gRPC's usual receive limit.</summary>
+    public const int DefaultMaxMessageSize = 4 * 1024 * 1024;
+
     /// <summary><c>--grpc-port</c>: the port of the gRPC listener; 0 picks a free one; null (the default) opens no gRPC listener.</summary>
     public int? Port { get; init; }
 
@@ -24,4 +27,11 @@ internal sealed class GrpcServerOptions
     /// request is aborted (its KV blocks freed) and the call ends with RESOURCE_EXHAUSTED. Default 1024.
     /// </summary>
     public int MaxBufferedChunks { get; init; } = DefaultMaxBufferedChunks;
+
+    /// <summary>
+    /// <c>--grpc-max-message-size</c>: the largest request message the server accepts, in bytes, after decompression
+    /// (a <c>grpc-encoding: gzip</c> message is measured both as sent and as inflated). A larger one ends the call with
+    /// RESOURCE_EXHAUSTED before it is read. Default 4 MiB (4194304).
+    /// </summary>
+    public int MaxMessageSize { get; init; } = DefaultMaxMessageSize;
 }

@@ -22,6 +22,15 @@ internal sealed class InferenceService(
     ServingLimits limits,
     ILogger<InferenceService> logger) : V1.Inference.InferenceBase
 {
+    /// <summary>The status logged for a call whose client went away (nginx's and the HTTP API's 499).</summary>
+    public const int ClientClosedRequest = 499;
+
+    /// <summary>How close to its deadline a call the client cancelled counts as having hit the deadline.</summary>
+    private static readonly TimeSpan DeadlineSlack = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait, after a call ends, for the engine's final counts of its choices.</summary>
+    private static readonly TimeSpan FinalCountsTimeout = TimeSpan.FromSeconds(5);
+
     /// <inheritdoc />
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
@@ -48,16 +57,21 @@ internal sealed class InferenceService(
 
         var model = scheduler.Model;
         var validated = GenerateRequestMapper.Map(request, model);
-        var requestId = request.RequestId.Length > 0 ? request.RequestId : "gen-" + Guid.NewGuid().ToString("N");
+        var http = context.GetHttpContext();
+        var caller = http.Features.Get<GrpcCaller>() ?? GrpcCaller.Anonymous;
+        var (requestId, scope) = ChooseRequestId(request, http, caller);
+        http.TraceIdentifier = requestId;
         // The call's own deadline cancels context.CancellationToken; the server's maximum applies on top of it.
         using var serverDeadline = new CancellationTokenSource(limits.MaxRequestTimeout, time);
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, serverDeadline.Token);
-        if (!active.TryAdd(requestId, lifetime, out var entry))
+        if (!active.TryAdd(scope, requestId, lifetime, out var entry))
         {
             throw new RpcException(new Status(StatusCode.AlreadyExists, $"A request with request_id '{requestId}' is already running; choose a unique id or leave it empty."));
         }
 
         GenerationStream? stream = null;
+        // Until the call ends normally or with a known status, an escaping exception is logged as UNKNOWN.
+        var status = StatusCode.Unknown;
         try
         {
             var group = validated.N > 1 ? new object() : null;
@@ -88,25 +102,49 @@ internal sealed class InferenceService(
             stream = new GenerationStream(choices, options.MaxBufferedChunks, time, arrival, lifetime);
             await context.WriteResponseHeadersAsync(new Metadata { { GrpcErrors.RequestIdHeader, requestId } }).ConfigureAwait(false);
             await stream.WriteToAsync(responseStream, requestId, entry, context.CancellationToken).ConfigureAwait(false);
+            status = StatusCode.OK;
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && serverDeadline.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
+            status = StatusCode.DeadlineExceeded;
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"The request did not finish within the server's maximum of {limits.MaxRequestTimeout.TotalSeconds} s (--max-request-timeout); its work was stopped."));
+        }
+        catch (RpcException ex)
+        {
+            status = ex.StatusCode;
+            throw;
+        }
+        catch (Exception ex) when (ex is not RpcException && context.CancellationToken.IsCancellationRequested)
+        {
+            // The call's deadline passed (grpc-timeout, from a client library or a raw header) or the client went away:
+            // a cancelled wait, or a write to a response gRPC has already ended. Neither is a server fault: no
+            // exception (with its stack) for gRPC to log, only the request's line below.
+            if (DeadlinePassed(context))
+            {
+                status = StatusCode.DeadlineExceeded;
+                throw new RpcException(new Status(StatusCode.DeadlineExceeded, "The call's deadline (grpc-timeout) passed before the request finished; its work was stopped."));
+            }
+
+            status = StatusCode.Cancelled;
         }
         finally
         {
-            active.Remove(requestId, entry);
-            if (stream?.Overflowed == true)
+            active.Remove(entry);
+
+            // Whatever ended the call, nothing keeps generating for it; the engine ends each choice with its final counts.
+            await lifetime.CancelAsync().ConfigureAwait(false);
+            if (stream is not null)
             {
-                GrpcLog.SlowClientAborted(logger, requestId, options.MaxBufferedChunks);
+                await WaitForFinalCountsAsync(stream).ConfigureAwait(false);
+                if (stream.Overflowed)
+                {
+                    GrpcLog.SlowClientAborted(logger, requestId, options.MaxBufferedChunks);
+                }
             }
 
-            // The same one line per finished request as the HTTP API's.
-            var status = context.CancellationToken.IsCancellationRequested ? 499 : (int)context.Status.StatusCode;
-            ServerLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new OpenAi.UsageCounter(), time.GetElapsedTime(arrival), status);
-
-            // Whatever ended the call, nothing keeps generating for it.
-            await lifetime.CancelAsync().ConfigureAwait(false);
+            // The same one line per finished request as the HTTP API's: the gRPC status code, or 499 when the client went away.
+            var logged = status == StatusCode.Cancelled && !entry.IsAborted ? ClientClosedRequest : (int)status;
+            ServerLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new OpenAi.UsageCounter(), time.GetElapsedTime(arrival), logged);
         }
     }
 
@@ -118,9 +156,11 @@ internal sealed class InferenceService(
             throw GrpcErrors.InvalidArgument("request_id", "must not be empty.");
         }
 
-        if (!active.TryAbort(request.RequestId))
+        // Only the caller's own ids (and, without --api-key, server-issued ones): NOT_FOUND says nothing about other callers' ids.
+        var caller = context.GetHttpContext().Features.Get<GrpcCaller>() ?? GrpcCaller.Anonymous;
+        if (!active.TryAbort(caller.Scope, request.RequestId) && (caller.IssuedScope == caller.Scope || !active.TryAbort(caller.IssuedScope, request.RequestId)))
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"No running request has request_id '{request.RequestId}'; it may have finished already."));
+            throw new RpcException(new Status(StatusCode.NotFound, $"None of your running requests has request_id '{request.RequestId}'; it may have finished already."));
         }
 
         GrpcLog.Aborted(logger, request.RequestId);
@@ -169,6 +209,47 @@ internal sealed class InferenceService(
     {
         GenerateRequestMapper.CheckModel(request.Model, scheduler.Model);
         return Task.FromResult(Describe(scheduler.Model));
+    }
+
+    /// <summary>
+    /// The call's request id and the scope it is registered in: <c>request_id</c> when set, else the caller's
+    /// <c>x-request-id</c> metadata when usable (1 to 128 visible ASCII characters, as on the HTTP API), both in the
+    /// caller's scope; else a server-issued <c>gen-</c> id in the scope the server issues ids to this caller in.
+    /// </summary>
+    private static (string RequestId, string Scope) ChooseRequestId(GenerateRequest request, HttpContext http, GrpcCaller caller)
+    {
+        if (request.RequestId.Length > 0)
+        {
+            return (request.RequestId, caller.Scope);
+        }
+
+        var supplied = http.Request.Headers[GrpcErrors.RequestIdHeader];
+        return supplied.Count == 1 && Http.RequestIdMiddleware.IsUsable(supplied[0])
+            ? (supplied[0]!, caller.Scope)
+            : ("gen-" + Guid.NewGuid().ToString("N"), caller.IssuedScope);
+    }
+
+    /// <summary>
+    /// True when the call's own deadline is what cancelled it. A client library cancels the call itself at its deadline,
+    /// which reaches the server a little before the server's copy of the deadline (sent as a relative grpc-timeout)
+    /// passes: a cancellation within <see cref="DeadlineSlack"/> of the deadline counts as the deadline. The deadline
+    /// is on gRPC's clock (the system's), not the injected one.
+    /// </summary>
+    private static bool DeadlinePassed(ServerCallContext context)
+        => context.Status.StatusCode == StatusCode.DeadlineExceeded
+            || (context.Deadline != DateTime.MaxValue && context.Deadline - DeadlineSlack <= DateTime.UtcNow);
+
+    /// <summary>Waits, bounded, for the engine to end every choice, so that the log line carries the real token counts.</summary>
+    private async Task WaitForFinalCountsAsync(GenerationStream stream)
+    {
+        try
+        {
+            await stream.Completion.WaitAsync(FinalCountsTimeout, time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The engine is stopping or stalled; log what has arrived.
+        }
     }
 
     private static ModelInfo Describe(ServedModel model)

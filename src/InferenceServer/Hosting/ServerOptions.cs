@@ -210,6 +210,7 @@ internal sealed class ServerOptions
             TlsCertificate = NullIfEmpty(certificate),
             TlsKey = NullIfEmpty(key),
             MaxBufferedChunks = ReadInt(configuration, "grpc-max-buffered-chunks", GrpcServerOptions.DefaultMaxBufferedChunks, 1),
+            MaxMessageSize = ReadInt(configuration, "grpc-max-message-size", GrpcServerOptions.DefaultMaxMessageSize, 1),
         };
     }
 

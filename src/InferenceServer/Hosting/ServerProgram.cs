@@ -149,6 +149,12 @@ internal static partial class ServerProgram
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        if (grpc)
+        {
+            // First: the gRPC port runs only the gRPC pipeline (its own API key check), none of the HTTP API's.
+            GrpcHosting.UseGrpcPort(app, http.ApiKeys);
+        }
+
         app.UseMiddleware<RequestIdMiddleware>();
 
         // Defence in depth: a bug that escapes a handler still answers in OpenAI's envelope, not an empty 500.

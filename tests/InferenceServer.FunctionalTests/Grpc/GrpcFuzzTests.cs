@@ -34,7 +34,7 @@ public sealed class GrpcFuzzTests(FuzzServer fixture, ITestOutputHelper output) 
 
     private static readonly double[] HostileDoubles = [double.NaN, double.PositiveInfinity, double.NegativeInfinity, -1, -1e308, 1e308, 3, double.Epsilon, -0.0];
 
-    private static readonly Gen<GenerateRequest> Typed =
+    internal static readonly Gen<GenerateRequest> Typed =
         Gen.Select(
             Gen.Select(
                 Mostly(["", "tiny-pycoder"], ["other", new string('m', 10_000), "\u0000"]),

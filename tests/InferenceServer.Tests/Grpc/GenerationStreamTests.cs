@@ -98,7 +98,7 @@ public sealed class GenerationStreamTests
     private static ActiveGenerations.Entry NewEntry(CancellationTokenSource lifetime)
     {
         var active = new ActiveGenerations();
-        Assert.True(active.TryAdd(Guid.NewGuid().ToString(), lifetime, out var entry));
+        Assert.True(active.TryAdd("scope", Guid.NewGuid().ToString(), lifetime, out var entry));
         return entry;
     }
 

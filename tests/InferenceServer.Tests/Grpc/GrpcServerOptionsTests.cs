@@ -16,17 +16,19 @@ public sealed class GrpcServerOptionsTests
         Assert.Null(options.Port);
         Assert.Null(options.TlsCertificate);
         Assert.Equal(GrpcServerOptions.DefaultMaxBufferedChunks, options.MaxBufferedChunks);
+        Assert.Equal(4 * 1024 * 1024, options.MaxMessageSize);
     }
 
     [Fact]
     public void PortHostTlsAndBuffer_AreRead()
     {
-        var options = Read(("grpc-port", "50051"), ("grpc-host", "0.0.0.0"), ("grpc-tls-certificate", "/c.pem"), ("grpc-tls-key", "/k.pem"), ("grpc-max-buffered-chunks", "64")).Grpc;
+        var options = Read(("grpc-port", "50051"), ("grpc-host", "0.0.0.0"), ("grpc-tls-certificate", "/c.pem"), ("grpc-tls-key", "/k.pem"), ("grpc-max-buffered-chunks", "64"), ("grpc-max-message-size", "65536")).Grpc;
         Assert.Equal(50051, options.Port);
         Assert.Equal("0.0.0.0", options.Host);
         Assert.Equal("/c.pem", options.TlsCertificate);
         Assert.Equal("/k.pem", options.TlsKey);
         Assert.Equal(64, options.MaxBufferedChunks);
+        Assert.Equal(65536, options.MaxMessageSize);
     }
 
     [Theory]
@@ -34,6 +36,8 @@ public sealed class GrpcServerOptionsTests
     [InlineData("--grpc-port", "grpc-port", "70000")]
     [InlineData("--grpc-port", "grpc-port", "h2c")]
     [InlineData("--grpc-max-buffered-chunks", "grpc-max-buffered-chunks", "0")]
+    [InlineData("--grpc-max-message-size", "grpc-max-message-size", "0")]
+    [InlineData("--grpc-max-message-size", "grpc-max-message-size", "4294967296")]
     [InlineData("--grpc-tls-key", "grpc-tls-key", "/k.pem")]
     [InlineData("--grpc-port", "grpc-tls-certificate", "/c.pem")]
     public void BadValues_NameTheOption(string named, string key, string value)
