@@ -7,37 +7,57 @@ namespace InferenceServer.Onnx.Attention;
 /// </summary>
 internal static class AttentionMerge
 {
-    /// <summary>Merges (other, otherLse) into (output, lse) in place.</summary>
+    /// <summary>
+    /// Merges (<paramref name="other"/>, <paramref name="otherLse"/>) into (<paramref name="output"/>, <paramref name="lse"/>)
+    /// in place; rows x heads entries of lse, rows x heads x valueWidth of output.
+    /// </summary>
     public static void MergeInto(Span<float> output, Span<float> lse, ReadOnlySpan<float> other, ReadOnlySpan<float> otherLse, int heads, int valueWidth)
     {
-        for (var i = 0; i < otherLse.Length; i++)
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(valueWidth);
+        if (lse.Length % heads != 0 || otherLse.Length != lse.Length)
         {
-            var a = lse[i];
-            var b = otherLse[i];
-            if (float.IsNegativeInfinity(b))
-            {
-                continue;
-            }
-
-            var o = output.Slice(i * valueWidth, valueWidth);
-            var p = other.Slice(i * valueWidth, valueWidth);
-            if (float.IsNegativeInfinity(a))
-            {
-                p.CopyTo(o);
-                lse[i] = b;
-                continue;
-            }
-
-            var max = Math.Max(a, b);
-            var wa = MathF.Exp(a - max);
-            var wb = MathF.Exp(b - max);
-            var sum = wa + wb;
-            for (var j = 0; j < valueWidth; j++)
-            {
-                o[j] = ((wa * o[j]) + (wb * p[j])) / sum;
-            }
-
-            lse[i] = max + MathF.Log(sum);
+            throw new ArgumentException($"lse has {lse.Length} and otherLse {otherLse.Length} entries; both must be the same multiple of {heads} heads.", nameof(otherLse));
         }
+
+        var expected = (long)lse.Length * valueWidth;
+        if (output.Length != expected || other.Length != expected)
+        {
+            throw new ArgumentException($"output has {output.Length} and other {other.Length} values; {lse.Length} row-heads of width {valueWidth} need {expected}.", nameof(other));
+        }
+
+        for (var i = 0; i < lse.Length; i++)
+        {
+            MergeOne(output.Slice(i * valueWidth, valueWidth), ref lse[i], other.Slice(i * valueWidth, valueWidth), otherLse[i]);
+        }
+    }
+
+    /// <summary>Merges one head's partial result (<paramref name="other"/>, <paramref name="otherLse"/>) into (<paramref name="output"/>, <paramref name="lse"/>).</summary>
+    internal static void MergeOne(Span<float> output, ref float lse, ReadOnlySpan<float> other, float otherLse)
+    {
+        if (float.IsNegativeInfinity(otherLse))
+        {
+            return;
+        }
+
+        if (float.IsNegativeInfinity(lse))
+        {
+            other.CopyTo(output);
+            lse = otherLse;
+            return;
+        }
+
+        var max = MathF.Max(lse, otherLse);
+        var self = MathF.Exp(lse - max);
+        var theirs = MathF.Exp(otherLse - max);
+        var sum = self + theirs;
+        var a = self / sum;
+        var b = theirs / sum;
+        for (var d = 0; d < output.Length; d++)
+        {
+            output[d] = (a * output[d]) + (b * other[d]);
+        }
+
+        lse = max + MathF.Log(sum);
     }
 }

@@ -1,68 +1,67 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 namespace InferenceServer.Onnx.Attention;
 
-/// <summary>One attention call's work: query rows grouped by sequence, reusable and pre-sized (no allocation per step once grown).</summary>
+/// <summary>
+/// One attention call's work: query rows grouped by sequence, reusable and pre-sized (no allocation per step once grown;
+/// the arrays grow by doubling).
+/// </summary>
 internal sealed class AttentionWork
 {
-    private int[] _blocks = new int[64];
-    private int[] _sequences = new int[16 * 6];
+    private Sequence[] _sequences = new Sequence[16];
+    private int[] _blocks = new int[256];
+    private int _blockCount;
 
-    /// <summary>Sequences added since <see cref="Clear"/>.</summary>
+    /// <summary>Sequences added since the last <see cref="Clear"/>.</summary>
     public int SequenceCount { get; private set; }
 
-    /// <summary>Query rows in all.</summary>
+    /// <summary>Total query rows: the end of the furthest sequence's rows (q, output and lse hold this many rows).</summary>
     public int QueryCount { get; private set; }
 
-    private int BlockCountUsed { get; set; }
-
-    /// <summary>Empties the work, keeping its buffers.</summary>
+    /// <summary>Forgets every sequence, keeping the arrays.</summary>
     public void Clear()
     {
         SequenceCount = 0;
         QueryCount = 0;
-        BlockCountUsed = 0;
+        _blockCount = 0;
     }
 
     /// <summary>
-    /// A sequence's query rows [queryOffset, queryOffset + queryCount) at positions firstQueryPosition + i, attending over
-    /// kvCount KV positions from kvStart (a multiple of the block size) held in <paramref name="blockTable"/> (local ids).
+    /// A sequence's query rows [<paramref name="queryOffset"/>, queryOffset + queryCount) at absolute positions
+    /// <paramref name="firstQueryPosition"/> + i, attending over the KV positions this pool holds for it:
+    /// <paramref name="kvCount"/> positions starting at absolute position <paramref name="kvStart"/>, stored in
+    /// <paramref name="blockTable"/> (local block ids; position kvStart + j is in blockTable[j / BlockSize] at offset
+    /// j % BlockSize; kvStart is a multiple of BlockSize). Causal: a query at position p sees only KV positions &lt;= p.
+    /// A query that sees no position here gets output 0 and lse = -infinity.
     /// </summary>
     public void AddSequence(ReadOnlySpan<int> blockTable, int kvStart, int kvCount, int queryOffset, int queryCount, int firstQueryPosition)
     {
-        if (_sequences.Length < (SequenceCount + 1) * 6)
+        ArgumentOutOfRangeException.ThrowIfNegative(kvStart);
+        ArgumentOutOfRangeException.ThrowIfNegative(kvCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(queryOffset);
+        ArgumentOutOfRangeException.ThrowIfNegative(queryCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstQueryPosition);
+        if (SequenceCount == _sequences.Length)
         {
             Array.Resize(ref _sequences, _sequences.Length * 2);
         }
 
-        if (_blocks.Length < BlockCountUsed + blockTable.Length)
+        if (_blockCount + blockTable.Length > _blocks.Length)
         {
-            Array.Resize(ref _blocks, Math.Max(_blocks.Length * 2, BlockCountUsed + blockTable.Length));
+            Array.Resize(ref _blocks, Math.Max(_blocks.Length * 2, _blockCount + blockTable.Length));
         }
 
-        blockTable.CopyTo(_blocks.AsSpan(BlockCountUsed));
-        var s = SequenceCount * 6;
-        _sequences[s] = BlockCountUsed;
-        _sequences[s + 1] = kvStart;
-        _sequences[s + 2] = kvCount;
-        _sequences[s + 3] = queryOffset;
-        _sequences[s + 4] = queryCount;
-        _sequences[s + 5] = firstQueryPosition;
-        BlockCountUsed += blockTable.Length;
-        SequenceCount++;
-        QueryCount += queryCount;
+        blockTable.CopyTo(_blocks.AsSpan(_blockCount));
+        _sequences[SequenceCount++] = new Sequence(_blockCount, blockTable.Length, kvStart, kvCount, queryOffset, queryCount, firstQueryPosition);
+        _blockCount += blockTable.Length;
+        QueryCount = Math.Max(QueryCount, queryOffset + queryCount);
     }
 
-    /// <summary>Sequence <paramref name="index"/>'s KV start and count, query offset and count, and first query position.</summary>
-    internal (int KvStart, int KvCount, int QueryOffset, int QueryCount, int FirstQueryPosition) Sequence(int index)
-    {
-        var s = index * 6;
-        return (_sequences[s + 1], _sequences[s + 2], _sequences[s + 3], _sequences[s + 4], _sequences[s + 5]);
-    }
+    /// <summary>The sequence added <paramref name="index"/>-th.</summary>
+    internal ref readonly Sequence this[int index] => ref _sequences[index];
 
-    /// <summary>Sequence <paramref name="index"/>'s block table (local ids) for blocks of <paramref name="blockSize"/>.</summary>
-    internal ReadOnlySpan<int> Blocks(int index, int blockSize)
-    {
-        var s = index * 6;
-        return _blocks.AsSpan(_sequences[s], (_sequences[s + 2] + blockSize - 1) / blockSize);
-    }
+    /// <summary>The block table of a sequence.</summary>
+    internal ReadOnlySpan<int> BlockTable(in Sequence sequence) => _blocks.AsSpan(sequence.BlockOffset, sequence.BlockLength);
+
+    /// <summary>One sequence's entry: where its block table sits in the shared array, its KV range and its query rows.</summary>
+    internal readonly record struct Sequence(int BlockOffset, int BlockLength, int KvStart, int KvCount, int QueryOffset, int QueryCount, int FirstQueryPosition);
 }

@@ -2,39 +2,71 @@
 namespace InferenceServer.Onnx.Attention;
 
 /// <summary>
-/// KV pages in host memory for several layers: per layer, BlockCount blocks of BlockSize token rows, block ids local to
-/// the pool. Placeholder of the split branch (fp32 rows in managed arrays, values rounded to the storage type) until
-/// the kernel branch's native implementation is merged.
+/// KV pages in native (aligned, unmanaged) host memory for several layers: per layer, <see cref="BlockCount"/> blocks of
+/// <see cref="BlockSize"/> token rows. Block ids here are LOCAL to the pool (0..BlockCount-1).
 /// </summary>
-internal sealed class HostKvPool : IDisposable
+/// <remarks>
+/// Layout: block-major, so that one block of every layer is one contiguous run of <see cref="BytesPerBlock"/> bytes
+/// (copy-on-write and the host tier copy it with one memcpy). Inside a block, layer by layer and KV head by KV head, the
+/// head's keys ([BlockSize, KeyWidth]) and then its values ([BlockSize, ValueWidth], absent when the value is a key
+/// prefix): one block of one layer and KV head is contiguous, which is what the kernel streams. Not thread-safe for
+/// writes; <see cref="CpuPagedAttention"/> only reads it.
+/// </remarks>
+internal sealed unsafe class HostKvPool : IDisposable
 {
-    private readonly float[][] _keys;
-    private readonly float[][] _values;
+    /// <summary>Alignment of the allocation (a cache line, and the widest vector register).</summary>
+    private const int Alignment = 64;
 
-    /// <summary>Allocates the pages, zeroed.</summary>
+    private readonly AlignedNativeMemory _memory;
+    private readonly long[] _layerOffsets;
+    private readonly long[] _headStrides;
+    private readonly long[] _valueOffsets;
+    private readonly int _elementSize;
+
+    /// <summary>Allocates (zeroed) pages for <paramref name="blockCount"/> blocks of every layer in <paramref name="layers"/>.</summary>
     public HostKvPool(IReadOnlyList<KvLayerShape> layers, int blockCount, int blockSize, KvStorage storage)
     {
-        Layers = layers;
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentOutOfRangeException.ThrowIfZero(layers.Count, nameof(layers));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        _elementSize = KvConvert.ElementSize(storage);
+        var shapes = new KvLayerShape[layers.Count];
+        _layerOffsets = new long[layers.Count];
+        _headStrides = new long[layers.Count];
+        _valueOffsets = new long[layers.Count];
+        long offset = 0;
+        for (var l = 0; l < shapes.Length; l++)
+        {
+            var shape = layers[l];
+            if (shape.KvHeads <= 0 || shape.KeyWidth <= 0 || shape.ValueWidth <= 0)
+            {
+                throw new ArgumentException($"Layer {l}: KV heads and widths must be positive, got {shape}.", nameof(layers));
+            }
+
+            if (shape.ValueIsKeyPrefix && shape.ValueWidth > shape.KeyWidth)
+            {
+                throw new ArgumentException($"Layer {l}: a value that is a key prefix cannot be wider than the key ({shape}).", nameof(layers));
+            }
+
+            shapes[l] = shape;
+            _layerOffsets[l] = offset;
+            _valueOffsets[l] = (long)blockSize * shape.KeyWidth * _elementSize;
+            var valueBytes = shape.ValueIsKeyPrefix ? 0 : (long)blockSize * shape.ValueWidth * _elementSize;
+            _headStrides[l] = _valueOffsets[l] + valueBytes;
+            offset += _headStrides[l] * shape.KvHeads;
+        }
+
+        Layers = shapes;
         BlockCount = blockCount;
         BlockSize = blockSize;
         Storage = storage;
-        _keys = new float[layers.Count][];
-        _values = new float[layers.Count][];
-        long perToken = 0;
-        for (var i = 0; i < layers.Count; i++)
-        {
-            var l = layers[i];
-            _keys[i] = new float[(long)blockCount * blockSize * l.KvHeads * l.KeyWidth];
-            _values[i] = l.ValueIsKeyPrefix ? [] : new float[(long)blockCount * blockSize * l.KvHeads * l.ValueWidth];
-            perToken += (long)l.KvHeads * (l.KeyWidth + (l.ValueIsKeyPrefix ? 0 : l.ValueWidth));
-        }
-
-        var element = storage == KvStorage.Float32 ? 4 : 2;
-        BytesPerBlock = perToken * blockSize * element;
-        TotalBytes = BytesPerBlock * blockCount;
+        BytesPerBlock = offset;
+        TotalBytes = checked(offset * blockCount);
+        _memory = new AlignedNativeMemory(TotalBytes, Alignment);
     }
 
-    /// <summary>The layers' shapes.</summary>
+    /// <summary>The shape of each layer's rows.</summary>
     public IReadOnlyList<KvLayerShape> Layers { get; }
 
     /// <summary>Blocks per layer.</summary>
@@ -43,68 +75,120 @@ internal sealed class HostKvPool : IDisposable
     /// <summary>Token rows per block.</summary>
     public int BlockSize { get; }
 
-    /// <summary>Element type of the pages.</summary>
+    /// <summary>The element type of the stored keys and values.</summary>
     public KvStorage Storage { get; }
 
-    /// <summary>Bytes of one block over all layers, key and value.</summary>
+    /// <summary>Bytes of one block: all layers, key + value.</summary>
     public long BytesPerBlock { get; }
 
     /// <summary>Bytes of the whole pool.</summary>
     public long TotalBytes { get; }
 
-    /// <summary>Writes T tokens' rows of one layer at slots[t] = localBlock * BlockSize + offset.</summary>
+    /// <summary>Bytes of one stored element.</summary>
+    internal int ElementSize => _elementSize;
+
+    /// <summary>
+    /// Writes T tokens' rows of one layer: <c>slots[t] = localBlock * BlockSize + offsetInBlock</c>; <paramref name="key"/>
+    /// is [T, KvHeads * KeyWidth] and <paramref name="value"/> [T, KvHeads * ValueWidth] (ignored, and may be empty, when
+    /// the layer's value is a key prefix).
+    /// </summary>
     public void Write(int layer, ReadOnlySpan<int> slots, ReadOnlySpan<float> key, ReadOnlySpan<float> value)
     {
-        var l = Layers[layer];
-        var kw = l.KvHeads * l.KeyWidth;
-        var vw = l.KvHeads * l.ValueWidth;
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Layers.Count);
+        var shape = Layers[layer];
+        var keyRow = shape.KvHeads * shape.KeyWidth;
+        var valueRow = shape.KvHeads * shape.ValueWidth;
+        if (key.Length != slots.Length * keyRow)
+        {
+            throw new ArgumentException($"Key has {key.Length} values; {slots.Length} tokens of layer {layer} need {slots.Length * keyRow}.", nameof(key));
+        }
+
+        if (!shape.ValueIsKeyPrefix && value.Length != slots.Length * valueRow)
+        {
+            throw new ArgumentException($"Value has {value.Length} values; {slots.Length} tokens of layer {layer} need {slots.Length * valueRow}.", nameof(value));
+        }
+
+        var slotCount = (long)BlockCount * BlockSize;
         for (var t = 0; t < slots.Length; t++)
         {
-            Store(key.Slice(t * kw, kw), _keys[layer].AsSpan(slots[t] * kw, kw));
-            if (!l.ValueIsKeyPrefix)
+            var slot = slots[t];
+            if ((uint)slot >= slotCount)
             {
-                Store(value.Slice(t * vw, vw), _values[layer].AsSpan(slots[t] * vw, vw));
+                throw new ArgumentOutOfRangeException(nameof(slots), slot, $"Slot must be in [0, {slotCount}).");
+            }
+
+            var block = slot / BlockSize;
+            var row = slot % BlockSize;
+            for (var h = 0; h < shape.KvHeads; h++)
+            {
+                var head = HeadPointer(layer, block, h);
+                KvConvert.Store(key.Slice((t * keyRow) + (h * shape.KeyWidth), shape.KeyWidth), head + ((long)row * shape.KeyWidth * _elementSize), Storage);
+                if (!shape.ValueIsKeyPrefix)
+                {
+                    KvConvert.Store(value.Slice((t * valueRow) + (h * shape.ValueWidth), shape.ValueWidth), head + _valueOffsets[layer] + ((long)row * shape.ValueWidth * _elementSize), Storage);
+                }
             }
         }
     }
 
-    /// <summary>Copies block <paramref name="source"/> to <paramref name="destination"/> in every layer.</summary>
+    /// <summary>Copies block <paramref name="source"/> to block <paramref name="destination"/> in every layer (prefix-cache copy-on-write, tests).</summary>
     public void CopyBlock(int source, int destination)
     {
-        for (var i = 0; i < Layers.Count; i++)
+        CheckBlock(source, nameof(source));
+        CheckBlock(destination, nameof(destination));
+        if (source != destination)
         {
-            var l = Layers[i];
-            var kw = BlockSize * l.KvHeads * l.KeyWidth;
-            _keys[i].AsSpan(source * kw, kw).CopyTo(_keys[i].AsSpan(destination * kw, kw));
-            if (!l.ValueIsKeyPrefix)
-            {
-                var vw = BlockSize * l.KvHeads * l.ValueWidth;
-                _values[i].AsSpan(source * vw, vw).CopyTo(_values[i].AsSpan(destination * vw, vw));
-            }
+            Buffer.MemoryCopy(BlockPointer(source), BlockPointer(destination), BytesPerBlock, BytesPerBlock);
         }
     }
 
-    /// <summary>The key rows of <paramref name="layer"/>, [BlockCount x BlockSize, KvHeads x KeyWidth].</summary>
-    internal ReadOnlySpan<float> Keys(int layer) => _keys[layer];
-
-    /// <summary>The value rows of <paramref name="layer"/> (the keys when the value is their prefix).</summary>
-    internal ReadOnlySpan<float> Values(int layer) => Layers[layer].ValueIsKeyPrefix ? _keys[layer] : _values[layer];
-
-    /// <inheritdoc />
-    public void Dispose()
+    /// <summary>Copies the raw bytes of one block of every layer into <paramref name="destination"/> (<see cref="BytesPerBlock"/> bytes).</summary>
+    public void ReadBlock(int block, Span<byte> destination)
     {
+        CheckBlock(block, nameof(block));
+        CheckBlockSpan(destination.Length, nameof(destination));
+        new ReadOnlySpan<byte>(BlockPointer(block), (int)BytesPerBlock).CopyTo(destination);
     }
 
-    private void Store(ReadOnlySpan<float> source, Span<float> destination)
+    /// <summary>Overwrites one block of every layer with raw bytes from <see cref="ReadBlock"/> (<see cref="BytesPerBlock"/> bytes).</summary>
+    public void WriteBlock(int block, ReadOnlySpan<byte> source)
     {
-        for (var i = 0; i < source.Length; i++)
+        CheckBlock(block, nameof(block));
+        CheckBlockSpan(source.Length, nameof(source));
+        source.CopyTo(new Span<byte>(BlockPointer(block), (int)BytesPerBlock));
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _memory.Dispose();
+
+    /// <summary>The first byte of block <paramref name="block"/> (all layers).</summary>
+    internal byte* BlockPointer(int block)
+    {
+        ObjectDisposedException.ThrowIf(_memory.IsClosed, this);
+        return _memory.Pointer + (block * BytesPerBlock);
+    }
+
+    /// <summary>The keys ([BlockSize, KeyWidth]) of one KV head of one layer in one block; its values follow at <see cref="ValueOffset"/>.</summary>
+    internal byte* HeadPointer(int layer, int block, int kvHead) =>
+        BlockPointer(block) + _layerOffsets[layer] + (kvHead * _headStrides[layer]);
+
+    /// <summary>Bytes from a head's keys to its values (unused when the value is a key prefix).</summary>
+    internal long ValueOffset(int layer) => _valueOffsets[layer];
+
+    private void CheckBlock(int block, string name)
+    {
+        if ((uint)block >= (uint)BlockCount)
         {
-            destination[i] = Storage switch
-            {
-                KvStorage.Float16 => (float)(Half)source[i],
-                KvStorage.BFloat16 => BitConverter.Int32BitsToSingle((int)((uint)(BitConverter.SingleToInt32Bits(source[i]) + 0x7FFF + ((BitConverter.SingleToInt32Bits(source[i]) >> 16) & 1)) & 0xFFFF0000u)),
-                _ => source[i],
-            };
+            throw new ArgumentOutOfRangeException(name, block, $"Block must be in [0, {BlockCount}).");
+        }
+    }
+
+    private void CheckBlockSpan(int length, string name)
+    {
+        if (length != BytesPerBlock)
+        {
+            throw new ArgumentException($"Span has {length} bytes; a block has {BytesPerBlock}.", name);
         }
     }
 }
