@@ -13,7 +13,7 @@ namespace InferenceServer.Engine.Diagnostics;
 /// and queue time. Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
 /// names without the suffix the exposition adds (<c>_total</c> on counters; histograms already end in their unit).
 /// </summary>
-public sealed class InferenceMetrics
+public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttentionObserver
 {
     /// <summary>The meter's name, to enable in OpenTelemetry (<c>AddMeter</c>).</summary>
     public const string MeterName = "InferenceServer";
@@ -36,6 +36,8 @@ public sealed class InferenceMetrics
     private readonly Histogram<double> _queueTime;
     private readonly Histogram<double> _prefillTime;
     private readonly Histogram<double> _decodeTime;
+    private readonly Counter<long> _attentionOffloadBytes;
+    private readonly Histogram<double> _attentionTime;
     private ContinuousBatchScheduler? _scheduler;
     private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
 
@@ -59,6 +61,26 @@ public sealed class InferenceMetrics
         _queueTime = CreateSeconds(meter, "vllm:request_queue_time_seconds", "Histogram of time spent in the waiting queue in seconds.", RequestLatencyBuckets);
         _prefillTime = CreateSeconds(meter, "vllm:request_prefill_time_seconds", "Histogram of time spent in the prefill phase in seconds.", RequestLatencyBuckets);
         _decodeTime = CreateSeconds(meter, "vllm:request_decode_time_seconds", "Histogram of time spent in the decode phase in seconds.", RequestLatencyBuckets);
+        _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
+        _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
+    }
+
+    /// <summary>Records a step's attention time on <paramref name="device"/> (attention offloading, ADR 0005).</summary>
+    public void AttentionStep(string device, double seconds)
+    {
+        if (_attentionTime.Enabled)
+        {
+            _attentionTime.Record(seconds, _model, new KeyValuePair<string, object?>("device", device));
+        }
+    }
+
+    /// <summary>Counts bytes a step sent to and from the memory devices (attention offloading, ADR 0005).</summary>
+    public void AttentionOffloaded(long bytes)
+    {
+        if (_attentionOffloadBytes.Enabled)
+        {
+            _attentionOffloadBytes.Add(bytes, _model);
+        }
     }
 
     /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>

@@ -47,6 +47,27 @@ public sealed class SplitDecoderModel : IDecoderModel
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
     public IReadOnlyList<string> AttentionDevices { get; }
 
+    /// <summary>The attention devices: they hold the KV cache.</summary>
+    public IReadOnlyList<string> KvDevices => AttentionDevices;
+
+    /// <summary>The decoder layer of each attention call, in order (for the startup log).</summary>
+    public IReadOnlyList<int> AttentionLayers
+    {
+        get
+        {
+            var layers = new int[Attention.Count];
+            for (var i = 0; i < layers.Length; i++)
+            {
+                layers[i] = Attention[i].Layer;
+            }
+
+            return layers;
+        }
+    }
+
+    /// <summary>Segment graphs (one more than the attention calls).</summary>
+    public int SegmentCount => _segments.Length;
+
     /// <summary>The attention calls, in order.</summary>
     internal IReadOnlyList<AttentionLayerSpec> Attention { get; }
 
@@ -61,6 +82,9 @@ public sealed class SplitDecoderModel : IDecoderModel
 
     /// <summary>Threads of the CPU attention kernel (0: every core).</summary>
     internal int Threads { get; }
+
+    /// <summary>Blocks of pool <paramref name="pool"/> when <paramref name="blockCount"/> are split evenly among <paramref name="pools"/> (the first takes the remainder).</summary>
+    public static int PoolBlocks(int blockCount, int pools, int pool) => (blockCount / pools) + (pool == 0 ? blockCount % pools : 0);
 
     /// <summary>The CPU backends take any block size.</summary>
     public int ChooseBlockSize(int requested) => requested;

@@ -63,7 +63,7 @@ internal sealed class SplitRunner : IModelRunner
         var first = 0;
         for (var i = 0; i < devices.Count; i++)
         {
-            var count = (blockCount / devices.Count) + (i == 0 ? blockCount % devices.Count : 0);
+            var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
             _backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, KvStorage.Float32, _kernel);
             first += count;
         }
@@ -127,6 +127,9 @@ internal sealed class SplitRunner : IModelRunner
     /// <summary>Stopwatch ticks each backend spent attending in the last step, in backend order.</summary>
     public ReadOnlySpan<long> LastStepAttentionTicks => _attentionTicks;
 
+    /// <summary>Told each step's attention time per backend and bytes offloaded (the engine's metrics), or null.</summary>
+    public IAttentionObserver? Observer { get; set; }
+
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
     {
@@ -169,6 +172,18 @@ internal sealed class SplitRunner : IModelRunner
         }
 
         LastStepOffloadBytes = offloadBytes;
+        if (Observer is { } observer)
+        {
+            observer.AttentionOffloaded(offloadBytes);
+            for (var b = 0; b < _backends.Length; b++)
+            {
+                if (_attentionTicks[b] > 0)
+                {
+                    observer.AttentionStep(_backends[b].Device, (double)_attentionTicks[b] / Stopwatch.Frequency);
+                }
+            }
+        }
+
         _logits.Read(logitRows * vocab).CopyTo(logits);
     }
 

@@ -188,6 +188,8 @@ internal sealed class InferenceService(
             info.EosTokenIds.Add((uint)id);
         }
 
+        info.KvDevices.Add(model.Decoder.KvDevices);
+
         foreach (var layer in spec.KvLayers)
         {
             info.AttentionLayers.Add(new AttentionLayer

@@ -80,6 +80,7 @@ internal sealed class ServerOptions
                 Device = configuration["device"] ?? "auto",
                 CudaGraphs = ReadBool(configuration, "cuda-graphs", fallback: true),
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
+                AttentionDevices = ReadAttentionDevices(configuration),
             },
             Limits = new ServingLimits
             {
@@ -165,14 +166,23 @@ internal sealed class ServerOptions
 
     /// <summary>
     /// Gives valueless flags (<c>--log-requests</c> last or before another option) the value <c>true</c>, since the
-    /// command-line configuration provider reads the next argument as an option's value.
+    /// command-line configuration provider reads the next argument as an option's value; numbers repeated
+    /// <c>--attention-device</c> options so that none replaces another.
     /// </summary>
     public static string[] ExpandFlags(string[] args)
     {
         var expanded = new List<string>(args.Length);
+        var attentionDevices = 0;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
+            if (arg == "--attention-device" || arg.StartsWith("--attention-device=", StringComparison.Ordinal))
+            {
+                // Repeatable: each occurrence becomes its own key, which the configuration keeps in order.
+                expanded.Add("--attention-device:" + (attentionDevices++).ToString(CultureInfo.InvariantCulture) + arg["--attention-device".Length..]);
+                continue;
+            }
+
             var isFlag = Array.IndexOf(Flags, arg) >= 0;
             expanded.Add(isFlag && (i + 1 == args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal)) ? arg + "=true" : arg);
         }
@@ -181,6 +191,36 @@ internal sealed class ServerOptions
     }
 
     private static readonly string[] Flags = ["--log-requests"];
+
+    /// <summary>
+    /// <c>--attention-device cpu|cuda:N[,...]</c>, repeatable (<see cref="ExpandFlags"/> numbers the repeats
+    /// <c>attention-device:0</c>, <c>:1</c>, ...): the memory devices of attention offloading (ADR 0005), in order; empty runs fused.
+    /// </summary>
+    private static string[] ReadAttentionDevices(IConfiguration configuration)
+    {
+        var devices = new List<string>();
+        var section = configuration.GetSection("attention-device");
+        IEnumerable<string?> values = section.Value is { } single ? [single] : section.GetChildren().OrderBy(static c => int.TryParse(c.Key, out var i) ? i : int.MaxValue).Select(static c => c.Value);
+        foreach (var value in values)
+        {
+            foreach (var part in (value ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                var device = part.ToLowerInvariant();
+                try
+                {
+                    SplitDecoderModel.ValidateAttentionDevice(device);
+                }
+                catch (ExecutionProviderException ex)
+                {
+                    throw new FormatException(ex.Message, ex);
+                }
+
+                devices.Add(device);
+            }
+        }
+
+        return [.. devices];
+    }
 
     private static LogFormat ReadLogFormat(string? text) => text?.Trim().ToLowerInvariant() switch
     {

@@ -66,7 +66,7 @@ internal static partial class ServerProgram
             // Before the model loads, so that a bad URL or certificate fails fast.
             grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);
             var folder = options.Model is { } given
-                ? CheckpointBuilds.Resolve(given, builder.Configuration["build-cache"], options.DType, options.Session.Device, static line => Console.Error.WriteLine("info: " + line))
+                ? CheckpointBuilds.Resolve(given, builder.Configuration["build-cache"], options.DType, options.Session.Device, static line => Console.Error.WriteLine("info: " + line), split: options.Session.AttentionDevices.Count > 0)
                 : FindDefaultModel();
             // A checkpoint served from its build keeps the checkpoint's folder name as its model id.
             var servedName = options.ServedModelName ?? (options.Model is { } source && folder != source ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))) : null);
@@ -92,6 +92,11 @@ internal static partial class ServerProgram
         if (model.Decoder.GraphNote is { } graphNote)
         {
             Console.Error.WriteLine($"info: model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
+        }
+
+        if (model.Decoder is SplitDecoderModel split)
+        {
+            LogOffloading(model, split, options.Scheduler);
         }
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
@@ -160,6 +165,31 @@ internal static partial class ServerProgram
         var scrape = app.Services.GetRequiredService<PrometheusScrapeEndpoint>();
         app.MapGet("/metrics", scrape.HandleAsync);
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
+    }
+
+    /// <summary>The startup lines of attention offloading (ADR 0005): which layers run where, and how much KV each memory device holds.</summary>
+    private static void LogOffloading(ServedModel model, SplitDecoderModel split, SchedulerOptions scheduler)
+    {
+        Console.Error.WriteLine($"info: model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
+        int blocks;
+        try
+        {
+            blocks = ContinuousBatchScheduler.PlanKvBlocks(model, scheduler);
+        }
+        catch (InvalidOperationException)
+        {
+            return; // The engine says why when it starts.
+        }
+
+        var devices = split.AttentionDevices;
+        var blockBytes = model.Spec.KvBytesPerToken * split.ChooseBlockSize(scheduler.BlockSize);
+        var first = 0;
+        for (var i = 0; i < devices.Count; i++)
+        {
+            var count = SplitDecoderModel.PoolBlocks(blocks, devices.Count, i);
+            Console.Error.WriteLine($"info: model {model.Name}: KV pool {i} on {devices[i]}: blocks [{first}, {first + count}), {count * blockBytes / (1024.0 * 1024.0):F1} MiB");
+            first += count;
+        }
     }
 
     private static ChatPromptRenderer LoadChatTemplate(ServedModel model, string? overridePath)

@@ -54,6 +54,15 @@ internal static class ModelsEndpoint
         writer.WriteString("owned_by", "inferenceserver");
         writer.WriteString("root", model.Package.Directory);
         writer.WriteNumber("max_model_len", model.Spec.ContextLength);
+
+        // Where the KV cache lives: the model's device, or its attention devices when offloading (ADR 0005).
+        writer.WriteStartArray("kv_devices");
+        foreach (var device in model.Decoder.KvDevices)
+        {
+            writer.WriteStringValue(device);
+        }
+
+        writer.WriteEndArray();
         writer.WriteEndObject();
     }
 }
