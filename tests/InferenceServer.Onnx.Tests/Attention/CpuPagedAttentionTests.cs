@@ -14,7 +14,8 @@ public sealed class CpuPagedAttentionTests
         (0, 50, 5, 45),     // a causal chunk of prefill
         (32, 20, 4, 48),    // KV starting past 0 (the rest lives elsewhere)
         (32, 2, 4, 30),     // two queries before this pool's first position: they see nothing here
-        (0, 300, 1, 299),   // a long decode (split across threads)
+        (0, 300, 1, 299),   // a long decode (cut into ranges across threads)
+        (0, 700, 2, 698),   // longer still, two queries
         (0, 0, 1, 5),       // nothing here at all
         (0, 1, 1, 0),       // one position
         (16, 33, 3, 100),   // queries past the end of the KV: all see everything here
@@ -139,7 +140,7 @@ public sealed class CpuPagedAttentionTests
         using var pool = new HostKvPool([shape], 64, BlockSize, KvStorage.Float16);
         using var kernel = new CpuPagedAttention(3);
         var work = new AttentionWork();
-        var table = Enumerable.Range(0, 20).ToArray();
+        var table = Enumerable.Range(0, 63).ToArray();
         var q = new float[24 * 8 * 64];
         var output = new float[24 * 8 * 64];
         var lse = new float[24 * 8];
@@ -148,7 +149,9 @@ public sealed class CpuPagedAttentionTests
             work.Clear();
             for (var s = 0; s < 8; s++)
             {
-                work.AddSequence(table, 0, 300, s * 3, 3, 297);
+                // Two long sequences among short ones: the long ones are cut into ranges and merged.
+                var kvCount = s < 2 ? 1000 : 100;
+                work.AddSequence(table, 0, kvCount, s * 3, 3, kvCount - 3);
             }
 
             kernel.Attend(pool, 0, work, 8, 0.125f, q, output, lse);
@@ -160,12 +163,15 @@ public sealed class CpuPagedAttentionTests
         }
 
         var before = GC.GetAllocatedBytesForCurrentThread();
+        var workersBefore = kernel.WorkerAllocatedBytes;
         for (var i = 0; i < 20; i++)
         {
             Step();
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, kernel.WorkerAllocatedBytes - workersBefore);
+        Assert.True(kernel.LastMergeGroupCount > 0, "the long sequences must take the cut-and-merge path");
     }
 
     private static (float[] Output, float[] Lse) Run(CpuPagedAttention kernel, HostKvPool pool, KvLayerShape shape, int queryHeads,
@@ -223,6 +229,10 @@ public sealed class CpuPagedAttentionTests
         var scale = 1f / MathF.Sqrt(shape.KeyWidth);
         using var kernel = new CpuPagedAttention(threads);
         kernel.Attend(pool, 1, work, queryHeads, scale, q, output, lse, mask);
+        if (threads > 1)
+        {
+            Assert.True(kernel.LastMergeGroupCount > 0, "the long sequence must be cut into KV ranges and merged");
+        }
 
         var expected = new double[queryHeads * shape.ValueWidth];
         var expectedLse = new double[queryHeads];

@@ -1,0 +1,311 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Attention;
+
+/// <summary>The per-item kernel, the merge of cut ranges and the argument checks of <see cref="CpuPagedAttention"/>.</summary>
+internal sealed unsafe partial class CpuPagedAttention
+{
+    /// <summary>Attends one work item: a tile of one sequence's query rows, one KV head's group, over one KV range.</summary>
+    private static void Execute(in Call call, in Item item, AttentionScratch scratch)
+    {
+        var shape = call.Shape;
+        var keyWidth = shape.KeyWidth;
+        var valueWidth = shape.ValueWidth;
+        var group = call.Group;
+        var pool = call.Pool;
+        var blockSize = pool.BlockSize;
+        ref readonly var sequence = ref call.Work[item.Sequence];
+        var table = call.Work.BlockTable(sequence);
+        var vectors = item.RowCount * group;
+        var queries = scratch.Queries;
+        var accumulators = scratch.Accumulators;
+        var max = scratch.Max;
+        var sum = scratch.Sum;
+        var visible = scratch.Visible;
+        var counts = scratch.Counts;
+
+        // Load the tile's query vectors (pre-scaled) and each one's visible KV end.
+        var end = item.KvBegin;
+        for (var r = 0; r < item.RowCount; r++)
+        {
+            var row = sequence.QueryOffset + item.RowStart + r;
+            var rowVisible = Math.Min(item.KvEnd, TileVisible(sequence, item.RowStart + r));
+            for (var g = 0; g < group; g++)
+            {
+                var head = (item.KvHead * group) + g;
+                var v = (r * group) + g;
+                var masked = call.Mask != null && call.Mask[(row * call.QueryHeads) + head] == 0f;
+                visible[v] = masked ? 0 : rowVisible;
+                end = Math.Max(end, visible[v]);
+                var source = call.Queries + ((((long)row * call.QueryHeads) + head) * keyWidth);
+                var destination = queries + ((long)v * keyWidth);
+                for (var d = 0; d < keyWidth; d++)
+                {
+                    destination[d] = source[d] * call.Scale;
+                }
+
+                max[v] = float.NegativeInfinity;
+                sum[v] = 0f;
+                new Span<float>(accumulators + ((long)v * valueWidth), valueWidth).Clear();
+            }
+        }
+
+        var storage = pool.Storage;
+        var direct = storage == KvStorage.Float32;
+        var valueOffset = pool.ValueOffset(call.Layer);
+        var valueStride = shape.ValueIsKeyPrefix ? keyWidth : valueWidth;
+        for (var blockStart = item.KvBegin; blockStart < end; blockStart += blockSize)
+        {
+            var rows = Math.Min(blockSize, end - blockStart);
+            var head = pool.HeadPointer(call.Layer, table[blockStart / blockSize], item.KvHead);
+            var keys = (float*)head;
+            if (!direct)
+            {
+                keys = scratch.Keys;
+                KvSimd.Convert(head, keys, rows * keyWidth, storage);
+            }
+
+            // Scores of every vector over the block's rows, then one rescale and one vector exp per vector.
+            var active = false;
+            for (var v = 0; v < vectors; v++)
+            {
+                var count = Math.Min(rows, visible[v] - blockStart);
+                counts[v] = count;
+                if (count <= 0)
+                {
+                    continue;
+                }
+
+                active = true;
+                var scores = scratch.Scores + ((long)v * blockSize);
+                var query = queries + ((long)v * keyWidth);
+                for (var j = 0; j < count; j++)
+                {
+                    scores[j] = KvSimd.Dot(query, keys + ((long)j * keyWidth), keyWidth);
+                }
+
+                var newMax = MathF.Max(max[v], KvSimd.Max(scores, count));
+                if (newMax > max[v] && sum[v] > 0f)
+                {
+                    var factor = MathF.Exp(max[v] - newMax);
+                    KvSimd.Scale(accumulators + ((long)v * valueWidth), factor, valueWidth);
+                    sum[v] *= factor;
+                }
+
+                max[v] = newMax;
+                sum[v] += KvSimd.ExpSubtract(scores, count, newMax);
+            }
+
+            if (!active)
+            {
+                continue;
+            }
+
+            // Values: each row read (and converted) once, accumulated into every vector that sees it.
+            float* values;
+            if (shape.ValueIsKeyPrefix)
+            {
+                values = keys;
+            }
+            else if (direct)
+            {
+                values = (float*)(head + valueOffset);
+            }
+            else
+            {
+                values = scratch.Values;
+                KvSimd.Convert(head + valueOffset, values, rows * valueWidth, storage);
+            }
+
+            for (var j = 0; j < rows; j++)
+            {
+                var value = values + ((long)j * valueStride);
+                for (var v = 0; v < vectors; v++)
+                {
+                    if (j < counts[v])
+                    {
+                        KvSimd.Axpy(accumulators + ((long)v * valueWidth), scratch.Scores[((long)v * blockSize) + j], value, valueWidth);
+                    }
+                }
+            }
+        }
+
+        // Normalise into the output (or this range's partial result).
+        for (var r = 0; r < item.RowCount; r++)
+        {
+            var row = sequence.QueryOffset + item.RowStart + r;
+            for (var g = 0; g < group; g++)
+            {
+                var v = (r * group) + g;
+                float* output;
+                float* lse;
+                if (item.Partial < 0)
+                {
+                    var index = ((long)row * call.QueryHeads) + (item.KvHead * group) + g;
+                    output = call.Output + (index * valueWidth);
+                    lse = call.Lse + index;
+                }
+                else
+                {
+                    var partial = call.Partials + ((long)item.Partial * call.PartialStride);
+                    output = partial + ((long)v * valueWidth);
+                    lse = partial + ((long)call.Vectors * valueWidth) + v;
+                }
+
+                var accumulator = accumulators + ((long)v * valueWidth);
+                if (sum[v] > 0f)
+                {
+                    var inverse = 1f / sum[v];
+                    for (var d = 0; d < valueWidth; d++)
+                    {
+                        output[d] = accumulator[d] * inverse;
+                    }
+
+                    *lse = max[v] + MathF.Log(sum[v]);
+                }
+                else
+                {
+                    new Span<float>(output, valueWidth).Clear();
+                    *lse = float.NegativeInfinity;
+                }
+            }
+        }
+    }
+
+    /// <summary>Merges the partial results of one cut KV range into the output, in range order.</summary>
+    private static void Merge(in Call call, in MergeGroup mergeGroup)
+    {
+        var valueWidth = call.Shape.ValueWidth;
+        var group = call.Group;
+        ref readonly var sequence = ref call.Work[mergeGroup.Sequence];
+        for (var r = 0; r < mergeGroup.RowCount; r++)
+        {
+            var row = sequence.QueryOffset + mergeGroup.RowStart + r;
+            for (var g = 0; g < group; g++)
+            {
+                var v = (r * group) + g;
+                var index = ((long)row * call.QueryHeads) + (mergeGroup.KvHead * group) + g;
+                var output = new Span<float>(call.Output + (index * valueWidth), valueWidth);
+                ref var lse = ref call.Lse[index];
+                for (var p = 0; p < mergeGroup.Parts; p++)
+                {
+                    var partial = call.Partials + ((long)(mergeGroup.FirstPartial + p) * call.PartialStride);
+                    var partialOutput = new ReadOnlySpan<float>(partial + ((long)v * valueWidth), valueWidth);
+                    var partialLse = partial[((long)call.Vectors * valueWidth) + v];
+                    if (p == 0)
+                    {
+                        partialOutput.CopyTo(output);
+                        lse = partialLse;
+                    }
+                    else
+                    {
+                        AttentionMerge.MergeOne(output, ref lse, partialOutput, partialLse);
+                    }
+                }
+            }
+        }
+    }
+
+    private static KvLayerShape Validate(HostKvPool pool, int layer, AttentionWork work, int queryHeads,
+        ReadOnlySpan<float> q, Span<float> output, Span<float> lse, ReadOnlySpan<float> headMask)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(work);
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, pool.Layers.Count);
+        var shape = pool.Layers[layer];
+        if (queryHeads <= 0 || queryHeads % shape.KvHeads != 0)
+        {
+            throw new ArgumentException($"Query heads ({queryHeads}) must be a positive multiple of the layer's {shape.KvHeads} KV heads.", nameof(queryHeads));
+        }
+
+        var rows = work.QueryCount;
+        if (q.Length < (long)rows * queryHeads * shape.KeyWidth)
+        {
+            throw new ArgumentException($"q has {q.Length} values; {rows} rows of {queryHeads} heads x {shape.KeyWidth} need {(long)rows * queryHeads * shape.KeyWidth}.", nameof(q));
+        }
+
+        if (output.Length < (long)rows * queryHeads * shape.ValueWidth)
+        {
+            throw new ArgumentException($"output has {output.Length} values; {rows} rows of {queryHeads} heads x {shape.ValueWidth} need {(long)rows * queryHeads * shape.ValueWidth}.", nameof(output));
+        }
+
+        if (lse.Length < rows * queryHeads)
+        {
+            throw new ArgumentException($"lse has {lse.Length} values; {rows} rows of {queryHeads} heads need {rows * queryHeads}.", nameof(lse));
+        }
+
+        if (!headMask.IsEmpty && headMask.Length < rows * queryHeads)
+        {
+            throw new ArgumentException($"headMask has {headMask.Length} values; {rows} rows of {queryHeads} heads need {rows * queryHeads}.", nameof(headMask));
+        }
+
+        for (var s = 0; s < work.SequenceCount; s++)
+        {
+            ref readonly var sequence = ref work[s];
+            if (sequence.KvStart % pool.BlockSize != 0)
+            {
+                throw new ArgumentException($"Sequence {s}: kvStart {sequence.KvStart} is not a multiple of the block size {pool.BlockSize}.", nameof(work));
+            }
+
+            var needed = (sequence.KvCount + pool.BlockSize - 1) / pool.BlockSize;
+            if (sequence.BlockLength < needed)
+            {
+                throw new ArgumentException($"Sequence {s}: {sequence.KvCount} KV positions need {needed} blocks; the table has {sequence.BlockLength}.", nameof(work));
+            }
+
+            var table = work.BlockTable(sequence);
+            for (var b = 0; b < needed; b++)
+            {
+                if ((uint)table[b] >= (uint)pool.BlockCount)
+                {
+                    throw new ArgumentException($"Sequence {s}: block {table[b]} is not in [0, {pool.BlockCount}).", nameof(work));
+                }
+            }
+        }
+
+        return shape;
+    }
+
+    /// <summary>One work item: query rows [RowStart, RowStart + RowCount) of a sequence, one KV head, KV range [KvBegin, KvEnd) (relative to kvStart); Partial: its partial-result slot, or -1 to write the output directly.</summary>
+    private readonly record struct Item(int Sequence, int KvHead, int RowStart, int RowCount, int KvBegin, int KvEnd, int Partial);
+
+    /// <summary>A (sequence, KV head, row tile) whose KV range was cut into <see cref="Parts"/> items with consecutive partial slots.</summary>
+    private readonly record struct MergeGroup(int Sequence, int KvHead, int RowStart, int RowCount, int FirstPartial, int Parts);
+
+    /// <summary>The arguments of the call in progress, as the workers see them (pointers pinned by <see cref="Attend"/>).</summary>
+    private readonly struct Call(HostKvPool pool, int layer, AttentionWork work, KvLayerShape shape, int queryHeads, int group, float scale,
+        float* queries, float* output, float* lse, float* mask, float* partials, int vectors)
+    {
+        public HostKvPool Pool { get; } = pool;
+
+        public int Layer { get; } = layer;
+
+        public AttentionWork Work { get; } = work;
+
+        public KvLayerShape Shape { get; } = shape;
+
+        public int QueryHeads { get; } = queryHeads;
+
+        /// <summary>Query heads per KV head.</summary>
+        public int Group { get; } = group;
+
+        public float Scale { get; } = scale;
+
+        public float* Queries { get; } = queries;
+
+        public float* Output { get; } = output;
+
+        public float* Lse { get; } = lse;
+
+        /// <summary>The head mask, or null.</summary>
+        public float* Mask { get; } = mask;
+
+        public float* Partials { get; } = partials;
+
+        /// <summary>Query vectors per tile (the partial results' row count).</summary>
+        public int Vectors { get; } = vectors;
+
+        /// <summary>Floats per partial result: Vectors outputs, then Vectors lse values.</summary>
+        public long PartialStride => (long)Vectors * (Shape.ValueWidth + 1);
+    }
+}
