@@ -22,6 +22,7 @@ public sealed class AttentionOffloadingTests : IDisposable
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public async Task CheckpointFolder_WithCpuAttention_ServesTheReferenceTokens_OneAtATimeAnd16AtOnce(string fixture)
     {
         var name = "offload-" + fixture;
@@ -55,25 +56,30 @@ public sealed class AttentionOffloadingTests : IDisposable
     public async Task TightKvBudgetOverTwoPools_PreemptsAndHitsThePrefixCache_AndStillServesTheReferenceTokens()
     {
         // llama-gqa: 3 layers x 2 KV heads x 16 x (key + value) x 4 bytes = 768 bytes a token; 512 tokens of context are
-        // 32 blocks of 16, the least the engine accepts: 16 concurrent requests need more, so some are preempted.
+        // 32 blocks of 16, the least the engine accepts: concurrent requests need more, so some are preempted.
         const string Name = "offload-tight";
         await using var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
             "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", (32 * 16 * 768).ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(32, server.Scheduler.TotalBlocks);
         var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
         var longest = references.OrderByDescending(r => r.Prompt.Length).First();
+
+        // 100 tokens each (7 or 8 blocks): a few overlapping requests outgrow the 32 blocks, however the arrivals spread.
         var concurrent = Enumerable.Range(0, 16).Select(i => i % 2 == 0 ? longest : references[i % references.Count]).ToList();
-        var results = await Task.WhenAll(concurrent.Select(reference => CompleteAsync(server, Name, reference, maxTokens: reference.Greedy.Length)));
+        var results = await Task.WhenAll(concurrent.Select(reference => CompleteAsync(server, Name, reference, maxTokens: 100)));
         for (var i = 0; i < concurrent.Count; i++)
         {
-            Assert.Equal(concurrent[i].Greedy, results[i]);
+            Assert.Equal(100, results[i].Length);
+            Assert.Equal(concurrent[i].Greedy, results[i][..concurrent[i].Greedy.Length]);
         }
 
-        // The longest prompt again, alone: its full blocks come from the prefix cache.
+        // The longest prompt twice more, alone: the second finds its full block in the prefix cache.
+        Assert.Equal(longest.Greedy, await CompleteAsync(server, Name, longest));
+        var before = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics")).Sum("vllm:prefix_cache_hits_total", Name);
         Assert.Equal(longest.Greedy, await CompleteAsync(server, Name, longest));
         var metrics = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics"));
         Assert.True(metrics.Sum("vllm:num_preemptions_total", Name) > 0, "the tight budget preempted nothing");
-        Assert.True(metrics.Sum("vllm:prefix_cache_hits_total", Name) > 0, "no prefix-cache hit");
+        Assert.True(metrics.Sum("vllm:prefix_cache_hits_total", Name) >= before + 16, "the repeated prompt found no cached block");
     }
 
     [Theory]

@@ -35,15 +35,9 @@ internal sealed partial class DecoderGraphBuilder
     /// Emits the segments: <paramref name="newSegment"/> gives each its writer (all sharing one data file),
     /// <paramref name="save"/> writes segment s. Returns the attention calls between them, in order.
     /// </summary>
-    /// <exception cref="ModelBuildException">The checkpoint is MLA, whose split is not built yet.</exception>
     public IReadOnlyList<SplitAttentionLayer> BuildSplit(Func<OnnxGraphWriter> newSegment, Action<int, OnnxGraphWriter> save, CancellationToken cancellationToken)
     {
         var c = _config;
-        if (c.Mla is not null)
-        {
-            throw new ModelBuildException($"{c.ModelType}: the split form of MLA (multi-head latent attention) checkpoints is not built yet; serve it without --attention-device");
-        }
-
         var attentionLayers = AttentionLayers();
         var calls = new List<SplitAttentionLayer>(attentionLayers.Count);
         for (var s = 0; s <= attentionLayers.Count; s++)
@@ -57,7 +51,7 @@ internal sealed partial class DecoderGraphBuilder
             {
                 _g.Input("input_ids", TensorProto.Types.DataType.Int64, "num_tokens");
                 _g.Input("position_ids", TensorProto.Types.DataType.Int64, "num_tokens");
-                _idsShape = _g.Node("Shape", "ids_shape", ["input_ids"]);
+                _idsShape = RowsShape(_g.Node("Shape", "ids_shape_1d", ["input_ids"]));
                 var (cosCache, sinCache) = RopeCaches();
                 _g.NodeMulti("Gather", "rope_cos_rows", [cosCache, "position_ids"], [SplitRopeCos], [], string.Empty);
                 _g.NodeMulti("Gather", "rope_sin_rows", [sinCache, "position_ids"], [SplitRopeSin], [], string.Empty);
@@ -70,15 +64,15 @@ internal sealed partial class DecoderGraphBuilder
             {
                 var previous = attentionLayers[s - 1];
                 _g.Input(SplitHidden, TensorProto.Types.DataType.Float, "num_tokens", c.HiddenSize);
-                _g.Input(SplitAttention, TensorProto.Types.DataType.Float, "num_tokens", c.Layers[previous].HeadCount * c.HeadDim);
+                _g.Input(SplitAttention, TensorProto.Types.DataType.Float, "num_tokens", c.Layers[previous].HeadCount * (c.Mla is { } latent ? latent.KvLoraRank : c.HeadDim));
                 if (!last)
                 {
                     _g.Input(SplitRopeCos, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
                     _g.Input(SplitRopeSin, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
                 }
 
-                _idsShape = _g.Node("Slice", "ids_shape", [_g.Node("Shape", "hidden_shape", [SplitHidden]), _g.Int64s(0), _g.Int64s(1)]);
-                h = AttentionResidual(previous, SplitHidden, SplitAttention);
+                _idsShape = RowsShape(_g.Node("Slice", "ids_shape_1d", [_g.Node("Shape", "hidden_shape", [SplitHidden]), _g.Int64s(0), _g.Int64s(1)]));
+                h = c.Mla is { } mla ? LatentAttentionOutput(previous, SplitHidden, SplitAttention, mla) : AttentionResidual(previous, SplitHidden, SplitAttention);
                 if (c.Layers[previous].HasMlp)
                 {
                     h = FeedForward(previous, h);
@@ -122,6 +116,13 @@ internal sealed partial class DecoderGraphBuilder
     }
 
     /// <summary>
+    /// The row shape the layer helpers see: [T] for GQA (heads become [T, heads, d]), [1, T] for MLA, whose helpers are
+    /// written for the fused graph's [B, S, ...] (RoPE rows [T, 1, half] broadcast over either).
+    /// </summary>
+    private string RowsShape(string tokens) =>
+        _config.Mla is null ? tokens : _g.Node("Concat", "ids_shape", [_g.Int64s(1), tokens], Attr("axis", 0L));
+
+    /// <summary>
     /// Layer <paramref name="layer"/>'s attention inputs as segment outputs: its input norm, q/k/v projections, per-head
     /// norms and RoPE, as <c>q</c>, <c>k</c>, <c>v</c> [T, heads x d], and for MoH the head mask.
     /// </summary>
@@ -129,6 +130,20 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var (p, n, heads, kvHeads, d) = LayerShape(layer);
+        if (c.Mla is { } mla)
+        {
+            // The absorbed query against one shared key [latent, rope key] whose first kv_lora_rank entries are the value.
+            var width = mla.KvLoraRank + mla.QkRopeHeadDim;
+            var (query, key, latent, scale) = LatentAttentionInputs(layer, h, mla);
+            _g.NodeMulti("Reshape", n + "q_2d", [query, _g.Int64s(-1, heads * width)], ["q"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "k_2d", [key, _g.Int64s(-1, width)], ["k"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "v_2d", [latent, _g.Int64s(-1, mla.KvLoraRank)], ["v"], [], string.Empty);
+            _g.Output("q", TensorProto.Types.DataType.Float, "num_tokens", heads * width);
+            _g.Output("k", TensorProto.Types.DataType.Float, "num_tokens", width);
+            _g.Output("v", TensorProto.Types.DataType.Float, "num_tokens", mla.KvLoraRank);
+            return new SplitAttentionLayer(layer, heads, 1, width, mla.KvLoraRank, scale, SplitAttentionLayer.Mla);
+        }
+
         var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
         var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
         var q3 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");

@@ -11,7 +11,7 @@ namespace InferenceServer.Builder.Graph;
 /// <param name="KeyWidth">Width of a query and key head.</param>
 /// <param name="ValueWidth">Width of a value and output head.</param>
 /// <param name="Scale">The factor applied to the q.k scores before the softmax.</param>
-/// <param name="Kind"><see cref="Gqa"/>, or <see cref="Moh"/> when the segment also outputs <c>head_mask</c> [T, QueryHeads].</param>
+/// <param name="Kind"><see cref="Gqa"/>, <see cref="Moh"/> when the segment also outputs <c>head_mask</c> [T, QueryHeads], or <see cref="Mla"/>.</param>
 internal sealed record SplitAttentionLayer(int Layer, int QueryHeads, int KvHeads, int KeyWidth, int ValueWidth, double Scale, string Kind)
 {
     /// <summary>Grouped-query (or multi-head) attention over k and v.</summary>
@@ -19,4 +19,10 @@ internal sealed record SplitAttentionLayer(int Layer, int QueryHeads, int KvHead
 
     /// <summary>Mixture-of-Head attention: as <see cref="Gqa"/>, with a 0/1 mask of the heads each token uses.</summary>
     public const string Moh = "moh";
+
+    /// <summary>
+    /// DeepSeek's latent attention, absorbed: one KV head whose key is [latent, rope key] (KeyWidth) and whose value is
+    /// the key's first ValueWidth entries (the latent), which a backend stores once.
+    /// </summary>
+    public const string Mla = "mla";
 }

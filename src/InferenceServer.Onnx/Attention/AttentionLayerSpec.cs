@@ -13,10 +13,11 @@ namespace InferenceServer.Onnx.Attention;
 /// <param name="ValueWidth">Width of a value and output head.</param>
 /// <param name="Scale">Factor on the q.k scores.</param>
 /// <param name="HeadMasked">Whether the segment before it outputs a Mixture-of-Head mask [T, QueryHeads].</param>
-internal sealed record AttentionLayerSpec(int Layer, int QueryHeads, int KvHeads, int KeyWidth, int ValueWidth, float Scale, bool HeadMasked)
+/// <param name="ValueIsKeyPrefix">Whether the value is the key's first ValueWidth entries (MLA's latent), stored once.</param>
+internal sealed record AttentionLayerSpec(int Layer, int QueryHeads, int KvHeads, int KeyWidth, int ValueWidth, float Scale, bool HeadMasked, bool ValueIsKeyPrefix = false)
 {
     /// <summary>The cache row shape of this layer.</summary>
-    public KvLayerShape Shape => new(KvHeads, KeyWidth, ValueWidth);
+    public KvLayerShape Shape => new(KvHeads, KeyWidth, ValueWidth, ValueIsKeyPrefix);
 
     /// <summary>Floats one token's query takes.</summary>
     public int QueryWidth => QueryHeads * KeyWidth;

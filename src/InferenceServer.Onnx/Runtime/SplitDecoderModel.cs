@@ -163,7 +163,9 @@ public sealed class SplitDecoderModel : IDecoderModel
         var kvLayers = new List<LayerKvSpec>(attention.Count);
         for (var i = 0; i < attention.Count; i++)
         {
-            kvLayers.Add(new LayerKvSpec(i, attention[i].KvHeads, attention[i].KeyWidth, attention[i].KvHeads, attention[i].ValueWidth));
+            // An MLA value is the key's prefix: nothing more is stored for it.
+            var call = attention[i];
+            kvLayers.Add(new LayerKvSpec(i, call.KvHeads, call.KeyWidth, call.KvHeads, call.ValueIsKeyPrefix ? 0 : call.ValueWidth));
         }
 
         var spec = new ModelSpec
@@ -226,7 +228,8 @@ public sealed class SplitDecoderModel : IDecoderModel
                     call.GetProperty("key_width").GetInt32(),
                     call.GetProperty("value_width").GetInt32(),
                     (float)call.GetProperty("scale").GetDouble(),
-                    call.GetProperty("kind").GetString() == "moh");
+                    call.GetProperty("kind").GetString() == "moh",
+                    call.GetProperty("kind").GetString() == "mla");
                 if (spec.QueryHeads <= 0 || spec.KvHeads <= 0 || spec.QueryHeads % spec.KvHeads != 0 || spec.KeyWidth <= 0 || spec.ValueWidth <= 0)
                 {
                     throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention of layer {spec.Layer} has {spec.QueryHeads} query heads over {spec.KvHeads} KV heads of widths {spec.KeyWidth}/{spec.ValueWidth}"));

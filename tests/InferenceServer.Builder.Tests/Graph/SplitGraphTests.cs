@@ -8,7 +8,7 @@ namespace InferenceServer.Builder.Tests.Graph;
 /// <summary>
 /// The split form (ADR 0005): the builder's segment graphs, served through <see cref="SplitDecoderModel"/> with attention
 /// on CPU backends, reproduce transformers' references: first-step logits, and greedy tokens with rows of different
-/// lengths, staggered arrivals and chunked prefill, on one backend and with every sequence's blocks alternating between
+/// lengths, staggered arrivals and chunked prefill (GQA, pruned, MoH, and DeepSeek's MLA with MoE), on one backend and with every sequence's blocks alternating between
 /// two backends (the LSE merge on every layer).
 /// </summary>
 public sealed class SplitGraphTests
@@ -20,6 +20,7 @@ public sealed class SplitGraphTests
     [InlineData("llama-gqa", 3)]
     [InlineData("llama-pruned", 2)]
     [InlineData("llama-moh", 3)]
+    [InlineData("deepseek-v3-mla", 3)]
     public void Build_Split_WritesOneSegmentMoreThanAttentionLayers(string fixture, int attentionLayers)
     {
         var folder = BuiltModels.Get(fixture, split: true);
@@ -33,17 +34,8 @@ public sealed class SplitGraphTests
         }
 
         var kind = split.GetProperty("attention")[0].GetProperty("kind").GetString();
-        Assert.Equal(fixture == "llama-moh" ? "moh" : "gqa", kind);
+        Assert.Equal(fixture switch { "llama-moh" => "moh", "deepseek-v3-mla" => "mla", _ => "gqa" }, kind);
         Assert.True(File.Exists(Path.Combine(folder, ModelBuilder.GraphFileName)), "the fused graph is built beside the segments");
-    }
-
-    [Fact]
-    public void Build_SplitOfMla_FailsSayingSo()
-    {
-        var output = BuiltModels.TempDirectory("split-mla");
-        var error = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions { CheckpointDirectory = BuiltModels.Fixture("deepseek-v3-mla"), OutputDirectory = output, Split = true }));
-        Assert.Contains("MLA", error.Message, StringComparison.Ordinal);
-        Assert.False(File.Exists(Path.Combine(output, ModelBuilder.GraphFileName)));
     }
 
     [Fact]
@@ -76,6 +68,7 @@ public sealed class SplitGraphTests
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public void FirstStepLogits_AllPromptsPacked_MatchTransformers(string fixture)
     {
         using var model = Open(fixture, "cpu");
@@ -112,6 +105,8 @@ public sealed class SplitGraphTests
     [InlineData("qwen2", 2)]
     [InlineData("llama-pruned", 2)]
     [InlineData("llama-moh", 2)]
+    [InlineData("deepseek-v3-mla", 1)]
+    [InlineData("deepseek-v3-mla", 2)]
     public void Greedy_StaggeredArrivals_MatchesTransformers(string fixture, int backends)
     {
         // Case r joins at step 2r, its prefill packed beside the others' decodes; with two backends every sequence's
@@ -173,6 +168,7 @@ public sealed class SplitGraphTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
     public void Greedy_ChunkedPrefillWithoutLogits_MatchesTransformers(string fixture)
     {
         // The first chunk returns no logits (the LM head segment is skipped) and the second continues on its past.
