@@ -106,18 +106,5 @@ public sealed class AttentionOffloadingTests : IDisposable
         return [.. response.GetProperty("choices")[0].GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32())];
     }
 
-    private string CheckpointOnly(string fixture)
-    {
-        var folder = Path.Combine(_work, fixture);
-        if (!Directory.Exists(folder))
-        {
-            Directory.CreateDirectory(folder);
-            foreach (var file in (string[])["config.json", "generation_config.json", "model.safetensors"])
-            {
-                File.Copy(Path.Combine(RepositoryPaths.Fixture(fixture), file), Path.Combine(folder, file));
-            }
-        }
-
-        return folder;
-    }
+    private string CheckpointOnly(string fixture) => RepositoryPaths.CheckpointCopy(fixture, _work);
 }

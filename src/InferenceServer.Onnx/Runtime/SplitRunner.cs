@@ -213,7 +213,6 @@ internal sealed class SplitRunner : IModelRunner
         var positions = _positions.Reserve(tokens);
         var indices = _logitsIndices.Reserve(Math.Max(1, batch.LogitRowCount));
         var offset = 0;
-        var logitRow = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
             var rowTokens = batch.Tokens(r);
@@ -230,22 +229,10 @@ internal sealed class SplitRunner : IModelRunner
                 positions[offset + t] = past + t;
             }
 
-            switch (batch.Logits(r))
-            {
-                case RowLogits.Last:
-                    indices[logitRow++] = offset + rowTokens.Length - 1;
-                    break;
-                case RowLogits.All:
-                    for (var t = 0; t < rowTokens.Length; t++)
-                    {
-                        indices[logitRow++] = offset + t;
-                    }
-
-                    break;
-            }
-
             offset += rowTokens.Length;
         }
+
+        batch.WriteLogitIndices(indices);
     }
 
     private void Reserve(int tokens, int logitRows, int vocab)

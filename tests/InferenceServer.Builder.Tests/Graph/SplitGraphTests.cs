@@ -174,36 +174,12 @@ public sealed class SplitGraphTests
         // The first chunk returns no logits (the LM head segment is skipped) and the second continues on its past.
         using var model = Open(fixture, "cpu", "cpu");
         using var runner = model.CreateRunner(128, BlockSize);
-        var vocab = runner.Spec.VocabularySize;
-        var logits = new float[vocab];
-        var batch = new ForwardBatch();
         foreach (var (prompt, greedy, _) in BuiltModels.References(fixture))
         {
             // Blocks from the end of the second backend's range down, then the first's: one run on each side.
             var count = ((prompt.Length + GreedySteps) / BlockSize) + 1;
             var table = Enumerable.Range(0, count).Select(j => j < count / 2 ? 127 - j : j).ToArray();
-            var split = prompt.Length / 2;
-            var generated = new List<int>();
-            if (split > 0)
-            {
-                batch.Clear();
-                batch.AddRow(prompt.AsSpan(0, split), 0, table, wantLogits: false);
-                runner.Forward(batch, logits);
-            }
-
-            batch.Clear();
-            batch.AddRow(prompt.AsSpan(split), split, table, wantLogits: true);
-            runner.Forward(batch, logits);
-            generated.Add(LogitMath.ArgMax(logits));
-            for (var step = 1; step < GreedySteps; step++)
-            {
-                batch.Clear();
-                batch.AddRow([generated[^1]], prompt.Length + step - 1, table, wantLogits: true);
-                runner.Forward(batch, logits);
-                generated.Add(LogitMath.ArgMax(logits));
-            }
-
-            Assert.Equal(greedy, generated);
+            Assert.Equal(greedy, BuiltDecoderTests.DecodeChunked(runner, prompt, table, GreedySteps));
         }
     }
 
