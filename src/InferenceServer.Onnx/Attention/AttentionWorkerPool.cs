@@ -6,8 +6,16 @@ namespace InferenceServer.Onnx.Attention;
 /// <summary>
 /// Persistent worker threads with a low-overhead fork/join: <see cref="Run"/> runs one body on the caller (worker 0) and
 /// every worker, and returns when all are done. Idle workers spin briefly for the next fork (attention calls come layer
-/// after layer), then block on a semaphore. Nothing is allocated per fork.
+/// after layer), then block on their own semaphore. Nothing is allocated per fork.
 /// </summary>
+/// <remarks>
+/// Each worker has its own semaphore and "asleep" flag, so a wake-up meant for one worker can never be taken by another
+/// (a shared semaphore loses wake-ups: a fast worker that finished the fork and went back to sleep could take the permit
+/// released for a slow one that had not woken yet). The flag and the generation are a Dekker pair: a worker sets its
+/// flag, then re-reads the generation; a fork increments the generation, then takes every set flag and releases that
+/// worker's semaphore. Either the worker sees the new generation or the fork sees the flag. A permit left over from a
+/// race only wakes its own worker once more, which then finds no new fork and sleeps again.
+/// </remarks>
 internal sealed class AttentionWorkerPool : IDisposable
 {
     /// <summary>SpinWait rounds an idle worker waits for the next fork before it blocks (tens of microseconds).</summary>
@@ -15,11 +23,14 @@ internal sealed class AttentionWorkerPool : IDisposable
 
     private readonly Action<int> _body;
     private readonly Thread[] _threads;
-    private readonly SemaphoreSlim _wake = new(0);
+    /// <summary>Ints between two workers' flags in <see cref="_asleep"/> (one cache line).</summary>
+    private const int FlagStride = 16;
+
+    private readonly SemaphoreSlim[] _wakes;
+    private readonly int[] _asleep;
     private readonly long[] _allocated;
     private int _generation;
     private int _remaining;
-    private int _sleepers;
     private volatile bool _stopping;
     private Exception? _failure;
 
@@ -31,6 +42,13 @@ internal sealed class AttentionWorkerPool : IDisposable
         Threads = threads;
         _allocated = new long[threads];
         _threads = new Thread[threads - 1];
+        _wakes = new SemaphoreSlim[threads];
+        _asleep = new int[threads * FlagStride];
+        for (var i = 0; i < _wakes.Length; i++)
+        {
+            _wakes[i] = new SemaphoreSlim(0);
+        }
+
         for (var i = 0; i < _threads.Length; i++)
         {
             _threads[i] = new Thread(WorkerLoop, maxStackSize: 256 * 1024) { IsBackground = true, Name = $"attention-cpu-{i + 1}" };
@@ -99,9 +117,9 @@ internal sealed class AttentionWorkerPool : IDisposable
 
         _stopping = true;
         Interlocked.Increment(ref _generation);
-        if (_threads.Length > 0)
+        for (var i = 1; i < _wakes.Length; i++)
         {
-            _wake.Release(_threads.Length);
+            _wakes[i].Release();
         }
 
         foreach (var thread in _threads)
@@ -109,15 +127,20 @@ internal sealed class AttentionWorkerPool : IDisposable
             thread.Join();
         }
 
-        _wake.Dispose();
+        foreach (var wake in _wakes)
+        {
+            wake.Dispose();
+        }
     }
 
     private void WakeSleepers()
     {
-        var sleepers = Interlocked.Exchange(ref _sleepers, 0);
-        if (sleepers > 0)
+        for (var i = 1; i < _wakes.Length; i++)
         {
-            _wake.Release(sleepers);
+            if (Interlocked.Exchange(ref _asleep[i * FlagStride], 0) != 0)
+            {
+                _wakes[i].Release();
+            }
         }
     }
 
@@ -137,15 +160,17 @@ internal sealed class AttentionWorkerPool : IDisposable
 
             if (generation == seen)
             {
-                // Register as a sleeper, then look again: a fork that came in between released no permit for this
-                // thread, so run it now (the count it leaves behind only causes one spurious wake later).
-                Interlocked.Increment(ref _sleepers);
+                // Raise the flag, then look again: a fork that came in between may not have seen the flag, so run it
+                // now (if it did see it, the permit it released only wakes this thread once more, later).
+                Interlocked.Exchange(ref _asleep[index * FlagStride], 1);
                 generation = Volatile.Read(ref _generation);
                 if (generation == seen)
                 {
-                    _wake.Wait();
+                    _wakes[index].Wait();
                     continue;
                 }
+
+                Interlocked.Exchange(ref _asleep[index * FlagStride], 0);
             }
 
             seen = generation;

@@ -53,18 +53,34 @@ internal sealed unsafe partial class CpuPagedAttention
         var direct = storage == KvStorage.Float32;
         var valueOffset = pool.ValueOffset(call.Layer);
         var valueStride = shape.ValueIsKeyPrefix ? keyWidth : valueWidth;
+        var transposed = !shape.ValueIsKeyPrefix;
+        // Decode-shaped items (at most four query vectors) score 16-bit keys without an fp32 copy of the block.
+        var fused = transposed && !direct && vectors <= 4 && KvSimd.CanScoreTransposed16(blockSize);
         for (var blockStart = item.KvBegin; blockStart < end; blockStart += blockSize)
         {
             var rows = Math.Min(blockSize, end - blockStart);
             var head = pool.HeadPointer(call.Layer, table[blockStart / blockSize], item.KvHead);
             var keys = (float*)head;
-            if (!direct)
+            if (fused)
             {
-                keys = scratch.Keys;
-                KvSimd.Convert(head, keys, rows * keyWidth, storage);
+                KvSimd.ScoresTransposed16(head, storage, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+            }
+            else
+            {
+                if (!direct)
+                {
+                    // A transposed block is converted whole (its columns span the block); a row-major one up to its last row.
+                    keys = scratch.Keys;
+                    KvSimd.Convert(head, keys, (transposed ? blockSize : rows) * keyWidth, storage);
+                }
+
+                if (transposed)
+                {
+                    KvSimd.ScoresTransposed(keys, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+                }
             }
 
-            // Scores of every vector over the block's rows, then one rescale and one vector exp per vector.
+            // Each vector's scores over its visible rows, then one rescale and one vector exp per vector and block.
             var active = false;
             for (var v = 0; v < vectors; v++)
             {
@@ -77,10 +93,13 @@ internal sealed unsafe partial class CpuPagedAttention
 
                 active = true;
                 var scores = scratch.Scores + ((long)v * blockSize);
-                var query = queries + ((long)v * keyWidth);
-                for (var j = 0; j < count; j++)
+                if (!transposed)
                 {
-                    scores[j] = KvSimd.Dot(query, keys + ((long)j * keyWidth), keyWidth);
+                    var query = queries + ((long)v * keyWidth);
+                    for (var j = 0; j < count; j++)
+                    {
+                        scores[j] = KvSimd.Dot(query, keys + ((long)j * keyWidth), keyWidth);
+                    }
                 }
 
                 var newMax = MathF.Max(max[v], KvSimd.Max(scores, count));
@@ -100,7 +119,7 @@ internal sealed unsafe partial class CpuPagedAttention
                 continue;
             }
 
-            // Values: each row read (and converted) once, accumulated into every vector that sees it.
+            // Values: each row read (and converted) once per block, accumulated into every vector that sees it.
             float* values;
             if (shape.ValueIsKeyPrefix)
             {
@@ -116,15 +135,11 @@ internal sealed unsafe partial class CpuPagedAttention
                 KvSimd.Convert(head + valueOffset, values, rows * valueWidth, storage);
             }
 
-            for (var j = 0; j < rows; j++)
+            for (var v = 0; v < vectors; v++)
             {
-                var value = values + ((long)j * valueStride);
-                for (var v = 0; v < vectors; v++)
+                if (counts[v] > 0)
                 {
-                    if (j < counts[v])
-                    {
-                        KvSimd.Axpy(accumulators + ((long)v * valueWidth), scratch.Scores[((long)v * blockSize) + j], value, valueWidth);
-                    }
+                    KvSimd.AccumulateRows(accumulators + ((long)v * valueWidth), scratch.Scores + ((long)v * blockSize), values, counts[v], valueStride, valueWidth);
                 }
             }
         }

@@ -8,9 +8,11 @@ namespace InferenceServer.Onnx.Attention;
 /// <remarks>
 /// Layout: block-major, so that one block of every layer is one contiguous run of <see cref="BytesPerBlock"/> bytes
 /// (copy-on-write and the host tier copy it with one memcpy). Inside a block, layer by layer and KV head by KV head, the
-/// head's keys ([BlockSize, KeyWidth]) and then its values ([BlockSize, ValueWidth], absent when the value is a key
-/// prefix): one block of one layer and KV head is contiguous, which is what the kernel streams. Not thread-safe for
-/// writes; <see cref="CpuPagedAttention"/> only reads it.
+/// head's keys and then its values ([BlockSize, ValueWidth], row-major; absent when the value is a key prefix): one block
+/// of one layer and KV head is contiguous, which is what the kernel streams. Keys are stored transposed,
+/// [KeyWidth, BlockSize], so that the kernel computes a whole block's scores with vector FMAs across positions and no
+/// horizontal sums; a layer whose value is a key prefix (MLA) keeps its keys row-major, [BlockSize, KeyWidth], because
+/// its value rows are read from them. Not thread-safe for writes; <see cref="CpuPagedAttention"/> only reads it.
 /// </remarks>
 internal sealed unsafe class HostKvPool : IDisposable
 {
@@ -123,7 +125,16 @@ internal sealed unsafe class HostKvPool : IDisposable
             for (var h = 0; h < shape.KvHeads; h++)
             {
                 var head = HeadPointer(layer, block, h);
-                KvConvert.Store(key.Slice((t * keyRow) + (h * shape.KeyWidth), shape.KeyWidth), head + ((long)row * shape.KeyWidth * _elementSize), Storage);
+                var headKey = key.Slice((t * keyRow) + (h * shape.KeyWidth), shape.KeyWidth);
+                if (shape.ValueIsKeyPrefix)
+                {
+                    KvConvert.Store(headKey, head + ((long)row * shape.KeyWidth * _elementSize), Storage);
+                }
+                else
+                {
+                    KvConvert.StoreStrided(headKey, head + ((long)row * _elementSize), BlockSize, Storage);
+                }
+
                 if (!shape.ValueIsKeyPrefix)
                 {
                     KvConvert.Store(value.Slice((t * valueRow) + (h * shape.ValueWidth), shape.ValueWidth), head + _valueOffsets[layer] + ((long)row * shape.ValueWidth * _elementSize), Storage);

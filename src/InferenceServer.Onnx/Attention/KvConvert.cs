@@ -57,4 +57,39 @@ internal static class KvConvert
                 break;
         }
     }
+
+    /// <summary>
+    /// Converts <paramref name="source"/> into every <paramref name="stride"/>-th element at <paramref name="destination"/>
+    /// (one column of a transposed key block).
+    /// </summary>
+    public static unsafe void StoreStrided(ReadOnlySpan<float> source, byte* destination, int stride, KvStorage storage)
+    {
+        switch (storage)
+        {
+            case KvStorage.Float32:
+                var single = (float*)destination;
+                for (var i = 0; i < source.Length; i++)
+                {
+                    single[(long)i * stride] = source[i];
+                }
+
+                break;
+            case KvStorage.Float16:
+                var half = (Half*)destination;
+                for (var i = 0; i < source.Length; i++)
+                {
+                    half[(long)i * stride] = (Half)source[i];
+                }
+
+                break;
+            default:
+                var bf16 = (ushort*)destination;
+                for (var i = 0; i < source.Length; i++)
+                {
+                    bf16[(long)i * stride] = ToBFloat16(source[i]);
+                }
+
+                break;
+        }
+    }
 }

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace InferenceServer.Onnx.Attention;
 
@@ -223,6 +224,228 @@ internal static unsafe class KvSimd
         for (; i < count; i++)
         {
             y[i] += w * x[i];
+        }
+    }
+
+    /// <summary>Whether <see cref="ScoresTransposed16"/> runs on this machine for <paramref name="blockSize"/>.</summary>
+    public static bool CanScoreTransposed16(int blockSize) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && blockSize % 16 == 0;
+
+    /// <summary>
+    /// <see cref="ScoresTransposed"/> for up to four query vectors straight from a 16-bit (fp16 or bf16) transposed key
+    /// block: each 16-position row of a key dimension is loaded, widened and converted in registers and used at once,
+    /// with no fp32 copy of the block in between (decode, where a KV head's group has at most four query heads).
+    /// Needs <see cref="CanScoreTransposed16"/>.
+    /// </summary>
+    public static void ScoresTransposed16(byte* keys, KvStorage storage, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+    {
+        var q0 = queries;
+        var q1 = vectors > 1 ? q0 + keyWidth : q0;
+        var q2 = vectors > 2 ? q1 + keyWidth : q1;
+        var q3 = vectors > 3 ? q2 + keyWidth : q2;
+        var half = storage == KvStorage.Float16;
+        for (var c = 0; c < rows; c += 16)
+        {
+            var a0 = Vector512<float>.Zero;
+            var a1 = Vector512<float>.Zero;
+            var a2 = Vector512<float>.Zero;
+            var a3 = Vector512<float>.Zero;
+            var k = (ushort*)keys + c;
+            for (var d = 0; d < keyWidth; d++, k += blockSize)
+            {
+                var bits = Avx512F.ConvertToVector512UInt32(Vector256.Load(k));
+                var key = half ? HalfToSingle(bits) : Vector512.ShiftLeft(bits, 16).AsSingle();
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+            }
+
+            a0.Store(scores + c);
+            if (vectors > 1)
+            {
+                a1.Store(scores + blockSize + c);
+            }
+
+            if (vectors > 2)
+            {
+                a2.Store(scores + (2L * blockSize) + c);
+            }
+
+            if (vectors > 3)
+            {
+                a3.Store(scores + (3L * blockSize) + c);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Scores of <paramref name="vectors"/> query vectors ([vectors, keyWidth]) against the first <paramref name="rows"/>
+    /// positions of a transposed key block ([keyWidth, blockSize]) into <paramref name="scores"/> ([vectors, blockSize]);
+    /// lanes past <paramref name="rows"/> (up to the vector width) get values that the caller ignores. Four query vectors
+    /// share each key load, and each FMA computes a vector of positions at once, so there are no horizontal sums.
+    /// </summary>
+    public static void ScoresTransposed(float* keys, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+    {
+        var c = 0;
+        if (Vector512.IsHardwareAccelerated && blockSize % 16 == 0)
+        {
+            for (; c < rows; c += 16)
+            {
+                var v = 0;
+                for (; v + 4 <= vectors; v += 4)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var q1 = q0 + keyWidth;
+                    var q2 = q1 + keyWidth;
+                    var q3 = q2 + keyWidth;
+                    var a0 = Vector512<float>.Zero;
+                    var a1 = Vector512<float>.Zero;
+                    var a2 = Vector512<float>.Zero;
+                    var a3 = Vector512<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        var key = Vector512.Load(k);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
+                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
+                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
+                }
+
+                for (; v < vectors; v++)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var a0 = Vector512<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), Vector512.Load(k), a0);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                }
+            }
+
+            return;
+        }
+
+        if (Vector256.IsHardwareAccelerated && blockSize % 8 == 0)
+        {
+            for (; c < rows; c += 8)
+            {
+                var v = 0;
+                for (; v + 4 <= vectors; v += 4)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var q1 = q0 + keyWidth;
+                    var q2 = q1 + keyWidth;
+                    var q3 = q2 + keyWidth;
+                    var a0 = Vector256<float>.Zero;
+                    var a1 = Vector256<float>.Zero;
+                    var a2 = Vector256<float>.Zero;
+                    var a3 = Vector256<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        var key = Vector256.Load(k);
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), key, a0);
+                        a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q1[d]), key, a1);
+                        a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q2[d]), key, a2);
+                        a3 = Vector256.FusedMultiplyAdd(Vector256.Create(q3[d]), key, a3);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
+                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
+                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
+                }
+
+                for (; v < vectors; v++)
+                {
+                    var q0 = queries + ((long)v * keyWidth);
+                    var a0 = Vector256<float>.Zero;
+                    var k = keys + c;
+                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    {
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[d]), Vector256.Load(k), a0);
+                    }
+
+                    a0.Store(scores + ((long)v * blockSize) + c);
+                }
+            }
+
+            return;
+        }
+
+        for (var v = 0; v < vectors; v++)
+        {
+            var q0 = queries + ((long)v * keyWidth);
+            var row = scores + ((long)v * blockSize);
+            for (var j = 0; j < rows; j++)
+            {
+                var sum = 0f;
+                for (var d = 0; d < keyWidth; d++)
+                {
+                    sum += q0[d] * keys[((long)d * blockSize) + j];
+                }
+
+                row[j] = sum;
+            }
+        }
+    }
+
+    /// <summary>
+    /// acc += sum over j &lt; <paramref name="count"/> of weights[j] * values[j * stride], over <paramref name="width"/> floats:
+    /// each chunk of the accumulator is loaded and stored once per block, not once per row.
+    /// </summary>
+    public static void AccumulateRows(float* accumulator, float* weights, float* values, int count, int stride, int width)
+    {
+        var d = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; d <= width - 16; d += 16)
+            {
+                var a = Vector512.Load(accumulator + d);
+                var value = values + d;
+                for (var j = 0; j < count; j++, value += stride)
+                {
+                    a = Vector512.FusedMultiplyAdd(Vector512.Create(weights[j]), Vector512.Load(value), a);
+                }
+
+                a.Store(accumulator + d);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; d <= width - 8; d += 8)
+            {
+                var a = Vector256.Load(accumulator + d);
+                var value = values + d;
+                for (var j = 0; j < count; j++, value += stride)
+                {
+                    a = Vector256.FusedMultiplyAdd(Vector256.Create(weights[j]), Vector256.Load(value), a);
+                }
+
+                a.Store(accumulator + d);
+            }
+        }
+
+        for (; d < width; d++)
+        {
+            var a = accumulator[d];
+            for (var j = 0; j < count; j++)
+            {
+                a += weights[j] * values[((long)j * stride) + d];
+            }
+
+            accumulator[d] = a;
         }
     }
 

@@ -5,7 +5,6 @@ namespace InferenceServer.Onnx.Tests.Attention;
 /// <summary><see cref="CpuPagedAttention"/> against the naive double-precision <see cref="AttentionReference"/>.</summary>
 public sealed class CpuPagedAttentionTests
 {
-    private const int BlockSize = 16;
 
     /// <summary>(kvStart, kvCount, queryCount, firstQueryPosition) of the sequences every scenario attends.</summary>
     private static readonly (int KvStart, int KvCount, int QueryCount, int FirstQuery)[] Sequences =
@@ -18,7 +17,7 @@ public sealed class CpuPagedAttentionTests
         (0, 700, 2, 698),   // longer still, two queries
         (0, 0, 1, 5),       // nothing here at all
         (0, 1, 1, 0),       // one position
-        (16, 33, 3, 100),   // queries past the end of the KV: all see everything here
+        (32, 33, 3, 100),   // queries past the end of the KV: all see everything here
     ];
 
     [Theory]
@@ -63,10 +62,21 @@ public sealed class CpuPagedAttentionTests
         Check(storage, new KvLayerShape(2, width, width), 8, threads: 2, useMask: false);
     }
 
+    [Theory]
+    [InlineData(KvStorage.Float16, 8)]
+    [InlineData(KvStorage.BFloat16, 4)]
+    [InlineData(KvStorage.Float32, 32)]
+    public void Attend_OtherBlockSizes_MatchReference(KvStorage storage, int blockSize)
+    {
+        Check(storage, new KvLayerShape(2, 64, 64), 8, threads: 2, useMask: false, blockSize);
+        Check(storage, new KvLayerShape(1, 40, 32, ValueIsKeyPrefix: true), 4, threads: 2, useMask: true, blockSize);
+    }
+
     [Fact]
     public void Attend_SequenceSpanningTwoPools_MergesToOnePoolWithin1e5()
     {
         var shape = new KvLayerShape(2, 64, 64);
+        const int BlockSize = 16;
         const int QueryHeads = 8;
         const int Split = 48;                   // pool A holds [0, 48), pool B [48, 130)
         const int KvCount = 130;
@@ -110,7 +120,7 @@ public sealed class CpuPagedAttentionTests
     public void Attend_BadArguments_Throw()
     {
         var shape = new KvLayerShape(2, 16, 16);
-        using var pool = new HostKvPool([shape], 4, BlockSize, KvStorage.Float32);
+        using var pool = new HostKvPool([shape], 4, 16, KvStorage.Float32);
         using var kernel = new CpuPagedAttention(1);
         var work = new AttentionWork();
         work.AddSequence([0, 1], 0, 20, 0, 1, 19);
@@ -137,7 +147,7 @@ public sealed class CpuPagedAttentionTests
     public void Attend_SteadyState_AllocatesNothing()
     {
         var shape = new KvLayerShape(2, 64, 64);
-        using var pool = new HostKvPool([shape], 64, BlockSize, KvStorage.Float16);
+        using var pool = new HostKvPool([shape], 64, 16, KvStorage.Float16);
         using var kernel = new CpuPagedAttention(3);
         var work = new AttentionWork();
         var table = Enumerable.Range(0, 63).ToArray();
@@ -185,13 +195,13 @@ public sealed class CpuPagedAttentionTests
         return (output, lse);
     }
 
-    private static void Check(KvStorage storage, KvLayerShape shape, int queryHeads, int threads, bool useMask)
+    private static void Check(KvStorage storage, KvLayerShape shape, int queryHeads, int threads, bool useMask, int blockSize = 16)
     {
         var random = new Random(HashCode.Combine(storage, shape, queryHeads, threads));
         // Layer 0 has another shape, so the attended layer 1 sits at an offset inside each block.
         var other = new KvLayerShape(1, 24, 8);
-        var blocksNeeded = Sequences.Sum(s => (s.KvCount + BlockSize - 1) / BlockSize);
-        using var pool = new HostKvPool([other, shape], blocksNeeded + 3, BlockSize, storage);
+        var blocksNeeded = Sequences.Sum(s => (s.KvCount + blockSize - 1) / blockSize);
+        using var pool = new HostKvPool([other, shape], blocksNeeded + 3, blockSize, storage);
         var freeBlocks = new Queue<int>(Enumerable.Range(0, pool.BlockCount).OrderBy(_ => random.Next()));
         var work = new AttentionWork();
         var keys = new float[Sequences.Length][];
@@ -203,7 +213,7 @@ public sealed class CpuPagedAttentionTests
             var positions = kvStart + kvCount;
             keys[s] = AttentionReference.Random(random, positions * shape.KvHeads * shape.KeyWidth);
             values[s] = AttentionReference.Random(random, positions * shape.KvHeads * shape.ValueWidth);
-            var table = new int[(kvCount + BlockSize - 1) / BlockSize];
+            var table = new int[(kvCount + blockSize - 1) / blockSize];
             for (var b = 0; b < table.Length; b++)
             {
                 table[b] = freeBlocks.Dequeue();
@@ -211,7 +221,7 @@ public sealed class CpuPagedAttentionTests
 
             AttentionReference.Fill(pool, 1, table, keys[s], values[s], kvStart, kvCount, random);
             // Layer 0 gets garbage in the same blocks: it must not leak into layer 1.
-            var garbage = Enumerable.Range(0, table.Length * BlockSize).Select(j => (table[j / BlockSize] * BlockSize) + (j % BlockSize)).ToArray();
+            var garbage = Enumerable.Range(0, table.Length * blockSize).Select(j => (table[j / blockSize] * blockSize) + (j % blockSize)).ToArray();
             pool.Write(0, garbage, AttentionReference.Random(random, garbage.Length * 24, 100f), AttentionReference.Random(random, garbage.Length * 8, 100f));
             work.AddSequence(table, kvStart, kvCount, queryOffset, queryCount, firstQuery);
             queryOffset += queryCount;
@@ -229,7 +239,7 @@ public sealed class CpuPagedAttentionTests
         var scale = 1f / MathF.Sqrt(shape.KeyWidth);
         using var kernel = new CpuPagedAttention(threads);
         kernel.Attend(pool, 1, work, queryHeads, scale, q, output, lse, mask);
-        if (threads > 1)
+        if (threads > 1 && blockSize <= 16)
         {
             Assert.True(kernel.LastMergeGroupCount > 0, "the long sequence must be cut into KV ranges and merged");
         }
