@@ -153,12 +153,13 @@ public sealed class BuiltDecoderTests
 
     /// <summary>
     /// Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, case r's prompt joining the batch at step
-    /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others.
+    /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others; over
+    /// <paramref name="tables"/>, or disjoint block tables of <see cref="BlockSize"/> when null.
     /// </summary>
-    private static List<int>[] Decode(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival)
+    internal static List<int>[] Decode(IModelRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival, int[][]? tables = null)
     {
         var vocab = runner.Spec.VocabularySize;
-        var tables = BlockTables(cases, steps);
+        tables ??= BlockTables(cases, steps);
         var generated = cases.Select(_ => new List<int>()).ToArray();
         var batch = new ForwardBatch();
         var logits = new float[cases.Count * vocab];

@@ -114,7 +114,6 @@ public sealed class SplitGraphTests
         using var model = Open(fixture, [.. Enumerable.Repeat("cpu", backends)]);
         using var runner = model.CreateRunner(512, BlockSize);
         var cases = BuiltModels.References(fixture);
-        var vocab = runner.Spec.VocabularySize;
         var tables = new int[cases.Count][];
         var next = new int[backends];
         for (var r = 0; r < cases.Count; r++)
@@ -129,36 +128,7 @@ public sealed class SplitGraphTests
             }
         }
 
-        var generated = cases.Select(_ => new List<int>()).ToArray();
-        var batch = new ForwardBatch();
-        var logits = new float[cases.Count * vocab];
-        var rows = new List<int>();
-        for (var step = 0; generated.Any(g => g.Count < GreedySteps); step++)
-        {
-            batch.Clear();
-            rows.Clear();
-            for (var r = 0; r < cases.Count; r++)
-            {
-                var prompt = cases[r].Prompt;
-                if (step == 2 * r)
-                {
-                    batch.AddRow(prompt, 0, tables[r], wantLogits: true);
-                    rows.Add(r);
-                }
-                else if (step > 2 * r && generated[r].Count < GreedySteps)
-                {
-                    batch.AddRow([generated[r][^1]], prompt.Length + generated[r].Count - 1, tables[r], wantLogits: true);
-                    rows.Add(r);
-                }
-            }
-
-            runner.Forward(batch, logits);
-            for (var i = 0; i < rows.Count; i++)
-            {
-                generated[rows[i]].Add(LogitMath.ArgMax(logits.AsSpan(i * vocab, vocab)));
-            }
-        }
-
+        var generated = BuiltDecoderTests.Decode(runner, cases, GreedySteps, arrival: r => 2 * r, tables);
         for (var r = 0; r < cases.Count; r++)
         {
             Assert.Equal(cases[r].Greedy, generated[r]);
