@@ -29,4 +29,10 @@ public sealed record BuildOptions
     /// ONNX Runtime whose PagedAttention has no such input.
     /// </summary>
     public bool AttentionMetadata { get; init; } = true;
+
+    /// <summary>
+    /// Also emit the split form of ADR 0005 (attention offloading): <c>segment.{s}.onnx</c>, one more than the attention
+    /// layers, beside the fused graph and sharing its data file, recorded in <c>genai_config.json</c>. fp32 only. Default false.
+    /// </summary>
+    public bool Split { get; init; }
 }

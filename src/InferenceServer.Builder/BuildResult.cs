@@ -26,4 +26,7 @@ public sealed record BuildResult(
 
     /// <summary>The device built for: <c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; init; } = "cpu";
+
+    /// <summary>The split form's attention calls, one per attention layer (<see cref="BuildOptions.Split"/>), or null.</summary>
+    internal IReadOnlyList<Graph.SplitAttentionLayer>? Split { get; init; }
 }

@@ -12,9 +12,10 @@ public static class BuilderCommand
     /// <summary>The usage line.</summary>
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
-        + "                              [--attention-metadata on|off]\n"
+        + "                              [--attention-metadata on|off] [--split]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
-        + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host";
+        + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
+        + "  --split (fp32): also the split form for attention offloading (segment.{s}.onnx, ADR 0005)";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
@@ -62,10 +63,17 @@ public static class BuilderCommand
         var dtype = "fp32";
         var device = "cpu";
         var attentionMetadata = true;
+        var split = false;
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
             var name = args[i];
+            if (name == "--split")
+            {
+                split = true;
+                continue;
+            }
+
             if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata"))
             {
                 problem = $"unknown argument '{name}'";
@@ -111,7 +119,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split };
         try
         {
             ModelBuilder.Validate(parsed);

@@ -40,6 +40,12 @@ public static class ModelBuilder
     /// <summary>The paged graph (ADR 0003): <c>com.microsoft.PagedAttention</c> over device block pools, fp16/bf16, CUDA only.</summary>
     public const string PagedGraph = DecoderGraphBuilder.PagedGraph;
 
+    /// <summary>The <c>inferenceserver.graph</c> metadata of split segment graphs (ADR 0005).</summary>
+    public const string SplitGraph = "split-v1";
+
+
+    /// <summary>The file name of split segment <c>s</c> (ADR 0005): <c>segment.{s}.onnx</c>.</summary>
+    public static string SegmentFileName(int segment) => "segment." + segment.ToString(CultureInfo.InvariantCulture) + ".onnx";
 
     /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
     private static readonly string[] CopiedFiles =
@@ -83,7 +89,14 @@ public static class ModelBuilder
         try
         {
             var result = BuildInto(staging, checkpoint, config, options, cancellationToken);
-            string[] order = [DataFileName, .. CopiedFiles, GenAiConfigFileName, GraphFileName];
+            var segments = Directory.GetFiles(staging, "segment.*.onnx").Select(Path.GetFileName).OfType<string>();
+            foreach (var stale in Directory.GetFiles(output, "segment.*.onnx"))
+            {
+                // An earlier split build's segments must not outlive a build without them (or with fewer).
+                File.Delete(stale);
+            }
+
+            string[] order = [DataFileName, .. CopiedFiles, .. segments, GenAiConfigFileName, GraphFileName];
             foreach (var name in order)
             {
                 var staged = Path.Combine(staging, name);
@@ -125,6 +138,11 @@ public static class ModelBuilder
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
         }
 
+        if (options.Split && options.DType != "fp32")
+        {
+            throw new ModelBuildException($"--split builds fp32 segment graphs in this version; build with --dtype fp32 (the split form's KV storage is the server's choice)");
+        }
+
         if (options.DType != "fp32" && options.Device != "cuda")
         {
             throw new ModelBuildException(
@@ -146,6 +164,7 @@ public static class ModelBuilder
         var attentionOp = paged ? PagedAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
+        IReadOnlyList<SplitAttentionLayer>? split = null;
         using (var weights = SafetensorsCheckpoint.Open(checkpoint))
         using (var data = new ExternalDataWriter(dataPath))
         {
@@ -158,6 +177,18 @@ public static class ModelBuilder
             else
             {
                 builder.Build(cancellationToken);
+            }
+
+            if (options.Split)
+            {
+                split = new DecoderGraphBuilder(config, weights, writer).BuildSplit(
+                    () => new OnnxGraphWriter(data, elementType),
+                    (segment, segmentWriter) => segmentWriter.Save(
+                        Path.Combine(folder, SegmentFileName(segment)),
+                        DecoderGraphBuilder.IrVersion,
+                        [(string.Empty, DecoderGraphBuilder.OnnxOpset)],
+                        new Dictionary<string, string>(StringComparer.Ordinal) { ["inference_server.builder"] = "1", [GraphMetadataKey] = SplitGraph }),
+                    cancellationToken);
             }
 
             parameters = writer.ParameterCount;
@@ -197,6 +228,7 @@ public static class ModelBuilder
             Graph = graph,
             DType = options.DType,
             Device = options.Device,
+            Split = split,
         };
         File.WriteAllText(Path.Combine(folder, GenAiConfigFileName), GenAiConfig.Write(config, result));
         return result;

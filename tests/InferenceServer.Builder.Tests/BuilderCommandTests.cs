@@ -40,6 +40,7 @@ public sealed class BuilderCommandTests
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp16" }, "--dtype fp16 needs --device cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "bf16", "--device", "cpu" }, "--dtype bf16 needs --device cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype" }, "--dtype needs a value")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--split", "--dtype", "fp16", "--device", "cuda" }, "--split builds fp32 segment graphs")]
     public async Task BadArguments_ExitTwoWithUsage(string[] args, string expected)
     {
         var stderr = new StringWriter();
@@ -73,5 +74,24 @@ public sealed class BuilderCommandTests
         var args = new[] { "--checkpoint", BuiltModels.Fixture(fixture), "--out", BuiltModels.TempDirectory("command-fail"), "--dtype", dtype, "--device", device };
         Assert.Equal(1, await BuilderCommand.RunAsync(args, new StringWriter(), stderr, CancellationToken.None));
         Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Build_Split_WritesTheSegmentsBesideTheFusedGraph_AndARebuildWithoutDropsThem()
+    {
+        var output = BuiltModels.TempDirectory("command-split");
+        var stderr = new StringWriter();
+        Assert.Equal(0, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("llama-pruned"), "--out", output, "--split"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Equal(string.Empty, stderr.ToString());
+        using (var genai = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "genai_config.json"))))
+        {
+            var split = genai.RootElement.GetProperty("inference_server").GetProperty("split");
+            Assert.Equal(["segment.0.onnx", "segment.1.onnx", "segment.2.onnx"], split.GetProperty("segments").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal([0, 2], split.GetProperty("attention").EnumerateArray().Select(e => e.GetProperty("layer").GetInt32()));
+        }
+
+        Assert.True(File.Exists(Path.Combine(output, "model.onnx")));
+        Assert.Equal(0, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("llama-pruned"), "--out", output], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Empty(Directory.GetFiles(output, "segment.*.onnx"));
     }
 }

@@ -23,16 +23,16 @@ internal static class BuiltModels
         return path;
     }
 
-    /// <summary>Builds fixture <paramref name="name"/> (once per dtype and device) and returns the output folder.</summary>
-    public static string Get(string name, string dtype = "fp32", string device = "cpu")
+    /// <summary>Builds fixture <paramref name="name"/> (once per dtype, device and split) and returns the output folder.</summary>
+    public static string Get(string name, string dtype = "fp32", string device = "cpu", bool split = false)
     {
         lock (Gate)
         {
-            var key = dtype == "fp32" && device == "cpu" ? name : $"{name}-{dtype}-{device}";
+            var key = (dtype == "fp32" && device == "cpu" ? name : $"{name}-{dtype}-{device}") + (split ? "-split" : string.Empty);
             if (!Built.TryGetValue(key, out var folder))
             {
                 folder = TempDirectory("built-" + key);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = device });
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = device, Split = split });
                 Built.Add(key, folder);
             }
 

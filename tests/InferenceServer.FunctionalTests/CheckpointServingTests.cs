@@ -13,17 +13,7 @@ public sealed class CheckpointServingTests : IDisposable
 
     public void Dispose() => Directory.Delete(_work, recursive: true);
 
-    private string CheckpointOnly(string fixture)
-    {
-        var folder = Path.Combine(_work, fixture);
-        Directory.CreateDirectory(folder);
-        foreach (var name in (string[])["config.json", "generation_config.json", "model.safetensors"])
-        {
-            File.Copy(Path.Combine(RepositoryPaths.Fixture(fixture), name), Path.Combine(folder, name));
-        }
-
-        return folder;
-    }
+    private string CheckpointOnly(string fixture) => RepositoryPaths.CheckpointCopy(fixture, _work);
 
     [Theory]
     [InlineData("llama-gqa")]

@@ -16,6 +16,26 @@ internal sealed partial class DecoderGraphBuilder
 {
     private string LatentAttention(int layer, int kvIndex, string h, MlaConfig mla)
     {
+        var n = $"l{layer}_";
+        var rank = mla.KvLoraRank;
+        var width = rank + mla.QkRopeHeadDim;
+        var (query, key, latent3, scale) = LatentAttentionInputs(layer, h, mla);
+
+        // Keys [c, k_r] (the cached latent and rope key side by side), values the latent alone: past value = the
+        // cached latent, so present value is the next cached latent; the rope key is cut from present key.
+        var past = _g.Node("Concat", n + "mla_past_key", [$"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value"], Attr("axis", -1L));
+        var outputs = FusedAttention(
+            n + "attention", query, key, latent3, past, $"past_key_values.{kvIndex}.key", n + "mla_present_key", $"present.{kvIndex}.key", _config.Layers[layer].HeadCount, 1, scale);
+        _g.NodeMulti("Slice", n + "present_rope", [outputs[1], _g.Int64s(rank), _g.Int64s(width), _g.Int64s(3)], [$"present.{kvIndex}.value"], [], string.Empty);
+        return LatentAttentionOutput(layer, h, outputs[0], mla);
+    }
+
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s absorbed MLA inputs over <c>_idsShape</c> = [B, S]: the query [B, S, heads x
+    /// (rank + rope)], the shared key [c, k_r] [B, S, rank + rope], the latent [B, S, rank] (the value), and the score scale.
+    /// </summary>
+    private (string Query, string Key, string Latent, double Scale) LatentAttentionInputs(int layer, string h, MlaConfig mla)
+    {
         var c = _config;
         var p = $"model.layers.{layer}.self_attn.";
         var n = $"l{layer}_";
@@ -55,14 +75,10 @@ internal sealed partial class DecoderGraphBuilder
         var key = _g.Node("Concat", n + "mla_key", [latent3, kRope], Attr("axis", -1L));
 
         // Absorb W_uk into the query: q_abs[b, s, h, r] = sum_n q_nope[b, s, h, n] W_uk[h, n, r].
-        var (uk, uv) = SplitKvB(p + "kv_b_proj.weight", heads, mla);
+        var uk = KvBPart(p + "kv_b_proj.weight", heads, mla, value: false);
         var qAbsorbed = _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
         var query4 = _g.Node("Concat", n + "mla_query_4d", [qAbsorbed, qRope], Attr("axis", -1L));
         var query = _g.Node("Reshape", n + "mla_query", [query4, Shape3(heads * width)]);
-
-        // Keys [c, k_r] (the cached latent and rope key side by side), values the latent alone: past value = the
-        // cached latent, so present value is the next cached latent; the rope key is cut from present key.
-        var past = _g.Node("Concat", n + "mla_past_key", [$"past_key_values.{kvIndex}.key", $"past_key_values.{kvIndex}.value"], Attr("axis", -1L));
         var scale = 1.0 / Math.Sqrt(mla.QkHeadDim);
         if (c.Rope.Type == "yarn" && c.Rope.MscaleAllDim is { } mscaleAllDim && c.Rope.Factor > 1)
         {
@@ -70,12 +86,22 @@ internal sealed partial class DecoderGraphBuilder
             scale *= mscale * mscale;
         }
 
-        var outputs = FusedAttention(
-            n + "attention", query, key, latent3, past, $"past_key_values.{kvIndex}.key", n + "mla_present_key", $"present.{kvIndex}.key", heads, 1, scale);
-        _g.NodeMulti("Slice", n + "present_rope", [outputs[1], _g.Int64s(rank), _g.Int64s(width), _g.Int64s(3)], [$"present.{kvIndex}.value"], [], string.Empty);
+        return (query, key, latent3, scale);
+    }
 
-        // The output is the attention-weighted latent per head; W_uv maps it to the value width.
-        var weightedLatent = _g.Node("Reshape", n + "attention_latent", [outputs[0], _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
+    /// <summary>
+    /// <c>h + o_proj(W_uv attention)</c>: the attention output is the attention-weighted latent per head (any shape whose
+    /// rows follow <c>_idsShape</c>), which W_uv maps to the value width before <c>o_proj</c>.
+    /// </summary>
+    private string LatentAttentionOutput(int layer, string h, string attention, MlaConfig mla)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.self_attn.";
+        var n = $"l{layer}_";
+        var heads = c.Layers[layer].HeadCount;
+        var rank = mla.KvLoraRank;
+        var uv = KvBPart(p + "kv_b_proj.weight", heads, mla, value: true);
+        var weightedLatent = _g.Node("Reshape", n + "attention_latent", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
         var values = _g.Node("Einsum", n + "attention_values", [weightedLatent, uv], Attr("equation", "bshr,hvr->bshv"));
         var values2d = _g.Node("Reshape", n + "attention_2d", [values, _g.Int64s(-1, heads * mla.VHeadDim)]);
         var o = _g.Node("Gemm", n + "o_proj", [values2d, Linear(p + "o_proj.weight", c.HiddenSize, heads * mla.VHeadDim)], Attr("transB", 1L));
@@ -109,20 +135,19 @@ internal sealed partial class DecoderGraphBuilder
         return _g.Weight(name, weight, groups * groupWidth, inFeatures);
     }
 
-    /// <summary>Splits <c>kv_b_proj</c> [H x (nope + v), rank] into W_uk [H, nope, rank] and W_uv [H, v, rank].</summary>
-    private (string Uk, string Uv) SplitKvB(string name, int heads, MlaConfig mla)
+    /// <summary>One part of <c>kv_b_proj</c> [H x (nope + v), rank]: W_uk [H, nope, rank], or with <paramref name="value"/> W_uv [H, v, rank].</summary>
+    private string KvBPart(string name, int heads, MlaConfig mla, bool value)
     {
         var rank = mla.KvLoraRank;
         var perHead = mla.QkNopeHeadDim + mla.VHeadDim;
+        var (skip, rows) = value ? (mla.QkNopeHeadDim, mla.VHeadDim) : (0, mla.QkNopeHeadDim);
         var weight = _weights.ReadFloat32(name, heads * perHead, rank);
-        var uk = new float[heads * mla.QkNopeHeadDim * rank];
-        var uv = new float[heads * mla.VHeadDim * rank];
+        var part = new float[heads * rows * rank];
         for (var h = 0; h < heads; h++)
         {
-            weight.AsSpan(h * perHead * rank, mla.QkNopeHeadDim * rank).CopyTo(uk.AsSpan(h * mla.QkNopeHeadDim * rank));
-            weight.AsSpan(((h * perHead) + mla.QkNopeHeadDim) * rank, mla.VHeadDim * rank).CopyTo(uv.AsSpan(h * mla.VHeadDim * rank));
+            weight.AsSpan(((h * perHead) + skip) * rank, rows * rank).CopyTo(part.AsSpan(h * rows * rank));
         }
 
-        return (_g.Weight(name + ".uk", uk, heads, mla.QkNopeHeadDim, rank), _g.Weight(name + ".uv", uv, heads, mla.VHeadDim, rank));
+        return _g.Weight(name + (value ? ".uv" : ".uk"), part, heads, rows, rank);
     }
 }

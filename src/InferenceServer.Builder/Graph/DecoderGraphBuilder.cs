@@ -22,7 +22,8 @@ internal sealed partial class DecoderGraphBuilder
 
     private readonly DecoderConfig _config;
     private readonly SafetensorsCheckpoint _weights;
-    private readonly OnnxGraphWriter _g;
+    // Replaced per segment graph by BuildSplit; one writer for the fused and paged graphs.
+    private OnnxGraphWriter _g;
 
     // Values computed once in the prologue and shared by every layer.
     private string _idsShape = string.Empty;
@@ -70,7 +71,7 @@ internal sealed partial class DecoderGraphBuilder
 
             if (c.Layers[layer].HasMlp)
             {
-                h = c.Moe is { } moe && layer >= moe.FirstMoeLayer ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
+                h = FeedForward(layer, h);
             }
         }
 
@@ -220,9 +221,20 @@ internal sealed partial class DecoderGraphBuilder
             attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
         }
 
-        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", c.HiddenSize, heads * c.HeadDim)], Attr("transB", 1L));
+        return AttentionResidual(layer, h, attention2d);
+    }
+
+    /// <summary><c>h + o_proj(attention2d)</c> for decoder layer <paramref name="layer"/>, attention2d being [rows, heads x d].</summary>
+    private string AttentionResidual(int layer, string h, string attention2d)
+    {
+        var (p, n, heads, _, d) = LayerShape(layer);
+        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", _config.HiddenSize, heads * d)], Attr("transB", 1L));
         return _g.Node("Add", n + "attention_residual", [h, o]);
     }
+
+    /// <summary>The feed-forward block of decoder layer <paramref name="layer"/>: its MoE from <see cref="MoeConfig.FirstMoeLayer"/> on, else its MLP.</summary>
+    private string FeedForward(int layer, string h) =>
+        _config.Moe is { } moe && layer >= moe.FirstMoeLayer ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
 
     /// <summary>Layer <paramref name="layer"/>'s weight prefix, node-name prefix, query heads, KV heads and head width.</summary>
     private (string Prefix, string Name, int Heads, int KvHeads, int HeadDim) LayerShape(int layer) =>

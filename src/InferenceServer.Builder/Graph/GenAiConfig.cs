@@ -114,6 +114,38 @@ internal static class GenAiConfig
                 ["decoder_layers"] = config.LayerCount,
             },
         };
+        if (result.Split is { } split)
+        {
+            var segments = new JsonArray();
+            for (var s = 0; s <= split.Count; s++)
+            {
+                segments.Add(ModelBuilder.SegmentFileName(s));
+            }
+
+            var attention = new JsonArray();
+            foreach (var call in split)
+            {
+                attention.Add(new JsonObject
+                {
+                    ["layer"] = call.Layer,
+                    ["query_heads"] = call.QueryHeads,
+                    ["kv_heads"] = call.KvHeads,
+                    ["key_width"] = call.KeyWidth,
+                    ["value_width"] = call.ValueWidth,
+                    ["scale"] = call.Scale,
+                    ["kind"] = call.Kind,
+                });
+            }
+
+            root["inference_server"]!["split"] = new JsonObject
+            {
+                ["graph"] = ModelBuilder.SplitGraph,
+                ["segments"] = segments,
+                ["rotary_half_width"] = config.RotaryDim / 2,
+                ["attention"] = attention,
+            };
+        }
+
         return root.ToJsonString(SerializerOptions);
     }
 }

@@ -15,7 +15,7 @@ namespace InferenceServer.Engine.Diagnostics;
 /// (<c>vllm:cache_config_info</c>). Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
 /// names without the suffix the exposition adds (<c>_total</c> on counters; histograms already end in their unit).
 /// </summary>
-public sealed class InferenceMetrics
+public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttentionObserver
 {
     /// <summary>The meter's name, to enable in OpenTelemetry (<c>AddMeter</c>).</summary>
     public const string MeterName = "InferenceServer";
@@ -49,6 +49,8 @@ public sealed class InferenceMetrics
     private readonly Histogram<long> _requestPromptTokens;
     private readonly Histogram<long> _requestGenerationTokens;
     private readonly Histogram<long> _iterationTokens;
+    private readonly Counter<long> _attentionOffloadBytes;
+    private readonly Histogram<double> _attentionTime;
     private ContinuousBatchScheduler? _scheduler;
     private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
 
@@ -78,6 +80,26 @@ public sealed class InferenceMetrics
         // vLLM's name ends in _total although it is a histogram; the exposition keeps it as it is.
         _iterationTokens = CreateTokens(meter, "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", IterationTokenBuckets);
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
+        _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
+        _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
+    }
+
+    /// <summary>Records a step's attention time on <paramref name="device"/> (attention offloading, ADR 0005).</summary>
+    public void AttentionStep(string device, double seconds)
+    {
+        if (_attentionTime.Enabled)
+        {
+            _attentionTime.Record(seconds, _model, new KeyValuePair<string, object?>("device", device));
+        }
+    }
+
+    /// <summary>Counts bytes a step sent to and from the memory devices (attention offloading, ADR 0005).</summary>
+    public void AttentionOffloaded(long bytes)
+    {
+        if (_attentionOffloadBytes.Enabled)
+        {
+            _attentionOffloadBytes.Add(bytes, _model);
+        }
     }
 
     /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>

@@ -8,13 +8,19 @@ public static class DecoderModels
 {
     /// <summary>
     /// Opens <paramref name="package"/>'s graph on the device <paramref name="options"/> names: a paged graph (it takes a
-    /// <c>block_table</c>) becomes a <see cref="PagedDecoderModel"/>, anything else an Optimum-style <see cref="OnnxDecoderModel"/>.
+    /// <c>block_table</c>) becomes a <see cref="PagedDecoderModel"/>, anything else an Optimum-style <see cref="OnnxDecoderModel"/>;
+    /// with <see cref="OnnxSessionOptions.AttentionDevices"/>, the split form (<see cref="SplitDecoderModel"/>).
     /// </summary>
     /// <exception cref="ModelPackageException">The graph cannot be loaded, lacks what its kind needs, or needs another device.</exception>
     /// <exception cref="ExecutionProviderException">The device is malformed or cannot be used.</exception>
     public static IDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
         options ??= new OnnxSessionOptions();
+        if (options.AttentionDevices.Count > 0)
+        {
+            // Attention offloading (ADR 0005): the model's split form, its KV cache on the attention devices.
+            return SplitDecoderModel.Open(package, options);
+        }
 
         // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
         // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.

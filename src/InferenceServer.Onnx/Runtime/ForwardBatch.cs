@@ -123,6 +123,33 @@ public sealed class ForwardBatch
         MaxPastLength = Math.Max(MaxPastLength, pastLength);
     }
 
+    /// <summary>
+    /// Writes, for each logit row in order, the index of its token among the batch's packed new tokens (a packed graph's
+    /// <c>logits_indices</c>): a <see cref="RowLogits.Last"/> row's last token, each token of a <see cref="RowLogits.All"/> row.
+    /// </summary>
+    internal void WriteLogitIndices(Span<long> indices)
+    {
+        var logitRow = 0;
+        for (var r = 0; r < RowCount; r++)
+        {
+            var start = _tokenOffsets[r];
+            var end = _tokenOffsets[r + 1];
+            switch (_logits[r])
+            {
+                case RowLogits.Last:
+                    indices[logitRow++] = end - 1;
+                    break;
+                case RowLogits.All:
+                    for (var t = start; t < end; t++)
+                    {
+                        indices[logitRow++] = t;
+                    }
+
+                    break;
+            }
+        }
+    }
+
     /// <summary>The new tokens of <paramref name="row"/>.</summary>
     public ReadOnlySpan<int> Tokens(int row) => _tokens.AsSpan(_tokenOffsets[row], _tokenOffsets[row + 1] - _tokenOffsets[row]);
 

@@ -14,6 +14,12 @@ public interface IDecoderModel : IDisposable
     /// <summary>Where the model runs: <c>cpu</c> or <c>cuda:N</c>.</summary>
     string Device { get; }
 
+    /// <summary>
+    /// Where the KV cache lives: the model's <see cref="Device"/> when it runs fused, else the memory devices that hold
+    /// it and run attention (<c>--attention-device</c>, ADR 0005), in the order their block ranges follow each other.
+    /// </summary>
+    IReadOnlyList<string> KvDevices => [Device];
+
     /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
     string? DeviceNote { get; }
 

@@ -172,7 +172,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// (ADR 0004); when a rewrite applies, the session loads the rewritten bytes and reads any external data from the
     /// package's folder, and <c>GraphNote</c> says what changed.
     /// </remarks>
-    internal static (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false)
+    internal static (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false, string? graphPath = null)
     {
         using var sessionOptions = new SessionOptions
         {
@@ -204,10 +204,11 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
         try
         {
-            var rewrite = options.RewriteGraph && package.GraphKind != PagedDecoderModel.GraphKind ? GraphRewriter.Rewrite(package.GraphPath) : null;
+            var path = graphPath ?? package.GraphPath;
+            var rewrite = options.RewriteGraph && graphPath is null && package.GraphKind != PagedDecoderModel.GraphKind ? GraphRewriter.Rewrite(path) : null;
             if (rewrite is null)
             {
-                return (new InferenceSession(package.GraphPath, sessionOptions), device, deviceNote, null);
+                return (new InferenceSession(path, sessionOptions), device, deviceNote, null);
             }
 
             // External data paths in the graph are relative to the graph's folder, which bytes do not have.
@@ -219,7 +220,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             var hint = device == "cpu" && ex.Message.Contains("PagedAttention", StringComparison.Ordinal)
                 ? "; this graph is built for CUDA (com.microsoft.PagedAttention has no CPU kernel): serve it with --device cuda"
                 : string.Empty;
-            throw new ModelPackageException(package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)}){hint}", ex);
+            throw new ModelPackageException(graphPath ?? package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)}){hint}", ex);
         }
     }
 

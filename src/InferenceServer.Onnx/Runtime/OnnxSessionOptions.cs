@@ -34,6 +34,13 @@ public sealed class OnnxSessionOptions
     /// </summary>
     public bool RewriteGraph { get; set; } = true;
 
+    /// <summary>
+    /// Memory devices that hold the KV cache and run attention (<c>--attention-device</c>, ADR 0005): empty (the default)
+    /// runs the model fused, as it is; <c>cpu</c> entries (one per pool; the KV budget is split evenly between them)
+    /// serve the model's split form with attention on the host's cores.
+    /// </summary>
+    public IReadOnlyList<string> AttentionDevices { get; set; } = [];
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
 

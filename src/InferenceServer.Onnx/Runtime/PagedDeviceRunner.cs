@@ -118,7 +118,6 @@ internal sealed class PagedDeviceRunner : IModelRunner
         table.Clear();
         cumulative[0] = 0;
         var offset = 0;
-        var logitRow = 0;
         for (var r = 0; r < rows; r++)
         {
             var rowTokens = batch.Tokens(r);
@@ -137,23 +136,11 @@ internal sealed class PagedDeviceRunner : IModelRunner
 
             blocks.CopyTo(table.Slice(r * maxBlocks));
             past[r] = pastLength;
-            switch (batch.Logits(r))
-            {
-                case RowLogits.Last:
-                    indices[logitRow++] = offset + rowTokens.Length - 1;
-                    break;
-                case RowLogits.All:
-                    for (var t = 0; t < rowTokens.Length; t++)
-                    {
-                        indices[logitRow++] = offset + t;
-                    }
-
-                    break;
-            }
-
             offset += rowTokens.Length;
             cumulative[r + 1] = offset;
         }
+
+        batch.WriteLogitIndices(indices);
 
         // The step's ints go to their fixed device buffers here; the bindings change only with the shapes.
         _inputIds.Upload(tokens);

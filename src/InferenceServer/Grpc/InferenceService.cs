@@ -269,6 +269,8 @@ internal sealed class InferenceService(
             info.EosTokenIds.Add((uint)id);
         }
 
+        info.KvDevices.Add(model.Decoder.KvDevices);
+
         foreach (var layer in spec.KvLayers)
         {
             info.AttentionLayers.Add(new AttentionLayer

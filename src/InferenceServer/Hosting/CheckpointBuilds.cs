@@ -21,8 +21,9 @@ internal static class CheckpointBuilds
     /// <remarks>
     /// A checkpoint is built in <paramref name="dtype"/> (<c>auto</c>, <c>fp32</c>, <c>fp16</c>, <c>bf16</c>) for the
     /// server's <paramref name="device"/> (<c>auto</c>, <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>); see <see cref="BuildTarget"/>.
+    /// With <paramref name="split"/> (attention offloading, ADR 0005) the build also has the split form, and is cached apart.
     /// </remarks>
-    public static string Resolve(string folder, string? cacheRoot, string dtype, string device, Action<string> log)
+    public static string Resolve(string folder, string? cacheRoot, string dtype, string device, Action<string> log, bool split = false)
     {
         if (!Directory.Exists(folder)
             || File.Exists(Path.Combine(folder, "model.onnx"))
@@ -35,7 +36,7 @@ internal static class CheckpointBuilds
 
         var (buildDType, buildDevice) = BuildTarget(dtype, device);
         cacheRoot ??= DefaultCacheRoot();
-        var output = Path.Combine(cacheRoot, Fingerprint(folder, buildDType, buildDevice));
+        var output = Path.Combine(cacheRoot, Fingerprint(folder, buildDType, buildDevice + (split ? "-split" : string.Empty)));
         if (File.Exists(Path.Combine(output, "model.onnx")))
         {
             log($"serving {folder} from its cached build {output}");
@@ -43,11 +44,11 @@ internal static class CheckpointBuilds
         }
 
         RequireWritable(cacheRoot, output, folder);
-        log($"building {folder} into {output} ({buildDType} for {buildDevice}; first start with this checkpoint and target)");
+        log($"building {folder} into {output} ({buildDType} for {buildDevice}{(split ? ", with the split form for --attention-device" : string.Empty)}; first start with this checkpoint and target)");
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            var result = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = buildDType, Device = buildDevice });
+            var result = ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = buildDType, Device = buildDevice, Split = split });
             log($"built {result.Architecture} ({result.Graph}, {result.DType}): {result.LayerCount} layers, {result.ParameterCount:N0} parameters, {result.KvBytesPerToken} KV bytes per token, in {started.Elapsed.TotalSeconds:F1} s");
         }
         catch (ModelBuildException ex)

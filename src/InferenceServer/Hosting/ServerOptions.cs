@@ -127,6 +127,7 @@ internal sealed class ServerOptions
                 Device = NullIfEmpty(configuration["device"]) ?? "auto",
                 CudaGraphs = ReadBool(configuration, "cuda-graphs", fallback: true),
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
+                AttentionDevices = ReadAttentionDevices(configuration),
             },
             Limits = new ServingLimits
             {
@@ -215,6 +216,35 @@ internal sealed class ServerOptions
     }
 
     private static string? NullIfEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
+
+    /// <summary>
+    /// <c>--attention-device cpu|cuda:N[,...]</c>, repeatable (the command line joins the repeats with commas): the memory devices of attention offloading (ADR 0005), in order; empty runs fused.
+    /// </summary>
+    private static string[] ReadAttentionDevices(IConfiguration configuration)
+    {
+        var devices = new List<string>();
+        var section = configuration.GetSection("attention-device");
+        IEnumerable<string?> values = section.Value is { } single ? [single] : section.GetChildren().OrderBy(static c => int.TryParse(c.Key, out var i) ? i : int.MaxValue).Select(static c => c.Value);
+        foreach (var value in values)
+        {
+            foreach (var part in (value ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                var device = part.ToLowerInvariant();
+                try
+                {
+                    SplitDecoderModel.ValidateAttentionDevice(device);
+                }
+                catch (ExecutionProviderException ex)
+                {
+                    throw new FormatException(ex.Message, ex);
+                }
+
+                devices.Add(device);
+            }
+        }
+
+        return [.. devices];
+    }
 
     private static LogFormat ReadLogFormat(string? text) => text?.Trim().ToLowerInvariant() switch
     {

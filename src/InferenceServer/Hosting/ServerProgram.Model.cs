@@ -37,7 +37,7 @@ internal static partial class ServerProgram
             derivedName = hubId.ToString();
         }
 
-        var folder = CheckpointBuilds.Resolve(source, options.BuildCache, options.DType, options.Session.Device, log.Info);
+        var folder = CheckpointBuilds.Resolve(source, options.BuildCache, options.DType, options.Session.Device, log.Info, split: options.Session.AttentionDevices.Count > 0);
 
         // A checkpoint served from its build keeps the checkpoint's folder name as its model id.
         derivedName ??= folder != source ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))) : null;

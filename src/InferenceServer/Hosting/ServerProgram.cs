@@ -119,6 +119,11 @@ internal static partial class ServerProgram
         }
 
         ApplyModelLimits(model, options, log);
+        if (model.Decoder is SplitDecoderModel split)
+        {
+            LogOffloading(model, split, options.Scheduler, log);
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(options.Limits);
@@ -202,6 +207,31 @@ internal static partial class ServerProgram
         }
 
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
+    }
+
+    /// <summary>The startup lines of attention offloading (ADR 0005): which layers run where, and how much KV each memory device holds.</summary>
+    private static void LogOffloading(ServedModel model, SplitDecoderModel split, SchedulerOptions scheduler, StartupLog log)
+    {
+        log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
+        int blocks;
+        try
+        {
+            blocks = ContinuousBatchScheduler.PlanKvBlocks(model, scheduler);
+        }
+        catch (InvalidOperationException)
+        {
+            return; // The engine says why when it starts.
+        }
+
+        var devices = split.AttentionDevices;
+        var blockBytes = model.Spec.KvBytesPerToken * split.ChooseBlockSize(scheduler.BlockSize);
+        var first = 0;
+        for (var i = 0; i < devices.Count; i++)
+        {
+            var count = SplitDecoderModel.PoolBlocks(blocks, devices.Count, i);
+            log.Info($"model {model.Name}: KV pool {i} on {devices[i]}: blocks [{first}, {first + count}), {count * blockBytes / (1024.0 * 1024.0):F1} MiB");
+            first += count;
+        }
     }
 
     private static ChatPromptRenderer LoadChatTemplate(ServedModel model, string? overridePath)

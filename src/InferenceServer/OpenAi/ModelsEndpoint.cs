@@ -55,6 +55,15 @@ internal static class ModelsEndpoint
         // vLLM's "root" is the model it was started from; ours is the served id, never the folder's path on this host.
         writer.WriteString("root", model.Name);
         writer.WriteNumber("max_model_len", model.Spec.ContextLength);
+
+        // Where the KV cache lives: the model's device, or its attention devices when offloading (ADR 0005).
+        writer.WriteStartArray("kv_devices");
+        foreach (var device in model.Decoder.KvDevices)
+        {
+            writer.WriteStringValue(device);
+        }
+
+        writer.WriteEndArray();
         writer.WriteEndObject();
     }
 }

@@ -109,35 +109,42 @@ public sealed class BuiltDecoderTests
     {
         // The prompt goes in two chunks (new tokens on top of a past), then one token per step.
         using var runner = new DenseKvRunner(OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture))), 64, BlockSize);
-        var vocab = runner.Spec.VocabularySize;
-        var logits = new float[vocab];
-        var batch = new ForwardBatch();
         foreach (var (prompt, greedy, _) in BuiltModels.References(fixture))
         {
             var table = Enumerable.Range(0, ((prompt.Length + GreedySteps) / BlockSize) + 1).ToArray();
-            var split = prompt.Length / 2;
-            var generated = new List<int>();
-            if (split > 0)
-            {
-                batch.Clear();
-                batch.AddRow(prompt.AsSpan(0, split), 0, table, wantLogits: false);
-                runner.Forward(batch, logits);
-            }
+            Assert.Equal(greedy, DecodeChunked(runner, prompt, table, GreedySteps));
+        }
+    }
 
+    /// <summary>
+    /// Greedy-decodes <paramref name="prompt"/> alone for <paramref name="steps"/> tokens over <paramref name="table"/>:
+    /// its first half as a chunk that returns no logits, the rest on top of that past, then one token per step.
+    /// </summary>
+    internal static List<int> DecodeChunked(IModelRunner runner, int[] prompt, int[] table, int steps)
+    {
+        var logits = new float[runner.Spec.VocabularySize];
+        var batch = new ForwardBatch();
+        var split = prompt.Length / 2;
+        var generated = new List<int>();
+        if (split > 0)
+        {
+            batch.AddRow(prompt.AsSpan(0, split), 0, table, wantLogits: false);
+            runner.Forward(batch, logits);
+        }
+
+        batch.Clear();
+        batch.AddRow(prompt.AsSpan(split), split, table, wantLogits: true);
+        runner.Forward(batch, logits);
+        generated.Add(LogitMath.ArgMax(logits));
+        for (var step = 1; step < steps; step++)
+        {
             batch.Clear();
-            batch.AddRow(prompt.AsSpan(split), split, table, wantLogits: true);
+            batch.AddRow([generated[^1]], prompt.Length + step - 1, table, wantLogits: true);
             runner.Forward(batch, logits);
             generated.Add(LogitMath.ArgMax(logits));
-            for (var step = 1; step < GreedySteps; step++)
-            {
-                batch.Clear();
-                batch.AddRow([generated[^1]], prompt.Length + step - 1, table, wantLogits: true);
-                runner.Forward(batch, logits);
-                generated.Add(LogitMath.ArgMax(logits));
-            }
-
-            Assert.Equal(greedy, generated);
         }
+
+        return generated;
     }
 
     /// <summary>Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, all rows in one batch each step.</summary>
@@ -146,12 +153,13 @@ public sealed class BuiltDecoderTests
 
     /// <summary>
     /// Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, case r's prompt joining the batch at step
-    /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others.
+    /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others; over
+    /// <paramref name="tables"/>, or disjoint block tables of <see cref="BlockSize"/> when null.
     /// </summary>
-    private static List<int>[] Decode(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival)
+    internal static List<int>[] Decode(IModelRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival, int[][]? tables = null)
     {
         var vocab = runner.Spec.VocabularySize;
-        var tables = BlockTables(cases, steps);
+        tables ??= BlockTables(cases, steps);
         var generated = cases.Select(_ => new List<int>()).ToArray();
         var batch = new ForwardBatch();
         var logits = new float[cases.Count * vocab];

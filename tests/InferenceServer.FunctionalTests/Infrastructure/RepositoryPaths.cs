@@ -9,6 +9,22 @@ internal static class RepositoryPaths
 
     public static string Fixture(string name) => Path.Combine(Root, "tests", "fixtures", name);
 
+    /// <summary>A copy of fixture <paramref name="name"/>'s checkpoint alone (config, generation config, safetensors; no graph) in <paramref name="work"/>, made once.</summary>
+    public static string CheckpointCopy(string name, string work)
+    {
+        var folder = Path.Combine(work, name);
+        if (!Directory.Exists(folder))
+        {
+            Directory.CreateDirectory(folder);
+            foreach (var file in (string[])["config.json", "generation_config.json", "model.safetensors"])
+            {
+                File.Copy(Path.Combine(Fixture(name), file), Path.Combine(folder, file));
+            }
+        }
+
+        return folder;
+    }
+
     public static string ChatTemplate(string family) => Path.Combine(Root, "tests", "fixtures", "chat-templates", family + ".jinja");
 
     private static string FindRoot()

@@ -181,4 +181,29 @@ public sealed class ServerOptionsTests
     [Fact]
     public void DefaultModel_IsFoundFromTheTestBinary()
         => Assert.True(File.Exists(Path.Combine(ServerProgram.FindDefaultModel(), "model.onnx")));
+
+    [Theory]
+    [InlineData(new string[0], new string[0])]
+    [InlineData(new[] { "--attention-device", "cpu" }, new[] { "cpu" })]
+    [InlineData(new[] { "--attention-device", "cpu", "--attention-device", "CPU" }, new[] { "cpu", "cpu" })]
+    [InlineData(new[] { "--attention-device=cpu,cpu", "--attention-device", "cpu" }, new[] { "cpu", "cpu", "cpu" })]
+    public void AttentionDevice_RepeatableAndCommaSeparated_InOrder(string[] args, string[] expected)
+    {
+        var configuration = new ConfigurationBuilder().AddCommandLine(InferenceServer.Hosting.CommandLine.ServerCommandLine.Parse(args).ToConfigurationArgs()).Build();
+        Assert.Equal(expected, ServerOptions.FromConfiguration(configuration).Session.AttentionDevices);
+    }
+
+    [Fact]
+    public void AttentionDevice_FromOneSetting_CommaSeparated()
+        => Assert.Equal(["cpu", "cpu"], Read(("attention-device", "cpu, cpu")).Session.AttentionDevices);
+
+    [Theory]
+    [InlineData("cuda:0", "not built yet")]
+    [InlineData("cuda:x", "cuda")]
+    [InlineData("gpu", "unknown")]
+    public void AttentionDevice_Unavailable_IsAFormatErrorSayingWhat(string device, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => Read(("attention-device", device)));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,168 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Onnx.Proto;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// The split form of ADR 0005: the decoder cut at every attention operator into L + 1 fp32 segment graphs over packed
+/// token rows [T, ...], for attention run elsewhere (an attention backend on a memory device). Segment 0 embeds and
+/// projects layer 0's q, k, v; segment s applies layer s-1's attention output (o_proj, residual), the MLPs up to the
+/// next attention layer and that layer's projections; the last ends in the LM head. Norms, projections, RoPE, MoH and
+/// the MLP/MoE are the fused graph's own helpers.
+/// </summary>
+internal sealed partial class DecoderGraphBuilder
+{
+    /// <summary>Segment inputs and outputs (ADR 0005's table).</summary>
+    public const string SplitHidden = "hidden";
+
+    /// <summary>The residual stream a segment hands to the next, [T, hidden].</summary>
+    public const string SplitHiddenOut = "hidden_out";
+
+    /// <summary>The previous attention layer's output, [T, heads x value_width].</summary>
+    public const string SplitAttention = "attention";
+
+    /// <summary>The RoPE cos rows of the step's positions, [T, rotary_dim / 2] (segment 0's output, the others' input).</summary>
+    public const string SplitRopeCos = "rope_cos";
+
+    /// <summary>The RoPE sin rows of the step's positions.</summary>
+    public const string SplitRopeSin = "rope_sin";
+
+    /// <summary>The MoH head mask, [T, heads], 1 for a head the token uses.</summary>
+    public const string SplitHeadMask = "head_mask";
+
+    /// <summary>
+    /// Emits the segments: <paramref name="newSegment"/> gives each its writer (all sharing one data file),
+    /// <paramref name="save"/> writes segment s. Returns the attention calls between them, in order.
+    /// </summary>
+    public IReadOnlyList<SplitAttentionLayer> BuildSplit(Func<OnnxGraphWriter> newSegment, Action<int, OnnxGraphWriter> save, CancellationToken cancellationToken)
+    {
+        var c = _config;
+        var attentionLayers = AttentionLayers();
+        var calls = new List<SplitAttentionLayer>(attentionLayers.Count);
+        for (var s = 0; s <= attentionLayers.Count; s++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            _g = newSegment();
+            var last = s == attentionLayers.Count;
+            string h;
+            int layer;
+            if (s == 0)
+            {
+                _g.Input("input_ids", TensorProto.Types.DataType.Int64, "num_tokens");
+                _g.Input("position_ids", TensorProto.Types.DataType.Int64, "num_tokens");
+                _idsShape = RowsShape(_g.Node("Shape", "ids_shape_1d", ["input_ids"]));
+                var (cosCache, sinCache) = RopeCaches();
+                _g.NodeMulti("Gather", "rope_cos_rows", [cosCache, "position_ids"], [SplitRopeCos], [], string.Empty);
+                _g.NodeMulti("Gather", "rope_sin_rows", [sinCache, "position_ids"], [SplitRopeSin], [], string.Empty);
+                _g.Output(SplitRopeCos, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                _g.Output(SplitRopeSin, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                h = _g.Node("Gather", "embed", [Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), "input_ids"]);
+                layer = 0;
+            }
+            else
+            {
+                var previous = attentionLayers[s - 1];
+                _g.Input(SplitHidden, TensorProto.Types.DataType.Float, "num_tokens", c.HiddenSize);
+                _g.Input(SplitAttention, TensorProto.Types.DataType.Float, "num_tokens", c.Layers[previous].HeadCount * (c.Mla is { } latent ? latent.KvLoraRank : c.HeadDim));
+                if (!last)
+                {
+                    _g.Input(SplitRopeCos, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                    _g.Input(SplitRopeSin, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                }
+
+                _idsShape = RowsShape(_g.Node("Slice", "ids_shape_1d", [_g.Node("Shape", "hidden_shape", [SplitHidden]), _g.Int64s(0), _g.Int64s(1)]));
+                h = c.Mla is { } mla ? LatentAttentionOutput(previous, SplitHidden, SplitAttention, mla) : AttentionResidual(previous, SplitHidden, SplitAttention);
+                if (c.Layers[previous].HasMlp)
+                {
+                    h = FeedForward(previous, h);
+                }
+
+                layer = previous + 1;
+            }
+
+            // The layers before the next attention layer have none of their own (pruned): only their MLPs run here.
+            var end = last ? c.LayerCount : attentionLayers[s];
+            for (; layer < end; layer++)
+            {
+                if (c.Layers[layer].HasMlp)
+                {
+                    h = FeedForward(layer, h);
+                }
+            }
+
+            if (last)
+            {
+                _g.Input("logits_indices", TensorProto.Types.DataType.Int64, "num_logits");
+                var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
+                var rows = _g.Node("Gather", "logits_rows", [normed, "logits_indices"], Attr("axis", 0L));
+                var embedding = c.TieWordEmbeddings ? Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize) : string.Empty;
+                _g.NodeMulti("Gemm", "lm_head", [rows, LmHead(embedding)], ["logits"], [Attr("transB", 1L)], string.Empty);
+                _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
+            }
+            else
+            {
+                _cos = _g.Node("Unsqueeze", "rope_cos_3d", [SplitRopeCos, _g.Int64s(1)]);
+                _sin = _g.Node("Unsqueeze", "rope_sin_3d", [SplitRopeSin, _g.Int64s(1)]);
+                calls.Add(SplitAttentionInputs(attentionLayers[s], h));
+                _g.NodeMulti("Identity", "hidden_out", [h], [SplitHiddenOut], [], string.Empty);
+                _g.Output(SplitHiddenOut, TensorProto.Types.DataType.Float, "num_tokens", c.HiddenSize);
+            }
+
+            save(s, _g);
+        }
+
+        return calls;
+    }
+
+    /// <summary>
+    /// The row shape the layer helpers see: [T] for GQA (heads become [T, heads, d]), [1, T] for MLA, whose helpers are
+    /// written for the fused graph's [B, S, ...] (RoPE rows [T, 1, half] broadcast over either).
+    /// </summary>
+    private string RowsShape(string tokens) =>
+        _config.Mla is null ? tokens : _g.Node("Concat", "ids_shape", [_g.Int64s(1), tokens], Attr("axis", 0L));
+
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s attention inputs as segment outputs: its input norm, q/k/v projections, per-head
+    /// norms and RoPE, as <c>q</c>, <c>k</c>, <c>v</c> [T, heads x d], and for MoH the head mask.
+    /// </summary>
+    private SplitAttentionLayer SplitAttentionInputs(int layer, string h)
+    {
+        var c = _config;
+        var (p, n, heads, kvHeads, d) = LayerShape(layer);
+        if (c.Mla is { } mla)
+        {
+            // The absorbed query against one shared key [latent, rope key] whose first kv_lora_rank entries are the value.
+            var width = mla.KvLoraRank + mla.QkRopeHeadDim;
+            var (query, key, latent, scale) = LatentAttentionInputs(layer, h, mla);
+            _g.NodeMulti("Reshape", n + "q_2d", [query, _g.Int64s(-1, heads * width)], ["q"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "k_2d", [key, _g.Int64s(-1, width)], ["k"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "v_2d", [latent, _g.Int64s(-1, mla.KvLoraRank)], ["v"], [], string.Empty);
+            _g.Output("q", TensorProto.Types.DataType.Float, "num_tokens", heads * width);
+            _g.Output("k", TensorProto.Types.DataType.Float, "num_tokens", width);
+            _g.Output("v", TensorProto.Types.DataType.Float, "num_tokens", mla.KvLoraRank);
+            return new SplitAttentionLayer(layer, heads, 1, width, mla.KvLoraRank, scale, SplitAttentionLayer.Mla);
+        }
+
+        var x = RmsNorm(n + "input_norm", h, p + "input_layernorm.weight", c.HiddenSize);
+        var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
+        var q3 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+        var kind = SplitAttentionLayer.Gqa;
+        if (c.Moh is { } moh)
+        {
+            var q4 = _g.Node("Reshape", n + "moh_q_4d", [q3, _g.Int64s(1, -1, heads, d)]);
+            _g.NodeMulti("Reshape", n + "moh_mask_2d", [MohHeadMask(n, q4, heads, moh), _g.Int64s(-1, heads)], [SplitHeadMask], [], string.Empty);
+            _g.Output(SplitHeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads);
+            kind = SplitAttentionLayer.Moh;
+        }
+
+        var k3 = Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
+        _g.NodeMulti("Reshape", n + "q_2d", [Rope(n + "q", q3), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
+        _g.NodeMulti("Reshape", n + "k_2d", [Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+        _g.NodeMulti("Identity", n + "v_out", [v], ["v"], [], string.Empty);
+        _g.Output("q", TensorProto.Types.DataType.Float, "num_tokens", heads * d);
+        _g.Output("k", TensorProto.Types.DataType.Float, "num_tokens", kvHeads * d);
+        _g.Output("v", TensorProto.Types.DataType.Float, "num_tokens", kvHeads * d);
+        return new SplitAttentionLayer(layer, heads, kvHeads, d, d, 1.0 / Math.Sqrt(d), kind);
+    }
+}

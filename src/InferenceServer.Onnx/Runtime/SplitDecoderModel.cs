@@ -1,0 +1,257 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using System.Text.Json;
+using InferenceServer.Onnx.Attention;
+using InferenceServer.Onnx.Packaging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// A model served split at its attention operators (ADR 0005, attention offloading): the builder's L + 1 segment graphs
+/// (<c>segment.{s}.onnx</c>, one ONNX Runtime session each, on the CPU) and L attention calls on the memory devices
+/// named by <see cref="OnnxSessionOptions.AttentionDevices"/>, whose backends own the KV cache. The split is read from
+/// <c>genai_config.json</c>'s <c>inference_server.split</c>.
+/// </summary>
+public sealed class SplitDecoderModel : IDecoderModel
+{
+    private readonly InferenceSession[] _segments;
+
+    private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<string> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
+    {
+        _segments = segments;
+        Spec = spec;
+        Attention = attention;
+        AttentionDevices = attentionDevices;
+        RotaryHalfWidth = rotaryHalfWidth;
+        HiddenSize = hiddenSize;
+        Threads = options.IntraOpThreads;
+    }
+
+    /// <inheritdoc />
+    public ModelSpec Spec { get; }
+
+    /// <summary>Where the dense segments run: <c>cpu</c>.</summary>
+    public string Device => "cpu";
+
+    /// <inheritdoc />
+    public string? DeviceNote => null;
+
+    /// <inheritdoc />
+    /// <remarks>Segment graphs are built in their final form and are not rewritten.</remarks>
+    public string? GraphNote => null;
+
+    /// <summary>Null: the KV cache lives in host memory (the engine sizes a fractional budget from the process's available memory).</summary>
+    public long? DeviceFreeMemory => null;
+
+    /// <inheritdoc />
+    public long? DeviceTotalMemory => null;
+
+    /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
+    public IReadOnlyList<string> AttentionDevices { get; }
+
+    /// <summary>The attention devices: they hold the KV cache.</summary>
+    public IReadOnlyList<string> KvDevices => AttentionDevices;
+
+    /// <summary>The decoder layer of each attention call, in order (for the startup log).</summary>
+    public IReadOnlyList<int> AttentionLayers
+    {
+        get
+        {
+            var layers = new int[Attention.Count];
+            for (var i = 0; i < layers.Length; i++)
+            {
+                layers[i] = Attention[i].Layer;
+            }
+
+            return layers;
+        }
+    }
+
+    /// <summary>Segment graphs (one more than the attention calls).</summary>
+    public int SegmentCount => _segments.Length;
+
+    /// <summary>The attention calls, in order.</summary>
+    internal IReadOnlyList<AttentionLayerSpec> Attention { get; }
+
+    /// <summary>The segment sessions, in order.</summary>
+    internal IReadOnlyList<InferenceSession> Segments => _segments;
+
+    /// <summary>Width of the RoPE rows segment 0 hands on.</summary>
+    internal int RotaryHalfWidth { get; }
+
+    /// <summary>Width of the residual stream.</summary>
+    internal int HiddenSize { get; }
+
+    /// <summary>Threads of the CPU attention kernel (0: every core).</summary>
+    internal int Threads { get; }
+
+    /// <summary>Blocks of pool <paramref name="pool"/> when <paramref name="blockCount"/> are split evenly among <paramref name="pools"/> (the first takes the remainder).</summary>
+    public static int PoolBlocks(int blockCount, int pools, int pool) => (blockCount / pools) + (pool == 0 ? blockCount % pools : 0);
+
+    /// <summary>The CPU backends take any block size.</summary>
+    public int ChooseBlockSize(int requested) => requested;
+
+    /// <summary>
+    /// Creates the runner: the <paramref name="blockCount"/> global blocks are split evenly among the attention devices in
+    /// order (the first takes the remainder): the first holds [0, n1), the next [n1, n1 + n2), ...
+    /// </summary>
+    public IModelRunner CreateRunner(int blockCount, int blockSize) => new SplitRunner(this, blockCount, blockSize);
+
+    /// <summary>Whether <paramref name="device"/> is an attention device this version can run (<c>cpu</c>).</summary>
+    /// <exception cref="ExecutionProviderException">The name is malformed, or names a device whose backend is not built yet.</exception>
+    public static void ValidateAttentionDevice(string device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device == "cpu")
+        {
+            return;
+        }
+
+        var (_, cuda, _) = device == "cuda" || device.StartsWith("cuda:", StringComparison.Ordinal)
+            ? DeviceRequest.Parse(device)
+            : throw new ExecutionProviderException($"--attention-device {device}: unknown; use cpu (or cuda:N once its backend exists)");
+        if (cuda)
+        {
+            throw new ExecutionProviderException($"--attention-device {device}: the CUDA attention backend is not built yet in this version; use --attention-device cpu");
+        }
+    }
+
+    /// <summary>Opens <paramref name="package"/>'s split form with attention on <paramref name="options"/>' attention devices.</summary>
+    /// <exception cref="ModelPackageException">The folder has no split form, or a segment cannot be loaded.</exception>
+    /// <exception cref="ExecutionProviderException">An attention device or the compute device is not supported.</exception>
+    public static SplitDecoderModel Open(ModelPackage package, OnnxSessionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        ArgumentNullException.ThrowIfNull(options);
+        foreach (var device in options.AttentionDevices)
+        {
+            ValidateAttentionDevice(device);
+        }
+
+        var (auto, cuda, _) = DeviceRequest.Parse(options.Device);
+        if (cuda && !auto)
+        {
+            throw new ExecutionProviderException($"--device {options.Device} with --attention-device: the split path runs its dense segments on the CPU in this version; use --device cpu");
+        }
+
+        var genAi = Path.Combine(package.Directory, "genai_config.json");
+        var (segmentFiles, attention, rotaryHalf, hidden) = ReadSplit(genAi, package);
+        var segmentOptions = new OnnxSessionOptions
+        {
+            Device = "cpu",
+            IntraOpThreads = options.IntraOpThreads,
+            Spinning = options.Spinning,
+            GraphOptimization = options.GraphOptimization,
+            RewriteGraph = false,
+        };
+        var sessions = new InferenceSession[segmentFiles.Count];
+        try
+        {
+            for (var s = 0; s < sessions.Length; s++)
+            {
+                sessions[s] = OnnxDecoderModel.CreateSession(package, segmentOptions, graphPath: Path.Combine(package.Directory, segmentFiles[s])).Session;
+            }
+        }
+        catch
+        {
+            foreach (var session in sessions)
+            {
+                session?.Dispose();
+            }
+
+            throw;
+        }
+
+        var kvLayers = new List<LayerKvSpec>(attention.Count);
+        for (var i = 0; i < attention.Count; i++)
+        {
+            // An MLA value is the key's prefix: nothing more is stored for it.
+            var call = attention[i];
+            kvLayers.Add(new LayerKvSpec(i, call.KvHeads, call.KeyWidth, call.KvHeads, call.ValueIsKeyPrefix ? 0 : call.ValueWidth));
+        }
+
+        var spec = new ModelSpec
+        {
+            VocabularySize = package.Config.VocabularySize,
+            ContextLength = package.Config.MaxPositionEmbeddings,
+            KvLayers = kvLayers,
+            ElementType = "float32",
+        };
+        return new SplitDecoderModel(sessions, spec, attention, [.. options.AttentionDevices], rotaryHalf, hidden, options);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var session in _segments)
+        {
+            session.Dispose();
+        }
+    }
+
+    private static (IReadOnlyList<string> Segments, IReadOnlyList<AttentionLayerSpec> Attention, int RotaryHalf, int Hidden) ReadSplit(string path, ModelPackage package)
+    {
+        const string What = "this model has no split form for attention offloading (genai_config.json has no inference_server.split): "
+            + "serve the Hugging Face checkpoint folder instead (the server builds its split form), or build one with "
+            + "'InferenceServer build --checkpoint <dir> --out <dir> --split'; or serve it without --attention-device";
+        if (!File.Exists(path))
+        {
+            throw new ModelPackageException(package.GraphPath, What);
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            var root = document.RootElement;
+            if (!root.TryGetProperty("inference_server", out var section) || !section.TryGetProperty("split", out var split))
+            {
+                throw new ModelPackageException(package.GraphPath, What);
+            }
+
+            var segments = new List<string>();
+            foreach (var segment in split.GetProperty("segments").EnumerateArray())
+            {
+                var name = segment.GetString() ?? string.Empty;
+                if (name.Length == 0 || Path.GetFileName(name) != name || !File.Exists(Path.Combine(package.Directory, name)))
+                {
+                    throw new ModelPackageException(path, $"split segment '{name}' is missing from the model folder; rebuild it");
+                }
+
+                segments.Add(name);
+            }
+
+            var attention = new List<AttentionLayerSpec>();
+            foreach (var call in split.GetProperty("attention").EnumerateArray())
+            {
+                var spec = new AttentionLayerSpec(
+                    call.GetProperty("layer").GetInt32(),
+                    call.GetProperty("query_heads").GetInt32(),
+                    call.GetProperty("kv_heads").GetInt32(),
+                    call.GetProperty("key_width").GetInt32(),
+                    call.GetProperty("value_width").GetInt32(),
+                    (float)call.GetProperty("scale").GetDouble(),
+                    call.GetProperty("kind").GetString() == "moh",
+                    call.GetProperty("kind").GetString() == "mla");
+                if (spec.QueryHeads <= 0 || spec.KvHeads <= 0 || spec.QueryHeads % spec.KvHeads != 0 || spec.KeyWidth <= 0 || spec.ValueWidth <= 0)
+                {
+                    throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention of layer {spec.Layer} has {spec.QueryHeads} query heads over {spec.KvHeads} KV heads of widths {spec.KeyWidth}/{spec.ValueWidth}"));
+                }
+
+                attention.Add(spec);
+            }
+
+            if (attention.Count == 0 || segments.Count != attention.Count + 1)
+            {
+                throw new ModelPackageException(path, $"split has {segments.Count} segments for {attention.Count} attention calls; expected one more segment than calls");
+            }
+
+            var hidden = root.GetProperty("model").GetProperty("decoder").GetProperty("hidden_size").GetInt32();
+            return (segments, attention, split.GetProperty("rotary_half_width").GetInt32(), hidden);
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new ModelPackageException(path, $"has a malformed inference_server.split section ({ex.Message}); rebuild the model", ex);
+        }
+    }
+}

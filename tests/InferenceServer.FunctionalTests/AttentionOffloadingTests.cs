@@ -1,0 +1,110 @@
+using System.Text.Json;
+using InferenceServer.FunctionalTests.Infrastructure;
+using InferenceServer.Hosting;
+
+namespace InferenceServer.FunctionalTests;
+
+/// <summary>
+/// Attention offloading (ADR 0005) end to end: the real server on loopback serves a checkpoint folder with
+/// <c>--device cpu --attention-device cpu</c> (the split form built into the build cache, attention on CPU backends) and
+/// returns transformers' greedy tokens over HTTP, one request at a time and 16 at once, with the KV cache in two pools
+/// so that sequences span both, under preemption (a KV budget of one full-context sequence) and on prefix-cache hits.
+/// </summary>
+[Collection(MetricsCollection.Name)]
+public sealed class AttentionOffloadingTests : IDisposable
+{
+    private readonly string _work = Directory.CreateTempSubdirectory("attention-offloading-").FullName;
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("qwen2")]
+    [InlineData("llama-pruned")]
+    [InlineData("llama-moh")]
+    [InlineData("deepseek-v3-mla")]
+    public async Task CheckpointFolder_WithCpuAttention_ServesTheReferenceTokens_OneAtATimeAnd16AtOnce(string fixture)
+    {
+        var name = "offload-" + fixture;
+        await using var server = await TestServer.StartAsync(CheckpointOnly(fixture), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", name,
+            "--device", "cpu", "--attention-device", "cpu", "--attention-device", "cpu");
+        var references = ReferenceCase.Load(RepositoryPaths.Fixture(fixture));
+        foreach (var reference in references)
+        {
+            Assert.Equal(reference.Greedy, await CompleteAsync(server, name, reference));
+        }
+
+        var concurrent = Enumerable.Range(0, 16).Select(i => references[i % references.Count]).ToList();
+        var results = await Task.WhenAll(concurrent.Select(reference => CompleteAsync(server, name, reference)));
+        for (var i = 0; i < concurrent.Count; i++)
+        {
+            Assert.Equal(concurrent[i].Greedy, results[i]);
+        }
+
+        // Where KV lives, in /v1/models and gRPC's GetModelInfo; attention time and offloaded bytes in /metrics.
+        using var models = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models"));
+        Assert.Equal(["cpu", "cpu"], models.RootElement.GetProperty("data")[0].GetProperty("kv_devices").EnumerateArray().Select(e => e.GetString()));
+        var info = await server.Grpc!.GetModelInfoAsync(new InferenceServer.Grpc.V1.GetModelInfoRequest());
+        Assert.Equal(["cpu", "cpu"], info.KvDevices);
+        var metrics = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics"));
+        Assert.True(metrics.Sum("inference_attention_offload_bytes_total", name) > 0);
+        Assert.Equal("histogram", metrics.Types["inference_attention_seconds"]);
+        Assert.Contains(metrics.For("inference_attention_seconds_count", name), s => s.Labels.GetValueOrDefault("device") == "cpu" && s.Value > 0);
+    }
+
+    [Fact]
+    public async Task TightKvBudgetOverTwoPools_PreemptsAndHitsThePrefixCache_AndStillServesTheReferenceTokens()
+    {
+        // llama-gqa: 3 layers x 2 KV heads x 16 x (key + value) x 4 bytes = 768 bytes a token; 512 tokens of context are
+        // 32 blocks of 16, the least the engine accepts: concurrent requests need more, so some are preempted.
+        const string Name = "offload-tight";
+        await using var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", (32 * 16 * 768).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(32, server.Scheduler.TotalBlocks);
+        var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
+        var longest = references.OrderByDescending(r => r.Prompt.Length).First();
+
+        // 100 tokens each (7 or 8 blocks): a few overlapping requests outgrow the 32 blocks, however the arrivals spread.
+        var concurrent = Enumerable.Range(0, 16).Select(i => i % 2 == 0 ? longest : references[i % references.Count]).ToList();
+        var results = await Task.WhenAll(concurrent.Select(reference => CompleteAsync(server, Name, reference, maxTokens: 100)));
+        for (var i = 0; i < concurrent.Count; i++)
+        {
+            Assert.Equal(100, results[i].Length);
+            Assert.Equal(concurrent[i].Greedy, results[i][..concurrent[i].Greedy.Length]);
+        }
+
+        // The longest prompt twice more, alone: the second finds its full block in the prefix cache.
+        Assert.Equal(longest.Greedy, await CompleteAsync(server, Name, longest));
+        var before = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics")).Sum("vllm:prefix_cache_hits_total", Name);
+        Assert.Equal(longest.Greedy, await CompleteAsync(server, Name, longest));
+        var metrics = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics"));
+        Assert.True(metrics.Sum("vllm:num_preemptions_total", Name) > 0, "the tight budget preempted nothing");
+        Assert.True(metrics.Sum("vllm:prefix_cache_hits_total", Name) >= before + 16, "the repeated prompt found no cached block");
+    }
+
+    [Theory]
+    [InlineData("cuda:0", "not built yet")]
+    [InlineData("tpu", "unknown")]
+    public void AttentionDevice_NotAvailable_StopsTheServerSayingWhat(string device, string expected)
+    {
+        var error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--attention-device", device]));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OnnxExportWithoutCheckpoint_StopsTheServerSayingWhatToDo()
+    {
+        // The fixture's model.onnx is an Optimum export: there is no split form to serve.
+        var error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", RepositoryPaths.Fixture("qwen2"), "--device", "cpu", "--attention-device", "cpu"]));
+        Assert.Contains("split", error.Message, StringComparison.Ordinal);
+        Assert.Contains("checkpoint", error.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<int[]> CompleteAsync(TestServer server, string model, ReferenceCase reference, int? maxTokens = null)
+    {
+        var response = await server.CompleteAsync($$"""{"model":"{{model}}","prompt":[{{string.Join(",", reference.Prompt)}}],"max_tokens":{{maxTokens ?? reference.Greedy.Length}},"temperature":0,"ignore_eos":true,"return_token_ids":true}""");
+        return [.. response.GetProperty("choices")[0].GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32())];
+    }
+
+    private string CheckpointOnly(string fixture) => RepositoryPaths.CheckpointCopy(fixture, _work);
+}
