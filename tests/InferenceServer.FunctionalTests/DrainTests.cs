@@ -11,7 +11,9 @@ namespace InferenceServer.FunctionalTests;
 /// </summary>
 public sealed class DrainTests
 {
-    private const string LongStream = """{"prompt":"def fibonacci(n):","max_tokens":250,"temperature":0,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}""";
+    // Long enough to outlast the checks made while it runs: 250 tokens took 0.6 s on an idle 2-core machine, so the
+    // drain could end (and Kestrel stop listening) before the test's own requests.
+    private const string LongStream = """{"prompt":"def fibonacci(n):","max_tokens":1200,"temperature":0,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}""";
 
     [Fact]
     public async Task Stopping_ReadinessFalse_NewRequestsGet503_InFlightFinishes()
@@ -46,15 +48,15 @@ public sealed class DrainTests
 
         Assert.Equal("data: [DONE]", events[^1]);
         var usage = JsonDocument.Parse(events[^2]["data: ".Length..]).RootElement.GetProperty("usage");
-        Assert.Equal(250, usage.GetProperty("completion_tokens").GetInt32());
-        await stopping.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1200, usage.GetProperty("completion_tokens").GetInt32());
+        await stopping.WaitAsync(TimeSpan.FromSeconds(90));
     }
 
     [Fact]
     public async Task ShutdownTimeoutReached_CancelsInFlightWithClearError()
     {
         await using var server = await TestServer.StartAsync(RepositoryPaths.DefaultModel, "--shutdown-timeout", "0");
-        using var stream = await OpenStreamAsync(server, LongStream.Replace("250", "2000", StringComparison.Ordinal));
+        using var stream = await OpenStreamAsync(server, LongStream.Replace("1200", "2000", StringComparison.Ordinal));
         Assert.StartsWith("data: ", await ReadEventAsync(stream));
 
         await server.App.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
