@@ -15,7 +15,9 @@ public sealed record BuildOptions
 
     /// <summary>
     /// Element type of weights, activations and KV cache: <c>fp32</c> (default; the dense graph of ADR 0002, CPU or
-    /// CUDA), or <c>fp16</c> / <c>bf16</c> (the paged graph of ADR 0003, which needs <see cref="Device"/> <c>cuda</c>).
+    /// CUDA), or <c>fp16</c> / <c>bf16</c> (the paged graph of ADR 0003, which needs <see cref="Device"/> <c>cuda</c>),
+    /// or <c>int4</c> (ADR 0006: the layers' projections as 4-bit <c>MatMulNBits</c>, the rest fp32 in the dense graph
+    /// for <c>cpu</c>, fp16 in the paged graph for <c>cuda</c>).
     /// </summary>
     public string DType { get; init; } = "fp32";
 
@@ -29,4 +31,10 @@ public sealed record BuildOptions
     /// ONNX Runtime whose PagedAttention has no such input.
     /// </summary>
     public bool AttentionMetadata { get; init; } = true;
+
+    /// <summary><c>--dtype int4</c>: elements of K per quantization block, 32 (default) or 128.</summary>
+    public int Int4BlockSize { get; init; } = 32;
+
+    /// <summary><c>--dtype int4</c>: a 4-bit zero point per block (asymmetric) instead of the implicit 8 (symmetric, default false).</summary>
+    public bool Int4ZeroPoints { get; init; }
 }

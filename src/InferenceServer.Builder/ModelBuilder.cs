@@ -115,9 +115,14 @@ public static class ModelBuilder
     public static void Validate(BuildOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.DType is not ("fp32" or "fp16" or "bf16"))
+        if (options.DType is not ("fp32" or "fp16" or "bf16" or "int4"))
         {
-            throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16 or bf16");
+            throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16, bf16 or int4");
+        }
+
+        if (Array.IndexOf(Int4Quantizer.BlockSizes, options.Int4BlockSize) < 0)
+        {
+            throw new ModelBuildException($"--int4-block-size {options.Int4BlockSize}: use 32 or 128");
         }
 
         if (options.Device is not ("cpu" or "cuda"))
@@ -125,7 +130,7 @@ public static class ModelBuilder
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
         }
 
-        if (options.DType != "fp32" && options.Device != "cuda")
+        if (options.DType is "fp16" or "bf16" && options.Device != "cuda")
         {
             throw new ModelBuildException(
                 $"--dtype {options.DType} needs --device cuda: the {options.DType} graph uses PagedAttention, which ONNX Runtime runs on CUDA only; "
@@ -136,12 +141,19 @@ public static class ModelBuilder
     /// <summary>The graph flavor <paramref name="dtype"/> builds: <see cref="DenseGraph"/> for fp32, else <see cref="PagedGraph"/>.</summary>
     public static string GraphFor(string dtype) => dtype == "fp32" ? DenseGraph : PagedGraph;
 
+    /// <summary>As <see cref="GraphFor(string)"/>, with int4 following the device: dense on cpu, paged on cuda.</summary>
+    public static string GraphFor(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? PagedGraph : DenseGraph) : GraphFor(dtype);
+
+    /// <summary>The activation (and KV) element type of <paramref name="dtype"/> on <paramref name="device"/>: int4 runs fp32 on cpu, fp16 on cuda.</summary>
+    private static string ActivationDType(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? "fp16" : "fp32") : dtype;
+
     private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, BuildOptions options, CancellationToken cancellationToken)
     {
         var modelPath = Path.Combine(folder, GraphFileName);
         var dataPath = Path.Combine(folder, DataFileName);
-        var elementType = ElementTypes.FromName(options.DType);
-        var graph = GraphFor(options.DType);
+        var elementType = ElementTypes.FromName(ActivationDType(options.DType, options.Device));
+        var graph = GraphFor(options.DType, options.Device);
+        var int4 = options.DType == "int4";
         var paged = graph == PagedGraph;
         var attentionOp = paged ? PagedAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
@@ -150,7 +162,11 @@ public static class ModelBuilder
         using (var data = new ExternalDataWriter(dataPath))
         {
             var writer = new OnnxGraphWriter(data, elementType);
-            var builder = new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = options.AttentionMetadata };
+            var builder = new DecoderGraphBuilder(config, weights, writer)
+            {
+                AttentionMetadata = options.AttentionMetadata,
+                Quantizer = int4 ? new Int4Quantizer(options.Int4BlockSize, options.Int4ZeroPoints) : null,
+            };
             if (paged)
             {
                 builder.BuildPaged(cancellationToken);
@@ -162,7 +178,7 @@ public static class ModelBuilder
 
             parameters = writer.ParameterCount;
             List<(string, long)> opsets = [(string.Empty, DecoderGraphBuilder.OnnxOpset)];
-            if (paged)
+            if (paged || int4)
             {
                 opsets.Add((DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset));
             }
