@@ -37,4 +37,11 @@ public sealed record BuildOptions
 
     /// <summary><c>--dtype int4</c>: a 4-bit zero point per block (asymmetric) instead of the implicit 8 (symmetric, default false).</summary>
     public bool Int4ZeroPoints { get; init; }
+
+    /// <summary>
+    /// The graph's I/O contract: <c>auto</c> (default: what <see cref="DType"/> and <see cref="Device"/> imply), or
+    /// <c>genai</c>: the onnxruntime-genai contract, <c>com.microsoft.GroupQueryAttention</c> fed <c>seqlens_k</c> and
+    /// <c>total_sequence_length</c> (ADR 0006); fp32 or int4, cpu.
+    /// </summary>
+    public string Graph { get; init; } = "auto";
 }

@@ -13,9 +13,11 @@ public static class BuilderCommand
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]\n"
         + "                              [--attention-metadata on|off] [--int4-block-size 32|128] [--int4-zero-points]\n"
+        + "                              [--graph auto|genai]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
         + "  int4: projections as 4-bit MatMulNBits (block size 32 by default; symmetric unless --int4-zero-points),\n"
         + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
+        + "  --graph genai: the onnxruntime-genai contract (GroupQueryAttention, seqlens_k), fp32 or int4 on cpu;\n"
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
@@ -66,6 +68,7 @@ public static class BuilderCommand
         var attentionMetadata = true;
         var int4BlockSize = 32;
         var int4ZeroPoints = false;
+        var graph = "auto";
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
@@ -76,7 +79,7 @@ public static class BuilderCommand
                 continue;
             }
 
-            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size"))
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph"))
             {
                 problem = $"unknown argument '{name}'";
                 return false;
@@ -109,6 +112,9 @@ public static class BuilderCommand
 
                     attentionMetadata = value == "on";
                     break;
+                case "--graph":
+                    graph = value;
+                    break;
                 case "--int4-block-size":
                     if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int4BlockSize))
                     {
@@ -129,7 +135,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph };
         try
         {
             ModelBuilder.Validate(parsed);

@@ -28,6 +28,12 @@ public static class ModelBuilder
     /// <summary>The qualified op type of the per-layer attention nodes of the paged (fp16/bf16, CUDA) graph.</summary>
     public const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
 
+    /// <summary>The qualified op type of the per-layer attention nodes of the GenAI-contract graph (<c>--graph genai</c>).</summary>
+    public const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
+
+    /// <summary>The GenAI-contract graph (ADR 0006): <c>GroupQueryAttention</c>, contiguous past/present rows, fp32 or int4, CPU.</summary>
+    public const string GenAiGraph = DecoderGraphBuilder.GenAiGraph;
+
     /// <summary>The <c>model.onnx</c> metadata key naming the graph flavor (<see cref="DenseGraph"/> or <see cref="PagedGraph"/>).</summary>
     public const string GraphMetadataKey = "inferenceserver.graph";
 
@@ -130,6 +136,16 @@ public static class ModelBuilder
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
         }
 
+        if (options.Graph is not ("auto" or "genai"))
+        {
+            throw new ModelBuildException($"--graph {options.Graph}: unknown; use auto or genai");
+        }
+
+        if (options.Graph == "genai" && (options.DType is not ("fp32" or "int4") || options.Device != "cpu"))
+        {
+            throw new ModelBuildException($"--graph genai is built for --device cpu with --dtype fp32 or int4, not {options.DType} on {options.Device}");
+        }
+
         if (options.DType is "fp16" or "bf16" && options.Device != "cuda")
         {
             throw new ModelBuildException(
@@ -152,10 +168,11 @@ public static class ModelBuilder
         var modelPath = Path.Combine(folder, GraphFileName);
         var dataPath = Path.Combine(folder, DataFileName);
         var elementType = ElementTypes.FromName(ActivationDType(options.DType, options.Device));
-        var graph = GraphFor(options.DType, options.Device);
+        var genAi = options.Graph == "genai";
+        var graph = genAi ? GenAiGraph : GraphFor(options.DType, options.Device);
         var int4 = options.DType == "int4";
         var paged = graph == PagedGraph;
-        var attentionOp = paged ? PagedAttentionOp : AttentionOp;
+        var attentionOp = paged ? PagedAttentionOp : genAi ? GroupQueryAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         using (var weights = SafetensorsCheckpoint.Open(checkpoint))
@@ -171,6 +188,10 @@ public static class ModelBuilder
             {
                 builder.BuildPaged(cancellationToken);
             }
+            else if (genAi)
+            {
+                builder.BuildGenAi(cancellationToken);
+            }
             else
             {
                 builder.Build(cancellationToken);
@@ -178,7 +199,7 @@ public static class ModelBuilder
 
             parameters = writer.ParameterCount;
             List<(string, long)> opsets = [(string.Empty, DecoderGraphBuilder.OnnxOpset)];
-            if (paged || int4)
+            if (paged || int4 || genAi)
             {
                 opsets.Add((DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset));
             }

@@ -54,7 +54,15 @@ internal sealed partial class DecoderGraphBuilder
     public void Build(CancellationToken cancellationToken)
     {
         DeclareIo();
-        Prologue();
+        if (_genAi)
+        {
+            GenAiPrologue();
+        }
+        else
+        {
+            Prologue();
+        }
+
         var c = _config;
         var embedding = Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
@@ -135,7 +143,11 @@ internal sealed partial class DecoderGraphBuilder
         var c = _config;
         _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
         _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
-        _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        if (!_genAi)
+        {
+            _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        }
+
         var kvLayers = AttentionLayers();
 
         for (var i = 0; i < kvLayers.Count; i++)
@@ -217,7 +229,9 @@ internal sealed partial class DecoderGraphBuilder
         else
         {
             var (q, k, v) = QkvProjections(n, p, x, heads, c.Layers[layer].KvHeadCount);
-            attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
+            attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v)
+                : _genAi ? GroupQueryAttentionCore(layer, kvIndex, q, k, v)
+                : DenseAttentionCore(layer, kvIndex, q, k, v);
         }
 
         var o = MatMul(n + "o_proj", attention2d, p + "self_attn.o_proj.weight", c.HiddenSize, heads * c.HeadDim);

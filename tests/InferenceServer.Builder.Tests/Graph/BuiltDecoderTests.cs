@@ -148,7 +148,7 @@ public sealed class BuiltDecoderTests
     /// Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, case r's prompt joining the batch at step
     /// <paramref name="arrival"/>(r) and decoding one token per step after it, beside the others.
     /// </summary>
-    private static List<int>[] Decode(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival)
+    internal static List<int>[] Decode(DenseKvRunner runner, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases, int steps, Func<int, int> arrival)
     {
         var vocab = runner.Spec.VocabularySize;
         var tables = BlockTables(cases, steps);
