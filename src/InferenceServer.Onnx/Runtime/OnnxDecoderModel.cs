@@ -468,13 +468,13 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
 
     private void ScatterPresent(ForwardBatch batch, OrtValue presentValue, float[] pool, int blockSize, int heads, int width, int pastLength, int totalLength)
     {
+        var present = presentValue.GetTensorDataAsSpan<float>();
         if (_contiguousRows)
         {
-            // The present's time axis as the graph made it: GroupQueryAttention sizes it itself.
-            totalLength = (int)presentValue.GetTensorTypeAndShape().Shape[2];
+            // The present's time axis as the graph made it (GroupQueryAttention sizes it itself), from its element count.
+            totalLength = present.Length / (batch.RowCount * heads * width);
         }
 
-        var present = presentValue.GetTensorDataAsSpan<float>();
         var blockFloats = heads * blockSize * width;
         for (var r = 0; r < batch.RowCount; r++)
         {
