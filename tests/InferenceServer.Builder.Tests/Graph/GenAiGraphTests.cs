@@ -25,18 +25,7 @@ public sealed class GenAiGraphTests
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(Build(fixture)));
         var cases = BuiltModels.References(fixture);
         var vocab = model.Spec.VocabularySize;
-        var store = new PagedKvStore(model.Spec, 64, BlockSize);
-        var batch = new ForwardBatch();
-        var block = 0;
-        foreach (var (prompt, _, _) in cases)
-        {
-            var blocks = Enumerable.Range(block, (prompt.Length + BlockSize - 1) / BlockSize).ToArray();
-            block += blocks.Length;
-            batch.AddRow(prompt, 0, blocks, wantLogits: true);
-        }
-
-        var logits = new float[cases.Count * vocab];
-        model.Forward(batch, store, logits);
+        var logits = BuiltDecoderTests.FirstStepLogits(model, cases);
         for (var r = 0; r < cases.Count; r++)
         {
             for (var i = 0; i < vocab; i++)

@@ -35,18 +35,7 @@ public sealed class Int4GraphTests
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(folder));
         var cases = BuiltModels.References(fixture);
         var vocab = model.Spec.VocabularySize;
-        var store = new PagedKvStore(model.Spec, 64, 16);
-        var batch = new ForwardBatch();
-        var block = 0;
-        foreach (var (prompt, _, _) in cases)
-        {
-            var blocks = Enumerable.Range(block, (prompt.Length + 15) / 16).ToArray();
-            block += blocks.Length;
-            batch.AddRow(prompt, 0, blocks, wantLogits: true);
-        }
-
-        var logits = new float[cases.Count * vocab];
-        model.Forward(batch, store, logits);
+        var logits = BuiltDecoderTests.FirstStepLogits(model, cases);
         for (var r = 0; r < cases.Count; r++)
         {
             AssertClose(cases[r].FirstStepLogits, logits.AsSpan(r * vocab, vocab), FixtureTolerance, $"{fixture} row {r}");
