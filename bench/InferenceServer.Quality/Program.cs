@@ -50,6 +50,8 @@ if (checkpoint is not null)
         ("int4 block 32 + zero points", new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = Path.Combine(work, "int4-32-zp"), DType = "int4", Int4BlockSize = 32, Int4ZeroPoints = true }),
         ("int4 block 128", new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = Path.Combine(work, "int4-128"), DType = "int4", Int4BlockSize = 128 }),
         ("int4 block 128 + zero points", new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = Path.Combine(work, "int4-128-zp"), DType = "int4", Int4BlockSize = 128, Int4ZeroPoints = true }),
+        ("fp32, --graph genai (GroupQueryAttention)", new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = Path.Combine(work, "genai-fp32"), Graph = "genai" }),
+        ("int4 block 32, --graph genai", new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = Path.Combine(work, "genai-int4-32"), Graph = "genai", DType = "int4" }),
     ];
     foreach (var (name, build) in builds)
     {
