@@ -113,7 +113,7 @@ foreach (var (name, folder) in variants)
 
     Console.WriteLine(string.Create(
         CultureInfo.InvariantCulture,
-        $"| {name} | {perplexity:F4} | {(perplexity / baseline.Value - 1) * 100:+0.00;-0.00}% | {topEqual}/{top.Length} ({100.0 * topEqual / top.Length:F1}%) | {identical}/{greedy.Count} | {(double)prefix / greedy.Count:F1} | {clock.Elapsed.TotalSeconds:F1} |"));
+        $"| {name} | {perplexity:F4} | {Math.Round((perplexity / baseline.Value - 1) * 100, 2) + 0.0:+0.00;-0.00;0.00}% | {topEqual}/{top.Length} ({100.0 * topEqual / top.Length:F1}%) | {identical}/{greedy.Count} | {(double)prefix / greedy.Count:F1} | {clock.Elapsed.TotalSeconds:F1} |"));
 }
 
 return 0;
