@@ -44,4 +44,26 @@ public sealed class GenAiFolderServingTests : IDisposable
             Assert.Equal(references[i].Greedy, responses[i].GetProperty("choices")[0].GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()));
         }
     }
+
+    [Fact]
+    public async Task CheckpointServedWithDTypeInt4_IsBuiltAsMatMulNBitsAndAnswers()
+    {
+        var checkpoint = Path.Combine(_work, "llama-gqa");
+        Directory.CreateDirectory(checkpoint);
+        foreach (var name in (string[])["config.json", "generation_config.json", "model.safetensors"])
+        {
+            File.Copy(Path.Combine(RepositoryPaths.Fixture("llama-gqa"), name), Path.Combine(checkpoint, name));
+        }
+
+        var cache = Path.Combine(_work, "cache");
+        await using var server = await TestServer.StartAsync(checkpoint, "--build-cache", cache, "--dtype", "int4", "--device", "cpu");
+        var reference = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"))[0];
+        var response = await server.CompleteAsync(
+            $$"""{"model":"llama-gqa","prompt":[{{string.Join(",", reference.Prompt)}}],"max_tokens":8,"temperature":0,"ignore_eos":true,"return_token_ids":true}""");
+        Assert.Equal(8, response.GetProperty("choices")[0].GetProperty("token_ids").GetArrayLength());
+
+        var built = Assert.Single(Directory.GetDirectories(cache));
+        var config = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(built, "genai_config.json")))!;
+        Assert.Equal("int4", (string?)config["inference_server"]!["dtype"]);
+    }
 }
