@@ -131,6 +131,11 @@ public static class ModelBuilder
             throw new ModelBuildException($"--int4-block-size {options.Int4BlockSize}: use 32 or 128");
         }
 
+        if (options.DType != "int4" && (options.Int4ZeroPoints || options.Int4BlockSize != 32))
+        {
+            throw new ModelBuildException($"--int4-block-size and --int4-zero-points apply to --dtype int4, not {options.DType}");
+        }
+
         if (options.Device is not ("cpu" or "cuda"))
         {
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");

@@ -124,6 +124,15 @@ public sealed class Int4GraphTests
         Assert.Contains(message, problem, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--int4-zero-points")]
+    [InlineData("--int4-block-size", "128")]
+    public void Int4Flags_WithoutInt4_AreRefused(params string[] flag)
+    {
+        Assert.False(BuilderCommand.TryParse(["--checkpoint", "c", "--out", "o", .. flag], out _, out var problem));
+        Assert.Contains("apply to --dtype int4, not fp32", problem, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Int4Flags_ParseIntoTheOptions()
     {
