@@ -15,7 +15,9 @@ public sealed record BuildOptions
 
     /// <summary>
     /// Element type of weights, activations and KV cache: <c>fp32</c> (default; the dense graph of ADR 0002, CPU or
-    /// CUDA), or <c>fp16</c> / <c>bf16</c> (the paged graph of ADR 0003, which needs <see cref="Device"/> <c>cuda</c>).
+    /// CUDA), or <c>fp16</c> / <c>bf16</c> (the paged graph of ADR 0003, which needs <see cref="Device"/> <c>cuda</c>),
+    /// or <c>int4</c> (ADR 0006: the layers' projections as 4-bit <c>MatMulNBits</c>, the rest fp32 in the dense graph
+    /// for <c>cpu</c>, fp16 in the paged graph for <c>cuda</c>).
     /// </summary>
     public string DType { get; init; } = "fp32";
 
@@ -35,4 +37,17 @@ public sealed record BuildOptions
     /// layers, beside the fused graph and sharing its data file, recorded in <c>genai_config.json</c>. fp32 only. Default false.
     /// </summary>
     public bool Split { get; init; }
+
+    /// <summary><c>--dtype int4</c>: elements of K per quantization block, 32 (default) or 128.</summary>
+    public int Int4BlockSize { get; init; } = 32;
+
+    /// <summary><c>--dtype int4</c>: a 4-bit zero point per block (asymmetric) instead of the implicit 8 (symmetric, default false).</summary>
+    public bool Int4ZeroPoints { get; init; }
+
+    /// <summary>
+    /// The graph's I/O contract: <c>auto</c> (default: what <see cref="DType"/> and <see cref="Device"/> imply), or
+    /// <c>genai</c>: the onnxruntime-genai contract, <c>com.microsoft.GroupQueryAttention</c> fed <c>seqlens_k</c> and
+    /// <c>total_sequence_length</c> (ADR 0006); fp32 or int4, cpu.
+    /// </summary>
+    public string Graph { get; init; } = "auto";
 }

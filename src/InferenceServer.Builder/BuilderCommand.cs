@@ -4,16 +4,20 @@ using System.Globalization;
 namespace InferenceServer.Builder;
 
 /// <summary>
-/// The <c>build</c> command: <c>InferenceServer build --checkpoint &lt;dir&gt; --out &lt;dir&gt; [--dtype fp32|fp16|bf16] [--device cpu|cuda]</c>.
+/// The <c>build</c> command: <c>InferenceServer build --checkpoint &lt;dir&gt; --out &lt;dir&gt; [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]</c>.
 /// The host calls <see cref="RunAsync(string[])"/> with its arguments (a leading <c>build</c> verb is accepted and skipped).
 /// </summary>
 public static class BuilderCommand
 {
     /// <summary>The usage line.</summary>
     public const string Usage =
-        "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
-        + "                              [--attention-metadata on|off] [--split]\n"
+        "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]\n"
+        + "                              [--attention-metadata on|off] [--int4-block-size 32|128] [--int4-zero-points]\n"
+        + "                              [--graph auto|genai] [--split]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
+        + "  int4: projections as 4-bit MatMulNBits (block size 32 by default; symmetric unless --int4-zero-points),\n"
+        + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
+        + "  --graph genai: the onnxruntime-genai contract (GroupQueryAttention, seqlens_k), fp32 or int4 on cpu;\n"
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
         + "  --split (fp32): also the split form for attention offloading (segment.{s}.onnx, ADR 0005)";
 
@@ -64,6 +68,9 @@ public static class BuilderCommand
         var device = "cpu";
         var attentionMetadata = true;
         var split = false;
+        var int4BlockSize = 32;
+        var int4ZeroPoints = false;
+        var graph = "auto";
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
@@ -74,7 +81,13 @@ public static class BuilderCommand
                 continue;
             }
 
-            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata"))
+            if (name == "--int4-zero-points")
+            {
+                int4ZeroPoints = true;
+                continue;
+            }
+
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph"))
             {
                 problem = $"unknown argument '{name}'";
                 return false;
@@ -107,6 +120,17 @@ public static class BuilderCommand
 
                     attentionMetadata = value == "on";
                     break;
+                case "--graph":
+                    graph = value;
+                    break;
+                case "--int4-block-size":
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int4BlockSize))
+                    {
+                        problem = $"--int4-block-size must be 32 or 128, not '{value}'";
+                        return false;
+                    }
+
+                    break;
                 default:
                     device = value;
                     break;
@@ -119,7 +143,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph };
         try
         {
             ModelBuilder.Validate(parsed);

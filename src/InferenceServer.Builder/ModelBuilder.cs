@@ -28,6 +28,12 @@ public static class ModelBuilder
     /// <summary>The qualified op type of the per-layer attention nodes of the paged (fp16/bf16, CUDA) graph.</summary>
     public const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
 
+    /// <summary>The qualified op type of the per-layer attention nodes of the GenAI-contract graph (<c>--graph genai</c>).</summary>
+    public const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
+
+    /// <summary>The GenAI-contract graph (ADR 0006): <c>GroupQueryAttention</c>, contiguous past/present rows, fp32 or int4, CPU.</summary>
+    public const string GenAiGraph = DecoderGraphBuilder.GenAiGraph;
+
     /// <summary>The <c>model.onnx</c> metadata key naming the graph flavor (<see cref="DenseGraph"/> or <see cref="PagedGraph"/>).</summary>
     public const string GraphMetadataKey = "inferenceserver.graph";
 
@@ -128,9 +134,19 @@ public static class ModelBuilder
     public static void Validate(BuildOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.DType is not ("fp32" or "fp16" or "bf16"))
+        if (options.DType is not ("fp32" or "fp16" or "bf16" or "int4"))
         {
-            throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16 or bf16");
+            throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16, bf16 or int4");
+        }
+
+        if (Array.IndexOf(Int4Quantizer.BlockSizes, options.Int4BlockSize) < 0)
+        {
+            throw new ModelBuildException($"--int4-block-size {options.Int4BlockSize}: use 32 or 128");
+        }
+
+        if (options.DType != "int4" && (options.Int4ZeroPoints || options.Int4BlockSize != 32))
+        {
+            throw new ModelBuildException($"--int4-block-size and --int4-zero-points apply to --dtype int4, not {options.DType}");
         }
 
         if (options.Device is not ("cpu" or "cuda"))
@@ -138,12 +154,22 @@ public static class ModelBuilder
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
         }
 
-        if (options.Split && options.DType != "fp32")
+        if (options.Split && (options.DType != "fp32" || options.Graph != "auto"))
         {
-            throw new ModelBuildException($"--split builds fp32 segment graphs in this version; build with --dtype fp32 (the split form's KV storage is the server's choice)");
+            throw new ModelBuildException($"--split builds fp32 segment graphs beside the dense graph in this version; build with --dtype fp32 and --graph auto (the split form's KV storage is the server's choice)");
         }
 
-        if (options.DType != "fp32" && options.Device != "cuda")
+        if (options.Graph is not ("auto" or "genai"))
+        {
+            throw new ModelBuildException($"--graph {options.Graph}: unknown; use auto or genai");
+        }
+
+        if (options.Graph == "genai" && (options.DType is not ("fp32" or "int4") || options.Device != "cpu"))
+        {
+            throw new ModelBuildException($"--graph genai is built for --device cpu with --dtype fp32 or int4, not {options.DType} on {options.Device}");
+        }
+
+        if (options.DType is "fp16" or "bf16" && options.Device != "cuda")
         {
             throw new ModelBuildException(
                 $"--dtype {options.DType} needs --device cuda: the {options.DType} graph uses PagedAttention, which ONNX Runtime runs on CUDA only; "
@@ -154,14 +180,22 @@ public static class ModelBuilder
     /// <summary>The graph flavor <paramref name="dtype"/> builds: <see cref="DenseGraph"/> for fp32, else <see cref="PagedGraph"/>.</summary>
     public static string GraphFor(string dtype) => dtype == "fp32" ? DenseGraph : PagedGraph;
 
+    /// <summary>As <see cref="GraphFor(string)"/>, with int4 following the device: dense on cpu, paged on cuda.</summary>
+    public static string GraphFor(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? PagedGraph : DenseGraph) : GraphFor(dtype);
+
+    /// <summary>The activation (and KV) element type of <paramref name="dtype"/> on <paramref name="device"/>: int4 runs fp32 on cpu, fp16 on cuda.</summary>
+    private static string ActivationDType(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? "fp16" : "fp32") : dtype;
+
     private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, BuildOptions options, CancellationToken cancellationToken)
     {
         var modelPath = Path.Combine(folder, GraphFileName);
         var dataPath = Path.Combine(folder, DataFileName);
-        var elementType = ElementTypes.FromName(options.DType);
-        var graph = GraphFor(options.DType);
+        var elementType = ElementTypes.FromName(ActivationDType(options.DType, options.Device));
+        var genAi = options.Graph == "genai";
+        var graph = genAi ? GenAiGraph : GraphFor(options.DType, options.Device);
+        var int4 = options.DType == "int4";
         var paged = graph == PagedGraph;
-        var attentionOp = paged ? PagedAttentionOp : AttentionOp;
+        var attentionOp = paged ? PagedAttentionOp : genAi ? GroupQueryAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         IReadOnlyList<SplitAttentionLayer>? split = null;
@@ -169,10 +203,18 @@ public static class ModelBuilder
         using (var data = new ExternalDataWriter(dataPath))
         {
             var writer = new OnnxGraphWriter(data, elementType);
-            var builder = new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = options.AttentionMetadata };
+            var builder = new DecoderGraphBuilder(config, weights, writer)
+            {
+                AttentionMetadata = options.AttentionMetadata,
+                Quantizer = int4 ? new Int4Quantizer(options.Int4BlockSize, options.Int4ZeroPoints) : null,
+            };
             if (paged)
             {
                 builder.BuildPaged(cancellationToken);
+            }
+            else if (genAi)
+            {
+                builder.BuildGenAi(cancellationToken);
             }
             else
             {
@@ -193,7 +235,7 @@ public static class ModelBuilder
 
             parameters = writer.ParameterCount;
             List<(string, long)> opsets = [(string.Empty, DecoderGraphBuilder.OnnxOpset)];
-            if (paged)
+            if (paged || int4 || genAi)
             {
                 opsets.Add((DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset));
             }

@@ -35,7 +35,7 @@ public sealed class BuilderCommandTests
     [InlineData(new[] { "--checkpoint", "a" }, "--checkpoint and --out are required")]
     [InlineData(new[] { "--checkpoint", "a", "--out" }, "--out needs a value")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--fast" }, "unknown argument '--fast'")]
-    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp8" }, "--dtype fp8: unknown; use fp32, fp16 or bf16")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp8" }, "--dtype fp8: unknown; use fp32, fp16, bf16 or int4")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--device", "rocm" }, "--device rocm: unknown; use cpu or cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp16" }, "--dtype fp16 needs --device cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "bf16", "--device", "cpu" }, "--dtype bf16 needs --device cuda")]

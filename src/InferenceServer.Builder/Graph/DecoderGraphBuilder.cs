@@ -55,7 +55,15 @@ internal sealed partial class DecoderGraphBuilder
     public void Build(CancellationToken cancellationToken)
     {
         DeclareIo();
-        Prologue();
+        if (_genAi)
+        {
+            GenAiPrologue();
+        }
+        else
+        {
+            Prologue();
+        }
+
         var c = _config;
         var embedding = Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var embedded = _g.Node("Gather", "embed", [embedding, "input_ids"]);
@@ -136,7 +144,11 @@ internal sealed partial class DecoderGraphBuilder
         var c = _config;
         _g.Input("input_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
         _g.Input("attention_mask", TensorProto.Types.DataType.Int64, "batch_size", "total_sequence_length");
-        _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        if (!_genAi)
+        {
+            _g.Input("position_ids", TensorProto.Types.DataType.Int64, "batch_size", "sequence_length");
+        }
+
         var kvLayers = AttentionLayers();
 
         for (var i = 0; i < kvLayers.Count; i++)
@@ -218,7 +230,9 @@ internal sealed partial class DecoderGraphBuilder
         else
         {
             var (q, k, v) = QkvProjections(n, p, x, heads, c.Layers[layer].KvHeadCount);
-            attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v) : DenseAttentionCore(layer, kvIndex, q, k, v);
+            attention2d = _paged ? PagedAttentionCore(layer, kvIndex, q, k, v)
+                : _genAi ? GroupQueryAttentionCore(layer, kvIndex, q, k, v)
+                : DenseAttentionCore(layer, kvIndex, q, k, v);
         }
 
         return AttentionResidual(layer, h, attention2d);
@@ -228,7 +242,7 @@ internal sealed partial class DecoderGraphBuilder
     private string AttentionResidual(int layer, string h, string attention2d)
     {
         var (p, n, heads, _, d) = LayerShape(layer);
-        var o = _g.Node("Gemm", n + "o_proj", [attention2d, Linear(p + "self_attn.o_proj.weight", _config.HiddenSize, heads * d)], Attr("transB", 1L));
+        var o = MatMul(n + "o_proj", attention2d, p + "self_attn.o_proj.weight", _config.HiddenSize, heads * d);
         return _g.Node("Add", n + "attention_residual", [h, o]);
     }
 
@@ -322,6 +336,12 @@ internal sealed partial class DecoderGraphBuilder
             row += rows;
         }
 
+        if (Quantizer is not null)
+        {
+            var projected = MatMul(n + "qkv_proj", x, p + "self_attn.qkv_packed.weight", weight, total, c.HiddenSize);
+            return hasBias ? _g.Node("Add", n + "qkv_proj_bias", [projected, _g.Weight(p + "self_attn.qkv_packed.bias", bias, total)]) : projected;
+        }
+
         var packedWeight = _g.Weight(p + "self_attn.qkv_packed.weight", weight, total, c.HiddenSize);
         return hasBias
             ? _g.Node("Gemm", n + "qkv_proj", [x, packedWeight, _g.Weight(p + "self_attn.qkv_packed.bias", bias, total)], Attr("transB", 1L))
@@ -356,20 +376,20 @@ internal sealed partial class DecoderGraphBuilder
         if (_weights.Contains(p + "mlp.gate_up_proj.weight"))
         {
             // Phi-3: one fused [gate; up] projection, split by columns.
-            var gateUp = _g.Node("Gemm", n + "gate_up_proj", [y, Linear(p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize)], Attr("transB", 1L));
+            var gateUp = MatMul(n + "gate_up_proj", y, p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize);
             var parts = _g.NodeMulti("Split", n + "gate_up_split", [gateUp, _g.Int64s(width, width)], [n + "gate_proj", n + "up_proj"], [Attr("axis", -1L)], string.Empty);
             (gate, up) = (parts[0], parts[1]);
         }
         else
         {
-            gate = _g.Node("Gemm", n + "gate_proj", [y, Linear(p + "mlp.gate_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
-            up = _g.Node("Gemm", n + "up_proj", [y, Linear(p + "mlp.up_proj.weight", width, c.HiddenSize)], Attr("transB", 1L));
+            gate = MatMul(n + "gate_proj", y, p + "mlp.gate_proj.weight", width, c.HiddenSize);
+            up = MatMul(n + "up_proj", y, p + "mlp.up_proj.weight", width, c.HiddenSize);
         }
 
         var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
         var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
         var product = _g.Node("Mul", n + "gate_up", [silu, up]);
-        var down = _g.Node("Gemm", n + "down_proj", [product, Linear(p + "mlp.down_proj.weight", c.HiddenSize, width)], Attr("transB", 1L));
+        var down = MatMul(n + "down_proj", product, p + "mlp.down_proj.weight", c.HiddenSize, width);
         return _g.Node("Add", n + "mlp_residual", [h, down]);
     }
 
@@ -448,6 +468,14 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary><c>x @ W^T (+ b)</c> for the checkpoint's linear layer <paramref name="prefix"/> (bias used when present).</summary>
     private string Projection(string name, string x, string prefix, int outFeatures, int inFeatures)
     {
+        if (Quantizer is not null)
+        {
+            // MatMulNBits' optional bias input is not in every ONNX Runtime release; an Add is.
+            return _weights.Contains(prefix + ".bias")
+                ? _g.Node("Add", name, [MatMul(name + "_nobias", x, prefix + ".weight", outFeatures, inFeatures), _g.Weight(prefix + ".bias", _weights.ReadFloat32(prefix + ".bias", outFeatures), outFeatures)])
+                : MatMul(name, x, prefix + ".weight", outFeatures, inFeatures);
+        }
+
         var weight = Linear(prefix + ".weight", outFeatures, inFeatures);
         if (_weights.Contains(prefix + ".bias"))
         {

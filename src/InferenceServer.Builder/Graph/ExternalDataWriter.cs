@@ -60,6 +60,23 @@ internal sealed class ExternalDataWriter : IDisposable
             }
         }
 
+        return Describe(name, type, dims, offset, (long)data.Length * elementSize);
+    }
+
+    /// <summary>Writes <paramref name="data"/> as they are (packed uint8 such as <c>MatMulNBits</c>' <c>B</c>) and returns its initializer.</summary>
+    public TensorProto WriteBytes(string name, ReadOnlySpan<byte> data, ReadOnlySpan<long> dims)
+    {
+        Pad();
+        var offset = _stream.Position;
+        _stream.Write(data);
+        return Describe(name, TensorProto.Types.DataType.Uint8, dims, offset, data.Length);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _stream.Dispose();
+
+    private TensorProto Describe(string name, TensorProto.Types.DataType type, ReadOnlySpan<long> dims, long offset, long length)
+    {
         var tensor = new TensorProto
         {
             Name = name,
@@ -73,12 +90,9 @@ internal sealed class ExternalDataWriter : IDisposable
 
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = _location });
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(CultureInfo.InvariantCulture) });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = ((long)data.Length * elementSize).ToString(CultureInfo.InvariantCulture) });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(CultureInfo.InvariantCulture) });
         return tensor;
     }
-
-    /// <inheritdoc />
-    public void Dispose() => _stream.Dispose();
 
     private void Pad()
     {

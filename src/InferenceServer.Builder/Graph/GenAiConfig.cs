@@ -50,6 +50,14 @@ internal static class GenAiConfig
                 ["past_key_names"] = "key_cache.%d",
                 ["past_value_names"] = "value_cache.%d",
             }
+            : result.Graph == ModelBuilder.GenAiGraph
+            ? new JsonObject
+            {
+                ["input_ids"] = "input_ids",
+                ["attention_mask"] = "attention_mask",
+                ["past_key_names"] = "past_key_values.%d.key",
+                ["past_value_names"] = "past_key_values.%d.value",
+            }
             : new JsonObject
             {
                 ["input_ids"] = "input_ids",
@@ -104,6 +112,8 @@ internal static class GenAiConfig
                 ["attention_op"] = result.AttentionOp,
                 ["kv_layout"] = paged
                     ? "[num_blocks, block_size, kv_heads, head_dim] per KV index, key and value; addressed through block_table, updated in place"
+                    : result.Graph == ModelBuilder.GenAiGraph
+                    ? "[batch, kv_heads, time, head_dim] per KV index, key and value; each row contiguous from 0 (GroupQueryAttention, seqlens_k from attention_mask)"
                     : config.Mla is null
                     ? "[batch, heads, time, width] per KV index, key and value; past right-padded, masked by attention_mask"
                     : "MLA: key = normalized latent [batch, 1, time, kv_lora_rank], value = shared rope key [batch, 1, time, qk_rope_head_dim]",

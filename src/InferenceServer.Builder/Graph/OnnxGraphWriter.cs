@@ -60,6 +60,24 @@ internal sealed class OnnxGraphWriter
         return name;
     }
 
+    /// <summary>
+    /// Writes a quantized weight's uint8 bytes as initializer <paramref name="name"/>, counting
+    /// <paramref name="parameters"/> weight parameters (the elements they stand for, not the bytes).
+    /// </summary>
+    public string PackedWeight(string name, ReadOnlySpan<byte> data, long parameters, params long[] dims)
+    {
+        _graph.Initializer.Add(_data.WriteBytes(name, data, dims));
+        ParameterCount += parameters;
+        return name;
+    }
+
+    /// <summary>Writes quantization <paramref name="scales"/>, converted to <see cref="ElementType"/>, without counting them as parameters.</summary>
+    public string Scales(string name, ReadOnlySpan<float> scales, params long[] dims)
+    {
+        _graph.Initializer.Add(_data.Write(name, scales, dims, ElementType));
+        return name;
+    }
+
     /// <summary>An int64 1-D constant (shared by value).</summary>
     public string Int64s(params long[] values)
     {

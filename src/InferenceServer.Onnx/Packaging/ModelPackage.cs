@@ -11,9 +11,10 @@ namespace InferenceServer.Onnx.Packaging;
 /// </summary>
 public sealed class ModelPackage
 {
-    private ModelPackage(string directory, ModelConfig config, GenerationDefaults generation, string graphPath, string? tokenizerPath, string? tokenizerConfigPath, string? graphKind)
+    private ModelPackage(string directory, ModelConfig config, GenerationDefaults generation, string graphPath, string? tokenizerPath, string? tokenizerConfigPath, string? graphKind, DecoderIo io)
     {
         GraphKind = graphKind;
+        Io = io;
         Directory = directory;
         Config = config;
         Generation = generation;
@@ -50,6 +51,12 @@ public sealed class ModelPackage
     /// </summary>
     public string? GraphKind { get; }
 
+    /// <summary>
+    /// The dense graph's input/output names and row layout: from <c>genai_config.json</c>'s <c>model.decoder</c> when the
+    /// folder has one, else <see cref="DecoderIo.Optimum"/> (ADR 0006).
+    /// </summary>
+    public DecoderIo Io { get; }
+
     /// <summary>Loads the package metadata from <paramref name="directory"/>.</summary>
     /// <exception cref="ModelPackageException">The folder is not a servable model.</exception>
     public static ModelPackage Load(string directory)
@@ -75,7 +82,7 @@ public sealed class ModelPackage
 
         var graph = FindGraph(full);
         var genAiPath = Path.Combine(full, "genai_config.json");
-        var graphKind = File.Exists(genAiPath) ? ReadGraphKind(ReadText(genAiPath), genAiPath) : null;
+        var (graphKind, io) = File.Exists(genAiPath) ? ReadGenAiConfig(ReadText(genAiPath), genAiPath) : (null, DecoderIo.Optimum);
 
         var tokenizer = Path.Combine(full, "tokenizer.json");
         var tokenizerConfig = Path.Combine(full, "tokenizer_config.json");
@@ -86,21 +93,27 @@ public sealed class ModelPackage
             graph,
             File.Exists(tokenizer) ? tokenizer : null,
             File.Exists(tokenizerConfig) ? tokenizerConfig : null,
-            graphKind);
+            graphKind,
+            io);
     }
 
-    private static string? ReadGraphKind(string json, string path)
+    private static (string? GraphKind, DecoderIo Io) ReadGenAiConfig(string json, string path)
     {
         try
         {
             using var document = JsonDocument.Parse(json);
-            return document.RootElement.ValueKind == JsonValueKind.Object
-                && document.RootElement.TryGetProperty("inference_server", out var section)
-                && section.ValueKind == JsonValueKind.Object
-                && section.TryGetProperty("graph", out var graph)
-                && graph.ValueKind == JsonValueKind.String
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return (null, DecoderIo.Optimum);
+            }
+
+            var hasSection = document.RootElement.TryGetProperty("inference_server", out var section) && section.ValueKind == JsonValueKind.Object;
+            var graphKind = hasSection && section.TryGetProperty("graph", out var graph) && graph.ValueKind == JsonValueKind.String
                 ? graph.GetString()
                 : null;
+
+            // A section without a graph name is the builder's too (an older build): the Optimum layout.
+            return (graphKind, DecoderIo.FromGenAiConfig(document.RootElement, hasSection ? graphKind ?? "dense-v1" : null));
         }
         catch (JsonException ex)
         {

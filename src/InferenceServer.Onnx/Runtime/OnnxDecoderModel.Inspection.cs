@@ -11,20 +11,31 @@ public sealed partial class OnnxDecoderModel
     private static (ModelSpec Spec, bool HasPositionIds, bool HasUseCacheBranch) Inspect(InferenceSession session, ModelPackage package)
     {
         var file = package.GraphPath;
+        var io = package.Io;
         var inputs = session.InputMetadata;
         var outputs = session.OutputMetadata;
 
-        RequireInput(inputs, InputIds, TensorElementType.Int64, file);
-        RequireInput(inputs, AttentionMask, TensorElementType.Int64, file);
-        var hasPositions = inputs.ContainsKey(PositionIds);
+        RequireInput(inputs, io.InputIds, TensorElementType.Int64, file);
+        RequireInput(inputs, io.AttentionMask, TensorElementType.Int64, file);
+        var hasPositions = inputs.ContainsKey(io.PositionIds);
         if (hasPositions)
         {
-            RequireInput(inputs, PositionIds, TensorElementType.Int64, file);
+            RequireInput(inputs, io.PositionIds, TensorElementType.Int64, file);
         }
 
-        if (!outputs.TryGetValue(Logits, out var logits))
+        if (inputs.ContainsKey(io.SeqlensK))
         {
-            throw new ModelPackageException(file, "graph has no 'logits' output");
+            RequireInput(inputs, io.SeqlensK, TensorElementType.Int32, file);
+        }
+
+        if (inputs.ContainsKey(io.TotalSequenceLength))
+        {
+            RequireInput(inputs, io.TotalSequenceLength, TensorElementType.Int32, file);
+        }
+
+        if (!outputs.TryGetValue(io.Logits, out var logits))
+        {
+            throw new ModelPackageException(file, $"graph has no '{io.Logits}' output");
         }
 
         if (logits.ElementDataType != TensorElementType.Float)
@@ -33,13 +44,13 @@ public sealed partial class OnnxDecoderModel
         }
 
         var layers = new List<LayerKvSpec>();
-        for (var i = 0; inputs.ContainsKey($"past_key_values.{i}.key"); i++)
+        for (var i = 0; inputs.ContainsKey(DecoderIo.Format(io.PastKeyNames, i)); i++)
         {
-            var (keyHeads, keyWidth) = ReadKvInput(inputs, $"past_key_values.{i}.key", file);
-            var (valueHeads, valueWidth) = ReadKvInput(inputs, $"past_key_values.{i}.value", file);
-            if (!outputs.ContainsKey($"present.{i}.key") || !outputs.ContainsKey($"present.{i}.value"))
+            var (keyHeads, keyWidth) = ReadKvInput(inputs, DecoderIo.Format(io.PastKeyNames, i), file);
+            var (valueHeads, valueWidth) = ReadKvInput(inputs, DecoderIo.Format(io.PastValueNames, i), file);
+            if (!outputs.ContainsKey(DecoderIo.Format(io.PresentKeyNames, i)) || !outputs.ContainsKey(DecoderIo.Format(io.PresentValueNames, i)))
             {
-                throw new ModelPackageException(file, $"graph has past_key_values.{i} inputs but no present.{i}.key|value outputs");
+                throw new ModelPackageException(file, $"graph has {DecoderIo.Format(io.PastKeyNames, i)} but not both {DecoderIo.Format(io.PresentKeyNames, i)} and {DecoderIo.Format(io.PresentValueNames, i)}");
             }
 
             layers.Add(new LayerKvSpec(i, keyHeads, keyWidth, valueHeads, valueWidth));
@@ -47,13 +58,14 @@ public sealed partial class OnnxDecoderModel
 
         if (layers.Count == 0)
         {
-            throw new ModelPackageException(file, "graph has no 'past_key_values.{i}.key|value' inputs; export the decoder with its KV cache (use_cache)");
+            throw new ModelPackageException(file, $"graph has no '{io.PastKeyNames}' inputs (%d the layer); export the decoder with its KV cache (use_cache)");
         }
 
         var hasBranch = inputs.ContainsKey(UseCacheBranch);
         foreach (var name in inputs.Keys)
         {
-            var known = name is InputIds or AttentionMask or PositionIds or UseCacheBranch || name.StartsWith("past_key_values.", StringComparison.Ordinal);
+            var known = name == io.InputIds || name == io.AttentionMask || name == io.PositionIds || name == io.SeqlensK
+                || name == io.TotalSequenceLength || name == UseCacheBranch || IsKvName(name, io.PastKeyNames, layers.Count) || IsKvName(name, io.PastValueNames, layers.Count);
             if (!known)
             {
                 throw new ModelPackageException(file, $"graph input '{name}' is not one this runner can feed");
@@ -69,6 +81,19 @@ public sealed partial class OnnxDecoderModel
             ElementType = "float32",
         };
         return (spec, hasPositions, hasBranch);
+    }
+
+    private static bool IsKvName(string name, string names, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            if (name == DecoderIo.Format(names, i))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static void RequireInput(IReadOnlyDictionary<string, NodeMetadata> inputs, string name, TensorElementType type, string file)

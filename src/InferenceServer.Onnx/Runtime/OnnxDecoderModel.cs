@@ -16,15 +16,16 @@ namespace InferenceServer.Onnx.Runtime;
 /// </summary>
 public sealed partial class OnnxDecoderModel : IDecoderModel
 {
-    private const string InputIds = "input_ids";
-    private const string AttentionMask = "attention_mask";
-    private const string PositionIds = "position_ids";
     private const string UseCacheBranch = "use_cache_branch";
-    private const string Logits = "logits";
 
     private readonly InferenceSession _session;
     private readonly bool _hasPositionIds;
     private readonly bool _hasUseCacheBranch;
+    private readonly bool _contiguousRows;
+    private readonly bool _hasSeqlensK;
+    private readonly bool _hasTotalSequenceLength;
+    private readonly int[] _totalSequenceLength = [0];
+    private int[] _seqlensK = new int[64];
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly OrtValue[] _inputs;
@@ -37,17 +38,20 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     private readonly float[][] _pastValues;
     private readonly bool[] _useCacheBranch = [true];
 
-    private OnnxDecoderModel(InferenceSession session, ModelSpec spec, bool hasPositionIds, bool hasUseCacheBranch)
+    private OnnxDecoderModel(InferenceSession session, ModelSpec spec, bool hasPositionIds, bool hasUseCacheBranch, DecoderIo io)
     {
         _session = session;
         Spec = spec;
         _hasPositionIds = hasPositionIds;
         _hasUseCacheBranch = hasUseCacheBranch;
+        _contiguousRows = io.ContiguousRows;
+        _hasSeqlensK = session.InputMetadata.ContainsKey(io.SeqlensK);
+        _hasTotalSequenceLength = session.InputMetadata.ContainsKey(io.TotalSequenceLength);
 
-        var inputs = new List<string> { InputIds, AttentionMask };
+        var inputs = new List<string> { io.InputIds, io.AttentionMask };
         if (hasPositionIds)
         {
-            inputs.Add(PositionIds);
+            inputs.Add(io.PositionIds);
         }
 
         if (hasUseCacheBranch)
@@ -55,13 +59,23 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             inputs.Add(UseCacheBranch);
         }
 
-        var outputs = new List<string> { Logits };
+        if (_hasSeqlensK)
+        {
+            inputs.Add(io.SeqlensK);
+        }
+
+        if (_hasTotalSequenceLength)
+        {
+            inputs.Add(io.TotalSequenceLength);
+        }
+
+        var outputs = new List<string> { io.Logits };
         foreach (var layer in spec.KvLayers)
         {
-            inputs.Add($"past_key_values.{layer.Layer}.key");
-            inputs.Add($"past_key_values.{layer.Layer}.value");
-            outputs.Add($"present.{layer.Layer}.key");
-            outputs.Add($"present.{layer.Layer}.value");
+            inputs.Add(DecoderIo.Format(io.PastKeyNames, layer.Layer));
+            inputs.Add(DecoderIo.Format(io.PastValueNames, layer.Layer));
+            outputs.Add(DecoderIo.Format(io.PresentKeyNames, layer.Layer));
+            outputs.Add(DecoderIo.Format(io.PresentValueNames, layer.Layer));
         }
 
         _inputNames = [.. inputs];
@@ -155,7 +169,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         try
         {
             var (spec, hasPositions, hasBranch) = Inspect(session, package);
-            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch) { Device = device, DeviceNote = deviceNote, GraphNote = graphNote };
+            return new OnnxDecoderModel(session, spec, hasPositions, hasBranch, package.Io) { Device = device, DeviceNote = deviceNote, GraphNote = graphNote };
         }
         catch
         {
@@ -244,9 +258,15 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
 
+        if (NeedsSplit(batch))
+        {
+            return ForwardSplit(batch, store, logits);
+        }
+
         // Same sequences, in the same order, each decoding one token: last step's present tensors are this step's past,
         // masks extended by one, and nothing is gathered. Any other batch is assembled from the pages.
-        var reuse = CanReusePresent(batch);
+        // Contiguous rows (GroupQueryAttention) have no holes to reuse around: every step gathers.
+        var reuse = !_contiguousRows && CanReusePresent(batch);
         var decodeOnly = batch.MaxNewTokens == 1;
         int newLength, pastLength;
         if (reuse)
@@ -289,6 +309,17 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
                 _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _useCacheBranch.AsMemory(), [1]);
             }
 
+            if (_hasSeqlensK)
+            {
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _seqlensK.AsMemory(0, rows), [rows]);
+            }
+
+            if (_hasTotalSequenceLength)
+            {
+                _totalSequenceLength[0] = totalLength;
+                _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _totalSequenceLength.AsMemory(), []);
+            }
+
             firstPast = input;
             for (var i = 0; reuse && i < Spec.KvLayers.Count; i++)
             {
@@ -315,11 +346,11 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             for (var i = 0; i < Spec.KvLayers.Count; i++)
             {
                 var layer = Spec.KvLayers[i];
-                ScatterPresent(batch, outputs[1 + (2 * i)].GetTensorDataAsSpan<float>(), store.Keys[i], store.BlockSize, layer.KeyHeads, layer.KeyWidth, pastLength, totalLength);
-                ScatterPresent(batch, outputs[2 + (2 * i)].GetTensorDataAsSpan<float>(), store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
+                ScatterPresent(batch, outputs[1 + (2 * i)], store.Keys[i], store.BlockSize, layer.KeyHeads, layer.KeyWidth, pastLength, totalLength);
+                ScatterPresent(batch, outputs[2 + (2 * i)], store.Values[i], store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
             }
 
-            if (decodeOnly)
+            if (decodeOnly && !_contiguousRows)
             {
                 KeepPresent(batch, outputs, totalLength);
                 outputs = null;
@@ -374,6 +405,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         Grow(ref _inputIds, rows * newLength);
         Grow(ref _positions, rows * newLength);
         Grow(ref _mask, rows * totalLength);
+        Grow(ref _seqlensK, rows);
         for (var r = 0; r < rows; r++)
         {
             var tokens = batch.Tokens(r);
@@ -388,6 +420,17 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             }
 
             var mask = _mask.AsSpan(r * totalLength, totalLength);
+            if (_contiguousRows)
+            {
+                // One run of ones: the row's past, then all newLength positions, its padding included, so that
+                // GroupQueryAttention's past length (seqlens_k + 1 - newLength) is the row's own; padding sits after
+                // the row's real tokens, where causality keeps it from them.
+                mask[..(past + newLength)].Fill(1);
+                mask[(past + newLength)..].Clear();
+                _seqlensK[r] = past + newLength - 1;
+                continue;
+            }
+
             mask[..past].Fill(1);
             mask[past..pastLength].Clear();
             mask.Slice(pastLength, tokens.Length).Fill(1);
@@ -427,8 +470,15 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         }
     }
 
-    private static void ScatterPresent(ForwardBatch batch, ReadOnlySpan<float> present, float[] pool, int blockSize, int heads, int width, int pastLength, int totalLength)
+    private void ScatterPresent(ForwardBatch batch, OrtValue presentValue, float[] pool, int blockSize, int heads, int width, int pastLength, int totalLength)
     {
+        var present = presentValue.GetTensorDataAsSpan<float>();
+        if (_contiguousRows)
+        {
+            // The present's time axis as the graph made it (GroupQueryAttention sizes it itself), from its element count.
+            totalLength = present.Length / (batch.RowCount * heads * width);
+        }
+
         var blockFloats = heads * blockSize * width;
         for (var r = 0; r < batch.RowCount; r++)
         {
@@ -437,7 +487,9 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
             var count = batch.Tokens(r).Length;
             for (var h = 0; h < heads; h++)
             {
-                var source = present.Slice((((r * heads) + h) * totalLength + pastLength) * width, count * width);
+                // New tokens sit at the batch's longest past (padded rows), or right after the row's own past (contiguous rows).
+                var offset = _contiguousRows ? past : pastLength;
+                var source = present.Slice((((r * heads) + h) * totalLength + offset) * width, count * width);
                 for (var j = 0; j < count; j++)
                 {
                     var position = past + j;

@@ -158,8 +158,8 @@ internal sealed class ServerOptions
 
     private static string ReadDType(string? text) =>
         string.IsNullOrEmpty(text) ? "auto"
-        : text is "auto" or "fp32" or "fp16" or "bf16" ? text
-        : throw new FormatException($"--dtype must be auto, fp32, fp16 or bf16, not '{text}'");
+        : text is "auto" or "fp32" or "fp16" or "bf16" or "int4" ? text
+        : throw new FormatException($"--dtype must be auto, fp32, fp16, bf16 or int4, not '{text}'");
 
     private static double ReadSeconds(IConfiguration configuration, string key, double fallback)
     {

@@ -40,18 +40,7 @@ public sealed class BuiltDecoderTests
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture)));
         var cases = BuiltModels.References(fixture);
         var vocab = model.Spec.VocabularySize;
-        var store = new PagedKvStore(model.Spec, 64, BlockSize);
-        var batch = new ForwardBatch();
-        var block = 0;
-        foreach (var (prompt, _, _) in cases)
-        {
-            var blocks = Enumerable.Range(block, (prompt.Length + BlockSize - 1) / BlockSize).ToArray();
-            block += blocks.Length;
-            batch.AddRow(prompt, 0, blocks, wantLogits: true);
-        }
-
-        var logits = new float[cases.Count * vocab];
-        model.Forward(batch, store, logits);
+        var logits = FirstStepLogits(model, cases);
         for (var r = 0; r < cases.Count; r++)
         {
             var expected = cases[r].FirstStepLogits;
@@ -145,6 +134,24 @@ public sealed class BuiltDecoderTests
         }
 
         return generated;
+    }
+
+    /// <summary>Every case's prompt prefilled in one right-padded batch: the logits of each row's last position, in case order.</summary>
+    internal static float[] FirstStepLogits(OnnxDecoderModel model, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases)
+    {
+        var store = new PagedKvStore(model.Spec, 64, BlockSize);
+        var batch = new ForwardBatch();
+        var block = 0;
+        foreach (var (prompt, _, _) in cases)
+        {
+            var blocks = Enumerable.Range(block, (prompt.Length + BlockSize - 1) / BlockSize).ToArray();
+            block += blocks.Length;
+            batch.AddRow(prompt, 0, blocks, wantLogits: true);
+        }
+
+        var logits = new float[cases.Count * model.Spec.VocabularySize];
+        model.Forward(batch, store, logits);
+        return logits;
     }
 
     /// <summary>Greedy-decodes every case's prompt for <paramref name="steps"/> tokens, all rows in one batch each step.</summary>

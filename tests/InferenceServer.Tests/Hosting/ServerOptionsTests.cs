@@ -14,6 +14,7 @@ public sealed class ServerOptionsTests
     [InlineData("fp32", "fp32")]
     [InlineData("fp16", "fp16")]
     [InlineData("bf16", "bf16")]
+    [InlineData("int4", "int4")]
     public void DType_DefaultsToAuto(string? text, string expected)
         => Assert.Equal(expected, (text is null ? Read() : Read(("dtype", text))).DType);
 

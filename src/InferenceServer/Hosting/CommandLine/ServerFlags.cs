@@ -16,7 +16,7 @@ internal static class ServerFlags
         new("revision", FlagKind.String, "main", "hub revision (branch, tag or commit) of a --model <org>/<name>") { Vllm = "--revision" },
         new("served-model-name", FlagKind.Repeatable, "folder name", "model ids clients may send; the first is the one reported") { Vllm = "--served-model-name" },
         new("build-cache", FlagKind.String, "~/.cache/inferenceserver/builds", "where a checkpoint --model is built on first start (must be writable then)"),
-        new("dtype", FlagKind.Enum, "auto", "element type a checkpoint --model is built in; auto is fp16 for --device cuda, else fp32") { Values = ["auto", "fp32", "fp16", "bf16"], Vllm = "--dtype" },
+        new("dtype", FlagKind.Enum, "auto", "element type a checkpoint --model is built in; auto is fp16 for --device cuda, else fp32") { Values = ["auto", "fp32", "fp16", "bf16", "int4"], Vllm = "--dtype" },
         new("chat-template", FlagKind.String, null, "Jinja file that sets or replaces the model's chat template") { Vllm = "--chat-template" },
         new("max-model-len", FlagKind.Int, "model's maximum", "longest sequence (prompt + completion); at most the model's max_position_embeddings") { Vllm = "--max-model-len" },
 

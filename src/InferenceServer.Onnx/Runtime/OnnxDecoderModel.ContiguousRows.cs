@@ -1,0 +1,82 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Steps of graphs with contiguous rows (GroupQueryAttention, the onnxruntime-genai contract; ADR 0006). ONNX
+/// Runtime's GroupQueryAttention refuses a batch of more than one row when the rows bring several new tokens over a
+/// past ("batch_size must be 1 when sequence_length &gt; 1 and past context is given"), so such a mixed step runs as
+/// one call for all the one-token rows (the decodes, batched) and one call per multi-token row (a prefill, or a chunk
+/// of one), the logits landing in the step's row order. Prefill-only steps (no past) and decode-only steps run whole.
+/// </summary>
+public sealed partial class OnnxDecoderModel
+{
+    private readonly ForwardBatch _part = new();
+    private float[] _partLogits = [];
+    private int[] _logitOffsets = new int[64];
+
+    /// <summary>Whether <paramref name="batch"/> must be split for GroupQueryAttention.</summary>
+    private bool NeedsSplit(ForwardBatch batch) =>
+        _contiguousRows && batch.RowCount > 1 && batch.MaxNewTokens > 1 && batch.MaxPastLength > 0;
+
+    /// <summary>Runs <paramref name="batch"/> as its one-token rows together, then each multi-token row alone.</summary>
+    private StepTiming ForwardSplit(ForwardBatch batch, PagedKvStore store, Span<float> logits)
+    {
+        var rows = batch.RowCount;
+        Grow(ref _logitOffsets, rows + 1);
+        _logitOffsets[0] = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            _logitOffsets[r + 1] = _logitOffsets[r] + batch.LogitRows(r);
+        }
+
+        var total = default(StepTiming);
+        _part.Clear();
+        for (var r = 0; r < rows; r++)
+        {
+            if (batch.Tokens(r).Length == 1)
+            {
+                _part.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
+            }
+        }
+
+        if (_part.RowCount > 0)
+        {
+            total = Add(total, RunPart(store, logits, batch, singleTokenRows: true, row: -1));
+        }
+
+        for (var r = 0; r < rows; r++)
+        {
+            if (batch.Tokens(r).Length > 1)
+            {
+                _part.Clear();
+                _part.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
+                total = Add(total, RunPart(store, logits, batch, singleTokenRows: false, row: r));
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>Runs <see cref="_part"/> and copies its logit rows to where the whole batch's rows put them.</summary>
+    private StepTiming RunPart(PagedKvStore store, Span<float> logits, ForwardBatch batch, bool singleTokenRows, int row)
+    {
+        var vocab = Spec.VocabularySize;
+        Grow(ref _partLogits, _part.LogitRowCount * vocab);
+        var timing = ForwardTimed(_part, store, _partLogits);
+        var source = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            var inPart = singleTokenRows ? batch.Tokens(r).Length == 1 : r == row;
+            var count = batch.LogitRows(r);
+            if (inPart && count > 0)
+            {
+                _partLogits.AsSpan(source * vocab, count * vocab).CopyTo(logits.Slice(_logitOffsets[r] * vocab, count * vocab));
+                source += count;
+            }
+        }
+
+        return timing;
+    }
+
+    private static StepTiming Add(StepTiming a, StepTiming b) => new(a.Gather + b.Gather, a.Run + b.Run, a.Scatter + b.Scatter);
+}
