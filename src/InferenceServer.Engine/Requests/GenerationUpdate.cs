@@ -30,6 +30,10 @@ namespace InferenceServer.Engine.Requests;
 /// <param name="Timestamp">When the scheduler released the update (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>, the clock of <see cref="TimeProvider.System"/>); 0 if unknown.</param>
 /// <param name="QueueTime">Time from submission to first scheduling, or to the end when never scheduled (final message).</param>
 /// <param name="TimeToFirstToken">Time from submission to the first token; null when none was generated (final message).</param>
+/// <param name="RequestFault">
+/// On a <see cref="FinishReason.Error"/>: the request itself caused it (its output constraint allowed no token, or
+/// exceeded its work budget), so the caller answers as for bad input (HTTP 400), not as for an engine fault.
+/// </param>
 public readonly record struct GenerationUpdate(
     int TokenId,
     string Text,
@@ -42,7 +46,8 @@ public readonly record struct GenerationUpdate(
     IReadOnlyList<TokenLogprobs?>? PromptLogprobs = null,
     long Timestamp = 0,
     TimeSpan QueueTime = default,
-    TimeSpan? TimeToFirstToken = null)
+    TimeSpan? TimeToFirstToken = null,
+    bool RequestFault = false)
 {
     /// <summary>True on the last message of a request.</summary>
     public bool IsFinal => Finish != FinishReason.None;

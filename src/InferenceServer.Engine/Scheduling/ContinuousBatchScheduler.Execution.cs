@@ -293,7 +293,7 @@ public sealed partial class ContinuousBatchScheduler
         catch (Exception ex)
         {
             Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
-            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}");
+            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}", requestFault: true);
             return false;
         }
 
@@ -308,7 +308,7 @@ public sealed partial class ContinuousBatchScheduler
         var reason = banned.IsEmpty
             ? "The output constraint allows no token at this point: every token is masked."
             : "The output constraint allows no token at this point: it allows only end-of-sequence or stop tokens, which min_tokens forbids yet.";
-        Complete(sequence, FinishReason.Error, FlushText(sequence), reason);
+        Complete(sequence, FinishReason.Error, FlushText(sequence), reason, requestFault: true);
         return false;
     }
 
@@ -323,7 +323,7 @@ public sealed partial class ContinuousBatchScheduler
         catch (Exception ex)
         {
             Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
-            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}");
+            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}", requestFault: true);
             return false;
         }
 
@@ -342,13 +342,13 @@ public sealed partial class ContinuousBatchScheduler
         return sequence.Stops.Stopped ? released : released + sequence.Stops.Flush();
     }
 
-    private void Complete(Sequence sequence, FinishReason reason, string text, string? error = null)
+    private void Complete(Sequence sequence, FinishReason reason, string text, string? error = null, bool requestFault = false)
     {
         _running.Remove(sequence);
-        Finish(sequence, reason, text, error);
+        Finish(sequence, reason, text, error, requestFault);
     }
 
-    private void Finish(Sequence sequence, FinishReason reason, string text, string? error)
+    private void Finish(Sequence sequence, FinishReason reason, string text, string? error, bool requestFault = false)
     {
         LeaveQueue(sequence);
         _kv.Release(sequence.Blocks);
@@ -378,7 +378,7 @@ public sealed partial class ContinuousBatchScheduler
             TraceFinished(sequence, reason, now);
         }
 
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp(), QueueTime: queueTime, TimeToFirstToken: timeToFirstToken);
+        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp(), QueueTime: queueTime, TimeToFirstToken: timeToFirstToken, RequestFault: requestFault);
         sequence.Output.TryWrite(update);
         sequence.Output.TryComplete();
     }

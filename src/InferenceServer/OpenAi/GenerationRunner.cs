@@ -265,11 +265,18 @@ internal static class GenerationRunner
     }
 
     /// <summary>
-    /// What a failed choice tells the caller: an engine fault is a 500 naming it; a deadline that expired is a 504
+    /// What a failed choice tells the caller: a failure of the request's own output constraint is a 400
+    /// <c>constraint_failed</c>; an engine fault is a 500 naming it; a deadline that expired is a 504
     /// <c>timeout</c> (gRPC maps DEADLINE_EXCEEDED the same way); otherwise the engine dropped it (stopping, unhealthy): 503.
     /// </summary>
     private static (int Status, string Message, string Type, string Code) Describe(GenerationUpdate final, Outcome outcome)
     {
+        if (final.Finish == FinishReason.Error && final.RequestFault)
+        {
+            // The request's own output constraint (a schema whose masks cost too much, or that allows no token here).
+            return (StatusCodes.Status400BadRequest, final.Error ?? "The output constraint failed.", "invalid_request_error", "constraint_failed");
+        }
+
         if (final.Finish == FinishReason.Error)
         {
             return (StatusCodes.Status500InternalServerError, final.Error ?? "The engine failed.", "server_error", "engine_error");

@@ -250,6 +250,7 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
         var failed = Final(readers[0]);
         Assert.Equal(FinishReason.Error, failed.Finish);
         Assert.Contains("MaxMaskWork", failed.Error, StringComparison.Ordinal);
+        Assert.True(failed.RequestFault);
         Assert.Equal(FinishReason.Length, Final(other).Finish);
         Assert.True(Scheduler.IsHealthy);
         Assert.Equal(0, Scheduler.UsedBlocks);
