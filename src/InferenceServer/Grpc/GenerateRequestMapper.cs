@@ -24,6 +24,39 @@ internal static class GenerateRequestMapper
     /// <summary>Most alternatives per position with logprobs (OpenAI's limit).</summary>
     public const int MaxTopLogprobs = 20;
 
+    /// <summary>Lowest <c>sampling.temperature</c> (greedy).</summary>
+    internal const double MinTemperature = 0;
+
+    /// <summary>Highest <c>sampling.temperature</c>, as OpenAI documents.</summary>
+    internal const double MaxTemperature = 2;
+
+    /// <summary>Highest <c>sampling.top_p</c>; the lowest is exclusive 0.</summary>
+    internal const double MaxTopP = 1;
+
+    /// <summary>Lowest <c>sampling.min_p</c> (off).</summary>
+    internal const double MinMinP = 0;
+
+    /// <summary>Highest <c>sampling.min_p</c>.</summary>
+    internal const double MaxMinP = 1;
+
+    /// <summary>Lowest <c>sampling.presence_penalty</c> and <c>sampling.frequency_penalty</c> (OpenAI's).</summary>
+    internal const double MinPenalty = -2;
+
+    /// <summary>Highest <c>sampling.presence_penalty</c> and <c>sampling.frequency_penalty</c> (OpenAI's).</summary>
+    internal const double MaxPenalty = 2;
+
+    /// <summary>Lowest <c>sampling.repetition_penalty</c>, as in the HTTP API.</summary>
+    internal const double MinRepetitionPenalty = 0.01;
+
+    /// <summary>Highest <c>sampling.repetition_penalty</c>, as in the HTTP API.</summary>
+    internal const double MaxRepetitionPenalty = 10;
+
+    /// <summary>Lowest value in <c>sampling.logit_bias</c> (OpenAI's).</summary>
+    internal const double MinLogitBias = -100;
+
+    /// <summary>Highest value in <c>sampling.logit_bias</c> (OpenAI's).</summary>
+    internal const double MaxLogitBias = 100;
+
     /// <summary>Validates <paramref name="request"/>; throws <see cref="global::Grpc.Core.RpcException"/> on the first problem.</summary>
     public static ValidatedGenerateRequest Map(V1.GenerateRequest request, ServedModel model)
     {
@@ -69,18 +102,18 @@ internal static class GenerateRequestMapper
         }
 
         var vocab = model.Spec.VocabularySize;
-        var temperature = sampling.HasTemperature ? Range("sampling.temperature", sampling.Temperature, 0, 2) : 1.0;
-        var topP = sampling.HasTopP ? Range("sampling.top_p", sampling.TopP, double.Epsilon, 1, "in (0, 1]") : 1.0;
+        var temperature = sampling.HasTemperature ? Range("sampling.temperature", sampling.Temperature, MinTemperature, MaxTemperature) : 1.0;
+        var topP = sampling.HasTopP ? Range("sampling.top_p", sampling.TopP, double.Epsilon, MaxTopP, $"in (0, {MaxTopP}]") : 1.0;
         var topK = sampling.HasTopK ? sampling.TopK : 0;
         if (topK < -1 || topK > vocab)
         {
             throw GrpcErrors.InvalidArgument("sampling.top_k", $"must be between -1 and the vocabulary size {vocab} (0 or -1: off); got {topK}.");
         }
 
-        var minP = sampling.HasMinP ? Range("sampling.min_p", sampling.MinP, 0, 1) : 0;
-        var presence = sampling.HasPresencePenalty ? Range("sampling.presence_penalty", sampling.PresencePenalty, -2, 2) : 0;
-        var frequency = sampling.HasFrequencyPenalty ? Range("sampling.frequency_penalty", sampling.FrequencyPenalty, -2, 2) : 0;
-        var repetition = sampling.HasRepetitionPenalty ? Range("sampling.repetition_penalty", sampling.RepetitionPenalty, 0.01, 10, "in [0.01, 10]") : 1;
+        var minP = sampling.HasMinP ? Range("sampling.min_p", sampling.MinP, MinMinP, MaxMinP) : 0;
+        var presence = sampling.HasPresencePenalty ? Range("sampling.presence_penalty", sampling.PresencePenalty, MinPenalty, MaxPenalty) : 0;
+        var frequency = sampling.HasFrequencyPenalty ? Range("sampling.frequency_penalty", sampling.FrequencyPenalty, MinPenalty, MaxPenalty) : 0;
+        var repetition = sampling.HasRepetitionPenalty ? Range("sampling.repetition_penalty", sampling.RepetitionPenalty, MinRepetitionPenalty, MaxRepetitionPenalty, $"in [{MinRepetitionPenalty}, {MaxRepetitionPenalty}]") : 1;
         Dictionary<int, float>? logitBias = null;
         foreach (var (token, bias) in sampling.LogitBias)
         {
@@ -90,7 +123,7 @@ internal static class GenerateRequestMapper
             }
 
             logitBias ??= [];
-            logitBias[(int)token] = (float)Range("sampling.logit_bias", bias, -100, 100);
+            logitBias[(int)token] = (float)Range("sampling.logit_bias", bias, MinLogitBias, MaxLogitBias);
         }
 
         if (sampling.HasTopLogprobs && sampling.TopLogprobs > MaxTopLogprobs)
