@@ -116,9 +116,8 @@ public sealed class ServerCommandLineTests
     [InlineData("metrics-require-key", "Bool")]
     [InlineData("grpc-max-message-size", "Size")]
     [InlineData("attention-device", "Repeatable")]
-    [InlineData("host-kv-cache-memory", "Size")]
     [InlineData("liveness-stall-timeout", "Seconds")]
-    public void FlagsOfOtherBranches_AreInTheTable(string name, string kind)
+    public void FlagsOfTheHardeningDeploymentAndOffloadingWork_AreInTheTable(string name, string kind)
         => Assert.Equal(kind, ServerFlags.Find(name)?.Kind.ToString());
 
     [Fact]
