@@ -14,44 +14,44 @@ namespace InferenceServer.Builder;
 public static class ModelBuilder
 {
     /// <summary>The graph file name.</summary>
-    public const string GraphFileName = "model.onnx";
+    internal const string GraphFileName = "model.onnx";
 
     /// <summary>The external-data file name.</summary>
-    public const string DataFileName = "model.onnx.data";
+    internal const string DataFileName = "model.onnx.data";
 
     /// <summary>The metadata file name.</summary>
-    public const string GenAiConfigFileName = "genai_config.json";
+    internal const string GenAiConfigFileName = "genai_config.json";
 
     /// <summary>The qualified op type of the per-layer attention nodes of the dense (fp32) graph.</summary>
-    public const string AttentionOp = "ai.onnx." + DecoderGraphBuilder.AttentionOpType;
+    internal const string AttentionOp = "ai.onnx." + DecoderGraphBuilder.AttentionOpType;
 
     /// <summary>The qualified op type of the per-layer attention nodes of the paged (fp16/bf16, CUDA) graph.</summary>
-    public const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
+    internal const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
 
     /// <summary>The qualified op type of the per-layer attention nodes of the GenAI-contract graph (<c>--graph genai</c>).</summary>
-    public const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
+    internal const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
 
     /// <summary>The GenAI-contract graph (ADR 0006): <c>GroupQueryAttention</c>, contiguous past/present rows, fp32 or int4, CPU.</summary>
-    public const string GenAiGraph = DecoderGraphBuilder.GenAiGraph;
+    internal const string GenAiGraph = DecoderGraphBuilder.GenAiGraph;
 
     /// <summary>The <c>model.onnx</c> metadata key naming the graph flavor (<see cref="DenseGraph"/> or <see cref="PagedGraph"/>).</summary>
-    public const string GraphMetadataKey = "inferenceserver.graph";
+    internal const string GraphMetadataKey = "inferenceserver.graph";
 
     /// <summary>The <c>model.onnx</c> metadata key naming the element type (<c>fp32</c>, <c>fp16</c>, <c>bf16</c>).</summary>
-    public const string DTypeMetadataKey = "inferenceserver.dtype";
+    internal const string DTypeMetadataKey = "inferenceserver.dtype";
 
     /// <summary>The dense graph (ADR 0002): ONNX <c>Attention</c>, past/present KV tensors, fp32, CPU or CUDA.</summary>
-    public const string DenseGraph = "dense-v1";
+    internal const string DenseGraph = "dense-v1";
 
     /// <summary>The paged graph (ADR 0003): <c>com.microsoft.PagedAttention</c> over device block pools, fp16/bf16, CUDA only.</summary>
-    public const string PagedGraph = DecoderGraphBuilder.PagedGraph;
+    internal const string PagedGraph = DecoderGraphBuilder.PagedGraph;
 
     /// <summary>The <c>inferenceserver.graph</c> metadata of split segment graphs (ADR 0005).</summary>
-    public const string SplitGraph = "split-v1";
+    internal const string SplitGraph = "split-v1";
 
 
     /// <summary>The file name of split segment <c>s</c> (ADR 0005): <c>segment.{s}.onnx</c>.</summary>
-    public static string SegmentFileName(int segment) => "segment." + segment.ToString(CultureInfo.InvariantCulture) + ".onnx";
+    internal static string SegmentFileName(int segment) => "segment." + segment.ToString(CultureInfo.InvariantCulture) + ".onnx";
 
     /// <summary>The checkpoint files copied to the output as they are, when present.</summary>
     private static readonly string[] CopiedFiles =
@@ -178,10 +178,10 @@ public static class ModelBuilder
     }
 
     /// <summary>The graph flavor <paramref name="dtype"/> builds: <see cref="DenseGraph"/> for fp32, else <see cref="PagedGraph"/>.</summary>
-    public static string GraphFor(string dtype) => dtype == "fp32" ? DenseGraph : PagedGraph;
+    internal static string GraphFor(string dtype) => dtype == "fp32" ? DenseGraph : PagedGraph;
 
     /// <summary>As <see cref="GraphFor(string)"/>, with int4 following the device: dense on cpu, paged on cuda.</summary>
-    public static string GraphFor(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? PagedGraph : DenseGraph) : GraphFor(dtype);
+    internal static string GraphFor(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? PagedGraph : DenseGraph) : GraphFor(dtype);
 
     /// <summary>The activation (and KV) element type of <paramref name="dtype"/> on <paramref name="device"/>: int4 runs fp32 on cpu, fp16 on cuda.</summary>
     private static string ActivationDType(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? "fp16" : "fp32") : dtype;

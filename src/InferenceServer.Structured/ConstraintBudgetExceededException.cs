@@ -7,7 +7,7 @@ namespace InferenceServer.Structured;
 /// <see cref="JsonTokenConstraint.MaskLogits"/>; the engine then ends that sequence alone with an error, and the
 /// constraint must not be used again.
 /// </summary>
-public sealed class ConstraintBudgetExceededException : Exception
+internal sealed class ConstraintBudgetExceededException : Exception
 {
     /// <summary>Creates the exception for a budget of <paramref name="budget"/> work units.</summary>
     /// <param name="budget">The budget that was exceeded.</param>

@@ -19,7 +19,7 @@ namespace InferenceServer.Structured;
 public sealed class JsonGrammar
 {
     /// <summary>The most consecutive whitespace characters (space, tab, CR, LF) accepted anywhere: 2.</summary>
-    public const int MaxWhitespaceRun = 2;
+    internal const int MaxWhitespaceRun = 2;
 
     private static readonly Lazy<JsonGrammar> AnyObjectGrammar = new(() => new JsonGrammar(SchemaCompiler.AnyObject(), SchemaLimits.Default));
 
@@ -72,7 +72,7 @@ public sealed class JsonGrammar
     /// <returns>The grammar, or null for plain text.</returns>
     /// <exception cref="SchemaNotSupportedException">The schema uses a keyword that is not enforced.</exception>
     /// <exception cref="ArgumentException">The object is malformed; the message names the field.</exception>
-    public static JsonGrammar? FromResponseFormat(JsonElement responseFormat)
+    internal static JsonGrammar? FromResponseFormat(JsonElement responseFormat)
     {
         if (responseFormat.ValueKind != JsonValueKind.Object
             || !responseFormat.TryGetProperty("type", out JsonElement type) || type.ValueKind != JsonValueKind.String)

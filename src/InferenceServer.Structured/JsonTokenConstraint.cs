@@ -54,7 +54,7 @@ public sealed class JsonTokenConstraint
     }
 
     /// <summary>Whether the output so far is a complete document (end-of-sequence is allowed).</summary>
-    public bool IsComplete
+    internal bool IsComplete
     {
         get
         {
@@ -123,7 +123,7 @@ public sealed class JsonTokenConstraint
 
     /// <summary>Whether <paramref name="tokenId"/> may come next (what <see cref="MaskLogits"/> leaves).</summary>
     /// <param name="tokenId">A token id.</param>
-    public bool IsAllowed(int tokenId)
+    internal bool IsAllowed(int tokenId)
     {
         if ((uint)tokenId >= (uint)_vocabulary.Size || _ended)
         {

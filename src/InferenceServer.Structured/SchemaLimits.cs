@@ -15,7 +15,7 @@ public sealed record SchemaLimits
     public static SchemaLimits Default { get; } = new();
 
     /// <summary>The most bytes of the schema's JSON text. Default 256 KiB.</summary>
-    public int MaxSchemaBytes { get; init; } = 256 * 1024;
+    internal int MaxSchemaBytes { get; init; } = 256 * 1024;
 
     /// <summary>
     /// How deeply schemas may nest inside one another through <c>properties</c>, <c>items</c>, <c>anyOf</c> and the
@@ -25,29 +25,29 @@ public sealed record SchemaLimits
     public int MaxNesting { get; init; } = 64;
 
     /// <summary>The most compiled grammar nodes (about one per schema, type and <c>$ref</c>). Default 10,000.</summary>
-    public int MaxNodes { get; init; } = 10_000;
+    internal int MaxNodes { get; init; } = 10_000;
 
     /// <summary>
     /// The most bytes of fixed text: the serialized <c>enum</c> and <c>const</c> values and the property names, over the
     /// whole schema. Default 128 KiB (OpenAI allows 120,000 characters).
     /// </summary>
-    public int MaxLiteralBytes { get; init; } = 128 * 1024;
+    internal int MaxLiteralBytes { get; init; } = 128 * 1024;
 
     /// <summary>
     /// The most distinct alternatives one <c>anyOf</c>/<c>oneOf</c>/<c>$ref</c>/type-list union may expand to once its
     /// nested unions are flattened. It bounds the work of starting a value while masking. Default 512.
     /// </summary>
-    public int MaxUnionAlternatives { get; init; } = 512;
+    internal int MaxUnionAlternatives { get; init; } = 512;
 
     /// <summary>The most flattened union alternatives over the whole schema (memory of the expansion). Default 65,536.</summary>
-    public int MaxTotalAlternatives { get; init; } = 65_536;
+    internal int MaxTotalAlternatives { get; init; } = 65_536;
 
     /// <summary>The most time compiling may take (checked as it goes). Default 2 seconds.</summary>
-    public TimeSpan CompileTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    internal TimeSpan CompileTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// The most matcher work (byte steps and union alternatives tried) one mask may take; past it the sequence fails with
     /// <see cref="ConstraintBudgetExceededException"/>. Default 2^25, a few tens of milliseconds of one core.
     /// </summary>
-    public long MaxMaskWork { get; init; } = 1L << 25;
+    internal long MaxMaskWork { get; init; } = 1L << 25;
 }

@@ -20,8 +20,8 @@ public sealed class SchemaNotSupportedException : Exception
     }
 
     /// <summary>The unsupported keyword.</summary>
-    public string Keyword { get; }
+    internal string Keyword { get; }
 
     /// <summary>Where the keyword is, as a JSON pointer fragment (<c>#</c> is the schema's root).</summary>
-    public string SchemaPath { get; }
+    internal string SchemaPath { get; }
 }

@@ -46,7 +46,7 @@ public sealed class ChatTemplate
     /// <returns>The rendered text.</returns>
     /// <exception cref="ChatTemplateException">The template raised (<c>raise_exception</c>), an operation failed as it
     /// would in Jinja2, or a limit was exceeded; <see cref="ChatTemplateException.Kind"/> says which.</exception>
-    public string Render(ChatTemplateContext context)
+    internal string Render(ChatTemplateContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var state = new RenderState(context.Options);

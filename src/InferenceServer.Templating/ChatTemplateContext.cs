@@ -10,7 +10,7 @@ namespace InferenceServer.Templating;
 /// <c>tools</c>, extra keyword arguments...). JSON values are converted once into the engine's Python-like values,
 /// keeping object key order. A context is not thread-safe; build one per render.
 /// </summary>
-public sealed class ChatTemplateContext
+internal sealed class ChatTemplateContext
 {
     private readonly Dictionary<string, object?> _variables = new(StringComparer.Ordinal);
 

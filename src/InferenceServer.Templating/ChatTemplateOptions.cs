@@ -12,11 +12,11 @@ public sealed class ChatTemplateOptions
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>The most loop iterations one render may run, over all loops. Default: 1,000,000.</summary>
-    public long MaxLoopIterations { get; init; } = 1_000_000;
+    internal long MaxLoopIterations { get; init; } = 1_000_000;
 
     /// <summary>The most characters one render (or one captured block) may produce. Default: 16,777,216.</summary>
-    public int MaxOutputLength { get; init; } = 16 * 1024 * 1024;
+    internal int MaxOutputLength { get; init; } = 16 * 1024 * 1024;
 
     /// <summary>How deep macro calls may nest (recursion guard). Default: 64.</summary>
-    public int MaxCallDepth { get; init; } = 64;
+    internal int MaxCallDepth { get; init; } = 64;
 }

@@ -32,10 +32,10 @@ public sealed class ChatTemplateSet
     }
 
     /// <summary>The template names: <c>default</c> for a single template, else the names of the list form.</summary>
-    public IReadOnlyCollection<string> TemplateNames => _templates.Keys;
+    internal IReadOnlyCollection<string> TemplateNames => _templates.Keys;
 
     /// <summary>The special tokens passed to the template (<c>bos_token</c> → text...), without those that are null.</summary>
-    public IReadOnlyDictionary<string, string> SpecialTokens => _specialTokens;
+    internal IReadOnlyDictionary<string, string> SpecialTokens => _specialTokens;
 
     /// <summary>Reads the chat template(s) and special tokens of a <c>tokenizer_config.json</c>.</summary>
     /// <param name="tokenizerConfigJson">The file's text.</param>

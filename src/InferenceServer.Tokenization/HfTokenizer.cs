@@ -103,7 +103,7 @@ public sealed class HfTokenizer
     /// <param name="sourceName">The name used for the source in error messages (usually the file name).</param>
     /// <returns>The tokenizer.</returns>
     /// <exception cref="TokenizerLoadException">The JSON is invalid or declares an unsupported component.</exception>
-    public static HfTokenizer FromJson(string json, string sourceName)
+    internal static HfTokenizer FromJson(string json, string sourceName)
     {
         ArgumentNullException.ThrowIfNull(json);
         ArgumentNullException.ThrowIfNull(sourceName);
@@ -219,7 +219,7 @@ public sealed class HfTokenizer
 
     /// <summary>Returns the id of a token string (added tokens first, then the model vocabulary), or null.</summary>
     /// <param name="token">The token string, as it appears in tokenizer.json (byte-level characters for BPE tokens).</param>
-    public int? TokenToId(string token)
+    internal int? TokenToId(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
         if (_addedTokenIds.TryGetValue(token, out int added))

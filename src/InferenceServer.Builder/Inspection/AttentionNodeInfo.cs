@@ -8,4 +8,4 @@ namespace InferenceServer.Builder.Inspection;
 /// <param name="KvHeads">Key/value heads (<c>kv_num_heads</c>), or 0 when the node does not say.</param>
 /// <param name="PastKey">The past-key input it reads (a graph input or a value computed from one), or empty.</param>
 /// <param name="PresentKey">The present-key output it writes, or empty.</param>
-public sealed record AttentionNodeInfo(string Name, string OpType, long QueryHeads, long KvHeads, string PastKey, string PresentKey);
+internal sealed record AttentionNodeInfo(string Name, string OpType, long QueryHeads, long KvHeads, string PastKey, string PresentKey);

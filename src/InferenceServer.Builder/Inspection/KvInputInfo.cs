@@ -8,7 +8,7 @@ namespace InferenceServer.Builder.Inspection;
 /// <param name="ValueHeads">Heads of the cached value.</param>
 /// <param name="ValueWidth">Width of the cached value.</param>
 /// <param name="ElementBytes">Bytes per element (4 for fp32, 2 for fp16/bf16).</param>
-public sealed record KvInputInfo(int Index, long KeyHeads, long KeyWidth, long ValueHeads, long ValueWidth, int ElementBytes)
+internal sealed record KvInputInfo(int Index, long KeyHeads, long KeyWidth, long ValueHeads, long ValueWidth, int ElementBytes)
 {
     /// <summary>Cache bytes one token costs at this index.</summary>
     public long BytesPerToken => ((KeyHeads * KeyWidth) + (ValueHeads * ValueWidth)) * ElementBytes;

@@ -2,7 +2,7 @@
 namespace InferenceServer.Builder.Inspection;
 
 /// <summary>What <see cref="ModelInspector"/> reads from a decoder graph.</summary>
-public sealed record ModelInspection
+internal sealed record ModelInspection
 {
     /// <summary>The graph file.</summary>
     public required string Path { get; init; }

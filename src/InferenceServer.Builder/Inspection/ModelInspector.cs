@@ -8,7 +8,7 @@ namespace InferenceServer.Builder.Inspection;
 /// Reads a decoder graph's protobuf (not its weights) and reports its KV layout, fused attention nodes, parameter
 /// count and ops: the <c>inspect</c> command's data. Works on built graphs and on Optimum exports alike.
 /// </summary>
-public static class ModelInspector
+internal static class ModelInspector
 {
     private static readonly HashSet<string> AttentionOps = new(StringComparer.Ordinal)
     {

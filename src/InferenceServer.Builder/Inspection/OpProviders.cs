@@ -5,7 +5,7 @@ namespace InferenceServer.Builder.Inspection;
 /// Which ONNX Runtime execution providers run an op type, from a small static table (this project does not load ONNX
 /// Runtime): the ops the builder and the usual exports use. The CPU provider has these ops' fp32 kernels only.
 /// </summary>
-public static class OpProviders
+internal static class OpProviders
 {
     /// <summary>Said of ops that run on the CPU and CUDA providers.</summary>
     public const string CpuAndCuda = "CPU+CUDA";

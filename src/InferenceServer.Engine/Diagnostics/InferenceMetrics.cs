@@ -103,7 +103,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     }
 
     /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>
-    public void Attach(ContinuousBatchScheduler scheduler)
+    internal void Attach(ContinuousBatchScheduler scheduler)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         _model = new KeyValuePair<string, object?>("model_name", scheduler.Model.Name);
@@ -111,10 +111,10 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     }
 
     /// <summary>Whether the inter-token histogram has a listener (checked once per step before timing tokens).</summary>
-    public bool InterTokenLatencyEnabled => _interTokenLatency.Enabled;
+    internal bool InterTokenLatencyEnabled => _interTokenLatency.Enabled;
 
     /// <summary>Records one inter-token gap; per-token path, allocation-free.</summary>
-    public void RecordInterTokenLatency(double seconds)
+    internal void RecordInterTokenLatency(double seconds)
     {
         if (_interTokenLatency.Enabled)
         {
@@ -123,7 +123,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     }
 
     /// <summary>Records the tokens one engine step computed (prompt chunks and decoded tokens); per-step path, allocation-free.</summary>
-    public void RecordIterationTokens(int tokens)
+    internal void RecordIterationTokens(int tokens)
     {
         if (_iterationTokens.Enabled)
         {

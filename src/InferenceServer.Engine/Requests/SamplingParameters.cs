@@ -77,10 +77,10 @@ public sealed record SamplingParameters
         => choices > 1 && Seed is { } seed ? this with { Seed = unchecked(seed + choice) } : this;
 
     /// <summary>True when sampling reduces to argmax.</summary>
-    public bool IsGreedy => Temperature <= 0 || TopK == 1;
+    internal bool IsGreedy => Temperature <= 0 || TopK == 1;
 
     /// <summary>True when any of the three penalties is on.</summary>
-    public bool HasPenalties => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1.0;
+    internal bool HasPenalties => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1.0;
 
     /// <summary>
     /// Throws <see cref="ArgumentException"/> naming the parameter when a value cannot be applied to a model of

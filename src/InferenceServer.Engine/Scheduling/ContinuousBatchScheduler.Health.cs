@@ -19,10 +19,10 @@ public sealed partial class ContinuousBatchScheduler
     private volatile bool _loopFailed;
 
     /// <summary>Sequences accepted and not yet admitted to the batch (the bounded queue's length).</summary>
-    public int QueuedRequests => Volatile.Read(ref _queuedRequests);
+    internal int QueuedRequests => Volatile.Read(ref _queuedRequests);
 
     /// <summary>Prompt tokens of <see cref="QueuedRequests"/>.</summary>
-    public long QueuedTokens => Interlocked.Read(ref _queuedTokens);
+    internal long QueuedTokens => Interlocked.Read(ref _queuedTokens);
 
     /// <summary>
     /// True when the queue is at either bound, so a new request would be refused: a cheap check for callers to make

@@ -98,22 +98,22 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     public int BlockSize => _options.BlockSize;
 
     /// <summary>Whether full blocks are shared between prompts with the same prefix (<c>--enable-prefix-caching</c>).</summary>
-    public bool PrefixCachingEnabled => _options.EnablePrefixCaching;
+    internal bool PrefixCachingEnabled => _options.EnablePrefixCaching;
 
     /// <summary>KV blocks in the pool.</summary>
-    public int TotalBlocks => _kv.BlockCount;
+    internal int TotalBlocks => _kv.BlockCount;
 
     /// <summary>KV blocks owned by sequences right now (read from any thread; updated by the loop).</summary>
-    public int UsedBlocks => Volatile.Read(ref _usedBlocks);
+    internal int UsedBlocks => Volatile.Read(ref _usedBlocks);
 
     /// <summary>Requests admitted or waiting but not finished.</summary>
     public int ActiveRequests => Volatile.Read(ref _activeCount);
 
     /// <summary>Requests in the running batch (admitted, prefilling or decoding), as of the last step.</summary>
-    public int RunningRequests => Volatile.Read(ref _runningCount);
+    internal int RunningRequests => Volatile.Read(ref _runningCount);
 
     /// <summary>Requests submitted but not yet admitted to the running batch (queued or preempted).</summary>
-    public int WaitingRequests => Math.Max(0, ActiveRequests - RunningRequests);
+    internal int WaitingRequests => Math.Max(0, ActiveRequests - RunningRequests);
 
     /// <summary>Time since the loop last made progress (finished a step, or found nothing to do).</summary>
     public TimeSpan SinceLastProgress => _time.GetElapsedTime(Interlocked.Read(ref _lastProgressAt));
@@ -137,25 +137,25 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     public bool IsHealthy => Volatile.Read(ref _consecutiveFailures) < _options.MaxConsecutiveStepFailures && !_loopFailed;
 
     /// <summary>Model steps that failed in a row (0 after any success).</summary>
-    public int ConsecutiveStepFailures => Volatile.Read(ref _consecutiveFailures);
+    internal int ConsecutiveStepFailures => Volatile.Read(ref _consecutiveFailures);
 
     private int _usedBlocks;
     private long _preemptions;
 
     /// <summary>Sequences preempted (blocks freed, recomputed later) since start.</summary>
-    public long Preemptions => Interlocked.Read(ref _preemptions);
+    internal long Preemptions => Interlocked.Read(ref _preemptions);
 
     /// <summary>Prefix-cache lookups since start, in blocks (read on the loop's thread or when idle).</summary>
-    public long PrefixCacheQueries => _kv.PrefixQueries;
+    internal long PrefixCacheQueries => _kv.PrefixQueries;
 
     /// <summary>Prefix-cache hits since start, in blocks.</summary>
-    public long PrefixCacheHits => _kv.PrefixHits;
+    internal long PrefixCacheHits => _kv.PrefixHits;
 
     /// <summary>Prefix-cache lookups since start, in tokens (blocks times the block size), as vLLM counts them.</summary>
-    public long PrefixCacheQueryTokens => _kv.PrefixQueries * _kv.BlockSize;
+    internal long PrefixCacheQueryTokens => _kv.PrefixQueries * _kv.BlockSize;
 
     /// <summary>Prefix-cache hits since start, in tokens.</summary>
-    public long PrefixCacheHitTokens => _kv.PrefixHits * _kv.BlockSize;
+    internal long PrefixCacheHitTokens => _kv.PrefixHits * _kv.BlockSize;
 
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();

@@ -15,37 +15,37 @@ public sealed record DecoderIo
     public static DecoderIo Optimum { get; } = new();
 
     /// <summary>Token ids, int64 [batch, sequence].</summary>
-    public string InputIds { get; init; } = "input_ids";
+    internal string InputIds { get; init; } = "input_ids";
 
     /// <summary>The attention mask, int64 [batch, total].</summary>
-    public string AttentionMask { get; init; } = "attention_mask";
+    internal string AttentionMask { get; init; } = "attention_mask";
 
     /// <summary>Positions, int64 [batch, sequence]; optional in the graph.</summary>
-    public string PositionIds { get; init; } = "position_ids";
+    internal string PositionIds { get; init; } = "position_ids";
 
     /// <summary>
     /// GroupQueryAttention's per-row last index (int32 [batch]) when the graph takes it as an input rather than computing
     /// it from the mask; fed only if the graph has an input of this name.
     /// </summary>
-    public string SeqlensK { get; init; } = "seqlens_k";
+    internal string SeqlensK { get; init; } = "seqlens_k";
 
     /// <summary>GroupQueryAttention's total length (int32 scalar) when the graph takes it; fed only if the graph has it.</summary>
-    public string TotalSequenceLength { get; init; } = "total_sequence_length";
+    internal string TotalSequenceLength { get; init; } = "total_sequence_length";
 
     /// <summary>The per-layer past key input, with <c>%d</c>.</summary>
-    public string PastKeyNames { get; init; } = "past_key_values.%d.key";
+    internal string PastKeyNames { get; init; } = "past_key_values.%d.key";
 
     /// <summary>The per-layer past value input, with <c>%d</c>.</summary>
-    public string PastValueNames { get; init; } = "past_key_values.%d.value";
+    internal string PastValueNames { get; init; } = "past_key_values.%d.value";
 
     /// <summary>The logits output, float32 [batch, sequence, vocab].</summary>
-    public string Logits { get; init; } = "logits";
+    internal string Logits { get; init; } = "logits";
 
     /// <summary>The per-layer present key output, with <c>%d</c>.</summary>
-    public string PresentKeyNames { get; init; } = "present.%d.key";
+    internal string PresentKeyNames { get; init; } = "present.%d.key";
 
     /// <summary>The per-layer present value output, with <c>%d</c>.</summary>
-    public string PresentValueNames { get; init; } = "present.%d.value";
+    internal string PresentValueNames { get; init; } = "present.%d.value";
 
     /// <summary>
     /// Whether each row's KV is contiguous from time 0 (GroupQueryAttention: row b's new tokens land right after its own

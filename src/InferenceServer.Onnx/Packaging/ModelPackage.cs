@@ -39,7 +39,7 @@ public sealed class ModelPackage
     public string GraphPath { get; }
 
     /// <summary>Full path of <c>tokenizer.json</c>, or null for a token-only model.</summary>
-    public string? TokenizerPath { get; }
+    internal string? TokenizerPath { get; }
 
     /// <summary>Full path of <c>tokenizer_config.json</c>, if present.</summary>
     public string? TokenizerConfigPath { get; }

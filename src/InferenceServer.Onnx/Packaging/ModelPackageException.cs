@@ -19,5 +19,5 @@ public sealed class ModelPackageException : Exception
     public string File { get; }
 
     /// <summary>What is wrong with it.</summary>
-    public string Problem { get; }
+    internal string Problem { get; }
 }

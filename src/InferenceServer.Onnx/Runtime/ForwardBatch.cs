@@ -18,22 +18,22 @@ public sealed class ForwardBatch
     private int[] _argmax = new int[16];
 
     /// <summary>Rows in this step.</summary>
-    public int RowCount { get; private set; }
+    internal int RowCount { get; private set; }
 
     /// <summary>
     /// Vocabulary-sized logit rows the step returns: one per row that wants its last position, one per new token for
     /// rows that want all positions.
     /// </summary>
-    public int LogitRowCount { get; private set; }
+    internal int LogitRowCount { get; private set; }
 
     /// <summary>New tokens across all rows.</summary>
-    public int TokenCount => _tokenOffsets[RowCount];
+    internal int TokenCount => _tokenOffsets[RowCount];
 
     /// <summary>Largest number of new tokens in one row.</summary>
-    public int MaxNewTokens { get; private set; }
+    internal int MaxNewTokens { get; private set; }
 
     /// <summary>Largest number of cached tokens in one row.</summary>
-    public int MaxPastLength { get; private set; }
+    internal int MaxPastLength { get; private set; }
 
     /// <summary>
     /// Whether the caller needs the logit rows' distributions. False when every row that returns logits only needs its
@@ -154,19 +154,19 @@ public sealed class ForwardBatch
     public ReadOnlySpan<int> Tokens(int row) => _tokens.AsSpan(_tokenOffsets[row], _tokenOffsets[row + 1] - _tokenOffsets[row]);
 
     /// <summary>The block table of <paramref name="row"/>.</summary>
-    public ReadOnlySpan<int> BlockTable(int row) => _blocks.AsSpan(_blockOffsets[row], _blockOffsets[row + 1] - _blockOffsets[row]);
+    internal ReadOnlySpan<int> BlockTable(int row) => _blocks.AsSpan(_blockOffsets[row], _blockOffsets[row + 1] - _blockOffsets[row]);
 
     /// <summary>Tokens of <paramref name="row"/> already in the cache.</summary>
-    public int PastLength(int row) => _pastLengths[row];
+    internal int PastLength(int row) => _pastLengths[row];
 
     /// <summary>Whether <paramref name="row"/> returns any logits.</summary>
-    public bool WantsLogits(int row) => _logits[row] != RowLogits.None;
+    internal bool WantsLogits(int row) => _logits[row] != RowLogits.None;
 
     /// <summary>Which positions of <paramref name="row"/> return logits.</summary>
-    public RowLogits Logits(int row) => _logits[row];
+    internal RowLogits Logits(int row) => _logits[row];
 
     /// <summary>Logit rows <paramref name="row"/> returns: 0, 1, or its new-token count.</summary>
-    public int LogitRows(int row) => _logits[row] switch
+    internal int LogitRows(int row) => _logits[row] switch
     {
         RowLogits.Last => 1,
         RowLogits.All => _tokenOffsets[row + 1] - _tokenOffsets[row],
@@ -174,7 +174,7 @@ public sealed class ForwardBatch
     };
 
     /// <summary>The sequence of <paramref name="row"/>, or -1.</summary>
-    public long SequenceId(int row) => _sequenceIds[row];
+    internal long SequenceId(int row) => _sequenceIds[row];
 
     private void EnsureRows(int rows)
     {

@@ -13,8 +13,8 @@ namespace InferenceServer.Onnx.Runtime;
 public sealed record LayerKvSpec(int Layer, int KeyHeads, int KeyWidth, int ValueHeads, int ValueWidth)
 {
     /// <summary>Floats cached per token for the key tensor.</summary>
-    public int KeyFloatsPerToken => KeyHeads * KeyWidth;
+    internal int KeyFloatsPerToken => KeyHeads * KeyWidth;
 
     /// <summary>Floats cached per token for the value tensor.</summary>
-    public int ValueFloatsPerToken => ValueHeads * ValueWidth;
+    internal int ValueFloatsPerToken => ValueHeads * ValueWidth;
 }

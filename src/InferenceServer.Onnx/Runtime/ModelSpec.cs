@@ -19,7 +19,7 @@ public sealed record ModelSpec
     public required string ElementType { get; init; }
 
     /// <summary>Bytes of one cached element of <see cref="ElementType"/>.</summary>
-    public int KvElementBytes => ElementType is "float16" or "bfloat16" ? 2 : sizeof(float);
+    internal int KvElementBytes => ElementType is "float16" or "bfloat16" ? 2 : sizeof(float);
 
     /// <summary>Bytes of KV cache one token occupies across all layers.</summary>
     public long KvBytesPerToken

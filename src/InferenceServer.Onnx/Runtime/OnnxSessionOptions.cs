@@ -42,7 +42,7 @@ public sealed class OnnxSessionOptions
     public IReadOnlyList<string> AttentionDevices { get; set; } = [];
 
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
-    public string GraphOptimization { get; set; } = "all";
+    internal string GraphOptimization { get; set; } = "all";
 
     /// <summary>
     /// When set, ONNX Runtime writes a trace of every operator it runs to <c>&lt;prefix&gt;_&lt;time&gt;.json</c> when the

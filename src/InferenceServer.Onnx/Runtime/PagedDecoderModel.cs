@@ -12,7 +12,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// block pools addressed by <c>block_table</c>, logits only for <c>logits_indices</c> and their argmax as
 /// <c>next_tokens</c>. It runs on the CUDA execution provider only; <see cref="PagedDeviceRunner"/> keeps the pools on the device.
 /// </summary>
-public sealed class PagedDecoderModel : IDecoderModel
+internal sealed class PagedDecoderModel : IDecoderModel
 {
     internal const string InputIds = "input_ids";
     internal const string CumulativeSequenceLength = "cumulative_sequence_length";

@@ -10,7 +10,7 @@ namespace InferenceServer.Hosting;
 /// inspected or run by other runtimes (bench/run-cpu.sh gives it to onnxruntime-genai with <c>GENAI_GRAPH=rewritten</c>).
 /// The other files of the folder (configuration, tokenizer, external weights) are copied beside it.
 /// </summary>
-public static class RewriteCommand
+internal static class RewriteCommand
 {
     /// <summary>The usage line.</summary>
     public const string Usage = "usage: InferenceServer rewrite <model folder> --out <folder>";
