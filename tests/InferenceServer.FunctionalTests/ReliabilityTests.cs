@@ -225,6 +225,10 @@ public sealed class ReliabilityTests
 
         // Bad values are 400s.
         Assert.Equal("timeout", (await PostErrorAsync(s.Server.Http, "/v1/completions", Json("""{"prompt":"x","timeout":-1}"""))).Error.GetProperty("param").GetString());
+        // A positive timeout too short to represent (a denormal, found by the overflow fuzz) is bad input, not a 504.
+        var (tinyStatus, tinyError, _) = await PostErrorAsync(s.Server.Http, "/v1/chat/completions", Json("""{"messages":[{"role":"user","content":"hi"}],"timeout":4.9e-324}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, tinyStatus);
+        Assert.Equal("timeout", tinyError.GetProperty("param").GetString());
         Assert.Equal(HttpStatusCode.BadRequest, (await PostErrorAsync(s.Server.Http, "/v1/completions", Json("""{"prompt":"x","timeout":"soon"}"""))).Status);
         using var badHeader = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json("""{"prompt":"x","max_tokens":1}""") };
         badHeader.Headers.Add("X-Request-Timeout", "NaN");

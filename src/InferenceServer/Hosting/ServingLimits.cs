@@ -13,6 +13,9 @@ internal sealed class ServingLimits
     /// <summary>The longest timeout accepted anywhere (a day), so that every deadline fits a timer.</summary>
     public const double LongestTimeoutSeconds = 86_400;
 
+    /// <summary>The shortest per-request <c>timeout</c> (field or header) in seconds: 1 ms; less would expire before the request is read.</summary>
+    public const double ShortestTimeoutSeconds = 0.001;
+
     /// <summary>
     /// <c>--max-request-timeout</c>: the longest a generation request may take from submission; a request's
     /// <c>timeout</c> field or <c>X-Request-Timeout</c> header may only shorten it. Default 600 seconds.

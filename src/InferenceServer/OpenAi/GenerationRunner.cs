@@ -181,9 +181,9 @@ internal static class GenerationRunner
         if (context.Request.Headers.TryGetValue(TimeoutHeader, out var values))
         {
             var text = values.ToString();
-            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !double.IsFinite(seconds) || seconds <= 0 || seconds > ServingLimits.LongestTimeoutSeconds)
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !double.IsFinite(seconds) || seconds < ServingLimits.ShortestTimeoutSeconds || seconds > ServingLimits.LongestTimeoutSeconds)
             {
-                throw new RequestValidationException(null, $"The {TimeoutHeader} header must be a positive number of seconds up to {ServingLimits.LongestTimeoutSeconds}, not '{text}'.");
+                throw new RequestValidationException(null, string.Create(CultureInfo.InvariantCulture, $"The {TimeoutHeader} header must be a number of seconds from {ServingLimits.ShortestTimeoutSeconds} to {ServingLimits.LongestTimeoutSeconds}, not '{text}'."));
             }
 
             var header = TimeSpan.FromSeconds(seconds);

@@ -141,9 +141,9 @@ internal sealed record GenerationSettings
             return null;
         }
 
-        if (seconds <= 0)
+        if (seconds < Hosting.ServingLimits.ShortestTimeoutSeconds)
         {
-            throw new RequestValidationException("timeout", $"'timeout' must be a positive number of seconds; got {seconds}.");
+            throw new RequestValidationException("timeout", string.Create(CultureInfo.InvariantCulture, $"'timeout' must be a number of seconds from {Hosting.ServingLimits.ShortestTimeoutSeconds} to {Hosting.ServingLimits.LongestTimeoutSeconds}; got {seconds}."));
         }
 
         return TimeSpan.FromSeconds(seconds);
