@@ -2,6 +2,7 @@
 using System.Globalization;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
+using InferenceServer.Http;
 
 namespace InferenceServer.Grpc;
 
@@ -14,12 +15,12 @@ namespace InferenceServer.Grpc;
 internal sealed class GrpcAuthenticationMiddleware
 {
     private readonly RequestDelegate _next;
-    private readonly GrpcApiKeys _keys;
+    private readonly ApiKeyVerifier _keys;
     private readonly ILogger _logger;
     private readonly GrpcCaller[] _keyCallers;
 
     /// <summary>Creates the middleware for <paramref name="keys"/> (none: authentication off).</summary>
-    public GrpcAuthenticationMiddleware(RequestDelegate next, GrpcApiKeys keys, ILogger logger)
+    public GrpcAuthenticationMiddleware(RequestDelegate next, ApiKeyVerifier keys, ILogger logger)
     {
         _next = next;
         _keys = keys;

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Hosting;
+using InferenceServer.Http;
 
 namespace InferenceServer.Grpc;
 
@@ -43,12 +44,12 @@ internal static class GrpcHosting
     /// Puts <see cref="GrpcPortMiddleware"/> in front of the pipeline: calls on the gRPC port run only the gRPC pipeline
     /// (API key, serving gate, frame checks); nothing else is served there. Call it first, before the HTTP API's middleware.
     /// </summary>
-    public static void UseGrpcPort(WebApplication app, IReadOnlyList<string> apiKeys)
+    public static void UseGrpcPort(WebApplication app)
     {
         var listener = app.Services.GetRequiredService<GrpcListener>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GrpcAuthenticationMiddleware).FullName!);
         var grpc = ((IApplicationBuilder)app).New();
-        grpc.UseMiddleware<GrpcAuthenticationMiddleware>(new GrpcApiKeys(apiKeys), logger);
+        grpc.UseMiddleware<GrpcAuthenticationMiddleware>(app.Services.GetRequiredService<ApiKeyVerifier>(), logger);
         grpc.UseMiddleware<ServingGate>();
         grpc.UseMiddleware<GrpcFrameMiddleware>();
         grpc.Run(static context => context.GetEndpoint()!.RequestDelegate!(context));

@@ -157,7 +157,7 @@ internal static partial class ServerProgram
         if (grpc)
         {
             // First: the gRPC port runs only the gRPC pipeline (its own API key check), none of the HTTP API's.
-            GrpcHosting.UseGrpcPort(app, http.ApiKeys);
+            GrpcHosting.UseGrpcPort(app);
         }
 
         app.UseMiddleware<RequestIdMiddleware>();

@@ -2,6 +2,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Primitives;
 
 namespace InferenceServer.Http;
 
@@ -34,22 +35,31 @@ internal sealed class ApiKeyVerifier
     /// <summary>True when the server was started with at least one key, so that requests must present one.</summary>
     public bool IsEnabled => _digests.Length > 0;
 
+    /// <summary>How many keys the server was started with.</summary>
+    public int Count => _digests.Length;
+
+    /// <summary>Whether an <c>Authorization</c> header value (<c>Bearer &lt;key&gt;</c>, scheme case-insensitive) carries a key.</summary>
+    public bool IsAuthorized(string? authorization) => Match(authorization) >= 0;
+
     /// <summary>
-    /// True when <paramref name="authorization"/> (an <c>Authorization</c> header or <c>authorization</c> gRPC metadata
-    /// value) is <c>Bearer &lt;key&gt;</c> (scheme case-insensitive) with one of the keys.
+    /// The index of the key that <paramref name="authorization"/> carries, or -1: none, or not exactly one value (gRPC
+    /// metadata may repeat a key). The index identifies the caller (gRPC scopes request ids to it).
     /// </summary>
-    public bool IsAuthorized(string? authorization)
+    public int Match(StringValues authorization) => authorization.Count == 1 ? Match(authorization[0]) : -1;
+
+    /// <summary>The index of the key an <c>Authorization</c> header value (<c>Bearer &lt;key&gt;</c>) carries, or -1.</summary>
+    public int Match(string? authorization)
     {
         if (authorization is null || !authorization.StartsWith(BearerScheme, StringComparison.OrdinalIgnoreCase))
         {
-            return false;
+            return -1;
         }
 
-        return IsKey(authorization.AsSpan(BearerScheme.Length).Trim());
+        return KeyIndex(authorization.AsSpan(BearerScheme.Length).Trim());
     }
 
-    /// <summary>True when <paramref name="presented"/> is one of the keys, compared in constant time.</summary>
-    public bool IsKey(ReadOnlySpan<char> presented)
+    /// <summary>The index of the key equal to <paramref name="presented"/>, or -1; every key is compared, in constant time.</summary>
+    private int KeyIndex(ReadOnlySpan<char> presented)
     {
         var length = Encoding.UTF8.GetMaxByteCount(presented.Length);
         byte[]? rented = null;
@@ -59,11 +69,11 @@ internal sealed class ApiKeyVerifier
             var written = Encoding.UTF8.GetBytes(presented, bytes);
             Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
             SHA256.HashData(bytes[..written], digest);
-            var match = false;
-            foreach (var key in _digests)
+            var match = -1;
+            for (var i = 0; i < _digests.Length; i++)
             {
                 // Every key is compared, so the time taken says nothing about which one matched.
-                match |= CryptographicOperations.FixedTimeEquals(digest, key);
+                match = CryptographicOperations.FixedTimeEquals(digest, _digests[i]) ? i : match;
             }
 
             return match;

@@ -1,11 +1,11 @@
-using InferenceServer.Grpc;
+using InferenceServer.Http;
 using Microsoft.Extensions.Primitives;
 
-namespace InferenceServer.Tests.Grpc;
+namespace InferenceServer.Tests.Http;
 
-public sealed class GrpcApiKeysTests
+public sealed class ApiKeyVerifierMatchTests
 {
-    private static readonly GrpcApiKeys Keys = new(["sk-one", "sk-two-longer"]);
+    private static readonly ApiKeyVerifier Keys = new(["sk-one", "sk-two-longer"]);
 
     [Theory]
     [InlineData("Bearer sk-one", 0)]
@@ -26,6 +26,6 @@ public sealed class GrpcApiKeysTests
     {
         Assert.Equal(-1, Keys.Match(new StringValues(["Bearer sk-one", "Bearer sk-one"])));
         Assert.Equal(-1, Keys.Match(StringValues.Empty));
-        Assert.Equal(0, new GrpcApiKeys([]).Count);
+        Assert.Equal(0, new ApiKeyVerifier([]).Count);
     }
 }
