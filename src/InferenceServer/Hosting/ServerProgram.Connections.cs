@@ -7,16 +7,16 @@ namespace InferenceServer.Hosting;
 internal static partial class ServerProgram
 {
     /// <summary>
-    /// Sets the connection limit (shared by every listener through <see cref="ConnectionLimiter"/>), the keep-alive and request-headers timeouts, and warns on stderr when
+    /// Sets the connection limit (shared by every listener through <see cref="ConnectionLimiter"/>), the keep-alive and request-headers timeouts, and warns (through the startup log, JSON with --log-format json) when
     /// the limit is close to the descriptor limit. Runs before any endpoint is configured: endpoint defaults apply only
     /// to endpoints created after them.
     /// </summary>
-    private static void ConfigureConnections(WebApplicationBuilder builder, ServerOptions options)
+    private static void ConfigureConnections(WebApplicationBuilder builder, ServerOptions options, StartupLog log)
     {
         var limits = ConnectionLimits.Create(options.MaxConnections, options.KeepAliveTimeout, ConnectionLimits.ReadDescriptorLimit());
         if (limits.Warning is { } warning)
         {
-            Console.Error.WriteLine("warning: " + warning);
+            log.Warning(warning);
         }
 
         var limiter = new ConnectionLimiter(limits.MaxConnections, TimeProvider.System);

@@ -90,7 +90,7 @@ internal static partial class ServerProgram
         try
         {
             // Before the gRPC listener is configured, so that its endpoints get the shared connection limit too.
-            ConfigureConnections(builder, options);
+            ConfigureConnections(builder, options, log);
 
             // Before the model loads, so that a bad URL or certificate fails fast.
             grpc = GrpcHosting.AddInferenceGrpc(builder, options.Grpc);

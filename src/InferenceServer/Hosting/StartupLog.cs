@@ -52,28 +52,24 @@ internal sealed class StartupLog : IDisposable
     }
 
     /// <summary>One information line.</summary>
-    public void Info(string line)
-    {
-        if (_json is null)
-        {
-            Console.Error.WriteLine("info: " + line);
-        }
-        else
-        {
-            Write(LogEventLevel.Information, line);
-        }
-    }
+    public void Info(string line) => Write("info: ", LogEventLevel.Information, line);
+
+    /// <summary>One warning line (a setting the server keeps, though it may hurt).</summary>
+    public void Warning(string line) => Write("warning: ", LogEventLevel.Warning, line);
 
     /// <summary>The error that stops the server.</summary>
-    public void Error(string line)
+    public void Error(string line) => Write("error: ", LogEventLevel.Fatal, line);
+
+    /// <summary>Text: <paramref name="prefix"/> and the line on stderr; JSON: one event on stdout.</summary>
+    private void Write(string prefix, LogEventLevel level, string line)
     {
         if (_json is null)
         {
-            Console.Error.WriteLine("error: " + line);
+            Console.Error.WriteLine(prefix + line);
         }
         else
         {
-            Write(LogEventLevel.Fatal, line);
+            Write(level, line);
         }
     }
 
