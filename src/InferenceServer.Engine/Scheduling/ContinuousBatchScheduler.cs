@@ -43,35 +43,45 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private int _disposed;
 
     /// <summary>
-    /// Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.
+    /// Creates the scheduler for <paramref name="model"/>, negotiating its KV store from <paramref name="options"/>'
+    /// <see cref="SchedulerOptions.KvBudget"/> (<see cref="ServedModel.CreateRunner"/>); call <see cref="Start"/> to run it.
     /// <paramref name="metrics"/> (optional) is bound to this scheduler's gauges; <paramref name="time"/> defaults to
     /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and the fault cooldown.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The KV budget holds less than one full-context sequence.</exception>
     public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, InferenceMetrics? metrics = null, TimeProvider? time = null)
+        : this(model, CreateRunner(model, options), options, logger, metrics, time)
     {
+    }
+
+    /// <summary>
+    /// Creates the scheduler over <paramref name="runner"/> (created by <see cref="ServedModel.CreateRunner"/>; the scheduler
+    /// owns it from now on and disposes it). Its KV-cache manager is sized from the runner's numbers, not re-planned.
+    /// </summary>
+    internal ContinuousBatchScheduler(ServedModel model, IModelRunner runner, SchedulerOptions options, ILogger logger, InferenceMetrics? metrics, TimeProvider? time)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(runner);
+        ArgumentNullException.ThrowIfNull(options);
         _model = model;
         _options = options;
         _logger = logger;
         _metrics = metrics;
         _time = time ?? TimeProvider.System;
         _counters.LastProgressAt = _time.GetTimestamp();
-        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
-        if (blockSize != options.BlockSize)
+        _runner = runner;
+        if (runner.BlockSize != options.BlockSize)
         {
-            SchedulerLog.BlockSizeRaised(logger, options.BlockSize, blockSize);
-            options.BlockSize = blockSize;
+            SchedulerLog.BlockSizeRaised(logger, options.BlockSize, runner.BlockSize);
         }
 
-        var blocks = PlanKvBlocks(model, options);
-        _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
-        var runner = model.CreateRunner(blocks, options.BlockSize);
-        if (runner is InferenceServer.Onnx.Runtime.SplitRunner split)
+        _kv = new KvCacheManager(runner.BlockCount, runner.BlockSize, options.EnablePrefixCaching);
+        if (runner is SplitRunner split)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
             split.Observer = metrics;
         }
 
-        _runner = options.RunnerDecorator is { } decorate ? decorate(runner) : runner;
         _queue = new QueueBounds(options.MaxQueuedRequests, options.MaxQueuedTokens);
         _breaker = new FaultBreaker(options.MaxConsecutiveStepFailures, options.FaultCooldown, _time, logger);
         _pipeline = new TokenPipeline(model.Spec, _kv, _queue, _counters, metrics, _time, logger);
@@ -92,8 +102,8 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// <summary>The model being served.</summary>
     public ServedModel Model => _model;
 
-    /// <summary>Tokens per KV block (<c>--block-size</c>).</summary>
-    public int BlockSize => _options.BlockSize;
+    /// <summary>Tokens per KV block: the runner's (<c>--block-size</c>, raised when its kernel needs larger blocks).</summary>
+    public int BlockSize => _kv.BlockSize;
 
     /// <summary>Whether full blocks are shared between prompts with the same prefix (<c>--enable-prefix-caching</c>).</summary>
     internal bool PrefixCachingEnabled => _options.EnablePrefixCaching;
@@ -389,38 +399,10 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         _waiting.Clear();
     }
 
-    /// <summary>
-    /// How many KV blocks <see cref="SchedulerOptions.KvCacheMemory"/> buys for <paramref name="model"/>, in blocks of
-    /// the size its store uses (<see cref="IDecoderModel.ChooseBlockSize"/>): bytes, or a fraction of the device's free
-    /// memory (a device store) or of the process's available memory (host pages).
-    /// Throws <see cref="InvalidOperationException"/> when that is less than one full-context sequence.
-    /// </summary>
-    public static int PlanKvBlocks(ServedModel model, SchedulerOptions options)
+    private static IModelRunner CreateRunner(ServedModel model, SchedulerOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var spec = model.Spec;
-        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
-        var blockBytes = spec.KvBytesPerToken * blockSize;
-        var budget = ResolveKvBytes(options.KvCacheMemory, model.Decoder.DeviceFreeMemory);
-        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize);
-        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
-        if (blocks < needed)
-        {
-            throw new InvalidOperationException(
-                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {blockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
-        }
-
-        return blocks;
-    }
-
-    private static long ResolveKvBytes(double setting, long? deviceFreeMemory)
-    {
-        if (setting is > 0 and <= 1)
-        {
-            var available = deviceFreeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-            return (long)(available * setting);
-        }
-
-        return (long)setting;
+        ArgumentNullException.ThrowIfNull(options);
+        return model.CreateRunner(options.KvBudget);
     }
 }
