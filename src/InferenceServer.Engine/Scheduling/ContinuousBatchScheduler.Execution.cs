@@ -101,7 +101,7 @@ public sealed partial class ContinuousBatchScheduler
             }
         }
 
-        _metrics?.RecordIterationTokens(stepTokens);
+        _observer?.RecordIterationTokens(stepTokens);
     }
 
     /// <summary>

@@ -1,8 +1,8 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Threading.Channels;
-using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.KvCache;
+using InferenceServer.Engine.Observation;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.Logging;
@@ -16,12 +16,12 @@ namespace InferenceServer.Engine.Scheduling;
 /// the token budget and free KV blocks, preempting the newest sequence by recompute when blocks run out, runs the
 /// model once for the whole batch, samples, streams and frees.
 /// </summary>
-public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
+public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngineGauges
 {
     private readonly ServedModel _model;
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
-    private readonly InferenceMetrics? _metrics;
+    private readonly IEngineObserver? _observer;
     private readonly TimeProvider _time;
     private readonly Channel<Sequence> _incoming;
     private readonly KvCacheManager _kv;
@@ -45,20 +45,28 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// <summary>
     /// Creates the scheduler for <paramref name="model"/>, negotiating its KV store from <paramref name="options"/>'
     /// <see cref="SchedulerOptions.KvBudget"/> (<see cref="ServedModel.CreateRunner"/>); call <see cref="Start"/> to run it.
-    /// <paramref name="metrics"/> (optional) is bound to this scheduler's gauges; <paramref name="time"/> defaults to
-    /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and the fault cooldown.
+    /// <paramref name="time"/> defaults to <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and
+    /// the fault cooldown. Metrics are the host's (<c>AddInferenceEngine</c>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The KV budget holds less than one full-context sequence.</exception>
-    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, InferenceMetrics? metrics = null, TimeProvider? time = null)
-        : this(model, CreateRunner(model, options), options, logger, metrics, time)
+    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, TimeProvider? time = null)
+        : this(model, CreateRunner(model, options), options, logger, null, time)
+    {
+    }
+
+    /// <summary>As the public constructor, with <paramref name="observer"/> (the metrics) bound to this scheduler's gauges.</summary>
+    internal ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, IEngineObserver? observer, TimeProvider? time)
+        : this(model, CreateRunner(model, options), options, logger, observer, time)
     {
     }
 
     /// <summary>
     /// Creates the scheduler over <paramref name="runner"/> (created by <see cref="ServedModel.CreateRunner"/>; the scheduler
     /// owns it from now on and disposes it). Its KV-cache manager is sized from the runner's numbers, not re-planned.
+    /// <paramref name="observer"/> (optional: the metrics) is bound to this scheduler's gauges and told of every step,
+    /// token and finished request.
     /// </summary>
-    internal ContinuousBatchScheduler(ServedModel model, IModelRunner runner, SchedulerOptions options, ILogger logger, InferenceMetrics? metrics, TimeProvider? time)
+    internal ContinuousBatchScheduler(ServedModel model, IModelRunner runner, SchedulerOptions options, ILogger logger, IEngineObserver? observer, TimeProvider? time)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(runner);
@@ -66,7 +74,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         _model = model;
         _options = options;
         _logger = logger;
-        _metrics = metrics;
+        _observer = observer;
         _time = time ?? TimeProvider.System;
         _counters.LastProgressAt = _time.GetTimestamp();
         _runner = runner;
@@ -76,15 +84,15 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         }
 
         _kv = new KvCacheManager(runner.BlockCount, runner.BlockSize, options.EnablePrefixCaching);
-        if (runner is SplitRunner split)
+        if (runner is SplitRunner split && observer is InferenceServer.Onnx.Attention.IAttentionObserver attention)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
-            split.Observer = metrics;
+            split.Observer = attention;
         }
 
         _queue = new QueueBounds(options.MaxQueuedRequests, options.MaxQueuedTokens);
         _breaker = new FaultBreaker(options.MaxConsecutiveStepFailures, options.FaultCooldown, _time, logger);
-        _pipeline = new TokenPipeline(model.Spec, _kv, _queue, _counters, metrics, _time, logger);
+        _pipeline = new TokenPipeline(model.Spec, _kv, _queue, _counters, observer, _time, logger);
         _running = new List<Sequence>(options.MaxNumSeqs);
         _rows = new List<ScheduledRow>(options.MaxNumSeqs);
 
@@ -96,7 +104,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             SingleWriter = false,
         });
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-scheduler" };
-        metrics?.Attach(this);
+        observer?.Attach(this);
     }
 
     /// <summary>The model being served.</summary>
@@ -179,6 +187,36 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// of the last failed step; <see cref="Submit"/> then answers <see cref="SubmitResult.Unavailable"/>.
     /// </summary>
     public bool AcceptsWork => !_stopping.IsCancellationRequested && !_loopFailed && _breaker.AllowsWork;
+
+    /// <inheritdoc />
+    string IEngineGauges.ModelName => _model.Name;
+
+    /// <inheritdoc />
+    int IEngineGauges.BlockSize => BlockSize;
+
+    /// <inheritdoc />
+    int IEngineGauges.TotalBlocks => TotalBlocks;
+
+    /// <inheritdoc />
+    int IEngineGauges.UsedBlocks => UsedBlocks;
+
+    /// <inheritdoc />
+    bool IEngineGauges.PrefixCachingEnabled => PrefixCachingEnabled;
+
+    /// <inheritdoc />
+    int IEngineGauges.RunningRequests => RunningRequests;
+
+    /// <inheritdoc />
+    int IEngineGauges.WaitingRequests => WaitingRequests;
+
+    /// <inheritdoc />
+    long IEngineGauges.PrefixCacheQueryTokens => PrefixCacheQueryTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.PrefixCacheHitTokens => PrefixCacheHitTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.Preemptions => Preemptions;
 
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();

@@ -1,8 +1,8 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.KvCache;
+using InferenceServer.Engine.Observation;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
 using InferenceServer.Onnx.Runtime;
@@ -22,7 +22,7 @@ internal sealed class TokenPipeline
     private readonly KvCacheManager _kv;
     private readonly QueueBounds _queue;
     private readonly SchedulerCounters _counters;
-    private readonly InferenceMetrics? _metrics;
+    private readonly IEngineObserver? _observer;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Sampler _sampler = new();
@@ -31,13 +31,13 @@ internal sealed class TokenPipeline
     private bool _timeTokens;
 
     /// <summary>Creates the pipeline over the loop's KV cache, queue bounds and counters.</summary>
-    public TokenPipeline(ModelSpec spec, KvCacheManager kv, QueueBounds queue, SchedulerCounters counters, InferenceMetrics? metrics, TimeProvider time, ILogger logger)
+    public TokenPipeline(ModelSpec spec, KvCacheManager kv, QueueBounds queue, SchedulerCounters counters, IEngineObserver? observer, TimeProvider time, ILogger logger)
     {
         _spec = spec;
         _kv = kv;
         _queue = queue;
         _counters = counters;
-        _metrics = metrics;
+        _observer = observer;
         _time = time;
         _logger = logger;
         _rawLogits = new float[spec.VocabularySize];
@@ -47,7 +47,7 @@ internal sealed class TokenPipeline
     public void BeginStep()
     {
         _sampledAt = _time.GetTimestamp();
-        _timeTokens = _metrics is { InterTokenLatencyEnabled: true };
+        _timeTokens = _observer is { InterTokenLatencyEnabled: true };
     }
 
     /// <summary>
@@ -119,7 +119,7 @@ internal sealed class TokenPipeline
         }
         else if (_timeTokens)
         {
-            _metrics!.RecordInterTokenLatency(_time.GetElapsedTime(sequence.LastTokenAt, _sampledAt).TotalSeconds);
+            _observer!.RecordInterTokenLatency(_time.GetElapsedTime(sequence.LastTokenAt, _sampledAt).TotalSeconds);
         }
 
         sequence.LastTokenAt = _sampledAt;
@@ -173,7 +173,7 @@ internal sealed class TokenPipeline
         var now = _time.GetTimestamp();
         var queueTime = _time.GetElapsedTime(sequence.SubmittedAt, sequence.ScheduledAt != 0 ? sequence.ScheduledAt : now);
         TimeSpan? timeToFirstToken = sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.SubmittedAt, sequence.FirstTokenAt) : null;
-        _metrics?.RequestFinished(
+        _observer?.RequestFinished(
             reason,
             sequence.PromptLength,
             sequence.Generated,
@@ -182,7 +182,7 @@ internal sealed class TokenPipeline
             sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.ScheduledAt, sequence.FirstTokenAt).TotalSeconds : null,
             sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.FirstTokenAt, now).TotalSeconds : null,
             _time.GetElapsedTime(sequence.SubmittedAt, now).TotalSeconds);
-        if (EngineTelemetry.Source.HasListeners())
+        if (EngineActivity.Source.HasListeners())
         {
             TraceFinished(sequence, reason, now);
         }
@@ -299,7 +299,7 @@ internal sealed class TokenPipeline
                 "decode",
                 At(sequence.FirstTokenAt),
                 At(now),
-                [id, new("gen_ai.usage.output_tokens", sequence.Generated), new("gen_ai.response.finish_reasons", InferenceMetrics.FinishedReasonLabel(reason))],
+                [id, new("gen_ai.usage.output_tokens", sequence.Generated), new("gen_ai.response.finish_reasons", EngineActivity.FinishReasonLabel(reason))],
                 reason == FinishReason.Error);
         }
     }
@@ -307,7 +307,7 @@ internal sealed class TokenPipeline
     private static void EmitSpan(Sequence sequence, string name, DateTimeOffset start, DateTimeOffset end, KeyValuePair<string, object?>[] tags, bool failed)
     {
         // Runs on the scheduler thread, where no span is current: stopping it leaves none current either.
-        var activity = EngineTelemetry.Source.StartActivity(name, ActivityKind.Internal, sequence.ParentContext, tags, links: null, startTime: start);
+        var activity = EngineActivity.Source.StartActivity(name, ActivityKind.Internal, sequence.ParentContext, tags, links: null, startTime: start);
         if (activity is null)
         {
             return;

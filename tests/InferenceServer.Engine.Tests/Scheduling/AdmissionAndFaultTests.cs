@@ -39,7 +39,7 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
     {
         _model = ServedModel.Load(SchedulerHarness.Fixture("llama-gqa"));
         _runner = new FaultInjectingRunner(_model.CreateRunner(options.KvBudget));
-        _scheduler = new ContinuousBatchScheduler(_model, _runner, options, NullLogger<ContinuousBatchScheduler>.Instance, metrics: null, _time);
+        _scheduler = new ContinuousBatchScheduler(_model, _runner, options, NullLogger<ContinuousBatchScheduler>.Instance, observer: null, _time);
     }
 
     private static int[] Prompt(int length, int salt = 0) => Enumerable.Range(0, length).Select(i => ((i * 7) + salt) % 900 + 3).ToArray();

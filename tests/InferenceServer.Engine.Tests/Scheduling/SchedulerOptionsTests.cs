@@ -56,7 +56,7 @@ public sealed class SchedulerOptionsTests
 
         // A runner negotiated from another budget than the options': the scheduler believes the runner.
         var runner = model.CreateRunner(new KvBudget(768 * 32 * 21, 32));
-        await using var scheduler = new ContinuousBatchScheduler(model, runner, options, NullLogger.Instance, metrics: null, time: null);
+        await using var scheduler = new ContinuousBatchScheduler(model, runner, options, NullLogger.Instance, observer: null, time: null);
 
         Assert.Equal(32, runner.BlockSize);
         Assert.Equal(21, runner.BlockCount);
