@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Runtime.InteropServices;
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Onnx.Runtime;
 
@@ -27,7 +28,7 @@ public sealed partial class ContinuousBatchScheduler
             var target = row.IsDecode || mixed ? _batch : _prefillBatch;
             var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
                 : sequence.Computed + row.Chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
-            target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), rowLogits, sequence.Arrival);
+            target.AddRow(tokens, sequence.Computed, BlockId.AsInts(CollectionsMarshal.AsSpan(sequence.Blocks)), rowLogits, sequence.Arrival);
             var argmax = rowLogits == RowLogits.Last && TakesArgmax(sequence);
             _rows[i] = row with { TakesArgmax = argmax };
             distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !argmax);

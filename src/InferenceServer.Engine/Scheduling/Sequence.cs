@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Threading.Channels;
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
 using InferenceServer.Engine.Text;
@@ -94,7 +95,7 @@ internal sealed class Sequence
     public int CachedPromptTokens { get; set; } = -1;
 
     /// <summary>KV blocks, in token order.</summary>
-    public List<int> Blocks { get; } = [];
+    public List<BlockId> Blocks { get; } = [];
 
     /// <summary>Hashes of the full blocks registered in the prefix cache.</summary>
     public List<ulong> BlockHashes { get; } = [];
