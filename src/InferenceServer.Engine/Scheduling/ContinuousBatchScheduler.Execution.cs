@@ -28,7 +28,7 @@ public sealed partial class ContinuousBatchScheduler
             var target = row.IsDecode || mixed ? _batch : _prefillBatch;
             var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
                 : sequence.Computed + row.Chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
-            target.AddRow(tokens, sequence.Computed, BlockId.AsInts(CollectionsMarshal.AsSpan(sequence.Blocks)), rowLogits, sequence.Arrival);
+            target.AddRow(tokens, sequence.Computed, BlockId.AsInts(CollectionsMarshal.AsSpan(sequence.Blocks)), rowLogits, (long)sequence.Id);
             var argmax = rowLogits == RowLogits.Last && TakesArgmax(sequence);
             _rows[i] = row with { TakesArgmax = argmax };
             distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !argmax);

@@ -262,7 +262,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
                 SingleWriter = true,
             });
             var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
-            sequences[i] = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
+            sequences[i] = new Sequence(request, new SequenceId(Interlocked.Increment(ref _arrivals)), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
             {
                 // The handler's span (HTTP or gRPC), so the engine's spans join the caller's trace.
                 ParentContext = Activity.Current?.Context ?? default,
@@ -391,7 +391,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     private static int Compare(Sequence a, Sequence b)
     {
         var byPriority = a.Request.Priority.CompareTo(b.Request.Priority);
-        return byPriority != 0 ? byPriority : a.Arrival.CompareTo(b.Arrival);
+        return byPriority != 0 ? byPriority : a.Id.CompareTo(b.Id);
     }
 
     private void DropCancelled(List<Sequence> sequences)
