@@ -13,8 +13,7 @@ public sealed class SchedulerOptions
 {
     private readonly int _maxNumSeqs = 64;
     private readonly int _maxNumBatchedTokens = 2048;
-    private readonly int _blockSize = 16;
-    private readonly double _kvCacheMemory = 256L * 1024 * 1024;
+    private readonly KvBudget _kvBudget = new(256L * 1024 * 1024, 16);
     private readonly int _maxQueuedRequests = 1024;
     private readonly long _maxQueuedTokens = 1L << 20;
     private readonly int _maxConsecutiveStepFailures = 3;
@@ -40,8 +39,8 @@ public sealed class SchedulerOptions
     /// </summary>
     public int BlockSize
     {
-        get => _blockSize;
-        init => _blockSize = OptionChecks.AtLeastOne(value, "block-size");
+        get => _kvBudget.BlockSize;
+        init => _kvBudget = _kvBudget with { BlockSize = value };
     }
 
     /// <summary>
@@ -50,8 +49,8 @@ public sealed class SchedulerOptions
     /// </summary>
     public double KvCacheMemory
     {
-        get => _kvCacheMemory;
-        init => _kvCacheMemory = OptionChecks.KvCacheMemory(value);
+        get => _kvBudget.Memory;
+        init => _kvBudget = _kvBudget with { Memory = value };
     }
 
     /// <summary>
@@ -99,5 +98,5 @@ public sealed class SchedulerOptions
     public bool EnablePrefixCaching { get; init; } = true;
 
     /// <summary>The KV budget these options give the runner factory: <see cref="KvCacheMemory"/> and <see cref="BlockSize"/>.</summary>
-    public KvBudget KvBudget => new(KvCacheMemory, BlockSize);
+    public KvBudget KvBudget => _kvBudget;
 }
