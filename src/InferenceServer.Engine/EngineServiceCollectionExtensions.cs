@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
@@ -12,19 +13,25 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class EngineServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds <paramref name="model"/>, a <see cref="ContinuousBatchScheduler"/> over it and its <see cref="InferenceMetrics"/>
-    /// (needs an <see cref="IMeterFactory"/>: <c>AddMetrics()</c>, which every host adds). The scheduler is created now, so
-    /// an impossible KV-cache size fails here (<see cref="InvalidOperationException"/>) rather than at the first request.
+    /// Adds <paramref name="model"/>, its <paramref name="runner"/> (the KV negotiation's result:
+    /// <see cref="ServedModel.CreateRunner"/>, called once at startup), a <see cref="ContinuousBatchScheduler"/> over them,
+    /// which owns and disposes the runner, and its <see cref="InferenceMetrics"/> (needs an <see cref="IMeterFactory"/>:
+    /// <c>AddMetrics()</c>, which every host adds). The runner is an <see cref="IModelRunner"/> service, so a test can
+    /// wrap it (replace the registration) before the scheduler is created.
     /// </summary>
-    public static IServiceCollection AddInferenceEngine(this IServiceCollection services, ServedModel model, SchedulerOptions options)
+    public static IServiceCollection AddInferenceEngine(this IServiceCollection services, ServedModel model, IModelRunner runner, SchedulerOptions options)
     {
         ArgumentNullException.ThrowIfNull(services);
-        _ = ContinuousBatchScheduler.PlanKvBlocks(model, options);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(runner);
+        ArgumentNullException.ThrowIfNull(options);
         services.TryAddSingleton(model);
+        services.TryAddSingleton(runner);
         services.TryAddSingleton(options);
         services.TryAddSingleton(static provider => new InferenceMetrics(provider.GetRequiredService<IMeterFactory>()));
         services.TryAddSingleton(static provider => new ContinuousBatchScheduler(
             provider.GetRequiredService<ServedModel>(),
+            provider.GetRequiredService<IModelRunner>(),
             provider.GetRequiredService<SchedulerOptions>(),
             provider.GetRequiredService<ILogger<ContinuousBatchScheduler>>(),
             provider.GetRequiredService<InferenceMetrics>(),

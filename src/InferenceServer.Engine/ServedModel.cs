@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
 using InferenceServer.Tokenization;
@@ -116,8 +117,19 @@ public sealed class ServedModel : IDisposable
         return new ServedModel(string.IsNullOrWhiteSpace(servedName) ? package.Name : servedName, package, decoder, tokenizer, eos);
     }
 
-    /// <summary>Creates the runner that executes steps over a KV store of <paramref name="blockCount"/> blocks.</summary>
-    public IModelRunner CreateRunner(int blockCount, int blockSize) => Decoder.CreateRunner(blockCount, blockSize);
+    /// <summary>
+    /// The KV sizing negotiation, done once at startup: the store's block size for the one asked for
+    /// (<see cref="IDecoderModel.ChooseBlockSize"/>), the blocks <paramref name="budget"/> buys at that size for this model
+    /// (its context capped by <see cref="LimitContext"/>), and the runner over a store of that many. The runner reports
+    /// what it holds (<see cref="IModelRunner.BlockCount"/>, <see cref="IModelRunner.BlockSize"/>); read those, never re-plan.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The budget holds less than one full-context sequence; the message names <c>--kv-cache-memory</c>.</exception>
+    public IModelRunner CreateRunner(KvBudget budget)
+    {
+        var blockSize = Decoder.ChooseBlockSize(budget.BlockSize);
+        var blocks = budget.PlanBlocks(Spec, blockSize, Decoder.DeviceFreeMemory);
+        return Decoder.CreateRunner(blocks, blockSize);
+    }
 
     /// <inheritdoc />
     public void Dispose() => Decoder.Dispose();

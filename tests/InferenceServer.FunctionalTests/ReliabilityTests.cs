@@ -5,7 +5,7 @@ using System.Text.Json;
 using Grpc.Core;
 using InferenceServer.FunctionalTests.Grpc;
 using InferenceServer.FunctionalTests.Infrastructure;
-using InferenceServer.Engine.Scheduling;
+using InferenceServer.Onnx.Runtime;
 using InferenceServer.Grpc.V1;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -38,8 +38,9 @@ public sealed class ReliabilityTests
             builder =>
             {
                 builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(time));
-                var options = (SchedulerOptions)builder.Services.Single(d => d.ServiceType == typeof(SchedulerOptions)).ImplementationInstance!;
-                options.RunnerDecorator = inner => runner = new ControlledRunner(inner);
+                var inner = (IModelRunner)builder.Services.Single(d => d.ServiceType == typeof(IModelRunner)).ImplementationInstance!;
+                runner = new ControlledRunner(inner);
+                builder.Services.Replace(ServiceDescriptor.Singleton<IModelRunner>(runner));
             },
             args);
         _ = server.Scheduler;

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
+using InferenceServer.Engine.Observation;
 
 namespace InferenceServer.Engine.Diagnostics;
 
@@ -12,8 +13,5 @@ namespace InferenceServer.Engine.Diagnostics;
 public static class EngineTelemetry
 {
     /// <summary>The <see cref="ActivitySource"/> name, to enable in OpenTelemetry (<c>AddSource</c>).</summary>
-    public const string ActivitySourceName = "InferenceServer.Engine";
-
-    /// <summary>The source the scheduler starts its spans on.</summary>
-    internal static ActivitySource Source { get; } = new(ActivitySourceName);
+    public const string ActivitySourceName = EngineActivity.SourceName;
 }

@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using InferenceServer.Engine.Requests;
-using InferenceServer.Engine.Scheduling;
+using InferenceServer.Engine.Observation;
 
 namespace InferenceServer.Engine.Diagnostics;
 
@@ -15,7 +15,7 @@ namespace InferenceServer.Engine.Diagnostics;
 /// (<c>vllm:cache_config_info</c>). Every measurement carries vLLM's <c>model_name</c> label. Instrument names are vLLM's Prometheus
 /// names without the suffix the exposition adds (<c>_total</c> on counters; histograms already end in their unit).
 /// </summary>
-public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttentionObserver
+public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttentionObserver, IEngineObserver
 {
     /// <summary>The meter's name, to enable in OpenTelemetry (<c>AddMeter</c>).</summary>
     public const string MeterName = "InferenceServer";
@@ -51,7 +51,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private readonly Histogram<long> _iterationTokens;
     private readonly Counter<long> _attentionOffloadBytes;
     private readonly Histogram<double> _attentionTime;
-    private ContinuousBatchScheduler? _scheduler;
+    private IEngineGauges? _engine;
     private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
@@ -102,19 +102,19 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         }
     }
 
-    /// <summary>Binds the gauges to <paramref name="scheduler"/> and labels every measurement with its model's name.</summary>
-    internal void Attach(ContinuousBatchScheduler scheduler)
+    /// <summary>Binds the gauges to <paramref name="gauges"/> (the scheduler) and labels every measurement with its model's name.</summary>
+    void IEngineObserver.Attach(IEngineGauges gauges)
     {
-        ArgumentNullException.ThrowIfNull(scheduler);
-        _model = new KeyValuePair<string, object?>("model_name", scheduler.Model.Name);
-        Volatile.Write(ref _scheduler, scheduler);
+        ArgumentNullException.ThrowIfNull(gauges);
+        _model = new KeyValuePair<string, object?>("model_name", gauges.ModelName);
+        Volatile.Write(ref _engine, gauges);
     }
 
     /// <summary>Whether the inter-token histogram has a listener (checked once per step before timing tokens).</summary>
-    internal bool InterTokenLatencyEnabled => _interTokenLatency.Enabled;
+    bool IEngineObserver.InterTokenLatencyEnabled => _interTokenLatency.Enabled;
 
     /// <summary>Records one inter-token gap; per-token path, allocation-free.</summary>
-    internal void RecordInterTokenLatency(double seconds)
+    void IEngineObserver.RecordInterTokenLatency(double seconds)
     {
         if (_interTokenLatency.Enabled)
         {
@@ -123,7 +123,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     }
 
     /// <summary>Records the tokens one engine step computed (prompt chunks and decoded tokens); per-step path, allocation-free.</summary>
-    internal void RecordIterationTokens(int tokens)
+    void IEngineObserver.RecordIterationTokens(int tokens)
     {
         if (_iterationTokens.Enabled)
         {
@@ -141,13 +141,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     }
 
     /// <summary>vLLM's <c>finished_reason</c> label value for <paramref name="reason"/>.</summary>
-    public static string FinishedReasonLabel(FinishReason reason) => reason switch
-    {
-        FinishReason.Stop => "stop",
-        FinishReason.Length => "length",
-        FinishReason.Cancelled => "abort",
-        _ => "error",
-    };
+    public static string FinishedReasonLabel(FinishReason reason) => EngineActivity.FinishReasonLabel(reason);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void RequestFinishedCore(FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds)
@@ -190,31 +184,31 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     // vLLM publishes its CacheConfig as labels of a gauge that is always 1, with Python's spellings (True, None).
     private Measurement<int> ObserveCacheConfig()
     {
-        var scheduler = _scheduler;
+        var engine = _engine;
         return new(1,
         [
             _model,
-            new("block_size", (scheduler?.BlockSize ?? 0).ToString(CultureInfo.InvariantCulture)),
-            new("num_gpu_blocks", (scheduler?.TotalBlocks ?? 0).ToString(CultureInfo.InvariantCulture)),
+            new("block_size", (engine?.BlockSize ?? 0).ToString(CultureInfo.InvariantCulture)),
+            new("num_gpu_blocks", (engine?.TotalBlocks ?? 0).ToString(CultureInfo.InvariantCulture)),
             new("num_cpu_blocks", "0"),
-            new("enable_prefix_caching", scheduler?.PrefixCachingEnabled == true ? "True" : "False"),
+            new("enable_prefix_caching", engine?.PrefixCachingEnabled == true ? "True" : "False"),
             new("cache_dtype", "auto"),
         ]);
     }
 
-    private Measurement<int> ObserveRunning() => new(_scheduler?.RunningRequests ?? 0, _model);
+    private Measurement<int> ObserveRunning() => new(_engine?.RunningRequests ?? 0, _model);
 
-    private Measurement<int> ObserveWaiting() => new(_scheduler?.WaitingRequests ?? 0, _model);
+    private Measurement<int> ObserveWaiting() => new(_engine?.WaitingRequests ?? 0, _model);
 
     private Measurement<double> ObserveKvUsage()
     {
-        var scheduler = _scheduler;
-        return new(scheduler is null || scheduler.TotalBlocks == 0 ? 0 : (double)scheduler.UsedBlocks / scheduler.TotalBlocks, _model);
+        var engine = _engine;
+        return new(engine is null || engine.TotalBlocks == 0 ? 0 : (double)engine.UsedBlocks / engine.TotalBlocks, _model);
     }
 
-    private Measurement<long> ObservePrefixQueries() => new(_scheduler?.PrefixCacheQueryTokens ?? 0, _model);
+    private Measurement<long> ObservePrefixQueries() => new(_engine?.PrefixCacheQueryTokens ?? 0, _model);
 
-    private Measurement<long> ObservePrefixHits() => new(_scheduler?.PrefixCacheHitTokens ?? 0, _model);
+    private Measurement<long> ObservePrefixHits() => new(_engine?.PrefixCacheHitTokens ?? 0, _model);
 
-    private Measurement<long> ObservePreemptions() => new(_scheduler?.Preemptions ?? 0, _model);
+    private Measurement<long> ObservePreemptions() => new(_engine?.Preemptions ?? 0, _model);
 }

@@ -2,7 +2,7 @@
 namespace InferenceServer.Engine.KvCache;
 
 /// <summary>
-/// Block accounting for the paged KV cache: a fixed pool of blocks of <see cref="BlockSize"/> tokens, reference counts,
+/// Block accounting for the paged KV cache: a fixed pool of blocks (<see cref="BlockId"/>) of <see cref="BlockSize"/> tokens, reference counts,
 /// a free list in least-recently-freed order, and a prefix cache that maps the hash of a full block's tokens (chained
 /// with its parent block's hash) to the block that holds them. Free blocks keep their cached contents until they are
 /// reused, so a later request with the same prefix finds them (evicted least recently used first).
@@ -74,7 +74,7 @@ internal sealed class KvCacheManager
     /// taking a reference on each, and returns how many tokens they cover. The last token is never served from the cache,
     /// so that the model runs at least one position and yields logits.
     /// </summary>
-    public int AcquireCachedPrefix(ReadOnlySpan<int> tokens, List<int> blockTable, List<ulong> blockHashes)
+    public int AcquireCachedPrefix(ReadOnlySpan<int> tokens, List<BlockId> blockTable, List<ulong> blockHashes)
     {
         if (!PrefixCachingEnabled || blockTable.Count != 0)
         {
@@ -97,7 +97,7 @@ internal sealed class KvCacheManager
 
             PrefixHits++;
             Retain(block);
-            blockTable.Add(block);
+            blockTable.Add(new BlockId(block));
             blockHashes.Add(hash);
             parent = hash;
         }
@@ -106,7 +106,7 @@ internal sealed class KvCacheManager
     }
 
     /// <summary>Takes <paramref name="count"/> free blocks onto <paramref name="blockTable"/>; false (and nothing taken) when too few are free.</summary>
-    public bool TryAllocate(int count, List<int> blockTable)
+    public bool TryAllocate(int count, List<BlockId> blockTable)
     {
         if (count > FreeBlockCount)
         {
@@ -125,20 +125,20 @@ internal sealed class KvCacheManager
 
             _refCounts[block] = 1;
             FreeBlockCount--;
-            blockTable.Add(block);
+            blockTable.Add(new BlockId(block));
         }
 
         return true;
     }
 
     /// <summary>Reference count of <paramref name="block"/> (how many sequences hold it).</summary>
-    public int RefCount(int block) => _refCounts[block];
+    public int RefCount(BlockId block) => _refCounts[block.Value];
 
     /// <summary>
     /// Registers the blocks of a sequence that became full since the last call, so that later requests can reuse them.
     /// <paramref name="blockHashes"/> holds the hashes of the blocks registered so far and grows with each full block.
     /// </summary>
-    public void CommitFullBlocks(ReadOnlySpan<int> tokens, int computedTokens, List<int> blockTable, List<ulong> blockHashes)
+    public void CommitFullBlocks(ReadOnlySpan<int> tokens, int computedTokens, List<BlockId> blockTable, List<ulong> blockHashes)
     {
         if (!PrefixCachingEnabled)
         {
@@ -152,7 +152,7 @@ internal sealed class KvCacheManager
             var chunk = tokens.Slice(b * BlockSize, BlockSize);
             var hash = Hash(parent, chunk);
             blockHashes.Add(hash);
-            var block = blockTable[b];
+            var block = blockTable[b].Value;
             if (!_hashed[block] && _cache.TryAdd(hash, block))
             {
                 _hashes[block] = hash;
@@ -163,11 +163,11 @@ internal sealed class KvCacheManager
     }
 
     /// <summary>Drops one reference on every block of <paramref name="blockTable"/> (last block first) and clears it.</summary>
-    public void Release(List<int> blockTable)
+    public void Release(List<BlockId> blockTable)
     {
         for (var i = blockTable.Count - 1; i >= 0; i--)
         {
-            var block = blockTable[i];
+            var block = blockTable[i].Value;
             if (--_refCounts[block] == 0)
             {
                 AppendFree(block);

@@ -6,8 +6,7 @@ public sealed partial class ContinuousBatchScheduler
 {
     private void Schedule()
     {
-        _scheduled.Clear();
-        _chunks.Clear();
+        _rows.Clear();
         var budget = _options.MaxNumBatchedTokens;
 
         // Running sequences in priority/arrival order: decodes take one token each, an unfinished prefill takes a chunk.
@@ -21,8 +20,7 @@ public sealed partial class ContinuousBatchScheduler
                 break;
             }
 
-            _scheduled.Add(sequence);
-            _chunks.Add(chunk);
+            _rows.Add(new ScheduledRow(sequence, chunk));
             budget -= chunk;
             i++;
         }
@@ -61,7 +59,7 @@ public sealed partial class ContinuousBatchScheduler
 
             _waiting.RemoveAt(w);
             _running.Add(sequence);
-            LeaveQueue(sequence);
+            _queue.Leave(sequence);
             if (sequence.ScheduledAt == 0)
             {
                 sequence.ScheduledAt = _time.GetTimestamp();
@@ -69,8 +67,7 @@ public sealed partial class ContinuousBatchScheduler
 
             var chunk = Math.Min(sequence.Remaining, budget);
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
-            _scheduled.Add(sequence);
-            _chunks.Add(chunk);
+            _rows.Add(new ScheduledRow(sequence, chunk));
             budget -= chunk;
         }
     }
@@ -127,8 +124,8 @@ public sealed partial class ContinuousBatchScheduler
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;
-        Interlocked.Increment(ref _preemptions);
+        _counters.Preempted();
         InsertWaiting(sequence);
-        Log.Preempted(_logger, sequence.Request.RequestId);
+        SchedulerLog.Preempted(_logger, sequence.Request.RequestId);
     }
 }

@@ -1,14 +1,12 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Diagnostics;
 using System.Runtime.InteropServices;
-using InferenceServer.Engine.Diagnostics;
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Engine.Requests;
-using InferenceServer.Engine.Sampling;
 using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Engine.Scheduling;
 
-/// <summary>Running the model for the scheduled rows, then sampling, streaming and finishing.</summary>
+/// <summary>Running the model for the scheduled rows, then handing each row's logits to the token pipeline.</summary>
 public sealed partial class ContinuousBatchScheduler
 {
     private void Execute()
@@ -22,18 +20,17 @@ public sealed partial class ContinuousBatchScheduler
         _prefillBatch.Clear();
         var mixed = _runner.RunsMixedBatches;
         var distributions = false;
-        _takesArgmax.Clear();
-        for (var i = 0; i < _scheduled.Count; i++)
+        for (var i = 0; i < _rows.Count; i++)
         {
-            var sequence = _scheduled[i];
-            var chunk = _chunks[i];
-            var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, chunk);
-            var target = chunk == 1 || mixed ? _batch : _prefillBatch;
+            var row = _rows[i];
+            var sequence = row.Sequence;
+            var tokens = CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, row.Chunk);
+            var target = row.IsDecode || mixed ? _batch : _prefillBatch;
             var rowLogits = sequence.PromptLogprobsPending ? RowLogits.All
-                : sequence.Computed + chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
-            target.AddRow(tokens, sequence.Computed, CollectionsMarshal.AsSpan(sequence.Blocks), rowLogits, sequence.Arrival);
+                : sequence.Computed + row.Chunk == sequence.Tokens.Count ? RowLogits.Last : RowLogits.None;
+            target.AddRow(tokens, sequence.Computed, BlockId.AsInts(CollectionsMarshal.AsSpan(sequence.Blocks)), rowLogits, (long)sequence.Id);
             var argmax = rowLogits == RowLogits.Last && TakesArgmax(sequence);
-            _takesArgmax.Add(argmax);
+            _rows[i] = row with { TakesArgmax = argmax };
             distributions |= rowLogits == RowLogits.All || (rowLogits == RowLogits.Last && !argmax);
         }
 
@@ -62,83 +59,50 @@ public sealed partial class ContinuousBatchScheduler
         }
         catch (Exception ex)
         {
-            Log.StepFailed(_logger, _scheduled.Count, ex);
-
-            // Everything the failure changes (the engine's health, and at the threshold the failing of all other work) is
-            // done before any caller hears of it: a caller reacting to its error, or a probe right after the cooldown,
-            // then sees the state this failure left and is never swept up by it.
-            var failures = RecordStepFailure();
-            foreach (var sequence in _scheduled)
-            {
-                _running.Remove(sequence);
-            }
-
-            OnStepFailed(ex, failures);
-            foreach (var sequence in _scheduled)
-            {
-                Finish(sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {ex.GetType().Name}: {ex.Message}");
-            }
-
+            OnStepFailed(ex);
             return;
         }
 
-        OnStepSucceeded();
-        Interlocked.Increment(ref _steps);
-        _sampledAt = _time.GetTimestamp();
-        _timeTokens = _metrics is { InterTokenLatencyEnabled: true };
+        _breaker.RecordSuccess();
+        _counters.StepRan();
+        _pipeline.BeginStep();
         var logitRow = 0;
         var stepTokens = 0;
-        for (var i = 0; i < _scheduled.Count; i++)
+        for (var i = 0; i < _rows.Count; i++)
         {
-            var sequence = _scheduled[i];
+            var (sequence, chunk) = _rows[i];
             var start = sequence.Computed;
-            sequence.Computed += _chunks[i];
-            stepTokens += _chunks[i];
+            sequence.Computed += chunk;
+            stepTokens += chunk;
             _kv.CommitFullBlocks(CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Computed, sequence.Blocks, sequence.BlockHashes);
+            var finished = false;
             if (sequence.PromptLogprobsPending)
             {
                 // Every position came back: position p's logits score prompt token p + 1; the last one is sampled from.
-                RecordPromptLogprobs(sequence, start, _chunks[i], logitRow);
-                var last = logitRow + _chunks[i] - 1;
-                logitRow += _chunks[i];
+                _pipeline.RecordPromptLogprobs(sequence, start, chunk, _logits.AsSpan(logitRow * vocab, chunk * vocab));
+                var last = logitRow + chunk - 1;
+                logitRow += chunk;
                 if (sequence.Computed == sequence.Tokens.Count)
                 {
                     sequence.PromptLogprobsPending = false;
-                    Advance(sequence, _logits.AsSpan(last * vocab, vocab));
+                    finished = _pipeline.Advance(sequence, _logits.AsSpan(last * vocab, vocab));
                 }
             }
             else if (sequence.Computed == sequence.Tokens.Count)
             {
-                if (_takesArgmax[i])
-                {
-                    Emit(sequence, ArgmaxAt(logitRow), null);
-                }
-                else
-                {
-                    Advance(sequence, _logits.AsSpan(logitRow * vocab, vocab));
-                }
-
+                finished = _rows[i].TakesArgmax
+                    ? _pipeline.Emit(sequence, ArgmaxAt(logitRow), null)
+                    : _pipeline.Advance(sequence, _logits.AsSpan(logitRow * vocab, vocab));
                 logitRow++;
             }
-        }
 
-        _metrics?.RecordIterationTokens(stepTokens);
-    }
-
-    private void RecordPromptLogprobs(Sequence sequence, int start, int chunk, int firstRow)
-    {
-        var vocab = _model.Spec.VocabularySize;
-        var k = sequence.Request.Sampling.PromptLogprobs ?? 0;
-        sequence.PromptLogprobs ??= new TokenLogprobs?[sequence.PromptLength];
-        for (var j = 0; j < chunk; j++)
-        {
-            var next = start + j + 1;
-            if (next < sequence.PromptLength)
+            if (finished)
             {
-                var logits = _logits.AsSpan((firstRow + j) * vocab, vocab);
-                sequence.PromptLogprobs[next] = LogprobCalculator.Report(logits, sequence.Tokens[next], k);
+                _running.Remove(sequence);
             }
         }
+
+        _observer?.RecordIterationTokens(stepTokens);
     }
 
     /// <summary>
@@ -167,297 +131,69 @@ public sealed partial class ContinuousBatchScheduler
     private void OrderDecodesFirst()
     {
         var decodes = 0;
-        for (var i = 0; i < _scheduled.Count; i++)
+        for (var i = 0; i < _rows.Count; i++)
         {
-            if (_chunks[i] != 1)
+            var row = _rows[i];
+            if (!row.IsDecode)
             {
                 continue;
             }
 
-            var sequence = _scheduled[i];
             for (var j = i; j > decodes; j--)
             {
-                _scheduled[j] = _scheduled[j - 1];
-                _chunks[j] = _chunks[j - 1];
+                _rows[j] = _rows[j - 1];
             }
 
-            _scheduled[decodes] = sequence;
-            _chunks[decodes] = 1;
-            decodes++;
+            _rows[decodes++] = row;
         }
     }
 
     /// <summary>
-    /// Chooses <paramref name="sequence"/>'s next token from <paramref name="logits"/> (this step's scratch row, changed in
-    /// place): logit bias, penalties, constraint mask, then the sampler (temperature, min-p, top-k, top-p); then streams it
-    /// and applies the stop conditions.
+    /// A failed model step: its rows end with an error, and at the breaker's threshold everything else the engine holds
+    /// ends with an "unavailable" error rather than running into the same fault. Everything the failure changes (the
+    /// engine's health, and at the threshold the failing of all other work) is done before any caller hears of it: a
+    /// caller reacting to its error, or a probe right after the cooldown, then sees the state this failure left.
     /// </summary>
-    private void Advance(Sequence sequence, Span<float> logits)
+    private void OnStepFailed(Exception exception)
     {
-        var sampling = sequence.Request.Sampling;
-        var stop = sequence.Request.Stop;
-        var banned = sequence.Generated < stop.MinTokens ? sequence.BannedBeforeMinTokens : [];
-
-        // Logprobs are of the raw distribution: keep the row before bias, penalties and the mask change it.
-        if (sampling.Logprobs is not null)
+        SchedulerLog.StepFailed(_logger, _rows.Count, exception);
+        var tripped = _breaker.RecordFailure(out var failures);
+        foreach (var row in _rows)
         {
-            logits.CopyTo(_rawLogits);
+            _running.Remove(row.Sequence);
         }
 
-        ApplyBiasAndPenalties(sequence, logits);
-        if (sequence.Constraint is { } constraint && !MaskByConstraint(sequence, constraint, logits, banned))
+        if (tripped)
         {
-            return;
+            FailEverything($"The engine is unavailable: {failures} model steps in a row failed (last: {exception.Message}); retry later.");
         }
 
-        var token = _sampler.Sample(logits, sampling, ref sequence.Random, banned);
-        if (sequence.Constraint is not null && !AcceptByConstraint(sequence, token))
+        foreach (var row in _rows)
         {
-            return;
-        }
-
-        var logprobs = sampling.Logprobs is { } k ? LogprobCalculator.Report(_rawLogits.AsSpan(0, logits.Length), token, k) : null;
-        Emit(sequence, token, logprobs);
-    }
-
-    /// <summary>Appends the chosen <paramref name="token"/> to <paramref name="sequence"/>, streams it, and applies the stop conditions.</summary>
-    private void Emit(Sequence sequence, int token, TokenLogprobs? logprobs)
-    {
-        var stop = sequence.Request.Stop;
-        var promptLogprobs = sequence.Generated == 0 ? sequence.TakePromptLogprobs() : null;
-        sequence.Tokens.Add(token);
-        sequence.Penalties?.AddOutput(token);
-
-        if (sequence.FirstTokenAt == 0)
-        {
-            sequence.FirstTokenAt = _sampledAt;
-        }
-        else if (_timeTokens)
-        {
-            _metrics!.RecordInterTokenLatency(_time.GetElapsedTime(sequence.LastTokenAt, _sampledAt).TotalSeconds);
-        }
-
-        sequence.LastTokenAt = _sampledAt;
-
-        var minReached = sequence.Generated >= stop.MinTokens;
-        // A constraint that accepted its end allows nothing after it: the sequence ends at that EOS even with ignore_eos.
-        var endsAtEos = !stop.IgnoreEos || sequence.Constraint is { IsTerminated: true };
-        if ((endsAtEos && Contains(sequence.EosTokenIds, token)) || Contains(stop.StopTokenIds, token))
-        {
-            sequence.Output.TryWrite(new GenerationUpdate(token, string.Empty, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
-            Complete(sequence, FinishReason.Stop, FlushText(sequence));
-            return;
-        }
-
-        var text = sequence.Detokenizer?.Append(token) ?? string.Empty;
-        var released = minReached ? sequence.Stops.Push(text) : text;
-        sequence.Output.TryWrite(new GenerationUpdate(token, released, Logprobs: logprobs, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp()));
-        if (sequence.Stops.Stopped)
-        {
-            Complete(sequence, FinishReason.Stop, string.Empty);
-            return;
-        }
-
-        if (sequence.Generated >= stop.MaxTokens || sequence.Tokens.Count >= _model.Spec.ContextLength)
-        {
-            Complete(sequence, FinishReason.Length, FlushText(sequence));
+            _pipeline.Finish(row.Sequence, FinishReason.Error, string.Empty, $"The model failed while running this request: {exception.GetType().Name}: {exception.Message}");
         }
     }
 
-    private void ApplyBiasAndPenalties(Sequence sequence, Span<float> logits)
+    /// <summary>Ends every sequence the engine holds (queued, waiting or running) with <paramref name="message"/>.</summary>
+    private void FailEverything(string message)
     {
-        if (sequence.BiasIds is { } ids)
+        while (_incoming.Reader.TryRead(out var sequence))
         {
-            var values = sequence.BiasValues!;
-            for (var i = 0; i < ids.Length; i++)
-            {
-                logits[ids[i]] += values[i];
-            }
+            _waiting.Add(sequence);
         }
 
-        var sampling = sequence.Request.Sampling;
-        if (sampling.HasPenalties)
+        for (var i = _running.Count - 1; i >= 0; i--)
         {
-            sequence.Penalties ??= new PenaltyCounts(logits.Length, CollectionsMarshal.AsSpan(sequence.Tokens), sequence.PromptLength, sequence.Tokens.Count + sequence.Request.Stop.MaxTokens);
-            sequence.Penalties.Apply(logits, sampling);
-        }
-    }
-
-    /// <summary>Applies the constraint's mask; false (and the request finished with an error) when nothing is left to pick.</summary>
-    private bool MaskByConstraint(Sequence sequence, ITokenConstraint constraint, Span<float> logits, ReadOnlySpan<int> banned)
-    {
-        try
-        {
-            constraint.MaskLogits(logits);
-        }
-        catch (Exception ex)
-        {
-            Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
-            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}", requestFault: true);
-            return false;
+            var sequence = _running[i];
+            _running.RemoveAt(i);
+            _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, message);
         }
 
-        for (var i = 0; i < logits.Length; i++)
+        for (var i = _waiting.Count - 1; i >= 0; i--)
         {
-            if (logits[i] > float.NegativeInfinity && !Contains(banned, i))
-            {
-                return true;
-            }
+            var sequence = _waiting[i];
+            _waiting.RemoveAt(i);
+            _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, message);
         }
-
-        var reason = banned.IsEmpty
-            ? "The output constraint allows no token at this point: every token is masked."
-            : "The output constraint allows no token at this point: it allows only end-of-sequence or stop tokens, which min_tokens forbids yet.";
-        Complete(sequence, FinishReason.Error, FlushText(sequence), reason, requestFault: true);
-        return false;
-    }
-
-    /// <summary>Tells the constraint the chosen token; false (and the request finished with an error) when it refuses it.</summary>
-    private bool AcceptByConstraint(Sequence sequence, int token)
-    {
-        bool accepted;
-        try
-        {
-            accepted = sequence.Constraint!.Accept(token);
-        }
-        catch (Exception ex)
-        {
-            Log.ConstraintFailed(_logger, sequence.Request.RequestId, ex);
-            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint failed: {ex.Message}", requestFault: true);
-            return false;
-        }
-
-        if (!accepted)
-        {
-            Complete(sequence, FinishReason.Error, FlushText(sequence), $"The output constraint refused token {token}, which its own mask allowed.");
-        }
-
-        return accepted;
-    }
-
-    private static string FlushText(Sequence sequence)
-    {
-        var tail = sequence.Detokenizer?.Flush() ?? string.Empty;
-        var released = sequence.Stops.Push(tail);
-        return sequence.Stops.Stopped ? released : released + sequence.Stops.Flush();
-    }
-
-    private void Complete(Sequence sequence, FinishReason reason, string text, string? error = null, bool requestFault = false)
-    {
-        _running.Remove(sequence);
-        Finish(sequence, reason, text, error, requestFault);
-    }
-
-    private void Finish(Sequence sequence, FinishReason reason, string text, string? error, bool requestFault = false)
-    {
-        LeaveQueue(sequence);
-        _kv.Release(sequence.Blocks);
-        sequence.BlockHashes.Clear();
-        sequence.Penalties?.Dispose();
-        sequence.Penalties = null;
-        Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
-        Interlocked.Decrement(ref _activeCount);
-
-        // Counters first: a reader that sees the final update also sees the blocks returned and the metrics recorded.
-        // Prompt logprobs not yet handed over (no token was generated) go with the final update.
-        var promptLogprobs = sequence.TakePromptLogprobs();
-        var now = _time.GetTimestamp();
-        var queueTime = _time.GetElapsedTime(sequence.SubmittedAt, sequence.ScheduledAt != 0 ? sequence.ScheduledAt : now);
-        TimeSpan? timeToFirstToken = sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.SubmittedAt, sequence.FirstTokenAt) : null;
-        _metrics?.RequestFinished(
-            reason,
-            sequence.PromptLength,
-            sequence.Generated,
-            queueTime.TotalSeconds,
-            timeToFirstToken?.TotalSeconds,
-            sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.ScheduledAt, sequence.FirstTokenAt).TotalSeconds : null,
-            sequence.FirstTokenAt != 0 ? _time.GetElapsedTime(sequence.FirstTokenAt, now).TotalSeconds : null,
-            _time.GetElapsedTime(sequence.SubmittedAt, now).TotalSeconds);
-        if (EngineTelemetry.Source.HasListeners())
-        {
-            TraceFinished(sequence, reason, now);
-        }
-
-        var update = new GenerationUpdate(-1, text, reason, sequence.PromptLength, sequence.Generated, Math.Max(0, sequence.CachedPromptTokens), error, PromptLogprobs: promptLogprobs, Timestamp: Stopwatch.GetTimestamp(), QueueTime: queueTime, TimeToFirstToken: timeToFirstToken, RequestFault: requestFault);
-        sequence.Output.TryWrite(update);
-        sequence.Output.TryComplete();
-    }
-
-    private static bool Contains(ReadOnlySpan<int> ids, int token)
-    {
-        for (var i = 0; i < ids.Length; i++)
-        {
-            if (ids[i] == token)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>Emits the finished sequence's queue, prefill and decode spans, after the fact, with their real start and end times.</summary>
-    private void TraceFinished(Sequence sequence, FinishReason reason, long now)
-    {
-        var nowUtc = _time.GetUtcNow();
-        DateTimeOffset At(long timestamp) => nowUtc - _time.GetElapsedTime(timestamp, now);
-
-        var scheduledAt = sequence.ScheduledAt != 0 ? sequence.ScheduledAt : now;
-        var id = new KeyValuePair<string, object?>("inference.request_id", sequence.Request.RequestId);
-        EmitSpan(sequence, "queue", At(sequence.SubmittedAt), At(scheduledAt), [id], sequence.ScheduledAt == 0 && reason == FinishReason.Error);
-        if (sequence.ScheduledAt == 0)
-        {
-            return;
-        }
-
-        var firstTokenAt = sequence.FirstTokenAt != 0 ? sequence.FirstTokenAt : now;
-        EmitSpan(
-            sequence,
-            "prefill",
-            At(sequence.ScheduledAt),
-            At(firstTokenAt),
-            [id, new("gen_ai.usage.input_tokens", sequence.PromptLength), new("inference.cached_tokens", Math.Max(0, sequence.CachedPromptTokens))],
-            sequence.FirstTokenAt == 0 && reason == FinishReason.Error);
-        if (sequence.FirstTokenAt != 0)
-        {
-            EmitSpan(
-                sequence,
-                "decode",
-                At(sequence.FirstTokenAt),
-                At(now),
-                [id, new("gen_ai.usage.output_tokens", sequence.Generated), new("gen_ai.response.finish_reasons", InferenceMetrics.FinishedReasonLabel(reason))],
-                reason == FinishReason.Error);
-        }
-    }
-
-    private static void EmitSpan(Sequence sequence, string name, DateTimeOffset start, DateTimeOffset end, KeyValuePair<string, object?>[] tags, bool failed)
-    {
-        // Runs on the scheduler thread, where no span is current: stopping it leaves none current either.
-        var activity = EngineTelemetry.Source.StartActivity(name, ActivityKind.Internal, sequence.ParentContext, tags, links: null, startTime: start);
-        if (activity is null)
-        {
-            return;
-        }
-
-        if (failed)
-        {
-            activity.SetStatus(ActivityStatusCode.Error);
-        }
-
-        activity.SetEndTime(end.UtcDateTime);
-        activity.Stop();
-    }
-
-    private static bool Contains(IReadOnlyList<int> ids, int token)
-    {
-        for (var i = 0; i < ids.Count; i++)
-        {
-            if (ids[i] == token)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }

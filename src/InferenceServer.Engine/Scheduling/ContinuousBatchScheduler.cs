@@ -1,10 +1,9 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Threading.Channels;
-using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.KvCache;
+using InferenceServer.Engine.Observation;
 using InferenceServer.Engine.Requests;
-using InferenceServer.Engine.Sampling;
 using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.Logging;
 
@@ -17,68 +16,85 @@ namespace InferenceServer.Engine.Scheduling;
 /// the token budget and free KV blocks, preempting the newest sequence by recompute when blocks run out, runs the
 /// model once for the whole batch, samples, streams and frees.
 /// </summary>
-public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
+public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngineGauges
 {
     private readonly ServedModel _model;
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
-    private readonly InferenceMetrics? _metrics;
+    private readonly IEngineObserver? _observer;
     private readonly TimeProvider _time;
     private readonly Channel<Sequence> _incoming;
     private readonly KvCacheManager _kv;
     private readonly IModelRunner _runner;
+    private readonly QueueBounds _queue;
+    private readonly FaultBreaker _breaker;
+    private readonly SchedulerCounters _counters = new();
+    private readonly TokenPipeline _pipeline;
     private readonly ForwardBatch _batch = new();
     private readonly ForwardBatch _prefillBatch = new();
-    private readonly Sampler _sampler = new();
     private readonly List<Sequence> _waiting = [];
-    private readonly List<Sequence> _running = [];
-    private readonly List<Sequence> _scheduled = [];
-    private readonly List<int> _chunks = [];
-    private readonly List<bool> _takesArgmax = [];
+    private readonly List<Sequence> _running;
+    private readonly List<ScheduledRow> _rows;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _thread;
     private float[] _logits = [];
-    private float[] _rawLogits = [];
     private long _arrivals;
-    private long _steps;
-    private int _activeCount;
-    private int _runningCount;
-    private long _lastProgressAt;
-    private long _sampledAt;
-    private bool _timeTokens;
+    private volatile bool _loopFailed;
     private int _disposed;
 
     /// <summary>
-    /// Creates the scheduler for <paramref name="model"/> and sizes its KV cache; call <see cref="Start"/> to run it.
-    /// <paramref name="metrics"/> (optional) is bound to this scheduler's gauges; <paramref name="time"/> defaults to
-    /// <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and the fault cooldown.
+    /// Creates the scheduler for <paramref name="model"/>, negotiating its KV store from <paramref name="options"/>'
+    /// <see cref="SchedulerOptions.KvBudget"/> (<see cref="ServedModel.CreateRunner"/>); call <see cref="Start"/> to run it.
+    /// <paramref name="time"/> defaults to <see cref="TimeProvider.System"/> and clocks queue, prefill and decode times and
+    /// the fault cooldown. Metrics are the host's (<c>AddInferenceEngine</c>).
     /// </summary>
-    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, InferenceMetrics? metrics = null, TimeProvider? time = null)
+    /// <exception cref="InvalidOperationException">The KV budget holds less than one full-context sequence.</exception>
+    public ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, TimeProvider? time = null)
+        : this(model, CreateRunner(model, options), options, logger, null, time)
     {
+    }
+
+    /// <summary>As the public constructor, with <paramref name="observer"/> (the metrics) bound to this scheduler's gauges.</summary>
+    internal ContinuousBatchScheduler(ServedModel model, SchedulerOptions options, ILogger<ContinuousBatchScheduler> logger, IEngineObserver? observer, TimeProvider? time)
+        : this(model, CreateRunner(model, options), options, logger, observer, time)
+    {
+    }
+
+    /// <summary>
+    /// Creates the scheduler over <paramref name="runner"/> (created by <see cref="ServedModel.CreateRunner"/>; the scheduler
+    /// owns it from now on and disposes it). Its KV-cache manager is sized from the runner's numbers, not re-planned.
+    /// <paramref name="observer"/> (optional: the metrics) is bound to this scheduler's gauges and told of every step,
+    /// token and finished request.
+    /// </summary>
+    internal ContinuousBatchScheduler(ServedModel model, IModelRunner runner, SchedulerOptions options, ILogger logger, IEngineObserver? observer, TimeProvider? time)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(runner);
+        ArgumentNullException.ThrowIfNull(options);
         _model = model;
         _options = options;
         _logger = logger;
-        _metrics = metrics;
+        _observer = observer;
         _time = time ?? TimeProvider.System;
-        _lastProgressAt = _time.GetTimestamp();
-        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
-        if (blockSize != options.BlockSize)
+        _counters.LastProgressAt = _time.GetTimestamp();
+        _runner = runner;
+        if (runner.BlockSize != options.BlockSize)
         {
-            Log.BlockSizeRaised(logger, options.BlockSize, blockSize);
-            options.BlockSize = blockSize;
+            SchedulerLog.BlockSizeRaised(logger, options.BlockSize, runner.BlockSize);
         }
 
-        var blocks = PlanKvBlocks(model, options);
-        _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
-        var runner = model.CreateRunner(blocks, options.BlockSize);
-        if (runner is InferenceServer.Onnx.Runtime.SplitRunner split)
+        _kv = new KvCacheManager(runner.BlockCount, runner.BlockSize, options.EnablePrefixCaching);
+        if (runner is SplitRunner split && observer is InferenceServer.Onnx.Attention.IAttentionObserver attention)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
-            split.Observer = metrics;
+            split.Observer = attention;
         }
 
-        _runner = options.RunnerDecorator is { } decorate ? decorate(runner) : runner;
-        _rawLogits = new float[model.Spec.VocabularySize];
+        _queue = new QueueBounds(options.MaxQueuedRequests, options.MaxQueuedTokens);
+        _breaker = new FaultBreaker(options.MaxConsecutiveStepFailures, options.FaultCooldown, _time, logger);
+        _pipeline = new TokenPipeline(model.Spec, _kv, _queue, _counters, observer, _time, logger);
+        _running = new List<Sequence>(options.MaxNumSeqs);
+        _rows = new List<ScheduledRow>(options.MaxNumSeqs);
 
         // Unbounded as a channel, bounded by admission: Submit reserves room against MaxQueuedRequests and MaxQueuedTokens,
         // which count the channel and the waiting list together, before anything is written.
@@ -88,14 +104,14 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             SingleWriter = false,
         });
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-scheduler" };
-        metrics?.Attach(this);
+        observer?.Attach(this);
     }
 
     /// <summary>The model being served.</summary>
     public ServedModel Model => _model;
 
-    /// <summary>Tokens per KV block (<c>--block-size</c>).</summary>
-    public int BlockSize => _options.BlockSize;
+    /// <summary>Tokens per KV block: the runner's (<c>--block-size</c>, raised when its kernel needs larger blocks).</summary>
+    public int BlockSize => _kv.BlockSize;
 
     /// <summary>Whether full blocks are shared between prompts with the same prefix (<c>--enable-prefix-caching</c>).</summary>
     internal bool PrefixCachingEnabled => _options.EnablePrefixCaching;
@@ -104,19 +120,19 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     internal int TotalBlocks => _kv.BlockCount;
 
     /// <summary>KV blocks owned by sequences right now (read from any thread; updated by the loop).</summary>
-    internal int UsedBlocks => Volatile.Read(ref _usedBlocks);
+    internal int UsedBlocks => _counters.UsedBlocks;
 
     /// <summary>Requests admitted or waiting but not finished.</summary>
-    public int ActiveRequests => Volatile.Read(ref _activeCount);
+    public int ActiveRequests => _counters.Active;
 
     /// <summary>Requests in the running batch (admitted, prefilling or decoding), as of the last step.</summary>
-    internal int RunningRequests => Volatile.Read(ref _runningCount);
+    internal int RunningRequests => _counters.Running;
 
     /// <summary>Requests submitted but not yet admitted to the running batch (queued or preempted).</summary>
     internal int WaitingRequests => Math.Max(0, ActiveRequests - RunningRequests);
 
     /// <summary>Time since the loop last made progress (finished a step, or found nothing to do).</summary>
-    public TimeSpan SinceLastProgress => _time.GetElapsedTime(Interlocked.Read(ref _lastProgressAt));
+    public TimeSpan SinceLastProgress => _time.GetElapsedTime(_counters.LastProgressAt);
 
     /// <summary>
     /// True when the loop has stopped, or has work but has made no progress for longer than <paramref name="threshold"/>:
@@ -125,7 +141,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     public bool IsStalled(TimeSpan threshold) => !IsRunning || (ActiveRequests > 0 && SinceLastProgress > threshold);
 
     /// <summary>Model steps run since start.</summary>
-    public long Steps => Interlocked.Read(ref _steps);
+    public long Steps => _counters.Steps;
 
     /// <summary>True while the loop runs.</summary>
     public bool IsRunning => _thread.IsAlive && !_stopping.IsCancellationRequested;
@@ -134,16 +150,13 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     /// False once <see cref="SchedulerOptions.MaxConsecutiveStepFailures"/> model steps in a row have failed, until a step
     /// succeeds again (see <see cref="AcceptsWork"/>); readiness checks report it.
     /// </summary>
-    public bool IsHealthy => Volatile.Read(ref _consecutiveFailures) < _options.MaxConsecutiveStepFailures && !_loopFailed;
+    public bool IsHealthy => _breaker.IsHealthy && !_loopFailed;
 
     /// <summary>Model steps that failed in a row (0 after any success).</summary>
-    internal int ConsecutiveStepFailures => Volatile.Read(ref _consecutiveFailures);
-
-    private int _usedBlocks;
-    private long _preemptions;
+    internal int ConsecutiveStepFailures => _breaker.ConsecutiveFailures;
 
     /// <summary>Sequences preempted (blocks freed, recomputed later) since start.</summary>
-    internal long Preemptions => Interlocked.Read(ref _preemptions);
+    internal long Preemptions => _counters.Preemptions;
 
     /// <summary>Prefix-cache lookups since start, in blocks (read on the loop's thread or when idle).</summary>
     internal long PrefixCacheQueries => _kv.PrefixQueries;
@@ -156,6 +169,54 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
     /// <summary>Prefix-cache hits since start, in tokens.</summary>
     internal long PrefixCacheHitTokens => _kv.PrefixHits * _kv.BlockSize;
+
+    /// <summary>Sequences accepted and not yet admitted to the batch (the bounded queue's length).</summary>
+    internal int QueuedRequests => _queue.Requests;
+
+    /// <summary>Prompt tokens of <see cref="QueuedRequests"/>.</summary>
+    internal long QueuedTokens => _queue.Tokens;
+
+    /// <summary>
+    /// True when the queue is at either bound, so a new request would be refused: a cheap check for callers to make
+    /// before reading and tokenizing a request. <see cref="Submit"/> decides exactly.
+    /// </summary>
+    public bool IsQueueFull => _queue.IsFull;
+
+    /// <summary>
+    /// False while stopping, after the loop failed, and while unhealthy within <see cref="SchedulerOptions.FaultCooldown"/>
+    /// of the last failed step; <see cref="Submit"/> then answers <see cref="SubmitResult.Unavailable"/>.
+    /// </summary>
+    public bool AcceptsWork => !_stopping.IsCancellationRequested && !_loopFailed && _breaker.AllowsWork;
+
+    /// <inheritdoc />
+    string IEngineGauges.ModelName => _model.Name;
+
+    /// <inheritdoc />
+    int IEngineGauges.BlockSize => BlockSize;
+
+    /// <inheritdoc />
+    int IEngineGauges.TotalBlocks => TotalBlocks;
+
+    /// <inheritdoc />
+    int IEngineGauges.UsedBlocks => UsedBlocks;
+
+    /// <inheritdoc />
+    bool IEngineGauges.PrefixCachingEnabled => PrefixCachingEnabled;
+
+    /// <inheritdoc />
+    int IEngineGauges.RunningRequests => RunningRequests;
+
+    /// <inheritdoc />
+    int IEngineGauges.WaitingRequests => WaitingRequests;
+
+    /// <inheritdoc />
+    long IEngineGauges.PrefixCacheQueryTokens => PrefixCacheQueryTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.PrefixCacheHitTokens => PrefixCacheHitTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.Preemptions => Preemptions;
 
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();
@@ -201,7 +262,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
                 SingleWriter = true,
             });
             var detokenizer = _model.Tokenizer?.CreateStreamingDetokenizer(request.SkipSpecialTokens);
-            sequences[i] = new Sequence(request, Interlocked.Increment(ref _arrivals), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
+            sequences[i] = new Sequence(request, new SequenceId(Interlocked.Increment(ref _arrivals)), output.Writer, detokenizer, _model.EosTokenIds, cancellationToken)
             {
                 // The handler's span (HTTP or gRPC), so the engine's spans join the caller's trace.
                 ParentContext = Activity.Current?.Context ?? default,
@@ -216,7 +277,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             return SubmitResult.Unavailable;
         }
 
-        if (!TryReserveQueue(sequences.Length, tokens))
+        if (!_queue.TryReserve(sequences.Length, tokens))
         {
             return SubmitResult.QueueFull;
         }
@@ -224,7 +285,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         foreach (var sequence in sequences)
         {
             sequence.Queued = true;
-            Interlocked.Increment(ref _activeCount);
+            _counters.RequestStarted();
             if (!_incoming.Writer.TryWrite(sequence))
             {
                 // The loop stopped between the check and the write: answer here, since it never will.
@@ -272,7 +333,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
                         break;
                     }
 
-                    Interlocked.Exchange(ref _lastProgressAt, _time.GetTimestamp());
+                    _counters.LastProgressAt = _time.GetTimestamp();
                 }
 
                 Step();
@@ -284,7 +345,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         catch (Exception ex)
         {
             _loopFailed = true;
-            Log.LoopFailed(_logger, ex);
+            SchedulerLog.LoopFailed(_logger, ex);
         }
         finally
         {
@@ -305,14 +366,14 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         DropCancelled(_running);
         DropCancelled(_waiting);
         Schedule();
-        if (_scheduled.Count > 0)
+        if (_rows.Count > 0)
         {
             Execute();
         }
 
-        Volatile.Write(ref _usedBlocks, _kv.UsedBlockCount);
-        Volatile.Write(ref _runningCount, _running.Count);
-        Interlocked.Exchange(ref _lastProgressAt, _time.GetTimestamp());
+        _counters.UsedBlocks = _kv.UsedBlockCount;
+        _counters.Running = _running.Count;
+        _counters.LastProgressAt = _time.GetTimestamp();
     }
 
     private void InsertWaiting(Sequence sequence)
@@ -330,7 +391,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
     private static int Compare(Sequence a, Sequence b)
     {
         var byPriority = a.Request.Priority.CompareTo(b.Request.Priority);
-        return byPriority != 0 ? byPriority : a.Arrival.CompareTo(b.Arrival);
+        return byPriority != 0 ? byPriority : a.Id.CompareTo(b.Id);
     }
 
     private void DropCancelled(List<Sequence> sequences)
@@ -341,9 +402,18 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
             if (sequence.Cancellation.IsCancellationRequested)
             {
                 sequences.RemoveAt(i);
-                Finish(sequence, FinishReason.Cancelled, string.Empty, null);
+                _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, null);
             }
         }
+    }
+
+    /// <summary>Answers a sequence that was accepted after the loop stopped (it never reached the loop, so owns no blocks).</summary>
+    private void AbandonUnqueued(Sequence sequence)
+    {
+        _queue.Leave(sequence);
+        _counters.RequestEnded();
+        sequence.Output.TryWrite(new GenerationUpdate(-1, string.Empty, FinishReason.Cancelled, sequence.PromptLength, 0, 0, "The server is shutting down."));
+        sequence.Output.TryComplete();
     }
 
     private void DrainOnStop()
@@ -355,74 +425,22 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
 
         foreach (var sequence in _running)
         {
-            Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
+            _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
         }
 
         foreach (var sequence in _waiting)
         {
-            Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
+            _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, "The server is shutting down.");
         }
 
         _running.Clear();
         _waiting.Clear();
     }
 
-    /// <summary>
-    /// How many KV blocks <see cref="SchedulerOptions.KvCacheMemory"/> buys for <paramref name="model"/>, in blocks of
-    /// the size its store uses (<see cref="IDecoderModel.ChooseBlockSize"/>): bytes, or a fraction of the device's free
-    /// memory (a device store) or of the process's available memory (host pages).
-    /// Throws <see cref="InvalidOperationException"/> when that is less than one full-context sequence.
-    /// </summary>
-    public static int PlanKvBlocks(ServedModel model, SchedulerOptions options)
+    private static IModelRunner CreateRunner(ServedModel model, SchedulerOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var spec = model.Spec;
-        var blockSize = model.Decoder.ChooseBlockSize(options.BlockSize);
-        var blockBytes = spec.KvBytesPerToken * blockSize;
-        var budget = ResolveKvBytes(options.KvCacheMemory, model.Decoder.DeviceFreeMemory);
-        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize);
-        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
-        if (blocks < needed)
-        {
-            throw new InvalidOperationException(
-                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {blockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
-        }
-
-        return blocks;
-    }
-
-    private static long ResolveKvBytes(double setting, long? deviceFreeMemory)
-    {
-        if (setting is > 0 and <= 1)
-        {
-            var available = deviceFreeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-            return (long)(available * setting);
-        }
-
-        return (long)setting;
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 1000, EventName = "SchedulerLoopFailed", Level = LogLevel.Critical, Message = "The scheduler loop failed and stopped.")]
-        public static partial void LoopFailed(ILogger logger, Exception exception);
-
-        [LoggerMessage(EventId = 1001, EventName = "ModelStepFailed", Level = LogLevel.Error, Message = "A model step over {Rows} sequences failed; those requests end with an error.")]
-        public static partial void StepFailed(ILogger logger, int rows, Exception exception);
-
-        [LoggerMessage(EventId = 1002, EventName = "SequencePreempted", Level = LogLevel.Debug, Message = "Request {RequestId} preempted to free KV blocks; it will be recomputed.")]
-        public static partial void Preempted(ILogger logger, string requestId);
-
-        [LoggerMessage(EventId = 1003, EventName = "ConstraintFailed", Level = LogLevel.Error, Message = "The output constraint of request {RequestId} threw; the request ends with an error.")]
-        public static partial void ConstraintFailed(ILogger logger, string requestId, Exception exception);
-
-        [LoggerMessage(EventId = 1004, EventName = "EngineUnhealthy", Level = LogLevel.Critical, Message = "{Failures} model steps in a row failed: the engine is unhealthy, fails its queue and refuses work for {CooldownSeconds} s.")]
-        public static partial void Unhealthy(ILogger logger, int failures, double cooldownSeconds);
-
-        [LoggerMessage(EventId = 1006, EventName = "BlockSizeRaised", Level = LogLevel.Information, Message = "KV block size {Requested} raised to {BlockSize}: the model's attention kernel reads whole pages of that many tokens.")]
-        public static partial void BlockSizeRaised(ILogger logger, int requested, int blockSize);
-
-        [LoggerMessage(EventId = 1005, EventName = "EngineRecovered", Level = LogLevel.Warning, Message = "A model step succeeded after {Failures} failed in a row: the engine is healthy.")]
-        public static partial void Recovered(ILogger logger, int failures);
+        ArgumentNullException.ThrowIfNull(options);
+        return model.CreateRunner(options.KvBudget);
     }
 }

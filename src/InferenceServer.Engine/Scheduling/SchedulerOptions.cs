@@ -1,56 +1,102 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Onnx.Runtime;
+using InferenceServer.Engine.KvCache;
 
 namespace InferenceServer.Engine.Scheduling;
 
-/// <summary>Limits of the continuous batcher and the KV cache it manages.</summary>
+/// <summary>
+/// Limits of the continuous batcher and the KV cache it manages. Immutable once built, and valid: each value is checked
+/// as it is set, and a bad one throws <see cref="ArgumentOutOfRangeException"/> with a message that names the
+/// command-line flag the host maps to it (<c>--max-num-seqs</c>, ...). The scheduler only reads it; the block size it
+/// runs with is the runner's (<see cref="ContinuousBatchScheduler.BlockSize"/>), which may be larger than asked.
+/// </summary>
 public sealed class SchedulerOptions
 {
-    /// <summary>Most sequences in one model step (<c>max_num_seqs</c>). Default 64.</summary>
-    public int MaxNumSeqs { get; set; } = 64;
+    private readonly int _maxNumSeqs = 64;
+    private readonly int _maxNumBatchedTokens = 2048;
+    private readonly KvBudget _kvBudget = new(256L * 1024 * 1024, 16);
+    private readonly int _maxQueuedRequests = 1024;
+    private readonly long _maxQueuedTokens = 1L << 20;
+    private readonly int _maxConsecutiveStepFailures = 3;
+    private readonly TimeSpan _faultCooldown = TimeSpan.FromSeconds(30);
 
-    /// <summary>Most new tokens in one model step, decodes and prefill chunks together (<c>max_num_batched_tokens</c>). Default 2048.</summary>
-    public int MaxNumBatchedTokens { get; set; } = 2048;
+    /// <summary>Most sequences in one model step (<c>--max-num-seqs</c>, vLLM's <c>max_num_seqs</c>). Default 64.</summary>
+    public int MaxNumSeqs
+    {
+        get => _maxNumSeqs;
+        init => _maxNumSeqs = OptionChecks.AtLeastOne(value, "max-num-seqs");
+    }
 
-    /// <summary>Tokens per KV block. Default 16.</summary>
-    public int BlockSize { get; set; } = 16;
+    /// <summary>Most new tokens in one model step, decodes and prefill chunks together (<c>--max-num-batched-tokens</c>). Default 2048.</summary>
+    public int MaxNumBatchedTokens
+    {
+        get => _maxNumBatchedTokens;
+        init => _maxNumBatchedTokens = OptionChecks.AtLeastOne(value, "max-num-batched-tokens");
+    }
 
     /// <summary>
-    /// KV-cache size: bytes when above 1 (suffixes k, m, g accepted on the command line), or a fraction of this
-    /// machine's available memory when in (0, 1]. Default 256 MiB.
+    /// Tokens per KV block asked for (<c>--block-size</c>). Default 16. The runner may raise it (a paged kernel reads whole
+    /// pages); <see cref="ContinuousBatchScheduler.BlockSize"/> is the size in use.
     /// </summary>
-    public double KvCacheMemory { get; set; } = 256L * 1024 * 1024;
+    public int BlockSize
+    {
+        get => _kvBudget.BlockSize;
+        init => _kvBudget = _kvBudget with { BlockSize = value };
+    }
+
+    /// <summary>
+    /// KV-cache size (<c>--kv-cache-memory</c>): bytes when above 1 (suffixes k, m, g accepted on the command line), or a
+    /// fraction of this machine's available memory when in (0, 1]. Default 256 MiB.
+    /// </summary>
+    public double KvCacheMemory
+    {
+        get => _kvBudget.Memory;
+        init => _kvBudget = _kvBudget with { Memory = value };
+    }
 
     /// <summary>
     /// Sequences (one per prompt and choice) accepted but not yet admitted to the batch before new ones are refused
-    /// (HTTP 429, gRPC <c>RESOURCE_EXHAUSTED</c>). Default 1024.
+    /// (HTTP 429, gRPC <c>RESOURCE_EXHAUSTED</c>; <c>--max-queued-requests</c>). Default 1024.
     /// </summary>
-    public int MaxQueuedRequests { get; set; } = 1024;
+    public int MaxQueuedRequests
+    {
+        get => _maxQueuedRequests;
+        init => _maxQueuedRequests = OptionChecks.AtLeastOne(value, "max-queued-requests");
+    }
 
     /// <summary>
-    /// Prompt tokens of the queued sequences before new ones are refused, like <see cref="MaxQueuedRequests"/>. A request
-    /// that arrives at an empty queue is accepted whatever its size, so no request is refused for ever. Default 1,048,576.
+    /// Prompt tokens of the queued sequences before new ones are refused, like <see cref="MaxQueuedRequests"/>
+    /// (<c>--max-queued-tokens</c>). A request that arrives at an empty queue is accepted whatever its size, so no request
+    /// is refused for ever. Default 1,048,576.
     /// </summary>
-    public long MaxQueuedTokens { get; set; } = 1L << 20;
+    public long MaxQueuedTokens
+    {
+        get => _maxQueuedTokens;
+        init => _maxQueuedTokens = OptionChecks.AtLeastOne(value, "max-queued-tokens");
+    }
 
     /// <summary>
     /// Consecutive failed model steps after which the engine reports itself unhealthy (readiness false), fails its queue
-    /// and refuses work for <see cref="FaultCooldown"/>. Default 3.
+    /// and refuses work for <see cref="FaultCooldown"/> (<c>--max-consecutive-step-failures</c>). Default 3.
     /// </summary>
-    public int MaxConsecutiveStepFailures { get; set; } = 3;
+    public int MaxConsecutiveStepFailures
+    {
+        get => _maxConsecutiveStepFailures;
+        init => _maxConsecutiveStepFailures = OptionChecks.AtLeastOne(value, "max-consecutive-step-failures");
+    }
 
     /// <summary>
     /// How long an unhealthy engine refuses work before it accepts requests again to probe the model; a step that then
-    /// succeeds makes it healthy. Default 30 seconds.
+    /// succeeds makes it healthy (<c>--fault-cooldown</c>). Default 30 seconds.
     /// </summary>
-    public TimeSpan FaultCooldown { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan FaultCooldown
+    {
+        get => _faultCooldown;
+        init => _faultCooldown = OptionChecks.Positive(value, "fault-cooldown");
+    }
 
-    /// <summary>
-    /// Wraps the model runner the scheduler creates; a test seam to inject faults or stalls around the real runner.
-    /// Default null (the runner as is).
-    /// </summary>
-    internal Func<IModelRunner, IModelRunner>? RunnerDecorator { get; set; }
+    /// <summary>Share full KV blocks between requests with the same prefix (<c>--enable-prefix-caching</c>). Default true.</summary>
+    public bool EnablePrefixCaching { get; init; } = true;
 
-    /// <summary>Share full KV blocks between requests with the same prefix. Default true.</summary>
-    public bool EnablePrefixCaching { get; set; } = true;
+    /// <summary>The KV budget these options give the runner factory: <see cref="KvCacheMemory"/> and <see cref="BlockSize"/>.</summary>
+    public KvBudget KvBudget => _kvBudget;
 }

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using System.Threading.Channels;
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Sampling;
 using InferenceServer.Engine.Text;
@@ -15,10 +16,10 @@ namespace InferenceServer.Engine.Scheduling;
 internal sealed class Sequence
 {
     /// <summary>Creates the state for <paramref name="request"/>.</summary>
-    public Sequence(GenerationRequest request, long arrival, ChannelWriter<GenerationUpdate> output, StreamingDetokenizer? detokenizer, IReadOnlyList<int> eosTokenIds, CancellationToken cancellation)
+    public Sequence(GenerationRequest request, SequenceId id, ChannelWriter<GenerationUpdate> output, StreamingDetokenizer? detokenizer, IReadOnlyList<int> eosTokenIds, CancellationToken cancellation)
     {
         Request = request;
-        Arrival = arrival;
+        Id = id;
         Output = output;
         Detokenizer = detokenizer;
         Cancellation = cancellation;
@@ -48,9 +49,9 @@ internal sealed class Sequence
             BiasIds = new int[bias.Count];
             BiasValues = new float[bias.Count];
             var i = 0;
-            foreach (var (id, value) in bias)
+            foreach (var (token, value) in bias)
             {
-                BiasIds[i] = id;
+                BiasIds[i] = token;
                 BiasValues[i] = value;
                 i++;
             }
@@ -63,8 +64,8 @@ internal sealed class Sequence
     /// <summary>The request as submitted.</summary>
     public GenerationRequest Request { get; }
 
-    /// <summary>Submission order, for first-come-first-served ties.</summary>
-    public long Arrival { get; }
+    /// <summary>Its id: submission order, for first-come-first-served ties, and its name to the runner.</summary>
+    public SequenceId Id { get; }
 
     /// <summary>Where updates go.</summary>
     public ChannelWriter<GenerationUpdate> Output { get; }
@@ -94,7 +95,7 @@ internal sealed class Sequence
     public int CachedPromptTokens { get; set; } = -1;
 
     /// <summary>KV blocks, in token order.</summary>
-    public List<int> Blocks { get; } = [];
+    public List<BlockId> Blocks { get; } = [];
 
     /// <summary>Hashes of the full blocks registered in the prefix cache.</summary>
     public List<ulong> BlockHashes { get; } = [];

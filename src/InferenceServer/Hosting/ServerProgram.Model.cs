@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Globalization;
 using InferenceServer.Engine;
+using InferenceServer.Engine.KvCache;
 using InferenceServer.Hosting.Hub;
 
 namespace InferenceServer.Hosting;
@@ -46,11 +47,13 @@ internal static partial class ServerProgram
 
     /// <summary>
     /// Applies <c>--served-model-name</c>'s other names, <c>--max-model-len</c> and <c>--gpu-memory-utilization</c> to
-    /// the loaded model; disposes it and throws <see cref="StartupException"/> when one cannot apply.
+    /// the loaded model, and returns the KV budget (<c>--kv-cache-memory</c>'s, or the one <c>--gpu-memory-utilization</c>
+    /// leaves); disposes the model and throws <see cref="StartupException"/> when one cannot apply.
     /// </summary>
-    private static void ApplyModelLimits(ServedModel model, ServerOptions options, StartupLog log)
+    private static KvBudget ApplyModelLimits(ServedModel model, ServerOptions options, StartupLog log)
     {
         model.AddAliases(options.ServedModelNames);
+        var kv = options.Scheduler.KvBudget;
         try
         {
             if (options.MaxModelLength is { } cap)
@@ -69,7 +72,7 @@ internal static partial class ServerProgram
                 if (model.Decoder.DeviceTotalMemory is not { } total || model.Decoder.DeviceFreeMemory is not { } free)
                 {
                     log.Info($"--gpu-memory-utilization has no effect on {model.Decoder.Device}: the KV cache is --kv-cache-memory's default");
-                    return;
+                    return kv;
                 }
 
                 var budget = (fraction * total) - (total - free);
@@ -78,7 +81,7 @@ internal static partial class ServerProgram
                     throw new StartupException(string.Create(CultureInfo.InvariantCulture, $"--gpu-memory-utilization {fraction}: {total - free:N0} of the device's {total:N0} bytes are in use after the weights loaded, so {fraction:P0} leaves no room for the KV cache; raise it"));
                 }
 
-                options.Scheduler.KvCacheMemory = budget;
+                kv = kv with { Memory = budget };
                 log.Info(string.Create(CultureInfo.InvariantCulture, $"--gpu-memory-utilization {fraction}: {budget / (1024 * 1024):N0} MiB for the KV cache ({fraction:P0} of {total / (1024 * 1024):N0} MiB, less {(total - free) / (1024 * 1024):N0} MiB in use)"));
             }
         }
@@ -87,5 +90,7 @@ internal static partial class ServerProgram
             model.Dispose();
             throw;
         }
+
+        return kv;
     }
 }

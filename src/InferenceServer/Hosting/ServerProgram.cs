@@ -118,11 +118,7 @@ internal static partial class ServerProgram
             log.Info($"model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
         }
 
-        ApplyModelLimits(model, options, log);
-        if (model.Decoder is SplitDecoderModel split)
-        {
-            LogOffloading(model, split, options.Scheduler, log);
-        }
+        var kvBudget = ApplyModelLimits(model, options, log);
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
         builder.Services.TryAddSingleton(TimeProvider.System);
@@ -142,15 +138,24 @@ internal static partial class ServerProgram
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(15));
         AddLogging(builder, options);
         AddTelemetry(builder);
+        IModelRunner runner;
         try
         {
-            builder.Services.AddInferenceEngine(model, options.Scheduler);
+            // The KV negotiation, once: everything after reads the runner's block count and size.
+            runner = model.CreateRunner(kvBudget);
         }
         catch (InvalidOperationException ex)
         {
             model.Dispose();
             throw new StartupException(ex.Message, ex);
         }
+
+        if (model.Decoder is SplitDecoderModel split)
+        {
+            LogOffloading(model, split, runner, log);
+        }
+
+        builder.Services.AddInferenceEngine(model, runner, options.Scheduler);
 
         configure?.Invoke(builder);
         var app = builder.Build();
@@ -210,21 +215,12 @@ internal static partial class ServerProgram
     }
 
     /// <summary>The startup lines of attention offloading (ADR 0005): which layers run where, and how much KV each memory device holds.</summary>
-    private static void LogOffloading(ServedModel model, SplitDecoderModel split, SchedulerOptions scheduler, StartupLog log)
+    private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log)
     {
         log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
-        int blocks;
-        try
-        {
-            blocks = ContinuousBatchScheduler.PlanKvBlocks(model, scheduler);
-        }
-        catch (InvalidOperationException)
-        {
-            return; // The engine says why when it starts.
-        }
-
+        var blocks = runner.BlockCount;
         var devices = split.AttentionDevices;
-        var blockBytes = model.Spec.KvBytesPerToken * split.ChooseBlockSize(scheduler.BlockSize);
+        var blockBytes = model.Spec.KvBytesPerToken * runner.BlockSize;
         var first = 0;
         for (var i = 0; i < devices.Count; i++)
         {

@@ -8,7 +8,7 @@ public sealed class KvCacheManagerTests
     public void AllocateAndRelease_RestoresThePool()
     {
         var kv = new KvCacheManager(8, 4);
-        var table = new List<int>();
+        var table = new List<BlockId>();
         Assert.True(kv.TryAllocate(5, table));
         Assert.Equal(3, kv.FreeBlockCount);
         Assert.False(kv.TryAllocate(4, table));
@@ -23,13 +23,13 @@ public sealed class KvCacheManagerTests
     {
         var kv = new KvCacheManager(16, 4);
         int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-        var first = new List<int>();
+        var first = new List<BlockId>();
         var firstHashes = new List<ulong>();
         Assert.True(kv.TryAllocate(kv.BlocksFor(tokens.Length), first));
         kv.CommitFullBlocks(tokens, tokens.Length, first, firstHashes);
         Assert.Equal(2, firstHashes.Count);
 
-        var second = new List<int>();
+        var second = new List<BlockId>();
         var secondHashes = new List<ulong>();
         int[] sharing = [1, 2, 3, 4, 5, 6, 7, 8, 42, 43];
         Assert.Equal(8, kv.AcquireCachedPrefix(sharing, second, secondHashes));
@@ -41,7 +41,7 @@ public sealed class KvCacheManagerTests
         Assert.Equal(16, kv.FreeBlockCount);
 
         // Freed blocks still serve the prefix until they are reused.
-        var third = new List<int>();
+        var third = new List<BlockId>();
         Assert.Equal(8, kv.AcquireCachedPrefix(tokens, third, []));
         kv.Release(third);
         Assert.Equal(16, kv.FreeBlockCount);
@@ -53,12 +53,12 @@ public sealed class KvCacheManagerTests
     {
         var kv = new KvCacheManager(8, 4);
         int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8];
-        var table = new List<int>();
+        var table = new List<BlockId>();
         var hashes = new List<ulong>();
         kv.TryAllocate(2, table);
         kv.CommitFullBlocks(tokens, 8, table, hashes);
         kv.Release(table);
-        var again = new List<int>();
+        var again = new List<BlockId>();
         Assert.Equal(4, kv.AcquireCachedPrefix(tokens, again, []));
         kv.Release(again);
     }
@@ -67,12 +67,12 @@ public sealed class KvCacheManagerTests
     public void DifferentParent_DoesNotMatch()
     {
         var kv = new KvCacheManager(8, 2);
-        var table = new List<int>();
+        var table = new List<BlockId>();
         var hashes = new List<ulong>();
         kv.TryAllocate(2, table);
         kv.CommitFullBlocks([1, 2, 3, 4], 4, table, hashes);
         kv.Release(table);
-        var other = new List<int>();
+        var other = new List<BlockId>();
         Assert.Equal(0, kv.AcquireCachedPrefix([9, 9, 3, 4, 5], other, []));
     }
 
@@ -80,8 +80,8 @@ public sealed class KvCacheManagerTests
     public void EvictionReusesLeastRecentlyFreedFirst()
     {
         var kv = new KvCacheManager(4, 2);
-        var a = new List<int>();
-        var b = new List<int>();
+        var a = new List<BlockId>();
+        var b = new List<BlockId>();
         kv.TryAllocate(2, a);
         kv.TryAllocate(2, b);
         kv.CommitFullBlocks([1, 2, 3, 4], 4, a, []);
@@ -90,10 +90,10 @@ public sealed class KvCacheManagerTests
         kv.Release(b);
 
         // Taking two blocks evicts a's (freed first); b's prefix survives.
-        var c = new List<int>();
+        var c = new List<BlockId>();
         kv.TryAllocate(2, c);
-        Assert.Equal(0, kv.AcquireCachedPrefix([1, 2, 3, 4, 0], new List<int>(), []));
-        var d = new List<int>();
+        Assert.Equal(0, kv.AcquireCachedPrefix([1, 2, 3, 4, 0], new List<BlockId>(), []));
+        var d = new List<BlockId>();
         Assert.Equal(4, kv.AcquireCachedPrefix([5, 6, 7, 8, 0], d, []));
         kv.Release(c);
         kv.Release(d);

@@ -38,8 +38,8 @@ public sealed class AdmissionAndFaultTests : IAsyncLifetime
     private void Create(SchedulerOptions options)
     {
         _model = ServedModel.Load(SchedulerHarness.Fixture("llama-gqa"));
-        options.RunnerDecorator = inner => _runner = new FaultInjectingRunner(inner);
-        _scheduler = new ContinuousBatchScheduler(_model, options, NullLogger<ContinuousBatchScheduler>.Instance, time: _time);
+        _runner = new FaultInjectingRunner(_model.CreateRunner(options.KvBudget));
+        _scheduler = new ContinuousBatchScheduler(_model, _runner, options, NullLogger<ContinuousBatchScheduler>.Instance, observer: null, _time);
     }
 
     private static int[] Prompt(int length, int salt = 0) => Enumerable.Range(0, length).Select(i => ((i * 7) + salt) % 900 + 3).ToArray();

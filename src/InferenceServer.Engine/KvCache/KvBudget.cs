@@ -1,0 +1,61 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.Engine.KvCache;
+
+/// <summary>
+/// What the KV cache may take, handed to the runner factory (<see cref="ServedModel.CreateRunner"/>) once at startup:
+/// <see cref="Memory"/> (bytes, or a fraction of the memory the store lives in) and the block size asked for. The runner
+/// that comes back reports what it holds (<see cref="IModelRunner.BlockCount"/>, <see cref="IModelRunner.BlockSize"/>:
+/// its kernel may need larger blocks), and everything else (the KV-cache manager, the startup log, <c>/metrics</c>) reads
+/// those numbers.
+/// </summary>
+public readonly record struct KvBudget
+{
+    private readonly double _memory;
+    private readonly int _blockSize;
+
+    /// <summary>Creates a budget of <paramref name="memory"/> with blocks of <paramref name="blockSize"/> tokens asked for.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names the command-line flag.</exception>
+    public KvBudget(double memory, int blockSize)
+    {
+        Memory = memory;
+        BlockSize = blockSize;
+    }
+
+    /// <summary>Bytes when above 1, or a fraction in (0, 1] of the device's free memory (a device store) or of the process's available memory (host pages).</summary>
+    public double Memory
+    {
+        get => _memory;
+        init => _memory = OptionChecks.KvCacheMemory(value);
+    }
+
+    /// <summary>Tokens per block asked for (<c>--block-size</c>); the runner may raise it.</summary>
+    public int BlockSize
+    {
+        get => _blockSize;
+        init => _blockSize = OptionChecks.AtLeastOne(value, "block-size");
+    }
+
+    /// <summary>
+    /// The one KV planner: how many blocks of <paramref name="blockSize"/> tokens (the size the store uses) this budget buys
+    /// for a model of <paramref name="spec"/>, given the store's <paramref name="deviceFreeMemory"/> (null: host memory).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">That is less than one full-context sequence.</exception>
+    internal int PlanBlocks(ModelSpec spec, int blockSize, long? deviceFreeMemory)
+    {
+        var blockBytes = spec.KvBytesPerToken * blockSize;
+        var budget = Memory is > 0 and <= 1
+            ? (long)((deviceFreeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) * Memory)
+            : (long)Memory;
+        var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize);
+        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
+        if (blocks < needed)
+        {
+            throw new InvalidOperationException(
+                $"--kv-cache-memory: {budget} bytes hold {blocks} blocks of {blockSize} tokens, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise it.");
+        }
+
+        return blocks;
+    }
+}

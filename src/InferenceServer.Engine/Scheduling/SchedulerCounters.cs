@@ -1,0 +1,59 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Engine.Scheduling;
+
+/// <summary>
+/// What the loop counts and other threads read (health checks, gauges, tests): requests in flight, the running batch,
+/// KV blocks in use, steps, preemptions and the last time the loop made progress. Written on the loop (requests in
+/// flight also on submission), read anywhere.
+/// </summary>
+internal sealed class SchedulerCounters
+{
+    private int _active;
+    private int _running;
+    private int _usedBlocks;
+    private long _steps;
+    private long _preemptions;
+    private long _lastProgressAt;
+
+    /// <summary>Requests admitted or waiting but not finished.</summary>
+    public int Active => Volatile.Read(ref _active);
+
+    /// <summary>Requests in the running batch as of the last step.</summary>
+    public int Running
+    {
+        get => Volatile.Read(ref _running);
+        set => Volatile.Write(ref _running, value);
+    }
+
+    /// <summary>KV blocks owned by sequences.</summary>
+    public int UsedBlocks
+    {
+        get => Volatile.Read(ref _usedBlocks);
+        set => Volatile.Write(ref _usedBlocks, value);
+    }
+
+    /// <summary>Model steps run.</summary>
+    public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>Sequences preempted.</summary>
+    public long Preemptions => Interlocked.Read(ref _preemptions);
+
+    /// <summary>When the loop last made progress (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+    public long LastProgressAt
+    {
+        get => Interlocked.Read(ref _lastProgressAt);
+        set => Interlocked.Exchange(ref _lastProgressAt, value);
+    }
+
+    /// <summary>Counts a request accepted.</summary>
+    public void RequestStarted() => Interlocked.Increment(ref _active);
+
+    /// <summary>Counts a request finished.</summary>
+    public void RequestEnded() => Interlocked.Decrement(ref _active);
+
+    /// <summary>Counts a model step.</summary>
+    public void StepRan() => Interlocked.Increment(ref _steps);
+
+    /// <summary>Counts a preemption.</summary>
+    public void Preempted() => Interlocked.Increment(ref _preemptions);
+}
