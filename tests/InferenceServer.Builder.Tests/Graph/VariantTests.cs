@@ -45,6 +45,9 @@ public sealed class VariantTests
     [InlineData("mla-no-interleave")]
     [InlineData("mla-yarn")]
     [InlineData("mla-moe")]
+    [InlineData("mla-dense-bias")]
+    [InlineData("mla-transmla")]
+    [InlineData("mla-transmla-lora")]
     public void Variant_ServedBuiltGraph_MatchesReferenceEveryStep(string variant)
     {
         var checkpoint = MakeVariant(variant);
@@ -115,7 +118,12 @@ public sealed class VariantTests
                     continue;
                 }
 
-                if (variant == "mla-q-proj" && info.Name.Contains("self_attn.q_", StringComparison.Ordinal))
+                if (variant is "mla-q-proj" or "mla-dense-bias" or "mla-transmla" && info.Name.Contains("self_attn.q_", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                if (variant.StartsWith("mla-transmla", StringComparison.Ordinal) && info.Name.Contains("_layernorm.weight", StringComparison.Ordinal) && info.Name.Contains("self_attn.", StringComparison.Ordinal))
                 {
                     continue;
                 }
@@ -182,6 +190,57 @@ public sealed class VariantTests
                 for (var l = 0; l < 3; l++)
                 {
                     tensors.Add(($"model.layers.{l}.self_attn.q_proj.weight", "F32", [4 * 24, 64], MemoryMarshal.AsBytes(q.AsSpan()).ToArray()));
+                }
+
+                break;
+            case "mla-dense-bias":
+            case "mla-transmla":
+            case "mla-transmla-lora":
+                // DeepSeek-V3 with attention_bias and no query LoRA: biases on kv_a_proj_with_mqa and o_proj (q_proj has
+                // none), as transformers' DeepseekV3Attention. TransMLA's llama_mla (a converted GQA model): no latent
+                // norms, biases on q_proj (or q_b_proj), kv_a_proj_with_mqa and kv_b_proj, query_pre_attn_scalar, halves RoPE.
+                var transMla = variant != "mla-dense-bias";
+                var lora = variant == "mla-transmla-lora";
+                config["attention_bias"] = true;
+                if (!lora)
+                {
+                    config["q_lora_rank"] = null;
+                }
+
+                if (transMla)
+                {
+                    config["model_type"] = "llama_mla";
+                    config["architectures"] = new JsonArray("LlamaMLAForCausalLM");
+                    config["query_pre_attn_scalar"] = 20;
+                    config["rope_interleave"] = false;
+                    config["first_k_dense_replace"] = 3;
+                }
+
+                var biasRandom = new Random(11);
+                void Random(string name, params long[] shape)
+                {
+                    var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((biasRandom.NextDouble() - 0.5) * 0.3)).ToArray();
+                    tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+                }
+
+                for (var l = 0; l < 3; l++)
+                {
+                    var p = $"model.layers.{l}.self_attn.";
+                    if (!lora)
+                    {
+                        Random(p + "q_proj.weight", 4 * 24, 64);
+                    }
+
+                    Random(p + "kv_a_proj_with_mqa.bias", 32 + 8);
+                    if (transMla)
+                    {
+                        Random(p + (lora ? "q_b_proj.bias" : "q_proj.bias"), 4 * 24);
+                        Random(p + "kv_b_proj.bias", 4 * (16 + 16));
+                    }
+                    else
+                    {
+                        Random(p + "o_proj.bias", 64);
+                    }
                 }
 
                 break;
