@@ -25,9 +25,10 @@ internal sealed partial class DecoderGraphBuilder
         var y = RmsNorm($"l{layer}_post_attention_norm", h, $"model.layers.{layer}.post_attention_layernorm.weight", c.HiddenSize);
 
         // Router.
-        var logits = _g.Node("Gemm", n + "router_logits", [y, Linear(p + "gate.weight", experts, c.HiddenSize)], Attr("transB", 1L));
+        // The routing runs in fp32 in every graph (transformers' router does): the paged graph casts from T and back.
+        var logits = ToFloat(n + "router_logits_f32", _g.Node("Gemm", n + "router_logits", [y, Linear(p + "gate.weight", experts, c.HiddenSize)], Attr("transB", 1L)));
         var scores = _g.Node("Sigmoid", n + "scores", [logits]);
-        var bias = _g.Weight(p + "gate.e_score_correction_bias", _weights.ReadFloat32(p + "gate.e_score_correction_bias", experts), experts);
+        var bias = ToFloat(n + "bias_f32", _g.Weight(p + "gate.e_score_correction_bias", _weights.ReadFloat32(p + "gate.e_score_correction_bias", experts), experts));
         var choice = _g.Node("Add", n + "choice", [scores, bias]);
         if (moe.TopKGroups < moe.Groups)
         {
@@ -59,7 +60,8 @@ internal sealed partial class DecoderGraphBuilder
         var up = _g.Node("Gemm", n + "up_proj", [y, StackedExperts(p, "up_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
         var activated = _g.Node("Mul", n + "gate_up", [_g.Node("Mul", n + "gate_silu", [gate, _g.Node("Sigmoid", n + "gate_sigmoid", [gate])]), up]);
         var perExpert = _g.Node("Reshape", n + "per_expert", [activated, _g.Int64s(-1, experts, width)]);
-        var weighted = _g.Node("Mul", n + "weighted", [perExpert, _g.Node("Unsqueeze", n + "routing_3d", [routing, _g.Int64s(-1)])]);
+        var routingT = _paged ? _g.Node("Cast", n + "routing_t", [routing], Attr("to", (long)_g.ElementType)) : routing;
+        var weighted = _g.Node("Mul", n + "weighted", [perExpert, _g.Node("Unsqueeze", n + "routing_3d", [routingT, _g.Int64s(-1)])]);
         var flat = _g.Node("Reshape", n + "weighted_flat", [weighted, _g.Int64s(-1, experts * width)]);
         var routed = _g.Node("Gemm", n + "down_proj", [flat, StackedExperts(p, "down_proj", experts, c.HiddenSize, width, byRows: false)], Attr("transB", 1L));
 
@@ -77,6 +79,10 @@ internal sealed partial class DecoderGraphBuilder
 
         return _g.Node("Add", n + "residual", [h, output]);
     }
+
+    /// <summary><paramref name="x"/> cast to fp32 in the paged graph (T is fp16 or bf16), else itself.</summary>
+    private string ToFloat(string name, string x) =>
+        _paged ? _g.Node("Cast", name, [x], Attr("to", (long)TensorProto.Types.DataType.Float)) : x;
 
     /// <summary>
     /// The experts' <paramref name="projection"/> weights ([rows, cols] each, per-expert tensors
