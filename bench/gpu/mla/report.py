@@ -46,7 +46,7 @@ def main():
         layers = int(meta.get("layers", "0") or 0)
         goal = (512 + 64) * layers * 2
         w(f"KV cache: {kv.group(1)} bytes/token (the builder's count); (kv_lora_rank + rope) x layers x 2 bytes = {goal}"
-          f" ({ratio(int(kv.group(1)), goal) if goal else "?"}; goal <= 1.1x).")
+          f" ({ratio(int(kv.group(1)), goal) if goal else '?'}; goal <= 1.1x).")
     w("")
     w("## Output tokens/s")
     w("")
