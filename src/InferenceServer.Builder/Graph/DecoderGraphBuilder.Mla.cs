@@ -77,7 +77,9 @@ internal sealed partial class DecoderGraphBuilder
         // Absorb W_uk into the query: q_abs[b, s, h, r] = sum_n q_nope[b, s, h, n] W_uk[h, n, r]. A kv_b_proj bias's key
         // part adds q_nope . b_k to every score of a query alike, which softmax ignores: it is dropped.
         var uk = KvBPart(p + "kv_b_proj.weight", heads, mla, value: false);
-        var qAbsorbed = _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
+        var qAbsorbed = _paged
+            ? PerHeadMatMul(n + "q_absorbed", qParts[0], uk, heads, nope, rank)
+            : _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
         var query4 = _g.Node("Concat", n + "mla_query_4d", [qAbsorbed, qRope], Attr("axis", -1L));
         var query = _g.Node("Reshape", n + "mla_query", [query4, Shape3(heads * width)]);
         return (query, key, latent3, mla.SoftmaxScale(c.Rope));
@@ -94,9 +96,10 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var heads = c.Layers[layer].HeadCount;
         var rank = mla.KvLoraRank;
-        var uv = KvBPart(p + "kv_b_proj.weight", heads, mla, value: true);
         var weightedLatent = _g.Node("Reshape", n + "attention_latent", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
-        var values = _g.Node("Einsum", n + "attention_values", [weightedLatent, uv], Attr("equation", "bshr,hvr->bshv"));
+        var values = _paged
+            ? PerHeadMatMul(n + "attention_values", weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true, transposed: true), heads, rank, mla.VHeadDim)
+            : _g.Node("Einsum", n + "attention_values", [weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true)], Attr("equation", "bshr,hvr->bshv"));
         if (_weights.Contains(p + "kv_b_proj.bias"))
         {
             // The attention weights of a row sum to 1, so the value part of a kv_b_proj bias passes through unchanged.
@@ -177,8 +180,11 @@ internal sealed partial class DecoderGraphBuilder
         return _g.Weight(name + ".v", part, heads, mla.VHeadDim);
     }
 
-    /// <summary>One part of <c>kv_b_proj</c> [H x (nope + v), rank]: W_uk [H, nope, rank], or with <paramref name="value"/> W_uv [H, v, rank].</summary>
-    private string KvBPart(string name, int heads, MlaConfig mla, bool value)
+    /// <summary>
+    /// One part of <c>kv_b_proj</c> [H x (nope + v), rank]: W_uk [H, nope, rank], or with <paramref name="value"/> W_uv
+    /// [H, v, rank] ([H, rank, v] when <paramref name="transposed"/>, the right operand of a per-head MatMul).
+    /// </summary>
+    private string KvBPart(string name, int heads, MlaConfig mla, bool value, bool transposed = false)
     {
         var rank = mla.KvLoraRank;
         var perHead = mla.QkNopeHeadDim + mla.VHeadDim;
@@ -187,9 +193,36 @@ internal sealed partial class DecoderGraphBuilder
         var part = new float[heads * rows * rank];
         for (var h = 0; h < heads; h++)
         {
-            weight.AsSpan(((h * perHead) + skip) * rank, rows * rank).CopyTo(part.AsSpan(h * rows * rank));
+            var source = weight.AsSpan(((h * perHead) + skip) * rank, rows * rank);
+            if (!transposed)
+            {
+                source.CopyTo(part.AsSpan(h * rows * rank));
+                continue;
+            }
+
+            for (var row = 0; row < rows; row++)
+            {
+                for (var r = 0; r < rank; r++)
+                {
+                    part[(h * rows * rank) + (r * rows) + row] = source[(row * rank) + r];
+                }
+            }
         }
 
-        return _g.Weight(name + (value ? ".uv" : ".uk"), part, heads, rows, rank);
+        var suffix = (value ? ".uv" : ".uk") + (transposed ? "_t" : string.Empty);
+        return transposed ? _g.Weight(name + suffix, part, heads, rank, rows) : _g.Weight(name + suffix, part, heads, rows, rank);
+    }
+
+    /// <summary>
+    /// <c>x[.., h, :] @ w[h]</c> for each head: x is [rows..., heads, inner] (rows following <c>_idsShape</c>), w
+    /// [heads, inner, outer]; as Transpose + batched MatMul + Transpose (the paged graph's form: ONNX Runtime's CUDA
+    /// Einsum has no bf16 kernel), giving [rows..., heads, outer].
+    /// </summary>
+    private string PerHeadMatMul(string name, string x, string w, int heads, int inner, int outer)
+    {
+        var byHead = _g.Node("Transpose", name + "_by_head", [_g.Node("Reshape", name + "_rows", [x, _g.Int64s(-1, heads, inner)])], Attr("perm", [1L, 0L, 2L]));
+        var product = _g.Node("MatMul", name + "_matmul", [byHead, w]);
+        var byRow = _g.Node("Transpose", name + "_by_row", [product], Attr("perm", [1L, 0L, 2L]));
+        return _g.Node("Reshape", name, [byRow, _g.Node("Concat", name + "_shape", [_idsShape, _g.Int64s(heads, outer)], Attr("axis", 0L))]);
     }
 }

@@ -16,26 +16,28 @@ namespace InferenceServer.Builder.Graph;
 /// are gathered ([B, L, width], L = max_blocks x block_size), and every query head of every row attends with one
 /// batched <c>MatMul</c> against its row's one shared key (multi-query attention: the absorbed query
 /// [W_uk^T q_nope, q_rope] . [latent, rope key], the latent as the value); W_uv and o_proj follow as in the dense graph.
+/// Only ops with CUDA kernels in fp16 and bf16 touch T (no Einsum, no Where in T).
 /// Rows are padded to the step's most new tokens (<c>attention_metadata[0]</c>); a key is visible to a row's query j
 /// when its position is at most past + j.
 /// </summary>
 internal sealed partial class DecoderGraphBuilder
 {
-    /// <summary>A score that softmax turns into 0, finite in fp16 and bf16.</summary>
-    private const float MaskedScoreT = -65504f;
+    /// <summary>The additive bias of a hidden key: softmax turns it into 0; a score plus it stays finite in fp16.</summary>
+    private const float MaskedScoreT = -30000f;
 
     // The paged MLA prologue's values, shared by every layer.
     private string _mlaSlots = string.Empty;
     private string _mlaPadRows = string.Empty;
     private string _mlaTokenRows = string.Empty;
-    private string _mlaVisible = string.Empty;
+    private string _mlaMaskBias = string.Empty;
     private string _mlaRowCount = string.Empty;
     private string _mlaMaxNew = string.Empty;
 
     /// <summary>
     /// Per-token bookkeeping of the packed step, once: each token's row, position (past + index in the row), cache
     /// slot [block, offset] from <c>block_table</c>; the padded query layout [B x max_new] (which token fills each
-    /// place, and each token's place); the visibility mask [B, max_new, 1, L]; the RoPE rows of the positions as
+    /// place, and each token's place); the additive visibility bias [B, max_new, 1, L] in T (built by a float Where: ONNX
+    /// Runtime's CUDA Where has no bf16 kernel); the RoPE rows of the positions as
     /// [1, T, 1, rope / 2] (the dense builder's <c>Rope</c> then applies unchanged with <c>_idsShape</c> = [1, T]).
     /// </summary>
     private void PagedMlaPrologue(string cosTable, string sinTable)
@@ -82,7 +84,8 @@ internal sealed partial class DecoderGraphBuilder
         var keys = _g.Node("Range", "mla_key_positions", [_g.Int64Scalar(0), keyCount, _g.Int64Scalar(1)]);
         var last = _g.Node("Add", "mla_place_last_key", [_g.Node("Unsqueeze", "mla_past_column", [past, _g.Int64s(1)]), places]);
         var visible = _g.Node("LessOrEqual", "mla_visible_3d", [keys, _g.Node("Unsqueeze", "mla_place_last_key_3d", [last, _g.Int64s(2)])]);
-        _mlaVisible = _g.Node("Unsqueeze", "mla_visible", [visible, _g.Int64s(2)]);
+        var bias = _g.Node("Where", "mla_visible_bias_f32", [_g.Node("Unsqueeze", "mla_visible", [visible, _g.Int64s(2)]), _g.FloatScalar(0f), _g.FloatScalar(MaskedScoreT)]);
+        _mlaMaskBias = _g.ElementType == TensorProto.Types.DataType.Float ? bias : _g.Node("Cast", "mla_visible_bias", [bias], Attr("to", (long)_g.ElementType));
 
         _cos = _g.Node("Unsqueeze", "rope_cos", [_g.Node("Gather", "rope_cos_rows", [cosTable, position]), _g.Int64s(0, 2)]);
         _sin = _g.Node("Unsqueeze", "rope_sin", [_g.Node("Gather", "rope_sin_rows", [sinTable, position]), _g.Int64s(0, 2)]);
@@ -120,7 +123,7 @@ internal sealed partial class DecoderGraphBuilder
         var latentScores = _g.Node("MatMul", n + "mla_latent_scores", [parts[0], _g.Node("Transpose", n + "mla_latents_t", [latents], Attr("perm", [0L, 2L, 1L]))]);
         var ropeScores = _g.Node("MatMul", n + "mla_rope_scores", [parts[1], _g.Node("Transpose", n + "mla_rope_keys_t", [ropeKeys], Attr("perm", [0L, 2L, 1L]))]);
         var scores = _g.Node("Reshape", n + "mla_scores", [_g.Node("Add", n + "mla_scores_3d", [latentScores, ropeScores]), _g.Node("Concat", n + "mla_scores_shape", [_mlaRowCount, _mlaMaxNew, _g.Int64s(heads, -1)], Attr("axis", 0L))]);
-        var masked = _g.Node("Where", n + "mla_scores_masked", [_mlaVisible, scores, _g.ElementScalar(MaskedScoreT)]);
+        var masked = _g.Node("Add", n + "mla_scores_masked", [scores, _mlaMaskBias]);
         var weights = _g.Node("Softmax", n + "mla_weights", [masked], Attr("axis", -1L));
 
         // Weighted latents [B, max_new x heads, rank] -> each token's [T, heads x rank].
