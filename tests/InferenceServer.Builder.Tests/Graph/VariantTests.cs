@@ -20,9 +20,11 @@ public sealed class VariantTests
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("deepseek-v3-mla")]
-    public void ReferenceDecoder_MatchesTransformers(string fixture)
+    public void ReferenceDecoder_MatchesTransformers(string fixture) => AssertReferenceDecoderMatchesTransformers(fixture);
+
+    /// <summary>The oracle is itself checked against transformers before it judges anything: fixture <paramref name="fixture"/>'s first two cases.</summary>
+    internal static void AssertReferenceDecoderMatchesTransformers(string fixture)
     {
-        // The oracle is itself checked against transformers before it judges anything.
         var reference = new ReferenceDecoder(BuiltModels.Fixture(fixture));
         foreach (var (prompt, _, expected) in BuiltModels.References(fixture).Take(2))
         {
@@ -217,11 +219,7 @@ public sealed class VariantTests
                 }
 
                 var biasRandom = new Random(11);
-                void Random(string name, params long[] shape)
-                {
-                    var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((biasRandom.NextDouble() - 0.5) * 0.3)).ToArray();
-                    tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
-                }
+                void Random(string name, params long[] shape) => AddRandom(tensors, biasRandom, 0.3, name, shape);
 
                 for (var l = 0; l < 3; l++)
                 {
@@ -254,11 +252,7 @@ public sealed class VariantTests
                 config["n_shared_experts"] = 1;
                 config["moe_intermediate_size"] = 32;
                 var moeRandom = new Random(5);
-                void Add(string name, params long[] shape)
-                {
-                    var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((moeRandom.NextDouble() - 0.5) * 0.4)).ToArray();
-                    tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
-                }
+                void Add(string name, params long[] shape) => AddRandom(tensors, moeRandom, 0.4, name, shape);
 
                 for (var l = 1; l < 3; l++)
                 {
@@ -298,5 +292,12 @@ public sealed class VariantTests
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
         return folder;
+    }
+
+    /// <summary>Appends an F32 tensor of uniform values in (-scale / 2, scale / 2) drawn from <paramref name="random"/>.</summary>
+    private static void AddRandom(List<(string, string, long[], byte[])> tensors, Random random, double scale, string name, long[] shape)
+    {
+        var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((random.NextDouble() - 0.5) * scale)).ToArray();
+        tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
     }
 }
