@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Writes a DeepSeek-V2-Lite-shaped DeepseekV3ForCausalLM checkpoint with random weights, for issue 18's GPU run.
 
-  python3 make_checkpoint.py OUTDIR [--layers 27] [--seed 0] [--device auto|cpu|cuda]
+  python3 make_checkpoint.py OUTDIR [--shape v2lite|dense1b] [--layers N] [--seed 0] [--device auto|cpu|cuda]
 
 V2-Lite's shape: vocabulary 102400, hidden 2048, 16 heads, no query LoRA, kv_lora_rank 512, qk_rope_head_dim 64,
 qk_nope_head_dim 128, v_head_dim 128, the first layer's MLP dense (10944), the others 64 routed experts (1408) top-6
 plus 2 shared, 4096 positions, in bf16. As DeepseekV3 (what the builder reads): sigmoid routing with a correction
 bias, one group (V2-Lite routes by softmax; the shape, not the routing, is what the benchmark measures).
 --layers below 27 keeps the run inside one device call (the report says which count was used).
+
+--shape dense1b: issue 18's dense MLA model of the Llama-3.2-1B GQA shape (vocabulary 128256, hidden 2048, 16 layers,
+32 heads, kv_lora_rank 256, qk_rope_head_dim 64, qk_nope_head_dim and v_head_dim 64, every MLP dense 8192, tied
+embeddings, bos 128000, eos 128001): 10 KiB of cache per token in 16 bits against the GQA model's 32 KiB.
 
 transformers 5 may store each MoE layer's experts fused ([E, 2I, H] gate_up, [E, H, I] down); the saved files are
 rewritten with the per-expert tensor names of published DeepSeek checkpoints (experts.{e}.gate_proj.weight, ...),
@@ -48,6 +52,24 @@ SHAPE = dict(
     eos_token_id=100001,
     hidden_act="silu",
 )
+
+
+DENSE1B = dict(
+    SHAPE,
+    vocab_size=128256,
+    intermediate_size=8192,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    kv_lora_rank=256,
+    qk_rope_head_dim=64,
+    qk_nope_head_dim=64,
+    v_head_dim=64,
+    first_k_dense_replace=10**6,
+    tie_word_embeddings=True,
+    bos_token_id=128000,
+    eos_token_id=128001,
+)
+SHAPES = {"v2lite": (SHAPE, 27), "dense1b": (DENSE1B, 16)}
 
 
 def unfuse_experts(torch, path, intermediate, hidden):
@@ -102,7 +124,8 @@ def unfuse_experts(torch, path, intermediate, hidden):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir")
-    parser.add_argument("--layers", type=int, default=27)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="v2lite")
+    parser.add_argument("--layers", type=int, help="default: the shape's own (27 for v2lite, 16 for dense1b)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -114,7 +137,10 @@ def main():
 
     started = time.time()
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    config = transformers.DeepseekV3Config(num_hidden_layers=args.layers, **SHAPE)
+    shape, default_layers = SHAPES[args.shape]
+    args.layers = args.layers or default_layers
+    shape = dict(shape, first_k_dense_replace=min(shape["first_k_dense_replace"], args.layers))
+    config = transformers.DeepseekV3Config(num_hidden_layers=args.layers, **shape)
     torch.manual_seed(args.seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
@@ -123,13 +149,13 @@ def main():
             model = transformers.DeepseekV3ForCausalLM(config).eval()
     finally:
         torch.set_default_dtype(previous)
-    model.generation_config.bos_token_id = SHAPE["bos_token_id"]
-    model.generation_config.eos_token_id = SHAPE["eos_token_id"]
+    model.generation_config.bos_token_id = shape["bos_token_id"]
+    model.generation_config.eos_token_id = shape["eos_token_id"]
     os.makedirs(args.outdir, exist_ok=True)
     model.save_pretrained(args.outdir, max_shard_size="4GB")
     split = unfuse_experts(torch, args.outdir, SHAPE["moe_intermediate_size"], SHAPE["hidden_size"])
     parameters = sum(p.numel() for p in model.parameters())
-    summary = dict(layers=args.layers, parameters=parameters, seed=args.seed, device=device, fused_expert_tensors_split=split,
+    summary = dict(shape=args.shape, layers=args.layers, parameters=parameters, seed=args.seed, device=device, fused_expert_tensors_split=split,
                    seconds=round(time.time() - started, 1), transformers=transformers.__version__, torch=torch.__version__)
     print(json.dumps(summary))
     return 0

@@ -39,12 +39,16 @@ def main():
 
     w(f"# MLA + MoE on the paged CUDA path (issue 18), {meta.get('date', '?')}")
     w("")
-    w(f"DeepSeek-V2-Lite shape with **{meta.get('layers', '?')} layers** (V2-Lite has 27; fewer to fit one device call), "
+    shape = meta.get("shape", "v2lite")
+    described = ("DeepSeek-V2-Lite shape (MLA 512 + 64, 64 experts top-6 + 2 shared, first layer dense)" if shape == "v2lite"
+                 else "dense MLA of the Llama-1B GQA shape (MLA 256 + 64, 32 heads, every MLP dense)")
+    full = 27 if shape == "v2lite" else 16
+    w(f"{described} with **{meta.get('layers', '?')} layers** (the full model has {full}), "
       f"random weights, {meta.get('dtype', '?')}; {checkpoint.get('parameters', '?')} parameters; "
       f"{meta.get('input_len', '?')}-token prompts, {meta.get('output_len', '?')} new tokens (ignore_eos).")
     if kv:
         layers = int(meta.get("layers", "0") or 0)
-        goal = (512 + 64) * layers * 2
+        goal = ((512 if shape == "v2lite" else 256) + 64) * layers * 2
         w(f"KV cache: {kv.group(1)} bytes/token (the builder's count); (kv_lora_rank + rope) x layers x 2 bytes = {goal}"
           f" ({ratio(int(kv.group(1)), goal) if goal else '?'}; goal <= 1.1x).")
     w("")

@@ -8,7 +8,7 @@
 #    27, to fit one call: the report says so), bf16, under $WORK;
 # 2. `InferenceServer build --dtype $DTYPE --device cuda`: the paged graph of ADR 0008 (latent + rope-key pools);
 # 3. transformers on the same checkpoint: fp32 greedy tokens with top-2 margins (mla/greedy_check.py reference), then
-#    generate() output tok/s at each concurrency of LEVELS (llama1b/hf_reference.py, bf16, sdpa);
+#    generate() output tok/s at each concurrency of LEVELS (mla/hf_generate.py, bf16, sdpa);
 # 4. the server (--cuda-graphs false: the MLA prologue is not capturable yet), the greedy check against fp32 where the
 #    margin exceeds TOLERANCE, and the load generator at each concurrency (INPUT_LEN prompt, OUTPUT_LEN new tokens);
 # 5. mla/report.py: report.md with both sides, the ratios, the 5x goal, the greedy verdicts, the KV bytes per token.
@@ -17,7 +17,10 @@
 # a timeout inside BUDGET_S (520 s; the call limit is 540); the report is written whatever fails, and the exit status
 # is non-zero when a step failed. The checkpoint and the build stay in $WORK for a later call on the same machine.
 #
-# Settings (environment): LAYERS (8), DTYPE (bf16), LEVELS (1,64,256), INPUT_LEN (128), OUTPUT_LEN (128),
+# SHAPE=dense1b instead: issue 18's dense MLA model of the Llama-1B GQA shape (16 layers, hidden 2048, 32 heads,
+# kv_lora_rank 256, rope 64, every MLP dense; 10 KiB of cache per token in 16 bits), to set beside run-llama1b.sh.
+#
+# Settings (environment): SHAPE (v2lite), LAYERS (8; dense1b: 16), DTYPE (bf16), LEVELS (1,64,256), INPUT_LEN (128), OUTPUT_LEN (128),
 # TOLERANCE (0.05), KV_CACHE (16g), MAX_NUM_BATCHED_TOKENS (8192), PORT (18601), BUDGET_S (520), SKIP_REFERENCE (0),
 # SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files), WORK (/tmp/mla).
 set -uo pipefail
@@ -28,7 +31,7 @@ APP=${APP:-/tmp/gpu/app}
 FILES=${FILES:-/tmp/gpu/files}
 WORK=${WORK:-/tmp/mla}
 OUT=${OUT:-$WORK/out}
-LAYERS=${LAYERS:-8}
+if [[ ${SHAPE:-v2lite} == dense1b ]]; then LAYERS=${LAYERS:-16}; else LAYERS=${LAYERS:-8}; fi
 DTYPE=${DTYPE:-bf16}
 LEVELS=${LEVELS:-1,64,256}
 INPUT_LEN=${INPUT_LEN:-128}
@@ -43,9 +46,9 @@ VOCAB=102400
 URL=http://127.0.0.1:$PORT
 export PYTHONUNBUFFERED=1
 
-LLAMA=$HERE/../llama1b
-[[ -f $LLAMA/hf_reference.py ]] || LLAMA=$FILES/bench/gpu/llama1b
-CKPT=$WORK/checkpoint-$LAYERS
+SHAPE=${SHAPE:-v2lite}
+[[ $SHAPE == dense1b ]] && VOCAB=128256
+CKPT=$WORK/checkpoint-$SHAPE-$LAYERS
 BUILT=$CKPT-$DTYPE-cuda
 RUN=$WORK/run
 mkdir -p "$OUT" "$WORK"
@@ -105,6 +108,7 @@ trap finish EXIT
 
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "shape=$SHAPE"
     echo "layers=$LAYERS"
     echo "dtype=$DTYPE"
     echo "levels=$LEVELS"
@@ -113,7 +117,7 @@ trap finish EXIT
     echo "tolerance=$TOLERANCE"
 } > "$RUN/meta.txt"
 
-echo "== MLA benchmark: V2-Lite shape, $LAYERS layers, $DTYPE, levels $LEVELS, budget $BUDGET_S s"
+echo "== MLA benchmark: $SHAPE shape, $LAYERS layers, $DTYPE, levels $LEVELS, budget $BUDGET_S s"
 timeout 20 nvidia-smi > "$RUN/nvidia-smi.txt" 2>&1 || echo "(nvidia-smi failed)" >> "$RUN/nvidia-smi.txt"
 cat "$RUN/nvidia-smi.txt"
 if [[ ! -x $APP/InferenceServer ]]; then
@@ -137,7 +141,7 @@ if [[ -f $CKPT/checkpoint.json ]]; then
     step checkpoint reused 0 "$CKPT"
 else
     rm -rf "$CKPT" "$BUILT"
-    if timeout "$(budget 150 330)" python3 "$HERE/make_checkpoint.py" "$CKPT" --layers "$LAYERS" > "$RUN/checkpoint.out" 2>&1; then
+    if timeout "$(budget 150 330)" python3 "$HERE/make_checkpoint.py" "$CKPT" --shape "$SHAPE" --layers "$LAYERS" > "$RUN/checkpoint.out" 2>&1; then
         tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
         cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
         step checkpoint ok $(( SECONDS - t )) "$(cat "$RUN/checkpoint.json")"
@@ -183,8 +187,8 @@ else
     fi
     t=$SECONDS
     limit=$(budget 120 170)
-    if timeout "$limit" python3 "$LLAMA/hf_reference.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
-        --output-len "$OUTPUT_LEN" --ttft-lens 16 --vocab "$VOCAB" --budget-s $(( limit > 40 ? limit - 30 : limit / 2 )); then
+    if timeout "$limit" python3 "$HERE/hf_generate.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
+        --output-len "$OUTPUT_LEN" --budget-s $(( limit > 40 ? limit - 30 : limit / 2 )); then
         step "reference generate" ok $(( SECONDS - t ))
     else
         step "reference generate" FAILED $(( SECONDS - t )) "exit $? (partial results kept)"
