@@ -83,11 +83,18 @@ public sealed class PagedMlaGraphTests
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l0_moe_", StringComparison.Ordinal));
     }
 
-    public static TheoryData<string> Checkpoints() => new() { "deepseek-v3-mla", "mla-q-proj", "mla-transmla", "mla-moe" };
+    public static TheoryData<string, bool> Checkpoints() => new()
+    {
+        { "deepseek-v3-mla", true },
+        { "deepseek-v3-mla", false },
+        { "mla-q-proj", true },
+        { "mla-transmla", true },
+        { "mla-moe", true },
+    };
 
     [Theory]
     [MemberData(nameof(Checkpoints))]
-    public void Fp32OnCpu_MixedBatchesAndChunkedPrefill_MatchTheReferenceTokens(string checkpoint)
+    public void Fp32OnCpu_MixedBatchesAndChunkedPrefill_MatchTheReferenceTokens(string checkpoint, bool attentionMetadata)
     {
         // The fixture against transformers' greedy tokens; the variants against the reference decoder's.
         var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "paged-cpu-" + checkpoint) : BuiltModels.Fixture(checkpoint);
@@ -104,7 +111,8 @@ public sealed class PagedMlaGraphTests
             expected = cases.Select(c => c.Greedy).ToArray();
         }
 
-        using var stepper = new CpuPagedStepper(BuildFp32Paged(folder, checkpoint), folder);
+        // Without attention_metadata the graph takes the rows' most new tokens from cumulative_sequence_length.
+        using var stepper = new CpuPagedStepper(BuildFp32Paged(folder, checkpoint + (attentionMetadata ? string.Empty : "-no-metadata"), attentionMetadata), folder);
 
         // All prompts in one packed prefill, then decodes; blocks scattered (row r's blocks interleave with the others').
         var tables = cases.Select((c, r) => Enumerable.Range(0, 3).Select(b => (b * cases.Count) + r).ToArray()).ToArray();
@@ -132,7 +140,7 @@ public sealed class PagedMlaGraphTests
     }
 
     /// <summary>The paged graph of <paramref name="checkpoint"/> with T = fp32 (what ModelBuilder does for fp16, in fp32).</summary>
-    private static string BuildFp32Paged(string checkpoint, string name)
+    private static string BuildFp32Paged(string checkpoint, string name, bool attentionMetadata)
     {
         var folder = BuiltModels.TempDirectory("paged-fp32-" + name);
         var config = DecoderConfig.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")), "config.json");
@@ -140,7 +148,7 @@ public sealed class PagedMlaGraphTests
         using (var data = new ExternalDataWriter(Path.Combine(folder, "model.onnx.data")))
         {
             var writer = new OnnxGraphWriter(data, DataType.Float);
-            new DecoderGraphBuilder(config, weights, writer).BuildPaged(CancellationToken.None);
+            new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = attentionMetadata }.BuildPaged(CancellationToken.None);
             writer.Save(
                 Path.Combine(folder, "model.onnx"),
                 DecoderGraphBuilder.IrVersion,
@@ -259,7 +267,7 @@ public sealed class PagedMlaGraphTests
             }
 
             var metadata = new[] { rows.Max(r => r.Tokens.Length), rows.Max(r => r.Past + r.Tokens.Length) };
-            var names = new List<string> { "input_ids", "cumulative_sequence_length", "past_seqlens", "block_table", "logits_indices", "attention_metadata" };
+            var names = new List<string> { "input_ids", "cumulative_sequence_length", "past_seqlens", "block_table", "logits_indices" };
             var values = new List<OrtValue>
             {
                 OrtValue.CreateTensorValueFromMemory(ids, [ids.Length]),
@@ -267,8 +275,13 @@ public sealed class PagedMlaGraphTests
                 OrtValue.CreateTensorValueFromMemory(rows.Select(r => r.Past).ToArray(), [rows.Length]),
                 OrtValue.CreateTensorValueFromMemory(table, [rows.Length, maxBlocks]),
                 OrtValue.CreateTensorValueFromMemory(logitRows.ToArray(), [logitRows.Count]),
-                OrtValue.CreateTensorValueFromMemory(metadata, [2]),
             };
+            if (_session.InputMetadata.ContainsKey("attention_metadata"))
+            {
+                names.Add("attention_metadata");
+                values.Add(OrtValue.CreateTensorValueFromMemory(metadata, [2]));
+            }
+
             var outputs = new List<string> { "logits" };
             for (var i = 0; i < _pools.Length; i++)
             {
