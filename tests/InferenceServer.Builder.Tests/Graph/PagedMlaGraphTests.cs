@@ -66,18 +66,41 @@ public sealed class PagedMlaGraphTests
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "ScatterND" || n.Name.Contains("mla_", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public void Moe_RoutesInFp32_AndWeightsTheExpertsInT()
+    [Theory]
+    [InlineData("fp16")]
+    [InlineData("bf16")]
+    public void Moe_RoutesInFp32_ThenRunsTheChosenExpertsByTheMoeOpInFp16_OrAllExpertsInBf16(string dtype)
     {
-        var output = BuiltModels.TempDirectory("paged-mla-moe-fp16");
-        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = VariantTests.MakeVariant("mla-moe", "paged-mla-moe-checkpoint"), OutputDirectory = output, DType = "fp16", Device = "cuda" });
+        var output = BuiltModels.TempDirectory("paged-mla-moe-" + dtype);
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = VariantTests.MakeVariant("mla-moe", "paged-mla-moe-checkpoint-" + dtype), OutputDirectory = output, DType = dtype, Device = "cuda" });
         var model = Load(output);
         foreach (var layer in new[] { 1, 2 })
         {
             var toFloat = model.Graph.Node.Single(n => n.Name == $"l{layer}_moe_router_logits_f32");
             Assert.Equal((long)DataType.Float, toFloat.Attribute.Single(a => a.Name == "to").I);
-            var toT = model.Graph.Node.Single(n => n.Name == $"l{layer}_moe_routing_t");
-            Assert.Equal((long)DataType.Float16, toT.Attribute.Single(a => a.Name == "to").I);
+            var moe = model.Graph.Node.SingleOrDefault(n => n.OpType == "MoE" && n.Name == $"l{layer}_moe_experts");
+            if (dtype == "fp16")
+            {
+                // Only the chosen experts: k = num_experts_per_tok, SiLU-gated through SwiGLU (alpha 1, beta 0), gate/up interleaved.
+                Assert.NotNull(moe);
+                Assert.Equal("com.microsoft", moe.Domain);
+                var attributes = moe.Attribute.ToDictionary(a => a.Name);
+                Assert.Equal(2, attributes["k"].I);
+                Assert.Equal("swiglu", attributes["activation_type"].S.ToStringUtf8());
+                Assert.Equal(1, attributes["swiglu_fusion"].I);
+                Assert.Equal(1f, attributes["activation_alpha"].F);
+                Assert.Equal(0f, attributes["activation_beta"].F);
+                var fc1 = model.Graph.Initializer.Single(t => t.Name == moe.Input[2]);
+                Assert.Equal([8L, 64, 64], fc1.Dims);
+                Assert.DoesNotContain(model.Graph.Node, n => n.Name == $"l{layer}_moe_routing_t");
+            }
+            else
+            {
+                // ONNX Runtime's CUDA MoE kernel has no bf16: every expert densely, weights cast back to T.
+                Assert.Null(moe);
+                var toT = model.Graph.Node.Single(n => n.Name == $"l{layer}_moe_routing_t");
+                Assert.Equal((long)DataType.Bfloat16, toT.Attribute.Single(a => a.Name == "to").I);
+            }
         }
 
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l0_moe_", StringComparison.Ordinal));
@@ -90,6 +113,7 @@ public sealed class PagedMlaGraphTests
         { "mla-q-proj", true },
         { "mla-transmla", true },
         { "mla-moe", true },
+        { "mla-moe-unnormalized", true },
     };
 
     [Theory]

@@ -47,6 +47,7 @@ public sealed class VariantTests
     [InlineData("mla-no-interleave")]
     [InlineData("mla-yarn")]
     [InlineData("mla-moe")]
+    [InlineData("mla-moe-unnormalized")]
     [InlineData("mla-dense-bias")]
     [InlineData("mla-transmla")]
     [InlineData("mla-transmla-lora")]
@@ -115,7 +116,7 @@ public sealed class VariantTests
                     continue;
                 }
 
-                if (variant == "mla-moe" && info.Name.Contains(".mlp.", StringComparison.Ordinal) && !info.Name.StartsWith("model.layers.0.", StringComparison.Ordinal))
+                if (variant.StartsWith("mla-moe", StringComparison.Ordinal) && info.Name.Contains(".mlp.", StringComparison.Ordinal) && !info.Name.StartsWith("model.layers.0.", StringComparison.Ordinal))
                 {
                     continue;
                 }
@@ -243,8 +244,11 @@ public sealed class VariantTests
 
                 break;
             case "mla-moe":
-                // Layers 1 and 2 become MoE: 8 experts in 4 groups, 2 groups kept, 2 experts per token, 1 shared expert.
+            case "mla-moe-unnormalized":
+                // Layers 1 and 2 become MoE: 8 experts in 4 groups, 2 groups kept, 2 experts per token, 1 shared expert
+                // (unnormalized: the chosen sigmoid scores as they are, norm_topk_prob false).
                 config["first_k_dense_replace"] = 1;
+                config["norm_topk_prob"] = variant == "mla-moe";
                 config["n_routed_experts"] = 8;
                 config["n_group"] = 4;
                 config["topk_group"] = 2;
