@@ -46,6 +46,8 @@ def main():
     w(f"{described} with **{meta.get('layers', '?')} layers** (the full model has {full}), "
       f"random weights, {meta.get('dtype', '?')}; {checkpoint.get('parameters', '?')} parameters; "
       f"{meta.get('input_len', '?')}-token prompts, {meta.get('output_len', '?')} new tokens (ignore_eos).")
+    if meta.get("dtype_fallback"):
+        w(f"**Served in {meta['dtype_fallback']}**")
     if kv:
         layers = int(meta.get("layers", "0") or 0)
         goal = ((512 if shape == "v2lite" else 256) + 64) * layers * 2
