@@ -28,6 +28,9 @@ public static class ModelBuilder
     /// <summary>The qualified op type of the per-layer attention nodes of the paged (fp16/bf16, CUDA) graph.</summary>
     internal const string PagedAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.PagedAttentionOpType;
 
+    /// <summary>The paged graph's MLA attention (ADR 0008): ScatterND into the latent / rope-key pools, Gather, MatMul, Softmax.</summary>
+    internal const string PagedMlaAttentionOp = "ai.onnx.MatMul (absorbed MLA over gathered blocks)";
+
     /// <summary>The qualified op type of the per-layer attention nodes of the GenAI-contract graph (<c>--graph genai</c>).</summary>
     internal const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
 
@@ -195,7 +198,7 @@ public static class ModelBuilder
         var graph = genAi ? GenAiGraph : GraphFor(options.DType, options.Device);
         var int4 = options.DType == "int4";
         var paged = graph == PagedGraph;
-        var attentionOp = paged ? PagedAttentionOp : genAi ? GroupQueryAttentionOp : AttentionOp;
+        var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         IReadOnlyList<SplitAttentionLayer>? split = null;

@@ -67,7 +67,6 @@ public sealed class BuilderCommandTests
 
     [Theory]
     [InlineData("no-such-folder", "fp32", "cpu", "checkpoint folder does not exist")]
-    [InlineData("deepseek-v3-mla", "fp16", "cuda", "not built for the paged CUDA graph yet; build with --dtype fp32")]
     public async Task BuildFailure_ExitsOneWithTheReason(string fixture, string dtype, string device, string expected)
     {
         var stderr = new StringWriter();

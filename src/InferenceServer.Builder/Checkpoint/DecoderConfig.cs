@@ -9,7 +9,10 @@ namespace InferenceServer.Builder.Checkpoint;
 /// </summary>
 internal sealed record DecoderConfig
 {
-    /// <summary>The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3 or deepseek_v3.</summary>
+    /// <summary>
+    /// The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3, deepseek_v3, or llama_mla (TransMLA's
+    /// GQA-to-MLA conversion of a Llama, Qwen2 or Mistral model: DeepSeek-V3-style attention over the dense MLP).
+    /// </summary>
     public required string ModelType { get; init; }
 
     /// <summary>Width of the residual stream.</summary>
@@ -87,9 +90,14 @@ internal sealed record DecoderConfig
         {
             var root = document.RootElement;
             var modelType = String(root, "model_type", source) ?? throw new ModelBuildException($"{source}: missing model_type");
-            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3"))
+            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3" or LlamaMla))
             {
-                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3 and deepseek_v3");
+                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3, deepseek_v3 and llama_mla");
+            }
+
+            if (root.TryGetProperty("mlp_bias", out var mlpBias) && mlpBias.ValueKind == JsonValueKind.True)
+            {
+                throw new ModelBuildException($"{source}: mlp_bias is not supported; the builder builds MLPs without biases");
             }
 
             var hidden = RequiredInt(root, "hidden_size", source);
@@ -120,7 +128,7 @@ internal sealed record DecoderConfig
             var maxPositions = Int(root, "max_position_embeddings", source) ?? 4096;
             var layerCount = RequiredInt(root, "num_hidden_layers", source);
             var intermediate = RequiredInt(root, "intermediate_size", source);
-            var mla = modelType == "deepseek_v3" ? ParseMla(root, source, layerCount) : null;
+            var mla = modelType is "deepseek_v3" or LlamaMla ? ParseMla(root, source, modelType) : null;
             var layers = ParseLayers(root, source, layerCount, heads, mla is null ? kvHeads : 1, intermediate);
             var moh = ParseMoh(root, source, layers);
             return new DecoderConfig
@@ -187,16 +195,24 @@ internal sealed record DecoderConfig
         return moe;
     }
 
-    private static MlaConfig ParseMla(JsonElement root, string source, int layerCount)
+    /// <summary>TransMLA's model type for converted Llama / Qwen2 / Mistral checkpoints (its <c>LlamaMLAForCausalLM</c>).</summary>
+    private const string LlamaMla = "llama_mla";
+
+    private static MlaConfig ParseMla(JsonElement root, string source, string modelType)
     {
         if (root.TryGetProperty("block_configs", out var blocks) && blocks.ValueKind != JsonValueKind.Null)
         {
-            throw new ModelBuildException($"{source}: block_configs with deepseek_v3 is not supported");
+            throw new ModelBuildException($"{source}: block_configs with {modelType} is not supported");
         }
 
         if (root.TryGetProperty("moh", out var moh) && moh.ValueKind != JsonValueKind.Null)
         {
-            throw new ModelBuildException($"{source}: moh with deepseek_v3 is not supported");
+            throw new ModelBuildException($"{source}: moh with {modelType} is not supported");
+        }
+
+        if (Double(root, "attn_logit_softcapping", source) is { } softcap && softcap > 0)
+        {
+            throw new ModelBuildException($"{source}: attn_logit_softcapping is not supported");
         }
 
         var mla = new MlaConfig(
@@ -205,10 +221,24 @@ internal sealed record DecoderConfig
             RequiredInt(root, "qk_nope_head_dim", source),
             RequiredInt(root, "qk_rope_head_dim", source),
             RequiredInt(root, "v_head_dim", source),
-            !root.TryGetProperty("rope_interleave", out var interleave) || interleave.ValueKind != JsonValueKind.False);
+            !root.TryGetProperty("rope_interleave", out var interleave) || interleave.ValueKind != JsonValueKind.False)
+        {
+            // TransMLA's llama_mla attention has no latent norms (and its config class defaults query_pre_attn_scalar
+            // to 128); its later converters say which with qk_latent_layernorm. transformers' DeepSeek-V3 ignores
+            // query_pre_attn_scalar, but a converted checkpoint's own attention code uses it, so it wins when present.
+            LatentNorms = root.TryGetProperty("qk_latent_layernorm", out var norms) && norms.ValueKind is JsonValueKind.True or JsonValueKind.False
+                ? norms.ValueKind == JsonValueKind.True
+                : modelType != LlamaMla,
+            QueryPreAttnScalar = Double(root, "query_pre_attn_scalar", source) ?? (modelType == LlamaMla ? 128 : null),
+        };
         if (mla.QkRopeHeadDim % 2 != 0)
         {
             throw new ModelBuildException($"{source}: qk_rope_head_dim {mla.QkRopeHeadDim} must be even");
+        }
+
+        if (mla.QueryPreAttnScalar is <= 0)
+        {
+            throw new ModelBuildException($"{source}: query_pre_attn_scalar must be positive");
         }
 
         return mla;

@@ -52,13 +52,13 @@ internal sealed partial class DecoderGraphBuilder
         string q;
         if (mla.QLoraRank is { } qRank)
         {
-            var qa = _g.Node("Gemm", n + "q_a_proj", [x, Linear(p + "q_a_proj.weight", qRank, c.HiddenSize)], Attr("transB", 1L));
-            var qaNormed = RmsNorm(n + "q_a_norm", qa, p + "q_a_layernorm.weight", qRank);
-            q = _g.Node("Gemm", n + "q_b_proj", [qaNormed, RopeRowsLinear(p + "q_b_proj.weight", heads, mla.QkHeadDim, nope, qRank, mla)], Attr("transB", 1L));
+            var qa = LatentLinear(n + "q_a_proj", x, p + "q_a_proj", qRank, c.HiddenSize);
+            var qaNormed = mla.LatentNorms ? RmsNorm(n + "q_a_norm", qa, p + "q_a_layernorm.weight", qRank) : qa;
+            q = RopeRowsProjection(n + "q_b_proj", qaNormed, p + "q_b_proj", heads, mla.QkHeadDim, nope, qRank, mla);
         }
         else
         {
-            q = _g.Node("Gemm", n + "q_proj", [x, RopeRowsLinear(p + "q_proj.weight", heads, mla.QkHeadDim, nope, c.HiddenSize, mla)], Attr("transB", 1L));
+            q = RopeRowsProjection(n + "q_proj", x, p + "q_proj", heads, mla.QkHeadDim, nope, c.HiddenSize, mla);
         }
 
         var q4 = _g.Node("Reshape", n + "q_4d", [q, _g.Node("Concat", n + "q_shape_4d", [_idsShape, _g.Int64s(heads, mla.QkHeadDim)], Attr("axis", 0L))]);
@@ -66,27 +66,23 @@ internal sealed partial class DecoderGraphBuilder
         var qRope = Rope(n + "q", qParts[1], rope);
 
         // The compressed KV [N, rank + rope] -> normalized latent and roped shared key.
-        var kva = _g.Node("Gemm", n + "kv_a_proj", [x, RopeRowsLinear(p + "kv_a_proj_with_mqa.weight", 1, width, rank, c.HiddenSize, mla)], Attr("transB", 1L));
+        var kva = RopeRowsProjection(n + "kv_a_proj", x, p + "kv_a_proj_with_mqa", 1, width, rank, c.HiddenSize, mla);
         var kvParts = _g.NodeMulti("Split", n + "kv_split", [kva, _g.Int64s(rank, rope)], [n + "latent_raw", n + "k_rope_raw"], [Attr("axis", -1L)], string.Empty);
-        var latent = RmsNorm(n + "kv_a_norm", kvParts[0], p + "kv_a_layernorm.weight", rank);
+        var latent = mla.LatentNorms ? RmsNorm(n + "kv_a_norm", kvParts[0], p + "kv_a_layernorm.weight", rank) : kvParts[0];
         var kRope4 = _g.Node("Reshape", n + "k_rope_4d", [kvParts[1], _g.Node("Concat", n + "k_rope_shape", [_idsShape, _g.Int64s(1, rope)], Attr("axis", 0L))]);
         var kRope = _g.Node("Reshape", n + "k_rope_3d", [Rope(n + "k", kRope4, rope), Shape3(rope)]);
         var latent3 = _g.Node("Reshape", n + "latent_3d", [latent, Shape3(rank)]);
         var key = _g.Node("Concat", n + "mla_key", [latent3, kRope], Attr("axis", -1L));
 
-        // Absorb W_uk into the query: q_abs[b, s, h, r] = sum_n q_nope[b, s, h, n] W_uk[h, n, r].
+        // Absorb W_uk into the query: q_abs[b, s, h, r] = sum_n q_nope[b, s, h, n] W_uk[h, n, r]. A kv_b_proj bias's key
+        // part adds q_nope . b_k to every score of a query alike, which softmax ignores: it is dropped.
         var uk = KvBPart(p + "kv_b_proj.weight", heads, mla, value: false);
-        var qAbsorbed = _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
+        var qAbsorbed = _paged
+            ? PerHeadMatMul(n + "q_absorbed", qParts[0], uk, heads, nope, rank)
+            : _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
         var query4 = _g.Node("Concat", n + "mla_query_4d", [qAbsorbed, qRope], Attr("axis", -1L));
         var query = _g.Node("Reshape", n + "mla_query", [query4, Shape3(heads * width)]);
-        var scale = 1.0 / Math.Sqrt(mla.QkHeadDim);
-        if (c.Rope.Type == "yarn" && c.Rope.MscaleAllDim is { } mscaleAllDim && c.Rope.Factor > 1)
-        {
-            var mscale = (0.1 * mscaleAllDim * Math.Log(c.Rope.Factor)) + 1.0;
-            scale *= mscale * mscale;
-        }
-
-        return (query, key, latent3, scale);
+        return (query, key, latent3, mla.SoftmaxScale(c.Rope));
     }
 
     /// <summary>
@@ -100,43 +96,95 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var heads = c.Layers[layer].HeadCount;
         var rank = mla.KvLoraRank;
-        var uv = KvBPart(p + "kv_b_proj.weight", heads, mla, value: true);
         var weightedLatent = _g.Node("Reshape", n + "attention_latent", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
-        var values = _g.Node("Einsum", n + "attention_values", [weightedLatent, uv], Attr("equation", "bshr,hvr->bshv"));
+        var values = _paged
+            ? PerHeadMatMul(n + "attention_values", weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true, transposed: true), heads, rank, mla.VHeadDim)
+            : _g.Node("Einsum", n + "attention_values", [weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true)], Attr("equation", "bshr,hvr->bshv"));
+        if (_weights.Contains(p + "kv_b_proj.bias"))
+        {
+            // The attention weights of a row sum to 1, so the value part of a kv_b_proj bias passes through unchanged.
+            values = _g.Node("Add", n + "attention_values_bias", [values, KvBValueBias(p + "kv_b_proj.bias", heads, mla)]);
+        }
+
         var values2d = _g.Node("Reshape", n + "attention_2d", [values, _g.Int64s(-1, heads * mla.VHeadDim)]);
-        var o = _g.Node("Gemm", n + "o_proj", [values2d, Linear(p + "o_proj.weight", c.HiddenSize, heads * mla.VHeadDim)], Attr("transB", 1L));
+        var o = LatentLinear(n + "o_proj", values2d, p + "o_proj", c.HiddenSize, heads * mla.VHeadDim);
         return _g.Node("Add", n + "attention_residual", [h, o]);
     }
 
     /// <summary>
-    /// A [groups x groupWidth, inFeatures] linear weight whose rows <c>[ropeStart, groupWidth)</c> of each group are RoPE
-    /// dims; with <c>rope_interleave</c> they are reordered from pairs to halves (new j = old 2j, new half + j = old 2j + 1).
+    /// <c>x @ W^T (+ b)</c> for MLA linear layer <paramref name="prefix"/> ([groups x groupWidth, inFeatures]) whose rows
+    /// <c>[ropeStart, groupWidth)</c> of each group are RoPE dims; with <c>rope_interleave</c> the weight's rows and the
+    /// bias's entries are reordered from pairs to halves. The bias is used when the checkpoint has one.
     /// </summary>
-    private string RopeRowsLinear(string name, int groups, int groupWidth, int ropeStart, int inFeatures, MlaConfig mla)
+    private string RopeRowsProjection(string name, string x, string prefix, int groups, int groupWidth, int ropeStart, int inFeatures, MlaConfig mla)
     {
-        var weight = _weights.ReadFloat32(name, groups * groupWidth, inFeatures);
-        if (mla.RopeInterleave)
+        var weight = _weights.ReadFloat32(prefix + ".weight", groups * groupWidth, inFeatures);
+        DeinterleaveRopeRows(weight, groups, groupWidth, ropeStart, inFeatures, mla);
+        var w = _g.Weight(prefix + ".weight", weight, groups * groupWidth, inFeatures);
+        if (!_weights.Contains(prefix + ".bias"))
         {
-            var rope = groupWidth - ropeStart;
-            var half = rope / 2;
-            var original = new float[rope * inFeatures];
-            for (var g = 0; g < groups; g++)
-            {
-                var baseRow = (g * groupWidth) + ropeStart;
-                weight.AsSpan(baseRow * inFeatures, rope * inFeatures).CopyTo(original);
-                for (var j = 0; j < rope; j++)
-                {
-                    var from = j < half ? 2 * j : (2 * (j - half)) + 1;
-                    original.AsSpan(from * inFeatures, inFeatures).CopyTo(weight.AsSpan((baseRow + j) * inFeatures, inFeatures));
-                }
-            }
+            return _g.Node("Gemm", name, [x, w], Attr("transB", 1L));
         }
 
-        return _g.Weight(name, weight, groups * groupWidth, inFeatures);
+        var bias = _weights.ReadFloat32(prefix + ".bias", groups * groupWidth);
+        DeinterleaveRopeRows(bias, groups, groupWidth, ropeStart, 1, mla);
+        return _g.Node("Gemm", name, [x, w, _g.Weight(prefix + ".bias", bias, groups * groupWidth)], Attr("transB", 1L));
     }
 
-    /// <summary>One part of <c>kv_b_proj</c> [H x (nope + v), rank]: W_uk [H, nope, rank], or with <paramref name="value"/> W_uv [H, v, rank].</summary>
-    private string KvBPart(string name, int heads, MlaConfig mla, bool value)
+    /// <summary><c>x @ W^T (+ b)</c> for MLA linear layer <paramref name="prefix"/>, in T (MLA stays unquantized); the bias when the checkpoint has one.</summary>
+    private string LatentLinear(string name, string x, string prefix, int outFeatures, int inFeatures)
+    {
+        var w = Linear(prefix + ".weight", outFeatures, inFeatures);
+        return _weights.Contains(prefix + ".bias")
+            ? _g.Node("Gemm", name, [x, w, _g.Weight(prefix + ".bias", _weights.ReadFloat32(prefix + ".bias", outFeatures), outFeatures)], Attr("transB", 1L))
+            : _g.Node("Gemm", name, [x, w], Attr("transB", 1L));
+    }
+
+    /// <summary>
+    /// With <c>rope_interleave</c>, reorders rows <c>[ropeStart, groupWidth)</c> of each group of a [groups x groupWidth,
+    /// inFeatures] matrix from pairs to halves (new j = old 2j, new half + j = old 2j + 1), in place.
+    /// </summary>
+    private static void DeinterleaveRopeRows(float[] weight, int groups, int groupWidth, int ropeStart, int inFeatures, MlaConfig mla)
+    {
+        if (!mla.RopeInterleave)
+        {
+            return;
+        }
+
+        var rope = groupWidth - ropeStart;
+        var half = rope / 2;
+        var original = new float[rope * inFeatures];
+        for (var g = 0; g < groups; g++)
+        {
+            var baseRow = (g * groupWidth) + ropeStart;
+            weight.AsSpan(baseRow * inFeatures, rope * inFeatures).CopyTo(original);
+            for (var j = 0; j < rope; j++)
+            {
+                var from = j < half ? 2 * j : (2 * (j - half)) + 1;
+                original.AsSpan(from * inFeatures, inFeatures).CopyTo(weight.AsSpan((baseRow + j) * inFeatures, inFeatures));
+            }
+        }
+    }
+
+    /// <summary>The value part of a <c>kv_b_proj</c> bias [H x (nope + v)]: [H, v], added to the per-head values.</summary>
+    private string KvBValueBias(string name, int heads, MlaConfig mla)
+    {
+        var perHead = mla.QkNopeHeadDim + mla.VHeadDim;
+        var bias = _weights.ReadFloat32(name, heads * perHead);
+        var part = new float[heads * mla.VHeadDim];
+        for (var h = 0; h < heads; h++)
+        {
+            bias.AsSpan((h * perHead) + mla.QkNopeHeadDim, mla.VHeadDim).CopyTo(part.AsSpan(h * mla.VHeadDim));
+        }
+
+        return _g.Weight(name + ".v", part, heads, mla.VHeadDim);
+    }
+
+    /// <summary>
+    /// One part of <c>kv_b_proj</c> [H x (nope + v), rank]: W_uk [H, nope, rank], or with <paramref name="value"/> W_uv
+    /// [H, v, rank] ([H, rank, v] when <paramref name="transposed"/>, the right operand of a per-head MatMul).
+    /// </summary>
+    private string KvBPart(string name, int heads, MlaConfig mla, bool value, bool transposed = false)
     {
         var rank = mla.KvLoraRank;
         var perHead = mla.QkNopeHeadDim + mla.VHeadDim;
@@ -145,9 +193,36 @@ internal sealed partial class DecoderGraphBuilder
         var part = new float[heads * rows * rank];
         for (var h = 0; h < heads; h++)
         {
-            weight.AsSpan(((h * perHead) + skip) * rank, rows * rank).CopyTo(part.AsSpan(h * rows * rank));
+            var source = weight.AsSpan(((h * perHead) + skip) * rank, rows * rank);
+            if (!transposed)
+            {
+                source.CopyTo(part.AsSpan(h * rows * rank));
+                continue;
+            }
+
+            for (var row = 0; row < rows; row++)
+            {
+                for (var r = 0; r < rank; r++)
+                {
+                    part[(h * rows * rank) + (r * rows) + row] = source[(row * rank) + r];
+                }
+            }
         }
 
-        return _g.Weight(name + (value ? ".uv" : ".uk"), part, heads, rows, rank);
+        var suffix = (value ? ".uv" : ".uk") + (transposed ? "_t" : string.Empty);
+        return transposed ? _g.Weight(name + suffix, part, heads, rank, rows) : _g.Weight(name + suffix, part, heads, rows, rank);
+    }
+
+    /// <summary>
+    /// <c>x[.., h, :] @ w[h]</c> for each head: x is [rows..., heads, inner] (rows following <c>_idsShape</c>), w
+    /// [heads, inner, outer]; as Transpose + batched MatMul + Transpose (the paged graph's form: ONNX Runtime's CUDA
+    /// Einsum has no bf16 kernel), giving [rows..., heads, outer].
+    /// </summary>
+    private string PerHeadMatMul(string name, string x, string w, int heads, int inner, int outer)
+    {
+        var byHead = _g.Node("Transpose", name + "_by_head", [_g.Node("Reshape", name + "_rows", [x, _g.Int64s(-1, heads, inner)])], Attr("perm", [1L, 0L, 2L]));
+        var product = _g.Node("MatMul", name + "_matmul", [byHead, w]);
+        var byRow = _g.Node("Transpose", name + "_by_row", [product], Attr("perm", [1L, 0L, 2L]));
+        return _g.Node("Reshape", name, [byRow, _g.Node("Concat", name + "_shape", [_idsShape, _g.Int64s(heads, outer)], Attr("axis", 0L))]);
     }
 }

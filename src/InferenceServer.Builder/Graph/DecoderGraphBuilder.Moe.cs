@@ -10,8 +10,9 @@ namespace InferenceServer.Builder.Graph;
 /// choice scores = scores + e_score_correction_bias; groups ranked by the sum of their best two choice scores, the top
 /// <c>topk_group</c> groups kept; the top <c>num_experts_per_tok</c> experts of the kept groups chosen; their weights are
 /// the plain scores, normalized when <c>norm_topk_prob</c>, times <c>routed_scaling_factor</c>; shared experts always on.
-/// This first slice computes every expert densely and weights them by the sparse routing weights (exact, and cheap for
-/// small MoE; a large MoE needs a grouped-expert kernel).
+/// The dense graph (and the paged one in bf16) computes every expert densely and weights them by the sparse routing
+/// weights (exact, cheap for small MoE); the paged graph in fp16 runs only the chosen experts through ONNX Runtime's
+/// <c>com.microsoft.MoE</c> (the <c>.PagedMoe</c> part, ADR 0008).
 /// </summary>
 internal sealed partial class DecoderGraphBuilder
 {
@@ -25,9 +26,10 @@ internal sealed partial class DecoderGraphBuilder
         var y = RmsNorm($"l{layer}_post_attention_norm", h, $"model.layers.{layer}.post_attention_layernorm.weight", c.HiddenSize);
 
         // Router.
-        var logits = _g.Node("Gemm", n + "router_logits", [y, Linear(p + "gate.weight", experts, c.HiddenSize)], Attr("transB", 1L));
+        // The routing runs in fp32 in every graph (transformers' router does): the paged graph casts from T and back.
+        var logits = ToFloat(n + "router_logits_f32", _g.Node("Gemm", n + "router_logits", [y, Linear(p + "gate.weight", experts, c.HiddenSize)], Attr("transB", 1L)));
         var scores = _g.Node("Sigmoid", n + "scores", [logits]);
-        var bias = _g.Weight(p + "gate.e_score_correction_bias", _weights.ReadFloat32(p + "gate.e_score_correction_bias", experts), experts);
+        var bias = ToFloat(n + "bias_f32", _g.Weight(p + "gate.e_score_correction_bias", _weights.ReadFloat32(p + "gate.e_score_correction_bias", experts), experts));
         var choice = _g.Node("Add", n + "choice", [scores, bias]);
         if (moe.TopKGroups < moe.Groups)
         {
@@ -51,18 +53,8 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         weights = _g.Node("Mul", n + "chosen_weights", [weights, _g.FloatScalar((float)moe.RoutedScalingFactor)]);
-        var routing = _g.Node("ScatterElements", n + "routing", [_g.Node("Mul", n + "routing_zeros", [scores, _g.FloatScalar(0f)]), chosen[1], weights], Attr("axis", 1L));
 
-        // All experts at once: gate/up stacked by rows [E x I, hidden], down stacked by columns [hidden, E x I];
-        // sum_e w_e down_e(a_e) = down_all(concat_e(w_e a_e)).
-        var gate = _g.Node("Gemm", n + "gate_proj", [y, StackedExperts(p, "gate_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
-        var up = _g.Node("Gemm", n + "up_proj", [y, StackedExperts(p, "up_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
-        var activated = _g.Node("Mul", n + "gate_up", [_g.Node("Mul", n + "gate_silu", [gate, _g.Node("Sigmoid", n + "gate_sigmoid", [gate])]), up]);
-        var perExpert = _g.Node("Reshape", n + "per_expert", [activated, _g.Int64s(-1, experts, width)]);
-        var weighted = _g.Node("Mul", n + "weighted", [perExpert, _g.Node("Unsqueeze", n + "routing_3d", [routing, _g.Int64s(-1)])]);
-        var flat = _g.Node("Reshape", n + "weighted_flat", [weighted, _g.Int64s(-1, experts * width)]);
-        var routed = _g.Node("Gemm", n + "down_proj", [flat, StackedExperts(p, "down_proj", experts, c.HiddenSize, width, byRows: false)], Attr("transB", 1L));
-
+        var routed = UsesMoeOp ? ExpertsByMoeOp(layer, y, scores, chosen[1], weights, moe) : DenseExperts(layer, y, scores, chosen[1], weights, moe);
         var output = routed;
         if (moe.SharedExperts > 0)
         {
@@ -77,6 +69,33 @@ internal sealed partial class DecoderGraphBuilder
 
         return _g.Node("Add", n + "residual", [h, output]);
     }
+
+    /// <summary>
+    /// Every expert computed densely, weighted by the scattered routing weights: gate/up stacked by rows [E x I, hidden],
+    /// down stacked by columns [hidden, E x I]; sum_e w_e down_e(a_e) = down_all(concat_e(w_e a_e)).
+    /// </summary>
+    private string DenseExperts(int layer, string y, string scores, string chosen, string weights, MoeConfig moe)
+    {
+        var c = _config;
+        var p = $"model.layers.{layer}.mlp.";
+        var n = $"l{layer}_moe_";
+        var experts = moe.RoutedExperts;
+        var width = moe.ExpertIntermediateSize;
+        var routing = _g.Node("ScatterElements", n + "routing", [_g.Node("Mul", n + "routing_zeros", [scores, _g.FloatScalar(0f)]), chosen, weights], Attr("axis", 1L));
+        var gate = _g.Node("Gemm", n + "gate_proj", [y, StackedExperts(p, "gate_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
+        var up = _g.Node("Gemm", n + "up_proj", [y, StackedExperts(p, "up_proj", experts, width, c.HiddenSize, byRows: true)], Attr("transB", 1L));
+        var activated = _g.Node("Mul", n + "gate_up", [_g.Node("Mul", n + "gate_silu", [gate, _g.Node("Sigmoid", n + "gate_sigmoid", [gate])]), up]);
+        var perExpert = _g.Node("Reshape", n + "per_expert", [activated, _g.Int64s(-1, experts, width)]);
+        var routingT = _paged ? _g.Node("Cast", n + "routing_t", [routing], Attr("to", (long)_g.ElementType)) : routing;
+        var weighted = _g.Node("Mul", n + "weighted", [perExpert, _g.Node("Unsqueeze", n + "routing_3d", [routingT, _g.Int64s(-1)])]);
+        var flat = _g.Node("Reshape", n + "weighted_flat", [weighted, _g.Int64s(-1, experts * width)]);
+        return _g.Node("Gemm", n + "down_proj", [flat, StackedExperts(p, "down_proj", experts, c.HiddenSize, width, byRows: false)], Attr("transB", 1L));
+
+    }
+
+    /// <summary><paramref name="x"/> cast to fp32 in the paged graph (T is fp16 or bf16), else itself.</summary>
+    private string ToFloat(string name, string x) =>
+        _paged ? _g.Node("Cast", name, [x], Attr("to", (long)TensorProto.Types.DataType.Float)) : x;
 
     /// <summary>
     /// The experts' <paramref name="projection"/> weights ([rows, cols] each, per-expert tensors

@@ -37,20 +37,21 @@ internal sealed partial class DecoderGraphBuilder
     // Set by BuildPaged: RMSNorm is emitted as SimplifiedLayerNormalization; _cos/_sin hold the whole tables.
     private bool _paged;
 
-    /// <summary>Emits the paged graph; checks for cancellation per layer.</summary>
-    /// <exception cref="ModelBuildException">The checkpoint is MLA or MoE, which the paged graph does not cover yet.</exception>
+    /// <summary>Emits the paged graph; checks for cancellation per layer. MLA layers and MoE MLPs follow ADR 0008.</summary>
     public void BuildPaged(CancellationToken cancellationToken)
     {
         var c = _config;
-        if (c.Mla is not null || c.Moe is not null)
-        {
-            var kind = c.Mla is not null ? "MLA (multi-head latent attention)" : "MoE (mixture of experts)";
-            throw new ModelBuildException($"{c.ModelType}: {kind} checkpoints are not built for the paged CUDA graph yet; build with --dtype fp32");
-        }
-
         _paged = true;
         DeclarePagedIo();
-        (_cos, _sin) = RopeCaches();
+        var (cosTable, sinTable) = RopeCaches();
+        if (c.Mla is null)
+        {
+            (_cos, _sin) = (cosTable, sinTable);
+        }
+        else
+        {
+            PagedMlaPrologue(cosTable, sinTable);
+        }
 
         var embedding = Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var h = _g.Node("Gather", "embed", [embedding, "input_ids"]);
@@ -60,12 +61,12 @@ internal sealed partial class DecoderGraphBuilder
             cancellationToken.ThrowIfCancellationRequested();
             if (c.Layers[layer].HasAttention)
             {
-                h = Attention(layer, kvIndex++, h);
+                h = c.Mla is { } mla ? PagedLatentAttention(layer, kvIndex++, h, mla) : Attention(layer, kvIndex++, h);
             }
 
             if (c.Layers[layer].HasMlp)
             {
-                h = Mlp(layer, h);
+                h = FeedForward(layer, h);
             }
         }
 
@@ -94,18 +95,18 @@ internal sealed partial class DecoderGraphBuilder
 
         for (var i = 0; i < kvLayers.Count; i++)
         {
-            var kvHeads = c.Layers[kvLayers[i]].KvHeadCount;
-            _g.Input($"key_cache.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
-            _g.Input($"value_cache.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Input($"key_cache.{i}", t, "num_blocks", "block_size", keyHeads, keyWidth);
+            _g.Input($"value_cache.{i}", t, "num_blocks", "block_size", valueHeads, valueWidth);
         }
 
         _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
         _g.Output("next_tokens", TensorProto.Types.DataType.Int64, "num_logits");
         for (var i = 0; i < kvLayers.Count; i++)
         {
-            var kvHeads = c.Layers[kvLayers[i]].KvHeadCount;
-            _g.Output($"key_cache_out.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
-            _g.Output($"value_cache_out.{i}", t, "num_blocks", "block_size", kvHeads, c.HeadDim);
+            var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
+            _g.Output($"key_cache_out.{i}", t, "num_blocks", "block_size", keyHeads, keyWidth);
+            _g.Output($"value_cache_out.{i}", t, "num_blocks", "block_size", valueHeads, valueWidth);
         }
     }
 

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Onnx.Packaging;
+using Microsoft.ML.OnnxRuntime;
 
 namespace InferenceServer.Onnx.Runtime;
 
@@ -25,7 +26,20 @@ public static class DecoderModels
         // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
         // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.
         var capture = options.CudaGraphs && package.GraphKind == PagedDecoderModel.GraphKind;
-        var (session, device, deviceNote, graphNote) = OnnxDecoderModel.CreateSession(package, options, capture);
+        (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) created;
+        try
+        {
+            created = OnnxDecoderModel.CreateSession(package, options, capture);
+        }
+        catch (ModelPackageException ex) when (capture && ex.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase))
+        {
+            // ONNX Runtime refuses capture when a compute node is off the CUDA EP, as in the paged MLA graph's shape
+            // arithmetic (ADR 0008): such a graph runs every step uncaptured.
+            capture = false;
+            created = OnnxDecoderModel.CreateSession(package, options, capture);
+        }
+
+        var (session, device, deviceNote, graphNote) = created;
         if (PagedDecoderModel.IsPaged(session))
         {
             return PagedDecoderModel.FromSession(session, package, device, deviceNote, capture);

@@ -44,7 +44,61 @@ public sealed class DecoderConfigTests
             config.Layers);
     }
 
+    private const string MlaSizes = "\"kv_lora_rank\":32,\"qk_nope_head_dim\":16,\"qk_rope_head_dim\":8,\"v_head_dim\":16";
+
+    [Fact]
+    public void TransMlaLlamaMla_IsMlaOverTheDenseMlp_WithoutLatentNorms_ScaledByQueryPreAttnScalar()
+    {
+        // What TransMLA's converter writes for a Llama / Qwen2 / Mistral model (config_modifiers.modify_llama_config).
+        var config = DecoderConfig.Parse(
+            "{\"model_type\":\"llama_mla\",\"architectures\":[\"LlamaMLAForCausalLM\"]," + Sizes + "," + MlaSizes
+            + ",\"q_lora_rank\":null,\"attention_bias\":true,\"mlp_bias\":false,\"first_k_dense_replace\":2,\"query_pre_attn_scalar\":64,\"rope_interleave\":false,\"head_dim\":8}",
+            "c");
+        Assert.Equal("llama_mla", config.ModelType);
+        var mla = Assert.IsType<MlaConfig>(config.Mla);
+        Assert.Null(mla.QLoraRank);
+        Assert.False(mla.LatentNorms);
+        Assert.False(mla.RopeInterleave);
+        Assert.Equal(64, mla.QueryPreAttnScalar);
+        Assert.Equal(1 / 8.0, mla.SoftmaxScale(config.Rope), 12);
+        Assert.Equal(8, config.RotaryDim);
+        Assert.Null(config.Moe);
+        Assert.All(config.Layers, l => Assert.Equal(new LayerConfig(true, 4, 1, true, 128), l));
+    }
+
     [Theory]
+    [InlineData("\"model_type\":\"llama_mla\"", false, 128.0)]
+    [InlineData("\"model_type\":\"llama_mla\",\"qk_latent_layernorm\":true", true, 128.0)]
+    [InlineData("\"model_type\":\"deepseek_v3\"", true, null)]
+    [InlineData("\"model_type\":\"deepseek_v3\",\"qk_latent_layernorm\":false,\"query_pre_attn_scalar\":16", false, 16.0)]
+    public void MlaDefaults_LatentNormsAndScale_FollowTheModelType(string type, bool norms, double? scalar)
+    {
+        var config = DecoderConfig.Parse("{" + type + "," + Sizes + "," + MlaSizes + "}", "c");
+        var mla = Assert.IsType<MlaConfig>(config.Mla);
+        Assert.Equal(norms, mla.LatentNorms);
+        Assert.Equal(scalar, mla.QueryPreAttnScalar);
+        Assert.Equal(1 / Math.Sqrt(scalar ?? 24), mla.SoftmaxScale(config.Rope), 12);
+    }
+
+    [Theory]
+    [InlineData(2, 4, false)]
+    [InlineData(5, 4, false)]
+    [InlineData(1, 4, true)]
+    [InlineData(0, 0, false)]
+    public void FirstKDenseReplace_CoveringAllLayers_MeansNoMoe(int firstDense, int experts, bool moe)
+    {
+        var config = DecoderConfig.Parse(
+            "{\"model_type\":\"deepseek_v3\"," + Sizes + "," + MlaSizes + $",\"first_k_dense_replace\":{firstDense},\"n_routed_experts\":{experts},\"num_experts_per_tok\":2,\"moe_intermediate_size\":32}}",
+            "c");
+        Assert.Equal(moe, config.Moe is not null);
+    }
+
+    [Theory]
+    [InlineData("{\"model_type\":\"gemma2_mla\"," + Sizes + "}", "model_type 'gemma2_mla' is not supported")]
+    [InlineData("{\"model_type\":\"llama_mla\"," + Sizes + "," + MlaSizes + ",\"mlp_bias\":true}", "mlp_bias is not supported")]
+    [InlineData("{\"model_type\":\"llama_mla\"," + Sizes + "," + MlaSizes + ",\"attn_logit_softcapping\":50.0}", "attn_logit_softcapping")]
+    [InlineData("{\"model_type\":\"llama_mla\"," + Sizes + "," + MlaSizes + ",\"query_pre_attn_scalar\":0}", "query_pre_attn_scalar must be positive")]
+    [InlineData("{\"model_type\":\"llama_mla\"," + Sizes + ",\"qk_nope_head_dim\":16}", "kv_lora_rank")]
     [InlineData("{\"model_type\":\"gpt2\"," + Sizes + "}", "model_type 'gpt2' is not supported")]
     [InlineData("{\"model_type\":\"llama\"," + Sizes + ",\"hidden_act\":\"gelu\"}", "hidden_act 'gelu'")]
     [InlineData("{\"model_type\":\"llama\"," + Sizes + ",\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0}}", "rope_type 'dynamic'")]

@@ -384,23 +384,6 @@ public sealed class PagedGraphTests
         Assert.StartsWith(message, ex.Message, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("fp16")]
-    [InlineData("bf16")]
-    public void Mla_IsNotBuiltForThePagedGraph(string dtype)
-    {
-        var output = BuiltModels.TempDirectory("mla-" + dtype);
-        var ex = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions
-        {
-            CheckpointDirectory = BuiltModels.Fixture("deepseek-v3-mla"),
-            OutputDirectory = output,
-            DType = dtype,
-            Device = "cuda",
-        }));
-        Assert.Contains("not built for the paged CUDA graph yet; build with --dtype fp32", ex.Message, StringComparison.Ordinal);
-        Assert.False(File.Exists(Path.Combine(output, "model.onnx")));
-    }
-
     [Fact]
     public void Fp32OnCuda_IsTheDenseGraph()
     {

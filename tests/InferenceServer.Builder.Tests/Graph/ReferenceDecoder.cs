@@ -242,11 +242,11 @@ internal sealed class ReferenceDecoder
         for (var i = 0; i < t; i++)
         {
             q[i] = mla.QLoraRank is { } qRank
-                ? Linear(RmsNorm(Linear(xn[i], p + "self_attn.q_a_proj", qRank), _weight(p + "self_attn.q_a_layernorm.weight")!), p + "self_attn.q_b_proj", heads * qk)
+                ? Linear(LatentNorm(Linear(xn[i], p + "self_attn.q_a_proj", qRank), p + "self_attn.q_a_layernorm.weight", mla), p + "self_attn.q_b_proj", heads * qk)
                 : Linear(xn[i], p + "self_attn.q_proj", heads * qk);
             var compressed = Linear(xn[i], p + "self_attn.kv_a_proj_with_mqa", mla.KvLoraRank + rope);
             var kRope = compressed[mla.KvLoraRank..];
-            var kv = Linear(RmsNorm(compressed[..mla.KvLoraRank], _weight(p + "self_attn.kv_a_layernorm.weight")!), p + "self_attn.kv_b_proj", heads * (nope + mla.VHeadDim));
+            var kv = Linear(LatentNorm(compressed[..mla.KvLoraRank], p + "self_attn.kv_a_layernorm.weight", mla), p + "self_attn.kv_b_proj", heads * (nope + mla.VHeadDim));
             RotateMla(kRope, mla, cos, sin, i);
             keys[i] = new double[heads * qk];
             values[i] = new double[heads * mla.VHeadDim];
@@ -261,8 +261,9 @@ internal sealed class ReferenceDecoder
             }
         }
 
-        // transformers: scaling = qk_head_dim^-0.5, times mscale^2 when the rope scaling names mscale_all_dim.
-        var scale = 1 / Math.Sqrt(qk);
+        // transformers: scaling = qk_head_dim^-0.5 (TransMLA: query_pre_attn_scalar^-0.5), times mscale^2 when the
+        // rope scaling names mscale_all_dim.
+        var scale = 1 / Math.Sqrt(mla.QueryPreAttnScalar ?? qk);
         if (c.Rope.Type != "default" && c.Rope.MscaleAllDim is { } mscaleAllDim && mscaleAllDim != 0 && c.Rope.Factor > 1)
         {
             var mscale = (0.1 * mscaleAllDim * Math.Log(c.Rope.Factor)) + 1;
@@ -302,6 +303,9 @@ internal sealed class ReferenceDecoder
 
         return output;
     }
+
+    /// <summary>RMSNorm by <paramref name="weight"/> when the checkpoint has latent norms (TransMLA's converted models do not).</summary>
+    private double[] LatentNorm(double[] x, string weight, MlaConfig mla) => mla.LatentNorms ? RmsNorm(x, _weight(weight)!) : x;
 
     private static void RotateMla(double[] x, MlaConfig mla, float[] cos, float[] sin, int position)
     {

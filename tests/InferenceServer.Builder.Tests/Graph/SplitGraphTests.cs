@@ -153,6 +153,34 @@ public sealed class SplitGraphTests
         }
     }
 
+    [Theory]
+    [InlineData("mla-transmla")]
+    [InlineData("mla-dense-bias")]
+    public void MlaConvertedVariant_SplitAcrossTwoBackends_MatchesTheReferenceDecoder(string variant)
+    {
+        // TransMLA's llama_mla (biases on q_proj / kv_a / kv_b, no latent norms, query_pre_attn_scalar) and DeepSeek-V3
+        // with attention_bias: the latent + rope key travel to the attention backends, the bias parts stay in the segments.
+        var checkpoint = VariantTests.MakeVariant(variant, "split-variant-" + variant);
+        var output = BuiltModels.TempDirectory("split-variant-out-" + variant);
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, Split = true });
+        using var model = DecoderModels.Open(ModelPackage.Load(output), Options("cpu", "cpu"));
+        using var runner = model.CreateRunner(512, BlockSize);
+        var reference = new ReferenceDecoder(checkpoint);
+        var cases = BuiltModels.References("deepseek-v3-mla").Take(3).ToList();
+        var tables = cases.Select((c, r) => Enumerable.Range(0, 6).Select(j => ((j % 2) * 256) + (r * 6) + (j / 2)).ToArray()).ToArray();
+        var generated = BuiltDecoderTests.Decode(runner, cases, 3, arrival: r => r, tables);
+        for (var r = 0; r < cases.Count; r++)
+        {
+            var tokens = cases[r].Prompt.ToList();
+            foreach (var token in generated[r])
+            {
+                var logits = reference.LastLogits(tokens);
+                Assert.Equal(Array.IndexOf(logits, logits.Max()), token);
+                tokens.Add(token);
+            }
+        }
+    }
+
     private static OnnxSessionOptions Options(params string[] attentionDevices) => new() { Device = "cpu", AttentionDevices = attentionDevices };
 
     private static IDecoderModel Open(string fixture, params string[] attentionDevices) =>

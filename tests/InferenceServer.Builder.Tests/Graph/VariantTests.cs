@@ -20,9 +20,11 @@ public sealed class VariantTests
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("deepseek-v3-mla")]
-    public void ReferenceDecoder_MatchesTransformers(string fixture)
+    public void ReferenceDecoder_MatchesTransformers(string fixture) => AssertReferenceDecoderMatchesTransformers(fixture);
+
+    /// <summary>The oracle is itself checked against transformers before it judges anything: fixture <paramref name="fixture"/>'s first two cases.</summary>
+    internal static void AssertReferenceDecoderMatchesTransformers(string fixture)
     {
-        // The oracle is itself checked against transformers before it judges anything.
         var reference = new ReferenceDecoder(BuiltModels.Fixture(fixture));
         foreach (var (prompt, _, expected) in BuiltModels.References(fixture).Take(2))
         {
@@ -45,6 +47,10 @@ public sealed class VariantTests
     [InlineData("mla-no-interleave")]
     [InlineData("mla-yarn")]
     [InlineData("mla-moe")]
+    [InlineData("mla-moe-unnormalized")]
+    [InlineData("mla-dense-bias")]
+    [InlineData("mla-transmla")]
+    [InlineData("mla-transmla-lora")]
     public void Variant_ServedBuiltGraph_MatchesReferenceEveryStep(string variant)
     {
         var checkpoint = MakeVariant(variant);
@@ -110,12 +116,17 @@ public sealed class VariantTests
                     continue;
                 }
 
-                if (variant == "mla-moe" && info.Name.Contains(".mlp.", StringComparison.Ordinal) && !info.Name.StartsWith("model.layers.0.", StringComparison.Ordinal))
+                if (variant.StartsWith("mla-moe", StringComparison.Ordinal) && info.Name.Contains(".mlp.", StringComparison.Ordinal) && !info.Name.StartsWith("model.layers.0.", StringComparison.Ordinal))
                 {
                     continue;
                 }
 
-                if (variant == "mla-q-proj" && info.Name.Contains("self_attn.q_", StringComparison.Ordinal))
+                if (variant is "mla-q-proj" or "mla-dense-bias" or "mla-transmla" && info.Name.Contains("self_attn.q_", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                if (variant.StartsWith("mla-transmla", StringComparison.Ordinal) && info.Name.Contains("_layernorm.weight", StringComparison.Ordinal) && info.Name.Contains("self_attn.", StringComparison.Ordinal))
                 {
                     continue;
                 }
@@ -185,9 +196,59 @@ public sealed class VariantTests
                 }
 
                 break;
+            case "mla-dense-bias":
+            case "mla-transmla":
+            case "mla-transmla-lora":
+                // DeepSeek-V3 with attention_bias and no query LoRA: biases on kv_a_proj_with_mqa and o_proj (q_proj has
+                // none), as transformers' DeepseekV3Attention. TransMLA's llama_mla (a converted GQA model): no latent
+                // norms, biases on q_proj (or q_b_proj), kv_a_proj_with_mqa and kv_b_proj, query_pre_attn_scalar, halves RoPE.
+                var transMla = variant != "mla-dense-bias";
+                var lora = variant == "mla-transmla-lora";
+                config["attention_bias"] = true;
+                if (!lora)
+                {
+                    config["q_lora_rank"] = null;
+                }
+
+                if (transMla)
+                {
+                    config["model_type"] = "llama_mla";
+                    config["architectures"] = new JsonArray("LlamaMLAForCausalLM");
+                    config["query_pre_attn_scalar"] = 20;
+                    config["rope_interleave"] = false;
+                    config["first_k_dense_replace"] = 3;
+                }
+
+                var biasRandom = new Random(11);
+                void Random(string name, params long[] shape) => AddRandom(tensors, biasRandom, 0.3, name, shape);
+
+                for (var l = 0; l < 3; l++)
+                {
+                    var p = $"model.layers.{l}.self_attn.";
+                    if (!lora)
+                    {
+                        Random(p + "q_proj.weight", 4 * 24, 64);
+                    }
+
+                    Random(p + "kv_a_proj_with_mqa.bias", 32 + 8);
+                    if (transMla)
+                    {
+                        Random(p + (lora ? "q_b_proj.bias" : "q_proj.bias"), 4 * 24);
+                        Random(p + "kv_b_proj.bias", 4 * (16 + 16));
+                    }
+                    else
+                    {
+                        Random(p + "o_proj.bias", 64);
+                    }
+                }
+
+                break;
             case "mla-moe":
-                // Layers 1 and 2 become MoE: 8 experts in 4 groups, 2 groups kept, 2 experts per token, 1 shared expert.
+            case "mla-moe-unnormalized":
+                // Layers 1 and 2 become MoE: 8 experts in 4 groups, 2 groups kept, 2 experts per token, 1 shared expert
+                // (unnormalized: the chosen sigmoid scores as they are, norm_topk_prob false).
                 config["first_k_dense_replace"] = 1;
+                config["norm_topk_prob"] = variant == "mla-moe";
                 config["n_routed_experts"] = 8;
                 config["n_group"] = 4;
                 config["topk_group"] = 2;
@@ -195,11 +256,7 @@ public sealed class VariantTests
                 config["n_shared_experts"] = 1;
                 config["moe_intermediate_size"] = 32;
                 var moeRandom = new Random(5);
-                void Add(string name, params long[] shape)
-                {
-                    var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((moeRandom.NextDouble() - 0.5) * 0.4)).ToArray();
-                    tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
-                }
+                void Add(string name, params long[] shape) => AddRandom(tensors, moeRandom, 0.4, name, shape);
 
                 for (var l = 1; l < 3; l++)
                 {
@@ -239,5 +296,12 @@ public sealed class VariantTests
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
         return folder;
+    }
+
+    /// <summary>Appends an F32 tensor of uniform values in (-scale / 2, scale / 2) drawn from <paramref name="random"/>.</summary>
+    private static void AddRandom(List<(string, string, long[], byte[])> tensors, Random random, double scale, string name, long[] shape)
+    {
+        var values = Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)((random.NextDouble() - 0.5) * scale)).ToArray();
+        tensors.Add((name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
     }
 }

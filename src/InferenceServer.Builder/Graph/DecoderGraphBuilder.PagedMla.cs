@@ -1,0 +1,140 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Checkpoint;
+using InferenceServer.Builder.Onnx.Proto;
+using static InferenceServer.Builder.Graph.OnnxGraphWriter;
+
+namespace InferenceServer.Builder.Graph;
+
+/// <summary>
+/// Multi-head latent attention in the paged graph (ADR 0008). The pools are what MLA caches and nothing more:
+/// <c>key_cache.{i}</c> [num_blocks, block_size, 1, kv_lora_rank] holds the (normalized) latent,
+/// <c>value_cache.{i}</c> [num_blocks, block_size, 1, qk_rope_head_dim] the shared roped key. ONNX Runtime's
+/// PagedAttention cannot run the absorbed form (its key and value widths must be equal and FlashAttention stops at
+/// head size 256; the absorbed key is kv_lora_rank + rope = 576 wide for DeepSeek-V2/V3), so attention is written with
+/// plain ops over gathered blocks: this step's latent and rope key are scattered into the pools in place
+/// (<c>ScatterND</c> straight to <c>*_cache_out</c>, which the runner binds to the input's buffer), each row's blocks
+/// are gathered ([B, L, width], L = max_blocks x block_size), and every query head of every row attends with one
+/// batched <c>MatMul</c> against its row's one shared key (multi-query attention: the absorbed query
+/// [W_uk^T q_nope, q_rope] . [latent, rope key], the latent as the value); W_uv and o_proj follow as in the dense graph.
+/// Only ops with CUDA kernels in fp16 and bf16 touch T (no Einsum, no Where in T).
+/// Rows are padded to the step's most new tokens (<c>attention_metadata[0]</c>); a key is visible to a row's query j
+/// when its position is at most past + j.
+/// </summary>
+internal sealed partial class DecoderGraphBuilder
+{
+    /// <summary>The additive bias of a hidden key: softmax turns it into 0; a score plus it stays finite in fp16.</summary>
+    private const float MaskedScoreT = -30000f;
+
+    // The paged MLA prologue's values, shared by every layer.
+    private string _mlaSlots = string.Empty;
+    private string _mlaPadRows = string.Empty;
+    private string _mlaTokenRows = string.Empty;
+    private string _mlaMaskBias = string.Empty;
+    private string _mlaRowCount = string.Empty;
+    private string _mlaMaxNew = string.Empty;
+
+    /// <summary>
+    /// Per-token bookkeeping of the packed step, once: each token's row, position (past + index in the row), cache
+    /// slot [block, offset] from <c>block_table</c>; the padded query layout [B x max_new] (which token fills each
+    /// place, and each token's place); the additive visibility bias [B, max_new, 1, L] in T (built by a float Where: ONNX
+    /// Runtime's CUDA Where has no bf16 kernel); the RoPE rows of the positions as
+    /// [1, T, 1, rope / 2] (the dense builder's <c>Rope</c> then applies unchanged with <c>_idsShape</c> = [1, T]).
+    /// </summary>
+    private void PagedMlaPrologue(string cosTable, string sinTable)
+    {
+        const long I64 = (long)TensorProto.Types.DataType.Int64;
+        var tokens = _g.Node("Shape", "mla_tokens", ["input_ids"]);
+        _idsShape = _g.Node("Concat", "ids_shape", [_g.Int64s(1), tokens], Attr("axis", 0L));
+        var tokenCount = _g.Node("Squeeze", "mla_token_count", [tokens, _g.Int64s(0)]);
+        var cumulative = _g.Node("Cast", "mla_cumulative", ["cumulative_sequence_length"], Attr("to", I64));
+        var starts = _g.Node("Slice", "mla_starts", [cumulative, _g.Int64s(0), _g.Int64s(-1)]);
+        var ends = _g.Node("Slice", "mla_ends", [cumulative, _g.Int64s(1), _g.Int64s(long.MaxValue)]);
+        var past = _g.Node("Cast", "mla_past", ["past_seqlens"], Attr("to", I64));
+        _mlaRowCount = _g.Node("Shape", "mla_rows", ["past_seqlens"]);
+        _mlaMaxNew = AttentionMetadata
+            ? _g.Node("Cast", "mla_max_new", [_g.Node("Slice", "mla_max_new_i32", [AttentionMetadataInput, _g.Int64s(0), _g.Int64s(1)])], Attr("to", I64))
+            : _g.Node("ReduceMax", "mla_max_new", [_g.Node("Sub", "mla_new_counts", [ends, starts]), _g.Int64s(0)], Attr("keepdims", 1L));
+
+        // Token t's row: how many rows end at or before t. Its index in the row and its position follow.
+        var tokenIndex = _g.Node("Range", "mla_token_index", [_g.Int64Scalar(0), tokenCount, _g.Int64Scalar(1)]);
+        var ended = _g.Node("GreaterOrEqual", "mla_rows_ended", [_g.Node("Unsqueeze", "mla_token_column", [tokenIndex, _g.Int64s(1)]), ends]);
+        var row = _g.Node("ReduceSum", "mla_token_row", [_g.Node("Cast", "mla_rows_ended_i64", [ended], Attr("to", I64)), _g.Int64s(1)], Attr("keepdims", 0L));
+        var inRow = _g.Node("Sub", "mla_token_in_row", [tokenIndex, _g.Node("Gather", "mla_token_row_start", [starts, row])]);
+        var position = _g.Node("Add", "mla_position", [_g.Node("Gather", "mla_token_row_past", [past, row]), inRow]);
+
+        // Cache slot [physical block, offset] of each token.
+        var blockSize = _g.Node("Slice", "mla_block_size", [_g.Node("Shape", "mla_pool_shape", ["key_cache.0"]), _g.Int64s(1), _g.Int64s(2)]);
+        var logical = _g.Node("Div", "mla_logical_block", [position, blockSize]);
+        var offset = _g.Node("Mod", "mla_block_offset", [position, blockSize]);
+        var tableIndex = _g.Node("Concat", "mla_table_index", [_g.Node("Unsqueeze", "mla_row_column", [row, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_logical_column", [logical, _g.Int64s(1)])], Attr("axis", 1L));
+        var physical = _g.Node("Cast", "mla_physical_block", [_g.Node("GatherND", "mla_physical_block_i32", ["block_table", tableIndex])], Attr("to", I64));
+        _mlaSlots = _g.Node("Concat", "mla_slots", [_g.Node("Unsqueeze", "mla_physical_column", [physical, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_offset_column", [offset, _g.Int64s(1)])], Attr("axis", 1L));
+
+        // Padded query layout: place (b, j) holds token starts[b] + j (clamped: padding places are computed, never read).
+        var maxNewScalar = _g.Node("Squeeze", "mla_max_new_scalar", [_mlaMaxNew, _g.Int64s(0)]);
+        var places = _g.Node("Range", "mla_places", [_g.Int64Scalar(0), maxNewScalar, _g.Int64Scalar(1)]);
+        var placeTokens = _g.Node("Add", "mla_place_tokens", [_g.Node("Unsqueeze", "mla_starts_column", [starts, _g.Int64s(1)]), places]);
+        var lastToken = _g.Node("Sub", "mla_last_token", [tokenCount, _g.Int64Scalar(1)]);
+        _mlaPadRows = _g.Node("Reshape", "mla_pad_rows", [_g.Node("Min", "mla_place_tokens_clamped", [placeTokens, lastToken]), _g.Int64s(-1)]);
+        _mlaTokenRows = _g.Node("Add", "mla_token_place", [_g.Node("Mul", "mla_row_base", [row, maxNewScalar]), inRow]);
+
+        // Visibility [B, max_new, 1, L]: key l is visible to place (b, j) when l <= past[b] + j.
+        var maxBlocks = _g.Node("Slice", "mla_max_blocks", [_g.Node("Shape", "mla_table_shape", ["block_table"]), _g.Int64s(1), _g.Int64s(2)]);
+        var keyCount = _g.Node("Squeeze", "mla_key_count", [_g.Node("Mul", "mla_keys", [maxBlocks, blockSize]), _g.Int64s(0)]);
+        var keys = _g.Node("Range", "mla_key_positions", [_g.Int64Scalar(0), keyCount, _g.Int64Scalar(1)]);
+        var last = _g.Node("Add", "mla_place_last_key", [_g.Node("Unsqueeze", "mla_past_column", [past, _g.Int64s(1)]), places]);
+        var visible = _g.Node("LessOrEqual", "mla_visible_3d", [keys, _g.Node("Unsqueeze", "mla_place_last_key_3d", [last, _g.Int64s(2)])]);
+        var bias = _g.Node("Where", "mla_visible_bias_f32", [_g.Node("Unsqueeze", "mla_visible", [visible, _g.Int64s(2)]), _g.FloatScalar(0f), _g.FloatScalar(MaskedScoreT)]);
+        _mlaMaskBias = _g.ElementType == TensorProto.Types.DataType.Float ? bias : _g.Node("Cast", "mla_visible_bias", [bias], Attr("to", (long)_g.ElementType));
+
+        _cos = _g.Node("Unsqueeze", "rope_cos", [_g.Node("Gather", "rope_cos_rows", [cosTable, position]), _g.Int64s(0, 2)]);
+        _sin = _g.Node("Unsqueeze", "rope_sin", [_g.Node("Gather", "rope_sin_rows", [sinTable, position]), _g.Int64s(0, 2)]);
+    }
+
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s latent attention over the pools of KV index <paramref name="kvIndex"/>: write this
+    /// step's latent and rope key, gather each row's, attend (absorbed, multi-query), and return <c>h + o_proj(...)</c>.
+    /// </summary>
+    private string PagedLatentAttention(int layer, int kvIndex, string h, MlaConfig mla)
+    {
+        var n = $"l{layer}_";
+        var heads = _config.Layers[layer].HeadCount;
+        var rank = mla.KvLoraRank;
+        var rope = mla.QkRopeHeadDim;
+        var width = rank + rope;
+        var (query, key, latent, scale) = LatentAttentionInputs(layer, h, mla);
+
+        // This step's rows into the pools, in place.
+        var latentRows = _g.Node("Reshape", n + "mla_latent_rows", [latent, _g.Int64s(-1, 1, rank)]);
+        var ropeRows = _g.Node("Reshape", n + "mla_rope_rows", [_g.Node("Slice", n + "mla_rope_key", [key, _g.Int64s(rank), _g.Int64s(width), _g.Int64s(2)]), _g.Int64s(-1, 1, rope)]);
+        var latentPool = _g.NodeMulti("ScatterND", n + "mla_write_latent", [$"key_cache.{kvIndex}", _mlaSlots, latentRows], [$"key_cache_out.{kvIndex}"], [], string.Empty)[0];
+        var ropePool = _g.NodeMulti("ScatterND", n + "mla_write_rope", [$"value_cache.{kvIndex}", _mlaSlots, ropeRows], [$"value_cache_out.{kvIndex}"], [], string.Empty)[0];
+
+        // Each row's keys: [B, L, rank] latents and [B, L, rope] rope keys.
+        var latents = _g.Node("Reshape", n + "mla_row_latents", [_g.Node("Gather", n + "mla_gather_latents", [latentPool, "block_table"], Attr("axis", 0L)), _g.Int64s(0, -1, rank)]);
+        var ropeKeys = _g.Node("Reshape", n + "mla_row_rope_keys", [_g.Node("Gather", n + "mla_gather_rope_keys", [ropePool, "block_table"], Attr("axis", 0L)), _g.Int64s(0, -1, rope)]);
+
+        // Queries, scaled, in the padded layout [B, max_new x heads, width], split into latent and rope parts.
+        var scaled = _g.Node("Mul", n + "mla_query_scaled", [_g.Node("Reshape", n + "mla_query_2d", [query, _g.Int64s(-1, heads * width)]), _g.ElementScalar((float)scale)]);
+        var padded = _g.Node("Reshape", n + "mla_query_padded", [_g.Node("Gather", n + "mla_query_places", [scaled, _mlaPadRows], Attr("axis", 0L)), _g.Node("Concat", n + "mla_query_padded_shape", [_mlaRowCount, _g.Int64s(-1, width)], Attr("axis", 0L))]);
+        var parts = _g.NodeMulti("Split", n + "mla_query_split", [padded, _g.Int64s(rank, rope)], [n + "mla_query_latent", n + "mla_query_rope"], [Attr("axis", -1L)], string.Empty);
+
+        // Scores [B, max_new, heads, L]: one shared key per row for every head; masked; softmax over keys.
+        var latentScores = _g.Node("MatMul", n + "mla_latent_scores", [parts[0], _g.Node("Transpose", n + "mla_latents_t", [latents], Attr("perm", [0L, 2L, 1L]))]);
+        var ropeScores = _g.Node("MatMul", n + "mla_rope_scores", [parts[1], _g.Node("Transpose", n + "mla_rope_keys_t", [ropeKeys], Attr("perm", [0L, 2L, 1L]))]);
+        var scores = _g.Node("Reshape", n + "mla_scores", [_g.Node("Add", n + "mla_scores_3d", [latentScores, ropeScores]), _g.Node("Concat", n + "mla_scores_shape", [_mlaRowCount, _mlaMaxNew, _g.Int64s(heads, -1)], Attr("axis", 0L))]);
+        var masked = _g.Node("Add", n + "mla_scores_masked", [scores, _mlaMaskBias]);
+        var weights = _g.Node("Softmax", n + "mla_weights", [masked], Attr("axis", -1L));
+
+        // Weighted latents [B, max_new x heads, rank] -> each token's [T, heads x rank].
+        var weights3 = _g.Node("Reshape", n + "mla_weights_3d", [weights, _g.Node("Concat", n + "mla_weights_shape", [_mlaRowCount, _g.Int64s(-1), KeyCountOf(n, latents)], Attr("axis", 0L))]);
+        var output = _g.Node("MatMul", n + "mla_weighted_latents", [weights3, latents]);
+        var perPlace = _g.Node("Reshape", n + "mla_place_outputs", [output, _g.Int64s(-1, heads * rank)]);
+        var perToken = _g.Node("Gather", n + "mla_token_outputs", [perPlace, _mlaTokenRows], Attr("axis", 0L));
+        return LatentAttentionOutput(layer, h, perToken, mla);
+    }
+
+    /// <summary>The key count L of gathered row keys [B, L, width], as a 1-D shape piece.</summary>
+    private string KeyCountOf(string n, string rowKeys) =>
+        _g.Node("Slice", n + "mla_key_count", [_g.Node("Shape", n + "mla_row_keys_shape", [rowKeys]), _g.Int64s(1), _g.Int64s(2)]);
+}
