@@ -105,7 +105,7 @@ internal sealed partial class DecoderGraphBuilder
         var values = _g.Node("Einsum", n + "attention_values", [weightedLatent, uv], Attr("equation", "bshr,hvr->bshv"));
         var values2d = _g.Node("Reshape", n + "attention_2d", [values, _g.Int64s(-1, heads * mla.VHeadDim)]);
         var o = _g.Node("Gemm", n + "o_proj", [values2d, Linear(p + "o_proj.weight", c.HiddenSize, heads * mla.VHeadDim)], Attr("transB", 1L));
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        return Residual(n + "attention_residual", h, o);
     }
 
     /// <summary>

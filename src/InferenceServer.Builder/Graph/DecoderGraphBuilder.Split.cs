@@ -44,6 +44,7 @@ internal sealed partial class DecoderGraphBuilder
         {
             cancellationToken.ThrowIfCancellationRequested();
             _g = newSegment();
+            _residual = null;
             var last = s == attentionLayers.Count;
             string h;
             int layer;

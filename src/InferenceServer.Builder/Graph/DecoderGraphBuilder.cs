@@ -243,7 +243,7 @@ internal sealed partial class DecoderGraphBuilder
     {
         var (p, n, heads, _, d) = LayerShape(layer);
         var o = MatMul(n + "o_proj", attention2d, p + "self_attn.o_proj.weight", _config.HiddenSize, heads * d);
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        return Residual(n + "attention_residual", h, o);
     }
 
     /// <summary>The feed-forward block of decoder layer <paramref name="layer"/>: its MoE from <see cref="MoeConfig.FirstMoeLayer"/> on, else its MLP.</summary>
@@ -372,25 +372,12 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var width = c.Layers[layer].IntermediateSize;
         var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
-        string gate, up;
-        if (_weights.Contains(p + "mlp.gate_up_proj.weight"))
-        {
-            // Phi-3: one fused [gate; up] projection, split by columns.
-            var gateUp = MatMul(n + "gate_up_proj", y, p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize);
-            var parts = _g.NodeMulti("Split", n + "gate_up_split", [gateUp, _g.Int64s(width, width)], [n + "gate_proj", n + "up_proj"], [Attr("axis", -1L)], string.Empty);
-            (gate, up) = (parts[0], parts[1]);
-        }
-        else
-        {
-            gate = MatMul(n + "gate_proj", y, p + "mlp.gate_proj.weight", width, c.HiddenSize);
-            up = MatMul(n + "up_proj", y, p + "mlp.up_proj.weight", width, c.HiddenSize);
-        }
-
+        var (gate, up) = GateUpProjections(n, p, y, width);
         var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
         var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
         var product = _g.Node("Mul", n + "gate_up", [silu, up]);
         var down = MatMul(n + "down_proj", product, p + "mlp.down_proj.weight", c.HiddenSize, width);
-        return _g.Node("Add", n + "mlp_residual", [h, down]);
+        return Residual(n + "mlp_residual", h, down);
     }
 
     /// <summary>
@@ -488,23 +475,4 @@ internal sealed partial class DecoderGraphBuilder
 
     private string Linear(string name, int outFeatures, int inFeatures) =>
         _g.Weight(name, _weights.ReadFloat32(name, outFeatures, inFeatures), outFeatures, inFeatures);
-
-    /// <summary>RMSNorm over the last axis as transformers computes it: x / sqrt(mean(x^2) + eps) * w.</summary>
-    private string RmsNorm(string name, string x, string weightName, int width)
-    {
-        var weight = _g.Weight(weightName, _weights.ReadFloat32(weightName, width), width);
-        if (_paged)
-        {
-            return _g.Node(
-                "SimplifiedLayerNormalization", name, [x, weight],
-                Attr("axis", -1L), Attr("epsilon", (float)_config.RmsNormEps), Attr("stash_type", 1L));
-        }
-
-        var squared = _g.Node("Pow", name + "_sq", [x, _g.ElementScalar(2f)]);
-        var mean = _g.Node("ReduceMean", name + "_mean", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
-        var shifted = _g.Node("Add", name + "_eps", [mean, _g.ElementScalar((float)_config.RmsNormEps)]);
-        var root = _g.Node("Sqrt", name + "_sqrt", [shifted]);
-        var normalized = _g.Node("Div", name + "_div", [x, root]);
-        return _g.Node("Mul", name, [normalized, weight]);
-    }
 }

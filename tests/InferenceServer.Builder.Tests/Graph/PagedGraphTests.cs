@@ -315,7 +315,7 @@ public sealed class PagedGraphTests
         var model = Load("llama-pruned", "bf16");
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l1_attention", StringComparison.Ordinal));
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l2_gate", StringComparison.Ordinal));
-        Assert.Equal([96L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.mlp.gate_proj.weight").Dims);
+        Assert.Equal([2 * 96L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.mlp.gate_up_packed.weight").Dims);
         Assert.Equal([32L + (2 * 16), 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.self_attn.qkv_packed.weight").Dims);
     }
 
