@@ -63,9 +63,13 @@ public sealed class OnnxSessionOptions
 
     /// <summary>
     /// When set, ONNX Runtime writes a trace of every operator it runs to <c>&lt;prefix&gt;_&lt;time&gt;.json</c> when the
-    /// session closes (for <c>bench/profile-step/ort-ops.cs</c>; it slows every step down).
+    /// session closes (for <c>bench/profile-step/ort-ops.cs</c> and the GPU bench's kernel counts; it slows every step
+    /// down). Default: the <see cref="ProfileEnvironmentVariable"/> environment variable, else none.
     /// </summary>
-    public string? ProfilePrefix { get; set; }
+    public string? ProfilePrefix { get; set; } = Environment.GetEnvironmentVariable(ProfileEnvironmentVariable) is { Length: > 0 } prefix ? prefix : null;
+
+    /// <summary>The environment variable that switches ONNX Runtime's profiler on for every session: its value is <see cref="ProfilePrefix"/>.</summary>
+    public const string ProfileEnvironmentVariable = "INFERENCE_SERVER_ORT_PROFILE";
 }
 
 /// <summary>When ONNX Runtime's intra-op threads spin (<c>--onnx-spinning</c>).</summary>
