@@ -34,6 +34,28 @@ internal sealed partial class DecoderGraphBuilder
     /// </summary>
     private bool FusesSkipNorm => FuseKernels && _g.ElementType != TensorProto.Types.DataType.Bfloat16;
 
+    /// <summary>
+    /// Whether the dense graph rotates q and k with one ONNX <c>RotaryEmbedding</c> (opset 23) per projection instead of
+    /// the Split/Mul/Sub/Add/Concat form: with <see cref="FuseKernels"/>, in the dense graph of a non-MLA model (set by
+    /// <see cref="Build"/>; the paged and GenAI graphs' attention ops rotate inside, the split segments get their rows as inputs).
+    /// </summary>
+    private bool RotaryOp { get; set; }
+
+    /// <summary>
+    /// ONNX <c>RotaryEmbedding</c> of [B, S, heads x d] <paramref name="x"/>: the first rotary_dim of each head rotated in
+    /// halves by the cos/sin tables' rows at <c>position_ids</c>, the rest passed through.
+    /// </summary>
+    private string RotaryEmbedding(string prefix, string x, int heads)
+    {
+        List<AttributeProto> attributes = [Attr("interleaved", 0L), Attr("num_heads", (long)heads)];
+        if (RotaryDim < _config.HeadDim)
+        {
+            attributes.Add(Attr("rotary_embedding_dim", (long)RotaryDim));
+        }
+
+        return _g.NodeMulti("RotaryEmbedding", prefix + "_rotary", [x, _cos, _sin, "position_ids"], [prefix + "_roped_3d"], [.. attributes], string.Empty)[0];
+    }
+
     /// <summary><c>h + delta</c>, the residual stream; remembered so that an RMSNorm of the sum right after absorbs it.</summary>
     private string Residual(string name, string h, string delta)
     {

@@ -31,6 +31,9 @@ internal sealed partial class DecoderGraphBuilder
     private string _cos = string.Empty;
     private string _sin = string.Empty;
 
+    // Shape3's Concats by width, for the current writer and _idsShape (cleared with them).
+    private readonly Dictionary<int, string> _shape3 = [];
+
     /// <summary>Creates a builder that reads <paramref name="weights"/> and writes through <paramref name="writer"/>.</summary>
     public DecoderGraphBuilder(DecoderConfig config, SafetensorsCheckpoint weights, OnnxGraphWriter writer)
     {
@@ -54,6 +57,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head; checks for cancellation per layer.</summary>
     public void Build(CancellationToken cancellationToken)
     {
+        RotaryOp = FuseKernels && !_genAi && _config.Mla is null;
         DeclareIo();
         if (_genAi)
         {
@@ -195,6 +199,13 @@ internal sealed partial class DecoderGraphBuilder
         _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
 
         var (cosCache, sinCache) = RopeCaches();
+        if (RotaryOp)
+        {
+            // ONNX RotaryEmbedding reads the tables and the positions itself (ADR 0007).
+            (_cos, _sin) = (cosCache, sinCache);
+            return;
+        }
+
         var cosRows = _g.Node("Gather", "rope_cos_rows", [cosCache, "position_ids"]);
         var sinRows = _g.Node("Gather", "rope_sin_rows", [sinCache, "position_ids"]);
         _cos = _g.Node("Unsqueeze", "rope_cos", [cosRows, _g.Int64s(2)]);
@@ -259,10 +270,31 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var (p, n, heads, kvHeads, d) = LayerShape(layer);
-        var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
-        var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
-        var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
-        var k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
+        string q3, k3;
+        string? headMask = null;
+        if (RotaryOp)
+        {
+            // The per-head views only where a q/k norm or the MoH router needs them; RotaryEmbedding takes [B, S, heads x d].
+            var qNorm = HasHeadNorm(p + "self_attn.q_norm.weight");
+            var qIn = q;
+            if (qNorm || c.Moh is not null)
+            {
+                qIn = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+                headMask = c.Moh is { } routed ? MohHeadMask(n, qIn, heads, routed) : null;
+            }
+
+            var kIn = HasHeadNorm(p + "self_attn.k_norm.weight") ? Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight") : k;
+            q3 = RotaryEmbedding(n + "q", _g.Node("Reshape", n + "q_3d", [qIn, Shape3(heads * d)]), heads);
+            k3 = RotaryEmbedding(n + "k", _g.Node("Reshape", n + "k_3d", [kIn, Shape3(kvHeads * d)]), kvHeads);
+        }
+        else
+        {
+            var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+            headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
+            q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
+            k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
+        }
+
         var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
 
         var outputs = FusedAttention(
@@ -449,8 +481,20 @@ internal sealed partial class DecoderGraphBuilder
         return rot < d ? _g.Node("Concat", prefix + "_roped_full", [rotated, pass], Attr("axis", -1L)) : rotated;
     }
 
-    private string Shape3(int width) =>
-        _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+    /// <summary>The shape [B, S, <paramref name="width"/>] from the ids' shape: with <see cref="FuseKernels"/> one Concat per width per graph, shared by the layers.</summary>
+    private string Shape3(int width)
+    {
+        if (!_shape3.TryGetValue(width, out var shape))
+        {
+            shape = _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+            if (FuseKernels)
+            {
+                _shape3.Add(width, shape);
+            }
+        }
+
+        return shape;
+    }
 
     /// <summary><c>x @ W^T (+ b)</c> for the checkpoint's linear layer <paramref name="prefix"/> (bias used when present).</summary>
     private string Projection(string name, string x, string prefix, int outFeatures, int inFeatures)
