@@ -113,23 +113,22 @@ public static class BuilderCommand
                 case "--dtype":
                     dtype = value;
                     break;
-                case "--attention-metadata":
+                case "--attention-metadata" or "--fuse":
                     if (value is not ("on" or "off"))
                     {
-                        problem = $"--attention-metadata must be on or off, not '{value}'";
+                        problem = $"{name} must be on or off, not '{value}'";
                         return false;
                     }
 
-                    attentionMetadata = value == "on";
-                    break;
-                case "--fuse":
-                    if (value is not ("on" or "off"))
+                    if (name == "--fuse")
                     {
-                        problem = $"--fuse must be on or off, not '{value}'";
-                        return false;
+                        fuse = value == "on";
+                    }
+                    else
+                    {
+                        attentionMetadata = value == "on";
                     }
 
-                    fuse = value == "on";
                     break;
                 case "--graph":
                     graph = value;

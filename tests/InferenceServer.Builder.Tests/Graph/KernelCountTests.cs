@@ -58,6 +58,25 @@ public sealed class KernelCountTests
         Assert.Contains(after.OpsetImport, o => o.Domain == "com.microsoft");
     }
 
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("on", true)]
+    [InlineData("off", false)]
+    public void FuseFlag_IsOnByDefault(string? value, bool fuse)
+    {
+        Assert.True(BuilderCommand.TryParse(["--checkpoint", "c", "--out", "o", .. value is null ? Array.Empty<string>() : ["--fuse", value]], out var options, out _));
+        Assert.Equal(fuse, options!.FuseKernels);
+    }
+
+    [Theory]
+    [InlineData("--fuse")]
+    [InlineData("--attention-metadata")]
+    public void OnOffFlags_RefuseOtherValues_NamingTheFlag(string flag)
+    {
+        Assert.False(BuilderCommand.TryParse(["--checkpoint", "c", "--out", "o", flag, "maybe"], out _, out var problem));
+        Assert.Equal($"{flag} must be on or off, not 'maybe'", problem);
+    }
+
     /// <summary>Builds llama-gqa with the given dtype, device and fusion; once per combination.</summary>
     internal static ModelProto Build(string dtype, string device, bool fuse)
     {
