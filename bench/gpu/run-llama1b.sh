@@ -55,7 +55,10 @@ INV_LEVELS=${INV_LEVELS:-1,64,256}
 INV_TOKENS=${INV_TOKENS:-32}
 DETERMINISTIC=${DETERMINISTIC:-1}
 DET_LEVELS=${DET_LEVELS:-1,64}
-PROFILE=${PROFILE:-1}
+# The unfused 8B build would be another 16 GB on a 64 GB disk: off unless asked for.
+PROFILE=${PROFILE:-$([[ $SHAPE == 8b ]] && echo 0 || echo 1)}
+# The 8B shape's KV for one 131072-token sequence (17 GB) is more than KV_CACHE: serve it with a shorter context.
+MAX_MODEL_LEN=${MAX_MODEL_LEN:-$([[ $SHAPE == 8b ]] && echo 8192 || echo)}
 LEVELS=${LEVELS:-1,16,64,256}
 INPUT_LEN=${INPUT_LEN:-128}
 OUTPUT_LEN=${OUTPUT_LEN:-128}
@@ -225,6 +228,7 @@ levels=${LEVELS//,/ }
 ttft_lens=${TTFT_LENS//,/ }
 server_args=(--model "$BUILT" --device "$DEVICE" --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256
     --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5)
+[[ -n $MAX_MODEL_LEN ]] && server_args+=(--max-model-len "$MAX_MODEL_LEN")
 # shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
 server_args+=(${SERVER_ARGS:-})
 {
