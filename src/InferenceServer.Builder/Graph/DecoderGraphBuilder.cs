@@ -316,10 +316,10 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var d = c.HeadDim;
-        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight") || FuseKernels)
         {
-            // Phi-3: one fused [q; k; v] projection, split by columns.
-            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+            // One [q; k; v] projection (Phi-3's fused qkv, or with FuseKernels the three packed by rows), split by columns.
+            var qkv = PackedQkvProjection(n, p, x, heads, kvHeads);
             var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
             return (parts[0], parts[1], parts[2]);
         }

@@ -91,8 +91,8 @@ public sealed class Int4GraphTests
         var inspection = ModelInspector.Inspect(folder);
         var ops = inspection.Ops.ToDictionary(p => p.Key, p => p.Value);
 
-        // 3 layers x (q, k, v, o, packed gate|up, down); the LM head is the only Gemm left.
-        Assert.Equal(18, ops["com.microsoft.MatMulNBits"]);
+        // 3 layers x (packed q|k|v, o, packed gate|up, down); the LM head is the only Gemm left.
+        Assert.Equal(12, ops["com.microsoft.MatMulNBits"]);
         Assert.Equal(1, ops["ai.onnx.Gemm"]);
         Assert.Equal("int4", inspection.DType);
         Assert.Equal(ModelBuilder.DenseGraph, inspection.Graph);
