@@ -50,4 +50,11 @@ public sealed record BuildOptions
     /// <c>total_sequence_length</c> (ADR 0006); fp32 or int4, cpu.
     /// </summary>
     public string Graph { get; init; } = "auto";
+
+    /// <summary>
+    /// Fewer kernels per layer (ADR 0007, <c>--fuse on|off</c>): residual add + RMSNorm as one
+    /// <c>SkipSimplifiedLayerNormalization</c> (fp32/fp16), gate and up as one projection. Default true; false writes the
+    /// graph as before, for before/after kernel counts.
+    /// </summary>
+    public bool FuseKernels { get; init; } = true;
 }

@@ -13,13 +13,14 @@ public static class BuilderCommand
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]\n"
         + "                              [--attention-metadata on|off] [--int4-block-size 32|128] [--int4-zero-points]\n"
-        + "                              [--graph auto|genai] [--split]\n"
+        + "                              [--graph auto|genai] [--split] [--fuse on|off]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
         + "  int4: projections as 4-bit MatMulNBits (block size 32 by default; symmetric unless --int4-zero-points),\n"
         + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
         + "  --graph genai: the onnxruntime-genai contract (GroupQueryAttention, seqlens_k), fp32 or int4 on cpu;\n"
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
-        + "  --split (fp32): also the split form for attention offloading (segment.{s}.onnx, ADR 0005)";
+        + "  --split (fp32): also the split form for attention offloading (segment.{s}.onnx, ADR 0005);\n"
+        + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
@@ -71,6 +72,7 @@ public static class BuilderCommand
         var int4BlockSize = 32;
         var int4ZeroPoints = false;
         var graph = "auto";
+        var fuse = true;
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
@@ -87,7 +89,7 @@ public static class BuilderCommand
                 continue;
             }
 
-            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph"))
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph" or "--fuse"))
             {
                 problem = $"unknown argument '{name}'";
                 return false;
@@ -111,14 +113,22 @@ public static class BuilderCommand
                 case "--dtype":
                     dtype = value;
                     break;
-                case "--attention-metadata":
+                case "--attention-metadata" or "--fuse":
                     if (value is not ("on" or "off"))
                     {
-                        problem = $"--attention-metadata must be on or off, not '{value}'";
+                        problem = $"{name} must be on or off, not '{value}'";
                         return false;
                     }
 
-                    attentionMetadata = value == "on";
+                    if (name == "--fuse")
+                    {
+                        fuse = value == "on";
+                    }
+                    else
+                    {
+                        attentionMetadata = value == "on";
+                    }
+
                     break;
                 case "--graph":
                     graph = value;
@@ -143,7 +153,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph, FuseKernels = fuse };
         try
         {
             ModelBuilder.Validate(parsed);

@@ -209,6 +209,7 @@ public static class ModelBuilder
             var builder = new DecoderGraphBuilder(config, weights, writer)
             {
                 AttentionMetadata = options.AttentionMetadata,
+                FuseKernels = options.FuseKernels,
                 Quantizer = int4 ? new Int4Quantizer(options.Int4BlockSize, options.Int4ZeroPoints) : null,
             };
             if (paged)
@@ -226,19 +227,19 @@ public static class ModelBuilder
 
             if (options.Split)
             {
-                split = new DecoderGraphBuilder(config, weights, writer).BuildSplit(
+                split = new DecoderGraphBuilder(config, weights, writer) { FuseKernels = options.FuseKernels }.BuildSplit(
                     () => new OnnxGraphWriter(data, elementType),
                     (segment, segmentWriter) => segmentWriter.Save(
                         Path.Combine(folder, SegmentFileName(segment)),
                         DecoderGraphBuilder.IrVersion,
-                        [(string.Empty, DecoderGraphBuilder.OnnxOpset)],
+                        [(string.Empty, DecoderGraphBuilder.OnnxOpset), (DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset)],
                         new Dictionary<string, string>(StringComparer.Ordinal) { ["inference_server.builder"] = "1", [GraphMetadataKey] = SplitGraph }),
                     cancellationToken);
             }
 
             parameters = writer.ParameterCount;
             List<(string, long)> opsets = [(string.Empty, DecoderGraphBuilder.OnnxOpset)];
-            if (paged || int4 || genAi)
+            if (paged || int4 || genAi || options.FuseKernels)
             {
                 opsets.Add((DecoderGraphBuilder.PagedAttentionDomain, DecoderGraphBuilder.MicrosoftOpset));
             }

@@ -36,7 +36,9 @@ public sealed class InspectCommandTests
         var text = stdout.ToString();
         Assert.Contains("graph: paged-v1, dtype fp16", text, StringComparison.Ordinal);
         Assert.Contains("com.microsoft.PagedAttention x3 (CUDA only)", text, StringComparison.Ordinal);
-        Assert.Contains("ai.onnx.SimplifiedLayerNormalization x7 (CPU+CUDA)", text, StringComparison.Ordinal);
+        // Layer 0's input norm stands alone; the other six norms absorb the residual add before them (ADR 0007).
+        Assert.Contains("ai.onnx.SimplifiedLayerNormalization x1 (CPU+CUDA)", text, StringComparison.Ordinal);
+        Assert.Contains("com.microsoft.SkipSimplifiedLayerNormalization x6 (CPU+CUDA)", text, StringComparison.Ordinal);
 
         stdout = new StringWriter();
         Assert.Equal(0, await InspectCommand.RunAsync([BuiltModels.Get("llama-gqa")], stdout, new StringWriter(), CancellationToken.None));

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a Llama-3.2-1B-shaped Hugging Face checkpoint with random weights, for benchmarks on the GPU machine.
 
-  python3 make_checkpoint.py OUTDIR [--tiny] [--seed 0] [--device auto|cpu|cuda]
+  python3 make_checkpoint.py OUTDIR [--shape 1b|8b|tiny] [--tiny] [--seed 0] [--device auto|cpu|cuda]
 
 The shape is Llama-3.2-1B's: vocabulary 128256, hidden 2048, 16 layers, 32 query and 8 KV heads of 64, MLP 8192,
 tied embeddings, RoPE theta 500000 with llama3 scaling (factor 32, low/high frequency factors 1 and 4, original
@@ -9,7 +9,9 @@ context 8192), 131072 positions, RMSNorm eps 1e-5, bos 128000, eos 128001. The w
 initialisation (normal, std 0.02; norms 1) after torch.manual_seed(seed), saved in bf16 as safetensors with
 config.json and generation_config.json. There is no tokenizer: the server then serves token-id prompts only.
 
---tiny writes the same architecture with 2 layers, hidden 256 (4 query / 1 KV heads of 64) and MLP 1024, for quick
+--shape 8b writes Llama-3.1-8B's shape instead: vocabulary 128256, hidden 4096, 32 layers, 32 query and 8 KV heads
+of 128, MLP 14336, an untied LM head, llama3 RoPE scaling with factor 8 (about 16 GB in bf16; initialised on the GPU).
+--tiny (= --shape tiny) writes the 1B architecture with 2 layers, hidden 256 (4 query / 1 KV heads of 64) and MLP 1024, for quick
 checks of the pipeline. Only torch, transformers and safetensors are needed.
 """
 import argparse
@@ -36,6 +38,16 @@ TINY = dict(
     num_key_value_heads=1,
     head_dim=64,
 )
+LLAMA8B = dict(
+    vocab_size=128256,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+)
+SHAPES = {"1b": FULL, "8b": LLAMA8B, "tiny": TINY}
 ROPE = dict(
     rope_type="llama3",
     factor=32.0,
@@ -47,11 +59,20 @@ ROPE_THETA = 500000.0
 BOS, EOS = 128000, 128001
 
 
-def make_config(transformers, tiny):
+def tied(shape):
+    """Llama-3.2-1B ties its LM head to the embeddings; Llama-3.1-8B does not."""
+    return shape != "8b"
+
+
+def rope(shape):
+    """Llama-3.1-8B's llama3 RoPE scaling has factor 8; Llama-3.2-1B's 32."""
+    return dict(ROPE, factor=8.0) if shape == "8b" else dict(ROPE)
+
+
+def make_config(transformers, shape):
     """A LlamaConfig of the shape; transformers 5 takes RoPE as rope_parameters, 4.x as rope_theta + rope_scaling."""
-    shape = TINY if tiny else FULL
     common = dict(
-        shape,
+        SHAPES[shape],
         hidden_act="silu",
         max_position_embeddings=131072,
         initializer_range=0.02,
@@ -59,25 +80,25 @@ def make_config(transformers, tiny):
         use_cache=True,
         bos_token_id=BOS,
         eos_token_id=EOS,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied(shape),
         attention_bias=False,
         mlp_bias=False,
     )
     major = int(transformers.__version__.split(".")[0])
     if major >= 5:
-        config = transformers.LlamaConfig(rope_parameters=dict(ROPE, rope_theta=ROPE_THETA), **common)
+        config = transformers.LlamaConfig(rope_parameters=dict(rope(shape), rope_theta=ROPE_THETA), **common)
     else:
-        config = transformers.LlamaConfig(rope_theta=ROPE_THETA, rope_scaling=dict(ROPE), **common)
+        config = transformers.LlamaConfig(rope_theta=ROPE_THETA, rope_scaling=rope(shape), **common)
     return config
 
 
-def complete_config(path):
+def complete_config(path, shape):
     """Writes the fields that save_pretrained may leave out as defaults (transformers 4.x drops
     tie_word_embeddings=true, its base-class default) so that readers other than transformers see them."""
     with open(path) as f:
         saved = json.load(f)
     added = []
-    for key, value in (("tie_word_embeddings", True), ("bos_token_id", BOS), ("eos_token_id", EOS)):
+    for key, value in (("tie_word_embeddings", tied(shape)), ("bos_token_id", BOS), ("eos_token_id", EOS)):
         if key not in saved:
             saved[key] = value
             added.append(key)
@@ -88,23 +109,23 @@ def complete_config(path):
     return added
 
 
-def check_config(path, tiny):
+def check_config(path, shape):
     """Reads config.json back and fails on any field that is not what the benchmark promises."""
     with open(path) as f:
         saved = json.load(f)
     problems = []
-    for key, value in (TINY if tiny else FULL).items():
+    for key, value in SHAPES[shape].items():
         if saved.get(key) != value:
             problems.append(f"{key}={saved.get(key)!r}, expected {value!r}")
     for key, value in (("max_position_embeddings", 131072), ("rms_norm_eps", 1e-5), ("bos_token_id", BOS),
-                       ("eos_token_id", EOS), ("tie_word_embeddings", True)):
+                       ("eos_token_id", EOS), ("tie_word_embeddings", tied(shape))):
         if saved.get(key) != value:
             problems.append(f"{key}={saved.get(key)!r}, expected {value!r}")
     rope = saved.get("rope_parameters") or saved.get("rope_scaling") or {}
     theta = rope.get("rope_theta", saved.get("rope_theta"))
     if theta != ROPE_THETA:
         problems.append(f"rope_theta={theta!r}, expected {ROPE_THETA}")
-    for key, value in ROPE.items():
+    for key, value in rope(shape).items():
         if key == "rope_type":
             got = rope.get("rope_type", rope.get("type"))
         else:
@@ -119,6 +140,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir")
     parser.add_argument("--tiny", action="store_true", help="2 layers, hidden 256: a quick check of the pipeline")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default=None, help="1b (default), 8b (Llama-3.1-8B's shape) or tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="where to initialise: auto (cuda when available), cpu, cuda")
     args = parser.parse_args()
@@ -133,7 +155,8 @@ def main():
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = make_config(transformers, args.tiny)
+    shape = args.shape or ("tiny" if args.tiny else "1b")
+    config = make_config(transformers, shape)
     torch.manual_seed(args.seed)
     try:
         with torch.device(device):
@@ -146,9 +169,10 @@ def main():
         torch.manual_seed(args.seed)
         model = transformers.LlamaForCausalLM(config)
     model = model.to(torch.bfloat16).eval()
-    model.tie_weights()
-    if model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
-        raise SystemExit("error: lm_head is not tied to embed_tokens")
+    if tied(shape):
+        model.tie_weights()
+        if model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
+            raise SystemExit("error: lm_head is not tied to embed_tokens")
 
     # The default initialisation keeps activations finite: check on a short prompt before saving.
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
@@ -171,14 +195,15 @@ def main():
     generation = transformers.GenerationConfig(bos_token_id=BOS, eos_token_id=EOS)
     generation.save_pretrained(args.outdir)
     config_path = os.path.join(args.outdir, "config.json")
-    added = complete_config(config_path)
-    check_config(config_path, args.tiny)
+    added = complete_config(config_path, shape)
+    check_config(config_path, shape)
     files = sorted(os.listdir(args.outdir))
     size = sum(os.path.getsize(os.path.join(args.outdir, name)) for name in files)
     parameters = sum(p.numel() for p in model.parameters())
     print(json.dumps({
         "checkpoint": os.path.abspath(args.outdir),
-        "tiny": args.tiny,
+        "tiny": shape == "tiny",
+        "shape": shape,
         "parameters": parameters,
         "files": files,
         "bytes": size,

@@ -5,7 +5,9 @@
 
 Reads, each when present: meta.txt (key=value), steps.tsv (step, status, seconds, detail), nvidia-smi.txt,
 stage-info.txt, checkpoint.json, build.log, sweep-<C>.json and ttft-<L>.json (the load generator's --json reports),
-server-greedy.json and reference.json (hf_reference.py). Whatever is missing is said so in the report.
+server-greedy.json and reference.json (hf_reference.py); issue 19's bandwidth.json, invariance-<label>-<C>.json,
+det-<C>.json (the load generator under --deterministic) and kernels-<fused|unfused>.json. Whatever is missing is
+said so in the report.
 """
 import argparse
 import glob
@@ -86,10 +88,11 @@ def main():
 
     out = []
     w = out.append
-    w(f"# Llama-3.2-1B-shaped benchmark on the GPU: server ({meta.get('dtype', '?')}) vs Hugging Face generate() (bf16)")
+    shape = {"8b": "Llama-3.1-8B", "tiny": "Llama-3.2-1B (TINY: 2 layers, hidden 256)"}.get(meta.get("shape", "1b"), "Llama-3.2-1B")
+    w(f"# {shape}-shaped benchmark on the GPU: server ({meta.get('dtype', '?')}) vs Hugging Face generate() (bf16)")
     w("")
     w(f"- date: {meta.get('date', '?')}; staged: {(read_text(os.path.join(work, 'stage-info.txt')) or 'unknown').strip().replace(chr(10), '; ')}")
-    w(f"- model: random weights, Llama-3.2-1B shape{' (TINY variant: 2 layers, hidden 256)' if meta.get('tiny') == '1' else ''}; "
+    w(f"- model: random weights, {shape} shape; "
       f"checkpoint {number(checkpoint.get('parameters'), 0)} parameters, seed {checkpoint.get('seed', '?')}, "
       f"logits std {checkpoint.get('logits_std', '?')}, median top-2 logit gap {checkpoint.get('median_top2_logit_gap', '?')}")
     w(f"- server: `{meta.get('server_command', '?')}`")
@@ -138,6 +141,75 @@ def main():
         w(f"| {length} | {s['successful'] if s else 'no result'}{' (' + str(s['failed']) + ' failed)' if s and s['failed'] else ''} | "
           f"{number(p50)} | {number(s['ttft_ms']['p99']) if s else 'n/a'} | {number(s['ttft_ms']['mean']) if s else 'n/a'} | "
           f"{number(r)} | {ratio(r, p50)} |")
+    w("")
+
+    bandwidth = read_json(os.path.join(work, "bandwidth.json"))
+    w("## Bandwidth bound (concurrency 1)")
+    w("")
+    if not bandwidth:
+        w("not measured (bandwidth.json missing)")
+    else:
+        c1 = sweep.get(1)
+        bound = bandwidth.get("bound_tokens_per_s_c1")
+        w(f"- device-to-device copy on {bandwidth.get('device', '?')}: {bandwidth['bandwidth_bytes_per_s'] / 1e12:.2f} TB/s "
+          f"(read + write of {bandwidth['copy_bytes'] / 2**30:.0f} GiB, torch)")
+        if bound:
+            w(f"- weights: {bandwidth['weights_bytes'] / 1e9:.2f} GB (model.onnx.data) -> bound {bound:,.0f} tok/s "
+              f"({bandwidth['bound_ms_per_token_c1']:.3f} ms per token): every token reads every weight once")
+            if c1:
+                w(f"- measured at concurrency 1: {number(c1['output_throughput'])} tok/s = "
+                  f"{100 * c1['output_throughput'] / bound:.0f}% of the bound (issue 19's goals: 1B fp16 >= 50%, 8B fp16 >= 60%)")
+    w("")
+
+    w("## Batch invariance (issue 19): each prompt sent 4 times within one run; share whose 4 greedy outputs agree")
+    w("")
+    invariance = {}
+    for path in glob.glob(os.path.join(work, "invariance-*-*.json")):
+        result = read_json(path)
+        if result:
+            invariance[(result.get("label") or "default", result["concurrency"])] = result
+    if not invariance:
+        w("not measured")
+    else:
+        w("| server | concurrency | prompts agreeing | rate | failed requests | output tok/s during it |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for (label, c), r in sorted(invariance.items()):
+            rate = "n/a" if r.get("rate") is None else f"{100 * r['rate']:.0f}%"
+            w(f"| {'--deterministic' if label == 'deterministic' else 'default'} | {c} | {r['agreeing']} / {r['complete']} | {rate} | "
+              f"{r.get('error_count', 0)} | {number(r.get('output_tokens_per_s'))} |")
+        w("")
+        w(f"({next(iter(invariance.values()))['tokens']} greedy tokens of {next(iter(invariance.values()))['input_len']}-token random prompts; "
+          "issue 19 measured 8/8, 14/64 and 58/256 at 1, 64 and 256 before --deterministic)")
+    w("")
+    det = levels(work, "det", all_failed)
+    if det:
+        w("## What --deterministic costs (the load generator, same settings as above)")
+        w("")
+        w("| conc | default tok/s | --deterministic tok/s | ratio | TPOT p50 default | TPOT p50 --deterministic |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for c in sorted(det):
+            d, s = det[c], sweep.get(c)
+            w(f"| {c} | {number(s['output_throughput']) if s else 'n/a'} | {number(d['output_throughput'])} | "
+              f"{ratio(d['output_throughput'], s['output_throughput'] if s else None)} | {number(s['tpot_ms']['p50'], 2) if s else 'n/a'} | "
+              f"{number(d['tpot_ms']['p50'], 2)} |")
+        w("")
+
+    kernels = {label: read_json(os.path.join(work, f"kernels-{label}.json")) for label in ("unfused", "fused")}
+    w("## Kernels per decode step (ONNX Runtime's profiler, batch 1, eager; ADR 0007)")
+    w("")
+    if not any(kernels.values()):
+        w("not measured")
+    else:
+        w("| graph | nodes per step | GPU kernels per step | step (profiled) us | nodes by op (per step) | node time by op (us per step) | GPU kernels by class (count / us) |")
+        w("|---|---:|---:|---:|---|---|---|")
+        for label, k in kernels.items():
+            if not k:
+                w(f"| {label} | not measured | | | | | |")
+                continue
+            ops = ", ".join(f"{op} {n:g}" for op, n in k["nodes_by_op_per_step"].items())
+            times = ", ".join(f"{op} {t:g}" for op, t in list(k["node_us_by_op_per_step"].items())[:8])
+            classes = ", ".join(f"{c} {n:g} / {k['gpu_kernel_us_by_class_per_step'].get(c, 0):g}" for c, n in k["gpu_kernels_by_class_per_step"].items()) or "no GPU kernel events"
+            w(f"| {label} | {k['nodes_per_step']:g} | {number(k.get('gpu_kernels_per_step'), 0)} | {number(k.get('decode_step_us_median'), 0)} | {ops} | {times} | {classes} |")
     w("")
 
     w("## Goals (issue 9)")
@@ -223,7 +295,9 @@ def main():
                        "server": {"sweep": {str(k): v for k, v in sorted(sweep.items())},
                                   "ttft": {str(k): v for k, v in sorted(ttft.items())},
                                   "greedy": server_greedy},
-                       "reference": reference}, f, indent=1)
+                       "reference": reference, "bandwidth": bandwidth,
+                       "invariance": {f"{label}-{c}": r for (label, c), r in sorted(invariance.items())},
+                       "deterministic": {str(k): v for k, v in sorted(det.items())}, "kernels": kernels}, f, indent=1)
     return 0
 
 

@@ -108,7 +108,7 @@ internal sealed partial class DecoderGraphBuilder
 
         var values2d = _g.Node("Reshape", n + "attention_2d", [values, _g.Int64s(-1, heads * mla.VHeadDim)]);
         var o = LatentLinear(n + "o_proj", values2d, p + "o_proj", c.HiddenSize, heads * mla.VHeadDim);
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        return Residual(n + "attention_residual", h, o);
     }
 
     /// <summary>

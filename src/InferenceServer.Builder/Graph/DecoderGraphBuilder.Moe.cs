@@ -67,7 +67,7 @@ internal sealed partial class DecoderGraphBuilder
             output = _g.Node("Add", n + "routed_plus_shared", [routed, shared]);
         }
 
-        return _g.Node("Add", n + "residual", [h, output]);
+        return Residual(n + "residual", h, output);
     }
 
     /// <summary>

@@ -44,6 +44,8 @@ internal sealed partial class DecoderGraphBuilder
         {
             cancellationToken.ThrowIfCancellationRequested();
             _g = newSegment();
+            _residual = null;
+            _shape3.Clear();
             var last = s == attentionLayers.Count;
             string h;
             int layer;

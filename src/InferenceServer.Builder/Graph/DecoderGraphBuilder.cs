@@ -31,6 +31,9 @@ internal sealed partial class DecoderGraphBuilder
     private string _cos = string.Empty;
     private string _sin = string.Empty;
 
+    // Shape3's Concats by width, for the current writer and _idsShape (cleared with them).
+    private readonly Dictionary<int, string> _shape3 = [];
+
     /// <summary>Creates a builder that reads <paramref name="weights"/> and writes through <paramref name="writer"/>.</summary>
     public DecoderGraphBuilder(DecoderConfig config, SafetensorsCheckpoint weights, OnnxGraphWriter writer)
     {
@@ -54,6 +57,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>Emits the whole graph: I/O, prologue, layers, final norm and LM head; checks for cancellation per layer.</summary>
     public void Build(CancellationToken cancellationToken)
     {
+        RotaryOp = FuseKernels && !_genAi && _config.Mla is null;
         DeclareIo();
         if (_genAi)
         {
@@ -195,6 +199,13 @@ internal sealed partial class DecoderGraphBuilder
         _attentionBias = _g.Node("Add", "attention_bias", [padding4, causal]);
 
         var (cosCache, sinCache) = RopeCaches();
+        if (RotaryOp)
+        {
+            // ONNX RotaryEmbedding reads the tables and the positions itself (ADR 0007).
+            (_cos, _sin) = (cosCache, sinCache);
+            return;
+        }
+
         var cosRows = _g.Node("Gather", "rope_cos_rows", [cosCache, "position_ids"]);
         var sinRows = _g.Node("Gather", "rope_sin_rows", [sinCache, "position_ids"]);
         _cos = _g.Node("Unsqueeze", "rope_cos", [cosRows, _g.Int64s(2)]);
@@ -243,7 +254,7 @@ internal sealed partial class DecoderGraphBuilder
     {
         var (p, n, heads, _, d) = LayerShape(layer);
         var o = MatMul(n + "o_proj", attention2d, p + "self_attn.o_proj.weight", _config.HiddenSize, heads * d);
-        return _g.Node("Add", n + "attention_residual", [h, o]);
+        return Residual(n + "attention_residual", h, o);
     }
 
     /// <summary>The feed-forward block of decoder layer <paramref name="layer"/>: its MoE from <see cref="MoeConfig.FirstMoeLayer"/> on, else its MLP.</summary>
@@ -259,10 +270,31 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var (p, n, heads, kvHeads, d) = LayerShape(layer);
-        var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
-        var headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
-        var q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
-        var k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
+        string q3, k3;
+        string? headMask = null;
+        if (RotaryOp)
+        {
+            // The per-head views only where a q/k norm or the MoH router needs them; RotaryEmbedding takes [B, S, heads x d].
+            var qNorm = HasHeadNorm(p + "self_attn.q_norm.weight");
+            var qIn = q;
+            if (qNorm || c.Moh is not null)
+            {
+                qIn = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+                headMask = c.Moh is { } routed ? MohHeadMask(n, qIn, heads, routed) : null;
+            }
+
+            var kIn = HasHeadNorm(p + "self_attn.k_norm.weight") ? Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight") : k;
+            q3 = RotaryEmbedding(n + "q", _g.Node("Reshape", n + "q_3d", [qIn, Shape3(heads * d)]), heads);
+            k3 = RotaryEmbedding(n + "k", _g.Node("Reshape", n + "k_3d", [kIn, Shape3(kvHeads * d)]), kvHeads);
+        }
+        else
+        {
+            var q4 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
+            headMask = c.Moh is { } moh ? MohHeadMask(n, q4, heads, moh) : null;
+            q3 = _g.Node("Reshape", n + "q_3d", [Rope(n + "q", q4), Shape3(heads * d)]);
+            k3 = _g.Node("Reshape", n + "k_3d", [Rope(n + "k", Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight")), Shape3(kvHeads * d)]);
+        }
+
         var v3 = _g.Node("Reshape", n + "v_3d", [v, Shape3(kvHeads * d)]);
 
         var outputs = FusedAttention(
@@ -284,10 +316,10 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var d = c.HeadDim;
-        if (_weights.Contains(p + "self_attn.qkv_proj.weight"))
+        if (_weights.Contains(p + "self_attn.qkv_proj.weight") || FuseKernels)
         {
-            // Phi-3: one fused [q; k; v] projection, split by columns.
-            var qkv = Projection(n + "qkv_proj", x, p + "self_attn.qkv_proj", (heads + (2 * kvHeads)) * d, c.HiddenSize);
+            // One [q; k; v] projection (Phi-3's fused qkv, or with FuseKernels the three packed by rows), split by columns.
+            var qkv = PackedQkvProjection(n, p, x, heads, kvHeads);
             var parts = _g.NodeMulti("Split", n + "qkv_split", [qkv, _g.Int64s(heads * d, kvHeads * d, kvHeads * d)], [n + "q_proj", n + "k_proj", n + "v_proj"], [Attr("axis", -1L)], string.Empty);
             return (parts[0], parts[1], parts[2]);
         }
@@ -372,25 +404,12 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var width = c.Layers[layer].IntermediateSize;
         var y = RmsNorm(n + "post_attention_norm", h, p + "post_attention_layernorm.weight", c.HiddenSize);
-        string gate, up;
-        if (_weights.Contains(p + "mlp.gate_up_proj.weight"))
-        {
-            // Phi-3: one fused [gate; up] projection, split by columns.
-            var gateUp = MatMul(n + "gate_up_proj", y, p + "mlp.gate_up_proj.weight", 2 * width, c.HiddenSize);
-            var parts = _g.NodeMulti("Split", n + "gate_up_split", [gateUp, _g.Int64s(width, width)], [n + "gate_proj", n + "up_proj"], [Attr("axis", -1L)], string.Empty);
-            (gate, up) = (parts[0], parts[1]);
-        }
-        else
-        {
-            gate = MatMul(n + "gate_proj", y, p + "mlp.gate_proj.weight", width, c.HiddenSize);
-            up = MatMul(n + "up_proj", y, p + "mlp.up_proj.weight", width, c.HiddenSize);
-        }
-
+        var (gate, up) = GateUpProjections(n, p, y, width);
         var sigmoid = _g.Node("Sigmoid", n + "gate_sigmoid", [gate]);
         var silu = _g.Node("Mul", n + "gate_silu", [gate, sigmoid]);
         var product = _g.Node("Mul", n + "gate_up", [silu, up]);
         var down = MatMul(n + "down_proj", product, p + "mlp.down_proj.weight", c.HiddenSize, width);
-        return _g.Node("Add", n + "mlp_residual", [h, down]);
+        return Residual(n + "mlp_residual", h, down);
     }
 
     /// <summary>
@@ -462,8 +481,20 @@ internal sealed partial class DecoderGraphBuilder
         return rot < d ? _g.Node("Concat", prefix + "_roped_full", [rotated, pass], Attr("axis", -1L)) : rotated;
     }
 
-    private string Shape3(int width) =>
-        _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+    /// <summary>The shape [B, S, <paramref name="width"/>] from the ids' shape: with <see cref="FuseKernels"/> one Concat per width per graph, shared by the layers.</summary>
+    private string Shape3(int width)
+    {
+        if (!_shape3.TryGetValue(width, out var shape))
+        {
+            shape = _g.Node("Concat", "shape_3d_" + width.ToString(CultureInfo.InvariantCulture) + "_" + _g.NodeCount.ToString(CultureInfo.InvariantCulture), [_idsShape, _g.Int64s(width)], Attr("axis", 0L));
+            if (FuseKernels)
+            {
+                _shape3.Add(width, shape);
+            }
+        }
+
+        return shape;
+    }
 
     /// <summary><c>x @ W^T (+ b)</c> for the checkpoint's linear layer <paramref name="prefix"/> (bias used when present).</summary>
     private string Projection(string name, string x, string prefix, int outFeatures, int inFeatures)
@@ -488,23 +519,4 @@ internal sealed partial class DecoderGraphBuilder
 
     private string Linear(string name, int outFeatures, int inFeatures) =>
         _g.Weight(name, _weights.ReadFloat32(name, outFeatures, inFeatures), outFeatures, inFeatures);
-
-    /// <summary>RMSNorm over the last axis as transformers computes it: x / sqrt(mean(x^2) + eps) * w.</summary>
-    private string RmsNorm(string name, string x, string weightName, int width)
-    {
-        var weight = _g.Weight(weightName, _weights.ReadFloat32(weightName, width), width);
-        if (_paged)
-        {
-            return _g.Node(
-                "SimplifiedLayerNormalization", name, [x, weight],
-                Attr("axis", -1L), Attr("epsilon", (float)_config.RmsNormEps), Attr("stash_type", 1L));
-        }
-
-        var squared = _g.Node("Pow", name + "_sq", [x, _g.ElementScalar(2f)]);
-        var mean = _g.Node("ReduceMean", name + "_mean", [squared, _g.Int64s(-1)], Attr("keepdims", 1L));
-        var shifted = _g.Node("Add", name + "_eps", [mean, _g.ElementScalar((float)_config.RmsNormEps)]);
-        var root = _g.Node("Sqrt", name + "_sqrt", [shifted]);
-        var normalized = _g.Node("Div", name + "_div", [x, root]);
-        return _g.Node("Mul", name, [normalized, weight]);
-    }
 }

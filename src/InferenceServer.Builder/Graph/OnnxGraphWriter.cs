@@ -145,6 +145,9 @@ internal sealed class OnnxGraphWriter
     /// <summary>Declares a graph output.</summary>
     public void Output(string name, TensorProto.Types.DataType type, params object[] dims) => _graph.Output.Add(ValueInfo(name, type, dims));
 
+    /// <summary>The node added last, for a builder that rewrites it in place (a fusion of it with the node that follows).</summary>
+    public NodeProto LastNode => _graph.Node[^1];
+
     /// <summary>Number of nodes so far.</summary>
     public int NodeCount => _nodeCount;
 

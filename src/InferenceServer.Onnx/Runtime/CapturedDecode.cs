@@ -8,22 +8,29 @@ namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// Decode steps of a <see cref="PagedDeviceRunner"/> as CUDA graphs (ONNX Runtime's <c>enable_cuda_graph</c>): a step of
-/// up to <see cref="MaxBatch"/> one-token greedy rows is padded to a power-of-two batch and a power-of-two block-table
-/// width, and each such shape is one graph (<c>gpu_graph_id</c>), captured by ONNX Runtime after its warm-up runs and
-/// replayed from then on. Replay reads the addresses captured, so every input and output of these steps lives in its
-/// own device buffer that never moves, and the host-side bounds (<c>attention_metadata</c>) are fixed per shape (one
-/// token per row; the table width's worth of tokens). Padding rows decode one token at position 0 into the scratch
-/// block (the pool's last block, which the engine never hands out). Other steps run uncaptured (<c>gpu_graph_id</c> -1).
+/// up to <see cref="MaxBatch"/> one-token rows is padded to a batch bucket (<see cref="Bucket"/>: 1, 2, 4, 8, then every
+/// multiple of 8 up to the cap, 256 by default) and a power-of-two block-table width, and each such shape is one graph
+/// (<c>gpu_graph_id</c>), captured lazily by ONNX Runtime the first times the shape is seen and replayed from then on.
+/// Replay reads the addresses captured, so every input and output of these steps lives in its own device buffer that
+/// never moves, and the host-side bounds (<c>attention_metadata</c>) are fixed per shape (one token per row; the table
+/// width's worth of tokens). Padding rows decode one token at position 0 into the scratch block (the pool's last block,
+/// which the engine never hands out). Other steps run uncaptured (<c>gpu_graph_id</c> -1).
+/// With <c>fixedShape</c> (<c>--deterministic</c>) every step runs at the one largest shape (the cap's bucket, the
+/// whole context's table width), so a row meets the same kernels and reduction order whatever else is in the batch.
 /// </summary>
 internal sealed class CapturedDecode : IDisposable
 {
-    /// <summary>Largest captured decode batch (rows beyond it run uncaptured).</summary>
-    public const int MaxBatch = 64;
+    /// <summary>The default cap on captured decode rows (<c>--cuda-graph-max-batch</c>); rows beyond the cap run uncaptured.</summary>
+    public const int DefaultMaxBatch = 256;
+
+    /// <summary>Buckets up to this are powers of two; above it, multiples of it.</summary>
+    private const int BucketStep = 8;
 
     private readonly int _blockSize;
     private readonly int _scratchBlock;
     private readonly int _maxWidth;
     private readonly int _vocab;
+    private readonly bool _fixedShape;
     private readonly DeviceTensorBuffer<long> _ids;
     private readonly DeviceTensorBuffer<int> _cumulative;
     private readonly DeviceTensorBuffer<int> _past;
@@ -33,32 +40,89 @@ internal sealed class CapturedDecode : IDisposable
     private readonly DeviceTensorBuffer<float> _logits;
     private readonly Dictionary<(int Rows, int Width), (RunOptions Options, PinnedTensorBuffer<int> Bounds)> _shapes = [];
 
-    /// <summary>Allocates the fixed buffers for a runner of <paramref name="blockCount"/> engine blocks (the scratch block is the next one).</summary>
-    public CapturedDecode(PagedDecoderModel model, OrtMemoryInfo memory, int blockCount, int blockSize)
+    /// <summary>
+    /// Allocates the fixed buffers for a runner of <paramref name="blockCount"/> engine blocks (the scratch block is the
+    /// next one), capturing steps of up to <paramref name="maxBatch"/> rows; with <paramref name="fixedShape"/> every
+    /// step runs at the largest shape.
+    /// </summary>
+    public CapturedDecode(PagedDecoderModel model, OrtMemoryInfo memory, int blockCount, int blockSize, int maxBatch, bool fixedShape)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatch);
         _blockSize = blockSize;
         _scratchBlock = blockCount;
         _vocab = model.Spec.VocabularySize;
-        _maxWidth = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, (model.Spec.ContextLength + blockSize - 1) / blockSize));
+        _fixedShape = fixedShape;
+        MaxBatch = maxBatch;
+        _maxWidth = MaxWidth(model.Spec.ContextLength, blockSize);
+        var rows = Bucket(maxBatch);
         var device = model.DeviceId;
-        _ids = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, MaxBatch);
-        _cumulative = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, MaxBatch + 1);
-        _past = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, MaxBatch);
-        _table = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, MaxBatch * _maxWidth);
-        _indices = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, MaxBatch);
-        _next = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, MaxBatch);
-        _logits = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, MaxBatch * _vocab);
+        _ids = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, rows);
+        _cumulative = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, rows + 1);
+        _past = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, rows);
+        _table = new DeviceTensorBuffer<int>(device, memory, TensorElementType.Int32, rows * _maxWidth);
+        _indices = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, rows);
+        _next = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, rows);
+        _logits = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, rows * _vocab);
         Uncaptured = new RunOptions();
         Uncaptured.AddRunConfigEntry("gpu_graph_id", "-1");
     }
 
+    /// <summary>Largest captured decode batch (rows beyond it run uncaptured, or in groups of it with a fixed shape).</summary>
+    public int MaxBatch { get; }
+
     /// <summary>Run options for the steps that are not captured.</summary>
     public RunOptions Uncaptured { get; }
 
-    /// <summary>Whether <paramref name="batch"/> is a step this captures: greedy decodes only, one token and one logit row each.</summary>
+    /// <summary>Shapes captured so far (each one graph).</summary>
+    public int CapturedShapes => _shapes.Count;
+
+    /// <summary>The padded batch of <paramref name="rows"/> rows: 1, 2, 4, 8, then the next multiple of 8.</summary>
+    public static int Bucket(int rows) =>
+        rows <= BucketStep ? (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, rows)) : (rows + BucketStep - 1) / BucketStep * BucketStep;
+
+    /// <summary>The buckets of a cap of <paramref name="maxBatch"/> rows, in order (for logs and tests).</summary>
+    public static IReadOnlyList<int> Buckets(int maxBatch)
+    {
+        var buckets = new List<int>();
+        for (var rows = 1; rows <= maxBatch; rows = Bucket(rows) + 1)
+        {
+            buckets.Add(Bucket(rows));
+        }
+
+        return buckets;
+    }
+
+    /// <summary>The widest block table captured: the whole context's blocks, rounded up to a power of two.</summary>
+    public static int MaxWidth(int contextLength, int blockSize) =>
+        (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, (contextLength + blockSize - 1) / blockSize));
+
+    /// <summary>
+    /// Device bytes that captured decode needs beyond the weights and the KV pools, for a cap of
+    /// <paramref name="maxBatch"/> rows, held back from the KV budget: the fixed buffers (fp32 logits of the largest
+    /// bucket, ids, block tables) plus, per row of the largest bucket, twice what a captured step keeps in ONNX Runtime's
+    /// arena (the LM head's rows in T and fp32, and <see cref="ActivationBytesPerRow"/> for the layers' activations,
+    /// enough for an 8B-shaped layer), and 64 MiB for the graphs themselves. Checked on a GPU by <c>GpuTests</c>.
+    /// </summary>
+    public static long ReserveBytes(ModelSpec spec, int blockSize, int maxBatch)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        long rows = Bucket(maxBatch);
+        var elementBytes = spec.ElementType == "float32" ? 4 : 2;
+        var fixedBuffers = (rows * spec.VocabularySize * sizeof(float)) + (rows * MaxWidth(spec.ContextLength, blockSize) * sizeof(int)) + (rows * 64);
+        var perRow = ActivationBytesPerRow + ((long)spec.VocabularySize * (elementBytes + sizeof(float)));
+        return fixedBuffers + (2 * rows * perRow) + (64L << 20);
+    }
+
+    /// <summary>Arena bytes per row for a layer's activations in <see cref="ReserveBytes"/>: 256 KiB.</summary>
+    public const long ActivationBytesPerRow = 256 * 1024;
+
+    /// <summary>
+    /// Whether <paramref name="batch"/> is a step this captures: one token and one logit row per row, at most
+    /// <see cref="MaxBatch"/> rows, greedy (with a fixed shape, sampled rows too: their logits come back from the graph).
+    /// </summary>
     public bool Fits(ForwardBatch batch)
     {
-        if (batch.DistributionsWanted || batch.RowCount == 0 || batch.RowCount > MaxBatch || batch.MaxNewTokens != 1 || batch.LogitRowCount != batch.RowCount)
+        if ((batch.DistributionsWanted && !_fixedShape) || batch.RowCount == 0 || batch.RowCount > MaxBatch || batch.MaxNewTokens != 1 || batch.LogitRowCount != batch.RowCount)
         {
             return false;
         }
@@ -74,8 +138,11 @@ internal sealed class CapturedDecode : IDisposable
         return true;
     }
 
-    /// <summary>Runs <paramref name="batch"/> (which <see cref="Fits"/>) through its shape's graph and fills its argmax.</summary>
-    public void Run(ForwardBatch batch, StepBinding binding)
+    /// <summary>
+    /// Runs <paramref name="batch"/> (which <see cref="Fits"/>) through its shape's graph and fills its argmax, and when it
+    /// wants distributions its rows' logits into <paramref name="logits"/> ([rows, vocab]).
+    /// </summary>
+    public void Run(ForwardBatch batch, StepBinding binding, Span<float> logits)
     {
         var rows = batch.RowCount;
         var maxBlocks = 1;
@@ -84,8 +151,8 @@ internal sealed class CapturedDecode : IDisposable
             maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
         }
 
-        var padded = (int)BitOperations.RoundUpToPowerOf2((uint)rows);
-        var width = (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
+        var padded = _fixedShape ? Bucket(MaxBatch) : Bucket(rows);
+        var width = _fixedShape ? _maxWidth : (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
         var ids = _ids.Reserve(padded);
         var cumulative = _cumulative.Reserve(padded + 1);
         var past = _past.Reserve(padded);
@@ -140,6 +207,10 @@ internal sealed class CapturedDecode : IDisposable
         binding.Run(shape.Options);
 
         batch.SetArgmax(_next.Download(padded));
+        if (batch.DistributionsWanted)
+        {
+            _logits.Download(rows * _vocab).CopyTo(logits);
+        }
     }
 
     /// <inheritdoc />

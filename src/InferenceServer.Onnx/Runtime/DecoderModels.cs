@@ -42,7 +42,10 @@ public static class DecoderModels
         var (session, device, deviceNote, graphNote) = created;
         if (PagedDecoderModel.IsPaged(session))
         {
-            return PagedDecoderModel.FromSession(session, package, device, deviceNote, capture);
+            var paged = PagedDecoderModel.FromSession(session, package, device, deviceNote, capture);
+            paged.CudaGraphMaxBatch = options.CudaGraphMaxBatch;
+            paged.Deterministic = options.Deterministic;
+            return paged;
         }
 
         if (capture)

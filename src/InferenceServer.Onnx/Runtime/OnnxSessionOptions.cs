@@ -29,6 +29,23 @@ public sealed class OnnxSessionOptions
     public bool CudaGraphs { get; set; } = true;
 
     /// <summary>
+    /// Most decode rows captured as one CUDA graph (<c>--cuda-graph-max-batch</c>; the host caps it at
+    /// <c>--max-num-seqs</c>): steps are padded to 1, 2, 4, 8, 16, 24, ... rows, each bucket captured the first time it
+    /// is seen. Default 256.
+    /// </summary>
+    public int CudaGraphMaxBatch { get; set; } = 256;
+
+    /// <summary>
+    /// Batch-invariant greedy decoding (<c>--deterministic</c>, paged CUDA graphs): every decode step runs at one fixed
+    /// captured shape (the largest bucket, the whole context's block table), prompt rows run one at a time in chunks
+    /// cut at fixed positions, so a row's tokens do not depend on what shares its steps. Costs throughput. Default false.
+    /// </summary>
+    public bool Deterministic { get; set; }
+
+    /// <summary>With <see cref="Deterministic"/>, prompt rows run in chunks that end at multiples of this many positions (rounded up to whole KV blocks).</summary>
+    public const int DeterministicChunkTokens = 512;
+
+    /// <summary>
     /// Rewrite Hugging Face exports at load into graphs that compute the same values with fewer copies (ADR 0004: the
     /// grouped-query KV repeat and identity Concats go). On by default; <c>--onnx-graph-rewrite false</c> runs the graph as it is.
     /// </summary>
@@ -46,9 +63,13 @@ public sealed class OnnxSessionOptions
 
     /// <summary>
     /// When set, ONNX Runtime writes a trace of every operator it runs to <c>&lt;prefix&gt;_&lt;time&gt;.json</c> when the
-    /// session closes (for <c>bench/profile-step/ort-ops.cs</c>; it slows every step down).
+    /// session closes (for <c>bench/profile-step/ort-ops.cs</c> and the GPU bench's kernel counts; it slows every step
+    /// down). Default: the <see cref="ProfileEnvironmentVariable"/> environment variable, else none.
     /// </summary>
-    public string? ProfilePrefix { get; set; }
+    public string? ProfilePrefix { get; set; } = Environment.GetEnvironmentVariable(ProfileEnvironmentVariable) is { Length: > 0 } prefix ? prefix : null;
+
+    /// <summary>The environment variable that switches ONNX Runtime's profiler on for every session: its value is <see cref="ProfilePrefix"/>.</summary>
+    public const string ProfileEnvironmentVariable = "INFERENCE_SERVER_ORT_PROFILE";
 }
 
 /// <summary>When ONNX Runtime's intra-op threads spin (<c>--onnx-spinning</c>).</summary>

@@ -50,8 +50,23 @@ internal sealed class PagedDecoderModel : IDecoderModel
     /// <remarks>Paged graphs are built by the model builder in their final form and are not rewritten.</remarks>
     public string? GraphNote => null;
 
-    /// <summary>The device's free memory now (the weights are loaded by then), for a fractional <c>--kv-cache-memory</c>.</summary>
-    public long? DeviceFreeMemory => CudaRuntime.MemoryInfo(DeviceId).Free;
+    /// <summary>
+    /// The device's free memory now (the weights are loaded by then), for a fractional <c>--kv-cache-memory</c>, less what
+    /// captured decode steps will need (<see cref="CapturedDecode.ReserveBytes"/>) when they are on.
+    /// </summary>
+    public long? DeviceFreeMemory => Math.Max(0, CudaRuntime.MemoryInfo(DeviceId).Free - CaptureReserveBytes);
+
+    /// <summary>Device bytes held back from the KV budget for CUDA graph captures: 0 without them.</summary>
+    internal long CaptureReserveBytes => CudaGraphs ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0;
+
+    /// <summary>Most decode rows captured as one CUDA graph (<c>--cuda-graph-max-batch</c>, capped by <c>--max-num-seqs</c>); default 256.</summary>
+    internal int CudaGraphMaxBatch { get; set; } = CapturedDecode.DefaultMaxBatch;
+
+    /// <summary>
+    /// Batch-invariant greedy decoding (<c>--deterministic</c>): decode rows at one fixed captured shape, prompt rows one
+    /// at a time in fixed chunks (<see cref="PagedDeviceRunner"/>). Default false.
+    /// </summary>
+    internal bool Deterministic { get; set; }
 
     /// <inheritdoc />
     public long? DeviceTotalMemory => CudaRuntime.MemoryInfo(DeviceId).Total;

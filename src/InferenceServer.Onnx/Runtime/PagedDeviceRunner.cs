@@ -11,6 +11,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// tokens, copies the small int inputs into device buffers at fixed addresses (<see cref="DeviceTensorBuffer{T}"/>;
 /// views cached per shape, bindings renewed only when a shape changes, so a steady decode step creates nothing), and
 /// brings back <c>next_tokens</c> always and the logit rows only when some row needs its distribution.
+/// Decode steps are replayed as CUDA graphs (<see cref="CapturedDecode"/>) when the session captures them. With
+/// <see cref="PagedDecoderModel.Deterministic"/> a step is run in pieces whose shapes do not depend on the batch: its
+/// one-token rows in groups at the one fixed captured shape, each prompt row alone in chunks that end at multiples of
+/// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 internal sealed class PagedDeviceRunner : IModelRunner
@@ -30,6 +34,12 @@ internal sealed class PagedDeviceRunner : IModelRunner
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly PinnedTensorBuffer<int>? _metadata;
     private readonly CapturedDecode? _captured;
+    private readonly bool _deterministic;
+    private readonly int _chunk;
+    private readonly ForwardBatch _piece = new();
+    private int[] _pieceRows = new int[16];
+    private int[] _logitStart = new int[16];
+    private float[] _pieceLogits = [];
     private int _deviceLogitRows = -1;
 
     /// <summary>Allocates and zeroes <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens per layer on the model's device.</summary>
@@ -48,7 +58,9 @@ internal sealed class PagedDeviceRunner : IModelRunner
         _blockTable = new DeviceTensorBuffer<int>(model.DeviceId, _deviceMemory, TensorElementType.Int32, 4096);
         _logitsIndices = new DeviceTensorBuffer<long>(model.DeviceId, _deviceMemory, TensorElementType.Int64, 256);
         _metadata = model.HasAttentionMetadata ? new PinnedTensorBuffer<int>(2) : null;
-        _captured = model.CudaGraphs ? new CapturedDecode(model, _deviceMemory, blockCount, blockSize) : null;
+        _captured = model.CudaGraphs ? new CapturedDecode(model, _deviceMemory, blockCount, blockSize, model.CudaGraphMaxBatch, model.Deterministic) : null;
+        _deterministic = model.Deterministic && _captured is not null;
+        _chunk = (OnnxSessionOptions.DeterministicChunkTokens + blockSize - 1) / blockSize * blockSize;
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -83,24 +95,161 @@ internal sealed class PagedDeviceRunner : IModelRunner
     /// <summary><c>next_tokens</c> comes back every step.</summary>
     public bool ReportsArgmax => true;
 
+    /// <summary>Decode shapes captured as CUDA graphs so far (0 without CUDA graphs).</summary>
+    internal int CapturedShapes => _captured?.CapturedShapes ?? 0;
+
+    /// <summary>Whether steps run in batch-invariant pieces (<c>--deterministic</c> with CUDA graphs on).</summary>
+    internal bool Deterministic => _deterministic;
+
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
+    {
+        if (batch.DistributionsWanted && logits.Length < batch.LogitRowCount * Spec.VocabularySize)
+        {
+            throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
+        }
+
+        if (_deterministic)
+        {
+            ForwardInPieces(batch, logits);
+            return;
+        }
+
+        if (_captured is not null && _captured.Fits(batch))
+        {
+            _captured.Run(batch, _binding, logits);
+            _deviceLogitRows = -1;
+            return;
+        }
+
+        ForwardEager(batch, logits);
+    }
+
+    /// <summary>
+    /// <c>--deterministic</c>: the one-token rows that want their next token go through the captured graph at its one
+    /// fixed shape, <see cref="CapturedDecode.MaxBatch"/> at a time; every other row (a prompt chunk) runs alone, cut where
+    /// its positions cross a multiple of the chunk, so its pieces are the same whatever the scheduler put beside it.
+    /// </summary>
+    private void ForwardInPieces(ForwardBatch batch, Span<float> logits)
+    {
+        var rows = batch.RowCount;
+        Grow(ref _logitStart, rows);
+        Grow(ref _pieceRows, rows);
+        var start = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            _logitStart[r] = start;
+            start += batch.LogitRows(r);
+        }
+
+        var argmax = batch.Argmax;
+        var group = 0;
+        _piece.Clear();
+        _piece.DistributionsWanted = batch.DistributionsWanted;
+        for (var r = 0; r < rows; r++)
+        {
+            if (batch.Tokens(r).Length == 1 && batch.Logits(r) == RowLogits.Last)
+            {
+                _piece.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), RowLogits.Last, batch.SequenceId(r));
+                _pieceRows[group++] = r;
+                if (group == _captured!.MaxBatch)
+                {
+                    RunDecodeGroup(group, argmax, logits, batch.DistributionsWanted);
+                    group = 0;
+                }
+            }
+        }
+
+        if (group > 0)
+        {
+            RunDecodeGroup(group, argmax, logits, batch.DistributionsWanted);
+        }
+
+        for (var r = 0; r < rows; r++)
+        {
+            if (batch.Tokens(r).Length != 1 || batch.Logits(r) != RowLogits.Last)
+            {
+                RunPromptRow(batch, r, argmax, logits);
+            }
+        }
+    }
+
+    /// <summary>Runs the <paramref name="count"/> decode rows gathered in the piece batch at the fixed captured shape and scatters their results.</summary>
+    private void RunDecodeGroup(int count, Span<int> argmax, Span<float> logits, bool distributions)
+    {
+        var vocab = Spec.VocabularySize;
+        if (distributions && _pieceLogits.Length < count * vocab)
+        {
+            _pieceLogits = new float[_captured!.MaxBatch * vocab];
+        }
+
+        var pieceLogits = distributions ? _pieceLogits.AsSpan(0, count * vocab) : Span<float>.Empty;
+        if (_captured!.Fits(_piece))
+        {
+            _captured.Run(_piece, _binding, pieceLogits);
+            _deviceLogitRows = -1;
+        }
+        else
+        {
+            // A block table wider than the whole context's: cannot happen for a served sequence; run it as it is.
+            ForwardEager(_piece, pieceLogits);
+        }
+
+        var pieceArgmax = _piece.Argmax;
+        for (var i = 0; i < count; i++)
+        {
+            var row = _logitStart[_pieceRows[i]];
+            argmax[row] = pieceArgmax[i];
+            if (distributions)
+            {
+                pieceLogits.Slice(i * vocab, vocab).CopyTo(logits.Slice(row * vocab, vocab));
+            }
+        }
+
+        _piece.Clear();
+        _piece.DistributionsWanted = distributions;
+    }
+
+    /// <summary>Runs row <paramref name="row"/> alone, in pieces that end where its positions reach a multiple of the chunk.</summary>
+    private void RunPromptRow(ForwardBatch batch, int row, Span<int> argmax, Span<float> logits)
+    {
+        var vocab = Spec.VocabularySize;
+        var tokens = batch.Tokens(row);
+        var past = batch.PastLength(row);
+        var kind = batch.Logits(row);
+        var logitRow = _logitStart[row];
+        var done = 0;
+        while (done < tokens.Length)
+        {
+            var position = past + done;
+            var end = Math.Min(tokens.Length, done + _chunk - (position % _chunk));
+            var pieceKind = kind == RowLogits.All ? RowLogits.All : kind == RowLogits.Last && end == tokens.Length ? RowLogits.Last : RowLogits.None;
+            _piece.Clear();
+            _piece.DistributionsWanted = batch.DistributionsWanted;
+            _piece.AddRow(tokens[done..end], position, batch.BlockTable(row), pieceKind, batch.SequenceId(row));
+            var pieceRows = _piece.LogitRowCount;
+            ForwardEager(_piece, batch.DistributionsWanted ? logits.Slice(logitRow * vocab, pieceRows * vocab) : Span<float>.Empty);
+            _piece.Argmax.CopyTo(argmax.Slice(logitRow, pieceRows));
+            logitRow += pieceRows;
+            done = end;
+        }
+    }
+
+    private static void Grow(ref int[] array, int length)
+    {
+        if (length > array.Length)
+        {
+            Array.Resize(ref array, Math.Max(length, array.Length * 2));
+        }
+    }
+
+    /// <summary>Runs <paramref name="batch"/> uncaptured at its own shape.</summary>
+    private void ForwardEager(ForwardBatch batch, Span<float> logits)
     {
         var rows = batch.RowCount;
         var tokens = batch.TokenCount;
         var logitRows = batch.LogitRowCount;
         var vocab = Spec.VocabularySize;
-        if (batch.DistributionsWanted && logits.Length < logitRows * vocab)
-        {
-            throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
-        }
-
-        if (_captured is not null && _captured.Fits(batch))
-        {
-            _captured.Run(batch, _binding);
-            _deviceLogitRows = -1;
-            return;
-        }
 
         var maxBlocks = 1;
         var longest = 0;

@@ -98,6 +98,8 @@ internal sealed class ServerOptions
         }
 
         int? maxModelLength = string.IsNullOrEmpty(configuration["max-model-len"]) ? null : ReadInt(configuration, "max-model-len", 0, 1);
+        var maxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1);
+        var deterministic = ReadBool(configuration, "deterministic");
         return new ServerOptions
         {
             Model = NullIfEmpty(configuration["model"]),
@@ -110,7 +112,7 @@ internal sealed class ServerOptions
             DType = ReadDType(configuration["dtype"]),
             Scheduler = new SchedulerOptions
             {
-                MaxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1),
+                MaxNumSeqs = maxNumSeqs,
                 MaxNumBatchedTokens = ReadInt(configuration, "max-num-batched-tokens", defaults.MaxNumBatchedTokens, 1),
                 BlockSize = ReadInt(configuration, "block-size", defaults.BlockSize, 1),
                 MaxQueuedRequests = ReadInt(configuration, "max-queued-requests", defaults.MaxQueuedRequests, 1),
@@ -118,7 +120,8 @@ internal sealed class ServerOptions
                 MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
                 FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
                 KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
-                EnablePrefixCaching = ReadBool(configuration, "enable-prefix-caching", fallback: true),
+                // A cached prefix was computed in another request's chunks: --deterministic recomputes every prompt.
+                EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
             },
             Session = new OnnxSessionOptions
             {
@@ -126,6 +129,8 @@ internal sealed class ServerOptions
                 Spinning = ReadSpinning(configuration["onnx-spinning"]),
                 Device = NullIfEmpty(configuration["device"]) ?? "auto",
                 CudaGraphs = ReadBool(configuration, "cuda-graphs", fallback: true),
+                CudaGraphMaxBatch = Math.Min(maxNumSeqs, ReadInt(configuration, "cuda-graph-max-batch", 256, 1)),
+                Deterministic = deterministic,
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
                 AttentionDevices = ReadAttentionDevices(configuration),
             },

@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
@@ -118,6 +119,11 @@ internal static partial class ServerProgram
             log.Info($"model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
         }
 
+        if (options.Session.Deterministic)
+        {
+            log.Info(DeterministicNote(model.Decoder, model.Package.GraphKind, options.Session));
+        }
+
         var kvBudget = ApplyModelLimits(model, options, log);
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
@@ -213,6 +219,14 @@ internal static partial class ServerProgram
 
         app.MapFallback(static context => OpenAiErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"No route for {context.Request.Method} {context.Request.Path}.", "invalid_request_error"));
     }
+
+    /// <summary>The startup line of <c>--deterministic</c>: what it does on this model's runner, and what it costs.</summary>
+    internal static string DeterministicNote(IDecoderModel decoder, string? graphKind, OnnxSessionOptions session) =>
+        graphKind == "paged-v1"
+            ? session.CudaGraphs
+                ? string.Create(CultureInfo.InvariantCulture, $"--deterministic: batch-invariant greedy decoding: every decode step runs at one fixed captured shape ({session.CudaGraphMaxBatch} rows padded, the whole context's block table), prompt rows run alone in chunks ending at multiples of {OnnxSessionOptions.DeterministicChunkTokens} positions, prefix caching is off; this costs throughput (a lone request decodes at the full batch's step time)")
+                : "--deterministic: needs --cuda-graphs true (the fixed decode shape is a captured graph); steps run as usual, prefix caching is off"
+            : $"--deterministic: on {decoder.Device} steps run as usual (the fixed-shape decode is the paged CUDA runner's); prefix caching is off";
 
     /// <summary>The startup lines of attention offloading (ADR 0005): which layers run where, and how much KV each memory device holds.</summary>
     private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log)

@@ -102,7 +102,7 @@ public sealed class GenAiGraphTests
         Assert.Equal((ModelBuilder.GenAiGraph, ModelBuilder.GroupQueryAttentionOp), (result.Graph, result.AttentionOp));
         var ops = ModelInspector.Inspect(folder).Ops.ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal(3, ops["com.microsoft.GroupQueryAttention"]);
-        Assert.Equal(21, ops["com.microsoft.MatMulNBits"]);
+        Assert.Equal(12, ops["com.microsoft.MatMulNBits"]);
         Assert.False(ops.ContainsKey("ai.onnx.Attention"));
 
         // Served: first-step argmax equals the reference's wherever its top-2 margin is clear of int4's error.

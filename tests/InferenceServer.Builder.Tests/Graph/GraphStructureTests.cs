@@ -46,7 +46,7 @@ public sealed class GraphStructureTests
         var model = Load("qwen2");
         var dataLength = new FileInfo(Path.Combine(folder, "model.onnx.data")).Length;
         var external = model.Graph.Initializer.Where(t => t.DataLocation == TensorProto.Types.DataLocation.External).ToList();
-        Assert.Contains(external, t => t.Name == "model.layers.0.self_attn.q_proj.bias");
+        Assert.Contains(external, t => t.Name == "model.layers.0.self_attn.qkv_packed.bias");
         Assert.Contains(external, t => t.Name == "lm_head.weight");
         foreach (var tensor in external)
         {

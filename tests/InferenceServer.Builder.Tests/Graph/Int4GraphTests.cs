@@ -91,8 +91,8 @@ public sealed class Int4GraphTests
         var inspection = ModelInspector.Inspect(folder);
         var ops = inspection.Ops.ToDictionary(p => p.Key, p => p.Value);
 
-        // 3 layers x (q, k, v, o, gate, up, down); the LM head is the only Gemm left.
-        Assert.Equal(21, ops["com.microsoft.MatMulNBits"]);
+        // 3 layers x (packed q|k|v, o, packed gate|up, down); the LM head is the only Gemm left.
+        Assert.Equal(12, ops["com.microsoft.MatMulNBits"]);
         Assert.Equal(1, ops["ai.onnx.Gemm"]);
         Assert.Equal("int4", inspection.DType);
         Assert.Equal(ModelBuilder.DenseGraph, inspection.Graph);
@@ -110,8 +110,8 @@ public sealed class Int4GraphTests
         Assert.Equal(3 * 2 * 2 * 16 * 2, result.KvBytesPerToken);
         var ops = ModelInspector.Inspect(folder).Ops.ToDictionary(p => p.Key, p => p.Value);
 
-        // 3 layers x (packed qkv, o, gate, up, down).
-        Assert.Equal(15, ops["com.microsoft.MatMulNBits"]);
+        // 3 layers x (packed qkv, o, packed gate|up, down).
+        Assert.Equal(12, ops["com.microsoft.MatMulNBits"]);
     }
 
     [Theory]

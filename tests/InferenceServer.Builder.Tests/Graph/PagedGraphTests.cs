@@ -97,13 +97,13 @@ public sealed class PagedGraphTests
             Assert.Equal(1, attributes["do_rotary"].I);
             Assert.Equal(0, attributes["rotary_interleaved"].I);
 
-            // query, key, value are the layer's projections (Gemm, through q/k norm Reshape when present); without a q/k
-            // norm or a MoH router, one packed [q | k | v] Gemm of (heads + 2 kv_heads) x d columns is the query, key and
-            // value are left empty.
+            // query, key, value are the layer's projections (the packed [q | k | v] Gemm's Split, through q/k norm
+            // Reshape when present); without a q/k norm or a MoH router, that Gemm of (heads + 2 kv_heads) x d columns is
+            // the query itself, and key and value are left empty.
             var packed = fixture != "llama-moh";
             var projections = packed ? node.Input.Take(1) : node.Input.Take(3);
             var producers = projections.Select(input => model.Graph.Node.Single(n => n.Output.Contains(input)).OpType).ToList();
-            Assert.All(producers, op => Assert.Contains(op, new[] { "Gemm", "Reshape" }));
+            Assert.All(producers, op => Assert.Contains(op, new[] { "Gemm", "Reshape", "Split" }));
             if (packed)
             {
                 Assert.Equal(["", ""], node.Input.Skip(1).Take(2));
@@ -191,11 +191,6 @@ public sealed class PagedGraphTests
             "model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight",
             "model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight",
         };
-        if (fixture == "llama-moh")
-        {
-            names.Add("model.layers.0.self_attn.q_proj.weight");
-        }
-        else
         {
             // The packed projection is q, k and v's rows in that order (and their biases for qwen2).
             var packed = PackedRows(checkpoint, "model.layers.0.self_attn.", "weight");
@@ -315,7 +310,7 @@ public sealed class PagedGraphTests
         var model = Load("llama-pruned", "bf16");
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l1_attention", StringComparison.Ordinal));
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.StartsWith("l2_gate", StringComparison.Ordinal));
-        Assert.Equal([96L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.mlp.gate_proj.weight").Dims);
+        Assert.Equal([2 * 96L, 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.mlp.gate_up_packed.weight").Dims);
         Assert.Equal([32L + (2 * 16), 64L], model.Graph.Initializer.Single(i => i.Name == "model.layers.0.self_attn.qkv_packed.weight").Dims);
     }
 
@@ -334,7 +329,9 @@ public sealed class PagedGraphTests
             Assert.StartsWith("model.layers.1.self_attn.", norm.Input[1], StringComparison.Ordinal);
             var view = model.Graph.Node.Single(n => n.Output.Contains(norm.Input[0]));
             Assert.Equal([-1L, heads, 16L], Int64Constant(model, view.Input[1]));
-            Assert.Equal("Gemm", model.Graph.Node.Single(n => n.Output.Contains(view.Input[0])).OpType);
+            var split = model.Graph.Node.Single(n => n.Output.Contains(view.Input[0]));
+            Assert.Equal("Split", split.OpType);
+            Assert.Equal("Gemm", model.Graph.Node.Single(n => n.Output.Contains(split.Input[0])).OpType);
         }
     }
 

@@ -19,6 +19,40 @@ public sealed class ServerOptionsTests
         => Assert.Equal(expected, (text is null ? Read() : Read(("dtype", text))).DType);
 
     [Theory]
+    [InlineData(null, null, 64)]
+    [InlineData(null, "512", 256)]
+    [InlineData("32", "512", 32)]
+    [InlineData("100", "64", 64)]
+    public void CudaGraphMaxBatch_Is256_CappedByMaxNumSeqs(string? cap, string? maxNumSeqs, int expected)
+    {
+        var values = new List<(string, string)>();
+        if (cap is not null)
+        {
+            values.Add(("cuda-graph-max-batch", cap));
+        }
+
+        if (maxNumSeqs is not null)
+        {
+            values.Add(("max-num-seqs", maxNumSeqs));
+        }
+
+        Assert.Equal(expected, Read([.. values]).Session.CudaGraphMaxBatch);
+    }
+
+    [Fact]
+    public void Deterministic_IsOffByDefault_AndTurnsPrefixCachingOff()
+    {
+        var plain = Read();
+        Assert.False(plain.Session.Deterministic);
+        Assert.True(plain.Scheduler.EnablePrefixCaching);
+        var deterministic = Read(("deterministic", "true"));
+        Assert.True(deterministic.Session.Deterministic);
+        Assert.False(deterministic.Scheduler.EnablePrefixCaching);
+        Assert.Throws<FormatException>(() => Read(("deterministic", "maybe")));
+        Assert.Throws<FormatException>(() => Read(("cuda-graph-max-batch", "0")));
+    }
+
+    [Theory]
     [InlineData(null, true)]
     [InlineData("true", true)]
     [InlineData("false", false)]
