@@ -5,7 +5,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Grpc.V1;
-using InferenceServer.Hosting;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 
@@ -144,7 +144,7 @@ internal sealed class InferenceService(
 
             // The same one line per finished request as the HTTP API's: the gRPC status code, or 499 when the client went away.
             var logged = status == StatusCode.Cancelled && !entry.IsAborted ? ClientClosedRequest : (int)status;
-            ServerLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new OpenAi.UsageCounter(), time.GetElapsedTime(arrival), logged);
+            ServingLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new UsageCounter(), time.GetElapsedTime(arrival), logged);
         }
     }
 
@@ -224,7 +224,7 @@ internal sealed class InferenceService(
         }
 
         var supplied = http.Request.Headers[GrpcErrors.RequestIdHeader];
-        return supplied.Count == 1 && Http.RequestIdMiddleware.IsUsable(supplied[0])
+        return supplied.Count == 1 && RequestIds.IsUsable(supplied[0])
             ? (supplied[0]!, caller.Scope)
             : ("gen-" + Guid.NewGuid().ToString("N"), caller.IssuedScope);
     }

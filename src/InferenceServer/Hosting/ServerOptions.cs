@@ -5,6 +5,7 @@ using InferenceServer.Onnx.Runtime;
 using InferenceServer.Grpc;
 using InferenceServer.Hosting.CommandLine;
 using InferenceServer.Http;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Hosting;
 

@@ -2,8 +2,8 @@
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
-using InferenceServer.Grpc;
 using InferenceServer.Hosting.CommandLine;
+using InferenceServer.Serving;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;

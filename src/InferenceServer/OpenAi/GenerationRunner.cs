@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
-using InferenceServer.Hosting;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 
@@ -67,7 +67,7 @@ internal static class GenerationRunner
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
             if (logPrompt && document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty(promptField, out var prompt))
             {
-                ServerLog.CompletionPrompt(logger, id, prompt.GetRawText());
+                ServingLog.CompletionPrompt(logger, id, prompt.GetRawText());
             }
 
             prepared = prepare(document.RootElement);
@@ -218,7 +218,7 @@ internal static class GenerationRunner
         var status = context.RequestAborted.IsCancellationRequested ? 499
             : context.Items.ContainsKey(FailedKey) && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
             : context.Response.StatusCode;
-        Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, status);
+        ServingLog.RequestFinished(logger, id, model, usage, total, status);
     }
 
     /// <summary>The <see cref="HttpContext.Items"/> key that marks a run that threw.</summary>

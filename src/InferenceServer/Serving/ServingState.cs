@@ -1,7 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine.Scheduling;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Serving;
 
 /// <summary>
 /// Whether this replica should get traffic, in one place for every probe and gate: the HTTP readiness probe, the
