@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Globalization;
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Observability;
 using InferenceServer.Onnx.Runtime;
 using InferenceServer.Grpc;
 using InferenceServer.Hosting.CommandLine;

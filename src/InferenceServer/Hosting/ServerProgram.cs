@@ -3,6 +3,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
 using InferenceServer.Hosting.CommandLine;
+using InferenceServer.Observability;
 using InferenceServer.Serving;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
@@ -140,8 +141,8 @@ internal static partial class ServerProgram
 
         // The host waits for the drain, then for the web server and the engine to stop.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(15));
-        AddLogging(builder, options);
-        AddTelemetry(builder);
+        ServerTelemetry.AddLogging(builder, options.LogFormat);
+        ServerTelemetry.AddTelemetry(builder);
         try
         {
             builder.Services.AddInferenceEngine(model, options.Scheduler);

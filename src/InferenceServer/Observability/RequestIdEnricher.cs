@@ -2,7 +2,7 @@
 using Serilog.Core;
 using Serilog.Events;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>
 /// Adds <c>RequestId</c> (the request's <see cref="HttpContext.TraceIdentifier"/>, which <see cref="Http.RequestIdMiddleware"/> sets
