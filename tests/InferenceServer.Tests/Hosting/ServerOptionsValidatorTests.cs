@@ -1,0 +1,77 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using InferenceServer.Grpc;
+using InferenceServer.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace InferenceServer.Tests.Hosting;
+
+/// <summary>
+/// <see cref="ServerOptions"/> as the options pattern has it: bound once (<see cref="ServerOptionsBinder"/>), the rules
+/// between flags checked once by <see cref="ServerOptionsValidator"/> with messages that name the flags, and immutable
+/// afterwards (the engine gets its own scheduler options).
+/// </summary>
+public sealed class ServerOptionsValidatorTests
+{
+    private static ServerOptions Bind(params (string Key, string Value)[] values)
+        => ServerOptionsBinder.Bind(new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build());
+
+    public static TheoryData<(string Key, string Value)[], string> Conflicts => new()
+    {
+        { [("gpu-memory-utilization", "0.9"), ("kv-cache-memory", "1g")], "--gpu-memory-utilization and --kv-cache-memory both size the KV cache; give only one" },
+        { [("grpc-tls-key", "key.pem")], "--grpc-tls-key needs --grpc-tls-certificate (the PEM certificate of that key)" },
+        { [("grpc-host", "127.0.0.1")], "--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)" },
+        { [("grpc-tls-certificate", "cert.pem")], "--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Conflicts))]
+    public void Conflicts_BindButFailValidation_WithTheFlagsNamed((string Key, string Value)[] values, string message)
+    {
+        var options = Bind(values);
+        var result = new ServerOptionsValidator().Validate(null, options);
+        Assert.True(result.Failed);
+        Assert.Equal([message], result.Failures);
+        Assert.Equal(message, Assert.Throws<FormatException>(() => ServerOptions.FromConfiguration(new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build())).Message);
+    }
+
+    [Fact]
+    public void Validator_ReportsEveryConflict()
+    {
+        var result = new ServerOptionsValidator().Validate(null, Bind(("gpu-memory-utilization", "0.5"), ("kv-cache-memory", "64m"), ("grpc-tls-key", "k.pem")));
+        Assert.Equal(2, result.Failures!.Count());
+    }
+
+    [Fact]
+    public void Validator_PassesTheDefaultsAndAConsistentGrpcListener()
+    {
+        Assert.True(new ServerOptionsValidator().Validate(null, Bind()).Succeeded);
+        Assert.True(new ServerOptionsValidator().Validate(null, Bind(("grpc-port", "0"), ("grpc-host", "127.0.0.1"), ("grpc-tls-certificate", "c.pem"), ("grpc-tls-key", "k.pem"))).Succeeded);
+        Assert.True(new ServerOptionsValidator().Validate(null, Bind(("gpu-memory-utilization", "0.5"))).Succeeded);
+    }
+
+    [Theory]
+    [InlineData(typeof(ServerOptions))]
+    [InlineData(typeof(GrpcServerOptions))]
+    [InlineData(typeof(InferenceServer.Serving.ServingLimits))]
+    public void Options_HaveNoSetters_OnlyInit(Type type)
+    {
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            var setter = property.SetMethod;
+            Assert.True(setter is null || setter.ReturnParameter.GetRequiredCustomModifiers().Contains(typeof(IsExternalInit)), $"{type.Name}.{property.Name} has a setter; options are immutable once bound.");
+        }
+    }
+
+    [Fact]
+    public void CreateSchedulerOptions_IsACopy_WithTheModelsBudget()
+    {
+        var options = Bind(("max-num-seqs", "7"), ("block-size", "32"), ("kv-cache-memory", "64m"), ("enable-prefix-caching", "false"), ("fault-cooldown", "2"));
+        var engine = options.CreateSchedulerOptions(123456789);
+        Assert.NotSame(options.Scheduler, engine);
+        Assert.Equal((7, 32, false, TimeSpan.FromSeconds(2)), (engine.MaxNumSeqs, engine.BlockSize, engine.EnablePrefixCaching, engine.FaultCooldown));
+        Assert.Equal(123456789, engine.KvCacheMemory);
+        Assert.Equal(64d * 1024 * 1024, options.Scheduler.KvCacheMemory);
+        Assert.Equal(64d * 1024 * 1024, options.CreateSchedulerOptions().KvCacheMemory);
+    }
+}
