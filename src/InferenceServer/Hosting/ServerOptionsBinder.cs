@@ -11,7 +11,7 @@ using InferenceServer.Serving;
 namespace InferenceServer.Hosting;
 
 /// <summary>
-/// Binds <see cref="ServerOptions"/> from configuration (the command line as <see cref="ServerCommandLine"/> passes it on,
+/// Binds <see cref="ServerOptions"/> and <see cref="HttpOptions"/> from configuration (the command line as <see cref="ServerCommandLine"/> passes it on,
 /// environment variables, appsettings.json), once at start. Each key it reads is a flag of <see cref="ServerFlags"/>;
 /// a value that is not of its flag's kind, or out of its range, is a <see cref="FormatException"/> whose message names
 /// the flag and quotes the value. Rules between flags are <see cref="ServerOptionsValidator"/>'s.
@@ -32,7 +32,7 @@ internal static class ServerOptionsBinder
         return new ServerOptions
         {
             Model = NullIfEmpty(Text(configuration, "model")),
-            ServedModelNames = HttpOptions.ReadList(configuration, Flag("served-model-name")) ?? [],
+            ServedModelNames = ReadList(configuration, Flag("served-model-name")) ?? [],
             Revision = NullIfEmpty(Text(configuration, "revision")) ?? "main",
             BuildCache = NullIfEmpty(Text(configuration, "build-cache")),
             MaxModelLength = maxModelLength,
@@ -238,4 +238,60 @@ internal static class ServerOptionsBinder
             ? value
             : throw new FormatException($"--{key} must be a fraction in (0, 1], not '{text}'");
     }
+
+    /// <summary>
+    /// Reads a list option: a JSON array (<c>["https://a", "https://b"]</c>, vLLM's form) or a comma-separated list;
+    /// null when the option is absent.
+    /// </summary>
+    private static IReadOnlyList<string>? ReadList(IConfiguration configuration, string key)
+    {
+        var text = Text(configuration, key)?.Trim();
+        if (string.IsNullOrEmpty(text))
+        {
+            // Repeated options and appsettings arrays arrive as key:0, key:1, ...
+            var children = configuration.GetSection(Flag(key)).GetChildren().Select(c => c.Value).OfType<string>().Where(v => v.Length > 0).ToList();
+            return children.Count > 0 ? children : null;
+        }
+
+        if (text.StartsWith('['))
+        {
+            try
+            {
+                var items = System.Text.Json.JsonSerializer.Deserialize<string[]>(text);
+                if (items is { Length: > 0 } && items.All(i => !string.IsNullOrWhiteSpace(i)))
+                {
+                    return items;
+                }
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+
+            throw new FormatException($"--{key} must be a JSON array of non-empty strings or a comma-separated list, not '{text}'");
+        }
+
+        return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>
+    /// Reads the HTTP options (<c>--api-key</c>, <c>--allowed-origins</c>, <c>--allowed-methods</c>,
+    /// <c>--allowed-headers</c>, <c>--allow-credentials</c>); throws <see cref="FormatException"/> naming the option on a bad value.
+    /// </summary>
+    public static HttpOptions BindHttp(IConfiguration configuration)
+    {
+        var defaults = new HttpOptions();
+        var keys = ReadList(configuration, "api-key") ?? [];
+        return new HttpOptions
+        {
+            ApiKeys = keys,
+            AllowedOrigins = ReadList(configuration, "allowed-origins") ?? defaults.AllowedOrigins,
+            AllowedMethods = ReadList(configuration, "allowed-methods") ?? defaults.AllowedMethods,
+            AllowedHeaders = ReadList(configuration, "allowed-headers") ?? defaults.AllowedHeaders,
+            AllowCredentials = Text(configuration, "allow-credentials") is { } credentials && ReadCredentials(credentials),
+        };
+    }
+
+    private static bool ReadCredentials(string text) => bool.TryParse(text, out var value)
+        ? value
+        : throw new FormatException($"--allow-credentials must be true or false, not '{text}'");
 }

@@ -80,7 +80,7 @@ internal static partial class ServerProgram
         try
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
-            http = HttpOptions.FromConfiguration(builder.Configuration);
+            http = ServerOptionsBinder.BindHttp(builder.Configuration);
         }
         catch (FormatException ex)
         {

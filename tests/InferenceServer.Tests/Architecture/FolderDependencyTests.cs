@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace InferenceServer.Tests.Architecture;
 
 /// <summary>
-/// Keeps the host's folders depending one way (docs/ARCHITECTURE.md, "The host"): read from the sources under
+/// Keeps the host's folders depending one way (src/InferenceServer/ARCHITECTURE.md): read from the sources under
 /// src/InferenceServer, not from the compiled assembly, each top folder is mapped to the host namespaces its files name
 /// (<c>using InferenceServer.X</c> and qualified names such as <c>Hosting.ServerLog</c> or
 /// <c>InferenceServer.OpenAi.UsageCounter</c>, in code and in doc comments alike), and the allowed directions are checked:

@@ -54,6 +54,7 @@ public sealed class ServerOptionsValidatorTests
     [InlineData(typeof(ServerOptions))]
     [InlineData(typeof(GrpcServerOptions))]
     [InlineData(typeof(InferenceServer.Serving.ServingLimits))]
+    [InlineData(typeof(InferenceServer.Http.HttpOptions))]
     public void Options_HaveNoSetters_OnlyInit(Type type)
     {
         foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
@@ -73,5 +74,26 @@ public sealed class ServerOptionsValidatorTests
         Assert.Equal(123456789, engine.KvCacheMemory);
         Assert.Equal(64d * 1024 * 1024, options.Scheduler.KvCacheMemory);
         Assert.Equal(64d * 1024 * 1024, options.CreateSchedulerOptions().KvCacheMemory);
+    }
+
+    [Fact]
+    public void BindHttp_ReadsListsAndNamesTheFlag_OnABadValue()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["api-key"] = "sk-a,sk-b",
+            ["allowed-origins"] = "[\"https://a\", \"https://b\"]",
+            ["allow-credentials"] = "true",
+        }).Build();
+        var http = ServerOptionsBinder.BindHttp(configuration);
+        Assert.Equal(["sk-a", "sk-b"], http.ApiKeys);
+        Assert.Equal(["https://a", "https://b"], http.AllowedOrigins);
+        Assert.Equal(["*"], http.AllowedMethods);
+        Assert.True(http.AllowCredentials);
+
+        var bad = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["allow-credentials"] = "often" }).Build();
+        Assert.Equal("--allow-credentials must be true or false, not 'often'", Assert.Throws<FormatException>(() => ServerOptionsBinder.BindHttp(bad)).Message);
+        var list = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["allowed-origins"] = "[1, 2]" }).Build();
+        Assert.StartsWith("--allowed-origins must be a JSON array", Assert.Throws<FormatException>(() => ServerOptionsBinder.BindHttp(list)).Message, StringComparison.Ordinal);
     }
 }
