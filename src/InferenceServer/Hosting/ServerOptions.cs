@@ -13,8 +13,7 @@ namespace InferenceServer.Hosting;
 /// read from configuration so that environment variables and appsettings work too. Bound once at start
 /// (<see cref="ServerOptionsBinder"/>, which reads each flag of <see cref="ServerFlags"/> as its kind), validated once
 /// (<see cref="ServerOptionsValidator"/>; every message names the flag), and immutable afterwards: every property is
-/// init-only, and the engine gets its own <see cref="SchedulerOptions"/> (<see cref="CreateSchedulerOptions"/>) so that
-/// nothing it or the model does changes these.
+/// init-only.
 /// </summary>
 internal sealed class ServerOptions
 {
@@ -52,7 +51,7 @@ internal sealed class ServerOptions
     /// </summary>
     public string DType { get; init; } = "auto";
 
-    /// <summary>Batcher and KV-cache limits, as bound; the engine gets a copy (<see cref="CreateSchedulerOptions"/>).</summary>
+    /// <summary>Batcher and KV-cache limits.</summary>
     public required SchedulerOptions Scheduler { get; init; }
 
     /// <summary>
@@ -107,22 +106,4 @@ internal sealed class ServerOptions
         ServerOptionsValidator.ThrowIfInvalid(options);
         return options;
     }
-
-    /// <summary>
-    /// The scheduler options the engine is built with: a new object with the bound values, and
-    /// <paramref name="kvCacheMemory"/> (the budget <c>--gpu-memory-utilization</c> gives once the model is loaded)
-    /// instead of <c>--kv-cache-memory</c> when it is given.
-    /// </summary>
-    public SchedulerOptions CreateSchedulerOptions(double? kvCacheMemory = null) => new()
-    {
-        MaxNumSeqs = Scheduler.MaxNumSeqs,
-        MaxNumBatchedTokens = Scheduler.MaxNumBatchedTokens,
-        BlockSize = Scheduler.BlockSize,
-        MaxQueuedRequests = Scheduler.MaxQueuedRequests,
-        MaxQueuedTokens = Scheduler.MaxQueuedTokens,
-        MaxConsecutiveStepFailures = Scheduler.MaxConsecutiveStepFailures,
-        FaultCooldown = Scheduler.FaultCooldown,
-        KvCacheMemory = kvCacheMemory ?? Scheduler.KvCacheMemory,
-        EnablePrefixCaching = Scheduler.EnablePrefixCaching,
-    };
 }

@@ -46,11 +46,9 @@ internal static partial class ServerProgram
 
     /// <summary>
     /// Applies <c>--served-model-name</c>'s other names, <c>--max-model-len</c> and <c>--gpu-memory-utilization</c> to
-    /// the loaded model; disposes it and throws <see cref="StartupException"/> when one cannot apply. Returns the KV
-    /// budget in bytes that <c>--gpu-memory-utilization</c> gives on this device, or null (then <c>--kv-cache-memory</c>
-    /// sizes the cache); <paramref name="options"/> stay as bound.
+    /// the loaded model; disposes it and throws <see cref="StartupException"/> when one cannot apply.
     /// </summary>
-    private static double? ApplyModelLimits(ServedModel model, ServerOptions options, StartupLog log)
+    private static void ApplyModelLimits(ServedModel model, ServerOptions options, StartupLog log)
     {
         model.AddAliases(options.ServedModelNames);
         try
@@ -71,7 +69,7 @@ internal static partial class ServerProgram
                 if (model.Decoder.DeviceTotalMemory is not { } total || model.Decoder.DeviceFreeMemory is not { } free)
                 {
                     log.Info($"--gpu-memory-utilization has no effect on {model.Decoder.Device}: the KV cache is --kv-cache-memory's default");
-                    return null;
+                    return;
                 }
 
                 var budget = (fraction * total) - (total - free);
@@ -80,11 +78,9 @@ internal static partial class ServerProgram
                     throw new StartupException(string.Create(CultureInfo.InvariantCulture, $"--gpu-memory-utilization {fraction}: {total - free:N0} of the device's {total:N0} bytes are in use after the weights loaded, so {fraction:P0} leaves no room for the KV cache; raise it"));
                 }
 
+                options.Scheduler.KvCacheMemory = budget;
                 log.Info(string.Create(CultureInfo.InvariantCulture, $"--gpu-memory-utilization {fraction}: {budget / (1024 * 1024):N0} MiB for the KV cache ({fraction:P0} of {total / (1024 * 1024):N0} MiB, less {(total - free) / (1024 * 1024):N0} MiB in use)"));
-                return budget;
             }
-
-            return null;
         }
         catch
         {

@@ -119,11 +119,10 @@ internal static partial class ServerProgram
             log.Info($"model {model.Name}: {graphNote} (--onnx-graph-rewrite false runs the graph as it is)");
         }
 
-        // The engine's own copy: the bound options stay as they are, whatever the model's budget or the engine does.
-        var scheduler = options.CreateSchedulerOptions(ApplyModelLimits(model, options, log));
+        ApplyModelLimits(model, options, log);
         if (model.Decoder is SplitDecoderModel split)
         {
-            LogOffloading(model, split, scheduler, log);
+            LogOffloading(model, split, options.Scheduler, log);
         }
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodySize);
@@ -147,7 +146,7 @@ internal static partial class ServerProgram
         ServerTelemetry.AddTelemetry(builder);
         try
         {
-            builder.Services.AddInferenceEngine(model, scheduler);
+            builder.Services.AddInferenceEngine(model, options.Scheduler);
         }
         catch (InvalidOperationException ex)
         {

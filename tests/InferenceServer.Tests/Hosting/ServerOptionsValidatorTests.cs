@@ -9,7 +9,7 @@ namespace InferenceServer.Tests.Hosting;
 /// <summary>
 /// <see cref="ServerOptions"/> as the options pattern has it: bound once (<see cref="ServerOptionsBinder"/>), the rules
 /// between flags checked once by <see cref="ServerOptionsValidator"/> with messages that name the flags, and immutable
-/// afterwards (the engine gets its own scheduler options).
+/// afterwards (init-only).
 /// </summary>
 public sealed class ServerOptionsValidatorTests
 {
@@ -62,18 +62,6 @@ public sealed class ServerOptionsValidatorTests
             var setter = property.SetMethod;
             Assert.True(setter is null || setter.ReturnParameter.GetRequiredCustomModifiers().Contains(typeof(IsExternalInit)), $"{type.Name}.{property.Name} has a setter; options are immutable once bound.");
         }
-    }
-
-    [Fact]
-    public void CreateSchedulerOptions_IsACopy_WithTheModelsBudget()
-    {
-        var options = Bind(("max-num-seqs", "7"), ("block-size", "32"), ("kv-cache-memory", "64m"), ("enable-prefix-caching", "false"), ("fault-cooldown", "2"));
-        var engine = options.CreateSchedulerOptions(123456789);
-        Assert.NotSame(options.Scheduler, engine);
-        Assert.Equal((7, 32, false, TimeSpan.FromSeconds(2)), (engine.MaxNumSeqs, engine.BlockSize, engine.EnablePrefixCaching, engine.FaultCooldown));
-        Assert.Equal(123456789, engine.KvCacheMemory);
-        Assert.Equal(64d * 1024 * 1024, options.Scheduler.KvCacheMemory);
-        Assert.Equal(64d * 1024 * 1024, options.CreateSchedulerOptions().KvCacheMemory);
     }
 
     [Fact]
