@@ -1,7 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
-using InferenceServer.OpenAi;
+using InferenceServer.Serving;
 using EngineSampling = InferenceServer.Engine.Requests.SamplingParameters;
 using ProtoSampling = InferenceServer.Grpc.V1.SamplingParameters;
 using ProtoStop = InferenceServer.Grpc.V1.StopConditions;
@@ -10,19 +10,19 @@ namespace InferenceServer.Grpc;
 
 /// <summary>
 /// Checks a <see cref="V1.GenerateRequest"/> against the served model and maps it to the engine's types, with the same
-/// limits and defaults as the HTTP API (<see cref="CompletionRequest"/>). Every failure is an INVALID_ARGUMENT whose
+/// limits and defaults as the HTTP API (<see cref="GenerationLimits"/>). Every failure is an INVALID_ARGUMENT whose
 /// message starts with the field's path; an unknown model is NOT_FOUND.
 /// </summary>
 internal static class GenerateRequestMapper
 {
     /// <summary>Longest client-chosen request id.</summary>
-    public const int MaxRequestIdLength = Http.RequestIdMiddleware.MaxLength;
+    public const int MaxRequestIdLength = RequestIds.MaxLength;
 
     /// <summary>Most stop strings, as in the HTTP API.</summary>
     public const int MaxStopStrings = 16;
 
     /// <summary>Most alternatives per position with logprobs (OpenAI's limit).</summary>
-    public const int MaxTopLogprobs = 20;
+    public const int MaxTopLogprobs = GenerationLimits.MaxLogprobs;
 
     /// <summary>Lowest <c>sampling.temperature</c> (greedy).</summary>
     internal const double MinTemperature = 0;
@@ -64,9 +64,9 @@ internal static class GenerateRequestMapper
         CheckModel(request.Model, model);
         var prompt = ReadPrompt(request, model);
         var n = request.Sampling is { HasN: true, N: not 0 } ? request.Sampling.N : 1u;
-        if (n > GenerationSettings.MaxN)
+        if (n > GenerationLimits.MaxN)
         {
-            throw GrpcErrors.InvalidArgument("sampling.n", $"must be between 1 and {GenerationSettings.MaxN}; got {n}.");
+            throw GrpcErrors.InvalidArgument("sampling.n", $"must be between 1 and {GenerationLimits.MaxN}; got {n}.");
         }
 
         return new ValidatedGenerateRequest
@@ -158,7 +158,7 @@ internal static class GenerateRequestMapper
         stop ??= new ProtoStop();
 
         // Absent: the HTTP API's default of 16, shortened to what the context leaves.
-        var maxTokens = stop.HasMaxTokens ? stop.MaxTokens : (uint)Math.Clamp(context - promptLength, 1, CompletionRequest.DefaultMaxTokens);
+        var maxTokens = stop.HasMaxTokens ? stop.MaxTokens : (uint)Math.Clamp(context - promptLength, 1, GenerationLimits.DefaultMaxTokens);
         if (maxTokens < 1)
         {
             throw GrpcErrors.InvalidArgument("stop.max_tokens", "must be at least 1 (leave it unset for the default of 16).");
@@ -262,7 +262,7 @@ internal static class GenerateRequestMapper
         }
 
         // The same rule as the HTTP API's X-Request-Id; empty means the server chooses one.
-        if (id.Length > 0 && !Http.RequestIdMiddleware.IsUsable(id))
+        if (id.Length > 0 && !RequestIds.IsUsable(id))
         {
             throw GrpcErrors.InvalidArgument("request_id", "only printable ASCII characters without spaces are allowed.");
         }

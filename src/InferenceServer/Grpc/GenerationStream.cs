@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Grpc.Core;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Grpc.V1;
+using InferenceServer.Serving;
 using FinishReason = InferenceServer.Engine.Requests.FinishReason;
 
 namespace InferenceServer.Grpc;
@@ -22,7 +23,7 @@ internal sealed class GenerationStream
     private readonly int _choices;
     private readonly int _capacity;
     private readonly TaskCompletionSource _pumped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly OpenAi.UsageCounter _usage = new();
+    private readonly UsageCounter _usage = new();
     private int _pumping;
     private int _overflowed;
 
@@ -138,7 +139,7 @@ internal sealed class GenerationStream
     /// after <see cref="Completion"/>, those of all of them, whether the call completed, was aborted, hit its deadline
     /// or lost its client.
     /// </summary>
-    public OpenAi.UsageCounter Usage => _usage;
+    public UsageCounter Usage => _usage;
 
     private GenerateComplete Complete(in BufferedUpdate item, ulong firstToken, ulong elapsed, string requestId, ActiveGenerations.Entry entry, CancellationToken cancellationToken)
     {

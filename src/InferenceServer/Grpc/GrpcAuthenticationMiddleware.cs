@@ -2,7 +2,7 @@
 using System.Globalization;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
-using InferenceServer.Http;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 

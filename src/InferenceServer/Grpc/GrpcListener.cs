@@ -2,7 +2,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using InferenceServer.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace InferenceServer.Grpc;
@@ -52,7 +51,7 @@ internal sealed class GrpcListener
     /// Configures Kestrel with the HTTP URLs and the gRPC port of <paramref name="options"/>. Returns null, changing
     /// nothing, when no gRPC port is set.
     /// </summary>
-    /// <exception cref="StartupException">A URL or the TLS certificate is unusable.</exception>
+    /// <exception cref="FormatException">A URL or the TLS certificate is unusable.</exception>
     public static GrpcListener? Configure(WebApplicationBuilder builder, GrpcServerOptions options)
     {
         if (options.Port is not { } port)
@@ -76,7 +75,7 @@ internal sealed class GrpcListener
             }
             catch (FormatException ex)
             {
-                throw new StartupException($"--urls: '{url}' is not a URL ({ex.Message})", ex);
+                throw new FormatException($"--urls: '{url}' is not a URL ({ex.Message})", ex);
             }
         }
 
@@ -179,7 +178,7 @@ internal sealed class GrpcListener
         }
         catch (Exception ex) when (ex is IOException or CryptographicException or UnauthorizedAccessException or ArgumentException)
         {
-            throw new StartupException($"--grpc-tls-certificate: '{certificatePath}' could not be loaded{(keyPath is null ? string.Empty : $" with the key '{keyPath}'")}: {ex.Message}", ex);
+            throw new FormatException($"--grpc-tls-certificate: '{certificatePath}' could not be loaded{(keyPath is null ? string.Empty : $" with the key '{keyPath}'")}: {ex.Message}", ex);
         }
     }
 }

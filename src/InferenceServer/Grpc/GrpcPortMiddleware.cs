@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 
@@ -41,7 +42,7 @@ internal sealed class GrpcPortMiddleware(RequestDelegate next, GrpcListener list
 
         // The caller's x-request-id (when usable, as on the HTTP API) names the call in logs; Generate may replace it.
         var supplied = context.Request.Headers[GrpcErrors.RequestIdHeader];
-        if (supplied.Count == 1 && Http.RequestIdMiddleware.IsUsable(supplied[0]))
+        if (supplied.Count == 1 && RequestIds.IsUsable(supplied[0]))
         {
             context.TraceIdentifier = supplied[0]!;
         }

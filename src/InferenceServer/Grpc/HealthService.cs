@@ -1,7 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using Grpc.Core;
 using Grpc.Health.V1;
-using InferenceServer.Hosting;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 

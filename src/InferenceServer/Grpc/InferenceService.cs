@@ -5,7 +5,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Grpc.V1;
-using InferenceServer.Hosting;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 
@@ -14,7 +14,7 @@ namespace InferenceServer.Grpc;
 /// also serves. Created per call by gRPC; the state it shares lives in singletons.
 /// </summary>
 internal sealed class InferenceService(
-    ContinuousBatchScheduler scheduler,
+    IInferenceEngine engine,
     ServingState serving,
     ActiveGenerations active,
     GrpcServerOptions options,
@@ -44,18 +44,18 @@ internal sealed class InferenceService(
         }
 
         // Admission before any tokenization: an engine refusing work or a full queue answers at once.
-        if (!scheduler.AcceptsWork)
+        if (!engine.AcceptsWork)
         {
             throw GrpcErrors.Unavailable("The engine is not accepting work: it is stopping, or unhealthy after repeated model failures; retry later.");
         }
 
-        if (scheduler.IsQueueFull)
+        if (engine.IsQueueFull)
         {
             GrpcLog.QueueFull(logger, request.RequestId);
             throw GrpcErrors.QueueFull();
         }
 
-        var model = scheduler.Model;
+        var model = engine.Model;
         var validated = GenerateRequestMapper.Map(request, model);
         var http = context.GetHttpContext();
         var caller = http.Features.Get<GrpcCaller>() ?? GrpcCaller.Anonymous;
@@ -90,7 +90,7 @@ internal sealed class InferenceService(
                 };
             }
 
-            switch (scheduler.Submit(generations, choices, lifetime.Token))
+            switch (engine.Submit(generations, choices, lifetime.Token))
             {
                 case SubmitResult.QueueFull:
                     GrpcLog.QueueFull(logger, requestId);
@@ -144,7 +144,7 @@ internal sealed class InferenceService(
 
             // The same one line per finished request as the HTTP API's: the gRPC status code, or 499 when the client went away.
             var logged = status == StatusCode.Cancelled && !entry.IsAborted ? ClientClosedRequest : (int)status;
-            ServerLog.RequestFinished(logger, requestId, scheduler.Model.Name, stream?.Usage ?? new OpenAi.UsageCounter(), time.GetElapsedTime(arrival), logged);
+            ServingLog.RequestFinished(logger, requestId, engine.Model.Name, stream?.Usage ?? new UsageCounter(), time.GetElapsedTime(arrival), logged);
         }
     }
 
@@ -170,7 +170,7 @@ internal sealed class InferenceService(
     /// <inheritdoc />
     public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
     {
-        var model = scheduler.Model;
+        var model = engine.Model;
         GenerateRequestMapper.CheckModel(request.Model, model);
         var tokenizer = model.Tokenizer ?? throw GrpcErrors.NoTokenizer(model.Name);
         var response = new TokenizeResponse();
@@ -185,7 +185,7 @@ internal sealed class InferenceService(
     /// <inheritdoc />
     public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
     {
-        var model = scheduler.Model;
+        var model = engine.Model;
         GenerateRequestMapper.CheckModel(request.Model, model);
         var tokenizer = model.Tokenizer ?? throw GrpcErrors.NoTokenizer(model.Name);
         var vocab = model.Spec.VocabularySize;
@@ -202,13 +202,13 @@ internal sealed class InferenceService(
 
     /// <inheritdoc />
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
-        => Task.FromResult(new ListModelsResponse { Models = { Describe(scheduler.Model) } });
+        => Task.FromResult(new ListModelsResponse { Models = { Describe(engine.Model) } });
 
     /// <inheritdoc />
     public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
     {
-        GenerateRequestMapper.CheckModel(request.Model, scheduler.Model);
-        return Task.FromResult(Describe(scheduler.Model));
+        GenerateRequestMapper.CheckModel(request.Model, engine.Model);
+        return Task.FromResult(Describe(engine.Model));
     }
 
     /// <summary>
@@ -224,7 +224,7 @@ internal sealed class InferenceService(
         }
 
         var supplied = http.Request.Headers[GrpcErrors.RequestIdHeader];
-        return supplied.Count == 1 && Http.RequestIdMiddleware.IsUsable(supplied[0])
+        return supplied.Count == 1 && RequestIds.IsUsable(supplied[0])
             ? (supplied[0]!, caller.Scope)
             : ("gen-" + Guid.NewGuid().ToString("N"), caller.IssuedScope);
     }

@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine.Requests;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
 
@@ -9,7 +10,7 @@ internal sealed class ValidatedGenerateRequest
     /// <summary>The prompt as token ids.</summary>
     public required IReadOnlyList<int> PromptTokens { get; init; }
 
-    /// <summary>Choices to generate (1 to <see cref="OpenAi.GenerationSettings.MaxN"/>).</summary>
+    /// <summary>Choices to generate (1 to <see cref="GenerationLimits.MaxN"/>).</summary>
     public required int N { get; init; }
 
     /// <summary>Sampling for choice 0; choice k uses seed + k when a seed is set.</summary>

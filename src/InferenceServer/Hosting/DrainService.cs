@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine.Scheduling;
+using InferenceServer.Serving;
 
 namespace InferenceServer.Hosting;
 

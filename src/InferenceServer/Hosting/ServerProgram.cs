@@ -3,8 +3,9 @@ using System.Globalization;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Http;
-using InferenceServer.Grpc;
 using InferenceServer.Hosting.CommandLine;
+using InferenceServer.Observability;
+using InferenceServer.Serving;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
@@ -80,7 +81,7 @@ internal static partial class ServerProgram
         try
         {
             options = ServerOptions.FromConfiguration(builder.Configuration);
-            http = HttpOptions.FromConfiguration(builder.Configuration);
+            http = ServerOptionsBinder.BindHttp(builder.Configuration);
         }
         catch (FormatException ex)
         {
@@ -134,16 +135,17 @@ internal static partial class ServerProgram
         builder.Services.AddSingleton(LoadChatTemplate(model, options.ChatTemplate));
         builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => ConfigureCors(policy, http)));
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<IInferenceEngine>(static provider => new SchedulerEngine(provider.GetRequiredService<ContinuousBatchScheduler>()));
         builder.Services.AddSingleton(static provider => new ServingState(
-            provider.GetRequiredService<ContinuousBatchScheduler>(),
+            provider.GetRequiredService<IInferenceEngine>(),
             provider.GetRequiredService<ServerOptions>().EngineStallTimeout,
             provider.GetRequiredService<ServerOptions>().LivenessStallTimeout));
         builder.Services.AddHostedService<DrainService>();
 
         // The host waits for the drain, then for the web server and the engine to stop.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(15));
-        AddLogging(builder, options);
-        AddTelemetry(builder);
+        ServerTelemetry.AddLogging(builder, options.LogFormat);
+        ServerTelemetry.AddTelemetry(builder);
         IModelRunner runner;
         try
         {
@@ -200,9 +202,9 @@ internal static partial class ServerProgram
         var startedAt = app.Services.GetRequiredService<TimeProvider>().GetUtcNow();
         var completionsLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("InferenceServer.Completions");
         var logPrompts = options.LogRequests;
-        app.MapPost("/v1/completions", (HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, scheduler, structured, time, completionsLogger, logPrompts));
-        app.MapPost("/v1/chat/completions", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, scheduler, renderer, structured, time, completionsLogger, logPrompts));
-        app.MapPost("/v1/responses", (HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => OpenAi.Responses.ResponsesEndpoint.HandleAsync(context, scheduler, renderer, structured, time, completionsLogger, logPrompts));
+        app.MapPost("/v1/completions", (HttpContext context, IInferenceEngine engine, ServingLimits limits, StructuredOutput structured, TimeProvider time) => CompletionsEndpoint.HandleAsync(context, engine, limits, structured, time, completionsLogger, logPrompts));
+        app.MapPost("/v1/chat/completions", (HttpContext context, IInferenceEngine engine, ServingLimits limits, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => ChatCompletionsEndpoint.HandleAsync(context, engine, limits, renderer, structured, time, completionsLogger, logPrompts));
+        app.MapPost("/v1/responses", (HttpContext context, IInferenceEngine engine, ServingLimits limits, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time) => OpenAi.Responses.ResponsesEndpoint.HandleAsync(context, engine, limits, renderer, structured, time, completionsLogger, logPrompts));
         app.MapGet("/v1/models", (HttpContext context, ServedModel model) => ModelsEndpoint.ListAsync(context, model, startedAt));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, ServedModel model) => ModelsEndpoint.GetAsync(context, id, model, startedAt));
         app.MapPost("/tokenize", (HttpContext context, ServedModel model, ChatPromptRenderer renderer) => TokenizeEndpoint.TokenizeAsync(context, model, renderer));

@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Observability;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using Grpc.AspNetCore.Server;
 using InferenceServer.OpenAi;
+using InferenceServer.Serving;
 using Microsoft.AspNetCore.Authorization;
 
 namespace InferenceServer.Http;

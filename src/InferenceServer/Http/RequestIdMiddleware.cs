@@ -1,18 +1,17 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Serving;
+
 namespace InferenceServer.Http;
 
 /// <summary>
 /// Gives every request an id: the caller's <c>X-Request-Id</c> when it is a usable token (1 to 128 visible ASCII
-/// characters), else a fresh one. The id is echoed in the response's <c>X-Request-Id</c> header and becomes
+/// characters, <see cref="RequestIds"/>), else a fresh one. The id is echoed in the response's <c>X-Request-Id</c> header and becomes
 /// <see cref="HttpContext.TraceIdentifier"/>, which the endpoints use as the engine's request id and logs carry.
 /// </summary>
 internal sealed class RequestIdMiddleware
 {
     /// <summary>The header's name.</summary>
     public const string HeaderName = "X-Request-Id";
-
-    /// <summary>Longest caller-supplied id kept.</summary>
-    public const int MaxLength = 128;
 
     private readonly RequestDelegate _next;
 
@@ -23,28 +22,9 @@ internal sealed class RequestIdMiddleware
     public Task InvokeAsync(HttpContext context)
     {
         var supplied = context.Request.Headers[HeaderName];
-        var id = supplied.Count == 1 && IsUsable(supplied[0]) ? supplied[0]! : Guid.NewGuid().ToString("N");
+        var id = supplied.Count == 1 && RequestIds.IsUsable(supplied[0]) ? supplied[0]! : Guid.NewGuid().ToString("N");
         context.TraceIdentifier = id;
         context.Response.Headers[HeaderName] = id;
         return _next(context);
-    }
-
-    /// <summary>True for 1 to <see cref="MaxLength"/> visible ASCII characters.</summary>
-    internal static bool IsUsable(string? id)
-    {
-        if (string.IsNullOrEmpty(id) || id.Length > MaxLength)
-        {
-            return false;
-        }
-
-        foreach (var c in id)
-        {
-            if (c is < '!' or > '~')
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

@@ -1,14 +1,15 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Text.Json;
 using InferenceServer.Engine;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 
 /// <summary>A validated <c>POST /v1/completions</c> request: one prompt per choice, with sampling and stop settings.</summary>
 internal sealed class CompletionRequest
 {
-    /// <summary>OpenAI's default <c>max_tokens</c> for completions.</summary>
-    public const int DefaultMaxTokens = 16;
+    /// <summary>OpenAI's default <c>max_tokens</c> for completions (<see cref="GenerationLimits.DefaultMaxTokens"/>, the serving default).</summary>
+    public const int DefaultMaxTokens = GenerationLimits.DefaultMaxTokens;
 
     /// <summary>Prompts as token ids, one choice each (times <see cref="N"/>).</summary>
     public required IReadOnlyList<IReadOnlyList<int>> Prompts { get; init; }

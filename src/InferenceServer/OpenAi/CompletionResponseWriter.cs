@@ -3,6 +3,7 @@ using System.Buffers;
 using System.Text.Json;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
+using InferenceServer.Serving;
 using InferenceServer.Tokenization;
 
 namespace InferenceServer.OpenAi;

@@ -1,5 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Engine.Scheduling;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 
@@ -13,14 +13,14 @@ internal static class CompletionsEndpoint
     /// Handles one request, and logs one line when it ends (model, token counts, queue time, TTFT, total time, finish
     /// reasons, status). The prompt is logged only when <paramref name="logPrompt"/> (<c>--log-requests</c>).
     /// </summary>
-    public static Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
+    public static Task HandleAsync(HttpContext context, IInferenceEngine engine, ServingLimits limits, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
         var id = "cmpl-" + context.TraceIdentifier;
-        return GenerationRunner.ServeAsync(context, scheduler, time, logger, logPrompt, id, "prompt", body =>
+        return GenerationRunner.ServeAsync(context, engine, limits, time, logger, logPrompt, id, "prompt", body =>
         {
-            var request = CompletionRequest.Parse(body, scheduler.Model);
+            var request = CompletionRequest.Parse(body, engine.Model);
             var constraints = structured.CreateFactory(request.Settings.Format);
-            return new PreparedGeneration(request.Prompts, new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request), constraints);
+            return new PreparedGeneration(request.Prompts, new CompletionResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), engine.Model, request), constraints);
         });
     }
 }

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
-using InferenceServer.Hosting;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 
@@ -22,15 +22,15 @@ internal static class GenerationRunner
     /// Admission before any work on the body: answers 503 when the engine refuses work (stopping, or unhealthy after
     /// repeated model faults) and 429 when the queue is already at a bound; true when it answered.
     /// </summary>
-    public static async Task<bool> RejectIfBusyAsync(HttpContext context, ContinuousBatchScheduler scheduler)
+    public static async Task<bool> RejectIfBusyAsync(HttpContext context, IInferenceEngine engine)
     {
-        if (!scheduler.AcceptsWork)
+        if (!engine.AcceptsWork)
         {
             await WriteUnavailableAsync(context).ConfigureAwait(false);
             return true;
         }
 
-        if (scheduler.IsQueueFull)
+        if (engine.IsQueueFull)
         {
             await WriteQueueFullAsync(context).ConfigureAwait(false);
             return true;
@@ -46,17 +46,18 @@ internal static class GenerationRunner
     /// (<c>--log-requests</c>) the body's <paramref name="promptField"/> is logged too.
     /// </summary>
     /// <param name="context">The HTTP exchange.</param>
-    /// <param name="scheduler">The engine.</param>
+    /// <param name="engine">The engine.</param>
+    /// <param name="limits">The server's per-request limits (<c>--max-request-timeout</c>).</param>
     /// <param name="time">The clock of the request's timings and deadline.</param>
     /// <param name="logger">The request log.</param>
     /// <param name="logPrompt">Whether the prompt is logged.</param>
     /// <param name="id">The response's id (<c>cmpl-...</c>, <c>chatcmpl-...</c>, <c>resp_...</c>), for the log.</param>
     /// <param name="promptField">The body field that holds the prompt (<c>prompt</c>, <c>messages</c>, <c>input</c>).</param>
     /// <param name="prepare">Validates the body and makes the prompts, the writer and the constraints.</param>
-    public static async Task ServeAsync(HttpContext context, ContinuousBatchScheduler scheduler, TimeProvider time, ILogger logger, bool logPrompt, string id, string promptField, Func<System.Text.Json.JsonElement, PreparedGeneration> prepare)
+    public static async Task ServeAsync(HttpContext context, IInferenceEngine engine, ServingLimits limits, TimeProvider time, ILogger logger, bool logPrompt, string id, string promptField, Func<System.Text.Json.JsonElement, PreparedGeneration> prepare)
     {
         var startedAt = time.GetTimestamp();
-        if (await RejectIfBusyAsync(context, scheduler).ConfigureAwait(false))
+        if (await RejectIfBusyAsync(context, engine).ConfigureAwait(false))
         {
             return;
         }
@@ -67,7 +68,7 @@ internal static class GenerationRunner
             using var document = await JsonBody.ReadAsync(context).ConfigureAwait(false);
             if (logPrompt && document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty(promptField, out var prompt))
             {
-                ServerLog.CompletionPrompt(logger, id, prompt.GetRawText());
+                ServingLog.CompletionPrompt(logger, id, prompt.GetRawText());
             }
 
             prepared = prepare(document.RootElement);
@@ -81,30 +82,31 @@ internal static class GenerationRunner
         var usage = new UsageCounter();
         try
         {
-            await RunAsync(context, scheduler, context.TraceIdentifier, prepared.Prompts, prepared.Writer, prepared.Constraints, usage, time).ConfigureAwait(false);
+            await RunAsync(context, engine, limits, context.TraceIdentifier, prepared.Prompts, prepared.Writer, prepared.Constraints, usage, time).ConfigureAwait(false);
         }
         finally
         {
-            LogFinished(context, logger, id, scheduler.Model.Name, usage, time.GetElapsedTime(startedAt));
+            LogFinished(context, logger, id, engine.Model.Name, usage, time.GetElapsedTime(startedAt));
         }
     }
 
     /// <summary>Runs the request to the end of its response.</summary>
     /// <param name="context">The HTTP exchange.</param>
-    /// <param name="scheduler">The engine.</param>
+    /// <param name="engine">The engine.</param>
+    /// <param name="limits">The server's per-request limits (<c>--max-request-timeout</c>).</param>
     /// <param name="requestId">The request's id (choices get <c>-k</c> suffixes).</param>
     /// <param name="prompts">Prompt token ids; each gets <see cref="GenerationSettings.N"/> choices.</param>
     /// <param name="writer">Writes the response.</param>
     /// <param name="constraints">Creates each choice's output constraint, or null for unconstrained output.</param>
     /// <param name="usage">Receives every choice's final counts and timings (for the response and the request's log line).</param>
     /// <param name="time">The clock of the request's deadline.</param>
-    public static async Task RunAsync(HttpContext context, ContinuousBatchScheduler scheduler, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage, TimeProvider time)
+    public static async Task RunAsync(HttpContext context, IInferenceEngine engine, ServingLimits limits, string requestId, IReadOnlyList<IReadOnlyList<int>> prompts, IResponseWriter writer, Func<ITokenConstraint>? constraints, UsageCounter usage, TimeProvider time)
     {
         var settings = writer.Settings;
         TimeSpan timeout;
         try
         {
-            timeout = EffectiveTimeout(context, settings);
+            timeout = EffectiveTimeout(context, limits, settings);
         }
         catch (RequestValidationException ex)
         {
@@ -138,7 +140,7 @@ internal static class GenerationRunner
         try
         {
             var readers = new ChannelReader<GenerationUpdate>[generations.Count];
-            switch (scheduler.Submit(generations, readers, lifetime.Token))
+            switch (engine.Submit(generations, readers, lifetime.Token))
             {
                 case SubmitResult.QueueFull:
                     await WriteQueueFullAsync(context).ConfigureAwait(false);
@@ -170,9 +172,9 @@ internal static class GenerationRunner
     }
 
     /// <summary>The smallest of the server's maximum, the <c>timeout</c> field and the <c>X-Request-Timeout</c> header.</summary>
-    private static TimeSpan EffectiveTimeout(HttpContext context, GenerationSettings settings)
+    private static TimeSpan EffectiveTimeout(HttpContext context, ServingLimits limits, GenerationSettings settings)
     {
-        var timeout = context.RequestServices.GetService<ServingLimits>()?.MaxRequestTimeout ?? ServingLimits.DefaultMaxRequestTimeout;
+        var timeout = limits.MaxRequestTimeout;
         if (settings.Timeout is { } field && field < timeout)
         {
             timeout = field;
@@ -218,7 +220,7 @@ internal static class GenerationRunner
         var status = context.RequestAborted.IsCancellationRequested ? 499
             : context.Items.ContainsKey(FailedKey) && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
             : context.Response.StatusCode;
-        Hosting.ServerLog.RequestFinished(logger, id, model, usage, total, status);
+        ServingLog.RequestFinished(logger, id, model, usage, total, status);
     }
 
     /// <summary>The <see cref="HttpContext.Items"/> key that marks a run that threw.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 
@@ -13,11 +14,11 @@ namespace InferenceServer.OpenAi;
 /// </summary>
 internal sealed record GenerationSettings
 {
-    /// <summary>Most completions per prompt.</summary>
-    public const int MaxN = 16;
+    /// <summary>Most completions per prompt (<see cref="GenerationLimits.MaxN"/>, the same over gRPC).</summary>
+    public const int MaxN = GenerationLimits.MaxN;
 
-    /// <summary>Most alternatives per position in a logprobs report (vLLM's default <c>max_logprobs</c>).</summary>
-    public const int MaxLogprobs = 20;
+    /// <summary>Most alternatives per position in a logprobs report (<see cref="GenerationLimits.MaxLogprobs"/>).</summary>
+    public const int MaxLogprobs = GenerationLimits.MaxLogprobs;
 
     /// <summary>Most <c>logit_bias</c> entries.</summary>
     public const int MaxLogitBias = 1024;
@@ -136,14 +137,14 @@ internal sealed record GenerationSettings
 
     private static TimeSpan? ReadTimeout(JsonRequestReader reader)
     {
-        if (reader.Number("timeout", 0, Hosting.ServingLimits.LongestTimeoutSeconds) is not { } seconds)
+        if (reader.Number("timeout", 0, ServingLimits.LongestTimeoutSeconds) is not { } seconds)
         {
             return null;
         }
 
-        if (seconds < Hosting.ServingLimits.ShortestTimeoutSeconds)
+        if (seconds < ServingLimits.ShortestTimeoutSeconds)
         {
-            throw new RequestValidationException("timeout", string.Create(CultureInfo.InvariantCulture, $"'timeout' must be a number of seconds from {Hosting.ServingLimits.ShortestTimeoutSeconds} to {Hosting.ServingLimits.LongestTimeoutSeconds}; got {seconds}."));
+            throw new RequestValidationException("timeout", string.Create(CultureInfo.InvariantCulture, $"'timeout' must be a number of seconds from {ServingLimits.ShortestTimeoutSeconds} to {ServingLimits.LongestTimeoutSeconds}; got {seconds}."));
         }
 
         return TimeSpan.FromSeconds(seconds);

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Buffers;
 using InferenceServer.Engine.Requests;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi;
 

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using InferenceServer.FunctionalTests.Infrastructure;
 using InferenceServer.Hosting;
+using InferenceServer.Serving;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace InferenceServer.FunctionalTests.Grpc;

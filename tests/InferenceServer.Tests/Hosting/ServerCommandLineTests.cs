@@ -1,3 +1,4 @@
+using InferenceServer.Cli;
 using InferenceServer.Hosting;
 using InferenceServer.Hosting.CommandLine;
 

@@ -1,4 +1,5 @@
 using InferenceServer.Hosting;
+using InferenceServer.Observability;
 using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.Configuration;
 

@@ -1,4 +1,5 @@
 using InferenceServer.OpenAi;
+using InferenceServer.Serving;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 

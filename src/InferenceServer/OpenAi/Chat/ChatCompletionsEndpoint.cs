@@ -1,5 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Engine.Scheduling;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi.Chat;
 
@@ -10,14 +10,14 @@ namespace InferenceServer.OpenAi.Chat;
 internal static class ChatCompletionsEndpoint
 {
     /// <summary>Handles one request and logs its line when it ends (the messages only with <paramref name="logPrompt"/>).</summary>
-    public static Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
+    public static Task HandleAsync(HttpContext context, IInferenceEngine engine, ServingLimits limits, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
         var id = "chatcmpl-" + context.TraceIdentifier;
-        return GenerationRunner.ServeAsync(context, scheduler, time, logger, logPrompt, id, "messages", body =>
+        return GenerationRunner.ServeAsync(context, engine, limits, time, logger, logPrompt, id, "messages", body =>
         {
-            var request = ChatCompletionRequest.Parse(body, scheduler.Model, renderer);
+            var request = ChatCompletionRequest.Parse(body, engine.Model, renderer);
             var constraints = request.CreateConstraints(structured);
-            return new PreparedGeneration([request.Prompt], new ChatResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model, request), constraints);
+            return new PreparedGeneration([request.Prompt], new ChatResponseWriter(id, time.GetUtcNow().ToUnixTimeSeconds(), engine.Model, request), constraints);
         });
     }
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
 using InferenceServer.OpenAi.ToolCalls;
+using InferenceServer.Serving;
 using InferenceServer.Tokenization;
 
 namespace InferenceServer.OpenAi.Chat;

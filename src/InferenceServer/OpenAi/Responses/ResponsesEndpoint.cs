@@ -1,7 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Engine.Requests;
-using InferenceServer.Engine.Scheduling;
 using InferenceServer.OpenAi.Chat;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi.Responses;
 
@@ -14,11 +14,11 @@ namespace InferenceServer.OpenAi.Responses;
 internal static class ResponsesEndpoint
 {
     /// <summary>Handles one request and logs its line when it ends (the input only with <paramref name="logPrompt"/>).</summary>
-    public static Task HandleAsync(HttpContext context, ContinuousBatchScheduler scheduler, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
+    public static Task HandleAsync(HttpContext context, IInferenceEngine engine, ServingLimits limits, ChatPromptRenderer renderer, StructuredOutput structured, TimeProvider time, ILogger logger, bool logPrompt)
     {
-        return GenerationRunner.ServeAsync(context, scheduler, time, logger, logPrompt, "resp_" + context.TraceIdentifier, "input", body =>
+        return GenerationRunner.ServeAsync(context, engine, limits, time, logger, logPrompt, "resp_" + context.TraceIdentifier, "input", body =>
         {
-            var request = ResponsesRequest.Parse(body, scheduler.Model, renderer);
+            var request = ResponsesRequest.Parse(body, engine.Model, renderer);
             Func<ITokenConstraint>? constraints;
             try
             {
@@ -29,7 +29,7 @@ internal static class ResponsesEndpoint
                 throw ResponsesRequest.Rename(ex);
             }
 
-            var writer = new ResponsesResponseWriter(context.TraceIdentifier, time.GetUtcNow().ToUnixTimeSeconds(), scheduler.Model.Name, request);
+            var writer = new ResponsesResponseWriter(context.TraceIdentifier, time.GetUtcNow().ToUnixTimeSeconds(), engine.Model.Name, request);
             return new PreparedGeneration([request.Chat.Prompt], writer, constraints);
         });
     }

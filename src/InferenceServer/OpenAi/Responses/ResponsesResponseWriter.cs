@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using InferenceServer.Engine.Requests;
 using InferenceServer.OpenAi.ToolCalls;
+using InferenceServer.Serving;
 
 namespace InferenceServer.OpenAi.Responses;
 

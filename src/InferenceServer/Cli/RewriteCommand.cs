@@ -2,7 +2,7 @@
 using InferenceServer.Onnx.Graph;
 using InferenceServer.Onnx.Packaging;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Cli;
 
 /// <summary>
 /// The <c>rewrite</c> command: <c>InferenceServer rewrite &lt;model folder&gt; --out &lt;folder&gt;</c> writes the model folder

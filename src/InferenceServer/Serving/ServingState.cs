@@ -1,17 +1,15 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Engine.Scheduling;
-
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Serving;
 
 /// <summary>
 /// Whether this replica should get traffic, in one place for every probe and gate: the HTTP readiness probe, the
 /// request gate that answers 503 to new work, and the gRPC health service. Ready means the engine loop runs and made
-/// progress recently (see <see cref="ContinuousBatchScheduler.IsStalled"/>) and the server is not draining. It also
+/// progress recently (see <see cref="IInferenceEngine.IsStalled"/>) and the server is not draining. It also
 /// counts in-flight API requests so that draining can wait for them.
 /// </summary>
 internal sealed class ServingState
 {
-    private readonly ContinuousBatchScheduler _scheduler;
+    private readonly IInferenceEngine _engine;
     private readonly TimeSpan _stallTimeout;
     private readonly TimeSpan _livenessStallTimeout;
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -20,13 +18,13 @@ internal sealed class ServingState
     private volatile bool _draining;
 
     /// <summary>
-    /// Creates the state over <paramref name="scheduler"/>; the engine counts as stuck (not ready) after
+    /// Creates the state over <paramref name="engine"/>; the engine counts as stuck (not ready) after
     /// <paramref name="stallTimeout"/> without progress while it has work, and as dead (not live) after
     /// <paramref name="livenessStallTimeout"/> (default: never).
     /// </summary>
-    public ServingState(ContinuousBatchScheduler scheduler, TimeSpan stallTimeout, TimeSpan? livenessStallTimeout = null)
+    public ServingState(IInferenceEngine engine, TimeSpan stallTimeout, TimeSpan? livenessStallTimeout = null)
     {
-        _scheduler = scheduler;
+        _engine = engine;
         _stallTimeout = stallTimeout;
         _livenessStallTimeout = livenessStallTimeout ?? TimeSpan.MaxValue;
     }
@@ -41,13 +39,13 @@ internal sealed class ServingState
     /// True when the replica should get new requests: not draining, the engine loop runs and is not stuck, and it is
     /// healthy (not failing model step after step).
     /// </summary>
-    public bool IsReady => AdmitsRequests && _scheduler.IsHealthy;
+    public bool IsReady => AdmitsRequests && _engine.IsHealthy;
 
     /// <summary>
     /// Whether the gate lets API requests through: <see cref="IsReady"/> but for engine health. An unhealthy engine answers
     /// for itself (503 with the reason during its fault cooldown, then a probe of the model), so it can recover.
     /// </summary>
-    public bool AdmitsRequests => !_draining && !_scheduler.IsStalled(_stallTimeout);
+    public bool AdmitsRequests => !_draining && !_engine.IsStalled(_stallTimeout);
 
     /// <summary>Completes when draining begins (readiness of the engine is polled, not signalled).</summary>
     public Task Changed => _drainStarted.Task;
@@ -58,11 +56,11 @@ internal sealed class ServingState
     /// <summary>Why the replica is not ready, for probe bodies and 503 messages; null when it is ready.</summary>
     public string? NotReadyReason => _draining
         ? "draining"
-        : !_scheduler.IsRunning
+        : !_engine.IsRunning
             ? "engine stopped"
-            : _scheduler.IsStalled(_stallTimeout)
+            : _engine.IsStalled(_stallTimeout)
                 ? "engine stalled"
-                : !_scheduler.IsHealthy ? "engine unhealthy: repeated model failures" : null;
+                : !_engine.IsHealthy ? "engine unhealthy: repeated model failures" : null;
 
     /// <summary>
     /// Why the process should be restarted, for <c>/health/live</c>; null while it is live. Only a stall counts: the
@@ -71,15 +69,15 @@ internal sealed class ServingState
     /// the first and the engine recovers from the second by itself.
     /// </summary>
     public string? NotLiveReason
-        => _scheduler.ActiveRequests > 0 && _scheduler.SinceLastProgress is var idle && idle > _livenessStallTimeout
-            ? $"engine stalled: no progress for {(long)idle.TotalSeconds} s with {_scheduler.ActiveRequests} request(s) in flight"
+        => _engine.ActiveRequests > 0 && _engine.SinceLastProgress is var idle && idle > _livenessStallTimeout
+            ? $"engine stalled: no progress for {(long)idle.TotalSeconds} s with {_engine.ActiveRequests} request(s) in flight"
             : null;
 
     /// <summary>
     /// Whether the engine answers as vLLM's <c>GET /health</c> means it: the loop runs, is not stalled and is not failing
     /// its steps. Draining does not count (readiness says that).
     /// </summary>
-    public bool EngineHealthy => _scheduler.IsRunning && !_scheduler.IsStalled(_stallTimeout) && _scheduler.IsHealthy;
+    public bool EngineHealthy => _engine.IsRunning && !_engine.IsStalled(_stallTimeout) && _engine.IsHealthy;
 
     /// <summary>
     /// Counts a new API request in, unless the replica is not ready (then it counts nothing and returns false, and the

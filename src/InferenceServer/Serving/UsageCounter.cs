@@ -2,7 +2,7 @@
 using InferenceServer.Engine.Diagnostics;
 using InferenceServer.Engine.Requests;
 
-namespace InferenceServer.OpenAi;
+namespace InferenceServer.Serving;
 
 /// <summary>Token counts over a response's choices, as OpenAI reports them in <c>usage</c>.</summary>
 internal sealed class UsageCounter

@@ -1,7 +1,7 @@
-using InferenceServer.Http;
+using InferenceServer.Serving;
 using Microsoft.Extensions.Primitives;
 
-namespace InferenceServer.Tests.Http;
+namespace InferenceServer.Tests.Serving;
 
 public sealed class ApiKeyVerifierMatchTests
 {

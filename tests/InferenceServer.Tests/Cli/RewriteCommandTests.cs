@@ -1,9 +1,9 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Hosting;
+using InferenceServer.Cli;
 using InferenceServer.Onnx.Graph;
 using InferenceServer.Onnx.Packaging;
 
-namespace InferenceServer.Tests.Hosting;
+namespace InferenceServer.Tests.Cli;
 
 /// <summary><c>InferenceServer rewrite &lt;model folder&gt; --out &lt;folder&gt;</c>: the graph the server runs, written out.</summary>
 public sealed class RewriteCommandTests : IDisposable

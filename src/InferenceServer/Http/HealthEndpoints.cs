@@ -1,8 +1,9 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Reflection;
 using System.Text.Json;
+using InferenceServer.Serving;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Http;
 
 /// <summary>
 /// The probes, all read from <see cref="ServingState"/> and never gated (they answer while draining):

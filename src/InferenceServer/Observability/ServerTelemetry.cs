@@ -8,10 +8,13 @@ using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
-/// <summary>Logging (Serilog), tracing and metrics (OpenTelemetry).</summary>
-internal static partial class ServerProgram
+/// <summary>
+/// The server's logging (Serilog), tracing and metrics (OpenTelemetry) registration, which the composition root calls
+/// once at start.
+/// </summary>
+internal static class ServerTelemetry
 {
     /// <summary>The service name when <c>OTEL_SERVICE_NAME</c> is not set.</summary>
     public const string ServiceName = "inference-server";
@@ -22,7 +25,9 @@ internal static partial class ServerProgram
     /// Serilog to stdout, text or compact JSON. Levels come from the usual <c>Logging:LogLevel</c> section
     /// (<c>Default</c> and per-category overrides), so <c>--Logging:LogLevel:Default Warning</c> works as before.
     /// </summary>
-    private static void AddLogging(WebApplicationBuilder builder, ServerOptions options)
+    /// <param name="builder">The application being built.</param>
+    /// <param name="format"><c>--log-format</c>: text lines or compact JSON.</param>
+    public static void AddLogging(WebApplicationBuilder builder, LogFormat format)
     {
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSerilog((services, configuration) =>
@@ -47,7 +52,7 @@ internal static partial class ServerProgram
             }
 
             configuration.Enrich.FromLogContext().Enrich.With(new RequestIdEnricher(services.GetRequiredService<IHttpContextAccessor>()));
-            if (options.LogFormat == LogFormat.Json)
+            if (format == LogFormat.Json)
             {
                 configuration.WriteTo.Console(new RenderedCompactJsonFormatter());
             }
@@ -74,7 +79,7 @@ internal static partial class ServerProgram
     /// and decode spans. Metrics: the engine's vLLM-named instruments, ASP.NET Core's and the runtime's, scraped at
     /// <c>/metrics</c>. Both also go to an OTLP collector when the standard <c>OTEL_EXPORTER_OTLP_*</c> variables name one.
     /// </summary>
-    private static void AddTelemetry(WebApplicationBuilder builder)
+    public static void AddTelemetry(WebApplicationBuilder builder)
     {
         var scrape = new PrometheusScrapeEndpoint();
         builder.Services.AddSingleton(scrape);

@@ -5,7 +5,7 @@ using InferenceServer.Engine.Diagnostics;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>
 /// Writes OpenTelemetry's aggregated metrics in the Prometheus text format (0.0.4), with vLLM's exact names for the

@@ -1,6 +1,6 @@
-using InferenceServer.Http;
+using InferenceServer.Serving;
 
-namespace InferenceServer.Tests.Http;
+namespace InferenceServer.Tests.Serving;
 
 public sealed class ApiKeyVerifierTests
 {

@@ -1,5 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>How log lines are written to stdout.</summary>
 internal enum LogFormat

@@ -1,8 +1,9 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Hosting;
+using InferenceServer.Grpc;
 using InferenceServer.Http;
+using InferenceServer.Serving;
 
-namespace InferenceServer.Grpc;
+namespace InferenceServer.Hosting;
 
 /// <summary>Registers and maps the gRPC API: <c>inference.v1.Inference</c>, <c>grpc.health.v1.Health</c> and server reflection.</summary>
 internal static class GrpcHosting

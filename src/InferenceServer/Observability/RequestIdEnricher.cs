@@ -2,10 +2,10 @@
 using Serilog.Core;
 using Serilog.Events;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>
-/// Adds <c>RequestId</c> (the request's <see cref="HttpContext.TraceIdentifier"/>, which <see cref="ServingGate"/> sets
+/// Adds <c>RequestId</c> (the request's <see cref="HttpContext.TraceIdentifier"/>, which <see cref="Http.RequestIdMiddleware"/> sets
 /// from <c>X-Request-Id</c>) to every event logged while handling a request. It replaces the id ASP.NET Core's logging
 /// scope captured before the gate ran, so all of a request's lines carry the id the caller and nginx know.
 /// Trace and span ids come from Serilog itself (the current <see cref="System.Diagnostics.Activity"/>).

@@ -2,7 +2,7 @@
 using System.Text;
 using OpenTelemetry.Metrics;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>
 /// <c>GET /metrics</c>: collects the metrics now (one scrape at a time) and answers with

@@ -4,11 +4,11 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Primitives;
 
-namespace InferenceServer.Http;
+namespace InferenceServer.Serving;
 
 /// <summary>
 /// The one place that compares a presented API key with the keys of <c>--api-key</c>, for HTTP
-/// (<see cref="ApiKeyMiddleware"/>) and gRPC metadata alike. Keys are kept as SHA-256 digests and a presented key is
+/// (the API key middleware) and gRPC metadata alike. Keys are kept as SHA-256 digests and a presented key is
 /// hashed the same way, so every comparison is of 32 bytes with <see cref="CryptographicOperations.FixedTimeEquals"/>:
 /// the time taken says nothing about a key's length, how much of it matched, or which key matched.
 /// </summary>

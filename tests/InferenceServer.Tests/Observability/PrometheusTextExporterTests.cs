@@ -1,7 +1,7 @@
 using InferenceServer.Engine.Diagnostics;
-using InferenceServer.Hosting;
+using InferenceServer.Observability;
 
-namespace InferenceServer.Tests.Hosting;
+namespace InferenceServer.Tests.Observability;
 
 public sealed class PrometheusTextExporterTests
 {

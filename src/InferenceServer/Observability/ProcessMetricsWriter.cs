@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Observability;
 
 /// <summary>
 /// The standard Prometheus <c>process_*</c> series, as the Prometheus client libraries' process collector (and so vLLM)

@@ -1,5 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Serving;
 
 /// <summary>Per-request limits the HTTP API enforces before and while the engine works.</summary>
 internal sealed class ServingLimits

@@ -1,10 +1,11 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.OpenAi;
+using InferenceServer.Serving;
 
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Http;
 
 /// <summary>
-/// The middleware in front of the API (after <see cref="Http.RequestIdMiddleware"/>, which gives each request its id):
+/// The middleware in front of the API (after <see cref="RequestIdMiddleware"/>, which gives each request its id):
 /// admits API requests (HTTP and gRPC) only while the replica is ready: otherwise a 503 in OpenAI's envelope with <c>Retry-After</c>, which a balancer
 /// retries on another replica. Probes, <c>/metrics</c>, <c>/version</c> and gRPC health always pass. Admitted requests are counted so
 /// draining can wait for them.

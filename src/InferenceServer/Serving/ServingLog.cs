@@ -1,8 +1,8 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-namespace InferenceServer.Hosting;
+namespace InferenceServer.Serving;
 
-/// <summary>The host's request log (event ids 2000-2099; draining uses 2100-2199).</summary>
-internal static partial class ServerLog
+/// <summary>The serving layer's request log, for HTTP and gRPC alike (event ids 2000-2099; draining uses 2100-2199).</summary>
+internal static partial class ServingLog
 {
     /// <summary>One line per finished completion request; never the prompt or the generated text.</summary>
     [LoggerMessage(
@@ -16,7 +16,7 @@ internal static partial class ServerLog
     /// Logs <see cref="CompletionFinished"/> for a finished HTTP or gRPC request from its counts and timings: TTFT -1
     /// when no token came, finish "abort" when no choice finished.
     /// </summary>
-    public static void RequestFinished(ILogger logger, string id, string model, OpenAi.UsageCounter usage, TimeSpan total, int statusCode)
+    public static void RequestFinished(ILogger logger, string id, string model, UsageCounter usage, TimeSpan total, int statusCode)
     {
         var ttft = usage.TimeToFirstToken is { } first ? first.TotalMilliseconds : -1;
         var reasons = usage.FinishReasons.Length > 0 ? usage.FinishReasons : "abort";

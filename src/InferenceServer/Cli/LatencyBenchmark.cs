@@ -4,7 +4,7 @@ using System.Globalization;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
 
-namespace InferenceServer.Benchmarks;
+namespace InferenceServer.Cli;
 
 /// <summary>
 /// <c>InferenceServer bench latency</c>, in the spirit of <c>vllm bench latency</c>: the model runner alone, in process

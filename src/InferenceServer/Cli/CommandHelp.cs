@@ -1,8 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using InferenceServer.Benchmarks;
 using InferenceServer.Builder;
 
-namespace InferenceServer.Hosting.CommandLine;
+namespace InferenceServer.Cli;
 
 /// <summary><c>InferenceServer &lt;command&gt; --help</c>: the usage of <c>build</c>, <c>inspect</c>, <c>rewrite</c> and <c>bench latency</c>.</summary>
 internal static class CommandHelp

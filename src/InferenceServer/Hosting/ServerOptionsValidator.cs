@@ -1,0 +1,47 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using Microsoft.Extensions.Options;
+
+namespace InferenceServer.Hosting;
+
+/// <summary>
+/// The rules between <see cref="ServerOptions"/>' flags, checked once at start after binding (each flag's own kind and
+/// range are <see cref="ServerOptionsBinder"/>'s): <c>--gpu-memory-utilization</c> or <c>--kv-cache-memory</c>, not
+/// both; <c>--grpc-tls-key</c> only with <c>--grpc-tls-certificate</c>; <c>--grpc-host</c> and
+/// <c>--grpc-tls-certificate</c> only with <c>--grpc-port</c>. Every message names the flags.
+/// </summary>
+internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        if (options.GpuMemoryUtilization is not null && options.KvCacheMemoryGiven)
+        {
+            failures.Add("--gpu-memory-utilization and --kv-cache-memory both size the KV cache; give only one");
+        }
+
+        var grpc = options.Grpc;
+        if (grpc.TlsKey is not null && grpc.TlsCertificate is null)
+        {
+            failures.Add("--grpc-tls-key needs --grpc-tls-certificate (the PEM certificate of that key)");
+        }
+
+        if (grpc.Port is null && (grpc.TlsCertificate is not null || grpc.Host is not null))
+        {
+            failures.Add("--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Validates <paramref name="options"/>; throws <see cref="FormatException"/> with the first failure (the startup's one line).</summary>
+    public static void ThrowIfInvalid(ServerOptions options)
+    {
+        var result = new ServerOptionsValidator().Validate(Options.DefaultName, options);
+        if (result.Failed)
+        {
+            throw new FormatException(result.Failures.First());
+        }
+    }
+}
