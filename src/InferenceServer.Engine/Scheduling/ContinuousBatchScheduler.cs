@@ -71,7 +71,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable
         var blocks = PlanKvBlocks(model, options);
         _kv = new KvCacheManager(blocks, options.BlockSize, options.EnablePrefixCaching);
         var runner = model.CreateRunner(blocks, options.BlockSize);
-        if (runner is InferenceServer.Onnx.Runtime.SplitRunner split)
+        if (runner is InferenceServer.Onnx.Runtime.IOffloadingRunner split)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
             split.Observer = metrics;
