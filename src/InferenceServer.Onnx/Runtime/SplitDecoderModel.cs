@@ -42,8 +42,11 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// <summary>Element type of the segments' activations, q, k, v and attention (float, float16 or bfloat16).</summary>
     internal TensorElementType SegmentType { get; private init; } = TensorElementType.Float;
 
-    /// <summary>Whether attention runs on the compute GPU (<c>--attention-device cuda:N</c>, the local split).</summary>
-    internal bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].StartsWith("cuda", StringComparison.Ordinal);
+    /// <summary>
+    /// Whether attention runs on the compute GPU (<c>--attention-device cuda:N</c>, the local split): q, k, v and the
+    /// outputs stay on the device, and no bytes cross devices (<c>inference_attention_offload_bytes_total</c> stays 0).
+    /// </summary>
+    public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].StartsWith("cuda", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public string? DeviceNote => null;

@@ -213,6 +213,11 @@ internal static partial class ServerProgram
     private static void LogOffloading(ServedModel model, SplitDecoderModel split, SchedulerOptions scheduler, StartupLog log)
     {
         log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
+        if (split.CudaAttention)
+        {
+            log.Info($"model {model.Name}: local split: attention beside the segments on {split.Device}, q, k, v and outputs stay on the device (no offload bytes)");
+        }
+
         int blocks;
         try
         {
