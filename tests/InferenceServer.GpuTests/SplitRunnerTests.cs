@@ -39,7 +39,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         using var model = OpenSplit(fixture, dtype, attentionDevice);
         var cases = GpuFixtures.References(fixture);
         var vocab = model.Spec.VocabularySize;
-        var blockSize = model.ChooseBlockSize(16);
+        var blockSize = model.ChooseBlockSize(64);
         using var runner = model.CreateRunner(cases.Count, blockSize);
         var batch = new ForwardBatch();
         for (var r = 0; r < cases.Count; r++)
@@ -101,7 +101,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         SkipWithoutCuda();
         using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
         var cases = GpuFixtures.References("llama-gqa");
-        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
+        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(64));
         var vocab = model.Spec.VocabularySize;
         var logits = new float[cases.Count * vocab];
         var batch = new ForwardBatch();
