@@ -13,41 +13,15 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "llama1b"))
-try:
-    from prompts import agreement  # noqa: E402
-except ImportError:  # the report still comes out without the comparison helper
-    def agreement(expected, actual):
-        common = 0
-        while common < min(len(expected), len(actual)) and expected[common] == actual[common]:
-            common += 1
-        return {"prefix": common, "equal": sum(1 for a, b in zip(expected, actual) if a == b), "of": len(expected)}
+from prompts import agreement  # noqa: E402
+from report import number, ratio, read_json, read_text as read_optional  # noqa: E402
 
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
          "cpu": "CPU attention (--attention-device cpu)"}
 
 
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def read_text(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def number(value, decimals=1):
-    return "n/a" if value is None else f"{value:,.{decimals}f}"
-
-
-def ratio(a, b):
-    return "n/a" if not a or not b else f"{a / b:.2f}x"
+    return read_optional(path) or ""
 
 
 def main():

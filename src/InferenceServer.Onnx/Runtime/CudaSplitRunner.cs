@@ -275,30 +275,8 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
     private void Pack(ForwardBatch batch, int tokens, int logitRows)
     {
-        var ids = _ids.Reserve(tokens);
-        var positions = _positions.Reserve(tokens);
-        var indices = _logitsIndices.Reserve(Math.Max(1, logitRows));
-        var offset = 0;
-        for (var r = 0; r < batch.RowCount; r++)
-        {
-            var rowTokens = batch.Tokens(r);
-            var past = batch.PastLength(r);
-            var needed = (past + rowTokens.Length + BlockSize - 1) / BlockSize;
-            if (batch.BlockTable(r).Length < needed)
-            {
-                throw new ArgumentException($"Row {r} holds {past + rowTokens.Length} tokens but its block table has {batch.BlockTable(r).Length} blocks of {BlockSize}.", nameof(batch));
-            }
-
-            for (var t = 0; t < rowTokens.Length; t++)
-            {
-                ids[offset + t] = rowTokens[t];
-                positions[offset + t] = past + t;
-            }
-
-            offset += rowTokens.Length;
-        }
-
-        batch.WriteLogitIndices(indices);
+        SplitStep.Pack(batch, BlockSize, _ids.Reserve(tokens), _positions.Reserve(tokens));
+        batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, logitRows)));
         _ids.Upload(tokens);
         _positions.Upload(tokens);
         _logitsIndices.Upload(logitRows);
@@ -410,33 +388,7 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
         var output = _output.AsSpan(0, tokens * spec.OutputWidth);
         var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
         output.Clear();
-        var first = true;
-        for (var b = 0; b < _hostBackends.Length; b++)
-        {
-            var backend = _hostBackends[b];
-            if (!backend.HasWork)
-            {
-                continue;
-            }
-
-            var start = Stopwatch.GetTimestamp();
-            if (first)
-            {
-                backend.Attend(call, spec, q, k, v, mask, output, lse);
-                first = false;
-            }
-            else
-            {
-                // Another part of the same rows' KV: merged exactly by log-sum-exp.
-                var partOutput = _partOutput.AsSpan(0, output.Length);
-                var partLse = _partLse.AsSpan(0, lse.Length);
-                backend.Attend(call, spec, q, k, v, mask, partOutput, partLse);
-                AttentionMerge.MergeInto(output, lse, partOutput, partLse, spec.QueryHeads, spec.ValueWidth);
-            }
-
-            _attentionTicks[b] += Stopwatch.GetTimestamp() - start;
-        }
-
+        SplitStep.Attend(_hostBackends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _attentionTicks);
         Narrow(output, _attention.Reserve(output.Length));
         _attention.Upload(output.Length);
     }

@@ -1,6 +1,8 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Text.Json;
 using InferenceServer.Builder.Onnx.Proto;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using DataType = InferenceServer.Builder.Onnx.Proto.TensorProto.Types.DataType;
@@ -77,6 +79,14 @@ public sealed class HalfSplitGraphTests
             var name = s == 0 ? "input_ids" : "hidden";
             Assert.Equal(s == 0 ? TensorElementType.Int64 : TensorElementType.Float16, session.InputMetadata[name].ElementDataType);
         }
+    }
+
+    [Fact]
+    public void Open_HalfSplitOnTheCpu_SaysToServeOnCuda()
+    {
+        var package = ModelPackage.Load(BuiltModels.Get("llama-gqa", "fp16", "cuda", split: true));
+        var error = Assert.Throws<ModelPackageException>(() => DecoderModels.Open(package, new OnnxSessionOptions { Device = "cpu", AttentionDevices = ["cpu"] }));
+        Assert.Contains("--device cuda", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
