@@ -81,7 +81,11 @@ step() {
 }
 
 http_ok() {
-    [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null)" == 200 ]]
+    if command -v curl > /dev/null; then
+        [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null)" == 200 ]]
+    else
+        python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$1" 2>/dev/null
+    fi
 }
 
 stop_server() {
