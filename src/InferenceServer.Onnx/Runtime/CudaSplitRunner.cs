@@ -393,24 +393,8 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _attention.Upload(output.Length);
     }
 
-    private void Widen(ReadOnlySpan<ushort> source, Span<float> destination)
-    {
-        if (_bf16)
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                destination[i] = KvConvert.FromBFloat16(source[i]);
-            }
-        }
-        else
-        {
-            var halves = MemoryMarshal.Cast<ushort, Half>(source);
-            for (var i = 0; i < halves.Length; i++)
-            {
-                destination[i] = (float)halves[i];
-            }
-        }
-    }
+    private void Widen(ReadOnlySpan<ushort> source, Span<float> destination) =>
+        KvSimd.Convert(MemoryMarshal.AsBytes(source), destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);
 
     private void Narrow(ReadOnlySpan<float> source, Span<ushort> destination)
     {
