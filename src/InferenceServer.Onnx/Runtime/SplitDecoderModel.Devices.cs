@@ -35,17 +35,17 @@ public sealed partial class SplitDecoderModel
         if (cudaAttention >= 0)
         {
             var list = string.Join(",", devices);
-            if (cudaAttention >= count)
-            {
-                throw new ExecutionProviderException($"--attention-device cuda:{cudaAttention.ToString(CultureInfo.InvariantCulture)}: no such CUDA device; {Existing(count)}");
-            }
-
             if (devices.Count > 1)
             {
                 throw new ExecutionProviderException(
                     $"--attention-device {list}: a cuda:N attention device cannot share a model's KV with other memory devices in this version: "
                     + "PagedAttention returns no log-sum-exp, so the parts of a sequence on several devices cannot be merged (ADR 0005; mixing devices is issue 17). "
                     + "Use one --attention-device cuda:N, or cpu devices only");
+            }
+
+            if (cudaAttention >= count)
+            {
+                throw new ExecutionProviderException($"--attention-device cuda:{cudaAttention.ToString(CultureInfo.InvariantCulture)}: no such CUDA device; {Existing(count)}");
             }
 
             if (!onCuda)

@@ -168,6 +168,17 @@ public sealed class HalfSplitGraphTests
         Assert.Contains("--device cuda", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("cuda:0", "cpu")]
+    [InlineData("cuda:0", "cuda:0")]
+    public void Open_CudaAttentionBesideAnotherDevice_SaysIssue17(string first, string second)
+    {
+        var package = ModelPackage.Load(BuiltModels.Get("llama-gqa", "fp16", "cuda", split: true));
+        var error = Assert.Throws<ExecutionProviderException>(() => DecoderModels.Open(package, new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = [first, second] }));
+        Assert.Contains("issue 17", error.Message, StringComparison.Ordinal);
+        Assert.Contains("log-sum-exp", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Build_HalfSplitOfMla_FailsSayingFp32()
     {
