@@ -45,7 +45,6 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly CudaAttentionBackend? _cuda;
     private readonly IAttentionBackend[] _hostBackends;
     private readonly CpuPagedAttention? _kernel;
-    private readonly string[] _devices;
     private readonly long[] _attentionTicks;
     private float[] _qFloat = [];
     private float[] _kFloat = [];
@@ -92,7 +91,6 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _attention = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
         _headMask = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 64);
         _logits = new PinnedTensorBuffer<float>(model.Spec.VocabularySize);
-        _devices = [.. devices];
         _attentionTicks = new long[devices.Count];
         _bindings = new StepBinding[model.Segments.Count];
         for (var s = 0; s < _bindings.Length; s++)
@@ -215,7 +213,7 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 else
                 {
                     AttendOnHost(s - 1, spec, tokens);
-                    offloadBytes += (long)tokens * ((2 * spec.QueryWidth) + (spec.KvHeads * (spec.KeyWidth + spec.ValueWidth))) * sizeof(ushort);
+                    offloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
             }
 
@@ -229,17 +227,7 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         LastStepOffloadBytes = offloadBytes;
-        if (Observer is { } observer)
-        {
-            observer.AttentionOffloaded(offloadBytes);
-            for (var b = 0; b < _devices.Length; b++)
-            {
-                if (_attentionTicks[b] > 0)
-                {
-                    observer.AttentionStep(_devices[b], (double)_attentionTicks[b] / Stopwatch.Frequency);
-                }
-            }
-        }
+        SplitStep.Report(Observer, offloadBytes, _model.AttentionDevices, _attentionTicks);
 
         _logits.Read(logitRows * vocab).CopyTo(logits);
     }

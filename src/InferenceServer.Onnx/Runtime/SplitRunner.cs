@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime;
 
@@ -159,7 +158,7 @@ internal sealed class SplitRunner : IModelRunner, IOffloadingRunner
             {
                 var spec = calls[s - 1];
                 Attend(s - 1, spec, tokens);
-                offloadBytes += (long)tokens * ((2 * spec.QueryWidth) + (spec.KvHeads * (spec.KeyWidth + spec.ValueWidth))) * sizeof(float);
+                offloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(float));
             }
 
             if (s < calls.Count || logitRows > 0)
@@ -172,17 +171,7 @@ internal sealed class SplitRunner : IModelRunner, IOffloadingRunner
         }
 
         LastStepOffloadBytes = offloadBytes;
-        if (Observer is { } observer)
-        {
-            observer.AttentionOffloaded(offloadBytes);
-            for (var b = 0; b < _backends.Length; b++)
-            {
-                if (_attentionTicks[b] > 0)
-                {
-                    observer.AttentionStep(_backends[b].Device, (double)_attentionTicks[b] / Stopwatch.Frequency);
-                }
-            }
-        }
+        SplitStep.Report(Observer, offloadBytes, _model.AttentionDevices, _attentionTicks);
 
         _logits.Read(logitRows * vocab).CopyTo(logits);
     }

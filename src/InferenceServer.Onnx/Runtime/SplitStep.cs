@@ -40,6 +40,31 @@ internal static class SplitStep
     }
 
     /// <summary>
+    /// Bytes one attention call moves between the dense segments and a memory device for <paramref name="tokens"/> tokens:
+    /// q, k and v out and the output back (ADR 0005's (2 + 2/G) x hidden for GQA), <paramref name="elementBytes"/> each.
+    /// </summary>
+    public static long OffloadBytes(AttentionLayerSpec spec, int tokens, int elementBytes) =>
+        (long)tokens * ((2 * spec.QueryWidth) + (spec.KvHeads * (spec.KeyWidth + spec.ValueWidth))) * elementBytes;
+
+    /// <summary>Tells <paramref name="observer"/> (if any) the step's offloaded bytes and each device's attention time (<paramref name="ticks"/>, in <paramref name="devices"/>' order).</summary>
+    public static void Report(IAttentionObserver? observer, long offloadBytes, IReadOnlyList<string> devices, ReadOnlySpan<long> ticks)
+    {
+        if (observer is null)
+        {
+            return;
+        }
+
+        observer.AttentionOffloaded(offloadBytes);
+        for (var b = 0; b < ticks.Length; b++)
+        {
+            if (ticks[b] > 0)
+            {
+                observer.AttentionStep(devices[b], (double)ticks[b] / Stopwatch.Frequency);
+            }
+        }
+    }
+
+    /// <summary>
     /// Attention call <paramref name="call"/> on every backend that holds some of the step's KV: the first writes
     /// <paramref name="output"/> and <paramref name="lse"/>, each further one its part into <paramref name="partOutput"/>
     /// and <paramref name="partLse"/>, merged in exactly by log-sum-exp. Adds each backend's Stopwatch ticks to
