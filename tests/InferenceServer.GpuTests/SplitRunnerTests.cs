@@ -143,6 +143,23 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         Assert.Equal(0, allocated);
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda:0")]
+    public void KvMemory_LocalSplitOnTheGpu_CpuAttentionOnTheHost(string attentionDevice)
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
+        var onGpu = attentionDevice != "cpu";
+        Assert.Equal("cuda:0", model.Device);
+        Assert.Equal(onGpu, model.DeviceFreeMemory is > 0);
+        var blockSize = model.ChooseBlockSize(16);
+        Assert.Equal(onGpu ? 256 : 16, blockSize);
+        using var runner = (CudaSplitRunner)model.CreateRunner(8, blockSize);
+        var expected = 8L * blockSize * model.Spec.KvBytesPerToken;
+        Assert.True(onGpu ? runner.KvBytes == expected : runner.KvBytes >= expected, $"{runner.KvBytes} KV bytes for {expected} of fp16 K and V");
+    }
+
     [Fact]
     public void Open_AttentionDeviceThatDoesNotExist_SaysWhichExist()
     {
