@@ -98,33 +98,9 @@ TEE_PID=$!
 FAILED=0
 SERVER_PID=
 
-elapsed() { echo $(( SECONDS - START )); }
-
-# The timeout for a step that wants $1 seconds while $2 seconds stay kept for what comes after; at least 1 (never
-# 0, which would mean no timeout at all to timeout(1)).
-budget() {
-    local want=$1 keep=$2 left
-    left=$(( BUDGET_S - $(elapsed) - keep ))
-    (( left < want )) && want=$left
-    (( want < 1 )) && want=1
-    echo "$want"
-}
-
-# step NAME STATUS SECONDS DETAIL: one row of the report's step table.
-step() {
-    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$RUN/steps.tsv"
-    echo "== $1: $2 ($3 s) ${4:-}"
-    [[ $2 == ok || $2 == reused || $2 == skipped ]] || FAILED=1
-}
-
-# GET $1 answers 200.
-http_ok() {
-    if command -v curl > /dev/null; then
-        [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null)" == 200 ]]
-    else
-        python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$1" 2>/dev/null
-    fi
-}
+# elapsed, budget, step, http_ok (beside this script in the checkout, else where the staged extra paths were unpacked).
+# shellcheck source=lib.sh
+source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
 
 stop_server() {
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then

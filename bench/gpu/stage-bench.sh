@@ -61,5 +61,5 @@ echo "models/tiny-pycoder/model.{onnx,safetensors} are emptied for the device ca
 echo "  git checkout -- models/tiny-pycoder"
 
 "$stage" src/InferenceServer/InferenceServer.csproj "$out/loadgen" "$out/gputests" "$out/tiny-pycoder" "$out/stage-info.txt" \
-    bench/gpu/llama1b bench/gpu/run-llama1b.sh bench/gpu/conformance.py \
+    bench/gpu/llama1b bench/gpu/lib.sh bench/gpu/run-llama1b.sh bench/gpu/run-split.sh bench/gpu/split_report.py bench/gpu/conformance.py \
     tests/fixtures/llama-gqa tests/fixtures/qwen2 tests/fixtures/llama-pruned tests/fixtures/llama-moh tests/fixtures/deepseek-v3-mla

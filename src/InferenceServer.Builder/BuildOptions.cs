@@ -34,7 +34,7 @@ public sealed record BuildOptions
 
     /// <summary>
     /// Also emit the split form of ADR 0005 (attention offloading): <c>segment.{s}.onnx</c>, one more than the attention
-    /// layers, beside the fused graph and sharing its data file, recorded in <c>genai_config.json</c>. fp32 only. Default false.
+    /// layers, beside the fused graph and sharing its data file, recorded in <c>genai_config.json</c>, in the <c>--dtype</c> (fp32, fp16 or bf16; not int4). Default false.
     /// </summary>
     public bool Split { get; init; }
 

@@ -19,7 +19,7 @@ public static class BuilderCommand
         + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
         + "  --graph genai: the onnxruntime-genai contract (GroupQueryAttention, seqlens_k), fp32 or int4 on cpu;\n"
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
-        + "  --split (fp32): also the split form for attention offloading (segment.{s}.onnx, ADR 0005);\n"
+        + "  --split: also the split form for attention offloading (segment.{s}.onnx in the --dtype, fp32/fp16/bf16; ADR 0005);\n"
         + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>

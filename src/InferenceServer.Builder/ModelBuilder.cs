@@ -157,9 +157,9 @@ public static class ModelBuilder
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
         }
 
-        if (options.Split && (options.DType != "fp32" || options.Graph != "auto"))
+        if (options.Split && (options.DType == "int4" || options.Graph != "auto"))
         {
-            throw new ModelBuildException($"--split builds fp32 segment graphs beside the dense graph in this version; build with --dtype fp32 and --graph auto (the split form's KV storage is the server's choice)");
+            throw new ModelBuildException($"--split builds fp32, fp16 or bf16 segment graphs beside the fused graph; build with --dtype fp32, fp16 or bf16 and --graph auto, not --dtype {options.DType} --graph {options.Graph}");
         }
 
         if (options.Graph is not ("auto" or "genai"))

@@ -40,7 +40,7 @@ public sealed class BuilderCommandTests
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "fp16" }, "--dtype fp16 needs --device cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype", "bf16", "--device", "cpu" }, "--dtype bf16 needs --device cuda")]
     [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--dtype" }, "--dtype needs a value")]
-    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--split", "--dtype", "fp16", "--device", "cuda" }, "--split builds fp32 segment graphs")]
+    [InlineData(new[] { "--checkpoint", "a", "--out", "b", "--split", "--dtype", "int4", "--device", "cuda" }, "--split builds fp32, fp16 or bf16 segment graphs")]
     public async Task BadArguments_ExitTwoWithUsage(string[] args, string expected)
     {
         var stderr = new StringWriter();

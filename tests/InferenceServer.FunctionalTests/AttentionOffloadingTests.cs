@@ -83,7 +83,8 @@ public sealed class AttentionOffloadingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("cuda:0", "not built yet")]
+    [InlineData("cuda:9", "no such CUDA device")]
+    [InlineData("cpu,cuda:0", "issue 17")]
     [InlineData("tpu", "unknown")]
     public void AttentionDevice_NotAvailable_StopsTheServerSayingWhat(string device, string expected)
     {

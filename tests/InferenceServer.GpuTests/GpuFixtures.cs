@@ -47,6 +47,27 @@ internal static class GpuFixtures
         }
     }
 
+    /// <summary>
+    /// Builds fixture <paramref name="name"/> in <paramref name="dtype"/> for CUDA with the split form (ADR 0005) beside
+    /// the fused paged graph (once) and returns its folder: opened without attention devices it is the fused model.
+    /// </summary>
+    public static string BuildSplit(string name, string dtype)
+    {
+        lock (Gate)
+        {
+            var key = name + "-" + dtype + "-split";
+            if (!Built.TryGetValue(key, out var folder))
+            {
+                folder = Path.Combine(Scratch, key);
+                Directory.CreateDirectory(folder);
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", Split = true });
+                Built.Add(key, folder);
+            }
+
+            return folder;
+        }
+    }
+
     /// <summary>The fixture's reference cases: prompt, greedy continuation, per-step top-2 margin, first-step logits.</summary>
     public static List<ReferenceCase> References(string name)
     {

@@ -5,8 +5,11 @@ using static InferenceServer.Builder.Graph.OnnxGraphWriter;
 namespace InferenceServer.Builder.Graph;
 
 /// <summary>
-/// The split form of ADR 0005: the decoder cut at every attention operator into L + 1 fp32 segment graphs over packed
-/// token rows [T, ...], for attention run elsewhere (an attention backend on a memory device). Segment 0 embeds and
+/// The split form of ADR 0005: the decoder cut at every attention operator into L + 1 segment graphs over packed
+/// token rows [T, ...], for attention run elsewhere (an attention backend on a memory device). The segments are fp32, or
+/// with an fp16/bf16 writer (<c>--dtype fp16|bf16 --split</c>) carry hidden, q, k, v, attention and the RoPE rows in that
+/// type, norms as <c>SimplifiedLayerNormalization</c> (fp32 statistics) and logits cast to fp32, as the paged graph
+/// does; the MoH head mask stays fp32, computed from the queries cast to fp32. Segment 0 embeds and
 /// projects layer 0's q, k, v; segment s applies layer s-1's attention output (o_proj, residual), the MLPs up to the
 /// next attention layer and that layer's projections; the last ends in the LM head. Norms, projections, RoPE, MoH and
 /// the MLP/MoE are the fused graph's own helpers.
@@ -38,6 +41,15 @@ internal sealed partial class DecoderGraphBuilder
     public IReadOnlyList<SplitAttentionLayer> BuildSplit(Func<OnnxGraphWriter> newSegment, Action<int, OnnxGraphWriter> save, CancellationToken cancellationToken)
     {
         var c = _config;
+        var t = _g.ElementType;
+        if (t != TensorProto.Types.DataType.Float && (c.Mla is not null || c.Moe is not null))
+        {
+            var kind = c.Mla is not null ? "MLA (multi-head latent attention)" : "MoE (mixture of experts)";
+            throw new ModelBuildException($"{c.ModelType}: {kind} checkpoints are not built as fp16/bf16 split segments yet; build the split form with --dtype fp32");
+        }
+
+        // As in the paged graph: RMSNorm with fp32 statistics, since x^2 overflows fp16.
+        _paged = t != TensorProto.Types.DataType.Float;
         var attentionLayers = AttentionLayers();
         var calls = new List<SplitAttentionLayer>(attentionLayers.Count);
         for (var s = 0; s <= attentionLayers.Count; s++)
@@ -57,20 +69,20 @@ internal sealed partial class DecoderGraphBuilder
                 var (cosCache, sinCache) = RopeCaches();
                 _g.NodeMulti("Gather", "rope_cos_rows", [cosCache, "position_ids"], [SplitRopeCos], [], string.Empty);
                 _g.NodeMulti("Gather", "rope_sin_rows", [sinCache, "position_ids"], [SplitRopeSin], [], string.Empty);
-                _g.Output(SplitRopeCos, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
-                _g.Output(SplitRopeSin, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                _g.Output(SplitRopeCos, t, "num_tokens", RotaryDim / 2);
+                _g.Output(SplitRopeSin, t, "num_tokens", RotaryDim / 2);
                 h = _g.Node("Gather", "embed", [Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), "input_ids"]);
                 layer = 0;
             }
             else
             {
                 var previous = attentionLayers[s - 1];
-                _g.Input(SplitHidden, TensorProto.Types.DataType.Float, "num_tokens", c.HiddenSize);
-                _g.Input(SplitAttention, TensorProto.Types.DataType.Float, "num_tokens", c.Layers[previous].HeadCount * (c.Mla is { } latent ? latent.KvLoraRank : c.HeadDim));
+                _g.Input(SplitHidden, t, "num_tokens", c.HiddenSize);
+                _g.Input(SplitAttention, t, "num_tokens", c.Layers[previous].HeadCount * (c.Mla is { } latent ? latent.KvLoraRank : c.HeadDim));
                 if (!last)
                 {
-                    _g.Input(SplitRopeCos, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
-                    _g.Input(SplitRopeSin, TensorProto.Types.DataType.Float, "num_tokens", RotaryDim / 2);
+                    _g.Input(SplitRopeCos, t, "num_tokens", RotaryDim / 2);
+                    _g.Input(SplitRopeSin, t, "num_tokens", RotaryDim / 2);
                 }
 
                 _idsShape = RowsShape(_g.Node("Slice", "ids_shape_1d", [_g.Node("Shape", "hidden_shape", [SplitHidden]), _g.Int64s(0), _g.Int64s(1)]));
@@ -99,7 +111,16 @@ internal sealed partial class DecoderGraphBuilder
                 var normed = RmsNorm("final_norm", h, "model.norm.weight", c.HiddenSize);
                 var rows = _g.Node("Gather", "logits_rows", [normed, "logits_indices"], Attr("axis", 0L));
                 var embedding = c.TieWordEmbeddings ? Linear("model.embed_tokens.weight", c.VocabSize, c.HiddenSize) : string.Empty;
-                _g.NodeMulti("Gemm", "lm_head", [rows, LmHead(embedding)], ["logits"], [Attr("transB", 1L)], string.Empty);
+                if (t == TensorProto.Types.DataType.Float)
+                {
+                    _g.NodeMulti("Gemm", "lm_head", [rows, LmHead(embedding)], ["logits"], [Attr("transB", 1L)], string.Empty);
+                }
+                else
+                {
+                    var logitsT = _g.Node("Gemm", "lm_head", [rows, LmHead(embedding)], Attr("transB", 1L));
+                    _g.NodeMulti("Cast", "logits_float", [logitsT], ["logits"], [Attr("to", (long)TensorProto.Types.DataType.Float)], string.Empty);
+                }
+
                 _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
             }
             else
@@ -108,7 +129,7 @@ internal sealed partial class DecoderGraphBuilder
                 _sin = _g.Node("Unsqueeze", "rope_sin_3d", [SplitRopeSin, _g.Int64s(1)]);
                 calls.Add(SplitAttentionInputs(attentionLayers[s], h));
                 _g.NodeMulti("Identity", "hidden_out", [h], [SplitHiddenOut], [], string.Empty);
-                _g.Output(SplitHiddenOut, TensorProto.Types.DataType.Float, "num_tokens", c.HiddenSize);
+                _g.Output(SplitHiddenOut, t, "num_tokens", c.HiddenSize);
             }
 
             save(s, _g);
@@ -131,6 +152,7 @@ internal sealed partial class DecoderGraphBuilder
     private SplitAttentionLayer SplitAttentionInputs(int layer, string h)
     {
         var c = _config;
+        var t = _g.ElementType;
         var (p, n, heads, kvHeads, d) = LayerShape(layer);
         if (c.Mla is { } mla)
         {
@@ -152,7 +174,9 @@ internal sealed partial class DecoderGraphBuilder
         var kind = SplitAttentionLayer.Gqa;
         if (c.Moh is { } moh)
         {
-            var q4 = _g.Node("Reshape", n + "moh_q_4d", [q3, _g.Int64s(1, -1, heads, d)]);
+            // The router works in fp32 (its constants are fp32), on the pre-rotary queries.
+            var router = t == TensorProto.Types.DataType.Float ? q3 : _g.Node("Cast", n + "moh_q_float", [q3], Attr("to", (long)TensorProto.Types.DataType.Float));
+            var q4 = _g.Node("Reshape", n + "moh_q_4d", [router, _g.Int64s(1, -1, heads, d)]);
             _g.NodeMulti("Reshape", n + "moh_mask_2d", [MohHeadMask(n, q4, heads, moh), _g.Int64s(-1, heads)], [SplitHeadMask], [], string.Empty);
             _g.Output(SplitHeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads);
             kind = SplitAttentionLayer.Moh;
@@ -162,9 +186,9 @@ internal sealed partial class DecoderGraphBuilder
         _g.NodeMulti("Reshape", n + "q_2d", [Rope(n + "q", q3), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
         _g.NodeMulti("Reshape", n + "k_2d", [Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
         _g.NodeMulti("Identity", n + "v_out", [v], ["v"], [], string.Empty);
-        _g.Output("q", TensorProto.Types.DataType.Float, "num_tokens", heads * d);
-        _g.Output("k", TensorProto.Types.DataType.Float, "num_tokens", kvHeads * d);
-        _g.Output("v", TensorProto.Types.DataType.Float, "num_tokens", kvHeads * d);
+        _g.Output("q", t, "num_tokens", heads * d);
+        _g.Output("k", t, "num_tokens", kvHeads * d);
+        _g.Output("v", t, "num_tokens", kvHeads * d);
         return new SplitAttentionLayer(layer, heads, kvHeads, d, d, 1.0 / Math.Sqrt(d), kind);
     }
 }

@@ -150,6 +150,7 @@ internal static class GenAiConfig
             root["inference_server"]!["split"] = new JsonObject
             {
                 ["graph"] = ModelBuilder.SplitGraph,
+                ["dtype"] = result.DType,
                 ["segments"] = segments,
                 ["rotary_half_width"] = config.RotaryDim / 2,
                 ["attention"] = attention,

@@ -84,7 +84,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
         }
 
         _kv = new KvCacheManager(runner.BlockCount, runner.BlockSize, options.EnablePrefixCaching);
-        if (runner is SplitRunner split && observer is InferenceServer.Onnx.Attention.IAttentionObserver attention)
+        if (runner is InferenceServer.Onnx.Runtime.IOffloadingRunner split && observer is InferenceServer.Onnx.Attention.IAttentionObserver attention)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
             split.Observer = attention;

@@ -51,6 +51,19 @@ internal static partial class CudaRuntime
     public static void CopyToHost(IntPtr destination, IntPtr source, long bytes) =>
         Check(cudaMemcpy(destination, source, (nuint)bytes, DeviceToHost), "cudaMemcpy");
 
+    /// <summary>CUDA devices this process sees (0 when the runtime library is missing or no device is usable).</summary>
+    public static int DeviceCount()
+    {
+        try
+        {
+            return cudaGetDeviceCount(out var count) == 0 ? count : 0;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Free and total bytes of <paramref name="device"/>.</summary>
     public static (long Free, long Total) MemoryInfo(int device)
     {
@@ -105,4 +118,7 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaDeviceSynchronize();
+
+    [LibraryImport(Library)]
+    private static partial int cudaGetDeviceCount(out int count);
 }

@@ -101,6 +101,12 @@ internal sealed class PagedDecoderModel : IDecoderModel
             width = Math.Max(width, layer.KeyWidth);
         }
 
+        return RoundBlockSize(requested, width);
+    }
+
+    /// <summary>Rounds <paramref name="requested"/> up to the multiple of FlashAttention's paged tile for head width <paramref name="width"/>.</summary>
+    internal static int RoundBlockSize(int requested, int width)
+    {
         var multiple = width <= 64 ? 256 : width <= 128 ? 128 : 64;
         return (Math.Max(requested, 1) + multiple - 1) / multiple * multiple;
     }

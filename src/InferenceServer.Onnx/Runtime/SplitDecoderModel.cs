@@ -4,16 +4,18 @@ using System.Text.Json;
 using InferenceServer.Onnx.Attention;
 using InferenceServer.Onnx.Packaging;
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// A model served split at its attention operators (ADR 0005, attention offloading): the builder's L + 1 segment graphs
-/// (<c>segment.{s}.onnx</c>, one ONNX Runtime session each, on the CPU) and L attention calls on the memory devices
-/// named by <see cref="OnnxSessionOptions.AttentionDevices"/>, whose backends own the KV cache. The split is read from
-/// <c>genai_config.json</c>'s <c>inference_server.split</c>.
+/// (<c>segment.{s}.onnx</c>, one ONNX Runtime session each: fp32 on the CPU, run by <see cref="SplitRunner"/>, or
+/// fp16/bf16 on a CUDA device, run by <see cref="CudaSplitRunner"/>) and L attention calls on the memory devices named by
+/// <see cref="OnnxSessionOptions.AttentionDevices"/> (<c>cpu</c>, or the compute GPU itself as <c>cuda:N</c>, the local
+/// split), whose backends own the KV cache. The split is read from <c>genai_config.json</c>'s <c>inference_server.split</c>.
 /// </summary>
-public sealed class SplitDecoderModel : IDecoderModel
+public sealed partial class SplitDecoderModel : IDecoderModel
 {
     private readonly InferenceSession[] _segments;
 
@@ -31,8 +33,20 @@ public sealed class SplitDecoderModel : IDecoderModel
     /// <inheritdoc />
     public ModelSpec Spec { get; }
 
-    /// <summary>Where the dense segments run: <c>cpu</c>.</summary>
-    public string Device => "cpu";
+    /// <summary>Where the dense segments run: <c>cpu</c> or <c>cuda:N</c>.</summary>
+    public string Device { get; private init; } = "cpu";
+
+    /// <summary>The CUDA device of the dense segments, or -1 on the CPU.</summary>
+    internal int DeviceId { get; private init; } = -1;
+
+    /// <summary>Element type of the segments' activations, q, k, v and attention (float, float16 or bfloat16).</summary>
+    internal TensorElementType SegmentType { get; private init; } = TensorElementType.Float;
+
+    /// <summary>
+    /// Whether attention runs on the compute GPU (<c>--attention-device cuda:N</c>, the local split): q, k, v and the
+    /// outputs stay on the device, and no bytes cross devices (<c>inference_attention_offload_bytes_total</c> stays 0).
+    /// </summary>
+    public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].StartsWith("cuda", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public string? DeviceNote => null;
@@ -41,11 +55,14 @@ public sealed class SplitDecoderModel : IDecoderModel
     /// <remarks>Segment graphs are built in their final form and are not rewritten.</remarks>
     public string? GraphNote => null;
 
-    /// <summary>Null: the KV cache lives in host memory (the engine sizes a fractional budget from the process's available memory).</summary>
-    public long? DeviceFreeMemory => null;
+    /// <summary>
+    /// With a <c>cuda:N</c> attention device, its free memory now (the KV pools go there); else null: the KV cache lives
+    /// in host memory (the engine sizes a fractional budget from the process's available memory).
+    /// </summary>
+    public long? DeviceFreeMemory => CudaAttention ? CudaRuntime.MemoryInfo(DeviceId).Free : null;
 
     /// <inheritdoc />
-    public long? DeviceTotalMemory => null;
+    public long? DeviceTotalMemory => CudaAttention ? CudaRuntime.MemoryInfo(DeviceId).Total : null;
 
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
     public IReadOnlyList<string> AttentionDevices { get; }
@@ -89,17 +106,32 @@ public sealed class SplitDecoderModel : IDecoderModel
     /// <summary>Blocks of pool <paramref name="pool"/> when <paramref name="blockCount"/> are split evenly among <paramref name="pools"/> (the first takes the remainder).</summary>
     public static int PoolBlocks(int blockCount, int pools, int pool) => (blockCount / pools) + (pool == 0 ? blockCount % pools : 0);
 
-    /// <summary>The CPU backends take any block size.</summary>
-    public int ChooseBlockSize(int requested) => requested;
+    /// <summary>The CPU backends take any block size; the CUDA backend's PagedAttention wants its tile's multiple (<see cref="PagedDecoderModel.RoundBlockSize"/>).</summary>
+    public int ChooseBlockSize(int requested)
+    {
+        if (!CudaAttention)
+        {
+            return requested;
+        }
+
+        var width = 0;
+        foreach (var call in Attention)
+        {
+            width = Math.Max(width, call.KeyWidth);
+        }
+
+        return PagedDecoderModel.RoundBlockSize(requested, width);
+    }
 
     /// <summary>
     /// Creates the runner: the <paramref name="blockCount"/> global blocks are split evenly among the attention devices in
     /// order (the first takes the remainder): the first holds [0, n1), the next [n1, n1 + n2), ...
     /// </summary>
-    public IModelRunner CreateRunner(int blockCount, int blockSize) => new SplitRunner(this, blockCount, blockSize);
+    public IModelRunner CreateRunner(int blockCount, int blockSize) =>
+        DeviceId >= 0 ? new CudaSplitRunner(this, blockCount, blockSize) : new SplitRunner(this, blockCount, blockSize);
 
-    /// <summary>Whether <paramref name="device"/> is an attention device this version can run (<c>cpu</c>).</summary>
-    /// <exception cref="ExecutionProviderException">The name is malformed, or names a device whose backend is not built yet.</exception>
+    /// <summary>Whether <paramref name="device"/> names an attention device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (whether it exists is checked at <see cref="Open"/>).</summary>
+    /// <exception cref="ExecutionProviderException">The name is malformed or unknown.</exception>
     public static void ValidateAttentionDevice(string device)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -108,12 +140,18 @@ public sealed class SplitDecoderModel : IDecoderModel
             return;
         }
 
-        var (_, cuda, _) = device == "cuda" || device.StartsWith("cuda:", StringComparison.Ordinal)
-            ? DeviceRequest.Parse(device)
-            : throw new ExecutionProviderException($"--attention-device {device}: unknown; use cpu (or cuda:N once its backend exists)");
-        if (cuda)
+        if (device != "cuda" && !device.StartsWith("cuda:", StringComparison.Ordinal))
         {
-            throw new ExecutionProviderException($"--attention-device {device}: the CUDA attention backend is not built yet in this version; use --attention-device cpu");
+            throw new ExecutionProviderException($"--attention-device {device}: unknown; use cpu or cuda:N");
+        }
+
+        try
+        {
+            _ = DeviceRequest.Parse(device);
+        }
+        catch (ExecutionProviderException ex)
+        {
+            throw new ExecutionProviderException($"--attention-device {device}: malformed; use cpu or cuda:N (N a device number)", ex);
         }
     }
 
@@ -129,17 +167,12 @@ public sealed class SplitDecoderModel : IDecoderModel
             ValidateAttentionDevice(device);
         }
 
-        var (auto, cuda, _) = DeviceRequest.Parse(options.Device);
-        if (cuda && !auto)
-        {
-            throw new ExecutionProviderException($"--device {options.Device} with --attention-device: the split path runs its dense segments on the CPU in this version; use --device cpu");
-        }
-
         var genAi = Path.Combine(package.Directory, "genai_config.json");
-        var (segmentFiles, attention, rotaryHalf, hidden) = ReadSplit(genAi, package);
+        var (segmentFiles, attention, rotaryHalf, hidden, dtype) = ReadSplit(genAi, package);
+        var computeDevice = ChooseComputeDevice(options, dtype, package);
         var segmentOptions = new OnnxSessionOptions
         {
-            Device = "cpu",
+            Device = computeDevice < 0 ? "cpu" : $"cuda:{computeDevice.ToString(CultureInfo.InvariantCulture)}",
             IntraOpThreads = options.IntraOpThreads,
             Spinning = options.Spinning,
             GraphOptimization = options.GraphOptimization,
@@ -176,9 +209,14 @@ public sealed class SplitDecoderModel : IDecoderModel
             VocabularySize = package.Config.VocabularySize,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = kvLayers,
-            ElementType = "float32",
+            ElementType = dtype switch { "fp16" => "float16", "bf16" => "bfloat16", _ => "float32" },
         };
-        return new SplitDecoderModel(sessions, spec, attention, [.. options.AttentionDevices], rotaryHalf, hidden, options);
+        return new SplitDecoderModel(sessions, spec, attention, [.. options.AttentionDevices], rotaryHalf, hidden, options)
+        {
+            Device = segmentOptions.Device,
+            DeviceId = computeDevice,
+            SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },
+        };
     }
 
     /// <inheritdoc />
@@ -190,7 +228,7 @@ public sealed class SplitDecoderModel : IDecoderModel
         }
     }
 
-    private static (IReadOnlyList<string> Segments, IReadOnlyList<AttentionLayerSpec> Attention, int RotaryHalf, int Hidden) ReadSplit(string path, ModelPackage package)
+    private static (IReadOnlyList<string> Segments, IReadOnlyList<AttentionLayerSpec> Attention, int RotaryHalf, int Hidden, string DType) ReadSplit(string path, ModelPackage package)
     {
         const string What = "this model has no split form for attention offloading (genai_config.json has no inference_server.split): "
             + "serve the Hugging Face checkpoint folder instead (the server builds its split form), or build one with "
@@ -247,7 +285,13 @@ public sealed class SplitDecoderModel : IDecoderModel
             }
 
             var hidden = root.GetProperty("model").GetProperty("decoder").GetProperty("hidden_size").GetInt32();
-            return (segments, attention, split.GetProperty("rotary_half_width").GetInt32(), hidden);
+            var dtype = split.TryGetProperty("dtype", out var type) ? type.GetString() ?? "fp32" : "fp32";
+            if (dtype is not ("fp32" or "fp16" or "bf16"))
+            {
+                throw new ModelPackageException(path, $"split segments in dtype '{dtype}' are not served; rebuild with --dtype fp32, fp16 or bf16");
+            }
+
+            return (segments, attention, split.GetProperty("rotary_half_width").GetInt32(), hidden, dtype);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

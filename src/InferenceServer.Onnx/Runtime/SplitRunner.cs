@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime;
 
@@ -13,7 +12,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="OrtValue"/> views (<see cref="PinnedTensorBuffer{T}"/>), so a step whose shapes repeat creates no tensors.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
-internal sealed class SplitRunner : IModelRunner
+internal sealed class SplitRunner : IModelRunner, IOffloadingRunner
 {
     private readonly SplitDecoderModel _model;
     private readonly IAttentionBackend[] _backends;
@@ -159,7 +158,7 @@ internal sealed class SplitRunner : IModelRunner
             {
                 var spec = calls[s - 1];
                 Attend(s - 1, spec, tokens);
-                offloadBytes += (long)tokens * ((2 * spec.QueryWidth) + (spec.KvHeads * (spec.KeyWidth + spec.ValueWidth))) * sizeof(float);
+                offloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(float));
             }
 
             if (s < calls.Count || logitRows > 0)
@@ -172,17 +171,7 @@ internal sealed class SplitRunner : IModelRunner
         }
 
         LastStepOffloadBytes = offloadBytes;
-        if (Observer is { } observer)
-        {
-            observer.AttentionOffloaded(offloadBytes);
-            for (var b = 0; b < _backends.Length; b++)
-            {
-                if (_attentionTicks[b] > 0)
-                {
-                    observer.AttentionStep(_backends[b].Device, (double)_attentionTicks[b] / Stopwatch.Frequency);
-                }
-            }
-        }
+        SplitStep.Report(Observer, offloadBytes, _model.AttentionDevices, _attentionTicks);
 
         _logits.Read(logitRows * vocab).CopyTo(logits);
     }
@@ -209,30 +198,8 @@ internal sealed class SplitRunner : IModelRunner
 
     private void Pack(ForwardBatch batch, int tokens)
     {
-        var ids = _ids.Reserve(tokens);
-        var positions = _positions.Reserve(tokens);
-        var indices = _logitsIndices.Reserve(Math.Max(1, batch.LogitRowCount));
-        var offset = 0;
-        for (var r = 0; r < batch.RowCount; r++)
-        {
-            var rowTokens = batch.Tokens(r);
-            var past = batch.PastLength(r);
-            var needed = (past + rowTokens.Length + BlockSize - 1) / BlockSize;
-            if (batch.BlockTable(r).Length < needed)
-            {
-                throw new ArgumentException($"Row {r} holds {past + rowTokens.Length} tokens but its block table has {batch.BlockTable(r).Length} blocks of {BlockSize}.", nameof(batch));
-            }
-
-            for (var t = 0; t < rowTokens.Length; t++)
-            {
-                ids[offset + t] = rowTokens[t];
-                positions[offset + t] = past + t;
-            }
-
-            offset += rowTokens.Length;
-        }
-
-        batch.WriteLogitIndices(indices);
+        SplitStep.Pack(batch, BlockSize, _ids.Reserve(tokens), _positions.Reserve(tokens));
+        batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, batch.LogitRowCount)));
     }
 
     private void Reserve(int tokens, int logitRows, int vocab)
@@ -317,32 +284,7 @@ internal sealed class SplitRunner : IModelRunner
         var mask = spec.HeadMasked ? _headMask.Read(tokens * spec.QueryHeads) : default;
         var output = _attention.Reserve(tokens * spec.OutputWidth);
         var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
-        var first = true;
-        for (var b = 0; b < _backends.Length; b++)
-        {
-            var backend = _backends[b];
-            if (!backend.HasWork)
-            {
-                continue;
-            }
-
-            var start = Stopwatch.GetTimestamp();
-            if (first)
-            {
-                backend.Attend(call, spec, q, k, v, mask, output, lse);
-                first = false;
-            }
-            else
-            {
-                // Another part of the same rows' KV: merged exactly by log-sum-exp.
-                var partOutput = _partOutput.AsSpan(0, output.Length);
-                var partLse = _partLse.AsSpan(0, lse.Length);
-                backend.Attend(call, spec, q, k, v, mask, partOutput, partLse);
-                AttentionMerge.MergeInto(output, lse, partOutput, partLse, spec.QueryHeads, spec.ValueWidth);
-            }
-
-            _attentionTicks[b] += Stopwatch.GetTimestamp() - start;
-        }
+        SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _attentionTicks);
     }
 
     private static void Grow(ref float[] array, int length)

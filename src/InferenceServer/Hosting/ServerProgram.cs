@@ -234,6 +234,11 @@ internal static partial class ServerProgram
     private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log)
     {
         log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
+        if (split.CudaAttention)
+        {
+            log.Info($"model {model.Name}: local split: attention beside the segments on {split.Device}, q, k, v and outputs stay on the device (no offload bytes)");
+        }
+
         var blocks = runner.BlockCount;
         var devices = split.AttentionDevices;
         var blockBytes = model.Spec.KvBytesPerToken * runner.BlockSize;

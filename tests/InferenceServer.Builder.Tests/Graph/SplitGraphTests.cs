@@ -39,10 +39,10 @@ public sealed class SplitGraphTests
     }
 
     [Fact]
-    public void Build_SplitInFp16_FailsSayingFp32()
+    public void Build_SplitInInt4_FailsSayingWhichDTypes()
     {
-        var error = Assert.Throws<ModelBuildException>(() => ModelBuilder.Validate(new BuildOptions { CheckpointDirectory = "x", OutputDirectory = "y", DType = "fp16", Device = "cuda", Split = true }));
-        Assert.Contains("fp32", error.Message, StringComparison.Ordinal);
+        var error = Assert.Throws<ModelBuildException>(() => ModelBuilder.Validate(new BuildOptions { CheckpointDirectory = "x", OutputDirectory = "y", DType = "int4", Device = "cuda", Split = true }));
+        Assert.Contains("fp32, fp16 or bf16", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class SplitGraphTests
     }
 
     [Theory]
-    [InlineData("cuda:0", "not built yet")]
+    [InlineData("cuda:9", "cuda:9: no such CUDA device")]
     [InlineData("tpu", "unknown")]
     public void Open_UnsupportedAttentionDevice_SaysWhat(string device, string expected)
     {

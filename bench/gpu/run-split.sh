@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Attention offloading's first measurement (issue 16), run ON the GPU machine once bench/gpu/stage-bench.sh's pieces are
+# unpacked (bench/gpu/README.md has the sequence of device calls):
+#
+#   bash .gpu/unpack.sh && source /tmp/gpu/env && bash bench/gpu/run-split.sh
+#
+# The Llama-3.2-1B-shaped random checkpoint (llama1b/make_checkpoint.py, kept in /tmp/llama1b and shared with
+# run-llama1b.sh) is built once in fp16 with its split form (`build --dtype fp16 --device cuda --split`), then served by
+# three servers, one after another, on the same build:
+#   fused  --device cuda                                  (the paged graph, ADR 0003)
+#   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005)
+#   cpu    --device cuda:0 --attention-device cpu         (split segments, attention and KV on the host's cores)
+# Each gets the greedy tokens of llama1b/prompts.py's two fixed prompts and the load generator at LEVELS (1,64,256)
+# with INPUT_LEN-token prompts and OUTPUT_LEN new tokens (ignore_eos). To fit 540 s the levels send fewer requests
+# than run-llama1b.sh: max(MIN_PROMPTS, PROMPTS_PER_CONC x concurrency) = 8, 64 and 256 requests by default, after
+# min(concurrency, 16) warm-up requests. split_report.py writes report.md: per server and level the output tok/s,
+# TTFT and TPOT p50/p99 and the ratio to fused, and the greedy tokens of each split server against fused.
+#
+# Everything goes to $OUT: report.md, results.json, run.log, loadgen.txt, server-<mode>.log, build.log. Every step has
+# a timeout inside BUDGET_S (530 s); a mode that cannot start is reported and the next one runs.
+#
+# Settings (environment): LEVELS (1,64,256), MODES (fused,local,cpu), INPUT_LEN (128), OUTPUT_LEN (128),
+# PROMPTS_PER_CONC (1), MIN_PROMPTS (8), KV_CACHE (8g: the same for every mode; for cpu it is host memory),
+# MAX_NUM_BATCHED_TOKENS (8192), PORT (18610), BUDGET_S (530), SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
+# WORK (/tmp/llama1b), TINY (0), VOCAB (128000).
+set -uo pipefail
+
+START=$SECONDS
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+APP=${APP:-/tmp/gpu/app}
+FILES=${FILES:-/tmp/gpu/files}
+WORK=${WORK:-/tmp/llama1b}
+OUT=${OUT:-$WORK/split-out}
+TINY=${TINY:-0}
+LEVELS=${LEVELS:-1,64,256}
+MODES=${MODES:-fused,local,cpu}
+INPUT_LEN=${INPUT_LEN:-128}
+OUTPUT_LEN=${OUTPUT_LEN:-128}
+PROMPTS_PER_CONC=${PROMPTS_PER_CONC:-1}
+MIN_PROMPTS=${MIN_PROMPTS:-8}
+KV_CACHE=${KV_CACHE:-8g}
+MAX_NUM_BATCHED_TOKENS=${MAX_NUM_BATCHED_TOKENS:-8192}
+PORT=${PORT:-18610}
+BUDGET_S=${BUDGET_S:-530}
+VOCAB=${VOCAB:-128000}
+URL=http://127.0.0.1:$PORT
+export PYTHONUNBUFFERED=1
+
+PY=$HERE/llama1b
+[[ -f $PY/make_checkpoint.py ]] || PY=$FILES/bench/gpu/llama1b
+REPORT=$HERE/split_report.py
+[[ -f $REPORT ]] || REPORT=$FILES/bench/gpu/split_report.py
+if (( TINY )); then CKPT=$WORK/checkpoint-tiny; else CKPT=$WORK/checkpoint; fi
+BUILT=$CKPT-fp16-cuda-split
+RUN=$WORK/split-run
+mkdir -p "$OUT" "$WORK"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+exec > >(tee "$OUT/run.log") 2>&1
+TEE_PID=$!
+
+FAILED=0
+SERVER_PID=
+MODE=
+
+# elapsed, budget, step, http_ok (beside this script in the checkout, else where the staged extra paths were unpacked).
+# shellcheck source=lib.sh
+source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
+
+stop_server() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        for _ in $(seq 1 20); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    SERVER_PID=
+    if [[ -n $MODE && -f $RUN/server-$MODE.log ]]; then
+        { head -n 60 "$RUN/server-$MODE.log"; echo "... ($(wc -l < "$RUN/server-$MODE.log") lines in all; the last 100 follow)"; tail -n 100 "$RUN/server-$MODE.log"; } > "$OUT/server-$MODE.log"
+    fi
+}
+
+finish() {
+    stop_server
+    echo "== report ($(elapsed) s in all)"
+    python3 "$REPORT" "$RUN" --json "$OUT/results.json" > "$OUT/report.md" || echo "split_report.py failed"
+    [[ -f $RUN/build.log ]] && cp "$RUN/build.log" "$OUT/build.log"
+    echo
+    cat "$OUT/report.md"
+    exec >&- 2>&-
+    wait "$TEE_PID" 2>/dev/null
+}
+trap finish EXIT
+
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "levels=$LEVELS"
+    echo "modes=$MODES"
+    echo "input_len=$INPUT_LEN"
+    echo "output_len=$OUTPUT_LEN"
+    echo "kv_cache=$KV_CACHE"
+    echo "prompts_rule=max($MIN_PROMPTS, $PROMPTS_PER_CONC x concurrency) requests per level, min(concurrency, 16) warm-up"
+} > "$RUN/meta.txt"
+
+echo "== split benchmark: modes $MODES, levels $LEVELS, budget $BUDGET_S s"
+timeout 20 nvidia-smi > "$RUN/nvidia-smi.txt" 2>&1 || echo "(nvidia-smi failed)" >> "$RUN/nvidia-smi.txt"
+head -n 15 "$RUN/nvidia-smi.txt"
+{ nproc; grep -m1 'model name' /proc/cpuinfo; } > "$RUN/host.txt" 2>/dev/null
+[[ -f $FILES/bench/gpu/out/stage-info.txt ]] && cp "$FILES/bench/gpu/out/stage-info.txt" "$RUN/stage-info.txt"
+if [[ ! -x $APP/InferenceServer ]]; then
+    step stage failed 0 "no $APP/InferenceServer: send the staged pieces first (bench/gpu/README.md)"
+    exit 1
+fi
+
+# 1. The load generator beside the server's runtime.
+LOADGEN=$APP/InferenceServer.LoadGenerator
+t=$SECONDS
+if cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null && timeout 20 "$LOADGEN" --help > /dev/null; then
+    step loadgen ok $(( SECONDS - t ))
+else
+    step loadgen failed $(( SECONDS - t )) "no runnable load generator (stage with bench/gpu/stage-bench.sh)"
+    exit 1
+fi
+
+# 2. The checkpoint (shared with run-llama1b.sh, kept between calls).
+t=$SECONDS
+tiny_flag=()
+(( TINY )) && tiny_flag=(--tiny)
+if [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
+    step checkpoint reused 0 "$CKPT"
+else
+    rm -rf "$CKPT"
+    if timeout "$(budget 150 360)" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
+        tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
+        step checkpoint ok $(( SECONDS - t )) "$CKPT"
+    else
+        cat "$RUN/checkpoint.out"
+        step checkpoint failed $(( SECONDS - t )) "make_checkpoint.py failed or timed out"
+        exit 1
+    fi
+fi
+
+# 3. One fp16 build with the split form beside the fused paged graph (kept while the staged application is the same).
+t=$SECONDS
+stamp="split $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
+if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
+    echo "(reused; built earlier by the same application)" > "$RUN/build.log"
+    step build reused 0 "$BUILT"
+else
+    rm -rf "$BUILT"
+    echo "$APP/InferenceServer build --checkpoint $CKPT --out $BUILT --dtype fp16 --device cuda --split" > "$RUN/build.log"
+    if timeout "$(budget 200 300)" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype fp16 --device cuda --split >> "$RUN/build.log" 2>&1; then
+        echo "$stamp" > "$BUILT/.bench-stamp"
+        step build ok $(( SECONDS - t )) "$(tail -n 1 "$RUN/build.log" | cut -c1-200)"
+    else
+        status=$?
+        tail -n 20 "$RUN/build.log"
+        step build FAILED $(( SECONDS - t )) "exit $status: $(grep -m1 -i 'fail\|error' "$RUN/build.log" | cut -c1-300)"
+        exit 1
+    fi
+fi
+
+# 4. The three servers, one after another; each keeps an even share of what is left for the ones after it.
+IFS=, read -r -a modes <<< "$MODES"
+levels=${LEVELS//,/ }
+remaining=${#modes[@]}
+for MODE in "${modes[@]}"; do
+    case $MODE in
+        fused) mode_args=(--device cuda:0) ;;
+        local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
+        cpu) mode_args=(--device cuda:0 --attention-device cpu) ;;
+        *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
+    esac
+    share=$(( (BUDGET_S - $(elapsed)) / remaining ))
+    keep=$(( BUDGET_S - $(elapsed) - share ))
+    remaining=$(( remaining - 1 ))
+    server_args=(--model "$BUILT" "${mode_args[@]}" --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256
+        --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5)
+    # shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
+    server_args+=(${SERVER_ARGS:-})
+    echo "server_command_$MODE=InferenceServer ${server_args[*]}" >> "$RUN/meta.txt"
+    t=$SECONDS
+    "$APP/InferenceServer" "${server_args[@]}" > "$RUN/server-$MODE.log" 2>&1 &
+    SERVER_PID=$!
+    ready=0
+    deadline=$(( SECONDS + $(budget 120 $(( keep + 20 ))) ))
+    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
+        if http_ok "$URL/health/ready"; then
+            ready=1
+            break
+        fi
+        sleep 1
+    done
+    if (( ready )); then
+        step "$MODE start" ok $(( SECONDS - t )) "$(grep -i -E 'offload|local split|KV pool|block size|runs on' "$RUN/server-$MODE.log" | tr '\n' ' ' | cut -c1-400)"
+    else
+        tail -n 20 "$RUN/server-$MODE.log"
+        step "$MODE start" FAILED $(( SECONDS - t )) "not ready: $(grep -m1 -i 'error\|fail\|exception\|exit' "$RUN/server-$MODE.log" | cut -c1-300)"
+        stop_server
+        continue
+    fi
+
+    t=$SECONDS
+    if timeout "$(budget 40 "$keep")" python3 "$PY/server_greedy.py" "$URL" "$RUN/greedy-$MODE.json"; then
+        step "$MODE greedy" ok $(( SECONDS - t ))
+    else
+        step "$MODE greedy" failed $(( SECONDS - t ))
+    fi
+
+    for c in $levels; do
+        n=$(( c * PROMPTS_PER_CONC ))
+        (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
+        warm=$(( c < 16 ? (c < 2 ? 2 : c) : 16 ))
+        limit=$(budget $(( c >= 256 ? 90 : 60 )) "$keep")
+        t=$SECONDS
+        if (( limit < 5 )); then
+            step "$MODE c=$c" skipped 0 "no time left"
+            continue
+        fi
+        echo "-- $MODE, concurrency $c: $n requests, $warm warm-up, timeout $limit s" | tee -a "$OUT/loadgen.txt"
+        timeout "$limit" "$APP/InferenceServer.LoadGenerator" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
+            --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/load-$MODE-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
+        status=${PIPESTATUS[0]}
+        if (( status == 0 )); then
+            step "$MODE c=$c" ok $(( SECONDS - t ))
+        else
+            step "$MODE c=$c" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { step "$MODE server" died 0 "the server exited (server-$MODE.log)"; break; }
+    done
+    curl -s -m 5 "$URL/metrics" | grep -E '^inference_attention|^vllm:num_preemptions' > "$RUN/metrics-$MODE.txt" 2>/dev/null
+    t=$SECONDS
+    stop_server
+    step "$MODE stop" ok $(( SECONDS - t ))
+done
+MODE=
+
+exit $FAILED

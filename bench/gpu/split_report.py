@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The Markdown report of run-split.sh: fused vs local split vs CPU attention on the Llama-1B shape.
+
+  python3 split_report.py RUNDIR [--json OUT.json]
+
+Reads RUNDIR's meta.txt, steps.tsv, load-<mode>-<c>.json (the load generator's --json), greedy-<mode>.json
+(llama1b/server_greedy.py), metrics-<mode>.txt, nvidia-smi.txt, host.txt and stage-info.txt; prints the report.
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "llama1b"))
+from prompts import agreement  # noqa: E402
+from report import number, ratio, read_json, read_text as read_optional  # noqa: E402
+
+MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
+         "cpu": "CPU attention (--attention-device cpu)"}
+
+
+def read_text(path):
+    return read_optional(path) or ""
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        raise SystemExit(__doc__)
+    work = args[0]
+    json_out = args[args.index("--json") + 1] if "--json" in args else None
+    meta = dict(line.split("=", 1) for line in read_text(os.path.join(work, "meta.txt")).splitlines() if "=" in line)
+    loads = {}
+    for path in glob.glob(os.path.join(work, "load-*-*.json")):
+        match = re.search(r"load-(\w+)-(\d+)\.json$", path)
+        report = read_json(path)
+        if match and report and report.get("levels"):
+            loads[(match.group(1), int(match.group(2)))] = report["levels"][0]
+    greedy = {mode: read_json(os.path.join(work, f"greedy-{mode}.json")) for mode in MODES}
+    levels = sorted({c for _, c in loads} | {int(c) for c in meta.get("levels", "").split(",") if c})
+    modes = [m for m in meta.get("modes", "fused,local,cpu").split(",") if m in MODES]
+    out = []
+    w = out.append
+    w("# Attention offloading, first measurement: fused vs local split vs CPU attention (Llama-3.2-1B shape, fp16)")
+    w("")
+    w(f"Run {meta.get('date', '?')}; {read_text(os.path.join(work, 'stage-info.txt')).strip()}")
+    w(f"Host: {' '.join(read_text(os.path.join(work, 'host.txt')).split())}")
+    w(f"Prompts of {meta.get('input_len')} random token ids, {meta.get('output_len')} new tokens (ignore_eos); "
+      f"{meta.get('prompts_rule', '')}; KV cache {meta.get('kv_cache')} for every server. Fewer requests per level "
+      "than run-llama1b.sh, to fit one 540 s call with three servers.")
+    w("")
+    w("| server | concurrency | ok/failed | output tok/s | vs fused | TTFT p50 (ms) | TTFT p99 | TPOT p50 (ms) | TPOT p99 | TPOT p50 vs fused |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        for c in levels:
+            s = loads.get((mode, c))
+            f = loads.get(("fused", c))
+            if not s:
+                w(f"| {mode} | {c} | not measured | | | | | | | |")
+                continue
+            w(f"| {mode} | {c} | {s.get('successful', 0)}/{s.get('failed', 0)} | {number(s['output_throughput'])} | "
+              f"{ratio(s['output_throughput'], f['output_throughput'] if f else None)} | {number(s['ttft_ms']['p50'])} | "
+              f"{number(s['ttft_ms']['p99'])} | {number(s['tpot_ms']['p50'], 2)} | {number(s['tpot_ms']['p99'], 2)} | "
+              f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} |")
+    w("")
+    w("## Greedy tokens of the two fixed prompts, against fused")
+    w("")
+    w("fp16 everywhere; the split computes RoPE and norms in separate ops and (cpu) attention in fp32 over fp16 KV, so a "
+      "close top-2 of this random model may flip: a rate, not a check.")
+    w("")
+    w("| server | prompt | tokens | common prefix with fused | equal positions |")
+    w("|---|---:|---:|---:|---:|")
+    fused_cases = (greedy.get("fused") or {}).get("cases", [])
+    for mode in modes:
+        cases = (greedy.get(mode) or {}).get("cases")
+        if not cases:
+            w(f"| {mode} | | not measured | | |")
+            continue
+        for i, case in enumerate(cases):
+            reference = fused_cases[i].get("tokens") if i < len(fused_cases) else None
+            tokens = case.get("tokens")
+            if tokens is None or reference is None:
+                w(f"| {mode} | {i} | {case.get('error', 'n/a')} | | |")
+                continue
+            a = agreement(reference, tokens)
+            w(f"| {mode} | {i} ({case.get('prompt_len')} tokens) | {len(tokens)} | {a['prefix']}/{a['of']} | {a['equal']}/{a['of']} |")
+    w("")
+    w("## Attention metrics at the end of each run")
+    w("")
+    w("`inference_attention_offload_bytes_total` counts bytes that cross devices only: 0 for the local split.")
+    w("")
+    for mode in modes:
+        text = read_text(os.path.join(work, f"metrics-{mode}.txt")).strip()
+        w(f"- {mode}: " + ("; ".join(line for line in text.splitlines() if "_sum" in line or "offload" in line) or "none"))
+    w("")
+    w("## Steps")
+    w("")
+    w("| step | status | seconds | detail |")
+    w("|---|---|---:|---|")
+    for line in read_text(os.path.join(work, "steps.tsv")).splitlines():
+        cells = (line.split("\t") + [""] * 4)[:4]
+        w("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    w("")
+    w("## Server commands")
+    w("")
+    for key, value in meta.items():
+        if key.startswith("server_command_"):
+            w(f"- {key[len('server_command_'):]}: `{value}`")
+    w("")
+    w("## nvidia-smi")
+    w("")
+    w("```")
+    w(read_text(os.path.join(work, "nvidia-smi.txt")).strip()[:3000])
+    w("```")
+    print("\n".join(out))
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({"meta": meta, "levels": {f"{m}-{c}": v for (m, c), v in sorted(loads.items())},
+                       "greedy": greedy}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

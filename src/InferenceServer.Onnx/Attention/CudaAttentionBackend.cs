@@ -1,0 +1,207 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Attention;
+
+/// <summary>
+/// The <c>cuda:N</c> attention backend (ADR 0005): every attention layer's key and value pools
+/// (<c>[blocks, block_size, kv_heads, d]</c>, fp16 or bf16) allocated once and zeroed on CUDA device N, and attention run
+/// by ONNX Runtime on N with the fused paged path's kernel: one small <see cref="PagedAttentionGraph"/> session per
+/// distinct layer shape, one <see cref="StepBinding"/> per layer with that layer's pools bound as the aliased input and
+/// output, exactly as <see cref="PagedDeviceRunner"/> binds them. q, k, v and the output are device tensors of the split
+/// runner (no host round trip). It holds every block of the KV-cache manager (a sequence never spans it and another
+/// backend: PagedAttention returns no log-sum-exp, see ADR 0005), so its block ids are the global ones.
+/// Not thread-safe: the split runner's step is its only caller.
+/// </summary>
+internal sealed class CudaAttentionBackend : IDisposable
+{
+    private readonly IReadOnlyList<AttentionLayerSpec> _layers;
+    private readonly OrtMemoryInfo _memory;
+    private readonly List<InferenceSession> _sessions = [];
+    private readonly StepBinding[] _bindings;
+    private readonly IntPtr[] _pools;
+    private readonly OrtValue[] _poolValues;
+    private readonly DeviceTensorBuffer<int> _cumulative;
+    private readonly DeviceTensorBuffer<int> _past;
+    private readonly DeviceTensorBuffer<int> _blockTable;
+    private readonly PinnedTensorBuffer<int> _metadata = new(2);
+    private int _rows;
+    private int _maxBlocks;
+
+    /// <summary>Creates the sessions and the zeroed pools of <paramref name="blockCount"/> blocks on CUDA device <paramref name="deviceId"/>.</summary>
+    /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
+    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        _layers = layers;
+        DeviceId = deviceId;
+        BlockCount = blockCount;
+        BlockSize = blockSize;
+        Device = "cuda:" + deviceId.ToString(CultureInfo.InvariantCulture);
+        _memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
+        _bindings = new StepBinding[layers.Count];
+        _pools = new IntPtr[layers.Count * 2];
+        _poolValues = new OrtValue[layers.Count * 2];
+        _cumulative = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 257);
+        _past = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 256);
+        _blockTable = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 4096);
+        try
+        {
+            var byShape = new Dictionary<(int, int, int, int, float, bool), InferenceSession>();
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var spec = layers[i];
+                var key = (spec.QueryHeads, spec.KvHeads, spec.KeyWidth, spec.ValueWidth, spec.Scale, spec.HeadMasked);
+                if (!byShape.TryGetValue(key, out var session))
+                {
+                    session = CreateSession(spec, type);
+                    _sessions.Add(session);
+                    byShape.Add(key, session);
+                }
+
+                _bindings[i] = new StepBinding(session);
+                BindPool(i, 2 * i, PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut, spec.KvHeads, spec.KeyWidth, type);
+                BindPool(i, (2 * i) + 1, PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, type);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The memory device, as <c>--attention-device</c> names it (<c>cuda:N</c>).</summary>
+    public string Device { get; }
+
+    /// <summary>The CUDA device ordinal.</summary>
+    public int DeviceId { get; }
+
+    /// <summary>Blocks of the pools (all of the KV-cache manager's).</summary>
+    public int BlockCount { get; }
+
+    /// <summary>Tokens per block.</summary>
+    public int BlockSize { get; }
+
+    /// <summary>Bytes of KV memory the pools take on the device.</summary>
+    public long KvBytes { get; private set; }
+
+    /// <summary>Uploads <paramref name="batch"/>'s row offsets, past lengths and block tables once per step (every layer reads them).</summary>
+    public void Plan(ForwardBatch batch)
+    {
+        var rows = batch.RowCount;
+        var maxBlocks = 1;
+        var longest = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
+            longest = Math.Max(longest, batch.PastLength(r) + batch.Tokens(r).Length);
+        }
+
+        var cumulative = _cumulative.Reserve(rows + 1);
+        var past = _past.Reserve(rows);
+        var table = _blockTable.Reserve(rows * maxBlocks);
+        table.Clear();
+        cumulative[0] = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            batch.BlockTable(r).CopyTo(table.Slice(r * maxBlocks));
+            past[r] = batch.PastLength(r);
+            cumulative[r + 1] = cumulative[r] + batch.Tokens(r).Length;
+        }
+
+        _cumulative.Upload(rows + 1);
+        _past.Upload(rows);
+        _blockTable.Upload(rows * maxBlocks);
+        var bounds = _metadata.Reserve(2);
+        bounds[0] = batch.MaxNewTokens;
+        bounds[1] = longest;
+        _rows = rows;
+        _maxBlocks = maxBlocks;
+    }
+
+    /// <summary>
+    /// Attention call <paramref name="layer"/>: appends the step's <paramref name="k"/>, <paramref name="v"/> rows to the
+    /// layer's pools at the planned rows' positions and writes the causal attention of <paramref name="q"/> over each row's
+    /// cache into <paramref name="output"/>; all device tensors of the step's token count (<paramref name="headMask"/>,
+    /// fp32 [T, heads], for MoH layers only).
+    /// </summary>
+    public void Attend(int layer, OrtValue q, OrtValue k, OrtValue v, OrtValue? headMask, OrtValue output, RunOptions runOptions)
+    {
+        var binding = _bindings[layer];
+        binding.Input(PagedAttentionGraph.Query, q);
+        binding.Input(PagedAttentionGraph.Key, k);
+        binding.Input(PagedAttentionGraph.Value, v);
+        binding.Input(PagedAttentionGraph.CumulativeSequenceLength, _cumulative.View(_rows + 1));
+        binding.Input(PagedAttentionGraph.PastSequenceLengths, _past.View(_rows));
+        binding.Input(PagedAttentionGraph.BlockTable, _blockTable.View(_rows, _maxBlocks));
+        binding.Input(PagedAttentionGraph.AttentionMetadata, _metadata.View(2));
+        if (_layers[layer].HeadMasked)
+        {
+            binding.Input(PagedAttentionGraph.HeadMask, headMask ?? throw new ArgumentNullException(nameof(headMask)));
+        }
+
+        binding.Output(PagedAttentionGraph.Output, output);
+        binding.Run(runOptions);
+    }
+
+    /// <summary>Frees the pools, the bindings and the sessions.</summary>
+    public void Dispose()
+    {
+        foreach (var binding in _bindings)
+        {
+            binding?.Dispose();
+        }
+
+        foreach (var value in _poolValues)
+        {
+            value?.Dispose();
+        }
+
+        for (var i = 0; i < _pools.Length; i++)
+        {
+            CudaRuntime.Free(_pools[i]);
+            _pools[i] = IntPtr.Zero;
+        }
+
+        foreach (var session in _sessions)
+        {
+            session.Dispose();
+        }
+
+        _cumulative?.Dispose();
+        _past?.Dispose();
+        _blockTable?.Dispose();
+        _metadata.Dispose();
+        _memory.Dispose();
+    }
+
+    private InferenceSession CreateSession(AttentionLayerSpec spec, TensorElementType type)
+    {
+        using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
+        OnnxDecoderModel.SelectDevice(sessionOptions, Device);
+        try
+        {
+            return new InferenceSession(PagedAttentionGraph.Create(spec, type), sessionOptions);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ExecutionProviderException($"--attention-device {Device}: the PagedAttention graph of layer {spec.Layer} does not load ({ex.Message})", ex);
+        }
+    }
+
+    private void BindPool(int layer, int slot, string input, string output, int heads, int width, TensorElementType type)
+    {
+        long[] shape = [BlockCount, BlockSize, heads, width];
+        var bytes = (long)BlockCount * BlockSize * heads * width * sizeof(ushort);
+        _pools[slot] = CudaRuntime.AllocateZeroed(DeviceId, bytes);
+        KvBytes += bytes;
+        _poolValues[slot] = OrtValue.CreateTensorValueWithData(_memory, type, shape, _pools[slot], bytes);
+        _bindings[layer].Input(input, _poolValues[slot]);
+        _bindings[layer].Output(output, _poolValues[slot]);
+    }
+}

@@ -1,0 +1,137 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using Google.Protobuf;
+using InferenceServer.Builder.Onnx.Proto;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Attention;
+
+/// <summary>
+/// The one-node attention graph of the <c>cuda:N</c> attention backend (ADR 0005): one <c>com.microsoft.PagedAttention</c>
+/// over packed rows, exactly as the fused paged graph calls it (ADR 0003: the same inputs in the same slots, block pools
+/// updated in place through aliased outputs, the host-side <c>attention_metadata</c> bounds), but without rotary, since
+/// the split segments hand over q and k with RoPE applied. A Mixture-of-Head layer multiplies the output by the
+/// segment's head mask, as the fused graph does. Made in memory once per distinct layer shape.
+/// </summary>
+internal static class PagedAttentionGraph
+{
+    /// <summary>Input: the packed queries [T, heads x d].</summary>
+    public const string Query = "query";
+
+    /// <summary>Input: the packed keys [T, kv_heads x d].</summary>
+    public const string Key = "key";
+
+    /// <summary>Input: the packed values [T, kv_heads x d].</summary>
+    public const string Value = "value";
+
+    /// <summary>Input: the key pool [blocks, block_size, kv_heads, d] (aliased to <see cref="KeyCacheOut"/>).</summary>
+    public const string KeyCache = "key_cache";
+
+    /// <summary>Input: the value pool (aliased to <see cref="ValueCacheOut"/>).</summary>
+    public const string ValueCache = "value_cache";
+
+    /// <summary>Input: int32 [rows + 1], the rows' token offsets.</summary>
+    public const string CumulativeSequenceLength = "cumulative_sequence_length";
+
+    /// <summary>Input: int32 [rows], tokens cached before this step.</summary>
+    public const string PastSequenceLengths = "past_seqlens";
+
+    /// <summary>Input: int32 [rows, max_blocks].</summary>
+    public const string BlockTable = "block_table";
+
+    /// <summary>Input: int32 [2] on the host, the step's most new tokens in a row and its longest row.</summary>
+    public const string AttentionMetadata = "attention_metadata";
+
+    /// <summary>Input of MoH layers: fp32 [T, heads], 1 for a head the token uses.</summary>
+    public const string HeadMask = "head_mask";
+
+    /// <summary>Output: [T, heads x d].</summary>
+    public const string Output = "output";
+
+    /// <summary>Output: the updated key pool.</summary>
+    public const string KeyCacheOut = "key_cache_out";
+
+    /// <summary>Output: the updated value pool.</summary>
+    public const string ValueCacheOut = "value_cache_out";
+
+    /// <summary>The serialized model for <paramref name="spec"/>'s shape in <paramref name="type"/> (float16 or bfloat16).</summary>
+    public static byte[] Create(AttentionLayerSpec spec, TensorElementType type)
+    {
+        var t = type == TensorElementType.BFloat16 ? TensorProto.Types.DataType.Bfloat16 : TensorProto.Types.DataType.Float16;
+        var heads = spec.QueryHeads;
+        var kvHeads = spec.KvHeads;
+        var d = spec.KeyWidth;
+        var graph = new GraphProto { Name = "paged_attention" };
+        graph.Input.Add(Info(Query, t, "num_tokens", heads * d));
+        graph.Input.Add(Info(Key, t, "num_tokens", kvHeads * d));
+        graph.Input.Add(Info(Value, t, "num_tokens", kvHeads * spec.ValueWidth));
+        graph.Input.Add(Info(KeyCache, t, "num_blocks", "block_size", kvHeads, d));
+        graph.Input.Add(Info(ValueCache, t, "num_blocks", "block_size", kvHeads, spec.ValueWidth));
+        graph.Input.Add(Info(CumulativeSequenceLength, TensorProto.Types.DataType.Int32, "batch_size_plus_1"));
+        graph.Input.Add(Info(PastSequenceLengths, TensorProto.Types.DataType.Int32, "batch_size"));
+        graph.Input.Add(Info(BlockTable, TensorProto.Types.DataType.Int32, "batch_size", "max_blocks"));
+        graph.Input.Add(Info(AttentionMetadata, TensorProto.Types.DataType.Int32, 2));
+        var attention = spec.HeadMasked ? "attention_raw" : Output;
+        var node = new NodeProto { OpType = "PagedAttention", Name = "attention", Domain = "com.microsoft" };
+        // Slots 8 and 9 (cos/sin caches) and 10..15 stay empty; the bounds are input 16, as in the fused graph.
+        node.Input.AddRange([Query, Key, Value, KeyCache, ValueCache, CumulativeSequenceLength, PastSequenceLengths, BlockTable,
+            string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadata]);
+        node.Output.AddRange([attention, KeyCacheOut, ValueCacheOut]);
+        node.Attribute.Add(new AttributeProto { Name = "num_heads", Type = AttributeProto.Types.AttributeType.Int, I = heads });
+        node.Attribute.Add(new AttributeProto { Name = "kv_num_heads", Type = AttributeProto.Types.AttributeType.Int, I = kvHeads });
+        node.Attribute.Add(new AttributeProto { Name = "scale", Type = AttributeProto.Types.AttributeType.Float, F = spec.Scale });
+        node.Attribute.Add(new AttributeProto { Name = "do_rotary", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
+        graph.Node.Add(node);
+        if (spec.HeadMasked)
+        {
+            // output = (attention [T, heads, d] * mask [T, heads, 1]) as [T, heads x d]: the fused graph's multiply.
+            graph.Input.Add(Info(HeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads));
+            graph.Initializer.Add(Int64s("heads_shape", -1, heads, spec.ValueWidth));
+            graph.Initializer.Add(Int64s("rows_shape", -1, heads * spec.ValueWidth));
+            graph.Initializer.Add(Int64s("mask_axis", 2));
+            graph.Node.Add(Node("Reshape", "attention_heads", [attention, "heads_shape"]));
+            graph.Node.Add(Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
+            var cast = Node("Cast", "mask_t", ["mask_3d"]);
+            cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)t });
+            graph.Node.Add(cast);
+            graph.Node.Add(Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
+            var reshape = Node("Reshape", "attention_rows", ["attention_masked", "rows_shape"]);
+            reshape.Output[0] = Output;
+            graph.Node.Add(reshape);
+        }
+
+        graph.Output.Add(Info(Output, t, "num_tokens", heads * spec.ValueWidth));
+        graph.Output.Add(Info(KeyCacheOut, t, "num_blocks", "block_size", kvHeads, d));
+        graph.Output.Add(Info(ValueCacheOut, t, "num_blocks", "block_size", kvHeads, spec.ValueWidth));
+        var model = new ModelProto { IrVersion = 11, ProducerName = "InferenceServer", Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 23 });
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
+        return model.ToByteArray();
+    }
+
+    private static NodeProto Node(string opType, string name, string[] inputs)
+    {
+        var node = new NodeProto { OpType = opType, Name = name };
+        node.Input.AddRange(inputs);
+        node.Output.Add(name);
+        return node;
+    }
+
+    private static TensorProto Int64s(string name, params long[] values)
+    {
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        tensor.Dims.Add(values.Length);
+        tensor.Int64Data.AddRange(values);
+        return tensor;
+    }
+
+    private static ValueInfoProto Info(string name, TensorProto.Types.DataType type, params object[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (var dim in dims)
+        {
+            shape.Dim.Add(dim is string symbol ? new TensorShapeProto.Types.Dimension { DimParam = symbol } : new TensorShapeProto.Types.Dimension { DimValue = (int)dim });
+        }
+
+        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } } };
+    }
+}

@@ -1,0 +1,11 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Onnx.Attention;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>A runner of a split model (ADR 0005), on the CPU (<see cref="SplitRunner"/>) or CUDA (<see cref="CudaSplitRunner"/>), that reports each step's attention cost.</summary>
+internal interface IOffloadingRunner
+{
+    /// <summary>Told each step's attention time per memory device and the bytes that crossed devices (the engine's metrics), or null.</summary>
+    IAttentionObserver? Observer { get; set; }
+}

@@ -1,0 +1,104 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
+using InferenceServer.Onnx.Attention;
+
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// The parts of a split step (ADR 0005) that <see cref="SplitRunner"/> (CPU segments) and <see cref="CudaSplitRunner"/>
+/// (CUDA segments) share: packing the rows' tokens and positions, and one attention call over the host backends with
+/// the log-sum-exp merge of rows spread over several. Allocation-free.
+/// </summary>
+internal static class SplitStep
+{
+    /// <summary>
+    /// Writes every row's new tokens and their absolute positions, packed row after row, into <paramref name="ids"/> and
+    /// <paramref name="positions"/>; checks each row's block table covers its tokens.
+    /// </summary>
+    /// <exception cref="ArgumentException">A row's block table is too short for <paramref name="blockSize"/>.</exception>
+    public static void Pack(ForwardBatch batch, int blockSize, Span<long> ids, Span<long> positions)
+    {
+        var offset = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            var rowTokens = batch.Tokens(r);
+            var past = batch.PastLength(r);
+            var needed = (past + rowTokens.Length + blockSize - 1) / blockSize;
+            if (batch.BlockTable(r).Length < needed)
+            {
+                throw new ArgumentException($"Row {r} holds {past + rowTokens.Length} tokens but its block table has {batch.BlockTable(r).Length} blocks of {blockSize}.", nameof(batch));
+            }
+
+            for (var t = 0; t < rowTokens.Length; t++)
+            {
+                ids[offset + t] = rowTokens[t];
+                positions[offset + t] = past + t;
+            }
+
+            offset += rowTokens.Length;
+        }
+    }
+
+    /// <summary>
+    /// Bytes one attention call moves between the dense segments and a memory device for <paramref name="tokens"/> tokens:
+    /// q, k and v out and the output back (ADR 0005's (2 + 2/G) x hidden for GQA), <paramref name="elementBytes"/> each.
+    /// </summary>
+    public static long OffloadBytes(AttentionLayerSpec spec, int tokens, int elementBytes) =>
+        (long)tokens * ((2 * spec.QueryWidth) + (spec.KvHeads * (spec.KeyWidth + spec.ValueWidth))) * elementBytes;
+
+    /// <summary>Tells <paramref name="observer"/> (if any) the step's offloaded bytes and each device's attention time (<paramref name="ticks"/>, in <paramref name="devices"/>' order).</summary>
+    public static void Report(IAttentionObserver? observer, long offloadBytes, IReadOnlyList<string> devices, ReadOnlySpan<long> ticks)
+    {
+        if (observer is null)
+        {
+            return;
+        }
+
+        observer.AttentionOffloaded(offloadBytes);
+        for (var b = 0; b < ticks.Length; b++)
+        {
+            if (ticks[b] > 0)
+            {
+                observer.AttentionStep(devices[b], (double)ticks[b] / Stopwatch.Frequency);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Attention call <paramref name="call"/> on every backend that holds some of the step's KV: the first writes
+    /// <paramref name="output"/> and <paramref name="lse"/>, each further one its part into <paramref name="partOutput"/>
+    /// and <paramref name="partLse"/>, merged in exactly by log-sum-exp. Adds each backend's Stopwatch ticks to
+    /// <paramref name="ticks"/>.
+    /// </summary>
+    public static void Attend(
+        IAttentionBackend[] backends, int call, AttentionLayerSpec spec, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> mask,
+        Span<float> output, Span<float> lse, float[] partOutput, float[] partLse, Span<long> ticks)
+    {
+        var first = true;
+        for (var b = 0; b < backends.Length; b++)
+        {
+            var backend = backends[b];
+            if (!backend.HasWork)
+            {
+                continue;
+            }
+
+            var start = Stopwatch.GetTimestamp();
+            if (first)
+            {
+                backend.Attend(call, spec, q, k, v, mask, output, lse);
+                first = false;
+            }
+            else
+            {
+                // Another part of the same rows' KV: merged exactly by log-sum-exp.
+                var otherOutput = partOutput.AsSpan(0, output.Length);
+                var otherLse = partLse.AsSpan(0, lse.Length);
+                backend.Attend(call, spec, q, k, v, mask, otherOutput, otherLse);
+                AttentionMerge.MergeInto(output, lse, otherOutput, otherLse, spec.QueryHeads, spec.ValueWidth);
+            }
+
+            ticks[b] += Stopwatch.GetTimestamp() - start;
+        }
+    }
+}

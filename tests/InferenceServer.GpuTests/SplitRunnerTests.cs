@@ -1,0 +1,264 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.GpuTests;
+
+/// <summary>
+/// The fp16/bf16 split form on CUDA (ADR 0005), run by <see cref="CudaSplitRunner"/> with attention on the host
+/// (<c>--attention-device cpu</c>) and on the compute GPU (<c>cuda:0</c>, the local split), against the fused paged path
+/// of the same build and transformers' fp32 references: first-step logits within the dtype's tolerance; greedy tokens
+/// of every case run alone and 16 at once equal to the reference wherever its top-2 margin exceeds twice that tolerance,
+/// and to the fused path's up to the first step that is not so decided (rounding may rightly flip a closer choice).
+/// </summary>
+public sealed class SplitRunnerTests(ITestOutputHelper output)
+{
+    private const int Concurrent = 16;
+
+    private static readonly Dictionary<string, float> Tolerance = new(StringComparer.Ordinal) { ["fp16"] = 0.02f, ["bf16"] = 0.08f };
+
+    public static TheoryData<string, string, string> Cases => new()
+    {
+        { "llama-gqa", "fp16", "cpu" },
+        { "llama-gqa", "fp16", "cuda:0" },
+        { "llama-gqa", "bf16", "cuda:0" },
+        { "qwen2", "bf16", "cpu" },
+        { "qwen2", "fp16", "cuda:0" },
+        { "llama-pruned", "fp16", "cpu" },
+        { "llama-pruned", "fp16", "cuda:0" },
+        { "llama-moh", "fp16", "cpu" },
+        { "llama-moh", "fp16", "cuda:0" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void FirstStepLogits_Split_WithinToleranceOfReference(string fixture, string dtype, string attentionDevice)
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit(fixture, dtype, attentionDevice);
+        var cases = GpuFixtures.References(fixture);
+        var vocab = model.Spec.VocabularySize;
+        var blockSize = model.ChooseBlockSize(64);
+        using var runner = model.CreateRunner(cases.Count, blockSize);
+        var batch = new ForwardBatch();
+        for (var r = 0; r < cases.Count; r++)
+        {
+            // Blocks in reverse order, so a backend that ignored the table would read another row's cache.
+            batch.AddRow(cases[r].Prompt, 0, [cases.Count - 1 - r], RowLogits.Last);
+        }
+
+        var logits = new float[cases.Count * vocab];
+        runner.Forward(batch, logits);
+        var worst = 0f;
+        for (var r = 0; r < cases.Count; r++)
+        {
+            for (var i = 0; i < vocab; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(logits[(r * vocab) + i] - cases[r].FirstStepLogits[i]));
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype} split, attention on {attentionDevice}: max |logit - fp32 reference| = {worst:G3} (tolerance {Tolerance[dtype]})"));
+        Assert.True(worst <= Tolerance[dtype], $"max |logit - reference| {worst} exceeds {Tolerance[dtype]}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Greedy_SplitSequentialAnd16Concurrent_MatchesFusedAndReferenceWhereDecided(string fixture, string dtype, string attentionDevice)
+    {
+        SkipWithoutCuda();
+        var cases = GpuFixtures.References(fixture);
+        var prompts = cases.Select(c => c.Prompt).ToArray();
+        var steps = cases.Select(c => c.Greedy.Length).ToArray();
+        int[][] fused;
+        using (var model = DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), new OnnxSessionOptions { Device = "cuda" }))
+        {
+            Assert.IsType<PagedDecoderModel>(model);
+            fused = Decode(model, prompts, steps, together: false);
+        }
+
+        using var split = OpenSplit(fixture, dtype, attentionDevice);
+        var sequential = Decode(split, prompts, steps, together: false);
+        var many = Enumerable.Range(0, Concurrent).Select(i => prompts[i % prompts.Length]).ToArray();
+        var concurrent = Decode(split, many, [.. Enumerable.Range(0, Concurrent).Select(i => steps[i % steps.Length])], together: true);
+        var compared = 0;
+        for (var i = 0; i < Concurrent; i++)
+        {
+            var c = i % cases.Count;
+            compared += Compare(cases[c], fused[c], i < cases.Count ? sequential[i] : null, concurrent[i], dtype, $"{fixture} {dtype} on {attentionDevice}, row {i}");
+        }
+
+        output.WriteLine($"{fixture} {dtype} split, attention on {attentionDevice}: {compared} decided greedy tokens compared (sequential and {Concurrent} concurrent)");
+        Assert.True(compared > 0, "no token was decided clearly enough to compare");
+    }
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda:0")]
+    public void DecodeStep_SteadyState_AllocatesNothingOnTheHost(string attentionDevice)
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
+        var cases = GpuFixtures.References("llama-gqa");
+        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(64));
+        var vocab = model.Spec.VocabularySize;
+        var logits = new float[cases.Count * vocab];
+        var batch = new ForwardBatch();
+        var lengths = new int[cases.Count];
+        var next = new int[cases.Count][];
+        for (var r = 0; r < cases.Count; r++)
+        {
+            batch.AddRow(cases[r].Prompt, 0, [r], RowLogits.Last);
+            lengths[r] = cases[r].Prompt.Length;
+            next[r] = new int[1];
+        }
+
+        runner.Forward(batch, logits);
+        long allocated = 0;
+        for (var step = 0; step < 30; step++)
+        {
+            for (var r = 0; r < cases.Count; r++)
+            {
+                next[r][0] = LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab));
+            }
+
+            batch.Clear();
+            for (var r = 0; r < cases.Count; r++)
+            {
+                batch.AddRow(next[r], lengths[r]++, [r], RowLogits.Last);
+            }
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            runner.Forward(batch, logits);
+            if (step >= 5)
+            {
+                allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+        }
+
+        var offload = ((CudaSplitRunner)runner).LastStepOffloadBytes;
+        output.WriteLine($"attention on {attentionDevice}: host bytes allocated by 25 steady decode steps: {allocated}; bytes across devices in the last step: {offload}");
+        Assert.Equal(attentionDevice == "cpu", offload > 0);
+        Assert.Equal(0, allocated);
+    }
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda:0")]
+    public void KvMemory_LocalSplitOnTheGpu_CpuAttentionOnTheHost(string attentionDevice)
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
+        var onGpu = attentionDevice != "cpu";
+        Assert.Equal("cuda:0", model.Device);
+        Assert.Equal(onGpu, model.DeviceFreeMemory is > 0);
+        var blockSize = model.ChooseBlockSize(16);
+        Assert.Equal(onGpu ? 256 : 16, blockSize);
+        using var runner = (CudaSplitRunner)model.CreateRunner(8, blockSize);
+        var expected = 8L * blockSize * model.Spec.KvBytesPerToken;
+        Assert.True(onGpu ? runner.KvBytes == expected : runner.KvBytes >= expected, $"{runner.KvBytes} KV bytes for {expected} of fp16 K and V");
+    }
+
+    [Fact]
+    public void Open_AttentionDeviceThatDoesNotExist_SaysWhichExist()
+    {
+        SkipWithoutCuda();
+        var error = Assert.Throws<ExecutionProviderException>(() => OpenSplit("llama-gqa", "fp16", "cuda:63"));
+        Assert.Contains("no such CUDA device", error.Message, StringComparison.Ordinal);
+        Assert.Contains("cuda:0", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_CudaAttentionBesideCpu_ExitsNamingIssue17()
+    {
+        SkipWithoutCuda();
+        var error = Assert.Throws<ExecutionProviderException>(() => OpenSplit("llama-gqa", "fp16", "cuda:0", "cpu"));
+        Assert.Contains("issue 17", error.Message, StringComparison.Ordinal);
+    }
+
+    private static int Compare(ReferenceCase reference, int[] fused, int[]? sequential, int[] concurrent, string dtype, string what)
+    {
+        var compared = 0;
+        for (var t = 0; t < reference.Greedy.Length; t++)
+        {
+            if (reference.Top2Margin[t] <= 2 * Tolerance[dtype])
+            {
+                break;
+            }
+
+            Assert.True(fused[t] == reference.Greedy[t], $"{what}: the fused path's token {t} {fused[t]} != reference {reference.Greedy[t]}");
+            if (sequential is not null)
+            {
+                Assert.True(sequential[t] == fused[t], $"{what} (alone): token {t} {sequential[t]} != fused {fused[t]} (margin {reference.Top2Margin[t]})");
+            }
+
+            Assert.True(concurrent[t] == fused[t], $"{what} ({Concurrent} concurrent): token {t} {concurrent[t]} != fused {fused[t]} (margin {reference.Top2Margin[t]})");
+            compared++;
+        }
+
+        return compared;
+    }
+
+    /// <summary>
+    /// Greedy decoding of <paramref name="prompts"/> (each its own blocks): one prompt at a time, or all packed in every step
+    /// (prefills together, then every row's decode in one batch).
+    /// </summary>
+    private static int[][] Decode(IDecoderModel model, int[][] prompts, int[] steps, bool together)
+    {
+        var blockSize = model.ChooseBlockSize(16);
+        var perRow = prompts.Select((p, i) => ((p.Length + steps[i] + blockSize - 1) / blockSize) + 1).ToArray();
+        using var runner = model.CreateRunner(perRow.Sum(), blockSize);
+        var tables = new int[prompts.Length][];
+        var first = 0;
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            tables[i] = [.. Enumerable.Range(first, perRow[i])];
+            first += perRow[i];
+        }
+
+        var results = prompts.Select(_ => new List<int>()).ToArray();
+        var vocab = model.Spec.VocabularySize;
+        var batch = new ForwardBatch();
+        var groups = together ? [Enumerable.Range(0, prompts.Length).ToArray()] : Enumerable.Range(0, prompts.Length).Select(i => new[] { i }).ToArray();
+        foreach (var rows in groups)
+        {
+            var lengths = rows.ToDictionary(r => r, r => 0);
+            while (rows.Any(r => results[r].Count < steps[r]))
+            {
+                batch.Clear();
+                var live = rows.Where(r => results[r].Count < steps[r]).ToArray();
+                foreach (var r in live)
+                {
+                    int[] tokens = lengths[r] == 0 ? prompts[r] : [results[r][^1]];
+                    batch.AddRow(tokens, lengths[r], tables[r], RowLogits.Last);
+                    lengths[r] += tokens.Length;
+                }
+
+                batch.DistributionsWanted = true;
+                var logits = new float[live.Length * vocab];
+                runner.Forward(batch, logits);
+                for (var j = 0; j < live.Length; j++)
+                {
+                    results[live[j]].Add(LogitMath.ArgMax(logits.AsSpan(j * vocab, vocab)));
+                }
+            }
+        }
+
+        return [.. results.Select(r => r.ToArray())];
+    }
+
+    private static SplitDecoderModel OpenSplit(string fixture, string dtype, params string[] attentionDevices)
+    {
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices };
+        return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
+    }
+
+    private static void SkipWithoutCuda()
+    {
+        if (GpuFixtures.CudaUnavailableReason is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+    }
+}
