@@ -25,7 +25,7 @@ public static class DecoderModels
         // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
         // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.
         var capture = options.CudaGraphs && package.GraphKind == PagedDecoderModel.GraphKind;
-        var (session, device, deviceNote, graphNote) = OnnxDecoderModel.CreateSession(package, options, capture);
+        var (session, device, deviceNote, graphNote) = new OnnxSessionFactory(options).OpenModel(package, capture);
         if (PagedDecoderModel.IsPaged(session))
         {
             return PagedDecoderModel.FromSession(session, package, device, deviceNote, capture);

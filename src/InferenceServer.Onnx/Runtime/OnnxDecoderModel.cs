@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
-using InferenceServer.Onnx.Graph;
 using InferenceServer.Onnx.Packaging;
 using Microsoft.ML.OnnxRuntime;
 
@@ -94,7 +93,7 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     public ModelSpec Spec { get; }
 
     /// <summary>Where the model runs: <c>cpu</c> or <c>cuda:N</c>.</summary>
-    public string Device { get; private init; } = "cpu";
+    public ComputeDevice Device { get; private init; }
 
     /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
     public string? DeviceNote { get; private init; }
@@ -102,69 +101,16 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
     /// <inheritdoc />
     public string? GraphNote { get; private init; }
 
-    /// <summary>Appends the execution provider <paramref name="requested"/> names; returns the device used and, for an <c>auto</c> fallback, why.</summary>
-    /// <exception cref="ExecutionProviderException">The device is malformed, or <c>cuda</c> was asked for and cannot be used.</exception>
-    /// <remarks>With <paramref name="cudaGraphs"/>, the CUDA provider is appended with ONNX Runtime's graph capture enabled.</remarks>
-    internal static (string Device, string? Note) SelectDevice(SessionOptions sessionOptions, string requested, bool cudaGraphs = false)
-    {
-        var (auto, cuda, id) = DeviceRequest.Parse(requested);
-        if (!cuda)
-        {
-            return ("cpu", null);
-        }
-
-        // On a machine without CUDA, ONNX Runtime would also print the load failure itself; auto says it once, in its own words.
-        var environment = OrtEnv.Instance();
-        var level = environment.EnvLogLevel;
-        if (auto)
-        {
-            environment.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
-        }
-
-        try
-        {
-            if (cudaGraphs)
-            {
-                using var provider = new OrtCUDAProviderOptions();
-                provider.UpdateOptions(new Dictionary<string, string>
-                {
-                    ["device_id"] = id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["enable_cuda_graph"] = "1",
-                });
-                sessionOptions.AppendExecutionProvider_CUDA(provider);
-            }
-            else
-            {
-                sessionOptions.AppendExecutionProvider_CUDA(id);
-            }
-
-            return ($"cuda:{id}", null);
-        }
-        catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
-        {
-            if (auto)
-            {
-                return ("cpu", $"the CUDA execution provider did not load ({FirstLine(ex.Message)})");
-            }
-
-            throw new ExecutionProviderException($"--device {requested}: the CUDA execution provider cannot be used ({FirstLine(ex.Message)})", ex);
-        }
-        finally
-        {
-            environment.EnvLogLevel = level;
-        }
-    }
-
     /// <summary>Opens <paramref name="package"/>'s dense-past graph on the device <paramref name="options"/> names and reads its KV layout.</summary>
     /// <exception cref="ModelPackageException">The graph cannot be loaded or lacks the expected inputs.</exception>
     public static OnnxDecoderModel Open(ModelPackage package, OnnxSessionOptions? options = null)
     {
-        var (session, device, deviceNote, graphNote) = CreateSession(package, options ?? new OnnxSessionOptions());
+        var (session, device, deviceNote, graphNote) = new OnnxSessionFactory(options ?? new OnnxSessionOptions()).OpenModel(package);
         return FromSession(session, package, device, deviceNote, graphNote);
     }
 
     /// <summary>Wraps an open session of a dense-past graph; disposes it when the graph is not one.</summary>
-    internal static OnnxDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote, string? graphNote = null)
+    internal static OnnxDecoderModel FromSession(InferenceSession session, ModelPackage package, ComputeDevice device, string? deviceNote, string? graphNote = null)
     {
         try
         {
@@ -175,66 +121,6 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         {
             session.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>Creates the ONNX Runtime session for <paramref name="package"/>'s graph on the device <paramref name="options"/> names.</summary>
-    /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
-    /// <remarks>
-    /// With <paramref name="cudaGraphs"/>, CUDA graph capture is enabled (paged graphs only: ADR 0003).
-    /// Unless <see cref="OnnxSessionOptions.RewriteGraph"/> is off, the graph is first rewritten by <see cref="GraphRewriter"/>
-    /// (ADR 0004); when a rewrite applies, the session loads the rewritten bytes and reads any external data from the
-    /// package's folder, and <c>GraphNote</c> says what changed.
-    /// </remarks>
-    internal static (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) CreateSession(ModelPackage package, OnnxSessionOptions options, bool cudaGraphs = false, string? graphPath = null)
-    {
-        using var sessionOptions = new SessionOptions
-        {
-            GraphOptimizationLevel = options.GraphOptimization switch
-            {
-                "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
-                "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                _ => GraphOptimizationLevel.ORT_ENABLE_ALL,
-            },
-            IntraOpNumThreads = options.IntraOpThreads,
-        };
-
-        // Spinning threads take the cores the HTTP and streaming threads of the same process need (OnnxSpinning.Never, the
-        // default); Step spins only while a step runs, so that no parallel operator waits for a sleeping thread to wake.
-        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.Spinning == OnnxSpinning.Never ? "0" : "1");
-        if (options.Spinning == OnnxSpinning.Step)
-        {
-            sessionOptions.AddSessionConfigEntry("session.force_spinning_stop", "1");
-        }
-
-        if (options.ProfilePrefix is { } prefix)
-        {
-            // The prefix is read when profiling is switched on, so it is set first.
-            sessionOptions.ProfileOutputPathPrefix = prefix;
-            sessionOptions.EnableProfiling = true;
-        }
-
-        var (device, deviceNote) = SelectDevice(sessionOptions, options.Device, cudaGraphs);
-        try
-        {
-            var path = graphPath ?? package.GraphPath;
-            var rewrite = options.RewriteGraph && graphPath is null && package.GraphKind != PagedDecoderModel.GraphKind ? GraphRewriter.Rewrite(path) : null;
-            if (rewrite is null)
-            {
-                return (new InferenceSession(path, sessionOptions), device, deviceNote, null);
-            }
-
-            // External data paths in the graph are relative to the graph's folder, which bytes do not have.
-            sessionOptions.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(package.GraphPath))!);
-            return (new InferenceSession(rewrite.Model, sessionOptions), device, deviceNote, rewrite.Summary);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            var hint = device == "cpu" && ex.Message.Contains("PagedAttention", StringComparison.Ordinal)
-                ? "; this graph is built for CUDA (com.microsoft.PagedAttention has no CPU kernel): serve it with --device cuda"
-                : string.Empty;
-            throw new ModelPackageException(graphPath ?? package.GraphPath, $"ONNX Runtime cannot load the graph ({FirstLine(ex.Message)}){hint}", ex);
         }
     }
 
@@ -525,11 +411,5 @@ public sealed partial class OnnxDecoderModel : IDecoderModel
         {
             array = new T[Math.Max(length, array.Length * 2)];
         }
-    }
-
-    internal static string FirstLine(string text)
-    {
-        var newline = text.IndexOf('\n', StringComparison.Ordinal);
-        return (newline < 0 ? text : text[..newline]).Trim();
     }
 }

@@ -17,7 +17,7 @@ public sealed class SplitDecoderModel : IDecoderModel
 {
     private readonly InferenceSession[] _segments;
 
-    private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<string> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
+    private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<ComputeDevice> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
     {
         _segments = segments;
         Spec = spec;
@@ -32,7 +32,7 @@ public sealed class SplitDecoderModel : IDecoderModel
     public ModelSpec Spec { get; }
 
     /// <summary>Where the dense segments run: <c>cpu</c>.</summary>
-    public string Device => "cpu";
+    public ComputeDevice Device => ComputeDevice.Cpu;
 
     /// <inheritdoc />
     public string? DeviceNote => null;
@@ -48,10 +48,10 @@ public sealed class SplitDecoderModel : IDecoderModel
     public long? DeviceTotalMemory => null;
 
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
-    public IReadOnlyList<string> AttentionDevices { get; }
+    public IReadOnlyList<ComputeDevice> AttentionDevices { get; }
 
     /// <summary>The attention devices: they hold the KV cache.</summary>
-    public IReadOnlyList<string> KvDevices => AttentionDevices;
+    public IReadOnlyList<ComputeDevice> KvDevices => AttentionDevices;
 
     /// <summary>The decoder layer of each attention call, in order (for the startup log).</summary>
     public IReadOnlyList<int> AttentionLayers
@@ -100,21 +100,26 @@ public sealed class SplitDecoderModel : IDecoderModel
 
     /// <summary>Whether <paramref name="device"/> is an attention device this version can run (<c>cpu</c>).</summary>
     /// <exception cref="ExecutionProviderException">The name is malformed, or names a device whose backend is not built yet.</exception>
-    public static void ValidateAttentionDevice(string device)
+    public static void ValidateAttentionDevice(string device) => ParseAttentionDevice(device);
+
+    /// <summary>Reads one <c>--attention-device</c> entry (lower case, as the host passes it) as a device this version can run.</summary>
+    /// <exception cref="ExecutionProviderException">The name is malformed, or names a device whose backend is not built yet.</exception>
+    internal static ComputeDevice ParseAttentionDevice(string device)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (device == "cpu")
         {
-            return;
+            return ComputeDevice.Cpu;
         }
 
-        var (_, cuda, _) = device == "cuda" || device.StartsWith("cuda:", StringComparison.Ordinal)
-            ? DeviceRequest.Parse(device)
-            : throw new ExecutionProviderException($"--attention-device {device}: unknown; use cpu (or cuda:N once its backend exists)");
-        if (cuda)
+        if (device != "cuda" && !device.StartsWith("cuda:", StringComparison.Ordinal))
         {
-            throw new ExecutionProviderException($"--attention-device {device}: the CUDA attention backend is not built yet in this version; use --attention-device cpu");
+            throw new ExecutionProviderException($"--attention-device {device}: unknown; use cpu (or cuda:N once its backend exists)");
         }
+
+        // A malformed cuda:N says what --device accepts; a well-formed one names a backend this version lacks.
+        _ = DeviceRequest.Parse(device);
+        throw new ExecutionProviderException($"--attention-device {device}: the CUDA attention backend is not built yet in this version; use --attention-device cpu");
     }
 
     /// <summary>Opens <paramref name="package"/>'s split form with attention on <paramref name="options"/>' attention devices.</summary>
@@ -124,33 +129,26 @@ public sealed class SplitDecoderModel : IDecoderModel
     {
         ArgumentNullException.ThrowIfNull(package);
         ArgumentNullException.ThrowIfNull(options);
-        foreach (var device in options.AttentionDevices)
+        var attentionDevices = new ComputeDevice[options.AttentionDevices.Count];
+        for (var i = 0; i < attentionDevices.Length; i++)
         {
-            ValidateAttentionDevice(device);
+            attentionDevices[i] = ParseAttentionDevice(options.AttentionDevices[i]);
         }
 
-        var (auto, cuda, _) = DeviceRequest.Parse(options.Device);
-        if (cuda && !auto)
+        var factory = new OnnxSessionFactory(options);
+        if (factory.Request is { Cuda: true, Auto: false })
         {
             throw new ExecutionProviderException($"--device {options.Device} with --attention-device: the split path runs its dense segments on the CPU in this version; use --device cpu");
         }
 
         var genAi = Path.Combine(package.Directory, "genai_config.json");
         var (segmentFiles, attention, rotaryHalf, hidden) = ReadSplit(genAi, package);
-        var segmentOptions = new OnnxSessionOptions
-        {
-            Device = "cpu",
-            IntraOpThreads = options.IntraOpThreads,
-            Spinning = options.Spinning,
-            GraphOptimization = options.GraphOptimization,
-            RewriteGraph = false,
-        };
         var sessions = new InferenceSession[segmentFiles.Count];
         try
         {
             for (var s = 0; s < sessions.Length; s++)
             {
-                sessions[s] = OnnxDecoderModel.CreateSession(package, segmentOptions, graphPath: Path.Combine(package.Directory, segmentFiles[s])).Session;
+                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), ComputeDevice.Cpu);
             }
         }
         catch
@@ -178,7 +176,7 @@ public sealed class SplitDecoderModel : IDecoderModel
             KvLayers = kvLayers,
             ElementType = "float32",
         };
-        return new SplitDecoderModel(sessions, spec, attention, [.. options.AttentionDevices], rotaryHalf, hidden, options);
+        return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options);
     }
 
     /// <inheritdoc />

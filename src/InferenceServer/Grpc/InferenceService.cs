@@ -269,7 +269,10 @@ internal sealed class InferenceService(
             info.EosTokenIds.Add((uint)id);
         }
 
-        info.KvDevices.Add(model.Decoder.KvDevices);
+        foreach (var device in model.Decoder.KvDevices)
+        {
+            info.KvDevices.Add(device.ToString());
+        }
 
         foreach (var layer in spec.KvLayers)
         {

@@ -20,7 +20,7 @@ public sealed class OnnxDecoderModelTests
     public void Device_CpuIsCpu_AndMalformedDevicesAreRefused()
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "cpu" });
-        Assert.Equal("cpu", model.Device);
+        Assert.Equal(ComputeDevice.Cpu, model.Device);
         Assert.Null(model.DeviceNote);
         foreach (var bad in (string[])["gpu", "cuda:", "cuda:-1", "cuda:x"])
         {
@@ -33,13 +33,13 @@ public sealed class OnnxDecoderModelTests
     public void Device_Auto_RunsWhereTheProviderLoads_AndSaysWhyWhenItFallsBack()
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "auto" });
-        if (model.Device == "cpu")
+        if (!model.Device.IsCuda)
         {
             Assert.Contains("CUDA", model.DeviceNote);
         }
         else
         {
-            Assert.Equal("cuda:0", model.Device);
+            Assert.Equal("cuda:0", model.Device.ToString());
         }
     }
 
