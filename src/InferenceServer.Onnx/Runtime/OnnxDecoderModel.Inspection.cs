@@ -78,6 +78,7 @@ public sealed partial class OnnxDecoderModel
             VocabularySize = vocab,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
+            AttentionLayers = AttentionLayout.FromConfig(package.Config),
             ElementType = "float32",
         };
         return (spec, hasPositions, hasBranch);

@@ -166,6 +166,7 @@ internal sealed class PagedDecoderModel : IDecoderModel
             VocabularySize = vocab,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
+            AttentionLayers = AttentionLayout.FromConfig(package.Config),
             ElementType = kvType == TensorElementType.BFloat16 ? "bfloat16" : "float16",
         };
         return (spec, kvType);

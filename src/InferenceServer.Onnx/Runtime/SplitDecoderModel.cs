@@ -141,8 +141,18 @@ public sealed class SplitDecoderModel : IDecoderModel
             throw new ExecutionProviderException($"--device {options.Device} with --attention-device: the split path runs its dense segments on the CPU in this version; use --device cpu");
         }
 
+        var layers = AttentionLayout.FromConfig(package.Config);
+        var attention = new List<AttentionLayerSpec>(layers.Count);
+        foreach (var layer in layers)
+        {
+            if (layer.HasAttention)
+            {
+                attention.Add(layer);
+            }
+        }
+
         var genAi = Path.Combine(package.Directory, "genai_config.json");
-        var (segmentFiles, attention, rotaryHalf, hidden) = ReadSplit(genAi, package);
+        var (segmentFiles, rotaryHalf, hidden) = ReadSplit(genAi, package, attention);
         var sessions = new InferenceSession[segmentFiles.Count];
         try
         {
@@ -174,10 +184,19 @@ public sealed class SplitDecoderModel : IDecoderModel
             VocabularySize = package.Config.VocabularySize,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = kvLayers,
+            AttentionLayers = layers,
             ElementType = "float32",
         };
         return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options);
     }
+
+    /// <summary>The <c>kind</c> genai_config.json records for an attention call.</summary>
+    private static string KindName(AttentionKind kind) => kind switch
+    {
+        AttentionKind.Moh => "moh",
+        AttentionKind.Mla => "mla",
+        _ => "gqa",
+    };
 
     /// <inheritdoc />
     public void Dispose()
@@ -188,7 +207,7 @@ public sealed class SplitDecoderModel : IDecoderModel
         }
     }
 
-    private static (IReadOnlyList<string> Segments, IReadOnlyList<AttentionLayerSpec> Attention, int RotaryHalf, int Hidden) ReadSplit(string path, ModelPackage package)
+    private static (IReadOnlyList<string> Segments, int RotaryHalf, int Hidden) ReadSplit(string path, ModelPackage package, IReadOnlyList<AttentionLayerSpec> attention)
     {
         const string What = "this model has no split form for attention offloading (genai_config.json has no inference_server.split): "
             + "serve the Hugging Face checkpoint folder instead (the server builds its split form), or build one with "
@@ -219,24 +238,25 @@ public sealed class SplitDecoderModel : IDecoderModel
                 segments.Add(name);
             }
 
-            var attention = new List<AttentionLayerSpec>();
+            // The calls come from config.json (ModelSpec.AttentionLayers); what the build recorded must agree with them.
+            var recorded = 0;
             foreach (var call in split.GetProperty("attention").EnumerateArray())
             {
-                var spec = new AttentionLayerSpec(
-                    call.GetProperty("layer").GetInt32(),
-                    call.GetProperty("query_heads").GetInt32(),
-                    call.GetProperty("kv_heads").GetInt32(),
-                    call.GetProperty("key_width").GetInt32(),
-                    call.GetProperty("value_width").GetInt32(),
-                    (float)call.GetProperty("scale").GetDouble(),
-                    call.GetProperty("kind").GetString() == "moh",
-                    call.GetProperty("kind").GetString() == "mla");
-                if (spec.QueryHeads <= 0 || spec.KvHeads <= 0 || spec.QueryHeads % spec.KvHeads != 0 || spec.KeyWidth <= 0 || spec.ValueWidth <= 0)
+                var kind = call.GetProperty("kind").GetString();
+                var expected = recorded < attention.Count ? attention[recorded] : null;
+                if (expected is null || call.GetProperty("layer").GetInt32() != expected.Layer || call.GetProperty("query_heads").GetInt32() != expected.QueryHeads
+                    || call.GetProperty("kv_heads").GetInt32() != expected.KvHeads || call.GetProperty("key_width").GetInt32() != expected.KeyWidth
+                    || call.GetProperty("value_width").GetInt32() != expected.ValueWidth || kind != KindName(expected.Kind))
                 {
-                    throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention of layer {spec.Layer} has {spec.QueryHeads} query heads over {spec.KvHeads} KV heads of widths {spec.KeyWidth}/{spec.ValueWidth}"));
+                    throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention call {recorded} does not match config.json's attention layers; rebuild the model"));
                 }
 
-                attention.Add(spec);
+                recorded++;
+            }
+
+            if (recorded != attention.Count)
+            {
+                throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split records {recorded} attention calls, config.json has {attention.Count} attention layers; rebuild the model"));
             }
 
             if (attention.Count == 0 || segments.Count != attention.Count + 1)
@@ -245,7 +265,7 @@ public sealed class SplitDecoderModel : IDecoderModel
             }
 
             var hidden = root.GetProperty("model").GetProperty("decoder").GetProperty("hidden_size").GetInt32();
-            return (segments, attention, split.GetProperty("rotary_half_width").GetInt32(), hidden);
+            return (segments, split.GetProperty("rotary_half_width").GetInt32(), hidden);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
