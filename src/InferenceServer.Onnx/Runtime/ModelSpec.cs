@@ -24,11 +24,11 @@ public sealed record ModelSpec
     /// </summary>
     internal IReadOnlyList<AttentionLayerSpec> AttentionLayers { get; init; } = [];
 
-    /// <summary>Element type of the KV cache: <c>float32</c> (dense-past graphs), <c>float16</c> or <c>bfloat16</c> (paged CUDA graphs).</summary>
-    public required string ElementType { get; init; }
+    /// <summary>Element type of the KV cache: float32 (dense-past graphs, split models), float16 or bfloat16 (paged CUDA graphs).</summary>
+    public required KvElementType ElementType { get; init; }
 
     /// <summary>Bytes of one cached element of <see cref="ElementType"/>.</summary>
-    internal int KvElementBytes => ElementType is "float16" or "bfloat16" ? 2 : sizeof(float);
+    internal int KvElementBytes => ElementType.Bytes();
 
     /// <summary>Bytes of KV cache one token occupies across all layers.</summary>
     public long KvBytesPerToken

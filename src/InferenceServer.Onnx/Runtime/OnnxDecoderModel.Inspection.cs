@@ -79,7 +79,7 @@ public sealed partial class OnnxDecoderModel
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
             AttentionLayers = AttentionLayout.FromConfig(package.Config),
-            ElementType = "float32",
+            ElementType = KvElementType.Float32,
         };
         return (spec, hasPositions, hasBranch);
     }

@@ -167,7 +167,7 @@ internal sealed class PagedDecoderModel : IDecoderModel
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
             AttentionLayers = AttentionLayout.FromConfig(package.Config),
-            ElementType = kvType == TensorElementType.BFloat16 ? "bfloat16" : "float16",
+            ElementType = KvElementTypeExtensions.FromTensor(kvType),
         };
         return (spec, kvType);
     }

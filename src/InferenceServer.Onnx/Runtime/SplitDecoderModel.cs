@@ -185,7 +185,7 @@ public sealed class SplitDecoderModel : IDecoderModel
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = kvLayers,
             AttentionLayers = layers,
-            ElementType = "float32",
+            ElementType = KvElementType.Float32,
         };
         return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options);
     }

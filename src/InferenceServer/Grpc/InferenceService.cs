@@ -6,6 +6,7 @@ using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Grpc.V1;
 using InferenceServer.Hosting;
+using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Grpc;
 
@@ -261,7 +262,7 @@ internal sealed class InferenceService(
             ContextLength = (uint)spec.ContextLength,
             VocabularySize = (uint)spec.VocabularySize,
             HasTokenizer = model.Tokenizer is not null,
-            KvElementType = spec.ElementType,
+            KvElementType = spec.ElementType.ToName(),
             KvBytesPerToken = (ulong)spec.KvBytesPerToken,
         };
         foreach (var id in model.EosTokenIds)
