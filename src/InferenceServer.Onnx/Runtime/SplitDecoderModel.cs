@@ -10,8 +10,9 @@ namespace InferenceServer.Onnx.Runtime;
 /// <summary>
 /// A model served split at its attention operators (ADR 0005, attention offloading): the builder's L + 1 segment graphs
 /// (<c>segment.{s}.onnx</c>, one ONNX Runtime session each, on the CPU) and L attention calls on the memory devices
-/// named by <see cref="OnnxSessionOptions.AttentionDevices"/>, whose backends own the KV cache. The split is read from
-/// <c>genai_config.json</c>'s <c>inference_server.split</c>.
+/// named by <see cref="OnnxSessionOptions.AttentionDevices"/>, whose backends own the KV cache. The attention calls are
+/// the layers of <see cref="ModelSpec.AttentionLayers"/> that have attention; the segment files are read from
+/// <c>genai_config.json</c>'s <c>inference_server.split</c>, whose recorded calls must agree.
 /// </summary>
 public sealed class SplitDecoderModel : IDecoderModel
 {
