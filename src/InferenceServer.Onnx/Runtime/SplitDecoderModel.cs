@@ -247,7 +247,8 @@ public sealed class SplitDecoderModel : IDecoderModel
                 var expected = recorded < attention.Count ? attention[recorded] : null;
                 if (expected is null || call.GetProperty("layer").GetInt32() != expected.Layer || call.GetProperty("query_heads").GetInt32() != expected.QueryHeads
                     || call.GetProperty("kv_heads").GetInt32() != expected.KvHeads || call.GetProperty("key_width").GetInt32() != expected.KeyWidth
-                    || call.GetProperty("value_width").GetInt32() != expected.ValueWidth || kind != KindName(expected.Kind))
+                    || call.GetProperty("value_width").GetInt32() != expected.ValueWidth || kind != KindName(expected.Kind)
+                    || Math.Abs(call.GetProperty("scale").GetDouble() - expected.Scale) > 1e-6 * expected.Scale)
                 {
                     throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention call {recorded} does not match config.json's attention layers; rebuild the model"));
                 }
