@@ -19,7 +19,7 @@ var prefix = Path.Combine(Path.GetTempPath(), $"ort-ops-{Environment.ProcessId}"
 using (var model = OnnxDecoderModel.Open(ModelPackage.Load(root), new OnnxSessionOptions { ProfilePrefix = prefix }))
 {
     var blocks = (past + Warmup + steps + BlockSize) / BlockSize;
-    var store = new PagedKvStore(model.Spec, blocks, BlockSize);
+    using var runner = new DenseKvRunner(model, blocks, BlockSize);
     var table = Enumerable.Range(0, blocks).ToArray();
     var logits = new float[model.Spec.VocabularySize];
     var forward = new ForwardBatch();
@@ -27,7 +27,7 @@ using (var model = OnnxDecoderModel.Open(ModelPackage.Load(root), new OnnxSessio
     {
         forward.Clear();
         forward.AddRow([42], past + i, table, wantLogits: true, sequenceId: 1);
-        model.Forward(forward, store, logits);
+        runner.Forward(forward, logits);
     }
 }
 

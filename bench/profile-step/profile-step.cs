@@ -21,7 +21,7 @@ Console.WriteLine(reuse ? "decode steps over the same sequences (present fed bac
 foreach (var (batch, past) in new[] { (1, 128), (1, 1024), (16, 256), (64, 256) })
 {
     var blocksPerRow = (past + Steps + 6 + BlockSize - 1) / BlockSize;
-    var store = new PagedKvStore(model.Spec, batch * blocksPerRow, BlockSize);
+    using var runner = new DenseKvRunner(model, batch * blocksPerRow, BlockSize);
     var forward = new ForwardBatch();
     var logits = new float[batch * model.Spec.VocabularySize];
     var rows = Enumerable.Range(0, batch).Select(r => Enumerable.Range(r * blocksPerRow, blocksPerRow).ToArray()).ToArray();
@@ -40,7 +40,7 @@ foreach (var (batch, past) in new[] { (1, 128), (1, 1024), (16, 256), (64, 256) 
     for (var i = 0; i < 5; i++)
     {
         Build();
-        model.Forward(forward, store, logits);
+        runner.Forward(forward, logits);
     }
 
     var (gather, run, scatter) = (0.0, 0.0, 0.0);
@@ -48,7 +48,7 @@ foreach (var (batch, past) in new[] { (1, 128), (1, 1024), (16, 256), (64, 256) 
     for (var i = 0; i < Steps; i++)
     {
         Build();
-        var timing = model.ForwardTimed(forward, store, logits);
+        var timing = runner.ForwardTimed(forward, logits);
         gather += timing.Gather;
         run += timing.Run;
         scatter += timing.Scatter;

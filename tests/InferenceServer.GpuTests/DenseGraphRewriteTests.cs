@@ -53,8 +53,8 @@ public sealed class DenseGraphRewriteTests(ITestOutputHelper output)
     private static (float[] Logits, string? Note) FirstStepLogits(string fixture, bool rewrite, List<ReferenceCase> cases)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(GpuFixtures.Fixture(fixture)), new OnnxSessionOptions { Device = "cuda", RewriteGraph = rewrite });
-        Assert.StartsWith("cuda", model.Device, StringComparison.Ordinal);
-        var store = new PagedKvStore(model.Spec, 64, 16);
+        Assert.True(model.Device.IsCuda);
+        using var runner = new DenseKvRunner(model, 64, 16);
         var batch = new ForwardBatch();
         var block = 0;
         foreach (var item in cases)
@@ -65,7 +65,7 @@ public sealed class DenseGraphRewriteTests(ITestOutputHelper output)
         }
 
         var logits = new float[cases.Count * model.Spec.VocabularySize];
-        model.Forward(batch, store, logits);
+        runner.Forward(batch, logits);
         return (logits, model.GraphNote);
     }
 }

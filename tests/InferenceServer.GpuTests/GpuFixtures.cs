@@ -90,8 +90,8 @@ internal static class GpuFixtures
         using var options = new SessionOptions();
         try
         {
-            var (device, note) = OnnxDecoderModel.SelectDevice(options, "auto");
-            return device.StartsWith("cuda", StringComparison.Ordinal) ? null : $"no CUDA device: {note}";
+            var (device, note) = OnnxSessionFactory.AppendProvider(options, DeviceRequest.Parse("auto"));
+            return device.IsCuda ? null : $"no CUDA device: {note}";
         }
         catch (ExecutionProviderException ex)
         {

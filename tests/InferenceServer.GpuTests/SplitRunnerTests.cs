@@ -151,7 +151,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         SkipWithoutCuda();
         using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
         var onGpu = attentionDevice != "cpu";
-        Assert.Equal("cuda:0", model.Device);
+        Assert.Equal("cuda:0", model.Device.ToString());
         Assert.Equal(onGpu, model.DeviceFreeMemory is > 0);
         var blockSize = model.ChooseBlockSize(16);
         Assert.Equal(onGpu ? 256 : 16, blockSize);

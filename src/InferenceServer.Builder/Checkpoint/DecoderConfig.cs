@@ -4,14 +4,17 @@ using System.Text.Json;
 namespace InferenceServer.Builder.Checkpoint;
 
 /// <summary>
-/// The parts of a decoder checkpoint's <c>config.json</c> that shape the graph: architecture, sizes, normalization,
-/// RoPE. Parsing rejects what the builder cannot build with a message naming the setting.
+/// The one parse of a checkpoint's <c>config.json</c>, shared by the builder and the runtime: architecture, sizes,
+/// normalization, RoPE, per-layer shapes, MLA, MoE and MoH. <see cref="Parse(string, string)"/> (the builder's) rejects what the builder
+/// cannot build with a message naming the setting; <see cref="ParseForServing"/> (the runtime's, behind
+/// <c>InferenceServer.Onnx.Packaging.ModelConfig</c>) reads any family's config, leaving what it does not say at 0.
 /// </summary>
-internal sealed record DecoderConfig
+public sealed record DecoderConfig
 {
     /// <summary>
     /// The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3, deepseek_v3, or llama_mla (TransMLA's
     /// GQA-to-MLA conversion of a Llama, Qwen2 or Mistral model: DeepSeek-V3-style attention over the dense MLP).
+    /// Serving (<see cref="ParseForServing"/>): any, <c>unknown</c> when absent.
     /// </summary>
     public required string ModelType { get; init; }
 
@@ -72,14 +75,25 @@ internal sealed record DecoderConfig
     /// <summary>The <c>pad_token_id</c>, or null.</summary>
     public int? PadTokenId { get; init; }
 
-    /// <summary>Parses <c>config.json</c> text; <paramref name="source"/> names the file in errors.</summary>
+    /// <summary>Parses <c>config.json</c> text for a build; <paramref name="source"/> names the file in errors.</summary>
     /// <exception cref="ModelBuildException">The config is malformed or names something the builder cannot build.</exception>
-    public static DecoderConfig Parse(string json, string source)
+    public static DecoderConfig Parse(string json, string source) => Parse(json, source, strict: true);
+
+    /// <summary>
+    /// Parses <c>config.json</c> text for serving a model of any family: only <c>vocab_size</c> and
+    /// <c>num_hidden_layers</c> are required, nothing is refused for being unbuildable, multimodal configs are read from
+    /// their <c>text_config</c>, GPT-2's <c>n_embd</c> / <c>n_head</c> / <c>n_positions</c> stand in for the Llama names,
+    /// and the context defaults to 2048; sizes the config does not give are 0.
+    /// </summary>
+    /// <exception cref="ModelBuildException">The config is not JSON, or a field it has is malformed.</exception>
+    public static DecoderConfig ParseForServing(string json, string source) => Parse(json, source, strict: false);
+
+    private static DecoderConfig Parse(string json, string source, bool strict)
     {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json);
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
         }
         catch (JsonException ex)
         {
@@ -88,9 +102,16 @@ internal sealed record DecoderConfig
 
         using (document)
         {
-            var root = document.RootElement;
-            var modelType = String(root, "model_type", source) ?? throw new ModelBuildException($"{source}: missing model_type");
-            if (modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3" or LlamaMla))
+            var outer = document.RootElement;
+            if (outer.ValueKind != JsonValueKind.Object)
+            {
+                throw new ModelBuildException($"{source}: must hold a JSON object");
+            }
+
+            // Multimodal and some composite configs nest the language model under text_config (serving reads it from there).
+            var root = !strict && outer.TryGetProperty("text_config", out var nested) && nested.ValueKind == JsonValueKind.Object ? nested : outer;
+            var modelType = String(outer, "model_type", source) ?? (strict ? throw new ModelBuildException($"{source}: missing model_type") : "unknown");
+            if (strict && modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3" or LlamaMla))
             {
                 throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3, deepseek_v3 and llama_mla");
             }
@@ -100,37 +121,37 @@ internal sealed record DecoderConfig
                 throw new ModelBuildException($"{source}: mlp_bias is not supported; the builder builds MLPs without biases");
             }
 
-            var hidden = RequiredInt(root, "hidden_size", source);
-            var heads = RequiredInt(root, "num_attention_heads", source);
+            var hidden = strict ? RequiredInt(root, "hidden_size", source) : Int(root, "hidden_size", source) ?? Int(root, "n_embd", source) ?? 0;
+            var heads = strict ? RequiredInt(root, "num_attention_heads", source) : Int(root, "num_attention_heads", source) ?? Int(root, "n_head", source) ?? 0;
             var kvHeads = Int(root, "num_key_value_heads", source) ?? heads;
-            var headDim = Int(root, "head_dim", source) ?? hidden / heads;
-            if (heads % kvHeads != 0)
+            var headDim = Int(root, "head_dim", source) ?? (heads > 0 ? hidden / heads : 0);
+            if (strict && heads % kvHeads != 0)
             {
                 throw new ModelBuildException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
             }
 
-            var act = String(root, "hidden_act", source) ?? "silu";
+            var act = strict ? String(root, "hidden_act", source) ?? "silu" : "silu";
             if (act != "silu")
             {
                 throw new ModelBuildException($"{source}: hidden_act '{act}' is not supported; the builder builds SiLU MLPs");
             }
 
-            if (root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
+            if (strict && root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
             {
                 throw new ModelBuildException($"{source}: use_sliding_window is not supported yet");
             }
 
-            if (modelType is "mistral" or "phi3" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
+            if (strict && modelType is "mistral" or "phi3" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
             {
                 throw new ModelBuildException($"{source}: sliding_window {window} is shorter than the context; sliding-window attention is not supported yet");
             }
 
-            var maxPositions = Int(root, "max_position_embeddings", source) ?? 4096;
+            var maxPositions = Int(root, "max_position_embeddings", source) ?? (strict ? 4096 : Int(root, "n_positions", source) ?? 2048);
             var layerCount = RequiredInt(root, "num_hidden_layers", source);
-            var intermediate = RequiredInt(root, "intermediate_size", source);
-            var mla = modelType is "deepseek_v3" or LlamaMla ? ParseMla(root, source, modelType) : null;
+            var intermediate = strict ? RequiredInt(root, "intermediate_size", source) : Int(root, "intermediate_size", source) ?? 0;
+            var mla = modelType is "deepseek_v3" or LlamaMla || (!strict && root.TryGetProperty("kv_lora_rank", out _)) ? ParseMla(root, source, modelType, strict) : null;
             var layers = ParseLayers(root, source, layerCount, heads, mla is null ? kvHeads : 1, intermediate);
-            var moh = ParseMoh(root, source, layers);
+            var moh = ParseMoh(root, source, layers, strict);
             return new DecoderConfig
             {
                 ModelType = modelType,
@@ -139,7 +160,7 @@ internal sealed record DecoderConfig
                 Layers = layers,
                 Moh = moh,
                 Mla = mla,
-                Moe = mla is null ? null : ParseMoe(root, source, layerCount),
+                Moe = mla is null ? null : ParseMoe(root, source, layerCount, strict),
                 HeadCount = heads,
                 KvHeadCount = kvHeads,
                 HeadDim = headDim,
@@ -148,15 +169,15 @@ internal sealed record DecoderConfig
                 RmsNormEps = Double(root, "rms_norm_eps", source) ?? 1e-6,
                 MaxPositionEmbeddings = maxPositions,
                 TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
-                Rope = ParseRope(root, source, maxPositions),
-                BosTokenId = Int(root, "bos_token_id", source),
-                EosTokenIds = IntOrList(root, "eos_token_id", source),
-                PadTokenId = Int(root, "pad_token_id", source),
+                Rope = ParseRope(root, source, maxPositions, strict),
+                BosTokenId = Int(outer, "bos_token_id", source),
+                EosTokenIds = IntOrList(outer, "eos_token_id", source),
+                PadTokenId = Int(outer, "pad_token_id", source),
             };
         }
     }
 
-    private static MoeConfig? ParseMoe(JsonElement root, string source, int layerCount)
+    private static MoeConfig? ParseMoe(JsonElement root, string source, int layerCount, bool strict)
     {
         var experts = Int(root, "n_routed_experts", source) ?? 0;
         var firstMoe = Int(root, "first_k_dense_replace", source) ?? 0;
@@ -165,12 +186,12 @@ internal sealed record DecoderConfig
             return null;
         }
 
-        if (String(root, "topk_method", source) is { } method && method != "noaux_tc")
+        if (strict && String(root, "topk_method", source) is { } method && method != "noaux_tc")
         {
             throw new ModelBuildException($"{source}: topk_method '{method}' is not supported; the builder builds DeepSeek-V3's noaux_tc routing");
         }
 
-        if (String(root, "scoring_func", source) is { } scoring && scoring != "sigmoid")
+        if (strict && String(root, "scoring_func", source) is { } scoring && scoring != "sigmoid")
         {
             throw new ModelBuildException($"{source}: scoring_func '{scoring}' is not supported; the builder builds sigmoid routing");
         }
@@ -185,8 +206,8 @@ internal sealed record DecoderConfig
             Double(root, "routed_scaling_factor", source) ?? 1.0,
             RequiredInt(root, "moe_intermediate_size", source),
             Int(root, "n_shared_experts", source) ?? 0);
-        if (moe.Groups <= 0 || experts % moe.Groups != 0 || moe.TopKGroups < 1 || moe.TopKGroups > moe.Groups
-            || moe.ExpertsPerToken < 1 || moe.ExpertsPerToken > moe.TopKGroups * (experts / moe.Groups) || experts / moe.Groups < 2)
+        if (strict && (moe.Groups <= 0 || experts % moe.Groups != 0 || moe.TopKGroups < 1 || moe.TopKGroups > moe.Groups
+            || moe.ExpertsPerToken < 1 || moe.ExpertsPerToken > moe.TopKGroups * (experts / moe.Groups) || experts / moe.Groups < 2))
         {
             throw new ModelBuildException(
                 $"{source}: n_routed_experts {experts}, n_group {moe.Groups}, topk_group {moe.TopKGroups} and num_experts_per_tok {moe.ExpertsPerToken} are inconsistent");
@@ -198,19 +219,19 @@ internal sealed record DecoderConfig
     /// <summary>TransMLA's model type for converted Llama / Qwen2 / Mistral checkpoints (its <c>LlamaMLAForCausalLM</c>).</summary>
     private const string LlamaMla = "llama_mla";
 
-    private static MlaConfig ParseMla(JsonElement root, string source, string modelType)
+    private static MlaConfig ParseMla(JsonElement root, string source, string modelType, bool strict)
     {
-        if (root.TryGetProperty("block_configs", out var blocks) && blocks.ValueKind != JsonValueKind.Null)
+        if (strict && root.TryGetProperty("block_configs", out var blocks) && blocks.ValueKind != JsonValueKind.Null)
         {
             throw new ModelBuildException($"{source}: block_configs with {modelType} is not supported");
         }
 
-        if (root.TryGetProperty("moh", out var moh) && moh.ValueKind != JsonValueKind.Null)
+        if (strict && root.TryGetProperty("moh", out var moh) && moh.ValueKind != JsonValueKind.Null)
         {
             throw new ModelBuildException($"{source}: moh with {modelType} is not supported");
         }
 
-        if (Double(root, "attn_logit_softcapping", source) is { } softcap && softcap > 0)
+        if (strict && Double(root, "attn_logit_softcapping", source) is { } softcap && softcap > 0)
         {
             throw new ModelBuildException($"{source}: attn_logit_softcapping is not supported");
         }
@@ -290,7 +311,7 @@ internal sealed record DecoderConfig
 
     private static bool NoOp(JsonElement block) => block.TryGetProperty("no_op", out var noOp) && noOp.ValueKind == JsonValueKind.True;
 
-    private static MohConfig? ParseMoh(JsonElement root, string source, LayerConfig[] layers)
+    private static MohConfig? ParseMoh(JsonElement root, string source, LayerConfig[] layers, bool strict)
     {
         if (!root.TryGetProperty("moh", out var moh) || moh.ValueKind == JsonValueKind.Null)
         {
@@ -298,7 +319,7 @@ internal sealed record DecoderConfig
         }
 
         var router = String(moh, "router", source) ?? "query_norm";
-        if (router != "query_norm")
+        if (strict && router != "query_norm")
         {
             throw new ModelBuildException($"{source}: moh.router '{router}' is not supported; the builder builds the parameter-free query_norm router");
         }
@@ -308,7 +329,7 @@ internal sealed record DecoderConfig
         foreach (var layer in layers)
         {
             var routed = layer.HeadCount - shared;
-            if (layer.HasAttention && (shared < 0 || routed < 2 || active < 1 || active > routed))
+            if (strict && layer.HasAttention && (shared < 0 || routed < 2 || active < 1 || active > routed))
             {
                 throw new ModelBuildException(
                     $"{source}: moh needs 0 <= num_shared_heads < num_attention_heads with at least 2 routed heads and 1 <= num_routed_active_heads <= routed heads (got {shared} shared, {active} active of {layer.HeadCount})");
@@ -318,7 +339,7 @@ internal sealed record DecoderConfig
         return new MohConfig(shared, active);
     }
 
-    private static RopeScaling ParseRope(JsonElement root, string source, int maxPositions)
+    private static RopeScaling ParseRope(JsonElement root, string source, int maxPositions, bool strict)
     {
         // Newer configs: rope_parameters holds everything, theta included. Older: rope_theta + rope_scaling.
         JsonElement? parameters = null;
@@ -339,13 +360,13 @@ internal sealed record DecoderConfig
         }
 
         var type = String(rope, "rope_type", source) ?? String(rope, "type", source) ?? "default";
-        if (type is not ("default" or "linear" or "llama3" or "yarn"))
+        if (strict && type is not ("default" or "linear" or "llama3" or "yarn"))
         {
             throw new ModelBuildException($"{source}: rope_type '{type}' is not supported; the builder builds default, linear, llama3 and yarn");
         }
 
         var factor = Double(rope, "factor", source) ?? 1.0;
-        if (type != "default" && factor <= 0)
+        if (strict && type != "default" && factor <= 0)
         {
             throw new ModelBuildException($"{source}: rope factor {factor} must be positive");
         }
@@ -417,7 +438,9 @@ internal sealed record DecoderConfig
             var i = 0;
             foreach (var item in value.EnumerateArray())
             {
-                list[i++] = item.GetInt32();
+                list[i++] = item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out var id)
+                    ? id
+                    : throw new ModelBuildException($"{source}: {name} must hold integers");
             }
 
             return list;

@@ -10,4 +10,4 @@ namespace InferenceServer.Builder.Checkpoint;
 /// <param name="KvHeadCount">Key/value heads (0 without attention).</param>
 /// <param name="HasMlp">False when <c>ffn.no_op</c>: no post-attention norm, no MLP.</param>
 /// <param name="IntermediateSize">MLP inner width (0 without MLP).</param>
-internal sealed record LayerConfig(bool HasAttention, int HeadCount, int KvHeadCount, bool HasMlp, int IntermediateSize);
+public sealed record LayerConfig(bool HasAttention, int HeadCount, int KvHeadCount, bool HasMlp, int IntermediateSize);

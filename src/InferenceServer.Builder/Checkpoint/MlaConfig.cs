@@ -14,7 +14,7 @@ namespace InferenceServer.Builder.Checkpoint;
 /// <param name="QkRopeHeadDim">Per-head query/key width with RoPE (<c>qk_rope_head_dim</c>); the rope key is shared by all heads.</param>
 /// <param name="VHeadDim">Per-head value width (<c>v_head_dim</c>).</param>
 /// <param name="RopeInterleave">Whether RoPE pairs adjacent dims (<c>rope_interleave</c>) rather than halves.</param>
-internal sealed record MlaConfig(int? QLoraRank, int KvLoraRank, int QkNopeHeadDim, int QkRopeHeadDim, int VHeadDim, bool RopeInterleave)
+public sealed record MlaConfig(int? QLoraRank, int KvLoraRank, int QkNopeHeadDim, int QkRopeHeadDim, int VHeadDim, bool RopeInterleave)
 {
     /// <summary>Per-head query/key width, nope plus rope (the softmax scale's dimension unless <see cref="QueryPreAttnScalar"/> is set).</summary>
     public int QkHeadDim => QkNopeHeadDim + QkRopeHeadDim;

@@ -15,7 +15,7 @@ namespace InferenceServer.Builder.Checkpoint;
 /// <param name="RoutedScalingFactor">Multiplier of the routed weights (<c>routed_scaling_factor</c>).</param>
 /// <param name="ExpertIntermediateSize">Each expert's MLP width (<c>moe_intermediate_size</c>).</param>
 /// <param name="SharedExperts">Shared experts (<c>n_shared_experts</c>), folded into one MLP of that many times the width.</param>
-internal sealed record MoeConfig(
+public sealed record MoeConfig(
     int FirstMoeLayer,
     int RoutedExperts,
     int ExpertsPerToken,

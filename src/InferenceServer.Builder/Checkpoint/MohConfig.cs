@@ -8,4 +8,4 @@ namespace InferenceServer.Builder.Checkpoint;
 /// </summary>
 /// <param name="SharedHeads">Always-on query heads (<c>num_shared_heads</c>).</param>
 /// <param name="RoutedActiveHeads">Routed heads on per token (<c>num_routed_active_heads</c>).</param>
-internal sealed record MohConfig(int SharedHeads, int RoutedActiveHeads);
+public sealed record MohConfig(int SharedHeads, int RoutedActiveHeads);

@@ -5,7 +5,7 @@ namespace InferenceServer.Builder.Checkpoint;
 /// Rotary position embedding settings, from <c>rope_parameters</c> (newer configs) or <c>rope_theta</c> plus
 /// <c>rope_scaling</c> (older configs). Field names and defaults follow Hugging Face <c>transformers</c>.
 /// </summary>
-internal sealed record RopeScaling
+public sealed record RopeScaling
 {
     /// <summary><c>default</c>, <c>linear</c>, <c>llama3</c> or <c>yarn</c>.</summary>
     public required string Type { get; init; }

@@ -183,7 +183,7 @@ internal sealed class CudaAttentionBackend : IDisposable
     private InferenceSession CreateSession(AttentionLayerSpec spec, TensorElementType type)
     {
         using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
-        OnnxDecoderModel.SelectDevice(sessionOptions, Device);
+        _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(DeviceId)));
         try
         {
             return new InferenceSession(PagedAttentionGraph.Create(spec, type), sessionOptions);

@@ -1,11 +1,14 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Text.Json;
+using InferenceServer.Builder;
+using InferenceServer.Builder.Checkpoint;
 
 namespace InferenceServer.Onnx.Packaging;
 
 /// <summary>
-/// The fields of a Hugging Face <c>config.json</c> that serving needs. Both RoPE conventions are read:
-/// the older top-level <c>rope_theta</c>/<c>rope_scaling</c> and the newer <c>rope_parameters</c> object.
+/// The fields of a Hugging Face <c>config.json</c> that serving needs, read by the builder's parser
+/// (<see cref="DecoderConfig.ParseForServing"/>: one parse of the file for the builder and the runtime). Both RoPE
+/// conventions are read: the older top-level <c>rope_theta</c>/<c>rope_scaling</c> and the newer <c>rope_parameters</c>.
 /// </summary>
 public sealed record ModelConfig
 {
@@ -36,59 +39,40 @@ public sealed record ModelConfig
     /// <summary>Padding token id, if any.</summary>
     public int? PadTokenId { get; init; }
 
+    /// <summary>
+    /// The whole parse (sizes, per-layer shapes, MLA, MoH, RoPE), as the builder reads it: one parser of
+    /// <c>config.json</c> for both (<see cref="DecoderConfig.ParseForServing"/>); null only for a config built in code.
+    /// </summary>
+    internal DecoderConfig? Checkpoint { get; private init; }
+
     /// <summary>Parses <paramref name="json"/>; <paramref name="file"/> names the source in errors.</summary>
+    /// <exception cref="ModelPackageException">The text is not a JSON object, lacks <c>vocab_size</c> or <c>num_hidden_layers</c>, or has a malformed field.</exception>
     public static ModelConfig Parse(string json, string file)
     {
-        JsonElement root;
+        DecoderConfig config;
         try
         {
-            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            root = document.RootElement.Clone();
+            config = DecoderConfig.ParseForServing(json, file);
         }
-        catch (JsonException ex)
+        catch (ModelBuildException ex)
         {
-            throw new ModelPackageException(file, $"is not valid JSON ({ex.Message})", ex);
-        }
-
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            throw new ModelPackageException(file, "must hold a JSON object");
-        }
-
-        // Multimodal and some composite configs nest the language model under text_config.
-        var text = root.TryGetProperty("text_config", out var nested) && nested.ValueKind == JsonValueKind.Object ? nested : root;
-
-        var vocab = ReadInt(text, "vocab_size", file) ?? throw new ModelPackageException(file, "has no 'vocab_size'");
-        var layers = ReadInt(text, "num_hidden_layers", file) ?? throw new ModelPackageException(file, "has no 'num_hidden_layers'");
-        var maxPositions = ReadInt(text, "max_position_embeddings", file) ?? ReadInt(text, "n_positions", file) ?? 2048;
-
-        var theta = 10000.0;
-        var ropeType = "default";
-        if (text.TryGetProperty("rope_parameters", out var ropeParameters) && ropeParameters.ValueKind == JsonValueKind.Object)
-        {
-            theta = ReadDouble(ropeParameters, "rope_theta", file) ?? theta;
-            ropeType = ReadString(ropeParameters, "rope_type") ?? ropeType;
-        }
-        else
-        {
-            theta = ReadDouble(text, "rope_theta", file) ?? theta;
-            if (text.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind == JsonValueKind.Object)
-            {
-                ropeType = ReadString(scaling, "rope_type") ?? ReadString(scaling, "type") ?? ropeType;
-            }
+            // The builder's messages start with the source they were given: the file, which the exception names itself.
+            var problem = ex.Message.StartsWith(file + ": ", StringComparison.Ordinal) ? ex.Message[(file.Length + 2)..] : ex.Message;
+            throw new ModelPackageException(file, problem, ex);
         }
 
         return new ModelConfig
         {
-            ModelType = ReadString(root, "model_type") ?? "unknown",
-            VocabularySize = vocab,
-            LayerCount = layers,
-            MaxPositionEmbeddings = maxPositions,
-            RopeTheta = theta,
-            RopeType = ropeType,
-            BosTokenId = ReadInt(root, "bos_token_id", file),
-            EosTokenIds = ReadIds(root, "eos_token_id", file),
-            PadTokenId = ReadInt(root, "pad_token_id", file),
+            ModelType = config.ModelType,
+            VocabularySize = config.VocabSize,
+            LayerCount = config.LayerCount,
+            MaxPositionEmbeddings = config.MaxPositionEmbeddings,
+            RopeTheta = config.Rope.Theta,
+            RopeType = config.Rope.Type,
+            BosTokenId = config.BosTokenId,
+            EosTokenIds = config.EosTokenIds,
+            PadTokenId = config.PadTokenId,
+            Checkpoint = config,
         };
     }
 
@@ -132,19 +116,4 @@ public sealed record ModelConfig
 
         return [ReadInt(element, name, file)!.Value];
     }
-
-    private static double? ReadDouble(JsonElement element, string name, string file)
-    {
-        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return null;
-        }
-
-        return value.ValueKind == JsonValueKind.Number
-            ? value.GetDouble()
-            : throw new ModelPackageException(file, $"'{name}' must be a number");
-    }
-
-    private static string? ReadString(JsonElement element, string name)
-        => element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 }

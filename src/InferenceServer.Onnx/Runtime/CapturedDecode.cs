@@ -107,7 +107,7 @@ internal sealed class CapturedDecode : IDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         long rows = Bucket(maxBatch);
-        var elementBytes = spec.ElementType == "float32" ? 4 : 2;
+        var elementBytes = spec.KvElementBytes;
         var fixedBuffers = (rows * spec.VocabularySize * sizeof(float)) + (rows * MaxWidth(spec.ContextLength, blockSize) * sizeof(int)) + (rows * 64);
         var perRow = ActivationBytesPerRow + ((long)spec.VocabularySize * (elementBytes + sizeof(float)));
         return fixedBuffers + (2 * rows * perRow) + (64L << 20);

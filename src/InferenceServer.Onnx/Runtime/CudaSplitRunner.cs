@@ -227,7 +227,7 @@ internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         LastStepOffloadBytes = offloadBytes;
-        SplitStep.Report(Observer, offloadBytes, _model.AttentionDevices, _attentionTicks);
+        SplitStep.Report(Observer, offloadBytes, _model.AttentionDeviceNames, _attentionTicks);
 
         _logits.Read(logitRows * vocab).CopyTo(logits);
     }

@@ -26,17 +26,18 @@ public static class DecoderModels
         // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
         // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.
         var capture = options.CudaGraphs && package.GraphKind == PagedDecoderModel.GraphKind;
-        (InferenceSession Session, string Device, string? DeviceNote, string? GraphNote) created;
+        var factory = new OnnxSessionFactory(options);
+        (InferenceSession Session, ComputeDevice Device, string? DeviceNote, string? GraphNote) created;
         try
         {
-            created = OnnxDecoderModel.CreateSession(package, options, capture);
+            created = factory.OpenModel(package, capture);
         }
         catch (ModelPackageException ex) when (capture && ex.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase))
         {
             // ONNX Runtime refuses capture when a compute node is off the CUDA EP, as in the paged MLA graph's shape
             // arithmetic (ADR 0008): such a graph runs every step uncaptured.
             capture = false;
-            created = OnnxDecoderModel.CreateSession(package, options, capture);
+            created = factory.OpenModel(package, capture);
         }
 
         var (session, device, deviceNote, graphNote) = created;

@@ -12,13 +12,13 @@ public interface IDecoderModel : IDisposable
     ModelSpec Spec { get; }
 
     /// <summary>Where the model runs: <c>cpu</c> or <c>cuda:N</c>.</summary>
-    string Device { get; }
+    ComputeDevice Device { get; }
 
     /// <summary>
     /// Where the KV cache lives: the model's <see cref="Device"/> when it runs fused, else the memory devices that hold
     /// it and run attention (<c>--attention-device</c>, ADR 0005), in the order their block ranges follow each other.
     /// </summary>
-    IReadOnlyList<string> KvDevices => [Device];
+    IReadOnlyList<ComputeDevice> KvDevices => [Device];
 
     /// <summary>Why <c>auto</c> chose the CPU (the CUDA provider's load error), or null.</summary>
     string? DeviceNote { get; }

@@ -1,4 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Onnx.Attention;
+
 namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
@@ -15,11 +17,18 @@ public sealed record ModelSpec
     /// <summary>One entry per cached attention layer, in graph order.</summary>
     public required IReadOnlyList<LayerKvSpec> KvLayers { get; init; }
 
-    /// <summary>Element type of the KV cache: <c>float32</c> (dense-past graphs), <c>float16</c> or <c>bfloat16</c> (paged CUDA graphs).</summary>
-    public required string ElementType { get; init; }
+    /// <summary>
+    /// One entry per decoder layer (pruned layers included, <see cref="AttentionKind.None"/>): query and KV heads, head
+    /// widths, kind and RoPE placement, from <c>config.json</c> (<see cref="AttentionLayout"/>); empty when the config
+    /// does not describe its attention.
+    /// </summary>
+    internal IReadOnlyList<AttentionLayerSpec> AttentionLayers { get; init; } = [];
+
+    /// <summary>Element type of the KV cache: float32 (dense-past graphs, split models), float16 or bfloat16 (paged CUDA graphs).</summary>
+    public required KvElementType ElementType { get; init; }
 
     /// <summary>Bytes of one cached element of <see cref="ElementType"/>.</summary>
-    internal int KvElementBytes => ElementType is "float16" or "bfloat16" ? 2 : sizeof(float);
+    internal int KvElementBytes => ElementType.Bytes();
 
     /// <summary>Bytes of KV cache one token occupies across all layers.</summary>
     public long KvBytesPerToken

@@ -78,7 +78,8 @@ public sealed partial class OnnxDecoderModel
             VocabularySize = vocab,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
-            ElementType = "float32",
+            AttentionLayers = AttentionLayout.FromConfig(package.Config),
+            ElementType = KvElementType.Float32,
         };
         return (spec, hasPositions, hasBranch);
     }

@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Globalization;
 using InferenceServer.Onnx.Packaging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -26,13 +25,12 @@ internal sealed class PagedDecoderModel : IDecoderModel
     /// <summary>The builder's name for this graph convention (<c>inferenceserver.graph</c> / genai_config's <c>inference_server.graph</c>).</summary>
     internal const string GraphKind = "paged-v1";
 
-    private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, int deviceId, string device, string? deviceNote, bool cudaGraphs)
+    private PagedDecoderModel(InferenceSession session, ModelSpec spec, TensorElementType kvType, ComputeDevice device, string? deviceNote, bool cudaGraphs)
     {
         CudaGraphs = cudaGraphs;
         Session = session;
         Spec = spec;
         KvType = kvType;
-        DeviceId = deviceId;
         Device = device;
         DeviceNote = deviceNote;
     }
@@ -41,7 +39,7 @@ internal sealed class PagedDecoderModel : IDecoderModel
     public ModelSpec Spec { get; }
 
     /// <inheritdoc />
-    public string Device { get; }
+    public ComputeDevice Device { get; }
 
     /// <inheritdoc />
     public string? DeviceNote { get; }
@@ -69,7 +67,7 @@ internal sealed class PagedDecoderModel : IDecoderModel
     internal bool Deterministic { get; set; }
 
     /// <inheritdoc />
-    public long? DeviceTotalMemory => CudaRuntime.MemoryInfo(DeviceId).Total;
+    public long? DeviceTotalMemory => OnnxSessionFactory.TotalMemory(Device);
 
     /// <summary>The session (the runner binds it).</summary>
     internal InferenceSession Session { get; }
@@ -78,7 +76,7 @@ internal sealed class PagedDecoderModel : IDecoderModel
     internal TensorElementType KvType { get; }
 
     /// <summary>The CUDA device ordinal.</summary>
-    internal int DeviceId { get; }
+    internal int DeviceId => Device.Ordinal;
 
     /// <summary>Whether the session was made with CUDA graph capture enabled (decode steps are then captured and replayed).</summary>
     internal bool CudaGraphs { get; }
@@ -116,21 +114,20 @@ internal sealed class PagedDecoderModel : IDecoderModel
 
     /// <summary>Wraps an open session of a paged graph; disposes it when the graph or the device does not fit.</summary>
     /// <exception cref="ModelPackageException">The graph is not a valid paged graph, or the device is not CUDA.</exception>
-    internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, string device, string? deviceNote, bool cudaGraphs = false)
+    internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, ComputeDevice device, string? deviceNote, bool cudaGraphs = false)
     {
         try
         {
             var file = package.GraphPath;
-            if (!device.StartsWith("cuda:", StringComparison.Ordinal))
+            if (!device.IsCuda)
             {
                 throw new ModelPackageException(file, $"this paged graph needs the CUDA execution provider (com.microsoft.PagedAttention has no CPU kernel), but the model runs on {device}{(deviceNote is null ? string.Empty : ": " + deviceNote)}");
             }
 
-            var deviceId = int.Parse(device.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
             var (spec, kvType) = Inspect(session, package);
             // Capture needs the host-side bounds: without them PagedAttention may read lengths back from the device.
             var capture = cudaGraphs && session.InputMetadata.ContainsKey(AttentionMetadata);
-            return new PagedDecoderModel(session, spec, kvType, deviceId, device, deviceNote, capture);
+            return new PagedDecoderModel(session, spec, kvType, device, deviceNote, capture);
         }
         catch
         {
@@ -190,7 +187,8 @@ internal sealed class PagedDecoderModel : IDecoderModel
             VocabularySize = vocab,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = layers,
-            ElementType = kvType == TensorElementType.BFloat16 ? "bfloat16" : "float16",
+            AttentionLayers = AttentionLayout.FromConfig(package.Config),
+            ElementType = KvElementTypeExtensions.FromTensor(kvType),
         };
         return (spec, kvType);
     }

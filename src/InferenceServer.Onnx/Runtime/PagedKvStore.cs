@@ -7,7 +7,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// dense <c>[batch, head, time, width]</c> past tensor in one <see cref="Span{T}.CopyTo(Span{T})"/> per head.
 /// The store holds bytes only; which sequence owns which block is the engine's KV-cache manager's business.
 /// </summary>
-public sealed class PagedKvStore
+internal sealed class PagedKvStore
 {
     /// <summary>Allocates <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens for every layer of <paramref name="spec"/>.</summary>
     public PagedKvStore(ModelSpec spec, int blockCount, int blockSize)

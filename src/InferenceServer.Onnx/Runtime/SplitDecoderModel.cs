@@ -13,18 +13,27 @@ namespace InferenceServer.Onnx.Runtime;
 /// (<c>segment.{s}.onnx</c>, one ONNX Runtime session each: fp32 on the CPU, run by <see cref="SplitRunner"/>, or
 /// fp16/bf16 on a CUDA device, run by <see cref="CudaSplitRunner"/>) and L attention calls on the memory devices named by
 /// <see cref="OnnxSessionOptions.AttentionDevices"/> (<c>cpu</c>, or the compute GPU itself as <c>cuda:N</c>, the local
-/// split), whose backends own the KV cache. The split is read from <c>genai_config.json</c>'s <c>inference_server.split</c>.
+/// split), whose backends own the KV cache. The attention calls are the layers of <see cref="ModelSpec.AttentionLayers"/>
+/// that have attention; the segment files are read from <c>genai_config.json</c>'s <c>inference_server.split</c>, whose
+/// recorded calls must agree.
 /// </summary>
 public sealed partial class SplitDecoderModel : IDecoderModel
 {
     private readonly InferenceSession[] _segments;
 
-    private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<string> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
+    private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<ComputeDevice> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
     {
         _segments = segments;
         Spec = spec;
         Attention = attention;
         AttentionDevices = attentionDevices;
+        var names = new string[attentionDevices.Count];
+        for (var i = 0; i < names.Length; i++)
+        {
+            names[i] = attentionDevices[i].ToString();
+        }
+
+        AttentionDeviceNames = names;
         RotaryHalfWidth = rotaryHalfWidth;
         HiddenSize = hiddenSize;
         Threads = options.IntraOpThreads;
@@ -34,10 +43,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     public ModelSpec Spec { get; }
 
     /// <summary>Where the dense segments run: <c>cpu</c> or <c>cuda:N</c>.</summary>
-    public string Device { get; private init; } = "cpu";
+    public ComputeDevice Device { get; private init; } = ComputeDevice.Cpu;
 
     /// <summary>The CUDA device of the dense segments, or -1 on the CPU.</summary>
-    internal int DeviceId { get; private init; } = -1;
+    internal int DeviceId => Device.IsCuda ? Device.Ordinal : -1;
 
     /// <summary>Element type of the segments' activations, q, k, v and attention (float, float16 or bfloat16).</summary>
     internal TensorElementType SegmentType { get; private init; } = TensorElementType.Float;
@@ -46,7 +55,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// Whether attention runs on the compute GPU (<c>--attention-device cuda:N</c>, the local split): q, k, v and the
     /// outputs stay on the device, and no bytes cross devices (<c>inference_attention_offload_bytes_total</c> stays 0).
     /// </summary>
-    public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].StartsWith("cuda", StringComparison.Ordinal);
+    public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].IsCuda;
 
     /// <inheritdoc />
     public string? DeviceNote => null;
@@ -65,10 +74,13 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     public long? DeviceTotalMemory => CudaAttention ? CudaRuntime.MemoryInfo(DeviceId).Total : null;
 
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
-    public IReadOnlyList<string> AttentionDevices { get; }
+    public IReadOnlyList<ComputeDevice> AttentionDevices { get; }
+
+    /// <summary>The memory devices' names (<c>cpu</c>, <c>cuda:N</c>), made once: the metrics' device label.</summary>
+    internal IReadOnlyList<string> AttentionDeviceNames { get; }
 
     /// <summary>The attention devices: they hold the KV cache.</summary>
-    public IReadOnlyList<string> KvDevices => AttentionDevices;
+    public IReadOnlyList<ComputeDevice> KvDevices => AttentionDevices;
 
     /// <summary>The decoder layer of each attention call, in order (for the startup log).</summary>
     public IReadOnlyList<int> AttentionLayers
@@ -132,12 +144,16 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>Whether <paramref name="device"/> names an attention device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (whether it exists is checked at <see cref="Open"/>).</summary>
     /// <exception cref="ExecutionProviderException">The name is malformed or unknown.</exception>
-    public static void ValidateAttentionDevice(string device)
+    public static void ValidateAttentionDevice(string device) => ParseAttentionDevice(device);
+
+    /// <summary>Reads one <c>--attention-device</c> entry (lower case, as the host passes it): <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    /// <exception cref="ExecutionProviderException">The name is malformed or unknown.</exception>
+    internal static ComputeDevice ParseAttentionDevice(string device)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (device == "cpu")
         {
-            return;
+            return ComputeDevice.Cpu;
         }
 
         if (device != "cuda" && !device.StartsWith("cuda:", StringComparison.Ordinal))
@@ -147,7 +163,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
         try
         {
-            _ = DeviceRequest.Parse(device);
+            return DeviceRequest.Parse(device).Device;
         }
         catch (ExecutionProviderException ex)
         {
@@ -162,28 +178,33 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     {
         ArgumentNullException.ThrowIfNull(package);
         ArgumentNullException.ThrowIfNull(options);
-        foreach (var device in options.AttentionDevices)
+        var attentionDevices = new ComputeDevice[options.AttentionDevices.Count];
+        for (var i = 0; i < attentionDevices.Length; i++)
         {
-            ValidateAttentionDevice(device);
+            attentionDevices[i] = ParseAttentionDevice(options.AttentionDevices[i]);
+        }
+
+        var factory = new OnnxSessionFactory(options);
+        var layers = AttentionLayout.FromConfig(package.Config);
+        var attention = new List<AttentionLayerSpec>(layers.Count);
+        foreach (var layer in layers)
+        {
+            if (layer.HasAttention)
+            {
+                attention.Add(layer);
+            }
         }
 
         var genAi = Path.Combine(package.Directory, "genai_config.json");
-        var (segmentFiles, attention, rotaryHalf, hidden, dtype) = ReadSplit(genAi, package);
+        var (segmentFiles, rotaryHalf, hidden, dtype) = ReadSplit(genAi, package, attention);
         var computeDevice = ChooseComputeDevice(options, dtype, package);
-        var segmentOptions = new OnnxSessionOptions
-        {
-            Device = computeDevice < 0 ? "cpu" : $"cuda:{computeDevice.ToString(CultureInfo.InvariantCulture)}",
-            IntraOpThreads = options.IntraOpThreads,
-            Spinning = options.Spinning,
-            GraphOptimization = options.GraphOptimization,
-            RewriteGraph = false,
-        };
+        var segmentDevice = computeDevice < 0 ? ComputeDevice.Cpu : ComputeDevice.Cuda(computeDevice);
         var sessions = new InferenceSession[segmentFiles.Count];
         try
         {
             for (var s = 0; s < sessions.Length; s++)
             {
-                sessions[s] = OnnxDecoderModel.CreateSession(package, segmentOptions, graphPath: Path.Combine(package.Directory, segmentFiles[s])).Session;
+                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), segmentDevice);
             }
         }
         catch
@@ -209,15 +230,23 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             VocabularySize = package.Config.VocabularySize,
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = kvLayers,
-            ElementType = dtype switch { "fp16" => "float16", "bf16" => "bfloat16", _ => "float32" },
+            AttentionLayers = layers,
+            ElementType = dtype switch { "fp16" => KvElementType.Float16, "bf16" => KvElementType.BFloat16, _ => KvElementType.Float32 },
         };
-        return new SplitDecoderModel(sessions, spec, attention, [.. options.AttentionDevices], rotaryHalf, hidden, options)
+        return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options)
         {
-            Device = segmentOptions.Device,
-            DeviceId = computeDevice,
+            Device = segmentDevice,
             SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },
         };
     }
+
+    /// <summary>The <c>kind</c> genai_config.json records for an attention call.</summary>
+    private static string KindName(AttentionKind kind) => kind switch
+    {
+        AttentionKind.Moh => "moh",
+        AttentionKind.Mla => "mla",
+        _ => "gqa",
+    };
 
     /// <inheritdoc />
     public void Dispose()
@@ -228,7 +257,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         }
     }
 
-    private static (IReadOnlyList<string> Segments, IReadOnlyList<AttentionLayerSpec> Attention, int RotaryHalf, int Hidden, string DType) ReadSplit(string path, ModelPackage package)
+    private static (IReadOnlyList<string> Segments, int RotaryHalf, int Hidden, string DType) ReadSplit(string path, ModelPackage package, IReadOnlyList<AttentionLayerSpec> attention)
     {
         const string What = "this model has no split form for attention offloading (genai_config.json has no inference_server.split): "
             + "serve the Hugging Face checkpoint folder instead (the server builds its split form), or build one with "
@@ -259,24 +288,26 @@ public sealed partial class SplitDecoderModel : IDecoderModel
                 segments.Add(name);
             }
 
-            var attention = new List<AttentionLayerSpec>();
+            // The calls come from config.json (ModelSpec.AttentionLayers); what the build recorded must agree with them.
+            var recorded = 0;
             foreach (var call in split.GetProperty("attention").EnumerateArray())
             {
-                var spec = new AttentionLayerSpec(
-                    call.GetProperty("layer").GetInt32(),
-                    call.GetProperty("query_heads").GetInt32(),
-                    call.GetProperty("kv_heads").GetInt32(),
-                    call.GetProperty("key_width").GetInt32(),
-                    call.GetProperty("value_width").GetInt32(),
-                    (float)call.GetProperty("scale").GetDouble(),
-                    call.GetProperty("kind").GetString() == "moh",
-                    call.GetProperty("kind").GetString() == "mla");
-                if (spec.QueryHeads <= 0 || spec.KvHeads <= 0 || spec.QueryHeads % spec.KvHeads != 0 || spec.KeyWidth <= 0 || spec.ValueWidth <= 0)
+                var kind = call.GetProperty("kind").GetString();
+                var expected = recorded < attention.Count ? attention[recorded] : null;
+                if (expected is null || call.GetProperty("layer").GetInt32() != expected.Layer || call.GetProperty("query_heads").GetInt32() != expected.QueryHeads
+                    || call.GetProperty("kv_heads").GetInt32() != expected.KvHeads || call.GetProperty("key_width").GetInt32() != expected.KeyWidth
+                    || call.GetProperty("value_width").GetInt32() != expected.ValueWidth || kind != KindName(expected.Kind)
+                    || Math.Abs(call.GetProperty("scale").GetDouble() - expected.Scale) > 1e-6 * expected.Scale)
                 {
-                    throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention of layer {spec.Layer} has {spec.QueryHeads} query heads over {spec.KvHeads} KV heads of widths {spec.KeyWidth}/{spec.ValueWidth}"));
+                    throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split attention call {recorded} does not match config.json's attention layers; rebuild the model"));
                 }
 
-                attention.Add(spec);
+                recorded++;
+            }
+
+            if (recorded != attention.Count)
+            {
+                throw new ModelPackageException(path, string.Create(CultureInfo.InvariantCulture, $"split records {recorded} attention calls, config.json has {attention.Count} attention layers; rebuild the model"));
             }
 
             if (attention.Count == 0 || segments.Count != attention.Count + 1)
@@ -291,7 +322,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
                 throw new ModelPackageException(path, $"split segments in dtype '{dtype}' are not served; rebuild with --dtype fp32, fp16 or bf16");
             }
 
-            return (segments, attention, split.GetProperty("rotary_half_width").GetInt32(), hidden, dtype);
+            return (segments, split.GetProperty("rotary_half_width").GetInt32(), hidden, dtype);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

@@ -63,7 +63,7 @@ internal static class LatencyBenchmark
         var maxBatch = batchSizes.Max();
         using var runner = decoder.CreateRunner(maxBatch * perRow, blockSize);
         var vocab = decoder.Spec.VocabularySize;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"model {model} on {decoder.Device}, KV {decoder.Spec.ElementType}, block size {blockSize}, input {inputLength}, output {outputLength}, CUDA graphs {(cudaGraphs ? "on" : "off")}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"model {model} on {decoder.Device}, KV {decoder.Spec.ElementType.ToName()}, block size {blockSize}, input {inputLength}, output {outputLength}, CUDA graphs {(cudaGraphs ? "on" : "off")}"));
         Console.WriteLine();
         Console.WriteLine("| batch | prefill ms | decode step p50 ms | decode step p99 ms | output tok/s (decode) | output tok/s (end to end) |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---:|");

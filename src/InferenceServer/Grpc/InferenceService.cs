@@ -5,6 +5,7 @@ using InferenceServer.Engine;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
 using InferenceServer.Grpc.V1;
+using InferenceServer.Onnx.Runtime;
 using InferenceServer.Serving;
 
 namespace InferenceServer.Grpc;
@@ -261,7 +262,7 @@ internal sealed class InferenceService(
             ContextLength = (uint)spec.ContextLength,
             VocabularySize = (uint)spec.VocabularySize,
             HasTokenizer = model.Tokenizer is not null,
-            KvElementType = spec.ElementType,
+            KvElementType = spec.ElementType.ToName(),
             KvBytesPerToken = (ulong)spec.KvBytesPerToken,
         };
         foreach (var id in model.EosTokenIds)
@@ -269,7 +270,10 @@ internal sealed class InferenceService(
             info.EosTokenIds.Add((uint)id);
         }
 
-        info.KvDevices.Add(model.Decoder.KvDevices);
+        foreach (var device in model.Decoder.KvDevices)
+        {
+            info.KvDevices.Add(device.ToString());
+        }
 
         foreach (var layer in spec.KvLayers)
         {

@@ -60,7 +60,7 @@ internal static class ModelsEndpoint
         writer.WriteStartArray("kv_devices");
         foreach (var device in model.Decoder.KvDevices)
         {
-            writer.WriteStringValue(device);
+            writer.WriteStringValue(device.ToString());
         }
 
         writer.WriteEndArray();

@@ -139,7 +139,7 @@ public sealed class BuiltDecoderTests
     /// <summary>Every case's prompt prefilled in one right-padded batch: the logits of each row's last position, in case order.</summary>
     internal static float[] FirstStepLogits(OnnxDecoderModel model, IReadOnlyList<(int[] Prompt, int[] Greedy, float[] FirstStepLogits)> cases)
     {
-        var store = new PagedKvStore(model.Spec, 64, BlockSize);
+        using var runner = new DenseKvRunner(model, 64, BlockSize);
         var batch = new ForwardBatch();
         var block = 0;
         foreach (var (prompt, _, _) in cases)
@@ -150,7 +150,7 @@ public sealed class BuiltDecoderTests
         }
 
         var logits = new float[cases.Count * model.Spec.VocabularySize];
-        model.Forward(batch, store, logits);
+        runner.Forward(batch, logits);
         return logits;
     }
 

@@ -10,13 +10,13 @@ namespace InferenceServer.Engine.Tests.Scheduling;
 internal sealed class ReferenceModel : IDisposable
 {
     private readonly OnnxDecoderModel _model;
-    private readonly PagedKvStore _store;
+    private readonly DenseKvRunner _runner;
     private readonly ForwardBatch _batch = new();
 
     public ReferenceModel(string fixture)
     {
         _model = OnnxDecoderModel.Open(ModelPackage.Load(SchedulerHarness.Fixture(fixture)));
-        _store = new PagedKvStore(_model.Spec, 64, 16);
+        _runner = new DenseKvRunner(_model, 64, 16);
     }
 
     public int Vocab => _model.Spec.VocabularySize;
@@ -29,7 +29,7 @@ internal sealed class ReferenceModel : IDisposable
         _batch.Clear();
         _batch.AddRow(ids, 0, blocks, wantLogits: true);
         var logits = new float[Vocab];
-        _model.Forward(_batch, _store, logits);
+        _runner.Forward(_batch, logits);
         return logits;
     }
 
@@ -40,5 +40,9 @@ internal sealed class ReferenceModel : IDisposable
         return logits.Select(l => l - logSum).ToArray();
     }
 
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _runner.Dispose();
+        _model.Dispose();
+    }
 }

@@ -215,7 +215,7 @@ public sealed class GraphRewriterTests
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(Folder(fixtureOrFolder)), new OnnxSessionOptions { RewriteGraph = rewrite, IntraOpThreads = 1 });
         note = model.GraphNote;
         var vocab = model.Spec.VocabularySize;
-        var store = new PagedKvStore(model.Spec, 16, 16);
+        using var runner = new DenseKvRunner(model, 16, 16);
         int[][] rows = [[5, 17, 301, 42, 9, 77, 12], [8, 3, 250]];
         int[][] blocks = [[0, 1], [2, 3]];
         var lengths = rows.Select(static r => r.Length).ToArray();
@@ -229,7 +229,7 @@ public sealed class GraphRewriterTests
         for (var step = 0; step < 4; step++)
         {
             var logits = new float[rows.Length * vocab];
-            model.Forward(batch, store, logits);
+            runner.Forward(batch, logits);
             steps.Add(logits);
             batch = new ForwardBatch();
             for (var r = 0; r < rows.Length; r++)

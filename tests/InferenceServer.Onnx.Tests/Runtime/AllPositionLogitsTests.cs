@@ -13,7 +13,7 @@ public sealed class AllPositionLogitsTests
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture(fixture)));
         var vocab = model.Spec.VocabularySize;
-        var store = new PagedKvStore(model.Spec, 64, 16);
+        using var runner = new DenseKvRunner(model, 64, 16);
         var prompt = Enumerable.Range(0, 21).Select(i => (i * 37 % 1000) + 3).ToArray();
         var other = Enumerable.Range(0, 9).Select(i => (i * 11 % 1000) + 5).ToArray();
 
@@ -25,13 +25,13 @@ public sealed class AllPositionLogitsTests
             single.Clear();
             single.AddRow(prompt.AsSpan(0, p + 1), 0, [40, 41], RowLogits.Last);
             expected[p] = new float[vocab];
-            model.Forward(single, store, expected[p]);
+            runner.Forward(single, expected[p]);
         }
 
         var otherExpected = new float[vocab];
         single.Clear();
         single.AddRow(other, 0, [42], RowLogits.Last);
-        model.Forward(single, store, otherExpected);
+        runner.Forward(single, otherExpected);
 
         // The prompt in two chunks (13, then 8 over the first's KV), each batched with a row that wants only its last logits.
         var batch = new ForwardBatch();
@@ -45,7 +45,7 @@ public sealed class AllPositionLogitsTests
             batch.AddRow(other.AsSpan(0, 4), 0, [3], RowLogits.None);
             Assert.Equal(1 + length, batch.LogitRowCount);
             var logits = new float[batch.LogitRowCount * vocab];
-            model.Forward(batch, store, logits);
+            runner.Forward(batch, logits);
             AssertClose(otherExpected, logits.AsSpan(0, vocab), "other row");
             for (var j = 0; j < length; j++)
             {

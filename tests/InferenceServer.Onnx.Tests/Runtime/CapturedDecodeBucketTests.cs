@@ -41,7 +41,7 @@ public sealed class CapturedDecodeBucketTests
             VocabularySize = 128256,
             ContextLength = 131072,
             KvLayers = [.. Enumerable.Range(0, 32).Select(i => new LayerKvSpec(i, 8, 128, 8, 128))],
-            ElementType = "float16",
+            ElementType = KvElementType.Float16,
         };
         var small = CapturedDecode.ReserveBytes(spec, 128, 64);
         var large = CapturedDecode.ReserveBytes(spec, 128, 256);

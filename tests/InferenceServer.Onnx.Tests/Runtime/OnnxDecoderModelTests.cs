@@ -20,7 +20,7 @@ public sealed class OnnxDecoderModelTests
     public void Device_CpuIsCpu_AndMalformedDevicesAreRefused()
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "cpu" });
-        Assert.Equal("cpu", model.Device);
+        Assert.Equal(ComputeDevice.Cpu, model.Device);
         Assert.Null(model.DeviceNote);
         foreach (var bad in (string[])["gpu", "cuda:", "cuda:-1", "cuda:x"])
         {
@@ -33,13 +33,13 @@ public sealed class OnnxDecoderModelTests
     public void Device_Auto_RunsWhereTheProviderLoads_AndSaysWhyWhenItFallsBack()
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), new OnnxSessionOptions { Device = "auto" });
-        if (model.Device == "cpu")
+        if (!model.Device.IsCuda)
         {
             Assert.Contains("CUDA", model.DeviceNote);
         }
         else
         {
-            Assert.Equal("cuda:0", model.Device);
+            Assert.Equal("cuda:0", model.Device.ToString());
         }
     }
 
@@ -58,7 +58,7 @@ public sealed class OnnxDecoderModelTests
     {
         var folder = FixturePaths.Fixture(fixture);
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(folder));
-        var store = new PagedKvStore(model.Spec, 64, 16);
+        using var runner = new DenseKvRunner(model, 64, 16);
         using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference.json")));
         var batch = new ForwardBatch();
         var cases = document.RootElement.GetProperty("cases").EnumerateArray().ToList();
@@ -73,7 +73,7 @@ public sealed class OnnxDecoderModelTests
 
         // All cases in one padded batch: each row's logits equal the single-sequence reference.
         var logits = new float[cases.Count * model.Spec.VocabularySize];
-        model.Forward(batch, store, logits);
+        runner.Forward(batch, logits);
         for (var r = 0; r < cases.Count; r++)
         {
             var expected = cases[r].GetProperty("first_step_logits").EnumerateArray().Select(e => e.GetSingle()).ToArray();

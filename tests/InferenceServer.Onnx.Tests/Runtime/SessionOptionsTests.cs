@@ -41,11 +41,11 @@ public sealed class SessionOptionsTests
     private static float[] LastLogits(OnnxSessionOptions options)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture("llama-gqa")), options);
-        var store = new PagedKvStore(model.Spec, 8, 16);
+        using var runner = new DenseKvRunner(model, 8, 16);
         var batch = new ForwardBatch();
         batch.AddRow([5, 17, 301, 42, 9], 0, [0], RowLogits.Last);
         var logits = new float[model.Spec.VocabularySize];
-        model.Forward(batch, store, logits);
+        runner.Forward(batch, logits);
         return logits;
     }
 }

@@ -9,7 +9,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// its padding left (masked to zero), so the copy work per step is the new tokens' KV only; any change of composition
 /// falls back to assembling the past from the pages, which also compacts the holes.
 /// </summary>
-public sealed partial class OnnxDecoderModel
+public sealed partial class DenseKvRunner
 {
     private IDisposableReadOnlyCollection<OrtValue>? _lastPresent;
     private long[] _lastSequenceIds = [];

@@ -8,7 +8,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// one call for all the one-token rows (the decodes, batched) and one call per multi-token row (a prefill, or a chunk
 /// of one), the logits landing in the step's row order. Prefill-only steps (no past) and decode-only steps run whole.
 /// </summary>
-public sealed partial class OnnxDecoderModel
+public sealed partial class DenseKvRunner
 {
     private readonly ForwardBatch _part = new();
     private float[] _partLogits = [];
@@ -19,7 +19,7 @@ public sealed partial class OnnxDecoderModel
         _contiguousRows && batch.RowCount > 1 && batch.MaxNewTokens > 1 && batch.MaxPastLength > 0;
 
     /// <summary>Runs <paramref name="batch"/> as its one-token rows together, then each multi-token row alone.</summary>
-    private StepTiming ForwardSplit(ForwardBatch batch, PagedKvStore store, Span<float> logits)
+    private StepTiming ForwardSplit(ForwardBatch batch, Span<float> logits)
     {
         var rows = batch.RowCount;
         Grow(ref _logitOffsets, rows + 1);
@@ -41,7 +41,7 @@ public sealed partial class OnnxDecoderModel
 
         if (_part.RowCount > 0)
         {
-            total = Add(total, RunPart(store, logits, batch, singleTokenRows: true, row: -1));
+            total = Add(total, RunPart(logits, batch, singleTokenRows: true, row: -1));
         }
 
         for (var r = 0; r < rows; r++)
@@ -50,7 +50,7 @@ public sealed partial class OnnxDecoderModel
             {
                 _part.Clear();
                 _part.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
-                total = Add(total, RunPart(store, logits, batch, singleTokenRows: false, row: r));
+                total = Add(total, RunPart(logits, batch, singleTokenRows: false, row: r));
             }
         }
 
@@ -58,11 +58,11 @@ public sealed partial class OnnxDecoderModel
     }
 
     /// <summary>Runs <see cref="_part"/> and copies its logit rows to where the whole batch's rows put them.</summary>
-    private StepTiming RunPart(PagedKvStore store, Span<float> logits, ForwardBatch batch, bool singleTokenRows, int row)
+    private StepTiming RunPart(Span<float> logits, ForwardBatch batch, bool singleTokenRows, int row)
     {
         var vocab = Spec.VocabularySize;
         Grow(ref _partLogits, _part.LogitRowCount * vocab);
-        var timing = ForwardTimed(_part, store, _partLogits);
+        var timing = ForwardTimed(_part, _partLogits);
         var source = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
