@@ -5,7 +5,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// The runner for Optimum-style graphs with dense past tensors: host-memory KV pages (<see cref="PagedKvStore"/>)
 /// gathered into each step's past tensors by <see cref="OnnxDecoderModel.Forward"/>.
 /// </summary>
-public sealed class DenseKvRunner : IModelRunner
+public sealed partial class DenseKvRunner : IModelRunner
 {
     private readonly OnnxDecoderModel _model;
     private readonly PagedKvStore _store;
