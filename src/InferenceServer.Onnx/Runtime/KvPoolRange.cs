@@ -5,4 +5,4 @@ namespace InferenceServer.Onnx.Runtime;
 /// <param name="Name">The pool's label in <c>/metrics</c> and logs: its device, with an index when a device has several (<c>cpu:1</c>).</param>
 /// <param name="FirstBlock">The global id of its first block.</param>
 /// <param name="BlockCount">Its blocks.</param>
-internal readonly record struct KvPoolRange(string Name, int FirstBlock, int BlockCount);
+public readonly record struct KvPoolRange(string Name, int FirstBlock, int BlockCount);
