@@ -76,7 +76,8 @@ public sealed partial class ContinuousBatchScheduler
         var bytes = options.HostKvCacheMemory <= 1
             ? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * options.HostKvCacheMemory)
             : (long)options.HostKvCacheMemory;
-        var slots = HostKvTier.SlotsFor(bytes, transfer.BlockBytes);
+        // Capped where the tier's token table (block size ints a slot) would outgrow one array.
+        var slots = Math.Min(HostKvTier.SlotsFor(bytes, transfer.BlockBytes), Array.MaxLength / runner.BlockSize);
         if (slots < 1)
         {
             throw new InvalidOperationException($"--host-kv-cache-memory: {bytes} bytes hold no KV block of {transfer.BlockBytes} bytes; raise it or give 0 to turn the host tier off.");

@@ -6,7 +6,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// store into host bytes and back in (ADR 0009): the host KV tier's only access to the runner's memory. Block ids are
 /// the KV-cache manager's global ids. Called on the scheduler thread between steps; copies complete before returning.
 /// </summary>
-internal interface IKvBlockTransfer
+public interface IKvBlockTransfer
 {
     /// <summary>Bytes of one block, all layers, keys and values: the size of the spans <see cref="CopyOut"/> and <see cref="CopyIn"/> take.</summary>
     int BlockBytes { get; }
