@@ -1,9 +1,13 @@
+using InferenceServer.Onnx.Attention;
 using InferenceServer.Onnx.Packaging;
 using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Onnx.Tests.Runtime;
 
-/// <summary><see cref="IKvBlockTransfer"/> on the dense runner: a block copied out and into other blocks serves the same next token.</summary>
+/// <summary>
+/// <see cref="IKvBlockTransfer"/>: on the dense runner a block copied out and into other blocks serves the same next token;
+/// the split runner names its pools by device (its copies are exercised end to end by the functional host-tier tests).
+/// </summary>
 public sealed class KvBlockTransferTests
 {
     [Theory]
@@ -54,5 +58,16 @@ public sealed class KvBlockTransferTests
         var transfer = (IKvBlockTransfer)runner;
         Assert.Throws<ArgumentException>(() => transfer.CopyOut(0, new byte[transfer.BlockBytes - 1]));
         Assert.Throws<ArgumentOutOfRangeException>(() => transfer.CopyIn(4, new byte[transfer.BlockBytes]));
+    }
+
+    [Fact]
+    public void SplitPools_AreNamedByDevice_WithAnIndexWhereADeviceHoldsSeveral()
+    {
+        var spec = new AttentionLayerSpec(0, 4, 2, 16, 16, 0.25f, HeadMasked: false);
+        using var kernel = new CpuPagedAttention(1);
+        using var one = new CpuAttentionBackend([spec], 0, 8, 16, KvStorage.Float32, kernel);
+        using var two = new CpuAttentionBackend([spec], 8, 4, 16, KvStorage.Float32, kernel);
+        Assert.Equal([new KvPoolRange("cpu", 0, 8)], SplitRunner.PoolRanges([one]));
+        Assert.Equal([new KvPoolRange("cpu:0", 0, 8), new KvPoolRange("cpu:1", 8, 4)], SplitRunner.PoolRanges([one, two]));
     }
 }
