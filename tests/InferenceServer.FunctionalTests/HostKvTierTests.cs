@@ -7,7 +7,7 @@ namespace InferenceServer.FunctionalTests;
 /// <summary>
 /// The host KV tier (ADR 0009, <c>--host-kv-cache-memory</c>) end to end: the real server on loopback, a KV budget small
 /// enough to force preemption, on the dense path (the fixture's ONNX export on host pages) and the split path
-/// (<c>--attention-device cpu</c>). Greedy tokens stay transformers' exactly while sequences are copied out and back;
+/// (<c>--attention-device cpu,cpu</c>: two pools, sequences spanning both). Greedy tokens stay transformers' exactly while sequences are copied out and back;
 /// evicted prefix blocks come back from the host tier; cancelled requests leave none of its blocks in use.
 /// </summary>
 [Collection(MetricsCollection.Name)]
@@ -53,7 +53,7 @@ public sealed class HostKvTierTests : IDisposable
         metrics = await MetricsAsync(server);
         var pools = metrics.For("inference_kv_blocks_used", name).ToList();
         Assert.Contains(pools, s => s.Labels.GetValueOrDefault("pool") == "host-tier" && s.Value == 0);
-        Assert.Contains(pools, s => s.Labels.GetValueOrDefault("pool") == (split ? "cpu" : "host"));
+        Assert.Equal(split ? ["cpu:0", "cpu:1", "host-tier"] : ["host", "host-tier"], pools.Select(s => s.Labels.GetValueOrDefault("pool")).Order(StringComparer.Ordinal));
         Assert.All(pools, s => Assert.Equal(0, s.Value));
         Assert.Contains(metrics.For("vllm:cache_config_info", name), s => s.Labels.GetValueOrDefault("num_cpu_blocks") == "128");
     }
@@ -103,7 +103,7 @@ public sealed class HostKvTierTests : IDisposable
 
         if (split)
         {
-            args.AddRange(["--build-cache", Path.Combine(_work, "cache"), "--attention-device", "cpu"]);
+            args.AddRange(["--build-cache", Path.Combine(_work, "cache"), "--attention-device", "cpu,cpu"]);
             return TestServer.StartAsync(RepositoryPaths.CheckpointCopy("llama-gqa", _work), [.. args]);
         }
 
