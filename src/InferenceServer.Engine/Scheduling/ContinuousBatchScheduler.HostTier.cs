@@ -67,7 +67,7 @@ public sealed partial class ContinuousBatchScheduler
             return;
         }
 
-        if (transfer is null)
+        if (transfer is not { BlockBytes: > 0 })
         {
             SchedulerLog.HostTierUnavailable(logger, runner.GetType().Name);
             return;

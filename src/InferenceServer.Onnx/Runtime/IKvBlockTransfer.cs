@@ -8,7 +8,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// </summary>
 public interface IKvBlockTransfer
 {
-    /// <summary>Bytes of one block, all layers, keys and values: the size of the spans <see cref="CopyOut"/> and <see cref="CopyIn"/> take.</summary>
+    /// <summary>
+    /// Bytes of one block, all layers, keys and values: the size of the spans <see cref="CopyOut"/> and <see cref="CopyIn"/>
+    /// take; 0 when this runner's configuration cannot copy blocks (the CUDA split runner with attention on the GPU).
+    /// </summary>
     int BlockBytes { get; }
 
     /// <summary>The runner's KV pools, in block order (one for a fused runner, one per attention device for a split one).</summary>

@@ -67,7 +67,7 @@ public sealed class KvBlockTransferTests
         using var kernel = new CpuPagedAttention(1);
         using var one = new CpuAttentionBackend([spec], 0, 8, 16, KvStorage.Float32, kernel);
         using var two = new CpuAttentionBackend([spec], 8, 4, 16, KvStorage.Float32, kernel);
-        Assert.Equal([new KvPoolRange("cpu", 0, 8)], SplitRunner.PoolRanges([one]));
-        Assert.Equal([new KvPoolRange("cpu:0", 0, 8), new KvPoolRange("cpu:1", 8, 4)], SplitRunner.PoolRanges([one, two]));
+        Assert.Equal([new KvPoolRange("cpu", 0, 8)], HostPoolBlocks.Ranges([one]));
+        Assert.Equal([new KvPoolRange("cpu:0", 0, 8), new KvPoolRange("cpu:1", 8, 4)], HostPoolBlocks.Ranges([one, two]));
     }
 }
