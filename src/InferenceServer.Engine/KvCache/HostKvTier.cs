@@ -19,12 +19,9 @@ internal sealed class HostKvTier : IDisposable
     private readonly int _blockSize;
     private readonly int[] _tokens;
     private readonly ulong[] _hashes;
-    private readonly int[] _previous;
-    private readonly int[] _next;
+    private readonly IndexList _lru;
     private readonly Stack<int> _free;
     private readonly Dictionary<ulong, int> _byHash = [];
-    private int _lruHead = None;
-    private int _lruTail = None;
     private int _owned;
     private long _prefixQueries;
     private long _prefixHits;
@@ -41,8 +38,7 @@ internal sealed class HostKvTier : IDisposable
         _blockSize = blockSize;
         _tokens = new int[slotCount * blockSize];
         _hashes = new ulong[slotCount];
-        _previous = new int[slotCount];
-        _next = new int[slotCount];
+        _lru = new IndexList(slotCount);
         _free = new Stack<int>(slotCount);
         for (var i = slotCount - 1; i >= 0; i--)
         {
@@ -139,7 +135,7 @@ internal sealed class HostKvTier : IDisposable
         tokens.CopyTo(_tokens.AsSpan(slot * _blockSize, _blockSize));
         _hashes[slot] = hash;
         _byHash[hash] = slot;
-        AppendLru(slot);
+        _lru.Append(slot);
     }
 
     /// <summary>
@@ -154,7 +150,7 @@ internal sealed class HostKvTier : IDisposable
             return None;
         }
 
-        RemoveLru(slot);
+        _lru.Remove(slot);
         return slot;
     }
 
@@ -170,7 +166,7 @@ internal sealed class HostKvTier : IDisposable
             Interlocked.Increment(ref _prefixHits);
         }
 
-        AppendLru(slot);
+        _lru.Append(slot);
     }
 
     /// <inheritdoc />
@@ -183,62 +179,20 @@ internal sealed class HostKvTier : IDisposable
             return true;
         }
 
-        if (_lruHead == None)
+        if (_lru.Head == IndexList.None)
         {
             return false;
         }
 
-        slot = _lruHead;
-        RemoveLru(slot);
+        slot = _lru.Head;
+        _lru.Remove(slot);
         _byHash.Remove(_hashes[slot]);
         return true;
     }
 
     private void Touch(int slot)
     {
-        RemoveLru(slot);
-        AppendLru(slot);
-    }
-
-    private void AppendLru(int slot)
-    {
-        _previous[slot] = _lruTail;
-        _next[slot] = None;
-        if (_lruTail == None)
-        {
-            _lruHead = slot;
-        }
-        else
-        {
-            _next[_lruTail] = slot;
-        }
-
-        _lruTail = slot;
-    }
-
-    private void RemoveLru(int slot)
-    {
-        var previous = _previous[slot];
-        var next = _next[slot];
-        if (previous == None)
-        {
-            _lruHead = next;
-        }
-        else
-        {
-            _next[previous] = next;
-        }
-
-        if (next == None)
-        {
-            _lruTail = previous;
-        }
-        else
-        {
-            _previous[next] = previous;
-        }
-
-        _previous[slot] = None;
-        _next[slot] = None;
+        _lru.Remove(slot);
+        _lru.Append(slot);
     }
 }

@@ -11,19 +11,14 @@ namespace InferenceServer.Engine.KvCache;
 /// </summary>
 internal sealed class KvCacheManager
 {
-    private const int None = -1;
-
     private readonly int[] _refCounts;
     private readonly ulong[] _hashes;
     private readonly bool[] _hashed;
     private readonly int[] _blockTokens;
-    private readonly int[] _previous;
-    private readonly int[] _next;
+    private readonly IndexList _free;
     private readonly Dictionary<ulong, int> _cache = [];
     private int[] _poolOfBlock = [];
     private int[] _poolUsed = [0];
-    private int _freeHead = None;
-    private int _freeTail = None;
 
     /// <summary>Creates a pool of <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens.</summary>
     public KvCacheManager(int blockCount, int blockSize, bool enablePrefixCaching = true)
@@ -37,11 +32,10 @@ internal sealed class KvCacheManager
         _hashes = new ulong[blockCount];
         _hashed = new bool[blockCount];
         _blockTokens = new int[blockCount * blockSize];
-        _previous = new int[blockCount];
-        _next = new int[blockCount];
+        _free = new IndexList(blockCount);
         for (var i = 0; i < blockCount; i++)
         {
-            AppendFree(i);
+            _free.Append(i);
         }
 
         FreeBlockCount = blockCount;
@@ -150,8 +144,8 @@ internal sealed class KvCacheManager
 
         for (var i = 0; i < count; i++)
         {
-            var block = _freeHead;
-            RemoveFree(block);
+            var block = _free.Head;
+            _free.Remove(block);
             if (_hashed[block])
             {
                 // The cached prefix leaves the device: the host tier keeps a copy (ADR 0009).
@@ -209,7 +203,7 @@ internal sealed class KvCacheManager
             if (--_refCounts[block] == 0)
             {
                 CountUsed(block, -1);
-                AppendFree(block);
+                _free.Append(block);
                 FreeBlockCount++;
             }
         }
@@ -222,7 +216,7 @@ internal sealed class KvCacheManager
         if (_refCounts[block]++ == 0)
         {
             CountUsed(block, 1);
-            RemoveFree(block);
+            _free.Remove(block);
             FreeBlockCount--;
         }
     }
@@ -258,48 +252,6 @@ internal sealed class KvCacheManager
     {
         var pool = _poolOfBlock.Length == 0 ? 0 : _poolOfBlock[block];
         Volatile.Write(ref _poolUsed[pool], _poolUsed[pool] + delta);
-    }
-
-    private void AppendFree(int block)
-    {
-        _previous[block] = _freeTail;
-        _next[block] = None;
-        if (_freeTail == None)
-        {
-            _freeHead = block;
-        }
-        else
-        {
-            _next[_freeTail] = block;
-        }
-
-        _freeTail = block;
-    }
-
-    private void RemoveFree(int block)
-    {
-        var previous = _previous[block];
-        var next = _next[block];
-        if (previous == None)
-        {
-            _freeHead = next;
-        }
-        else
-        {
-            _next[previous] = next;
-        }
-
-        if (next == None)
-        {
-            _freeTail = previous;
-        }
-        else
-        {
-            _previous[next] = previous;
-        }
-
-        _previous[block] = None;
-        _next[block] = None;
     }
 
     /// <summary>A 64-bit chained hash of a block's tokens (SplitMix64 finalizer over each id).</summary>

@@ -35,13 +35,7 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
         CheckTransfer(block, destination.Length);
         fixed (byte* host = destination)
         {
-            long offset = 0;
-            for (var slot = 0; slot < _pools.Length; slot++)
-            {
-                var bytes = PoolBlockBytes(slot);
-                CudaRuntime.CopyToHost((IntPtr)(host + offset), _pools[slot] + (nint)(block * bytes), bytes);
-                offset += bytes;
-            }
+            Copy(block, host, toDevice: false);
         }
     }
 
@@ -51,13 +45,28 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
         CheckTransfer(block, source.Length);
         fixed (byte* host = source)
         {
-            long offset = 0;
-            for (var slot = 0; slot < _pools.Length; slot++)
+            Copy(block, host, toDevice: true);
+        }
+    }
+
+    /// <summary>One synchronous copy per pool between block <paramref name="block"/> and the pools' runs at <paramref name="host"/>, in pool order.</summary>
+    private void Copy(int block, byte* host, bool toDevice)
+    {
+        long offset = 0;
+        for (var slot = 0; slot < _pools.Length; slot++)
+        {
+            var bytes = PoolBlockBytes(slot);
+            var device = _pools[slot] + (nint)(block * bytes);
+            if (toDevice)
             {
-                var bytes = PoolBlockBytes(slot);
-                CudaRuntime.CopyToDevice(_pools[slot] + (nint)(block * bytes), (IntPtr)(host + offset), bytes);
-                offset += bytes;
+                CudaRuntime.CopyToDevice(device, (IntPtr)(host + offset), bytes);
             }
+            else
+            {
+                CudaRuntime.CopyToHost((IntPtr)(host + offset), device, bytes);
+            }
+
+            offset += bytes;
         }
     }
 
