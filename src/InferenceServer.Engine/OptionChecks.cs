@@ -27,4 +27,10 @@ internal static class OptionChecks
         => double.IsFinite(value) && value > 0 && value <= long.MaxValue
             ? value
             : throw new ArgumentOutOfRangeException(nameof(value), value, $"--kv-cache-memory must be a byte count or a fraction in (0, 1], not {value.ToString(CultureInfo.InvariantCulture)}.");
+
+    /// <summary><paramref name="value"/> when 0 (off), a byte count above 1 or a fraction in (0, 1]; else throws naming <c>--host-kv-cache-memory</c>.</summary>
+    public static double HostKvCacheMemory(double value)
+        => double.IsFinite(value) && value >= 0 && value <= long.MaxValue
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, $"--host-kv-cache-memory must be 0 (off), a byte count or a fraction in (0, 1], not {value.ToString(CultureInfo.InvariantCulture)}.");
 }

@@ -79,6 +79,12 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         _requestGenerationTokens = CreateTokens(meter, "vllm:request_generation_tokens", "Number of generation tokens processed, per request.", RequestTokenBuckets);
         // vLLM's name ends in _total although it is a histogram; the exposition keeps it as it is.
         _iterationTokens = CreateTokens(meter, "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", IterationTokenBuckets);
+        meter.CreateObservableCounter("vllm:external_prefix_cache_queries", ObserveHostPrefixQueries, "{token}", "Prefix cache queries that missed the device pool and asked the host KV tier, in tokens (--host-kv-cache-memory).");
+        meter.CreateObservableCounter("vllm:external_prefix_cache_hits", ObserveHostPrefixHits, "{token}", "Prefix cache hits served by the host KV tier, in tokens.");
+        meter.CreateObservableCounter("inference.kv.swapped_out_blocks", ObserveSwappedOut, "{block}", "KV blocks of preempted sequences copied to the host KV tier.");
+        meter.CreateObservableCounter("inference.kv.swapped_in_blocks", ObserveSwappedIn, "{block}", "KV blocks copied back from the host KV tier when a preempted sequence resumed.");
+        meter.CreateObservableCounter("inference.kv.recomputed_tokens", ObserveRecomputed, "{token}", "Tokens computed again after a preemption lost their KV.");
+        meter.CreateObservableGauge("inference.kv.blocks_used", ObservePoolBlocks, "{block}", "KV blocks owned by sequences, per pool (each device pool; host-tier: the host KV tier's blocks held for preempted sequences).");
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
         _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
@@ -190,7 +196,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
             _model,
             new("block_size", (engine?.BlockSize ?? 0).ToString(CultureInfo.InvariantCulture)),
             new("num_gpu_blocks", (engine?.TotalBlocks ?? 0).ToString(CultureInfo.InvariantCulture)),
-            new("num_cpu_blocks", "0"),
+            new("num_cpu_blocks", (engine?.HostTierBlocks ?? 0).ToString(CultureInfo.InvariantCulture)),
             new("enable_prefix_caching", engine?.PrefixCachingEnabled == true ? "True" : "False"),
             new("cache_dtype", "auto"),
         ]);
@@ -211,4 +217,36 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private Measurement<long> ObservePrefixHits() => new(_engine?.PrefixCacheHitTokens ?? 0, _model);
 
     private Measurement<long> ObservePreemptions() => new(_engine?.Preemptions ?? 0, _model);
+
+    private Measurement<long> ObserveHostPrefixQueries() => new(_engine?.HostPrefixCacheQueryTokens ?? 0, _model);
+
+    private Measurement<long> ObserveHostPrefixHits() => new(_engine?.HostPrefixCacheHitTokens ?? 0, _model);
+
+    private Measurement<long> ObserveSwappedOut() => new(_engine?.SwappedOutBlocks ?? 0, _model);
+
+    private Measurement<long> ObserveSwappedIn() => new(_engine?.SwappedInBlocks ?? 0, _model);
+
+    private Measurement<long> ObserveRecomputed() => new(_engine?.RecomputedTokens ?? 0, _model);
+
+    private IEnumerable<Measurement<int>> ObservePoolBlocks()
+    {
+        var engine = _engine;
+        if (engine is null)
+        {
+            return [];
+        }
+
+        var measurements = new List<Measurement<int>>(engine.KvPoolCount + 1);
+        for (var i = 0; i < engine.KvPoolCount; i++)
+        {
+            measurements.Add(new(engine.KvPoolUsedBlocks(i), _model, new("pool", engine.KvPoolName(i))));
+        }
+
+        if (engine.HostTierBlocks > 0)
+        {
+            measurements.Add(new(engine.HostTierUsedBlocks, _model, new("pool", "host-tier")));
+        }
+
+        return measurements;
+    }
 }

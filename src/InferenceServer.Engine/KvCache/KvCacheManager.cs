@@ -11,17 +11,14 @@ namespace InferenceServer.Engine.KvCache;
 /// </summary>
 internal sealed class KvCacheManager
 {
-    private const int None = -1;
-
     private readonly int[] _refCounts;
     private readonly ulong[] _hashes;
     private readonly bool[] _hashed;
     private readonly int[] _blockTokens;
-    private readonly int[] _previous;
-    private readonly int[] _next;
+    private readonly IndexList _free;
     private readonly Dictionary<ulong, int> _cache = [];
-    private int _freeHead = None;
-    private int _freeTail = None;
+    private int[] _poolOfBlock = [];
+    private int[] _poolUsed = [0];
 
     /// <summary>Creates a pool of <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens.</summary>
     public KvCacheManager(int blockCount, int blockSize, bool enablePrefixCaching = true)
@@ -35,11 +32,10 @@ internal sealed class KvCacheManager
         _hashes = new ulong[blockCount];
         _hashed = new bool[blockCount];
         _blockTokens = new int[blockCount * blockSize];
-        _previous = new int[blockCount];
-        _next = new int[blockCount];
+        _free = new IndexList(blockCount);
         for (var i = 0; i < blockCount; i++)
         {
-            AppendFree(i);
+            _free.Append(i);
         }
 
         FreeBlockCount = blockCount;
@@ -66,6 +62,33 @@ internal sealed class KvCacheManager
     /// <summary>Prefix-cache hits, in blocks, since start.</summary>
     public long PrefixHits { get; private set; }
 
+    /// <summary>
+    /// The host KV tier (ADR 0009), or null: prefix blocks the pool reuses are kept there, and a lookup that misses here
+    /// asks it. Set once before the loop starts.
+    /// </summary>
+    public HostKvTier? HostTier { get; set; }
+
+    /// <summary>
+    /// Splits the blocks into pools for <see cref="PoolUsedBlocks"/>: pool <c>i</c> holds the <paramref name="counts"/>[i]
+    /// blocks after pool <c>i - 1</c>'s. Call before any block is taken; by default there is one pool.
+    /// </summary>
+    public void SetPools(ReadOnlySpan<int> counts)
+    {
+        _poolOfBlock = new int[BlockCount];
+        _poolUsed = new int[counts.Length];
+        var block = 0;
+        for (var pool = 0; pool < counts.Length; pool++)
+        {
+            for (var i = 0; i < counts[pool] && block < BlockCount; i++)
+            {
+                _poolOfBlock[block++] = pool;
+            }
+        }
+    }
+
+    /// <summary>Blocks of pool <paramref name="pool"/> (<see cref="SetPools"/>) owned by sequences; read from any thread.</summary>
+    public int PoolUsedBlocks(int pool) => Volatile.Read(ref _poolUsed[pool]);
+
     /// <summary>Blocks needed to hold <paramref name="tokens"/> tokens.</summary>
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
 
@@ -90,14 +113,20 @@ internal sealed class KvCacheManager
             PrefixQueries++;
             if (!_cache.TryGetValue(hash, out var block) || !chunk.SequenceEqual(_blockTokens.AsSpan(block * BlockSize, BlockSize)))
             {
-                // Count the remaining lookups as misses, as vLLM's prefix_cache_queries does per block.
-                PrefixQueries += full - b - 1;
-                break;
+                if (!TryPromoteFromHost(hash, chunk, blockTable))
+                {
+                    // Count the remaining lookups as misses, as vLLM's prefix_cache_queries does per block.
+                    PrefixQueries += full - b - 1;
+                    break;
+                }
+            }
+            else
+            {
+                PrefixHits++;
+                Retain(block);
+                blockTable.Add(new BlockId(block));
             }
 
-            PrefixHits++;
-            Retain(block);
-            blockTable.Add(new BlockId(block));
             blockHashes.Add(hash);
             parent = hash;
         }
@@ -115,15 +144,18 @@ internal sealed class KvCacheManager
 
         for (var i = 0; i < count; i++)
         {
-            var block = _freeHead;
-            RemoveFree(block);
+            var block = _free.Head;
+            _free.Remove(block);
             if (_hashed[block])
             {
+                // The cached prefix leaves the device: the host tier keeps a copy (ADR 0009).
+                HostTier?.Demote(new BlockId(block), _hashes[block], _blockTokens.AsSpan(block * BlockSize, BlockSize));
                 _cache.Remove(_hashes[block]);
                 _hashed[block] = false;
             }
 
             _refCounts[block] = 1;
+            CountUsed(block, 1);
             FreeBlockCount--;
             blockTable.Add(new BlockId(block));
         }
@@ -170,7 +202,8 @@ internal sealed class KvCacheManager
             var block = blockTable[i].Value;
             if (--_refCounts[block] == 0)
             {
-                AppendFree(block);
+                CountUsed(block, -1);
+                _free.Append(block);
                 FreeBlockCount++;
             }
         }
@@ -182,51 +215,43 @@ internal sealed class KvCacheManager
     {
         if (_refCounts[block]++ == 0)
         {
-            RemoveFree(block);
+            CountUsed(block, 1);
+            _free.Remove(block);
             FreeBlockCount--;
         }
     }
 
-    private void AppendFree(int block)
+    /// <summary>
+    /// On a device miss, the host tier's copy of prefix block <paramref name="hash"/>: a free block is taken onto
+    /// <paramref name="blockTable"/>, filled from the tier and registered here. False when the tier lacks it or no block is free.
+    /// </summary>
+    private bool TryPromoteFromHost(ulong hash, ReadOnlySpan<int> chunk, List<BlockId> blockTable)
     {
-        _previous[block] = _freeTail;
-        _next[block] = None;
-        if (_freeTail == None)
+        if (HostTier is not { } tier || FreeBlockCount == 0)
         {
-            _freeHead = block;
-        }
-        else
-        {
-            _next[_freeTail] = block;
+            return false;
         }
 
-        _freeTail = block;
+        var slot = tier.Find(hash, chunk);
+        if (slot < 0)
+        {
+            return false;
+        }
+
+        // Taking the block may push another cached block to the tier; the slot found is out of its LRU order meanwhile.
+        TryAllocate(1, blockTable);
+        var block = blockTable[^1].Value;
+        tier.Promote(slot, blockTable[^1]);
+        _hashes[block] = hash;
+        _hashed[block] = _cache.TryAdd(hash, block);
+        chunk.CopyTo(_blockTokens.AsSpan(block * BlockSize, BlockSize));
+        return true;
     }
 
-    private void RemoveFree(int block)
+    private void CountUsed(int block, int delta)
     {
-        var previous = _previous[block];
-        var next = _next[block];
-        if (previous == None)
-        {
-            _freeHead = next;
-        }
-        else
-        {
-            _next[previous] = next;
-        }
-
-        if (next == None)
-        {
-            _freeTail = previous;
-        }
-        else
-        {
-            _previous[next] = previous;
-        }
-
-        _previous[block] = None;
-        _next[block] = None;
+        var pool = _poolOfBlock.Length == 0 ? 0 : _poolOfBlock[block];
+        Volatile.Write(ref _poolUsed[pool], _poolUsed[pool] + delta);
     }
 
     /// <summary>A 64-bit chained hash of a block's tokens (SplitMix64 finalizer over each id).</summary>

@@ -36,4 +36,34 @@ internal interface IEngineGauges
 
     /// <summary>Sequences preempted since start.</summary>
     long Preemptions { get; }
+
+    /// <summary>Blocks in the host KV tier (0 when it is off; ADR 0009).</summary>
+    int HostTierBlocks => 0;
+
+    /// <summary>Host-tier blocks owned by preempted sequences right now.</summary>
+    int HostTierUsedBlocks => 0;
+
+    /// <summary>Prefix-cache lookups the host tier answered (device misses), in tokens.</summary>
+    long HostPrefixCacheQueryTokens => 0;
+
+    /// <summary>Of those, hits, in tokens.</summary>
+    long HostPrefixCacheHitTokens => 0;
+
+    /// <summary>Blocks copied to the host tier for preempted sequences.</summary>
+    long SwappedOutBlocks => 0;
+
+    /// <summary>Blocks copied back from the host tier for resumed sequences.</summary>
+    long SwappedInBlocks => 0;
+
+    /// <summary>Tokens computed again after a preemption lost their KV.</summary>
+    long RecomputedTokens => 0;
+
+    /// <summary>The runner's KV pools.</summary>
+    int KvPoolCount => 0;
+
+    /// <summary>The name of pool <paramref name="pool"/> (its device).</summary>
+    string KvPoolName(int pool) => string.Empty;
+
+    /// <summary>Blocks of pool <paramref name="pool"/> owned by sequences right now.</summary>
+    int KvPoolUsedBlocks(int pool) => 0;
 }

@@ -65,6 +65,7 @@ public sealed partial class ContinuousBatchScheduler
                 sequence.ScheduledAt = _time.GetTimestamp();
             }
 
+            SwapIn(sequence);
             var chunk = Math.Min(sequence.Remaining, budget);
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
             _rows.Add(new ScheduledRow(sequence, chunk));
@@ -121,6 +122,7 @@ public sealed partial class ContinuousBatchScheduler
     private void Preempt(Sequence sequence)
     {
         _running.Remove(sequence);
+        SwapOut(sequence);
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;

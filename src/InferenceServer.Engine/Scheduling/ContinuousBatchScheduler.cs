@@ -84,6 +84,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
         }
 
         _kv = new KvCacheManager(runner.BlockCount, runner.BlockSize, options.EnablePrefixCaching);
+        ConfigureKvTiers(runner, options, logger);
         if (runner is InferenceServer.Onnx.Runtime.IOffloadingRunner split && observer is InferenceServer.Onnx.Attention.IAttentionObserver attention)
         {
             // Attention offloading (ADR 0005): per-step attention time and bytes go to the metrics.
@@ -218,6 +219,36 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     /// <inheritdoc />
     long IEngineGauges.Preemptions => Preemptions;
 
+    /// <inheritdoc />
+    int IEngineGauges.HostTierBlocks => HostTierBlocks;
+
+    /// <inheritdoc />
+    int IEngineGauges.HostTierUsedBlocks => HostTierUsedBlocks;
+
+    /// <inheritdoc />
+    long IEngineGauges.HostPrefixCacheQueryTokens => HostPrefixCacheQueryTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.HostPrefixCacheHitTokens => HostPrefixCacheHitTokens;
+
+    /// <inheritdoc />
+    long IEngineGauges.SwappedOutBlocks => SwappedOutBlocks;
+
+    /// <inheritdoc />
+    long IEngineGauges.SwappedInBlocks => SwappedInBlocks;
+
+    /// <inheritdoc />
+    long IEngineGauges.RecomputedTokens => RecomputedTokens;
+
+    /// <inheritdoc />
+    int IEngineGauges.KvPoolCount => KvPools.Count;
+
+    /// <inheritdoc />
+    string IEngineGauges.KvPoolName(int pool) => KvPools[pool].Name;
+
+    /// <inheritdoc />
+    int IEngineGauges.KvPoolUsedBlocks(int pool) => KvPoolUsedBlocks(pool);
+
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();
 
@@ -317,6 +348,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
 
         _stopping.Dispose();
         _runner.Dispose();
+        _kv.HostTier?.Dispose();
     }
 
     private void Run()

@@ -14,6 +14,7 @@ internal sealed class SchedulerCounters
     private long _steps;
     private long _preemptions;
     private long _lastProgressAt;
+    private long _recomputedTokens;
 
     /// <summary>Requests admitted or waiting but not finished.</summary>
     public int Active => Volatile.Read(ref _active);
@@ -38,6 +39,9 @@ internal sealed class SchedulerCounters
     /// <summary>Sequences preempted.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
 
+    /// <summary>Tokens a resumed sequence computes again, having had their KV before it was preempted.</summary>
+    public long RecomputedTokens => Interlocked.Read(ref _recomputedTokens);
+
     /// <summary>When the loop last made progress (<see cref="TimeProvider.GetTimestamp"/>).</summary>
     public long LastProgressAt
     {
@@ -56,4 +60,7 @@ internal sealed class SchedulerCounters
 
     /// <summary>Counts a preemption.</summary>
     public void Preempted() => Interlocked.Increment(ref _preemptions);
+
+    /// <summary>Counts <paramref name="tokens"/> recomputed after a preemption.</summary>
+    public void Recomputed(int tokens) => Interlocked.Add(ref _recomputedTokens, tokens);
 }

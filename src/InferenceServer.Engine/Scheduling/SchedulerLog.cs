@@ -26,4 +26,19 @@ internal static partial class SchedulerLog
 
     [LoggerMessage(EventId = 1006, EventName = "BlockSizeRaised", Level = LogLevel.Information, Message = "KV block size {Requested} raised to {BlockSize}: the model's attention kernel reads whole pages of that many tokens.")]
     public static partial void BlockSizeRaised(ILogger logger, int requested, int blockSize);
+
+    [LoggerMessage(EventId = 1007, EventName = "HostKvTierReady", Level = LogLevel.Information, Message = "Host KV tier: {Blocks} blocks of {BlockBytes} bytes ({Bytes} bytes) for preempted sequences and evicted prefix blocks.")]
+    public static partial void HostTierReady(ILogger logger, int blocks, int blockBytes, long bytes);
+
+    [LoggerMessage(EventId = 1008, EventName = "HostKvTierUnavailable", Level = LogLevel.Warning, Message = "--host-kv-cache-memory is ignored: the {Runner} runner cannot copy KV blocks to the host yet; preemption recomputes.")]
+    public static partial void HostTierUnavailable(ILogger logger, string runner);
+
+    [LoggerMessage(EventId = 1009, EventName = "SequenceSwappedOut", Level = LogLevel.Debug, Message = "Request {RequestId} preempted: {Blocks} blocks of its {Computed} computed tokens copied to the host tier.")]
+    public static partial void SwappedOut(ILogger logger, string requestId, int blocks, int computed);
+
+    [LoggerMessage(EventId = 1010, EventName = "SequenceSwappedIn", Level = LogLevel.Debug, Message = "Request {RequestId} resumed: {Blocks} blocks copied back from the host tier; {Computed} tokens need no recompute.")]
+    public static partial void SwappedIn(ILogger logger, string requestId, int blocks, int computed);
+
+    [LoggerMessage(EventId = 1011, EventName = "KvPlacementInputs", Level = LogLevel.Debug, Message = "KV placement inputs (compute-local first): {Pools}.")]
+    public static partial void PlacementInputs(ILogger logger, string pools);
 }

@@ -18,6 +18,7 @@ public sealed class SchedulerOptions
     private readonly long _maxQueuedTokens = 1L << 20;
     private readonly int _maxConsecutiveStepFailures = 3;
     private readonly TimeSpan _faultCooldown = TimeSpan.FromSeconds(30);
+    private readonly double _hostKvCacheMemory;
 
     /// <summary>Most sequences in one model step (<c>--max-num-seqs</c>, vLLM's <c>max_num_seqs</c>). Default 64.</summary>
     public int MaxNumSeqs
@@ -92,6 +93,17 @@ public sealed class SchedulerOptions
     {
         get => _faultCooldown;
         init => _faultCooldown = OptionChecks.Positive(value, "fault-cooldown");
+    }
+
+    /// <summary>
+    /// Host KV tier size (<c>--host-kv-cache-memory</c>, ADR 0009): bytes when above 1, a fraction of the process's available
+    /// memory when in (0, 1], 0 for none. A preempted sequence's blocks are copied there and back instead of recomputed,
+    /// and prefix-cache blocks the device pool reuses stay there. Default 0 (off).
+    /// </summary>
+    public double HostKvCacheMemory
+    {
+        get => _hostKvCacheMemory;
+        init => _hostKvCacheMemory = OptionChecks.HostKvCacheMemory(value);
     }
 
     /// <summary>Share full KV blocks between requests with the same prefix (<c>--enable-prefix-caching</c>). Default true.</summary>

@@ -100,6 +100,12 @@ internal sealed class Sequence
     /// <summary>Hashes of the full blocks registered in the prefix cache.</summary>
     public List<ulong> BlockHashes { get; } = [];
 
+    /// <summary>Host-tier slots holding copies of this sequence's first blocks, in order, while it is preempted (ADR 0009).</summary>
+    public List<int> HostSlots { get; } = [];
+
+    /// <summary>Tokens whose KV it had when last preempted, until it resumes: what resuming recomputes is counted from it.</summary>
+    public int PreemptedComputed { get; set; }
+
     /// <summary>Tokens generated so far.</summary>
     public int Generated => Tokens.Count - PromptLength;
 

@@ -161,6 +161,7 @@ internal sealed class TokenPipeline
     {
         _queue.Leave(sequence);
         _kv.Release(sequence.Blocks);
+        _kv.HostTier?.Release(sequence.HostSlots);
         sequence.BlockHashes.Clear();
         sequence.Penalties?.Dispose();
         sequence.Penalties = null;

@@ -22,7 +22,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// </list>
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
-internal sealed class CudaSplitRunner : IModelRunner, IOffloadingRunner
+internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 {
     private readonly SplitDecoderModel _model;
     private readonly bool _bf16;

@@ -17,7 +17,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
-internal sealed class PagedDeviceRunner : IModelRunner
+internal sealed partial class PagedDeviceRunner : IModelRunner
 {
     private readonly PagedDecoderModel _model;
     private readonly StepBinding _binding;

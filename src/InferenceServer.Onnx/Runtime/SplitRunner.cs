@@ -12,7 +12,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="OrtValue"/> views (<see cref="PinnedTensorBuffer{T}"/>), so a step whose shapes repeat creates no tensors.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
-internal sealed class SplitRunner : IModelRunner, IOffloadingRunner
+internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
 {
     private readonly SplitDecoderModel _model;
     private readonly IAttentionBackend[] _backends;

@@ -51,6 +51,7 @@ internal static class ServerOptionsBinder
                 MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
                 FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
                 KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
+                HostKvCacheMemory = Text(configuration, "host-kv-cache-memory")?.Trim() == "0" ? 0 : ReadSize(configuration, "host-kv-cache-memory", defaults.HostKvCacheMemory),
                 // A cached prefix was computed in another request's chunks: --deterministic recomputes every prompt.
                 EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
             },

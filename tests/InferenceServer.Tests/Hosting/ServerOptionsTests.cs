@@ -77,6 +77,16 @@ public sealed class ServerOptionsTests
         => Assert.Equal(expected, Read(("kv-cache-memory", text)).Scheduler.KvCacheMemory);
 
     [Theory]
+    [InlineData(null, 0d)]
+    [InlineData("0", 0d)]
+    [InlineData("2g", 2d * 1024 * 1024 * 1024)]
+    [InlineData("0.5", 0.5)]
+    public void HostKvCacheMemory_OffByDefault_AcceptsZeroBytesAndFractions(string? text, double expected)
+        => Assert.Equal(expected, (text is null ? Read() : Read(("host-kv-cache-memory", text))).Scheduler.HostKvCacheMemory);
+
+    [Theory]
+    [InlineData("host-kv-cache-memory", "-1")]
+    [InlineData("host-kv-cache-memory", "lots")]
     [InlineData("kv-cache-memory", "-1")]
     [InlineData("kv-cache-memory", "lots")]
     [InlineData("max-num-seqs", "0")]

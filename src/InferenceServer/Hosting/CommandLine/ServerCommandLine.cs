@@ -249,7 +249,8 @@ internal sealed class ServerCommandLine
             FlagKind.Int => long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _),
             FlagKind.Seconds => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) && seconds >= 0,
             FlagKind.Fraction => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var fraction) && fraction is > 0 and <= 1,
-            FlagKind.Size => SizeText.TryParse(value, out _),
+            // 0 is a size where a flag means "off" (--host-kv-cache-memory); the binder refuses it elsewhere.
+            FlagKind.Size => value.Trim() == "0" || SizeText.TryParse(value, out _),
             FlagKind.Enum => Contains(flag.Values, value),
             _ => value.Length > 0,
         };

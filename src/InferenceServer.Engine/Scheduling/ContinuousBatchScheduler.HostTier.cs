@@ -1,0 +1,143 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Engine.KvCache;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.Extensions.Logging;
+
+namespace InferenceServer.Engine.Scheduling;
+
+/// <summary>
+/// The host KV tier (ADR 0009): a preempted sequence's full blocks are copied out before its device blocks are released,
+/// and copied back into fresh blocks when it is admitted again, so that only what the copies do not cover is recomputed.
+/// </summary>
+public sealed partial class ContinuousBatchScheduler
+{
+    private KvPlacementPolicy? _placement;
+
+    /// <summary>The host tier's slots (0 when it is off).</summary>
+    internal int HostTierBlocks => _kv.HostTier?.SlotCount ?? 0;
+
+    /// <summary>Host-tier slots owned by preempted sequences right now.</summary>
+    internal int HostTierUsedBlocks => _kv.HostTier?.OwnedSlots ?? 0;
+
+    /// <summary>Host-tier prefix lookups (device misses that asked the tier), in tokens.</summary>
+    internal long HostPrefixCacheQueryTokens => (_kv.HostTier?.PrefixQueries ?? 0) * _kv.BlockSize;
+
+    /// <summary>Host-tier prefix hits, in tokens.</summary>
+    internal long HostPrefixCacheHitTokens => (_kv.HostTier?.PrefixHits ?? 0) * _kv.BlockSize;
+
+    /// <summary>Blocks copied to the host tier for preempted sequences since start.</summary>
+    internal long SwappedOutBlocks => _kv.HostTier?.SwappedOut ?? 0;
+
+    /// <summary>Blocks copied back from the host tier for resumed sequences since start.</summary>
+    internal long SwappedInBlocks => _kv.HostTier?.SwappedIn ?? 0;
+
+    /// <summary>Tokens resumed sequences computed again since start (their KV was lost to a preemption).</summary>
+    internal long RecomputedTokens => _counters.RecomputedTokens;
+
+    /// <summary>The runner's KV pools, in block order (one pool named after the runner when it does not say).</summary>
+    internal IReadOnlyList<KvPoolRange> KvPools { get; private set; } = [];
+
+    /// <summary>Blocks of <see cref="KvPools"/>[<paramref name="pool"/>] owned by sequences right now.</summary>
+    internal int KvPoolUsedBlocks(int pool) => _kv.PoolUsedBlocks(pool);
+
+    /// <summary>
+    /// Sets up the pools and, when <see cref="SchedulerOptions.HostKvCacheMemory"/> asks for it and the runner can copy
+    /// blocks, the host tier; logs the placement inputs at debug level.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The host tier is asked for but holds less than one block.</exception>
+    private void ConfigureKvTiers(IModelRunner runner, SchedulerOptions options, ILogger logger)
+    {
+        var transfer = runner as IKvBlockTransfer;
+        KvPools = transfer?.Pools ?? [new KvPoolRange("kv", 0, runner.BlockCount)];
+        Span<int> counts = stackalloc int[KvPools.Count];
+        for (var i = 0; i < counts.Length; i++)
+        {
+            counts[i] = KvPools[i].BlockCount;
+        }
+
+        _kv.SetPools(counts);
+        _placement = KvPlacementPolicy.FromPools(KvPools);
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            SchedulerLog.PlacementInputs(logger, _placement.Describe());
+        }
+
+        if (options.HostKvCacheMemory <= 0)
+        {
+            return;
+        }
+
+        if (transfer is not { BlockBytes: > 0 })
+        {
+            SchedulerLog.HostTierUnavailable(logger, runner.GetType().Name);
+            return;
+        }
+
+        var bytes = options.HostKvCacheMemory <= 1
+            ? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * options.HostKvCacheMemory)
+            : (long)options.HostKvCacheMemory;
+        // Capped where the tier's token table (block size ints a slot) would outgrow one array.
+        var slots = Math.Min(HostKvTier.SlotsFor(bytes, transfer.BlockBytes), Array.MaxLength / runner.BlockSize);
+        if (slots < 1)
+        {
+            throw new InvalidOperationException($"--host-kv-cache-memory: {bytes} bytes hold no KV block of {transfer.BlockBytes} bytes; raise it or give 0 to turn the host tier off.");
+        }
+
+        _kv.HostTier = new HostKvTier(slots, runner.BlockSize, transfer);
+        SchedulerLog.HostTierReady(logger, slots, transfer.BlockBytes, (long)slots * transfer.BlockBytes);
+    }
+
+    /// <summary>Copies <paramref name="sequence"/>'s full computed blocks, in order and as many as fit, to the host tier.</summary>
+    private void SwapOut(Sequence sequence)
+    {
+        sequence.PreemptedComputed = sequence.Computed;
+        if (_kv.HostTier is not { } tier || sequence.PromptLogprobsPending)
+        {
+            return;
+        }
+
+        var full = Math.Min(sequence.Computed / _kv.BlockSize, sequence.Blocks.Count);
+        for (var b = sequence.HostSlots.Count; b < full; b++)
+        {
+            if (!tier.TrySwapOut(sequence.Blocks[b], sequence.HostSlots))
+            {
+                break;
+            }
+        }
+
+        SchedulerLog.SwappedOut(_logger, sequence.Request.RequestId, sequence.HostSlots.Count, sequence.Computed);
+    }
+
+    /// <summary>
+    /// On admission of a preempted <paramref name="sequence"/> (its cached prefix already acquired, and room checked for all
+    /// of it): copies its host-tier blocks past that prefix into fresh blocks, frees its slots, and counts what is recomputed.
+    /// </summary>
+    private void SwapIn(Sequence sequence)
+    {
+        if (sequence.HostSlots.Count > 0 && _kv.HostTier is { } tier)
+        {
+            // Never the last token: the model must run at least one position to yield logits.
+            var usable = Math.Min(sequence.HostSlots.Count, (sequence.Tokens.Count - 1) / _kv.BlockSize);
+            var restored = 0;
+            for (var b = sequence.Blocks.Count; b < usable && _kv.TryAllocate(1, sequence.Blocks); b++)
+            {
+                tier.SwapIn(sequence.HostSlots[b], sequence.Blocks[b]);
+                restored++;
+            }
+
+            if (restored > 0)
+            {
+                sequence.Computed = sequence.Blocks.Count * _kv.BlockSize;
+            }
+
+            tier.Release(sequence.HostSlots);
+            SchedulerLog.SwappedIn(_logger, sequence.Request.RequestId, restored, sequence.Computed);
+        }
+
+        if (sequence.PreemptedComputed > 0)
+        {
+            _counters.Recomputed(Math.Max(0, sequence.PreemptedComputed - sequence.Computed));
+            sequence.PreemptedComputed = 0;
+        }
+    }
+}

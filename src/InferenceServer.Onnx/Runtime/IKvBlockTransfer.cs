@@ -1,0 +1,25 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Copies one KV block (every layer, keys and values, in the store's own element type and layout) out of a runner's
+/// store into host bytes and back in (ADR 0009): the host KV tier's only access to the runner's memory. Block ids are
+/// the KV-cache manager's global ids. Called on the scheduler thread between steps; copies complete before returning.
+/// </summary>
+public interface IKvBlockTransfer
+{
+    /// <summary>
+    /// Bytes of one block, all layers, keys and values: the size of the spans <see cref="CopyOut"/> and <see cref="CopyIn"/>
+    /// take; 0 when this runner's configuration cannot copy blocks (the CUDA split runner with attention on the GPU).
+    /// </summary>
+    int BlockBytes { get; }
+
+    /// <summary>The runner's KV pools, in block order (one for a fused runner, one per attention device for a split one).</summary>
+    IReadOnlyList<KvPoolRange> Pools { get; }
+
+    /// <summary>Copies block <paramref name="block"/> into <paramref name="destination"/> (<see cref="BlockBytes"/> bytes).</summary>
+    void CopyOut(int block, Span<byte> destination);
+
+    /// <summary>Overwrites block <paramref name="block"/> with bytes from <see cref="CopyOut"/> (<see cref="BlockBytes"/> bytes).</summary>
+    void CopyIn(int block, ReadOnlySpan<byte> source);
+}
