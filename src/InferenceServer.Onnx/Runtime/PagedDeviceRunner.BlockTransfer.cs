@@ -27,7 +27,7 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
     }
 
     /// <inheritdoc />
-    IReadOnlyList<KvPoolRange> IKvBlockTransfer.Pools => _poolRanges ??= [new KvPoolRange(_model.Device, 0, BlockCount)];
+    IReadOnlyList<KvPoolRange> IKvBlockTransfer.Pools => _poolRanges ??= [new KvPoolRange(_model.Device.ToString(), 0, BlockCount)];
 
     /// <inheritdoc />
     void IKvBlockTransfer.CopyOut(int block, Span<byte> destination)
