@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Paired CPU benchmark of two commits of the server (a refactor's "within noise" check, issue 20): both are published
 # from git worktrees, started side by side on loopback (one idles while the other is measured), and the load generator
-# runs each level on each side back to back, ROUNDS times, alternating which side goes first. Prints per level the
+# runs each level on each side back to back (each server from its own checkout, so each finds its own default model), ROUNDS times, alternating which side goes first. Prints per level the
 # median of the rounds' paired ratios (after / before) of output tok/s and TPOT p50, and writes everything it prints to
 # bench/results/paired-<before>-<after>-<date>.md.
 #
@@ -35,7 +35,7 @@ publish() { # side ref
 }
 
 start() { # side port
-    (cd "$ROOT" && exec dotnet "$WORK/$1/InferenceServer.dll" --urls "http://127.0.0.1:$2" --Logging:LogLevel:Default=Warning) > "$WORK/server-$1.log" 2>&1 &
+    (cd "$WORK/src-$1" && exec dotnet "$WORK/$1/InferenceServer.dll" --urls "http://127.0.0.1:$2" --Logging:LogLevel:Default=Warning) > "$WORK/server-$1.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 240); do
         [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/health/ready" || true)" == 200 ]] && return 0
