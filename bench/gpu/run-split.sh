@@ -133,7 +133,7 @@ if [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
     step checkpoint reused 0 "$CKPT"
 else
     rm -rf "$CKPT"
-    if timeout "$(budget 150 360)" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
+    if timeout "$(budget 150 $(( BUDGET_S * 68 / 100 )))" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
         tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
         step checkpoint ok $(( SECONDS - t )) "$CKPT"
     else
@@ -152,7 +152,7 @@ if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; t
 else
     rm -rf "$BUILT"
     echo "$APP/InferenceServer build --checkpoint $CKPT --out $BUILT --dtype fp16 --device cuda --split" > "$RUN/build.log"
-    if timeout "$(budget 200 300)" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype fp16 --device cuda --split >> "$RUN/build.log" 2>&1; then
+    if timeout "$(budget 200 $(( BUDGET_S * 57 / 100 )))" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype fp16 --device cuda --split >> "$RUN/build.log" 2>&1; then
         echo "$stamp" > "$BUILT/.bench-stamp"
         step build ok $(( SECONDS - t )) "$(tail -n 1 "$RUN/build.log" | cut -c1-200)"
     else
