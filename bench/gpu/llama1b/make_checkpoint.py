@@ -121,15 +121,15 @@ def check_config(path, shape):
                        ("eos_token_id", EOS), ("tie_word_embeddings", tied(shape))):
         if saved.get(key) != value:
             problems.append(f"{key}={saved.get(key)!r}, expected {value!r}")
-    rope = saved.get("rope_parameters") or saved.get("rope_scaling") or {}
-    theta = rope.get("rope_theta", saved.get("rope_theta"))
+    saved_rope = saved.get("rope_parameters") or saved.get("rope_scaling") or {}
+    theta = saved_rope.get("rope_theta", saved.get("rope_theta"))
     if theta != ROPE_THETA:
         problems.append(f"rope_theta={theta!r}, expected {ROPE_THETA}")
     for key, value in rope(shape).items():
         if key == "rope_type":
-            got = rope.get("rope_type", rope.get("type"))
+            got = saved_rope.get("rope_type", saved_rope.get("type"))
         else:
-            got = rope.get(key)
+            got = saved_rope.get(key)
         if got != value:
             problems.append(f"rope {key}={got!r}, expected {value!r}")
     if problems:
