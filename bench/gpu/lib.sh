@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Helpers that run-llama1b.sh and run-split.sh source: a time budget with per-step timeouts, the step table of the
+# Helpers that run-llama1b.sh, run-split.sh and mla/run-mla.sh source: a time budget with per-step timeouts, the step table of the
 # report, and an HTTP readiness probe. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
@@ -29,4 +29,24 @@ http_ok() {
     else
         python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$1" 2>/dev/null
     fi
+}
+
+# Stops the server SERVER_PID names (SIGTERM, up to $1 half-seconds for it to drain, then SIGKILL) and clears it.
+end_server() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        for _ in $(seq 1 "$1"); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    SERVER_PID=
+}
+
+# excerpt_log SOURCE DEST HEAD TAIL: the first HEAD and last TAIL lines of a server log, for $OUT.
+excerpt_log() {
+    [[ -f $1 ]] || return 0
+    { head -n "$3" "$1"; echo "... ($(wc -l < "$1") lines in all; the last $4 follow)"; tail -n "$4" "$1"; } > "$2"
 }

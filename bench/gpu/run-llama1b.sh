@@ -103,19 +103,8 @@ SERVER_PID=
 source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
 
 stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        for _ in $(seq 1 40); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
-    SERVER_PID=
-    if [[ -f $RUN/server.log ]]; then
-        { head -n 80 "$RUN/server.log"; echo "... ($(wc -l < "$RUN/server.log") lines in all; the last 300 follow)"; tail -n 300 "$RUN/server.log"; } > "$OUT/server.log"
-    fi
+    end_server 40
+    excerpt_log "$RUN/server.log" "$OUT/server.log" 80 300
 }
 
 # start_server LABEL EXTRA...: starts the server with server_args plus EXTRA, logging to $RUN/server.log; waits for

@@ -68,18 +68,9 @@ MODE=
 source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
 
 stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        for _ in $(seq 1 20); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
-    SERVER_PID=
-    if [[ -n $MODE && -f $RUN/server-$MODE.log ]]; then
-        { head -n 60 "$RUN/server-$MODE.log"; echo "... ($(wc -l < "$RUN/server-$MODE.log") lines in all; the last 100 follow)"; tail -n 100 "$RUN/server-$MODE.log"; } > "$OUT/server-$MODE.log"
+    end_server 20
+    if [[ -n $MODE ]]; then
+        excerpt_log "$RUN/server-$MODE.log" "$OUT/server-$MODE.log" 60 100
     fi
 }
 

@@ -63,37 +63,13 @@ TEE_PID=$!
 FAILED=0
 SERVER_PID=
 
-elapsed() { echo $(( SECONDS - START )); }
-
-# The timeout for a step that wants $1 s while $2 s stay kept for what follows; at least 1.
-budget() {
-    local want=$1 keep=$2 left
-    left=$(( BUDGET_S - $(elapsed) - keep ))
-    (( left < want )) && want=$left
-    (( want < 1 )) && want=1
-    echo "$want"
-}
-
-step() {
-    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$RUN/steps.tsv"
-    echo "== $1: $2 ($3 s) ${4:-}"
-    [[ $2 == ok || $2 == reused || $2 == skipped ]] || FAILED=1
-}
+# elapsed, budget, step and http_ok: the helpers run-llama1b.sh and run-split.sh share.
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh"
 
 stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        for _ in $(seq 1 40); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
-    SERVER_PID=
-    if [[ -f $RUN/server.log ]]; then
-        { head -n 80 "$RUN/server.log"; echo "... ($(wc -l < "$RUN/server.log") lines; the last 300 follow)"; tail -n 300 "$RUN/server.log"; } > "$OUT/server.log"
-    fi
+    end_server 40
+    excerpt_log "$RUN/server.log" "$OUT/server.log" 80 300
 }
 
 finish() {
@@ -215,7 +191,7 @@ serve() {
     SERVER_PID=$!
     deadline=$(( SECONDS + $(budget 150 100) ))
     while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
-        if [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/health/ready" 2>/dev/null)" == 200 ]]; then
+        if http_ok "$URL/health/ready"; then
             ready=1
             break
         fi
