@@ -16,19 +16,19 @@ public sealed partial class SplitDecoderModel
     /// </summary>
     /// <exception cref="ExecutionProviderException">A device that does not exist, or a combination this version does not run.</exception>
     /// <exception cref="ModelPackageException">The folder's segments are in a dtype the chosen device does not run.</exception>
-    private static int ChooseComputeDevice(OnnxSessionOptions options, string dtype, ModelPackage package)
+    private static int ChooseComputeDevice(OnnxSessionOptions options, DeviceRequest request, IReadOnlyList<ComputeDevice> attentionDevices, string dtype, ModelPackage package)
     {
+        // The messages name the devices as they were given (options.AttentionDevices); the checks read the parsed ones.
         var devices = options.AttentionDevices;
         var cudaAttention = -1;
-        foreach (var device in devices)
+        foreach (var device in attentionDevices)
         {
-            if (device != "cpu")
+            if (device.IsCuda)
             {
-                cudaAttention = DeviceRequest.Parse(device).CudaDevice;
+                cudaAttention = device.Ordinal;
             }
         }
 
-        var request = DeviceRequest.Parse(options.Device);
         var half = dtype != "fp32";
         var onCuda = request.Cuda && (!request.Auto || half || cudaAttention >= 0);
         var count = onCuda || cudaAttention >= 0 ? CudaRuntime.DeviceCount() : 0;

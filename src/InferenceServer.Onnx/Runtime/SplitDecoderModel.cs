@@ -68,10 +68,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// With a <c>cuda:N</c> attention device, its free memory now (the KV pools go there); else null: the KV cache lives
     /// in host memory (the engine sizes a fractional budget from the process's available memory).
     /// </summary>
-    public long? DeviceFreeMemory => CudaAttention ? CudaRuntime.MemoryInfo(DeviceId).Free : null;
+    public long? DeviceFreeMemory => CudaAttention ? OnnxSessionFactory.FreeMemory(Device) : null;
 
     /// <inheritdoc />
-    public long? DeviceTotalMemory => CudaAttention ? CudaRuntime.MemoryInfo(DeviceId).Total : null;
+    public long? DeviceTotalMemory => CudaAttention ? OnnxSessionFactory.TotalMemory(Device) : null;
 
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
     public IReadOnlyList<ComputeDevice> AttentionDevices { get; }
@@ -197,7 +197,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
         var genAi = Path.Combine(package.Directory, "genai_config.json");
         var (segmentFiles, rotaryHalf, hidden, dtype) = ReadSplit(genAi, package, attention);
-        var computeDevice = ChooseComputeDevice(options, dtype, package);
+        var computeDevice = ChooseComputeDevice(options, factory.Request, attentionDevices, dtype, package);
         var segmentDevice = computeDevice < 0 ? ComputeDevice.Cpu : ComputeDevice.Cuda(computeDevice);
         var sessions = new InferenceSession[segmentFiles.Count];
         try
