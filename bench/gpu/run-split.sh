@@ -10,6 +10,8 @@
 #   fused  --device cuda                                  (the paged graph, ADR 0003)
 #   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005)
 #   cpu    --device cuda:0 --attention-device cpu         (split segments, attention and KV on the host's cores)
+#   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
+#                                                          the host, merged; not in the default MODES)
 # Each gets the greedy tokens of llama1b/prompts.py's two fixed prompts and the load generator at LEVELS (1,64,256)
 # with INPUT_LEN-token prompts and OUTPUT_LEN new tokens (ignore_eos). To fit 540 s the levels send fewer requests
 # than run-llama1b.sh: max(MIN_PROMPTS, PROMPTS_PER_CONC x concurrency) = 8, 64 and 256 requests by default, after
@@ -22,7 +24,8 @@
 # Settings (environment): LEVELS (1,64,256), MODES (fused,local,cpu), INPUT_LEN (128), OUTPUT_LEN (128),
 # PROMPTS_PER_CONC (1), MIN_PROMPTS (8), KV_CACHE (8g: the same for every mode; for cpu it is host memory),
 # MAX_NUM_BATCHED_TOKENS (8192), PORT (18610), BUDGET_S (530), SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
-# WORK (/tmp/llama1b), TINY (0), VOCAB (128000).
+# WORK (/tmp/llama1b), TINY (0), VOCAB (128000), TEACHER (1: the teacher-forced logprob check against transformers fp32,
+# hf_teacher_forced.py / teacher_forced.py / tolerance_report.py, appended to report.md).
 set -uo pipefail
 
 START=$SECONDS
@@ -32,6 +35,7 @@ FILES=${FILES:-/tmp/gpu/files}
 WORK=${WORK:-/tmp/llama1b}
 OUT=${OUT:-$WORK/split-out}
 TINY=${TINY:-0}
+TEACHER=${TEACHER:-1}
 LEVELS=${LEVELS:-1,64,256}
 MODES=${MODES:-fused,local,cpu}
 INPUT_LEN=${INPUT_LEN:-128}
@@ -78,6 +82,13 @@ finish() {
     stop_server
     echo "== report ($(elapsed) s in all)"
     python3 "$REPORT" "$RUN" --json "$OUT/results.json" > "$OUT/report.md" || echo "split_report.py failed"
+    if [[ -f $RUN/hf-teacher.json ]]; then
+        teachers=()
+        for m in ${MODES//,/ }; do teachers+=("$m=$RUN/teacher-$m.json"); done
+        { echo; echo "## Teacher-forced logprobs against transformers fp32 (tolerance_report.py)"; echo;
+          python3 "$PY/tolerance_report.py" "$RUN/hf-teacher.json" "${teachers[@]}"; } >> "$OUT/report.md" || echo "tolerance_report.py failed"
+        cp "$RUN"/hf-teacher.json "$RUN"/teacher-*.json "$OUT/" 2>/dev/null
+    fi
     [[ -f $RUN/build.log ]] && cp "$RUN/build.log" "$OUT/build.log"
     echo
     cat "$OUT/report.md"
@@ -154,6 +165,20 @@ else
     fi
 fi
 
+# 3b. The fp32 teacher-forced reference of the tolerance check (transformers on this GPU; kept with the checkpoint).
+if (( TEACHER )); then
+    t=$SECONDS
+    if [[ -f $CKPT/hf-teacher.json ]]; then
+        step "fp32 reference" reused 0
+    elif timeout "$(budget 120 $(( BUDGET_S * 50 / 100 )))" python3 "$PY/hf_teacher_forced.py" "$CKPT" "$CKPT/hf-teacher.json" > "$RUN/hf-teacher.out" 2>&1; then
+        step "fp32 reference" ok $(( SECONDS - t ))
+    else
+        tail -n 5 "$RUN/hf-teacher.out"
+        step "fp32 reference" failed $(( SECONDS - t ))
+    fi
+    [[ -f $CKPT/hf-teacher.json ]] && cp "$CKPT/hf-teacher.json" "$RUN/hf-teacher.json"
+fi
+
 # 4. The three servers, one after another; each keeps an even share of what is left for the ones after it.
 IFS=, read -r -a modes <<< "$MODES"
 levels=${LEVELS//,/ }
@@ -163,6 +188,7 @@ for MODE in "${modes[@]}"; do
         fused) mode_args=(--device cuda:0) ;;
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
         cpu) mode_args=(--device cuda:0 --attention-device cpu) ;;
+        mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
     esac
     share=$(( (BUDGET_S - $(elapsed)) / remaining ))
@@ -199,6 +225,15 @@ for MODE in "${modes[@]}"; do
         step "$MODE greedy" ok $(( SECONDS - t ))
     else
         step "$MODE greedy" failed $(( SECONDS - t ))
+    fi
+
+    if [[ -f $RUN/hf-teacher.json ]]; then
+        t=$SECONDS
+        if timeout "$(budget 60 "$keep")" python3 "$PY/teacher_forced.py" "$URL" "$RUN/hf-teacher.json" "$RUN/teacher-$MODE.json"; then
+            step "$MODE teacher-forced" ok $(( SECONDS - t ))
+        else
+            step "$MODE teacher-forced" failed $(( SECONDS - t ))
+        fi
     fi
 
     for c in $levels; do

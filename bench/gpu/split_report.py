@@ -17,7 +17,8 @@ from prompts import agreement  # noqa: E402
 from report import number, ratio, read_json, read_text as read_optional  # noqa: E402
 
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
-         "cpu": "CPU attention (--attention-device cpu)"}
+         "cpu": "CPU attention (--attention-device cpu)",
+         "mixed": "GPU + host pools (--attention-device cuda:0,cpu)"}
 
 
 def read_text(path):

@@ -84,7 +84,7 @@ public sealed class AttentionOffloadingTests : IDisposable
 
     [Theory]
     [InlineData("cuda:9", "no such CUDA device")]
-    [InlineData("cpu,cuda:0", "issue 17")]
+    [InlineData("cpu,cuda:0,cuda:0", "at most one cuda:N")]
     [InlineData("tpu", "unknown")]
     public void AttentionDevice_NotAvailable_StopsTheServerSayingWhat(string device, string expected)
     {

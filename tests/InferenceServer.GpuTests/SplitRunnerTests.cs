@@ -7,7 +7,9 @@ namespace InferenceServer.GpuTests;
 
 /// <summary>
 /// The fp16/bf16 split form on CUDA (ADR 0005), run by <see cref="CudaSplitRunner"/> with attention on the host
-/// (<c>--attention-device cpu</c>) and on the compute GPU (<c>cuda:0</c>, the local split), against the fused paged path
+/// (<c>--attention-device cpu</c>), on the compute GPU (<c>cuda:0</c>, the local split) and on both (<c>cuda:0+cpu</c>: the
+/// GPU's pool attends with the log-sum-exp graph and every sequence's blocks alternate between the two pools, so every
+/// row's attention is merged across devices), against the fused paged path
 /// of the same build and transformers' fp32 references: first-step logits within the dtype's tolerance; greedy tokens
 /// of every case run alone and 16 at once equal to the reference wherever its top-2 margin exceeds twice that tolerance,
 /// and to the fused path's up to the first step that is not so decided (rounding may rightly flip a closer choice).
@@ -29,6 +31,10 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         { "llama-pruned", "fp16", "cuda:0" },
         { "llama-moh", "fp16", "cpu" },
         { "llama-moh", "fp16", "cuda:0" },
+        { "llama-gqa", "fp16", "cuda:0+cpu" },
+        { "qwen2", "bf16", "cuda:0+cpu" },
+        { "llama-pruned", "fp16", "cuda:0+cpu" },
+        { "llama-moh", "fp16", "cuda:0+cpu" },
     };
 
     [Theory]
@@ -170,11 +176,26 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Open_CudaAttentionBesideCpu_ExitsNamingIssue17()
+    public void Open_TwoCudaAttentionDevices_Refused()
     {
         SkipWithoutCuda();
-        var error = Assert.Throws<ExecutionProviderException>(() => OpenSplit("llama-gqa", "fp16", "cuda:0", "cpu"));
-        Assert.Contains("issue 17", error.Message, StringComparison.Ordinal);
+        var error = Assert.Throws<ExecutionProviderException>(() => OpenSplit("llama-gqa", "fp16", "cuda:0", "cuda:0"));
+        Assert.Contains("at most one cuda:N", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_CudaAttentionBesideCpu_PoolsInDeviceOrder_AnyBlockSize()
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit("llama-gqa", "fp16", "cpu", "cuda:0");
+        Assert.True(model.MixedAttention);
+        Assert.False(model.CudaAttention);
+        Assert.Equal(16, model.ChooseBlockSize(16));
+        using var runner = (CudaSplitRunner)model.CreateRunner(10, 16);
+        var pools = ((IKvBlockTransfer)runner).Pools;
+        Assert.Equal([new KvPoolRange("cpu", 0, 5), new KvPoolRange("cuda:0", 5, 5)], pools);
+        Assert.Equal(0, ((IKvBlockTransfer)runner).BlockBytes);
+        Assert.True(runner.KvBytes >= 10L * 16 * model.Spec.KvBytesPerToken);
     }
 
     private static int Compare(ReferenceCase reference, int[] fused, int[]? sequential, int[] concurrent, string dtype, string what)
@@ -208,13 +229,16 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     {
         var blockSize = model.ChooseBlockSize(16);
         var perRow = prompts.Select((p, i) => ((p.Length + steps[i] + blockSize - 1) / blockSize) + 1).ToArray();
-        using var runner = model.CreateRunner(perRow.Sum(), blockSize);
+
+        // Each row's blocks alternate between the lower and the upper half of the ids: with two attention devices (each
+        // holding a half) every row spans both; with one, nothing changes.
+        var half = perRow.Sum(n => (n + 1) / 2);
+        using var runner = model.CreateRunner(2 * half, blockSize);
         var tables = new int[prompts.Length][];
-        var first = 0;
+        int low = 0, high = half;
         for (var i = 0; i < prompts.Length; i++)
         {
-            tables[i] = [.. Enumerable.Range(first, perRow[i])];
-            first += perRow[i];
+            tables[i] = [.. Enumerable.Range(0, perRow[i]).Select(j => j % 2 == 0 ? low++ : high++)];
         }
 
         var results = prompts.Select(_ => new List<int>()).ToArray();
@@ -250,6 +274,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
 
     private static SplitDecoderModel OpenSplit(string fixture, string dtype, params string[] attentionDevices)
     {
+        attentionDevices = [.. attentionDevices.SelectMany(d => d.Split('+'))];
         var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices };
         return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
     }

@@ -8,8 +8,8 @@ namespace InferenceServer.Builder.Graph;
 /// The split form of ADR 0005: the decoder cut at every attention operator into L + 1 segment graphs over packed
 /// token rows [T, ...], for attention run elsewhere (an attention backend on a memory device). The segments are fp32, or
 /// with an fp16/bf16 writer (<c>--dtype fp16|bf16 --split</c>) carry hidden, q, k, v, attention and the RoPE rows in that
-/// type, norms as <c>SimplifiedLayerNormalization</c> (fp32 statistics) and logits cast to fp32, as the paged graph
-/// does; the MoH head mask stays fp32, computed from the queries cast to fp32. Segment 0 embeds and
+/// type, norms as <c>SimplifiedLayerNormalization</c> (fp32 statistics), RoPE as <c>com.microsoft.RotaryEmbedding</c> (PagedAttention's
+/// own rotary expression) and logits cast to fp32, as the paged graph does; the MoH head mask stays fp32, computed from the queries cast to fp32. Segment 0 embeds and
 /// projects layer 0's q, k, v; segment s applies layer s-1's attention output (o_proj, residual), the MLPs up to the
 /// next attention layer and that layer's projections; the last ends in the LM head. Norms, projections, RoPE, MoH and
 /// the MLP/MoE are the fused graph's own helpers.
@@ -34,6 +34,9 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>The MoH head mask, [T, heads], 1 for a head the token uses.</summary>
     public const string SplitHeadMask = "head_mask";
 
+    // The segment's token index [1, T] as RoPE positions into its own rows (SplitRotary), made once per segment.
+    private string? _splitPositions;
+
     /// <summary>
     /// Emits the segments: <paramref name="newSegment"/> gives each its writer (all sharing one data file),
     /// <paramref name="save"/> writes segment s. Returns the attention calls between them, in order.
@@ -57,6 +60,7 @@ internal sealed partial class DecoderGraphBuilder
             cancellationToken.ThrowIfCancellationRequested();
             _g = newSegment();
             _residual = null;
+            _splitPositions = null;
             _shape3.Clear();
             var last = s == attentionLayers.Count;
             string h;
@@ -183,12 +187,43 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         var k3 = Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
-        _g.NodeMulti("Reshape", n + "q_2d", [Rope(n + "q", q3), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
-        _g.NodeMulti("Reshape", n + "k_2d", [Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+        if (t == TensorProto.Types.DataType.Float)
+        {
+            _g.NodeMulti("Reshape", n + "q_2d", [Rope(n + "q", q3), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "k_2d", [Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+        }
+        else
+        {
+            _g.NodeMulti("Reshape", n + "q_2d", [SplitRotary(n + "q", q3, heads), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
+            _g.NodeMulti("Reshape", n + "k_2d", [SplitRotary(n + "k", k3, kvHeads), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+        }
+
         _g.NodeMulti("Identity", n + "v_out", [v], ["v"], [], string.Empty);
         _g.Output("q", t, "num_tokens", heads * d);
         _g.Output("k", t, "num_tokens", kvHeads * d);
         _g.Output("v", t, "num_tokens", kvHeads * d);
         return new SplitAttentionLayer(layer, heads, kvHeads, d, d, 1.0 / Math.Sqrt(d), kind);
+    }
+
+    /// <summary>
+    /// RoPE of an fp16/bf16 segment's [T, heads, d] projection as <c>com.microsoft.RotaryEmbedding</c>, the kernel
+    /// PagedAttention rotates with in the fused graph (the same expression, x cos + sign y sin, in T): the segment's RoPE
+    /// rows are the op's cos/sin cache and the token index its position, so the split hands its backends bit for bit the
+    /// q and k the fused graph attends with (separate Mul/Sub/Add round each product, which alone moved the 1B shape's greedy
+    /// tokens off the fused path's). [1, T, heads x d] in, [T, heads, d] out.
+    /// </summary>
+    private string SplitRotary(string prefix, string x, int heads)
+    {
+        var d = _config.HeadDim;
+        _splitPositions ??= _g.Node("Unsqueeze", "rope_token_index", [_g.Node("Range", "rope_token_range", [_g.Int64Scalar(0), _g.Node("Squeeze", "rope_token_count", [_idsShape, _g.Int64s(0)]), _g.Int64Scalar(1)]), _g.Int64s(0)]);
+        List<AttributeProto> attributes = [Attr("interleaved", 0L), Attr("num_heads", (long)heads)];
+        if (RotaryDim < d)
+        {
+            attributes.Add(Attr("rotary_embedding_dim", (long)RotaryDim));
+        }
+
+        var rows = _g.Node("Reshape", prefix + "_rotary_in", [x, _g.Int64s(1, -1, heads * d)]);
+        var roped = _g.NodeMulti("RotaryEmbedding", prefix + "_rotary", [rows, _splitPositions, SplitRopeCos, SplitRopeSin], [prefix + "_rotary_out"], [.. attributes], PagedAttentionDomain)[0];
+        return _g.Node("Reshape", prefix + "_rotary_heads", [roped, _g.Int64s(-1, heads, d)]);
     }
 }

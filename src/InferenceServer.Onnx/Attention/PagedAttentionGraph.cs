@@ -124,7 +124,8 @@ internal static class PagedAttentionGraph
         return tensor;
     }
 
-    private static ValueInfoProto Info(string name, TensorProto.Types.DataType type, params object[] dims)
+    /// <summary>A graph input or output named <paramref name="name"/> of <paramref name="type"/>, dims as numbers or symbols.</summary>
+    internal static ValueInfoProto Info(string name, TensorProto.Types.DataType type, params object[] dims)
     {
         var shape = new TensorShapeProto();
         foreach (var dim in dims)

@@ -19,6 +19,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="SplitRunner"/>, narrowed back and copied to the device.</item>
 /// <item><c>cuda:N</c> with N the compute device (the local split): <see cref="CudaAttentionBackend"/> attends on the
 /// device buffers themselves with the fused path's PagedAttention; nothing crosses devices.</item>
+/// <item><c>cuda:N</c> beside <c>cpu</c> devices (mixed): the GPU's block range attends on the device with
+/// <see cref="LseAttentionBackend"/> (output and log-sum-exp); when the step also has KV on the host, that part and its
+/// lse come back, the host backends' parts merge into it, and the result goes back; a step whose KV is all on the GPU
+/// copies nothing.</item>
 /// </list>
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
@@ -43,6 +47,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly DeviceTensorBuffer<float> _headMask;
     private readonly PinnedTensorBuffer<float> _logits;
     private readonly CudaAttentionBackend? _cuda;
+    private readonly LseAttentionBackend? _mixed;
+    private readonly int _mixedIndex = -1;
+    private readonly int[] _hostIndex = [];
+    private readonly long[] _hostTicks = [];
+    private readonly DeviceTensorBuffer<float>? _deviceLse;
     private readonly IAttentionBackend[] _hostBackends;
     private readonly CpuPagedAttention? _kernel;
     private readonly long[] _attentionTicks;
@@ -115,15 +124,35 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             }
             else
             {
+                // Each device's block range in order; the GPU's (if any) attends with the lse graph, the others on the host.
                 _kernel = new CpuPagedAttention(model.Threads);
-                _hostBackends = new IAttentionBackend[devices.Count];
                 var storage = _bf16 ? KvStorage.BFloat16 : KvStorage.Float16;
+                var hosts = new List<IAttentionBackend>(devices.Count);
+                var hostIndex = new List<int>(devices.Count);
                 var first = 0;
                 for (var i = 0; i < devices.Count; i++)
                 {
                     var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
-                    _hostBackends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel);
+                    if (devices[i].IsCuda)
+                    {
+                        _mixed = new LseAttentionBackend(model.Attention, device, type, first, count, blockSize);
+                        _mixedIndex = i;
+                    }
+                    else
+                    {
+                        hosts.Add(new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel));
+                        hostIndex.Add(i);
+                    }
+
                     first += count;
+                }
+
+                _hostBackends = [.. hosts];
+                _hostIndex = [.. hostIndex];
+                _hostTicks = new long[hosts.Count];
+                if (_mixed is not null)
+                {
+                    _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
                 }
             }
         }
@@ -151,7 +180,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     {
         get
         {
-            var bytes = _cuda?.KvBytes ?? 0;
+            var bytes = (_cuda?.KvBytes ?? 0) + (_mixed?.KvBytes ?? 0);
             foreach (var backend in _hostBackends)
             {
                 bytes += backend.KvBytes;
@@ -191,6 +220,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             _cuda.Plan(batch);
         }
 
+        _mixed?.Plan(batch);
+
         foreach (var backend in _hostBackends)
         {
             backend.Plan(batch);
@@ -209,6 +240,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 if (_cuda is not null)
                 {
                     AttendOnDevice(s - 1, spec, tokens);
+                }
+                else if (_mixed is not null && !HostHasWork())
+                {
+                    // All of the step's KV is in the GPU's pool: its output is final and nothing crosses devices.
+                    AttendMixedOnDevice(s - 1, spec, tokens);
                 }
                 else
                 {
@@ -236,6 +272,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     public void Dispose()
     {
         _cuda?.Dispose();
+        _mixed?.Dispose();
+        _deviceLse?.Dispose();
         foreach (var backend in _hostBackends ?? [])
         {
             backend?.Dispose();
@@ -290,7 +328,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             Grow(ref _vFloat, tokens * _maxKvWidth);
             Grow(ref _output, tokens * _maxOutputWidth);
             Grow(ref _lse, tokens * _maxHeads);
-            if (_hostBackends.Length > 1)
+            _deviceLse?.Reserve(tokens * _maxHeads);
+            if (_hostBackends.Length > 1 || _mixed is not null)
             {
                 Grow(ref _partOutput, tokens * _maxOutputWidth);
                 Grow(ref _partLse, tokens * _maxHeads);
@@ -364,6 +403,31 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _attentionTicks[0] += Stopwatch.GetTimestamp() - start;
     }
 
+    private bool HostHasWork()
+    {
+        foreach (var backend in _hostBackends)
+        {
+            if (backend.HasWork)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void AttendMixedOnDevice(int call, AttentionLayerSpec spec, int tokens)
+    {
+        if (!_mixed!.HasWork)
+        {
+            return;
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        _mixed.Attend(call, _q, _k, _v, spec.HeadMasked ? _headMask : null, _attention, _deviceLse!, tokens, _runOptions);
+        _attentionTicks[_mixedIndex] += Stopwatch.GetTimestamp() - start;
+    }
+
     private void AttendOnHost(int call, AttentionLayerSpec spec, int tokens)
     {
         var q = _qFloat.AsSpan(0, tokens * spec.QueryWidth);
@@ -376,7 +440,27 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         var output = _output.AsSpan(0, tokens * spec.OutputWidth);
         var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
         output.Clear();
-        SplitStep.Attend(_hostBackends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _attentionTicks);
+        var merged = false;
+        if (_mixed is { HasWork: true })
+        {
+            // The GPU's part first, on the device; its output and lse come back and the host parts merge into them.
+            AttendMixedOnDevice(call, spec, tokens);
+            Widen(_attention.Download(output.Length), output);
+            _deviceLse!.Download(lse.Length).CopyTo(lse);
+            merged = true;
+        }
+        else
+        {
+            lse.Fill(float.NegativeInfinity);
+        }
+
+        _hostTicks.AsSpan().Clear();
+        SplitStep.Attend(_hostBackends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _hostTicks, merged);
+        for (var b = 0; b < _hostTicks.Length; b++)
+        {
+            _attentionTicks[_hostIndex[b]] += _hostTicks[b];
+        }
+
         Narrow(output, _attention.Reserve(output.Length));
         _attention.Upload(output.Length);
     }

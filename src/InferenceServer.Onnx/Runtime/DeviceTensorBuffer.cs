@@ -10,7 +10,9 @@ namespace InferenceServer.Onnx.Runtime;
 /// the same capacity it is copied into (<see cref="Upload"/>), and <see cref="OrtValue"/> views of the device memory
 /// cached per shape. Binding a view hands ONNX Runtime device memory, so it copies nothing at bind or run time and the
 /// binding need not be renewed while the shape holds: a steady decode step uploads its few ints and creates nothing.
-/// Growing (doubling) reallocates both sides and drops the views.
+/// Growing (doubling) reallocates both sides and drops the views. With device -1 the buffer is the pinned host array
+/// itself (ONNX Runtime's CPU memory): <see cref="Upload"/> and <see cref="Download"/> copy nothing, so code written
+/// against device buffers runs, and is tested, on the CPU provider.
 /// </summary>
 internal sealed class DeviceTensorBuffer<T> : IDisposable
     where T : unmanaged
@@ -23,16 +25,18 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     private T[] _host;
     private IntPtr _deviceData;
 
-    /// <summary>Creates the buffer with room for <paramref name="capacity"/> elements on CUDA device <paramref name="device"/>.</summary>
+    /// <summary>Creates the buffer with room for <paramref name="capacity"/> elements on CUDA device <paramref name="device"/> (-1: host memory).</summary>
     public DeviceTensorBuffer(int device, OrtMemoryInfo memory, TensorElementType type, int capacity)
     {
         _device = device;
         _memory = memory;
         _type = type;
         _host = GC.AllocateArray<T>(Math.Max(1, capacity), pinned: true);
-        _deviceData = CudaRuntime.AllocateZeroed(device, (long)_host.Length * Marshal.SizeOf<T>());
+        _deviceData = AllocateDevice();
         _create = CreateView;
     }
+
+    private bool OnHost => _device < 0;
 
     /// <summary>The host side's first <paramref name="length"/> elements, after growing to hold them (growing discards the contents).</summary>
     public Span<T> Reserve(int length)
@@ -40,10 +44,9 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
         if (length > _host.Length)
         {
             _views.Clear();
-            CudaRuntime.Free(_deviceData);
-            _deviceData = IntPtr.Zero;
+            FreeDevice();
             _host = GC.AllocateArray<T>(Math.Max(length, _host.Length * 2), pinned: true);
-            _deviceData = CudaRuntime.AllocateZeroed(_device, (long)_host.Length * Marshal.SizeOf<T>());
+            _deviceData = AllocateDevice();
         }
 
         return _host.AsSpan(0, length);
@@ -52,7 +55,7 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     /// <summary>Copies the host side's first <paramref name="length"/> elements to the device.</summary>
     public void Upload(int length)
     {
-        if (length > 0)
+        if (length > 0 && !OnHost)
         {
             CudaRuntime.CopyToDevice(_deviceData, Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), (long)length * Marshal.SizeOf<T>());
         }
@@ -61,7 +64,7 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     /// <summary>Copies the device side's first <paramref name="length"/> elements back and returns them (an output buffer).</summary>
     public ReadOnlySpan<T> Download(int length)
     {
-        if (length > 0)
+        if (length > 0 && !OnHost)
         {
             CudaRuntime.CopyToHost(Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), _deviceData, (long)length * Marshal.SizeOf<T>());
         }
@@ -72,11 +75,33 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
     /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
     public OrtValue View(long rows, long columns = -1) => _views.Get(rows, columns, _create);
 
+    /// <summary>
+    /// A new view (the caller disposes it) of <paramref name="rows"/> x <paramref name="columns"/> elements from element
+    /// <paramref name="offset"/>: a chunk of a step's rows.
+    /// </summary>
+    public OrtValue ViewAt(long offset, long rows, long columns)
+    {
+        var size = Marshal.SizeOf<T>();
+        return OrtValue.CreateTensorValueWithData(_memory, _type, [rows, columns], _deviceData + (nint)(offset * size), rows * columns * size);
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
         _views.Clear();
-        CudaRuntime.Free(_deviceData);
+        FreeDevice();
+    }
+
+    private IntPtr AllocateDevice() =>
+        OnHost ? Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0) : CudaRuntime.AllocateZeroed(_device, (long)_host.Length * Marshal.SizeOf<T>());
+
+    private void FreeDevice()
+    {
+        if (!OnHost)
+        {
+            CudaRuntime.Free(_deviceData);
+        }
+
         _deviceData = IntPtr.Zero;
     }
 

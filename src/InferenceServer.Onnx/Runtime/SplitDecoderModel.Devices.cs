@@ -10,9 +10,9 @@ public sealed partial class SplitDecoderModel
     /// <summary>
     /// The CUDA device of the dense segments, or -1 for the CPU: fp32 segments run on the CPU (<c>--device cpu|auto</c>),
     /// fp16/bf16 segments on <c>--device cuda[:N]</c> (<c>auto</c> means cuda:0 for them, or with a <c>cuda:N</c> attention
-    /// device). A <c>cuda:N</c> attention device must exist, must be the compute device (attention on another GPU through
-    /// peer copies is issue 17's work), and must be the only attention device: PagedAttention returns no log-sum-exp, so a
-    /// sequence may not span it and another backend (ADR 0005).
+    /// device). A <c>cuda:N</c> attention device must exist and must be the compute device (attention on another GPU
+    /// through peer copies is not built); there is at most one. Alone it attends with PagedAttention (the local split);
+    /// beside <c>cpu</c> devices with the log-sum-exp graph, so that sequences span it and the host (ADR 0005).
     /// </summary>
     /// <exception cref="ExecutionProviderException">A device that does not exist, or a combination this version does not run.</exception>
     /// <exception cref="ModelPackageException">The folder's segments are in a dtype the chosen device does not run.</exception>
@@ -21,11 +21,13 @@ public sealed partial class SplitDecoderModel
         // The messages name the devices as they were given (options.AttentionDevices); the checks read the parsed ones.
         var devices = options.AttentionDevices;
         var cudaAttention = -1;
+        var cudaDevices = 0;
         foreach (var device in attentionDevices)
         {
             if (device.IsCuda)
             {
                 cudaAttention = device.Ordinal;
+                cudaDevices++;
             }
         }
 
@@ -35,12 +37,11 @@ public sealed partial class SplitDecoderModel
         if (cudaAttention >= 0)
         {
             var list = string.Join(",", devices);
-            if (devices.Count > 1)
+            if (cudaDevices > 1)
             {
                 throw new ExecutionProviderException(
-                    $"--attention-device {list}: a cuda:N attention device cannot share a model's KV with other memory devices in this version: "
-                    + "PagedAttention returns no log-sum-exp, so the parts of a sequence on several devices cannot be merged (ADR 0005; mixing devices is issue 17). "
-                    + "Use one --attention-device cuda:N, or cpu devices only");
+                    $"--attention-device {list}: at most one cuda:N attention device (the compute GPU's own KV pool); "
+                    + "add cpu devices beside it, or use one cuda:N");
             }
 
             if (cudaAttention >= count)
@@ -56,7 +57,7 @@ public sealed partial class SplitDecoderModel
             if (request.CudaDevice != cudaAttention)
             {
                 throw new ExecutionProviderException(
-                    $"--attention-device {list} with --device {options.Device}: attention on another GPU than the dense segments (peer copies) is not built yet (issue 17); "
+                    $"--attention-device {list} with --device {options.Device}: attention on another GPU than the dense segments (peer copies) is not built yet; "
                     + $"use --attention-device cuda:{request.CudaDevice.ToString(CultureInfo.InvariantCulture)} or cpu");
             }
         }

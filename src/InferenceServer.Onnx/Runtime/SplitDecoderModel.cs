@@ -57,6 +57,12 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// </summary>
     public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].IsCuda;
 
+    /// <summary>
+    /// Whether the compute GPU is one attention device among others (<c>--attention-device cuda:N --attention-device cpu</c>):
+    /// its pool attends with the log-sum-exp graph (<see cref="Attention.LseAttentionBackend"/>) and merges with the host's.
+    /// </summary>
+    public bool MixedAttention => AttentionDevices.Count > 1 && AttentionDevices.Any(static d => d.IsCuda);
+
     /// <inheritdoc />
     public string? DeviceNote => null;
 

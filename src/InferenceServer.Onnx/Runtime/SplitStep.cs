@@ -66,15 +66,15 @@ internal static class SplitStep
 
     /// <summary>
     /// Attention call <paramref name="call"/> on every backend that holds some of the step's KV: the first writes
-    /// <paramref name="output"/> and <paramref name="lse"/>, each further one its part into <paramref name="partOutput"/>
-    /// and <paramref name="partLse"/>, merged in exactly by log-sum-exp. Adds each backend's Stopwatch ticks to
-    /// <paramref name="ticks"/>.
+    /// <paramref name="output"/> and <paramref name="lse"/> (unless <paramref name="accumulate"/>: they already hold a
+    /// part, the GPU's), each further one its part into <paramref name="partOutput"/> and <paramref name="partLse"/>,
+    /// merged in exactly by log-sum-exp. Adds each backend's Stopwatch ticks to <paramref name="ticks"/>.
     /// </summary>
     public static void Attend(
         IAttentionBackend[] backends, int call, AttentionLayerSpec spec, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> mask,
-        Span<float> output, Span<float> lse, float[] partOutput, float[] partLse, Span<long> ticks)
+        Span<float> output, Span<float> lse, float[] partOutput, float[] partLse, Span<long> ticks, bool accumulate = false)
     {
-        var first = true;
+        var first = !accumulate;
         for (var b = 0; b < backends.Length; b++)
         {
             var backend = backends[b];

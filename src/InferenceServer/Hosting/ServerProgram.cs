@@ -238,6 +238,10 @@ internal static partial class ServerProgram
         {
             log.Info($"model {model.Name}: local split: attention beside the segments on {split.Device}, q, k, v and outputs stay on the device (no offload bytes)");
         }
+        else if (split.MixedAttention)
+        {
+            log.Info($"model {model.Name}: mixed placement: the {split.Device} pool attends on the device with log-sum-exp, merged with the host pools' parts of sequences that span them; a step whose KV is all on {split.Device} copies nothing (the host KV tier is off with a GPU pool)");
+        }
 
         var blocks = runner.BlockCount;
         var devices = split.AttentionDevices;

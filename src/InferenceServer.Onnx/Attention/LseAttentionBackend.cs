@@ -1,0 +1,319 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
+using System.Runtime.InteropServices;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Attention;
+
+/// <summary>
+/// A <c>cuda:N</c> attention device that shares a model's KV with other memory devices (ADR 0005): it holds the global
+/// blocks [<see cref="FirstBlock"/>, + <see cref="BlockCount"/>) as per-layer pools on device N and attends with
+/// <see cref="LseAttentionGraph"/> (standard ops), which returns the log-sum-exp that PagedAttention does not, so a
+/// sequence whose blocks span this device and the host merges exactly (<see cref="AttentionMerge"/>). The step's plan
+/// (<see cref="LseAttentionPlan"/>) is uploaded once and read by every layer; each layer runs the graph once per chunk of
+/// rows (one for any decode step). With device -1 it runs the same graph on ONNX Runtime's CPU provider over host memory
+/// (the unit tests). Not thread-safe: the split runner's step is its only caller.
+/// </summary>
+internal sealed class LseAttentionBackend : IDisposable
+{
+    /// <summary>The most bytes one chunk's gathered keys, values and scores may take on the device.</summary>
+    public const long DefaultChunkBudgetBytes = 256L << 20;
+
+    private readonly IReadOnlyList<AttentionLayerSpec> _layers;
+    private readonly int _deviceId;
+    private readonly OrtMemoryInfo _memory;
+    private readonly List<InferenceSession> _sessions = [];
+    private readonly StepBinding[] _bindings;
+    private readonly IntPtr[] _pools;
+    private readonly OrtValue[] _poolValues;
+    private readonly LseAttentionPlan _plan;
+    private readonly DeviceTensorBuffer<long> _appendRows;
+    private readonly DeviceTensorBuffer<long> _appendSlots;
+    private readonly DeviceTensorBuffer<long> _rowBlocks;
+    private readonly DeviceTensorBuffer<float> _keyBias;
+    private readonly List<OrtValue> _chunkViews = [];
+
+    /// <summary>
+    /// Creates the sessions and the zeroed pools of <paramref name="blockCount"/> blocks (global ids from
+    /// <paramref name="firstBlock"/>) on CUDA device <paramref name="deviceId"/>, or in host memory with -1.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
+    /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
+    public LseAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int firstBlock, int blockCount, int blockSize, long chunkBudgetBytes = DefaultChunkBudgetBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        _layers = layers;
+        _deviceId = deviceId;
+        FirstBlock = firstBlock;
+        BlockCount = blockCount;
+        BlockSize = blockSize;
+        Type = type;
+        Device = deviceId < 0 ? "cpu" : "cuda:" + deviceId.ToString(CultureInfo.InvariantCulture);
+        _memory = deviceId < 0
+            ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default)
+            : new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
+        var elementBytes = type == TensorElementType.Float ? sizeof(float) : sizeof(ushort);
+        long bytesPerKey = 1;
+        foreach (var spec in layers)
+        {
+            if (spec.ValueIsKeyPrefix)
+            {
+                throw new ArgumentException($"Layer {spec.Layer}: a latent (MLA) layer is not attended on a CUDA device in this version.", nameof(layers));
+            }
+
+            // Gathered k and v in T, their fp32 copies and transposes, and three score-sized fp32 tensors per query head.
+            bytesPerKey = Math.Max(bytesPerKey, ((long)spec.KvHeads * (spec.KeyWidth + spec.ValueWidth) * (elementBytes + 8)) + (12L * spec.QueryHeads));
+        }
+
+        _plan = new LseAttentionPlan(firstBlock, blockCount, blockSize, bytesPerKey, chunkBudgetBytes);
+        _bindings = new StepBinding[layers.Count];
+        _pools = new IntPtr[layers.Count * 2];
+        _poolValues = new OrtValue[layers.Count * 2];
+        _appendRows = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 256);
+        _appendSlots = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 512);
+        _rowBlocks = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 4096);
+        _keyBias = new DeviceTensorBuffer<float>(deviceId, _memory, TensorElementType.Float, 4096 * blockSize);
+        try
+        {
+            var byShape = new Dictionary<(int, int, int, int, float, bool), InferenceSession>();
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var spec = layers[i];
+                var key = (spec.QueryHeads, spec.KvHeads, spec.KeyWidth, spec.ValueWidth, spec.Scale, spec.HeadMasked);
+                if (!byShape.TryGetValue(key, out var session))
+                {
+                    session = CreateSession(spec);
+                    _sessions.Add(session);
+                    byShape.Add(key, session);
+                }
+
+                _bindings[i] = new StepBinding(session);
+                BindPool(i, 2 * i, LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut, spec.KvHeads, spec.KeyWidth, elementBytes);
+                BindPool(i, (2 * i) + 1, LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, elementBytes);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The memory device, as <c>--attention-device</c> names it (<c>cuda:N</c>; <c>cpu</c> in the tests).</summary>
+    public string Device { get; }
+
+    /// <summary>The global id of the first block here.</summary>
+    public int FirstBlock { get; }
+
+    /// <summary>Blocks here.</summary>
+    public int BlockCount { get; }
+
+    /// <summary>Tokens per block.</summary>
+    public int BlockSize { get; }
+
+    /// <summary>The element type of q, k, v, the pools and the output.</summary>
+    public TensorElementType Type { get; }
+
+    /// <summary>Bytes of KV memory the pools take.</summary>
+    public long KvBytes { get; private set; }
+
+    /// <summary>Whether the step planned last stores or reads anything here.</summary>
+    public bool HasWork => _plan.HasWork;
+
+    /// <summary>Chunks of rows the step planned last runs per layer (1 unless a long prefill exceeds the chunk budget).</summary>
+    public int ChunkCount => _plan.Chunks.Count;
+
+    /// <summary>Plans <paramref name="batch"/> here and uploads the plan once for every layer.</summary>
+    public void Plan(ForwardBatch batch)
+    {
+        _plan.Plan(batch);
+        Upload(_appendRows, _plan.AppendRows);
+        Upload(_appendSlots, _plan.AppendSlots);
+        Upload(_rowBlocks, _plan.RowBlocks);
+        Upload(_keyBias, _plan.KeyBias);
+    }
+
+    /// <summary>
+    /// Attention call <paramref name="layer"/> over the step's <paramref name="tokens"/> rows: stores the k and v rows
+    /// whose slots are here, then writes each row's attention over its keys here into <paramref name="output"/>
+    /// ([T, heads x value_width], the model's dtype) and its log-sum-exp into <paramref name="lse"/> (fp32 [T, heads]).
+    /// All buffers are on this backend's device; <paramref name="headMask"/> (fp32 [T, heads]) for MoH layers only.
+    /// </summary>
+    public void Attend<T>(int layer, DeviceTensorBuffer<T> q, DeviceTensorBuffer<T> k, DeviceTensorBuffer<T> v, DeviceTensorBuffer<float>? headMask, DeviceTensorBuffer<T> output, DeviceTensorBuffer<float> lse, int tokens, RunOptions runOptions)
+        where T : unmanaged
+    {
+        var spec = _layers[layer];
+        var binding = _bindings[layer];
+        var chunks = _plan.Chunks;
+        var appended = _plan.AppendCount;
+        var blockSize = BlockSize;
+        binding.Input(LseAttentionGraph.Key, k.View(tokens, spec.KvHeads * spec.KeyWidth));
+        binding.Input(LseAttentionGraph.Value, v.View(tokens, spec.KvHeads * spec.ValueWidth));
+        try
+        {
+            for (var c = 0; c < chunks.Count; c++)
+            {
+                var chunk = chunks[c];
+
+                // The first chunk stores the step's rows; the others store none (every chunk reads the stored pools).
+                var append = c == 0 ? appended : 0;
+                binding.Input(LseAttentionGraph.AppendRows, _appendRows.View(append));
+                binding.Input(LseAttentionGraph.AppendSlots, _appendSlots.View(append, 2));
+                if (chunks.Count == 1)
+                {
+                    binding.Input(LseAttentionGraph.Query, q.View(tokens, spec.QueryWidth));
+                    binding.Input(LseAttentionGraph.RowBlocks, _rowBlocks.View(tokens, chunk.Blocks));
+                    binding.Input(LseAttentionGraph.KeyBias, _keyBias.View(tokens, chunk.Blocks * blockSize));
+                    binding.Output(LseAttentionGraph.Output, output.View(tokens, spec.OutputWidth));
+                    binding.Output(LseAttentionGraph.Lse, lse.View(tokens, spec.QueryHeads));
+                    if (spec.HeadMasked)
+                    {
+                        binding.Input(LseAttentionGraph.HeadMask, (headMask ?? throw new ArgumentNullException(nameof(headMask))).View(tokens, spec.QueryHeads));
+                    }
+                }
+                else
+                {
+                    binding.Input(LseAttentionGraph.Query, Chunk(q, chunk.FirstRow, chunk.Rows, spec.QueryWidth));
+                    binding.Input(LseAttentionGraph.RowBlocks, ChunkAt(_rowBlocks, chunk.BlockOffset, chunk.Rows, chunk.Blocks));
+                    binding.Input(LseAttentionGraph.KeyBias, ChunkAt(_keyBias, chunk.BiasOffset, chunk.Rows, chunk.Blocks * blockSize));
+                    binding.Output(LseAttentionGraph.Output, Chunk(output, chunk.FirstRow, chunk.Rows, spec.OutputWidth));
+                    binding.Output(LseAttentionGraph.Lse, Chunk(lse, chunk.FirstRow, chunk.Rows, spec.QueryHeads));
+                    if (spec.HeadMasked)
+                    {
+                        binding.Input(LseAttentionGraph.HeadMask, Chunk(headMask ?? throw new ArgumentNullException(nameof(headMask)), chunk.FirstRow, chunk.Rows, spec.QueryHeads));
+                    }
+                }
+
+                binding.Run(runOptions);
+            }
+        }
+        finally
+        {
+            foreach (var view in _chunkViews)
+            {
+                view.Dispose();
+            }
+
+            _chunkViews.Clear();
+        }
+    }
+
+    /// <summary>Frees the pools, the bindings, the plan's buffers and the sessions.</summary>
+    public void Dispose()
+    {
+        foreach (var binding in _bindings)
+        {
+            binding?.Dispose();
+        }
+
+        foreach (var value in _poolValues)
+        {
+            value?.Dispose();
+        }
+
+        for (var i = 0; i < _pools.Length; i++)
+        {
+            if (_pools[i] != IntPtr.Zero)
+            {
+                if (_deviceId < 0)
+                {
+                    unsafe
+                    {
+                        NativeMemory.AlignedFree((void*)_pools[i]);
+                    }
+                }
+                else
+                {
+                    CudaRuntime.Free(_pools[i]);
+                }
+
+                _pools[i] = IntPtr.Zero;
+            }
+        }
+
+        foreach (var session in _sessions)
+        {
+            session.Dispose();
+        }
+
+        _appendRows?.Dispose();
+        _appendSlots?.Dispose();
+        _rowBlocks?.Dispose();
+        _keyBias?.Dispose();
+        _memory.Dispose();
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s key pool as a host array's bytes (CPU instances only; the tests read it).</summary>
+    internal unsafe ReadOnlySpan<byte> PoolBytes(int layer, bool value)
+    {
+        if (_deviceId >= 0)
+        {
+            throw new InvalidOperationException("Only a host-memory instance exposes its pools.");
+        }
+
+        var slot = (2 * layer) + (value ? 1 : 0);
+        var spec = _layers[layer];
+        var width = value ? spec.ValueWidth : spec.KeyWidth;
+        var bytes = (long)BlockCount * BlockSize * spec.KvHeads * width * (Type == TensorElementType.Float ? 4 : 2);
+        return new ReadOnlySpan<byte>((void*)_pools[slot], checked((int)bytes));
+    }
+
+    private OrtValue Chunk<T>(DeviceTensorBuffer<T> buffer, int firstRow, int rows, int width)
+        where T : unmanaged => ChunkAt(buffer, (long)firstRow * width, rows, width);
+
+    private OrtValue ChunkAt<T>(DeviceTensorBuffer<T> buffer, long offset, int rows, int width)
+        where T : unmanaged
+    {
+        var view = buffer.ViewAt(offset, rows, width);
+        _chunkViews.Add(view);
+        return view;
+    }
+
+    private static void Upload<T>(DeviceTensorBuffer<T> buffer, ReadOnlySpan<T> values)
+        where T : unmanaged
+    {
+        values.CopyTo(buffer.Reserve(Math.Max(1, values.Length)));
+        buffer.Upload(values.Length);
+    }
+
+    private InferenceSession CreateSession(AttentionLayerSpec spec)
+    {
+        using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
+        if (_deviceId >= 0)
+        {
+            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(_deviceId)));
+        }
+
+        try
+        {
+            return new InferenceSession(LseAttentionGraph.Create(spec, Type), sessionOptions);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ExecutionProviderException($"--attention-device {Device}: the attention graph of layer {spec.Layer} does not load ({ex.Message})", ex);
+        }
+    }
+
+    private unsafe void BindPool(int layer, int slot, string input, string output, int heads, int width, int elementBytes)
+    {
+        long[] shape = [BlockCount, BlockSize, heads, width];
+        var bytes = (long)BlockCount * BlockSize * heads * width * elementBytes;
+        if (_deviceId < 0)
+        {
+            _pools[slot] = (IntPtr)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+            NativeMemory.Clear((void*)_pools[slot], (nuint)bytes);
+        }
+        else
+        {
+            _pools[slot] = CudaRuntime.AllocateZeroed(_deviceId, bytes);
+        }
+
+        KvBytes += bytes;
+        _poolValues[slot] = OrtValue.CreateTensorValueWithData(_memory, Type, shape, _pools[slot], bytes);
+        _bindings[layer].Input(input, _poolValues[slot]);
+        _bindings[layer].Output(output, _poolValues[slot]);
+    }
+}
