@@ -35,6 +35,9 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         { "qwen2", "bf16", "cuda:0+cpu" },
         { "llama-pruned", "fp16", "cuda:0+cpu" },
         { "llama-moh", "fp16", "cuda:0+cpu" },
+        { "deepseek-v3-dense-mla", "fp16", "cpu" },
+        { "deepseek-v3-mla", "fp16", "cuda:0" },
+        { "deepseek-v3-mla", "bf16", "cuda:0+cpu" },
     };
 
     [Theory]

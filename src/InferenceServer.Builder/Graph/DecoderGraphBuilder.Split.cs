@@ -45,11 +45,6 @@ internal sealed partial class DecoderGraphBuilder
     {
         var c = _config;
         var t = _g.ElementType;
-        if (t != TensorProto.Types.DataType.Float && (c.Mla is not null || c.Moe is not null))
-        {
-            var kind = c.Mla is not null ? "MLA (multi-head latent attention)" : "MoE (mixture of experts)";
-            throw new ModelBuildException($"{c.ModelType}: {kind} checkpoints are not built as fp16/bf16 split segments yet; build the split form with --dtype fp32");
-        }
 
         // As in the paged graph: RMSNorm with fp32 statistics, since x^2 overflows fp16.
         _paged = t != TensorProto.Types.DataType.Float;
@@ -166,9 +161,9 @@ internal sealed partial class DecoderGraphBuilder
             _g.NodeMulti("Reshape", n + "q_2d", [query, _g.Int64s(-1, heads * width)], ["q"], [], string.Empty);
             _g.NodeMulti("Reshape", n + "k_2d", [key, _g.Int64s(-1, width)], ["k"], [], string.Empty);
             _g.NodeMulti("Reshape", n + "v_2d", [latent, _g.Int64s(-1, mla.KvLoraRank)], ["v"], [], string.Empty);
-            _g.Output("q", TensorProto.Types.DataType.Float, "num_tokens", heads * width);
-            _g.Output("k", TensorProto.Types.DataType.Float, "num_tokens", width);
-            _g.Output("v", TensorProto.Types.DataType.Float, "num_tokens", mla.KvLoraRank);
+            _g.Output("q", t, "num_tokens", heads * width);
+            _g.Output("k", t, "num_tokens", width);
+            _g.Output("v", t, "num_tokens", mla.KvLoraRank);
             return new SplitAttentionLayer(layer, heads, 1, width, mla.KvLoraRank, scale, SplitAttentionLayer.Mla);
         }
 

@@ -59,11 +59,6 @@ internal sealed class LseAttentionBackend : IDisposable
         long bytesPerKey = 1;
         foreach (var spec in layers)
         {
-            if (spec.ValueIsKeyPrefix)
-            {
-                throw new ArgumentException($"Layer {spec.Layer}: a latent (MLA) layer is not attended on a CUDA device in this version.", nameof(layers));
-            }
-
             // Gathered k and v in T, their fp32 copies and transposes, and three score-sized fp32 tensors per query head.
             bytesPerKey = Math.Max(bytesPerKey, ((long)spec.KvHeads * (spec.KeyWidth + spec.ValueWidth) * (elementBytes + 8)) + (12L * spec.QueryHeads));
         }
@@ -92,7 +87,11 @@ internal sealed class LseAttentionBackend : IDisposable
 
                 _bindings[i] = new StepBinding(session);
                 BindPool(i, 2 * i, LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut, spec.KvHeads, spec.KeyWidth, elementBytes);
-                BindPool(i, (2 * i) + 1, LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, elementBytes);
+                if (!spec.ValueIsKeyPrefix)
+                {
+                    // A latent (MLA) layer's value is its key's prefix: it has no pool of its own.
+                    BindPool(i, (2 * i) + 1, LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, elementBytes);
+                }
             }
         }
         catch
@@ -151,7 +150,11 @@ internal sealed class LseAttentionBackend : IDisposable
         var appended = _plan.AppendCount;
         var blockSize = BlockSize;
         binding.Input(LseAttentionGraph.Key, k.View(tokens, spec.KvHeads * spec.KeyWidth));
-        binding.Input(LseAttentionGraph.Value, v.View(tokens, spec.KvHeads * spec.ValueWidth));
+        if (!spec.ValueIsKeyPrefix)
+        {
+            binding.Input(LseAttentionGraph.Value, v.View(tokens, spec.KvHeads * spec.ValueWidth));
+        }
+
         try
         {
             for (var c = 0; c < chunks.Count; c++)

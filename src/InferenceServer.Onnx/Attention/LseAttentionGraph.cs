@@ -19,7 +19,8 @@ namespace InferenceServer.Onnx.Attention;
 /// </list>
 /// Outputs <see cref="Output"/> [rows, heads x value_width] in the model's dtype and <see cref="Lse"/> fp32 [rows, heads];
 /// a row that sees nothing here gets an lse near -1e30, which the merge weighs at exactly 0. A Mixture-of-Head layer's
-/// output is multiplied by its head mask. Runs on ONNX Runtime's CPU provider as well (the unit tests check it there).
+/// output is multiplied by its head mask. A latent (MLA) layer, whose value is its key's first value_width entries, has
+/// no value input or pool: the values are sliced from the gathered keys. Runs on ONNX Runtime's CPU provider as well (the unit tests check it there).
 /// </summary>
 internal static class LseAttentionGraph
 {
@@ -88,9 +89,18 @@ internal static class LseAttentionGraph
         var g = new Graph();
         g.Input(Query, t, "rows", heads * dk);
         g.Input(Key, t, "num_tokens", kvHeads * dk);
-        g.Input(Value, t, "num_tokens", kvHeads * dv);
+        var latent = spec.ValueIsKeyPrefix;
+        if (!latent)
+        {
+            g.Input(Value, t, "num_tokens", kvHeads * dv);
+        }
+
         g.Input(KeyCache, t, "num_blocks", "block_size", kvHeads, dk);
-        g.Input(ValueCache, t, "num_blocks", "block_size", kvHeads, dv);
+        if (!latent)
+        {
+            g.Input(ValueCache, t, "num_blocks", "block_size", kvHeads, dv);
+        }
+
         g.Input(AppendRows, i64, "appended");
         g.Input(AppendSlots, i64, "appended", 2);
         g.Input(RowBlocks, i64, "rows", "row_blocks");
@@ -99,8 +109,11 @@ internal static class LseAttentionGraph
         // 1. Append: the rows stored here, scattered into their slots in place.
         var keyRows = g.Node("Gather", "key_appended", g.Node("Reshape", "key_heads", Key, g.Int64s(-1, kvHeads, dk)), AppendRows);
         g.NodeTo("ScatterND", KeyCacheOut, KeyCache, AppendSlots, keyRows);
-        var valueRows = g.Node("Gather", "value_appended", g.Node("Reshape", "value_heads", Value, g.Int64s(-1, kvHeads, dv)), AppendRows);
-        g.NodeTo("ScatterND", ValueCacheOut, ValueCache, AppendSlots, valueRows);
+        if (!latent)
+        {
+            var valueRows = g.Node("Gather", "value_appended", g.Node("Reshape", "value_heads", Value, g.Int64s(-1, kvHeads, dv)), AppendRows);
+            g.NodeTo("ScatterND", ValueCacheOut, ValueCache, AppendSlots, valueRows);
+        }
 
         // 2. Scores over each row's blocks here: q [rows, kv, G, dk] x K^T [rows, kv, dk, L], scaled, biased.
         var keys = g.Node("Reshape", "keys_rows", g.Node("Gather", "keys_gathered", KeyCacheOut, RowBlocks), g.Int64s(0, -1, kvHeads, dk));
@@ -119,7 +132,9 @@ internal static class LseAttentionGraph
         var weights = g.Node("Div", "weights", exp, sum);
 
         // 4. The weighted values: [rows, kv, G, L] x [rows, kv, L, dv] -> [rows, heads x dv].
-        var values = g.Node("Reshape", "values_rows", g.Node("Gather", "values_gathered", ValueCacheOut, RowBlocks), g.Int64s(0, -1, kvHeads, dv));
+        var values = latent
+            ? g.Node("Slice", "values_rows", keys, g.Int64s(0), g.Int64s(dv), g.Int64s(3))
+            : g.Node("Reshape", "values_rows", g.Node("Gather", "values_gathered", ValueCacheOut, RowBlocks), g.Int64s(0, -1, kvHeads, dv));
         var valuesT = g.Node("Transpose", "values_t", g.Float(values, t), perm: [0, 2, 1, 3]);
         var output = g.Node("Reshape", "output_rows", g.Node("MatMul", "output_groups", weights, valuesT), g.Int64s(0, heads * dv));
         if (spec.HeadMasked)
@@ -142,7 +157,11 @@ internal static class LseAttentionGraph
         g.Output(Output, t, "rows", heads * dv);
         g.Output(Lse, f, "rows", heads);
         g.Output(KeyCacheOut, t, "num_blocks", "block_size", kvHeads, dk);
-        g.Output(ValueCacheOut, t, "num_blocks", "block_size", kvHeads, dv);
+        if (!latent)
+        {
+            g.Output(ValueCacheOut, t, "num_blocks", "block_size", kvHeads, dv);
+        }
+
         return g.Serialize();
     }
 

@@ -18,7 +18,8 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="IAttentionBackend"/>s (KV stored in the model's dtype), their outputs merged by log-sum-exp as in
 /// <see cref="SplitRunner"/>, narrowed back and copied to the device.</item>
 /// <item><c>cuda:N</c> with N the compute device (the local split): <see cref="CudaAttentionBackend"/> attends on the
-/// device buffers themselves with the fused path's PagedAttention; nothing crosses devices.</item>
+/// device buffers themselves with the fused path's PagedAttention (a latent MLA model, which PagedAttention cannot
+/// attend, with <see cref="LseAttentionBackend"/> instead); nothing crosses devices.</item>
 /// <item><c>cuda:N</c> beside <c>cpu</c> devices (mixed): the GPU's block range attends on the device with
 /// <see cref="LseAttentionBackend"/> (output and log-sum-exp); when the step also has KV on the host, that part and its
 /// lse come back, the host backends' parts merge into it, and the result goes back; a step whose KV is all on the GPU
@@ -117,10 +118,18 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
         try
         {
-            if (model.CudaAttention)
+            if (model.PagedAttentionOnGpu)
             {
                 _hostBackends = [];
                 _cuda = new CudaAttentionBackend(model.Attention, device, type, blockCount, blockSize);
+            }
+            else if (model.CudaAttention)
+            {
+                // A latent (MLA) model alone on the GPU: PagedAttention has no latent form, the lse graph does.
+                _hostBackends = [];
+                _mixed = new LseAttentionBackend(model.Attention, device, type, 0, blockCount, blockSize);
+                _mixedIndex = 0;
+                _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
             }
             else
             {

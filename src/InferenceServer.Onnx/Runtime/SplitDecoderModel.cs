@@ -63,6 +63,12 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// </summary>
     public bool MixedAttention => AttentionDevices.Count > 1 && AttentionDevices.Any(static d => d.IsCuda);
 
+    /// <summary>
+    /// Whether the GPU attends with PagedAttention (the local split of a model without latent MLA layers, whose block size
+    /// is rounded to the kernel's tile); otherwise a GPU pool attends with <see cref="Attention.LseAttentionBackend"/>.
+    /// </summary>
+    internal bool PagedAttentionOnGpu => CudaAttention && !Attention.Any(static a => a.ValueIsKeyPrefix);
+
     /// <inheritdoc />
     public string? DeviceNote => null;
 
@@ -127,7 +133,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// <summary>The CPU backends take any block size; the CUDA backend's PagedAttention wants its tile's multiple (<see cref="PagedDecoderModel.RoundBlockSize"/>).</summary>
     public int ChooseBlockSize(int requested)
     {
-        if (!CudaAttention)
+        if (!PagedAttentionOnGpu)
         {
             return requested;
         }

@@ -151,7 +151,52 @@ public sealed class LseAttentionBackendTests
         batch.AddRow([1, 2, 3], 0, [0], wantLogits: true);
         backend.Plan(batch);
         Assert.False(backend.HasWork);
-        Assert.Throws<ArgumentException>(() => new LseAttentionBackend([spec with { ValueIsKeyPrefix = true }], -1, TensorElementType.Float, 0, 4, BlockSize));
+    }
+
+    [Fact]
+    public void LatentLayer_ValueIsTheKeysPrefix_MergesToOneCpuBackend()
+    {
+        // MLA: one shared key [latent, rope] per token, the latent (its first 12 entries) the value; no value pool.
+        var spec = new AttentionLayerSpec(0, 4, 1, 20, 12, 0.3f, HeadMasked: false, ValueIsKeyPrefix: true);
+        using var kernel = new CpuPagedAttention(2);
+        using var whole = new CpuAttentionBackend([spec], 0, 16, BlockSize, KvStorage.Float32, kernel);
+        using var low = new LseAttentionBackend([spec], -1, TensorElementType.Float, 0, 8, BlockSize);
+        using var high = new CpuAttentionBackend([spec], 8, 8, BlockSize, KvStorage.Float32, kernel);
+        Assert.Equal(8L * BlockSize * 20 * sizeof(float), low.KvBytes);
+        using var buffers = new Buffers(TensorElementType.Float);
+        using var runOptions = new RunOptions();
+        var batch = new ForwardBatch();
+        var random = new Random(9);
+        var past = 0;
+        int[] table = [0, 8, 1, 9, 2];
+        for (var step = 0; step < 3; step++)
+        {
+            batch.Clear();
+            var count = step == 0 ? 14 : 1;
+            batch.AddRow(new int[count], past, table, wantLogits: true);
+            var q = AttentionReference.Random(random, count * spec.QueryWidth);
+            var k = AttentionReference.Random(random, count * 20);
+            var v = new float[count * 12];
+            for (var t = 0; t < count; t++)
+            {
+                k.AsSpan(t * 20, 12).CopyTo(v.AsSpan(t * 12));
+            }
+
+            var expected = new float[count * spec.OutputWidth];
+            var expectedLse = new float[count * 4];
+            whole.Plan(batch);
+            whole.Attend(0, spec, q, k, v, default, expected, expectedLse);
+            low.Plan(batch);
+            high.Plan(batch);
+            var (output, lse) = buffers.Run(low, spec, q, k, v, count, runOptions);
+            var part = new float[expected.Length];
+            var partLse = new float[expectedLse.Length];
+            high.Attend(0, spec, q, k, v, default, part, partLse);
+            AttentionMerge.MergeInto(output, lse, part, partLse, 4, 12);
+            AssertClose(expected, output, 1e-5f, $"step {step} output");
+            AssertClose(expectedLse, lse, 1e-5f, $"step {step} lse");
+            past += count;
+        }
     }
 
     private static int[][] AlternatingTables(int[] lengths, int blocksPerRun)
