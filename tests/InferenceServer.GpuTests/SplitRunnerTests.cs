@@ -179,6 +179,35 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Greedy_AttentionOnASecondGpu_PeerCopies_MatchFused()
+    {
+        SkipWithoutCuda();
+        if (CudaRuntime.DeviceCount() < 2)
+        {
+            Assert.Skip("one CUDA device: attention on another GPU needs two");
+        }
+
+        var cases = GpuFixtures.References("llama-gqa");
+        var prompts = cases.Select(c => c.Prompt).ToArray();
+        var steps = cases.Select(c => c.Greedy.Length).ToArray();
+        int[][] fused;
+        using (var model = DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit("llama-gqa", "fp16")), new OnnxSessionOptions { Device = "cuda" }))
+        {
+            fused = Decode(model, prompts, steps, together: false);
+        }
+
+        foreach (var devices in (string[][])[["cuda:1"], ["cuda:1", "cpu"]])
+        {
+            using var split = OpenSplit("llama-gqa", "fp16", devices);
+            var concurrent = Decode(split, prompts, steps, together: true);
+            for (var i = 0; i < cases.Count; i++)
+            {
+                Compare(cases[i], fused[i], null, concurrent[i], "fp16", $"llama-gqa fp16 on {string.Join("+", devices)}, row {i}");
+            }
+        }
+    }
+
+    [Fact]
     public void Open_TwoCudaAttentionDevices_Refused()
     {
         SkipWithoutCuda();

@@ -51,6 +51,25 @@ internal static partial class CudaRuntime
     public static void CopyToHost(IntPtr destination, IntPtr source, long bytes) =>
         Check(cudaMemcpy(destination, source, (nuint)bytes, DeviceToHost), "cudaMemcpy");
 
+    /// <summary>
+    /// Copies <paramref name="bytes"/> from <paramref name="source"/> on device <paramref name="sourceDevice"/> to
+    /// <paramref name="destination"/> on <paramref name="destinationDevice"/> (over NVLink/PCIe peer access where the pair
+    /// has it, staged by the driver otherwise); returns when done, so ONNX Runtime's streams on either side see the bytes.
+    /// </summary>
+    public static void CopyPeer(IntPtr destination, int destinationDevice, IntPtr source, int sourceDevice, long bytes)
+    {
+        if (bytes <= 0)
+        {
+            return;
+        }
+
+        Check(cudaSetDevice(destinationDevice), "cudaSetDevice");
+        Check(cudaMemcpyPeer(destination, destinationDevice, source, sourceDevice, (nuint)bytes), "cudaMemcpyPeer");
+        Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        Check(cudaSetDevice(sourceDevice), "cudaSetDevice");
+        Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
+
     /// <summary>CUDA devices this process sees (0 when the runtime library is missing or no device is usable).</summary>
     public static int DeviceCount()
     {
@@ -112,6 +131,9 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpy(IntPtr destination, IntPtr source, nuint count, int kind);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemcpyPeer(IntPtr destination, int destinationDevice, IntPtr source, int sourceDevice, nuint count);
 
     [LibraryImport(Library)]
     private static partial int cudaMemGetInfo(out nuint free, out nuint total);

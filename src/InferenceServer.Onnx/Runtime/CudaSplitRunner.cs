@@ -20,6 +20,8 @@ namespace InferenceServer.Onnx.Runtime;
 /// <item><c>cuda:N</c> with N the compute device (the local split): <see cref="CudaAttentionBackend"/> attends on the
 /// device buffers themselves with the fused path's PagedAttention (a latent MLA model, which PagedAttention cannot
 /// attend, with <see cref="LseAttentionBackend"/> instead); nothing crosses devices.</item>
+/// <item><c>cuda:N</c> with N another GPU: the same, on N, with q, k, v (and the mask) copied C to N and the output (and
+/// lse) N to C by peer copies per attention call (<see cref="PeerAttentionBuffers"/>).</item>
 /// <item><c>cuda:N</c> beside <c>cpu</c> devices (mixed): the GPU's block range attends on the device with
 /// <see cref="LseAttentionBackend"/> (output and log-sum-exp); when the step also has KV on the host, that part and its
 /// lse come back, the host backends' parts merge into it, and the result goes back; a step whose KV is all on the GPU
@@ -53,6 +55,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly int[] _hostIndex = [];
     private readonly long[] _hostTicks = [];
     private readonly DeviceTensorBuffer<float>? _deviceLse;
+    private readonly PeerAttentionBuffers? _peer;
     private readonly IAttentionBackend[] _hostBackends;
     private readonly CpuPagedAttention? _kernel;
     private readonly long[] _attentionTicks;
@@ -116,18 +119,30 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             _maxHeads = Math.Max(_maxHeads, spec.QueryHeads);
         }
 
+        // The GPU that holds the GPU pool: the compute GPU, or another one reached by peer copies.
+        var attentionGpu = device;
+        foreach (var d in devices)
+        {
+            attentionGpu = d.IsCuda ? d.Ordinal : attentionGpu;
+        }
+
         try
         {
+            if (attentionGpu != device)
+            {
+                _peer = new PeerAttentionBuffers(attentionGpu, type);
+            }
+
             if (model.PagedAttentionOnGpu)
             {
                 _hostBackends = [];
-                _cuda = new CudaAttentionBackend(model.Attention, device, type, blockCount, blockSize);
+                _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize);
             }
             else if (model.CudaAttention)
             {
                 // A latent (MLA) model alone on the GPU: PagedAttention has no latent form, the lse graph does.
                 _hostBackends = [];
-                _mixed = new LseAttentionBackend(model.Attention, device, type, 0, blockCount, blockSize);
+                _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, 0, blockCount, blockSize);
                 _mixedIndex = 0;
                 _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
             }
@@ -144,7 +159,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
                     if (devices[i].IsCuda)
                     {
-                        _mixed = new LseAttentionBackend(model.Attention, device, type, first, count, blockSize);
+                        _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, first, count, blockSize);
                         _mixedIndex = i;
                     }
                     else
@@ -249,11 +264,13 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 if (_cuda is not null)
                 {
                     AttendOnDevice(s - 1, spec, tokens);
+                    offloadBytes += _peer is null ? 0 : SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
                 else if (_mixed is not null && !HostHasWork())
                 {
-                    // All of the step's KV is in the GPU's pool: its output is final and nothing crosses devices.
+                    // All of the step's KV is in the GPU's pool: its output is final and nothing crosses to the host.
                     AttendMixedOnDevice(s - 1, spec, tokens);
+                    offloadBytes += _peer is null ? 0 : SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
                 else
                 {
@@ -283,6 +300,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _cuda?.Dispose();
         _mixed?.Dispose();
         _deviceLse?.Dispose();
+        _peer?.Dispose();
         foreach (var backend in _hostBackends ?? [])
         {
             backend?.Dispose();
@@ -330,6 +348,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
         _attention.Reserve(tokens * _maxOutputWidth);
         _logits.Reserve(Math.Max(1, logitRows) * vocab);
+        _peer?.Reserve(tokens, _maxQueryWidth, _maxKvWidth, _maxOutputWidth, _maxHeads);
         if (_hostBackends.Length > 0)
         {
             Grow(ref _qFloat, tokens * _maxQueryWidth);
@@ -401,14 +420,17 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private void AttendOnDevice(int call, AttentionLayerSpec spec, int tokens)
     {
         var start = Stopwatch.GetTimestamp();
+        var (q, k, v, mask, output) = _peer is { } peer ? (peer.Q, peer.K, peer.V, peer.Mask, peer.Attention) : (_q, _k, _v, _headMask, _attention);
+        _peer?.Send(spec, tokens, _q, _k, _v, _headMask);
         _cuda!.Attend(
             call,
-            _q.View(tokens, spec.QueryWidth),
-            _k.View(tokens, spec.KvHeads * spec.KeyWidth),
-            _v.View(tokens, spec.KvHeads * spec.ValueWidth),
-            spec.HeadMasked ? _headMask.View(tokens, spec.QueryHeads) : null,
-            _attention.View(tokens, spec.OutputWidth),
+            q.View(tokens, spec.QueryWidth),
+            k.View(tokens, spec.KvHeads * spec.KeyWidth),
+            v.View(tokens, spec.KvHeads * spec.ValueWidth),
+            spec.HeadMasked ? mask.View(tokens, spec.QueryHeads) : null,
+            output.View(tokens, spec.OutputWidth),
             _runOptions);
+        _peer?.Receive(spec, tokens, _attention, null);
         _attentionTicks[0] += Stopwatch.GetTimestamp() - start;
     }
 
@@ -433,7 +455,17 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         var start = Stopwatch.GetTimestamp();
-        _mixed.Attend(call, _q, _k, _v, spec.HeadMasked ? _headMask : null, _attention, _deviceLse!, tokens, _runOptions);
+        if (_peer is { } peer)
+        {
+            peer.Send(spec, tokens, _q, _k, _v, _headMask);
+            _mixed.Attend(call, peer.Q, peer.K, peer.V, spec.HeadMasked ? peer.Mask : null, peer.Attention, peer.Lse, tokens, _runOptions);
+            peer.Receive(spec, tokens, _attention, _deviceLse);
+        }
+        else
+        {
+            _mixed.Attend(call, _q, _k, _v, spec.HeadMasked ? _headMask : null, _attention, _deviceLse!, tokens, _runOptions);
+        }
+
         _attentionTicks[_mixedIndex] += Stopwatch.GetTimestamp() - start;
     }
 

@@ -38,6 +38,19 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
 
     private bool OnHost => _device < 0;
 
+    /// <summary>The CUDA device (-1: host memory).</summary>
+    public int Device => _device;
+
+    /// <summary>The device allocation (valid until the next growing <see cref="Reserve"/>).</summary>
+    public IntPtr DevicePointer => _deviceData;
+
+    /// <summary>
+    /// Copies the first <paramref name="length"/> elements of <paramref name="source"/>, a buffer on another CUDA device,
+    /// into this one's device side (which must hold them: <see cref="Reserve"/> first).
+    /// </summary>
+    public void CopyFromPeer(DeviceTensorBuffer<T> source, int length) =>
+        CudaRuntime.CopyPeer(_deviceData, _device, source._deviceData, source._device, (long)length * Marshal.SizeOf<T>());
+
     /// <summary>The host side's first <paramref name="length"/> elements, after growing to hold them (growing discards the contents).</summary>
     public Span<T> Reserve(int length)
     {

@@ -10,8 +10,8 @@ public sealed partial class SplitDecoderModel
     /// <summary>
     /// The CUDA device of the dense segments, or -1 for the CPU: fp32 segments run on the CPU (<c>--device cpu|auto</c>),
     /// fp16/bf16 segments on <c>--device cuda[:N]</c> (<c>auto</c> means cuda:0 for them, or with a <c>cuda:N</c> attention
-    /// device). A <c>cuda:N</c> attention device must exist and must be the compute device (attention on another GPU
-    /// through peer copies is not built); there is at most one. Alone it attends with PagedAttention (the local split);
+    /// device). A <c>cuda:N</c> attention device must exist; there is at most one; when N is not the compute GPU, q, k, v
+    /// and the outputs cross by peer copies. Alone it attends with PagedAttention (the local split);
     /// beside <c>cpu</c> devices with the log-sum-exp graph, so that sequences span it and the host (ADR 0005).
     /// </summary>
     /// <exception cref="ExecutionProviderException">A device that does not exist, or a combination this version does not run.</exception>
@@ -40,7 +40,7 @@ public sealed partial class SplitDecoderModel
             if (cudaDevices > 1)
             {
                 throw new ExecutionProviderException(
-                    $"--attention-device {list}: at most one cuda:N attention device (the compute GPU's own KV pool); "
+                    $"--attention-device {list}: at most one cuda:N attention device (one GPU pool); "
                     + "add cpu devices beside it, or use one cuda:N");
             }
 
@@ -52,13 +52,6 @@ public sealed partial class SplitDecoderModel
             if (!onCuda)
             {
                 throw new ExecutionProviderException($"--attention-device {list} runs attention beside the dense segments on the GPU: serve with --device cuda:{cudaAttention.ToString(CultureInfo.InvariantCulture)}");
-            }
-
-            if (request.CudaDevice != cudaAttention)
-            {
-                throw new ExecutionProviderException(
-                    $"--attention-device {list} with --device {options.Device}: attention on another GPU than the dense segments (peer copies) is not built yet; "
-                    + $"use --attention-device cuda:{request.CudaDevice.ToString(CultureInfo.InvariantCulture)} or cpu");
             }
         }
 

@@ -52,8 +52,9 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     internal TensorElementType SegmentType { get; private init; } = TensorElementType.Float;
 
     /// <summary>
-    /// Whether attention runs on the compute GPU (<c>--attention-device cuda:N</c>, the local split): q, k, v and the
-    /// outputs stay on the device, and no bytes cross devices (<c>inference_attention_offload_bytes_total</c> stays 0).
+    /// Whether attention runs on one GPU alone (<c>--attention-device cuda:N</c>): the local split when N is the compute GPU
+    /// (q, k, v and the outputs stay on the device, <c>inference_attention_offload_bytes_total</c> stays 0), else peer
+    /// copies to N and back.
     /// </summary>
     public bool CudaAttention => AttentionDevices.Count == 1 && AttentionDevices[0].IsCuda;
 
@@ -80,10 +81,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// With a <c>cuda:N</c> attention device, its free memory now (the KV pools go there); else null: the KV cache lives
     /// in host memory (the engine sizes a fractional budget from the process's available memory).
     /// </summary>
-    public long? DeviceFreeMemory => CudaAttention ? OnnxSessionFactory.FreeMemory(Device) : null;
+    public long? DeviceFreeMemory => CudaAttention ? OnnxSessionFactory.FreeMemory(AttentionDevices[0]) : null;
 
     /// <inheritdoc />
-    public long? DeviceTotalMemory => CudaAttention ? OnnxSessionFactory.TotalMemory(Device) : null;
+    public long? DeviceTotalMemory => CudaAttention ? OnnxSessionFactory.TotalMemory(AttentionDevices[0]) : null;
 
     /// <summary>The memory devices, in the order their block ranges follow each other.</summary>
     public IReadOnlyList<ComputeDevice> AttentionDevices { get; }

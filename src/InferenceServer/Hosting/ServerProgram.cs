@@ -234,9 +234,13 @@ internal static partial class ServerProgram
     private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log)
     {
         log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
-        if (split.CudaAttention)
+        if (split.CudaAttention && split.AttentionDevices[0] == split.Device)
         {
             log.Info($"model {model.Name}: local split: attention beside the segments on {split.Device}, q, k, v and outputs stay on the device (no offload bytes)");
+        }
+        else if (split.CudaAttention)
+        {
+            log.Info($"model {model.Name}: attention on {split.AttentionDevices[0]}: q, k, v go from {split.Device} by peer copies and the outputs come back, per layer and step");
         }
         else if (split.MixedAttention)
         {
