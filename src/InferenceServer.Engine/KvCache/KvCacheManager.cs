@@ -6,7 +6,10 @@ namespace InferenceServer.Engine.KvCache;
 /// a free list in least-recently-freed order, and a prefix cache that maps the hash of a full block's tokens (chained
 /// with its parent block's hash) to the block that holds them. Free blocks keep their cached contents until they are
 /// reused, so a later request with the same prefix finds them (evicted least recently used first).
-/// The physical bytes live in the model runner's store; this class only decides which block holds what.
+/// The physical bytes live in the model runner's store; this class only decides which block holds what. With several
+/// pools (<see cref="SetPools"/>: one per attention device of a split model) each pool has its own free list, and a new
+/// block comes from the pool the <see cref="KvPlacementPolicy"/> picks (with no measurements: the first pool with room,
+/// so the first device fills first, ADR 0005), its least recently freed block.
 /// Owned by the scheduler loop; not thread-safe.
 /// </summary>
 internal sealed class KvCacheManager
@@ -15,7 +18,8 @@ internal sealed class KvCacheManager
     private readonly ulong[] _hashes;
     private readonly bool[] _hashed;
     private readonly int[] _blockTokens;
-    private readonly IndexList _free;
+    private IndexList[] _free;
+    private KvPlacementPolicy? _placement;
     private readonly Dictionary<ulong, int> _cache = [];
     private int[] _poolOfBlock = [];
     private int[] _poolUsed = [0];
@@ -32,11 +36,13 @@ internal sealed class KvCacheManager
         _hashes = new ulong[blockCount];
         _hashed = new bool[blockCount];
         _blockTokens = new int[blockCount * blockSize];
-        _free = new IndexList(blockCount);
+        var free = new IndexList(blockCount);
         for (var i = 0; i < blockCount; i++)
         {
-            _free.Append(i);
+            free.Append(i);
         }
+
+        _free = [free];
 
         FreeBlockCount = blockCount;
     }
@@ -69,21 +75,45 @@ internal sealed class KvCacheManager
     public HostKvTier? HostTier { get; set; }
 
     /// <summary>
-    /// Splits the blocks into pools for <see cref="PoolUsedBlocks"/>: pool <c>i</c> holds the <paramref name="counts"/>[i]
-    /// blocks after pool <c>i - 1</c>'s. Call before any block is taken; by default there is one pool.
+    /// Splits the blocks into pools: pool <c>i</c> holds the <paramref name="counts"/>[i] blocks after pool <c>i - 1</c>'s,
+    /// with its own free list; <paramref name="placement"/> (over the same pools, in order) picks the pool of each new
+    /// block, and without it the first pool with a free block gives it. Call before any block is taken; by default there
+    /// is one pool.
     /// </summary>
-    public void SetPools(ReadOnlySpan<int> counts)
+    /// <exception cref="ArgumentException">The counts do not add up to the blocks, or the policy has another number of pools.</exception>
+    public void SetPools(ReadOnlySpan<int> counts, KvPlacementPolicy? placement = null)
     {
+        var total = 0;
+        foreach (var count in counts)
+        {
+            total += count;
+        }
+
+        if (total != BlockCount || counts.Length == 0)
+        {
+            throw new ArgumentException($"Pools of {total} blocks in all for a cache of {BlockCount}.", nameof(counts));
+        }
+
+        if (placement is not null && placement.Pools.Count != counts.Length)
+        {
+            throw new ArgumentException($"A placement policy over {placement.Pools.Count} pools for {counts.Length}.", nameof(placement));
+        }
+
         _poolOfBlock = new int[BlockCount];
         _poolUsed = new int[counts.Length];
+        _free = new IndexList[counts.Length];
         var block = 0;
         for (var pool = 0; pool < counts.Length; pool++)
         {
-            for (var i = 0; i < counts[pool] && block < BlockCount; i++)
+            _free[pool] = new IndexList(BlockCount);
+            for (var i = 0; i < counts[pool]; i++)
             {
-                _poolOfBlock[block++] = pool;
+                _poolOfBlock[block] = pool;
+                _free[pool].Append(block++);
             }
         }
+
+        _placement = placement;
     }
 
     /// <summary>Blocks of pool <paramref name="pool"/> (<see cref="SetPools"/>) owned by sequences; read from any thread.</summary>
@@ -144,8 +174,9 @@ internal sealed class KvCacheManager
 
         for (var i = 0; i < count; i++)
         {
-            var block = _free.Head;
-            _free.Remove(block);
+            var list = _free[ChoosePool()];
+            var block = list.Head;
+            list.Remove(block);
             if (_hashed[block])
             {
                 // The cached prefix leaves the device: the host tier keeps a copy (ADR 0009).
@@ -203,7 +234,7 @@ internal sealed class KvCacheManager
             if (--_refCounts[block] == 0)
             {
                 CountUsed(block, -1);
-                _free.Append(block);
+                _free[PoolOf(block)].Append(block);
                 FreeBlockCount++;
             }
         }
@@ -216,9 +247,36 @@ internal sealed class KvCacheManager
         if (_refCounts[block]++ == 0)
         {
             CountUsed(block, 1);
-            _free.Remove(block);
+            _free[PoolOf(block)].Remove(block);
             FreeBlockCount--;
         }
+    }
+
+    private int PoolOf(int block) => _poolOfBlock.Length == 0 ? 0 : _poolOfBlock[block];
+
+    /// <summary>The pool of the next new block (one with a free block: the caller checked that some pool has one).</summary>
+    private int ChoosePool()
+    {
+        if (_free.Length == 1)
+        {
+            return 0;
+        }
+
+        var pool = _placement?.Choose(_poolUsed) ?? -1;
+        if (pool >= 0)
+        {
+            return pool;
+        }
+
+        for (var i = 0; i < _free.Length; i++)
+        {
+            if (_free[i].Head != IndexList.None)
+            {
+                return i;
+            }
+        }
+
+        throw new InvalidOperationException("No pool has a free block.");
     }
 
     /// <summary>
@@ -250,7 +308,7 @@ internal sealed class KvCacheManager
 
     private void CountUsed(int block, int delta)
     {
-        var pool = _poolOfBlock.Length == 0 ? 0 : _poolOfBlock[block];
+        var pool = PoolOf(block);
         Volatile.Write(ref _poolUsed[pool], _poolUsed[pool] + delta);
     }
 

@@ -55,8 +55,8 @@ public sealed partial class ContinuousBatchScheduler
             counts[i] = KvPools[i].BlockCount;
         }
 
-        _kv.SetPools(counts);
         _placement = KvPlacementPolicy.FromPools(KvPools);
+        _kv.SetPools(counts, _placement);
         if (logger.IsEnabled(LogLevel.Debug))
         {
             SchedulerLog.PlacementInputs(logger, _placement.Describe());

@@ -19,6 +19,47 @@ public sealed class KvCacheManagerTests
     }
 
     [Fact]
+    public void TwoPools_TheFirstFillsFirst_EvenAfterItsBlocksWereFreed()
+    {
+        // Pools [0, 4) and [4, 8), the first device's first: a single LRU free list would hand out 3, 4, 5, 6 after the
+        // first three blocks come back (never-used blocks of the second pool come before the freed ones).
+        var kv = new KvCacheManager(8, 4);
+        var placement = KvPlacementPolicy.FromPools([new("cuda:0", 0, 4), new("cpu", 4, 4)]);
+        kv.SetPools([4, 4], placement);
+        var table = new List<BlockId>();
+        Assert.True(kv.TryAllocate(3, table));
+        Assert.Equal([0, 1, 2], table.Select(b => b.Value));
+        kv.Release(table);
+        Assert.True(kv.TryAllocate(4, table));
+        Assert.All(table, b => Assert.InRange(b.Value, 0, 3));
+        Assert.Equal(4, kv.PoolUsedBlocks(0));
+        Assert.Equal(0, kv.PoolUsedBlocks(1));
+
+        // Once the first is full the next block spans into the second; freeing one in the first sends the next back there.
+        var more = new List<BlockId>();
+        Assert.True(kv.TryAllocate(2, more));
+        Assert.All(more, b => Assert.InRange(b.Value, 4, 7));
+        var one = new List<BlockId> { table[1] };
+        table.RemoveAt(1);
+        kv.Release(one);
+        Assert.True(kv.TryAllocate(1, more));
+        Assert.InRange(more[^1].Value, 0, 3);
+        Assert.Equal(4, kv.PoolUsedBlocks(0));
+        Assert.Equal(2, kv.PoolUsedBlocks(1));
+        Assert.False(kv.TryAllocate(3, more));
+        Assert.True(kv.TryAllocate(2, more));
+        Assert.Equal(0, kv.FreeBlockCount);
+    }
+
+    [Fact]
+    public void SetPools_CountsThatDoNotCoverTheCache_Throw()
+    {
+        var kv = new KvCacheManager(8, 4);
+        Assert.Throws<ArgumentException>(() => kv.SetPools([4, 3]));
+        Assert.Throws<ArgumentException>(() => kv.SetPools([4, 4], KvPlacementPolicy.FromPools([new("cpu", 0, 8)])));
+    }
+
+    [Fact]
     public void FullBlocks_AreReusedByALaterRequestWithTheSamePrefix()
     {
         var kv = new KvCacheManager(16, 4);
