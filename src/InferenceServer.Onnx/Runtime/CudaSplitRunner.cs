@@ -349,6 +349,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _attention.Reserve(tokens * _maxOutputWidth);
         _logits.Reserve(Math.Max(1, logitRows) * vocab);
         _peer?.Reserve(tokens, _maxQueryWidth, _maxKvWidth, _maxOutputWidth, _maxHeads);
+
+        // The GPU pool's lse (the mixed placement's, and a latent model's alone on the GPU, which has no host backends).
+        _deviceLse?.Reserve(tokens * _maxHeads);
         if (_hostBackends.Length > 0)
         {
             Grow(ref _qFloat, tokens * _maxQueryWidth);
@@ -356,7 +359,6 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             Grow(ref _vFloat, tokens * _maxKvWidth);
             Grow(ref _output, tokens * _maxOutputWidth);
             Grow(ref _lse, tokens * _maxHeads);
-            _deviceLse?.Reserve(tokens * _maxHeads);
             if (_hostBackends.Length > 1 || _mixed is not null)
             {
                 Grow(ref _partOutput, tokens * _maxOutputWidth);
