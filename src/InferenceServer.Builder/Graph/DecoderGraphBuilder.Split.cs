@@ -34,7 +34,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>The MoH head mask, [T, heads], 1 for a head the token uses.</summary>
     public const string SplitHeadMask = "head_mask";
 
-    // The segment's token index [1, T] as RoPE positions into its own rows (SplitRotary), made once per segment.
+    // SplitRotary's position_ids, the one-element offset 0, made once per segment.
     private string? _splitPositions;
 
     /// <summary>
@@ -203,14 +203,16 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>
     /// RoPE of an fp16/bf16 segment's [T, heads, d] projection as <c>com.microsoft.RotaryEmbedding</c>, the kernel
     /// PagedAttention rotates with in the fused graph (the same expression, x cos + sign y sin, in T): the segment's RoPE
-    /// rows are the op's cos/sin cache and the token index its position, so the split hands its backends bit for bit the
+    /// rows are the op's cos/sin cache and the token index its position (position_ids = [0], the offset form), so the split hands its backends bit for bit the
     /// q and k the fused graph attends with (separate Mul/Sub/Add round each product, which alone moved the 1B shape's greedy
     /// tokens off the fused path's). [1, T, heads x d] in, [T, heads, d] out.
     /// </summary>
     private string SplitRotary(string prefix, string x, int heads)
     {
         var d = _config.HeadDim;
-        _splitPositions ??= _g.Node("Unsqueeze", "rope_token_index", [_g.Node("Range", "rope_token_range", [_g.Int64Scalar(0), _g.Node("Squeeze", "rope_token_count", [_idsShape, _g.Int64s(0)]), _g.Int64Scalar(1)]), _g.Int64s(0)]);
+        // position_ids of one element: the op's offset form, row s at position 0 + s, so row s reads RoPE row s (a
+        // constant: nothing is computed or copied per step).
+        _splitPositions ??= _g.Int64s(0);
         List<AttributeProto> attributes = [Attr("interleaved", 0L), Attr("num_heads", (long)heads)];
         if (RotaryDim < d)
         {
