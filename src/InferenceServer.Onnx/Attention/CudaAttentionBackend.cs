@@ -20,10 +20,7 @@ internal sealed class CudaAttentionBackend : IDisposable
 {
     private readonly IReadOnlyList<AttentionLayerSpec> _layers;
     private readonly OrtMemoryInfo _memory;
-    private readonly List<InferenceSession> _sessions = [];
-    private readonly StepBinding[] _bindings;
-    private readonly IntPtr[] _pools;
-    private readonly OrtValue[] _poolValues;
+    private readonly LayerPoolSessions? _layerSessions;
     private readonly DeviceTensorBuffer<int> _cumulative;
     private readonly DeviceTensorBuffer<int> _past;
     private readonly DeviceTensorBuffer<int> _blockTable;
@@ -43,30 +40,14 @@ internal sealed class CudaAttentionBackend : IDisposable
         BlockSize = blockSize;
         Device = "cuda:" + deviceId.ToString(CultureInfo.InvariantCulture);
         _memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
-        _bindings = new StepBinding[layers.Count];
-        _pools = new IntPtr[layers.Count * 2];
-        _poolValues = new OrtValue[layers.Count * 2];
         _cumulative = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 257);
         _past = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 256);
         _blockTable = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 4096);
         try
         {
-            var byShape = new Dictionary<(int, int, int, int, float, bool), InferenceSession>();
-            for (var i = 0; i < layers.Count; i++)
-            {
-                var spec = layers[i];
-                var key = (spec.QueryHeads, spec.KvHeads, spec.KeyWidth, spec.ValueWidth, spec.Scale, spec.HeadMasked);
-                if (!byShape.TryGetValue(key, out var session))
-                {
-                    session = CreateSession(spec, type);
-                    _sessions.Add(session);
-                    byShape.Add(key, session);
-                }
-
-                _bindings[i] = new StepBinding(session);
-                BindPool(i, 2 * i, PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut, spec.KvHeads, spec.KeyWidth, type);
-                BindPool(i, (2 * i) + 1, PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, type);
-            }
+            _layerSessions = new LayerPoolSessions(
+                layers, deviceId, _memory, type, blockCount, blockSize, spec => PagedAttentionGraph.Create(spec, type),
+                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut));
         }
         catch
         {
@@ -88,7 +69,7 @@ internal sealed class CudaAttentionBackend : IDisposable
     public int BlockSize { get; }
 
     /// <summary>Bytes of KV memory the pools take on the device.</summary>
-    public long KvBytes { get; private set; }
+    public long KvBytes => _layerSessions?.KvBytes ?? 0;
 
     /// <summary>Uploads <paramref name="batch"/>'s row offsets, past lengths and block tables once per step (every layer reads them).</summary>
     public void Plan(ForwardBatch batch)
@@ -132,7 +113,7 @@ internal sealed class CudaAttentionBackend : IDisposable
     /// </summary>
     public void Attend(int layer, OrtValue q, OrtValue k, OrtValue v, OrtValue? headMask, OrtValue output, RunOptions runOptions)
     {
-        var binding = _bindings[layer];
+        var binding = _layerSessions![layer];
         binding.Input(PagedAttentionGraph.Query, q);
         binding.Input(PagedAttentionGraph.Key, k);
         binding.Input(PagedAttentionGraph.Value, v);
@@ -152,56 +133,11 @@ internal sealed class CudaAttentionBackend : IDisposable
     /// <summary>Frees the pools, the bindings and the sessions.</summary>
     public void Dispose()
     {
-        foreach (var binding in _bindings)
-        {
-            binding?.Dispose();
-        }
-
-        foreach (var value in _poolValues)
-        {
-            value?.Dispose();
-        }
-
-        for (var i = 0; i < _pools.Length; i++)
-        {
-            CudaRuntime.Free(_pools[i]);
-            _pools[i] = IntPtr.Zero;
-        }
-
-        foreach (var session in _sessions)
-        {
-            session.Dispose();
-        }
-
+        _layerSessions?.Dispose();
         _cumulative?.Dispose();
         _past?.Dispose();
         _blockTable?.Dispose();
         _metadata.Dispose();
         _memory.Dispose();
-    }
-
-    private InferenceSession CreateSession(AttentionLayerSpec spec, TensorElementType type)
-    {
-        using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
-        _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(DeviceId)));
-        try
-        {
-            return new InferenceSession(PagedAttentionGraph.Create(spec, type), sessionOptions);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            throw new ExecutionProviderException($"--attention-device {Device}: the PagedAttention graph of layer {spec.Layer} does not load ({ex.Message})", ex);
-        }
-    }
-
-    private void BindPool(int layer, int slot, string input, string output, int heads, int width, TensorElementType type)
-    {
-        long[] shape = [BlockCount, BlockSize, heads, width];
-        var bytes = (long)BlockCount * BlockSize * heads * width * sizeof(ushort);
-        _pools[slot] = CudaRuntime.AllocateZeroed(DeviceId, bytes);
-        KvBytes += bytes;
-        _poolValues[slot] = OrtValue.CreateTensorValueWithData(_memory, type, shape, _pools[slot], bytes);
-        _bindings[layer].Input(input, _poolValues[slot]);
-        _bindings[layer].Output(output, _poolValues[slot]);
     }
 }

@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Globalization;
-using System.Runtime.InteropServices;
 using InferenceServer.Onnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -22,12 +21,8 @@ internal sealed class LseAttentionBackend : IDisposable
     public const long DefaultChunkBudgetBytes = 256L << 20;
 
     private readonly IReadOnlyList<AttentionLayerSpec> _layers;
-    private readonly int _deviceId;
     private readonly OrtMemoryInfo _memory;
-    private readonly List<InferenceSession> _sessions = [];
-    private readonly StepBinding[] _bindings;
-    private readonly IntPtr[] _pools;
-    private readonly OrtValue[] _poolValues;
+    private readonly LayerPoolSessions? _layerSessions;
     private readonly LseAttentionPlan _plan;
     private readonly DeviceTensorBuffer<long> _appendRows;
     private readonly DeviceTensorBuffer<long> _appendSlots;
@@ -46,7 +41,6 @@ internal sealed class LseAttentionBackend : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         _layers = layers;
-        _deviceId = deviceId;
         FirstBlock = firstBlock;
         BlockCount = blockCount;
         BlockSize = blockSize;
@@ -64,35 +58,15 @@ internal sealed class LseAttentionBackend : IDisposable
         }
 
         _plan = new LseAttentionPlan(firstBlock, blockCount, blockSize, bytesPerKey, chunkBudgetBytes);
-        _bindings = new StepBinding[layers.Count];
-        _pools = new IntPtr[layers.Count * 2];
-        _poolValues = new OrtValue[layers.Count * 2];
         _appendRows = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 256);
         _appendSlots = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 512);
         _rowBlocks = new DeviceTensorBuffer<long>(deviceId, _memory, TensorElementType.Int64, 4096);
         _keyBias = new DeviceTensorBuffer<float>(deviceId, _memory, TensorElementType.Float, 4096 * blockSize);
         try
         {
-            var byShape = new Dictionary<(int, int, int, int, float, bool), InferenceSession>();
-            for (var i = 0; i < layers.Count; i++)
-            {
-                var spec = layers[i];
-                var key = (spec.QueryHeads, spec.KvHeads, spec.KeyWidth, spec.ValueWidth, spec.Scale, spec.HeadMasked);
-                if (!byShape.TryGetValue(key, out var session))
-                {
-                    session = CreateSession(spec);
-                    _sessions.Add(session);
-                    byShape.Add(key, session);
-                }
-
-                _bindings[i] = new StepBinding(session);
-                BindPool(i, 2 * i, LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut, spec.KvHeads, spec.KeyWidth, elementBytes);
-                if (!spec.ValueIsKeyPrefix)
-                {
-                    // A latent (MLA) layer's value is its key's prefix: it has no pool of its own.
-                    BindPool(i, (2 * i) + 1, LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut, spec.KvHeads, spec.ValueWidth, elementBytes);
-                }
-            }
+            _layerSessions = new LayerPoolSessions(
+                layers, deviceId, _memory, type, blockCount, blockSize, spec => LseAttentionGraph.Create(spec, type),
+                (LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut), (LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut));
         }
         catch
         {
@@ -117,7 +91,7 @@ internal sealed class LseAttentionBackend : IDisposable
     public TensorElementType Type { get; }
 
     /// <summary>Bytes of KV memory the pools take.</summary>
-    public long KvBytes { get; private set; }
+    public long KvBytes => _layerSessions?.KvBytes ?? 0;
 
     /// <summary>Whether the step planned last stores or reads anything here.</summary>
     public bool HasWork => _plan.HasWork;
@@ -145,7 +119,7 @@ internal sealed class LseAttentionBackend : IDisposable
         where T : unmanaged
     {
         var spec = _layers[layer];
-        var binding = _bindings[layer];
+        var binding = _layerSessions![layer];
         var chunks = _plan.Chunks;
         var appended = _plan.AppendCount;
         var blockSize = BlockSize;
@@ -207,61 +181,12 @@ internal sealed class LseAttentionBackend : IDisposable
     /// <summary>Frees the pools, the bindings, the plan's buffers and the sessions.</summary>
     public void Dispose()
     {
-        foreach (var binding in _bindings)
-        {
-            binding?.Dispose();
-        }
-
-        foreach (var value in _poolValues)
-        {
-            value?.Dispose();
-        }
-
-        for (var i = 0; i < _pools.Length; i++)
-        {
-            if (_pools[i] != IntPtr.Zero)
-            {
-                if (_deviceId < 0)
-                {
-                    unsafe
-                    {
-                        NativeMemory.AlignedFree((void*)_pools[i]);
-                    }
-                }
-                else
-                {
-                    CudaRuntime.Free(_pools[i]);
-                }
-
-                _pools[i] = IntPtr.Zero;
-            }
-        }
-
-        foreach (var session in _sessions)
-        {
-            session.Dispose();
-        }
-
+        _layerSessions?.Dispose();
         _appendRows?.Dispose();
         _appendSlots?.Dispose();
         _rowBlocks?.Dispose();
         _keyBias?.Dispose();
         _memory.Dispose();
-    }
-
-    /// <summary>Layer <paramref name="layer"/>'s key pool as a host array's bytes (CPU instances only; the tests read it).</summary>
-    internal unsafe ReadOnlySpan<byte> PoolBytes(int layer, bool value)
-    {
-        if (_deviceId >= 0)
-        {
-            throw new InvalidOperationException("Only a host-memory instance exposes its pools.");
-        }
-
-        var slot = (2 * layer) + (value ? 1 : 0);
-        var spec = _layers[layer];
-        var width = value ? spec.ValueWidth : spec.KeyWidth;
-        var bytes = (long)BlockCount * BlockSize * spec.KvHeads * width * (Type == TensorElementType.Float ? 4 : 2);
-        return new ReadOnlySpan<byte>((void*)_pools[slot], checked((int)bytes));
     }
 
     private OrtValue Chunk<T>(DeviceTensorBuffer<T> buffer, int firstRow, int rows, int width)
@@ -280,43 +205,5 @@ internal sealed class LseAttentionBackend : IDisposable
     {
         values.CopyTo(buffer.Reserve(Math.Max(1, values.Length)));
         buffer.Upload(values.Length);
-    }
-
-    private InferenceSession CreateSession(AttentionLayerSpec spec)
-    {
-        using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
-        if (_deviceId >= 0)
-        {
-            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(_deviceId)));
-        }
-
-        try
-        {
-            return new InferenceSession(LseAttentionGraph.Create(spec, Type), sessionOptions);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            throw new ExecutionProviderException($"--attention-device {Device}: the attention graph of layer {spec.Layer} does not load ({ex.Message})", ex);
-        }
-    }
-
-    private unsafe void BindPool(int layer, int slot, string input, string output, int heads, int width, int elementBytes)
-    {
-        long[] shape = [BlockCount, BlockSize, heads, width];
-        var bytes = (long)BlockCount * BlockSize * heads * width * elementBytes;
-        if (_deviceId < 0)
-        {
-            _pools[slot] = (IntPtr)NativeMemory.AlignedAlloc((nuint)bytes, 64);
-            NativeMemory.Clear((void*)_pools[slot], (nuint)bytes);
-        }
-        else
-        {
-            _pools[slot] = CudaRuntime.AllocateZeroed(_deviceId, bytes);
-        }
-
-        KvBytes += bytes;
-        _poolValues[slot] = OrtValue.CreateTensorValueWithData(_memory, Type, shape, _pools[slot], bytes);
-        _bindings[layer].Input(input, _poolValues[slot]);
-        _bindings[layer].Output(output, _poolValues[slot]);
     }
 }

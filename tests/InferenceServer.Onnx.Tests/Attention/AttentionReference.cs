@@ -16,6 +16,26 @@ internal static class AttentionReference
         _ => value,
     };
 
+    /// <summary>
+    /// Block tables for rows of <paramref name="lengths"/> tokens (+ 3 to decode into) whose blocks alternate between ids
+    /// [0, 32) and [32, 64) every <paramref name="blocksPerRun"/> blocks: every row spans two backends split at 32.
+    /// </summary>
+    public static int[][] AlternatingTables(int[] lengths, int blockSize, int blocksPerRun)
+    {
+        var tables = new int[lengths.Length][];
+        int nextLow = 0, nextHigh = 32;
+        for (var r = 0; r < lengths.Length; r++)
+        {
+            tables[r] = new int[(lengths[r] + 3 + blockSize - 1) / blockSize];
+            for (var j = 0; j < tables[r].Length; j++)
+            {
+                tables[r][j] = (j / blocksPerRun) % 2 == 0 ? nextLow++ : nextHigh++;
+            }
+        }
+
+        return tables;
+    }
+
     /// <summary>Uniform random values in [-range, range).</summary>
     public static float[] Random(Random random, int count, float range = 1f)
     {

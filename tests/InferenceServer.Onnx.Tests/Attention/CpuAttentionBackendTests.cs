@@ -27,16 +27,7 @@ public sealed class CpuAttentionBackendTests
 
         // Row r's blocks alternate between [0, 32) and [32, 64) every blocksPerRun blocks.
         int[] lengths = [13, 5, 22];
-        var tables = new int[lengths.Length][];
-        int nextLow = 0, nextHigh = 32;
-        for (var r = 0; r < lengths.Length; r++)
-        {
-            tables[r] = new int[(lengths[r] + 3 + BlockSize - 1) / BlockSize];
-            for (var j = 0; j < tables[r].Length; j++)
-            {
-                tables[r][j] = (j / blocksPerRun) % 2 == 0 ? nextLow++ : nextHigh++;
-            }
-        }
+        var tables = AttentionReference.AlternatingTables(lengths, BlockSize, blocksPerRun);
 
         var random = new Random(7);
         var batch = new ForwardBatch();

@@ -37,7 +37,7 @@ public sealed class LseAttentionBackendTests
         using var runOptions = new RunOptions();
 
         int[] lengths = [13, 5, 22];
-        var tables = AlternatingTables(lengths, blocksPerRun);
+        var tables = AttentionReference.AlternatingTables(lengths, BlockSize, blocksPerRun);
         var random = new Random(11);
         var batch = new ForwardBatch();
         var past = new int[lengths.Length];
@@ -197,22 +197,6 @@ public sealed class LseAttentionBackendTests
             AssertClose(expectedLse, lse, 1e-5f, $"step {step} lse");
             past += count;
         }
-    }
-
-    private static int[][] AlternatingTables(int[] lengths, int blocksPerRun)
-    {
-        var tables = new int[lengths.Length][];
-        int nextLow = 0, nextHigh = 32;
-        for (var r = 0; r < lengths.Length; r++)
-        {
-            tables[r] = new int[(lengths[r] + 3 + BlockSize - 1) / BlockSize];
-            for (var j = 0; j < tables[r].Length; j++)
-            {
-                tables[r][j] = (j / blocksPerRun) % 2 == 0 ? nextLow++ : nextHigh++;
-            }
-        }
-
-        return tables;
     }
 
     private static float[] Rounded(float[] values)
