@@ -180,11 +180,34 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 }
             }
         }
+        catch (InvalidOperationException ex) when (ex.Message.StartsWith("cudaMalloc", StringComparison.Ordinal))
+        {
+            // The GPU pool does not fit: say which device and what to lower (the startup turns this into exit 2).
+            Dispose();
+            var gpuBlocks = model.CudaAttention ? blockCount : SplitDecoderModel.PoolBlocks(blockCount, devices.Count, Math.Max(0, IndexOfCuda(devices)));
+            var mib = (double)gpuBlocks * blockSize * model.Spec.KvBytesPerToken / (1024 * 1024);
+            throw new InvalidOperationException(
+                $"--attention-device cuda:{attentionGpu}: the GPU's KV pool of {gpuBlocks} blocks ({mib:F0} MiB) does not fit in its free memory ({ex.Message}); "
+                + "lower --kv-cache-memory (with several attention devices it is split evenly between them)", ex);
+        }
         catch
         {
             Dispose();
             throw;
         }
+    }
+
+    private static int IndexOfCuda(IReadOnlyList<ComputeDevice> devices)
+    {
+        for (var i = 0; i < devices.Count; i++)
+        {
+            if (devices[i].IsCuda)
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <inheritdoc />
