@@ -12,6 +12,10 @@
 #   cpu    --device cuda:0 --attention-device cpu         (split segments, attention and KV on the host's cores)
 #   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
 #                                                          the host, merged; not in the default MODES)
+#   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
+# SHAPE=8b (make_checkpoint.py --shape 8b, Llama-3.1-8B's shape) with INPUT_LEN=8192 OUTPUT_LEN=256, rising LEVELS,
+# KV_CACHE sized for the GPU and SERVER_ARGS="--max-model-len 16384" is issue 17's KV-bound run: after every level the
+# server's preemption count and KV use go to metrics-<mode>-<c>.txt and into the report (where fused starts to preempt).
 # Each gets the greedy tokens of llama1b/prompts.py's two fixed prompts and the load generator at LEVELS (1,64,256)
 # with INPUT_LEN-token prompts and OUTPUT_LEN new tokens (ignore_eos). To fit 540 s the levels send fewer requests
 # than run-llama1b.sh: max(MIN_PROMPTS, PROMPTS_PER_CONC x concurrency) = 8, 64 and 256 requests by default, after
@@ -24,7 +28,7 @@
 # Settings (environment): LEVELS (1,64,256), MODES (fused,local,cpu), INPUT_LEN (128), OUTPUT_LEN (128),
 # PROMPTS_PER_CONC (1), MIN_PROMPTS (8), KV_CACHE (8g: the same for every mode; for cpu it is host memory),
 # MAX_NUM_BATCHED_TOKENS (8192), PORT (18610), BUDGET_S (530), SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
-# WORK (/tmp/llama1b), TINY (0), VOCAB (128000), TEACHER (1: the teacher-forced logprob check against transformers fp32,
+# WORK (/tmp/llama1b), SHAPE (1b; 8b, tiny), TINY (0; 1 = SHAPE=tiny), HOST_TIER (16g), VOCAB (128000), TEACHER (1: the teacher-forced logprob check against transformers fp32,
 # hf_teacher_forced.py / teacher_forced.py / tolerance_report.py, appended to report.md).
 set -uo pipefail
 
@@ -54,7 +58,13 @@ PY=$HERE/llama1b
 [[ -f $PY/make_checkpoint.py ]] || PY=$FILES/bench/gpu/llama1b
 REPORT=$HERE/split_report.py
 [[ -f $REPORT ]] || REPORT=$FILES/bench/gpu/split_report.py
-if (( TINY )); then CKPT=$WORK/checkpoint-tiny; else CKPT=$WORK/checkpoint; fi
+SHAPE=${SHAPE:-1b}
+(( TINY )) && SHAPE=tiny
+case $SHAPE in
+    tiny) CKPT=$WORK/checkpoint-tiny ;;
+    8b) CKPT=$WORK/checkpoint-8b ;;
+    *) SHAPE=1b; CKPT=$WORK/checkpoint ;;
+esac
 BUILT=$CKPT-fp16-cuda-split
 RUN=$WORK/split-run
 mkdir -p "$OUT" "$WORK"
@@ -99,6 +109,7 @@ trap finish EXIT
 
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "shape=$SHAPE"
     echo "levels=$LEVELS"
     echo "modes=$MODES"
     echo "input_len=$INPUT_LEN"
@@ -129,13 +140,12 @@ fi
 
 # 2. The checkpoint (shared with run-llama1b.sh, kept between calls).
 t=$SECONDS
-tiny_flag=()
-(( TINY )) && tiny_flag=(--tiny)
+tiny_flag=(--shape "$SHAPE")
 if [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
     step checkpoint reused 0 "$CKPT"
 else
     rm -rf "$CKPT"
-    if timeout "$(budget 150 $(( BUDGET_S * 68 / 100 )))" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
+    if timeout "$(budget $([[ $SHAPE == 8b ]] && echo 300 || echo 150) $(( BUDGET_S * 68 / 100 )))" python3 "$PY/make_checkpoint.py" "$CKPT" "${tiny_flag[@]}" > "$RUN/checkpoint.out"; then
         tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
         step checkpoint ok $(( SECONDS - t )) "$CKPT"
     else
@@ -154,7 +164,7 @@ if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; t
 else
     rm -rf "$BUILT"
     echo "$APP/InferenceServer build --checkpoint $CKPT --out $BUILT --dtype fp16 --device cuda --split" > "$RUN/build.log"
-    if timeout "$(budget 200 $(( BUDGET_S * 57 / 100 )))" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype fp16 --device cuda --split >> "$RUN/build.log" 2>&1; then
+    if timeout "$(budget $([[ $SHAPE == 8b ]] && echo 420 || echo 200) $(( BUDGET_S * 57 / 100 )))" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype fp16 --device cuda --split >> "$RUN/build.log" 2>&1; then
         echo "$stamp" > "$BUILT/.bench-stamp"
         step build ok $(( SECONDS - t )) "$(tail -n 1 "$RUN/build.log" | cut -c1-200)"
     else
@@ -189,6 +199,7 @@ for MODE in "${modes[@]}"; do
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
         cpu) mode_args=(--device cuda:0 --attention-device cpu) ;;
         mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
+        cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}") ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
     esac
     share=$(( (BUDGET_S - $(elapsed)) / remaining ))
@@ -255,6 +266,8 @@ for MODE in "${modes[@]}"; do
         else
             step "$MODE c=$c" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
         fi
+        # Preemptions and the KV in use so far: the KV-bound runs read where each server starts preempting.
+        curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
         kill -0 "$SERVER_PID" 2>/dev/null || { step "$MODE server" died 0 "the server exited (server-$MODE.log)"; break; }
     done
     curl -s -m 5 "$URL/metrics" | grep -E '^inference_attention|^vllm:num_preemptions' > "$RUN/metrics-$MODE.txt" 2>/dev/null

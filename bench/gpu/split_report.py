@@ -18,11 +18,25 @@ from report import number, ratio, read_json, read_text as read_optional  # noqa:
 
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
          "cpu": "CPU attention (--attention-device cpu)",
-         "mixed": "GPU + host pools (--attention-device cuda:0,cpu)"}
+         "mixed": "GPU + host pools (--attention-device cuda:0,cpu)",
+         "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)"}
 
 
 def read_text(path):
     return read_optional(path) or ""
+
+
+def preemptions(work, mode, c):
+    """vllm:num_preemptions_total after level c (run-split.sh's metrics-<mode>-<c>.txt), or blank when not recorded."""
+    text = read_text(os.path.join(work, f"metrics-{mode}-{c}.txt"))
+    total = None
+    for line in text.splitlines():
+        if line.startswith("vllm:num_preemptions"):
+            try:
+                total = (total or 0) + float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                pass
+    return "" if total is None else f"{total:.0f}"
 
 
 def main():
@@ -43,7 +57,8 @@ def main():
     modes = [m for m in meta.get("modes", "fused,local,cpu").split(",") if m in MODES]
     out = []
     w = out.append
-    w("# Attention offloading, first measurement: fused vs local split vs CPU attention (Llama-3.2-1B shape, fp16)")
+    shape = {"8b": "Llama-3.1-8B shape", "tiny": "tiny shape"}.get(meta.get("shape", "1b"), "Llama-3.2-1B shape")
+    w(f"# Attention offloading: fused vs split servers ({shape}, fp16)")
     w("")
     w(f"Run {meta.get('date', '?')}; {read_text(os.path.join(work, 'stage-info.txt')).strip()}")
     w(f"Host: {' '.join(read_text(os.path.join(work, 'host.txt')).split())}")
@@ -51,23 +66,23 @@ def main():
       f"{meta.get('prompts_rule', '')}; KV cache {meta.get('kv_cache')} for every server. Fewer requests per level "
       "than run-llama1b.sh, to fit one 540 s call with three servers.")
     w("")
-    w("| server | concurrency | ok/failed | output tok/s | vs fused | TTFT p50 (ms) | TTFT p99 | TPOT p50 (ms) | TPOT p99 | TPOT p50 vs fused |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| server | concurrency | ok/failed | output tok/s | vs fused | TTFT p50 (ms) | TTFT p99 | TPOT p50 (ms) | TPOT p99 | TPOT p50 vs fused | preemptions so far |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode in modes:
         for c in levels:
             s = loads.get((mode, c))
             f = loads.get(("fused", c))
             if not s:
-                w(f"| {mode} | {c} | not measured | | | | | | | |")
+                w(f"| {mode} | {c} | not measured | | | | | | | | |")
                 continue
             w(f"| {mode} | {c} | {s.get('successful', 0)}/{s.get('failed', 0)} | {number(s['output_throughput'])} | "
               f"{ratio(s['output_throughput'], f['output_throughput'] if f else None)} | {number(s['ttft_ms']['p50'])} | "
               f"{number(s['ttft_ms']['p99'])} | {number(s['tpot_ms']['p50'], 2)} | {number(s['tpot_ms']['p99'], 2)} | "
-              f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} |")
+              f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} | {preemptions(work, mode, c)} |")
     w("")
     w("## Greedy tokens of the two fixed prompts, against fused")
     w("")
-    w("fp16 everywhere; the split computes RoPE and norms in separate ops and (cpu) attention in fp32 over fp16 KV, so a "
+    w("fp16 everywhere; the local split attends with the fused path's q, k and kernel; cpu and mixed attention compute in fp32 over fp16 KV, so a "
       "close top-2 of this random model may flip: a rate, not a check.")
     w("")
     w("| server | prompt | tokens | common prefix with fused | equal positions |")
