@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Helpers that run-llama1b.sh, run-split.sh and mla/run-mla.sh source: a time budget with per-step timeouts, the step table of the
-# report, and an HTTP readiness probe. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
+# report, an HTTP readiness probe and one load-generator level. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
 elapsed() { echo $(( SECONDS - START )); }
@@ -49,4 +49,25 @@ end_server() {
 excerpt_log() {
     [[ -f $1 ]] || return 0
     { head -n "$3" "$1"; echo "... ($(wc -l < "$1") lines in all; the last $4 follow)"; tail -n "$4" "$1"; } > "$2"
+}
+
+# load_level STEP LIMIT MIN LOADGEN C N WARM JSON [LABEL]: one load-generator level against URL (C in flight, N requests
+# after WARM warm-up ones, INPUT_LEN/OUTPUT_LEN tokens, ids below VOCAB, seed 0) under timeout LIMIT, its output appended
+# to $OUT/loadgen.txt and its results to JSON; the step is skipped when LIMIT < MIN. Returns the load generator's status.
+load_level() {
+    local name=$1 limit=$2 min=$3 loadgen=$4 c=$5 n=$6 warm=$7 json=$8 label=${9:-concurrency $5} t=$SECONDS status
+    if (( limit < min )); then
+        step "$name" skipped 0 "no time left"
+        return 0
+    fi
+    echo "-- $label: $n requests, $warm warm-up, timeout $limit s" | tee -a "$OUT/loadgen.txt"
+    timeout "$limit" "$loadgen" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
+        --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$json" 2>&1 | tee -a "$OUT/loadgen.txt"
+    status=${PIPESTATUS[0]}
+    if (( status == 0 )); then
+        step "$name" ok $(( SECONDS - t ))
+    else
+        step "$name" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
+    fi
+    return "$status"
 }

@@ -305,24 +305,11 @@ if (( BUILD_OK )) && [[ -n $LOADGEN ]]; then
             (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
             warm=$(( c < 2 ? 2 : c ))
             limit=$(budget $(( c >= 256 ? 150 : 90 )) $(( REFERENCE_S + 30 )))
-            t=$SECONDS
-            if (( limit < 5 )); then
-                step "load c=$c" skipped 0 "no time left"
-                continue
-            fi
-            echo "-- concurrency $c: $n requests, $warm warm-up requests, timeout $limit s" | tee -a "$OUT/loadgen.txt"
             before=$(curl -s "$URL/metrics" | grep -E '^vllm:inter_token_latency_seconds_(sum|count)' | awk '{print $2}' | paste -sd' ')
-            timeout "$limit" "$LOADGEN" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
-                --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/sweep-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
-            status=${PIPESTATUS[0]}
+            load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$warm" "$RUN/sweep-$c.json"
             # The engine's own inter-token time over this level (its timestamps, before HTTP): /metrics before and after.
             after=$(curl -s "$URL/metrics" | grep -E '^vllm:inter_token_latency_seconds_(sum|count)' | awk '{print $2}' | paste -sd' ')
             echo "engine inter-token latency over this level: $(echo "$before $after" | awk 'NF == 4 && $4 > $2 { printf "mean %.3f ms over %d tokens", ($3 - $1) / ($4 - $2) * 1000, $4 - $2 }')" | tee -a "$OUT/loadgen.txt"
-            if (( status == 0 )); then
-                step "load c=$c" ok $(( SECONDS - t ))
-            else
-                step "load c=$c" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
-            fi
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
         done
 
@@ -373,20 +360,7 @@ if (( BUILD_OK )) && [[ -n $LOADGEN ]]; then
                 n=$(( c * PROMPTS_PER_CONC ))
                 (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
                 limit=$(budget 60 $(( REFERENCE_S + 20 )))
-                t=$SECONDS
-                if (( limit < 10 )); then
-                    step "deterministic load c=$c" skipped 0 "no time left"
-                    continue
-                fi
-                echo "-- --deterministic, concurrency $c: $n requests" | tee -a "$OUT/loadgen.txt"
-                timeout "$limit" "$LOADGEN" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$(( c < 2 ? 2 : c ))" \
-                    --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/det-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
-                status=${PIPESTATUS[0]}
-                if (( status == 0 )); then
-                    step "deterministic load c=$c" ok $(( SECONDS - t ))
-                else
-                    step "deterministic load c=$c" FAILED $(( SECONDS - t )) "exit $status"
-                fi
+                load_level "deterministic load c=$c" "$limit" 10 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/det-$c.json" "--deterministic, concurrency $c"
             done
         fi
         stop_server

@@ -252,20 +252,7 @@ for MODE in "${modes[@]}"; do
         (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
         warm=$(( c < 16 ? (c < 2 ? 2 : c) : 16 ))
         limit=$(budget $(( c >= 256 ? 90 : 60 )) "$keep")
-        t=$SECONDS
-        if (( limit < 5 )); then
-            step "$MODE c=$c" skipped 0 "no time left"
-            continue
-        fi
-        echo "-- $MODE, concurrency $c: $n requests, $warm warm-up, timeout $limit s" | tee -a "$OUT/loadgen.txt"
-        timeout "$limit" "$APP/InferenceServer.LoadGenerator" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
-            --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/load-$MODE-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
-        status=${PIPESTATUS[0]}
-        if (( status == 0 )); then
-            step "$MODE c=$c" ok $(( SECONDS - t ))
-        else
-            step "$MODE c=$c" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
-        fi
+        load_level "$MODE c=$c" "$limit" 5 "$APP/InferenceServer.LoadGenerator" "$c" "$n" "$warm" "$RUN/load-$MODE-$c.json" "$MODE, concurrency $c"
         # Preemptions and the KV in use so far: the KV-bound runs read where each server starts preempting.
         curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
         kill -0 "$SERVER_PID" 2>/dev/null || { step "$MODE server" died 0 "the server exited (server-$MODE.log)"; break; }

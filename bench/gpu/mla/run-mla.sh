@@ -216,21 +216,8 @@ serve() {
         for c in ${LEVELS//,/ }; do
             n=$(( c * 2 ))
             (( n < 8 )) && n=8
-            t=$SECONDS
             limit=$(budget $(( c >= 256 ? 120 : 70 )) 5)
-            if (( limit < 5 )); then
-                step "load c=$c" skipped 0 "no time left"
-                continue
-            fi
-            echo "-- concurrency $c: $n requests, timeout $limit s" | tee -a "$OUT/loadgen.txt"
-            timeout "$limit" "$LOADGEN" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$(( c < 2 ? 2 : c ))" \
-                --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$RUN/sweep-$c.json" 2>&1 | tee -a "$OUT/loadgen.txt"
-            status=${PIPESTATUS[0]}
-            if (( status == 0 )); then
-                step "load c=$c" ok $(( SECONDS - t ))
-            else
-                step "load c=$c" FAILED $(( SECONDS - t )) "exit $status"
-            fi
+            load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/sweep-$c.json"
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
         done
     fi
