@@ -119,12 +119,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             _maxHeads = Math.Max(_maxHeads, spec.QueryHeads);
         }
 
-        // The GPU that holds the GPU pool: the compute GPU, or another one reached by peer copies.
-        var attentionGpu = device;
-        foreach (var d in devices)
-        {
-            attentionGpu = d.IsCuda ? d.Ordinal : attentionGpu;
-        }
+        // The GPU that holds the GPU pool (if any): the compute GPU, or another one reached by peer copies.
+        var cudaIndex = IndexOfCuda(devices);
+        var attentionGpu = cudaIndex < 0 ? device : devices[cudaIndex].Ordinal;
 
         try
         {
@@ -180,11 +177,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 }
             }
         }
-        catch (InvalidOperationException ex) when (ex.Message.StartsWith("cudaMalloc", StringComparison.Ordinal))
+        catch (InvalidOperationException ex) when (cudaIndex >= 0 && ex.Message.StartsWith("cudaMalloc", StringComparison.Ordinal))
         {
             // The GPU pool does not fit: say which device and what to lower (the startup turns this into exit 2).
             Dispose();
-            var gpuBlocks = model.CudaAttention ? blockCount : SplitDecoderModel.PoolBlocks(blockCount, devices.Count, Math.Max(0, IndexOfCuda(devices)));
+            var gpuBlocks = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, cudaIndex);
             var mib = (double)gpuBlocks * blockSize * model.Spec.KvBytesPerToken / (1024 * 1024);
             throw new InvalidOperationException(
                 $"--attention-device cuda:{attentionGpu}: the GPU's KV pool of {gpuBlocks} blocks ({mib:F0} MiB) does not fit in its free memory ({ex.Message}); "
@@ -269,9 +266,12 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
         _mixed?.Plan(batch);
 
+        // Whether any host pool holds some of the step's KV: read once, for every attention call of the step.
+        var hostWork = false;
         foreach (var backend in _hostBackends)
         {
             backend.Plan(batch);
+            hostWork |= backend.HasWork;
         }
 
         _attentionTicks.AsSpan().Clear();
@@ -289,7 +289,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     AttendOnDevice(s - 1, spec, tokens);
                     offloadBytes += _peer is null ? 0 : SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
-                else if (_mixed is not null && !HostHasWork())
+                else if (_mixed is not null && !hostWork)
                 {
                     // All of the step's KV is in the GPU's pool: its output is final and nothing crosses to the host.
                     AttendMixedOnDevice(s - 1, spec, tokens);
@@ -457,19 +457,6 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             _runOptions);
         _peer?.Receive(spec, tokens, _attention, null);
         _attentionTicks[0] += Stopwatch.GetTimestamp() - start;
-    }
-
-    private bool HostHasWork()
-    {
-        foreach (var backend in _hostBackends)
-        {
-            if (backend.HasWork)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private void AttendMixedOnDevice(int call, AttentionLayerSpec spec, int tokens)
