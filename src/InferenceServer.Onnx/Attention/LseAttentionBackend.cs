@@ -139,29 +139,15 @@ internal sealed class LseAttentionBackend : IDisposable
                 var append = c == 0 ? appended : 0;
                 binding.Input(LseAttentionGraph.AppendRows, _appendRows.View(append));
                 binding.Input(LseAttentionGraph.AppendSlots, _appendSlots.View(append, 2));
-                if (chunks.Count == 1)
+                binding.Input(LseAttentionGraph.Query, Part(q, (long)chunk.FirstRow * spec.QueryWidth, chunk.Rows, spec.QueryWidth));
+                binding.Input(LseAttentionGraph.RowBlocks, Part(_rowBlocks, chunk.BlockOffset, chunk.Rows, chunk.Blocks));
+                binding.Input(LseAttentionGraph.KeyBias, Part(_keyBias, chunk.BiasOffset, chunk.Rows, chunk.Blocks * blockSize));
+                binding.Output(LseAttentionGraph.Output, Part(output, (long)chunk.FirstRow * spec.OutputWidth, chunk.Rows, spec.OutputWidth));
+                binding.Output(LseAttentionGraph.Lse, Part(lse, (long)chunk.FirstRow * spec.QueryHeads, chunk.Rows, spec.QueryHeads));
+                if (spec.HeadMasked)
                 {
-                    binding.Input(LseAttentionGraph.Query, q.View(tokens, spec.QueryWidth));
-                    binding.Input(LseAttentionGraph.RowBlocks, _rowBlocks.View(tokens, chunk.Blocks));
-                    binding.Input(LseAttentionGraph.KeyBias, _keyBias.View(tokens, chunk.Blocks * blockSize));
-                    binding.Output(LseAttentionGraph.Output, output.View(tokens, spec.OutputWidth));
-                    binding.Output(LseAttentionGraph.Lse, lse.View(tokens, spec.QueryHeads));
-                    if (spec.HeadMasked)
-                    {
-                        binding.Input(LseAttentionGraph.HeadMask, (headMask ?? throw new ArgumentNullException(nameof(headMask))).View(tokens, spec.QueryHeads));
-                    }
-                }
-                else
-                {
-                    binding.Input(LseAttentionGraph.Query, Chunk(q, chunk.FirstRow, chunk.Rows, spec.QueryWidth));
-                    binding.Input(LseAttentionGraph.RowBlocks, ChunkAt(_rowBlocks, chunk.BlockOffset, chunk.Rows, chunk.Blocks));
-                    binding.Input(LseAttentionGraph.KeyBias, ChunkAt(_keyBias, chunk.BiasOffset, chunk.Rows, chunk.Blocks * blockSize));
-                    binding.Output(LseAttentionGraph.Output, Chunk(output, chunk.FirstRow, chunk.Rows, spec.OutputWidth));
-                    binding.Output(LseAttentionGraph.Lse, Chunk(lse, chunk.FirstRow, chunk.Rows, spec.QueryHeads));
-                    if (spec.HeadMasked)
-                    {
-                        binding.Input(LseAttentionGraph.HeadMask, Chunk(headMask ?? throw new ArgumentNullException(nameof(headMask)), chunk.FirstRow, chunk.Rows, spec.QueryHeads));
-                    }
+                    var mask = headMask ?? throw new ArgumentNullException(nameof(headMask));
+                    binding.Input(LseAttentionGraph.HeadMask, Part(mask, (long)chunk.FirstRow * spec.QueryHeads, chunk.Rows, spec.QueryHeads));
                 }
 
                 binding.Run(runOptions);
@@ -189,12 +175,18 @@ internal sealed class LseAttentionBackend : IDisposable
         _memory.Dispose();
     }
 
-    private OrtValue Chunk<T>(DeviceTensorBuffer<T> buffer, int firstRow, int rows, int width)
-        where T : unmanaged => ChunkAt(buffer, (long)firstRow * width, rows, width);
-
-    private OrtValue ChunkAt<T>(DeviceTensorBuffer<T> buffer, long offset, int rows, int width)
+    /// <summary>
+    /// The [rows, width] view from element <paramref name="offset"/>: the buffer's cached view for the first chunk (every
+    /// chunk of a one-chunk step), a new one (disposed after the call) for a later chunk.
+    /// </summary>
+    private OrtValue Part<T>(DeviceTensorBuffer<T> buffer, long offset, int rows, int width)
         where T : unmanaged
     {
+        if (offset == 0)
+        {
+            return buffer.View(rows, width);
+        }
+
         var view = buffer.ViewAt(offset, rows, width);
         _chunkViews.Add(view);
         return view;
