@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Helpers that run-llama1b.sh, run-split.sh and mla/run-mla.sh source: a time budget with per-step timeouts, the step table of the
-# report, an HTTP readiness probe and one load-generator level. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
+# report, an HTTP readiness probe, a wait for the server's readiness and one load-generator level. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
 elapsed() { echo $(( SECONDS - START )); }
@@ -29,6 +29,17 @@ http_ok() {
     else
         python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$1" 2>/dev/null
     fi
+}
+
+# wait_ready SECONDS: waits up to SECONDS for the server SERVER_PID names to answer URL/health/ready; false when it
+# exits or the time runs out first.
+wait_ready() {
+    local deadline=$(( SECONDS + $1 ))
+    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
+        http_ok "$URL/health/ready" && return 0
+        sleep 1
+    done
+    return 1
 }
 
 # Stops the server SERVER_PID names (SIGTERM, up to $1 half-seconds for it to drain, then SIGKILL) and clears it.

@@ -110,18 +110,11 @@ stop_server() {
 # start_server LABEL EXTRA...: starts the server with server_args plus EXTRA, logging to $RUN/server.log; waits for
 # /health/ready within the budget; the step's row is LABEL. Returns 0 when ready.
 start_server() {
-    local label=$1 t=$SECONDS ready=0 deadline
+    local label=$1 t=$SECONDS ready=0
     shift
     "$APP/InferenceServer" "${server_args[@]}" "$@" > "$RUN/server.log" 2>&1 &
     SERVER_PID=$!
-    deadline=$(( SECONDS + $(budget 240 $(( REFERENCE_S + 60 ))) ))
-    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
-        if http_ok "$URL/health/ready"; then
-            ready=1
-            break
-        fi
-        sleep 1
-    done
+    wait_ready "$(budget 240 $(( REFERENCE_S + 60 )))" && ready=1
     if (( ready )); then
         step "$label" ok $(( SECONDS - t )) "$(grep -m6 -i -E '^info:|block size|kv cache|deterministic' "$RUN/server.log" | tr '\n' ' ' | cut -c1-500)"
         return 0

@@ -214,14 +214,7 @@ for MODE in "${modes[@]}"; do
     "$APP/InferenceServer" "${server_args[@]}" > "$RUN/server-$MODE.log" 2>&1 &
     SERVER_PID=$!
     ready=0
-    deadline=$(( SECONDS + $(budget 120 $(( keep + 20 ))) ))
-    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
-        if http_ok "$URL/health/ready"; then
-            ready=1
-            break
-        fi
-        sleep 1
-    done
+    wait_ready "$(budget 120 $(( keep + 20 )))" && ready=1
     if (( ready )); then
         step "$MODE start" ok $(( SECONDS - t )) "$(grep -i -E 'offload|local split|KV pool|block size|runs on' "$RUN/server-$MODE.log" | tr '\n' ' ' | cut -c1-400)"
     else

@@ -182,21 +182,14 @@ fi
 
 # 4. The server: greedy check, then the load. serve returns 2 when the server did not get ready.
 serve() {
-    local t=$SECONDS ready=0 deadline c n limit status
+    local t=$SECONDS ready=0 c n limit
     # shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
     local args=(--model "$BUILT" --device cuda --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256 --cuda-graphs false
         --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5 ${SERVER_ARGS:-})
     echo "server_command=InferenceServer ${args[*]}" >> "$RUN/meta.txt"
     "$APP/InferenceServer" "${args[@]}" > "$RUN/server.log" 2>&1 &
     SERVER_PID=$!
-    deadline=$(( SECONDS + $(budget 150 100) ))
-    while (( SECONDS < deadline )) && kill -0 "$SERVER_PID" 2>/dev/null; do
-        if http_ok "$URL/health/ready"; then
-            ready=1
-            break
-        fi
-        sleep 1
-    done
+    wait_ready "$(budget 150 100)" && ready=1
     if (( ! ready )); then
         tail -n 30 "$RUN/server.log"
         step server-start FAILED $(( SECONDS - t )) "not ready: $(grep -m1 -i 'error\|fail\|exception' "$RUN/server.log" | cut -c1-300)"
