@@ -9,13 +9,17 @@
 # three servers, one after another, on the same build:
 #   fused  --device cuda                                  (the paged graph, ADR 0003)
 #   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005)
-#   cpu    --device cuda:0 --attention-device cpu         (split segments, attention and KV on the host's cores)
+#   cpu    --device cuda:0 --attention-device cpu --attention-overlap off  (split segments, attention and KV on the
+#                                                          host's cores, taking turns with the segments)
+#   cpuov  as cpu with --attention-overlap on             (two micro-batches per step, ADR 0010; not in the default MODES)
 #   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
 #                                                          the host, merged; not in the default MODES)
 #   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
 # SHAPE=8b (make_checkpoint.py --shape 8b, Llama-3.1-8B's shape) with INPUT_LEN=8192 OUTPUT_LEN=256, rising LEVELS,
 # KV_CACHE sized for the GPU and SERVER_ARGS="--max-model-len 16384" is issue 17's KV-bound run: after every level the
-# server's preemption count and KV use go to metrics-<mode>-<c>.txt and into the report (where fused starts to preempt).
+# server's preemption count and KV use go to metrics-<mode>-<c>.txt and into the report (where fused starts to preempt),
+# with the split step counters (inference_split_*): the report's overlap columns are each level's step time over the
+# busier of the step thread's dense time and the host attention time (ADR 0010's efficiency, goal <= 1.10).
 # Each gets the greedy tokens of llama1b/prompts.py's two fixed prompts and the load generator at LEVELS (1,64,256)
 # with INPUT_LEN-token prompts and OUTPUT_LEN new tokens (ignore_eos). To fit 540 s the levels send fewer requests
 # than run-llama1b.sh: max(MIN_PROMPTS, PROMPTS_PER_CONC x concurrency) = 8, 64 and 256 requests by default, after
@@ -197,7 +201,8 @@ for MODE in "${modes[@]}"; do
     case $MODE in
         fused) mode_args=(--device cuda:0) ;;
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
-        cpu) mode_args=(--device cuda:0 --attention-device cpu) ;;
+        cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off) ;;
+        cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on) ;;
         mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
         cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}") ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
@@ -247,7 +252,7 @@ for MODE in "${modes[@]}"; do
         limit=$(budget $(( c >= 256 ? 90 : 60 )) "$keep")
         load_level "$MODE c=$c" "$limit" 5 "$APP/InferenceServer.LoadGenerator" "$c" "$n" "$warm" "$RUN/load-$MODE-$c.json" "$MODE, concurrency $c"
         # Preemptions and the KV in use so far: the KV-bound runs read where each server starts preempting.
-        curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
+        curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used|^inference_split' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
         kill -0 "$SERVER_PID" 2>/dev/null || { step "$MODE server" died 0 "the server exited (server-$MODE.log)"; break; }
     done
     curl -s -m 5 "$URL/metrics" | grep -E '^inference_attention|^vllm:num_preemptions' > "$RUN/metrics-$MODE.txt" 2>/dev/null

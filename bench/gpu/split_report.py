@@ -17,7 +17,8 @@ from prompts import agreement  # noqa: E402
 from report import number, ratio, read_json, read_text as read_optional  # noqa: E402
 
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
-         "cpu": "CPU attention (--attention-device cpu)",
+         "cpu": "CPU attention (--attention-device cpu --attention-overlap off)",
+         "cpuov": "CPU attention, two micro-batches (--attention-device cpu --attention-overlap on)",
          "mixed": "GPU + host pools (--attention-device cuda:0,cpu)",
          "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)"}
 
@@ -37,6 +38,41 @@ def preemptions(work, mode, c):
             except ValueError:
                 pass
     return "" if total is None else f"{total:.0f}"
+
+
+def split_counters(work, mode, c):
+    """inference_split_* counters after level c, summed per (name, overlapped): {(name, "true"|"false"): value}."""
+    counters = {}
+    for line in read_text(os.path.join(work, f"metrics-{mode}-{c}.txt")).splitlines():
+        match = re.match(r'^(inference_split_\w+)\{([^}]*)\}\s+(\S+)', line)
+        if not match:
+            continue
+        overlapped = re.search(r'overlapped="(\w+)"', match.group(2))
+        key = (match.group(1), overlapped.group(1) if overlapped else "")
+        try:
+            counters[key] = counters.get(key, 0.0) + float(match.group(3))
+        except ValueError:
+            pass
+    return counters
+
+
+def overlap_cells(work, mode, c, previous):
+    """Two cells for level c (deltas from the previous level): overlapped steps' share, and step time / busier device."""
+    now = split_counters(work, mode, c)
+    if not now:
+        return "", ""
+    before = split_counters(work, mode, previous) if previous is not None else {}
+
+    def delta(name, flag):
+        return now.get((name, flag), 0.0) - before.get((name, flag), 0.0)
+
+    steps = {flag: delta("inference_split_steps_total", flag) for flag in ("true", "false")}
+    total = steps["true"] + steps["false"]
+    share = f"{steps['true']:.0f}/{total:.0f}" if total else ""
+    step = delta("inference_split_step_time_seconds_total", "true")
+    busier = max(delta("inference_split_dense_busy_seconds_total", "true"), delta("inference_split_attention_busy_seconds_total", "true"))
+    efficiency = f"{step / busier:.2f}" if steps["true"] and busier > 0 else ""
+    return share, efficiency
 
 
 def main():
@@ -66,19 +102,22 @@ def main():
       f"{meta.get('prompts_rule', '')}; KV cache {meta.get('kv_cache')} for every server. Fewer requests per level "
       "than run-llama1b.sh, to fit one 540 s call with three servers.")
     w("")
-    w("| server | concurrency | ok/failed | output tok/s | vs fused | TTFT p50 (ms) | TTFT p99 | TPOT p50 (ms) | TPOT p99 | TPOT p50 vs fused | preemptions so far |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| server | concurrency | ok/failed | output tok/s | vs fused | TTFT p50 (ms) | TTFT p99 | TPOT p50 (ms) | TPOT p99 | TPOT p50 vs fused | preemptions so far | overlapped steps | overlapped step / busier |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode in modes:
+        previous = None
         for c in levels:
             s = loads.get((mode, c))
             f = loads.get(("fused", c))
+            share, efficiency = overlap_cells(work, mode, c, previous)
+            previous = c
             if not s:
-                w(f"| {mode} | {c} | not measured | | | | | | | | |")
+                w(f"| {mode} | {c} | not measured | | | | | | | | | {share} | {efficiency} |")
                 continue
             w(f"| {mode} | {c} | {s.get('successful', 0)}/{s.get('failed', 0)} | {number(s['output_throughput'])} | "
               f"{ratio(s['output_throughput'], f['output_throughput'] if f else None)} | {number(s['ttft_ms']['p50'])} | "
               f"{number(s['ttft_ms']['p99'])} | {number(s['tpot_ms']['p50'], 2)} | {number(s['tpot_ms']['p99'], 2)} | "
-              f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} | {preemptions(work, mode, c)} |")
+              f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} | {preemptions(work, mode, c)} | {share} | {efficiency} |")
     w("")
     w("## Greedy tokens of the two fixed prompts, against fused")
     w("")

@@ -8,7 +8,8 @@ namespace InferenceServer.FunctionalTests;
 /// Attention offloading (ADR 0005) end to end: the real server on loopback serves a checkpoint folder with
 /// <c>--device cpu --attention-device cpu</c> (the split form built into the build cache, attention on CPU backends) and
 /// returns transformers' greedy tokens over HTTP, one request at a time and 16 at once, with the KV cache in two pools
-/// so that sequences span both, under preemption (a KV budget of one full-context sequence) and on prefix-cache hits.
+/// so that sequences span both, under preemption (a KV budget of one full-context sequence) and on prefix-cache hits;
+/// with <c>--attention-overlap on</c> (ADR 0010: every step of two or more rows as two micro-batches) and off.
 /// </summary>
 [Collection(MetricsCollection.Name)]
 public sealed class AttentionOffloadingTests : IDisposable
@@ -18,16 +19,21 @@ public sealed class AttentionOffloadingTests : IDisposable
     public void Dispose() => Directory.Delete(_work, recursive: true);
 
     [Theory]
-    [InlineData("llama-gqa")]
-    [InlineData("qwen2")]
-    [InlineData("llama-pruned")]
-    [InlineData("llama-moh")]
-    [InlineData("deepseek-v3-mla")]
-    public async Task CheckpointFolder_WithCpuAttention_ServesTheReferenceTokens_OneAtATimeAnd16AtOnce(string fixture)
+    [InlineData("llama-gqa", "on")]
+    [InlineData("llama-gqa", "off")]
+    [InlineData("qwen2", "on")]
+    [InlineData("qwen2", "off")]
+    [InlineData("llama-pruned", "on")]
+    [InlineData("llama-pruned", "off")]
+    [InlineData("llama-moh", "on")]
+    [InlineData("llama-moh", "off")]
+    [InlineData("deepseek-v3-mla", "on")]
+    [InlineData("deepseek-v3-mla", "off")]
+    public async Task CheckpointFolder_WithCpuAttention_ServesTheReferenceTokens_OneAtATimeAnd16AtOnce(string fixture, string overlap)
     {
-        var name = "offload-" + fixture;
+        var name = $"offload-{fixture}-{overlap}";
         await using var server = await TestServer.StartAsync(CheckpointOnly(fixture), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", name,
-            "--device", "cpu", "--attention-device", "cpu", "--attention-device", "cpu");
+            "--device", "cpu", "--attention-device", "cpu", "--attention-device", "cpu", "--attention-overlap", overlap);
         var references = ReferenceCase.Load(RepositoryPaths.Fixture(fixture));
         foreach (var reference in references)
         {
@@ -50,6 +56,21 @@ public sealed class AttentionOffloadingTests : IDisposable
         Assert.True(metrics.Sum("inference_attention_offload_bytes_total", name) > 0);
         Assert.Equal("histogram", metrics.Types["inference_attention_seconds"]);
         Assert.Contains(metrics.For("inference_attention_seconds_count", name), s => s.Labels.GetValueOrDefault("device") == "cpu" && s.Value > 0);
+
+        // The overlap's steps (two micro-batches) and their busy times: the 16 at once had steps of several rows.
+        var overlapped = metrics.For("inference_split_steps_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "true").Sum(s => s.Value);
+        var sequential = metrics.For("inference_split_steps_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "false").Sum(s => s.Value);
+        Assert.True(sequential > 0, "single-row steps run as one micro-batch");
+        if (overlap == "on")
+        {
+            Assert.True(overlapped > 0, "no step ran as two micro-batches");
+            Assert.True(metrics.For("inference_split_attention_busy_seconds_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "true").Sum(s => s.Value) > 0);
+            Assert.True(metrics.For("inference_split_dense_busy_seconds_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "true").Sum(s => s.Value) > 0);
+        }
+        else
+        {
+            Assert.Equal(0, overlapped);
+        }
     }
 
     [Fact]
@@ -59,7 +80,8 @@ public sealed class AttentionOffloadingTests : IDisposable
         // 32 blocks of 16, the least the engine accepts: concurrent requests need more, so some are preempted.
         const string Name = "offload-tight";
         await using var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
-            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", (32 * 16 * 768).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", (32 * 16 * 768).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--attention-overlap", "on");
         Assert.Equal(32, server.Scheduler.TotalBlocks);
         var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
         var longest = references.OrderByDescending(r => r.Prompt.Length).First();

@@ -103,7 +103,8 @@ public sealed class HostKvTierTests : IDisposable
 
         if (split)
         {
-            args.AddRange(["--build-cache", Path.Combine(_work, "cache"), "--attention-device", "cpu,cpu"]);
+            // Two micro-batches every step (ADR 0010): swaps and host-tier hits with the overlap's lanes.
+            args.AddRange(["--build-cache", Path.Combine(_work, "cache"), "--attention-device", "cpu,cpu", "--attention-overlap", "on"]);
             return TestServer.StartAsync(RepositoryPaths.CheckpointCopy("llama-gqa", _work), [.. args]);
         }
 

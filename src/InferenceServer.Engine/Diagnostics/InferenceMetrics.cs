@@ -51,6 +51,10 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private readonly Histogram<long> _iterationTokens;
     private readonly Counter<long> _attentionOffloadBytes;
     private readonly Histogram<double> _attentionTime;
+    private readonly Counter<long> _splitSteps;
+    private readonly Counter<double> _splitStepTime;
+    private readonly Counter<double> _splitDenseBusy;
+    private readonly Counter<double> _splitAttentionBusy;
     private IEngineGauges? _engine;
     private KeyValuePair<string, object?> _model = new("model_name", string.Empty);
 
@@ -88,6 +92,10 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
         _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
+        _splitSteps = meter.CreateCounter<long>("inference.split.steps", "{step}", "Steps of a split model, by overlapped (two micro-batches, --attention-overlap) or not.");
+        _splitStepTime = meter.CreateCounter<double>("inference.split.step_time", "s", "Wall time of split steps, by overlapped.");
+        _splitDenseBusy = meter.CreateCounter<double>("inference.split.dense_busy", "s", "Time the step's thread ran dense segments in split steps, by overlapped.");
+        _splitAttentionBusy = meter.CreateCounter<double>("inference.split.attention_busy", "s", "Time host attention ran in split steps, by overlapped (with overlap: the overlap worker's busy time).");
     }
 
     /// <summary>Records a step's attention time on <paramref name="device"/> (attention offloading, ADR 0005).</summary>
@@ -106,6 +114,21 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         {
             _attentionOffloadBytes.Add(bytes, _model);
         }
+    }
+
+    /// <summary>Counts a split step's wall and busy times (ADR 0010): step_time / max(dense_busy, attention_busy) over overlapped steps is the overlap's efficiency.</summary>
+    public void SplitStep(bool overlapped, double stepSeconds, double denseSeconds, double attentionSeconds)
+    {
+        if (!_splitSteps.Enabled)
+        {
+            return;
+        }
+
+        var label = new KeyValuePair<string, object?>("overlapped", overlapped ? "true" : "false");
+        _splitSteps.Add(1, _model, label);
+        _splitStepTime.Add(stepSeconds, _model, label);
+        _splitDenseBusy.Add(denseSeconds, _model, label);
+        _splitAttentionBusy.Add(attentionSeconds, _model, label);
     }
 
     /// <summary>Binds the gauges to <paramref name="gauges"/> (the scheduler) and labels every measurement with its model's name.</summary>

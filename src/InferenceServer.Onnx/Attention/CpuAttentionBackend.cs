@@ -15,6 +15,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
 {
     private readonly HostKvPool _pool;
     private readonly CpuPagedAttention _kernel;
+    private readonly bool _ownsPool = true;
     private readonly List<AttentionWork> _passes = [];
     private int _passCount;
     private int[] _slots = new int[256];
@@ -42,6 +43,21 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         _kernel = kernel;
         FirstBlock = firstBlock;
         BlockCount = blockCount;
+    }
+
+    /// <summary>
+    /// A second planner over <paramref name="owner"/>'s pages and kernel (a micro-batch lane, ADR 0010): it plans and
+    /// attends its own rows, which touch other slots than the owner's; the owner disposes the pages. The two must not
+    /// attend at the same time (they share the kernel).
+    /// </summary>
+    public CpuAttentionBackend(CpuAttentionBackend owner)
+    {
+        ArgumentNullException.ThrowIfNull(owner);
+        _pool = owner._pool;
+        _kernel = owner._kernel;
+        _ownsPool = false;
+        FirstBlock = owner.FirstBlock;
+        BlockCount = owner.BlockCount;
     }
 
     /// <inheritdoc />
@@ -178,7 +194,13 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
     }
 
     /// <inheritdoc />
-    public void Dispose() => _pool.Dispose();
+    public void Dispose()
+    {
+        if (_ownsPool)
+        {
+            _pool.Dispose();
+        }
+    }
 
     /// <summary>
     /// The <paramref name="which"/>-th run (0-based) of <paramref name="table"/>'s first <paramref name="blocks"/> entries

@@ -12,4 +12,11 @@ internal interface IAttentionObserver
 
     /// <summary>A step sent <paramref name="bytes"/> to and from the memory devices (q, k, v out, attention outputs back).</summary>
     void AttentionOffloaded(long bytes);
+
+    /// <summary>
+    /// One split step's timing (ADR 0010): <paramref name="stepSeconds"/> of wall time, of which the step's thread ran dense
+    /// segments for <paramref name="denseSeconds"/> and host attention ran for <paramref name="attentionSeconds"/>;
+    /// <paramref name="overlapped"/>: the step ran as two micro-batches, so the two busy times overlap.
+    /// </summary>
+    void SplitStep(bool overlapped, double stepSeconds, double denseSeconds, double attentionSeconds);
 }

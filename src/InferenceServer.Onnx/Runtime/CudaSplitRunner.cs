@@ -35,37 +35,19 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly bool _bf16;
     private readonly OrtMemoryInfo _deviceMemory;
     private readonly RunOptions _runOptions = new();
-    private readonly StepBinding[] _bindings;
-    private readonly DeviceTensorBuffer<long> _ids;
-    private readonly DeviceTensorBuffer<long> _positions;
-    private readonly DeviceTensorBuffer<long> _logitsIndices;
-    private readonly DeviceTensorBuffer<ushort> _hiddenA;
-    private readonly DeviceTensorBuffer<ushort> _hiddenB;
-    private readonly DeviceTensorBuffer<ushort> _q;
-    private readonly DeviceTensorBuffer<ushort> _k;
-    private readonly DeviceTensorBuffer<ushort> _v;
-    private readonly DeviceTensorBuffer<ushort> _ropeCos;
-    private readonly DeviceTensorBuffer<ushort> _ropeSin;
-    private readonly DeviceTensorBuffer<ushort> _attention;
-    private readonly DeviceTensorBuffer<float> _headMask;
-    private readonly PinnedTensorBuffer<float> _logits;
+    private readonly Lane[] _lanes;
     private readonly CudaAttentionBackend? _cuda;
     private readonly LseAttentionBackend? _mixed;
     private readonly int _mixedIndex = -1;
     private readonly int[] _hostIndex = [];
-    private readonly long[] _hostTicks = [];
     private readonly DeviceTensorBuffer<float>? _deviceLse;
     private readonly PeerAttentionBuffers? _peer;
     private readonly IAttentionBackend[] _hostBackends;
     private readonly CpuPagedAttention? _kernel;
     private readonly long[] _attentionTicks;
-    private float[] _qFloat = [];
-    private float[] _kFloat = [];
-    private float[] _vFloat = [];
-    private float[] _output = [];
-    private float[] _lse = [];
-    private float[] _partOutput = [];
-    private float[] _partLse = [];
+    private readonly OverlapPolicy _policy;
+    private readonly OverlapWorker? _worker;
+    private readonly ForwardBatch[] _halves = [new(), new()];
     private readonly int _maxQueryWidth;
     private readonly int _maxKvWidth;
     private readonly int _maxOutputWidth;
@@ -91,26 +73,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         var type = model.SegmentType;
         var device = model.DeviceId;
         _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, device, OrtMemType.Default);
-        _ids = new DeviceTensorBuffer<long>(device, _deviceMemory, TensorElementType.Int64, 256);
-        _positions = new DeviceTensorBuffer<long>(device, _deviceMemory, TensorElementType.Int64, 256);
-        _logitsIndices = new DeviceTensorBuffer<long>(device, _deviceMemory, TensorElementType.Int64, 64);
-        _hiddenA = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _hiddenB = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _q = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _k = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _v = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _ropeCos = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 256);
-        _ropeSin = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 256);
-        _attention = new DeviceTensorBuffer<ushort>(device, _deviceMemory, type, 1024);
-        _headMask = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 64);
-        _logits = new PinnedTensorBuffer<float>(model.Spec.VocabularySize);
         _attentionTicks = new long[devices.Count];
-        _bindings = new StepBinding[model.Segments.Count];
-        for (var s = 0; s < _bindings.Length; s++)
-        {
-            _bindings[s] = new StepBinding(model.Segments[s]);
-        }
-
+        _policy = new OverlapPolicy(model.Overlap);
         foreach (var spec in model.Attention)
         {
             _maxQueryWidth = Math.Max(_maxQueryWidth, spec.QueryWidth);
@@ -122,9 +86,12 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         // The GPU that holds the GPU pool (if any): the compute GPU, or another one reached by peer copies.
         var cudaIndex = IndexOfCuda(devices);
         var attentionGpu = cudaIndex < 0 ? device : devices[cudaIndex].Ordinal;
+        _lanes = [];
+        _hostBackends = [];
 
         try
         {
+            _lanes = [new Lane(this)];
             if (attentionGpu != device)
             {
                 _peer = new PeerAttentionBuffers(attentionGpu, type);
@@ -170,11 +137,25 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
                 _hostBackends = [.. hosts];
                 _hostIndex = [.. hostIndex];
-                _hostTicks = new long[hosts.Count];
                 if (_mixed is not null)
                 {
                     _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
                 }
+            }
+
+            _lanes[0].UseBackends(_hostBackends);
+            if (_hostBackends.Length > 0 && _mixed is null && model.Overlap != AttentionOverlap.Off)
+            {
+                // Host attention only: a second lane (over the same pages) lets a step run as two micro-batches (ADR 0010).
+                var shared = new IAttentionBackend[_hostBackends.Length];
+                for (var i = 0; i < shared.Length; i++)
+                {
+                    shared[i] = new CpuAttentionBackend((CpuAttentionBackend)_hostBackends[i]);
+                }
+
+                _lanes = [_lanes[0], new Lane(this)];
+                _lanes[1].UseBackends(shared);
+                _worker = new OverlapWorker(AttendLane);
             }
         }
         catch (InvalidOperationException ex) when (cudaIndex >= 0 && ex.Message.StartsWith("cudaMalloc", StringComparison.Ordinal))
@@ -246,10 +227,12 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     /// <inheritdoc />
     public IAttentionObserver? Observer { get; set; }
 
+    /// <summary>Whether the last step ran as two micro-batches (ADR 0010).</summary>
+    internal bool LastStepOverlapped { get; private set; }
+
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
     {
-        var tokens = batch.TokenCount;
         var logitRows = batch.LogitRowCount;
         var vocab = Spec.VocabularySize;
         if (logits.Length < logitRows * vocab)
@@ -257,28 +240,85 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
 
-        Pack(batch, tokens, logitRows);
-        Reserve(tokens, logitRows, vocab);
-        if (_cuda is not null)
+        var stepStart = Stopwatch.GetTimestamp();
+        _attentionTicks.AsSpan().Clear();
+        var overlap = _worker is not null && _policy.ShouldOverlap(batch.RowCount);
+        long denseTicks;
+        long offloadBytes;
+        if (overlap)
         {
-            _cuda.Plan(batch);
+            MicroBatches.Split(batch, MicroBatches.SplitRow(batch), _halves[0], _halves[1]);
+            denseTicks = ForwardOverlapped();
+            var firstRows = _halves[0].LogitRowCount * vocab;
+            _lanes[0].Logits(firstRows).CopyTo(logits);
+            _lanes[1].Logits(_halves[1].LogitRowCount * vocab).CopyTo(logits[firstRows..]);
+            offloadBytes = _lanes[0].OffloadBytes + _lanes[1].OffloadBytes;
+        }
+        else
+        {
+            (denseTicks, offloadBytes) = ForwardSequential(batch);
+            _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
         }
 
+        long attentionTicks = 0;
+        foreach (var ticks in _attentionTicks)
+        {
+            attentionTicks += ticks;
+        }
+
+        LastStepOverlapped = overlap;
+        LastStepOffloadBytes = offloadBytes;
+        _policy.Record((double)denseTicks / Stopwatch.Frequency, (double)attentionTicks / Stopwatch.Frequency);
+        SplitStep.Report(Observer, offloadBytes, _model.AttentionDeviceNames, _attentionTicks);
+        SplitStep.ReportOverlap(Observer, overlap, Stopwatch.GetTimestamp() - stepStart, denseTicks, overlap ? _worker!.TakeBusyTicks() : attentionTicks);
+    }
+
+    /// <summary>Disposes the backends, the lanes, the device buffers and the run options.</summary>
+    public void Dispose()
+    {
+        _worker?.Dispose();
+        _cuda?.Dispose();
+        _mixed?.Dispose();
+        _deviceLse?.Dispose();
+        _peer?.Dispose();
+        foreach (var lane in _lanes ?? [])
+        {
+            lane?.Dispose();
+        }
+
+        foreach (var backend in _hostBackends ?? [])
+        {
+            backend?.Dispose();
+        }
+
+        _kernel?.Dispose();
+        _runOptions.Dispose();
+        _deviceMemory.Dispose();
+    }
+
+    /// <summary>One micro-batch (lane 0): segments and attention take turns. Returns the dense ticks and the bytes offloaded.</summary>
+    private (long Dense, long OffloadBytes) ForwardSequential(ForwardBatch batch)
+    {
+        var lane = _lanes[0];
+        lane.Begin(batch);
+        var tokens = lane.Tokens;
+        _cuda?.Plan(batch);
         _mixed?.Plan(batch);
 
         // Whether any host pool holds some of the step's KV: read once, for every attention call of the step.
         var hostWork = false;
         foreach (var backend in _hostBackends)
         {
-            backend.Plan(batch);
             hostWork |= backend.HasWork;
         }
 
-        _attentionTicks.AsSpan().Clear();
+        _peer?.Reserve(tokens, _maxQueryWidth, _maxKvWidth, _maxOutputWidth, _maxHeads);
+
+        // The GPU pool's lse (the mixed placement's, and a latent model's alone on the GPU, which has no host backends).
+        _deviceLse?.Reserve(tokens * _maxHeads);
         long offloadBytes = 0;
+        long dense = 0;
         var calls = _model.Attention;
-        var hidden = _hiddenA;
-        var next = _hiddenB;
         for (var s = 0; s <= calls.Count; s++)
         {
             if (s > 0)
@@ -286,167 +326,96 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 var spec = calls[s - 1];
                 if (_cuda is not null)
                 {
-                    AttendOnDevice(s - 1, spec, tokens);
+                    AttendOnDevice(lane, s - 1, spec, tokens);
                     offloadBytes += _peer is null ? 0 : SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
                 else if (_mixed is not null && !hostWork)
                 {
                     // All of the step's KV is in the GPU's pool: its output is final and nothing crosses to the host.
-                    AttendMixedOnDevice(s - 1, spec, tokens);
+                    AttendMixedOnDevice(lane, s - 1, spec, tokens);
                     offloadBytes += _peer is null ? 0 : SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
                 else
                 {
-                    AttendOnHost(s - 1, spec, tokens);
+                    lane.Download(s - 1);
+                    var merged = false;
+                    if (_mixed is { HasWork: true })
+                    {
+                        // The GPU's part first, on the device; its output and lse come back and the host parts merge into them.
+                        AttendMixedOnDevice(lane, s - 1, spec, tokens);
+                        lane.TakeDevicePart(spec, _deviceLse!);
+                        merged = true;
+                    }
+
+                    lane.AttendOnHost(s - 1, merged, _attentionTicks);
+                    lane.Upload(s - 1);
                     offloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
             }
 
-            if (s < calls.Count || logitRows > 0)
-            {
-                // A step of prefill chunks that return no logits has written all its KV by now: the LM head is skipped.
-                RunSegment(s, tokens, logitRows, vocab, hidden, next);
-            }
-
-            (hidden, next) = (next, hidden);
+            dense += lane.RunSegment(s);
         }
 
-        LastStepOffloadBytes = offloadBytes;
-        SplitStep.Report(Observer, offloadBytes, _model.AttentionDeviceNames, _attentionTicks);
-
-        _logits.Read(logitRows * vocab).CopyTo(logits);
+        return (dense, offloadBytes);
     }
 
-    /// <summary>Disposes the backends, the bindings, the device buffers and the run options.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Two micro-batches over host attention, ping-pong (ADR 0010): segment s of lane 0; its q, k, v come down and the
+    /// worker attends while this thread runs segment s of lane 1; lane 0's output goes up before its segment s + 1, and
+    /// so on. The CUDA copies stay on this thread, between segments. Returns this thread's dense ticks.
+    /// </summary>
+    private long ForwardOverlapped()
     {
-        _cuda?.Dispose();
-        _mixed?.Dispose();
-        _deviceLse?.Dispose();
-        _peer?.Dispose();
-        foreach (var backend in _hostBackends ?? [])
+        _lanes[0].Begin(_halves[0]);
+        _lanes[1].Begin(_halves[1]);
+        long dense = 0;
+        var calls = _model.Attention.Count;
+        var worker = _worker!;
+        try
         {
-            backend?.Dispose();
+            for (var s = 0; s <= calls; s++)
+            {
+                for (var l = 0; l < _lanes.Length; l++)
+                {
+                    var lane = _lanes[l];
+                    if (s > 0)
+                    {
+                        worker.Wait(l);
+                        lane.Upload(s - 1);
+                    }
+
+                    dense += lane.RunSegment(s);
+                    if (s < calls)
+                    {
+                        lane.Download(s);
+                        worker.Start(l, s);
+                    }
+                }
+            }
+        }
+        catch
+        {
+            // The worker may still read a lane's buffers: let it finish before the step unwinds.
+            worker.Drain();
+            throw;
         }
 
-        _kernel?.Dispose();
-        foreach (var binding in _bindings)
+        foreach (var lane in _lanes)
         {
-            binding?.Dispose();
+            lane.AddAttentionTicks(_attentionTicks);
         }
 
-        foreach (var buffer in (DeviceTensorBuffer<ushort>[])[_hiddenA, _hiddenB, _q, _k, _v, _ropeCos, _ropeSin, _attention])
-        {
-            buffer.Dispose();
-        }
-
-        _ids.Dispose();
-        _positions.Dispose();
-        _logitsIndices.Dispose();
-        _headMask.Dispose();
-        _logits.Dispose();
-        _runOptions.Dispose();
-        _deviceMemory.Dispose();
+        return dense;
     }
 
-    private void Pack(ForwardBatch batch, int tokens, int logitRows)
-    {
-        SplitStep.Pack(batch, BlockSize, _ids.Reserve(tokens), _positions.Reserve(tokens));
-        batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, logitRows)));
-        _ids.Upload(tokens);
-        _positions.Upload(tokens);
-        _logitsIndices.Upload(logitRows);
-    }
+    /// <summary>The worker's item: host attention call <paramref name="call"/> of lane <paramref name="lane"/>, timed into the lane.</summary>
+    private void AttendLane(int lane, int call) => _lanes[lane].AttendOnHost(call, merged: false, ticks: null);
 
-    private void Reserve(int tokens, int logitRows, int vocab)
-    {
-        // Every buffer is sized before the step binds any view: growing reallocates and drops the views.
-        _hiddenA.Reserve(tokens * _model.HiddenSize);
-        _hiddenB.Reserve(tokens * _model.HiddenSize);
-        _q.Reserve(tokens * _maxQueryWidth);
-        _k.Reserve(tokens * _maxKvWidth);
-        _v.Reserve(tokens * _maxKvWidth);
-        _headMask.Reserve(tokens * _maxHeads);
-        _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
-        _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
-        _attention.Reserve(tokens * _maxOutputWidth);
-        _logits.Reserve(Math.Max(1, logitRows) * vocab);
-        _peer?.Reserve(tokens, _maxQueryWidth, _maxKvWidth, _maxOutputWidth, _maxHeads);
-
-        // The GPU pool's lse (the mixed placement's, and a latent model's alone on the GPU, which has no host backends).
-        _deviceLse?.Reserve(tokens * _maxHeads);
-        if (_hostBackends.Length > 0)
-        {
-            Grow(ref _qFloat, tokens * _maxQueryWidth);
-            Grow(ref _kFloat, tokens * _maxKvWidth);
-            Grow(ref _vFloat, tokens * _maxKvWidth);
-            Grow(ref _output, tokens * _maxOutputWidth);
-            Grow(ref _lse, tokens * _maxHeads);
-            if (_hostBackends.Length > 1 || _mixed is not null)
-            {
-                Grow(ref _partOutput, tokens * _maxOutputWidth);
-                Grow(ref _partLse, tokens * _maxHeads);
-            }
-        }
-    }
-
-    private void RunSegment(int s, int tokens, int logitRows, int vocab, DeviceTensorBuffer<ushort> hidden, DeviceTensorBuffer<ushort> next)
-    {
-        var calls = _model.Attention;
-        var binding = _bindings[s];
-        var width = _model.HiddenSize;
-        var half = _model.RotaryHalfWidth;
-        if (s == 0)
-        {
-            binding.Input("input_ids", _ids.View(tokens));
-            binding.Input("position_ids", _positions.View(tokens));
-        }
-        else
-        {
-            binding.Input("hidden", hidden.View(tokens, width));
-            binding.Input("attention", _attention.View(tokens, calls[s - 1].OutputWidth));
-            if (s < calls.Count)
-            {
-                binding.Input("rope_cos", _ropeCos.View(tokens, half));
-                binding.Input("rope_sin", _ropeSin.View(tokens, half));
-            }
-            else
-            {
-                binding.Input("logits_indices", _logitsIndices.View(logitRows));
-            }
-        }
-
-        if (s == calls.Count)
-        {
-            binding.Output("logits", _logits.View(logitRows, vocab));
-        }
-        else
-        {
-            var spec = calls[s];
-            binding.Output("hidden_out", next.View(tokens, width));
-            binding.Output("q", _q.View(tokens, spec.QueryWidth));
-            binding.Output("k", _k.View(tokens, spec.KvHeads * spec.KeyWidth));
-            binding.Output("v", _v.View(tokens, spec.KvHeads * spec.ValueWidth));
-            if (s == 0)
-            {
-                binding.Output("rope_cos", _ropeCos.View(tokens, half));
-                binding.Output("rope_sin", _ropeSin.View(tokens, half));
-            }
-
-            if (spec.HeadMasked)
-            {
-                binding.Output("head_mask", _headMask.View(tokens, spec.QueryHeads));
-            }
-        }
-
-        binding.Run(_runOptions);
-    }
-
-    private void AttendOnDevice(int call, AttentionLayerSpec spec, int tokens)
+    private void AttendOnDevice(Lane lane, int call, AttentionLayerSpec spec, int tokens)
     {
         var start = Stopwatch.GetTimestamp();
-        var (q, k, v, mask, output) = _peer is { } peer ? (peer.Q, peer.K, peer.V, peer.Mask, peer.Attention) : (_q, _k, _v, _headMask, _attention);
-        _peer?.Send(spec, tokens, _q, _k, _v, _headMask);
+        var (q, k, v, mask, output) = _peer is { } peer ? (peer.Q, peer.K, peer.V, peer.Mask, peer.Attention) : (lane.Q, lane.K, lane.V, lane.HeadMask, lane.Attention);
+        _peer?.Send(spec, tokens, lane.Q, lane.K, lane.V, lane.HeadMask);
         _cuda!.Attend(
             call,
             q.View(tokens, spec.QueryWidth),
@@ -455,11 +424,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             spec.HeadMasked ? mask.View(tokens, spec.QueryHeads) : null,
             output.View(tokens, spec.OutputWidth),
             _runOptions);
-        _peer?.Receive(spec, tokens, _attention, null);
+        _peer?.Receive(spec, tokens, lane.Attention, null);
         _attentionTicks[0] += Stopwatch.GetTimestamp() - start;
     }
 
-    private void AttendMixedOnDevice(int call, AttentionLayerSpec spec, int tokens)
+    private void AttendMixedOnDevice(Lane lane, int call, AttentionLayerSpec spec, int tokens)
     {
         if (!_mixed!.HasWork)
         {
@@ -469,53 +438,16 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         var start = Stopwatch.GetTimestamp();
         if (_peer is { } peer)
         {
-            peer.Send(spec, tokens, _q, _k, _v, _headMask);
+            peer.Send(spec, tokens, lane.Q, lane.K, lane.V, lane.HeadMask);
             _mixed.Attend(call, peer.Q, peer.K, peer.V, spec.HeadMasked ? peer.Mask : null, peer.Attention, peer.Lse, tokens, _runOptions);
-            peer.Receive(spec, tokens, _attention, _deviceLse);
+            peer.Receive(spec, tokens, lane.Attention, _deviceLse);
         }
         else
         {
-            _mixed.Attend(call, _q, _k, _v, spec.HeadMasked ? _headMask : null, _attention, _deviceLse!, tokens, _runOptions);
+            _mixed.Attend(call, lane.Q, lane.K, lane.V, spec.HeadMasked ? lane.HeadMask : null, lane.Attention, _deviceLse!, tokens, _runOptions);
         }
 
         _attentionTicks[_mixedIndex] += Stopwatch.GetTimestamp() - start;
-    }
-
-    private void AttendOnHost(int call, AttentionLayerSpec spec, int tokens)
-    {
-        var q = _qFloat.AsSpan(0, tokens * spec.QueryWidth);
-        var k = _kFloat.AsSpan(0, tokens * spec.KvHeads * spec.KeyWidth);
-        var v = _vFloat.AsSpan(0, tokens * spec.KvHeads * spec.ValueWidth);
-        Widen(_q.Download(q.Length), q);
-        Widen(_k.Download(k.Length), k);
-        Widen(_v.Download(v.Length), v);
-        var mask = spec.HeadMasked ? _headMask.Download(tokens * spec.QueryHeads) : default;
-        var output = _output.AsSpan(0, tokens * spec.OutputWidth);
-        var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
-        output.Clear();
-        var merged = false;
-        if (_mixed is { HasWork: true })
-        {
-            // The GPU's part first, on the device; its output and lse come back and the host parts merge into them.
-            AttendMixedOnDevice(call, spec, tokens);
-            Widen(_attention.Download(output.Length), output);
-            _deviceLse!.Download(lse.Length).CopyTo(lse);
-            merged = true;
-        }
-        else
-        {
-            lse.Fill(float.NegativeInfinity);
-        }
-
-        _hostTicks.AsSpan().Clear();
-        SplitStep.Attend(_hostBackends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _hostTicks, merged);
-        for (var b = 0; b < _hostTicks.Length; b++)
-        {
-            _attentionTicks[_hostIndex[b]] += _hostTicks[b];
-        }
-
-        Narrow(output, _attention.Reserve(output.Length));
-        _attention.Upload(output.Length);
     }
 
     private void Widen(ReadOnlySpan<ushort> source, Span<float> destination) =>

@@ -85,6 +85,9 @@ internal sealed class DeviceTensorBuffer<T> : IDisposable
         return _host.AsSpan(0, length);
     }
 
+    /// <summary>The host side's first <paramref name="length"/> elements as they are (what the last <see cref="Download"/> brought back).</summary>
+    public ReadOnlySpan<T> Host(int length) => _host.AsSpan(0, length);
+
     /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
     public OrtValue View(long rows, long columns = -1) => _views.Get(rows, columns, _create);
 

@@ -58,6 +58,13 @@ public sealed class OnnxSessionOptions
     /// </summary>
     public IReadOnlyList<string> AttentionDevices { get; set; } = [];
 
+    /// <summary>
+    /// Whether a split model's step runs as two micro-batches, host attention for one overlapping the dense segments of
+    /// the other (<c>--attention-overlap auto|on|off</c>, ADR 0010): <see cref="Runtime.AttentionOverlap.Auto"/> (the
+    /// default) when host attention takes longer than the dense segments. Only host (<c>cpu</c>) attention devices overlap.
+    /// </summary>
+    public AttentionOverlap AttentionOverlap { get; set; } = AttentionOverlap.Auto;
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     internal string GraphOptimization { get; set; } = "all";
 

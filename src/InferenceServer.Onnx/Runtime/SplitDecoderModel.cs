@@ -37,6 +37,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         RotaryHalfWidth = rotaryHalfWidth;
         HiddenSize = hiddenSize;
         Threads = options.IntraOpThreads;
+        Overlap = options.AttentionOverlap;
     }
 
     /// <inheritdoc />
@@ -127,6 +128,9 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>Threads of the CPU attention kernel (0: every core).</summary>
     internal int Threads { get; }
+
+    /// <summary>Whether steps run as two micro-batches so that host attention overlaps the dense segments (<c>--attention-overlap</c>, ADR 0010).</summary>
+    public AttentionOverlap Overlap { get; }
 
     /// <summary>Blocks of pool <paramref name="pool"/> when <paramref name="blockCount"/> are split evenly among <paramref name="pools"/> (the first takes the remainder).</summary>
     public static int PoolBlocks(int blockCount, int pools, int pool) => (blockCount / pools) + (pool == 0 ? blockCount % pools : 0);

@@ -65,6 +65,14 @@ internal static class SplitStep
     }
 
     /// <summary>
+    /// Tells <paramref name="observer"/> (if any) one step's timing of the split (ADR 0010): its wall time, the step
+    /// thread's busy time in dense segments, and the host attention's busy time (the overlap worker's when
+    /// <paramref name="overlapped"/>), all Stopwatch ticks.
+    /// </summary>
+    public static void ReportOverlap(IAttentionObserver? observer, bool overlapped, long stepTicks, long denseTicks, long attentionTicks) =>
+        observer?.SplitStep(overlapped, (double)stepTicks / Stopwatch.Frequency, (double)denseTicks / Stopwatch.Frequency, (double)attentionTicks / Stopwatch.Frequency);
+
+    /// <summary>
     /// Attention call <paramref name="call"/> on every backend that holds some of the step's KV: the first writes
     /// <paramref name="output"/> and <paramref name="lse"/> (unless <paramref name="accumulate"/>: they already hold a
     /// part, the GPU's), each further one its part into <paramref name="partOutput"/> and <paramref name="partLse"/>,

@@ -66,6 +66,7 @@ internal static class ServerOptionsBinder
                 Deterministic = deterministic,
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
                 AttentionDevices = ReadAttentionDevices(configuration),
+                AttentionOverlap = ReadOverlap(Text(configuration, "attention-overlap")),
             },
             Limits = new ServingLimits
             {
@@ -92,6 +93,14 @@ internal static class ServerOptionsBinder
         "step" => OnnxSpinning.Step,
         "always" or "true" => OnnxSpinning.Always,
         _ => throw new FormatException($"--onnx-spinning must be never, step or always, not '{text}'"),
+    };
+
+    private static AttentionOverlap ReadOverlap(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => AttentionOverlap.Auto,
+        "on" or "true" => AttentionOverlap.On,
+        "off" or "false" => AttentionOverlap.Off,
+        _ => throw new FormatException($"--attention-overlap must be auto, on or off, not '{text}'"),
     };
 
     private static string ReadDType(string? text) =>

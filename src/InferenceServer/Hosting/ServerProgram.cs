@@ -247,6 +247,16 @@ internal static partial class ServerProgram
             log.Info($"model {model.Name}: mixed placement: the {split.Device} pool attends on the device with log-sum-exp, merged with the host pools' parts of sequences that span them; a step whose KV is all on {split.Device} copies nothing (the host KV tier is off with a GPU pool)");
         }
 
+        var hostOnly = split.AttentionDevices.All(static d => !d.IsCuda);
+        if (hostOnly)
+        {
+            log.Info($"model {model.Name}: attention overlap (ADR 0010): {split.Overlap switch { AttentionOverlap.On => "on: every step of two or more rows runs as two micro-batches", AttentionOverlap.Off => "off", _ => "auto: two micro-batches while host attention takes longer than the dense segments" }}");
+        }
+        else if (split.Overlap == AttentionOverlap.On)
+        {
+            log.Warning($"model {model.Name}: --attention-overlap on has no effect with a cuda:N attention device (only host attention overlaps, ADR 0010)");
+        }
+
         var blocks = runner.BlockCount;
         var devices = split.AttentionDevices;
         var blockBytes = model.Spec.KvBytesPerToken * runner.BlockSize;

@@ -217,6 +217,23 @@ public sealed class ServerOptionsTests
         Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
     }
 
+    [Theory]
+    [InlineData(null, AttentionOverlap.Auto)]
+    [InlineData("on", AttentionOverlap.On)]
+    [InlineData("OFF", AttentionOverlap.Off)]
+    [InlineData("true", AttentionOverlap.On)]
+    [InlineData("false", AttentionOverlap.Off)]
+    [InlineData("auto", AttentionOverlap.Auto)]
+    public void AttentionOverlap_IsRead(string? text, AttentionOverlap expected)
+        => Assert.Equal(expected, (text is null ? Read() : Read(("attention-overlap", text))).Session.AttentionOverlap);
+
+    [Fact]
+    public void AttentionOverlap_RejectsOtherValues()
+    {
+        var error = Assert.Throws<FormatException>(() => Read(("attention-overlap", "sometimes")));
+        Assert.Contains("--attention-overlap must be auto, on or off", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void OnnxSpinning_RejectsOtherValues()
     {

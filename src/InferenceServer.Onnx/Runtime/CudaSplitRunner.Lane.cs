@@ -1,0 +1,328 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
+using InferenceServer.Onnx.Attention;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace InferenceServer.Onnx.Runtime;
+
+internal sealed partial class CudaSplitRunner
+{
+    /// <summary>
+    /// One micro-batch's state (ADR 0010): its device buffers (packed inputs, residual stream, RoPE rows, q, k, v,
+    /// attention output) at fixed addresses, its bindings of the segment sessions, its pinned logits, the fp32 host copies
+    /// its host attention works on, and its host backends' plans (the second lane's share the first's pages). The CUDA
+    /// copies (<see cref="Download"/>, <see cref="Upload"/>) run on the step's thread; <see cref="AttendOnHost"/> touches
+    /// only host memory, so the overlap worker may run it.
+    /// </summary>
+    private sealed class Lane : IDisposable
+    {
+        private readonly CudaSplitRunner _runner;
+        private readonly SplitDecoderModel _model;
+        private readonly StepBinding[] _bindings;
+        private readonly DeviceTensorBuffer<long> _ids;
+        private readonly DeviceTensorBuffer<long> _positions;
+        private readonly DeviceTensorBuffer<long> _logitsIndices;
+        private readonly DeviceTensorBuffer<ushort> _hiddenA;
+        private readonly DeviceTensorBuffer<ushort> _hiddenB;
+        private readonly DeviceTensorBuffer<ushort> _ropeCos;
+        private readonly DeviceTensorBuffer<ushort> _ropeSin;
+        private readonly PinnedTensorBuffer<float> _logits;
+        private IAttentionBackend[] _backends = [];
+        private long[] _ticks = [];
+        private float[] _qFloat = [];
+        private float[] _kFloat = [];
+        private float[] _vFloat = [];
+        private float[] _output = [];
+        private float[] _lse = [];
+        private float[] _partOutput = [];
+        private float[] _partLse = [];
+        private DeviceTensorBuffer<ushort> _hidden;
+        private DeviceTensorBuffer<ushort> _next;
+        private int _logitRows;
+
+        public Lane(CudaSplitRunner runner)
+        {
+            _runner = runner;
+            _model = runner._model;
+            var device = _model.DeviceId;
+            var memory = runner._deviceMemory;
+            var type = _model.SegmentType;
+            _bindings = new StepBinding[_model.Segments.Count];
+            try
+            {
+                _ids = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, 256);
+                _positions = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, 256);
+                _logitsIndices = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, 64);
+                _hiddenA = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                _hiddenB = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                Q = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                K = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                V = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                _ropeCos = new DeviceTensorBuffer<ushort>(device, memory, type, 256);
+                _ropeSin = new DeviceTensorBuffer<ushort>(device, memory, type, 256);
+                Attention = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                HeadMask = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, 64);
+                _logits = new PinnedTensorBuffer<float>(_model.Spec.VocabularySize);
+                for (var s = 0; s < _bindings.Length; s++)
+                {
+                    _bindings[s] = new StepBinding(_model.Segments[s]);
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+
+            _hidden = _hiddenA;
+            _next = _hiddenB;
+        }
+
+        /// <summary>The step's q rows on the device (segment output, attention input).</summary>
+        public DeviceTensorBuffer<ushort> Q { get; } = null!;
+
+        /// <summary>The step's k rows on the device.</summary>
+        public DeviceTensorBuffer<ushort> K { get; } = null!;
+
+        /// <summary>The step's v rows on the device.</summary>
+        public DeviceTensorBuffer<ushort> V { get; } = null!;
+
+        /// <summary>The MoH head mask rows on the device.</summary>
+        public DeviceTensorBuffer<float> HeadMask { get; } = null!;
+
+        /// <summary>The attention output rows on the device (next segment's input).</summary>
+        public DeviceTensorBuffer<ushort> Attention { get; } = null!;
+
+        /// <summary>New tokens of the lane's rows in the current step.</summary>
+        public int Tokens { get; private set; }
+
+        /// <summary>Bytes the lane's host attention moved between the GPU and the host in the current step.</summary>
+        public long OffloadBytes { get; private set; }
+
+        /// <summary>Sets the host backends this lane plans and attends with (none: attention on the GPU).</summary>
+        public void UseBackends(IAttentionBackend[] backends)
+        {
+            _backends = backends;
+            _ticks = new long[backends.Length];
+        }
+
+        /// <summary>Packs and uploads <paramref name="batch"/>'s rows, sizes every buffer and plans the host backends.</summary>
+        public void Begin(ForwardBatch batch)
+        {
+            var tokens = batch.TokenCount;
+            Tokens = tokens;
+            _logitRows = batch.LogitRowCount;
+            SplitStep.Pack(batch, _runner.BlockSize, _ids.Reserve(tokens), _positions.Reserve(tokens));
+            batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, _logitRows)));
+            _ids.Upload(tokens);
+            _positions.Upload(tokens);
+            _logitsIndices.Upload(_logitRows);
+
+            // Every buffer is sized before the step binds any view: growing reallocates and drops the views.
+            var r = _runner;
+            _hiddenA.Reserve(tokens * _model.HiddenSize);
+            _hiddenB.Reserve(tokens * _model.HiddenSize);
+            Q.Reserve(tokens * r._maxQueryWidth);
+            K.Reserve(tokens * r._maxKvWidth);
+            V.Reserve(tokens * r._maxKvWidth);
+            HeadMask.Reserve(tokens * r._maxHeads);
+            _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
+            _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
+            Attention.Reserve(tokens * r._maxOutputWidth);
+            _logits.Reserve(Math.Max(1, _logitRows) * _model.Spec.VocabularySize);
+            if (_backends.Length > 0)
+            {
+                Grow(ref _qFloat, tokens * r._maxQueryWidth);
+                Grow(ref _kFloat, tokens * r._maxKvWidth);
+                Grow(ref _vFloat, tokens * r._maxKvWidth);
+                Grow(ref _output, tokens * r._maxOutputWidth);
+                Grow(ref _lse, tokens * r._maxHeads);
+                if (_backends.Length > 1 || r._mixed is not null)
+                {
+                    Grow(ref _partOutput, tokens * r._maxOutputWidth);
+                    Grow(ref _partLse, tokens * r._maxHeads);
+                }
+            }
+
+            foreach (var backend in _backends)
+            {
+                backend.Plan(batch);
+            }
+
+            _hidden = _hiddenA;
+            _next = _hiddenB;
+            _ticks.AsSpan().Clear();
+            OffloadBytes = 0;
+        }
+
+        /// <summary>
+        /// Runs segment <paramref name="s"/> on the device (the LM head only when a row wants logits: a step of prefill
+        /// chunks that return none has written all its KV by then) and returns its Stopwatch ticks.
+        /// </summary>
+        public long RunSegment(int s)
+        {
+            var calls = _model.Attention;
+            if (s == calls.Count && _logitRows == 0)
+            {
+                return 0;
+            }
+
+            var start = Stopwatch.GetTimestamp();
+            var tokens = Tokens;
+            var binding = _bindings[s];
+            var width = _model.HiddenSize;
+            var half = _model.RotaryHalfWidth;
+            if (s == 0)
+            {
+                binding.Input("input_ids", _ids.View(tokens));
+                binding.Input("position_ids", _positions.View(tokens));
+            }
+            else
+            {
+                binding.Input("hidden", _hidden.View(tokens, width));
+                binding.Input("attention", Attention.View(tokens, calls[s - 1].OutputWidth));
+                if (s < calls.Count)
+                {
+                    binding.Input("rope_cos", _ropeCos.View(tokens, half));
+                    binding.Input("rope_sin", _ropeSin.View(tokens, half));
+                }
+                else
+                {
+                    binding.Input("logits_indices", _logitsIndices.View(_logitRows));
+                }
+            }
+
+            if (s == calls.Count)
+            {
+                binding.Output("logits", _logits.View(_logitRows, _model.Spec.VocabularySize));
+            }
+            else
+            {
+                var spec = calls[s];
+                binding.Output("hidden_out", _next.View(tokens, width));
+                binding.Output("q", Q.View(tokens, spec.QueryWidth));
+                binding.Output("k", K.View(tokens, spec.KvHeads * spec.KeyWidth));
+                binding.Output("v", V.View(tokens, spec.KvHeads * spec.ValueWidth));
+                if (s == 0)
+                {
+                    binding.Output("rope_cos", _ropeCos.View(tokens, half));
+                    binding.Output("rope_sin", _ropeSin.View(tokens, half));
+                }
+
+                if (spec.HeadMasked)
+                {
+                    binding.Output("head_mask", HeadMask.View(tokens, spec.QueryHeads));
+                }
+            }
+
+            binding.Run(_runner._runOptions);
+            (_hidden, _next) = (_next, _hidden);
+            return Stopwatch.GetTimestamp() - start;
+        }
+
+        /// <summary>Copies attention call <paramref name="call"/>'s q, k, v (and mask) rows to their pinned host sides.</summary>
+        public void Download(int call)
+        {
+            var spec = _model.Attention[call];
+            Q.Download(Tokens * spec.QueryWidth);
+            K.Download(Tokens * spec.KvHeads * spec.KeyWidth);
+            V.Download(Tokens * spec.KvHeads * spec.ValueWidth);
+            if (spec.HeadMasked)
+            {
+                HeadMask.Download(Tokens * spec.QueryHeads);
+            }
+        }
+
+        /// <summary>Brings the GPU pool's part (output and lse, of a mixed placement) back as the part the host backends merge into.</summary>
+        public void TakeDevicePart(AttentionLayerSpec spec, DeviceTensorBuffer<float> deviceLse)
+        {
+            var length = Tokens * spec.OutputWidth;
+            _runner.Widen(Attention.Download(length), _output.AsSpan(0, length));
+            deviceLse.Download(Tokens * spec.QueryHeads).CopyTo(_lse);
+        }
+
+        /// <summary>
+        /// Host attention for call <paramref name="call"/> over the downloaded rows: widened to fp32, attended by the lane's
+        /// backends (merged into the GPU's part when <paramref name="merged"/>), narrowed into the output's pinned host
+        /// side for <see cref="Upload"/>. Backend ticks go to <paramref name="ticks"/> by device, or to the lane's own when null.
+        /// Touches no CUDA memory.
+        /// </summary>
+        public void AttendOnHost(int call, bool merged, long[]? ticks)
+        {
+            var spec = _model.Attention[call];
+            var tokens = Tokens;
+            var q = _qFloat.AsSpan(0, tokens * spec.QueryWidth);
+            var k = _kFloat.AsSpan(0, tokens * spec.KvHeads * spec.KeyWidth);
+            var v = _vFloat.AsSpan(0, tokens * spec.KvHeads * spec.ValueWidth);
+            _runner.Widen(Q.Host(q.Length), q);
+            _runner.Widen(K.Host(k.Length), k);
+            _runner.Widen(V.Host(v.Length), v);
+            var mask = spec.HeadMasked ? HeadMask.Host(tokens * spec.QueryHeads) : default;
+            var output = _output.AsSpan(0, tokens * spec.OutputWidth);
+            var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
+            if (!merged)
+            {
+                output.Clear();
+                lse.Fill(float.NegativeInfinity);
+            }
+
+            if (ticks is null)
+            {
+                SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
+            }
+            else
+            {
+                _ticks.AsSpan().Clear();
+                SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
+                AddAttentionTicks(ticks);
+                _ticks.AsSpan().Clear();
+            }
+
+            _runner.Narrow(output, Attention.Reserve(output.Length));
+            OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
+        }
+
+        /// <summary>Copies attention call <paramref name="call"/>'s output rows from their pinned host side to the device.</summary>
+        public void Upload(int call) => Attention.Upload(Tokens * _model.Attention[call].OutputWidth);
+
+        /// <summary>Adds the ticks recorded on this lane to <paramref name="ticks"/>, by device (the host backends' device indices).</summary>
+        public void AddAttentionTicks(long[] ticks)
+        {
+            for (var b = 0; b < _ticks.Length; b++)
+            {
+                ticks[_runner._hostIndex[b]] += _ticks[b];
+            }
+        }
+
+        /// <summary>The logit rows of the last step.</summary>
+        public ReadOnlySpan<float> Logits(int length) => _logits.Read(length);
+
+        /// <summary>Disposes the bindings and buffers (and, for the second lane, its planners; the first lane's are the runner's).</summary>
+        public void Dispose()
+        {
+            if (!ReferenceEquals(_backends, _runner._hostBackends))
+            {
+                foreach (var backend in _backends)
+                {
+                    backend?.Dispose();
+                }
+            }
+
+            foreach (var binding in _bindings)
+            {
+                binding?.Dispose();
+            }
+
+            foreach (var buffer in (DeviceTensorBuffer<ushort>?[])[_hiddenA, _hiddenB, Q, K, V, _ropeCos, _ropeSin, Attention])
+            {
+                buffer?.Dispose();
+            }
+
+            _ids?.Dispose();
+            _positions?.Dispose();
+            _logitsIndices?.Dispose();
+            HeadMask?.Dispose();
+            _logits?.Dispose();
+        }
+    }
+}

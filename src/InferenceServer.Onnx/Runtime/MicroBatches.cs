@@ -1,0 +1,66 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Cuts a step of a split model into two micro-batches for overlap (ADR 0010): rows [0, r) and [r, RowCount), with r the
+/// row boundary nearest to half of the step's attention work (the KV positions its query rows read, summed over rows:
+/// for a row of n new tokens after p, n x (p + n)), so that the memory devices spend about as long on each half.
+/// Both halves keep their rows' order, so the first half's logit rows come first. Allocation-free once the
+/// micro-batches have grown.
+/// </summary>
+internal static class MicroBatches
+{
+    /// <summary>Attention work of row <paramref name="row"/>: KV positions read by its query rows (upper bound, ignoring causality within a chunk).</summary>
+    public static long Work(ForwardBatch batch, int row)
+    {
+        var tokens = batch.Tokens(row).Length;
+        return (long)tokens * (batch.PastLength(row) + tokens);
+    }
+
+    /// <summary>
+    /// The first row of the second micro-batch: the boundary where the first half's work comes closest to half of the
+    /// whole (each half keeps at least one row); 0 when <paramref name="batch"/> has fewer than two rows.
+    /// </summary>
+    public static int SplitRow(ForwardBatch batch)
+    {
+        if (batch.RowCount < 2)
+        {
+            return 0;
+        }
+
+        long total = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            total += Work(batch, r);
+        }
+
+        long before = 0;
+        var best = 1;
+        var bestGap = long.MaxValue;
+        for (var r = 1; r < batch.RowCount; r++)
+        {
+            before += Work(batch, r - 1);
+            var gap = Math.Abs((2 * before) - total);
+            if (gap < bestGap)
+            {
+                bestGap = gap;
+                best = r;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Fills <paramref name="first"/> with rows [0, <paramref name="split"/>) of <paramref name="batch"/> and <paramref name="second"/> with the rest.</summary>
+    public static void Split(ForwardBatch batch, int split, ForwardBatch first, ForwardBatch second)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(split);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(split, batch.RowCount);
+        first.Clear();
+        second.Clear();
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            (r < split ? first : second).AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
+        }
+    }
+}

@@ -1,0 +1,251 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
+using InferenceServer.Onnx.Attention;
+using Microsoft.ML.OnnxRuntime;
+
+namespace InferenceServer.Onnx.Runtime;
+
+internal sealed partial class SplitRunner
+{
+    /// <summary>
+    /// One micro-batch's state (ADR 0010): its packed inputs, residual stream, q, k, v, attention output and logits, its
+    /// bindings of the segment sessions and its backends' plans (the second lane's backends share the first's pages).
+    /// </summary>
+    private sealed class Lane : IDisposable
+    {
+        private readonly SplitRunner _runner;
+        private readonly SplitDecoderModel _model;
+        private readonly IAttentionBackend[] _backends;
+        private readonly PinnedTensorBuffer<long> _ids = new(256);
+        private readonly PinnedTensorBuffer<long> _positions = new(256);
+        private readonly PinnedTensorBuffer<long> _logitsIndices = new(64);
+        private readonly PinnedTensorBuffer<float> _hiddenA = new(1024);
+        private readonly PinnedTensorBuffer<float> _hiddenB = new(1024);
+        private readonly PinnedTensorBuffer<float> _q = new(1024);
+        private readonly PinnedTensorBuffer<float> _k = new(1024);
+        private readonly PinnedTensorBuffer<float> _v = new(1024);
+        private readonly PinnedTensorBuffer<float> _headMask = new(64);
+        private readonly PinnedTensorBuffer<float> _ropeCos = new(256);
+        private readonly PinnedTensorBuffer<float> _ropeSin = new(256);
+        private readonly PinnedTensorBuffer<float> _attention = new(1024);
+        private readonly PinnedTensorBuffer<float> _logits = new(1024);
+        private readonly string[][] _inputNames;
+        private readonly string[][] _outputNames;
+        private readonly OrtValue[][] _inputs;
+        private readonly OrtValue[][] _outputs;
+        private readonly long[] _ticks;
+        private readonly int _maxQueryWidth;
+        private readonly int _maxKvWidth;
+        private readonly int _maxOutputWidth;
+        private readonly int _maxHeads;
+        private float[] _lse = [];
+        private float[] _partOutput = [];
+        private float[] _partLse = [];
+        private PinnedTensorBuffer<float> _hidden;
+        private PinnedTensorBuffer<float> _next;
+        private int _tokens;
+        private int _logitRows;
+
+        public Lane(SplitRunner runner, IAttentionBackend[] backends)
+        {
+            _runner = runner;
+            _model = runner._model;
+            _backends = backends;
+            _ticks = new long[backends.Length];
+            _hidden = _hiddenA;
+            _next = _hiddenB;
+            foreach (var spec in _model.Attention)
+            {
+                _maxQueryWidth = Math.Max(_maxQueryWidth, spec.QueryWidth);
+                _maxKvWidth = Math.Max(_maxKvWidth, spec.KvHeads * Math.Max(spec.KeyWidth, spec.ValueWidth));
+                _maxOutputWidth = Math.Max(_maxOutputWidth, spec.OutputWidth);
+                _maxHeads = Math.Max(_maxHeads, spec.QueryHeads);
+            }
+
+            var segments = _model.Segments.Count;
+            _inputNames = new string[segments][];
+            _outputNames = new string[segments][];
+            _inputs = new OrtValue[segments][];
+            _outputs = new OrtValue[segments][];
+            for (var s = 0; s < segments; s++)
+            {
+                var last = s == segments - 1;
+                _inputNames[s] = s == 0 ? ["input_ids", "position_ids"] : last ? ["hidden", "attention", "logits_indices"] : ["hidden", "attention", "rope_cos", "rope_sin"];
+                string[] outputs = last ? ["logits"] : ["hidden_out", "q", "k", "v"];
+                if (!last && s == 0)
+                {
+                    outputs = [.. outputs, "rope_cos", "rope_sin"];
+                }
+
+                if (!last && _model.Attention[s].HeadMasked)
+                {
+                    outputs = [.. outputs, "head_mask"];
+                }
+
+                _outputNames[s] = outputs;
+                _inputs[s] = new OrtValue[_inputNames[s].Length];
+                _outputs[s] = new OrtValue[outputs.Length];
+            }
+        }
+
+        /// <summary>Bytes this lane's step sent to and from the memory devices.</summary>
+        public long OffloadBytes { get; private set; }
+
+        /// <summary>Packs <paramref name="batch"/>'s rows, sizes every buffer and plans the backends.</summary>
+        public void Begin(ForwardBatch batch)
+        {
+            _tokens = batch.TokenCount;
+            _logitRows = batch.LogitRowCount;
+            var vocab = _model.Spec.VocabularySize;
+            SplitStep.Pack(batch, _runner.BlockSize, _ids.Reserve(_tokens), _positions.Reserve(_tokens));
+            batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, _logitRows)));
+
+            // Every buffer is sized before the step writes any: growing discards contents.
+            _hiddenA.Reserve(_tokens * _model.HiddenSize);
+            _hiddenB.Reserve(_tokens * _model.HiddenSize);
+            _q.Reserve(_tokens * _maxQueryWidth);
+            _k.Reserve(_tokens * _maxKvWidth);
+            _v.Reserve(_tokens * _maxKvWidth);
+            _headMask.Reserve(_tokens * _maxHeads);
+            _ropeCos.Reserve(_tokens * _model.RotaryHalfWidth);
+            _ropeSin.Reserve(_tokens * _model.RotaryHalfWidth);
+            _attention.Reserve(_tokens * _maxOutputWidth);
+            _logits.Reserve(Math.Max(1, _logitRows) * vocab);
+            Grow(ref _lse, _tokens * _maxHeads);
+            if (_backends.Length > 1)
+            {
+                Grow(ref _partOutput, _tokens * _maxOutputWidth);
+                Grow(ref _partLse, _tokens * _maxHeads);
+            }
+
+            foreach (var backend in _backends)
+            {
+                backend.Plan(batch);
+            }
+
+            _hidden = _hiddenA;
+            _next = _hiddenB;
+            _ticks.AsSpan().Clear();
+            OffloadBytes = 0;
+        }
+
+        /// <summary>
+        /// Runs segment <paramref name="s"/> (the LM head only when a row wants logits: a step of prefill chunks that
+        /// return none has written all its KV by then) and returns its Stopwatch ticks.
+        /// </summary>
+        public long RunSegment(int s)
+        {
+            var calls = _model.Attention;
+            if (s == calls.Count && _logitRows == 0)
+            {
+                return 0;
+            }
+
+            var start = Stopwatch.GetTimestamp();
+            var tokens = _tokens;
+            var inputs = _inputs[s];
+            var outputs = _outputs[s];
+            var width = _model.HiddenSize;
+            if (s == 0)
+            {
+                inputs[0] = _ids.View(tokens);
+                inputs[1] = _positions.View(tokens);
+            }
+            else
+            {
+                inputs[0] = _hidden.View(tokens, width);
+                inputs[1] = _attention.View(tokens, calls[s - 1].OutputWidth);
+                if (s < calls.Count)
+                {
+                    inputs[2] = _ropeCos.View(tokens, _model.RotaryHalfWidth);
+                    inputs[3] = _ropeSin.View(tokens, _model.RotaryHalfWidth);
+                }
+                else
+                {
+                    inputs[2] = _logitsIndices.View(_logitRows);
+                }
+            }
+
+            if (s == calls.Count)
+            {
+                outputs[0] = _logits.View(_logitRows, _model.Spec.VocabularySize);
+            }
+            else
+            {
+                var spec = calls[s];
+                outputs[0] = _next.View(tokens, width);
+                outputs[1] = _q.View(tokens, spec.QueryWidth);
+                outputs[2] = _k.View(tokens, spec.KvHeads * spec.KeyWidth);
+                outputs[3] = _v.View(tokens, spec.KvHeads * spec.ValueWidth);
+                var o = 4;
+                if (s == 0)
+                {
+                    outputs[o++] = _ropeCos.View(tokens, _model.RotaryHalfWidth);
+                    outputs[o++] = _ropeSin.View(tokens, _model.RotaryHalfWidth);
+                }
+
+                if (spec.HeadMasked)
+                {
+                    outputs[o] = _headMask.View(tokens, spec.QueryHeads);
+                }
+            }
+
+            _model.Segments[s].Run(_runner._runOptions, _inputNames[s], inputs, _outputNames[s], outputs);
+            (_hidden, _next) = (_next, _hidden);
+            return Stopwatch.GetTimestamp() - start;
+        }
+
+        /// <summary>Attention call <paramref name="call"/> over this lane's rows; backend ticks go to <paramref name="ticks"/>, or the lane's own when null.</summary>
+        public void Attend(int call, long[]? ticks)
+        {
+            var spec = _model.Attention[call];
+            var tokens = _tokens;
+            var q = _q.Read(tokens * spec.QueryWidth);
+            var k = _k.Read(tokens * spec.KvHeads * spec.KeyWidth);
+            var v = _v.Read(tokens * spec.KvHeads * spec.ValueWidth);
+            var mask = spec.HeadMasked ? _headMask.Read(tokens * spec.QueryHeads) : default;
+            var output = _attention.Reserve(tokens * spec.OutputWidth);
+            var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
+            SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, ticks ?? _ticks);
+            OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(float));
+        }
+
+        /// <summary>Adds the ticks the worker's calls recorded on this lane to <paramref name="ticks"/>.</summary>
+        public void AddAttentionTicks(long[] ticks)
+        {
+            for (var b = 0; b < ticks.Length; b++)
+            {
+                ticks[b] += _ticks[b];
+            }
+        }
+
+        /// <summary>The logit rows of the last step.</summary>
+        public ReadOnlySpan<float> Logits(int length) => _logits.Read(length);
+
+        /// <summary>Disposes the views and this lane's backends (a shared lane's leave the pages to the owner's).</summary>
+        public void Dispose()
+        {
+            foreach (var backend in _backends)
+            {
+                backend?.Dispose();
+            }
+
+            foreach (var buffer in (PinnedTensorBuffer<float>[])[_hiddenA, _hiddenB, _q, _k, _v, _headMask, _ropeCos, _ropeSin, _attention, _logits])
+            {
+                buffer.Dispose();
+            }
+
+            _ids.Dispose();
+            _positions.Dispose();
+            _logitsIndices.Dispose();
+        }
+
+        private static void Grow(ref float[] array, int length)
+        {
+            if (length > array.Length)
+            {
+                Array.Resize(ref array, Math.Max(length, array.Length * 2));
+            }
+        }
+    }
+}
