@@ -11,10 +11,10 @@ internal sealed partial class CudaSplitRunner
     /// One micro-batch's state (ADR 0010): its device buffers (packed inputs, residual stream, RoPE rows, q, k, v,
     /// attention output) at fixed addresses, its bindings of the segment sessions, its pinned logits, the fp32 host copies
     /// its host attention works on, and its host backends' plans (the second lane's share the first's pages). The CUDA
-    /// copies (<see cref="Download"/>, <see cref="Upload"/>) run on the step's thread; <see cref="AttendOnHost"/> touches
+    /// copies (<see cref="SendToHost"/>, <see cref="ReturnFromHost"/>) run on the step's thread; <see cref="AttendOnHost"/> touches
     /// only host memory, so the overlap worker may run it.
     /// </summary>
-    private sealed class Lane : IDisposable
+    private sealed class Lane : IStepLane, IDisposable
     {
         private readonly CudaSplitRunner _runner;
         private readonly SplitDecoderModel _model;
@@ -221,7 +221,7 @@ internal sealed partial class CudaSplitRunner
         }
 
         /// <summary>Copies attention call <paramref name="call"/>'s q, k, v (and mask) rows to their pinned host sides.</summary>
-        public void Download(int call)
+        public void SendToHost(int call)
         {
             var spec = _model.Attention[call];
             Q.Download(Tokens * spec.QueryWidth);
@@ -244,7 +244,7 @@ internal sealed partial class CudaSplitRunner
         /// <summary>
         /// Host attention for call <paramref name="call"/> over the downloaded rows: widened to fp32, attended by the lane's
         /// backends (merged into the GPU's part when <paramref name="merged"/>), narrowed into the output's pinned host
-        /// side for <see cref="Upload"/>. Backend ticks go to <paramref name="ticks"/> by device, or to the lane's own when null.
+        /// side for <see cref="ReturnFromHost"/>. Backend ticks go to <paramref name="ticks"/> by device, or to the lane's own when null.
         /// Touches no CUDA memory.
         /// </summary>
         public void AttendOnHost(int call, bool merged, long[]? ticks)
@@ -283,7 +283,7 @@ internal sealed partial class CudaSplitRunner
         }
 
         /// <summary>Copies attention call <paramref name="call"/>'s output rows from their pinned host side to the device.</summary>
-        public void Upload(int call) => Attention.Upload(Tokens * _model.Attention[call].OutputWidth);
+        public void ReturnFromHost(int call) => Attention.Upload(Tokens * _model.Attention[call].OutputWidth);
 
         /// <summary>Adds the ticks recorded on this lane to <paramref name="ticks"/>, by device (the host backends' device indices).</summary>
         public void AddAttentionTicks(long[] ticks)

@@ -260,17 +260,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
         }
 
-        long attentionTicks = 0;
-        foreach (var ticks in _attentionTicks)
-        {
-            attentionTicks += ticks;
-        }
-
         LastStepOverlapped = overlap;
         LastStepOffloadBytes = offloadBytes;
-        _policy.Record((double)denseTicks / Stopwatch.Frequency, (double)attentionTicks / Stopwatch.Frequency);
-        SplitStep.Report(Observer, offloadBytes, _model.AttentionDeviceNames, _attentionTicks);
-        SplitStep.ReportOverlap(Observer, overlap, Stopwatch.GetTimestamp() - stepStart, denseTicks, overlap ? _worker!.TakeBusyTicks() : attentionTicks);
+        SplitStep.Finish(_policy, Observer, _model.AttentionDeviceNames, _attentionTicks, offloadBytes, overlap, stepStart, denseTicks, _worker);
     }
 
     /// <summary>Disposes the backends, the lanes, the device buffers and the run options.</summary>
@@ -337,7 +329,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 }
                 else
                 {
-                    lane.Download(s - 1);
+                    lane.SendToHost(s - 1);
                     var merged = false;
                     if (_mixed is { HasWork: true })
                     {
@@ -348,7 +340,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     }
 
                     lane.AttendOnHost(s - 1, merged, _attentionTicks);
-                    lane.Upload(s - 1);
+                    lane.ReturnFromHost(s - 1);
                     offloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
                 }
             }
@@ -360,46 +352,14 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     }
 
     /// <summary>
-    /// Two micro-batches over host attention, ping-pong (ADR 0010): segment s of lane 0; its q, k, v come down and the
-    /// worker attends while this thread runs segment s of lane 1; lane 0's output goes up before its segment s + 1, and
-    /// so on. The CUDA copies stay on this thread, between segments. Returns this thread's dense ticks.
+    /// Two micro-batches over host attention in ping-pong (<see cref="SplitStep.RunOverlapped"/>): the lanes' CUDA copies
+    /// (q, k, v down, the output up) run on this thread between segments. Returns this thread's dense ticks.
     /// </summary>
     private long ForwardOverlapped()
     {
         _lanes[0].Begin(_halves[0]);
         _lanes[1].Begin(_halves[1]);
-        long dense = 0;
-        var calls = _model.Attention.Count;
-        var worker = _worker!;
-        try
-        {
-            for (var s = 0; s <= calls; s++)
-            {
-                for (var l = 0; l < _lanes.Length; l++)
-                {
-                    var lane = _lanes[l];
-                    if (s > 0)
-                    {
-                        worker.Wait(l);
-                        lane.Upload(s - 1);
-                    }
-
-                    dense += lane.RunSegment(s);
-                    if (s < calls)
-                    {
-                        lane.Download(s);
-                        worker.Start(l, s);
-                    }
-                }
-            }
-        }
-        catch
-        {
-            // The worker may still read a lane's buffers: let it finish before the step unwinds.
-            worker.Drain();
-            throw;
-        }
-
+        var dense = SplitStep.RunOverlapped(_lanes, _model.Attention.Count, _worker!);
         foreach (var lane in _lanes)
         {
             lane.AddAttentionTicks(_attentionTicks);

@@ -11,7 +11,7 @@ internal sealed partial class SplitRunner
     /// One micro-batch's state (ADR 0010): its packed inputs, residual stream, q, k, v, attention output and logits, its
     /// bindings of the segment sessions and its backends' plans (the second lane's backends share the first's pages).
     /// </summary>
-    private sealed class Lane : IDisposable
+    private sealed class Lane : IStepLane, IDisposable
     {
         private readonly SplitRunner _runner;
         private readonly SplitDecoderModel _model;
@@ -208,6 +208,16 @@ internal sealed partial class SplitRunner
             var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
             SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, ticks ?? _ticks);
             OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(float));
+        }
+
+        /// <summary>Nothing to move: the segments write q, k, v to the host arrays the backends read.</summary>
+        public void SendToHost(int call)
+        {
+        }
+
+        /// <summary>Nothing to move: the backends write the output where the next segment reads it.</summary>
+        public void ReturnFromHost(int call)
+        {
         }
 
         /// <summary>Adds the ticks the worker's calls recorded on this lane to <paramref name="ticks"/>.</summary>

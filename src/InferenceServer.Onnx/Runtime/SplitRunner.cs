@@ -133,17 +133,9 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
             _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
         }
 
-        long attentionTicks = 0;
-        foreach (var ticks in _attentionTicks)
-        {
-            attentionTicks += ticks;
-        }
-
         LastStepOverlapped = overlap;
         LastStepOffloadBytes = _lanes[0].OffloadBytes + (overlap ? _lanes[1].OffloadBytes : 0);
-        _policy.Record((double)denseTicks / Stopwatch.Frequency, (double)attentionTicks / Stopwatch.Frequency);
-        SplitStep.Report(Observer, LastStepOffloadBytes, _model.AttentionDeviceNames, _attentionTicks);
-        SplitStep.ReportOverlap(Observer, overlap, Stopwatch.GetTimestamp() - stepStart, denseTicks, overlap ? _worker!.TakeBusyTicks() : attentionTicks);
+        SplitStep.Finish(_policy, Observer, _model.AttentionDeviceNames, _attentionTicks, LastStepOffloadBytes, overlap, stepStart, denseTicks, _worker);
     }
 
     /// <summary>Disposes the backends, the buffers' views and the run options.</summary>
@@ -179,42 +171,15 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         return dense;
     }
 
-    /// <summary>
-    /// Two micro-batches, ping-pong: segment s of lane 0, then (while the worker attends call s for lane 0) segment s of
-    /// lane 1, then segment s + 1 of lane 0 once its attention is back, and so on. Returns this thread's dense ticks.
-    /// </summary>
+    /// <summary>Two micro-batches in ping-pong (<see cref="SplitStep.RunOverlapped"/>). Returns this thread's dense ticks.</summary>
     private long ForwardOverlapped()
     {
         _lanes[0].Begin(_halves[0]);
         _lanes[1].Begin(_halves[1]);
-        long dense = 0;
-        var calls = _model.Attention.Count;
-        var worker = _worker!;
-        try
+        var dense = SplitStep.RunOverlapped(_lanes, _model.Attention.Count, _worker!);
+        foreach (var lane in _lanes)
         {
-            for (var s = 0; s <= calls; s++)
-            {
-                for (var l = 0; l < _lanes.Length; l++)
-                {
-                    worker.Wait(l);
-                    dense += _lanes[l].RunSegment(s);
-                    if (s < calls)
-                    {
-                        worker.Start(l, s);
-                    }
-                }
-            }
-        }
-        catch
-        {
-            // The worker may still read a lane's buffers: let it finish before the step unwinds.
-            worker.Drain();
-            throw;
-        }
-
-        for (var l = 0; l < _lanes.Length; l++)
-        {
-            _lanes[l].AddAttentionTicks(_attentionTicks);
+            lane.AddAttentionTicks(_attentionTicks);
         }
 
         return dense;

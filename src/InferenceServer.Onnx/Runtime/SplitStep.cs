@@ -65,6 +65,68 @@ internal static class SplitStep
     }
 
     /// <summary>
+    /// Two micro-batches in ping-pong (ADR 0010): per segment s and lane l, wait for lane l's attention call s - 1 on
+    /// <paramref name="worker"/> and hand its output back, run segment s of lane l, hand its q, k, v over and start its
+    /// attention call s. While the worker attends for one lane, this thread runs the other's segment. Returns this
+    /// thread's ticks in segments. On an exception the worker is drained first, so that nothing reads a lane's buffers
+    /// after the step unwinds.
+    /// </summary>
+    public static long RunOverlapped<TLane>(TLane[] lanes, int calls, OverlapWorker worker)
+        where TLane : class, IStepLane
+    {
+        long dense = 0;
+        try
+        {
+            for (var s = 0; s <= calls; s++)
+            {
+                for (var l = 0; l < lanes.Length; l++)
+                {
+                    var lane = lanes[l];
+                    if (s > 0)
+                    {
+                        worker.Wait(l);
+                        lane.ReturnFromHost(s - 1);
+                    }
+
+                    dense += lane.RunSegment(s);
+                    if (s < calls)
+                    {
+                        lane.SendToHost(s);
+                        worker.Start(l, s);
+                    }
+                }
+            }
+        }
+        catch
+        {
+            worker.Drain();
+            throw;
+        }
+
+        return dense;
+    }
+
+    /// <summary>
+    /// The end of a split step: feeds <paramref name="policy"/> the step's dense and attention seconds and tells
+    /// <paramref name="observer"/> the offloaded bytes, each device's attention time and the step's timing (the
+    /// attention busy time is <paramref name="worker"/>'s when <paramref name="overlapped"/>).
+    /// </summary>
+    public static void Finish(
+        OverlapPolicy policy, IAttentionObserver? observer, IReadOnlyList<string> devices, ReadOnlySpan<long> attentionTicks, long offloadBytes,
+        bool overlapped, long stepStart, long denseTicks, OverlapWorker? worker)
+    {
+        long attention = 0;
+        foreach (var ticks in attentionTicks)
+        {
+            attention += ticks;
+        }
+
+        policy.Record((double)denseTicks / Stopwatch.Frequency, (double)attention / Stopwatch.Frequency);
+        Report(observer, offloadBytes, devices, attentionTicks);
+        ReportOverlap(observer, overlapped, Stopwatch.GetTimestamp() - stepStart, denseTicks, overlapped ? worker!.TakeBusyTicks() : attention);
+    }
+
+    /// <summary>
     /// Tells <paramref name="observer"/> (if any) one step's timing of the split (ADR 0010): its wall time, the step
     /// thread's busy time in dense segments, and the host attention's busy time (the overlap worker's when
     /// <paramref name="overlapped"/>), all Stopwatch ticks.
