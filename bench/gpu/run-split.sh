@@ -12,6 +12,8 @@
 #   cpu    --device cuda:0 --attention-device cpu --attention-overlap off  (split segments, attention and KV on the
 #                                                          host's cores, taking turns with the segments)
 #   cpuov  as cpu with --attention-overlap on             (two micro-batches per step, ADR 0010; not in the default MODES)
+#   localstream, cpustream  local / cpuov with --split-one-stream (one CUDA stream, one synchronization per step; not
+#                                                          in the default MODES)
 #   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
 #                                                          the host, merged; not in the default MODES)
 #   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
@@ -203,6 +205,8 @@ for MODE in "${modes[@]}"; do
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
         cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off) ;;
         cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on) ;;
+        localstream) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream) ;;
+        cpustream) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --split-one-stream) ;;
         mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
         cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}") ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;

@@ -19,6 +19,8 @@ from report import number, ratio, read_json, read_text as read_optional  # noqa:
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
          "cpu": "CPU attention (--attention-device cpu --attention-overlap off)",
          "cpuov": "CPU attention, two micro-batches (--attention-device cpu --attention-overlap on)",
+         "localstream": "local split on one CUDA stream (--attention-device cuda:0 --split-one-stream)",
+         "cpustream": "CPU attention, two micro-batches, one CUDA stream (--attention-overlap on --split-one-stream)",
          "mixed": "GPU + host pools (--attention-device cuda:0,cpu)",
          "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)"}
 

@@ -42,6 +42,12 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         { "qwen2", "bf16", "cpu/overlap" },
         { "llama-moh", "fp16", "cpu+cpu/overlap" },
         { "deepseek-v3-dense-mla", "fp16", "cpu/overlap" },
+        { "llama-gqa", "fp16", "cuda:0/stream" },
+        { "llama-moh", "fp16", "cuda:0/stream" },
+        { "qwen2", "bf16", "cpu/stream" },
+        { "llama-gqa", "fp16", "cpu/overlap/stream" },
+        { "llama-pruned", "fp16", "cuda:0+cpu/stream" },
+        { "deepseek-v3-mla", "fp16", "cuda:0/stream" },
     };
 
     [Theory]
@@ -110,6 +116,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     [InlineData("cpu")]
     [InlineData("cuda:0")]
     [InlineData("cpu/overlap")]
+    [InlineData("cuda:0/stream")]
     public void DecodeStep_SteadyState_AllocatesNothingOnTheHost(string attentionDevice)
     {
         SkipWithoutCuda();
@@ -154,7 +161,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         var offload = ((CudaSplitRunner)runner).LastStepOffloadBytes;
         output.WriteLine($"attention on {attentionDevice}: host bytes allocated by 25 steady decode steps: {allocated}; bytes across devices in the last step: {offload}");
         Assert.Equal(attentionDevice.StartsWith("cpu", StringComparison.Ordinal), offload > 0);
-        Assert.Equal(attentionDevice.EndsWith("/overlap", StringComparison.Ordinal), ((CudaSplitRunner)runner).LastStepOverlapped);
+        Assert.Equal(attentionDevice.Contains("/overlap", StringComparison.Ordinal), ((CudaSplitRunner)runner).LastStepOverlapped);
         Assert.Equal(0, allocated);
     }
 
@@ -310,12 +317,16 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         return [.. results.Select(r => r.ToArray())];
     }
 
-    /// <summary>Opens the split build; "/overlap" after the devices runs every step of two or more rows as two micro-batches (ADR 0010), else one.</summary>
+    /// <summary>
+    /// Opens the split build; "/overlap" after the devices runs every step of two or more rows as two micro-batches, else
+    /// one, and "/stream" runs the step on one CUDA stream (<c>--split-one-stream</c>) (ADR 0010).
+    /// </summary>
     private static SplitDecoderModel OpenSplit(string fixture, string dtype, params string[] attentionDevices)
     {
-        var overlap = attentionDevices.Any(d => d.EndsWith("/overlap", StringComparison.Ordinal)) ? AttentionOverlap.On : AttentionOverlap.Off;
-        attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Split('+'))];
-        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap };
+        var overlap = attentionDevices.Any(d => d.Contains("/overlap", StringComparison.Ordinal)) ? AttentionOverlap.On : AttentionOverlap.Off;
+        var oneStream = attentionDevices.Any(d => d.Contains("/stream", StringComparison.Ordinal));
+        attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Replace("/stream", string.Empty, StringComparison.Ordinal).Split('+'))];
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream };
         return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
     }
 

@@ -30,7 +30,8 @@ internal sealed class CudaAttentionBackend : IDisposable
 
     /// <summary>Creates the sessions and the zeroed pools of <paramref name="blockCount"/> blocks on CUDA device <paramref name="deviceId"/>.</summary>
     /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
-    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize)
+    /// <remarks>With <paramref name="stream"/>, the sessions run on it without a synchronization per call (a split step on one stream).</remarks>
+    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize, IntPtr stream = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
@@ -47,7 +48,7 @@ internal sealed class CudaAttentionBackend : IDisposable
         {
             _layerSessions = new LayerPoolSessions(
                 layers, deviceId, _memory, type, blockCount, blockSize, spec => PagedAttentionGraph.Create(spec, type),
-                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut));
+                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut), stream);
         }
         catch
         {

@@ -17,6 +17,7 @@ namespace InferenceServer.Onnx.Attention;
 internal sealed class LayerPoolSessions : IDisposable
 {
     private readonly int _deviceId;
+    private readonly IntPtr _stream;
     private readonly List<InferenceSession> _sessions = [];
     private readonly StepBinding[] _bindings;
     private readonly IntPtr[] _pools;
@@ -31,9 +32,10 @@ internal sealed class LayerPoolSessions : IDisposable
     /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
     public LayerPoolSessions(
         IReadOnlyList<AttentionLayerSpec> layers, int deviceId, OrtMemoryInfo memory, TensorElementType type, int blockCount, int blockSize,
-        Func<AttentionLayerSpec, byte[]> graph, (string Input, string Output) keyCache, (string Input, string Output) valueCache)
+        Func<AttentionLayerSpec, byte[]> graph, (string Input, string Output) keyCache, (string Input, string Output) valueCache, IntPtr stream = default)
     {
         _deviceId = deviceId;
+        _stream = stream;
         _bindings = new StepBinding[layers.Count];
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -52,7 +54,7 @@ internal sealed class LayerPoolSessions : IDisposable
                     byShape.Add(key, session);
                 }
 
-                _bindings[i] = new StepBinding(session);
+                _bindings[i] = new StepBinding(session, synchronize: stream == IntPtr.Zero);
                 BindPool(memory, type, blockCount, blockSize, elementBytes, i, 2 * i, keyCache, spec.KvHeads, spec.KeyWidth);
                 if (!spec.ValueIsKeyPrefix)
                 {
@@ -106,7 +108,7 @@ internal sealed class LayerPoolSessions : IDisposable
         using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
         if (_deviceId >= 0)
         {
-            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(_deviceId)));
+            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(_deviceId)), stream: _stream);
         }
 
         try

@@ -36,7 +36,8 @@ internal sealed class LseAttentionBackend : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
     /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
-    public LseAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int firstBlock, int blockCount, int blockSize, long chunkBudgetBytes = DefaultChunkBudgetBytes)
+    /// <remarks>With <paramref name="stream"/>, the sessions run on it without a synchronization per call (a split step on one stream).</remarks>
+    public LseAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int firstBlock, int blockCount, int blockSize, long chunkBudgetBytes = DefaultChunkBudgetBytes, IntPtr stream = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
@@ -66,7 +67,7 @@ internal sealed class LseAttentionBackend : IDisposable
         {
             _layerSessions = new LayerPoolSessions(
                 layers, deviceId, _memory, type, blockCount, blockSize, spec => LseAttentionGraph.Create(spec, type),
-                (LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut), (LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut));
+                (LseAttentionGraph.KeyCache, LseAttentionGraph.KeyCacheOut), (LseAttentionGraph.ValueCache, LseAttentionGraph.ValueCacheOut), stream);
         }
         catch
         {

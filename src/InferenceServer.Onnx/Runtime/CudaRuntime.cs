@@ -34,6 +34,30 @@ internal static partial class CudaRuntime
         return pointer;
     }
 
+    /// <summary>
+    /// Creates a blocking stream on <paramref name="device"/> (<c>cudaStreamCreate</c>): work on it waits for, and is
+    /// waited for by, the legacy default stream, so the synchronous copies of <see cref="CopyToDevice"/> and
+    /// <see cref="CopyToHost"/> stay ordered with it.
+    /// </summary>
+    public static IntPtr CreateStream(int device)
+    {
+        Check(cudaSetDevice(device), "cudaSetDevice");
+        Check(cudaStreamCreate(out var stream), "cudaStreamCreate");
+        return stream;
+    }
+
+    /// <summary>Waits until every operation queued on <paramref name="stream"/> has finished.</summary>
+    public static void SynchronizeStream(IntPtr stream) => Check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+
+    /// <summary>Destroys what <see cref="CreateStream"/> returned.</summary>
+    public static void DestroyStream(IntPtr stream)
+    {
+        if (stream != IntPtr.Zero)
+        {
+            _ = cudaStreamDestroy(stream);
+        }
+    }
+
     /// <summary>Frees what <see cref="AllocateZeroed"/> returned.</summary>
     public static void Free(IntPtr pointer)
     {
@@ -143,4 +167,13 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaGetDeviceCount(out int count);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamCreate(out IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamSynchronize(IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamDestroy(IntPtr stream);
 }

@@ -65,7 +65,7 @@ internal sealed partial class CudaSplitRunner
                 _logits = new PinnedTensorBuffer<float>(_model.Spec.VocabularySize);
                 for (var s = 0; s < _bindings.Length; s++)
                 {
-                    _bindings[s] = new StepBinding(_model.Segments[s]);
+                    _bindings[s] = new StepBinding(_model.Segments[s], synchronize: _model.Stream == IntPtr.Zero);
                 }
             }
             catch

@@ -75,6 +75,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, device, OrtMemType.Default);
         _attentionTicks = new long[devices.Count];
         _policy = new OverlapPolicy(model.Overlap);
+        if (model.Stream != IntPtr.Zero)
+        {
+            // One stream for the step (--split-one-stream): runs only queue their kernels; Forward synchronizes once.
+            _runOptions.AddRunConfigEntry("disable_synchronize_execution_providers", "1");
+        }
         foreach (var spec in model.Attention)
         {
             _maxQueryWidth = Math.Max(_maxQueryWidth, spec.QueryWidth);
@@ -100,13 +105,13 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             if (model.PagedAttentionOnGpu)
             {
                 _hostBackends = [];
-                _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize);
+                _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream);
             }
             else if (model.CudaAttention)
             {
                 // A latent (MLA) model alone on the GPU: PagedAttention has no latent form, the lse graph does.
                 _hostBackends = [];
-                _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, 0, blockCount, blockSize);
+                _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, 0, blockCount, blockSize, stream: model.Stream);
                 _mixedIndex = 0;
                 _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
             }
@@ -123,7 +128,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
                     if (devices[i].IsCuda)
                     {
-                        _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, first, count, blockSize);
+                        _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, first, count, blockSize, stream: model.Stream);
                         _mixedIndex = i;
                     }
                     else
@@ -249,6 +254,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         {
             MicroBatches.Split(batch, MicroBatches.SplitRow(batch), _halves[0], _halves[1]);
             denseTicks = ForwardOverlapped();
+            WaitForStream();
             var firstRows = _halves[0].LogitRowCount * vocab;
             _lanes[0].Logits(firstRows).CopyTo(logits);
             _lanes[1].Logits(_halves[1].LogitRowCount * vocab).CopyTo(logits[firstRows..]);
@@ -257,6 +263,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         else
         {
             (denseTicks, offloadBytes) = ForwardSequential(batch);
+            WaitForStream();
             _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
         }
 
@@ -366,6 +373,15 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         return dense;
+    }
+
+    /// <summary>With one stream for the step (<c>--split-one-stream</c>), waits for its queued work: the logits are then in their pinned buffer.</summary>
+    private void WaitForStream()
+    {
+        if (_model.Stream != IntPtr.Zero)
+        {
+            CudaRuntime.SynchronizeStream(_model.Stream);
+        }
     }
 
     /// <summary>The worker's item: host attention call <paramref name="call"/> of lane <paramref name="lane"/>, timed into the lane.</summary>

@@ -44,7 +44,7 @@ internal sealed class OnnxSessionFactory
     /// With <paramref name="cudaGraphs"/>, the CUDA provider is appended with ONNX Runtime's graph capture enabled.
     /// <paramref name="requested"/> is the flag's text, for the message (default: the device's name).
     /// </remarks>
-    internal static (ComputeDevice Device, string? Note) AppendProvider(SessionOptions sessionOptions, DeviceRequest request, bool cudaGraphs = false, string? requested = null)
+    internal static (ComputeDevice Device, string? Note) AppendProvider(SessionOptions sessionOptions, DeviceRequest request, bool cudaGraphs = false, string? requested = null, IntPtr stream = default)
     {
         if (!request.Cuda)
         {
@@ -61,14 +61,23 @@ internal sealed class OnnxSessionFactory
 
         try
         {
-            if (cudaGraphs)
+            if (cudaGraphs || stream != IntPtr.Zero)
             {
                 using var provider = new OrtCUDAProviderOptions();
-                provider.UpdateOptions(new Dictionary<string, string>
+                var settings = new Dictionary<string, string> { ["device_id"] = request.Device.Ordinal.ToString(CultureInfo.InvariantCulture) };
+                if (cudaGraphs)
                 {
-                    ["device_id"] = request.Device.Ordinal.ToString(CultureInfo.InvariantCulture),
-                    ["enable_cuda_graph"] = "1",
-                });
+                    settings["enable_cuda_graph"] = "1";
+                }
+
+                if (stream != IntPtr.Zero)
+                {
+                    // The session's kernels and copies go on the caller's stream (one stream for a split model's step).
+                    settings["has_user_compute_stream"] = "1";
+                    settings["user_compute_stream"] = ((ulong)stream).ToString(CultureInfo.InvariantCulture);
+                }
+
+                provider.UpdateOptions(settings);
                 sessionOptions.AppendExecutionProvider_CUDA(provider);
             }
             else
@@ -114,8 +123,8 @@ internal sealed class OnnxSessionFactory
     /// <summary>Opens the graph file <paramref name="graphPath"/> on exactly <paramref name="device"/>, as it is (no rewrite).</summary>
     /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
     /// <exception cref="ExecutionProviderException">The device cannot be used.</exception>
-    public InferenceSession Open(string graphPath, ComputeDevice device)
-        => Open(graphPath, new DeviceRequest(Auto: false, device), cudaGraphs: false, rewrite: false, requested: null).Session;
+    public InferenceSession Open(string graphPath, ComputeDevice device, IntPtr stream = default)
+        => Open(graphPath, new DeviceRequest(Auto: false, device), cudaGraphs: false, rewrite: false, requested: null, stream).Session;
 
     /// <summary>The first line of an ONNX Runtime message (they carry stack-like detail after it).</summary>
     internal static string FirstLine(string text)
@@ -124,10 +133,10 @@ internal sealed class OnnxSessionFactory
         return (newline < 0 ? text : text[..newline]).Trim();
     }
 
-    private (InferenceSession Session, ComputeDevice Device, string? DeviceNote, string? GraphNote) Open(string path, DeviceRequest request, bool cudaGraphs, bool rewrite, string? requested)
+    private (InferenceSession Session, ComputeDevice Device, string? DeviceNote, string? GraphNote) Open(string path, DeviceRequest request, bool cudaGraphs, bool rewrite, string? requested, IntPtr stream = default)
     {
         using var sessionOptions = CreateSessionOptions();
-        var (device, deviceNote) = AppendProvider(sessionOptions, request, cudaGraphs, requested);
+        var (device, deviceNote) = AppendProvider(sessionOptions, request, cudaGraphs, requested, stream);
         try
         {
             var rewritten = rewrite ? GraphRewriter.Rewrite(path) : null;

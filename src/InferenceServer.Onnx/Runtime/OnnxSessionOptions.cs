@@ -65,6 +65,13 @@ public sealed class OnnxSessionOptions
     /// </summary>
     public AttentionOverlap AttentionOverlap { get; set; } = AttentionOverlap.Auto;
 
+    /// <summary>
+    /// Whether a split model's CUDA segments (and attention on the same GPU) run on one CUDA stream of the server's, the
+    /// step's thread queueing every segment and attention call without waiting for each and synchronizing once, before
+    /// the logits are read (<c>--split-one-stream</c>, ADR 0010). Default false: a synchronization after every call.
+    /// </summary>
+    public bool SplitOneStream { get; set; }
+
     /// <summary>Graph optimization level: <c>all</c> (the default), <c>extended</c>, <c>basic</c> or <c>none</c>.</summary>
     internal string GraphOptimization { get; set; } = "all";
 

@@ -129,6 +129,15 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// <summary>Threads of the CPU attention kernel (0: every core).</summary>
     internal int Threads { get; }
 
+    /// <summary>
+    /// The CUDA stream the segments run on with <c>--split-one-stream</c> (ADR 0010), which attention on the same GPU
+    /// shares; zero otherwise (each session's own stream, synchronized after every run).
+    /// </summary>
+    internal IntPtr Stream { get; private init; }
+
+    /// <summary>Whether the step runs on one CUDA stream (<c>--split-one-stream</c> took effect).</summary>
+    public bool OneStream => Stream != IntPtr.Zero;
+
     /// <summary>Whether steps run as two micro-batches so that host attention overlaps the dense segments (<c>--attention-overlap</c>, ADR 0010).</summary>
     public AttentionOverlap Overlap { get; }
 
@@ -217,11 +226,15 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         var computeDevice = ChooseComputeDevice(options, factory.Request, attentionDevices, dtype, package);
         var segmentDevice = computeDevice < 0 ? ComputeDevice.Cpu : ComputeDevice.Cuda(computeDevice);
         var sessions = new InferenceSession[segmentFiles.Count];
+        // One stream for the step (--split-one-stream): not with attention on another GPU, whose peer copies synchronize per call.
+        var stream = options.SplitOneStream && segmentDevice.IsCuda && attentionDevices.All(d => !d.IsCuda || d == segmentDevice)
+            ? CudaRuntime.CreateStream(segmentDevice.Ordinal)
+            : IntPtr.Zero;
         try
         {
             for (var s = 0; s < sessions.Length; s++)
             {
-                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), segmentDevice);
+                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), segmentDevice, stream);
             }
         }
         catch
@@ -231,6 +244,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
                 session?.Dispose();
             }
 
+            CudaRuntime.DestroyStream(stream);
             throw;
         }
 
@@ -253,6 +267,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options)
         {
             Device = segmentDevice,
+            Stream = stream,
             SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },
         };
     }
@@ -272,6 +287,8 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         {
             session.Dispose();
         }
+
+        CudaRuntime.DestroyStream(Stream);
     }
 
     private static (IReadOnlyList<string> Segments, int RotaryHalf, int Hidden, string DType) ReadSplit(string path, ModelPackage package, IReadOnlyList<AttentionLayerSpec> attention)

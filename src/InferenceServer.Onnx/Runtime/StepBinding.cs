@@ -15,12 +15,17 @@ internal sealed class StepBinding : IDisposable
     private readonly InferenceSession _session;
     private readonly OrtIoBinding _binding;
     private readonly Dictionary<string, OrtValue> _bound = new(StringComparer.Ordinal);
+    private readonly bool _synchronize;
 
-    /// <summary>Creates the binding of <paramref name="session"/>.</summary>
-    public StepBinding(InferenceSession session)
+    /// <summary>
+    /// Creates the binding of <paramref name="session"/>; with <paramref name="synchronize"/> false, <see cref="Run"/>
+    /// only queues the work (the session runs on a stream the caller synchronizes: a split step on one stream).
+    /// </summary>
+    public StepBinding(InferenceSession session, bool synchronize = true)
     {
         _session = session;
         _binding = session.CreateIoBinding();
+        _synchronize = synchronize;
     }
 
     /// <summary>Binds <paramref name="value"/> as input <paramref name="name"/> unless it is bound already.</summary>
@@ -50,11 +55,14 @@ internal sealed class StepBinding : IDisposable
         _bound.Remove(name);
     }
 
-    /// <summary>Runs the session over the bindings and waits for the outputs.</summary>
+    /// <summary>Runs the session over the bindings and (unless made not to synchronize) waits for the outputs.</summary>
     public void Run(RunOptions options)
     {
         _session.RunWithBinding(options, _binding);
-        _binding.SynchronizeBoundOutputs();
+        if (_synchronize)
+        {
+            _binding.SynchronizeBoundOutputs();
+        }
     }
 
     /// <inheritdoc />

@@ -67,6 +67,7 @@ internal static class ServerOptionsBinder
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
                 AttentionDevices = ReadAttentionDevices(configuration),
                 AttentionOverlap = ReadOverlap(Text(configuration, "attention-overlap")),
+                SplitOneStream = ReadBool(configuration, "split-one-stream"),
             },
             Limits = new ServingLimits
             {

@@ -160,7 +160,7 @@ internal static partial class ServerProgram
 
         if (model.Decoder is SplitDecoderModel split)
         {
-            LogOffloading(model, split, runner, log);
+            LogOffloading(model, split, runner, log, options.Session.SplitOneStream);
         }
 
         builder.Services.AddInferenceEngine(model, runner, options.Scheduler);
@@ -231,7 +231,7 @@ internal static partial class ServerProgram
             : $"--deterministic: on {decoder.Device} steps run as usual (the fixed-shape decode is the paged CUDA runner's); prefix caching is off";
 
     /// <summary>The startup lines of attention offloading (ADR 0005): which layers run where, and how much KV each memory device holds.</summary>
-    private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log)
+    private static void LogOffloading(ServedModel model, SplitDecoderModel split, IModelRunner runner, StartupLog log, bool oneStreamRequested)
     {
         log.Info($"model {model.Name}: attention offloaded: {split.SegmentCount} dense segments on {split.Device}, attention of layers [{string.Join(", ", split.AttentionLayers)}] on {string.Join(" + ", split.AttentionDevices)}");
         if (split.CudaAttention && split.AttentionDevices[0] == split.Device)
@@ -255,6 +255,15 @@ internal static partial class ServerProgram
         else if (split.Overlap == AttentionOverlap.On)
         {
             log.Warning($"model {model.Name}: --attention-overlap on has no effect with a cuda:N attention device (only host attention overlaps, ADR 0010)");
+        }
+
+        if (split.OneStream)
+        {
+            log.Info($"model {model.Name}: --split-one-stream: the step's segments and GPU attention are queued on one CUDA stream, synchronized once per step");
+        }
+        else if (oneStreamRequested)
+        {
+            log.Warning($"model {model.Name}: --split-one-stream has no effect here (it needs a CUDA --device, and attention on that GPU or on cpu)");
         }
 
         var blocks = runner.BlockCount;

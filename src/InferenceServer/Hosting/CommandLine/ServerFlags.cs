@@ -41,6 +41,7 @@ internal static class ServerFlags
         new("host-kv-cache-memory", FlagKind.Size, "0", "host KV tier in bytes (k/m/g suffixes) or a fraction (0, 1] of available memory: preempted sequences' blocks are copied there and back instead of recomputed, and evicted prefix-cache blocks stay there; 0 = off"),
         new("gpu-memory-utilization", FlagKind.Fraction, null, "fraction of the GPU's memory for weights + KV cache (KV = fraction x total - in use after the weights load); no effect on the CPU; not with --kv-cache-memory") { Vllm = "--gpu-memory-utilization" },
         new("attention-device", FlagKind.Repeatable, null, "where attention runs: cpu or cuda:N, comma-separated or repeated"),
+        new("split-one-stream", FlagKind.Bool, "false", "with --attention-device on a CUDA --device, queue a step's segments and same-GPU attention on one CUDA stream and synchronize once per step instead of after every call"),
         new("attention-overlap", FlagKind.Enum, "auto", "with cpu attention devices, run a step as two micro-batches so host attention overlaps the dense segments: auto (when attention takes longer than the dense segments), on, off") { Values = ["auto", "on", "off", "true", "false"] },
         new("block-size", FlagKind.Int, "16", "tokens per KV block") { Vllm = "--block-size" },
         new("max-num-seqs", FlagKind.Int, "64", "most sequences per model step") { Vllm = "--max-num-seqs" },
