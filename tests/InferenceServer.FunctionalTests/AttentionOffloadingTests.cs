@@ -57,6 +57,9 @@ public sealed class AttentionOffloadingTests : IDisposable
         Assert.Equal("histogram", metrics.Types["inference_attention_seconds"]);
         Assert.Contains(metrics.For("inference_attention_seconds_count", name), s => s.Labels.GetValueOrDefault("device") == "cpu" && s.Value > 0);
 
+        // Placement by measured speed: the first pool held blocks for many windows of steps, so it has a measurement.
+        Assert.Contains(metrics.For("inference_kv_pool_attention_per_block_seconds", name), s => s.Labels.GetValueOrDefault("pool") == "cpu:0" && s.Value > 0);
+
         // The overlap's steps (two micro-batches) and their busy times: the 16 at once had steps of several rows.
         var overlapped = metrics.For("inference_split_steps_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "true").Sum(s => s.Value);
         var sequential = metrics.For("inference_split_steps_total", name).Where(s => s.Labels.GetValueOrDefault("overlapped") == "false").Sum(s => s.Value);

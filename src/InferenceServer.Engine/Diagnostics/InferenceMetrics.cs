@@ -89,6 +89,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableCounter("inference.kv.swapped_in_blocks", ObserveSwappedIn, "{block}", "KV blocks copied back from the host KV tier when a preempted sequence resumed.");
         meter.CreateObservableCounter("inference.kv.recomputed_tokens", ObserveRecomputed, "{token}", "Tokens computed again after a preemption lost their KV.");
         meter.CreateObservableGauge("inference.kv.blocks_used", ObservePoolBlocks, "{block}", "KV blocks owned by sequences, per pool (each device pool; host-tier: the host KV tier's blocks held for preempted sequences).");
+        meter.CreateObservableGauge("inference.kv.pool_attention_per_block", ObservePoolSpeed, "s", "Measured attention time per KV block held and step, per pool of a split model with several (the KV placement policy's input; 0 until blocks reach the pool).");
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
         _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
@@ -250,6 +251,23 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private Measurement<long> ObserveSwappedIn() => new(_engine?.SwappedInBlocks ?? 0, _model);
 
     private Measurement<long> ObserveRecomputed() => new(_engine?.RecomputedTokens ?? 0, _model);
+
+    private IEnumerable<Measurement<double>> ObservePoolSpeed()
+    {
+        var engine = _engine;
+        if (engine is null || engine.KvPoolCount < 2)
+        {
+            return [];
+        }
+
+        var measurements = new List<Measurement<double>>(engine.KvPoolCount);
+        for (var i = 0; i < engine.KvPoolCount; i++)
+        {
+            measurements.Add(new(engine.KvPoolSecondsPerBlock(i), _model, new("pool", engine.KvPoolName(i))));
+        }
+
+        return measurements;
+    }
 
     private IEnumerable<Measurement<int>> ObservePoolBlocks()
     {

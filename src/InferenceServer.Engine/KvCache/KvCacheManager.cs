@@ -116,6 +116,20 @@ internal sealed class KvCacheManager
         _placement = placement;
     }
 
+    /// <summary>Replaces the placement policy (new measurements) over the same pools; blocks already placed stay where they are.</summary>
+    /// <exception cref="ArgumentException">The policy has another number of pools than <see cref="SetPools"/> made.</exception>
+    public void SetPlacement(KvPlacementPolicy placement)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        var pools = _free.Length;
+        if (placement.Pools.Count != pools)
+        {
+            throw new ArgumentException($"A placement policy over {placement.Pools.Count} pools for {pools}.", nameof(placement));
+        }
+
+        _placement = placement;
+    }
+
     /// <summary>Blocks of pool <paramref name="pool"/> (<see cref="SetPools"/>) owned by sequences; read from any thread.</summary>
     public int PoolUsedBlocks(int pool) => Volatile.Read(ref _poolUsed[pool]);
 

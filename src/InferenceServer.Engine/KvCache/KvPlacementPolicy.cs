@@ -7,20 +7,23 @@ namespace InferenceServer.Engine.KvCache;
 
 /// <summary>
 /// Which KV pool gets a sequence's next block (issue 17 item 1, ADR 0009). Each pool has a capacity and a measured
-/// attention time per block it holds (<see cref="KvPoolInput.SecondsPerBlock"/>; 0 when not measured yet); pools attend
-/// in parallel, so a step's attention time is the slowest pool's, <c>used x seconds per block</c>. The compute-local pool
-/// (the first) gets the block while it has room and placing it there keeps the step as fast as placing it anywhere else;
-/// otherwise the pool whose step time after taking it is least (the lower index on a tie). With no measurements every
-/// pool costs the same and pools fill in order, compute-local first: today's behaviour. With one pool it always answers
-/// that pool while it has room. Pure: it holds no state but its inputs.
+/// attention time per block it holds (<see cref="KvPoolInput.SecondsPerBlock"/>; 0 when not measured yet). When pools
+/// attend in parallel, a step's attention time is the slowest pool's, <c>used x seconds per block</c>; when they attend
+/// one after another (today's split runners), it is the sum over pools. The compute-local pool (the first) gets the block
+/// while it has room and placing it there keeps the step as fast as placing it anywhere else; otherwise the pool whose
+/// step time after taking it is least (the lower index on a tie). An unmeasured pool costs nothing in the parallel model;
+/// in the sequential one it is passed over while a measured pool has room (it is measured once blocks reach it, when the
+/// pools before it are full). With no measurements every pool costs the same and pools fill in order, compute-local
+/// first. With one pool it always answers that pool while it has room. Pure: it holds no state but its inputs.
 /// </summary>
 internal sealed class KvPlacementPolicy
 {
     private readonly KvPoolInput[] _pools;
 
-    /// <summary>Creates the policy over <paramref name="pools"/>, the compute-local pool first.</summary>
-    public KvPlacementPolicy(IReadOnlyList<KvPoolInput> pools)
+    /// <summary>Creates the policy over <paramref name="pools"/>, the compute-local pool first, which attend in parallel or (<paramref name="parallel"/> false) one after another.</summary>
+    public KvPlacementPolicy(IReadOnlyList<KvPoolInput> pools, bool parallel = true)
     {
+        Parallel = parallel;
         ArgumentNullException.ThrowIfNull(pools);
         ArgumentOutOfRangeException.ThrowIfZero(pools.Count, nameof(pools));
         _pools = [.. pools];
@@ -37,8 +40,11 @@ internal sealed class KvPlacementPolicy
     /// <summary>The pools, compute-local first.</summary>
     public IReadOnlyList<KvPoolInput> Pools => _pools;
 
+    /// <summary>Whether the pools attend at the same time (a step costs the slowest pool's time) or one after another (the sum).</summary>
+    public bool Parallel { get; }
+
     /// <summary>A policy over a runner's pools, the first one compute-local, none measured yet.</summary>
-    public static KvPlacementPolicy FromPools(IReadOnlyList<KvPoolRange> pools)
+    public static KvPlacementPolicy FromPools(IReadOnlyList<KvPoolRange> pools, bool parallel = true)
     {
         var inputs = new KvPoolInput[pools.Count];
         for (var i = 0; i < inputs.Length; i++)
@@ -46,7 +52,7 @@ internal sealed class KvPlacementPolicy
             inputs[i] = new KvPoolInput(pools[i].Name, pools[i].BlockCount, 0);
         }
 
-        return new KvPlacementPolicy(inputs);
+        return new KvPlacementPolicy(inputs, parallel);
     }
 
     /// <summary>
@@ -62,9 +68,18 @@ internal sealed class KvPlacementPolicy
 
         var best = -1;
         var bestTime = double.PositiveInfinity;
+        var measuredRoom = false;
+        if (!Parallel)
+        {
+            for (var i = 0; i < _pools.Length; i++)
+            {
+                measuredRoom |= used[i] < _pools[i].Capacity && _pools[i].SecondsPerBlock > 0;
+            }
+        }
+
         for (var i = 0; i < _pools.Length; i++)
         {
-            if (used[i] >= _pools[i].Capacity)
+            if (used[i] >= _pools[i].Capacity || (measuredRoom && _pools[i].SecondsPerBlock <= 0))
             {
                 continue;
             }
@@ -97,16 +112,16 @@ internal sealed class KvPlacementPolicy
         return text.ToString();
     }
 
-    /// <summary>The step's attention time (the slowest pool's) with one more block in pool <paramref name="pool"/>.</summary>
+    /// <summary>The step's attention time (the slowest pool's, or the sum) with one more block in pool <paramref name="pool"/>.</summary>
     private double StepTimeWith(ReadOnlySpan<int> used, int pool)
     {
-        var slowest = 0.0;
+        var total = 0.0;
         for (var i = 0; i < _pools.Length; i++)
         {
-            var blocks = used[i] + (i == pool ? 1 : 0);
-            slowest = Math.Max(slowest, blocks * _pools[i].SecondsPerBlock);
+            var time = (used[i] + (i == pool ? 1 : 0)) * _pools[i].SecondsPerBlock;
+            total = Parallel ? Math.Max(total, time) : total + time;
         }
 
-        return slowest;
+        return total;
     }
 }

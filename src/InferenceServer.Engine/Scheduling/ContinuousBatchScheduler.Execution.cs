@@ -50,11 +50,13 @@ public sealed partial class ContinuousBatchScheduler
             if (_batch.RowCount > 0)
             {
                 _runner.Forward(_batch, _logits);
+                RecordPoolSpeed();
             }
 
             if (_prefillBatch.RowCount > 0)
             {
                 _runner.Forward(_prefillBatch, _logits.AsSpan(_batch.LogitRowCount * vocab));
+                RecordPoolSpeed();
             }
         }
         catch (Exception ex)
@@ -65,6 +67,7 @@ public sealed partial class ContinuousBatchScheduler
 
         _breaker.RecordSuccess();
         _counters.StepRan();
+        UpdatePlacement();
         _pipeline.BeginStep();
         var logitRow = 0;
         var stepTokens = 0;

@@ -12,6 +12,9 @@ namespace InferenceServer.Engine.Scheduling;
 public sealed partial class ContinuousBatchScheduler
 {
     private KvPlacementPolicy? _placement;
+    private InferenceServer.Onnx.Runtime.IOffloadingRunner? _offloading;
+    private KvPoolSpeed? _poolSpeed;
+    private int[] _poolUsed = [];
 
     /// <summary>The host tier's slots (0 when it is off).</summary>
     internal int HostTierBlocks => _kv.HostTier?.SlotCount ?? 0;
@@ -40,6 +43,41 @@ public sealed partial class ContinuousBatchScheduler
     /// <summary>Blocks of <see cref="KvPools"/>[<paramref name="pool"/>] owned by sequences right now.</summary>
     internal int KvPoolUsedBlocks(int pool) => _kv.PoolUsedBlocks(pool);
 
+    /// <summary>The measured attention seconds per block and step of <see cref="KvPools"/>[<paramref name="pool"/>] (0: not measured).</summary>
+    internal double KvPoolSecondsPerBlock(int pool) => _poolSpeed?.SecondsPerBlock(pool) ?? 0;
+
+    /// <summary>After a model call of a split runner with several pools: its attention ticks per pool, against the blocks each holds.</summary>
+    private void RecordPoolSpeed()
+    {
+        if (_poolSpeed is null)
+        {
+            return;
+        }
+
+        for (var i = 0; i < _poolUsed.Length; i++)
+        {
+            _poolUsed[i] = _kv.PoolUsedBlocks(i);
+        }
+
+        _poolSpeed.Record(_offloading!.LastStepAttentionTicks, _poolUsed);
+    }
+
+    /// <summary>At the end of a step: every <see cref="KvPoolSpeed.Window"/> steps, new measurements replace the placement policy's inputs.</summary>
+    private void UpdatePlacement()
+    {
+        if (_poolSpeed?.EndStep() is not { } inputs)
+        {
+            return;
+        }
+
+        _placement = new KvPlacementPolicy(inputs, parallel: false);
+        _kv.SetPlacement(_placement);
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            SchedulerLog.PlacementInputs(_logger, _placement.Describe());
+        }
+    }
+
     /// <summary>
     /// Sets up the pools and, when <see cref="SchedulerOptions.HostKvCacheMemory"/> asks for it and the runner can copy
     /// blocks, the host tier; logs the placement inputs at debug level.
@@ -55,8 +93,15 @@ public sealed partial class ContinuousBatchScheduler
             counts[i] = KvPools[i].BlockCount;
         }
 
-        _placement = KvPlacementPolicy.FromPools(KvPools);
+        // The split runners attend their pools one after another: the sequential placement model, measured as steps run.
+        _placement = KvPlacementPolicy.FromPools(KvPools, parallel: false);
         _kv.SetPools(counts, _placement);
+        if (KvPools.Count > 1 && runner is InferenceServer.Onnx.Runtime.IOffloadingRunner offloading && offloading.LastStepAttentionTicks.Length == KvPools.Count)
+        {
+            _offloading = offloading;
+            _poolSpeed = new KvPoolSpeed([.. KvPools.Select(static p => p.Name)], [.. counts]);
+            _poolUsed = new int[KvPools.Count];
+        }
         if (logger.IsEnabled(LogLevel.Debug))
         {
             SchedulerLog.PlacementInputs(logger, _placement.Describe());

@@ -249,6 +249,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     /// <inheritdoc />
     int IEngineGauges.KvPoolUsedBlocks(int pool) => KvPoolUsedBlocks(pool);
 
+    /// <inheritdoc />
+    double IEngineGauges.KvPoolSecondsPerBlock(int pool) => KvPoolSecondsPerBlock(pool);
+
     /// <summary>Starts the scheduler thread.</summary>
     public void Start() => _thread.Start();
 

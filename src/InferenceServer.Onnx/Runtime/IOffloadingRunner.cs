@@ -8,4 +8,7 @@ internal interface IOffloadingRunner
 {
     /// <summary>Told each step's attention time per memory device and the bytes that crossed devices (the engine's metrics), or null.</summary>
     IAttentionObserver? Observer { get; set; }
+
+    /// <summary>Stopwatch ticks each attention device (in <c>--attention-device</c> order, one per KV pool) spent in the last call.</summary>
+    ReadOnlySpan<long> LastStepAttentionTicks { get; }
 }
