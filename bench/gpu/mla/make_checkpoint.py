@@ -82,8 +82,10 @@ def unfuse_experts(torch, path, intermediate, hidden):
             continue
         file = os.path.join(path, name)
         tensors = load_file(file)
-        fused = [k for k in tensors if k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj")
-                 or k.endswith("experts.gate_up_proj.weight") or k.endswith("experts.down_proj.weight")]
+        # Routed experts fused as [E, ...] (3-D); the shared experts' own 2-D projections ("shared_experts.down_proj.weight")
+        # end the same way and stay as they are.
+        fused = [k for k in tensors if tensors[k].dim() == 3 and (k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj")
+                 or k.endswith("experts.gate_up_proj.weight") or k.endswith("experts.down_proj.weight"))]
         if not fused:
             continue
         for key in fused:
