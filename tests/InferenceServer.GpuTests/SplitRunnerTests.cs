@@ -83,6 +83,37 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("deepseek-v3-mla")]
+    [InlineData("deepseek-v3-dense-mla")]
+    public void FirstStepLogits_FusedPaged_WithinToleranceOfReference(string fixture)
+    {
+        // The fused fp16 paged graph of the same build (the split tests' baseline): the GQA graph (PagedAttention) and the
+        // MLA graph (ADR 0008: absorbed attention over gathered blocks) against transformers fp32.
+        SkipWithoutCuda();
+        using var model = DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, "fp16")), new OnnxSessionOptions { Device = "cuda" });
+        var cases = GpuFixtures.References(fixture);
+        var vocab = model.Spec.VocabularySize;
+        var blockSize = model.ChooseBlockSize(64);
+        var worst = 0f;
+        foreach (var reference in cases)
+        {
+            using var runner = model.CreateRunner(4, blockSize);
+            var batch = new ForwardBatch();
+            batch.AddRow(reference.Prompt, 0, [0, 1, 2, 3], RowLogits.Last);
+            var logits = new float[vocab];
+            runner.Forward(batch, logits);
+            for (var i = 0; i < vocab; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(logits[i] - reference.FirstStepLogits[i]));
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} fp16 fused paged: max |logit - fp32 reference| = {worst:G3} (tolerance {Tolerance["fp16"]})"));
+        Assert.True(worst <= Tolerance["fp16"], $"max |logit - reference| {worst} exceeds {Tolerance["fp16"]}");
+    }
+
+    [Theory]
     [MemberData(nameof(Cases))]
     public void Greedy_SplitSequentialAnd16Concurrent_MatchesFusedAndReferenceWhereDecided(string fixture, string dtype, string attentionDevice)
     {
@@ -243,9 +274,16 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         Assert.True(runner.KvBytes >= 10L * 16 * model.Spec.KvBytesPerToken);
     }
 
+    /// <summary>
+    /// Where the reference's top-2 margin exceeds twice the dtype's tolerance, the split's tokens (alone and among
+    /// <see cref="Concurrent"/>) must be the reference's; they must also be the fused path's while the fused path itself
+    /// gives the reference's token (the fused paged MLA graph does not always: ADR 0008, issue 18; its own test is
+    /// <see cref="FirstStepLogits_FusedPaged_WithinToleranceOfReference"/>).
+    /// </summary>
     private static int Compare(ReferenceCase reference, int[] fused, int[]? sequential, int[] concurrent, string dtype, string what)
     {
         var compared = 0;
+        var fusedAgrees = true;
         for (var t = 0; t < reference.Greedy.Length; t++)
         {
             if (reference.Top2Margin[t] <= 2 * Tolerance[dtype])
@@ -253,13 +291,14 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
                 break;
             }
 
-            Assert.True(fused[t] == reference.Greedy[t], $"{what}: the fused path's token {t} {fused[t]} != reference {reference.Greedy[t]}");
+            fusedAgrees &= fused[t] == reference.Greedy[t];
             if (sequential is not null)
             {
-                Assert.True(sequential[t] == fused[t], $"{what} (alone): token {t} {sequential[t]} != fused {fused[t]} (margin {reference.Top2Margin[t]})");
+                Assert.True(sequential[t] == reference.Greedy[t], $"{what} (alone): token {t} {sequential[t]} != reference {reference.Greedy[t]} (margin {reference.Top2Margin[t]})");
+                Assert.True(!fusedAgrees || sequential[t] == fused[t], $"{what} (alone): token {t} {sequential[t]} != fused {fused[t]}");
             }
 
-            Assert.True(concurrent[t] == fused[t], $"{what} ({Concurrent} concurrent): token {t} {concurrent[t]} != fused {fused[t]} (margin {reference.Top2Margin[t]})");
+            Assert.True(concurrent[t] == reference.Greedy[t], $"{what} ({Concurrent} concurrent): token {t} {concurrent[t]} != reference {reference.Greedy[t]} (margin {reference.Top2Margin[t]})");
             compared++;
         }
 

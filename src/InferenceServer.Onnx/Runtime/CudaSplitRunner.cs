@@ -48,6 +48,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly OverlapPolicy _policy;
     private readonly OverlapWorker? _worker;
     private readonly ForwardBatch[] _halves = [new(), new()];
+    private int _lastSplit;
     private readonly int _maxQueryWidth;
     private readonly int _maxKvWidth;
     private readonly int _maxOutputWidth;
@@ -252,7 +253,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         long offloadBytes;
         if (overlap)
         {
-            MicroBatches.Split(batch, MicroBatches.SplitRow(batch), _halves[0], _halves[1]);
+            _lastSplit = MicroBatches.SplitRow(batch, _lastSplit);
+            MicroBatches.Split(batch, _lastSplit, _halves[0], _halves[1]);
             denseTicks = ForwardOverlapped();
             WaitForStream();
             var firstRows = _halves[0].LogitRowCount * vocab;

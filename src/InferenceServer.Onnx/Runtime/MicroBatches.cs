@@ -5,11 +5,16 @@ namespace InferenceServer.Onnx.Runtime;
 /// Cuts a step of a split model into two micro-batches for overlap (ADR 0010): rows [0, r) and [r, RowCount), with r the
 /// row boundary nearest to half of the step's attention work (the KV positions its query rows read, summed over rows:
 /// for a row of n new tokens after p, n x (p + n)), so that the memory devices spend about as long on each half.
-/// Both halves keep their rows' order, so the first half's logit rows come first. Allocation-free once the
+/// Both halves keep their rows' order, so the first half's logit rows come first. The previous step's cut is kept while
+/// it stays within <see cref="KeepImbalance"/> of the whole work from the half (a steady decode, whose contexts all grow
+/// by one, keeps one cut, so its half-batch shapes repeat and their tensor views are reused). Allocation-free once the
 /// micro-batches have grown.
 /// </summary>
 internal static class MicroBatches
 {
+    /// <summary>How far from an even split (a fraction of the whole work) the previous step's cut may drift and be kept.</summary>
+    public const double KeepImbalance = 0.125;
+
     /// <summary>Attention work of row <paramref name="row"/>: KV positions read by its query rows (upper bound, ignoring causality within a chunk).</summary>
     public static long Work(ForwardBatch batch, int row)
     {
@@ -18,10 +23,11 @@ internal static class MicroBatches
     }
 
     /// <summary>
-    /// The first row of the second micro-batch: the boundary where the first half's work comes closest to half of the
+    /// The first row of the second micro-batch: <paramref name="previous"/> (the last step's cut) while its imbalance is
+    /// within <see cref="KeepImbalance"/>, else the boundary where the first half's work comes closest to half of the
     /// whole (each half keeps at least one row); 0 when <paramref name="batch"/> has fewer than two rows.
     /// </summary>
-    public static int SplitRow(ForwardBatch batch)
+    public static int SplitRow(ForwardBatch batch, int previous = 0)
     {
         if (batch.RowCount < 2)
         {
@@ -29,9 +35,20 @@ internal static class MicroBatches
         }
 
         long total = 0;
+        long beforePrevious = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
+            if (r == previous)
+            {
+                beforePrevious = total;
+            }
+
             total += Work(batch, r);
+        }
+
+        if (previous > 0 && previous < batch.RowCount && Math.Abs((2 * beforePrevious) - total) <= 2 * KeepImbalance * total)
+        {
+            return previous;
         }
 
         long before = 0;

@@ -34,6 +34,14 @@ internal sealed class OverlapWorker : IDisposable
     public OverlapWorker(Action<int, int> work)
     {
         _work = work;
+        foreach (var done in _done)
+        {
+            // A ManualResetEventSlim makes its lock object the first time a wait blocks: do it here, not in a step.
+            done.Reset();
+            done.Wait(1);
+            done.Set();
+        }
+
         _thread = new Thread(Loop, maxStackSize: 256 * 1024) { IsBackground = true, Name = "attention-overlap" };
         _thread.Start();
     }

@@ -1,7 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
-using Microsoft.ML.OnnxRuntime;
 
 namespace InferenceServer.Onnx.Runtime;
 
@@ -29,10 +28,7 @@ internal sealed partial class SplitRunner
         private readonly PinnedTensorBuffer<float> _ropeSin = new(256);
         private readonly PinnedTensorBuffer<float> _attention = new(1024);
         private readonly PinnedTensorBuffer<float> _logits = new(1024);
-        private readonly string[][] _inputNames;
-        private readonly string[][] _outputNames;
-        private readonly OrtValue[][] _inputs;
-        private readonly OrtValue[][] _outputs;
+        private readonly StepBinding[] _bindings;
         private readonly long[] _ticks;
         private readonly int _maxQueryWidth;
         private readonly int _maxKvWidth;
@@ -62,29 +58,12 @@ internal sealed partial class SplitRunner
                 _maxHeads = Math.Max(_maxHeads, spec.QueryHeads);
             }
 
-            var segments = _model.Segments.Count;
-            _inputNames = new string[segments][];
-            _outputNames = new string[segments][];
-            _inputs = new OrtValue[segments][];
-            _outputs = new OrtValue[segments][];
-            for (var s = 0; s < segments; s++)
+            // Segment I/O through bindings of pinned host views (the CPU provider reads and writes them in place): a steady
+            // step rebinds nothing and allocates nothing.
+            _bindings = new StepBinding[_model.Segments.Count];
+            for (var s = 0; s < _bindings.Length; s++)
             {
-                var last = s == segments - 1;
-                _inputNames[s] = s == 0 ? ["input_ids", "position_ids"] : last ? ["hidden", "attention", "logits_indices"] : ["hidden", "attention", "rope_cos", "rope_sin"];
-                string[] outputs = last ? ["logits"] : ["hidden_out", "q", "k", "v"];
-                if (!last && s == 0)
-                {
-                    outputs = [.. outputs, "rope_cos", "rope_sin"];
-                }
-
-                if (!last && _model.Attention[s].HeadMasked)
-                {
-                    outputs = [.. outputs, "head_mask"];
-                }
-
-                _outputNames[s] = outputs;
-                _inputs[s] = new OrtValue[_inputNames[s].Length];
-                _outputs[s] = new OrtValue[outputs.Length];
+                _bindings[s] = new StepBinding(_model.Segments[s]);
             }
         }
 
@@ -143,54 +122,53 @@ internal sealed partial class SplitRunner
 
             var start = Stopwatch.GetTimestamp();
             var tokens = _tokens;
-            var inputs = _inputs[s];
-            var outputs = _outputs[s];
+            var binding = _bindings[s];
             var width = _model.HiddenSize;
+            var half = _model.RotaryHalfWidth;
             if (s == 0)
             {
-                inputs[0] = _ids.View(tokens);
-                inputs[1] = _positions.View(tokens);
+                binding.Input("input_ids", _ids.View(tokens));
+                binding.Input("position_ids", _positions.View(tokens));
             }
             else
             {
-                inputs[0] = _hidden.View(tokens, width);
-                inputs[1] = _attention.View(tokens, calls[s - 1].OutputWidth);
+                binding.Input("hidden", _hidden.View(tokens, width));
+                binding.Input("attention", _attention.View(tokens, calls[s - 1].OutputWidth));
                 if (s < calls.Count)
                 {
-                    inputs[2] = _ropeCos.View(tokens, _model.RotaryHalfWidth);
-                    inputs[3] = _ropeSin.View(tokens, _model.RotaryHalfWidth);
+                    binding.Input("rope_cos", _ropeCos.View(tokens, half));
+                    binding.Input("rope_sin", _ropeSin.View(tokens, half));
                 }
                 else
                 {
-                    inputs[2] = _logitsIndices.View(_logitRows);
+                    binding.Input("logits_indices", _logitsIndices.View(_logitRows));
                 }
             }
 
             if (s == calls.Count)
             {
-                outputs[0] = _logits.View(_logitRows, _model.Spec.VocabularySize);
+                binding.Output("logits", _logits.View(_logitRows, _model.Spec.VocabularySize));
             }
             else
             {
                 var spec = calls[s];
-                outputs[0] = _next.View(tokens, width);
-                outputs[1] = _q.View(tokens, spec.QueryWidth);
-                outputs[2] = _k.View(tokens, spec.KvHeads * spec.KeyWidth);
-                outputs[3] = _v.View(tokens, spec.KvHeads * spec.ValueWidth);
-                var o = 4;
+                binding.Output("hidden_out", _next.View(tokens, width));
+                binding.Output("q", _q.View(tokens, spec.QueryWidth));
+                binding.Output("k", _k.View(tokens, spec.KvHeads * spec.KeyWidth));
+                binding.Output("v", _v.View(tokens, spec.KvHeads * spec.ValueWidth));
                 if (s == 0)
                 {
-                    outputs[o++] = _ropeCos.View(tokens, _model.RotaryHalfWidth);
-                    outputs[o++] = _ropeSin.View(tokens, _model.RotaryHalfWidth);
+                    binding.Output("rope_cos", _ropeCos.View(tokens, half));
+                    binding.Output("rope_sin", _ropeSin.View(tokens, half));
                 }
 
                 if (spec.HeadMasked)
                 {
-                    outputs[o] = _headMask.View(tokens, spec.QueryHeads);
+                    binding.Output("head_mask", _headMask.View(tokens, spec.QueryHeads));
                 }
             }
 
-            _model.Segments[s].Run(_runner._runOptions, _inputNames[s], inputs, _outputNames[s], outputs);
+            binding.Run(_runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
             return Stopwatch.GetTimestamp() - start;
         }
@@ -238,6 +216,11 @@ internal sealed partial class SplitRunner
             foreach (var backend in _backends)
             {
                 backend?.Dispose();
+            }
+
+            foreach (var binding in _bindings)
+            {
+                binding.Dispose();
             }
 
             foreach (var buffer in (PinnedTensorBuffer<float>[])[_hiddenA, _hiddenB, _q, _k, _v, _headMask, _ropeCos, _ropeSin, _attention, _logits])

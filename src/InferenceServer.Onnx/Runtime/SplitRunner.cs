@@ -25,6 +25,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
     private readonly OverlapPolicy _policy;
     private readonly OverlapWorker? _worker;
     private readonly ForwardBatch[] _halves = [new(), new()];
+    private int _lastSplit;
     private readonly long[] _attentionTicks;
 
     /// <summary>Creates the backends over <paramref name="blockCount"/> global blocks, split evenly among the model's attention devices in order.</summary>
@@ -120,7 +121,8 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         long denseTicks;
         if (overlap)
         {
-            MicroBatches.Split(batch, MicroBatches.SplitRow(batch), _halves[0], _halves[1]);
+            _lastSplit = MicroBatches.SplitRow(batch, _lastSplit);
+            MicroBatches.Split(batch, _lastSplit, _halves[0], _halves[1]);
             denseTicks = ForwardOverlapped();
             var firstRows = _halves[0].LogitRowCount * vocab;
             _lanes[0].Logits(firstRows).CopyTo(logits);

@@ -44,6 +44,35 @@ public sealed class MicroBatchOverlapTests
     }
 
     [Fact]
+    public void SplitRow_KeepsThePreviousCut_WhileItStaysNearHalf()
+    {
+        // Rows of past 100, 110, 120, 130: the balanced cut is 2; a previous cut of 1 (first half 23%) is not kept, 3 (74%)
+        // neither, but 2 stays as the contexts grow evenly.
+        var batch = new ForwardBatch();
+        foreach (var past in (int[])[100, 110, 120, 130])
+        {
+            batch.AddRow([1], past, new int[9], RowLogits.Last);
+        }
+
+        Assert.Equal(2, MicroBatches.SplitRow(batch, previous: 1));
+        Assert.Equal(2, MicroBatches.SplitRow(batch, previous: 3));
+        Assert.Equal(2, MicroBatches.SplitRow(batch, previous: 2));
+
+        // Five equal rows: cuts 2 and 3 are equally far from half (40% and 60%); the first is chosen afresh, and a previous
+        // cut of 3 is kept (within 12.5% of half), one of 4 (80%) or out of range is not.
+        batch.Clear();
+        for (var r = 0; r < 5; r++)
+        {
+            batch.AddRow([1], 100, new int[9], RowLogits.Last);
+        }
+
+        Assert.Equal(2, MicroBatches.SplitRow(batch));
+        Assert.Equal(3, MicroBatches.SplitRow(batch, previous: 3));
+        Assert.Equal(2, MicroBatches.SplitRow(batch, previous: 4));
+        Assert.Equal(2, MicroBatches.SplitRow(batch, previous: 9));
+    }
+
+    [Fact]
     public void Split_KeepsRowsInOrder_AndEachHalfsLogitRows()
     {
         var batch = new ForwardBatch();
