@@ -66,6 +66,9 @@ SERVER_PID=
 # elapsed, budget, step and http_ok: the helpers run-llama1b.sh and run-split.sh share.
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
+# What a step keeps back for the steps after it was sized for the 520 s default: scaled to BUDGET_S, so a shorter
+# budget shortens every step instead of leaving the first ones a 1 s timeout.
+keep() { echo $(( $1 * BUDGET_S / 520 )); }
 
 stop_server() {
     end_server 40
@@ -121,7 +124,7 @@ if [[ -f $CKPT/checkpoint.json ]]; then
     step checkpoint reused 0 "$CKPT"
 else
     rm -rf "$CKPT" "$CKPT"-*-cuda
-    if timeout "$(budget 150 330)" python3 "$HERE/make_checkpoint.py" "$CKPT" --shape "$SHAPE" --layers "$LAYERS" > "$RUN/checkpoint.out" 2>&1; then
+    if timeout "$(budget 150 "$(keep 330)")" python3 "$HERE/make_checkpoint.py" "$CKPT" --shape "$SHAPE" --layers "$LAYERS" > "$RUN/checkpoint.out" 2>&1; then
         tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
         cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
         step checkpoint ok $(( SECONDS - t )) "$(cat "$RUN/checkpoint.json")"
@@ -158,20 +161,20 @@ build_model() {
     fi
 }
 : > "$RUN/build.log"
-build_model "$DTYPE" 280
+build_model "$DTYPE" "$(keep 280)"
 
 # 3. transformers: fp32 greedy with margins, then generate() throughput (bf16), before the server takes the GPU.
 if (( SKIP_REFERENCE )); then
     step reference skipped 0 "SKIP_REFERENCE=1"
 else
     t=$SECONDS
-    if timeout "$(budget 70 230)" python3 "$HERE/greedy_check.py" reference "$CKPT" "$RUN/greedy-reference.json"; then
+    if timeout "$(budget 70 "$(keep 230)")" python3 "$HERE/greedy_check.py" reference "$CKPT" "$RUN/greedy-reference.json"; then
         step "reference greedy fp32" ok $(( SECONDS - t ))
     else
         step "reference greedy fp32" FAILED $(( SECONDS - t ))
     fi
     t=$SECONDS
-    limit=$(budget 120 170)
+    limit=$(budget 120 "$(keep 170)")
     if timeout "$limit" python3 "$HERE/hf_generate.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
         --output-len "$OUTPUT_LEN" --budget-s $(( limit > 40 ? limit - 30 : limit / 2 )); then
         step "reference generate" ok $(( SECONDS - t ))
@@ -189,7 +192,7 @@ serve() {
     echo "server_command=InferenceServer ${args[*]}" >> "$RUN/meta.txt"
     "$APP/InferenceServer" "${args[@]}" > "$RUN/server.log" 2>&1 &
     SERVER_PID=$!
-    wait_ready "$(budget 150 100)" && ready=1
+    wait_ready "$(budget 150 "$(keep 100)")" && ready=1
     if (( ! ready )); then
         tail -n 30 "$RUN/server.log"
         step server-start FAILED $(( SECONDS - t )) "not ready: $(grep -m1 -i 'error\|fail\|exception' "$RUN/server.log" | cut -c1-300)"
@@ -199,7 +202,7 @@ serve() {
     step server-start ok $(( SECONDS - t )) "$(grep -m4 -i -E 'block size|kv cache|blocks' "$RUN/server.log" | tr '\n' ' ' | cut -c1-400)"
     t=$SECONDS
     if [[ -f $RUN/greedy-reference.json ]]; then
-        if timeout "$(budget 40 60)" python3 "$HERE/greedy_check.py" server "$URL" "$RUN/greedy-reference.json" "$RUN/greedy-server.json" --tolerance "$TOLERANCE"; then
+        if timeout "$(budget 40 "$(keep 60)")" python3 "$HERE/greedy_check.py" server "$URL" "$RUN/greedy-reference.json" "$RUN/greedy-server.json" --tolerance "$TOLERANCE"; then
             step "greedy vs fp32" ok $(( SECONDS - t ))
         else
             step "greedy vs fp32" FAILED $(( SECONDS - t )) "a mismatch above the tolerance, or an error (greedy-server.json)"
@@ -223,7 +226,7 @@ if (( BUILD_OK )); then
         # The MoE op did not load (ADR 0008 lists what to check): the bf16 build runs every expert densely instead.
         cp "$RUN/server.log" "$OUT/server-fp16.log"
         echo "dtype_fallback=bf16 (fp16 server did not start; its log is server-fp16.log)" >> "$RUN/meta.txt"
-        build_model bf16 200
+        build_model bf16 "$(keep 200)"
         (( BUILD_OK )) && serve
     fi
 else
