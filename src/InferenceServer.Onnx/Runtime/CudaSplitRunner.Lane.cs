@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -27,6 +26,7 @@ internal sealed partial class CudaSplitRunner
         private readonly DeviceTensorBuffer<ushort> _ropeCos;
         private readonly DeviceTensorBuffer<ushort> _ropeSin;
         private readonly PinnedTensorBuffer<float> _logits;
+        private readonly SegmentTensors _io = null!;
         private IAttentionBackend[] _backends = [];
         private long[] _ticks = [];
         private float[] _qFloat = [];
@@ -67,6 +67,8 @@ internal sealed partial class CudaSplitRunner
                 {
                     _bindings[s] = new StepBinding(_model.Segments[s], synchronize: _model.Stream == IntPtr.Zero);
                 }
+
+                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits);
             }
             catch
             {
@@ -161,63 +163,9 @@ internal sealed partial class CudaSplitRunner
         /// </summary>
         public long RunSegment(int s)
         {
-            var calls = _model.Attention;
-            if (s == calls.Count && _logitRows == 0)
-            {
-                return 0;
-            }
-
-            var start = Stopwatch.GetTimestamp();
-            var tokens = Tokens;
-            var binding = _bindings[s];
-            var width = _model.HiddenSize;
-            var half = _model.RotaryHalfWidth;
-            if (s == 0)
-            {
-                binding.Input("input_ids", _ids.View(tokens));
-                binding.Input("position_ids", _positions.View(tokens));
-            }
-            else
-            {
-                binding.Input("hidden", _hidden.View(tokens, width));
-                binding.Input("attention", Attention.View(tokens, calls[s - 1].OutputWidth));
-                if (s < calls.Count)
-                {
-                    binding.Input("rope_cos", _ropeCos.View(tokens, half));
-                    binding.Input("rope_sin", _ropeSin.View(tokens, half));
-                }
-                else
-                {
-                    binding.Input("logits_indices", _logitsIndices.View(_logitRows));
-                }
-            }
-
-            if (s == calls.Count)
-            {
-                binding.Output("logits", _logits.View(_logitRows, _model.Spec.VocabularySize));
-            }
-            else
-            {
-                var spec = calls[s];
-                binding.Output("hidden_out", _next.View(tokens, width));
-                binding.Output("q", Q.View(tokens, spec.QueryWidth));
-                binding.Output("k", K.View(tokens, spec.KvHeads * spec.KeyWidth));
-                binding.Output("v", V.View(tokens, spec.KvHeads * spec.ValueWidth));
-                if (s == 0)
-                {
-                    binding.Output("rope_cos", _ropeCos.View(tokens, half));
-                    binding.Output("rope_sin", _ropeSin.View(tokens, half));
-                }
-
-                if (spec.HeadMasked)
-                {
-                    binding.Output("head_mask", HeadMask.View(tokens, spec.QueryHeads));
-                }
-            }
-
-            binding.Run(_runner._runOptions);
+            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _hidden, _next, _runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
-            return Stopwatch.GetTimestamp() - start;
+            return ticks;
         }
 
         /// <summary>Copies attention call <paramref name="call"/>'s q, k, v (and mask) rows to their pinned host sides.</summary>
@@ -266,14 +214,10 @@ internal sealed partial class CudaSplitRunner
                 lse.Fill(float.NegativeInfinity);
             }
 
-            if (ticks is null)
+            SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
+            if (ticks is not null)
             {
-                SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
-            }
-            else
-            {
-                _ticks.AsSpan().Clear();
-                SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
+                // One micro-batch: the ticks go to the step's by device now (Begin and this leave the lane's at zero).
                 AddAttentionTicks(ticks);
                 _ticks.AsSpan().Clear();
             }

@@ -253,13 +253,10 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         long offloadBytes;
         if (overlap)
         {
-            _lastSplit = MicroBatches.SplitRow(batch, _lastSplit);
-            MicroBatches.Split(batch, _lastSplit, _halves[0], _halves[1]);
-            denseTicks = ForwardOverlapped();
+            SplitStep.Cut(batch, ref _lastSplit, _halves);
+            denseTicks = SplitStep.RunOverlapped(_lanes, _halves, _model.Attention.Count, _worker!, _attentionTicks);
             WaitForStream();
-            var firstRows = _halves[0].LogitRowCount * vocab;
-            _lanes[0].Logits(firstRows).CopyTo(logits);
-            _lanes[1].Logits(_halves[1].LogitRowCount * vocab).CopyTo(logits[firstRows..]);
+            SplitStep.CopyLogits(_lanes, _halves, logits, vocab);
             offloadBytes = _lanes[0].OffloadBytes + _lanes[1].OffloadBytes;
         }
         else
@@ -358,23 +355,6 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         return (dense, offloadBytes);
-    }
-
-    /// <summary>
-    /// Two micro-batches over host attention in ping-pong (<see cref="SplitStep.RunOverlapped"/>): the lanes' CUDA copies
-    /// (q, k, v down, the output up) run on this thread between segments. Returns this thread's dense ticks.
-    /// </summary>
-    private long ForwardOverlapped()
-    {
-        _lanes[0].Begin(_halves[0]);
-        _lanes[1].Begin(_halves[1]);
-        var dense = SplitStep.RunOverlapped(_lanes, _model.Attention.Count, _worker!);
-        foreach (var lane in _lanes)
-        {
-            lane.AddAttentionTicks(_attentionTicks);
-        }
-
-        return dense;
     }
 
     /// <summary>With one stream for the step (<c>--split-one-stream</c>), waits for its queued work: the logits are then in their pinned buffer.</summary>

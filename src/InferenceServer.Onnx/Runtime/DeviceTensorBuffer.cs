@@ -14,7 +14,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// itself (ONNX Runtime's CPU memory): <see cref="Upload"/> and <see cref="Download"/> copy nothing, so code written
 /// against device buffers runs, and is tested, on the CPU provider.
 /// </summary>
-internal sealed class DeviceTensorBuffer<T> : IDisposable
+internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     where T : unmanaged
 {
     private readonly int _device;

@@ -8,7 +8,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// (<see cref="TensorViews"/>): a step whose shapes repeat (a steady decode) binds the same views again and creates
 /// nothing. The array grows by doubling, which drops the views.
 /// </summary>
-internal sealed class PinnedTensorBuffer<T> : IDisposable
+internal sealed class PinnedTensorBuffer<T> : ITensorViews, IDisposable
     where T : unmanaged
 {
     private readonly TensorViews _views = new();

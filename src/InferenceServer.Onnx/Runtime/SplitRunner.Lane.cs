@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
 
 namespace InferenceServer.Onnx.Runtime;
@@ -29,6 +28,7 @@ internal sealed partial class SplitRunner
         private readonly PinnedTensorBuffer<float> _attention = new(1024);
         private readonly PinnedTensorBuffer<float> _logits = new(1024);
         private readonly StepBinding[] _bindings;
+        private readonly SegmentTensors _io;
         private readonly long[] _ticks;
         private readonly int _maxQueryWidth;
         private readonly int _maxKvWidth;
@@ -60,6 +60,7 @@ internal sealed partial class SplitRunner
 
             // Segment I/O through bindings of pinned host views (the CPU provider reads and writes them in place): a steady
             // step rebinds nothing and allocates nothing.
+            _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, _q, _k, _v, _attention, _headMask, _logits);
             _bindings = new StepBinding[_model.Segments.Count];
             for (var s = 0; s < _bindings.Length; s++)
             {
@@ -114,63 +115,9 @@ internal sealed partial class SplitRunner
         /// </summary>
         public long RunSegment(int s)
         {
-            var calls = _model.Attention;
-            if (s == calls.Count && _logitRows == 0)
-            {
-                return 0;
-            }
-
-            var start = Stopwatch.GetTimestamp();
-            var tokens = _tokens;
-            var binding = _bindings[s];
-            var width = _model.HiddenSize;
-            var half = _model.RotaryHalfWidth;
-            if (s == 0)
-            {
-                binding.Input("input_ids", _ids.View(tokens));
-                binding.Input("position_ids", _positions.View(tokens));
-            }
-            else
-            {
-                binding.Input("hidden", _hidden.View(tokens, width));
-                binding.Input("attention", _attention.View(tokens, calls[s - 1].OutputWidth));
-                if (s < calls.Count)
-                {
-                    binding.Input("rope_cos", _ropeCos.View(tokens, half));
-                    binding.Input("rope_sin", _ropeSin.View(tokens, half));
-                }
-                else
-                {
-                    binding.Input("logits_indices", _logitsIndices.View(_logitRows));
-                }
-            }
-
-            if (s == calls.Count)
-            {
-                binding.Output("logits", _logits.View(_logitRows, _model.Spec.VocabularySize));
-            }
-            else
-            {
-                var spec = calls[s];
-                binding.Output("hidden_out", _next.View(tokens, width));
-                binding.Output("q", _q.View(tokens, spec.QueryWidth));
-                binding.Output("k", _k.View(tokens, spec.KvHeads * spec.KeyWidth));
-                binding.Output("v", _v.View(tokens, spec.KvHeads * spec.ValueWidth));
-                if (s == 0)
-                {
-                    binding.Output("rope_cos", _ropeCos.View(tokens, half));
-                    binding.Output("rope_sin", _ropeSin.View(tokens, half));
-                }
-
-                if (spec.HeadMasked)
-                {
-                    binding.Output("head_mask", _headMask.View(tokens, spec.QueryHeads));
-                }
-            }
-
-            binding.Run(_runner._runOptions);
+            var ticks = _io.Run(_bindings[s], _model, s, _tokens, _logitRows, _hidden, _next, _runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
-            return Stopwatch.GetTimestamp() - start;
+            return ticks;
         }
 
         /// <summary>Attention call <paramref name="call"/> over this lane's rows; backend ticks go to <paramref name="ticks"/>, or the lane's own when null.</summary>

@@ -99,9 +99,6 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
     /// <summary>Whether the last step ran as two micro-batches (ADR 0010).</summary>
     internal bool LastStepOverlapped { get; private set; }
 
-    /// <summary>Steps run as two micro-batches since creation.</summary>
-    internal long OverlappedSteps { get; private set; }
-
     /// <summary>Told each step's attention time per backend and bytes offloaded (the engine's metrics), or null.</summary>
     public IAttentionObserver? Observer { get; set; }
 
@@ -121,13 +118,9 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         long denseTicks;
         if (overlap)
         {
-            _lastSplit = MicroBatches.SplitRow(batch, _lastSplit);
-            MicroBatches.Split(batch, _lastSplit, _halves[0], _halves[1]);
-            denseTicks = ForwardOverlapped();
-            var firstRows = _halves[0].LogitRowCount * vocab;
-            _lanes[0].Logits(firstRows).CopyTo(logits);
-            _lanes[1].Logits(_halves[1].LogitRowCount * vocab).CopyTo(logits[firstRows..]);
-            OverlappedSteps++;
+            SplitStep.Cut(batch, ref _lastSplit, _halves);
+            denseTicks = SplitStep.RunOverlapped(_lanes, _halves, _model.Attention.Count, _worker!, _attentionTicks);
+            SplitStep.CopyLogits(_lanes, _halves, logits, vocab);
         }
         else
         {
@@ -168,20 +161,6 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
             }
 
             dense += lane.RunSegment(s);
-        }
-
-        return dense;
-    }
-
-    /// <summary>Two micro-batches in ping-pong (<see cref="SplitStep.RunOverlapped"/>). Returns this thread's dense ticks.</summary>
-    private long ForwardOverlapped()
-    {
-        _lanes[0].Begin(_halves[0]);
-        _lanes[1].Begin(_halves[1]);
-        var dense = SplitStep.RunOverlapped(_lanes, _model.Attention.Count, _worker!);
-        foreach (var lane in _lanes)
-        {
-            lane.AddAttentionTicks(_attentionTicks);
         }
 
         return dense;

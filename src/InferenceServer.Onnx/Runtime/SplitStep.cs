@@ -65,15 +65,31 @@ internal static class SplitStep
     }
 
     /// <summary>
-    /// Two micro-batches in ping-pong (ADR 0010): per segment s and lane l, wait for lane l's attention call s - 1 on
-    /// <paramref name="worker"/> and hand its output back, run segment s of lane l, hand its q, k, v over and start its
-    /// attention call s. While the worker attends for one lane, this thread runs the other's segment. Returns this
-    /// thread's ticks in segments. On an exception the worker is drained first, so that nothing reads a lane's buffers
-    /// after the step unwinds.
+    /// Cuts <paramref name="batch"/> into <paramref name="halves"/> at <see cref="MicroBatches.SplitRow"/> (keeping
+    /// <paramref name="lastSplit"/>, the previous step's cut, while it stays near half), and updates it.
     /// </summary>
-    public static long RunOverlapped<TLane>(TLane[] lanes, int calls, OverlapWorker worker)
+    public static void Cut(ForwardBatch batch, ref int lastSplit, ForwardBatch[] halves)
+    {
+        lastSplit = MicroBatches.SplitRow(batch, lastSplit);
+        MicroBatches.Split(batch, lastSplit, halves[0], halves[1]);
+    }
+
+    /// <summary>
+    /// Two micro-batches in ping-pong (ADR 0010): each lane begins its half of the step (<paramref name="halves"/>); then
+    /// per segment s and lane l, wait for lane l's attention call s - 1 on <paramref name="worker"/> and hand its output
+    /// back, run segment s of lane l, hand its q, k, v over and start its attention call s. While the worker attends for
+    /// one lane, this thread runs the other's segment. The lanes' attention ticks are added to
+    /// <paramref name="attentionTicks"/>; returns this thread's ticks in segments. On an exception the worker is drained
+    /// first, so that nothing reads a lane's buffers after the step unwinds.
+    /// </summary>
+    public static long RunOverlapped<TLane>(TLane[] lanes, ForwardBatch[] halves, int calls, OverlapWorker worker, long[] attentionTicks)
         where TLane : class, IStepLane
     {
+        for (var l = 0; l < lanes.Length; l++)
+        {
+            lanes[l].Begin(halves[l]);
+        }
+
         long dense = 0;
         try
         {
@@ -103,7 +119,21 @@ internal static class SplitStep
             throw;
         }
 
+        foreach (var lane in lanes)
+        {
+            lane.AddAttentionTicks(attentionTicks);
+        }
+
         return dense;
+    }
+
+    /// <summary>Copies the two lanes' logit rows, the first half's then the second's, into <paramref name="logits"/>.</summary>
+    public static void CopyLogits<TLane>(TLane[] lanes, ForwardBatch[] halves, Span<float> logits, int vocab)
+        where TLane : class, IStepLane
+    {
+        var first = halves[0].LogitRowCount * vocab;
+        lanes[0].Logits(first).CopyTo(logits);
+        lanes[1].Logits(halves[1].LogitRowCount * vocab).CopyTo(logits[first..]);
     }
 
     /// <summary>
