@@ -32,6 +32,9 @@ public sealed class ForwardBatch
     /// <summary>Largest number of new tokens in one row.</summary>
     internal int MaxNewTokens { get; private set; }
 
+    /// <summary>Smallest number of new tokens in one row (0 for an empty batch).</summary>
+    internal int MinNewTokens { get; private set; }
+
     /// <summary>Largest number of cached tokens in one row.</summary>
     internal int MaxPastLength { get; private set; }
 
@@ -72,6 +75,7 @@ public sealed class ForwardBatch
         RowCount = 0;
         LogitRowCount = 0;
         MaxNewTokens = 0;
+        MinNewTokens = 0;
         MaxPastLength = 0;
         _tokenOffsets[0] = 0;
         _blockOffsets[0] = 0;
@@ -120,6 +124,7 @@ public sealed class ForwardBatch
         };
 
         MaxNewTokens = Math.Max(MaxNewTokens, tokens.Length);
+        MinNewTokens = row == 0 ? tokens.Length : Math.Min(MinNewTokens, tokens.Length);
         MaxPastLength = Math.Max(MaxPastLength, pastLength);
     }
 
