@@ -6,6 +6,10 @@ const string Usage = """
     usage: InferenceServer.LoadGenerator [options]
            InferenceServer.LoadGenerator compare --server FILE[,FILE...] --baseline FILE[,FILE...]
            InferenceServer.LoadGenerator medians --reports FILE[,FILE...] [--label NAME]
+           InferenceServer.LoadGenerator returning --conversations N [--followup-len F] [--returning-output-len R] [options]
+             N first turns (--input-len prompt ids, --output-len tokens), then each returns in the same order with its
+             history (prompt, answer, F new ids; default 64) for R tokens (default 16) at --concurrency; prints both
+             phases (the returning turns' TTFT is the host KV tier's measure); --json writes them as two levels
       --url URL                  server base URL (default http://127.0.0.1:8000)
       --model NAME               model id to send (default: none, the server's only model)
       --concurrency C            fixed concurrency (default 1); with --request-rate, the most requests in flight
@@ -38,6 +42,14 @@ try
         return 0;
     }
 
+    if (args.Length > 0 && args[0] == "returning")
+    {
+        return await ReturningAsync(new CommandLine(
+            args[1..],
+            ["url", "model", "concurrency", "conversations", "input-len", "output-len", "followup-len", "returning-output-len", "vocab", "seed", "json"],
+            []));
+    }
+
     var options = new CommandLine(
         args,
         ["url", "model", "concurrency", "request-rate", "sweep", "num-prompts", "input-len", "output-len", "random-range-ratio", "vocab", "seed", "warmup", "check-reference", "json"],
@@ -58,6 +70,32 @@ catch (FormatException ex)
 
 static RunReport[] Reports(CommandLine options, string name) =>
     [.. (options.String(name) ?? throw new FormatException($"--{name} is required")).Split(',').Select(ResultTable.Read)];
+
+static async Task<int> ReturningAsync(CommandLine options)
+{
+    var url = new Uri(options.String("url", "http://127.0.0.1:8000")!.TrimEnd('/') + "/");
+    var conversations = options.String("conversations") is null ? throw new FormatException("--conversations is required") : options.Int("conversations", 1, 1);
+    var concurrency = options.Int("concurrency", 1, 1);
+    var inputLength = options.Int("input-len", 128, 1);
+    var outputLength = options.Int("output-len", 128, 1);
+    var followupLength = options.Int("followup-len", 64, 1);
+    var returningOutputLength = options.Int("returning-output-len", 16, 1);
+    var seed = options.Int("seed", 0);
+    using var client = new CompletionClient(url, options.String("model"));
+    var result = await ReturningConversations.RunAsync(
+        client, conversations, inputLength, outputLength, followupLength, returningOutputLength, concurrency,
+        options.Int("vocab", 4096, PromptSet.FirstId + 1), seed, CancellationToken.None);
+    Console.WriteLine($"{url}: {conversations} conversations at concurrency {concurrency}; first turns {inputLength} + {outputLength} tokens, returning turns {ResultTable.F(result.HistoryTokens, 0)} history tokens (mean) + {returningOutputLength}");
+    Console.WriteLine("first turns, then returning turns:");
+    Console.Write(ResultTable.Summary([result.First, result.Returning]));
+    Console.WriteLine($"returning turns: TTFT p50 {ResultTable.F(result.Returning.TtftMs.P50, 1)} ms, p99 {ResultTable.F(result.Returning.TtftMs.P99, 1)} ms, mean {ResultTable.F(result.Returning.TtftMs.Mean, 1)} ms");
+    if (options.String("json") is { } json)
+    {
+        ResultTable.Write(json, new RunReport("returning", url.ToString(), inputLength, outputLength, 0, seed, [result.First, result.Returning]));
+    }
+
+    return result.First.Failed + result.Returning.Failed > 0 ? 1 : 0;
+}
 
 static async Task<int> RunAsync(CommandLine options)
 {
