@@ -9,9 +9,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// the KV pages (<see cref="PagedKvStore"/>, host memory). Each step gathers every row's cached KV into dense past
 /// tensors (right-padded: row <c>r</c>'s past fills time <c>[0, past_r)</c>, the rest is masked), runs the model's
 /// session once for the whole batch, scatters the new tokens' KV back into their blocks, and returns the logits of the
-/// last new position of each row that asked for them (or of every new position, for rows that ask for all); while the
-/// batch is unchanged the last step's <c>present.*</c> are fed back as past (ADR 0001). Not thread-safe: the engine's
-/// scheduler loop is its only caller.
+/// last new position of each row that asked for them (or of every new position, for rows that ask for all). Decode-only
+/// steps run over a fixed-shape bucket that keeps the rows' past between steps while the batch is unchanged
+/// (<c>DenseKvRunner.BucketedDecode.cs</c>, ADR 0001), allocation-free. Not thread-safe: the engine's scheduler loop is
+/// its only caller.
 /// </summary>
 public sealed partial class DenseKvRunner : IModelRunner
 {
@@ -82,37 +83,22 @@ public sealed partial class DenseKvRunner : IModelRunner
             return ForwardSplit(batch, logits);
         }
 
-        // Same sequences, in the same order, each decoding one token: last step's present tensors are this step's past,
-        // masks extended by one, and nothing is gathered. Any other batch is assembled from the pages.
-        // Contiguous rows (GroupQueryAttention) have no holes to reuse around: every step gathers.
-        var reuse = !_contiguousRows && CanReusePresent(batch);
-        var decodeOnly = batch.MaxNewTokens == 1;
-        int newLength, pastLength;
-        if (reuse)
+        // Decode-only steps of a padded graph run over the bucket (fixed shapes, no gather while the sequences stay);
+        // contiguous rows (GroupQueryAttention) and steps with prefills are assembled from the pages.
+        if (!_contiguousRows && batch.MaxNewTokens == 1)
         {
-            newLength = 1;
-            pastLength = _lastTotalLength;
-            FillDecodeInputsOverPresent(batch, rows, pastLength);
+            return ForwardBucketed(batch, logits);
         }
-        else
-        {
-            // A prefill batch leaves the decode batch's kept present alone: the next decode step may still reuse it.
-            if (decodeOnly)
-            {
-                ReleasePresent();
-            }
 
-            newLength = batch.MaxNewTokens;
-            pastLength = batch.MaxPastLength;
-            FillTokenInputs(batch, rows, newLength, pastLength, pastLength + newLength);
-            GatherPast(batch, rows, pastLength);
-        }
+        var newLength = batch.MaxNewTokens;
+        var pastLength = batch.MaxPastLength;
+        FillTokenInputs(batch, rows, newLength, pastLength, pastLength + newLength);
+        GatherPast(batch, rows, pastLength);
 
         var totalLength = pastLength + newLength;
         var gathered = Stopwatch.GetTimestamp();
 
         var input = 0;
-        var firstPast = 0;
         IDisposableReadOnlyCollection<OrtValue>? outputs = null;
         try
         {
@@ -139,14 +125,7 @@ public sealed partial class DenseKvRunner : IModelRunner
                 _inputs[input++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _totalSequenceLength.AsMemory(), []);
             }
 
-            firstPast = input;
-            for (var i = 0; reuse && i < Spec.KvLayers.Count; i++)
-            {
-                _inputs[input++] = _lastPresent![1 + (2 * i)];
-                _inputs[input++] = _lastPresent[2 + (2 * i)];
-            }
-
-            for (var i = 0; !reuse && i < Spec.KvLayers.Count; i++)
+            for (var i = 0; i < Spec.KvLayers.Count; i++)
             {
                 var layer = Spec.KvLayers[i];
                 _inputs[input++] = OrtValue.CreateTensorValueFromMemory(
@@ -169,40 +148,25 @@ public sealed partial class DenseKvRunner : IModelRunner
                 ScatterPresent(batch, outputs[2 + (2 * i)], _store.Values[i], _store.BlockSize, layer.ValueHeads, layer.ValueWidth, pastLength, totalLength);
             }
 
-            if (decodeOnly && !_contiguousRows)
-            {
-                KeepPresent(batch, outputs, totalLength);
-                outputs = null;
-            }
-
             return new StepTiming(
                 Stopwatch.GetElapsedTime(start, gathered).TotalMilliseconds,
                 Stopwatch.GetElapsedTime(gathered, ran).TotalMilliseconds,
                 Stopwatch.GetElapsedTime(ran).TotalMilliseconds);
-        }
-        catch
-        {
-            ReleasePresent();
-            throw;
         }
         finally
         {
             outputs?.Dispose();
             for (var i = 0; i < input; i++)
             {
-                // Past tensors borrowed from the last step's outputs are released with that collection, not here.
-                if (!reuse || i < firstPast)
-                {
-                    _inputs[i].Dispose();
-                }
+                _inputs[i].Dispose();
             }
         }
     }
 
-    /// <summary>Releases the kept present tensors; the session belongs to the served model and the pages are managed memory.</summary>
+    /// <summary>Releases the decode bucket; the session belongs to the served model and the pages are managed memory.</summary>
     public void Dispose()
     {
-        ReleasePresent();
+        ReleaseBucket();
         _runOptions.Dispose();
     }
 

@@ -38,6 +38,16 @@ internal sealed class StepBinding : IDisposable
         }
     }
 
+    /// <summary>
+    /// Binds <paramref name="value"/> as input <paramref name="name"/> even if it is bound already: for host memory that a
+    /// device kernel consumes, whose contents changed since the last bind (ONNX Runtime copies it at bind time).
+    /// </summary>
+    public void InputAgain(string name, OrtValue value)
+    {
+        _binding.BindInput(name, value);
+        _bound[name] = value;
+    }
+
     /// <summary>Binds <paramref name="value"/> as output <paramref name="name"/> unless it is bound already.</summary>
     public void Output(string name, OrtValue value)
     {

@@ -1,0 +1,127 @@
+using InferenceServer.Onnx.Packaging;
+using InferenceServer.Onnx.Runtime;
+
+namespace InferenceServer.Onnx.Tests.Runtime;
+
+/// <summary>
+/// The dense runner's decode bucket (ADR 0001): rows of different lengths decoding over fixed-shape tensors, through the
+/// bucket's growth and a change of composition, give at every step the logits of their whole sequence run as one
+/// prefill; steps that continue the bucket without growing it allocate nothing on the managed heap.
+/// </summary>
+public sealed class BucketedDecodeTests
+{
+    private const int BlockSize = 16;
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("qwen2")]
+    [InlineData("deepseek-v3-mla")]
+    public void DecodeOverTheBucket_MatchesEachSequencePrefilled_AndSteadyStepsAllocateNothing(string fixture)
+    {
+        using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture(fixture)));
+        var vocab = model.Spec.VocabularySize;
+        // The bucket starts at 128 slots; the longest row fills it at step 7 (the storage grows into new arrays: the new
+        // tokens of that step come from the old present), the middle row crosses the old end at step 28, the short row
+        // leaves at step 60 (a new bucket of 192 over the same arrays), which grows in place at step 72, and the middle
+        // row crosses that end at step 92.
+        const int Steps = 100;
+        const int Dropped = 0;
+        const int DropAt = 60;
+        int[] promptLengths = [5, 100, 120];
+        var blocksPerRow = (promptLengths.Max() + Steps + BlockSize) / BlockSize;
+        using var runner = new DenseKvRunner(model, promptLengths.Length * blocksPerRow, BlockSize);
+        var tables = promptLengths.Select((_, r) => Enumerable.Range(r * blocksPerRow, blocksPerRow).ToArray()).ToArray();
+        var sequences = promptLengths.Select((length, r) => Enumerable.Range(0, length).Select(i => ((i * 31) + (r * 97)) % 400 + 3).ToList()).ToArray();
+        var logitsBySequence = sequences.Select(_ => new List<float[]>()).ToArray();
+
+        // Prompts: one prefill step, which also gives each row's first decode token.
+        var batch = new ForwardBatch();
+        var logits = new float[promptLengths.Length * vocab];
+        for (var r = 0; r < sequences.Length; r++)
+        {
+            batch.AddRow(sequences[r].ToArray(), 0, tables[r], wantLogits: true, sequenceId: r);
+        }
+
+        runner.Forward(batch, logits);
+        for (var r = 0; r < sequences.Length; r++)
+        {
+            sequences[r].Add(ArgMax(logits.AsSpan(r * vocab, vocab)));
+        }
+
+        // Decode: all rows, then (from DropAt) without row 0, which makes a new bucket.
+        var allocatingSteps = 0;
+        var newBuckets = 0;
+        var lastLength = 0;
+        for (var step = 0; step < Steps; step++)
+        {
+            var rows = Enumerable.Range(0, sequences.Length).Where(r => step < DropAt || r != Dropped).ToArray();
+            batch.Clear();
+            foreach (var r in rows)
+            {
+                batch.AddRow([sequences[r][^1]], sequences[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
+            }
+
+            var continued = runner.BucketedSteps;
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            runner.Forward(batch, logits);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            var grew = runner.BucketLength != lastLength;
+            newBuckets += runner.BucketedSteps == continued ? 1 : 0;
+            lastLength = runner.BucketLength;
+
+            // A step that continued the bucket and did not grow it allocates nothing (after the first few, which warm up
+            // the runtime's own paths).
+            if (step > 3 && runner.BucketedSteps > continued && !grew && allocated > 0)
+            {
+                allocatingSteps++;
+            }
+
+            for (var i = 0; i < rows.Length; i++)
+            {
+                var r = rows[i];
+                var row = logits.AsSpan(i * vocab, vocab);
+                logitsBySequence[r].Add(row.ToArray());
+                sequences[r].Add(ArgMax(row));
+            }
+        }
+
+        Assert.Equal(2, newBuckets);
+        Assert.True(runner.BucketLength > DenseKvRunner.BucketStep * 2, $"the bucket never grew: {runner.BucketLength}");
+        Assert.True(allocatingSteps <= 1, $"{allocatingSteps} steady decode steps allocated");
+
+        // The reference: each whole sequence as one prefill in a fresh runner, logits at every position.
+        using var reference = new DenseKvRunner(model, blocksPerRow, BlockSize);
+        for (var r = 0; r < sequences.Length; r++)
+        {
+            var tokens = sequences[r].ToArray()[..^1];
+            batch.Clear();
+            batch.AddRow(tokens, 0, tables[0].Select((_, j) => j).ToArray(), RowLogits.All);
+            var all = new float[tokens.Length * vocab];
+            reference.Forward(batch, all);
+            var decoded = logitsBySequence[r];
+            for (var j = 0; j < decoded.Count; j++)
+            {
+                var position = promptLengths[r] + j;
+                var expected = all.AsSpan(position * vocab, vocab);
+                for (var v = 0; v < vocab; v++)
+                {
+                    Assert.True(Math.Abs(expected[v] - decoded[j][v]) < 1e-4, $"row {r}, decode step {j}, logit {v}: {decoded[j][v]} vs {expected[v]}");
+                }
+            }
+        }
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        var best = 0;
+        for (var i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+}
