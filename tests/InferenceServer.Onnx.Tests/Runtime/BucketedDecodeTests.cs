@@ -45,7 +45,7 @@ public sealed class BucketedDecodeTests
         runner.Forward(batch, logits);
         for (var r = 0; r < sequences.Length; r++)
         {
-            sequences[r].Add(ArgMax(logits.AsSpan(r * vocab, vocab)));
+            sequences[r].Add(LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab)));
         }
 
         // Decode: all rows, then (from DropAt) without row 0, which makes a new bucket.
@@ -81,7 +81,7 @@ public sealed class BucketedDecodeTests
                 var r = rows[i];
                 var row = logits.AsSpan(i * vocab, vocab);
                 logitsBySequence[r].Add(row.ToArray());
-                sequences[r].Add(ArgMax(row));
+                sequences[r].Add(LogitMath.ArgMax(row));
             }
         }
 
@@ -109,19 +109,5 @@ public sealed class BucketedDecodeTests
                 }
             }
         }
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 }
