@@ -11,9 +11,11 @@ namespace InferenceServer.Onnx.Runtime;
 /// past ("batch_size must be 1 when sequence_length &gt; 1 and past context is given"). Prefill-only steps (no past) and
 /// decode-only steps run whole.</item>
 /// <item>Padded graphs (Optimum's dense past) gain by it: run whole, a step with one 128-token prefill beside three
-/// decodes pads every row to 128 new tokens over the longest past (four prefills' work for one), and loses the decodes'
-/// kept present. In parts the decodes keep feeding their present back and the prefill runs over its own past only.
-/// Steps whose rows all bring one token, or all several, run whole.</item>
+/// decodes pads every row to 128 new tokens over the longest past (four prefills' work for one), and drops the decodes'
+/// bucket. In parts the decodes continue their bucket and the prefill runs over its own past only. (The engine
+/// already sends decodes and prefills as two batches to this runner, which does not report
+/// <see cref="IModelRunner.RunsMixedBatches"/>; this keeps the runner's cost right for any other caller.) Steps whose
+/// rows all bring one token, or all several, run whole.</item>
 /// </list>
 /// </summary>
 public sealed partial class DenseKvRunner
