@@ -13,7 +13,14 @@ public sealed partial class ContinuousBatchScheduler
         for (var i = 0; i < _running.Count && budget > 0;)
         {
             var sequence = _running[i];
-            var chunk = Math.Min(sequence.Remaining, budget);
+            var chunk = ChunkFor(sequence, budget);
+            if (chunk == 0)
+            {
+                // An aligned prompt that cannot reach its next boundary in what is left of this step's budget.
+                i++;
+                continue;
+            }
+
             if (!EnsureBlocks(sequence, sequence.Computed + chunk))
             {
                 // The sequence itself was preempted (it was the newest); everything after it is newer still.
@@ -66,11 +73,38 @@ public sealed partial class ContinuousBatchScheduler
             }
 
             SwapIn(sequence);
-            var chunk = Math.Min(sequence.Remaining, budget);
+            var chunk = ChunkFor(sequence, budget);
+            if (chunk == 0)
+            {
+                // Admitted, but its first aligned chunk does not fit what is left: it starts next step, and later
+                // requests wait behind it (first come, first served).
+                break;
+            }
+
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
             _rows.Add(new ScheduledRow(sequence, chunk));
             budget -= chunk;
         }
+    }
+
+    /// <summary>
+    /// The tokens <paramref name="sequence"/> computes this step within <paramref name="budget"/>: all that remain, or what
+    /// the budget allows, cut back to a multiple of <see cref="SchedulerOptions.PrefillChunkAlignment"/> positions (rounded
+    /// up to whole blocks) when one is set (0 when that leaves nothing: the prompt waits for a step with more room).
+    /// </summary>
+    private int ChunkFor(Sequence sequence, int budget)
+    {
+        var chunk = Math.Min(sequence.Remaining, budget);
+        var alignment = _options.PrefillChunkAlignment;
+        if (alignment > 0 && chunk < sequence.Remaining)
+        {
+            // In whole KV blocks, as the runner's pieces are (OnnxSessionOptions.DeterministicChunkTokens rounded up).
+            alignment = (alignment + _kv.BlockSize - 1) / _kv.BlockSize * _kv.BlockSize;
+            var end = (sequence.Computed + chunk) / alignment * alignment;
+            chunk = Math.Max(0, end - sequence.Computed);
+        }
+
+        return chunk;
     }
 
     private bool IsWaitingForGroupPrompt(Sequence sequence)

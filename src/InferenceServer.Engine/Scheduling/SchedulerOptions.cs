@@ -13,6 +13,7 @@ public sealed class SchedulerOptions
 {
     private readonly int _maxNumSeqs = 64;
     private readonly int _maxNumBatchedTokens = 2048;
+    private readonly int _prefillChunkAlignment;
     private readonly KvBudget _kvBudget = new(256L * 1024 * 1024, 16);
     private readonly int _maxQueuedRequests = 1024;
     private readonly long _maxQueuedTokens = 1L << 20;
@@ -108,6 +109,21 @@ public sealed class SchedulerOptions
 
     /// <summary>Share full KV blocks between requests with the same prefix (<c>--enable-prefix-caching</c>). Default true.</summary>
     public bool EnablePrefixCaching { get; init; } = true;
+
+    /// <summary>
+    /// Where the token budget may cut a prompt: with a value above 0, a chunk that the budget ends early ends at a multiple
+    /// of this many positions instead (the prompt's last chunk ends where the prompt does), and a prompt that cannot reach
+    /// the next multiple in this step waits for the next. <c>--deterministic</c> sets it to the runner's piece length
+    /// (512): every cut the budget makes is then at a multiple of 512 or at the prompt's end, and the runner cuts each
+    /// chunk at the multiples of 512 inside it, so a prompt is computed in the same pieces whatever shares its steps
+    /// (alone or beside 63 decodes, its KV comes from the same computations). Needs <see cref="MaxNumBatchedTokens"/> of at least this plus <see cref="MaxNumSeqs"/>
+    /// (room for the next multiple beside a full batch of decodes; the server checks it at start). Default 0: anywhere.
+    /// </summary>
+    public int PrefillChunkAlignment
+    {
+        get => _prefillChunkAlignment;
+        init => _prefillChunkAlignment = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The prefill chunk alignment cannot be negative.");
+    }
 
     /// <summary>The KV budget these options give the runner factory: <see cref="KvCacheMemory"/> and <see cref="BlockSize"/>.</summary>
     public KvBudget KvBudget => _kvBudget;

@@ -54,6 +54,8 @@ internal static class ServerOptionsBinder
                 HostKvCacheMemory = Text(configuration, "host-kv-cache-memory")?.Trim() == "0" ? 0 : ReadSize(configuration, "host-kv-cache-memory", defaults.HostKvCacheMemory),
                 // A cached prefix was computed in another request's chunks: --deterministic recomputes every prompt.
                 EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
+                // --deterministic: the budget cuts prompts where the runner's batch-invariant pieces end.
+                PrefillChunkAlignment = deterministic ? OnnxSessionOptions.DeterministicChunkTokens : 0,
             },
             KvCacheMemoryGiven = !string.IsNullOrEmpty(Text(configuration, "kv-cache-memory")),
             Session = new OnnxSessionOptions

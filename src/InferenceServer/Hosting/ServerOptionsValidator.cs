@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Globalization;
 using Microsoft.Extensions.Options;
 
 namespace InferenceServer.Hosting;
@@ -7,7 +8,8 @@ namespace InferenceServer.Hosting;
 /// The rules between <see cref="ServerOptions"/>' flags, checked once at start after binding (each flag's own kind and
 /// range are <see cref="ServerOptionsBinder"/>'s): <c>--gpu-memory-utilization</c> or <c>--kv-cache-memory</c>, not
 /// both; <c>--grpc-tls-key</c> only with <c>--grpc-tls-certificate</c>; <c>--grpc-host</c> and
-/// <c>--grpc-tls-certificate</c> only with <c>--grpc-port</c>. Every message names the flags.
+/// <c>--grpc-tls-certificate</c> only with <c>--grpc-port</c>; with <c>--deterministic</c>, a token budget that fits a
+/// 512-position prompt piece beside a full batch of decodes. Every message names the flags.
 /// </summary>
 internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
 {
@@ -19,6 +21,12 @@ internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         if (options.GpuMemoryUtilization is not null && options.KvCacheMemoryGiven)
         {
             failures.Add("--gpu-memory-utilization and --kv-cache-memory both size the KV cache; give only one");
+        }
+
+        var scheduler = options.Scheduler;
+        if (scheduler.PrefillChunkAlignment > 0 && scheduler.MaxNumBatchedTokens < scheduler.PrefillChunkAlignment + scheduler.MaxNumSeqs)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"--deterministic cuts prompts at multiples of {scheduler.PrefillChunkAlignment} positions, so --max-num-batched-tokens ({scheduler.MaxNumBatchedTokens}) must be at least {scheduler.PrefillChunkAlignment} + --max-num-seqs ({scheduler.MaxNumSeqs}) = {scheduler.PrefillChunkAlignment + scheduler.MaxNumSeqs}: room for a prompt's next piece beside a full batch of decodes"));
         }
 
         var grpc = options.Grpc;

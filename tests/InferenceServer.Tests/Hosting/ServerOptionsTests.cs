@@ -41,14 +41,16 @@ public sealed class ServerOptionsTests
     }
 
     [Fact]
-    public void Deterministic_IsOffByDefault_AndTurnsPrefixCachingOff()
+    public void Deterministic_IsOffByDefault_AndTurnsPrefixCachingOff_AndAlignsPromptChunks()
     {
         var plain = Read();
         Assert.False(plain.Session.Deterministic);
         Assert.True(plain.Scheduler.EnablePrefixCaching);
+        Assert.Equal(0, plain.Scheduler.PrefillChunkAlignment);
         var deterministic = Read(("deterministic", "true"));
         Assert.True(deterministic.Session.Deterministic);
         Assert.False(deterministic.Scheduler.EnablePrefixCaching);
+        Assert.Equal(512, deterministic.Scheduler.PrefillChunkAlignment);
         Assert.Throws<FormatException>(() => Read(("deterministic", "maybe")));
         Assert.Throws<FormatException>(() => Read(("cuda-graph-max-batch", "0")));
     }

@@ -22,6 +22,7 @@ public sealed class ServerOptionsValidatorTests
         { [("grpc-tls-key", "key.pem")], "--grpc-tls-key needs --grpc-tls-certificate (the PEM certificate of that key)" },
         { [("grpc-host", "127.0.0.1")], "--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)" },
         { [("grpc-tls-certificate", "cert.pem")], "--grpc-host and --grpc-tls-certificate need --grpc-port (the gRPC listener is off without it)" },
+        { [("deterministic", "true"), ("max-num-batched-tokens", "300"), ("max-num-seqs", "16")], "--deterministic cuts prompts at multiples of 512 positions, so --max-num-batched-tokens (300) must be at least 512 + --max-num-seqs (16) = 528: room for a prompt's next piece beside a full batch of decodes" },
     };
 
     [Theory]
