@@ -26,6 +26,9 @@ public sealed partial class DenseKvRunner
     /// <summary>Decode steps that continued the current bucket without assembling it from the pages; tests read it.</summary>
     internal int BucketedSteps { get; private set; }
 
+    /// <summary>Decode steps that kept the bucket's rows but dropped or added some (only the added ones gathered); tests read it.</summary>
+    internal int ReshapedSteps { get; private set; }
+
     /// <summary>Runs a decode-only step (every row one new token) of a padded graph over the bucket.</summary>
     private StepTiming ForwardBucketed(ForwardBatch batch, Span<float> logits)
     {
@@ -34,6 +37,12 @@ public sealed partial class DenseKvRunner
         if (_bucket is { } current && current.Continues(batch))
         {
             BucketedSteps++;
+        }
+        else if (_bucket?.Reshaped(batch, _store) is { } reshaped)
+        {
+            _bucket.Dispose();
+            _bucket = reshaped;
+            ReshapedSteps++;
         }
         else
         {
@@ -162,6 +171,28 @@ public sealed partial class DenseKvRunner
             return moved;
         }
 
+        /// <summary>Whether <paramref name="rows"/> rows of <paramref name="length"/> slots fit the arrays as they are.</summary>
+        public bool Fits(ModelSpec spec, int rows, int length)
+        {
+            var layers = spec.KvLayers;
+            if (PastKeys.Length != layers.Count || Ids.Length < rows || Positions.Length < rows || Logits.Length < rows * spec.VocabularySize || Mask.Length < rows * (length + 1))
+            {
+                return false;
+            }
+
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var layer = layers[i];
+                if (PastKeys[i].Length < rows * layer.KeyHeads * length * layer.KeyWidth || PastValues[i].Length < rows * layer.ValueHeads * length * layer.ValueWidth
+                    || PresentKeys[i].Length < rows * layer.KeyHeads * (length + 1) * layer.KeyWidth || PresentValues[i].Length < rows * layer.ValueHeads * (length + 1) * layer.ValueWidth)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
         private static T[] Fit<T>(T[] array, int length)
             where T : unmanaged
             => length <= array.Length ? array : GC.AllocateArray<T>(Math.Max(length, array.Length * 2), pinned: true);
@@ -272,6 +303,81 @@ public sealed partial class DenseKvRunner
             }
 
             return true;
+        }
+
+        /// <summary>
+        /// The bucket for <paramref name="batch"/> when it is this one's rows, in order, with some gone and new ones after
+        /// them (how the engine's decode batch changes when requests finish and join): the kept rows move down over the
+        /// gone ones (their past stays, no gather), the new rows are gathered from the pages. Null when the batch is
+        /// another shape, a new row does not fit the bucket's length, the bucket would be much longer than the rows
+        /// need, or the storage has no room: then the caller builds a bucket from the pages.
+        /// </summary>
+        public DecodeBucket? Reshaped(ForwardBatch batch, PagedKvStore store)
+        {
+            var rows = batch.RowCount;
+            if (RoundUp(batch.MaxPastLength + 1) + BucketStep < Length || batch.MaxPastLength + 1 > Length || !_storage.Fits(_model.Spec, rows, Length))
+            {
+                return null;
+            }
+
+            var source = new int[rows];
+            var kept = 0;
+            var next = 0;
+            for (var i = 0; i < rows; i++)
+            {
+                var id = batch.SequenceId(i);
+                var k = next;
+                while (k < Rows && _sequenceIds[k] != id)
+                {
+                    k++;
+                }
+
+                if (id >= 0 && k < Rows && batch.PastLength(i) == _next[k])
+                {
+                    if (kept != i)
+                    {
+                        return null;
+                    }
+
+                    source[i] = k;
+                    kept++;
+                    next = k + 1;
+                }
+                else if (id < 0 || Array.IndexOf(_sequenceIds, id) >= 0)
+                {
+                    // Unknown, or one of this bucket's sequences out of order or at another position.
+                    return null;
+                }
+            }
+
+            if (kept == 0)
+            {
+                return null;
+            }
+
+            // Rows only move down (source[i] >= i, increasing): a row is never overwritten before it moves.
+            for (var i = 0; i < kept; i++)
+            {
+                if (source[i] != i)
+                {
+                    MoveRow(source[i], i);
+                }
+            }
+
+            var reshaped = new DecodeBucket(_model, _storage, rows, Length);
+            for (var i = 0; i < kept; i++)
+            {
+                reshaped._sequenceIds[i] = _sequenceIds[source[i]];
+                reshaped._next[i] = _next[source[i]];
+                reshaped._filled[i] = _filled[source[i]];
+            }
+
+            for (var i = kept; i < rows; i++)
+            {
+                reshaped.GatherRow(i, batch.BlockTable(i), batch.PastLength(i), batch.SequenceId(i), store);
+            }
+
+            return reshaped;
         }
 
         /// <summary>Row <paramref name="row"/>'s past from the pages, into slots [0, past).</summary>
@@ -398,6 +504,20 @@ public sealed partial class DenseKvRunner
             }
 
             _values.Clear();
+        }
+
+        /// <summary>Row <paramref name="from"/>'s past and mask to row <paramref name="to"/> (the layouts keep a row's values together).</summary>
+        private void MoveRow(int from, int to)
+        {
+            _storage.Mask.AsSpan(from * (Length + 1), Length + 1).CopyTo(_storage.Mask.AsSpan(to * (Length + 1)));
+            for (var i = 0; i < _layers.Count; i++)
+            {
+                var layer = _layers[i];
+                var keys = layer.KeyHeads * Length * layer.KeyWidth;
+                var values = layer.ValueHeads * Length * layer.ValueWidth;
+                _storage.PastKeys[i].AsSpan(from * keys, keys).CopyTo(_storage.PastKeys[i].AsSpan(to * keys));
+                _storage.PastValues[i].AsSpan(from * values, values).CopyTo(_storage.PastValues[i].AsSpan(to * values));
+            }
         }
 
         private void AppendColumn(float[] present, int presentLength, float[] past, int row, int slot, int heads, int width)

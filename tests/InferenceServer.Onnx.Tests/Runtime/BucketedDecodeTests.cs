@@ -21,57 +21,70 @@ public sealed class BucketedDecodeTests
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(FixturePaths.Fixture(fixture)));
         var vocab = model.Spec.VocabularySize;
         // The bucket starts at 128 slots; the longest row fills it at step 7 (the storage grows into new arrays: the new
-        // tokens of that step come from the old present), the middle row crosses the old end at step 28, the short row
-        // leaves at step 60 (a new bucket of 192 over the same arrays), which grows in place at step 72, and the middle
-        // row crosses that end at step 92.
+        // tokens of that step come from the old present), the middle row crosses the old end at step 28, the short first
+        // row leaves at step 60 (the other two move down over it, nothing gathered), a fourth sequence joins at the end
+        // at step 70 (only it is gathered), the bucket grows in place at step 72, and the middle row crosses that end at 92.
         const int Steps = 100;
         const int Dropped = 0;
         const int DropAt = 60;
-        int[] promptLengths = [5, 100, 120];
+        const int Joining = 3;
+        const int JoinAt = 70;
+        int[] promptLengths = [5, 100, 120, 30];
         var blocksPerRow = (promptLengths.Max() + Steps + BlockSize) / BlockSize;
         using var runner = new DenseKvRunner(model, promptLengths.Length * blocksPerRow, BlockSize);
         var tables = promptLengths.Select((_, r) => Enumerable.Range(r * blocksPerRow, blocksPerRow).ToArray()).ToArray();
         var sequences = promptLengths.Select((length, r) => Enumerable.Range(0, length).Select(i => ((i * 31) + (r * 97)) % 400 + 3).ToList()).ToArray();
         var logitsBySequence = sequences.Select(_ => new List<float[]>()).ToArray();
 
-        // Prompts: one prefill step, which also gives each row's first decode token.
+        // Prompts: one prefill step (the joining sequence's at JoinAt), which also gives each row's first decode token.
         var batch = new ForwardBatch();
         var logits = new float[promptLengths.Length * vocab];
-        for (var r = 0; r < sequences.Length; r++)
+        void Prefill(int[] rows)
         {
-            batch.AddRow(sequences[r].ToArray(), 0, tables[r], wantLogits: true, sequenceId: r);
+            batch.Clear();
+            foreach (var r in rows)
+            {
+                batch.AddRow(sequences[r].ToArray(), 0, tables[r], wantLogits: true, sequenceId: r);
+            }
+
+            runner.Forward(batch, logits);
+            for (var i = 0; i < rows.Length; i++)
+            {
+                sequences[rows[i]].Add(LogitMath.ArgMax(logits.AsSpan(i * vocab, vocab)));
+            }
         }
 
-        runner.Forward(batch, logits);
-        for (var r = 0; r < sequences.Length; r++)
-        {
-            sequences[r].Add(LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab)));
-        }
+        Prefill([.. Enumerable.Range(0, sequences.Length).Where(r => r != Joining)]);
 
-        // Decode: all rows, then (from DropAt) without row 0, which makes a new bucket.
+        // Decode: all rows, then (from DropAt) without row 0, then (from JoinAt) with the joining row at the end.
         var allocatingSteps = 0;
         var newBuckets = 0;
         var lastLength = 0;
         for (var step = 0; step < Steps; step++)
         {
-            var rows = Enumerable.Range(0, sequences.Length).Where(r => step < DropAt || r != Dropped).ToArray();
+            if (step == JoinAt)
+            {
+                Prefill([Joining]);
+            }
+
+            var rows = Enumerable.Range(0, sequences.Length).Where(r => (step < DropAt || r != Dropped) && (step >= JoinAt || r != Joining)).ToArray();
             batch.Clear();
             foreach (var r in rows)
             {
                 batch.AddRow([sequences[r][^1]], sequences[r].Count - 1, tables[r], wantLogits: true, sequenceId: r);
             }
 
-            var continued = runner.BucketedSteps;
+            var continued = runner.BucketedSteps + runner.ReshapedSteps;
             var before = GC.GetAllocatedBytesForCurrentThread();
             runner.Forward(batch, logits);
             var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             var grew = runner.BucketLength != lastLength;
-            newBuckets += runner.BucketedSteps == continued ? 1 : 0;
+            newBuckets += runner.BucketedSteps + runner.ReshapedSteps == continued ? 1 : 0;
             lastLength = runner.BucketLength;
 
             // A step that continued the bucket and did not grow it allocates nothing (after the first few, which warm up
             // the runtime's own paths).
-            if (step > 3 && runner.BucketedSteps > continued && !grew && allocated > 0)
+            if (step > 3 && step != DropAt && step != JoinAt && !grew && allocated > 0)
             {
                 allocatingSteps++;
             }
@@ -85,7 +98,8 @@ public sealed class BucketedDecodeTests
             }
         }
 
-        Assert.Equal(2, newBuckets);
+        Assert.Equal(1, newBuckets);
+        Assert.Equal(2, runner.ReshapedSteps);
         Assert.True(runner.BucketLength > DenseKvRunner.BucketStep * 2, $"the bucket never grew: {runner.BucketLength}");
         Assert.True(allocatingSteps <= 1, $"{allocatingSteps} steady decode steps allocated");
 
