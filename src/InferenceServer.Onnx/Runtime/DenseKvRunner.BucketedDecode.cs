@@ -10,7 +10,9 @@ namespace InferenceServer.Onnx.Runtime;
 /// token attends as column <c>bucket</c> of the mask, and after each step the new token's K and V are copied from the
 /// present into the row's next slot. The inputs, outputs and their IoBinding keep their shapes until the longest row
 /// fills the bucket (then it grows by <see cref="BucketStep"/>), so a steady step creates no tensor and allocates
-/// nothing on the managed heap; any change of composition assembles a new bucket from the pages.
+/// nothing on the managed heap. Rows keep their slots (the bucket maps the batch's rows to them) while the batch
+/// changes: a row that joins is gathered into a finished row's slot, and only a batch that keeps none of the rows, or
+/// does not fit, assembles a new bucket from the pages.
 /// </summary>
 public sealed partial class DenseKvRunner
 {
@@ -70,7 +72,7 @@ public sealed partial class DenseKvRunner
         }
 
         var ran = System.Diagnostics.Stopwatch.GetTimestamp();
-        CopyLogits(batch, _bucketStorage.Logits, 1, logits);
+        bucket.CopyLogits(batch, logits);
         var presentKeys = _bucketStorage.PresentKeys;
         var presentValues = _bucketStorage.PresentValues;
         for (var i = 0; i < Spec.KvLayers.Count; i++)
@@ -210,6 +212,9 @@ public sealed partial class DenseKvRunner
         private readonly long[] _sequenceIds;
         private readonly int[] _next;
         private readonly int[] _filled;
+
+        // The bucket row (slot) of each of the step's batch rows: the rows keep their slots while the batch changes.
+        private readonly int[] _slotOf;
         private readonly List<OrtValue> _values = [];
         private readonly List<(string Name, OrtValue Value)> _inputs = [];
         private readonly StepBinding _binding;
@@ -225,6 +230,12 @@ public sealed partial class DenseKvRunner
             _sequenceIds = new long[rows];
             _next = new int[rows];
             _filled = new int[rows];
+            _slotOf = new int[rows];
+            for (var r = 0; r < rows; r++)
+            {
+                _slotOf[r] = r;
+            }
+
             _binding = new StepBinding(model.Session);
 
             // A CUDA session copies a bound host input to the device when it is bound, so there every step binds the
@@ -285,7 +296,10 @@ public sealed partial class DenseKvRunner
             }
         }
 
-        /// <summary>Whether <paramref name="batch"/> is this bucket's next decode step: the same sequences, in order, one token each.</summary>
+        /// <summary>
+        /// Whether <paramref name="batch"/> is this bucket's next decode step: the same sequences (in any order), one token
+        /// each, each at its next position. Maps the batch's rows to their slots when it is.
+        /// </summary>
         public bool Continues(ForwardBatch batch)
         {
             if (batch.RowCount != Rows)
@@ -295,22 +309,26 @@ public sealed partial class DenseKvRunner
 
             for (var r = 0; r < Rows; r++)
             {
-                var id = batch.SequenceId(r);
-                if (id < 0 || id != _sequenceIds[r] || batch.PastLength(r) != _next[r])
+                // The slot the row had last step first: the engine keeps its order while the batch is unchanged.
+                var slot = Find(batch.SequenceId(r), _slotOf[r]);
+                if (slot < 0 || batch.PastLength(r) != _next[slot])
                 {
                     return false;
                 }
+
+                _slotOf[r] = slot;
             }
 
             return true;
         }
 
         /// <summary>
-        /// The bucket for <paramref name="batch"/> when it is this one's rows, in order, with some gone and new ones after
-        /// them (how the engine's decode batch changes when requests finish and join): the kept rows move down over the
-        /// gone ones (their past stays, no gather), the new rows are gathered from the pages. Null when the batch is
-        /// another shape, a new row does not fit the bucket's length, the bucket would be much longer than the rows
-        /// need, or the storage has no room: then the caller builds a bucket from the pages.
+        /// The bucket for <paramref name="batch"/> when some of its rows are this one's sequences at their next positions
+        /// (requests finished and joined, as the engine's decode batch changes): kept rows stay in their slots, new rows
+        /// are gathered from the pages into the slots of the gone ones (then at the end), and kept rows beyond the new row
+        /// count move into the remaining holes; nothing else is copied. Null when no row is kept, a new row does not fit
+        /// the bucket's length, the bucket would be much longer than the rows need, or the storage has no room: then the
+        /// caller builds a bucket from the pages.
         /// </summary>
         public DecodeBucket? Reshaped(ForwardBatch batch, PagedKvStore store)
         {
@@ -320,63 +338,68 @@ public sealed partial class DenseKvRunner
                 return null;
             }
 
-            var source = new int[rows];
-            var kept = 0;
-            var next = 0;
-            for (var i = 0; i < rows; i++)
+            // Each batch row's slot here (-1: new), and which slots stay.
+            var slotOf = new int[rows];
+            var kept = new bool[Math.Max(Rows, rows)];
+            var keptCount = 0;
+            for (var r = 0; r < rows; r++)
             {
-                var id = batch.SequenceId(i);
-                var k = next;
-                while (k < Rows && _sequenceIds[k] != id)
+                var slot = Find(batch.SequenceId(r), r < Rows ? r : 0);
+                if (slot >= 0 && (batch.PastLength(r) != _next[slot] || kept[slot]))
                 {
-                    k++;
-                }
-
-                if (id >= 0 && k < Rows && batch.PastLength(i) == _next[k])
-                {
-                    if (kept != i)
-                    {
-                        return null;
-                    }
-
-                    source[i] = k;
-                    kept++;
-                    next = k + 1;
-                }
-                else if (id < 0 || Array.IndexOf(_sequenceIds, id) >= 0)
-                {
-                    // Unknown, or one of this bucket's sequences out of order or at another position.
                     return null;
+                }
+
+                slotOf[r] = slot;
+                if (slot >= 0)
+                {
+                    kept[slot] = true;
+                    keptCount++;
                 }
             }
 
-            if (kept == 0)
+            if (keptCount == 0)
             {
                 return null;
             }
 
-            // Rows only move down (source[i] >= i, increasing): a row is never overwritten before it moves.
-            for (var i = 0; i < kept; i++)
+            // Holes below the new row count, lowest first: kept rows above it move into them, new rows fill the rest.
+            var holes = new Queue<int>();
+            for (var slot = 0; slot < rows; slot++)
             {
-                if (source[i] != i)
+                if (slot >= Rows || !kept[slot])
                 {
-                    MoveRow(source[i], i);
+                    holes.Enqueue(slot);
                 }
             }
 
             var reshaped = new DecodeBucket(_model, _storage, rows, Length);
-            for (var i = 0; i < kept; i++)
+            for (var r = 0; r < rows; r++)
             {
-                reshaped._sequenceIds[i] = _sequenceIds[source[i]];
-                reshaped._next[i] = _next[source[i]];
-                reshaped._filled[i] = _filled[source[i]];
+                var slot = slotOf[r];
+                if (slot >= rows)
+                {
+                    var hole = holes.Dequeue();
+                    MoveRow(slot, hole);
+                    reshaped.Take(hole, this, slot);
+                    slotOf[r] = hole;
+                }
+                else if (slot >= 0)
+                {
+                    reshaped.Take(slot, this, slot);
+                }
             }
 
-            for (var i = kept; i < rows; i++)
+            for (var r = 0; r < rows; r++)
             {
-                reshaped.GatherRow(i, batch.BlockTable(i), batch.PastLength(i), batch.SequenceId(i), store);
+                if (slotOf[r] < 0)
+                {
+                    slotOf[r] = holes.Dequeue();
+                    reshaped.GatherRow(slotOf[r], batch.BlockTable(r), batch.PastLength(r), batch.SequenceId(r), store);
+                }
             }
 
+            slotOf.CopyTo(reshaped._slotOf, 0);
             return reshaped;
         }
 
@@ -403,9 +426,10 @@ public sealed partial class DenseKvRunner
         {
             for (var r = 0; r < Rows; r++)
             {
-                _storage.Ids[r] = batch.Tokens(r)[0];
-                _storage.Positions[r] = Math.Min(batch.PastLength(r), contextLength - 1);
-                _storage.Mask[(r * (Length + 1)) + Length] = 1;
+                var slot = _slotOf[r];
+                _storage.Ids[slot] = batch.Tokens(r)[0];
+                _storage.Positions[slot] = Math.Min(batch.PastLength(r), contextLength - 1);
+                _storage.Mask[(slot * (Length + 1)) + Length] = 1;
             }
         }
 
@@ -428,11 +452,12 @@ public sealed partial class DenseKvRunner
             var blockFloats = heads * blockSize * width;
             for (var r = 0; r < Rows; r++)
             {
+                var slot = _slotOf[r];
                 var position = batch.PastLength(r);
                 var block = batch.BlockTable(r)[position / blockSize];
                 for (var h = 0; h < heads; h++)
                 {
-                    present.AsSpan(((((r * heads) + h) * (Length + 1)) + Length) * width, width)
+                    present.AsSpan(((((slot * heads) + h) * (Length + 1)) + Length) * width, width)
                         .CopyTo(pool.AsSpan((block * blockFloats) + (((h * blockSize) + (position % blockSize)) * width), width));
                 }
             }
@@ -470,6 +495,7 @@ public sealed partial class DenseKvRunner
             _sequenceIds.CopyTo(grown._sequenceIds, 0);
             _next.CopyTo(grown._next, 0);
             _filled.CopyTo(grown._filled, 0);
+            _slotOf.CopyTo(grown._slotOf, 0);
             return grown;
         }
 
@@ -504,6 +530,49 @@ public sealed partial class DenseKvRunner
             }
 
             _values.Clear();
+        }
+
+        /// <summary>The logit rows the batch wants, from their slots, in the batch's row order.</summary>
+        public void CopyLogits(ForwardBatch batch, Span<float> destination)
+        {
+            var vocab = _model.Spec.VocabularySize;
+            var output = 0;
+            for (var r = 0; r < Rows; r++)
+            {
+                if (batch.LogitRows(r) > 0)
+                {
+                    _storage.Logits.AsSpan(_slotOf[r] * vocab, vocab).CopyTo(destination.Slice(output * vocab, vocab));
+                    output++;
+                }
+            }
+        }
+
+        /// <summary>The slot of sequence <paramref name="id"/>, looked for from <paramref name="hint"/> on and then before it; -1 when absent.</summary>
+        private int Find(long id, int hint)
+        {
+            if (id < 0)
+            {
+                return -1;
+            }
+
+            for (var k = 0; k < Rows; k++)
+            {
+                var slot = (hint + k) % Rows;
+                if (_sequenceIds[slot] == id)
+                {
+                    return slot;
+                }
+            }
+
+            return -1;
+        }
+
+        /// <summary>Slot <paramref name="slot"/>'s sequence state from slot <paramref name="from"/> of <paramref name="source"/>.</summary>
+        private void Take(int slot, DecodeBucket source, int from)
+        {
+            _sequenceIds[slot] = source._sequenceIds[from];
+            _next[slot] = source._next[from];
+            _filled[slot] = source._filled[from];
         }
 
         /// <summary>Row <paramref name="from"/>'s past and mask to row <paramref name="to"/> (the layouts keep a row's values together).</summary>

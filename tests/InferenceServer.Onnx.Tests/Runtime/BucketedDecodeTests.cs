@@ -22,14 +22,19 @@ public sealed class BucketedDecodeTests
         var vocab = model.Spec.VocabularySize;
         // The bucket starts at 128 slots; the longest row fills it at step 7 (the storage grows into new arrays: the new
         // tokens of that step come from the old present), the middle row crosses the old end at step 28, the short first
-        // row leaves at step 60 (the other two move down over it, nothing gathered), a fourth sequence joins at the end
-        // at step 70 (only it is gathered), the bucket grows in place at step 72, and the middle row crosses that end at 92.
+        // row leaves at step 60 (the last row moves into its slot, nothing gathered), a fourth sequence joins at the end
+        // at step 70 (only it is gathered), the bucket grows in place at step 72, at step 80 the middle row finishes as a
+        // fifth sequence joins (gathered into the middle row's slot: the batch's rows are then not in slot order), and the
+        // middle row would have crossed the grown end at 92.
         const int Steps = 100;
         const int Dropped = 0;
         const int DropAt = 60;
         const int Joining = 3;
         const int JoinAt = 70;
-        int[] promptLengths = [5, 100, 120, 30];
+        const int Finishing = 1;
+        const int Replacing = 4;
+        const int ReplaceAt = 80;
+        int[] promptLengths = [5, 100, 120, 30, 20];
         var blocksPerRow = (promptLengths.Max() + Steps + BlockSize) / BlockSize;
         using var runner = new DenseKvRunner(model, promptLengths.Length * blocksPerRow, BlockSize);
         var tables = promptLengths.Select((_, r) => Enumerable.Range(r * blocksPerRow, blocksPerRow).ToArray()).ToArray();
@@ -54,7 +59,7 @@ public sealed class BucketedDecodeTests
             }
         }
 
-        Prefill([.. Enumerable.Range(0, sequences.Length).Where(r => r != Joining)]);
+        Prefill([.. Enumerable.Range(0, sequences.Length).Where(r => r != Joining && r != Replacing)]);
 
         // Decode: all rows, then (from DropAt) without row 0, then (from JoinAt) with the joining row at the end.
         var allocatingSteps = 0;
@@ -62,12 +67,14 @@ public sealed class BucketedDecodeTests
         var lastLength = 0;
         for (var step = 0; step < Steps; step++)
         {
-            if (step == JoinAt)
+            if (step == JoinAt || step == ReplaceAt)
             {
-                Prefill([Joining]);
+                Prefill([step == JoinAt ? Joining : Replacing]);
             }
 
-            var rows = Enumerable.Range(0, sequences.Length).Where(r => (step < DropAt || r != Dropped) && (step >= JoinAt || r != Joining)).ToArray();
+            var rows = Enumerable.Range(0, sequences.Length)
+                .Where(r => (step < DropAt || r != Dropped) && (step >= JoinAt || r != Joining) && (step < ReplaceAt || r != Finishing) && (step >= ReplaceAt || r != Replacing))
+                .ToArray();
             batch.Clear();
             foreach (var r in rows)
             {
@@ -84,7 +91,7 @@ public sealed class BucketedDecodeTests
 
             // A step that continued the bucket and did not grow it allocates nothing (after the first few, which warm up
             // the runtime's own paths).
-            if (step > 3 && step != DropAt && step != JoinAt && !grew && allocated > 0)
+            if (step > 3 && step != DropAt && step != JoinAt && step != ReplaceAt && !grew && allocated > 0)
             {
                 allocatingSteps++;
             }
@@ -99,7 +106,7 @@ public sealed class BucketedDecodeTests
         }
 
         Assert.Equal(1, newBuckets);
-        Assert.Equal(2, runner.ReshapedSteps);
+        Assert.Equal(3, runner.ReshapedSteps);
         Assert.True(runner.BucketLength > DenseKvRunner.BucketStep * 2, $"the bucket never grew: {runner.BucketLength}");
         Assert.True(allocatingSteps <= 1, $"{allocatingSteps} steady decode steps allocated");
 
