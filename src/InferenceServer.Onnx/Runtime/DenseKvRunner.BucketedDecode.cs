@@ -4,8 +4,8 @@ using Microsoft.ML.OnnxRuntime;
 namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
-/// Steady decode over fixed-shape tensors (ADR 0001, "bucketed decode"): while the batch holds the same sequences in the
-/// same order, each adding one token, every row's past lives in one dense tensor per layer whose time axis is a bucket
+/// Steady decode over fixed-shape tensors (ADR 0001, "bucketed decode"): while the batch holds the same sequences (in
+/// any order), each adding one token, every row's past lives in one dense tensor per layer whose time axis is a bucket
 /// of <see cref="BucketStep"/> positions (row <c>r</c> fills slots <c>[0, filled_r)</c>, the rest is masked), the new
 /// token attends as column <c>bucket</c> of the mask, and after each step the new token's K and V are copied from the
 /// present into the row's next slot. The inputs, outputs and their IoBinding keep their shapes until the longest row
@@ -135,69 +135,57 @@ public sealed partial class DenseKvRunner
         public float[][] PresentValues { get; private set; } = [];
 
         /// <summary>
-        /// Makes room for <paramref name="rows"/> rows of <paramref name="length"/> slots. Arrays that grow are new (the
-        /// old ones' contents stay with whoever holds them); true when the past or mask arrays moved.
+        /// Makes room for <paramref name="rows"/> rows of <paramref name="length"/> slots. Arrays that grow are new (the old
+        /// ones' contents stay with whoever holds them).
         /// </summary>
-        public bool Ensure(ModelSpec spec, int rows, int length)
+        public void Ensure(ModelSpec spec, int rows, int length)
         {
-            var layers = spec.KvLayers;
-            if (PastKeys.Length != layers.Count)
+            if (PastKeys.Length != spec.KvLayers.Count)
             {
-                PastKeys = new float[layers.Count][];
-                PastValues = new float[layers.Count][];
-                PresentKeys = new float[layers.Count][];
-                PresentValues = new float[layers.Count][];
-                for (var i = 0; i < layers.Count; i++)
-                {
-                    PastKeys[i] = PastValues[i] = PresentKeys[i] = PresentValues[i] = [];
-                }
+                PastKeys = [.. spec.KvLayers.Select(_ => Array.Empty<float>())];
+                PastValues = [.. PastKeys];
+                PresentKeys = [.. PastKeys];
+                PresentValues = [.. PastKeys];
             }
 
-            Ids = Fit(Ids, rows);
-            Positions = Fit(Positions, rows);
-            Logits = Fit(Logits, rows * spec.VocabularySize);
-            var mask = Mask;
-            Mask = Fit(Mask, rows * (length + 1));
-            var moved = !ReferenceEquals(mask, Mask);
-            for (var i = 0; i < layers.Count; i++)
-            {
-                var layer = layers[i];
-                var keys = PastKeys[i];
-                PastKeys[i] = Fit(keys, rows * layer.KeyHeads * length * layer.KeyWidth);
-                PastValues[i] = Fit(PastValues[i], rows * layer.ValueHeads * length * layer.ValueWidth);
-                PresentKeys[i] = Fit(PresentKeys[i], rows * layer.KeyHeads * (length + 1) * layer.KeyWidth);
-                PresentValues[i] = Fit(PresentValues[i], rows * layer.ValueHeads * (length + 1) * layer.ValueWidth);
-                moved |= !ReferenceEquals(keys, PastKeys[i]);
-            }
-
-            return moved;
+            _ = Reserve(spec, rows, length, grow: true);
         }
 
         /// <summary>Whether <paramref name="rows"/> rows of <paramref name="length"/> slots fit the arrays as they are.</summary>
-        public bool Fits(ModelSpec spec, int rows, int length)
+        public bool Fits(ModelSpec spec, int rows, int length) => PastKeys.Length == spec.KvLayers.Count && Reserve(spec, rows, length, grow: false);
+
+        /// <summary>
+        /// Walks every array against what <paramref name="rows"/> rows of <paramref name="length"/> slots need: with
+        /// <paramref name="grow"/>, replacing those too small; without, answering false at the first one.
+        /// </summary>
+        private bool Reserve(ModelSpec spec, int rows, int length, bool grow)
         {
-            var layers = spec.KvLayers;
-            if (PastKeys.Length != layers.Count || Ids.Length < rows || Positions.Length < rows || Logits.Length < rows * spec.VocabularySize || Mask.Length < rows * (length + 1))
+            var fits = Fit(Ids, rows, grow, out var ids) & Fit(Positions, rows, grow, out var positions)
+                & Fit(Logits, rows * spec.VocabularySize, grow, out var logits) & Fit(Mask, rows * (length + 1), grow, out var mask);
+            (Ids, Positions, Logits, Mask) = (ids, positions, logits, mask);
+            for (var i = 0; i < spec.KvLayers.Count && (grow || fits); i++)
             {
-                return false;
+                var layer = spec.KvLayers[i];
+                fits &= Fit(PastKeys[i], rows * layer.KeyHeads * length * layer.KeyWidth, grow, out PastKeys[i])
+                    & Fit(PastValues[i], rows * layer.ValueHeads * length * layer.ValueWidth, grow, out PastValues[i])
+                    & Fit(PresentKeys[i], rows * layer.KeyHeads * (length + 1) * layer.KeyWidth, grow, out PresentKeys[i])
+                    & Fit(PresentValues[i], rows * layer.ValueHeads * (length + 1) * layer.ValueWidth, grow, out PresentValues[i]);
             }
 
-            for (var i = 0; i < layers.Count; i++)
-            {
-                var layer = layers[i];
-                if (PastKeys[i].Length < rows * layer.KeyHeads * length * layer.KeyWidth || PastValues[i].Length < rows * layer.ValueHeads * length * layer.ValueWidth
-                    || PresentKeys[i].Length < rows * layer.KeyHeads * (length + 1) * layer.KeyWidth || PresentValues[i].Length < rows * layer.ValueHeads * (length + 1) * layer.ValueWidth)
-                {
-                    return false;
-                }
-            }
-
-            return true;
+            return fits;
         }
 
-        private static T[] Fit<T>(T[] array, int length)
+        /// <summary>
+        /// Whether <paramref name="array"/> holds <paramref name="length"/> elements; <paramref name="result"/> is it, or
+        /// with <paramref name="grow"/> a new pinned array of at least twice its size when it does not.
+        /// </summary>
+        private static bool Fit<T>(T[] array, int length, bool grow, out T[] result)
             where T : unmanaged
-            => length <= array.Length ? array : GC.AllocateArray<T>(Math.Max(length, array.Length * 2), pinned: true);
+        {
+            var fits = length <= array.Length;
+            result = fits || !grow ? array : GC.AllocateArray<T>(Math.Max(length, array.Length * 2), pinned: true);
+            return fits;
+        }
     }
 
     /// <summary>
@@ -340,7 +328,7 @@ public sealed partial class DenseKvRunner
 
             // Each batch row's slot here (-1: new), and which slots stay.
             var slotOf = new int[rows];
-            var kept = new bool[Math.Max(Rows, rows)];
+            var kept = new bool[Rows];
             var keptCount = 0;
             for (var r = 0; r < rows; r++)
             {
