@@ -46,7 +46,7 @@ public sealed class AllPositionLogitsTests
             Assert.Equal(1 + length, batch.LogitRowCount);
             var logits = new float[batch.LogitRowCount * vocab];
             runner.Forward(batch, logits);
-            AssertClose(otherExpected, logits.AsSpan(0, vocab), "other row");
+            LogitAssert.Close(otherExpected, logits.AsSpan(0, vocab), "other row");
             for (var j = 0; j < length; j++)
             {
                 actual.Add(logits.AsSpan((1 + j) * vocab, vocab).ToArray());
@@ -56,15 +56,7 @@ public sealed class AllPositionLogitsTests
         Assert.Equal(prompt.Length, actual.Count);
         for (var p = 0; p < prompt.Length; p++)
         {
-            AssertClose(expected[p], actual[p], $"position {p}");
-        }
-    }
-
-    private static void AssertClose(float[] expected, ReadOnlySpan<float> actual, string what)
-    {
-        for (var i = 0; i < expected.Length; i++)
-        {
-            Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"{what}, logit {i}: {actual[i]} vs {expected[i]}");
+            LogitAssert.Close(expected[p], actual[p], $"position {p}");
         }
     }
 }

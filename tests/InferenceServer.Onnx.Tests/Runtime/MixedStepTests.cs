@@ -75,7 +75,7 @@ public sealed class MixedStepTests
             for (var r = 0; r < rows.Count; r++)
             {
                 var s = rows[r];
-                AssertClose(alone[s][next[s]], logits.AsSpan(r * vocab, vocab), $"step {t}, sequence {s}, its step {next[s]}");
+                LogitAssert.Close(alone[s][next[s]], logits.AsSpan(r * vocab, vocab), $"step {t}, sequence {s}, its step {next[s]}");
                 next[s]++;
             }
         }
@@ -85,12 +85,4 @@ public sealed class MixedStepTests
     }
 
     private static int[] Tokens(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => ((i * 37) + (seed * 101)) % 500 + 3)];
-
-    private static void AssertClose(float[] expected, ReadOnlySpan<float> actual, string what)
-    {
-        for (var i = 0; i < expected.Length; i++)
-        {
-            Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"{what}, logit {i}: {actual[i]} vs {expected[i]}");
-        }
-    }
 }
