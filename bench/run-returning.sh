@@ -41,9 +41,12 @@ URL=http://127.0.0.1:$PORT
 WORK=$(mktemp -d /tmp/run-returning.XXXXXX)
 RESULTS=${RESULTS:-$ROOT/bench/results/returning-$(date -u +%Y-%m-%d-%H%M).md}
 SERVER_PID=
+# wait_ready and end_server (the GPU scripts' helpers; they read SERVER_PID and URL).
+# shellcheck source=gpu/lib.sh
+source "$ROOT/bench/gpu/lib.sh"
 
 cleanup() {
-    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2> /dev/null && wait "$SERVER_PID" 2> /dev/null
+    end_server 20 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -86,20 +89,14 @@ for mode in notier tier; do
     echo "## $mode: ${SERVER[*]##*/} ${args[*]}"
     "${SERVER[@]}" "${args[@]}" > "$WORK/server-$mode.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 600); do
-        curl -sf "$URL/health/ready" > /dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2> /dev/null || { echo "server exited:"; tail -20 "$WORK/server-$mode.log"; exit 1; }
-        sleep 0.5
-    done
+    wait_ready 300 || { echo "server not ready:"; tail -20 "$WORK/server-$mode.log"; exit 1; }
     "${LOADGEN[@]}" returning --url "$URL" --conversations "$CONVERSATIONS" --concurrency "$CONCURRENCY" --input-len "$INPUT_LEN" \
         --output-len "$OUTPUT_LEN" --followup-len "$FOLLOWUP_LEN" --returning-output-len "$RETURNING_LEN" --vocab "$VOCAB" \
         --json "$WORK/$mode.json" | tee "$WORK/$mode.txt"
     echo "metrics: $(counters)"
     P50[$mode]=$(sed -n 's/^returning turns: TTFT p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms.*/\1/p' "$WORK/$mode.txt")
     P99[$mode]=$(sed -n 's/^returning turns: TTFT p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms.*/\2/p' "$WORK/$mode.txt")
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" 2> /dev/null || true
-    SERVER_PID=
+    end_server 20 || true
 done
 
 echo

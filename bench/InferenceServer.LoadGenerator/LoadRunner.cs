@@ -41,14 +41,19 @@ internal sealed class LoadRunner(CompletionClient client, bool ignoreEos)
         }
 
         var outcomes = await Task.WhenAll(tasks);
-        var duration = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return Summarize(outcomes, concurrency, requestRate, Stopwatch.GetElapsedTime(start).TotalSeconds);
+    }
+
+    /// <summary>A level's result from its requests' outcomes; the first three distinct errors go to standard error.</summary>
+    public static LevelResult Summarize(IReadOnlyList<CompletionClient.Outcome> outcomes, int concurrency, double? requestRate, double durationS)
+    {
         var errors = outcomes.Where(static o => o.Error is not null).Select(static o => o.Error!).ToList();
         foreach (var error in errors.Distinct().Take(3))
         {
             Console.Error.WriteLine($"  failed request: {error}");
         }
 
-        return LevelResult.From(concurrency, requestRate, [.. outcomes.Where(static o => o.Sample is not null).Select(static o => o.Sample!)], errors.Count, duration);
+        return LevelResult.From(concurrency, requestRate, [.. outcomes.Where(static o => o.Sample is not null).Select(static o => o.Sample!)], errors.Count, durationS);
     }
 
     private async Task<CompletionClient.Outcome> SendAsync(int[] prompt, int maxTokens, SemaphoreSlim slots, CancellationToken cancellationToken)

@@ -38,9 +38,7 @@ internal static class ReturningConversations
     private static async Task<(LevelResult Result, List<int>[] Answers)> RunPhaseAsync(
         CompletionClient client, IReadOnlyList<int[]> prompts, int maxTokens, int concurrency, CancellationToken cancellationToken)
     {
-        var answers = new List<int>[prompts.Count];
-        var samples = new RequestSample?[prompts.Count];
-        var errors = new string?[prompts.Count];
+        var outcomes = new CompletionClient.Outcome[prompts.Count];
         var next = -1;
         var start = Stopwatch.GetTimestamp();
 
@@ -51,21 +49,12 @@ internal static class ReturningConversations
             int i;
             while ((i = Interlocked.Increment(ref next)) < prompts.Count)
             {
-                var outcome = await client.CompleteAsync(prompts[i], maxTokens, ignoreEos: true, cancellationToken);
-                answers[i] = outcome.TokenIds;
-                samples[i] = outcome.Sample;
-                errors[i] = outcome.Error;
+                outcomes[i] = await client.CompleteAsync(prompts[i], maxTokens, ignoreEos: true, cancellationToken);
             }
         }
 
         await Task.WhenAll(Enumerable.Range(0, Math.Max(1, concurrency)).Select(_ => WorkerAsync()));
-        var duration = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        var failed = errors.Where(static e => e is not null).ToList();
-        foreach (var error in failed.Distinct().Take(3))
-        {
-            Console.Error.WriteLine($"  failed request: {error}");
-        }
-
-        return (LevelResult.From(concurrency, null, [.. samples.Where(static s => s is not null).Select(static s => s!)], failed.Count, duration), answers);
+        var result = LoadRunner.Summarize(outcomes, concurrency, null, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        return (result, [.. outcomes.Select(static o => o.TokenIds)]);
     }
 }
