@@ -32,6 +32,9 @@ internal sealed class InferenceService(
     /// <summary>Longest wait, after a call ends, for the engine's final counts of its choices.</summary>
     private static readonly TimeSpan FinalCountsTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>Longest wait, after a write fails, for the call's cancellation that explains the failure.</summary>
+    private static readonly TimeSpan CancellationGrace = TimeSpan.FromSeconds(1);
+
     /// <inheritdoc />
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
@@ -115,13 +118,19 @@ internal sealed class InferenceService(
             status = ex.StatusCode;
             throw;
         }
-        catch (Exception ex) when (ex is not RpcException && (context.CancellationToken.IsCancellationRequested || DeadlinePassed(context)))
+        catch (Exception ex) when (ex is not RpcException)
         {
             // The call's deadline passed (grpc-timeout, from a client library or a raw header) or the client went away:
             // a cancelled wait, or a write to a response gRPC has already ended. Neither is a server fault: no
-            // exception (with its stack) for gRPC to log, only the request's line below. At the deadline gRPC may end the
-            // response a moment before it cancels the call's token (CI once saw the write fail first and the line say
-            // UNKNOWN): a passed deadline counts whatever the token says yet.
+            // exception (with its stack) for gRPC to log, only the request's line below. The failed write can come first:
+            // at the deadline gRPC may end the response before it cancels the call's token, and Kestrel cancels a reset
+            // stream's token from the thread pool after failing its writes (CI saw both lines say UNKNOWN once). So a
+            // failure waits, bounded, for the cancellation that explains it; only without one is it a fault.
+            if (!DeadlinePassed(context) && !await CancelledSoonAsync(context.CancellationToken).ConfigureAwait(false) && !DeadlinePassed(context))
+            {
+                throw;
+            }
+
             if (DeadlinePassed(context))
             {
                 status = StatusCode.DeadlineExceeded;
@@ -241,6 +250,28 @@ internal sealed class InferenceService(
     private static bool DeadlinePassed(ServerCallContext context)
         => context.Status.StatusCode == StatusCode.DeadlineExceeded
             || (context.Deadline != DateTime.MaxValue && context.Deadline - DeadlineSlack <= DateTime.UtcNow);
+
+    /// <summary>
+    /// Whether <paramref name="token"/> is cancelled within <see cref="CancellationGrace"/>: a write that failed because the
+    /// client reset the stream sees the call's token cancelled a moment later, from the thread pool.
+    /// </summary>
+    private async Task<bool> CancelledSoonAsync(CancellationToken token)
+    {
+        if (token.IsCancellationRequested)
+        {
+            return true;
+        }
+
+        try
+        {
+            await Task.Delay(CancellationGrace, time, token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        return token.IsCancellationRequested;
+    }
 
     /// <summary>Waits, bounded, for the engine to end every choice, so that the log line carries the real token counts.</summary>
     private async Task WaitForFinalCountsAsync(GenerationStream stream)
