@@ -4,6 +4,12 @@ namespace InferenceServer.Onnx.Attention;
 /// <summary>The per-item kernel, the merge of cut ranges and the argument checks of <see cref="CpuPagedAttention"/>.</summary>
 internal sealed unsafe partial class CpuPagedAttention
 {
+    /// <summary>
+    /// How many blocks ahead of the one being attended the kernel prefetches (into L2). Measured with
+    /// bench/attention-cpu on 2 cores (bench/results/attention-cpu-2026-12-07.md): 2 beat 0, 1 and 4 for every storage.
+    /// </summary>
+    private const int PrefetchBlocks = 2;
+
     /// <summary>Attends one work item: a tile of one sequence's query rows, one KV head's group, over one KV range.</summary>
     private static void Execute(in Call call, in Item item, AttentionScratch scratch)
     {
@@ -55,15 +61,25 @@ internal sealed unsafe partial class CpuPagedAttention
         var valueStride = shape.ValueIsKeyPrefix ? keyWidth : valueWidth;
         var transposed = !shape.ValueIsKeyPrefix;
         // Decode-shaped items (at most four query vectors) score 16-bit keys without an fp32 copy of the block.
-        var fused = transposed && !direct && vectors <= 4 && KvSimd.CanScoreTransposed16(blockSize);
+        var fused = transposed && !direct && vectors <= 4 && KvSimd.CanScoreTransposed16(blockSize, keyWidth);
+        // ... and accumulate its 16-bit values the same way.
+        var fusedValues = fused && KvSimd.CanAccumulateRows16(valueWidth);
+        var finite = !pool.MayHoldNonFiniteHalf;
+        var headBytes = pool.HeadStride(call.Layer);
         for (var blockStart = item.KvBegin; blockStart < end; blockStart += blockSize)
         {
             var rows = Math.Min(blockSize, end - blockStart);
             var head = pool.HeadPointer(call.Layer, table[blockStart / blockSize], item.KvHead);
+            var ahead = PrefetchBlocks * blockSize;
+            if (blockStart + ahead < end)
+            {
+                Prefetch(pool.HeadPointer(call.Layer, table[(blockStart + ahead) / blockSize], item.KvHead), headBytes);
+            }
+
             var keys = (float*)head;
             if (fused)
             {
-                KvSimd.ScoresTransposed16(head, storage, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+                KvSimd.ScoresTransposed16(head, storage, finite, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
             }
             else
             {
@@ -116,6 +132,12 @@ internal sealed unsafe partial class CpuPagedAttention
 
             if (!active)
             {
+                continue;
+            }
+
+            if (fusedValues)
+            {
+                AccumulateValues16(head + valueOffset, storage, finite, vectors, visible, counts, scratch.Scores, blockSize, accumulators, valueStride, valueWidth);
                 continue;
             }
 
@@ -183,6 +205,64 @@ internal sealed unsafe partial class CpuPagedAttention
                     *lse = float.NegativeInfinity;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One block's 16-bit values into the accumulators of up to four vectors (<see cref="KvSimd.AccumulateRows16"/>): all
+    /// in one pass when every vector that sees any KV takes the same rows of this block (decode; a vector whose head is
+    /// masked sees none, and its accumulator is never read), else one pass per vector over its own rows.
+    /// </summary>
+    private static void AccumulateValues16(byte* values, KvStorage storage, bool finite, int vectors, int* visible, int* counts, float* scores, int blockSize,
+        float* accumulators, int valueStride, int valueWidth)
+    {
+        var common = 0;
+        var uniform = true;
+        for (var v = 0; v < vectors; v++)
+        {
+            if (visible[v] == 0)
+            {
+                continue;
+            }
+
+            if (common == 0)
+            {
+                common = counts[v];
+            }
+
+            uniform &= counts[v] == common;
+        }
+
+        if (uniform && common > 0)
+        {
+            KvSimd.AccumulateRows16(accumulators, scores, blockSize, vectors, values, storage, finite, common, valueStride, valueWidth);
+            return;
+        }
+
+        for (var v = 0; v < vectors; v++)
+        {
+            if (counts[v] > 0)
+            {
+                KvSimd.AccumulateRows16(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), blockSize, 1, values, storage, finite, counts[v], valueStride, valueWidth);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Asks for the <paramref name="bytes"/> at <paramref name="address"/> in the core's L2 cache, a line at a time: a
+    /// sequence's blocks lie scattered through the pool, and the hardware prefetchers, which follow streams within a page,
+    /// do not see the jump to the next block coming.
+    /// </summary>
+    private static void Prefetch(byte* address, long bytes)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            return;
+        }
+
+        for (long offset = 0; offset < bytes; offset += 64)
+        {
+            System.Runtime.Intrinsics.X86.Sse.Prefetch1(address + offset);
         }
     }
 

@@ -1,4 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Runtime.InteropServices;
+
 namespace InferenceServer.Onnx.Attention;
 
 /// <summary>
@@ -24,6 +26,7 @@ internal sealed unsafe class HostKvPool : IDisposable
     private readonly long[] _headStrides;
     private readonly long[] _valueOffsets;
     private readonly int _elementSize;
+    private volatile bool _mayHoldNonFiniteHalf;
 
     /// <summary>Allocates (zeroed) pages for <paramref name="blockCount"/> blocks of every layer in <paramref name="layers"/>.</summary>
     public HostKvPool(IReadOnlyList<KvLayerShape> layers, int blockCount, int blockSize, KvStorage storage)
@@ -111,6 +114,12 @@ internal sealed unsafe class HostKvPool : IDisposable
             throw new ArgumentException($"Value has {value.Length} values; {slots.Length} tokens of layer {layer} need {slots.Length * valueRow}.", nameof(value));
         }
 
+        if (Storage == KvStorage.Float16 && !_mayHoldNonFiniteHalf
+            && (KvConvert.AnyNonFiniteAsHalf(key) || (!shape.ValueIsKeyPrefix && KvConvert.AnyNonFiniteAsHalf(value))))
+        {
+            _mayHoldNonFiniteHalf = true;
+        }
+
         var slotCount = (long)BlockCount * BlockSize;
         for (var t = 0; t < slots.Length; t++)
         {
@@ -167,11 +176,23 @@ internal sealed unsafe class HostKvPool : IDisposable
     {
         CheckBlock(block, nameof(block));
         CheckBlockSpan(source.Length, nameof(source));
+        if (Storage == KvStorage.Float16 && !_mayHoldNonFiniteHalf && KvConvert.AnyNonFiniteHalf(MemoryMarshal.Cast<byte, ushort>(source)))
+        {
+            _mayHoldNonFiniteHalf = true;
+        }
+
         source.CopyTo(new Span<byte>(BlockPointer(block), (int)BytesPerBlock));
     }
 
     /// <inheritdoc/>
     public void Dispose() => _memory.Dispose();
+
+    /// <summary>
+    /// False while every fp16 value ever written to the pool is finite (fp16 storage; always false otherwise), so that
+    /// reads may convert with <see cref="KvSimd"/>'s finite-only fp16 path, which needs no select for infinity and NaN.
+    /// Set for good by the first write that stores an infinity or NaN (a float of 65520 or more rounds to infinity).
+    /// </summary>
+    internal bool MayHoldNonFiniteHalf => _mayHoldNonFiniteHalf;
 
     /// <summary>The first byte of block <paramref name="block"/> (all layers).</summary>
     internal byte* BlockPointer(int block)
@@ -183,6 +204,9 @@ internal sealed unsafe class HostKvPool : IDisposable
     /// <summary>The keys ([BlockSize, KeyWidth]) of one KV head of one layer in one block; its values follow at <see cref="ValueOffset"/>.</summary>
     internal byte* HeadPointer(int layer, int block, int kvHead) =>
         BlockPointer(block) + _layerOffsets[layer] + (kvHead * _headStrides[layer]);
+
+    /// <summary>Bytes of one KV head's keys and values in one block of <paramref name="layer"/> (contiguous from <see cref="HeadPointer"/>).</summary>
+    internal long HeadStride(int layer) => _headStrides[layer];
 
     /// <summary>Bytes from a head's keys to its values (unused when the value is a key prefix).</summary>
     internal long ValueOffset(int layer) => _valueOffsets[layer];

@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace InferenceServer.Onnx.Attention;
@@ -30,6 +31,67 @@ internal static class KvConvert
     /// <summary>The float that bfloat16 bits <paramref name="bits"/> stand for (exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float FromBFloat16(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
+    /// <summary>The smallest float magnitude that fp16 rounds to infinity (65504 is its largest finite value).</summary>
+    private const float HalfOverflow = 65520f;
+
+    /// <summary>The fp16 exponent bits; all set is infinity or NaN.</summary>
+    private const ushort HalfExponent = 0x7C00;
+
+    /// <summary>Whether any of <paramref name="values"/> becomes infinity or NaN as fp16 (NaN, infinite, or 65520 or more in magnitude).</summary>
+    public static bool AnyNonFiniteAsHalf(ReadOnlySpan<float> values)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var limit = new Vector<float>(HalfOverflow);
+            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                // A NaN compares false, so it fails "less than" as an overflow does.
+                if (!Vector.LessThanAll(Vector.Abs(new Vector<float>(values[i..])), limit))
+                {
+                    return true;
+                }
+            }
+        }
+
+        for (; i < values.Length; i++)
+        {
+            if (!(MathF.Abs(values[i]) < HalfOverflow))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether any of the fp16 <paramref name="bits"/> is infinity or NaN.</summary>
+    public static bool AnyNonFiniteHalf(ReadOnlySpan<ushort> bits)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var exponent = new Vector<ushort>(HalfExponent);
+            for (; i <= bits.Length - Vector<ushort>.Count; i += Vector<ushort>.Count)
+            {
+                if (Vector.EqualsAny(new Vector<ushort>(bits[i..]) & exponent, exponent))
+                {
+                    return true;
+                }
+            }
+        }
+
+        for (; i < bits.Length; i++)
+        {
+            if ((bits[i] & HalfExponent) == HalfExponent)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>Converts <paramref name="source"/> into <paramref name="destination"/> in <paramref name="storage"/> format.</summary>
     public static unsafe void Store(ReadOnlySpan<float> source, byte* destination, KvStorage storage)

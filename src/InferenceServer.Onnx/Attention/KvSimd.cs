@@ -229,54 +229,151 @@ internal static unsafe class KvSimd
         }
     }
 
-    /// <summary>Whether <see cref="ScoresTransposed16"/> runs on this machine for <paramref name="blockSize"/>.</summary>
-    public static bool CanScoreTransposed16(int blockSize) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && blockSize % 16 == 0;
+    /// <summary>Whether <see cref="ScoresTransposed16"/> runs on this machine for <paramref name="blockSize"/> and <paramref name="keyWidth"/>.</summary>
+    public static bool CanScoreTransposed16(int blockSize, int keyWidth) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && blockSize % 16 == 0 && keyWidth % 2 == 0;
 
     /// <summary>
     /// <see cref="ScoresTransposed"/> for up to four query vectors straight from a 16-bit (fp16 or bf16) transposed key
     /// block: each 16-position row of a key dimension is loaded, widened and converted in registers and used at once,
-    /// with no fp32 copy of the block in between (decode, where a KV head's group has at most four query heads).
-    /// Needs <see cref="CanScoreTransposed16"/>.
+    /// with no fp32 copy of the block in between (decode, where a KV head's group has at most four query heads). Even and
+    /// odd key dimensions accumulate into separate registers, so eight FMA chains, not four, hide the FMA latency.
+    /// Needs <see cref="CanScoreTransposed16"/>. <paramref name="finite"/>: fp16 keys hold no infinity or NaN
+    /// (<see cref="HostKvPool.MayHoldNonFiniteHalf"/> is false), so the conversion skips their select.
     /// </summary>
-    public static void ScoresTransposed16(byte* keys, KvStorage storage, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+    public static void ScoresTransposed16(byte* keys, KvStorage storage, bool finite, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
     {
-        var q0 = queries;
-        var q1 = vectors > 1 ? q0 + keyWidth : q0;
-        var q2 = vectors > 2 ? q1 + keyWidth : q1;
-        var q3 = vectors > 3 ? q2 + keyWidth : q2;
-        var half = storage == KvStorage.Float16;
+        switch (Widening(storage, finite))
+        {
+            case Widen16.BFloat16:
+                ScoresTransposed16<BFloat16Widener>(keys, blockSize, keyWidth, queries, vectors, scores, rows);
+                break;
+            case Widen16.FiniteHalf:
+                ScoresTransposed16<FiniteHalfWidener>(keys, blockSize, keyWidth, queries, vectors, scores, rows);
+                break;
+            default:
+                ScoresTransposed16<HalfWidener>(keys, blockSize, keyWidth, queries, vectors, scores, rows);
+                break;
+        }
+    }
+
+    private static void ScoresTransposed16<TWidener>(byte* keys, int blockSize, int keyWidth, float* queries, int vectors, float* scores, int rows)
+        where TWidener : struct, IWidener
+    {
+        FourRows(queries, keyWidth, vectors, out var q0, out var q1, out var q2, out var q3);
         for (var c = 0; c < rows; c += 16)
         {
             var a0 = Vector512<float>.Zero;
             var a1 = Vector512<float>.Zero;
             var a2 = Vector512<float>.Zero;
             var a3 = Vector512<float>.Zero;
+            var b0 = Vector512<float>.Zero;
+            var b1 = Vector512<float>.Zero;
+            var b2 = Vector512<float>.Zero;
+            var b3 = Vector512<float>.Zero;
             var k = (ushort*)keys + c;
-            for (var d = 0; d < keyWidth; d++, k += blockSize)
+            for (var d = 0; d < keyWidth; d += 2, k += 2 * blockSize)
             {
-                var bits = Avx512F.ConvertToVector512UInt32(Vector256.Load(k));
-                var key = half ? HalfToSingle(bits) : Vector512.ShiftLeft(bits, 16).AsSingle();
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), key, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), key, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), key, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), key, a3);
+                var even = TWidener.Widen(Vector256.Load(k));
+                var odd = TWidener.Widen(Vector256.Load(k + blockSize));
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d]), even, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d]), even, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d]), even, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d]), even, a3);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[d + 1]), odd, b0);
+                b1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[d + 1]), odd, b1);
+                b2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[d + 1]), odd, b2);
+                b3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[d + 1]), odd, b3);
             }
 
-            a0.Store(scores + c);
+            (a0 + b0).Store(scores + c);
             if (vectors > 1)
             {
-                a1.Store(scores + blockSize + c);
+                (a1 + b1).Store(scores + blockSize + c);
             }
 
             if (vectors > 2)
             {
-                a2.Store(scores + (2L * blockSize) + c);
+                (a2 + b2).Store(scores + (2L * blockSize) + c);
             }
 
             if (vectors > 3)
             {
-                a3.Store(scores + (3L * blockSize) + c);
+                (a3 + b3).Store(scores + (3L * blockSize) + c);
             }
+        }
+    }
+
+    /// <summary>Whether <see cref="AccumulateRows16"/> runs on this machine for <paramref name="valueWidth"/>.</summary>
+    public static bool CanAccumulateRows16(int valueWidth) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && valueWidth % 32 == 0;
+
+    /// <summary>
+    /// <see cref="AccumulateRows"/> for up to four vectors at once straight from 16-bit (fp16 or bf16) value rows: each
+    /// row's 32 values of a chunk are loaded and converted in registers once and used by every vector, with no fp32 copy
+    /// of the block; eight accumulators (two chunks of four vectors) hide the FMA latency. Vector v's accumulator is at
+    /// <c>accumulators + v * width</c> and its weights at <c>weights + v * weightStride</c>; all take rows [0, count).
+    /// Needs <see cref="CanAccumulateRows16"/>; <paramref name="finite"/> as for <see cref="ScoresTransposed16(byte*, KvStorage, bool, int, int, float*, int, float*, int)"/>.
+    /// </summary>
+    public static void AccumulateRows16(float* accumulators, float* weights, int weightStride, int vectors, byte* values, KvStorage storage, bool finite, int count, int stride, int width)
+    {
+        switch (Widening(storage, finite))
+        {
+            case Widen16.BFloat16:
+                AccumulateRows16<BFloat16Widener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                break;
+            case Widen16.FiniteHalf:
+                AccumulateRows16<FiniteHalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                break;
+            default:
+                AccumulateRows16<HalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                break;
+        }
+    }
+
+    private static void AccumulateRows16<TWidener>(float* accumulators, float* weights, int weightStride, int vectors, byte* values, int count, int stride, int width)
+        where TWidener : struct, IWidener
+    {
+        FourRows(weights, weightStride, vectors, out var w0, out var w1, out var w2, out var w3);
+        for (var d = 0; d < width; d += 32)
+        {
+            FourRows(accumulators + d, width, vectors, out var y0, out var y1, out var y2, out var y3);
+            var a0 = Vector512.Load(y0);
+            var a1 = Vector512.Load(y1);
+            var a2 = Vector512.Load(y2);
+            var a3 = Vector512.Load(y3);
+            var b0 = Vector512.Load(y0 + 16);
+            var b1 = Vector512.Load(y1 + 16);
+            var b2 = Vector512.Load(y2 + 16);
+            var b3 = Vector512.Load(y3 + 16);
+            var row = (ushort*)values + d;
+            for (var j = 0; j < count; j++, row += stride)
+            {
+                var bits = Vector512.Load(row);
+                var low = TWidener.Widen(bits.GetLower());
+                var high = TWidener.Widen(bits.GetUpper());
+                var x0 = Vector512.Create(w0[j]);
+                var x1 = Vector512.Create(w1[j]);
+                var x2 = Vector512.Create(w2[j]);
+                var x3 = Vector512.Create(w3[j]);
+                a0 = Vector512.FusedMultiplyAdd(x0, low, a0);
+                a1 = Vector512.FusedMultiplyAdd(x1, low, a1);
+                a2 = Vector512.FusedMultiplyAdd(x2, low, a2);
+                a3 = Vector512.FusedMultiplyAdd(x3, low, a3);
+                b0 = Vector512.FusedMultiplyAdd(x0, high, b0);
+                b1 = Vector512.FusedMultiplyAdd(x1, high, b1);
+                b2 = Vector512.FusedMultiplyAdd(x2, high, b2);
+                b3 = Vector512.FusedMultiplyAdd(x3, high, b3);
+            }
+
+            // With fewer than four vectors the unused ones alias the last real one (its accumulator and weights), so
+            // every store to an aliased address writes the same sums.
+            a0.Store(y0);
+            b0.Store(y0 + 16);
+            a1.Store(y1);
+            b1.Store(y1 + 16);
+            a2.Store(y2);
+            b2.Store(y2 + 16);
+            a3.Store(y3);
+            b3.Store(y3 + 16);
         }
     }
 
@@ -476,6 +573,26 @@ internal static unsafe class KvSimd
         return max;
     }
 
+    /// <summary>
+    /// The first four rows of <paramref name="stride"/> floats at <paramref name="first"/>; rows past
+    /// <paramref name="count"/> alias the last real one, so a four-vector loop computes (and stores) its sums again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourRows(float* first, int stride, int count, out float* row0, out float* row1, out float* row2, out float* row3)
+    {
+        row0 = first;
+        row1 = count > 1 ? row0 + stride : row0;
+        row2 = count > 2 ? row1 + stride : row1;
+        row3 = count > 3 ? row2 + stride : row2;
+    }
+
+    private static Widen16 Widening(KvStorage storage, bool finite) => storage switch
+    {
+        KvStorage.BFloat16 => Widen16.BFloat16,
+        KvStorage.Float16 => finite ? Widen16.FiniteHalf : Widen16.Half,
+        _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "Only 16-bit storage is widened."),
+    };
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> HalfToSingle(Vector512<uint> x)
     {
@@ -510,5 +627,52 @@ internal static unsafe class KvSimd
         var special = shifted | Vector128.Create(0x7F80_0000u);
         var isSpecial = Vector128.GreaterThanOrEqual(magnitude, Vector128.Create(0x7C00u));
         return (Vector128.ConditionalSelect(isSpecial, special, finite) | sign).AsSingle();
+    }
+    /// <summary>How sixteen 16-bit KV values become floats.</summary>
+    private enum Widen16
+    {
+        /// <summary>bf16: a 16-bit shift.</summary>
+        BFloat16,
+
+        /// <summary>fp16, exact for every value (<see cref="HalfToSingle(Vector512{uint})"/>).</summary>
+        Half,
+
+        /// <summary>fp16 known to hold no infinity or NaN (<see cref="FiniteHalfWidener"/>).</summary>
+        FiniteHalf,
+    }
+
+    /// <summary>Sixteen 16-bit values as floats; a struct type argument, so each kernel is compiled once per conversion with no branch.</summary>
+    private interface IWidener
+    {
+        static abstract Vector512<float> Widen(Vector256<ushort> bits);
+    }
+
+    private readonly struct BFloat16Widener : IWidener
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(Vector256<ushort> bits) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(bits), 16).AsSingle();
+    }
+
+    private readonly struct HalfWidener : IWidener
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(Vector256<ushort> bits) => HalfToSingle(Avx512F.ConvertToVector512UInt32(bits));
+    }
+
+    /// <summary>
+    /// fp16 without infinity or NaN in five operations: the half moved to the top 16 bits and shifted right arithmetically
+    /// by 3 puts its sign at bit 31 (the copies in bits 30-28 are masked off) and its exponent and mantissa where a
+    /// float's are; a multiply by 2^112 rebiases the exponent (exact, subnormal halves too). An infinity or NaN would come
+    /// out as a finite number of 65536 or more, so it is used only where none was stored.
+    /// </summary>
+    private readonly struct FiniteHalfWidener : IWidener
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(Vector256<ushort> bits)
+        {
+            var top = Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(bits), 16).AsInt32();
+            var placed = Vector512.ShiftRightArithmetic(top, 3) & Vector512.Create(unchecked((int)0x8FFF_E000));
+            return placed.AsSingle() * Vector512.Create(HalfRebias);
+        }
     }
 }

@@ -53,6 +53,54 @@ public sealed class CpuPagedAttentionTests
     }
 
     [Theory]
+    [InlineData(KvStorage.Float16, 1)]
+    [InlineData(KvStorage.BFloat16, 2)]
+    public void Attend_HeadMask_SixteenBitDecodeInRegisters_SkipsMaskedHeads(KvStorage storage, int threads)
+    {
+        // Widths that take the in-register 16-bit path for keys and values (a multiple of 32), four query heads per KV head.
+        Check(storage, new KvLayerShape(2, 64, 64), 8, threads, useMask: true);
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(4, true)]
+    public void Attend_Float16PoolThatHeldAnInfinity_ConvertsExactly_MatchesReference(int group, bool useMask)
+    {
+        // Layer 0 gets a value past fp16's range (it rounds to infinity): the pool then reads every fp16 value with the
+        // conversion that keeps infinities and NaNs, and layer 1's results must not change.
+        Check(KvStorage.Float16, new KvLayerShape(2, 64, 64), 2 * group, threads: 2, useMask, nonFiniteInOtherLayer: true);
+    }
+
+    [Theory]
+    [InlineData(KvStorage.Float16, 70000f)]
+    [InlineData(KvStorage.Float16, float.PositiveInfinity)]
+    [InlineData(KvStorage.BFloat16, float.PositiveInfinity)]
+    [InlineData(KvStorage.Float32, float.PositiveInfinity)]
+    public void Attend_InfiniteValue_ReachesTheOutput(KvStorage storage, float huge)
+    {
+        // One value past the storage's range in a position every query sees: as in exact arithmetic, the output's
+        // dimension 0 is +infinity for every query head (a conversion that assumed finite values would give ~65536).
+        var shape = new KvLayerShape(1, 64, 64);
+        using var pool = new HostKvPool([shape], 4, 16, storage);
+        var random = new Random(7);
+        var slots = Enumerable.Range(0, 40).ToArray();
+        var values = AttentionReference.Random(random, 40 * 64);
+        values[3 * 64] = huge;
+        pool.Write(0, slots, AttentionReference.Random(random, 40 * 64), values);
+        var work = new AttentionWork();
+        work.AddSequence([0, 1, 2], 0, 40, 0, 1, 39);
+        var output = new float[4 * 64];
+        var lse = new float[4];
+        using var kernel = new CpuPagedAttention(1);
+        kernel.Attend(pool, 0, work, 4, 0.125f, AttentionReference.Random(random, 4 * 64), output, lse);
+        for (var h = 0; h < 4; h++)
+        {
+            Assert.True(float.IsPositiveInfinity(output[h * 64]), $"head {h}: {output[h * 64]}");
+            Assert.True(float.IsFinite(output[(h * 64) + 1]) && float.IsFinite(lse[h]), $"head {h}");
+        }
+    }
+
+    [Theory]
     [InlineData(KvStorage.Float32, 128)]
     [InlineData(KvStorage.Float16, 128)]
     [InlineData(KvStorage.BFloat16, 96)]
@@ -195,7 +243,7 @@ public sealed class CpuPagedAttentionTests
         return (output, lse);
     }
 
-    private static void Check(KvStorage storage, KvLayerShape shape, int queryHeads, int threads, bool useMask, int blockSize = 16)
+    private static void Check(KvStorage storage, KvLayerShape shape, int queryHeads, int threads, bool useMask, int blockSize = 16, bool nonFiniteInOtherLayer = false)
     {
         var random = new Random(HashCode.Combine(storage, shape, queryHeads, threads));
         // Layer 0 has another shape, so the attended layer 1 sits at an offset inside each block.
@@ -222,11 +270,18 @@ public sealed class CpuPagedAttentionTests
             AttentionReference.Fill(pool, 1, table, keys[s], values[s], kvStart, kvCount, random);
             // Layer 0 gets garbage in the same blocks: it must not leak into layer 1.
             var garbage = Enumerable.Range(0, table.Length * blockSize).Select(j => (table[j / blockSize] * blockSize) + (j % blockSize)).ToArray();
-            pool.Write(0, garbage, AttentionReference.Random(random, garbage.Length * 24, 100f), AttentionReference.Random(random, garbage.Length * 8, 100f));
+            var garbageKeys = AttentionReference.Random(random, garbage.Length * 24, 100f);
+            if (nonFiniteInOtherLayer && s == 0)
+            {
+                garbageKeys[5] = 1e6f;
+            }
+
+            pool.Write(0, garbage, garbageKeys, AttentionReference.Random(random, garbage.Length * 8, 100f));
             work.AddSequence(table, kvStart, kvCount, queryOffset, queryCount, firstQuery);
             queryOffset += queryCount;
         }
 
+        Assert.Equal(nonFiniteInOtherLayer, pool.MayHoldNonFiniteHalf);
         Assert.Equal(Sequences.Length, work.SequenceCount);
         Assert.Equal(queryOffset, work.QueryCount);
         var rows = work.QueryCount;

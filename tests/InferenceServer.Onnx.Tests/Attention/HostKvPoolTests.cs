@@ -51,6 +51,45 @@ public sealed class HostKvPoolTests
         Assert.All(untouched, b => Assert.Equal(0, b));
     }
 
+    [Theory]
+    [InlineData(70000f)]
+    [InlineData(65520f)]
+    [InlineData(float.NegativeInfinity)]
+    [InlineData(float.NaN)]
+    public void MayHoldNonFiniteHalf_SetByTheFirstValueFp16CannotHold(float bad)
+    {
+        var shape = new KvLayerShape(2, 8, 4);
+        using var pool = new HostKvPool([shape], 4, 4, KvStorage.Float16);
+        var keys = Enumerable.Range(0, 16).Select(i => 65504f - i).ToArray();   // fp16's largest finite values
+        pool.Write(0, [0], keys, new float[8]);
+        Assert.False(pool.MayHoldNonFiniteHalf);
+
+        var values = new float[8];
+        values[7] = bad;   // the scalar tail of the check, after a full vector
+        pool.Write(0, [1], new float[16], values);
+        Assert.True(pool.MayHoldNonFiniteHalf);
+
+        using var bf16 = new HostKvPool([shape], 4, 4, KvStorage.BFloat16);
+        bf16.Write(0, [1], new float[16], values);
+        Assert.False(bf16.MayHoldNonFiniteHalf);
+    }
+
+    [Fact]
+    public void MayHoldNonFiniteHalf_SetByARawBlockHoldingAnInfinity()
+    {
+        var shape = new KvLayerShape(2, 8, 4);
+        using var pool = new HostKvPool([shape], 4, 4, KvStorage.Float16);
+        var block = new byte[pool.BytesPerBlock];
+        pool.WriteBlock(0, block);
+        Assert.False(pool.MayHoldNonFiniteHalf);
+
+        // fp16 +infinity (0x7C00) as the last element of the block.
+        block[^2] = 0x00;
+        block[^1] = 0x7C;
+        pool.WriteBlock(1, block);
+        Assert.True(pool.MayHoldNonFiniteHalf);
+    }
+
     [Fact]
     public void Write_BadArguments_Throw()
     {

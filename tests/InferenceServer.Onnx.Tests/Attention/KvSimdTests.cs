@@ -33,6 +33,45 @@ public sealed class KvSimdTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public unsafe void ScoresTransposed16_EveryHalf_ConvertsAsTheScalarConversion(bool finite)
+    {
+        // Each half is a key in dimension 0 of a transposed [2, 16] block (dimension 1 is zero): a query of (1, 0) scores
+        // each position with exactly its key. The finite-only conversion is asked only for finite halves.
+        // The routine exists only where AVX-512 does (this project's machines have it; the kernel falls back elsewhere).
+        if (!KvSimd.CanScoreTransposed16(16, 2))
+        {
+            return;
+        }
+
+        var block = new ushort[32];
+        var scores = new float[16];
+        float[] query = [1f, 0f];
+        for (var start = 0; start < 65536; start += 16)
+        {
+            for (var j = 0; j < 16; j++)
+            {
+                var bits = (ushort)(start + j);
+                block[j] = finite && !Half.IsFinite(BitConverter.UInt16BitsToHalf(bits)) ? (ushort)0 : bits;
+            }
+
+            fixed (ushort* keys = block)
+            fixed (float* q = query)
+            fixed (float* s = scores)
+            {
+                KvSimd.ScoresTransposed16((byte*)keys, KvStorage.Float16, finite, 16, 2, q, 1, s, 16);
+            }
+
+            for (var j = 0; j < 16; j++)
+            {
+                var expected = (float)BitConverter.UInt16BitsToHalf(block[j]);
+                Assert.True(float.IsNaN(expected) ? float.IsNaN(scores[j]) : expected == scores[j], $"0x{block[j]:X4}: {scores[j]} vs {expected}");
+            }
+        }
+    }
+
     [Fact]
     public void Convert_BFloat16_IsTheUpperHalf()
     {
