@@ -3,7 +3,10 @@ using System.Diagnostics;
 
 namespace InferenceServer.Onnx.Attention;
 
-/// <summary>One measured configuration: decode (one query row per sequence at its last position) over a full context.</summary>
+/// <summary>
+/// One measured configuration: decode (one query row per sequence at its last position) over a full context, or with
+/// <see cref="BenchOptions.QueryLength"/> rows a prefill chunk (the context's last rows, each seeing the positions up to its own).
+/// </summary>
 internal static class AttentionCase
 {
     /// <summary>Runs one configuration for about <see cref="BenchOptions.Seconds"/>; null when its pool would not fit.</summary>
@@ -30,19 +33,20 @@ internal static class AttentionCase
         var random = new Random(batch * 31 + context);
         var order = Enumerable.Range(0, blockCount).OrderBy(_ => random.Next()).ToArray();
         var work = new AttentionWork();
+        var rows = options.QueryLength;
         for (var s = 0; s < batch; s++)
         {
-            work.AddSequence(order.AsSpan(s * blocksPerSequence, blocksPerSequence), 0, context, s, 1, context - 1);
+            work.AddSequence(order.AsSpan(s * blocksPerSequence, blocksPerSequence), 0, context, s * rows, rows, context - rows);
         }
 
-        var q = new float[batch * options.QueryHeads * options.HeadDim];
+        var q = new float[batch * rows * options.QueryHeads * options.HeadDim];
         for (var i = 0; i < q.Length; i++)
         {
             q[i] = (float)(random.NextDouble() - 0.5);
         }
 
-        var output = new float[batch * options.QueryHeads * options.HeadDim];
-        var lse = new float[batch * options.QueryHeads];
+        var output = new float[batch * rows * options.QueryHeads * options.HeadDim];
+        var lse = new float[batch * rows * options.QueryHeads];
         var scale = 1f / MathF.Sqrt(options.HeadDim);
         for (var layer = 0; layer < layers; layer++)
         {
@@ -61,7 +65,11 @@ internal static class AttentionCase
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds / calls;
         var cpuSeconds = (Environment.CpuUsage.TotalTime - cpuStart).TotalSeconds / calls;
         var bytes = (double)batch * context * options.KvHeads * 2 * options.HeadDim * elementSize;
-        return new Result(layers, bytes, seconds, bytes / seconds / 1e9, bytes / cpuSeconds / 1e9, kernel.LastItemCount, kernel.LastMergeGroupCount);
+        // Scores and weighted values: 2 x 2 flops per (query head, visible position, dimension); row i of the chunk sees
+        // context - rows + i + 1 positions.
+        var visible = ((double)rows * (context - rows)) + ((double)rows * (rows + 1) / 2);
+        var flops = 4.0 * batch * options.QueryHeads * options.HeadDim * visible;
+        return new Result(layers, bytes, seconds, bytes / seconds / 1e9, bytes / cpuSeconds / 1e9, flops / seconds / 1e9, kernel.LastItemCount, kernel.LastMergeGroupCount);
     }
 
     /// <summary>Random rows in block 0 of every layer, copied to every block (the bytes' values do not change the time).</summary>
@@ -98,7 +106,8 @@ internal static class AttentionCase
     /// <param name="SecondsPerCall">Wall time per call.</param>
     /// <param name="GigabytesPerSecond">KV read per wall second.</param>
     /// <param name="GigabytesPerCpuSecond">KV read per second of process CPU time (all threads, spinning included): the kernel's per-core rate, which a loaded machine does not distort.</param>
+    /// <param name="GigaflopsPerSecond">Attention arithmetic (scores and weighted values) per wall second.</param>
     /// <param name="Items">Work items of the last call.</param>
     /// <param name="Cut">KV ranges cut and merged in the last call.</param>
-    internal readonly record struct Result(int Layers, double BytesPerCall, double SecondsPerCall, double GigabytesPerSecond, double GigabytesPerCpuSecond, int Items, int Cut);
+    internal readonly record struct Result(int Layers, double BytesPerCall, double SecondsPerCall, double GigabytesPerSecond, double GigabytesPerCpuSecond, double GigaflopsPerSecond, int Items, int Cut);
 }

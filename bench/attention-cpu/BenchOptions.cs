@@ -3,11 +3,14 @@ using System.Globalization;
 
 namespace InferenceServer.Onnx.Attention;
 
-/// <summary>The benchmark's command line; every option has a default (a Llama-3.1-8B layer at batch 16-64, 1k-8k context).</summary>
+/// <summary>
+/// The benchmark's command line; every option has a default (a Llama-3.1-8B layer at batch 16-64, 1k-8k context, decode:
+/// one query row per sequence; <c>QueryLength</c> rows make each sequence a prefill chunk at the end of its context).
+/// </summary>
 internal sealed record BenchOptions(
     int Threads, int QueryHeads, int KvHeads, int HeadDim, int BlockSize, IReadOnlyList<KvStorage> Storages,
     IReadOnlyList<int> Batches, IReadOnlyList<int> Contexts, double Seconds, double MinPoolGiB, double MaxPoolGiB,
-    double StreamGiB, int Repeats)
+    double StreamGiB, int Repeats, int QueryLength = 1)
 {
     /// <summary>Parses <paramref name="args"/>; prints usage and returns null on a bad or help argument.</summary>
     public static BenchOptions? Parse(string[] args)
@@ -34,6 +37,7 @@ internal sealed record BenchOptions(
                     "--max-pool-gib" => options with { MaxPoolGiB = double.Parse(value!, CultureInfo.InvariantCulture) },
                     "--stream-gib" => options with { StreamGiB = double.Parse(value!, CultureInfo.InvariantCulture) },
                     "--repeats" => options with { Repeats = int.Parse(value!, CultureInfo.InvariantCulture) },
+                    "--query-len" => options with { QueryLength = int.Parse(value!, CultureInfo.InvariantCulture) },
                     "--help" or "-h" => throw new FormatException("the options are"),
                     _ => throw new FormatException($"unknown option '{args[i]}'"),
                 };
@@ -44,9 +48,15 @@ internal sealed record BenchOptions(
                 Console.Error.WriteLine($"error: {exception.Message}");
                 Console.Error.WriteLine("usage: attention-cpu [--threads N] [--query-heads 32] [--kv-heads 8] [--head-dim 128] [--block-size 16]");
                 Console.Error.WriteLine("         [--storage fp16,bf16,fp32] [--batch 16,64] [--context 1024,8192] [--seconds 2]");
-                Console.Error.WriteLine("         [--min-pool-gib 1] [--max-pool-gib 8] [--stream-gib 2] [--repeats 5]");
+                Console.Error.WriteLine("         [--min-pool-gib 1] [--max-pool-gib 8] [--stream-gib 2] [--repeats 5] [--query-len 1]");
                 return null;
             }
+        }
+
+        if (options.QueryLength <= 0 || options.Contexts.Any(context => context < options.QueryLength))
+        {
+            Console.Error.WriteLine($"error: --query-len must be positive and at most every --context, not {options.QueryLength}");
+            return null;
         }
 
         return options.Threads <= 0 ? options with { Threads = Environment.ProcessorCount } : options;
