@@ -10,6 +10,12 @@ internal sealed unsafe partial class CpuPagedAttention
     /// </summary>
     private const int PrefetchBlocks = 2;
 
+    /// <summary>
+    /// The most query vectors an item may have for the in-register 16-bit path (a decode row of a KV head's group of up to
+    /// eight query heads: Llama-3-70B, Qwen2-7B); each block's keys and values are then converted once per four vectors.
+    /// </summary>
+    private const int MaxFusedVectors = 8;
+
     /// <summary>Attends one work item: a tile of one sequence's query rows, one KV head's group, over one KV range.</summary>
     private static void Execute(in Call call, in Item item, AttentionScratch scratch)
     {
@@ -60,8 +66,8 @@ internal sealed unsafe partial class CpuPagedAttention
         var valueOffset = pool.ValueOffset(call.Layer);
         var valueStride = shape.ValueIsKeyPrefix ? keyWidth : valueWidth;
         var transposed = !shape.ValueIsKeyPrefix;
-        // Decode-shaped items (at most four query vectors) score 16-bit keys without an fp32 copy of the block.
-        var fused = transposed && !direct && vectors <= 4 && KvSimd.CanScoreTransposed16(blockSize, keyWidth);
+        // Decode-shaped items (at most eight query vectors, four at a time) score 16-bit keys without an fp32 copy of the block.
+        var fused = transposed && !direct && vectors <= MaxFusedVectors && KvSimd.CanScoreTransposed16(blockSize, keyWidth);
         // ... and accumulate its 16-bit values the same way.
         var fusedValues = fused && KvSimd.CanAccumulateRows16(valueWidth);
         var finite = !pool.MayHoldNonFiniteHalf;
@@ -79,7 +85,11 @@ internal sealed unsafe partial class CpuPagedAttention
             var keys = (float*)head;
             if (fused)
             {
-                KvSimd.ScoresTransposed16(head, storage, finite, blockSize, keyWidth, queries, vectors, scratch.Scores, rows);
+                for (var g = 0; g < vectors; g += 4)
+                {
+                    KvSimd.ScoresTransposed16(head, storage, finite, blockSize, keyWidth, queries + ((long)g * keyWidth), Math.Min(4, vectors - g),
+                        scratch.Scores + ((long)g * blockSize), rows);
+                }
             }
             else
             {
@@ -235,7 +245,12 @@ internal sealed unsafe partial class CpuPagedAttention
 
         if (uniform && common > 0)
         {
-            KvSimd.AccumulateRows16(accumulators, scores, blockSize, vectors, values, storage, finite, common, valueStride, valueWidth);
+            for (var g = 0; g < vectors; g += 4)
+            {
+                KvSimd.AccumulateRows16(accumulators + ((long)g * valueWidth), scores + ((long)g * blockSize), blockSize, Math.Min(4, vectors - g),
+                    values, storage, finite, common, valueStride, valueWidth);
+            }
+
             return;
         }
 

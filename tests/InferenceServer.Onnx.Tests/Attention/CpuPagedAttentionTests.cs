@@ -30,6 +30,9 @@ public sealed class CpuPagedAttentionTests
     [InlineData(KvStorage.BFloat16, 1, 3)]
     [InlineData(KvStorage.BFloat16, 2, 4)]
     [InlineData(KvStorage.BFloat16, 4, 1)]
+    [InlineData(KvStorage.Float16, 7, 2)]
+    [InlineData(KvStorage.BFloat16, 8, 1)]
+    [InlineData(KvStorage.Float32, 8, 2)]
     public void Attend_GqaGroups_MatchReference(KvStorage storage, int group, int threads)
     {
         Check(storage, new KvLayerShape(2, 64, 64), 2 * group, threads, useMask: false);
