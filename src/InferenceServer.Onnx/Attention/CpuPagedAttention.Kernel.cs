@@ -167,13 +167,7 @@ internal sealed unsafe partial class CpuPagedAttention
                 KvSimd.Convert(head + valueOffset, values, rows * valueWidth, storage);
             }
 
-            for (var v = 0; v < vectors; v++)
-            {
-                if (counts[v] > 0)
-                {
-                    KvSimd.AccumulateRows(accumulators + ((long)v * valueWidth), scratch.Scores + ((long)v * blockSize), values, counts[v], valueStride, valueWidth);
-                }
-            }
+            AccumulateValues(values, vectors, counts, scratch.Scores, blockSize, accumulators, valueStride, valueWidth);
         }
 
         // Normalise into the output (or this range's partial result).
@@ -278,6 +272,41 @@ internal sealed unsafe partial class CpuPagedAttention
         for (long offset = 0; offset < bytes; offset += 64)
         {
             System.Runtime.Intrinsics.X86.Sse.Prefetch1(address + offset);
+        }
+    }
+
+    /// <summary>
+    /// One block's fp32 values (read in place, or converted once into scratch) into every vector's accumulator: four
+    /// vectors at a time where the four take the same rows of the block (a row's group of query heads; in a prefill tile
+    /// every block left of the diagonal), each value chunk then loaded once for the four; else one vector at a time.
+    /// </summary>
+    private static void AccumulateValues(float* values, int vectors, int* counts, float* scores, int blockSize, float* accumulators, int valueStride, int valueWidth)
+    {
+        var four = KvSimd.CanAccumulateRowsFour(valueWidth);
+        var v = 0;
+        while (v < vectors)
+        {
+            var n = Math.Min(4, vectors - v);
+            var count = counts[v];
+            var same = four && n > 1 && count > 0;
+            for (var i = 1; same && i < n; i++)
+            {
+                same = counts[v + i] == count;
+            }
+
+            if (same)
+            {
+                KvSimd.AccumulateRowsFour(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), blockSize, n, values, count, valueStride, valueWidth);
+                v += n;
+                continue;
+            }
+
+            if (count > 0)
+            {
+                KvSimd.AccumulateRows(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), values, count, valueStride, valueWidth);
+            }
+
+            v++;
         }
     }
 

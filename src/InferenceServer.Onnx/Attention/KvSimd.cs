@@ -329,9 +329,21 @@ internal static unsafe class KvSimd
         }
     }
 
-    private static void AccumulateRows16<TWidener>(float* accumulators, float* weights, int weightStride, int vectors, byte* values, int count, int stride, int width)
-        where TWidener : struct, IWidener
+    /// <summary>Whether <see cref="AccumulateRowsFour"/> runs on this machine for <paramref name="valueWidth"/>.</summary>
+    public static bool CanAccumulateRowsFour(int valueWidth) => Vector512.IsHardwareAccelerated && valueWidth % 32 == 0;
+
+    /// <summary>
+    /// <see cref="AccumulateRows16(float*, float*, int, int, byte*, KvStorage, bool, int, int, int)"/> over fp32 value rows
+    /// (a block read in place or converted once into scratch): each row's 32-value chunk is loaded once for up to four
+    /// vectors instead of once per vector. Needs <see cref="CanAccumulateRowsFour"/>.
+    /// </summary>
+    public static void AccumulateRowsFour(float* accumulators, float* weights, int weightStride, int vectors, float* values, int count, int stride, int width) =>
+        AccumulateRows16<SingleLoader>(accumulators, weights, weightStride, vectors, (byte*)values, count, stride, width);
+
+    private static void AccumulateRows16<TLoader>(float* accumulators, float* weights, int weightStride, int vectors, byte* values, int count, int stride, int width)
+        where TLoader : struct, IRowLoader
     {
+        var rowBytes = (long)stride * TLoader.ElementBytes;
         FourRows(weights, weightStride, vectors, out var w0, out var w1, out var w2, out var w3);
         for (var d = 0; d < width; d += 32)
         {
@@ -344,12 +356,10 @@ internal static unsafe class KvSimd
             var b1 = Vector512.Load(y1 + 16);
             var b2 = Vector512.Load(y2 + 16);
             var b3 = Vector512.Load(y3 + 16);
-            var row = (ushort*)values + d;
-            for (var j = 0; j < count; j++, row += stride)
+            var row = values + ((long)d * TLoader.ElementBytes);
+            for (var j = 0; j < count; j++, row += rowBytes)
             {
-                var bits = Vector512.Load(row);
-                var low = TWidener.Widen(bits.GetLower());
-                var high = TWidener.Widen(bits.GetUpper());
+                TLoader.Load32(row, out var low, out var high);
                 var x0 = Vector512.Create(w0[j]);
                 var x1 = Vector512.Create(w1[j]);
                 var x2 = Vector512.Create(w2[j]);
@@ -401,8 +411,30 @@ internal static unsafe class KvSimd
                     var a1 = Vector<float>.Zero;
                     var a2 = Vector<float>.Zero;
                     var a3 = Vector<float>.Zero;
+                    var b0 = Vector<float>.Zero;
+                    var b1 = Vector<float>.Zero;
+                    var b2 = Vector<float>.Zero;
+                    var b3 = Vector<float>.Zero;
                     var k = keys + c;
-                    for (var d = 0; d < keyWidth; d++, k += blockSize)
+                    var d = 0;
+
+                    // Even and odd key dimensions into separate accumulators: eight FMA chains, enough to keep two FMA
+                    // units busy through a four-cycle latency.
+                    for (; d + 1 < keyWidth; d += 2, k += 2 * blockSize)
+                    {
+                        var even = Vector.Load(k);
+                        var odd = Vector.Load(k + blockSize);
+                        a0 = Vector.FusedMultiplyAdd(new Vector<float>(q0[d]), even, a0);
+                        a1 = Vector.FusedMultiplyAdd(new Vector<float>(q1[d]), even, a1);
+                        a2 = Vector.FusedMultiplyAdd(new Vector<float>(q2[d]), even, a2);
+                        a3 = Vector.FusedMultiplyAdd(new Vector<float>(q3[d]), even, a3);
+                        b0 = Vector.FusedMultiplyAdd(new Vector<float>(q0[d + 1]), odd, b0);
+                        b1 = Vector.FusedMultiplyAdd(new Vector<float>(q1[d + 1]), odd, b1);
+                        b2 = Vector.FusedMultiplyAdd(new Vector<float>(q2[d + 1]), odd, b2);
+                        b3 = Vector.FusedMultiplyAdd(new Vector<float>(q3[d + 1]), odd, b3);
+                    }
+
+                    if (d < keyWidth)
                     {
                         var key = Vector.Load(k);
                         a0 = Vector.FusedMultiplyAdd(new Vector<float>(q0[d]), key, a0);
@@ -411,10 +443,10 @@ internal static unsafe class KvSimd
                         a3 = Vector.FusedMultiplyAdd(new Vector<float>(q3[d]), key, a3);
                     }
 
-                    a0.Store(scores + ((long)v * blockSize) + c);
-                    a1.Store(scores + ((long)(v + 1) * blockSize) + c);
-                    a2.Store(scores + ((long)(v + 2) * blockSize) + c);
-                    a3.Store(scores + ((long)(v + 3) * blockSize) + c);
+                    (a0 + b0).Store(scores + ((long)v * blockSize) + c);
+                    (a1 + b1).Store(scores + ((long)(v + 1) * blockSize) + c);
+                    (a2 + b2).Store(scores + ((long)(v + 2) * blockSize) + c);
+                    (a3 + b3).Store(scores + ((long)(v + 3) * blockSize) + c);
                 }
 
                 for (; v < vectors; v++)
@@ -586,6 +618,16 @@ internal static unsafe class KvSimd
         row3 = count > 3 ? row2 + stride : row2;
     }
 
+    /// <summary>32 16-bit values at <paramref name="source"/> as floats, widened by <typeparamref name="TWidener"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Widen32<TWidener>(byte* source, out Vector512<float> low, out Vector512<float> high)
+        where TWidener : struct, IWidener
+    {
+        var bits = Vector512.Load((ushort*)source);
+        low = TWidener.Widen(bits.GetLower());
+        high = TWidener.Widen(bits.GetUpper());
+    }
+
     private static Widen16 Widening(KvStorage storage, bool finite) => storage switch
     {
         KvStorage.BFloat16 => Widen16.BFloat16,
@@ -628,6 +670,7 @@ internal static unsafe class KvSimd
         var isSpecial = Vector128.GreaterThanOrEqual(magnitude, Vector128.Create(0x7C00u));
         return (Vector128.ConditionalSelect(isSpecial, special, finite) | sign).AsSingle();
     }
+
     /// <summary>How sixteen 16-bit KV values become floats.</summary>
     private enum Widen16
     {
@@ -647,16 +690,46 @@ internal static unsafe class KvSimd
         static abstract Vector512<float> Widen(Vector256<ushort> bits);
     }
 
-    private readonly struct BFloat16Widener : IWidener
+    /// <summary>32 consecutive values of a row as two float vectors (a struct type argument, as <see cref="IWidener"/>).</summary>
+    private interface IRowLoader
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Widen(Vector256<ushort> bits) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(bits), 16).AsSingle();
+        static abstract int ElementBytes { get; }
+
+        static abstract void Load32(byte* source, out Vector512<float> low, out Vector512<float> high);
     }
 
-    private readonly struct HalfWidener : IWidener
+    private readonly struct SingleLoader : IRowLoader
     {
+        public static int ElementBytes => sizeof(float);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load32(byte* source, out Vector512<float> low, out Vector512<float> high)
+        {
+            low = Vector512.Load((float*)source);
+            high = Vector512.Load((float*)source + 16);
+        }
+    }
+
+    private readonly struct BFloat16Widener : IWidener, IRowLoader
+    {
+        public static int ElementBytes => sizeof(ushort);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(Vector256<ushort> bits) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(bits), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load32(byte* source, out Vector512<float> low, out Vector512<float> high) => Widen32<BFloat16Widener>(source, out low, out high);
+    }
+
+    private readonly struct HalfWidener : IWidener, IRowLoader
+    {
+        public static int ElementBytes => sizeof(ushort);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Widen(Vector256<ushort> bits) => HalfToSingle(Avx512F.ConvertToVector512UInt32(bits));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load32(byte* source, out Vector512<float> low, out Vector512<float> high) => Widen32<HalfWidener>(source, out low, out high);
     }
 
     /// <summary>
@@ -665,8 +738,13 @@ internal static unsafe class KvSimd
     /// float's are; a multiply by 2^112 rebiases the exponent (exact, subnormal halves too). An infinity or NaN would come
     /// out as a finite number of 65536 or more, so it is used only where none was stored.
     /// </summary>
-    private readonly struct FiniteHalfWidener : IWidener
+    private readonly struct FiniteHalfWidener : IWidener, IRowLoader
     {
+        public static int ElementBytes => sizeof(ushort);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load32(byte* source, out Vector512<float> low, out Vector512<float> high) => Widen32<FiniteHalfWidener>(source, out low, out high);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Widen(Vector256<ushort> bits)
         {
