@@ -213,9 +213,10 @@ internal sealed unsafe partial class CpuPagedAttention
     }
 
     /// <summary>
-    /// One block's 16-bit values into the accumulators of up to four vectors (<see cref="KvSimd.AccumulateRows16"/>): all
-    /// in one pass when every vector that sees any KV takes the same rows of this block (decode; a vector whose head is
-    /// masked sees none, and its accumulator is never read), else one pass per vector over its own rows.
+    /// One block's 16-bit values into the accumulators of up to <see cref="MaxFusedVectors"/> vectors
+    /// (<see cref="KvSimd.AccumulateRows16"/>): one pass per four vectors when every vector that sees any KV takes the same
+    /// rows of this block (decode; a vector whose head is masked sees none, and its accumulator is never read), else one
+    /// pass per vector over its own rows.
     /// </summary>
     private static void AccumulateValues16(byte* values, KvStorage storage, bool finite, int vectors, int* visible, int* counts, float* scores, int blockSize,
         float* accumulators, int valueStride, int valueWidth)
