@@ -96,27 +96,13 @@ internal static class KvConvert
     /// <summary>Converts <paramref name="source"/> into <paramref name="destination"/> in <paramref name="storage"/> format.</summary>
     public static unsafe void Store(ReadOnlySpan<float> source, byte* destination, KvStorage storage)
     {
-        switch (storage)
+        if (storage == KvStorage.Float32)
         {
-            case KvStorage.Float32:
-                source.CopyTo(new Span<float>(destination, source.Length));
-                break;
-            case KvStorage.Float16:
-                var half = (Half*)destination;
-                for (var i = 0; i < source.Length; i++)
-                {
-                    half[i] = (Half)source[i];
-                }
-
-                break;
-            default:
-                var bf16 = (ushort*)destination;
-                for (var i = 0; i < source.Length; i++)
-                {
-                    bf16[i] = ToBFloat16(source[i]);
-                }
-
-                break;
+            source.CopyTo(new Span<float>(destination, source.Length));
+        }
+        else
+        {
+            Narrow(source, new Span<ushort>(destination, source.Length), storage);
         }
     }
 
@@ -126,32 +112,88 @@ internal static class KvConvert
     /// </summary>
     public static unsafe void StoreStrided(ReadOnlySpan<float> source, byte* destination, int stride, KvStorage storage)
     {
-        switch (storage)
+        if (storage == KvStorage.Float32)
         {
-            case KvStorage.Float32:
-                var single = (float*)destination;
-                for (var i = 0; i < source.Length; i++)
-                {
-                    single[(long)i * stride] = source[i];
-                }
+            var single = (float*)destination;
+            for (var i = 0; i < source.Length; i++)
+            {
+                single[(long)i * stride] = source[i];
+            }
 
-                break;
-            case KvStorage.Float16:
-                var half = (Half*)destination;
-                for (var i = 0; i < source.Length; i++)
-                {
-                    half[(long)i * stride] = (Half)source[i];
-                }
-
-                break;
-            default:
-                var bf16 = (ushort*)destination;
-                for (var i = 0; i < source.Length; i++)
-                {
-                    bf16[(long)i * stride] = ToBFloat16(source[i]);
-                }
-
-                break;
+            return;
         }
+
+        // Narrowed a chunk at a time with the vector conversion, then scattered.
+        Span<ushort> chunk = stackalloc ushort[256];
+        var bits = (ushort*)destination;
+        for (var start = 0; start < source.Length; start += chunk.Length)
+        {
+            var part = source.Slice(start, Math.Min(chunk.Length, source.Length - start));
+            Narrow(part, chunk, storage);
+            for (var i = 0; i < part.Length; i++)
+            {
+                bits[(long)(start + i) * stride] = chunk[i];
+            }
+        }
+    }
+
+    /// <summary>
+    /// fp16 (<paramref name="storage"/> <see cref="KvStorage.Float16"/>) or bf16 bits of every value of
+    /// <paramref name="source"/>, rounded to nearest even as the scalar conversions round (<c>(Half)x</c>,
+    /// <see cref="ToBFloat16(float)"/>): the same bits for every number; a NaN stays a NaN.
+    /// </summary>
+    public static void Narrow(ReadOnlySpan<float> source, Span<ushort> destination, KvStorage storage)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(destination.Length, source.Length, nameof(destination));
+        var i = 0;
+        var width = Vector<uint>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= source.Length - (2 * width); i += 2 * width)
+            {
+                var low = Vector.AsVectorUInt32(new Vector<float>(source[i..]));
+                var high = Vector.AsVectorUInt32(new Vector<float>(source[(i + width)..]));
+                var narrowed = storage == KvStorage.Float16
+                    ? Vector.Narrow(HalfBits(low), HalfBits(high))
+                    : Vector.Narrow(BFloat16Bits(low), BFloat16Bits(high));
+                narrowed.CopyTo(destination[i..]);
+            }
+        }
+
+        for (; i < source.Length; i++)
+        {
+            destination[i] = storage == KvStorage.Float16 ? BitConverter.HalfToUInt16Bits((Half)source[i]) : ToBFloat16(source[i]);
+        }
+    }
+
+    /// <summary>
+    /// fp16 bits (in the low 16 bits of each lane) of floats, rounded to nearest even: magnitudes of 65520 and more become
+    /// infinity (the rounding carries into the exponent), NaN a quiet NaN, and magnitudes below fp16's smallest normal
+    /// become subnormals by one float add that lets the FPU round at the subnormal's last bit.
+    /// </summary>
+    private static Vector<uint> HalfBits(Vector<uint> bits)
+    {
+        var sign = bits & new Vector<uint>(0x8000_0000u);
+        var magnitude = bits ^ sign;
+
+        // Normal halves: rebias the exponent, round to nearest even at bit 13, keep bits 13 and up.
+        var odd = Vector.ShiftRightLogical(magnitude, 13) & Vector<uint>.One;
+        var normal = Vector.ShiftRightLogical(magnitude + new Vector<uint>(unchecked((uint)((15 - 127) << 23)) + 0xFFFu) + odd, 13);
+
+        // Subnormal halves (and zero): adding 0.5 puts the value's bits where a half subnormal's are, rounded by the FPU.
+        var subnormal = Vector.AsVectorUInt32(Vector.AsVectorSingle(magnitude) + new Vector<float>(0.5f)) - new Vector<uint>(126u << 23);
+
+        var finite = Vector.ConditionalSelect(Vector.LessThan(magnitude, new Vector<uint>(113u << 23)), subnormal, normal);
+        var special = Vector.ConditionalSelect(Vector.GreaterThan(magnitude, new Vector<uint>(0x7F80_0000u)), new Vector<uint>(0x7E00u), new Vector<uint>(0x7C00u));
+        var result = Vector.ConditionalSelect(Vector.GreaterThanOrEqual(magnitude, new Vector<uint>(0x4780_0000u)), special, finite);
+        return result | Vector.ShiftRightLogical(sign, 16);
+    }
+
+    /// <summary>bf16 bits (in the low 16 bits of each lane) of floats, as <see cref="ToBFloat16(float)"/> rounds them.</summary>
+    private static Vector<uint> BFloat16Bits(Vector<uint> bits)
+    {
+        var rounded = Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFFu) + (Vector.ShiftRightLogical(bits, 16) & Vector<uint>.One), 16);
+        var nan = Vector.GreaterThan(bits & new Vector<uint>(0x7FFF_FFFFu), new Vector<uint>(0x7F80_0000u));
+        return Vector.ConditionalSelect(nan, Vector.ShiftRightLogical(bits, 16) | new Vector<uint>(0x0040u), rounded);
     }
 }

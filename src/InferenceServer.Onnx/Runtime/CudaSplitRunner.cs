@@ -411,24 +411,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private void Widen(ReadOnlySpan<ushort> source, Span<float> destination) =>
         KvSimd.Convert(MemoryMarshal.AsBytes(source), destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);
 
-    private void Narrow(ReadOnlySpan<float> source, Span<ushort> destination)
-    {
-        if (_bf16)
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                destination[i] = KvConvert.ToBFloat16(source[i]);
-            }
-        }
-        else
-        {
-            var halves = MemoryMarshal.Cast<ushort, Half>(destination);
-            for (var i = 0; i < source.Length; i++)
-            {
-                halves[i] = (Half)source[i];
-            }
-        }
-    }
+    private void Narrow(ReadOnlySpan<float> source, Span<ushort> destination) =>
+        KvConvert.Narrow(source, destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);
 
     private static void Grow(ref float[] array, int length)
     {
