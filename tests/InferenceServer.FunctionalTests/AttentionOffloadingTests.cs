@@ -108,6 +108,26 @@ public sealed class AttentionOffloadingTests : IDisposable
     }
 
     [Theory]
+    [InlineData("bfloat16", "bfloat16")]
+    [InlineData("fp16", "float16")]
+    public async Task KvCacheDtype_HalvesTheHostPools_AndStillServesTheReferenceTokens(string dtype, string name)
+    {
+        // 32 blocks of 16 tokens at llama-gqa's 768 fp32 KV bytes per token: 64 blocks at 384 bytes in 16-bit pools.
+        const string Name = "offload-kv-dtype";
+        await using var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
+            "--device", "cpu", "--attention-device", "cpu", "--kv-cache-memory", (32 * 16 * 768).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--kv-cache-dtype", dtype);
+        Assert.Equal(64, server.Scheduler.TotalBlocks);
+        var info = await server.Grpc!.GetModelInfoAsync(new InferenceServer.Grpc.V1.GetModelInfoRequest());
+        Assert.Equal(name, info.KvElementType);
+        Assert.Equal(384UL, info.KvBytesPerToken);
+        foreach (var reference in ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa")))
+        {
+            Assert.Equal(reference.Greedy, await CompleteAsync(server, Name, reference));
+        }
+    }
+
+    [Theory]
     [InlineData("cuda:9", "no such CUDA device")]
     [InlineData("cpu,cuda:0,cuda:0", "at most one cuda:N")]
     [InlineData("tpu", "unknown")]

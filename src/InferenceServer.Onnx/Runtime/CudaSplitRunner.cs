@@ -120,7 +120,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             {
                 // Each device's block range in order; the GPU's (if any) attends with the lse graph, the others on the host.
                 _kernel = new CpuPagedAttention(model.Threads);
-                var storage = _bf16 ? KvStorage.BFloat16 : KvStorage.Float16;
+                // The segments' type, or --kv-cache-dtype's for host pools only (the model's spec carries it).
+                var storage = model.Spec.ElementType.ToStorage();
                 var hosts = new List<IAttentionBackend>(devices.Count);
                 var hostIndex = new List<int>(devices.Count);
                 var first = 0;

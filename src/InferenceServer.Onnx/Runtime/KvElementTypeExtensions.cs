@@ -24,4 +24,12 @@ public static class KvElementTypeExtensions
         TensorElementType.BFloat16 => KvElementType.BFloat16,
         _ => KvElementType.Float32,
     };
+
+    /// <summary>The host pools' storage for this element type (<see cref="Attention.HostKvPool"/>).</summary>
+    internal static Attention.KvStorage ToStorage(this KvElementType type) => type switch
+    {
+        KvElementType.Float16 => Attention.KvStorage.Float16,
+        KvElementType.BFloat16 => Attention.KvStorage.BFloat16,
+        _ => Attention.KvStorage.Float32,
+    };
 }

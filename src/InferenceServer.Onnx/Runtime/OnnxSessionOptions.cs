@@ -59,6 +59,14 @@ public sealed class OnnxSessionOptions
     public IReadOnlyList<string> AttentionDevices { get; set; } = [];
 
     /// <summary>
+    /// The element type of the host KV pools of <c>cpu</c> attention devices (<c>--kv-cache-dtype</c>, ADR 0005): null
+    /// (<c>auto</c>, the default) keeps the split model's own (float32 for CPU segments, the segments' fp16/bf16 on a
+    /// GPU); float16 or bfloat16 halves a CPU split's KV memory and the bytes its attention reads. Only where every
+    /// attention device is <c>cpu</c>.
+    /// </summary>
+    public KvElementType? HostKvElementType { get; set; }
+
+    /// <summary>
     /// Whether a split model's step runs as two micro-batches, host attention for one overlapping the dense segments of
     /// the other (<c>--attention-overlap auto|on|off</c>, ADR 0010): <see cref="Runtime.AttentionOverlap.Auto"/> (the
     /// default) when host attention takes longer than the dense segments. Only host (<c>cpu</c>) attention devices overlap.

@@ -210,6 +210,11 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             attentionDevices[i] = ParseAttentionDevice(options.AttentionDevices[i]);
         }
 
+        if (options.HostKvElementType is not null && attentionDevices.Any(static d => d.IsCuda))
+        {
+            throw new ExecutionProviderException("--kv-cache-dtype sets the host pools' type: every --attention-device must be cpu (a GPU pool stores the segments' own type)");
+        }
+
         var factory = new OnnxSessionFactory(options);
         var layers = AttentionLayout.FromConfig(package.Config);
         var attention = new List<AttentionLayerSpec>(layers.Count);
@@ -262,7 +267,9 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             ContextLength = package.Config.MaxPositionEmbeddings,
             KvLayers = kvLayers,
             AttentionLayers = layers,
-            ElementType = dtype switch { "fp16" => KvElementType.Float16, "bf16" => KvElementType.BFloat16, _ => KvElementType.Float32 },
+            // The host pools may store another type than the segments (--kv-cache-dtype); a GPU pool stores the segments'.
+            ElementType = options.HostKvElementType
+                ?? dtype switch { "fp16" => KvElementType.Float16, "bf16" => KvElementType.BFloat16, _ => KvElementType.Float32 },
         };
         return new SplitDecoderModel(sessions, spec, attention, attentionDevices, rotaryHalf, hidden, options)
         {

@@ -47,7 +47,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         for (var i = 0; i < devices.Count; i++)
         {
             var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
-            backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, KvStorage.Float32, _kernel);
+            backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, model.Spec.ElementType.ToStorage(), _kernel);
             first += count;
         }
 

@@ -69,6 +69,7 @@ internal static class ServerOptionsBinder
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
                 AttentionDevices = ReadAttentionDevices(configuration),
                 AttentionOverlap = ReadOverlap(Text(configuration, "attention-overlap")),
+                HostKvElementType = ReadKvCacheDtype(Text(configuration, "kv-cache-dtype")),
                 SplitOneStream = ReadBool(configuration, "split-one-stream"),
             },
             Limits = new ServingLimits
@@ -96,6 +97,17 @@ internal static class ServerOptionsBinder
         "step" => OnnxSpinning.Step,
         "always" or "true" => OnnxSpinning.Always,
         _ => throw new FormatException($"--onnx-spinning must be never, step or always, not '{text}'"),
+    };
+
+    // vLLM's spellings; its fp8 values name kernels this server does not wire (ADR 0005).
+    private static KvElementType? ReadKvCacheDtype(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => null,
+        "float32" or "fp32" or "float" => KvElementType.Float32,
+        "float16" or "fp16" or "half" => KvElementType.Float16,
+        "bfloat16" or "bf16" => KvElementType.BFloat16,
+        { } fp8 when fp8.StartsWith("fp8", StringComparison.Ordinal) => throw new FormatException($"--kv-cache-dtype {text} is not supported: the host pools store float32, float16 or bfloat16 (auto keeps the model's)"),
+        _ => throw new FormatException($"--kv-cache-dtype must be auto, float32, float16 or bfloat16, not '{text}'"),
     };
 
     private static AttentionOverlap ReadOverlap(string? text) => text?.Trim().ToLowerInvariant() switch

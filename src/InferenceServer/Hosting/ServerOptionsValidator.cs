@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Globalization;
+using InferenceServer.Onnx.Runtime;
 using Microsoft.Extensions.Options;
 
 namespace InferenceServer.Hosting;
@@ -9,7 +10,8 @@ namespace InferenceServer.Hosting;
 /// range are <see cref="ServerOptionsBinder"/>'s): <c>--gpu-memory-utilization</c> or <c>--kv-cache-memory</c>, not
 /// both; <c>--grpc-tls-key</c> only with <c>--grpc-tls-certificate</c>; <c>--grpc-host</c> and
 /// <c>--grpc-tls-certificate</c> only with <c>--grpc-port</c>; with <c>--deterministic</c>, a token budget that fits a
-/// 512-position prompt piece beside a full batch of decodes. Every message names the flags.
+/// 512-position prompt piece beside a full batch of decodes; <c>--kv-cache-dtype</c> other than auto only with
+/// <c>--attention-device</c> entries that are all <c>cpu</c>. Every message names the flags.
 /// </summary>
 internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
 {
@@ -27,6 +29,12 @@ internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         if (scheduler.PrefillChunkAlignment > 0 && scheduler.MaxNumBatchedTokens < scheduler.PrefillChunkAlignment + scheduler.MaxNumSeqs)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"--deterministic cuts prompts at multiples of {scheduler.PrefillChunkAlignment} positions, so --max-num-batched-tokens ({scheduler.MaxNumBatchedTokens}) must be at least {scheduler.PrefillChunkAlignment} + --max-num-seqs ({scheduler.MaxNumSeqs}) = {scheduler.PrefillChunkAlignment + scheduler.MaxNumSeqs}: room for a prompt's next piece beside a full batch of decodes"));
+        }
+
+        var session = options.Session;
+        if (session.HostKvElementType is { } kvType && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
+        {
+            failures.Add($"--kv-cache-dtype {kvType.ToName()} sets the type of the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --kv-cache-dtype auto (the fused runners and GPU pools keep the model's own KV type)");
         }
 
         var grpc = options.Grpc;

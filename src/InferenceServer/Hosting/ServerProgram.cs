@@ -273,7 +273,7 @@ internal static partial class ServerProgram
         for (var i = 0; i < devices.Count; i++)
         {
             var count = SplitDecoderModel.PoolBlocks(blocks, devices.Count, i);
-            log.Info($"model {model.Name}: KV pool {i} on {devices[i]}: blocks [{first}, {first + count}), {count * blockBytes / (1024.0 * 1024.0):F1} MiB");
+            log.Info($"model {model.Name}: KV pool {i} on {devices[i]}: blocks [{first}, {first + count}), {count * blockBytes / (1024.0 * 1024.0):F1} MiB of {model.Spec.ElementType.ToName()}");
             first += count;
         }
     }

@@ -229,6 +229,36 @@ public sealed class ServerOptionsTests
     public void AttentionOverlap_IsRead(string? text, AttentionOverlap expected)
         => Assert.Equal(expected, (text is null ? Read() : Read(("attention-overlap", text))).Session.AttentionOverlap);
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("auto", null)]
+    [InlineData("bfloat16", KvElementType.BFloat16)]
+    [InlineData("BF16", KvElementType.BFloat16)]
+    [InlineData("float16", KvElementType.Float16)]
+    [InlineData("half", KvElementType.Float16)]
+    [InlineData("fp32", KvElementType.Float32)]
+    public void KvCacheDtype_IsRead_WithCpuAttention(string? text, KvElementType? expected)
+    {
+        var options = text is null ? Read(("attention-device", "cpu")) : Read(("attention-device", "cpu,cpu"), ("kv-cache-dtype", text));
+        Assert.Equal(expected, options.Session.HostKvElementType);
+    }
+
+    [Theory]
+    [InlineData("fp8", null, "not supported")]
+    [InlineData("fp8_e4m3", "cpu", "not supported")]
+    [InlineData("int8", "cpu", "must be auto, float32, float16 or bfloat16")]
+    [InlineData("bfloat16", null, "--attention-device cpu")]
+    [InlineData("float16", "cuda:0", "--attention-device cpu")]
+    [InlineData("float16", "cpu,cuda:0", "--attention-device cpu")]
+    public void KvCacheDtype_RefusesFp8_AndAnythingButCpuPools(string text, string? devices, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => devices is null
+            ? Read(("kv-cache-dtype", text))
+            : Read(("kv-cache-dtype", text), ("attention-device", devices)));
+        Assert.Contains("--kv-cache-dtype", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AttentionOverlap_RejectsOtherValues()
     {

@@ -42,6 +42,7 @@ internal static class ServerFlags
         new("gpu-memory-utilization", FlagKind.Fraction, null, "fraction of the GPU's memory for weights + KV cache (KV = fraction x total - in use after the weights load); no effect on the CPU; not with --kv-cache-memory") { Vllm = "--gpu-memory-utilization" },
         new("attention-device", FlagKind.Repeatable, null, "where attention runs: cpu or cuda:N, comma-separated or repeated"),
         new("split-one-stream", FlagKind.Bool, "false", "with --attention-device on a CUDA --device, queue a step's segments and same-GPU attention on one CUDA stream and synchronize once per step instead of after every call"),
+        new("kv-cache-dtype", FlagKind.Enum, "auto", "element type of the host KV pools of cpu attention devices: auto (the model's: float32 for a CPU split, the segments' on a GPU), float32, float16 or bfloat16 (halves a CPU split's KV); fp8 is not supported") { Vllm = "--kv-cache-dtype", Values = ["auto", "float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2"] },
         new("attention-overlap", FlagKind.Enum, "auto", "with cpu attention devices, run a step as two micro-batches so host attention overlaps the dense segments: auto (when attention takes longer than the dense segments), on, off") { Values = ["auto", "on", "off", "true", "false"] },
         new("block-size", FlagKind.Int, "16", "tokens per KV block") { Vllm = "--block-size" },
         new("max-num-seqs", FlagKind.Int, "64", "most sequences per model step") { Vllm = "--max-num-seqs" },
