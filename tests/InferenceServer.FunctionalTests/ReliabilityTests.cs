@@ -250,8 +250,11 @@ public sealed class ReliabilityTests
         var body = Json($$"""{"prompt":"def main():","max_tokens":2000,"ignore_eos":true,"stream":{{(stream ? "true" : "false")}}}""");
         if (stream)
         {
+            // A client that really goes away: by default HttpClient drains an abandoned response (up to 1 MiB for 2 s)
+            // to reuse the connection, and a fast run finishes the 2000 tokens inside that window (CI saw it once).
+            using var client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = s.Server.BaseAddress };
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = body };
-            using var streamed = await s.Server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            using var streamed = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
             using var reader = new StreamReader(await streamed.Content.ReadAsStreamAsync(cts.Token));
             Assert.StartsWith("data: {", await reader.ReadLineAsync(cts.Token));
         }
