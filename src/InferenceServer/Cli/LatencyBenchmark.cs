@@ -83,7 +83,7 @@ internal static class LatencyBenchmark
         return 0;
     }
 
-    private static (double PrefillMs, double[] StepMs, double TotalMs) Measure(IModelRunner runner, int vocab, int batchSize, int inputLength, int outputLength, int perRow, Random random)
+    internal static (double PrefillMs, double[] StepMs, double TotalMs) Measure(IModelRunner runner, int vocab, int batchSize, int inputLength, int outputLength, int perRow, Random random)
     {
         var batch = new ForwardBatch();
         var tables = new int[batchSize][];
@@ -97,7 +97,9 @@ internal static class LatencyBenchmark
                 prompt[t] = random.Next(10, vocab);
             }
 
-            batch.AddRow(prompt, 0, tables[r], RowLogits.Last);
+            // Each row's sequence id, as the engine gives it: runners that keep per-sequence state between steps (the
+            // dense runner's decode bucket) recognise a continuing row by it, and rebuild their state for an anonymous one.
+            batch.AddRow(prompt, 0, tables[r], RowLogits.Last, sequenceId: r);
         }
 
         var logits = runner.ReportsArgmax ? [] : new float[batchSize * vocab];
@@ -114,7 +116,7 @@ internal static class LatencyBenchmark
             for (var r = 0; r < batchSize; r++)
             {
                 token[0] = last[r];
-                batch.AddRow(token, inputLength + s, tables[r], RowLogits.Last);
+                batch.AddRow(token, inputLength + s, tables[r], RowLogits.Last, sequenceId: r);
             }
 
             batch.DistributionsWanted = !runner.ReportsArgmax;
