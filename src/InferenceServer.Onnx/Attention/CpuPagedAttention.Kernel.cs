@@ -145,29 +145,27 @@ internal sealed unsafe partial class CpuPagedAttention
                 continue;
             }
 
+            // Values: each row read (and converted) once per block, accumulated into every vector that sees it.
+            byte* values;
             if (fusedValues)
             {
-                AccumulateValues16(head + valueOffset, storage, finite, vectors, visible, counts, scratch.Scores, blockSize, accumulators, valueStride, valueWidth);
-                continue;
+                values = head + valueOffset;
             }
-
-            // Values: each row read (and converted) once per block, accumulated into every vector that sees it.
-            float* values;
-            if (shape.ValueIsKeyPrefix)
+            else if (shape.ValueIsKeyPrefix)
             {
-                values = keys;
+                values = (byte*)keys;
             }
             else if (direct)
             {
-                values = (float*)(head + valueOffset);
+                values = head + valueOffset;
             }
             else
             {
-                values = scratch.Values;
-                KvSimd.Convert(head + valueOffset, values, rows * valueWidth, storage);
+                values = (byte*)scratch.Values;
+                KvSimd.Convert(head + valueOffset, scratch.Values, rows * valueWidth, storage);
             }
 
-            AccumulateValues(values, vectors, counts, scratch.Scores, blockSize, accumulators, valueStride, valueWidth);
+            AccumulateValues(values, fusedValues, storage, finite, vectors, visible, counts, scratch.Scores, blockSize, accumulators, valueStride, valueWidth);
         }
 
         // Normalise into the output (or this range's partial result).
@@ -213,52 +211,6 @@ internal sealed unsafe partial class CpuPagedAttention
     }
 
     /// <summary>
-    /// One block's 16-bit values into the accumulators of up to <see cref="MaxFusedVectors"/> vectors
-    /// (<see cref="KvSimd.AccumulateRows16"/>): one pass per four vectors when every vector that sees any KV takes the same
-    /// rows of this block (decode; a vector whose head is masked sees none, and its accumulator is never read), else one
-    /// pass per vector over its own rows.
-    /// </summary>
-    private static void AccumulateValues16(byte* values, KvStorage storage, bool finite, int vectors, int* visible, int* counts, float* scores, int blockSize,
-        float* accumulators, int valueStride, int valueWidth)
-    {
-        var common = 0;
-        var uniform = true;
-        for (var v = 0; v < vectors; v++)
-        {
-            if (visible[v] == 0)
-            {
-                continue;
-            }
-
-            if (common == 0)
-            {
-                common = counts[v];
-            }
-
-            uniform &= counts[v] == common;
-        }
-
-        if (uniform && common > 0)
-        {
-            for (var g = 0; g < vectors; g += 4)
-            {
-                KvSimd.AccumulateRows16(accumulators + ((long)g * valueWidth), scores + ((long)g * blockSize), blockSize, Math.Min(4, vectors - g),
-                    values, storage, finite, common, valueStride, valueWidth);
-            }
-
-            return;
-        }
-
-        for (var v = 0; v < vectors; v++)
-        {
-            if (counts[v] > 0)
-            {
-                KvSimd.AccumulateRows16(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), blockSize, 1, values, storage, finite, counts[v], valueStride, valueWidth);
-            }
-        }
-    }
-
-    /// <summary>
     /// Asks for the <paramref name="bytes"/> at <paramref name="address"/> in the core's L2 cache, a line at a time: a
     /// sequence's blocks lie scattered through the pool, and the hardware prefetchers, which follow streams within a page,
     /// do not see the jump to the next block coming.
@@ -277,38 +229,75 @@ internal sealed unsafe partial class CpuPagedAttention
     }
 
     /// <summary>
-    /// One block's fp32 values (read in place, or converted once into scratch) into every vector's accumulator: four
-    /// vectors at a time where the four take the same rows of the block (a row's group of query heads; in a prefill tile
-    /// every block left of the diagonal), each value chunk then loaded once for the four; else one vector at a time.
+    /// One block's values into every vector's accumulator, four vectors per pass where the four take the same rows of the
+    /// block (<see cref="CommonRows"/>: a row's group of query heads; in a prefill tile every block left of the diagonal),
+    /// else one vector at a time. <paramref name="sixteen"/>: the block's own 16-bit values, widened in registers
+    /// (<see cref="KvSimd.AccumulateRows16"/>, one vector or four); otherwise fp32 values, read in place or converted once
+    /// into scratch (<see cref="KvSimd.AccumulateRowsFour"/> where the machine has it, <see cref="KvSimd.AccumulateRows"/> for one).
     /// </summary>
-    private static void AccumulateValues(float* values, int vectors, int* counts, float* scores, int blockSize, float* accumulators, int valueStride, int valueWidth)
+    private static void AccumulateValues(byte* values, bool sixteen, KvStorage storage, bool finite, int vectors, int* visible, int* counts, float* scores,
+        int blockSize, float* accumulators, int valueStride, int valueWidth)
     {
-        var four = KvSimd.CanAccumulateRowsFour(valueWidth);
+        var four = sixteen || KvSimd.CanAccumulateRowsFour(valueWidth);
         var v = 0;
         while (v < vectors)
         {
+            // A lone fp32 vector takes the one-vector loop; a lone 16-bit one has only the four-wide loop.
             var n = Math.Min(4, vectors - v);
-            var count = counts[v];
-            var same = four && n > 1 && count > 0;
-            for (var i = 1; same && i < n; i++)
+            var count = four && (sixteen || n > 1) ? CommonRows(visible, counts, v, n) : 0;
+            if (count == 0)
             {
-                same = counts[v + i] == count;
-            }
-
-            if (same)
-            {
-                KvSimd.AccumulateRowsFour(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), blockSize, n, values, count, valueStride, valueWidth);
-                v += n;
-                continue;
+                n = 1;
+                count = counts[v];
             }
 
             if (count > 0)
             {
-                KvSimd.AccumulateRows(accumulators + ((long)v * valueWidth), scores + ((long)v * blockSize), values, count, valueStride, valueWidth);
+                var accumulator = accumulators + ((long)v * valueWidth);
+                var weights = scores + ((long)v * blockSize);
+                if (sixteen)
+                {
+                    KvSimd.AccumulateRows16(accumulator, weights, blockSize, n, values, storage, finite, count, valueStride, valueWidth);
+                }
+                else if (n > 1)
+                {
+                    KvSimd.AccumulateRowsFour(accumulator, weights, blockSize, n, (float*)values, count, valueStride, valueWidth);
+                }
+                else
+                {
+                    KvSimd.AccumulateRows(accumulator, weights, (float*)values, count, valueStride, valueWidth);
+                }
             }
 
-            v++;
+            v += n;
         }
+    }
+
+    /// <summary>
+    /// The rows of this block that vectors [<paramref name="first"/>, + <paramref name="n"/>) all take, or 0 when they
+    /// differ or any of them takes none. A vector whose head is masked sees no KV at all (its visible end is 0) and its
+    /// accumulator is never read, so it goes along with the others; one that has seen KV but none in this block has
+    /// weights that were never computed here, so it does not.
+    /// </summary>
+    private static int CommonRows(int* visible, int* counts, int first, int n)
+    {
+        var common = 0;
+        for (var v = first; v < first + n; v++)
+        {
+            if (visible[v] == 0)
+            {
+                continue;
+            }
+
+            if (counts[v] <= 0 || (common > 0 && counts[v] != common))
+            {
+                return 0;
+            }
+
+            common = counts[v];
+        }
+
+        return common;
     }
 
     /// <summary>Merges the partial results of one cut KV range into the output, in range order.</summary>

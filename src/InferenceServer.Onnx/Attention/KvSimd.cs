@@ -318,13 +318,13 @@ internal static unsafe class KvSimd
         switch (Widening(storage, finite))
         {
             case Widen16.BFloat16:
-                AccumulateRows16<BFloat16Widener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                AccumulateFour<BFloat16Widener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
                 break;
             case Widen16.FiniteHalf:
-                AccumulateRows16<FiniteHalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                AccumulateFour<FiniteHalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
                 break;
             default:
-                AccumulateRows16<HalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
+                AccumulateFour<HalfWidener>(accumulators, weights, weightStride, vectors, values, count, stride, width);
                 break;
         }
     }
@@ -338,9 +338,10 @@ internal static unsafe class KvSimd
     /// vectors instead of once per vector. Needs <see cref="CanAccumulateRowsFour"/>.
     /// </summary>
     public static void AccumulateRowsFour(float* accumulators, float* weights, int weightStride, int vectors, float* values, int count, int stride, int width) =>
-        AccumulateRows16<SingleLoader>(accumulators, weights, weightStride, vectors, (byte*)values, count, stride, width);
+        AccumulateFour<SingleLoader>(accumulators, weights, weightStride, vectors, (byte*)values, count, stride, width);
 
-    private static void AccumulateRows16<TLoader>(float* accumulators, float* weights, int weightStride, int vectors, byte* values, int count, int stride, int width)
+    /// <summary>The loop of <see cref="AccumulateRows16(float*, float*, int, int, byte*, KvStorage, bool, int, int, int)"/> and <see cref="AccumulateRowsFour"/>, over rows read by <typeparamref name="TLoader"/>.</summary>
+    private static void AccumulateFour<TLoader>(float* accumulators, float* weights, int weightStride, int vectors, byte* values, int count, int stride, int width)
         where TLoader : struct, IRowLoader
     {
         var rowBytes = (long)stride * TLoader.ElementBytes;

@@ -18,6 +18,7 @@ public sealed class CpuPagedAttentionTests
         (0, 0, 1, 5),       // nothing here at all
         (0, 1, 1, 0),       // one position
         (32, 33, 3, 100),   // queries past the end of the KV: all see everything here
+        (0, 33, 2, 31),     // two queries whose visible KV ends at and one past a block boundary: in that block one sees nothing, the other one row
     ];
 
     [Theory]
