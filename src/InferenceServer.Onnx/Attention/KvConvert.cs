@@ -4,7 +4,11 @@ using System.Runtime.CompilerServices;
 
 namespace InferenceServer.Onnx.Attention;
 
-/// <summary>Scalar conversions between <see cref="float"/> and the 16-bit KV storage types.</summary>
+/// <summary>
+/// Conversions between <see cref="float"/> and the 16-bit KV storage types on the way into the pools: scalar, and
+/// vectorized (<see cref="Narrow"/>) with the scalar ones' bits; the non-finite checks that
+/// <see cref="HostKvPool.MayHoldNonFiniteHalf"/> rests on. The way out (widening in the kernel) is <see cref="KvSimd"/>'s.
+/// </summary>
 internal static class KvConvert
 {
     /// <summary>The byte size of one element of <paramref name="storage"/>.</summary>

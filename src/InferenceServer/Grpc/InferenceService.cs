@@ -126,7 +126,8 @@ internal sealed class InferenceService(
             // at the deadline gRPC may end the response before it cancels the call's token, and Kestrel cancels a reset
             // stream's token from the thread pool after failing its writes (CI saw both lines say UNKNOWN once). So a
             // failure waits, bounded, for the cancellation that explains it; only without one is it a fault.
-            if (!DeadlinePassed(context) && !await CancelledSoonAsync(context.CancellationToken).ConfigureAwait(false) && !DeadlinePassed(context))
+            var explained = DeadlinePassed(context) || await CancelledSoonAsync(context.CancellationToken).ConfigureAwait(false) || DeadlinePassed(context);
+            if (!explained)
             {
                 throw;
             }
