@@ -17,6 +17,8 @@
 #   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
 #                                                          the host, merged; not in the default MODES)
 #   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
+#   cpupre, cputierpre  cpuov / cputier with --prefill-attention compute (prompts' first chunks attend on the GPU,
+#                                                          the host only stores their KV; ADR 0005; not in the default MODES)
 # SHAPE=8b (make_checkpoint.py --shape 8b, Llama-3.1-8B's shape) with INPUT_LEN=8192 OUTPUT_LEN=256, rising LEVELS,
 # KV_CACHE sized for the GPU and SERVER_ARGS="--max-model-len 16384" is issue 17's KV-bound run: after every level the
 # server's preemption count and KV use go to metrics-<mode>-<c>.txt and into the report (where fused starts to preempt),
@@ -209,6 +211,8 @@ for MODE in "${modes[@]}"; do
         cpustream) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --split-one-stream) ;;
         mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
         cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}") ;;
+        cpupre) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention compute) ;;
+        cputierpre) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention compute) ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
     esac
     share=$(( (BUDGET_S - $(elapsed)) / remaining ))

@@ -22,7 +22,9 @@ MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-de
          "localstream": "local split on one CUDA stream (--attention-device cuda:0 --split-one-stream)",
          "cpustream": "CPU attention, two micro-batches, one CUDA stream (--attention-overlap on --split-one-stream)",
          "mixed": "GPU + host pools (--attention-device cuda:0,cpu)",
-         "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)"}
+         "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)",
+         "cpupre": "CPU attention, overlapped, prompts attended on the GPU (--attention-overlap on --prefill-attention compute)",
+         "cputierpre": "CPU attention with the host KV tier, prompts attended on the GPU (--prefill-attention compute)"}
 
 
 def read_text(path):

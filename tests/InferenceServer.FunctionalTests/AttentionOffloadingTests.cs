@@ -127,6 +127,28 @@ public sealed class AttentionOffloadingTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task PrefillAttentionCompute_ServesTheReferenceTokens_AndRefusesALatentModel()
+    {
+        // Prompts attend over themselves on the compute device (here the CPU provider's GroupQueryAttention); the host pools
+        // only store their KV, which every decode step then reads.
+        const string Name = "offload-prefill-compute";
+        await using (var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--prefill-attention", "compute"))
+        {
+            var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
+            var answers = await Task.WhenAll(references.Select(r => CompleteAsync(server, Name, r)));
+            for (var i = 0; i < references.Count; i++)
+            {
+                Assert.Equal(references[i].Greedy, answers[i]);
+            }
+        }
+
+        var error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", CheckpointOnly("deepseek-v3-mla"), "--build-cache", Path.Combine(_work, "cache"),
+            "--device", "cpu", "--attention-device", "cpu", "--prefill-attention", "compute"]));
+        Assert.Contains("--prefill-attention compute", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("cuda:9", "no such CUDA device")]
     [InlineData("cpu,cuda:0,cuda:0", "at most one cuda:N")]

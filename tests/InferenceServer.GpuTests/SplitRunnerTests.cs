@@ -48,6 +48,10 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         { "llama-gqa", "fp16", "cpu/overlap/stream" },
         { "llama-pruned", "fp16", "cuda:0+cpu/stream" },
         { "deepseek-v3-mla", "fp16", "cuda:0/stream" },
+        { "llama-gqa", "fp16", "cpu/prefill" },
+        { "qwen2", "bf16", "cpu+cpu/prefill" },
+        { "llama-moh", "fp16", "cpu/overlap/prefill" },
+        { "llama-pruned", "fp16", "cpu/prefill/stream" },
     };
 
     [Theory]
@@ -358,14 +362,17 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
 
     /// <summary>
     /// Opens the split build; "/overlap" after the devices runs every step of two or more rows as two micro-batches, else
-    /// one, and "/stream" runs the step on one CUDA stream (<c>--split-one-stream</c>) (ADR 0010).
+    /// one, "/stream" runs the step on one CUDA stream (<c>--split-one-stream</c>) (ADR 0010), and "/prefill" attends rows
+    /// at position 0 on the GPU (<c>--prefill-attention compute</c>, ADR 0005).
     /// </summary>
     private static SplitDecoderModel OpenSplit(string fixture, string dtype, params string[] attentionDevices)
     {
         var overlap = attentionDevices.Any(d => d.Contains("/overlap", StringComparison.Ordinal)) ? AttentionOverlap.On : AttentionOverlap.Off;
         var oneStream = attentionDevices.Any(d => d.Contains("/stream", StringComparison.Ordinal));
-        attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Replace("/stream", string.Empty, StringComparison.Ordinal).Split('+'))];
-        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream };
+        var prefill = attentionDevices.Any(d => d.Contains("/prefill", StringComparison.Ordinal));
+        attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Replace("/stream", string.Empty, StringComparison.Ordinal)
+            .Replace("/prefill", string.Empty, StringComparison.Ordinal).Split('+'))];
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream, PrefillAttentionOnCompute = prefill };
         return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
     }
 

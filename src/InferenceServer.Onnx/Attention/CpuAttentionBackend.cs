@@ -56,6 +56,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         _pool = owner._pool;
         _kernel = owner._kernel;
         _ownsPool = false;
+        AppendOnlyFreshRows = owner.AppendOnlyFreshRows;
         FirstBlock = owner.FirstBlock;
         BlockCount = owner.BlockCount;
     }
@@ -73,7 +74,14 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
     public long KvBytes => _pool.TotalBytes;
 
     /// <inheritdoc />
-    public bool HasWork => _passCount > 0;
+    public bool HasWork => _passCount > 0 || _slotCount > 0;
+
+    /// <summary>
+    /// Whether rows that start at position 0 only append their k and v here, their attention over themselves computed on
+    /// the compute device (<see cref="PromptAttention"/>): <see cref="Attend"/> gives them 0 and -infinity, as a row
+    /// that sees nothing here. Read by <see cref="Plan"/>.
+    /// </summary>
+    public bool AppendOnlyFreshRows { get; init; }
 
     /// <summary>The pages (tests compare them across backends).</summary>
     internal HostKvPool Pool => _pool;
@@ -118,7 +126,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
             {
                 var past = batch.PastLength(r);
                 var count = batch.Tokens(r).Length;
-                var (start, length) = Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
+                var (start, length) = AppendOnlyFreshRows && past == 0 ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
                 if (length > 0)
                 {
                     var local = LocalTable(batch.BlockTable(r).Slice(start, length));

@@ -103,22 +103,31 @@ internal sealed class LayerPoolSessions : IDisposable
         }
     }
 
-    private InferenceSession CreateSession(AttentionLayerSpec spec, Func<AttentionLayerSpec, byte[]> graph)
+    private InferenceSession CreateSession(AttentionLayerSpec spec, Func<AttentionLayerSpec, byte[]> graph) =>
+        CreateSession(graph(spec), spec.Layer, _deviceId, _stream, "--attention-device");
+
+    /// <summary>
+    /// A session of an attention graph (<paramref name="model"/>, for layer <paramref name="layer"/>) on CUDA device
+    /// <paramref name="deviceId"/> (on <paramref name="stream"/> when not zero), or on the CPU provider with -1; a graph
+    /// that does not load is reported under <paramref name="option"/>, the flag that asked for it.
+    /// </summary>
+    /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
+    internal static InferenceSession CreateSession(byte[] model, int layer, int deviceId, IntPtr stream, string option)
     {
         using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
-        if (_deviceId >= 0)
+        if (deviceId >= 0)
         {
-            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(_deviceId)), stream: _stream);
+            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(deviceId)), stream: stream);
         }
 
         try
         {
-            return new InferenceSession(graph(spec), sessionOptions);
+            return new InferenceSession(model, sessionOptions);
         }
         catch (OnnxRuntimeException ex)
         {
-            var device = _deviceId < 0 ? "cpu" : "cuda:" + _deviceId.ToString(CultureInfo.InvariantCulture);
-            throw new ExecutionProviderException($"--attention-device {device}: the attention graph of layer {spec.Layer} does not load ({ex.Message})", ex);
+            var device = deviceId < 0 ? "cpu" : "cuda:" + deviceId.ToString(CultureInfo.InvariantCulture);
+            throw new ExecutionProviderException($"{option} {device}: the attention graph of layer {layer} does not load ({ex.Message})", ex);
         }
     }
 

@@ -108,7 +108,8 @@ internal static class PagedAttentionGraph
         return model.ToByteArray();
     }
 
-    private static NodeProto Node(string opType, string name, string[] inputs)
+    /// <summary>A node of <paramref name="opType"/> whose one output is named <paramref name="name"/>.</summary>
+    internal static NodeProto Node(string opType, string name, string[] inputs)
     {
         var node = new NodeProto { OpType = opType, Name = name };
         node.Input.AddRange(inputs);
@@ -116,7 +117,8 @@ internal static class PagedAttentionGraph
         return node;
     }
 
-    private static TensorProto Int64s(string name, params long[] values)
+    /// <summary>An int64 initializer of shape [values].</summary>
+    internal static TensorProto Int64s(string name, params long[] values)
     {
         var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
         tensor.Dims.Add(values.Length);

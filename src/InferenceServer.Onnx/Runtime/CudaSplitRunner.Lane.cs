@@ -36,6 +36,7 @@ internal sealed partial class CudaSplitRunner
         private float[] _lse = [];
         private float[] _partOutput = [];
         private float[] _partLse = [];
+        private readonly List<(int Offset, int Count)> _fresh = [];
         private DeviceTensorBuffer<ushort> _hidden;
         private DeviceTensorBuffer<ushort> _next;
         private int _logitRows;
@@ -151,6 +152,11 @@ internal sealed partial class CudaSplitRunner
                 backend.Plan(batch);
             }
 
+            if (_runner._prompt is not null)
+            {
+                PromptAttention.FreshRows(batch, _fresh);
+            }
+
             _hidden = _hiddenA;
             _next = _hiddenB;
             _ticks.AsSpan().Clear();
@@ -226,8 +232,20 @@ internal sealed partial class CudaSplitRunner
             OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
         }
 
-        /// <summary>Copies attention call <paramref name="call"/>'s output rows from their pinned host side to the device.</summary>
-        public void ReturnFromHost(int call) => Attention.Upload(Tokens * _model.Attention[call].OutputWidth);
+        /// <summary>
+        /// Copies attention call <paramref name="call"/>'s output rows from their pinned host side to the device; with
+        /// <c>--prefill-attention compute</c>, the rows that start at position 0 (which the host only appended) then get
+        /// their attention over themselves from <see cref="PromptAttention"/>, on the device, over the host's zeros.
+        /// </summary>
+        public void ReturnFromHost(int call)
+        {
+            var spec = _model.Attention[call];
+            Attention.Upload(Tokens * spec.OutputWidth);
+            if (_fresh.Count > 0)
+            {
+                _runner._prompt!.Run(call, spec, _fresh, Q, K, V, spec.HeadMasked ? HeadMask : null, Attention, _runner._runOptions);
+            }
+        }
 
         /// <summary>Adds the ticks recorded on this lane to <paramref name="ticks"/>, by device (the host backends' device indices).</summary>
         public void AddAttentionTicks(long[] ticks)

@@ -44,6 +44,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly PeerAttentionBuffers? _peer;
     private readonly IAttentionBackend[] _hostBackends;
     private readonly CpuPagedAttention? _kernel;
+    private readonly PromptAttention? _prompt;
     private readonly long[] _attentionTicks;
     private readonly OverlapPolicy _policy;
     private readonly OverlapWorker? _worker;
@@ -135,7 +136,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     }
                     else
                     {
-                        hosts.Add(new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel));
+                        hosts.Add(new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel) { AppendOnlyFreshRows = model.PrefillOnCompute });
                         hostIndex.Add(i);
                     }
 
@@ -144,6 +145,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
                 _hostBackends = [.. hosts];
                 _hostIndex = [.. hostIndex];
+                // --prefill-attention compute (every attention device is cpu): fresh rows attend over themselves on this GPU.
+                _prompt = model.PrefillOnCompute ? new PromptAttention(model.Attention, type, device, model.Stream) : null;
                 if (_mixed is not null)
                 {
                     _deviceLse = new DeviceTensorBuffer<float>(device, _deviceMemory, TensorElementType.Float, 256);
@@ -291,6 +294,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         _kernel?.Dispose();
+        _prompt?.Dispose();
         _runOptions.Dispose();
         _deviceMemory.Dispose();
     }

@@ -91,10 +91,7 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     /// <summary>A view of the device memory shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
     public OrtValue View(long rows, long columns = -1) => _views.Get(rows, columns, _create);
 
-    /// <summary>
-    /// A new view (the caller disposes it) of <paramref name="rows"/> x <paramref name="columns"/> elements from element
-    /// <paramref name="offset"/>: a chunk of a step's rows.
-    /// </summary>
+    /// <inheritdoc />
     public OrtValue ViewAt(long offset, long rows, long columns)
     {
         var size = Marshal.SizeOf<T>();

@@ -74,6 +74,14 @@ public sealed class OnnxSessionOptions
     public AttentionOverlap AttentionOverlap { get; set; } = AttentionOverlap.Auto;
 
     /// <summary>
+    /// Whether, with <c>cpu</c> attention devices, a split step's rows that start at position 0 (fresh prompts and first
+    /// chunks) attend over themselves on the compute device, the host only appending their KV (<c>--prefill-attention
+    /// compute</c>, ADR 0005); false (<c>host</c>, the default) leaves every row's attention to the host. Only where
+    /// every attention device is <c>cpu</c> and every attention layer is GQA or MoH.
+    /// </summary>
+    public bool PrefillAttentionOnCompute { get; set; }
+
+    /// <summary>
     /// Whether a split model's CUDA segments (and attention on the same GPU) run on one CUDA stream of the server's, the
     /// step's thread queueing every segment and attention call without waiting for each and synchronizing once, before
     /// the logits are read (<c>--split-one-stream</c>, ADR 0010). Default false: a synchronization after every call.

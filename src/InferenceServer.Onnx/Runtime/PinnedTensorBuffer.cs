@@ -41,6 +41,10 @@ internal sealed class PinnedTensorBuffer<T> : ITensorViews, IDisposable
     public OrtValue View(long rows, long columns = -1) => _views.Get(rows, columns, _create);
 
     /// <inheritdoc />
+    public OrtValue ViewAt(long offset, long rows, long columns) =>
+        OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, new Memory<T>(_data, (int)offset, (int)(rows * columns)), [rows, columns]);
+
+    /// <inheritdoc />
     public void Dispose() => _views.Clear();
 
     private OrtValue CreateView(long[] shape, long count) =>

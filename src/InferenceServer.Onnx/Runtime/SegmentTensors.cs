@@ -9,6 +9,12 @@ internal interface ITensorViews
 {
     /// <summary>A view shaped <c>[rows]</c> (columns -1) or <c>[rows, columns]</c>.</summary>
     OrtValue View(long rows, long columns = -1);
+
+    /// <summary>
+    /// A new view (the caller disposes it) of <paramref name="rows"/> x <paramref name="columns"/> elements from element
+    /// <paramref name="offset"/>: a chunk of a step's rows.
+    /// </summary>
+    OrtValue ViewAt(long offset, long rows, long columns);
 }
 
 /// <summary>

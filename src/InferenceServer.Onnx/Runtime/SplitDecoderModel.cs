@@ -38,6 +38,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         HiddenSize = hiddenSize;
         Threads = options.IntraOpThreads;
         Overlap = options.AttentionOverlap;
+        PrefillOnCompute = options.PrefillAttentionOnCompute;
     }
 
     /// <inheritdoc />
@@ -138,6 +139,12 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// <summary>Whether the step runs on one CUDA stream (<c>--split-one-stream</c> took effect).</summary>
     public bool OneStream => Stream != IntPtr.Zero;
 
+    /// <summary>
+    /// Whether rows that start at position 0 attend over themselves on the compute device (<c>--prefill-attention
+    /// compute</c>, <see cref="PromptAttention"/>), the host backends only appending their KV.
+    /// </summary>
+    public bool PrefillOnCompute { get; }
+
     /// <summary>Whether steps run as two micro-batches so that host attention overlaps the dense segments (<c>--attention-overlap</c>, ADR 0010).</summary>
     public AttentionOverlap Overlap { get; }
 
@@ -215,6 +222,11 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             throw new ExecutionProviderException("--kv-cache-dtype sets the host pools' type: every --attention-device must be cpu (a GPU pool stores the segments' own type)");
         }
 
+        if (options.PrefillAttentionOnCompute && attentionDevices.Any(static d => d.IsCuda))
+        {
+            throw new ExecutionProviderException("--prefill-attention compute moves prompt attention off the host: every --attention-device must be cpu (a GPU attention device attends prompts on the GPU already)");
+        }
+
         var factory = new OnnxSessionFactory(options);
         var layers = AttentionLayout.FromConfig(package.Config);
         var attention = new List<AttentionLayerSpec>(layers.Count);
@@ -224,6 +236,11 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             {
                 attention.Add(layer);
             }
+        }
+
+        if (options.PrefillAttentionOnCompute && !PromptAttention.Serves(attention))
+        {
+            throw new ExecutionProviderException("--prefill-attention compute runs prompt attention as GroupQueryAttention: this model has a layer it does not express (MLA's latent attention, or no attention layer); leave --prefill-attention host");
         }
 
         var genAi = Path.Combine(package.Directory, "genai_config.json");

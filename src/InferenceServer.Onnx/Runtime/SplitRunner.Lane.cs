@@ -39,6 +39,7 @@ internal sealed partial class SplitRunner
         private float[] _partLse = [];
         private PinnedTensorBuffer<float> _hidden;
         private PinnedTensorBuffer<float> _next;
+        private readonly List<(int Offset, int Count)> _fresh = [];
         private int _tokens;
         private int _logitRows;
 
@@ -103,6 +104,11 @@ internal sealed partial class SplitRunner
                 backend.Plan(batch);
             }
 
+            if (_runner._prompt is not null)
+            {
+                PromptAttention.FreshRows(batch, _fresh);
+            }
+
             _hidden = _hiddenA;
             _next = _hiddenB;
             _ticks.AsSpan().Clear();
@@ -140,9 +146,17 @@ internal sealed partial class SplitRunner
         {
         }
 
-        /// <summary>Nothing to move: the backends write the output where the next segment reads it.</summary>
+        /// <summary>
+        /// Nothing to move (the backends write the output where the next segment reads it), but with <c>--prefill-attention
+        /// compute</c> the rows that start at position 0 get their attention from <see cref="PromptAttention"/> here.
+        /// </summary>
         public void ReturnFromHost(int call)
         {
+            if (_fresh.Count > 0)
+            {
+                var spec = _model.Attention[call];
+                _runner._prompt!.Run(call, spec, _fresh, _q, _k, _v, spec.HeadMasked ? _headMask : null, _attention, _runner._runOptions);
+            }
         }
 
         /// <summary>Adds the ticks the worker's calls recorded on this lane to <paramref name="ticks"/>.</summary>

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace InferenceServer.Onnx.Runtime;
 
@@ -27,6 +28,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
     private readonly ForwardBatch[] _halves = [new(), new()];
     private int _lastSplit;
     private readonly long[] _attentionTicks;
+    private readonly PromptAttention? _prompt;
 
     /// <summary>Creates the backends over <paramref name="blockCount"/> global blocks, split evenly among the model's attention devices in order.</summary>
     public SplitRunner(SplitDecoderModel model, int blockCount, int blockSize)
@@ -47,12 +49,17 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         for (var i = 0; i < devices.Count; i++)
         {
             var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
-            backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, model.Spec.ElementType.ToStorage(), _kernel);
+            backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, model.Spec.ElementType.ToStorage(), _kernel)
+            {
+                AppendOnlyFreshRows = model.PrefillOnCompute,
+            };
             first += count;
         }
 
         _backends = backends;
         _attentionTicks = new long[devices.Count];
+        // --prefill-attention compute: fresh rows attend over themselves through ONNX Runtime on this (CPU) compute device.
+        _prompt = model.PrefillOnCompute ? new PromptAttention(model.Attention, TensorElementType.Float, -1, IntPtr.Zero) : null;
         _policy = new OverlapPolicy(model.Overlap);
         if (model.Overlap == AttentionOverlap.Off)
         {
@@ -143,6 +150,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
         }
 
         _kernel.Dispose();
+        _prompt?.Dispose();
         _runOptions.Dispose();
     }
 
@@ -158,6 +166,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
             if (s > 0)
             {
                 lane.Attend(s - 1, _attentionTicks);
+                lane.ReturnFromHost(s - 1);
             }
 
             dense += lane.RunSegment(s);

@@ -69,6 +69,7 @@ internal static class ServerOptionsBinder
                 RewriteGraph = ReadBool(configuration, "onnx-graph-rewrite", fallback: true),
                 AttentionDevices = ReadAttentionDevices(configuration),
                 AttentionOverlap = ReadOverlap(Text(configuration, "attention-overlap")),
+                PrefillAttentionOnCompute = ReadPrefillAttention(Text(configuration, "prefill-attention")),
                 HostKvElementType = ReadKvCacheDtype(Text(configuration, "kv-cache-dtype")),
                 SplitOneStream = ReadBool(configuration, "split-one-stream"),
             },
@@ -116,6 +117,13 @@ internal static class ServerOptionsBinder
         "on" or "true" => AttentionOverlap.On,
         "off" or "false" => AttentionOverlap.Off,
         _ => throw new FormatException($"--attention-overlap must be auto, on or off, not '{text}'"),
+    };
+
+    private static bool ReadPrefillAttention(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "host" => false,
+        "compute" => true,
+        _ => throw new FormatException($"--prefill-attention must be host or compute, not '{text}'"),
     };
 
     private static string ReadDType(string? text) =>

@@ -11,7 +11,8 @@ namespace InferenceServer.Hosting;
 /// both; <c>--grpc-tls-key</c> only with <c>--grpc-tls-certificate</c>; <c>--grpc-host</c> and
 /// <c>--grpc-tls-certificate</c> only with <c>--grpc-port</c>; with <c>--deterministic</c>, a token budget that fits a
 /// 512-position prompt piece beside a full batch of decodes; <c>--kv-cache-dtype</c> other than auto only with
-/// <c>--attention-device</c> entries that are all <c>cpu</c>. Every message names the flags.
+/// <c>--attention-device</c> entries that are all <c>cpu</c>, and so <c>--prefill-attention compute</c>. Every message
+/// names the flags.
 /// </summary>
 internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
 {
@@ -35,6 +36,11 @@ internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         if (session.HostKvElementType is { } kvType && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
         {
             failures.Add($"--kv-cache-dtype {kvType.ToName()} sets the type of the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --kv-cache-dtype auto (the fused runners and GPU pools keep the model's own KV type)");
+        }
+
+        if (session.PrefillAttentionOnCompute && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
+        {
+            failures.Add("--prefill-attention compute moves the attention of prompts off the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --prefill-attention host (a fused runner or a GPU attention device attends prompts on the GPU already)");
         }
 
         var grpc = options.Grpc;

@@ -252,7 +252,13 @@ internal static partial class ServerProgram
         {
             log.Info($"model {model.Name}: attention overlap (ADR 0010): {split.Overlap switch { AttentionOverlap.On => "on: every step of two or more rows runs as two micro-batches", AttentionOverlap.Off => "off", _ => "auto: two micro-batches while host attention takes longer than the dense segments" }}");
         }
-        else if (split.Overlap == AttentionOverlap.On)
+
+        if (split.PrefillOnCompute)
+        {
+            log.Info($"model {model.Name}: --prefill-attention compute: rows that start at position 0 attend over themselves on {split.Device} (GroupQueryAttention); the host pools only store their KV");
+        }
+
+        if (!hostOnly && split.Overlap == AttentionOverlap.On)
         {
             log.Warning($"model {model.Name}: --attention-overlap on has no effect with a cuda:N attention device (only host attention overlaps, ADR 0010)");
         }

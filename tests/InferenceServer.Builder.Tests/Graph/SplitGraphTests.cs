@@ -13,8 +13,8 @@ namespace InferenceServer.Builder.Tests.Graph;
 /// </summary>
 public sealed class SplitGraphTests
 {
-    private const int BlockSize = 4;
-    private const int GreedySteps = 12;
+    internal const int BlockSize = 4;
+    internal const int GreedySteps = 12;
 
     [Theory]
     [InlineData("llama-gqa", 3)]
@@ -73,6 +73,12 @@ public sealed class SplitGraphTests
     {
         using var model = Open(fixture, "cpu");
         using var runner = model.CreateRunner(256, BlockSize);
+        AssertFirstStepLogits(runner, fixture);
+    }
+
+    /// <summary>Runs every reference prompt of <paramref name="fixture"/> packed in one step and checks each row's logits against transformers' (1e-4).</summary>
+    internal static void AssertFirstStepLogits(IModelRunner runner, string fixture)
+    {
         var cases = BuiltModels.References(fixture);
         var vocab = runner.Spec.VocabularySize;
         var batch = new ForwardBatch();
@@ -113,6 +119,15 @@ public sealed class SplitGraphTests
         // blocks alternate between them, so every layer merges two parts per row.
         using var model = Open(fixture, [.. Enumerable.Repeat("cpu", backends)]);
         using var runner = model.CreateRunner(512, BlockSize);
+        AssertStaggeredGreedy(runner, fixture, backends);
+    }
+
+    /// <summary>
+    /// Greedy decoding of <paramref name="fixture"/>'s cases against transformers' tokens, case r joining at step 2r, over
+    /// 512 blocks split evenly among <paramref name="backends"/> with every sequence's blocks alternating between them.
+    /// </summary>
+    internal static void AssertStaggeredGreedy(IModelRunner runner, string fixture, int backends)
+    {
         var cases = BuiltModels.References(fixture);
         var tables = new int[cases.Count][];
         var next = new int[backends];

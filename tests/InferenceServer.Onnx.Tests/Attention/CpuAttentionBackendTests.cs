@@ -116,4 +116,51 @@ public sealed class CpuAttentionBackendTests
             Assert.Equal(mask[i] == 0, output.AsSpan(i * 8, 8).IndexOfAnyExcept(0f) < 0);
         }
     }
+    [Fact]
+    public void AppendOnlyFreshRows_StoresTheirKv_GivesThemNothing_AndAttendsTheOthersAsUsual()
+    {
+        // --prefill-attention compute: a row at position 0 is attended on the compute device; here it is only stored.
+        var spec = new AttentionLayerSpec(0, 4, 2, 8, 8, 0.5f, HeadMasked: false);
+        using var kernel = new CpuPagedAttention(1);
+        using var usual = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel);
+        using var appendOnly = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel) { AppendOnlyFreshRows = true };
+        var random = new Random(5);
+        var prior = new ForwardBatch();
+        prior.AddRow([1, 2], 0, [4], wantLogits: true);
+        var priorK = AttentionReference.Random(random, 2 * 16);
+        var priorV = AttentionReference.Random(random, 2 * 16);
+        var batch = new ForwardBatch();
+        batch.AddRow([1, 2, 3], 0, [0], wantLogits: true);
+        batch.AddRow([4], 2, [4], wantLogits: true);
+        var q = AttentionReference.Random(random, 4 * 32);
+        var k = AttentionReference.Random(random, 4 * 16);
+        var v = AttentionReference.Random(random, 4 * 16);
+        var results = new List<(float[] Output, float[] Lse)>();
+        foreach (var backend in (CpuAttentionBackend[])[usual, appendOnly])
+        {
+            // The second row's first two positions came in an earlier step (a fresh row then: stored only, for appendOnly).
+            backend.Plan(prior);
+            backend.Attend(0, spec, AttentionReference.Random(new Random(1), 2 * 32), priorK, priorV, default, new float[2 * 32], new float[2 * 4]);
+            backend.Plan(batch);
+            Assert.True(backend.HasWork);
+            var output = new float[4 * 32];
+            var lse = new float[4 * 4];
+            backend.Attend(0, spec, q, k, v, default, output, lse);
+            results.Add((output, lse));
+        }
+
+        Assert.All(results[1].Output.AsSpan(0, 3 * 32).ToArray(), o => Assert.Equal(0f, o));
+        Assert.All(results[1].Lse.AsSpan(0, 3 * 4).ToArray(), l => Assert.Equal(float.NegativeInfinity, l));
+        Assert.True(results[0].Output.AsSpan(0, 3 * 32).IndexOfAnyExcept(0f) >= 0, "the usual backend attends the fresh row");
+        Assert.Equal(results[0].Output.AsSpan(3 * 32).ToArray(), results[1].Output.AsSpan(3 * 32).ToArray());
+        Assert.Equal(results[0].Lse.AsSpan(3 * 4).ToArray(), results[1].Lse.AsSpan(3 * 4).ToArray());
+        foreach (var block in (int[])[0, 4])
+        {
+            var expected = new byte[usual.Pool.BytesPerBlock];
+            var actual = new byte[appendOnly.Pool.BytesPerBlock];
+            usual.Pool.ReadBlock(block, expected);
+            appendOnly.Pool.ReadBlock(block, actual);
+            Assert.Equal(expected, actual);
+        }
+    }
 }

@@ -259,6 +259,31 @@ public sealed class ServerOptionsTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("host", false)]
+    [InlineData("compute", true)]
+    [InlineData("COMPUTE", true)]
+    public void PrefillAttention_IsRead_WithCpuAttention(string? text, bool expected)
+    {
+        var options = text is null ? Read(("attention-device", "cpu")) : Read(("attention-device", "cpu,cpu"), ("prefill-attention", text));
+        Assert.Equal(expected, options.Session.PrefillAttentionOnCompute);
+    }
+
+    [Theory]
+    [InlineData("gpu", "cpu", "--prefill-attention must be host or compute")]
+    [InlineData("compute", null, "--attention-device cpu")]
+    [InlineData("compute", "cuda:0", "--attention-device cpu")]
+    [InlineData("compute", "cpu,cuda:0", "--attention-device cpu")]
+    public void PrefillAttention_RefusesOtherValues_AndAnythingButCpuAttention(string text, string? devices, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => devices is null
+            ? Read(("prefill-attention", text))
+            : Read(("prefill-attention", text), ("attention-device", devices)));
+        Assert.Contains("--prefill-attention", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AttentionOverlap_RejectsOtherValues()
     {
