@@ -134,7 +134,7 @@ public sealed class AttentionOffloadingTests : IDisposable
         // only store their KV, which every decode step then reads.
         const string Name = "offload-prefill-compute";
         await using (var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
-            "--device", "cpu", "--attention-device", "cpu,cpu", "--prefill-attention", "compute"))
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--prefill-attention", "compute", "--prefill-attention-min-tokens", "1"))
         {
             var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
             var answers = await Task.WhenAll(references.Select(r => CompleteAsync(server, Name, r)));

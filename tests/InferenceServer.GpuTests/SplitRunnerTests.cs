@@ -372,7 +372,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         var prefill = attentionDevices.Any(d => d.Contains("/prefill", StringComparison.Ordinal));
         attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Replace("/stream", string.Empty, StringComparison.Ordinal)
             .Replace("/prefill", string.Empty, StringComparison.Ordinal).Split('+'))];
-        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream, PrefillAttentionOnCompute = prefill };
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream, PrefillAttentionOnCompute = prefill, PrefillAttentionMinTokens = 1 };
         return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
     }
 

@@ -56,7 +56,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         _pool = owner._pool;
         _kernel = owner._kernel;
         _ownsPool = false;
-        AppendOnlyFreshRows = owner.AppendOnlyFreshRows;
+        PromptRowMinTokens = owner.PromptRowMinTokens;
         FirstBlock = owner.FirstBlock;
         BlockCount = owner.BlockCount;
     }
@@ -77,11 +77,11 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
     public bool HasWork => _passCount > 0 || _slotCount > 0;
 
     /// <summary>
-    /// Whether rows that start at position 0 only append their k and v here, their attention over themselves computed on
-    /// the compute device (<see cref="PromptAttention"/>): <see cref="Attend"/> gives them 0 and -infinity, as a row
-    /// that sees nothing here. Read by <see cref="Plan"/>.
+    /// When above 0, rows that start at position 0 with at least this many new tokens only append their k and v here, their
+    /// attention over themselves computed on the compute device (<see cref="PromptAttention.IsPromptRow"/>):
+    /// <see cref="Attend"/> gives them 0 and -infinity, as a row that sees nothing here. Read by <see cref="Plan"/>.
     /// </summary>
-    public bool AppendOnlyFreshRows { get; init; }
+    public int PromptRowMinTokens { get; init; }
 
     /// <summary>The pages (tests compare them across backends).</summary>
     internal HostKvPool Pool => _pool;
@@ -126,7 +126,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
             {
                 var past = batch.PastLength(r);
                 var count = batch.Tokens(r).Length;
-                var (start, length) = AppendOnlyFreshRows && past == 0 ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
+                var (start, length) = PromptAttention.IsPromptRow(past, count, PromptRowMinTokens) ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
                 if (length > 0)
                 {
                     var local = LocalTable(batch.BlockTable(r).Slice(start, length));

@@ -10,7 +10,8 @@ namespace InferenceServer.Onnx.Attention;
 /// at position 0 (a fresh prompt, or the first chunk of one) attend over their own new tokens only, so their attention
 /// needs no KV from the memory devices. It runs here, next to q, k and v, as <see cref="PromptAttentionGraph"/>
 /// (GroupQueryAttention in prompt mode: flash attention on CUDA) once per such row, writing the row's attention output
-/// in place; the host backends only append those rows' k and v (<see cref="CpuAttentionBackend.AppendOnlyFreshRows"/>).
+/// in place; the host backends only append those rows' k and v (<see cref="CpuAttentionBackend.PromptRowMinTokens"/>); prompts shorter than
+/// <see cref="OnnxSessionOptions.PrefillAttentionMinTokens"/> stay on the host, where they cost less than a launch.
 /// Prefill is arithmetic (an 8k-token prompt of the 8B shape is 17.6 TFLOP of attention), which the host does at tens of
 /// GFLOP/s per core. One session per distinct layer shape; steps that have no such rows touch nothing here.
 /// </summary>
@@ -67,18 +68,21 @@ internal sealed class PromptAttention : IDisposable
         return calls.Count > 0;
     }
 
+    /// <summary>Whether a row of <paramref name="count"/> new tokens after <paramref name="past"/> is attended here under the threshold <paramref name="minTokens"/> (0: never).</summary>
+    public static bool IsPromptRow(int past, int count, int minTokens) => minTokens > 0 && past == 0 && count >= minTokens;
+
     /// <summary>
-    /// Finds the rows of <paramref name="batch"/> that start at position 0: appends each one's (first token, tokens) to
-    /// <paramref name="rows"/> (cleared first) and returns how many there are.
+    /// Finds the rows of <paramref name="batch"/> that <see cref="IsPromptRow"/> gives here: appends each one's (first
+    /// token, tokens) to <paramref name="rows"/> (cleared first) and returns how many there are.
     /// </summary>
-    public static int FreshRows(ForwardBatch batch, List<(int Offset, int Count)> rows)
+    public static int FreshRows(ForwardBatch batch, int minTokens, List<(int Offset, int Count)> rows)
     {
         rows.Clear();
         var offset = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
             var count = batch.Tokens(r).Length;
-            if (batch.PastLength(r) == 0 && count > 0)
+            if (IsPromptRow(batch.PastLength(r), count, minTokens))
             {
                 rows.Add((offset, count));
             }

@@ -136,7 +136,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                     }
                     else
                     {
-                        hosts.Add(new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel) { AppendOnlyFreshRows = model.PrefillOnCompute });
+                        hosts.Add(new CpuAttentionBackend(model.Attention, first, count, blockSize, storage, _kernel) { PromptRowMinTokens = model.PrefillMinTokens });
                         hostIndex.Add(i);
                     }
 

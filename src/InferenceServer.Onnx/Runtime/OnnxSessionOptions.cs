@@ -82,6 +82,14 @@ public sealed class OnnxSessionOptions
     public bool PrefillAttentionOnCompute { get; set; }
 
     /// <summary>
+    /// With <see cref="PrefillAttentionOnCompute"/>, the fewest new tokens a row at position 0 needs to be attended on the
+    /// compute device (default 128): one GroupQueryAttention call per row and layer costs a launch-bound ~0.1 ms, about
+    /// what the host's cores need for the attention of a 100-130-token prompt of the 1B-8B shapes (4 x heads x head width
+    /// x n^2 / 2 FLOP at ~0.6 TFLOP/s on 16 cores), so shorter prompts stay on the host. Tests set 1.
+    /// </summary>
+    public int PrefillAttentionMinTokens { get; set; } = 128;
+
+    /// <summary>
     /// Whether a split model's CUDA segments (and attention on the same GPU) run on one CUDA stream of the server's, the
     /// step's thread queueing every segment and attention call without waiting for each and synchronizing once, before
     /// the logits are read (<c>--split-one-stream</c>, ADR 0010). Default false: a synchronization after every call.

@@ -38,7 +38,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         HiddenSize = hiddenSize;
         Threads = options.IntraOpThreads;
         Overlap = options.AttentionOverlap;
-        PrefillOnCompute = options.PrefillAttentionOnCompute;
+        PrefillMinTokens = options.PrefillAttentionOnCompute ? Math.Max(1, options.PrefillAttentionMinTokens) : 0;
     }
 
     /// <inheritdoc />
@@ -143,7 +143,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// Whether rows that start at position 0 attend over themselves on the compute device (<c>--prefill-attention
     /// compute</c>, <see cref="PromptAttention"/>), the host backends only appending their KV.
     /// </summary>
-    public bool PrefillOnCompute { get; }
+    public bool PrefillOnCompute => PrefillMinTokens > 0;
+
+    /// <summary>The fewest new tokens of such a row (<see cref="OnnxSessionOptions.PrefillAttentionMinTokens"/>); 0 when off.</summary>
+    internal int PrefillMinTokens { get; }
 
     /// <summary>Whether steps run as two micro-batches so that host attention overlaps the dense segments (<c>--attention-overlap</c>, ADR 0010).</summary>
     public AttentionOverlap Overlap { get; }

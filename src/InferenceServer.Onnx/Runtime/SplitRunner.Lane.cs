@@ -106,7 +106,7 @@ internal sealed partial class SplitRunner
 
             if (_runner._prompt is not null)
             {
-                PromptAttention.FreshRows(batch, _fresh);
+                PromptAttention.FreshRows(batch, _model.PrefillMinTokens, _fresh);
             }
 
             _hidden = _hiddenA;

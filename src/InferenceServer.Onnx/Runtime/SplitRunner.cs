@@ -51,7 +51,7 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
             var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
             backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, model.Spec.ElementType.ToStorage(), _kernel)
             {
-                AppendOnlyFreshRows = model.PrefillOnCompute,
+                PromptRowMinTokens = model.PrefillMinTokens,
             };
             first += count;
         }

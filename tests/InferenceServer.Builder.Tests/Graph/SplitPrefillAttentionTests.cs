@@ -73,5 +73,5 @@ public sealed class SplitPrefillAttentionTests
     private static IDecoderModel Open(string fixture, AttentionOverlap overlap, params string[] attentionDevices) =>
         DecoderModels.Open(
             ModelPackage.Load(BuiltModels.Get(fixture, split: true)),
-            new OnnxSessionOptions { Device = "cpu", AttentionDevices = attentionDevices, AttentionOverlap = overlap, PrefillAttentionOnCompute = true });
+            new OnnxSessionOptions { Device = "cpu", AttentionDevices = attentionDevices, AttentionOverlap = overlap, PrefillAttentionOnCompute = true, PrefillAttentionMinTokens = 1 });
 }

@@ -117,13 +117,15 @@ public sealed class CpuAttentionBackendTests
         }
     }
     [Fact]
-    public void AppendOnlyFreshRows_StoresTheirKv_GivesThemNothing_AndAttendsTheOthersAsUsual()
+    public void AppendOnlyPromptRows_StoresTheirKv_GivesThemNothing_AndAttendsTheOthersAsUsual()
     {
         // --prefill-attention compute: a row at position 0 is attended on the compute device; here it is only stored.
         var spec = new AttentionLayerSpec(0, 4, 2, 8, 8, 0.5f, HeadMasked: false);
         using var kernel = new CpuPagedAttention(1);
         using var usual = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel);
-        using var appendOnly = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel) { AppendOnlyFreshRows = true };
+        using var appendOnly = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel) { PromptRowMinTokens = 2 };
+        // A threshold above the 3-token prompt: attended here as usual (the prior 2-token row too).
+        using var above = new CpuAttentionBackend([spec], 0, 8, BlockSize, KvStorage.Float32, kernel) { PromptRowMinTokens = 4 };
         var random = new Random(5);
         var prior = new ForwardBatch();
         prior.AddRow([1, 2], 0, [4], wantLogits: true);
@@ -136,7 +138,7 @@ public sealed class CpuAttentionBackendTests
         var k = AttentionReference.Random(random, 4 * 16);
         var v = AttentionReference.Random(random, 4 * 16);
         var results = new List<(float[] Output, float[] Lse)>();
-        foreach (var backend in (CpuAttentionBackend[])[usual, appendOnly])
+        foreach (var backend in (CpuAttentionBackend[])[usual, appendOnly, above])
         {
             // The second row's first two positions came in an earlier step (a fresh row then: stored only, for appendOnly).
             backend.Plan(prior);
@@ -154,6 +156,8 @@ public sealed class CpuAttentionBackendTests
         Assert.True(results[0].Output.AsSpan(0, 3 * 32).IndexOfAnyExcept(0f) >= 0, "the usual backend attends the fresh row");
         Assert.Equal(results[0].Output.AsSpan(3 * 32).ToArray(), results[1].Output.AsSpan(3 * 32).ToArray());
         Assert.Equal(results[0].Lse.AsSpan(3 * 4).ToArray(), results[1].Lse.AsSpan(3 * 4).ToArray());
+        Assert.Equal(results[0].Output, results[2].Output);
+        Assert.Equal(results[0].Lse, results[2].Lse);
         foreach (var block in (int[])[0, 4])
         {
             var expected = new byte[usual.Pool.BytesPerBlock];

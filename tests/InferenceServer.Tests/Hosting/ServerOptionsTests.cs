@@ -268,6 +268,8 @@ public sealed class ServerOptionsTests
     {
         var options = text is null ? Read(("attention-device", "cpu")) : Read(("attention-device", "cpu,cpu"), ("prefill-attention", text));
         Assert.Equal(expected, options.Session.PrefillAttentionOnCompute);
+        Assert.Equal(128, options.Session.PrefillAttentionMinTokens);
+        Assert.Equal(512, Read(("attention-device", "cpu"), ("prefill-attention", "compute"), ("prefill-attention-min-tokens", "512")).Session.PrefillAttentionMinTokens);
     }
 
     [Theory]
