@@ -18,7 +18,10 @@
 #                                                          the host, merged; not in the default MODES)
 #   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
 #   cpupre, cputierpre  cpuov / cputier with --prefill-attention compute (prompts' first chunks attend on the GPU,
-#                                                          the host only stores their KV; ADR 0005; not in the default MODES)
+#                                                          the host only stores their KV; ADR 0005; not in the default MODES;
+#                                                          the server's default, auto, does this on a GPU: the other cpu
+#                                                          modes pass --prefill-attention host to stay comparable with
+#                                                          the runs before it)
 # SHAPE=8b (make_checkpoint.py --shape 8b, Llama-3.1-8B's shape) with INPUT_LEN=8192 OUTPUT_LEN=256, rising LEVELS,
 # KV_CACHE sized for the GPU and SERVER_ARGS="--max-model-len 16384" is issue 17's KV-bound run: after every level the
 # server's preemption count and KV use go to metrics-<mode>-<c>.txt and into the report (where fused starts to preempt),
@@ -205,12 +208,12 @@ for MODE in "${modes[@]}"; do
     case $MODE in
         fused) mode_args=(--device cuda:0) ;;
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
-        cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off) ;;
-        cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on) ;;
+        cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off --prefill-attention host) ;;
+        cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention host) ;;
         localstream) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream) ;;
-        cpustream) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --split-one-stream) ;;
+        cpustream) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --split-one-stream --prefill-attention host) ;;
         mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
-        cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}") ;;
+        cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention host) ;;
         cpupre) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention compute) ;;
         cputierpre) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention compute) ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;

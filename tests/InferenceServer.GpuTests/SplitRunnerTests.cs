@@ -148,6 +148,22 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("llama-gqa", "cpu", true)]
+    [InlineData("llama-moh", "cpu+cpu", true)]
+    [InlineData("deepseek-v3-dense-mla", "cpu", false)]
+    [InlineData("llama-gqa", "cuda:0", false)]
+    [InlineData("llama-gqa", "cuda:0+cpu", false)]
+    public void PrefillAttentionAuto_OnTheGpu_TakesPromptsThereWhereItApplies(string fixture, string attentionDevice, bool expected)
+    {
+        // --prefill-attention auto (the server's default): prompts attend on the GPU with host pools only and a model
+        // GroupQueryAttention expresses; a GPU pool attends them there already, and MLA stays on the host.
+        SkipWithoutCuda();
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevice.Split('+'), PrefillAttentionOnCompute = null };
+        using var model = Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, "fp16")), options));
+        Assert.Equal(expected, model.PrefillOnCompute);
+    }
+
+    [Theory]
     [InlineData("cpu")]
     [InlineData("cuda:0")]
     [InlineData("cpu/overlap")]
@@ -156,17 +172,21 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     {
         SkipWithoutCuda();
         using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
-        var cases = GpuFixtures.References("llama-gqa");
-        using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(64));
+        // Four prompts of 8 tokens (the fixture's prompts, cycled): equal work in every row, so the overlapped step's cut
+        // stays at two and two and the half-batches' shapes repeat. With the fixture's unequal prompts the cut moves once
+        // (step 17 here) and the new half shapes' views are made then: 12,912 bytes once, on the CPU runner as on this one.
+        var tokens = GpuFixtures.References("llama-gqa").SelectMany(c => c.Prompt).ToArray();
+        var prompts = Enumerable.Range(0, 4).Select(r => Enumerable.Range(0, 8).Select(i => tokens[((r * 8) + i) % tokens.Length]).ToArray()).ToArray();
+        using var runner = model.CreateRunner(prompts.Length, model.ChooseBlockSize(64));
         var vocab = model.Spec.VocabularySize;
-        var logits = new float[cases.Count * vocab];
+        var logits = new float[prompts.Length * vocab];
         var batch = new ForwardBatch();
-        var lengths = new int[cases.Count];
-        var next = new int[cases.Count][];
-        for (var r = 0; r < cases.Count; r++)
+        var lengths = new int[prompts.Length];
+        var next = new int[prompts.Length][];
+        for (var r = 0; r < prompts.Length; r++)
         {
-            batch.AddRow(cases[r].Prompt, 0, [r], RowLogits.Last);
-            lengths[r] = cases[r].Prompt.Length;
+            batch.AddRow(prompts[r], 0, [r], RowLogits.Last);
+            lengths[r] = prompts[r].Length;
             next[r] = new int[1];
         }
 
@@ -174,13 +194,13 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         long allocated = 0;
         for (var step = 0; step < 30; step++)
         {
-            for (var r = 0; r < cases.Count; r++)
+            for (var r = 0; r < prompts.Length; r++)
             {
                 next[r][0] = LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab));
             }
 
             batch.Clear();
-            for (var r = 0; r < cases.Count; r++)
+            for (var r = 0; r < prompts.Length; r++)
             {
                 batch.AddRow(next[r], lengths[r]++, [r], RowLogits.Last);
             }

@@ -76,10 +76,11 @@ public sealed class OnnxSessionOptions
     /// <summary>
     /// Whether, with <c>cpu</c> attention devices, a split step's rows that start at position 0 (fresh prompts and first
     /// chunks) attend over themselves on the compute device, the host only appending their KV (<c>--prefill-attention
-    /// compute</c>, ADR 0005); false (<c>host</c>, the default) leaves every row's attention to the host. Only where
-    /// every attention device is <c>cpu</c> and every attention layer is GQA or MoH.
+    /// compute</c>, ADR 0005); false (<c>host</c>) leaves every row's attention to the host; null (<c>auto</c>, the
+    /// default) is true on a CUDA compute device where it applies (every attention device <c>cpu</c>, every attention
+    /// layer GQA or MoH) and false elsewhere. True only where it applies (else the model does not open).
     /// </summary>
-    public bool PrefillAttentionOnCompute { get; set; }
+    public bool? PrefillAttentionOnCompute { get; set; }
 
     /// <summary>
     /// With <see cref="PrefillAttentionOnCompute"/>, the fewest new tokens a row at position 0 needs to be attended on the

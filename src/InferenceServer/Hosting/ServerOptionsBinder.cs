@@ -120,11 +120,12 @@ internal static class ServerOptionsBinder
         _ => throw new FormatException($"--attention-overlap must be auto, on or off, not '{text}'"),
     };
 
-    private static bool ReadPrefillAttention(string? text) => text?.Trim().ToLowerInvariant() switch
+    private static bool? ReadPrefillAttention(string? text) => text?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "host" => false,
+        null or "" or "auto" => null,
+        "host" => false,
         "compute" => true,
-        _ => throw new FormatException($"--prefill-attention must be host or compute, not '{text}'"),
+        _ => throw new FormatException($"--prefill-attention must be auto, host or compute, not '{text}'"),
     };
 
     private static string ReadDType(string? text) =>

@@ -38,7 +38,7 @@ internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
             failures.Add($"--kv-cache-dtype {kvType.ToName()} sets the type of the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --kv-cache-dtype auto (the fused runners and GPU pools keep the model's own KV type)");
         }
 
-        if (session.PrefillAttentionOnCompute && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
+        if (session.PrefillAttentionOnCompute == true && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
         {
             failures.Add("--prefill-attention compute moves the attention of prompts off the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --prefill-attention host (a fused runner or a GPU attention device attends prompts on the GPU already)");
         }

@@ -70,6 +70,19 @@ public sealed class SplitPrefillAttentionTests
         Assert.Contains("MLA", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("deepseek-v3-mla")]
+    public void Auto_OnTheCpu_LeavesPromptsToTheHost(string fixture)
+    {
+        // auto (the default) takes prompts to a CUDA compute device only: on the CPU there is nothing to gain, and a model
+        // GroupQueryAttention does not express opens as before.
+        using var model = DecoderModels.Open(
+            ModelPackage.Load(BuiltModels.Get(fixture, split: true)),
+            new OnnxSessionOptions { Device = "cpu", AttentionDevices = ["cpu"], PrefillAttentionOnCompute = null });
+        Assert.False(Assert.IsType<SplitDecoderModel>(model).PrefillOnCompute);
+    }
+
     private static IDecoderModel Open(string fixture, AttentionOverlap overlap, params string[] attentionDevices) =>
         DecoderModels.Open(
             ModelPackage.Load(BuiltModels.Get(fixture, split: true)),

@@ -260,11 +260,12 @@ public sealed class ServerOptionsTests
     }
 
     [Theory]
-    [InlineData(null, false)]
+    [InlineData(null, null)]
+    [InlineData("auto", null)]
     [InlineData("host", false)]
     [InlineData("compute", true)]
     [InlineData("COMPUTE", true)]
-    public void PrefillAttention_IsRead_WithCpuAttention(string? text, bool expected)
+    public void PrefillAttention_IsRead_WithCpuAttention(string? text, bool? expected)
     {
         var options = text is null ? Read(("attention-device", "cpu")) : Read(("attention-device", "cpu,cpu"), ("prefill-attention", text));
         Assert.Equal(expected, options.Session.PrefillAttentionOnCompute);
@@ -273,7 +274,7 @@ public sealed class ServerOptionsTests
     }
 
     [Theory]
-    [InlineData("gpu", "cpu", "--prefill-attention must be host or compute")]
+    [InlineData("gpu", "cpu", "--prefill-attention must be auto, host or compute")]
     [InlineData("compute", null, "--attention-device cpu")]
     [InlineData("compute", "cuda:0", "--attention-device cpu")]
     [InlineData("compute", "cpu,cuda:0", "--attention-device cpu")]
