@@ -3,7 +3,7 @@
 # one run on one machine:
 #
 #   bash bench/run-returning.sh                                  # this machine: the default model on the CPU
-#   APP=/tmp/gpu/app MODEL=/tmp/llama1b/checkpoint-fp16-cuda-split SERVER_ARGS="--device cuda" KV_CACHE=2g \
+#   APP=/tmp/gpu/app MODEL=/tmp/llama1b/checkpoint-fp16-cuda-split SERVER_ARGS="--device cuda --max-model-len 16384" KV_CACHE=2g \
 #     HOST_TIER=32g INPUT_LEN=4096 CONVERSATIONS=64 bash bench/run-returning.sh   # the GPU machine (staged app)
 #
 # CONVERSATIONS first turns (INPUT_LEN random prompt ids, OUTPUT_LEN greedy tokens) all leave before any returns, so
