@@ -140,7 +140,8 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>
     /// Whether rows that start at position 0 attend over themselves on the compute device (<c>--prefill-attention
-    /// compute</c>, <see cref="PromptAttention"/>), the host backends only appending their KV.
+    /// compute</c>, or <c>auto</c> on a CUDA compute device where it applies; <see cref="PromptAttention"/>), the host
+    /// backends only appending their KV.
     /// </summary>
     public bool PrefillOnCompute => PrefillMinTokens > 0;
 
@@ -242,7 +243,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
         if (options.PrefillAttentionOnCompute == true && !PromptAttention.Serves(attention))
         {
-            throw new ExecutionProviderException("--prefill-attention compute runs prompt attention as GroupQueryAttention: this model has a layer it does not express (MLA's latent attention, or no attention layer); leave --prefill-attention host");
+            throw new ExecutionProviderException("--prefill-attention compute runs prompt attention as GroupQueryAttention: this model has a layer it does not express (MLA's latent attention, or no attention layer); use --prefill-attention auto or host");
         }
 
         var genAi = Path.Combine(package.Directory, "genai_config.json");
