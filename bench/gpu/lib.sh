@@ -3,6 +3,12 @@
 # report, an HTTP readiness probe, a wait for the server's readiness and one load-generator level. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
+# The server reads unprefixed environment variables as its flags (README "Command line": every flag is a configuration
+# key), so these scripts' own knobs that share a flag's name would reach every server they start: DETERMINISTIC=0 stopped
+# one ("--deterministic must be true or false, not '0'"), DTYPE=int4 would ask a built model for --dtype int4. They stay
+# shell variables for the scripts and are no longer exported to the servers (the scripts pass the flags they mean).
+export -n DETERMINISTIC DTYPE DEVICE MODEL PORT 2>/dev/null || true
+
 elapsed() { echo $(( SECONDS - START )); }
 
 # The timeout for a step that wants $1 seconds while $2 seconds stay kept for what comes after; at least 1 (never
