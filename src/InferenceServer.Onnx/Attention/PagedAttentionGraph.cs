@@ -90,9 +90,7 @@ internal static class PagedAttentionGraph
             graph.Initializer.Add(Int64s("mask_axis", 2));
             graph.Node.Add(Node("Reshape", "attention_heads", [attention, "heads_shape"]));
             graph.Node.Add(Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
-            var cast = Node("Cast", "mask_t", ["mask_3d"]);
-            cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)t });
-            graph.Node.Add(cast);
+            graph.Node.Add(Cast("mask_t", "mask_3d", t));
             graph.Node.Add(Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
             var reshape = Node("Reshape", "attention_rows", ["attention_masked", "rows_shape"]);
             reshape.Output[0] = Output;
@@ -115,6 +113,22 @@ internal static class PagedAttentionGraph
         node.Input.AddRange(inputs);
         node.Output.Add(name);
         return node;
+    }
+
+    /// <summary>A <c>Cast</c> of <paramref name="input"/> to <paramref name="to"/> whose output is named <paramref name="name"/>.</summary>
+    internal static NodeProto Cast(string name, string input, TensorProto.Types.DataType to)
+    {
+        var node = Node("Cast", name, [input]);
+        node.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)to });
+        return node;
+    }
+
+    /// <summary>An int64 scalar initializer (shape []).</summary>
+    internal static TensorProto Int64Scalar(string name, long value)
+    {
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        tensor.Int64Data.Add(value);
+        return tensor;
     }
 
     /// <summary>An int64 initializer of shape [values].</summary>

@@ -59,10 +59,8 @@ internal static class PromptAttentionGraph
         graph.Initializer.Add(PagedAttentionGraph.Int64s("q_shape", 1, -1, heads * d));
         graph.Initializer.Add(PagedAttentionGraph.Int64s("kv_shape", 1, -1, kvHeads * d));
         graph.Initializer.Add(PagedAttentionGraph.Int64s("rows_shape", -1, heads * d));
-        graph.Initializer.Add(PagedAttentionGraph.Int64s("zero", 0));
-        graph.Initializer.Add(PagedAttentionGraph.Int64s("one", 1));
-        graph.Initializer[^2].Dims.Clear();
-        graph.Initializer[^1].Dims.Clear();
+        graph.Initializer.Add(PagedAttentionGraph.Int64Scalar("zero", 0));
+        graph.Initializer.Add(PagedAttentionGraph.Int64Scalar("one", 1));
         graph.Initializer.Add(PagedAttentionGraph.Int64s("axis0", 0));
         // The empty past, [1, kv_heads, 0, d]: prompt mode, present = the chunk's own keys and values.
         foreach (var name in (string[])["past_key", "past_value"])
@@ -79,10 +77,10 @@ internal static class PromptAttentionGraph
         var length = PagedAttentionGraph.Node("Gather", "length", ["key_shape", "zero"]);
         length.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
         graph.Node.Add(length);
-        graph.Node.Add(Cast("total_sequence_length", "length", TensorProto.Types.DataType.Int32));
+        graph.Node.Add(PagedAttentionGraph.Cast("total_sequence_length", "length", TensorProto.Types.DataType.Int32));
         graph.Node.Add(PagedAttentionGraph.Node("Sub", "last_index", ["length", "one"]));
         graph.Node.Add(PagedAttentionGraph.Node("Unsqueeze", "last_index_1d", ["last_index", "axis0"]));
-        graph.Node.Add(Cast("seqlens_k", "last_index_1d", TensorProto.Types.DataType.Int32));
+        graph.Node.Add(PagedAttentionGraph.Cast("seqlens_k", "last_index_1d", TensorProto.Types.DataType.Int32));
         var node = new NodeProto { OpType = "GroupQueryAttention", Name = "attention", Domain = "com.microsoft" };
         node.Input.AddRange(["q_3d", "k_3d", "v_3d", "past_key", "past_value", "seqlens_k", "total_sequence_length"]);
         node.Output.AddRange(["attention_3d", "present_key", "present_value"]);
@@ -99,7 +97,7 @@ internal static class PromptAttentionGraph
             graph.Initializer.Add(PagedAttentionGraph.Int64s("mask_axis", 2));
             graph.Node.Add(PagedAttentionGraph.Node("Reshape", "attention_heads", ["attention_3d", "heads_shape"]));
             graph.Node.Add(PagedAttentionGraph.Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
-            graph.Node.Add(Cast("mask_t", "mask_3d", t));
+            graph.Node.Add(PagedAttentionGraph.Cast("mask_t", "mask_3d", t));
             graph.Node.Add(PagedAttentionGraph.Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
             graph.Node.Add(PagedAttentionGraph.Node("Reshape", Output, ["attention_masked", "rows_shape"]));
         }
@@ -113,12 +111,5 @@ internal static class PromptAttentionGraph
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 23 });
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
         return model.ToByteArray();
-    }
-
-    private static NodeProto Cast(string name, string input, TensorProto.Types.DataType to)
-    {
-        var node = PagedAttentionGraph.Node("Cast", name, [input]);
-        node.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)to });
-        return node;
     }
 }

@@ -88,7 +88,10 @@ public sealed class OnnxSessionOptions
     /// what the host's cores need for the attention of a 100-130-token prompt of the 1B-8B shapes (4 x heads x head width
     /// x n^2 / 2 FLOP at ~0.6 TFLOP/s on 16 cores), so shorter prompts stay on the host. Tests set 1.
     /// </summary>
-    public int PrefillAttentionMinTokens { get; set; } = 128;
+    public int PrefillAttentionMinTokens { get; set; } = DefaultPrefillAttentionMinTokens;
+
+    /// <summary>The default of <see cref="PrefillAttentionMinTokens"/> (<c>--prefill-attention-min-tokens</c>).</summary>
+    public const int DefaultPrefillAttentionMinTokens = 128;
 
     /// <summary>
     /// Whether a split model's CUDA segments (and attention on the same GPU) run on one CUDA stream of the server's, the

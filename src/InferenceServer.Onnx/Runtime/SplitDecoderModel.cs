@@ -220,12 +220,13 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             attentionDevices[i] = ParseAttentionDevice(options.AttentionDevices[i]);
         }
 
-        if (options.HostKvElementType is not null && attentionDevices.Any(static d => d.IsCuda))
+        var hostPoolsOnly = attentionDevices.All(static d => !d.IsCuda);
+        if (options.HostKvElementType is not null && !hostPoolsOnly)
         {
             throw new ExecutionProviderException("--kv-cache-dtype sets the host pools' type: every --attention-device must be cpu (a GPU pool stores the segments' own type)");
         }
 
-        if (options.PrefillAttentionOnCompute == true && attentionDevices.Any(static d => d.IsCuda))
+        if (options.PrefillAttentionOnCompute == true && !hostPoolsOnly)
         {
             throw new ExecutionProviderException("--prefill-attention compute moves prompt attention off the host: every --attention-device must be cpu (a GPU attention device attends prompts on the GPU already)");
         }
@@ -297,7 +298,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             Stream = stream,
             // --prefill-attention: auto takes prompts to a CUDA compute device wherever the host pools are the only ones and
             // the layers are GroupQueryAttention's shape (measured on the H100: 2,048-token prompts' TTFT 4-5x lower).
-            PrefillMinTokens = (options.PrefillAttentionOnCompute ?? (segmentDevice.IsCuda && attentionDevices.All(static d => !d.IsCuda) && PromptAttention.Serves(attention)))
+            PrefillMinTokens = (options.PrefillAttentionOnCompute ?? (segmentDevice.IsCuda && hostPoolsOnly && PromptAttention.Serves(attention)))
                 ? Math.Max(1, options.PrefillAttentionMinTokens)
                 : 0,
             SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },

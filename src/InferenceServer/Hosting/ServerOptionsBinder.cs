@@ -70,7 +70,7 @@ internal static class ServerOptionsBinder
                 AttentionDevices = ReadAttentionDevices(configuration),
                 AttentionOverlap = ReadOverlap(Text(configuration, "attention-overlap")),
                 PrefillAttentionOnCompute = ReadPrefillAttention(Text(configuration, "prefill-attention")),
-                PrefillAttentionMinTokens = ReadInt(configuration, "prefill-attention-min-tokens", 128, 1),
+                PrefillAttentionMinTokens = ReadInt(configuration, "prefill-attention-min-tokens", OnnxSessionOptions.DefaultPrefillAttentionMinTokens, 1),
                 HostKvElementType = ReadKvCacheDtype(Text(configuration, "kv-cache-dtype")),
                 SplitOneStream = ReadBool(configuration, "split-one-stream"),
             },

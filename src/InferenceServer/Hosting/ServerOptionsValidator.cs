@@ -32,15 +32,17 @@ internal sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"--deterministic cuts prompts at multiples of {scheduler.PrefillChunkAlignment} positions, so --max-num-batched-tokens ({scheduler.MaxNumBatchedTokens}) must be at least {scheduler.PrefillChunkAlignment} + --max-num-seqs ({scheduler.MaxNumSeqs}) = {scheduler.PrefillChunkAlignment + scheduler.MaxNumSeqs}: room for a prompt's next piece beside a full batch of decodes"));
         }
 
+        // Both flags below act on the host KV pools of cpu attention devices: only when every attention device is cpu.
         var session = options.Session;
-        if (session.HostKvElementType is { } kvType && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
+        var hostPoolsOnly = session.AttentionDevices.Count > 0 && session.AttentionDevices.All(static d => d.Equals("cpu", StringComparison.OrdinalIgnoreCase));
+        if (session.HostKvElementType is { } kvType && !hostPoolsOnly)
         {
             failures.Add($"--kv-cache-dtype {kvType.ToName()} sets the type of the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --kv-cache-dtype auto (the fused runners and GPU pools keep the model's own KV type)");
         }
 
-        if (session.PrefillAttentionOnCompute == true && (session.AttentionDevices.Count == 0 || session.AttentionDevices.Any(static d => !d.Equals("cpu", StringComparison.OrdinalIgnoreCase))))
+        if (session.PrefillAttentionOnCompute == true && !hostPoolsOnly)
         {
-            failures.Add("--prefill-attention compute moves the attention of prompts off the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --prefill-attention host (a fused runner or a GPU attention device attends prompts on the GPU already)");
+            failures.Add("--prefill-attention compute moves the attention of prompts off the host KV pools of --attention-device cpu: give --attention-device cpu (and only cpu entries), or leave --prefill-attention auto or host (a fused runner or a GPU attention device attends prompts on the GPU already)");
         }
 
         var grpc = options.Grpc;

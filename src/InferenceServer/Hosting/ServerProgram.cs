@@ -255,7 +255,7 @@ internal static partial class ServerProgram
 
         if (split.PrefillOnCompute)
         {
-            log.Info($"model {model.Name}: --prefill-attention compute: rows that start at position 0 attend over themselves on {split.Device} (GroupQueryAttention); the host pools only store their KV");
+            log.Info($"model {model.Name}: prefill attention on {split.Device} (--prefill-attention): rows that start at position 0 attend over themselves there (GroupQueryAttention); the host pools only store their KV");
         }
 
         if (!hostOnly && split.Overlap == AttentionOverlap.On)

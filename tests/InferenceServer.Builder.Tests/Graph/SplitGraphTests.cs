@@ -159,6 +159,15 @@ public sealed class SplitGraphTests
         // The first chunk returns no logits (the LM head segment is skipped) and the second continues on its past.
         using var model = Open(fixture, "cpu", "cpu");
         using var runner = model.CreateRunner(128, BlockSize);
+        AssertChunkedGreedy(runner, fixture);
+    }
+
+    /// <summary>
+    /// Each of <paramref name="fixture"/>'s prompts decoded in chunks (<see cref="BuiltDecoderTests.DecodeChunked"/>) over
+    /// 128 blocks split between two backends, against transformers' greedy tokens.
+    /// </summary>
+    internal static void AssertChunkedGreedy(IModelRunner runner, string fixture)
+    {
         foreach (var (prompt, greedy, _) in BuiltModels.References(fixture))
         {
             // Blocks from the end of the second backend's range down, then the first's: one run on each side.

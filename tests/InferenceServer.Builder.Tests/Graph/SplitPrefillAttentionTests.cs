@@ -15,7 +15,6 @@ namespace InferenceServer.Builder.Tests.Graph;
 public sealed class SplitPrefillAttentionTests
 {
     private const int BlockSize = SplitGraphTests.BlockSize;
-    private const int GreedySteps = SplitGraphTests.GreedySteps;
 
     [Theory]
     [InlineData("llama-gqa")]
@@ -54,12 +53,7 @@ public sealed class SplitPrefillAttentionTests
     {
         using var model = Open(fixture, AttentionOverlap.Off, "cpu", "cpu");
         using var runner = model.CreateRunner(128, BlockSize);
-        foreach (var (prompt, greedy, _) in BuiltModels.References(fixture))
-        {
-            var count = ((prompt.Length + GreedySteps) / BlockSize) + 1;
-            var table = Enumerable.Range(0, count).Select(j => j < count / 2 ? 127 - j : j).ToArray();
-            Assert.Equal(greedy, BuiltDecoderTests.DecodeChunked(runner, prompt, table, GreedySteps));
-        }
+        SplitGraphTests.AssertChunkedGreedy(runner, fixture);
     }
 
     [Fact]
