@@ -15,6 +15,7 @@ internal sealed class HostKvTier : IDisposable
     private const int None = -1;
 
     private readonly HostBlockArena _arena;
+    private readonly IDisposable? _pin;
     private readonly IKvBlockTransfer _transfer;
     private readonly int _blockSize;
     private readonly int[] _tokens;
@@ -35,6 +36,7 @@ internal sealed class HostKvTier : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         _arena = new HostBlockArena(slotCount, transfer.BlockBytes);
         _transfer = transfer;
+        _pin = transfer.PinHost(_arena.Start, _arena.Bytes);
         _blockSize = blockSize;
         _tokens = new int[slotCount * blockSize];
         _hashes = new ulong[slotCount];
@@ -57,6 +59,9 @@ internal sealed class HostKvTier : IDisposable
 
     /// <summary>Bytes of one slot.</summary>
     public int BlockBytes => _arena.SlotBytes;
+
+    /// <summary>Whether the runner page-locked the tier's memory (<see cref="IKvBlockTransfer.PinHost"/>): its copies are then queued, not waited for one by one.</summary>
+    public bool Pinned => _pin is not null;
 
     /// <summary>Slots owned by preempted sequences (the tier's blocks in use).</summary>
     public int OwnedSlots => Volatile.Read(ref _owned);
@@ -170,7 +175,11 @@ internal sealed class HostKvTier : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _arena.Dispose();
+    public void Dispose()
+    {
+        _pin?.Dispose();
+        _arena.Dispose();
+    }
 
     private bool TryTakeSlot(out int slot)
     {

@@ -129,7 +129,7 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         _kv.HostTier = new HostKvTier(slots, runner.BlockSize, transfer);
-        SchedulerLog.HostTierReady(logger, slots, transfer.BlockBytes, (long)slots * transfer.BlockBytes);
+        SchedulerLog.HostTierReady(logger, slots, transfer.BlockBytes, (long)slots * transfer.BlockBytes, _kv.HostTier.Pinned);
     }
 
     /// <summary>Copies <paramref name="sequence"/>'s full computed blocks, in order and as many as fit, to the host tier.</summary>

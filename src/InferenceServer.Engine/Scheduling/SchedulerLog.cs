@@ -27,8 +27,8 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 1006, EventName = "BlockSizeRaised", Level = LogLevel.Information, Message = "KV block size {Requested} raised to {BlockSize}: the model's attention kernel reads whole pages of that many tokens.")]
     public static partial void BlockSizeRaised(ILogger logger, int requested, int blockSize);
 
-    [LoggerMessage(EventId = 1007, EventName = "HostKvTierReady", Level = LogLevel.Information, Message = "Host KV tier: {Blocks} blocks of {BlockBytes} bytes ({Bytes} bytes) for preempted sequences and evicted prefix blocks.")]
-    public static partial void HostTierReady(ILogger logger, int blocks, int blockBytes, long bytes);
+    [LoggerMessage(EventId = 1007, EventName = "HostKvTierReady", Level = LogLevel.Information, Message = "Host KV tier: {Blocks} blocks of {BlockBytes} bytes ({Bytes} bytes) for preempted sequences and evicted prefix blocks; page-locked for queued copies: {Pinned}.")]
+    public static partial void HostTierReady(ILogger logger, int blocks, int blockBytes, long bytes, bool pinned);
 
     [LoggerMessage(EventId = 1008, EventName = "HostKvTierUnavailable", Level = LogLevel.Warning, Message = "--host-kv-cache-memory is ignored: the {Runner} runner cannot copy KV blocks to the host yet; preemption recomputes.")]
     public static partial void HostTierUnavailable(ILogger logger, string runner);

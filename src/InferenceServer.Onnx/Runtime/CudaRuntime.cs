@@ -6,7 +6,7 @@ namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// The few CUDA runtime calls the device KV store needs that ONNX Runtime's C# API does not offer: one allocation per
-/// pool, zeroing it once, and the device's free memory for sizing the cache. The library is the CUDA 13 runtime that
+/// pool, zeroing it once, the device's free memory for sizing the cache, and the host KV tier's page-locked block copies. The library is the CUDA 13 runtime that
 /// ONNX Runtime's CUDA provider itself loads (<c>libcudart.so.13</c>), resolved on first use.
 /// </summary>
 internal static partial class CudaRuntime
@@ -74,6 +74,24 @@ internal static partial class CudaRuntime
     /// <summary>Copies <paramref name="bytes"/> from device <paramref name="source"/> to host <paramref name="destination"/>; returns when done.</summary>
     public static void CopyToHost(IntPtr destination, IntPtr source, long bytes) =>
         Check(cudaMemcpy(destination, source, (nuint)bytes, DeviceToHost), "cudaMemcpy");
+
+    /// <summary>
+    /// Queues a copy of <paramref name="bytes"/> on <paramref name="stream"/>, host to device when <paramref name="toDevice"/>
+    /// else device to host. Asynchronous only where the host side is page-locked (<see cref="RegisterHost"/>); from
+    /// pageable memory the driver stages it and returns when the host bytes are consumed.
+    /// </summary>
+    public static void CopyAsync(IntPtr destination, IntPtr source, long bytes, bool toDevice, IntPtr stream) =>
+        Check(cudaMemcpyAsync(destination, source, (nuint)bytes, toDevice ? HostToDevice : DeviceToHost, stream), "cudaMemcpyAsync");
+
+    /// <summary>
+    /// Page-locks <paramref name="bytes"/> of host memory at <paramref name="pointer"/> (<c>cudaHostRegister</c>) so copies
+    /// to and from it run at the link's rate without the driver's staging buffer; false (and the memory left pageable)
+    /// when the driver refuses.
+    /// </summary>
+    public static bool RegisterHost(IntPtr pointer, long bytes) => cudaHostRegister(pointer, (nuint)bytes, 0) == 0;
+
+    /// <summary>Undoes <see cref="RegisterHost"/>.</summary>
+    public static void UnregisterHost(IntPtr pointer) => _ = cudaHostUnregister(pointer);
 
     /// <summary>
     /// Copies <paramref name="bytes"/> from <paramref name="source"/> on device <paramref name="sourceDevice"/> to
@@ -155,6 +173,15 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpy(IntPtr destination, IntPtr source, nuint count, int kind);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemcpyAsync(IntPtr destination, IntPtr source, nuint count, int kind, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaHostRegister(IntPtr pointer, nuint size, uint flags);
+
+    [LibraryImport(Library)]
+    private static partial int cudaHostUnregister(IntPtr pointer);
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpyPeer(IntPtr destination, int destinationDevice, IntPtr source, int sourceDevice, nuint count);

@@ -28,6 +28,12 @@ internal sealed unsafe class HostBlockArena : IDisposable
     /// <summary>Bytes of one slot (one KV block).</summary>
     public int SlotBytes { get; }
 
+    /// <summary>The first slot's first byte (the arena is one allocation of <see cref="Bytes"/>); valid until disposed.</summary>
+    public IntPtr Start => (IntPtr)_memory.Pointer;
+
+    /// <summary>Bytes of all slots together.</summary>
+    public long Bytes => (long)SlotCount * SlotBytes;
+
     /// <summary>The bytes of slot <paramref name="slot"/>; valid until the arena is disposed.</summary>
     public Span<byte> Slot(int slot)
     {

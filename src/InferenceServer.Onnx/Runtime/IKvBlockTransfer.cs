@@ -4,7 +4,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// <summary>
 /// Copies one KV block (every layer, keys and values, in the store's own element type and layout) out of a runner's
 /// store into host bytes and back in (ADR 0009): the host KV tier's only access to the runner's memory. Block ids are
-/// the KV-cache manager's global ids. Called on the scheduler thread between steps; copies complete before returning.
+/// the KV-cache manager's global ids. Called on the scheduler thread between steps. A copy to or from memory given to
+/// <see cref="PinHost"/> may still be running when the call returns: copies run in the order they were asked for, and all
+/// of them have finished before the runner's next step touches its KV (or it is disposed, or the pin is released), so
+/// the caller must only leave those host bytes alone until then. Every other copy completes before returning.
 /// </summary>
 public interface IKvBlockTransfer
 {
@@ -22,4 +25,12 @@ public interface IKvBlockTransfer
 
     /// <summary>Overwrites block <paramref name="block"/> with bytes from <see cref="CopyOut"/> (<see cref="BlockBytes"/> bytes).</summary>
     void CopyIn(int block, ReadOnlySpan<byte> source);
+
+    /// <summary>
+    /// Prepares <paramref name="bytes"/> of native host memory at <paramref name="pointer"/>, which must not move or be
+    /// freed before the returned handle is disposed, for fast copies (a CUDA runner page-locks it, and its copies to and
+    /// from it are queued on a stream of their own); null when this runner has nothing to gain (host stores copy with memcpy).
+    /// Disposing the handle waits for the copies still queued and undoes the preparation.
+    /// </summary>
+    IDisposable? PinHost(IntPtr pointer, long bytes) => null;
 }

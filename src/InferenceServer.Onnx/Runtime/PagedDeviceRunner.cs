@@ -109,6 +109,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
 
+        FinishTransfers();
         if (_deterministic)
         {
             ForwardInPieces(batch, logits);
@@ -340,6 +341,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// <summary>Frees the device pools and the binding.</summary>
     public void Dispose()
     {
+        FinishTransfers();
+        CudaRuntime.DestroyStream(_transferStream);
+        _transferStream = IntPtr.Zero;
         _binding.Dispose();
         foreach (var value in _poolValues)
         {

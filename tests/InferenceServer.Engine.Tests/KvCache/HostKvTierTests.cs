@@ -85,10 +85,36 @@ public sealed class HostKvTierTests
         Assert.Equal(1, store.CopiesOut);
     }
 
+    [Fact]
+    public void TheArena_IsPinnedWhereTheRunnerOffers_EveryCopyUsesThePinnedBytes_AndThePinIsReleasedOnDispose()
+    {
+        var plain = new ByteStore(4, 16);
+        using (var unpinned = new HostKvTier(2, BlockSize, plain))
+        {
+            Assert.False(unpinned.Pinned);
+        }
+
+        var store = new ByteStore(4, 16, offersPin: true);
+        var tier = new HostKvTier(3, BlockSize, store);
+        Assert.True(tier.Pinned);
+        Assert.Equal(3 * 16, store.PinnedBytes);
+        store.Fill(1, 9);
+        var owned = new List<int>();
+        Assert.True(tier.TrySwapOut(new BlockId(1), owned));
+        tier.Demote(new BlockId(0), 5, [1, 2, 3, 4]);
+        tier.SwapIn(owned[0], new BlockId(2));
+        Assert.Equal(store.Block(1), store.Block(2));
+        Assert.Equal((3, 0), (store.CopiesInPinnedBytes, store.CopiesOutsidePinnedBytes));
+        Assert.False(store.PinReleased);
+        tier.Dispose();
+        Assert.True(store.PinReleased);
+    }
+
     /// <summary>Blocks of bytes in managed memory: the copy contract without a model.</summary>
-    private sealed class ByteStore(int blocks, int blockBytes) : IKvBlockTransfer
+    private sealed unsafe class ByteStore(int blocks, int blockBytes, bool offersPin = false) : IKvBlockTransfer
     {
         private readonly byte[] _bytes = new byte[blocks * blockBytes];
+        private IntPtr _pinStart;
 
         public int BlockBytes => blockBytes;
 
@@ -96,16 +122,55 @@ public sealed class HostKvTierTests
 
         public int CopiesOut { get; private set; }
 
-        public void CopyIn(int block, ReadOnlySpan<byte> source) => source.CopyTo(_bytes.AsSpan(block * blockBytes, blockBytes));
+        public long PinnedBytes { get; private set; }
+
+        public int CopiesInPinnedBytes { get; private set; }
+
+        public int CopiesOutsidePinnedBytes { get; private set; }
+
+        public bool PinReleased { get; private set; }
+
+        public void CopyIn(int block, ReadOnlySpan<byte> source)
+        {
+            CountPinned(source);
+            source.CopyTo(_bytes.AsSpan(block * blockBytes, blockBytes));
+        }
 
         public void CopyOut(int block, Span<byte> destination)
         {
+            CountPinned(destination);
             CopiesOut++;
             _bytes.AsSpan(block * blockBytes, blockBytes).CopyTo(destination);
+        }
+
+        public IDisposable? PinHost(IntPtr pointer, long bytes)
+        {
+            if (!offersPin)
+            {
+                return null;
+            }
+
+            (_pinStart, PinnedBytes) = (pointer, bytes);
+            return new Release(this);
         }
 
         public void Fill(int block, byte value) => _bytes.AsSpan(block * blockBytes, blockBytes).Fill(value);
 
         public byte[] Block(int block) => _bytes.AsSpan(block * blockBytes, blockBytes).ToArray();
+
+        private void CountPinned(ReadOnlySpan<byte> host)
+        {
+            fixed (byte* start = host)
+            {
+                var inside = _pinStart != IntPtr.Zero && !PinReleased && start >= (byte*)_pinStart && start + host.Length <= (byte*)_pinStart + PinnedBytes;
+                CopiesInPinnedBytes += inside ? 1 : 0;
+                CopiesOutsidePinnedBytes += inside ? 0 : 1;
+            }
+        }
+
+        private sealed class Release(ByteStore store) : IDisposable
+        {
+            public void Dispose() => store.PinReleased = true;
+        }
     }
 }
