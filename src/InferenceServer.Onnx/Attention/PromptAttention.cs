@@ -94,6 +94,31 @@ internal sealed class PromptAttention : IDisposable
     }
 
     /// <summary>
+    /// The token ranges of a step of <paramref name="tokens"/> packed tokens that <paramref name="rows"/> (from
+    /// <see cref="FreshRows"/>, in order) leave out, into <paramref name="rest"/> (cleared first): the rows whose queries
+    /// the host still reads.
+    /// </summary>
+    public static void Rest(List<(int Offset, int Count)> rows, int tokens, List<(int Offset, int Count)> rest)
+    {
+        rest.Clear();
+        var next = 0;
+        foreach (var (offset, count) in rows)
+        {
+            if (offset > next)
+            {
+                rest.Add((next, offset - next));
+            }
+
+            next = offset + count;
+        }
+
+        if (tokens > next)
+        {
+            rest.Add((next, tokens - next));
+        }
+    }
+
+    /// <summary>
     /// Attention call <paramref name="call"/> (<paramref name="spec"/>) for each of <paramref name="rows"/>: reads its q,
     /// k, v (and MoH mask) rows from the step's buffers and writes its output rows into <paramref name="output"/>, run with
     /// the step's <paramref name="options"/> (on one CUDA stream they only queue).

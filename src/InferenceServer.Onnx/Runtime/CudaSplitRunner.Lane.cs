@@ -37,6 +37,7 @@ internal sealed partial class CudaSplitRunner
         private float[] _partOutput = [];
         private float[] _partLse = [];
         private readonly List<(int Offset, int Count)> _fresh = [];
+        private readonly List<(int Offset, int Count)> _rest = [];
         private DeviceTensorBuffer<ushort> _hidden;
         private DeviceTensorBuffer<ushort> _next;
         private int _logitRows;
@@ -155,6 +156,7 @@ internal sealed partial class CudaSplitRunner
             if (_runner._prompt is not null)
             {
                 PromptAttention.FreshRows(batch, _model.PrefillMinTokens, _fresh);
+                PromptAttention.Rest(_fresh, Tokens, _rest);
             }
 
             _hidden = _hiddenA;
@@ -174,11 +176,25 @@ internal sealed partial class CudaSplitRunner
             return ticks;
         }
 
-        /// <summary>Copies attention call <paramref name="call"/>'s q, k, v (and mask) rows to their pinned host sides.</summary>
+        /// <summary>
+        /// Copies attention call <paramref name="call"/>'s q, k, v (and mask) rows to their pinned host sides; the q of rows
+        /// that attend on the device (<see cref="PromptAttention"/>) stays there: the host only appends their k and v.
+        /// </summary>
         public void SendToHost(int call)
         {
             var spec = _model.Attention[call];
-            Q.Download(Tokens * spec.QueryWidth);
+            if (_fresh.Count == 0)
+            {
+                Q.Download(Tokens * spec.QueryWidth);
+            }
+            else
+            {
+                foreach (var (offset, count) in _rest)
+                {
+                    Q.DownloadRange(offset * spec.QueryWidth, count * spec.QueryWidth);
+                }
+            }
+
             K.Download(Tokens * spec.KvHeads * spec.KeyWidth);
             V.Download(Tokens * spec.KvHeads * spec.ValueWidth);
             if (spec.HeadMasked)
@@ -208,7 +224,21 @@ internal sealed partial class CudaSplitRunner
             var q = _qFloat.AsSpan(0, tokens * spec.QueryWidth);
             var k = _kFloat.AsSpan(0, tokens * spec.KvHeads * spec.KeyWidth);
             var v = _vFloat.AsSpan(0, tokens * spec.KvHeads * spec.ValueWidth);
-            _runner.Widen(Q.Host(q.Length), q);
+            if (_fresh.Count == 0)
+            {
+                _runner.Widen(Q.Host(q.Length), q);
+            }
+            else
+            {
+                // The rows attended on the device are never read here (their q was not brought back).
+                var width = spec.QueryWidth;
+                var host = Q.Host(q.Length);
+                foreach (var (offset, count) in _rest)
+                {
+                    _runner.Widen(host.Slice(offset * width, count * width), q.Slice(offset * width, count * width));
+                }
+            }
+
             _runner.Widen(K.Host(k.Length), k);
             _runner.Widen(V.Host(v.Length), v);
             var mask = spec.HeadMasked ? HeadMask.Host(tokens * spec.QueryHeads) : default;

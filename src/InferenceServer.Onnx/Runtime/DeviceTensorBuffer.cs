@@ -85,6 +85,16 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
         return _host.AsSpan(0, length);
     }
 
+    /// <summary>Copies the device side's elements [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>) to the same place of the host side.</summary>
+    public void DownloadRange(int offset, int length)
+    {
+        if (length > 0 && !OnHost)
+        {
+            var size = Marshal.SizeOf<T>();
+            CudaRuntime.CopyToHost(Marshal.UnsafeAddrOfPinnedArrayElement(_host, offset), _deviceData + (nint)((long)offset * size), (long)length * size);
+        }
+    }
+
     /// <summary>The host side's first <paramref name="length"/> elements as they are (what the last <see cref="Download"/> brought back).</summary>
     public ReadOnlySpan<T> Host(int length) => _host.AsSpan(0, length);
 
