@@ -38,6 +38,8 @@
 #
 # Settings (environment): LEVELS (1,64,256), MODES (fused,local,cpu), INPUT_LEN (128), OUTPUT_LEN (128),
 # PROMPTS_PER_CONC (1), MIN_PROMPTS (8), KV_CACHE (8g: the same for every mode; for cpu it is host memory),
+# HOST_KV_CACHE (KV_CACHE: the cpu modes' --kv-cache-memory, host memory, for the KV-bound run where the host holds more),
+# LEVEL_S (60, 90 from 256: each level's time limit), WARMUP_MAX (16: warm-up requests are min(concurrency, this), at least 2),
 # MAX_NUM_BATCHED_TOKENS (8192), PORT (18610), BUDGET_S (530), SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
 # WORK (/tmp/llama1b), SHAPE (1b; 8b, tiny), TINY (0; 1 = SHAPE=tiny), HOST_TIER (16g), VOCAB (128000), TEACHER (1: the teacher-forced logprob check against transformers fp32,
 # hf_teacher_forced.py / teacher_forced.py / tolerance_report.py, appended to report.md).
@@ -58,6 +60,9 @@ OUTPUT_LEN=${OUTPUT_LEN:-128}
 PROMPTS_PER_CONC=${PROMPTS_PER_CONC:-1}
 MIN_PROMPTS=${MIN_PROMPTS:-8}
 KV_CACHE=${KV_CACHE:-8g}
+HOST_KV_CACHE=${HOST_KV_CACHE:-$KV_CACHE}
+LEVEL_S=${LEVEL_S:-}
+WARMUP_MAX=${WARMUP_MAX:-16}
 MAX_NUM_BATCHED_TOKENS=${MAX_NUM_BATCHED_TOKENS:-8192}
 PORT=${PORT:-18610}
 BUDGET_S=${BUDGET_S:-530}
@@ -126,6 +131,7 @@ trap finish EXIT
     echo "input_len=$INPUT_LEN"
     echo "output_len=$OUTPUT_LEN"
     echo "kv_cache=$KV_CACHE"
+    echo "host_kv_cache=$HOST_KV_CACHE (cpu modes)"
     echo "prompts_rule=max($MIN_PROMPTS, $PROMPTS_PER_CONC x concurrency) requests per level, min(concurrency, 16) warm-up"
 } > "$RUN/meta.txt"
 
@@ -221,7 +227,9 @@ for MODE in "${modes[@]}"; do
     share=$(( (BUDGET_S - $(elapsed)) / remaining ))
     keep=$(( BUDGET_S - $(elapsed) - share ))
     remaining=$(( remaining - 1 ))
-    server_args=(--model "$BUILT" "${mode_args[@]}" --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256
+    kv=$KV_CACHE
+    [[ $MODE == cpu* ]] && kv=$HOST_KV_CACHE
+    server_args=(--model "$BUILT" "${mode_args[@]}" --urls "$URL" --kv-cache-memory "$kv" --max-num-seqs 256
         --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5)
     # shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
     server_args+=(${SERVER_ARGS:-})
@@ -259,8 +267,9 @@ for MODE in "${modes[@]}"; do
     for c in $levels; do
         n=$(( c * PROMPTS_PER_CONC ))
         (( n < MIN_PROMPTS )) && n=$MIN_PROMPTS
-        warm=$(( c < 16 ? (c < 2 ? 2 : c) : 16 ))
-        limit=$(budget $(( c >= 256 ? 90 : 60 )) "$keep")
+        warm=$(( c < WARMUP_MAX ? c : WARMUP_MAX ))
+        (( warm < 2 )) && warm=2
+        limit=$(budget "${LEVEL_S:-$(( c >= 256 ? 90 : 60 ))}" "$keep")
         load_level "$MODE c=$c" "$limit" 5 "$APP/InferenceServer.LoadGenerator" "$c" "$n" "$warm" "$RUN/load-$MODE-$c.json" "$MODE, concurrency $c"
         # Preemptions and the KV in use so far: the KV-bound runs read where each server starts preempting.
         curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used|^inference_split' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
