@@ -12,7 +12,7 @@ namespace InferenceServer.Builder.Graph;
 /// own rotary expression) and logits cast to fp32, as the paged graph does; the MoH head mask stays fp32, computed from the queries cast to fp32. Segment 0 embeds and
 /// projects layer 0's q, k, v; segment s applies layer s-1's attention output (o_proj, residual), the MLPs up to the
 /// next attention layer and that layer's projections; the last ends in the LM head. Norms, projections, RoPE, MoH and
-/// the MLP/MoE are the fused graph's own helpers.
+/// the MLP/MoE are the fused graph's own helpers; the last segment also gives each logit row's argmax (<c>next_tokens</c>).
 /// </summary>
 internal sealed partial class DecoderGraphBuilder
 {
@@ -33,6 +33,9 @@ internal sealed partial class DecoderGraphBuilder
 
     /// <summary>The MoH head mask, [T, heads], 1 for a head the token uses.</summary>
     public const string SplitHeadMask = "head_mask";
+
+    /// <summary>The last segment's argmax of each logit row, [num_logits] int64 (the paged graph's <c>next_tokens</c>).</summary>
+    public const string SplitNextTokens = "next_tokens";
 
     // SplitRotary's position_ids, the one-element offset 0, made once per segment.
     private string? _splitPositions;
@@ -120,7 +123,11 @@ internal sealed partial class DecoderGraphBuilder
                     _g.NodeMulti("Cast", "logits_float", [logitsT], ["logits"], [Attr("to", (long)TensorProto.Types.DataType.Float)], string.Empty);
                 }
 
+                // The greedy token of each logit row on the device, as the paged graph's: a runner that reads it leaves the
+                // logits where they are unless a row needs its distribution.
+                _g.NodeMulti("ArgMax", "next_tokens", ["logits"], [SplitNextTokens], [Attr("axis", 1L), Attr("keepdims", 0L), Attr("select_last_index", 0L)], string.Empty);
                 _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
+                _g.Output(SplitNextTokens, TensorProto.Types.DataType.Int64, "num_logits");
             }
             else
             {

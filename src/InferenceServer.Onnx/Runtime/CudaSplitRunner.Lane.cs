@@ -26,6 +26,7 @@ internal sealed partial class CudaSplitRunner
         private readonly DeviceTensorBuffer<ushort> _ropeCos;
         private readonly DeviceTensorBuffer<ushort> _ropeSin;
         private readonly PinnedTensorBuffer<float> _logits;
+        private readonly PinnedTensorBuffer<long>? _nextTokens;
         private readonly SegmentTensors _io = null!;
         private IAttentionBackend[] _backends = [];
         private long[] _ticks = [];
@@ -41,6 +42,7 @@ internal sealed partial class CudaSplitRunner
         private DeviceTensorBuffer<ushort> _hidden;
         private DeviceTensorBuffer<ushort> _next;
         private int _logitRows;
+        private bool _distributions = true;
 
         public Lane(CudaSplitRunner runner)
         {
@@ -65,12 +67,13 @@ internal sealed partial class CudaSplitRunner
                 Attention = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
                 HeadMask = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, 64);
                 _logits = new PinnedTensorBuffer<float>(_model.Spec.VocabularySize);
+                _nextTokens = _model.HasNextTokens ? new PinnedTensorBuffer<long>(256) : null;
                 for (var s = 0; s < _bindings.Length; s++)
                 {
                     _bindings[s] = new StepBinding(_model.Segments[s], synchronize: _model.Stream == IntPtr.Zero);
                 }
 
-                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits);
+                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits, _nextTokens, memory);
             }
             catch
             {
@@ -116,6 +119,7 @@ internal sealed partial class CudaSplitRunner
             var tokens = batch.TokenCount;
             Tokens = tokens;
             _logitRows = batch.LogitRowCount;
+            _distributions = batch.DistributionsWanted || _nextTokens is null;
             SplitStep.Pack(batch, _runner.BlockSize, _ids.Reserve(tokens), _positions.Reserve(tokens));
             batch.WriteLogitIndices(_logitsIndices.Reserve(Math.Max(1, _logitRows)));
             _ids.Upload(tokens);
@@ -133,7 +137,12 @@ internal sealed partial class CudaSplitRunner
             _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
             _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
             Attention.Reserve(tokens * r._maxOutputWidth);
-            _logits.Reserve(Math.Max(1, _logitRows) * _model.Spec.VocabularySize);
+            if (_distributions)
+            {
+                _logits.Reserve(Math.Max(1, _logitRows) * _model.Spec.VocabularySize);
+            }
+
+            _nextTokens?.Reserve(Math.Max(1, _logitRows));
             if (_backends.Length > 0)
             {
                 Grow(ref _qFloat, tokens * r._maxQueryWidth);
@@ -171,7 +180,7 @@ internal sealed partial class CudaSplitRunner
         /// </summary>
         public long RunSegment(int s)
         {
-            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _hidden, _next, _runner._runOptions);
+            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _distributions, _hidden, _next, _runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
             return ticks;
         }
@@ -289,6 +298,9 @@ internal sealed partial class CudaSplitRunner
         /// <summary>The logit rows of the last step.</summary>
         public ReadOnlySpan<float> Logits(int length) => _logits.Read(length);
 
+        /// <summary>The argmax of each logit row of the last step (a model with <c>next_tokens</c> only).</summary>
+        public ReadOnlySpan<long> NextTokens(int rows) => _nextTokens!.Read(rows);
+
         /// <summary>Disposes the bindings and buffers (and, for the second lane, its planners; the first lane's are the runner's).</summary>
         public void Dispose()
         {
@@ -315,6 +327,7 @@ internal sealed partial class CudaSplitRunner
             _logitsIndices?.Dispose();
             HeadMask?.Dispose();
             _logits?.Dispose();
+            _nextTokens?.Dispose();
         }
     }
 }

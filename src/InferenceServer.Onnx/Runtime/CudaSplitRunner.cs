@@ -210,6 +210,12 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     /// <summary>Packed rows: decodes and prefill chunks run in one call.</summary>
     public bool RunsMixedBatches => true;
 
+    /// <summary>
+    /// A build whose last segment gives <c>next_tokens</c> brings back each row's argmax every step and the logits only
+    /// when some row needs its distribution (as <see cref="PagedDeviceRunner"/> does); an older build, the logits always.
+    /// </summary>
+    public bool ReportsArgmax => _model.HasNextTokens;
+
     /// <summary>Bytes of KV memory the attention backends hold.</summary>
     public long KvBytes
     {
@@ -245,7 +251,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     {
         var logitRows = batch.LogitRowCount;
         var vocab = Spec.VocabularySize;
-        if (logits.Length < logitRows * vocab)
+        var distributions = batch.DistributionsWanted || !ReportsArgmax;
+        if (distributions && logits.Length < logitRows * vocab)
         {
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
@@ -260,14 +267,36 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             SplitStep.Cut(batch, ref _lastSplit, _halves);
             denseTicks = SplitStep.RunOverlapped(_lanes, _halves, _model.Attention.Count, _worker!, _attentionTicks);
             WaitForStream();
-            SplitStep.CopyLogits(_lanes, _halves, logits, vocab);
+            if (ReportsArgmax)
+            {
+                var argmax = batch.Argmax;
+                var first = _halves[0].LogitRowCount;
+                _halves[0].SetArgmax(_lanes[0].NextTokens(first));
+                _halves[0].Argmax.CopyTo(argmax);
+                _halves[1].SetArgmax(_lanes[1].NextTokens(_halves[1].LogitRowCount));
+                _halves[1].Argmax.CopyTo(argmax[first..]);
+            }
+
+            if (distributions)
+            {
+                SplitStep.CopyLogits(_lanes, _halves, logits, vocab);
+            }
+
             offloadBytes = _lanes[0].OffloadBytes + _lanes[1].OffloadBytes;
         }
         else
         {
             (denseTicks, offloadBytes) = ForwardSequential(batch);
             WaitForStream();
-            _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
+            if (ReportsArgmax)
+            {
+                batch.SetArgmax(_lanes[0].NextTokens(logitRows));
+            }
+
+            if (distributions)
+            {
+                _lanes[0].Logits(logitRows * vocab).CopyTo(logits);
+            }
         }
 
         LastStepOverlapped = overlap;

@@ -68,13 +68,17 @@ internal static class MicroBatches
         return best;
     }
 
-    /// <summary>Fills <paramref name="first"/> with rows [0, <paramref name="split"/>) of <paramref name="batch"/> and <paramref name="second"/> with the rest.</summary>
+    /// <summary>
+    /// Fills <paramref name="first"/> with rows [0, <paramref name="split"/>) of <paramref name="batch"/> and
+    /// <paramref name="second"/> with the rest; both want distributions when <paramref name="batch"/> does.
+    /// </summary>
     public static void Split(ForwardBatch batch, int split, ForwardBatch first, ForwardBatch second)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(split);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(split, batch.RowCount);
         first.Clear();
         second.Clear();
+        first.DistributionsWanted = second.DistributionsWanted = batch.DistributionsWanted;
         for (var r = 0; r < batch.RowCount; r++)
         {
             (r < split ? first : second).AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));

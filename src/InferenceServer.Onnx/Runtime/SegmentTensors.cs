@@ -34,12 +34,23 @@ internal sealed class SegmentTensors
     private readonly ITensorViews _attention;
     private readonly ITensorViews _headMask;
     private readonly ITensorViews _logits;
+    private readonly ITensorViews? _nextTokens;
+    private readonly OrtMemoryInfo? _deviceMemory;
+    private int _deviceLogitRows = -1;
 
-    /// <summary>The buffers of a lane: packed inputs, RoPE rows, q, k, v, attention output, MoH mask and logits.</summary>
+    /// <summary>
+    /// The buffers of a lane: packed inputs, RoPE rows, q, k, v, attention output, MoH mask and logits; with
+    /// <paramref name="nextTokens"/> (a model whose last segment gives <c>next_tokens</c>) and <paramref name="deviceMemory"/>,
+    /// the argmax comes back every step and the logits only when the step wants distributions (else they stay in
+    /// <paramref name="deviceMemory"/>, where ONNX Runtime allocates them).
+    /// </summary>
     public SegmentTensors(
         ITensorViews ids, ITensorViews positions, ITensorViews logitsIndices, ITensorViews ropeCos, ITensorViews ropeSin,
-        ITensorViews q, ITensorViews k, ITensorViews v, ITensorViews attention, ITensorViews headMask, ITensorViews logits)
+        ITensorViews q, ITensorViews k, ITensorViews v, ITensorViews attention, ITensorViews headMask, ITensorViews logits,
+        ITensorViews? nextTokens = null, OrtMemoryInfo? deviceMemory = null)
     {
+        _nextTokens = nextTokens;
+        _deviceMemory = deviceMemory;
         _ids = ids;
         _positions = positions;
         _logitsIndices = logitsIndices;
@@ -57,9 +68,10 @@ internal sealed class SegmentTensors
     /// Binds and runs segment <paramref name="s"/> of <paramref name="model"/> over <paramref name="tokens"/> packed
     /// tokens, reading the residual stream from <paramref name="hidden"/> and writing it to <paramref name="next"/>;
     /// returns its Stopwatch ticks. The LM head (the last segment) runs only when <paramref name="logitRows"/> > 0: a step
-    /// of prefill chunks that return no logits has written all its KV by then, and 0 is returned.
+    /// of prefill chunks that return no logits has written all its KV by then, and 0 is returned. Without
+    /// <paramref name="distributions"/> the logits stay on the device where the lane has a <c>next_tokens</c> buffer.
     /// </summary>
-    public long Run(StepBinding binding, SplitDecoderModel model, int s, int tokens, int logitRows, ITensorViews hidden, ITensorViews next, RunOptions options)
+    public long Run(StepBinding binding, SplitDecoderModel model, int s, int tokens, int logitRows, bool distributions, ITensorViews hidden, ITensorViews next, RunOptions options)
     {
         var calls = model.Attention;
         if (s == calls.Count && logitRows == 0)
@@ -92,7 +104,7 @@ internal sealed class SegmentTensors
 
         if (s == calls.Count)
         {
-            binding.Output("logits", _logits.View(logitRows, model.Spec.VocabularySize));
+            BindHead(binding, model, logitRows, distributions);
         }
         else
         {
@@ -115,5 +127,29 @@ internal sealed class SegmentTensors
 
         binding.Run(options);
         return Stopwatch.GetTimestamp() - start;
+    }
+
+    /// <summary>The LM head's outputs: logits to the host buffer, or left on the device beside <c>next_tokens</c>.</summary>
+    private void BindHead(StepBinding binding, SplitDecoderModel model, int logitRows, bool distributions)
+    {
+        if (_nextTokens is null || _deviceMemory is null)
+        {
+            binding.Output("logits", _logits.View(logitRows, model.Spec.VocabularySize));
+            return;
+        }
+
+        binding.Output(SplitDecoderModel.NextTokens, _nextTokens.View(logitRows));
+        if (distributions)
+        {
+            binding.Output("logits", _logits.View(logitRows, model.Spec.VocabularySize));
+            _deviceLogitRows = -1;
+        }
+        else if (_deviceLogitRows != logitRows)
+        {
+            // ONNX Runtime allocates the output on the device and it is never copied back; the value it leaves bound is
+            // reused by the next run of that shape, so it is bound afresh only when the row count changes.
+            binding.OutputTo("logits", _deviceMemory);
+            _deviceLogitRows = logitRows;
+        }
     }
 }

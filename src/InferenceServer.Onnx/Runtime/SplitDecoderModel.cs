@@ -24,6 +24,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<ComputeDevice> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
     {
         _segments = segments;
+        HasNextTokens = segments[^1].OutputMetadata.ContainsKey(NextTokens);
         Spec = spec;
         Attention = attention;
         AttentionDevices = attentionDevices;
@@ -119,6 +120,15 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>The segment sessions, in order.</summary>
     internal IReadOnlyList<InferenceSession> Segments => _segments;
+
+    /// <summary>
+    /// Whether the last segment gives each logit row's argmax (<c>next_tokens</c>; builds before it give logits only), so
+    /// a runner on a GPU can leave the logits there when no row needs its distribution.
+    /// </summary>
+    internal bool HasNextTokens { get; }
+
+    /// <summary>The last segment's argmax output.</summary>
+    internal const string NextTokens = "next_tokens";
 
     /// <summary>Width of the RoPE rows segment 0 hands on.</summary>
     internal int RotaryHalfWidth { get; }

@@ -121,7 +121,7 @@ internal sealed partial class SplitRunner
         /// </summary>
         public long RunSegment(int s)
         {
-            var ticks = _io.Run(_bindings[s], _model, s, _tokens, _logitRows, _hidden, _next, _runner._runOptions);
+            var ticks = _io.Run(_bindings[s], _model, s, _tokens, _logitRows, distributions: true, _hidden, _next, _runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
             return ticks;
         }

@@ -50,6 +50,7 @@ public sealed class HalfSplitGraphTests
             if (s == calls)
             {
                 Assert.Equal(DataType.Float, outputs["logits"]);
+                Assert.Equal(DataType.Int64, outputs["next_tokens"]);
                 continue;
             }
 
@@ -137,6 +138,8 @@ public sealed class HalfSplitGraphTests
                 if (s == calls.Length)
                 {
                     logits = result["logits"].GetTensorDataAsSpan<float>().ToArray();
+                    // The argmax a GPU runner reads instead of the logits: the first maximum, as greedy decoding picks.
+                    Assert.Equal([LogitMath.ArgMax(logits)], result["next_tokens"].GetTensorDataAsSpan<long>().ToArray().Select(t => (int)t));
                     break;
                 }
 
