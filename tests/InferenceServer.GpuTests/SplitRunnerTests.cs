@@ -168,9 +168,14 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     [InlineData("cuda:0")]
     [InlineData("cpu/overlap")]
     [InlineData("cuda:0/stream")]
+    [InlineData("cuda:0/argmax")]
+    [InlineData("cpu/overlap/argmax")]
     public void DecodeStep_SteadyState_AllocatesNothingOnTheHost(string attentionDevice)
     {
         SkipWithoutCuda();
+        // "/argmax": greedy as the server runs it, the rows' next tokens from next_tokens and the logits left on the GPU.
+        var argmax = attentionDevice.EndsWith("/argmax", StringComparison.Ordinal);
+        attentionDevice = attentionDevice.Replace("/argmax", string.Empty, StringComparison.Ordinal);
         using var model = OpenSplit("llama-gqa", "fp16", attentionDevice);
         // Four prompts of 8 tokens (the fixture's prompts, cycled): equal work in every row, so the overlapped step's cut
         // stays at two and two and the half-batches' shapes repeat. With the fixture's unequal prompts the cut moves once
@@ -196,7 +201,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         {
             for (var r = 0; r < prompts.Length; r++)
             {
-                next[r][0] = LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab));
+                next[r][0] = argmax && step > 0 ? batch.Argmax[r] : LogitMath.ArgMax(logits.AsSpan(r * vocab, vocab));
             }
 
             batch.Clear();
@@ -204,6 +209,8 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
             {
                 batch.AddRow(next[r], lengths[r]++, [r], RowLogits.Last);
             }
+
+            batch.DistributionsWanted = !argmax;
 
             var before = GC.GetAllocatedBytesForCurrentThread();
             runner.Forward(batch, logits);
@@ -333,7 +340,36 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     /// Greedy decoding of <paramref name="prompts"/> (each its own blocks): one prompt at a time, or all packed in every step
     /// (prefills together, then every row's decode in one batch).
     /// </summary>
-    private static int[][] Decode(IDecoderModel model, int[][] prompts, int[] steps, bool together)
+    /// <summary>
+    /// The server's greedy path on the split: with <c>next_tokens</c> the runner reports each row's argmax and leaves the
+    /// logits on the GPU; the tokens are those of the argmax over the logits brought back, alone and 16 at once.
+    /// </summary>
+    [Theory]
+    [InlineData("llama-gqa", "fp16", "cuda:0")]
+    [InlineData("llama-gqa", "fp16", "cpu/overlap")]
+    [InlineData("qwen2", "bf16", "cuda:0/stream")]
+    [InlineData("deepseek-v3-mla", "fp16", "cuda:0+cpu")]
+    public void Greedy_ArgmaxOnTheGpu_EqualsTheLogitsArgmax(string fixture, string dtype, string attentionDevice)
+    {
+        SkipWithoutCuda();
+        using var model = OpenSplit(fixture, dtype, attentionDevice.Split('+'));
+        using var runner = model.CreateRunner(1, model.ChooseBlockSize(16));
+        Assert.True(runner.ReportsArgmax);
+        var prompts = GpuFixtures.References(fixture).Select(c => c.Prompt).ToArray();
+        prompts = [.. Enumerable.Range(0, 16).Select(i => prompts[i % prompts.Length])];
+        var steps = prompts.Select(_ => 12).ToArray();
+        foreach (var together in (bool[])[false, true])
+        {
+            var fromLogits = Decode(model, prompts, steps, together);
+            var fromDevice = Decode(model, prompts, steps, together, argmax: true);
+            for (var r = 0; r < prompts.Length; r++)
+            {
+                Assert.Equal(fromLogits[r], fromDevice[r]);
+            }
+        }
+    }
+
+    private static int[][] Decode(IDecoderModel model, int[][] prompts, int[] steps, bool together, bool argmax = false)
     {
         var blockSize = model.ChooseBlockSize(16);
         var perRow = prompts.Select((p, i) => ((p.Length + steps[i] + blockSize - 1) / blockSize) + 1).ToArray();
@@ -367,12 +403,12 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
                     lengths[r] += tokens.Length;
                 }
 
-                batch.DistributionsWanted = true;
-                var logits = new float[live.Length * vocab];
+                batch.DistributionsWanted = !argmax;
+                var logits = new float[argmax ? 0 : live.Length * vocab];
                 runner.Forward(batch, logits);
                 for (var j = 0; j < live.Length; j++)
                 {
-                    results[live[j]].Add(LogitMath.ArgMax(logits.AsSpan(j * vocab, vocab)));
+                    results[live[j]].Add(argmax ? batch.Argmax[j] : LogitMath.ArgMax(logits.AsSpan(j * vocab, vocab)));
                 }
             }
         }
