@@ -353,7 +353,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     {
         SkipWithoutCuda();
         using var model = OpenSplit(fixture, dtype, attentionDevice.Split('+'));
-        using var runner = model.CreateRunner(1, model.ChooseBlockSize(16));
+        using var runner = model.CreateRunner(model.AttentionDevices.Count, model.ChooseBlockSize(16));
         Assert.True(runner.ReportsArgmax);
         var prompts = GpuFixtures.References(fixture).Select(c => c.Prompt).ToArray();
         prompts = [.. Enumerable.Range(0, 16).Select(i => prompts[i % prompts.Length])];
