@@ -69,7 +69,13 @@ fi
 
 echo "# Returning conversations with and without the host KV tier, $(date -u '+%Y-%m-%d %H:%M') UTC"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB$(command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | sed 's/^/, /')"
-echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo unknown)"
+# A staged application (APP) says which commit it was built from; the checkout's git metadata on the GPU machine need not.
+STAGE_INFO=${APP:+$(dirname "$APP")/files/bench/gpu/out/stage-info.txt}
+if [[ -n ${STAGE_INFO:-} && -f $STAGE_INFO ]]; then
+    echo "- application: staged from $(head -n 1 "$STAGE_INFO")"
+else
+    echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo unknown)"
+fi
 echo "- command: \`bench/run-returning.sh\` (MODEL=$MODEL SERVER_ARGS='$SERVER_ARGS' KV_CACHE=$KV_CACHE HOST_TIER=$HOST_TIER CONVERSATIONS=$CONVERSATIONS INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN FOLLOWUP_LEN=$FOLLOWUP_LEN RETURNING_LEN=$RETURNING_LEN CONCURRENCY=$CONCURRENCY)"
 echo "- workload: $CONVERSATIONS first turns of $INPUT_LEN random ids + $OUTPUT_LEN greedy tokens, then each returns in order with its history + $FOLLOWUP_LEN new ids for $RETURNING_LEN tokens, at concurrency $CONCURRENCY; working set $(( CONVERSATIONS * (INPUT_LEN + OUTPUT_LEN) )) tokens against a $KV_CACHE KV cache"
 
