@@ -137,6 +137,11 @@ public static class ModelBuilder
     public static void Validate(BuildOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.DType is "fp8" or "float8" or "fp8_e4m3")
+        {
+            throw new ModelBuildException($"--dtype {options.DType}: not supported: ONNX Runtime has no weight-only fp8 MatMul (its GemmFloat8 wants fp8 activations too; docs/adr/0006); use int4 (4-bit MatMulNBits) or fp16");
+        }
+
         if (options.DType is not ("fp32" or "fp16" or "bf16" or "int4"))
         {
             throw new ModelBuildException($"--dtype {options.DType}: unknown; use fp32, fp16, bf16 or int4");
