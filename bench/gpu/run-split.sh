@@ -8,7 +8,9 @@
 # run-llama1b.sh) is built once in fp16 with its split form (`build --dtype fp16 --device cuda --split`), then served by
 # three servers, one after another, on the same build:
 #   fused  --device cuda                                  (the paged graph, ADR 0003)
-#   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005)
+#   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005; the
+#                                                          default --split-one-stream auto: one stream for the step)
+#   localsync  local with --split-one-stream false        (a synchronization after every run; not in the default MODES)
 #   cpu    --device cuda:0 --attention-device cpu --attention-overlap off  (split segments, attention and KV on the
 #                                                          host's cores, taking turns with the segments)
 #   cpuov  as cpu with --attention-overlap on             (two micro-batches per step, ADR 0010; not in the default MODES)
@@ -214,6 +216,7 @@ for MODE in "${modes[@]}"; do
     case $MODE in
         fused) mode_args=(--device cuda:0) ;;
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
+        localsync) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream false) ;;
         cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off --prefill-attention host) ;;
         cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention host) ;;
         localstream) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream) ;;

@@ -262,8 +262,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         var computeDevice = ChooseComputeDevice(options, factory.Request, attentionDevices, dtype, package);
         var segmentDevice = computeDevice < 0 ? ComputeDevice.Cpu : ComputeDevice.Cuda(computeDevice);
         var sessions = new InferenceSession[segmentFiles.Count];
-        // One stream for the step (--split-one-stream): not with attention on another GPU, whose peer copies synchronize per call.
-        var stream = options.SplitOneStream && segmentDevice.IsCuda && attentionDevices.All(d => !d.IsCuda || d == segmentDevice)
+        // One stream for the step (--split-one-stream; auto: the local split only): not with attention on another GPU, whose
+        // peer copies synchronize per call.
+        var oneStream = options.SplitOneStream ?? attentionDevices.All(d => d == segmentDevice);
+        var stream = oneStream && segmentDevice.IsCuda && attentionDevices.All(d => !d.IsCuda || d == segmentDevice)
             ? CudaRuntime.CreateStream(segmentDevice.Ordinal)
             : IntPtr.Zero;
         try

@@ -72,7 +72,7 @@ internal static class ServerOptionsBinder
                 PrefillAttentionOnCompute = ReadPrefillAttention(Text(configuration, "prefill-attention")),
                 PrefillAttentionMinTokens = ReadInt(configuration, "prefill-attention-min-tokens", OnnxSessionOptions.DefaultPrefillAttentionMinTokens, 1),
                 HostKvElementType = ReadKvCacheDtype(Text(configuration, "kv-cache-dtype")),
-                SplitOneStream = ReadBool(configuration, "split-one-stream"),
+                SplitOneStream = ReadAutoBool(configuration, "split-one-stream"),
             },
             Limits = new ServingLimits
             {
@@ -234,6 +234,18 @@ internal static class ServerOptionsBinder
         }
 
         return bool.TryParse(text, out var value) ? value : throw new FormatException($"--{key} must be true or false, not '{text}'");
+    }
+
+    /// <summary>A flag whose default is <c>auto</c> (null): true, false, or auto.</summary>
+    private static bool? ReadAutoBool(IConfiguration configuration, string key)
+    {
+        var text = Text(configuration, key);
+        if (string.IsNullOrEmpty(text) || text.Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        return bool.TryParse(text, out var value) ? value : throw new FormatException($"--{key} must be true, false or auto, not '{text}'");
     }
 
     private static int ReadInt(IConfiguration configuration, string key, int fallback, int minimum)

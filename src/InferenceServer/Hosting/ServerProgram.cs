@@ -160,7 +160,7 @@ internal static partial class ServerProgram
 
         if (model.Decoder is SplitDecoderModel split)
         {
-            LogOffloading(model, split, runner, log, options.Session.SplitOneStream);
+            LogOffloading(model, split, runner, log, options.Session.SplitOneStream == true);
         }
 
         builder.Services.AddInferenceEngine(model, runner, options.Scheduler);

@@ -287,6 +287,20 @@ public sealed class ServerOptionsTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("auto", null)]
+    [InlineData("AUTO", null)]
+    [InlineData("true", true)]
+    [InlineData("false", false)]
+    public void SplitOneStream_IsAutoUnlessGiven(string? text, bool? expected)
+    {
+        var options = text is null ? Read(("attention-device", "cuda:0")) : Read(("attention-device", "cuda:0"), ("split-one-stream", text));
+        Assert.Equal(expected, options.Session.SplitOneStream);
+        var error = Assert.Throws<FormatException>(() => Read(("split-one-stream", "sometimes")));
+        Assert.Contains("--split-one-stream must be true, false or auto", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AttentionOverlap_RejectsOtherValues()
     {
