@@ -262,9 +262,10 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         var computeDevice = ChooseComputeDevice(options, factory.Request, attentionDevices, dtype, package);
         var segmentDevice = computeDevice < 0 ? ComputeDevice.Cpu : ComputeDevice.Cuda(computeDevice);
         var sessions = new InferenceSession[segmentFiles.Count];
-        // One stream for the step (--split-one-stream; auto: the local split only): not with attention on another GPU, whose
-        // peer copies synchronize per call.
-        var oneStream = options.SplitOneStream ?? attentionDevices.All(d => d == segmentDevice);
+        // One stream for the step (--split-one-stream; auto: the local split with PagedAttention, the form measured and
+        // tested on one stream; not an MLA model's log-sum-exp graph): not with attention on another GPU, whose peer copies
+        // synchronize per call.
+        var oneStream = options.SplitOneStream ?? (attentionDevices.All(d => d == segmentDevice) && attention.All(a => a.Kind != AttentionKind.Mla));
         var stream = oneStream && segmentDevice.IsCuda && attentionDevices.All(d => !d.IsCuda || d == segmentDevice)
             ? CudaRuntime.CreateStream(segmentDevice.Ordinal)
             : IntPtr.Zero;
