@@ -148,19 +148,22 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("llama-gqa", "cpu", true)]
-    [InlineData("llama-moh", "cpu+cpu", true)]
-    [InlineData("deepseek-v3-dense-mla", "cpu", false)]
-    [InlineData("llama-gqa", "cuda:0", false)]
-    [InlineData("llama-gqa", "cuda:0+cpu", false)]
-    public void PrefillAttentionAuto_OnTheGpu_TakesPromptsThereWhereItApplies(string fixture, string attentionDevice, bool expected)
+    [InlineData("llama-gqa", "cpu", true, false)]
+    [InlineData("llama-moh", "cpu+cpu", true, false)]
+    [InlineData("deepseek-v3-dense-mla", "cpu", false, false)]
+    [InlineData("llama-gqa", "cuda:0", false, true)]
+    [InlineData("deepseek-v3-mla", "cuda:0", false, false)]
+    [InlineData("llama-gqa", "cuda:0+cpu", false, false)]
+    public void Auto_OnTheGpu_PrefillAttentionAndOneStreamWhereTheyApply(string fixture, string attentionDevice, bool prefill, bool oneStream)
     {
         // --prefill-attention auto (the server's default): prompts attend on the GPU with host pools only and a model
         // GroupQueryAttention expresses; a GPU pool attends them there already, and MLA stays on the host.
+        // --split-one-stream auto: one stream for the local split with PagedAttention only.
         SkipWithoutCuda();
-        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevice.Split('+'), PrefillAttentionOnCompute = null };
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevice.Split('+'), PrefillAttentionOnCompute = null, SplitOneStream = null };
         using var model = Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, "fp16")), options));
-        Assert.Equal(expected, model.PrefillOnCompute);
+        Assert.Equal(prefill, model.PrefillOnCompute);
+        Assert.Equal(oneStream, model.OneStream);
     }
 
     [Theory]
