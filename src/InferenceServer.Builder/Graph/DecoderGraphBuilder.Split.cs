@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using InferenceServer.Builder.Checkpoint;
 using InferenceServer.Builder.Onnx.Proto;
 using static InferenceServer.Builder.Graph.OnnxGraphWriter;
 
@@ -33,6 +34,15 @@ internal sealed partial class DecoderGraphBuilder
 
     /// <summary>The MoH head mask, [T, heads], 1 for a head the token uses.</summary>
     public const string SplitHeadMask = "head_mask";
+
+    /// <summary>
+    /// An MoH layer's queries of the heads each token uses only, [T, active x d] (active = shared + routed active heads),
+    /// in the order of <see cref="SplitHeadIndex"/>: what a memory device needs of q, fewer bytes to send than all heads'.
+    /// </summary>
+    public const string SplitRoutedQueries = "q_routed";
+
+    /// <summary>The heads of <see cref="SplitRoutedQueries"/>, [T, active] int64: the shared heads 0..S-1, then the router's top-k routed heads.</summary>
+    public const string SplitHeadIndex = "head_index";
 
     /// <summary>The last segment's argmax of each logit row, [num_logits] int64 (the paged graph's <c>next_tokens</c>).</summary>
     public const string SplitNextTokens = "next_tokens";
@@ -178,26 +188,27 @@ internal sealed partial class DecoderGraphBuilder
         var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
         var q3 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
         var kind = SplitAttentionLayer.Gqa;
+        string? topIndices = null;
         if (c.Moh is { } moh)
         {
             // The router works in fp32 (its constants are fp32), on the pre-rotary queries.
             var router = t == TensorProto.Types.DataType.Float ? q3 : _g.Node("Cast", n + "moh_q_float", [q3], Attr("to", (long)TensorProto.Types.DataType.Float));
             var q4 = _g.Node("Reshape", n + "moh_q_4d", [router, _g.Int64s(1, -1, heads, d)]);
-            _g.NodeMulti("Reshape", n + "moh_mask_2d", [MohHeadMask(n, q4, heads, moh), _g.Int64s(-1, heads)], [SplitHeadMask], [], string.Empty);
+            var (mask, top) = MohRouting(n, q4, heads, moh);
+            _g.NodeMulti("Reshape", n + "moh_mask_2d", [mask, _g.Int64s(-1, heads)], [SplitHeadMask], [], string.Empty);
             _g.Output(SplitHeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads);
             kind = SplitAttentionLayer.Moh;
+            topIndices = top;
         }
 
         var k3 = Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
-        if (t == TensorProto.Types.DataType.Float)
+        var half = t != TensorProto.Types.DataType.Float;
+        var qRotated = half ? SplitRotary(n + "q", q3, heads) : Rope(n + "q", q3);
+        _g.NodeMulti("Reshape", n + "q_2d", [qRotated, _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
+        _g.NodeMulti("Reshape", n + "k_2d", [half ? SplitRotary(n + "k", k3, kvHeads) : Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+        if (c.Moh is { } routing && topIndices is not null)
         {
-            _g.NodeMulti("Reshape", n + "q_2d", [Rope(n + "q", q3), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
-            _g.NodeMulti("Reshape", n + "k_2d", [Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
-        }
-        else
-        {
-            _g.NodeMulti("Reshape", n + "q_2d", [SplitRotary(n + "q", q3, heads), _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
-            _g.NodeMulti("Reshape", n + "k_2d", [SplitRotary(n + "k", k3, kvHeads), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
+            RoutedQueries(n, qRotated, topIndices, heads, routing);
         }
 
         _g.NodeMulti("Identity", n + "v_out", [v], ["v"], [], string.Empty);
@@ -205,6 +216,36 @@ internal sealed partial class DecoderGraphBuilder
         _g.Output("k", t, "num_tokens", kvHeads * d);
         _g.Output("v", t, "num_tokens", kvHeads * d);
         return new SplitAttentionLayer(layer, heads, kvHeads, d, d, 1.0 / Math.Sqrt(d), kind);
+    }
+
+    /// <summary>
+    /// An MoH layer's <see cref="SplitHeadIndex"/> (the shared heads, then <paramref name="topIndices"/> [1, T, k] offset
+    /// past them) and <see cref="SplitRoutedQueries"/>, those heads' rows of the rotated queries <paramref name="q"/>
+    /// [T, heads, d]. Where the router's probabilities tie at the k-th place the mask counts every tied head and this
+    /// list the first k (TopK's order); a tie of fp32 probabilities is left at that.
+    /// </summary>
+    private void RoutedQueries(string n, string q, string topIndices, int heads, MohConfig moh)
+    {
+        var d = _config.HeadDim;
+        var active = Math.Min(heads, moh.SharedHeads + moh.RoutedActiveHeads);
+        var routed = _g.Node("Reshape", n + "moh_top_2d", [topIndices, _g.Int64s(-1, moh.RoutedActiveHeads)]);
+        var routedHeads = _g.Node("Add", n + "moh_routed_heads", [routed, _g.Int64s(moh.SharedHeads)]);
+        var index = routedHeads;
+        if (moh.SharedHeads > 0)
+        {
+            var rows = _g.Node("Slice", n + "moh_rows", [_g.Node("Shape", n + "moh_top_shape", [routed]), _g.Int64s(0), _g.Int64s(1)]);
+            var sharedShape = _g.Node("Concat", n + "moh_shared_shape", [rows, _g.Int64s(moh.SharedHeads)], Attr("axis", 0L));
+            var shared = _g.Node("Expand", n + "moh_shared_heads", [_g.Int64s([.. Enumerable.Range(0, moh.SharedHeads).Select(static h => (long)h)]), sharedShape]);
+            index = _g.Node("Concat", n + "moh_head_index", [shared, routedHeads], Attr("axis", 1L));
+        }
+
+        _g.NodeMulti("Identity", n + "head_index_out", [index], [SplitHeadIndex], [], string.Empty);
+        var gatherShape = _g.Node("Concat", n + "moh_gather_shape", [_g.Node("Shape", n + "moh_index_shape", [index]), _g.Int64s(d)], Attr("axis", 0L));
+        var gatherIndex = _g.Node("Expand", n + "moh_gather_index", [_g.Node("Unsqueeze", n + "moh_index_3d", [index, _g.Int64s(2)]), gatherShape]);
+        var chosen = _g.Node("GatherElements", n + "moh_chosen_q", [q, gatherIndex], Attr("axis", 1L));
+        _g.NodeMulti("Reshape", n + "q_routed_2d", [chosen, _g.Int64s(-1, active * d)], [SplitRoutedQueries], [], string.Empty);
+        _g.Output(SplitRoutedQueries, _g.ElementType, "num_tokens", active * d);
+        _g.Output(SplitHeadIndex, TensorProto.Types.DataType.Int64, "num_tokens", active);
     }
 
     /// <summary>

@@ -417,7 +417,13 @@ internal sealed partial class DecoderGraphBuilder
     /// routed heads, score = L2 norm of the head's query / unbiased std of those norms across the routed heads,
     /// softmax, and 1 for the top <see cref="MohConfig.RoutedActiveHeads"/>, else 0.
     /// </summary>
-    private string MohHeadMask(string n, string q4, int heads, MohConfig moh)
+    private string MohHeadMask(string n, string q4, int heads, MohConfig moh) => MohRouting(n, q4, heads, moh).Mask;
+
+    /// <summary>
+    /// <see cref="MohHeadMask"/> and the router's choice behind it: the top <see cref="MohConfig.RoutedActiveHeads"/>
+    /// routed heads' indices among the routed heads, [B, S, routed active] int64, best first.
+    /// </summary>
+    private (string Mask, string TopIndices) MohRouting(string n, string q4, int heads, MohConfig moh)
     {
         var routedCount = heads - moh.SharedHeads;
         var routed = _g.Node("Slice", n + "moh_routed_q", [q4, _g.Int64s(moh.SharedHeads), _g.Int64s(heads), _g.Int64s(2)]);
@@ -435,7 +441,7 @@ internal sealed partial class DecoderGraphBuilder
         var on = _g.Node("GreaterOrEqual", n + "moh_on", [probabilities, threshold]);
         var routedMask = _g.Node("Cast", n + "moh_routed_mask", [on], Attr("to", (long)TensorProto.Types.DataType.Float));
         var mask = _g.Node("Pad", n + "moh_mask", [routedMask, _g.Int64s(moh.SharedHeads, 0), _g.FloatScalar(1f), _g.Int64s(-1)]);
-        return _g.Node("Unsqueeze", n + "moh_mask_4d", [mask, _g.Int64s(3)]);
+        return (_g.Node("Unsqueeze", n + "moh_mask_4d", [mask, _g.Int64s(3)]), top[1]);
     }
 
     /// <summary>Reshapes a projection to [B, S, heads, D] and applies the optional per-head RMSNorm (Qwen3 q_norm / k_norm).</summary>

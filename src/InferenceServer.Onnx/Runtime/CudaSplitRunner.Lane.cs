@@ -39,6 +39,10 @@ internal sealed partial class CudaSplitRunner
         private float[] _partLse = [];
         private readonly List<(int Offset, int Count)> _fresh = [];
         private readonly List<(int Offset, int Count)> _rest = [];
+        private readonly List<(int Offset, int Count)> _all = [(0, 0)];
+        private readonly DeviceTensorBuffer<ushort>? _routedQueries;
+        private readonly DeviceTensorBuffer<long>? _headIndex;
+        private float[] _mask = [];
         private DeviceTensorBuffer<ushort> _hidden;
         private DeviceTensorBuffer<ushort> _next;
         private int _logitRows;
@@ -66,6 +70,12 @@ internal sealed partial class CudaSplitRunner
                 _ropeSin = new DeviceTensorBuffer<ushort>(device, memory, type, 256);
                 Attention = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
                 HeadMask = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, 64);
+                if (_model.RoutedQueries)
+                {
+                    _routedQueries = new DeviceTensorBuffer<ushort>(device, memory, type, 1024);
+                    _headIndex = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, 64);
+                }
+
                 _logits = new PinnedTensorBuffer<float>(_model.Spec.VocabularySize);
                 _nextTokens = _model.HasNextTokens ? new PinnedTensorBuffer<long>(256) : null;
                 for (var s = 0; s < _bindings.Length; s++)
@@ -73,7 +83,7 @@ internal sealed partial class CudaSplitRunner
                     _bindings[s] = new StepBinding(_model.Segments[s], synchronize: _model.Stream == IntPtr.Zero);
                 }
 
-                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits, _nextTokens, memory);
+                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits, _nextTokens, memory, _routedQueries, _headIndex);
             }
             catch
             {
@@ -134,6 +144,8 @@ internal sealed partial class CudaSplitRunner
             K.Reserve(tokens * r._maxKvWidth);
             V.Reserve(tokens * r._maxKvWidth);
             HeadMask.Reserve(tokens * r._maxHeads);
+            _routedQueries?.Reserve(tokens * r._maxQueryWidth);
+            _headIndex?.Reserve(tokens * r._maxHeads);
             _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
             _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
             Attention.Reserve(tokens * r._maxOutputWidth);
@@ -146,6 +158,11 @@ internal sealed partial class CudaSplitRunner
             if (_backends.Length > 0)
             {
                 Grow(ref _qFloat, tokens * r._maxQueryWidth);
+                if (_routedQueries is not null)
+                {
+                    Grow(ref _mask, tokens * r._maxHeads);
+                }
+
                 Grow(ref _kFloat, tokens * r._maxKvWidth);
                 Grow(ref _vFloat, tokens * r._maxKvWidth);
                 Grow(ref _output, tokens * r._maxOutputWidth);
@@ -167,6 +184,8 @@ internal sealed partial class CudaSplitRunner
                 PromptAttention.FreshRows(batch, _model.PrefillMinTokens, _fresh);
                 PromptAttention.Rest(_fresh, Tokens, _rest);
             }
+
+            _all[0] = (0, tokens);
 
             _hidden = _hiddenA;
             _next = _hiddenB;
@@ -192,25 +211,38 @@ internal sealed partial class CudaSplitRunner
         public void SendToHost(int call)
         {
             var spec = _model.Attention[call];
-            if (_fresh.Count == 0)
+            if (Routed(spec))
             {
-                Q.Download(Tokens * spec.QueryWidth);
+                // MoH: the queries of the heads each token uses and which heads they are; the host rebuilds the mask.
+                var width = spec.ActiveHeads * spec.KeyWidth;
+                foreach (var (offset, count) in HostRows)
+                {
+                    _routedQueries!.DownloadRange(offset * width, count * width);
+                    _headIndex!.DownloadRange(offset * spec.ActiveHeads, count * spec.ActiveHeads);
+                }
             }
             else
             {
-                foreach (var (offset, count) in _rest)
+                foreach (var (offset, count) in HostRows)
                 {
                     Q.DownloadRange(offset * spec.QueryWidth, count * spec.QueryWidth);
+                }
+
+                if (spec.HeadMasked)
+                {
+                    HeadMask.Download(Tokens * spec.QueryHeads);
                 }
             }
 
             K.Download(Tokens * spec.KvHeads * spec.KeyWidth);
             V.Download(Tokens * spec.KvHeads * spec.ValueWidth);
-            if (spec.HeadMasked)
-            {
-                HeadMask.Download(Tokens * spec.QueryHeads);
-            }
         }
+
+        /// <summary>The token ranges whose queries the host reads: all, or those of rows that do not attend on the device.</summary>
+        private List<(int Offset, int Count)> HostRows => _fresh.Count == 0 ? _all : _rest;
+
+        /// <summary>Whether call <paramref name="spec"/>'s queries travel as the routed heads' only (an MoH layer of a build that gives them).</summary>
+        private bool Routed(AttentionLayerSpec spec) => spec.HeadMasked && _routedQueries is not null;
 
         /// <summary>Brings the GPU pool's part (output and lse, of a mixed placement) back as the part the host backends merge into.</summary>
         public void TakeDevicePart(AttentionLayerSpec spec, DeviceTensorBuffer<float> deviceLse)
@@ -233,24 +265,40 @@ internal sealed partial class CudaSplitRunner
             var q = _qFloat.AsSpan(0, tokens * spec.QueryWidth);
             var k = _kFloat.AsSpan(0, tokens * spec.KvHeads * spec.KeyWidth);
             var v = _vFloat.AsSpan(0, tokens * spec.KvHeads * spec.ValueWidth);
-            if (_fresh.Count == 0)
+            // The rows attended on the device are never read here (their q was not brought back).
+            ReadOnlySpan<float> mask = default;
+            if (Routed(spec))
             {
-                _runner.Widen(Q.Host(q.Length), q);
+                var heads = spec.QueryHeads;
+                var routed = _routedQueries!.Host(tokens * spec.ActiveHeads * spec.KeyWidth);
+                var index = _headIndex!.Host(tokens * spec.ActiveHeads);
+                var hostMask = _mask.AsSpan(0, tokens * heads);
+                if (_fresh.Count > 0)
+                {
+                    hostMask.Clear();
+                }
+
+                foreach (var (offset, count) in HostRows)
+                {
+                    RoutedHeadQueries.Expand(routed, index, offset, count, heads, spec.ActiveHeads, spec.KeyWidth, _runner.HalfStorage, q, hostMask);
+                }
+
+                mask = hostMask;
             }
             else
             {
-                // The rows attended on the device are never read here (their q was not brought back).
                 var width = spec.QueryWidth;
                 var host = Q.Host(q.Length);
-                foreach (var (offset, count) in _rest)
+                foreach (var (offset, count) in HostRows)
                 {
                     _runner.Widen(host.Slice(offset * width, count * width), q.Slice(offset * width, count * width));
                 }
+
+                mask = spec.HeadMasked ? HeadMask.Host(tokens * spec.QueryHeads) : default;
             }
 
             _runner.Widen(K.Host(k.Length), k);
             _runner.Widen(V.Host(v.Length), v);
-            var mask = spec.HeadMasked ? HeadMask.Host(tokens * spec.QueryHeads) : default;
             var output = _output.AsSpan(0, tokens * spec.OutputWidth);
             var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
             if (!merged)
@@ -268,7 +316,8 @@ internal sealed partial class CudaSplitRunner
             }
 
             _runner.Narrow(output, Attention.Reserve(output.Length));
-            OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort));
+            OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort))
+                - (Routed(spec) ? (long)tokens * (((spec.QueryHeads - spec.ActiveHeads) * spec.KeyWidth * sizeof(ushort)) - (spec.ActiveHeads * sizeof(long))) : 0);
         }
 
         /// <summary>
@@ -328,6 +377,8 @@ internal sealed partial class CudaSplitRunner
             HeadMask?.Dispose();
             _logits?.Dispose();
             _nextTokens?.Dispose();
+            _routedQueries?.Dispose();
+            _headIndex?.Dispose();
         }
     }
 }

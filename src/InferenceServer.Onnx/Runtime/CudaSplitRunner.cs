@@ -443,7 +443,10 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     }
 
     private void Widen(ReadOnlySpan<ushort> source, Span<float> destination) =>
-        KvSimd.Convert(MemoryMarshal.AsBytes(source), destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);
+        KvSimd.Convert(MemoryMarshal.AsBytes(source), destination, HalfStorage);
+
+    /// <summary>The segments' 16-bit type.</summary>
+    private KvStorage HalfStorage => _bf16 ? KvStorage.BFloat16 : KvStorage.Float16;
 
     private void Narrow(ReadOnlySpan<float> source, Span<ushort> destination) =>
         KvConvert.Narrow(source, destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);

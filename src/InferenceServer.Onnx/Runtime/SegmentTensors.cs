@@ -36,19 +36,24 @@ internal sealed class SegmentTensors
     private readonly ITensorViews _logits;
     private readonly ITensorViews? _nextTokens;
     private readonly OrtMemoryInfo? _deviceMemory;
+    private readonly ITensorViews? _routedQueries;
+    private readonly ITensorViews? _headIndex;
     private int _deviceLogitRows = -1;
 
     /// <summary>
     /// The buffers of a lane: packed inputs, RoPE rows, q, k, v, attention output, MoH mask and logits; with
     /// <paramref name="nextTokens"/> (a model whose last segment gives <c>next_tokens</c>) and <paramref name="deviceMemory"/>,
     /// the argmax comes back every step and the logits only when the step wants distributions (else they stay in
-    /// <paramref name="deviceMemory"/>, where ONNX Runtime allocates them).
+    /// <paramref name="deviceMemory"/>, where ONNX Runtime allocates them). With <paramref name="routedQueries"/> and
+    /// <paramref name="headIndex"/> an MoH call's segment also writes its routed heads' queries there.
     /// </summary>
     public SegmentTensors(
         ITensorViews ids, ITensorViews positions, ITensorViews logitsIndices, ITensorViews ropeCos, ITensorViews ropeSin,
         ITensorViews q, ITensorViews k, ITensorViews v, ITensorViews attention, ITensorViews headMask, ITensorViews logits,
-        ITensorViews? nextTokens = null, OrtMemoryInfo? deviceMemory = null)
+        ITensorViews? nextTokens = null, OrtMemoryInfo? deviceMemory = null, ITensorViews? routedQueries = null, ITensorViews? headIndex = null)
     {
+        _routedQueries = routedQueries;
+        _headIndex = headIndex;
         _nextTokens = nextTokens;
         _deviceMemory = deviceMemory;
         _ids = ids;
@@ -122,6 +127,11 @@ internal sealed class SegmentTensors
             if (spec.HeadMasked)
             {
                 binding.Output("head_mask", _headMask.View(tokens, spec.QueryHeads));
+                if (_routedQueries is not null && _headIndex is not null)
+                {
+                    binding.Output(SplitDecoderModel.RoutedQueryOutput, _routedQueries.View(tokens, spec.ActiveHeads * spec.KeyWidth));
+                    binding.Output(SplitDecoderModel.HeadIndexOutput, _headIndex.View(tokens, spec.ActiveHeads));
+                }
             }
         }
 

@@ -25,6 +25,8 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     {
         _segments = segments;
         HasNextTokens = segments[^1].OutputMetadata.ContainsKey(NextTokens);
+        RoutedQueries = attention.Any(static a => a.HeadMasked)
+            && attention.Select((a, s) => !a.HeadMasked || segments[s].OutputMetadata.ContainsKey(RoutedQueryOutput)).All(static ok => ok);
         Spec = spec;
         Attention = attention;
         AttentionDevices = attentionDevices;
@@ -129,6 +131,18 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>The last segment's argmax output.</summary>
     internal const string NextTokens = "next_tokens";
+
+    /// <summary>An MoH segment's queries of the heads its tokens use (with <see cref="HeadIndexOutput"/>; builds from 2026-12-07).</summary>
+    internal const string RoutedQueryOutput = "q_routed";
+
+    /// <summary>Which heads <see cref="RoutedQueryOutput"/> holds, [T, active] int64.</summary>
+    internal const string HeadIndexOutput = "head_index";
+
+    /// <summary>
+    /// Whether every MoH attention call's segment also gives the routed heads' queries alone (<c>q_routed</c>,
+    /// <c>head_index</c>), so a runner sends memory devices only those (false without MoH layers).
+    /// </summary>
+    internal bool RoutedQueries { get; }
 
     /// <summary>Width of the RoPE rows segment 0 hands on.</summary>
     internal int RotaryHalfWidth { get; }
