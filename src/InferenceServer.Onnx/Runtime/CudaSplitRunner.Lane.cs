@@ -303,8 +303,12 @@ internal sealed partial class CudaSplitRunner
             var lse = _lse.AsSpan(0, tokens * spec.QueryHeads);
             if (!merged)
             {
-                output.Clear();
-                lse.Fill(float.NegativeInfinity);
+                // The rows attended on the device get their output there: nothing of theirs is cleared, narrowed or sent.
+                foreach (var (offset, count) in HostRows)
+                {
+                    output.Slice(offset * spec.OutputWidth, count * spec.OutputWidth).Clear();
+                    lse.Slice(offset * spec.QueryHeads, count * spec.QueryHeads).Fill(float.NegativeInfinity);
+                }
             }
 
             SplitStep.Attend(_backends, call, spec, q, k, v, mask, output, lse, _partOutput, _partLse, _ticks, merged);
@@ -315,20 +319,31 @@ internal sealed partial class CudaSplitRunner
                 _ticks.AsSpan().Clear();
             }
 
-            _runner.Narrow(output, Attention.Reserve(output.Length));
+            var narrow = Attention.Reserve(output.Length);
+            foreach (var (offset, count) in HostRows)
+            {
+                var rows = (offset * spec.OutputWidth)..((offset + count) * spec.OutputWidth);
+                _runner.Narrow(output[rows], narrow[rows]);
+            }
+
             OffloadBytes += SplitStep.OffloadBytes(spec, tokens, sizeof(ushort))
                 - (Routed(spec) ? (long)tokens * (((spec.QueryHeads - spec.ActiveHeads) * spec.KeyWidth * sizeof(ushort)) - (spec.ActiveHeads * sizeof(long))) : 0);
         }
 
         /// <summary>
         /// Copies attention call <paramref name="call"/>'s output rows from their pinned host side to the device; with
-        /// <c>--prefill-attention compute</c>, the rows that start at position 0 (which the host only appended) then get
-        /// their attention over themselves from <see cref="PromptAttention"/>, on the device, over the host's zeros.
+        /// <c>--prefill-attention compute</c>, the rows that start at position 0 (which the host only appended, and whose
+        /// output rows are neither narrowed nor sent) then get their attention over themselves from
+        /// <see cref="PromptAttention"/>, written on the device over whatever those rows held.
         /// </summary>
         public void ReturnFromHost(int call)
         {
             var spec = _model.Attention[call];
-            Attention.Upload(Tokens * spec.OutputWidth);
+            foreach (var (offset, count) in HostRows)
+            {
+                Attention.UploadRange(offset * spec.OutputWidth, count * spec.OutputWidth);
+            }
+
             if (_fresh.Count > 0)
             {
                 _runner._prompt!.Run(call, spec, _fresh, Q, K, V, spec.HeadMasked ? HeadMask : null, Attention, _runner._runOptions);

@@ -74,6 +74,16 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
         }
     }
 
+    /// <summary>Copies the host side's elements [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>) to the same place of the device side.</summary>
+    public void UploadRange(int offset, int length)
+    {
+        if (length > 0 && !OnHost)
+        {
+            var size = Marshal.SizeOf<T>();
+            CudaRuntime.CopyToDevice(_deviceData + (nint)((long)offset * size), Marshal.UnsafeAddrOfPinnedArrayElement(_host, offset), (long)length * size);
+        }
+    }
+
     /// <summary>Copies the device side's first <paramref name="length"/> elements back and returns them (an output buffer).</summary>
     public ReadOnlySpan<T> Download(int length)
     {
