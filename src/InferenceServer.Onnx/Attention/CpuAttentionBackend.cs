@@ -27,6 +27,8 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
     private float[] _valueRows = [];
     private float[] _partOutput = [];
     private float[] _partLse = [];
+    private readonly List<(int Offset, int Count)> _promptRows = [];
+    private readonly List<(int Offset, int Count)> _attendedRows = [];
 
     /// <summary>Creates the pages for <paramref name="blockCount"/> blocks from global id <paramref name="firstBlock"/>.</summary>
     public CpuAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int firstBlock, int blockCount, int blockSize, KvStorage storage, CpuPagedAttention kernel)
@@ -79,7 +81,8 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
     /// <summary>
     /// When above 0, rows that start at position 0 with at least this many new tokens only append their k and v here, their
     /// attention over themselves computed on the compute device (<see cref="PromptAttention.IsPromptRow"/>):
-    /// <see cref="Attend"/> gives them 0 and -infinity, as a row that sees nothing here. Read by <see cref="Plan"/>.
+    /// <see cref="Attend"/> leaves their output and lse rows as they are (the compute device writes them after; clearing a
+    /// 2,048-token prompt's rows was 16 MB a layer on the 1B shape). Read by <see cref="Plan"/>.
     /// </summary>
     public int PromptRowMinTokens { get; init; }
 
@@ -93,6 +96,7 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         _slotCount = 0;
         _passCount = 0;
         _tokenCount = batch.TokenCount;
+        _promptRows.Clear();
         var offset = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
@@ -126,7 +130,13 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
             {
                 var past = batch.PastLength(r);
                 var count = batch.Tokens(r).Length;
-                var (start, length) = PromptAttention.IsPromptRow(past, count, PromptRowMinTokens) ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
+                var prompt = PromptAttention.IsPromptRow(past, count, PromptRowMinTokens);
+                if (prompt && pass == 0)
+                {
+                    _promptRows.Add((offset, count));
+                }
+
+                var (start, length) = prompt ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
                 if (length > 0)
                 {
                     var local = LocalTable(batch.BlockTable(r).Slice(start, length));
@@ -137,7 +147,8 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
                 }
                 else
                 {
-                    work.AddSequence([], 0, 0, offset, count, past);
+                    // Nothing here for this row in this pass: 0 and -infinity, except a prompt row's, which is left alone.
+                    work.AddSequence([], 0, 0, offset, prompt ? 0 : count, past);
                 }
 
                 offset += count;
@@ -181,8 +192,14 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         var lseLength = _tokenCount * spec.QueryHeads;
         if (_passCount == 0)
         {
-            output[..outputLength].Clear();
-            lse[..lseLength].Fill(float.NegativeInfinity);
+            // No row sees KV here: 0 and -infinity for each, but for the prompt rows, which the compute device attends.
+            PromptAttention.Rest(_promptRows, _tokenCount, _attendedRows);
+            foreach (var (offset, count) in _attendedRows)
+            {
+                output.Slice(offset * spec.OutputWidth, count * spec.OutputWidth).Clear();
+                lse.Slice(offset * spec.QueryHeads, count * spec.QueryHeads).Fill(float.NegativeInfinity);
+            }
+
             return;
         }
 

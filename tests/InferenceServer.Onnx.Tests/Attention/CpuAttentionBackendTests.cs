@@ -117,7 +117,7 @@ public sealed class CpuAttentionBackendTests
         }
     }
     [Fact]
-    public void AppendOnlyPromptRows_StoresTheirKv_GivesThemNothing_AndAttendsTheOthersAsUsual()
+    public void AppendOnlyPromptRows_StoresTheirKv_LeavesTheirOutputAlone_AndAttendsTheOthersAsUsual()
     {
         // --prefill-attention compute: a row at position 0 is attended on the compute device; here it is only stored.
         var spec = new AttentionLayerSpec(0, 4, 2, 8, 8, 0.5f, HeadMasked: false);
@@ -141,18 +141,25 @@ public sealed class CpuAttentionBackendTests
         foreach (var backend in (CpuAttentionBackend[])[usual, appendOnly, above])
         {
             // The second row's first two positions came in an earlier step (a fresh row then: stored only, for appendOnly).
+            // Rows a backend leaves alone keep this.
+            const float Untouched = 7f;
             backend.Plan(prior);
-            backend.Attend(0, spec, AttentionReference.Random(new Random(1), 2 * 32), priorK, priorV, default, new float[2 * 32], new float[2 * 4]);
+            var priorOutput = Enumerable.Repeat(Untouched, 2 * 32).ToArray();
+            var priorLse = Enumerable.Repeat(Untouched, 2 * 4).ToArray();
+            backend.Attend(0, spec, AttentionReference.Random(new Random(1), 2 * 32), priorK, priorV, default, priorOutput, priorLse);
+            // The prior step alone is a prompt: attended here by the usual backend, left alone (a step of no attention) by appendOnly.
+            Assert.Equal(ReferenceEquals(backend, appendOnly), priorOutput.All(o => o == Untouched) && priorLse.All(l => l == Untouched));
             backend.Plan(batch);
             Assert.True(backend.HasWork);
-            var output = new float[4 * 32];
-            var lse = new float[4 * 4];
+            var output = Enumerable.Repeat(Untouched, 4 * 32).ToArray();
+            var lse = Enumerable.Repeat(Untouched, 4 * 4).ToArray();
             backend.Attend(0, spec, q, k, v, default, output, lse);
             results.Add((output, lse));
         }
 
-        Assert.All(results[1].Output.AsSpan(0, 3 * 32).ToArray(), o => Assert.Equal(0f, o));
-        Assert.All(results[1].Lse.AsSpan(0, 3 * 4).ToArray(), l => Assert.Equal(float.NegativeInfinity, l));
+        // The fresh row's output and lse are the compute device's to write: the append-only backend leaves them alone.
+        Assert.All(results[1].Output.AsSpan(0, 3 * 32).ToArray(), o => Assert.Equal(7f, o));
+        Assert.All(results[1].Lse.AsSpan(0, 3 * 4).ToArray(), l => Assert.Equal(7f, l));
         Assert.True(results[0].Output.AsSpan(0, 3 * 32).IndexOfAnyExcept(0f) >= 0, "the usual backend attends the fresh row");
         Assert.Equal(results[0].Output.AsSpan(3 * 32).ToArray(), results[1].Output.AsSpan(3 * 32).ToArray());
         Assert.Equal(results[0].Lse.AsSpan(3 * 4).ToArray(), results[1].Lse.AsSpan(3 * 4).ToArray());
