@@ -88,10 +88,27 @@ internal static partial class CudaRuntime
     /// to and from it run at the link's rate without the driver's staging buffer; false (and the memory left pageable)
     /// when the driver refuses.
     /// </summary>
-    public static bool RegisterHost(IntPtr pointer, long bytes) => cudaHostRegister(pointer, (nuint)bytes, 0) == 0;
+    public static bool RegisterHost(IntPtr pointer, long bytes)
+    {
+        if (cudaHostRegister(pointer, (nuint)bytes, 0) == 0)
+        {
+            return true;
+        }
+
+        // Clear the thread's last error: ONNX Runtime's CUDA kernels check cudaGetLastError after launching, so a refused
+        // registration left there would fail the next step run on this thread.
+        _ = cudaGetLastError();
+        return false;
+    }
 
     /// <summary>Undoes <see cref="RegisterHost"/>.</summary>
-    public static void UnregisterHost(IntPtr pointer) => _ = cudaHostUnregister(pointer);
+    public static void UnregisterHost(IntPtr pointer)
+    {
+        if (cudaHostUnregister(pointer) != 0)
+        {
+            _ = cudaGetLastError();
+        }
+    }
 
     /// <summary>
     /// Copies <paramref name="bytes"/> from <paramref name="source"/> on device <paramref name="sourceDevice"/> to
@@ -182,6 +199,9 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaHostUnregister(IntPtr pointer);
+
+    [LibraryImport(Library)]
+    private static partial int cudaGetLastError();
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpyPeer(IntPtr destination, int destinationDevice, IntPtr source, int sourceDevice, nuint count);
