@@ -14,6 +14,7 @@ internal static partial class CudaRuntime
     private const string Library = "cudart";
     private const int HostToDevice = 1;
     private const int DeviceToHost = 2;
+    private const uint HostRegisterPortable = 1;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -90,7 +91,8 @@ internal static partial class CudaRuntime
     /// </summary>
     public static bool RegisterHost(IntPtr pointer, long bytes)
     {
-        if (cudaHostRegister(pointer, (nuint)bytes, 0) == 0)
+        // Portable: page-locked for every device's context, whichever is current on the calling thread.
+        if (cudaHostRegister(pointer, (nuint)bytes, HostRegisterPortable) == 0)
         {
             return true;
         }

@@ -12,7 +12,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// binding need not be renewed while the shape holds: a steady decode step uploads its few ints and creates nothing.
 /// Growing (doubling) reallocates both sides and drops the views. With device -1 the buffer is the pinned host array
 /// itself (ONNX Runtime's CPU memory): <see cref="Upload"/> and <see cref="Download"/> copy nothing, so code written
-/// against device buffers runs, and is tested, on the CPU provider.
+/// against device buffers runs, and is tested, on the CPU provider. On a device, a host side of
+/// <see cref="PageLockBytes"/> or more is also page-locked (<c>cudaHostRegister</c>), so the split runner's q, k, v and
+/// attention-output copies run at the link's rate instead of through the driver's staging buffer; where the driver
+/// refuses (a page shared with another registered array), the copies stay pageable.
 /// </summary>
 internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     where T : unmanaged
@@ -24,6 +27,7 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     private readonly Func<long[], long, OrtValue> _create;
     private T[] _host;
     private IntPtr _deviceData;
+    private IntPtr _locked;
 
     /// <summary>Creates the buffer with room for <paramref name="capacity"/> elements on CUDA device <paramref name="device"/> (-1: host memory).</summary>
     public DeviceTensorBuffer(int device, OrtMemoryInfo memory, TensorElementType type, int capacity)
@@ -34,7 +38,11 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
         _host = GC.AllocateArray<T>(Math.Max(1, capacity), pinned: true);
         _deviceData = AllocateDevice();
         _create = CreateView;
+        LockHost();
     }
+
+    /// <summary>The smallest host side that is page-locked: below it a copy is latency, not bytes.</summary>
+    internal const long PageLockBytes = 64 << 10;
 
     private bool OnHost => _device < 0;
 
@@ -58,8 +66,10 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
         {
             _views.Clear();
             FreeDevice();
+            UnlockHost();
             _host = GC.AllocateArray<T>(Math.Max(length, _host.Length * 2), pinned: true);
             _deviceData = AllocateDevice();
+            LockHost();
         }
 
         return _host.AsSpan(0, length);
@@ -123,6 +133,26 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     {
         _views.Clear();
         FreeDevice();
+        UnlockHost();
+    }
+
+    private void LockHost()
+    {
+        var bytes = (long)_host.Length * Marshal.SizeOf<T>();
+        if (!OnHost && bytes >= PageLockBytes)
+        {
+            var start = Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0);
+            _locked = CudaRuntime.RegisterHost(start, bytes) ? start : IntPtr.Zero;
+        }
+    }
+
+    private void UnlockHost()
+    {
+        if (_locked != IntPtr.Zero)
+        {
+            CudaRuntime.UnregisterHost(_locked);
+            _locked = IntPtr.Zero;
+        }
     }
 
     private IntPtr AllocateDevice() =>
