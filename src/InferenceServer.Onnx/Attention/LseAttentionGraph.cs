@@ -72,13 +72,7 @@ internal static class LseAttentionGraph
     /// <summary>The serialized model for <paramref name="spec"/>'s shape with KV and q/k/v in <paramref name="type"/> (float, float16 or bfloat16).</summary>
     public static byte[] Create(AttentionLayerSpec spec, TensorElementType type)
     {
-        var t = type switch
-        {
-            TensorElementType.BFloat16 => TensorProto.Types.DataType.Bfloat16,
-            TensorElementType.Float16 => TensorProto.Types.DataType.Float16,
-            TensorElementType.Float => TensorProto.Types.DataType.Float,
-            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "The attention graph takes float, float16 or bfloat16."),
-        };
+        var t = PagedAttentionGraph.ElementType(type);
         var f = TensorProto.Types.DataType.Float;
         var i64 = TensorProto.Types.DataType.Int64;
         var heads = spec.QueryHeads;

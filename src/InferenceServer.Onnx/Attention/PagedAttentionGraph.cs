@@ -71,40 +71,78 @@ internal static class PagedAttentionGraph
         graph.Input.Add(Info(BlockTable, TensorProto.Types.DataType.Int32, "batch_size", "max_blocks"));
         graph.Input.Add(Info(AttentionMetadata, TensorProto.Types.DataType.Int32, 2));
         var attention = spec.HeadMasked ? "attention_raw" : Output;
-        var node = new NodeProto { OpType = "PagedAttention", Name = "attention", Domain = "com.microsoft" };
         // Slots 8 and 9 (cos/sin caches) and 10..15 stay empty; the bounds are input 16, as in the fused graph.
-        node.Input.AddRange([Query, Key, Value, KeyCache, ValueCache, CumulativeSequenceLength, PastSequenceLengths, BlockTable,
-            string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadata]);
-        node.Output.AddRange([attention, KeyCacheOut, ValueCacheOut]);
-        node.Attribute.Add(new AttributeProto { Name = "num_heads", Type = AttributeProto.Types.AttributeType.Int, I = heads });
-        node.Attribute.Add(new AttributeProto { Name = "kv_num_heads", Type = AttributeProto.Types.AttributeType.Int, I = kvHeads });
-        node.Attribute.Add(new AttributeProto { Name = "scale", Type = AttributeProto.Types.AttributeType.Float, F = spec.Scale });
-        node.Attribute.Add(new AttributeProto { Name = "do_rotary", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
-        graph.Node.Add(node);
+        graph.Node.Add(AttentionNode(
+            "PagedAttention",
+            spec,
+            [Query, Key, Value, KeyCache, ValueCache, CumulativeSequenceLength, PastSequenceLengths, BlockTable,
+                string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadata],
+            [attention, KeyCacheOut, ValueCacheOut]));
         if (spec.HeadMasked)
         {
-            // output = (attention [T, heads, d] * mask [T, heads, 1]) as [T, heads x d]: the fused graph's multiply.
-            graph.Input.Add(Info(HeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads));
-            graph.Initializer.Add(Int64s("heads_shape", -1, heads, spec.ValueWidth));
             graph.Initializer.Add(Int64s("rows_shape", -1, heads * spec.ValueWidth));
-            graph.Initializer.Add(Int64s("mask_axis", 2));
-            graph.Node.Add(Node("Reshape", "attention_heads", [attention, "heads_shape"]));
-            graph.Node.Add(Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
-            graph.Node.Add(Cast("mask_t", "mask_3d", t));
-            graph.Node.Add(Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
-            var reshape = Node("Reshape", "attention_rows", ["attention_masked", "rows_shape"]);
-            reshape.Output[0] = Output;
-            graph.Node.Add(reshape);
+            MaskHeads(graph, attention, t, heads, spec.ValueWidth);
         }
 
         graph.Output.Add(Info(Output, t, "num_tokens", heads * spec.ValueWidth));
         graph.Output.Add(Info(KeyCacheOut, t, "num_blocks", "block_size", kvHeads, d));
         graph.Output.Add(Info(ValueCacheOut, t, "num_blocks", "block_size", kvHeads, spec.ValueWidth));
+        return Serialize(graph);
+    }
+
+    /// <summary>
+    /// A <c>com.microsoft</c> attention node (<paramref name="opType"/>: PagedAttention, GroupQueryAttention) over q, k and v
+    /// that arrive rotated: <paramref name="spec"/>'s heads, KV heads and scale, <c>do_rotary = 0</c>.
+    /// </summary>
+    internal static NodeProto AttentionNode(string opType, AttentionLayerSpec spec, string[] inputs, string[] outputs)
+    {
+        var node = new NodeProto { OpType = opType, Name = "attention", Domain = "com.microsoft" };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs);
+        node.Attribute.Add(new AttributeProto { Name = "num_heads", Type = AttributeProto.Types.AttributeType.Int, I = spec.QueryHeads });
+        node.Attribute.Add(new AttributeProto { Name = "kv_num_heads", Type = AttributeProto.Types.AttributeType.Int, I = spec.KvHeads });
+        node.Attribute.Add(new AttributeProto { Name = "scale", Type = AttributeProto.Types.AttributeType.Float, F = spec.Scale });
+        node.Attribute.Add(new AttributeProto { Name = "do_rotary", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
+        return node;
+    }
+
+    /// <summary>The model of <paramref name="graph"/> (opset 23 and <c>com.microsoft</c> 1), serialized.</summary>
+    internal static byte[] Serialize(GraphProto graph)
+    {
         var model = new ModelProto { IrVersion = 11, ProducerName = "InferenceServer", Graph = graph };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 23 });
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
         return model.ToByteArray();
     }
+
+    /// <summary>
+    /// An MoH layer's head mask applied as the fused graph does: <see cref="Output"/> = (<paramref name="attention"/>
+    /// [T, heads, width] x the fp32 <see cref="HeadMask"/> input [T, heads, 1] cast to <paramref name="t"/>) as
+    /// [T, heads x width], reshaped by the graph's <c>rows_shape</c> initializer (the caller's).
+    /// </summary>
+    internal static void MaskHeads(GraphProto graph, string attention, TensorProto.Types.DataType t, int heads, int width)
+    {
+        graph.Input.Add(Info(HeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads));
+        graph.Initializer.Add(Int64s("heads_shape", -1, heads, width));
+        graph.Initializer.Add(Int64s("mask_axis", 2));
+        graph.Node.Add(Node("Reshape", "attention_heads", [attention, "heads_shape"]));
+        graph.Node.Add(Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
+        graph.Node.Add(Cast("mask_t", "mask_3d", t));
+        graph.Node.Add(Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
+        var reshape = Node("Reshape", "attention_rows", ["attention_masked", "rows_shape"]);
+        reshape.Output[0] = Output;
+        graph.Node.Add(reshape);
+    }
+
+    /// <summary>The ONNX element type of an attention graph's q, k, v and KV in <paramref name="type"/> (float, float16 or bfloat16).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Any other type.</exception>
+    internal static TensorProto.Types.DataType ElementType(TensorElementType type) => type switch
+    {
+        TensorElementType.BFloat16 => TensorProto.Types.DataType.Bfloat16,
+        TensorElementType.Float16 => TensorProto.Types.DataType.Float16,
+        TensorElementType.Float => TensorProto.Types.DataType.Float,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "The attention graph takes float, float16 or bfloat16."),
+    };
 
     /// <summary>A node of <paramref name="opType"/> whose one output is named <paramref name="name"/>.</summary>
     internal static NodeProto Node(string opType, string name, string[] inputs)

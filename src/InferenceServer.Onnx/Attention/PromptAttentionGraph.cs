@@ -1,5 +1,4 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
-using Google.Protobuf;
 using InferenceServer.Builder.Onnx.Proto;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -16,19 +15,19 @@ namespace InferenceServer.Onnx.Attention;
 internal static class PromptAttentionGraph
 {
     /// <summary>Input: the chunk's queries [S, heads x d].</summary>
-    public const string Query = "query";
+    public const string Query = PagedAttentionGraph.Query;
 
     /// <summary>Input: the chunk's keys [S, kv_heads x d].</summary>
-    public const string Key = "key";
+    public const string Key = PagedAttentionGraph.Key;
 
     /// <summary>Input: the chunk's values [S, kv_heads x d].</summary>
-    public const string Value = "value";
+    public const string Value = PagedAttentionGraph.Value;
 
     /// <summary>Input of MoH layers: fp32 [S, heads], 1 for a head the token uses.</summary>
-    public const string HeadMask = "head_mask";
+    public const string HeadMask = PagedAttentionGraph.HeadMask;
 
     /// <summary>Output: [S, heads x d].</summary>
-    public const string Output = "output";
+    public const string Output = PagedAttentionGraph.Output;
 
     /// <summary>Whether a layer's attention is what GroupQueryAttention computes: one width for q, k and v heads (not MLA's latent).</summary>
     public static bool Supports(AttentionLayerSpec spec) =>
@@ -43,12 +42,7 @@ internal static class PromptAttentionGraph
             throw new ArgumentException($"Layer {spec.Layer} ({spec.Kind}) is not GroupQueryAttention's shape.", nameof(spec));
         }
 
-        var t = type switch
-        {
-            TensorElementType.Float => TensorProto.Types.DataType.Float,
-            TensorElementType.BFloat16 => TensorProto.Types.DataType.Bfloat16,
-            _ => TensorProto.Types.DataType.Float16,
-        };
+        var t = PagedAttentionGraph.ElementType(type);
         var heads = spec.QueryHeads;
         var kvHeads = spec.KvHeads;
         var d = spec.KeyWidth;
@@ -81,25 +75,14 @@ internal static class PromptAttentionGraph
         graph.Node.Add(PagedAttentionGraph.Node("Sub", "last_index", ["length", "one"]));
         graph.Node.Add(PagedAttentionGraph.Node("Unsqueeze", "last_index_1d", ["last_index", "axis0"]));
         graph.Node.Add(PagedAttentionGraph.Cast("seqlens_k", "last_index_1d", TensorProto.Types.DataType.Int32));
-        var node = new NodeProto { OpType = "GroupQueryAttention", Name = "attention", Domain = "com.microsoft" };
-        node.Input.AddRange(["q_3d", "k_3d", "v_3d", "past_key", "past_value", "seqlens_k", "total_sequence_length"]);
-        node.Output.AddRange(["attention_3d", "present_key", "present_value"]);
-        node.Attribute.Add(new AttributeProto { Name = "num_heads", Type = AttributeProto.Types.AttributeType.Int, I = heads });
-        node.Attribute.Add(new AttributeProto { Name = "kv_num_heads", Type = AttributeProto.Types.AttributeType.Int, I = kvHeads });
-        node.Attribute.Add(new AttributeProto { Name = "scale", Type = AttributeProto.Types.AttributeType.Float, F = spec.Scale });
-        node.Attribute.Add(new AttributeProto { Name = "do_rotary", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
-        graph.Node.Add(node);
+        graph.Node.Add(PagedAttentionGraph.AttentionNode(
+            "GroupQueryAttention",
+            spec,
+            ["q_3d", "k_3d", "v_3d", "past_key", "past_value", "seqlens_k", "total_sequence_length"],
+            ["attention_3d", "present_key", "present_value"]));
         if (spec.HeadMasked)
         {
-            // output = (attention [S, heads, d] * mask [S, heads, 1]) as [S, heads x d]: the fused graph's multiply.
-            graph.Input.Add(PagedAttentionGraph.Info(HeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads));
-            graph.Initializer.Add(PagedAttentionGraph.Int64s("heads_shape", -1, heads, d));
-            graph.Initializer.Add(PagedAttentionGraph.Int64s("mask_axis", 2));
-            graph.Node.Add(PagedAttentionGraph.Node("Reshape", "attention_heads", ["attention_3d", "heads_shape"]));
-            graph.Node.Add(PagedAttentionGraph.Node("Unsqueeze", "mask_3d", [HeadMask, "mask_axis"]));
-            graph.Node.Add(PagedAttentionGraph.Cast("mask_t", "mask_3d", t));
-            graph.Node.Add(PagedAttentionGraph.Node("Mul", "attention_masked", ["attention_heads", "mask_t"]));
-            graph.Node.Add(PagedAttentionGraph.Node("Reshape", Output, ["attention_masked", "rows_shape"]));
+            PagedAttentionGraph.MaskHeads(graph, "attention_3d", t, heads, d);
         }
         else
         {
@@ -107,9 +90,6 @@ internal static class PromptAttentionGraph
         }
 
         graph.Output.Add(PagedAttentionGraph.Info(Output, t, "num_tokens", heads * d));
-        var model = new ModelProto { IrVersion = 11, ProducerName = "InferenceServer", Graph = graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 23 });
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
-        return model.ToByteArray();
+        return PagedAttentionGraph.Serialize(graph);
     }
 }
