@@ -76,13 +76,7 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     }
 
     /// <summary>Copies the host side's first <paramref name="length"/> elements to the device.</summary>
-    public void Upload(int length)
-    {
-        if (length > 0 && !OnHost)
-        {
-            CudaRuntime.CopyToDevice(_deviceData, Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), (long)length * Marshal.SizeOf<T>());
-        }
-    }
+    public void Upload(int length) => UploadRange(0, length);
 
     /// <summary>Copies the host side's elements [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>) to the same place of the device side.</summary>
     public void UploadRange(int offset, int length)
@@ -97,11 +91,7 @@ internal sealed class DeviceTensorBuffer<T> : ITensorViews, IDisposable
     /// <summary>Copies the device side's first <paramref name="length"/> elements back and returns them (an output buffer).</summary>
     public ReadOnlySpan<T> Download(int length)
     {
-        if (length > 0 && !OnHost)
-        {
-            CudaRuntime.CopyToHost(Marshal.UnsafeAddrOfPinnedArrayElement(_host, 0), _deviceData, (long)length * Marshal.SizeOf<T>());
-        }
-
+        DownloadRange(0, length);
         return _host.AsSpan(0, length);
     }
 
