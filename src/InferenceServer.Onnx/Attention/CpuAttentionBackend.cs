@@ -96,7 +96,9 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         _slotCount = 0;
         _passCount = 0;
         _tokenCount = batch.TokenCount;
-        _promptRows.Clear();
+        // The rows only stored here, and the others, which get 0 and -infinity in a step of no attention here.
+        PromptAttention.FreshRows(batch, PromptRowMinTokens, _promptRows);
+        PromptAttention.Rest(_promptRows, _tokenCount, _attendedRows);
         var offset = 0;
         for (var r = 0; r < batch.RowCount; r++)
         {
@@ -131,11 +133,6 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
                 var past = batch.PastLength(r);
                 var count = batch.Tokens(r).Length;
                 var prompt = PromptAttention.IsPromptRow(past, count, PromptRowMinTokens);
-                if (prompt && pass == 0)
-                {
-                    _promptRows.Add((offset, count));
-                }
-
                 var (start, length) = prompt ? (0, 0) : Run(batch.BlockTable(r), (past + count + blockSize - 1) / blockSize, pass);
                 if (length > 0)
                 {
@@ -193,7 +190,6 @@ internal sealed class CpuAttentionBackend : IAttentionBackend
         if (_passCount == 0)
         {
             // No row sees KV here: 0 and -infinity for each, but for the prompt rows, which the compute device attends.
-            PromptAttention.Rest(_promptRows, _tokenCount, _attendedRows);
             foreach (var (offset, count) in _attendedRows)
             {
                 output.Slice(offset * spec.OutputWidth, count * spec.OutputWidth).Clear();
