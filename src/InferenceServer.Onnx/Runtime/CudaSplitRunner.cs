@@ -269,12 +269,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             WaitForStream();
             if (ReportsArgmax)
             {
-                var argmax = batch.Argmax;
                 var first = _halves[0].LogitRowCount;
-                _halves[0].SetArgmax(_lanes[0].NextTokens(first));
-                _halves[0].Argmax.CopyTo(argmax);
-                _halves[1].SetArgmax(_lanes[1].NextTokens(_halves[1].LogitRowCount));
-                _halves[1].Argmax.CopyTo(argmax[first..]);
+                batch.SetArgmax(0, _lanes[0].NextTokens(first));
+                batch.SetArgmax(first, _lanes[1].NextTokens(_halves[1].LogitRowCount));
             }
 
             if (distributions)
@@ -449,7 +446,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private KvStorage HalfStorage => _bf16 ? KvStorage.BFloat16 : KvStorage.Float16;
 
     private void Narrow(ReadOnlySpan<float> source, Span<ushort> destination) =>
-        KvConvert.Narrow(source, destination, _bf16 ? KvStorage.BFloat16 : KvStorage.Float16);
+        KvConvert.Narrow(source, destination, HalfStorage);
 
     private static void Grow(ref float[] array, int length)
     {

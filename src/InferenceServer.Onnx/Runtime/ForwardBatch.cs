@@ -59,12 +59,15 @@ public sealed class ForwardBatch
     }
 
     /// <summary>Fills <see cref="Argmax"/> from a graph's <c>next_tokens</c> (int64, one per logit row; any more are padding).</summary>
-    internal void SetArgmax(ReadOnlySpan<long> nextTokens)
+    internal void SetArgmax(ReadOnlySpan<long> nextTokens) => SetArgmax(0, nextTokens[..LogitRowCount]);
+
+    /// <summary>Fills <see cref="Argmax"/> from logit row <paramref name="first"/> on with <paramref name="rows"/> (a micro-batch's <c>next_tokens</c>).</summary>
+    internal void SetArgmax(int first, ReadOnlySpan<long> rows)
     {
-        var argmax = Argmax;
+        var argmax = Argmax.Slice(first, rows.Length);
         for (var i = 0; i < argmax.Length; i++)
         {
-            argmax[i] = (int)nextTokens[i];
+            argmax[i] = (int)rows[i];
         }
     }
 
