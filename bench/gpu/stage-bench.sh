@@ -62,4 +62,5 @@ echo "  git checkout -- models/tiny-pycoder"
 
 "$stage" src/InferenceServer/InferenceServer.csproj "$out/loadgen" "$out/gputests" "$out/tiny-pycoder" "$out/stage-info.txt" \
     bench/gpu/llama1b bench/gpu/lib.sh bench/gpu/run-llama1b.sh bench/gpu/run-split.sh bench/gpu/split_report.py bench/gpu/conformance.py \
-    tests/fixtures/llama-gqa tests/fixtures/qwen2 tests/fixtures/llama-pruned tests/fixtures/llama-moh tests/fixtures/deepseek-v3-mla tests/fixtures/deepseek-v3-dense-mla
+    tests/fixtures/llama-gqa tests/fixtures/qwen2 tests/fixtures/llama-pruned tests/fixtures/llama-moh tests/fixtures/deepseek-v3-mla tests/fixtures/deepseek-v3-dense-mla \
+    tests/fixtures/qwen2-moe tests/fixtures/qwen3-moe tests/fixtures/mixtral

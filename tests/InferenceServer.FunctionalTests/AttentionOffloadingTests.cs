@@ -29,6 +29,8 @@ public sealed class AttentionOffloadingTests : IDisposable
     [InlineData("llama-moh", "off")]
     [InlineData("deepseek-v3-mla", "on")]
     [InlineData("deepseek-v3-mla", "off")]
+    [InlineData("qwen2-moe", "on")]
+    [InlineData("mixtral", "off")]
     public async Task CheckpointFolder_WithCpuAttention_ServesTheReferenceTokens_OneAtATimeAnd16AtOnce(string fixture, string overlap)
     {
         var name = $"offload-{fixture}-{overlap}";

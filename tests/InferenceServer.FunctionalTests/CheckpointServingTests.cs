@@ -19,6 +19,7 @@ public sealed class CheckpointServingTests : IDisposable
     [InlineData("llama-gqa")]
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
+    [InlineData("qwen3-moe")]
     public async Task CheckpointFolder_IsBuiltOnFirstStart_AndServesTheReferenceTokens(string fixture)
     {
         var checkpoint = CheckpointOnly(fixture);

@@ -52,6 +52,9 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         { "qwen2", "bf16", "cpu+cpu/prefill" },
         { "llama-moh", "fp16", "cpu/overlap/prefill" },
         { "llama-pruned", "fp16", "cpu/prefill/stream" },
+        { "qwen2-moe", "fp16", "cpu" },
+        { "qwen3-moe", "fp16", "cuda:0" },
+        { "mixtral", "fp16", "cuda:0+cpu" },
     };
 
     [Theory]

@@ -12,8 +12,9 @@ namespace InferenceServer.Builder.Checkpoint;
 public sealed record DecoderConfig
 {
     /// <summary>
-    /// The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3, deepseek_v3, or llama_mla (TransMLA's
-    /// GQA-to-MLA conversion of a Llama, Qwen2 or Mistral model: DeepSeek-V3-style attention over the dense MLP).
+    /// The Hugging Face <c>model_type</c>: llama, mistral, qwen2, qwen3, phi3, deepseek_v3, llama_mla (TransMLA's
+    /// GQA-to-MLA conversion of a Llama, Qwen2 or Mistral model: DeepSeek-V3-style attention over the dense MLP), or the
+    /// softmax-routed mixtures of experts qwen2_moe, qwen3_moe and mixtral.
     /// Serving (<see cref="ParseForServing"/>): any, <c>unknown</c> when absent.
     /// </summary>
     public required string ModelType { get; init; }
@@ -48,7 +49,7 @@ public sealed record DecoderConfig
     /// <summary>DeepSeek-V3 Multi-head Latent Attention sizes, or null for multi-head / grouped-query attention.</summary>
     public MlaConfig? Mla { get; init; }
 
-    /// <summary>DeepSeek-V3 mixture-of-experts MLP settings, or null when every MLP is dense.</summary>
+    /// <summary>Mixture-of-experts MLP settings (DeepSeek-V3's, or Qwen-MoE's and Mixtral's softmax top-k), or null when every MLP is dense.</summary>
     public MoeConfig? Moe { get; init; }
 
     /// <summary>Width of the rotating part of each head: the rope head dim for MLA, else head_dim x partial_rotary_factor (even).</summary>
@@ -111,9 +112,10 @@ public sealed record DecoderConfig
             // Multimodal and some composite configs nest the language model under text_config (serving reads it from there).
             var root = !strict && outer.TryGetProperty("text_config", out var nested) && nested.ValueKind == JsonValueKind.Object ? nested : outer;
             var modelType = String(outer, "model_type", source) ?? (strict ? throw new ModelBuildException($"{source}: missing model_type") : "unknown");
-            if (strict && modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3" or LlamaMla))
+            if (strict && modelType is not ("llama" or "mistral" or "qwen2" or "qwen3" or "phi3" or "deepseek_v3" or LlamaMla) && !IsSoftmaxMoe(modelType))
             {
-                throw new ModelBuildException($"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3, deepseek_v3 and llama_mla");
+                throw new ModelBuildException(
+                    $"{source}: model_type '{modelType}' is not supported; the builder builds llama, mistral, qwen2, qwen3, phi3, deepseek_v3, llama_mla, qwen2_moe, qwen3_moe and mixtral");
             }
 
             if (root.TryGetProperty("mlp_bias", out var mlpBias) && mlpBias.ValueKind == JsonValueKind.True)
@@ -141,7 +143,7 @@ public sealed record DecoderConfig
                 throw new ModelBuildException($"{source}: use_sliding_window is not supported yet");
             }
 
-            if (strict && modelType is "mistral" or "phi3" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
+            if (strict && modelType is "mistral" or "mixtral" or "phi3" && Int(root, "sliding_window", source) is { } window && window < (Int(root, "max_position_embeddings", source) ?? int.MaxValue))
             {
                 throw new ModelBuildException($"{source}: sliding_window {window} is shorter than the context; sliding-window attention is not supported yet");
             }
@@ -160,7 +162,7 @@ public sealed record DecoderConfig
                 Layers = layers,
                 Moh = moh,
                 Mla = mla,
-                Moe = mla is null ? null : ParseMoe(root, source, layerCount, strict),
+                Moe = IsSoftmaxMoe(modelType) ? ParseSoftmaxMoe(root, source, modelType, layerCount, strict) : mla is null ? null : ParseMoe(root, source, layerCount, strict),
                 HeadCount = heads,
                 KvHeadCount = kvHeads,
                 HeadDim = headDim,
@@ -214,6 +216,59 @@ public sealed record DecoderConfig
         }
 
         return moe;
+    }
+
+    /// <summary>Whether <paramref name="modelType"/> is a softmax-routed mixture of experts: Qwen2-MoE, Qwen3-MoE or Mixtral.</summary>
+    private static bool IsSoftmaxMoe(string modelType) => modelType is "qwen2_moe" or "qwen3_moe" or "mixtral";
+
+    /// <summary>
+    /// Qwen2-MoE's, Qwen3-MoE's and Mixtral's experts: softmax top-k routing (Mixtral always renormalizes; the Qwen
+    /// models when <c>norm_topk_prob</c>, false when absent as in transformers' configs), MoE in every layer except
+    /// <c>mlp_only_layers</c> and those <c>decoder_sparse_step</c> skips (layer i is MoE when (i + 1) % step == 0), and
+    /// Qwen2-MoE's gated shared expert of <c>shared_expert_intermediate_size</c>.
+    /// </summary>
+    private static MoeConfig? ParseSoftmaxMoe(JsonElement root, string source, string modelType, int layerCount, bool strict)
+    {
+        var mixtral = modelType == "mixtral";
+        // The Hub's Qwen configs say num_experts and Mixtral's num_local_experts; transformers 5 writes either name for either.
+        var experts = Int(root, "num_experts", source) ?? Int(root, "num_local_experts", source) ?? 0;
+        if (experts <= 0)
+        {
+            return null;
+        }
+
+        var perToken = RequiredInt(root, "num_experts_per_tok", source);
+        var step = Int(root, "decoder_sparse_step", source) ?? 1;
+        if (strict && (perToken > experts || step < 1))
+        {
+            throw new ModelBuildException($"{source}: num_experts_per_tok {perToken} with {experts} experts and decoder_sparse_step {step} are inconsistent");
+        }
+
+        var mlpOnly = IntOrList(root, "mlp_only_layers", source);
+        var dense = Enumerable.Range(0, layerCount).Where(l => mlpOnly.Contains(l) || (l + 1) % Math.Max(1, step) != 0).ToArray();
+        if (dense.Length == layerCount)
+        {
+            return null;
+        }
+
+        var shared = modelType == "qwen2_moe" ? Int(root, "shared_expert_intermediate_size", source) ?? 0 : 0;
+        return new MoeConfig(
+            0,
+            experts,
+            perToken,
+            1,
+            1,
+            mixtral || (root.TryGetProperty("norm_topk_prob", out var norm) && norm.ValueKind == JsonValueKind.True),
+            1.0,
+            RequiredInt(root, mixtral ? "intermediate_size" : "moe_intermediate_size", source),
+            shared > 0 ? 1 : 0)
+        {
+            Routing = MoeRouting.Softmax,
+            DenseLayers = dense,
+            SharedIntermediateSize = shared,
+            GatedSharedExpert = shared > 0,
+            Names = mixtral ? MoeWeightNames.Mixtral : MoeWeightNames.Qwen,
+        };
     }
 
     /// <summary>TransMLA's model type for converted Llama / Qwen2 / Mistral checkpoints (its <c>LlamaMLAForCausalLM</c>).</summary>

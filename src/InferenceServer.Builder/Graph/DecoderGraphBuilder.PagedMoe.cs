@@ -32,7 +32,7 @@ internal sealed partial class DecoderGraphBuilder
     private string ExpertsByMoeOp(int layer, string y, string scores, string chosen, string weights, MoeConfig moe)
     {
         var c = _config;
-        var p = $"model.layers.{layer}.mlp.";
+        var p = $"model.layers.{layer}.{moe.Names.Block}.";
         var n = $"l{layer}_moe_";
         var experts = moe.RoutedExperts;
         var width = moe.ExpertIntermediateSize;
@@ -41,8 +41,8 @@ internal sealed partial class DecoderGraphBuilder
         var baseline = _g.Node("Add", n + "router_baseline", [_g.Node("Mul", n + "router_zeros", [scores, _g.FloatScalar(0f)]), _g.FloatScalar(NotChosen)]);
         var probs = _g.Node("ScatterElements", n + "router_probs_f32", [baseline, chosen, _g.Node("Log", n + "router_log_weights", [weights])], Attr("axis", 1L));
 
-        var fc1 = InterleavedGateUp(p, experts, width, c.HiddenSize);
-        var fc2 = StackedExpertsByExpert(p, "down_proj", experts, c.HiddenSize, width);
+        var fc1 = InterleavedGateUp(p, moe.Names, experts, width, c.HiddenSize);
+        var fc2 = StackedExpertsByExpert(p, moe.Names.Down, experts, c.HiddenSize, width);
         var raw = _g.NodeMulti(
             "MoE",
             n + "experts",
@@ -58,13 +58,13 @@ internal sealed partial class DecoderGraphBuilder
     }
 
     /// <summary>The experts' gate and up weights as one [E, 2 x I, hidden] tensor, rows interleaved (2i gate_i, 2i + 1 up_i).</summary>
-    private string InterleavedGateUp(string prefix, int experts, int width, int hidden)
+    private string InterleavedGateUp(string prefix, MoeWeightNames names, int experts, int width, int hidden)
     {
         var fused = new float[checked(experts * 2 * width * hidden)];
         for (var e = 0; e < experts; e++)
         {
-            var gate = _weights.ReadFloat32($"{prefix}experts.{e}.gate_proj.weight", width, hidden);
-            var up = _weights.ReadFloat32($"{prefix}experts.{e}.up_proj.weight", width, hidden);
+            var gate = _weights.ReadFloat32($"{prefix}experts.{e}.{names.Gate}.weight", width, hidden);
+            var up = _weights.ReadFloat32($"{prefix}experts.{e}.{names.Up}.weight", width, hidden);
             for (var i = 0; i < width; i++)
             {
                 gate.AsSpan(i * hidden, hidden).CopyTo(fused.AsSpan(((e * 2 * width) + (2 * i)) * hidden));

@@ -257,9 +257,9 @@ internal sealed partial class DecoderGraphBuilder
         return Residual(n + "attention_residual", h, o);
     }
 
-    /// <summary>The feed-forward block of decoder layer <paramref name="layer"/>: its MoE from <see cref="MoeConfig.FirstMoeLayer"/> on, else its MLP.</summary>
+    /// <summary>The feed-forward block of decoder layer <paramref name="layer"/>: its MoE where <see cref="MoeConfig.IsMoeLayer"/>, else its MLP.</summary>
     private string FeedForward(int layer, string h) =>
-        _config.Moe is { } moe && layer >= moe.FirstMoeLayer ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
+        _config.Moe is { } moe && moe.IsMoeLayer(layer) ? MixtureOfExperts(layer, h, moe) : Mlp(layer, h);
 
     /// <summary>Layer <paramref name="layer"/>'s weight prefix, node-name prefix, query heads, KV heads and head width.</summary>
     private (string Prefix, string Name, int Heads, int KvHeads, int HeadDim) LayerShape(int layer) =>
@@ -456,7 +456,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>Whether the checkpoint has per-head norm <paramref name="normWeight"/>; Qwen3 must.</summary>
     private bool HasHeadNorm(string normWeight) =>
         _weights.Contains(normWeight)
-        || (_config.ModelType == "qwen3" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : false);
+        || (_config.ModelType is "qwen3" or "qwen3_moe" ? throw new ModelBuildException($"qwen3 checkpoint has no {normWeight}") : false);
 
     /// <summary>Rotates the first <see cref="RotaryDim"/> dims of [B, S, N, D] in halves: (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
     private string Rope(string prefix, string x) => Rope(prefix, x, _config.HeadDim);

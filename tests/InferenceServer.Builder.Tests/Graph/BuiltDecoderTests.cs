@@ -35,6 +35,9 @@ public sealed class BuiltDecoderTests
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
+    [InlineData("qwen2-moe")]
+    [InlineData("qwen3-moe")]
+    [InlineData("mixtral")]
     public void FirstStepLogits_AllPromptsInOnePaddedBatch_MatchTransformers(string fixture)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(BuiltModels.Get(fixture)));
@@ -58,6 +61,9 @@ public sealed class BuiltDecoderTests
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
+    [InlineData("qwen2-moe")]
+    [InlineData("qwen3-moe")]
+    [InlineData("mixtral")]
     public void Greedy_AllPromptsDecodedTogether_MatchesTransformers(string fixture)
     {
         // Rows of different lengths in one batch: right-padded past with holes, present fed back between steps.
@@ -76,6 +82,9 @@ public sealed class BuiltDecoderTests
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
+    [InlineData("qwen2-moe")]
+    [InlineData("qwen3-moe")]
+    [InlineData("mixtral")]
     public void Greedy_StaggeredArrivals_PrefillBesideDecode_MatchesTransformers(string fixture)
     {
         // Case r joins at step 2r: its prefill shares a batch with the others' decode steps (padded new tokens too).
@@ -94,6 +103,9 @@ public sealed class BuiltDecoderTests
     [InlineData("llama-pruned")]
     [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
+    [InlineData("qwen2-moe")]
+    [InlineData("qwen3-moe")]
+    [InlineData("mixtral")]
     public void Greedy_OneSequenceWithChunkedPrefill_MatchesTransformers(string fixture)
     {
         // The prompt goes in two chunks (new tokens on top of a past), then one token per step.

@@ -146,7 +146,7 @@ internal sealed class ReferenceDecoder
     {
         var c = _c;
         var layer = int.Parse(p.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture);
-        if (c.Moe is { } moe && layer >= moe.FirstMoeLayer)
+        if (c.Moe is { } moe && moe.IsMoeLayer(layer))
         {
             for (var i = 0; i < x.Length; i++)
             {

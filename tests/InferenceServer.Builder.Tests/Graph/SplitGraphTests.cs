@@ -8,7 +8,7 @@ namespace InferenceServer.Builder.Tests.Graph;
 /// <summary>
 /// The split form (ADR 0005): the builder's segment graphs, served through <see cref="SplitDecoderModel"/> with attention
 /// on CPU backends, reproduce transformers' references: first-step logits, and greedy tokens with rows of different
-/// lengths, staggered arrivals and chunked prefill (GQA, pruned, MoH, and DeepSeek's MLA with MoE), on one backend and with every sequence's blocks alternating between
+/// lengths, staggered arrivals and chunked prefill (GQA, pruned, MoH, DeepSeek's MLA with MoE, and Qwen2-MoE / Qwen3-MoE / Mixtral softmax-routed experts), on one backend and with every sequence's blocks alternating between
 /// two backends (the LSE merge on every layer).
 /// </summary>
 public sealed class SplitGraphTests
@@ -113,6 +113,10 @@ public sealed class SplitGraphTests
     [InlineData("llama-moh", 2)]
     [InlineData("deepseek-v3-mla", 1)]
     [InlineData("deepseek-v3-mla", 2)]
+    [InlineData("qwen2-moe", 1)]
+    [InlineData("qwen2-moe", 2)]
+    [InlineData("qwen3-moe", 2)]
+    [InlineData("mixtral", 2)]
     public void Greedy_StaggeredArrivals_MatchesTransformers(string fixture, int backends)
     {
         // Case r joins at step 2r, its prefill packed beside the others' decodes; with two backends every sequence's
@@ -154,6 +158,7 @@ public sealed class SplitGraphTests
     [InlineData("llama-gqa")]
     [InlineData("llama-moh")]
     [InlineData("deepseek-v3-mla")]
+    [InlineData("mixtral")]
     public void Greedy_ChunkedPrefillWithoutLogits_MatchesTransformers(string fixture)
     {
         // The first chunk returns no logits (the LM head segment is skipped) and the second continues on its past.
