@@ -25,6 +25,10 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         { "qwen2", "bf16", true },
         { "llama-pruned", "fp16", true },
         { "llama-moh", "fp16", true },
+        { "qwen2-moe", "fp16", true },
+        { "qwen3-moe", "fp16", true },
+        { "mixtral", "fp16", true },
+        { "mixtral", "bf16", true },
     };
 
     [Theory]
@@ -71,6 +75,9 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     [InlineData("llama-gqa", "fp16")]
     [InlineData("qwen2", "bf16")]
     [InlineData("llama-moh", "fp16")]
+    [InlineData("qwen2-moe", "fp16")]
+    [InlineData("deepseek-v3-mla", "fp16")]
+    [InlineData("deepseek-v3-dense-mla", "bf16")]
     public void Greedy_WithCudaGraphs_DecodeStepsReplayed_MatchesTransformersWhereDecided(string fixture, string dtype) =>
         StaggeredGreedy(fixture, dtype, attentionMetadata: true, cudaGraphs: true);
 
@@ -141,7 +148,9 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"{fixture} {dtype}{(cudaGraphs ? " (CUDA graphs)" : string.Empty)}: {compared} greedy tokens compared (the rest follow a step whose reference margin is within 2x tolerance)");
+        var captured = runner is PagedDeviceRunner paged ? paged.CapturedShapes : 0;
+        output.WriteLine($"{fixture} {dtype}{(cudaGraphs ? $" (CUDA graphs, {captured} decode shapes captured)" : string.Empty)}: {compared} greedy tokens compared (the rest follow a step whose reference margin is within 2x tolerance)");
+        Assert.True(!cudaGraphs || captured > 0, "CUDA graphs on, but no decode step was captured");
         Assert.True(compared > 0, "no token was decided clearly enough to compare");
     }
 

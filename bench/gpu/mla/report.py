@@ -45,7 +45,8 @@ def main():
     full = 27 if shape == "v2lite" else 16
     w(f"{described} with **{meta.get('layers', '?')} layers** (the full model has {full}), "
       f"random weights, {meta.get('dtype', '?')}; {checkpoint.get('parameters', '?')} parameters; "
-      f"{meta.get('input_len', '?')}-token prompts, {meta.get('output_len', '?')} new tokens (ignore_eos).")
+      f"{meta.get('input_len', '?')}-token prompts, {meta.get('output_len', '?')} new tokens (ignore_eos); "
+      f"CUDA graphs {meta.get('cuda_graphs', 'false (before the flag)')}, {meta.get('requests_per_conc', '2')} x concurrency requests per level.")
     if meta.get("dtype_fallback"):
         w(f"**Served in {meta['dtype_fallback']}**")
     if kv:

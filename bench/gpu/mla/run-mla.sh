@@ -9,7 +9,7 @@
 # 2. `InferenceServer build --dtype $DTYPE --device cuda`: the paged graph of ADR 0008 (latent + rope-key pools);
 # 3. transformers on the same checkpoint: fp32 greedy tokens with top-2 margins (mla/greedy_check.py reference), then
 #    generate() output tok/s at each concurrency of LEVELS (mla/hf_generate.py, bf16, sdpa);
-# 4. the server (--cuda-graphs false: the MLA prologue is not capturable yet), the greedy check against fp32 where the
+# 4. the server (--cuda-graphs $CUDA_GRAPHS: decode steps replayed as CUDA graphs, ADR 0008), the greedy check against fp32 where the
 #    margin exceeds TOLERANCE, and the load generator at each concurrency (INPUT_LEN prompt, OUTPUT_LEN new tokens);
 # 5. mla/report.py: report.md with both sides, the ratios, the 5x goal, the greedy verdicts, the KV bytes per token.
 #
@@ -25,6 +25,8 @@
 #
 # Settings (environment): SHAPE (v2lite), LAYERS (8; dense1b: 16), DTYPE (fp16), LEVELS (1,64,256), INPUT_LEN (128), OUTPUT_LEN (128),
 # TOLERANCE (0.05), KV_CACHE (16g), MAX_NUM_BATCHED_TOKENS (8192), PORT (18601), BUDGET_S (520), SKIP_REFERENCE (0),
+# CUDA_GRAPHS (true), REQUESTS_PER_CONC (2: requests per level = concurrency x this, at least MIN_REQUESTS, 8; each level also sends
+# concurrency warm-up requests first, at least 2),
 # SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files), WORK (/tmp/mla).
 set -uo pipefail
 
@@ -45,6 +47,9 @@ MAX_NUM_BATCHED_TOKENS=${MAX_NUM_BATCHED_TOKENS:-8192}
 PORT=${PORT:-18601}
 BUDGET_S=${BUDGET_S:-520}
 SKIP_REFERENCE=${SKIP_REFERENCE:-0}
+REQUESTS_PER_CONC=${REQUESTS_PER_CONC:-2}
+CUDA_GRAPHS=${CUDA_GRAPHS:-true}
+MIN_REQUESTS=${MIN_REQUESTS:-8}
 VOCAB=102400
 URL=http://127.0.0.1:$PORT
 export PYTHONUNBUFFERED=1
@@ -95,6 +100,8 @@ trap finish EXIT
     echo "layers=$LAYERS"
     echo "dtype=$DTYPE"
     echo "levels=$LEVELS"
+    echo "cuda_graphs=$CUDA_GRAPHS"
+    echo "requests_per_conc=$REQUESTS_PER_CONC"
     echo "input_len=$INPUT_LEN"
     echo "output_len=$OUTPUT_LEN"
     echo "tolerance=$TOLERANCE"
@@ -187,7 +194,7 @@ fi
 serve() {
     local t=$SECONDS ready=0 c n limit
     # shellcheck disable=SC2206 # SERVER_ARGS is split on purpose
-    local args=(--model "$BUILT" --device cuda --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256 --cuda-graphs false
+    local args=(--model "$BUILT" --device cuda --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256 --cuda-graphs "$CUDA_GRAPHS"
         --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5 ${SERVER_ARGS:-})
     echo "server_command=InferenceServer ${args[*]}" >> "$RUN/meta.txt"
     "$APP/InferenceServer" "${args[@]}" > "$RUN/server.log" 2>&1 &
@@ -210,8 +217,8 @@ serve() {
     fi
     if [[ -n $LOADGEN ]]; then
         for c in ${LEVELS//,/ }; do
-            n=$(( c * 2 ))
-            (( n < 8 )) && n=8
+            n=$(( c * REQUESTS_PER_CONC ))
+            (( n < MIN_REQUESTS )) && n=$MIN_REQUESTS
             limit=$(budget $(( c >= 256 ? 120 : 70 )) 5)
             load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/sweep-$c.json"
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }

@@ -39,6 +39,15 @@ internal sealed partial class DecoderGraphBuilder
     /// place, and each token's place); the additive visibility bias [B, max_new, 1, L] in T (built by a float Where: ONNX
     /// Runtime's CUDA Where has no bf16 kernel); the RoPE rows of the positions as
     /// [1, T, 1, rope / 2] (the dense builder's <c>Rope</c> then applies unchanged with <c>_idsShape</c> = [1, T]).
+    /// <para>
+    /// Written so that ONNX Runtime places it without a host/device copy node, which is what CUDA graph capture needs
+    /// (ADR 0008): values that shapes are made of (the token count, the pool's block size, the table width, max_new)
+    /// stay on the host and reach device kernels only through inputs those kernels read on the host (<c>Range</c>'s
+    /// bounds, <c>Expand</c>'s and <c>Reshape</c>'s shapes); what device arithmetic needs of them is made on the device
+    /// (the last token index by <c>ReduceMax</c>, the block size by summing an <c>Expand</c>ed one). With
+    /// <c>attention_metadata</c>, max_new is read on the host: an <c>Add</c> of a host zero (from a <c>Shape</c>)
+    /// makes ONNX Runtime's CPU fallback keep that input and its slice on the host, as PagedAttention reads it.
+    /// </para>
     /// </summary>
     private void PagedMlaPrologue(string cosTable, string sinTable)
     {
@@ -51,9 +60,16 @@ internal sealed partial class DecoderGraphBuilder
         var ends = _g.Node("Slice", "mla_ends", [cumulative, _g.Int64s(1), _g.Int64s(long.MaxValue)]);
         var past = _g.Node("Cast", "mla_past", ["past_seqlens"], Attr("to", I64));
         _mlaRowCount = _g.Node("Shape", "mla_rows", ["past_seqlens"]);
-        _mlaMaxNew = AttentionMetadata
-            ? _g.Node("Cast", "mla_max_new", [_g.Node("Slice", "mla_max_new_i32", [AttentionMetadataInput, _g.Int64s(0), _g.Int64s(1)])], Attr("to", I64))
-            : _g.Node("ReduceMax", "mla_max_new", [_g.Node("Sub", "mla_new_counts", [ends, starts]), _g.Int64s(0)], Attr("keepdims", 1L));
+        if (AttentionMetadata)
+        {
+            var hostZero = _g.Node("Cast", "mla_host_zero", [_g.Node("Mul", "mla_host_zero_i64", [_mlaRowCount, _g.Int64s(0)])], Attr("to", (long)TensorProto.Types.DataType.Int32));
+            var metadata = _g.Node("Add", "mla_metadata_host", [AttentionMetadataInput, hostZero]);
+            _mlaMaxNew = _g.Node("Cast", "mla_max_new", [_g.Node("Slice", "mla_max_new_i32", [metadata, _g.Int64s(0), _g.Int64s(1)])], Attr("to", I64));
+        }
+        else
+        {
+            _mlaMaxNew = _g.Node("ReduceMax", "mla_max_new", [_g.Node("Sub", "mla_new_counts", [ends, starts]), _g.Int64s(0)], Attr("keepdims", 1L));
+        }
 
         // Token t's row: how many rows end at or before t. Its index in the row and its position follow.
         var tokenIndex = _g.Node("Range", "mla_token_index", [_g.Int64Scalar(0), tokenCount, _g.Int64Scalar(1)]);
@@ -62,10 +78,11 @@ internal sealed partial class DecoderGraphBuilder
         var inRow = _g.Node("Sub", "mla_token_in_row", [tokenIndex, _g.Node("Gather", "mla_token_row_start", [starts, row])]);
         var position = _g.Node("Add", "mla_position", [_g.Node("Gather", "mla_token_row_past", [past, row]), inRow]);
 
-        // Cache slot [physical block, offset] of each token.
+        // Cache slot [physical block, offset] of each token; the block size on the device is a sum of that many ones.
         var blockSize = _g.Node("Slice", "mla_block_size", [_g.Node("Shape", "mla_pool_shape", ["key_cache.0"]), _g.Int64s(1), _g.Int64s(2)]);
-        var logical = _g.Node("Div", "mla_logical_block", [position, blockSize]);
-        var offset = _g.Node("Mod", "mla_block_offset", [position, blockSize]);
+        var blockSizeDevice = _g.Node("ReduceSum", "mla_block_size_device", [_g.Node("Expand", "mla_block_ones", [_g.Int64s(1), blockSize]), _g.Int64s(0)], Attr("keepdims", 0L));
+        var logical = _g.Node("Div", "mla_logical_block", [position, blockSizeDevice]);
+        var offset = _g.Node("Mod", "mla_block_offset", [position, blockSizeDevice]);
         var tableIndex = _g.Node("Concat", "mla_table_index", [_g.Node("Unsqueeze", "mla_row_column", [row, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_logical_column", [logical, _g.Int64s(1)])], Attr("axis", 1L));
         var physical = _g.Node("Cast", "mla_physical_block", [_g.Node("GatherND", "mla_physical_block_i32", ["block_table", tableIndex])], Attr("to", I64));
         _mlaSlots = _g.Node("Concat", "mla_slots", [_g.Node("Unsqueeze", "mla_physical_column", [physical, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_offset_column", [offset, _g.Int64s(1)])], Attr("axis", 1L));
@@ -73,10 +90,13 @@ internal sealed partial class DecoderGraphBuilder
         // Padded query layout: place (b, j) holds token starts[b] + j (clamped: padding places are computed, never read).
         var maxNewScalar = _g.Node("Squeeze", "mla_max_new_scalar", [_mlaMaxNew, _g.Int64s(0)]);
         var places = _g.Node("Range", "mla_places", [_g.Int64Scalar(0), maxNewScalar, _g.Int64Scalar(1)]);
+        var maxNewDevice = AttentionMetadata
+            ? _g.Node("Add", "mla_max_new_device", [_g.Node("ReduceMax", "mla_last_place", [places, _g.Int64s(0)], Attr("keepdims", 0L)), _g.Int64Scalar(1)])
+            : maxNewScalar;
         var placeTokens = _g.Node("Add", "mla_place_tokens", [_g.Node("Unsqueeze", "mla_starts_column", [starts, _g.Int64s(1)]), places]);
-        var lastToken = _g.Node("Sub", "mla_last_token", [tokenCount, _g.Int64Scalar(1)]);
+        var lastToken = _g.Node("ReduceMax", "mla_last_token", [tokenIndex, _g.Int64s(0)], Attr("keepdims", 0L));
         _mlaPadRows = _g.Node("Reshape", "mla_pad_rows", [_g.Node("Min", "mla_place_tokens_clamped", [placeTokens, lastToken]), _g.Int64s(-1)]);
-        _mlaTokenRows = _g.Node("Add", "mla_token_place", [_g.Node("Mul", "mla_row_base", [row, maxNewScalar]), inRow]);
+        _mlaTokenRows = _g.Node("Add", "mla_token_place", [_g.Node("Mul", "mla_row_base", [row, maxNewDevice]), inRow]);
 
         // Visibility [B, max_new, 1, L]: key l is visible to place (b, j) when l <= past[b] + j.
         var maxBlocks = _g.Node("Slice", "mla_max_blocks", [_g.Node("Shape", "mla_table_shape", ["block_table"]), _g.Int64s(1), _g.Int64s(2)]);

@@ -34,8 +34,8 @@ public static class DecoderModels
         }
         catch (ModelPackageException ex) when (capture && ex.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase))
         {
-            // ONNX Runtime refuses capture when a compute node is off the CUDA EP, as in the paged MLA graph's shape
-            // arithmetic (ADR 0008): such a graph runs every step uncaptured.
+            // ONNX Runtime refuses capture when partitioning inserted a host/device copy, as in a paged MLA graph built
+            // without attention_metadata (ADR 0008): such a graph runs every step uncaptured.
             capture = false;
             created = factory.OpenModel(package, capture);
         }

@@ -58,6 +58,41 @@ public sealed class PagedMlaGraphTests
         Assert.Equal((3 * (32 + 8) * 2).ToString(CultureInfo.InvariantCulture), metadata["inference_server.kv_bytes_per_token"]);
     }
 
+    [Theory]
+    [InlineData("deepseek-v3-mla", "fp16")]
+    [InlineData("deepseek-v3-dense-mla", "bf16")]
+    [InlineData("mla-moe", "fp16")]
+    [InlineData("llama-moh", "fp16")]
+    [InlineData("qwen2-moe", "fp16")]
+    public void Graph_NeedsNoHostDeviceCopy_UnderOnnxRuntimesCpuFallbackRule(string checkpoint, string dtype)
+    {
+        // ONNX Runtime captures a session as CUDA graphs only if partitioning inserted no copy node (ADR 0008). This replays
+        // its CPU fallback (GetCpuPreferredNodes) on the built graph and lists the tensors that would cross. The GQA-family
+        // graphs (MoH, MoE) are captured on the GPU (GpuTests), which checks the rule's model of ONNX Runtime.
+        var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "placement-" + checkpoint) : BuiltModels.Fixture(checkpoint);
+        var output = BuiltModels.TempDirectory($"placement-{checkpoint}-{dtype}");
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = dtype, Device = "cuda" });
+        Assert.Empty(CudaPlacement.Copies(Load(output).Graph));
+    }
+
+    [Fact]
+    public void PlacementRule_FindsTheCopiesOfAMixedGraph()
+    {
+        // A host value (a Shape's) divided into a device tensor needs a copy; read as a Range bound it does not.
+        var graph = new GraphProto();
+        graph.Input.Add(new ValueInfoProto { Name = "x" });
+        graph.Initializer.Add(new TensorProto { Name = "axes", DataType = (int)DataType.Int64, Dims = { 1 }, Int64Data = { 0 } });
+        graph.Initializer.Add(new TensorProto { Name = "zero", DataType = (int)DataType.Int64, Int64Data = { 0 } });
+        graph.Initializer.Add(new TensorProto { Name = "one", DataType = (int)DataType.Int64, Int64Data = { 1 } });
+        graph.Node.Add(new NodeProto { OpType = "Shape", Input = { "x" }, Output = { "s" } });
+        graph.Node.Add(new NodeProto { OpType = "Squeeze", Input = { "s", "axes" }, Output = { "n" } });
+        graph.Node.Add(new NodeProto { OpType = "Range", Input = { "zero", "n", "one" }, Output = { "r" } });
+        graph.Node.Add(new NodeProto { OpType = "Cast", Input = { "x" }, Output = { "xd" } });
+        graph.Node.Add(new NodeProto { OpType = "Div", Input = { "xd", "n" }, Output = { "q" } });
+        graph.Node.Add(new NodeProto { OpType = "Add", Input = { "q", "r" }, Output = { "y" } });
+        Assert.Equal(["n -> Div"], CudaPlacement.Copies(graph));
+    }
+
     [Fact]
     public void GqaPagedGraph_HasNoneOfTheMlaForm()
     {
