@@ -116,6 +116,33 @@ def references(torch, model):
     return cases
 
 
+def first_clear_seed(torch, folder, seed, make):
+    """make(seed) from `seed` on until the references' smallest top-2 margin is at least MIN_MARGIN (20 tries):
+    (what make returned, its model first, the cases, the smallest margin, the seed)."""
+    for _ in range(20):
+        made = make(seed)
+        cases = references(torch, made[0])
+        smallest = min(min(c["top2_margin"]) for c in cases)
+        if smallest >= MIN_MARGIN:
+            return made, cases, smallest, seed
+        print(f"{folder}: seed {seed} has a top-2 margin of {smallest:.2e} < {MIN_MARGIN}; trying seed {seed + 1}")
+        seed += 1
+    raise SystemExit(f"error: {folder}: no seed gave margins above {MIN_MARGIN}")
+
+
+def save_fixture(torch, transformers, model, path, cases, seed):
+    """save_pretrained (bos 1, eos 2, pad 0) and reference.json into `path`; returns `path`."""
+    os.makedirs(path, exist_ok=True)
+    model.generation_config.bos_token_id = 1
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    model.save_pretrained(path)
+    reference = dict(transformers=transformers.__version__, torch=torch.__version__, seed=seed, cases=cases)
+    with open(os.path.join(path, "reference.json"), "w") as f:
+        json.dump(reference, f)
+    return path
+
+
 def first_logits(torch, model):
     with torch.no_grad():
         return [model(input_ids=torch.tensor([p], dtype=torch.long)).logits[0, -1].float() for p in PROMPTS]
@@ -135,27 +162,9 @@ def main():
 
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     for folder, attention_bias in FIXTURES.items():
-        seed = args.seed
-        for attempt in range(20):
-            model, biases = make_model(torch, transformers, attention_bias, seed)
-            cases = references(torch, model)
-            smallest = min(min(c["top2_margin"]) for c in cases)
-            if smallest >= MIN_MARGIN:
-                break
-            print(f"{folder}: seed {seed} has a top-2 margin of {smallest:.2e} < {MIN_MARGIN}; trying seed {seed + 1}")
-            seed += 1
-        else:
-            raise SystemExit(f"error: {folder}: no seed from {args.seed} gave margins above {MIN_MARGIN}")
-
-        path = os.path.join(args.outdir, folder)
-        os.makedirs(path, exist_ok=True)
-        model.generation_config.bos_token_id = 1
-        model.generation_config.eos_token_id = 2
-        model.generation_config.pad_token_id = 0
-        model.save_pretrained(path)
-        reference = dict(transformers=transformers.__version__, torch=torch.__version__, seed=seed, cases=cases)
-        with open(os.path.join(path, "reference.json"), "w") as f:
-            json.dump(reference, f)
+        (model, biases), cases, smallest, seed = first_clear_seed(
+            torch, folder, args.seed, lambda seed, bias=attention_bias: make_model(torch, transformers, bias, seed))
+        path = save_fixture(torch, transformers, model, os.path.join(args.outdir, folder), cases, seed)
 
         with open(os.path.join(path, "config.json")) as f:
             saved = json.load(f)

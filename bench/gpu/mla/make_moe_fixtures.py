@@ -24,7 +24,7 @@ import json
 import os
 import sys
 
-from make_fixtures import GREEDY_STEPS, MIN_MARGIN, PROMPTS, first_logits, references  # noqa: F401
+from make_fixtures import first_clear_seed, first_logits, save_fixture
 
 COMMON = dict(
     vocab_size=1024,
@@ -92,26 +92,9 @@ def main():
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     wanted = [f for f in args.only.split(",") if f] or list(FIXTURES)
     for folder in wanted:
-        seed = args.seed
-        for _ in range(20):
-            model, biases = make_model(torch, transformers, folder, seed)
-            cases = references(torch, model)
-            smallest = min(min(c["top2_margin"]) for c in cases)
-            if smallest >= MIN_MARGIN:
-                break
-            print(f"{folder}: seed {seed} has a top-2 margin of {smallest:.2e} < {MIN_MARGIN}; trying seed {seed + 1}")
-            seed += 1
-        else:
-            raise SystemExit(f"error: {folder}: no seed from {args.seed} gave margins above {MIN_MARGIN}")
-
-        path = os.path.join(args.outdir, folder)
-        os.makedirs(path, exist_ok=True)
-        model.generation_config.bos_token_id = 1
-        model.generation_config.eos_token_id = 2
-        model.generation_config.pad_token_id = 0
-        model.save_pretrained(path)
-        with open(os.path.join(path, "reference.json"), "w") as f:
-            json.dump(dict(transformers=transformers.__version__, torch=torch.__version__, seed=seed, cases=cases), f)
+        (model, biases), cases, smallest, seed = first_clear_seed(
+            torch, folder, args.seed, lambda seed, name=folder: make_model(torch, transformers, name, seed))
+        path = save_fixture(torch, transformers, model, os.path.join(args.outdir, folder), cases, seed)
 
         if args.check:
             cls = getattr(transformers, FIXTURES[folder][1])
