@@ -44,7 +44,8 @@ internal sealed partial class DecoderGraphBuilder
     /// (ADR 0008): values that shapes are made of (the token count, the pool's block size, the table width, max_new)
     /// stay on the host and reach device kernels only through inputs those kernels read on the host (<c>Range</c>'s
     /// bounds, <c>Expand</c>'s and <c>Reshape</c>'s shapes); what device arithmetic needs of them is made on the device
-    /// (the last token index by <c>ReduceMax</c>, the block size by summing an <c>Expand</c>ed one). With
+    /// (the last token index by <c>ReduceMax</c>, the block size by summing an <c>Expand</c>ed one), and the block table
+    /// is read through int64 (CUDA's GatherND has no int32 kernel). With
     /// <c>attention_metadata</c>, max_new is read on the host: an <c>Add</c> of a host zero (from a <c>Shape</c>)
     /// makes ONNX Runtime's CPU fallback keep that input and its slice on the host, as PagedAttention reads it.
     /// </para>
@@ -84,7 +85,8 @@ internal sealed partial class DecoderGraphBuilder
         var logical = _g.Node("Div", "mla_logical_block", [position, blockSizeDevice]);
         var offset = _g.Node("Mod", "mla_block_offset", [position, blockSizeDevice]);
         var tableIndex = _g.Node("Concat", "mla_table_index", [_g.Node("Unsqueeze", "mla_row_column", [row, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_logical_column", [logical, _g.Int64s(1)])], Attr("axis", 1L));
-        var physical = _g.Node("Cast", "mla_physical_block", [_g.Node("GatherND", "mla_physical_block_i32", ["block_table", tableIndex])], Attr("to", I64));
+        // GatherND over the int64 table: ONNX Runtime's CUDA GatherND has no int32 kernel, and the CPU one costs three copies.
+        var physical = _g.Node("GatherND", "mla_physical_block", [_g.Node("Cast", "mla_table_i64", ["block_table"], Attr("to", I64)), tableIndex]);
         _mlaSlots = _g.Node("Concat", "mla_slots", [_g.Node("Unsqueeze", "mla_physical_column", [physical, _g.Int64s(1)]), _g.Node("Unsqueeze", "mla_offset_column", [offset, _g.Int64s(1)])], Attr("axis", 1L));
 
         // Padded query layout: place (b, j) holds token starts[b] + j (clamped: padding places are computed, never read).
