@@ -20,6 +20,8 @@ public sealed class GenAiGraphTests
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
+    [InlineData("qwen2-moe")]
+    [InlineData("mixtral")]
     public void FirstStepLogits_AllPromptsInOnePaddedBatch_MatchTransformers(string fixture)
     {
         using var model = OnnxDecoderModel.Open(ModelPackage.Load(Build(fixture)));
@@ -39,6 +41,7 @@ public sealed class GenAiGraphTests
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("llama-pruned")]
+    [InlineData("qwen3-moe")]
     public void Greedy_StaggeredArrivals_PrefillBesideDecode_MatchesTransformers(string fixture)
     {
         // Case r joins at step 2r: its prompt shares a step with the others' one-token decodes (padded new tokens).

@@ -29,6 +29,7 @@ public sealed class Int4GraphTests
     [InlineData("qwen2", 32, false)]
     [InlineData("qwen2", 128, true)]
     [InlineData("llama-moh", 32, false)]
+    [InlineData("qwen2-moe", 32, false)]
     public void FirstStepLogits_Int4_CloseToTransformers(string fixture, int blockSize, bool zeroPoints)
     {
         var folder = Build(BuiltModels.Fixture(fixture), $"{fixture}-int4-{blockSize}-{zeroPoints}", blockSize, zeroPoints);
