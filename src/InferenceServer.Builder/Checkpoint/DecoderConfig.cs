@@ -232,8 +232,10 @@ public sealed record DecoderConfig
         var mixtral = modelType == "mixtral";
         // The Hub's Qwen configs say num_experts and Mixtral's num_local_experts; transformers 5 writes either name for either.
         var experts = Int(root, "num_experts", source) ?? Int(root, "num_local_experts", source) ?? 0;
-        if (experts <= 0)
+        var widthName = mixtral ? "intermediate_size" : "moe_intermediate_size";
+        if (experts <= 0 || (!strict && (Int(root, "num_experts_per_tok", source) is not > 0 || Int(root, widthName, source) is not > 0)))
         {
+            // Serving reads what it is given: an MoE config without its sizes is not refused there (the graph says the rest).
             return null;
         }
 
@@ -260,7 +262,7 @@ public sealed record DecoderConfig
             1,
             mixtral || (root.TryGetProperty("norm_topk_prob", out var norm) && norm.ValueKind == JsonValueKind.True),
             1.0,
-            RequiredInt(root, mixtral ? "intermediate_size" : "moe_intermediate_size", source),
+            RequiredInt(root, widthName, source),
             shared > 0 ? 1 : 0)
         {
             Routing = MoeRouting.Softmax,

@@ -69,6 +69,15 @@ public sealed class SoftmaxMoeTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ServingParse_OfAnMoeConfigWithoutItsSizes_DoesNotRefuseIt()
+    {
+        // The runtime reads any family's config (an ONNX export's folder may carry a trimmed one); the builder refuses.
+        const string Config = "{\"model_type\":\"qwen3_moe\",\"num_experts\":8," + Sizes + "}";
+        Assert.Null(DecoderConfig.ParseForServing(Config, "c").Moe);
+        Assert.Throws<ModelBuildException>(() => DecoderConfig.Parse(Config, "c"));
+    }
+
     [Theory]
     [InlineData("qwen2-moe")]
     [InlineData("qwen3-moe")]
