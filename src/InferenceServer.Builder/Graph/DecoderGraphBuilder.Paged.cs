@@ -74,8 +74,18 @@ internal sealed partial class DecoderGraphBuilder
         var rows = _g.Node("Gather", "logits_rows", [normed, "logits_indices"], Attr("axis", 0L));
         var logitsT = _g.Node("Gemm", "lm_head", [rows, LmHead(embedding)], Attr("transB", 1L));
         _g.NodeMulti("Cast", "logits_float", [logitsT], ["logits"], [Attr("to", (long)TensorProto.Types.DataType.Float)], string.Empty);
-        _g.NodeMulti("ArgMax", "next_tokens", ["logits"], ["next_tokens"], [Attr("axis", 1L), Attr("keepdims", 0L), Attr("select_last_index", 0L)], string.Empty);
+        NextTokens();
     }
+
+    /// <summary>The output each logit row's argmax goes to, [num_logits] int64 (paged graph and split form alike).</summary>
+    public const string NextTokensOutput = "next_tokens";
+
+    /// <summary>
+    /// <see cref="NextTokensOutput"/>: the greedy token of each row of the fp32 <c>logits</c>, on the device, so a runner
+    /// that reads it leaves the logits where they are unless a row needs its distribution.
+    /// </summary>
+    private void NextTokens() =>
+        _g.NodeMulti("ArgMax", "next_tokens", ["logits"], [NextTokensOutput], [Attr("axis", 1L), Attr("keepdims", 0L), Attr("select_last_index", 0L)], string.Empty);
 
     private void DeclarePagedIo()
     {
@@ -101,7 +111,7 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
-        _g.Output("next_tokens", TensorProto.Types.DataType.Int64, "num_logits");
+        _g.Output(NextTokensOutput, TensorProto.Types.DataType.Int64, "num_logits");
         for (var i = 0; i < kvLayers.Count; i++)
         {
             var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);

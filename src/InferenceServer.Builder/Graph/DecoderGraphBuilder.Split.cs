@@ -44,9 +44,6 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>The heads of <see cref="SplitRoutedQueries"/>, [T, active] int64: the shared heads 0..S-1, then the router's top-k routed heads.</summary>
     public const string SplitHeadIndex = "head_index";
 
-    /// <summary>The last segment's argmax of each logit row, [num_logits] int64 (the paged graph's <c>next_tokens</c>).</summary>
-    public const string SplitNextTokens = "next_tokens";
-
     // SplitRotary's position_ids, the one-element offset 0, made once per segment.
     private string? _splitPositions;
 
@@ -133,11 +130,9 @@ internal sealed partial class DecoderGraphBuilder
                     _g.NodeMulti("Cast", "logits_float", [logitsT], ["logits"], [Attr("to", (long)TensorProto.Types.DataType.Float)], string.Empty);
                 }
 
-                // The greedy token of each logit row on the device, as the paged graph's: a runner that reads it leaves the
-                // logits where they are unless a row needs its distribution.
-                _g.NodeMulti("ArgMax", "next_tokens", ["logits"], [SplitNextTokens], [Attr("axis", 1L), Attr("keepdims", 0L), Attr("select_last_index", 0L)], string.Empty);
+                NextTokens();
                 _g.Output("logits", TensorProto.Types.DataType.Float, "num_logits", c.VocabSize);
-                _g.Output(SplitNextTokens, TensorProto.Types.DataType.Int64, "num_logits");
+                _g.Output(NextTokensOutput, TensorProto.Types.DataType.Int64, "num_logits");
             }
             else
             {
@@ -188,7 +183,7 @@ internal sealed partial class DecoderGraphBuilder
         var (q, k, v) = QkvProjections(n, p, x, heads, kvHeads);
         var q3 = Heads(n + "q", q, heads, p + "self_attn.q_norm.weight");
         var kind = SplitAttentionLayer.Gqa;
-        string? topIndices = null;
+        (MohConfig Config, string TopIndices)? routing = null;
         if (c.Moh is { } moh)
         {
             // The router works in fp32 (its constants are fp32), on the pre-rotary queries.
@@ -198,7 +193,7 @@ internal sealed partial class DecoderGraphBuilder
             _g.NodeMulti("Reshape", n + "moh_mask_2d", [mask, _g.Int64s(-1, heads)], [SplitHeadMask], [], string.Empty);
             _g.Output(SplitHeadMask, TensorProto.Types.DataType.Float, "num_tokens", heads);
             kind = SplitAttentionLayer.Moh;
-            topIndices = top;
+            routing = (moh, top);
         }
 
         var k3 = Heads(n + "k", k, kvHeads, p + "self_attn.k_norm.weight");
@@ -206,9 +201,9 @@ internal sealed partial class DecoderGraphBuilder
         var qRotated = half ? SplitRotary(n + "q", q3, heads) : Rope(n + "q", q3);
         _g.NodeMulti("Reshape", n + "q_2d", [qRotated, _g.Int64s(-1, heads * d)], ["q"], [], string.Empty);
         _g.NodeMulti("Reshape", n + "k_2d", [half ? SplitRotary(n + "k", k3, kvHeads) : Rope(n + "k", k3), _g.Int64s(-1, kvHeads * d)], ["k"], [], string.Empty);
-        if (c.Moh is { } routing && topIndices is not null)
+        if (routing is { } chosen)
         {
-            RoutedQueries(n, qRotated, topIndices, heads, routing);
+            RoutedQueries(n, qRotated, chosen.TopIndices, heads, chosen.Config);
         }
 
         _g.NodeMulti("Identity", n + "v_out", [v], ["v"], [], string.Empty);

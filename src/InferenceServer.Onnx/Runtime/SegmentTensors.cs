@@ -148,7 +148,7 @@ internal sealed class SegmentTensors
             return;
         }
 
-        binding.Output(SplitDecoderModel.NextTokens, _nextTokens.View(logitRows));
+        binding.Output(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
         if (distributions)
         {
             binding.Output("logits", _logits.View(logitRows, model.Spec.VocabularySize));

@@ -24,7 +24,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     private SplitDecoderModel(InferenceSession[] segments, ModelSpec spec, IReadOnlyList<AttentionLayerSpec> attention, IReadOnlyList<ComputeDevice> attentionDevices, int rotaryHalfWidth, int hiddenSize, OnnxSessionOptions options)
     {
         _segments = segments;
-        HasNextTokens = segments[^1].OutputMetadata.ContainsKey(NextTokens);
+        HasNextTokens = segments[^1].OutputMetadata.ContainsKey(PagedDecoderModel.NextTokens);
         RoutedQueries = attention.Any(static a => a.HeadMasked)
             && attention.Select((a, s) => !a.HeadMasked || segments[s].OutputMetadata.ContainsKey(RoutedQueryOutput)).All(static ok => ok);
         Spec = spec;
@@ -128,9 +128,6 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// a runner on a GPU can leave the logits there when no row needs its distribution.
     /// </summary>
     internal bool HasNextTokens { get; }
-
-    /// <summary>The last segment's argmax output.</summary>
-    internal const string NextTokens = "next_tokens";
 
     /// <summary>An MoH segment's queries of the heads its tokens use (with <see cref="HeadIndexOutput"/>; builds from 2026-12-07).</summary>
     internal const string RoutedQueryOutput = "q_routed";
