@@ -316,6 +316,30 @@ public sealed class ReliabilityTests
     }
 
     [Fact]
+    public async Task BurstAfterAnIdleSpell_IsServed_NotRefusedAsAStalledEngine()
+    {
+        // An idle engine is not a stalled one: the requests of a burst that arrive before the loop wakes for the first
+        // one used to find "work, and no progress for as long as the server had been idle" and got 503 "engine stalled".
+        await using var s = await StartAsync("--engine-stall-timeout", "60");
+        s.Time.Advance(TimeSpan.FromMinutes(10));
+        var burst = Enumerable.Range(0, 16).Select(i => s.Server.Http.PostAsync(
+            "/v1/completions", Json($$"""{"prompt":{{Ids(4, i)}},"max_tokens":2,"temperature":0}"""))).ToArray();
+        var responses = await Task.WhenAll(burst);
+        var refused = new List<string>();
+        foreach (var response in responses)
+        {
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                refused.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            }
+
+            response.Dispose();
+        }
+
+        Assert.Empty(refused);
+    }
+
+    [Fact]
     public async Task StalledEngine_FailsReadinessAfterTheStallTimeout_AndLivenessAfterTheLivenessTimeout_ThenRecovers()
     {
         await using var s = await StartAsync("--engine-stall-timeout", "60", "--liveness-stall-timeout", "300");

@@ -319,7 +319,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
         foreach (var sequence in sequences)
         {
             sequence.Queued = true;
-            _counters.RequestStarted();
+            _counters.RequestStarted(_time.GetTimestamp());
             if (!_incoming.Writer.TryWrite(sequence))
             {
                 // The loop stopped between the check and the write: answer here, since it never will.

@@ -49,8 +49,22 @@ internal sealed class SchedulerCounters
         set => Interlocked.Exchange(ref _lastProgressAt, value);
     }
 
-    /// <summary>Counts a request accepted.</summary>
-    public void RequestStarted() => Interlocked.Increment(ref _active);
+    /// <summary>
+    /// Counts a request accepted at <paramref name="now"/>. An idle engine's stall clock starts here: the loop has been
+    /// waiting for work, not failing to progress, so the first request after a quiet spell restarts the clock before it
+    /// counts (otherwise every request of a burst that arrives before the loop wakes would find "work and no progress for
+    /// as long as it was idle" and be refused as stalled). A busy engine's clock is left alone: new work must not hide a
+    /// stall of the work it already has.
+    /// </summary>
+    public void RequestStarted(long now)
+    {
+        if (Volatile.Read(ref _active) == 0)
+        {
+            LastProgressAt = now;
+        }
+
+        Interlocked.Increment(ref _active);
+    }
 
     /// <summary>Counts a request finished.</summary>
     public void RequestEnded() => Interlocked.Decrement(ref _active);

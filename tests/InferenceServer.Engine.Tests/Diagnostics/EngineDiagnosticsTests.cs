@@ -160,6 +160,29 @@ public sealed class EngineDiagnosticsTests : IDisposable
         await scheduler.DisposeAsync(); // a second dispose does nothing
     }
 
+    [Fact]
+    public async Task StallClock_StartsAtTheFirstRequestAfterIdle_AndIsNotResetByMoreWork()
+    {
+        // The loop is not started, so nothing but submission moves the clock: deterministic on the fake time. Before the
+        // fix, the first request after ten idle minutes made the engine "stalled for ten minutes" until the loop woke, and
+        // the rest of a burst got 503 "engine stalled".
+        var model = ServedModel.Load(SchedulerHarness.Fixture("llama-gqa"));
+        await using var scheduler = new ContinuousBatchScheduler(model, new SchedulerOptions(), NullLogger<ContinuousBatchScheduler>.Instance, null, _time);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        Assert.Equal(TimeSpan.FromMinutes(10), scheduler.SinceLastProgress);
+
+        Assert.True(scheduler.TrySubmit(Request("first"), out _, CancellationToken.None));
+        Assert.Equal(TimeSpan.Zero, scheduler.SinceLastProgress);
+
+        // Work that is not progressing stays stalled whatever arrives after it.
+        _time.Advance(TimeSpan.FromMinutes(2));
+        Assert.True(scheduler.TrySubmit(Request("second"), out _, CancellationToken.None));
+        Assert.Equal(TimeSpan.FromMinutes(2), scheduler.SinceLastProgress);
+        Assert.Equal(2, scheduler.ActiveRequests);
+
+        static GenerationRequest Request(string id) => new() { RequestId = id, PromptTokens = [1, 2, 3], Sampling = SamplingParameters.Greedy, Stop = new StopConditions { MaxTokens = 2 } };
+    }
+
     private sealed class TestMeterFactory : IMeterFactory
     {
         public List<Meter> Created { get; } = [];
