@@ -19,6 +19,21 @@ from report import levels, number, ratio, read_json, read_text  # noqa: E402
 GOAL_RATIO = 5.0
 
 
+def metrics(run, concurrency):
+    """Mean running and waiting requests over the samples of metrics-<C>.tsv taken while requests were in the server."""
+    rows = []
+    for line in (read_text(os.path.join(run, f"metrics-{concurrency}.tsv")) or "").splitlines():
+        parts = line.split("\t")
+        try:
+            rows.append((float(parts[1]), float(parts[2])))
+        except (IndexError, ValueError):
+            continue
+    rows = [r for r in rows if r[0] + r[1] > 0]
+    if not rows:
+        return None
+    return (sum(r[0] for r in rows) / len(rows), sum(r[1] for r in rows) / len(rows), len(rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -57,8 +72,8 @@ def main():
     w("")
     w("## Output tokens/s")
     w("")
-    w("| conc | ok / failed | server tok/s | transformers generate() tok/s | ratio | goal 5x |")
-    w("|---:|---:|---:|---:|---:|---|")
+    w("| conc | ok / failed | server tok/s | transformers generate() tok/s | ratio | goal 5x | TTFT mean / p99 ms | TPOT mean ms | running / waiting (mean of /metrics) |")
+    w("|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     results = []
     for c in sorted(set(sweep) | set(reference) | {int(x) for x in meta.get("levels", "").split(",") if x}):
         s = sweep.get(c)
@@ -66,8 +81,12 @@ def main():
         tok = s["output_throughput"] if s else None
         met = "not measured" if tok is None or r is None else ("**met**" if tok >= GOAL_RATIO * r and s["failed"] == 0 else "not met")
         counts = f"{s['successful']} / {s['failed']}" if s else "no result"
-        w(f"| {c} | {counts} | {number(tok)} | {number(r)} | {ratio(tok, r)} | {met} |")
-        results.append(dict(concurrency=c, server=s, reference=reference.get(c), goal_met=met))
+        occupancy = metrics(run, c)
+        ttft = f"{number(s['ttft_ms'].get('mean'))} / {number(s['ttft_ms'].get('p99'))}" if s and s.get("ttft_ms") else ""
+        tpot = number(s["tpot_ms"].get("mean")) if s and s.get("tpot_ms") else ""
+        busy = f"{occupancy[0]:.1f} / {occupancy[1]:.1f} ({occupancy[2]} samples)" if occupancy else ""
+        w(f"| {c} | {counts} | {number(tok)} | {number(r)} | {ratio(tok, r)} | {met} | {ttft} | {tpot} | {busy} |")
+        results.append(dict(concurrency=c, server=s, reference=reference.get(c), goal_met=met, running_waiting=occupancy))
     w("")
     w("## Greedy tokens against transformers fp32")
     w("")

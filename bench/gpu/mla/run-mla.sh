@@ -27,7 +27,19 @@
 # TOLERANCE (0.05), KV_CACHE (16g), MAX_NUM_BATCHED_TOKENS (8192), PORT (18601), BUDGET_S (520), SKIP_REFERENCE (0),
 # CUDA_GRAPHS (true), REQUESTS_PER_CONC (2: requests per level = concurrency x this, at least MIN_REQUESTS, 8; each level also sends
 # concurrency warm-up requests first, at least 2),
-# SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files), WORK (/tmp/mla).
+# SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files), WORK (/tmp/mla: the checkpoint and the cached reference results),
+# BUILD_ROOT ($WORK: where the built folder goes), TIME_SCALE (LAYERS / 8 rounded up, at least 1: each step's own timeout
+# is multiplied by it; the whole run still ends within BUDGET_S).
+#
+# The full 27-layer V2-Lite shape (31 GB of bf16 weights, 31 GB built) does not fit one call or the disk twice: put the
+# checkpoint in memory and the build on disk, and run the script twice on the same warm machine; the second call reuses
+# the checkpoint, the build and the reference results (kept beside the checkpoint once they succeeded):
+#
+#   LAYERS=27 WORK=/dev/shm/mla BUILD_ROOT=/tmp/mla SKIP_SERVER=1 bash bench/gpu/mla/run-mla.sh   # checkpoint, build, transformers
+#   LAYERS=27 WORK=/dev/shm/mla BUILD_ROOT=/tmp/mla bash bench/gpu/mla/run-mla.sh                 # the server (reference reused)
+#
+# During each load level a poller samples the server's /metrics every 50 ms (vllm:num_requests_running and
+# _waiting): metrics-<C>.tsv, whose means the report prints beside the level.
 set -uo pipefail
 
 START=$SECONDS
@@ -50,6 +62,8 @@ SKIP_REFERENCE=${SKIP_REFERENCE:-0}
 REQUESTS_PER_CONC=${REQUESTS_PER_CONC:-2}
 CUDA_GRAPHS=${CUDA_GRAPHS:-true}
 MIN_REQUESTS=${MIN_REQUESTS:-8}
+SKIP_SERVER=${SKIP_SERVER:-0}
+TIME_SCALE=${TIME_SCALE:-$(( LAYERS > 8 ? (LAYERS + 7) / 8 : 1 ))}
 VOCAB=102400
 URL=http://127.0.0.1:$PORT
 export PYTHONUNBUFFERED=1
@@ -57,10 +71,13 @@ export PYTHONUNBUFFERED=1
 SHAPE=${SHAPE:-v2lite}
 [[ $SHAPE == dense1b ]] && VOCAB=128256
 CKPT=$WORK/checkpoint-$SHAPE-$LAYERS
+BUILD_ROOT=${BUILD_ROOT:-$WORK}
+# The reference results of these settings, kept beside the checkpoint for a later call.
+REFERENCE=$CKPT.reference-$LEVELS-$INPUT_LEN-$OUTPUT_LEN
 BUILT=
 BUILD_OK=0
 RUN=$WORK/run
-mkdir -p "$OUT" "$WORK"
+mkdir -p "$OUT" "$WORK" "$BUILD_ROOT"
 rm -rf "$RUN"
 mkdir -p "$RUN"
 exec > >(tee "$OUT/run.log") 2>&1
@@ -71,6 +88,14 @@ SERVER_PID=
 # elapsed, budget, step and http_ok: the helpers run-llama1b.sh and run-split.sh share.
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
+# Every step's own timeout scaled by TIME_SCALE (a 27-layer model takes about three times as long as 8 layers).
+budget() {
+    local want=$(( $1 * TIME_SCALE )) keep=$2 left
+    left=$(( BUDGET_S - $(elapsed) - keep ))
+    (( left < want )) && want=$left
+    (( want < 1 )) && want=1
+    echo "$want"
+}
 # What a step keeps back for the steps after it was sized for the 520 s default: scaled to BUDGET_S, so a shorter
 # budget shortens every step instead of leaving the first ones a 1 s timeout.
 keep() { echo $(( $1 * BUDGET_S / 520 )); }
@@ -101,6 +126,7 @@ trap finish EXIT
     echo "dtype=$DTYPE"
     echo "levels=$LEVELS"
     echo "cuda_graphs=$CUDA_GRAPHS"
+    echo "time_scale=$TIME_SCALE"
     echo "requests_per_conc=$REQUESTS_PER_CONC"
     echo "input_len=$INPUT_LEN"
     echo "output_len=$OUTPUT_LEN"
@@ -130,7 +156,7 @@ if [[ -f $CKPT/checkpoint.json ]]; then
     cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
     step checkpoint reused 0 "$CKPT"
 else
-    rm -rf "$CKPT" "$CKPT"-*-cuda
+    rm -rf "$CKPT" "$CKPT".reference-* "$BUILD_ROOT/$(basename "$CKPT")"-*-cuda
     if timeout "$(budget 150 "$(keep 330)")" python3 "$HERE/make_checkpoint.py" "$CKPT" --shape "$SHAPE" --layers "$LAYERS" > "$RUN/checkpoint.out" 2>&1; then
         tail -n 1 "$RUN/checkpoint.out" > "$CKPT/checkpoint.json"
         cp "$CKPT/checkpoint.json" "$RUN/checkpoint.json"
@@ -146,7 +172,7 @@ fi
 # 2. The build: build_model DTYPE sets BUILT and BUILD_OK (the folder is reused while the application is the same).
 build_model() {
     local dtype=$1 t=$SECONDS stamp status
-    BUILT=$CKPT-$dtype-cuda
+    BUILT=$BUILD_ROOT/$(basename "$CKPT")-$dtype-cuda
     BUILD_OK=0
     stamp="$dtype $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
     if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
@@ -173,6 +199,9 @@ build_model "$DTYPE" "$(keep 280)"
 # 3. transformers: fp32 greedy with margins, then generate() throughput (bf16), before the server takes the GPU.
 if (( SKIP_REFERENCE )); then
     step reference skipped 0 "SKIP_REFERENCE=1"
+elif [[ -f $REFERENCE/greedy-reference.json && -f $REFERENCE/hf.json ]]; then
+    cp "$REFERENCE/greedy-reference.json" "$REFERENCE/hf.json" "$RUN/"
+    step reference reused 0 "$REFERENCE (an earlier call's transformers results on this checkpoint)"
 else
     t=$SECONDS
     if timeout "$(budget 70 "$(keep 230)")" python3 "$HERE/greedy_check.py" reference "$CKPT" "$RUN/greedy-reference.json"; then
@@ -185,6 +214,9 @@ else
     if timeout "$limit" python3 "$HERE/hf_generate.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
         --output-len "$OUTPUT_LEN" --budget-s $(( limit > 40 ? limit - 30 : limit / 2 )); then
         step "reference generate" ok $(( SECONDS - t ))
+        if [[ -f $RUN/greedy-reference.json ]]; then
+            mkdir -p "$REFERENCE" && cp "$RUN/greedy-reference.json" "$RUN/hf.json" "$REFERENCE/"
+        fi
     else
         step "reference generate" FAILED $(( SECONDS - t )) "exit $? (partial results kept)"
     fi
@@ -220,14 +252,32 @@ serve() {
             n=$(( c * REQUESTS_PER_CONC ))
             (( n < MIN_REQUESTS )) && n=$MIN_REQUESTS
             limit=$(budget $(( c >= 256 ? 120 : 70 )) 5)
+            poll_metrics "$RUN/metrics-$c.tsv" &
+            local poller=$!
             load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/sweep-$c.json"
+            kill "$poller" 2>/dev/null
+            wait "$poller" 2>/dev/null
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
         done
     fi
     stop_server
 }
 
-if (( BUILD_OK )); then
+# poll_metrics FILE: every 50 ms until killed, a line "seconds running waiting" from the server's /metrics.
+poll_metrics() {
+    local file=$1 t0=$EPOCHREALTIME body
+    : > "$file"
+    while :; do
+        body=$(curl -s -m 1 "$URL/metrics" 2>/dev/null) || body=
+        awk -v now="$EPOCHREALTIME" -v t0="$t0" '/^vllm:num_requests_running/ { r = $NF } /^vllm:num_requests_waiting/ { w = $NF }
+            END { if (r != "") printf "%.3f\t%s\t%s\n", now - t0, r, w }' <<< "$body" >> "$file"
+        sleep 0.05
+    done
+}
+
+if (( SKIP_SERVER )); then
+    step server skipped 0 "SKIP_SERVER=1 (the checkpoint, the build and the reference results stay for the next call)"
+elif (( BUILD_OK )); then
     serve
     if (( $? == 2 )) && [[ $DTYPE == fp16 ]] && grep -q -i 'moe' "$RUN/server.log" && (( $(budget 400 0) >= 300 )); then
         # The MoE op did not load (ADR 0008 lists what to check): the bf16 build runs every expert densely instead.
