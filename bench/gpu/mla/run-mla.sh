@@ -254,9 +254,18 @@ serve() {
             limit=$(budget $(( c >= 256 ? 120 : 70 )) 5)
             poll_metrics "$RUN/metrics-$c.tsv" &
             local poller=$!
+            local lines
+            lines=$(wc -l < "$RUN/server.log")
             load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/sweep-$c.json"
             kill "$poller" 2>/dev/null
             wait "$poller" 2>/dev/null
+            # The server's own view of the level's requests (warm-up included): queue time (submitted to admitted) and
+            # TTFT, from each request's log line.
+            tail -n +"$(( lines + 1 ))" "$RUN/server.log" | awk -v c="$c" '/Completion .* finished:/ {
+                    for (i = 1; i <= NF; i++) { if ($i == "queue") { q = $(i + 1) + 0 } if ($i == "TTFT") { t = $(i + 1) + 0 } }
+                    n++; sq += q; st += t; if (q > mq) mq = q; if (t > mt) mt = t }
+                END { if (n) printf "server log c=%s: %d requests, queue mean %.1f ms (max %.1f), TTFT mean %.1f ms (max %.1f)\n", c, n, sq / n, mq, st / n, mt }' \
+                | tee -a "$OUT/loadgen.txt"
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
         done
     fi
