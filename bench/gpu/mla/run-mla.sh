@@ -33,7 +33,8 @@
 #
 # The full 27-layer V2-Lite shape (31 GB of bf16 weights, 31 GB built) does not fit one call or the disk twice: put the
 # checkpoint in memory and the build on disk, and run the script twice on the same warm machine; the second call reuses
-# the checkpoint, the build and the reference results (kept beside the checkpoint once they succeeded):
+# the checkpoint, the build and the reference results (each kept beside the checkpoint once it succeeded; with
+# SKIP_SERVER every step may use what is left of the budget):
 #
 #   LAYERS=27 WORK=/dev/shm/mla BUILD_ROOT=/tmp/mla SKIP_SERVER=1 bash bench/gpu/mla/run-mla.sh   # checkpoint, build, transformers
 #   LAYERS=27 WORK=/dev/shm/mla BUILD_ROOT=/tmp/mla bash bench/gpu/mla/run-mla.sh                 # the server (reference reused)
@@ -98,7 +99,7 @@ budget() {
 }
 # What a step keeps back for the steps after it was sized for the 520 s default: scaled to BUDGET_S, so a shorter
 # budget shortens every step instead of leaving the first ones a 1 s timeout.
-keep() { echo $(( $1 * BUDGET_S / 520 )); }
+keep() { if (( ${SKIP_SERVER:-0} )); then echo 10; else echo $(( $1 * BUDGET_S / 520 )); fi; }
 
 stop_server() {
     end_server 40
@@ -199,24 +200,27 @@ build_model "$DTYPE" "$(keep 280)"
 # 3. transformers: fp32 greedy with margins, then generate() throughput (bf16), before the server takes the GPU.
 if (( SKIP_REFERENCE )); then
     step reference skipped 0 "SKIP_REFERENCE=1"
-elif [[ -f $REFERENCE/greedy-reference.json && -f $REFERENCE/hf.json ]]; then
-    cp "$REFERENCE/greedy-reference.json" "$REFERENCE/hf.json" "$RUN/"
-    step reference reused 0 "$REFERENCE (an earlier call's transformers results on this checkpoint)"
 else
+    mkdir -p "$REFERENCE"
     t=$SECONDS
-    if timeout "$(budget 70 "$(keep 230)")" python3 "$HERE/greedy_check.py" reference "$CKPT" "$RUN/greedy-reference.json"; then
+    if [[ -f $REFERENCE/greedy-reference.json ]]; then
+        cp "$REFERENCE/greedy-reference.json" "$RUN/"
+        step "reference greedy fp32" reused 0 "$REFERENCE (an earlier call's, same checkpoint)"
+    elif timeout "$(budget 70 "$(keep 230)")" python3 "$HERE/greedy_check.py" reference "$CKPT" "$RUN/greedy-reference.json"; then
+        cp "$RUN/greedy-reference.json" "$REFERENCE/"
         step "reference greedy fp32" ok $(( SECONDS - t ))
     else
         step "reference greedy fp32" FAILED $(( SECONDS - t ))
     fi
     t=$SECONDS
     limit=$(budget 120 "$(keep 170)")
-    if timeout "$limit" python3 "$HERE/hf_generate.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
+    if [[ -f $REFERENCE/hf.json ]]; then
+        cp "$REFERENCE/hf.json" "$RUN/"
+        step "reference generate" reused 0 "$REFERENCE (an earlier call's, same checkpoint and levels)"
+    elif timeout "$limit" python3 "$HERE/hf_generate.py" "$CKPT" "$RUN/hf.json" --batches "$LEVELS" --input-len "$INPUT_LEN" \
         --output-len "$OUTPUT_LEN" --budget-s $(( limit > 40 ? limit - 30 : limit / 2 )); then
+        cp "$RUN/hf.json" "$REFERENCE/"
         step "reference generate" ok $(( SECONDS - t ))
-        if [[ -f $RUN/greedy-reference.json ]]; then
-            mkdir -p "$REFERENCE" && cp "$RUN/greedy-reference.json" "$RUN/hf.json" "$REFERENCE/"
-        fi
     else
         step "reference generate" FAILED $(( SECONDS - t )) "exit $? (partial results kept)"
     fi
