@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Helpers that run-llama1b.sh, run-split.sh and mla/run-mla.sh source: a time budget with per-step timeouts, the step table of the
-# report, an HTTP readiness probe, a wait for the server's readiness and one load-generator level. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
+# Helpers that run-llama1b.sh, run-split.sh and the mla/ scripts source: a time budget with per-step timeouts, the step table of the
+# report, an HTTP readiness probe, a wait for the server's readiness, one load-generator level and a /metrics poller. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
 # The server reads unprefixed environment variables as its flags (README "Command line": every flag is a configuration
@@ -87,4 +87,18 @@ load_level() {
         step "$name" FAILED $(( SECONDS - t )) "exit $status$( (( status == 124 )) && echo " (timed out after $limit s)")"
     fi
     return "$status"
+}
+
+# poll_metrics FILE: every 50 ms until killed, a line "seconds running waiting preemptions" from URL/metrics
+# (vllm:num_requests_running, _waiting, vllm:num_preemptions_total): run it in the background around a load level.
+poll_metrics() {
+    local file=$1 t0=$EPOCHREALTIME body
+    : > "$file"
+    while :; do
+        body=$(curl -s -m 1 "$URL/metrics" 2>/dev/null) || body=
+        awk -v now="$EPOCHREALTIME" -v t0="$t0" '/^vllm:num_requests_running/ { r = $NF } /^vllm:num_requests_waiting/ { w = $NF }
+            /^vllm:num_preemptions_total/ { p = $NF }
+            END { if (r != "") printf "%.3f\t%s\t%s\t%s\n", now - t0, r, w, (p == "" ? 0 : p) }' <<< "$body" >> "$file"
+        sleep 0.05
+    done
 }

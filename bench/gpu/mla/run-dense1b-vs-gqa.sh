@@ -57,18 +57,6 @@ source "$HERE/../lib.sh"
 LOADGEN=$APP/InferenceServer.LoadGenerator
 cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null
 
-# poll_metrics FILE: every 50 ms until killed, "seconds running waiting preempted" from the server's /metrics.
-poll_metrics() {
-    local file=$1 t0=$EPOCHREALTIME body
-    : > "$file"
-    while :; do
-        body=$(curl -s -m 1 "$URL/metrics" 2>/dev/null) || body=
-        awk -v now="$EPOCHREALTIME" -v t0="$t0" '/^vllm:num_requests_running/ { r = $NF } /^vllm:num_requests_waiting/ { w = $NF }
-            /^vllm:num_preemptions_total/ { p = $NF }
-            END { if (r != "") printf "%.3f\t%s\t%s\t%s\n", now - t0, r, w, (p == "" ? 0 : p) }' <<< "$body" >> "$file"
-        sleep 0.05
-    done
-}
 
 # make NAME SCRIPT ARGS...: the checkpoint $WORK/NAME (reused when there), then its fp16 CUDA build $WORK/NAME-built.
 make_model() {

@@ -276,17 +276,6 @@ serve() {
     stop_server
 }
 
-# poll_metrics FILE: every 50 ms until killed, a line "seconds running waiting" from the server's /metrics.
-poll_metrics() {
-    local file=$1 t0=$EPOCHREALTIME body
-    : > "$file"
-    while :; do
-        body=$(curl -s -m 1 "$URL/metrics" 2>/dev/null) || body=
-        awk -v now="$EPOCHREALTIME" -v t0="$t0" '/^vllm:num_requests_running/ { r = $NF } /^vllm:num_requests_waiting/ { w = $NF }
-            END { if (r != "") printf "%.3f\t%s\t%s\n", now - t0, r, w }' <<< "$body" >> "$file"
-        sleep 0.05
-    done
-}
 
 if (( SKIP_SERVER )); then
     step server skipped 0 "SKIP_SERVER=1 (the checkpoint, the build and the reference results stay for the next call)"
