@@ -231,6 +231,7 @@ public sealed class ChatCompletionsTests(ChatModelServer fixture) : IClassFixtur
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}""", "tool_choice")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"string","pattern":"^a+$"}}}}""", "response_format.json_schema.schema")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[1]}""", "chat_template_kwargs")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"chat_template":"{{ messages[0].content }}"}""", "chat_template")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":0}""", "max_completion_tokens")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"temperature":-1}""", "temperature")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}],"functions":[]}""", "functions")]

@@ -75,6 +75,14 @@ internal sealed class ChatCompletionRequest
             }
         }
 
+        if (reader.TryGet("chat_template", out _))
+        {
+            // vLLM refuses a template sent with the request unless started with --trust-request-chat-template: a request's
+            // Jinja runs on the server. This server has no such flag, so it refuses it always rather than render the
+            // model's template in its place without a word (the template in use is the model's, or --chat-template).
+            throw new RequestValidationException("chat_template", "A chat template sent with the request is not accepted: this server renders the model's own template or the one given by --chat-template at start.");
+        }
+
         ToolDefinitions? tools = null;
         if (reader.TryGet("tools", out var toolsElement))
         {
