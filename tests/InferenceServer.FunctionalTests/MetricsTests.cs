@@ -212,6 +212,17 @@ public sealed class MetricsTests : IAsyncLifetime
         // 9 tokens of the first request need at least 9 steps; each step is one sample.
         Assert.InRange(metrics.Sum("vllm:iteration_tokens_total_count", Model), 9, fed);
 
+        // Every step's model time, by kind: as many samples as steps, the prompts' steps apart from the decode steps.
+        Assert.Equal("histogram", metrics.Types["inference_step_seconds"]);
+        Assert.Equal(metrics.Sum("vllm:iteration_tokens_total_count", Model), metrics.Sum("inference_step_seconds_count", Model));
+        double Steps(string kind) => metrics.For("inference_step_seconds_count", Model).Where(x => x.Labels.GetValueOrDefault("kind") == kind).Sum(x => x.Value);
+        // At most one prompt step per sequence: a sibling of n=2 computes its uncached tail after the shared prompt.
+        Assert.InRange(Steps("prompt"), 1, sequences);
+        // The rest decoded only (some of the first request's 8 decodes may share a step with the other's prompt).
+        Assert.Equal(metrics.Sum("inference_step_seconds_count", Model), Steps("prompt") + Steps("decode"));
+        Assert.InRange(Steps("decode"), 9 - 1 - sequences, fed);
+        Assert.True(metrics.Sum("inference_step_seconds_sum", Model) > 0);
+
         Assert.Equal("gauge", metrics.Types["vllm:cache_config_info"]);
         var cache = Assert.Single(metrics.For("vllm:cache_config_info", Model));
         Assert.Equal(1, cache.Value);

@@ -33,6 +33,13 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private static readonly double[] RequestTokenBuckets =
         [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 
+    // Model time per engine step: a captured decode step takes a millisecond or two, a long prefill chunk up to seconds.
+    private static readonly double[] StepBuckets =
+        [0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+    private static readonly KeyValuePair<string, object?> DecodeStep = new("kind", "decode");
+    private static readonly KeyValuePair<string, object?> PromptStep = new("kind", "prompt");
+
     // vLLM's buckets of vllm:iteration_tokens_total (tokens per engine step).
     private static readonly double[] IterationTokenBuckets = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
@@ -51,6 +58,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private readonly Histogram<long> _iterationTokens;
     private readonly Counter<long> _attentionOffloadBytes;
     private readonly Histogram<double> _attentionTime;
+    private readonly Histogram<double> _stepTime;
     private readonly Counter<long> _splitSteps;
     private readonly Counter<double> _splitStepTime;
     private readonly Counter<double> _splitDenseBusy;
@@ -92,6 +100,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableGauge("inference.kv.pool_attention_per_block", ObservePoolSpeed, "s", "Measured attention time per KV block held and step, per pool of a split model with several (the KV placement policy's input; 0 until blocks reach the pool).");
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
+        _stepTime = CreateSeconds(meter, "inference.step", "Histogram of model time per engine step in seconds, by kind: decode (one token per row) or prompt (the step computed prompt tokens).", StepBuckets);
         _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
         _splitSteps = meter.CreateCounter<long>("inference.split.steps", "{step}", "Steps of a split model, by overlapped (two micro-batches, --attention-overlap) or not.");
         _splitStepTime = meter.CreateCounter<double>("inference.split.step_time", "s", "Wall time of split steps, by overlapped.");
@@ -158,6 +167,15 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         if (_iterationTokens.Enabled)
         {
             _iterationTokens.Record(tokens, _model);
+        }
+    }
+
+    /// <summary>Records one engine step's model time by kind (decode only, or with prompt tokens); per-step path, allocation-free.</summary>
+    void IEngineObserver.RecordStepTime(double seconds, bool withPrompt)
+    {
+        if (_stepTime.Enabled)
+        {
+            _stepTime.Record(seconds, _model, withPrompt ? PromptStep : DecodeStep);
         }
     }
 

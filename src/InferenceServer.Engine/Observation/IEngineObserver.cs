@@ -23,6 +23,12 @@ internal interface IEngineObserver
     /// <summary>Records the tokens one engine step computed (prompt chunks and decoded tokens).</summary>
     void RecordIterationTokens(int tokens);
 
+    /// <summary>
+    /// Records one engine step's model time in seconds (the runner's forward calls), and whether the step computed prompt
+    /// tokens (a prefill chunk, alone or beside decodes) or only decoded one token per row.
+    /// </summary>
+    void RecordStepTime(double seconds, bool withPrompt);
+
     /// <summary>Records one finished sequence: its token counts, finish reason and phase times in seconds (null: the phase never began).</summary>
     void RequestFinished(FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds);
 }

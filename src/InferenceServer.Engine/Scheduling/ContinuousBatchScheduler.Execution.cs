@@ -45,6 +45,7 @@ public sealed partial class ContinuousBatchScheduler
             _logits = new float[Math.Max(logitRows, _options.MaxNumSeqs) * vocab];
         }
 
+        var started = _time.GetTimestamp();
         try
         {
             if (_batch.RowCount > 0)
@@ -65,6 +66,7 @@ public sealed partial class ContinuousBatchScheduler
             return;
         }
 
+        _observer?.RecordStepTime(_time.GetElapsedTime(started).TotalSeconds, _prefillBatch.RowCount > 0 || _batch.TokenCount > _batch.RowCount);
         _breaker.RecordSuccess();
         _counters.StepRan();
         UpdatePlacement();

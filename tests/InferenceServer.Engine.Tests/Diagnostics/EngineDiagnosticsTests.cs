@@ -161,6 +161,46 @@ public sealed class EngineDiagnosticsTests : IDisposable
     }
 
     [Fact]
+    public async Task StepTime_IsRecordedPerStep_ByKind()
+    {
+        // The runner takes 40 ms of the fake clock for a step with prompt tokens and 7 ms for a decode step.
+        var model = ServedModel.Load(SchedulerHarness.Fixture("llama-gqa"));
+        var options = new SchedulerOptions();
+        using var runner = new ClockRunner(model.CreateRunner(options.KvBudget), _time);
+        await using var scheduler = new ContinuousBatchScheduler(model, runner, options, NullLogger<ContinuousBatchScheduler>.Instance, new InferenceMetrics(_meters), _time);
+        Assert.True(scheduler.TrySubmit(
+            new GenerationRequest { RequestId = "s1", PromptTokens = [5, 6, 7, 8], Sampling = SamplingParameters.Greedy, Stop = new StopConditions { MaxTokens = 3, IgnoreEos = true } },
+            out var updates,
+            CancellationToken.None));
+        scheduler.Step();
+        scheduler.Step();
+        scheduler.Step();
+        await SchedulerHarness.CollectAsync(updates);
+
+        var steps = _measurements.Where(m => m.Name == "inference.step").ToList();
+        Assert.Equal([0.04, 0.007, 0.007], steps.Select(m => Math.Round(m.Value, 6)));
+        Assert.Equal(["prompt", "decode", "decode"], steps.Select(m => (string?)m.Tags["kind"]));
+        Assert.All(steps, m => Assert.Equal(model.Name, m.Tags["model_name"]));
+    }
+
+    private sealed class ClockRunner(InferenceServer.Onnx.Runtime.IModelRunner inner, FakeTimeProvider time) : InferenceServer.Onnx.Runtime.IModelRunner
+    {
+        public InferenceServer.Onnx.Runtime.ModelSpec Spec => inner.Spec;
+
+        public int BlockCount => inner.BlockCount;
+
+        public int BlockSize => inner.BlockSize;
+
+        public void Forward(InferenceServer.Onnx.Runtime.ForwardBatch batch, Span<float> logits)
+        {
+            inner.Forward(batch, logits);
+            time.Advance(TimeSpan.FromMilliseconds(batch.TokenCount > batch.RowCount ? 40 : 7));
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Fact]
     public async Task StallClock_StartsAtTheFirstRequestAfterIdle_AndIsNotResetByMoreWork()
     {
         // The loop is not started, so nothing but submission moves the clock: deterministic on the fake time. Before the
