@@ -11,10 +11,10 @@ export -n DETERMINISTIC DTYPE DEVICE MODEL PORT 2>/dev/null || true
 
 elapsed() { echo $(( SECONDS - START )); }
 
-# The timeout for a step that wants $1 seconds while $2 seconds stay kept for what comes after; at least 1 (never
-# 0, which would mean no timeout at all to timeout(1)).
+# The timeout for a step that wants $1 seconds (times TIME_SCALE, 1 unless a script sets it) while $2 seconds stay
+# kept for what comes after; at least 1 (never 0, which would mean no timeout at all to timeout(1)).
 budget() {
-    local want=$1 keep=$2 left
+    local want=$(( $1 * ${TIME_SCALE:-1} )) keep=$2 left
     left=$(( BUDGET_S - $(elapsed) - keep ))
     (( left < want )) && want=$left
     (( want < 1 )) && want=1

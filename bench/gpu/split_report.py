@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "llama1b"))
 from prompts import agreement  # noqa: E402
-from report import number, ratio, read_json, read_text as read_optional  # noqa: E402
+from report import number, ratio, read_json, read_text as read_optional, step_rows  # noqa: E402
 
 MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
          "cpu": "CPU attention (--attention-device cpu --attention-overlap off)",
@@ -157,9 +157,8 @@ def main():
     w("")
     w("| step | status | seconds | detail |")
     w("|---|---|---:|---|")
-    for line in read_text(os.path.join(work, "steps.tsv")).splitlines():
-        cells = (line.split("\t") + [""] * 4)[:4]
-        w("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    for row in step_rows(work):
+        w(row)
     w("")
     w("## Server commands")
     w("")

@@ -48,6 +48,26 @@ def ratio(a, b):
     return "n/a" if not a or not b else f"{a / b:.2f}x"
 
 
+def samples(work, name):
+    """The rows of work/metrics-<name>.tsv (lib.sh's poll_metrics: seconds, running, waiting, preemptions) as floats."""
+    rows = []
+    for line in (read_text(os.path.join(work, f"metrics-{name}.tsv")) or "").splitlines():
+        try:
+            rows.append(tuple(float(x) for x in line.split("\t")))
+        except ValueError:
+            continue
+    return rows
+
+
+def step_rows(work):
+    """The Markdown rows of the step table from work/steps.tsv (step, status, seconds, detail), pipes escaped."""
+    rows = []
+    for line in (read_text(os.path.join(work, "steps.tsv")) or "").splitlines():
+        cells = (line.split("\t") + [""] * 4)[:4]
+        rows.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return rows
+
+
 def levels(work, prefix, failed):
     """{key: the one level of that report} for the load generator's reports named prefix-<key>.json; levels where
     every request failed go to failed instead, as {name: failed requests}."""

@@ -14,20 +14,14 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "llama1b"))
-from report import levels, number, ratio, read_json, read_text  # noqa: E402
+from report import levels, number, ratio, read_json, read_text, samples, step_rows  # noqa: E402
 
 GOAL_RATIO = 5.0
 
 
 def metrics(run, concurrency):
     """Mean running and waiting requests over the samples of metrics-<C>.tsv taken while requests were in the server."""
-    rows = []
-    for line in (read_text(os.path.join(run, f"metrics-{concurrency}.tsv")) or "").splitlines():
-        parts = line.split("\t")
-        try:
-            rows.append((float(parts[1]), float(parts[2])))
-        except (IndexError, ValueError):
-            continue
+    rows = [(r[1], r[2]) for r in samples(run, concurrency) if len(r) > 2]
     rows = [r for r in rows if r[0] + r[1] > 0]
     if not rows:
         return None
@@ -102,9 +96,8 @@ def main():
     w("")
     w("| step | status | s | detail |")
     w("|---|---|---:|---|")
-    for line in (read_text(os.path.join(run, "steps.tsv")) or "").splitlines():
-        parts = (line.split("\t") + ["", "", "", ""])[:4]
-        w("| " + " | ".join(p.replace("|", "/") for p in parts) + " |")
+    for row in step_rows(run):
+        w(row)
     if failed:
         w("")
         w(f"Levels where every request failed: {failed}")

@@ -124,68 +124,7 @@ measure() {
 
 finish() {
     end_server 10
-    python3 - "$RUN" "$LONG_LEN" "$LONG_OUT" "$CONC" > "$OUT/report.md" <<'PY' || echo "report failed"
-import json, os, re, sys
-run, long_len, long_out, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-def text(name):
-    p = os.path.join(run, name)
-    return open(p).read() if os.path.exists(p) else ""
-def level(name):
-    try:
-        d = json.loads(text(name))
-    except ValueError:
-        return None
-    levels = d.get("levels", [d]) if isinstance(d, dict) else d
-    return levels[0] if levels else None
-rows = {}
-for name in ("gqa1b", "mla1b"):
-    cache = text(f"cache-{name}.txt")
-    blocks = re.search(r'num_gpu_blocks="(\d+)"', cache)
-    size = re.search(r'block_size="(\d+)"', cache)
-    tokens = int(blocks.group(1)) * int(size.group(1)) if blocks and size else None
-    samples = []
-    for line in text(f"metrics-{name}.tsv").splitlines():
-        p = line.split("\t")
-        try:
-            samples.append((float(p[1]), float(p[3])))
-        except (IndexError, ValueError):
-            pass
-    first_preempt = samples[0][1] if samples else 0
-    before = [r for r, pre in samples if pre == first_preempt]
-    rows[name] = dict(tokens=tokens, fit=(tokens // (long_len + long_out)) if tokens else None,
-                      running_max=max(before) if before else None, preempted=(samples[-1][1] - first_preempt) if samples else None,
-                      sweep=level(f"sweep-{name}.json"), long=level(f"long-{name}.json"))
-def f(x, d=1):
-    return "n/a" if x is None else f"{x:,.{d}f}"
-def ratio(a, b):
-    return "n/a" if a is None or not b else f"{a / b:.2f}x"
-print("# Dense MLA (1B shape) against the 1B GQA model, issue 18")
-print()
-g, m = rows["gqa1b"], rows["mla1b"]
-print(f"Both fp16 for CUDA, CUDA graphs, the same --kv-cache-memory; random weights.")
-print()
-print(f"| | GQA 1B | MLA 1B | MLA / GQA | goal |")
-print(f"|---|---:|---:|---:|---|")
-gt = g["sweep"]["output_throughput"] if g["sweep"] else None
-mt = m["sweep"]["output_throughput"] if m["sweep"] else None
-print(f"| output tok/s at concurrency {conc} | {f(gt)} | {f(mt)} | {ratio(mt, gt)} | >= 0.85x: {'**met**' if gt and mt and mt >= 0.85 * gt else 'not met'} |")
-for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT")):
-    gv = g["sweep"][key]["mean"] if g["sweep"] else None
-    mv = m["sweep"][key]["mean"] if m["sweep"] else None
-    print(f"| {label} mean ms at concurrency {conc} | {f(gv, 2)} | {f(mv, 2)} | {ratio(mv, gv)} | |")
-print(f"| KV pool tokens (num_gpu_blocks x block_size) | {f(g['tokens'], 0)} | {f(m['tokens'], 0)} | {ratio(m['tokens'], g['tokens'])} | |")
-print(f"| {long_len}+{long_out}-token sequences that fit the pool | {f(g['fit'], 0)} | {f(m['fit'], 0)} | {ratio(m['fit'], g['fit'])} | >= 2.8x: {'**met**' if g['fit'] and m['fit'] and m['fit'] >= 2.8 * g['fit'] else 'not met'} |")
-print(f"| largest running count measured ({long_len}-token prompts, before any preemption) | {f(g['running_max'], 0)} | {f(m['running_max'], 0)} | {ratio(m['running_max'], g['running_max'])} | >= 2.8x: {'**met**' if g['running_max'] and m['running_max'] and m['running_max'] >= 2.8 * g['running_max'] else 'not met'} |")
-print(f"| preemptions during the long level | {f(g['preempted'], 0)} | {f(m['preempted'], 0)} | | |")
-print()
-print("## Steps")
-print()
-print("| step | status | s | detail |")
-print("|---|---|---:|---|")
-for line in text("steps.tsv").splitlines():
-    parts = (line.split("\t") + ["", "", "", ""])[:4]
-    print("| " + " | ".join(p.replace("|", "/") for p in parts) + " |")
-PY
+    python3 "$HERE/dense1b_report.py" "$RUN" "$LONG_LEN" "$LONG_OUT" "$CONC" > "$OUT/report.md" || echo "report failed"
     cat "$OUT/report.md"
     exec >&- 2>&-
     wait "$TEE_PID" 2>/dev/null

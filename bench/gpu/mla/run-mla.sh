@@ -91,14 +91,6 @@ SERVER_PID=
 # elapsed, budget, step and http_ok: the helpers run-llama1b.sh and run-split.sh share.
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
-# Every step's own timeout scaled by TIME_SCALE (a 27-layer model takes about three times as long as 8 layers).
-budget() {
-    local want=$(( $1 * TIME_SCALE )) keep=$2 left
-    left=$(( BUDGET_S - $(elapsed) - keep ))
-    (( left < want )) && want=$left
-    (( want < 1 )) && want=1
-    echo "$want"
-}
 # What a step keeps back for the steps after it was sized for the 520 s default: scaled to BUDGET_S, so a shorter
 # budget shortens every step instead of leaving the first ones a 1 s timeout.
 keep() { if (( ${SKIP_SERVER:-0} )); then echo 10; else echo $(( $1 * BUDGET_S / 520 )); fi; }
