@@ -162,25 +162,10 @@ public sealed class Int4GraphTests
         }
 
         Assert.True(worst < tolerance, $"{where}: max |int4 - fp32| logit difference {worst} >= {tolerance}");
-        var (top, margin) = TopTwoMargin(expected);
+        var (top, margin) = TopTwoMargin.Of(expected);
         if (margin > 2 * tolerance)
         {
             Assert.Equal(top, LogitMath.ArgMax(actual));
         }
-    }
-
-    private static (int Top, float Margin) TopTwoMargin(ReadOnlySpan<float> logits)
-    {
-        var top = LogitMath.ArgMax(logits);
-        var second = float.NegativeInfinity;
-        for (var i = 0; i < logits.Length; i++)
-        {
-            if (i != top && logits[i] > second)
-            {
-                second = logits[i];
-            }
-        }
-
-        return (top, logits[top] - second);
     }
 }
