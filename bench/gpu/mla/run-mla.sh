@@ -268,7 +268,8 @@ serve() {
             # The level's model steps by kind (inference_step_seconds, before and after): how many, their mean, and how
             # many took over 100 ms (a few long steps hold back every first token behind them).
             curl -s -m 5 "$URL/metrics" | grep '^inference_step_seconds' > "$RUN/steps-after-$c.txt"
-            awk -v c="$c" 'FNR == NR { before[$1] = $2; next } { delta[$1] = $2 - before[$1] }
+            # (FILENAME, not FNR == NR: before the first step the "before" file is empty.)
+            awk -v c="$c" 'FILENAME == ARGV[1] { before[$1] = $2; next } { delta[$1] = $2 - before[$1] }
                 END { for (k = 0; k < 2; k++) { kind = k ? "prompt" : "decode"; n = s = fast = 0
                         for (key in delta) { if (index(key, "kind=\"" kind "\"") == 0) continue
                             if (key ~ /_count/) n = delta[key]; else if (key ~ /_sum/) s = delta[key]; else if (key ~ /le="0.1"/) fast = delta[key] }
