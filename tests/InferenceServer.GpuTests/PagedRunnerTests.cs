@@ -222,6 +222,79 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         Assert.True(compared >= rows * Steps / 2, $"only {compared} decode tokens were decided clearly enough to compare");
     }
 
+    /// <summary>
+    /// <see cref="PaddedAttentionPlan"/>: an MLA step cut into calls gives the logits of the same steps run whole. The budget
+    /// is lowered to what the decode rows take together, so a step that mixes a prompt with decodes runs as one call for
+    /// the decodes and the prompt alone in chunks of a few tokens, each over only the blocks it has reached. The rows are
+    /// staggered so that most steps mix one row's prompt with the other rows' decodes. Both runners are eager here (the
+    /// logits are wanted); replayed decode calls are <see cref="ReplayedDecodeSteps_GiveTheEagerTokens"/>'s subject.
+    /// </summary>
+    [Theory]
+    [InlineData("deepseek-v3-mla", "fp16")]
+    [InlineData("deepseek-v3-dense-mla", "bf16")]
+    public void CutMlaSteps_GiveTheWholeStepsLogits(string fixture, string dtype)
+    {
+        SkipWithoutCuda();
+        using var wholeModel = Open(fixture, dtype, attentionMetadata: true);
+        using var cutModel = Open(fixture, dtype, attentionMetadata: true);
+        var cases = GpuFixtures.References(fixture);
+        var rows = Math.Min(3, cases.Count);
+        const int Steps = 8;
+        var blockSize = wholeModel.ChooseBlockSize(16);
+        var perRow = (cases.Take(rows).Max(c => c.Prompt.Length) + Steps + rows + blockSize) / blockSize;
+        using var whole = wholeModel.CreateRunner(rows * perRow, blockSize);
+        using var cut = (PagedDeviceRunner)cutModel.CreateRunner(rows * perRow, blockSize);
+        var heads = cutModel.Spec.AttentionLayers.Max(l => l.QueryHeads);
+        cut.ScoreBudgetBytes = PaddedAttentionPlan.ScoreBytes(rows, 1, heads, perRow * blockSize, cutModel.Spec.KvElementBytes);
+        var vocab = wholeModel.Spec.VocabularySize;
+        var tables = Enumerable.Range(0, rows).Select(r => Enumerable.Range(r * perRow, perRow).ToArray()).ToArray();
+        var tokens = Enumerable.Range(0, rows).Select(r => new List<int>(cases[r].Prompt)).ToArray();
+        var computed = new int[rows];
+        var wholeLogits = new float[rows * vocab];
+        var cutLogits = new float[rows * vocab];
+        var worst = 0f;
+        var mixed = 0;
+        for (var step = 0; step < Steps + rows; step++)
+        {
+            // Row r starts at step r: its prompt beside the earlier rows' decodes.
+            var wholeBatch = new ForwardBatch { DistributionsWanted = true };
+            var cutBatch = new ForwardBatch { DistributionsWanted = true };
+            var active = new List<int>();
+            for (var r = 0; r < rows && r <= step; r++)
+            {
+                var input = tokens[r].GetRange(computed[r], tokens[r].Count - computed[r]).ToArray();
+                wholeBatch.AddRow(input, computed[r], tables[r], RowLogits.Last);
+                cutBatch.AddRow(input, computed[r], tables[r], RowLogits.Last);
+                active.Add(r);
+            }
+
+            mixed += wholeBatch.MaxNewTokens > 1 && wholeBatch.RowCount > 1 ? 1 : 0;
+            whole.Forward(wholeBatch, wholeLogits);
+            cut.Forward(cutBatch, cutLogits);
+            for (var i = 0; i < active.Count; i++)
+            {
+                var r = active[i];
+                var (best, margin) = TopTwoMargin.Of(wholeLogits.AsSpan(i * vocab, vocab));
+                for (var v = 0; v < vocab; v++)
+                {
+                    worst = Math.Max(worst, Math.Abs(wholeLogits[(i * vocab) + v] - cutLogits[(i * vocab) + v]));
+                }
+
+                if (margin > Tolerance[dtype])
+                {
+                    Assert.True(best == cutBatch.Argmax[i], $"{fixture} {dtype}, step {step}, row {r}: cut {cutBatch.Argmax[i]}, whole {best} (margin {margin})");
+                }
+
+                computed[r] = tokens[r].Count;
+                tokens[r].Add(best);
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |cut - whole| logit = {worst:G3} over {Steps + rows} steps ({mixed} mixed)"));
+        Assert.True(mixed >= rows - 1, "no step mixed a prompt with decodes");
+        Assert.True(worst <= Tolerance[dtype], $"max |cut - whole| {worst} exceeds {Tolerance[dtype]}");
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

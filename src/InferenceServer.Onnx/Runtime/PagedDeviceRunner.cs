@@ -14,7 +14,8 @@ namespace InferenceServer.Onnx.Runtime;
 /// Decode steps are replayed as CUDA graphs (<see cref="CapturedDecode"/>) when the session captures them. With
 /// <see cref="PagedDecoderModel.Deterministic"/> a step is run in pieces whose shapes do not depend on the batch: its
 /// one-token rows in groups at the one fixed captured shape, each prompt row alone in chunks that end at multiples of
-/// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions.
+/// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions. A step of a padded-attention (MLA) graph whose
+/// scores would outgrow <see cref="ScoreBudgetBytes"/> runs in the calls <see cref="PaddedAttentionPlan"/> cuts it into.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 internal sealed partial class PagedDeviceRunner : IModelRunner
@@ -36,6 +37,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     private readonly CapturedDecode? _captured;
     private readonly bool _deterministic;
     private readonly int _chunk;
+    private readonly int _paddedHeads;
+    private readonly List<int> _cutOrder = [];
+    private readonly List<PaddedAttentionPlan.Group> _cutGroups = [];
     private readonly ForwardBatch _piece = new();
     private int[] _pieceRows = new int[16];
     private int[] _logitStart = new int[16];
@@ -61,6 +65,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         _captured = model.CudaGraphs ? new CapturedDecode(model, _deviceMemory, blockCount, blockSize, model.CudaGraphMaxBatch, model.Deterministic) : null;
         _deterministic = model.Deterministic && _captured is not null;
         _chunk = (OnnxSessionOptions.DeterministicChunkTokens + blockSize - 1) / blockSize * blockSize;
+        _paddedHeads = PaddedHeads(model.Spec);
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -98,6 +103,12 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// <summary>Decode shapes captured as CUDA graphs so far (0 without CUDA graphs).</summary>
     internal int CapturedShapes => _captured?.CapturedShapes ?? 0;
 
+    /// <summary>
+    /// Bytes of attention scores per layer that one model call of a padded-attention (MLA) graph may take before a step is
+    /// cut into several calls (<see cref="PaddedAttentionPlan"/>); tests lower it to cut every step.
+    /// </summary>
+    internal long ScoreBudgetBytes { get; set; } = PaddedAttentionPlan.ScoreBudgetBytes;
+
     /// <summary>Whether steps run in batch-invariant pieces (<c>--deterministic</c> with CUDA graphs on).</summary>
     internal bool Deterministic => _deterministic;
 
@@ -116,6 +127,18 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             return;
         }
 
+        if (_paddedHeads > 0 && PaddedAttentionPlan.Cut(batch, BlockSize, _paddedHeads, Spec.KvElementBytes, ScoreBudgetBytes, _cutOrder, _cutGroups))
+        {
+            ForwardCut(batch, logits);
+            return;
+        }
+
+        ForwardWhole(batch, logits);
+    }
+
+    /// <summary>Runs <paramref name="batch"/> as one call: replayed when it is a captured decode shape, else eagerly.</summary>
+    private void ForwardWhole(ForwardBatch batch, Span<float> logits)
+    {
         if (_captured is not null && _captured.Fits(batch))
         {
             _captured.Run(batch, _binding, logits);
@@ -124,6 +147,87 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         }
 
         ForwardEager(batch, logits);
+    }
+
+    /// <summary>
+    /// The most query heads of the graph's padded-attention (MLA) layers, whose scores <see cref="PaddedAttentionPlan"/>
+    /// bounds; 0 when the graph has none (PagedAttention does not pad rows).
+    /// </summary>
+    private static int PaddedHeads(ModelSpec spec)
+    {
+        var heads = 0;
+        foreach (var layer in spec.AttentionLayers)
+        {
+            if (layer.Kind == Attention.AttentionKind.Mla)
+            {
+                heads = Math.Max(heads, layer.QueryHeads);
+            }
+        }
+
+        return heads;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="batch"/> as <see cref="PaddedAttentionPlan.Cut"/> cut it: each group as one call (the decode
+    /// group replayed where it is a captured shape), a row too long for the budget alone in chunks; results scattered
+    /// back to the batch's logit rows.
+    /// </summary>
+    private void ForwardCut(ForwardBatch batch, Span<float> logits)
+    {
+        var rows = batch.RowCount;
+        var vocab = Spec.VocabularySize;
+        var distributions = batch.DistributionsWanted;
+        Grow(ref _logitStart, rows);
+        var start = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            _logitStart[r] = start;
+            start += batch.LogitRows(r);
+        }
+
+        var argmax = batch.Argmax;
+        foreach (var group in _cutGroups)
+        {
+            if (group.Chunk > 0)
+            {
+                RunPromptRow(batch, _cutOrder[group.First], argmax, logits, group.Chunk, trimTable: true);
+                continue;
+            }
+
+            _piece.Clear();
+            _piece.DistributionsWanted = distributions;
+            var pieceLogitRows = 0;
+            for (var i = group.First; i < group.First + group.Count; i++)
+            {
+                var r = _cutOrder[i];
+                _piece.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
+                pieceLogitRows += batch.LogitRows(r);
+            }
+
+            if (distributions && _pieceLogits.Length < pieceLogitRows * vocab)
+            {
+                _pieceLogits = new float[pieceLogitRows * vocab];
+            }
+
+            var pieceLogits = distributions ? _pieceLogits.AsSpan(0, pieceLogitRows * vocab) : Span<float>.Empty;
+            ForwardWhole(_piece, pieceLogits);
+            var pieceArgmax = _piece.Argmax;
+            var at = 0;
+            for (var i = group.First; i < group.First + group.Count; i++)
+            {
+                var r = _cutOrder[i];
+                var count = batch.LogitRows(r);
+                pieceArgmax.Slice(at, count).CopyTo(argmax.Slice(_logitStart[r], count));
+                if (distributions)
+                {
+                    pieceLogits.Slice(at * vocab, count * vocab).CopyTo(logits.Slice(_logitStart[r] * vocab, count * vocab));
+                }
+
+                at += count;
+            }
+        }
+
+        _piece.Clear();
     }
 
     /// <summary>
@@ -170,7 +274,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         {
             if (batch.Tokens(r).Length != 1 || batch.Logits(r) != RowLogits.Last)
             {
-                RunPromptRow(batch, r, argmax, logits);
+                RunPromptRow(batch, r, argmax, logits, _chunk, trimTable: false);
             }
         }
     }
@@ -211,8 +315,12 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         _piece.DistributionsWanted = distributions;
     }
 
-    /// <summary>Runs row <paramref name="row"/> alone, in pieces that end where its positions reach a multiple of the chunk.</summary>
-    private void RunPromptRow(ForwardBatch batch, int row, Span<int> argmax, Span<float> logits)
+    /// <summary>
+    /// Runs row <paramref name="row"/> alone, in pieces that end where its positions reach a multiple of
+    /// <paramref name="chunk"/>; with <paramref name="trimTable"/> each piece gets only the blocks its positions reach
+    /// (what padded attention scores against), else the row's whole table (the deterministic pieces' fixed shapes).
+    /// </summary>
+    private void RunPromptRow(ForwardBatch batch, int row, Span<int> argmax, Span<float> logits, int chunk, bool trimTable)
     {
         var vocab = Spec.VocabularySize;
         var tokens = batch.Tokens(row);
@@ -223,11 +331,17 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         while (done < tokens.Length)
         {
             var position = past + done;
-            var end = Math.Min(tokens.Length, done + _chunk - (position % _chunk));
+            var end = Math.Min(tokens.Length, done + chunk - (position % chunk));
             var pieceKind = kind == RowLogits.All ? RowLogits.All : kind == RowLogits.Last && end == tokens.Length ? RowLogits.Last : RowLogits.None;
             _piece.Clear();
             _piece.DistributionsWanted = batch.DistributionsWanted;
-            _piece.AddRow(tokens[done..end], position, batch.BlockTable(row), pieceKind, batch.SequenceId(row));
+            var table = batch.BlockTable(row);
+            if (trimTable)
+            {
+                table = table[..Math.Min(table.Length, (past + end + BlockSize - 1) / BlockSize)];
+            }
+
+            _piece.AddRow(tokens[done..end], position, table, pieceKind, batch.SequenceId(row));
             var pieceRows = _piece.LogitRowCount;
             ForwardEager(_piece, batch.DistributionsWanted ? logits.Slice(logitRow * vocab, pieceRows * vocab) : Span<float>.Empty);
             _piece.Argmax.CopyTo(argmax.Slice(logitRow, pieceRows));

@@ -1,0 +1,114 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// How a step of a graph with padded attention (the paged MLA graph of ADR 0008) is cut into model calls so that no call's
+/// attention scores outgrow a budget. That graph pads every row of a call to the call's most new tokens and scores each
+/// query head of each place against all of its row's gathered keys: <c>rows x max_new x heads x keys</c> elements per
+/// layer (keys = the call's widest block table x block size). One call for a whole mixed step pays that for every decode
+/// row padded to the longest prompt chunk, and a long prompt alone needs <c>tokens x heads x keys</c>: 4,000 tokens of
+/// the 32-head dense MLA 1B model asked ONNX Runtime for 9.3 GB and failed (bench/results/gpu-2026-12-07-h100-run6.md).
+/// <para>
+/// When the whole step's scores fit <see cref="ScoreBudgetBytes"/> it stays one call. Otherwise the decode rows (one
+/// token, last logits) go first, as one call (replayed as a CUDA graph where it fits), then the other rows in order,
+/// grouped while a group's padded scores fit; a row whose own scores do not fit runs alone in chunks of
+/// <see cref="ChunkTokens"/> tokens, each over only the blocks it has reached. Rows' results are the same whichever way
+/// they are cut (a row attends to its own keys only; chunks write their keys before the next chunk reads them).
+/// </para>
+/// </summary>
+internal static class PaddedAttentionPlan
+{
+    /// <summary>Bytes of one call's attention scores, per layer, that a step is cut to stay under: 512 MiB.</summary>
+    public const long ScoreBudgetBytes = 512L << 20;
+
+    /// <summary>One call of a cut step: rows <c>Order[First..First + Count]</c>; with <paramref name="Chunk"/> above 0 its one row runs in chunks of that many tokens.</summary>
+    internal readonly record struct Group(int First, int Count, int Chunk);
+
+    /// <summary>Elements of the scores of a call of <paramref name="rows"/> rows padded to <paramref name="maxNew"/> places each, against <paramref name="keys"/> keys, times <paramref name="heads"/> and <paramref name="elementBytes"/>.</summary>
+    public static long ScoreBytes(int rows, int maxNew, int heads, int keys, int elementBytes) =>
+        (long)rows * maxNew * heads * keys * elementBytes;
+
+    /// <summary>
+    /// Tokens per chunk of a row whose keys are <paramref name="keys"/> wide: as many as keep its scores within
+    /// <paramref name="budget"/>, in whole blocks of <paramref name="blockSize"/> when that leaves at least one, else at least 1.
+    /// </summary>
+    public static int ChunkTokens(int keys, int heads, int elementBytes, int blockSize, long budget)
+    {
+        var tokens = budget / Math.Max(1L, (long)heads * keys * elementBytes);
+        var whole = tokens / blockSize * blockSize;
+        return (int)Math.Clamp(whole > 0 ? whole : tokens, 1, int.MaxValue);
+    }
+
+    /// <summary>
+    /// Cuts <paramref name="batch"/> for a graph of <paramref name="heads"/> query heads: false (and nothing written) when
+    /// the whole step fits <paramref name="budget"/> as one call; otherwise true with <paramref name="order"/> holding row
+    /// indices (decode rows first) and <paramref name="groups"/> the calls over them, in the order they run.
+    /// </summary>
+    public static bool Cut(ForwardBatch batch, int blockSize, int heads, int elementBytes, long budget, List<int> order, List<Group> groups)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        order.Clear();
+        groups.Clear();
+        var rows = batch.RowCount;
+        var widest = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            widest = Math.Max(widest, batch.BlockTable(r).Length);
+        }
+
+        if (rows == 0 || ScoreBytes(rows, batch.MaxNewTokens, heads, widest * blockSize, elementBytes) <= budget)
+        {
+            return false;
+        }
+
+        // Decode rows first (grouped under the budget too: many long contexts can outgrow it at one place each).
+        AddGroups(batch, blockSize, heads, elementBytes, budget, order, groups, decodes: true);
+        AddGroups(batch, blockSize, heads, elementBytes, budget, order, groups, decodes: false);
+        return true;
+    }
+
+    /// <summary>Whether row <paramref name="row"/> is a decode row: one token, its next token wanted.</summary>
+    public static bool IsDecode(ForwardBatch batch, int row) => batch.Tokens(row).Length == 1 && batch.Logits(row) == RowLogits.Last;
+
+    private static void AddGroups(ForwardBatch batch, int blockSize, int heads, int elementBytes, long budget, List<int> order, List<Group> groups, bool decodes)
+    {
+        var first = order.Count;
+        var maxNew = 0;
+        var widest = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            if (IsDecode(batch, r) != decodes)
+            {
+                continue;
+            }
+
+            var tokens = batch.Tokens(r).Length;
+            var keys = batch.BlockTable(r).Length * blockSize;
+            var count = order.Count - first;
+            if (count > 0 && ScoreBytes(count + 1, Math.Max(maxNew, tokens), heads, Math.Max(widest, keys), elementBytes) > budget)
+            {
+                groups.Add(new Group(first, count, 0));
+                first = order.Count;
+                maxNew = 0;
+                widest = 0;
+            }
+
+            order.Add(r);
+            if (ScoreBytes(1, tokens, heads, keys, elementBytes) > budget)
+            {
+                // Too much even alone: this row runs by itself, in chunks.
+                groups.Add(new Group(first, 1, ChunkTokens(keys, heads, elementBytes, blockSize, budget)));
+                first = order.Count;
+                continue;
+            }
+
+            maxNew = Math.Max(maxNew, tokens);
+            widest = Math.Max(widest, keys);
+        }
+
+        if (order.Count > first)
+        {
+            groups.Add(new Group(first, order.Count - first, 0));
+        }
+    }
+}
