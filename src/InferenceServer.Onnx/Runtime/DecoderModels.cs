@@ -26,6 +26,13 @@ public static class DecoderModels
         // CUDA graph capture is a session option, so the graph's kind must be known before its one session is made: the
         // builder records it in genai_config.json. A paged graph without that record runs its steps uncaptured.
         var capture = options.CudaGraphs && package.GraphKind == PagedDecoderModel.GraphKind;
+        if (options.Deterministic)
+        {
+            // Batch invariance: ONNX Runtime's CUDA MoE kernel otherwise picks its GEMM tactic per token-count bucket, so a
+            // row's expert GEMMs would depend on how many tokens share its step.
+            NativeEnvironment.Set(NativeEnvironment.FixedMoeTactic, "1");
+        }
+
         var factory = new OnnxSessionFactory(options);
         (InferenceSession Session, ComputeDevice Device, string? DeviceNote, string? GraphNote) created;
         try
