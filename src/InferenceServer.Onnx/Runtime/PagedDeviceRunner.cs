@@ -174,17 +174,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     private void ForwardCut(ForwardBatch batch, Span<float> logits)
     {
-        var rows = batch.RowCount;
         var vocab = Spec.VocabularySize;
         var distributions = batch.DistributionsWanted;
-        Grow(ref _logitStart, rows);
-        var start = 0;
-        for (var r = 0; r < rows; r++)
-        {
-            _logitStart[r] = start;
-            start += batch.LogitRows(r);
-        }
-
+        IndexLogitRows(batch);
         var argmax = batch.Argmax;
         foreach (var group in _cutGroups)
         {
@@ -238,15 +230,8 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     private void ForwardInPieces(ForwardBatch batch, Span<float> logits)
     {
         var rows = batch.RowCount;
-        Grow(ref _logitStart, rows);
         Grow(ref _pieceRows, rows);
-        var start = 0;
-        for (var r = 0; r < rows; r++)
-        {
-            _logitStart[r] = start;
-            start += batch.LogitRows(r);
-        }
-
+        IndexLogitRows(batch);
         var argmax = batch.Argmax;
         var group = 0;
         _piece.Clear();
@@ -347,6 +332,18 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             _piece.Argmax.CopyTo(argmax.Slice(logitRow, pieceRows));
             logitRow += pieceRows;
             done = end;
+        }
+    }
+
+    /// <summary>Fills <c>_logitStart</c>: each row's first logit row in <paramref name="batch"/>'s results.</summary>
+    private void IndexLogitRows(ForwardBatch batch)
+    {
+        Grow(ref _logitStart, batch.RowCount);
+        var start = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            _logitStart[r] = start;
+            start += batch.LogitRows(r);
         }
     }
 
