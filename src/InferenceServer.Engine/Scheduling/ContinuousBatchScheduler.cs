@@ -253,7 +253,33 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     double IEngineGauges.KvPoolSecondsPerBlock(int pool) => KvPoolSecondsPerBlock(pool);
 
     /// <summary>Starts the scheduler thread.</summary>
-    public void Start() => _thread.Start();
+    public void Start()
+    {
+        if (_options.WarmUp ?? _runner is PagedDeviceRunner)
+        {
+            WarmUp();
+        }
+
+        _thread.Start();
+    }
+
+    /// <summary>
+    /// <see cref="ModelWarmup"/>'s steps, on the calling thread before the loop starts (the host is not listening yet). A
+    /// step that fails is logged and the rest skipped: the server still starts, and a request of that shape fails as it would have.
+    /// </summary>
+    private void WarmUp()
+    {
+        var plan = ModelWarmup.Plan(_options.MaxNumSeqs, _options.MaxNumBatchedTokens, _runner.BlockSize, _runner.BlockCount, _model.Spec.ContextLength);
+        try
+        {
+            var (calls, elapsed) = ModelWarmup.Run(_runner, plan);
+            SchedulerLog.WarmedUp(_logger, calls, plan.Count, elapsed.TotalSeconds);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            SchedulerLog.WarmUpFailed(_logger, ex);
+        }
+    }
 
     /// <summary>
     /// Queues <paramref name="request"/>. Returns false, with nothing queued, when the queue is full or the engine is

@@ -39,6 +39,12 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 1010, EventName = "SequenceSwappedIn", Level = LogLevel.Debug, Message = "Request {RequestId} resumed: {Blocks} blocks copied back from the host tier; {Computed} tokens need no recompute.")]
     public static partial void SwappedIn(ILogger logger, string requestId, int blocks, int computed);
 
+    [LoggerMessage(EventId = 1012, EventName = "ModelWarmedUp", Level = LogLevel.Information, Message = "Warm-up: {Calls} model calls ({Steps} shapes: every captured decode batch, prompt steps up to --max-num-batched-tokens) in {Seconds:F1} s before taking requests.")]
+    public static partial void WarmedUp(ILogger logger, int calls, int steps, double seconds);
+
+    [LoggerMessage(EventId = 1013, EventName = "ModelWarmUpFailed", Level = LogLevel.Warning, Message = "Warm-up stopped at a failing model step; the server starts anyway, and requests of that shape may fail the same way.")]
+    public static partial void WarmUpFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1011, EventName = "KvPlacementInputs", Level = LogLevel.Debug, Message = "KV placement inputs (compute-local first): {Pools}.")]
     public static partial void PlacementInputs(ILogger logger, string pools);
 }

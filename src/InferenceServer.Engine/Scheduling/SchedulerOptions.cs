@@ -107,6 +107,14 @@ public sealed class SchedulerOptions
         init => _hostKvCacheMemory = OptionChecks.HostKvCacheMemory(value);
     }
 
+    /// <summary>
+    /// Run <see cref="ModelWarmup"/>'s model steps before taking requests (<c>--warmup</c>): every captured decode batch and
+    /// every power-of-two prompt step up to <see cref="MaxNumBatchedTokens"/>, so that CUDA-graph captures and ONNX Runtime's
+    /// per-shape MoE tactic profiling happen before the server is ready, not in the first requests. Null (the default):
+    /// on for the paged CUDA runner, off for the others.
+    /// </summary>
+    public bool? WarmUp { get; init; }
+
     /// <summary>Share full KV blocks between requests with the same prefix (<c>--enable-prefix-caching</c>). Default true.</summary>
     public bool EnablePrefixCaching { get; init; } = true;
 

@@ -56,6 +56,7 @@ internal static class ServerOptionsBinder
                 EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
                 // --deterministic: the budget cuts prompts where the runner's batch-invariant pieces end.
                 PrefillChunkAlignment = deterministic ? OnnxSessionOptions.DeterministicChunkTokens : 0,
+                WarmUp = ReadAutoBool(configuration, "warmup"),
             },
             KvCacheMemoryGiven = !string.IsNullOrEmpty(Text(configuration, "kv-cache-memory")),
             Session = new OnnxSessionOptions

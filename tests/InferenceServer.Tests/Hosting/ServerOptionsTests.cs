@@ -301,6 +301,19 @@ public sealed class ServerOptionsTests
         Assert.Contains("--split-one-stream must be true, false or auto", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("auto", null)]
+    [InlineData("true", true)]
+    [InlineData("false", false)]
+    public void WarmUp_IsAutoUnlessGiven(string? text, bool? expected)
+    {
+        var options = text is null ? Read() : Read(("warmup", text));
+        Assert.Equal(expected, options.Scheduler.WarmUp);
+        var error = Assert.Throws<FormatException>(() => Read(("warmup", "later")));
+        Assert.Contains("--warmup must be true, false or auto", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AttentionOverlap_RejectsOtherValues()
     {
