@@ -208,6 +208,12 @@ internal sealed class KvCacheManager
         return true;
     }
 
+    /// <summary>
+    /// Whether the device prefix cache holds a block under <paramref name="hash"/> now: its bytes then stay findable by
+    /// that hash until the block is reused, and on reuse they go to the host tier (<see cref="TryAllocate"/>'s demotion).
+    /// </summary>
+    public bool IsCached(ulong hash) => _cache.ContainsKey(hash);
+
     /// <summary>Reference count of <paramref name="block"/> (how many sequences hold it).</summary>
     public int RefCount(BlockId block) => _refCounts[block.Value];
 

@@ -132,7 +132,12 @@ public sealed partial class ContinuousBatchScheduler
         SchedulerLog.HostTierReady(logger, slots, transfer.BlockBytes, (long)slots * transfer.BlockBytes, _kv.HostTier.Pinned);
     }
 
-    /// <summary>Copies <paramref name="sequence"/>'s full computed blocks, in order and as many as fit, to the host tier.</summary>
+    /// <summary>
+    /// Copies <paramref name="sequence"/>'s full computed blocks, in order and as many as fit, to the host tier; none when
+    /// the device prefix cache holds every one of them under its hash (with prefix caching on, as a rule): released, they
+    /// stay on the device until their blocks are reused, and reuse demotes them to the tier, so the resumed sequence finds
+    /// them either way by its prefix lookup, and a copy is made only for a block that actually leaves the device.
+    /// </summary>
     private void SwapOut(Sequence sequence)
     {
         sequence.PreemptedComputed = sequence.Computed;
@@ -142,6 +147,12 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         var full = Math.Min(sequence.Computed / _kv.BlockSize, sequence.Blocks.Count);
+        if (sequence.HostSlots.Count == 0 && FoundByPrefix(sequence, full))
+        {
+            SchedulerLog.SwapOutDeferred(_logger, sequence.Request.RequestId, full);
+            return;
+        }
+
         for (var b = sequence.HostSlots.Count; b < full; b++)
         {
             if (!tier.TrySwapOut(sequence.Blocks[b], sequence.HostSlots))
@@ -151,6 +162,25 @@ public sealed partial class ContinuousBatchScheduler
         }
 
         SchedulerLog.SwappedOut(_logger, sequence.Request.RequestId, sequence.HostSlots.Count, sequence.Computed);
+    }
+
+    /// <summary>Whether the device prefix cache holds each of <paramref name="sequence"/>'s first <paramref name="full"/> blocks under its hash.</summary>
+    private bool FoundByPrefix(Sequence sequence, int full)
+    {
+        if (!_kv.PrefixCachingEnabled || sequence.BlockHashes.Count < full)
+        {
+            return false;
+        }
+
+        for (var b = 0; b < full; b++)
+        {
+            if (!_kv.IsCached(sequence.BlockHashes[b]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>

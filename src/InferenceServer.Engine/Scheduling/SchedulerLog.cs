@@ -39,6 +39,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 1010, EventName = "SequenceSwappedIn", Level = LogLevel.Debug, Message = "Request {RequestId} resumed: {Blocks} blocks copied back from the host tier; {Computed} tokens need no recompute.")]
     public static partial void SwappedIn(ILogger logger, string requestId, int blocks, int computed);
 
+    [LoggerMessage(EventId = 1014, EventName = "SequenceSwapOutDeferred", Level = LogLevel.Debug, Message = "Request {RequestId} preempted: its {Blocks} full blocks stay in the device prefix cache (copied to the host tier only if their blocks are reused first).")]
+    public static partial void SwapOutDeferred(ILogger logger, string requestId, int blocks);
+
     [LoggerMessage(EventId = 1012, EventName = "ModelWarmedUp", Level = LogLevel.Information, Message = "Warm-up: {Calls} model calls ({Steps} shapes: every captured decode batch, prompt steps up to --max-num-batched-tokens) in {Seconds:F1} s before taking requests.")]
     public static partial void WarmedUp(ILogger logger, int calls, int steps, double seconds);
 
