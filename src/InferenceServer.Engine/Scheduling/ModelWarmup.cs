@@ -39,9 +39,9 @@ internal static class ModelWarmup
     {
         var steps = new List<Step>();
         var maxRows = Math.Min(maxNumSeqs, Math.Min(maxNumBatchedTokens, blockCount));
-        for (var rows = 1; rows <= maxRows; rows = CapturedDecode.Bucket(rows) + 1)
+        foreach (var bucket in CapturedDecode.Buckets(maxRows))
         {
-            steps.Add(new Step(Math.Min(CapturedDecode.Bucket(rows), maxRows), 1, DecodeRuns));
+            steps.Add(new Step(Math.Min(bucket, maxRows), 1, DecodeRuns));
         }
 
         var rowTokens = Math.Max(1, Math.Min(RowTokens, contextLength - 1));
@@ -72,7 +72,7 @@ internal static class ModelWarmup
     {
         ArgumentNullException.ThrowIfNull(runner);
         var started = Stopwatch.GetTimestamp();
-        var batch = new ForwardBatch { DistributionsWanted = !runner.ReportsArgmax };
+        var batch = new ForwardBatch();
         var vocab = runner.Spec.VocabularySize;
         var calls = 0;
         foreach (var step in steps)
