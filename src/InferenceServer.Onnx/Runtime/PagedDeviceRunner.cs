@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -174,8 +175,6 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     private void ForwardCut(ForwardBatch batch, Span<float> logits)
     {
-        var vocab = Spec.VocabularySize;
-        var distributions = batch.DistributionsWanted;
         IndexLogitRows(batch);
         var argmax = batch.Argmax;
         foreach (var group in _cutGroups)
@@ -187,36 +186,14 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             }
 
             _piece.Clear();
-            _piece.DistributionsWanted = distributions;
-            var pieceLogitRows = 0;
+            _piece.DistributionsWanted = batch.DistributionsWanted;
             for (var i = group.First; i < group.First + group.Count; i++)
             {
                 var r = _cutOrder[i];
                 _piece.AddRow(batch.Tokens(r), batch.PastLength(r), batch.BlockTable(r), batch.Logits(r), batch.SequenceId(r));
-                pieceLogitRows += batch.LogitRows(r);
             }
 
-            if (distributions && _pieceLogits.Length < pieceLogitRows * vocab)
-            {
-                _pieceLogits = new float[pieceLogitRows * vocab];
-            }
-
-            var pieceLogits = distributions ? _pieceLogits.AsSpan(0, pieceLogitRows * vocab) : Span<float>.Empty;
-            ForwardWhole(_piece, pieceLogits);
-            var pieceArgmax = _piece.Argmax;
-            var at = 0;
-            for (var i = group.First; i < group.First + group.Count; i++)
-            {
-                var r = _cutOrder[i];
-                var count = batch.LogitRows(r);
-                pieceArgmax.Slice(at, count).CopyTo(argmax.Slice(_logitStart[r], count));
-                if (distributions)
-                {
-                    pieceLogits.Slice(at * vocab, count * vocab).CopyTo(logits.Slice(_logitStart[r] * vocab, count * vocab));
-                }
-
-                at += count;
-            }
+            RunPiece(batch, CollectionsMarshal.AsSpan(_cutOrder).Slice(group.First, group.Count), argmax, logits);
         }
 
         _piece.Clear();
@@ -244,7 +221,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
                 _pieceRows[group++] = r;
                 if (group == _captured!.MaxBatch)
                 {
-                    RunDecodeGroup(group, argmax, logits, batch.DistributionsWanted);
+                    RunPiece(batch, _pieceRows.AsSpan(0, group), argmax, logits);
                     group = 0;
                 }
             }
@@ -252,7 +229,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
 
         if (group > 0)
         {
-            RunDecodeGroup(group, argmax, logits, batch.DistributionsWanted);
+            RunPiece(batch, _pieceRows.AsSpan(0, group), argmax, logits);
         }
 
         for (var r = 0; r < rows; r++)
@@ -264,36 +241,35 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         }
     }
 
-    /// <summary>Runs the <paramref name="count"/> decode rows gathered in the piece batch at the fixed captured shape and scatters their results.</summary>
-    private void RunDecodeGroup(int count, Span<int> argmax, Span<float> logits, bool distributions)
+    /// <summary>
+    /// Runs the rows gathered in <c>_piece</c> (<paramref name="batch"/>'s rows <paramref name="rows"/>, in that order) as one
+    /// call (replayed where its shape is captured, else eagerly), scatters each row's argmax and logit rows back to
+    /// <paramref name="batch"/>'s places, and empties the piece (keeping whether it wants distributions).
+    /// </summary>
+    private void RunPiece(ForwardBatch batch, ReadOnlySpan<int> rows, Span<int> argmax, Span<float> logits)
     {
         var vocab = Spec.VocabularySize;
-        if (distributions && _pieceLogits.Length < count * vocab)
+        var distributions = _piece.DistributionsWanted;
+        var pieceLogitRows = _piece.LogitRowCount;
+        if (distributions && _pieceLogits.Length < pieceLogitRows * vocab)
         {
-            _pieceLogits = new float[_captured!.MaxBatch * vocab];
+            _pieceLogits = new float[Math.Max(pieceLogitRows, _captured?.MaxBatch ?? 0) * vocab];
         }
 
-        var pieceLogits = distributions ? _pieceLogits.AsSpan(0, count * vocab) : Span<float>.Empty;
-        if (_captured!.Fits(_piece))
-        {
-            _captured.Run(_piece, _binding, pieceLogits);
-            _deviceLogitRows = -1;
-        }
-        else
-        {
-            // A block table wider than the whole context's: cannot happen for a served sequence; run it as it is.
-            ForwardEager(_piece, pieceLogits);
-        }
-
+        var pieceLogits = distributions ? _pieceLogits.AsSpan(0, pieceLogitRows * vocab) : Span<float>.Empty;
+        ForwardWhole(_piece, pieceLogits);
         var pieceArgmax = _piece.Argmax;
-        for (var i = 0; i < count; i++)
+        var at = 0;
+        foreach (var r in rows)
         {
-            var row = _logitStart[_pieceRows[i]];
-            argmax[row] = pieceArgmax[i];
+            var count = batch.LogitRows(r);
+            pieceArgmax.Slice(at, count).CopyTo(argmax.Slice(_logitStart[r], count));
             if (distributions)
             {
-                pieceLogits.Slice(i * vocab, vocab).CopyTo(logits.Slice(row * vocab, vocab));
+                pieceLogits.Slice(at * vocab, count * vocab).CopyTo(logits.Slice(_logitStart[r] * vocab, count * vocab));
             }
+
+            at += count;
         }
 
         _piece.Clear();
