@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Helpers that run-llama1b.sh, run-split.sh and the mla/ scripts source: a time budget with per-step timeouts, the step table of the
-# report, an HTTP readiness probe, a wait for the server's readiness, one load-generator level and a /metrics poller. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
+# report, an HTTP readiness probe, a wait for the server's readiness, a reused CUDA build, one load-generator level and a /metrics poller. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
 # The server reads unprefixed environment variables as its flags (README "Command line": every flag is a configuration
@@ -10,6 +10,32 @@
 export -n DETERMINISTIC DTYPE DEVICE MODEL PORT 2>/dev/null || true
 
 elapsed() { echo $(( SECONDS - START )); }
+
+# build_cached LABEL CHECKPOINT OUT DTYPE WANT KEEP LOG: `InferenceServer build --device cuda` of CHECKPOINT into OUT in
+# DTYPE, or OUT as an earlier call left it while the application is the same (a stamp of its assemblies in
+# OUT/.bench-stamp); the timeout is `budget WANT KEEP`; the command and its output go to the end of LOG; one step line
+# named LABEL. Returns 1 when the build failed.
+build_cached() {
+    local label=$1 checkpoint=$2 out=$3 dtype=$4 want=$5 keep=$6 log=$7 t=$SECONDS stamp status
+    stamp="$dtype $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
+    if [[ -f $out/.bench-stamp && "$(cat "$out/.bench-stamp")" == "$stamp" ]]; then
+        echo "(reused $out)" >> "$log"
+        step "$label" reused 0 "$out"
+        return 0
+    fi
+    rm -rf "$out"
+    echo "$APP/InferenceServer build --checkpoint $checkpoint --out $out --dtype $dtype --device cuda" >> "$log"
+    if timeout "$(budget "$want" "$keep")" "$APP/InferenceServer" build --checkpoint "$checkpoint" --out "$out" --dtype "$dtype" --device cuda >> "$log" 2>&1; then
+        echo "$stamp" > "$out/.bench-stamp"
+        step "$label" ok $(( SECONDS - t )) "$(tail -n 1 "$log" | cut -c1-300)"
+        return 0
+    else
+        status=$?
+    fi
+    tail -n 20 "$log"
+    step "$label" FAILED $(( SECONDS - t )) "exit $status: $(grep -m1 -i 'fail\|error' "$log" | cut -c1-300)"
+    return 1
+}
 
 # The timeout for a step that wants $1 seconds (times TIME_SCALE, 1 unless a script sets it) while $2 seconds stay
 # kept for what comes after; at least 1 (never 0, which would mean no timeout at all to timeout(1)).

@@ -75,22 +75,7 @@ make_model() {
     else
         step "checkpoint $name" reused 0
     fi
-    t=$SECONDS
-    local stamp
-    stamp="fp16 $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
-    if [[ -f $WORK/$name-built/.bench-stamp && "$(cat "$WORK/$name-built/.bench-stamp")" == "$stamp" ]]; then
-        step "build $name" reused 0
-        return 0
-    fi
-    rm -rf "${WORK:?}/$name-built"
-    if timeout "$(budget 150 240)" "$APP/InferenceServer" build --checkpoint "$WORK/$name" --out "$WORK/$name-built" --dtype fp16 --device cuda > "$OUT/build-$name.log" 2>&1; then
-        echo "$stamp" > "$WORK/$name-built/.bench-stamp"
-        step "build $name" ok $(( SECONDS - t )) "$(tail -n 1 "$OUT/build-$name.log" | cut -c1-300)"
-    else
-        tail -n 20 "$OUT/build-$name.log"
-        step "build $name" FAILED $(( SECONDS - t ))
-        return 1
-    fi
+    build_cached "build $name" "$WORK/$name" "$WORK/$name-built" fp16 150 240 "$OUT/build-$name.log"
 }
 
 # measure NAME: serve $WORK/NAME-built, throughput at CONC, then the long-sequence capacity.

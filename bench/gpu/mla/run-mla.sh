@@ -164,29 +164,11 @@ else
     fi
 fi
 
-# 2. The build: build_model DTYPE sets BUILT and BUILD_OK (the folder is reused while the application is the same).
+# 2. The build: build_model DTYPE KEEP sets BUILT and BUILD_OK (the folder is reused while the application is the same).
 build_model() {
-    local dtype=$1 t=$SECONDS stamp status
-    BUILT=$BUILD_ROOT/$(basename "$CKPT")-$dtype-cuda
+    BUILT=$BUILD_ROOT/$(basename "$CKPT")-$1-cuda
     BUILD_OK=0
-    stamp="$dtype $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
-    if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
-        echo "(reused $BUILT)" >> "$RUN/build.log"
-        step "build $dtype" reused 0 "$BUILT"
-        BUILD_OK=1
-        return
-    fi
-    rm -rf "$BUILT"
-    echo "$APP/InferenceServer build --checkpoint $CKPT --out $BUILT --dtype $dtype --device cuda" >> "$RUN/build.log"
-    if timeout "$(budget 180 "$2")" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$BUILT" --dtype "$dtype" --device cuda >> "$RUN/build.log" 2>&1; then
-        echo "$stamp" > "$BUILT/.bench-stamp"
-        step "build $dtype" ok $(( SECONDS - t )) "$(tail -n 1 "$RUN/build.log")"
-        BUILD_OK=1
-    else
-        status=$?
-        tail -n 20 "$RUN/build.log"
-        step "build $dtype" FAILED $(( SECONDS - t )) "exit $status: $(grep -m1 -i 'fail\|error' "$RUN/build.log" | cut -c1-300)"
-    fi
+    build_cached "build $1" "$CKPT" "$BUILT" "$1" 180 "$2" "$RUN/build.log" && BUILD_OK=1
 }
 : > "$RUN/build.log"
 build_model "$DTYPE" "$(keep 280)"

@@ -53,21 +53,8 @@ cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/
 
 # serve NAME DTYPE: build the checkpoint in DTYPE (reused while the application is the same), serve it, run CONC.
 serve() {
-    local name=$1 dtype=$2 built=$BUILD_ROOT/checkpoint-v2lite-$LAYERS-$2-cuda t=$SECONDS stamp
-    stamp="$dtype $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
-    if [[ -f $built/.bench-stamp && "$(cat "$built/.bench-stamp")" == "$stamp" ]]; then
-        step "build $name ($dtype)" reused 0
-    else
-        rm -rf "$built"
-        if timeout "$(budget 240 60)" "$APP/InferenceServer" build --checkpoint "$CKPT" --out "$built" --dtype "$dtype" --device cuda > "$OUT/build-$name.log" 2>&1; then
-            echo "$stamp" > "$built/.bench-stamp"
-            step "build $name ($dtype)" ok $(( SECONDS - t )) "$(tail -n 1 "$OUT/build-$name.log" | cut -c1-300)"
-        else
-            tail -n 20 "$OUT/build-$name.log"
-            step "build $name ($dtype)" FAILED $(( SECONDS - t ))
-            return 1
-        fi
-    fi
+    local name=$1 dtype=$2 built=$BUILD_ROOT/checkpoint-v2lite-$LAYERS-$2-cuda t
+    build_cached "build $name ($dtype)" "$CKPT" "$built" "$dtype" 240 60 "$OUT/build-$name.log" || return 1
     t=$SECONDS
     "$APP/InferenceServer" --model "$built" --device cuda --urls "$URL" --kv-cache-memory "$KV_CACHE" --max-num-seqs 256 \
         --max-num-batched-tokens "$MAX_NUM_BATCHED_TOKENS" --max-queued-requests 4096 --shutdown-timeout 5 > "$RUN/server-$name.log" 2>&1 &
