@@ -15,6 +15,9 @@ public sealed class HostKvTierTests : IDisposable
 {
     // llama-gqa: 768 bytes of KV a token; 34 blocks of 16 tokens on the device, 128 in the host tier.
     private const int TokenBytes = 768;
+    // A 100-token prompt (7 blocks): its prefix comes back from the tier, and it runs beside the cancelled streams.
+    private static readonly int[] Prompt = [.. Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3)];
+
     private readonly string _work = Directory.CreateTempSubdirectory("host-kv-tier-").FullName;
 
     public void Dispose() => Directory.Delete(_work, recursive: true);
@@ -68,15 +71,14 @@ public sealed class HostKvTierTests : IDisposable
     {
         var name = split ? "tier-hit-split" : "tier-hit-dense";
         await using var server = await StartAsync(split, name, prefixCaching: true);
-        var prompt = Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3).ToArray();
         var filler = Enumerable.Range(0, 450).Select(i => (i * 17 % 1000) + 5).ToArray();
 
         // The prompt, then a filler that takes every device block, so the prompt's cached blocks move to the host tier.
-        var first = await CompleteAsync(server, name, prompt, 12);
+        var first = await CompleteAsync(server, name, Prompt, 12);
         await CompleteAsync(server, name, filler, 40);
         var before = await MetricsAsync(server);
         Assert.Equal(0, before.Sum("vllm:external_prefix_cache_hits_total", name));
-        var again = await CompleteAsync(server, name, prompt, 12);
+        var again = await CompleteAsync(server, name, Prompt, 12);
         Assert.Equal(first, again);
         var after = await MetricsAsync(server);
         Assert.True(after.Sum("vllm:external_prefix_cache_hits_total", name) >= 16, "the host tier served no prefix block");
@@ -94,10 +96,9 @@ public sealed class HostKvTierTests : IDisposable
     {
         var name = split ? "tier-cancel-split" : "tier-cancel-dense";
         await using var server = await StartAsync(split, name, prefixCaching: false);
-        var prompt = Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3).ToArray();
         using var cancel = new CancellationTokenSource();
         var streams = Enumerable.Range(0, 6).Select(i => StreamUntilCancelledAsync(server, name, i, cancel.Token)).ToList();
-        var full = CompleteAsync(server, name, prompt, 200);
+        var full = CompleteAsync(server, name, Prompt, 200);
         await WaitUntilAsync(() => server.Scheduler.HostTierUsedBlocks > 0, "no stream was swapped out");
         await cancel.CancelAsync();
         await Task.WhenAll(streams).WaitAsync(TimeSpan.FromSeconds(120));
