@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Helpers that run-llama1b.sh, run-split.sh and the mla/ scripts source: a time budget with per-step timeouts, the step table of the
-# report, an HTTP readiness probe, a wait for the server's readiness, a reused CUDA build, one load-generator level and a /metrics poller. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
+# report, the start of a run, an HTTP readiness probe, a wait for the server's readiness, a reused CUDA build, one load-generator level and a /metrics poller. They read START (the script's $SECONDS at its start), BUDGET_S and RUN (the
 # run folder), and set FAILED=1 when a step fails.
 
 # The server reads unprefixed environment variables as its flags (README "Command line": every flag is a configuration
@@ -10,6 +10,21 @@
 export -n DETERMINISTIC DTYPE DEVICE MODEL PORT 2>/dev/null || true
 
 elapsed() { echo $(( SECONDS - START )); }
+
+# begin_run [FOLDER...]: RUN made afresh (OUT, WORK and each FOLDER made if missing); everything the script prints from
+# here on goes to OUT/run.log too (TEE_PID is the tee, for the script's exit to wait for); FAILED and SERVER_PID reset;
+# the staged load generator copied beside the application, LOADGEN naming it.
+begin_run() {
+    mkdir -p "$OUT" "$WORK" "$@"
+    rm -rf "$RUN"
+    mkdir -p "$RUN"
+    exec > >(tee "$OUT/run.log") 2>&1
+    TEE_PID=$!
+    FAILED=0
+    SERVER_PID=
+    LOADGEN=$APP/InferenceServer.LoadGenerator
+    cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null || true
+}
 
 # build_cached LABEL CHECKPOINT OUT DTYPE WANT KEEP LOG: `InferenceServer build --device cuda` of CHECKPOINT into OUT in
 # DTYPE, or OUT as an earlier call left it while the application is the same (a stamp of its assemblies in

@@ -44,18 +44,9 @@ VOCAB=${VOCAB:-128256}
 URL=http://127.0.0.1:$PORT
 RUN=$WORK/run
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT" "$WORK"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-exec > >(tee "$OUT/run.log") 2>&1
-TEE_PID=$!
-FAILED=0
-SERVER_PID=
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
-
-LOADGEN=$APP/InferenceServer.LoadGenerator
-cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null
+begin_run
 
 
 # make NAME SCRIPT ARGS...: the checkpoint $WORK/NAME (reused when there), then its fp16 CUDA build $WORK/NAME-built.

@@ -80,17 +80,11 @@ REFERENCE=$CKPT.reference-$LEVELS-$INPUT_LEN-$OUTPUT_LEN
 BUILT=
 BUILD_OK=0
 RUN=$WORK/run
-mkdir -p "$OUT" "$WORK" "$BUILD_ROOT"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-exec > >(tee "$OUT/run.log") 2>&1
-TEE_PID=$!
-FAILED=0
-SERVER_PID=
 
 # elapsed, budget, step and http_ok: the helpers run-llama1b.sh and run-split.sh share.
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
+begin_run "$BUILD_ROOT"
 # What a step keeps back for the steps after it was sized for the 520 s default: scaled to BUDGET_S, so a shorter
 # budget shortens every step instead of leaving the first ones a 1 s timeout.
 keep() { if (( ${SKIP_SERVER:-0} )); then echo 10; else echo $(( $1 * BUDGET_S / 520 )); fi; }
@@ -136,8 +130,6 @@ if [[ ! -x $APP/InferenceServer ]]; then
     exit 1
 fi
 
-LOADGEN=$APP/InferenceServer.LoadGenerator
-cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null
 if timeout 20 "$LOADGEN" --help > /dev/null 2>&1; then
     step loadgen ok 0
 else

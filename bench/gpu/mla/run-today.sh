@@ -38,18 +38,9 @@ URL=http://127.0.0.1:$PORT
 CKPT=$WORK/checkpoint-v2lite-$LAYERS
 RUN=$WORK/today-run
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT" "$WORK" "$BUILD_ROOT"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-exec > >(tee "$OUT/run.log") 2>&1
-TEE_PID=$!
-FAILED=0
-SERVER_PID=
 # shellcheck source=../lib.sh
 source "$HERE/../lib.sh"
-
-LOADGEN=$APP/InferenceServer.LoadGenerator
-cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null
+begin_run "$BUILD_ROOT"
 
 # serve NAME DTYPE: build the checkpoint in DTYPE (reused while the application is the same), serve it, run CONC.
 serve() {
