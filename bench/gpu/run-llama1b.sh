@@ -89,18 +89,11 @@ case $SHAPE in
 esac
 BUILT=${MODEL:-$CKPT-$DTYPE-cuda}
 RUN=$WORK/run
-mkdir -p "$OUT" "$WORK"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-exec > >(tee "$OUT/run.log") 2>&1
-TEE_PID=$!
-
-FAILED=0
-SERVER_PID=
 
 # elapsed, budget, step, http_ok (beside this script in the checkout, else where the staged extra paths were unpacked).
 # shellcheck source=lib.sh
 source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
+begin_run
 
 stop_server() {
     end_server 40
@@ -214,9 +207,8 @@ if [[ ! -x $APP/InferenceServer ]]; then
 fi
 
 # 1. The load generator: its 4 files beside the server's self-contained runtime.
-LOADGEN=$APP/InferenceServer.LoadGenerator
 t=$SECONDS
-if cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null && timeout 20 "$LOADGEN" --help > /dev/null; then
+if timeout 20 "$LOADGEN" --help > /dev/null; then
     step loadgen ok $(( SECONDS - t )) "copied into $APP"
 else
     step loadgen failed $(( SECONDS - t )) "no runnable $FILES/bench/gpu/out/loadgen (stage with bench/gpu/stage-bench.sh)"

@@ -85,19 +85,12 @@ case $SHAPE in
 esac
 BUILT=$CKPT-fp16-cuda-split
 RUN=$WORK/split-run
-mkdir -p "$OUT" "$WORK"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-exec > >(tee "$OUT/run.log") 2>&1
-TEE_PID=$!
-
-FAILED=0
-SERVER_PID=
 MODE=
 
 # elapsed, budget, step, http_ok (beside this script in the checkout, else where the staged extra paths were unpacked).
 # shellcheck source=lib.sh
 source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
+begin_run
 
 stop_server() {
     end_server 20
@@ -148,9 +141,8 @@ if [[ ! -x $APP/InferenceServer ]]; then
 fi
 
 # 1. The load generator beside the server's runtime.
-LOADGEN=$APP/InferenceServer.LoadGenerator
 t=$SECONDS
-if cp "$FILES"/bench/gpu/out/loadgen/InferenceServer.LoadGenerator* "$APP/" 2>/dev/null && timeout 20 "$LOADGEN" --help > /dev/null; then
+if timeout 20 "$LOADGEN" --help > /dev/null; then
     step loadgen ok $(( SECONDS - t ))
 else
     step loadgen failed $(( SECONDS - t )) "no runnable load generator (stage with bench/gpu/stage-bench.sh)"
