@@ -237,7 +237,9 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         SkipWithoutCuda();
         using var wholeModel = Open(fixture, dtype, attentionMetadata: true);
         using var cutModel = Open(fixture, dtype, attentionMetadata: true);
-        var cases = GpuFixtures.References(fixture);
+        // Prompts of several tokens only: a one-token prompt beside decodes is a decode-shaped step, which is not cut
+        // (the fixtures' third prompt is one token; the H100 run of 2026-12-07 counted 1 mixed step of 2 for it).
+        var cases = GpuFixtures.References(fixture).Where(c => c.Prompt.Length > 1).ToList();
         var rows = Math.Min(3, cases.Count);
         const int Steps = 8;
         var blockSize = wholeModel.ChooseBlockSize(16);
@@ -291,7 +293,8 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |cut - whole| logit = {worst:G3} over {Steps + rows} steps ({mixed} mixed)"));
-        Assert.True(mixed >= rows - 1, "no step mixed a prompt with decodes");
+        Assert.True(mixed >= rows - 1, $"{mixed} steps mixed a prompt with decodes, {rows - 1} expected");
+        Assert.True(cut.CutSteps >= rows - 1, $"{cut.CutSteps} steps ran cut, {rows - 1} expected");
         Assert.True(worst <= Tolerance[dtype], $"max |cut - whole| {worst} exceeds {Tolerance[dtype]}");
     }
 

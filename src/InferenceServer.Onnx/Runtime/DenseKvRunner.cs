@@ -78,6 +78,11 @@ public sealed partial class DenseKvRunner : IModelRunner
             throw new ArgumentException("The logits buffer is too small for the rows that want logits.", nameof(logits));
         }
 
+        if (ExceedsLogitBudget(batch))
+        {
+            return ForwardWithinLogitBudget(batch, logits);
+        }
+
         if (NeedsSplit(batch))
         {
             return ForwardSplit(batch, logits);

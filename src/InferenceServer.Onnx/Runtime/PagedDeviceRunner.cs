@@ -110,6 +110,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     internal long ScoreBudgetBytes { get; set; } = PaddedAttentionPlan.ScoreBudgetBytes;
 
+    /// <summary>Steps run cut into several calls by <see cref="PaddedAttentionPlan"/> so far (tests read it).</summary>
+    internal int CutSteps { get; private set; }
+
     /// <summary>Whether steps run in batch-invariant pieces (<c>--deterministic</c> with CUDA graphs on).</summary>
     internal bool Deterministic => _deterministic;
 
@@ -175,6 +178,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     private void ForwardCut(ForwardBatch batch, Span<float> logits)
     {
+        CutSteps++;
         IndexLogitRows(batch);
         var argmax = batch.Argmax;
         foreach (var group in _cutGroups)
