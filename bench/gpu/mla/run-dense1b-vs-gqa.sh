@@ -15,12 +15,16 @@
 #    of LONG_LEN prompt tokens and LONG_OUT new tokens sent at once, vllm:num_requests_running sampled every 50 ms
 #    (its largest value, while no request was preempted); goal: MLA at least 2.8x GQA.
 #
+# 3. with STEPS=1: each model's decode step alone (`InferenceServer bench latency`, batch 1 / 64 / 256, CUDA graphs on
+#    and off; steps-NAME-graphs.txt, steps-NAME-eager.txt) and its ONNX Runtime profile at batch 256, eager (nodes per
+#    decode step by op type: kernels-NAME.json); SERVE=0 skips 1 and 2. Where the concurrency-256 gap comes from.
+#
 # $OUT gets report.md, run.log, loadgen.txt, metrics-*.tsv, server-*.log, build-*.log. Every step has a timeout
 # inside BUDGET_S; the report is written whatever fails. Checkpoints and builds stay under WORK for a later call.
 #
 # Settings (environment): KV_CACHE (4g), CONC (256), INPUT_LEN (128), OUTPUT_LEN (128), LONG_LEN (4000), LONG_OUT (32),
 # LONG_N (160), MAX_NUM_BATCHED_TOKENS (8192), PORT (18602), BUDGET_S (540), APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
-# WORK (/tmp/dense1b), VOCAB (128256: prompt ids below it), DEVICE (cuda; cpu to check this script elsewhere on models already under WORK).
+# WORK (/tmp/dense1b), STEPS (0), SERVE (1), VOCAB (128256: prompt ids below it), DEVICE (cuda; cpu to check this script elsewhere on models already under WORK).
 set -uo pipefail
 
 START=$SECONDS
@@ -41,6 +45,8 @@ PORT=${PORT:-18602}
 BUDGET_S=${BUDGET_S:-540}
 DEVICE=${DEVICE:-cuda}
 VOCAB=${VOCAB:-128256}
+STEPS=${STEPS:-0}
+SERVE=${SERVE:-1}
 URL=http://127.0.0.1:$PORT
 RUN=$WORK/run
 export PYTHONUNBUFFERED=1
@@ -87,6 +93,8 @@ measure() {
     step "serve $name" ok $(( SECONDS - t )) "$(cat "$RUN/cache-$name.txt")"
     INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN load_level "$name c=$CONC" "$(budget 90 40)" 10 "$LOADGEN" "$CONC" $(( 2 * CONC )) "$CONC" \
         "$RUN/sweep-$name.json"
+    # Model time per step by kind (decode / prompt) over the throughput level.
+    curl -s "$URL/metrics" | grep -E '^inference_step' > "$OUT/step-metrics-$name.txt"
     poll_metrics "$RUN/metrics-$name.tsv" &
     poller=$!
     INPUT_LEN=$LONG_LEN OUTPUT_LEN=$LONG_OUT load_level "$name long" "$(budget 150 20)" 10 "$LOADGEN" "$LONG_N" "$LONG_N" 0 \
@@ -96,6 +104,33 @@ measure() {
     cp "$RUN/metrics-$name.tsv" "$OUT/"
     end_server 20
     excerpt_log "$RUN/server-$name.log" "$OUT/server-$name.log" 60 100
+}
+
+# steps NAME: the decode step of $WORK/NAME-built alone, graphs on and off, and its eager profile at batch 256.
+steps() {
+    local name=$1 t=$SECONDS mode trace
+    for mode in graphs eager; do
+        if timeout "$(budget 120 30)" "$APP/InferenceServer" bench latency --model "$WORK/$name-built" --device "$DEVICE" \
+            --batch-sizes 1,64,256 --input-len "$INPUT_LEN" --output-len 64 --cuda-graphs "$([[ $mode == graphs ]] && echo true || echo false)" \
+            2>&1 | grep -v ScatterND > "$OUT/steps-$name-$mode.txt"; then
+            step "steps $name $mode" ok $(( SECONDS - t )) "$(grep -E '^\| (1|64|256) \|' "$OUT/steps-$name-$mode.txt" | tr -s ' ' | tr '|' ' ' | tr '\n' ';' | cut -c1-250)"
+        else
+            step "steps $name $mode" FAILED $(( SECONDS - t )) "$(tail -n 1 "$OUT/steps-$name-$mode.txt" | cut -c1-200)"
+        fi
+    done
+    rm -f "$RUN/prof-$name"_*.json
+    if INFERENCE_SERVER_ORT_PROFILE=$RUN/prof-$name timeout "$(budget 90 30)" "$APP/InferenceServer" bench latency --model "$WORK/$name-built" \
+        --device "$DEVICE" --batch-sizes 256 --input-len "$INPUT_LEN" --output-len 8 --cuda-graphs false > "$RUN/prof-$name.out" 2>&1; then
+        trace=$(ls -t "$RUN/prof-$name"_*.json 2>/dev/null | head -n 1)
+        if [[ -n $trace ]] && python3 "$HERE/../llama1b/kernels.py" "$trace" "$OUT/kernels-$name.json" --label "$name"; then
+            step "profile $name" ok $(( SECONDS - t ))
+        else
+            step "profile $name" FAILED $(( SECONDS - t )) "no trace or kernels.py failed"
+        fi
+    else
+        step "profile $name" FAILED $(( SECONDS - t )) "exit: $(tail -n 1 "$RUN/prof-$name.out" | cut -c1-200)"
+    fi
+    rm -f "$RUN/prof-$name"_*.json
 }
 
 finish() {
@@ -109,6 +144,15 @@ trap finish EXIT
 
 echo "== dense MLA 1B vs GQA 1B: KV $KV_CACHE, concurrency $CONC, long $LONG_N x $LONG_LEN, budget $BUDGET_S s"
 timeout 20 nvidia-smi | head -15
-make_model gqa1b "$HERE/../llama1b/make_checkpoint.py" && measure gqa1b
-make_model mla1b "$HERE/make_checkpoint.py" --shape dense1b --layers 16 && measure mla1b
+run_model() {
+    local name=$1
+    if (( STEPS )); then
+        steps "$name"
+    fi
+    if (( SERVE )); then
+        measure "$name"
+    fi
+}
+make_model gqa1b "$HERE/../llama1b/make_checkpoint.py" && run_model gqa1b
+make_model mla1b "$HERE/make_checkpoint.py" --shape dense1b --layers 16 && run_model mla1b
 exit $FAILED
