@@ -63,14 +63,27 @@ internal sealed partial class DecoderGraphBuilder
 
         var q4 = _g.Node("Reshape", n + "q_4d", [q, _g.Node("Concat", n + "q_shape_4d", [_idsShape, _g.Int64s(heads, mla.QkHeadDim)], Attr("axis", 0L))]);
         var qParts = _g.NodeMulti("Split", n + "q_split", [q4, _g.Int64s(nope, rope)], [n + "q_nope", n + "q_rope_in"], [Attr("axis", -1L)], string.Empty);
-        var qRope = Rope(n + "q", qParts[1], rope);
+        // The paged graph rotates with one RotaryEmbedding kernel (MlaRotary); the others with the ONNX form.
+        var fusedRope = _mlaPositionIds.Length > 0;
+        var qRope = fusedRope
+            ? _g.Node("Reshape", n + "q_rope_4d", [MlaRotary(n + "q", qParts[1], heads, rope), _g.Int64s(1, -1, heads, rope)])
+            : Rope(n + "q", qParts[1], rope);
 
         // The compressed KV [N, rank + rope] -> normalized latent and roped shared key.
         var kva = RopeRowsProjection(n + "kv_a_proj", x, p + "kv_a_proj_with_mqa", 1, width, rank, c.HiddenSize, mla);
         var kvParts = _g.NodeMulti("Split", n + "kv_split", [kva, _g.Int64s(rank, rope)], [n + "latent_raw", n + "k_rope_raw"], [Attr("axis", -1L)], string.Empty);
         var latent = mla.LatentNorms ? RmsNorm(n + "kv_a_norm", kvParts[0], p + "kv_a_layernorm.weight", rank) : kvParts[0];
-        var kRope4 = _g.Node("Reshape", n + "k_rope_4d", [kvParts[1], _g.Node("Concat", n + "k_rope_shape", [_idsShape, _g.Int64s(1, rope)], Attr("axis", 0L))]);
-        var kRope = _g.Node("Reshape", n + "k_rope_3d", [Rope(n + "k", kRope4, rope), Shape3(rope)]);
+        string kRope;
+        if (fusedRope)
+        {
+            kRope = MlaRotary(n + "k", kvParts[1], 1, rope);
+        }
+        else
+        {
+            var kRope4 = _g.Node("Reshape", n + "k_rope_4d", [kvParts[1], _g.Node("Concat", n + "k_rope_shape", [_idsShape, _g.Int64s(1, rope)], Attr("axis", 0L))]);
+            kRope = _g.Node("Reshape", n + "k_rope_3d", [Rope(n + "k", kRope4, rope), Shape3(rope)]);
+        }
+
         var latent3 = _g.Node("Reshape", n + "latent_3d", [latent, Shape3(rank)]);
         var key = _g.Node("Concat", n + "mla_key", [latent3, kRope], Attr("axis", -1L));
 

@@ -32,6 +32,9 @@ internal sealed partial class DecoderGraphBuilder
     private string _mlaMaskBias = string.Empty;
     private string _mlaRowCount = string.Empty;
     private string _mlaMaxNew = string.Empty;
+    private string _mlaPositionIds = string.Empty;
+    private string _mlaCosCache = string.Empty;
+    private string _mlaSinCache = string.Empty;
 
     /// <summary>
     /// Per-token bookkeeping of the packed step, once: each token's row, position (past + index in the row), cache
@@ -109,8 +112,29 @@ internal sealed partial class DecoderGraphBuilder
         var bias = _g.Node("Where", "mla_visible_bias_f32", [_g.Node("Unsqueeze", "mla_visible", [visible, _g.Int64s(2)]), _g.FloatScalar(0f), _g.FloatScalar(MaskedScoreT)]);
         _mlaMaskBias = _g.ElementType == TensorProto.Types.DataType.Float ? bias : _g.Node("Cast", "mla_visible_bias", [bias], Attr("to", (long)_g.ElementType));
 
-        _cos = _g.Node("Unsqueeze", "rope_cos", [_g.Node("Gather", "rope_cos_rows", [cosTable, position]), _g.Int64s(0, 2)]);
-        _sin = _g.Node("Unsqueeze", "rope_sin", [_g.Node("Gather", "rope_sin_rows", [sinTable, position]), _g.Int64s(0, 2)]);
+        // RoPE: the tables and the tokens' positions [1, T], for MlaRotary.
+        _mlaPositionIds = _g.Node("Unsqueeze", "mla_position_ids", [position, _g.Int64s(0)]);
+        (_mlaCosCache, _mlaSinCache) = (cosTable, sinTable);
+    }
+
+    /// <summary>
+    /// RoPE of <paramref name="x"/> ([T, heads x d] rows in any shape) as one <c>com.microsoft.RotaryEmbedding</c> over the
+    /// tables' rows at the tokens' positions (rotated in halves, the first rotary_dim of each head; the rest passed
+    /// through): one kernel where the ONNX form (<see cref="Rope(string, string, int)"/>) is nine (two Splits, four Muls,
+    /// Sub, Add, Concat). The paged MLA graph runs it twice a layer, for the query's and the shared key's rope parts: at
+    /// the dense MLA 1B shape that is 18 of a layer's ~57 kernels, where the GQA layer (PagedAttention rotating inside)
+    /// has about 11 (bench/results/gpu-2026-12-07-h100-run7.md). [1, T, heads x d] out.
+    /// </summary>
+    private string MlaRotary(string prefix, string x, int heads, int d)
+    {
+        List<AttributeProto> attributes = [Attr("interleaved", 0L), Attr("num_heads", (long)heads)];
+        if (RotaryDim < d)
+        {
+            attributes.Add(Attr("rotary_embedding_dim", (long)RotaryDim));
+        }
+
+        var rows = _g.Node("Reshape", prefix + "_rotary_in", [x, _g.Int64s(1, -1, heads * d)]);
+        return _g.NodeMulti("RotaryEmbedding", prefix + "_rotary", [rows, _mlaPositionIds, _mlaCosCache, _mlaSinCache], [prefix + "_rotary_out"], [.. attributes], PagedAttentionDomain)[0];
     }
 
     /// <summary>

@@ -53,6 +53,15 @@ public sealed class PagedMlaGraphTests
 
         Assert.Equal(3, model.Graph.Node.Count(n => n.OpType == "Softmax"));
         Assert.Equal(3, model.Graph.Node.Count(n => n.OpType == "MatMul" && n.Name.EndsWith("mla_weighted_latents", StringComparison.Ordinal)));
+
+        // RoPE is one com.microsoft.RotaryEmbedding per rope part (the query's, all heads; the shared key's, one head)
+        // over the T-typed tables at the tokens' positions, not the nine-kernel ONNX form.
+        var rotary = model.Graph.Node.Where(n => n.OpType == "RotaryEmbedding").ToList();
+        Assert.Equal(6, rotary.Count);
+        Assert.All(rotary, n => Assert.Equal("com.microsoft", n.Domain));
+        Assert.All(rotary, n => Assert.Equal(["mla_position_ids", "rope.cos_cache", "rope.sin_cache"], n.Input.Skip(1)));
+        Assert.Equal([4L, 4L, 4L, 1L, 1L, 1L], rotary.Select(n => n.Attribute.Single(a => a.Name == "num_heads").I).Order().Reverse());
+        Assert.DoesNotContain(model.Graph.Node, n => n.Name.EndsWith("_rope_first", StringComparison.Ordinal));
         var metadata = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal("paged-v1", metadata["inferenceserver.graph"]);
         Assert.Equal((3 * (32 + 8) * 2).ToString(CultureInfo.InvariantCulture), metadata["inference_server.kv_bytes_per_token"]);
