@@ -33,6 +33,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>
     /// Layer <paramref name="layer"/>'s absorbed MLA inputs over <c>_idsShape</c> = [B, S]: the query [B, S, heads x
     /// (rank + rope)], the shared key [c, k_r] [B, S, rank + rope], the latent [B, S, rank] (the value), and the score scale.
+    /// In the paged MLA graph the key is the roped shared key k_r alone [1, T, rope] and the query comes scaled (scale 1).
     /// </summary>
     private (string Query, string Key, string Latent, double Scale) LatentAttentionInputs(int layer, string h, MlaConfig mla)
     {
@@ -47,6 +48,13 @@ internal sealed partial class DecoderGraphBuilder
 
         var x = RmsNorm(n + "input_norm", h, $"model.layers.{layer}.input_layernorm.weight", c.HiddenSize);
 
+        // The paged MLA graph (its prologue made the positions) rotates with one RotaryEmbedding kernel (MlaRotary) and
+        // takes the softmax scale in the query's weights (q . k scaled alike, one Mul a layer fewer; RoPE and the W_uk
+        // absorption are linear, so the scaled query is the same); the others rotate with the ONNX form and scale later.
+        var fusedRope = _mlaPositionIds.Length > 0;
+        var scale = mla.SoftmaxScale(c.Rope);
+        var queryScale = fusedRope ? (float)scale : 1f;
+
         // Queries [B, S, H, nope + rope]; with rope_interleave the rope rows are de-interleaved in the weights, which
         // is what transformers does to q and k at run time (pairs (2i, 2i+1) -> halves).
         string q;
@@ -54,17 +62,15 @@ internal sealed partial class DecoderGraphBuilder
         {
             var qa = LatentLinear(n + "q_a_proj", x, p + "q_a_proj", qRank, c.HiddenSize);
             var qaNormed = mla.LatentNorms ? RmsNorm(n + "q_a_norm", qa, p + "q_a_layernorm.weight", qRank) : qa;
-            q = RopeRowsProjection(n + "q_b_proj", qaNormed, p + "q_b_proj", heads, mla.QkHeadDim, nope, qRank, mla);
+            q = RopeRowsProjection(n + "q_b_proj", qaNormed, p + "q_b_proj", heads, mla.QkHeadDim, nope, qRank, mla, queryScale);
         }
         else
         {
-            q = RopeRowsProjection(n + "q_proj", x, p + "q_proj", heads, mla.QkHeadDim, nope, c.HiddenSize, mla);
+            q = RopeRowsProjection(n + "q_proj", x, p + "q_proj", heads, mla.QkHeadDim, nope, c.HiddenSize, mla, queryScale);
         }
 
         var q4 = _g.Node("Reshape", n + "q_4d", [q, _g.Node("Concat", n + "q_shape_4d", [_idsShape, _g.Int64s(heads, mla.QkHeadDim)], Attr("axis", 0L))]);
         var qParts = _g.NodeMulti("Split", n + "q_split", [q4, _g.Int64s(nope, rope)], [n + "q_nope", n + "q_rope_in"], [Attr("axis", -1L)], string.Empty);
-        // The paged graph rotates with one RotaryEmbedding kernel (MlaRotary); the others with the ONNX form.
-        var fusedRope = _mlaPositionIds.Length > 0;
         var qRope = fusedRope
             ? _g.Node("Reshape", n + "q_rope_4d", [MlaRotary(n + "q", qParts[1], heads, rope), _g.Int64s(1, -1, heads, rope)])
             : Rope(n + "q", qParts[1], rope);
@@ -85,7 +91,9 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         var latent3 = _g.Node("Reshape", n + "latent_3d", [latent, Shape3(rank)]);
-        var key = _g.Node("Concat", n + "mla_key", [latent3, kRope], Attr("axis", -1L));
+        // The paged graph caches the latent and the rope key in separate pools: it takes the rope key alone (no Concat
+        // to slice apart again).
+        var key = fusedRope ? kRope : _g.Node("Concat", n + "mla_key", [latent3, kRope], Attr("axis", -1L));
 
         // Absorb W_uk into the query: q_abs[b, s, h, r] = sum_n q_nope[b, s, h, n] W_uk[h, n, r]. A kv_b_proj bias's key
         // part adds q_nope . b_k to every score of a query alike, which softmax ignores: it is dropped.
@@ -95,7 +103,7 @@ internal sealed partial class DecoderGraphBuilder
             : _g.Node("Einsum", n + "q_absorbed", [qParts[0], uk], Attr("equation", "bshn,hnr->bshr"));
         var query4 = _g.Node("Concat", n + "mla_query_4d", [qAbsorbed, qRope], Attr("axis", -1L));
         var query = _g.Node("Reshape", n + "mla_query", [query4, Shape3(heads * width)]);
-        return (query, key, latent3, mla.SoftmaxScale(c.Rope));
+        return (query, key, latent3, fusedRope ? 1.0 : scale);
     }
 
     /// <summary>
@@ -129,9 +137,10 @@ internal sealed partial class DecoderGraphBuilder
     /// <c>[ropeStart, groupWidth)</c> of each group are RoPE dims; with <c>rope_interleave</c> the weight's rows and the
     /// bias's entries are reordered from pairs to halves. The bias is used when the checkpoint has one.
     /// </summary>
-    private string RopeRowsProjection(string name, string x, string prefix, int groups, int groupWidth, int ropeStart, int inFeatures, MlaConfig mla)
+    private string RopeRowsProjection(string name, string x, string prefix, int groups, int groupWidth, int ropeStart, int inFeatures, MlaConfig mla, float scale = 1f)
     {
         var weight = _weights.ReadFloat32(prefix + ".weight", groups * groupWidth, inFeatures);
+        Scale(weight, scale);
         DeinterleaveRopeRows(weight, groups, groupWidth, ropeStart, inFeatures, mla);
         var w = _g.Weight(prefix + ".weight", weight, groups * groupWidth, inFeatures);
         if (!_weights.Contains(prefix + ".bias"))
@@ -140,6 +149,7 @@ internal sealed partial class DecoderGraphBuilder
         }
 
         var bias = _weights.ReadFloat32(prefix + ".bias", groups * groupWidth);
+        Scale(bias, scale);
         DeinterleaveRopeRows(bias, groups, groupWidth, ropeStart, 1, mla);
         return _g.Node("Gemm", name, [x, w, _g.Weight(prefix + ".bias", bias, groups * groupWidth)], Attr("transB", 1L));
     }
@@ -151,6 +161,20 @@ internal sealed partial class DecoderGraphBuilder
         return _weights.Contains(prefix + ".bias")
             ? _g.Node("Gemm", name, [x, w, _g.Weight(prefix + ".bias", _weights.ReadFloat32(prefix + ".bias", outFeatures), outFeatures)], Attr("transB", 1L))
             : _g.Node("Gemm", name, [x, w], Attr("transB", 1L));
+    }
+
+    /// <summary>Multiplies <paramref name="values"/> by <paramref name="scale"/> in place (fp32, before the cast to T).</summary>
+    private static void Scale(float[] values, float scale)
+    {
+        if (scale == 1f)
+        {
+            return;
+        }
+
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] *= scale;
+        }
     }
 
     /// <summary>

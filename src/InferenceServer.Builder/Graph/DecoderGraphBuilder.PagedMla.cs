@@ -152,7 +152,7 @@ internal sealed partial class DecoderGraphBuilder
 
         // This step's rows into the pools, in place.
         var latentRows = _g.Node("Reshape", n + "mla_latent_rows", [latent, _g.Int64s(-1, 1, rank)]);
-        var ropeRows = _g.Node("Reshape", n + "mla_rope_rows", [_g.Node("Slice", n + "mla_rope_key", [key, _g.Int64s(rank), _g.Int64s(width), _g.Int64s(2)]), _g.Int64s(-1, 1, rope)]);
+        var ropeRows = _g.Node("Reshape", n + "mla_rope_rows", [key, _g.Int64s(-1, 1, rope)]);
         var latentPool = _g.NodeMulti("ScatterND", n + "mla_write_latent", [$"key_cache.{kvIndex}", _mlaSlots, latentRows], [$"key_cache_out.{kvIndex}"], [], string.Empty)[0];
         var ropePool = _g.NodeMulti("ScatterND", n + "mla_write_rope", [$"value_cache.{kvIndex}", _mlaSlots, ropeRows], [$"value_cache_out.{kvIndex}"], [], string.Empty)[0];
 
@@ -161,7 +161,13 @@ internal sealed partial class DecoderGraphBuilder
         var ropeKeys = _g.Node("Reshape", n + "mla_row_rope_keys", [_g.Node("Gather", n + "mla_gather_rope_keys", [ropePool, "block_table"], Attr("axis", 0L)), _g.Int64s(0, -1, rope)]);
 
         // Queries, scaled, in the padded layout [B, max_new x heads, width], split into latent and rope parts.
-        var scaled = _g.Node("Mul", n + "mla_query_scaled", [_g.Node("Reshape", n + "mla_query_2d", [query, _g.Int64s(-1, heads * width)]), _g.ElementScalar((float)scale)]);
+        // The query comes scaled (its weights carry the softmax scale, LatentAttentionInputs).
+        var scaled = _g.Node("Reshape", n + "mla_query_2d", [query, _g.Int64s(-1, heads * width)]);
+        if (scale != 1.0)
+        {
+            scaled = _g.Node("Mul", n + "mla_query_scaled", [scaled, _g.ElementScalar((float)scale)]);
+        }
+
         var padded = _g.Node("Reshape", n + "mla_query_padded", [_g.Node("Gather", n + "mla_query_places", [scaled, _mlaPadRows], Attr("axis", 0L)), _g.Node("Concat", n + "mla_query_padded_shape", [_mlaRowCount, _g.Int64s(-1, width)], Attr("axis", 0L))]);
         var parts = _g.NodeMulti("Split", n + "mla_query_split", [padded, _g.Int64s(rank, rope)], [n + "mla_query_latent", n + "mla_query_rope"], [Attr("axis", -1L)], string.Empty);
 

@@ -62,6 +62,10 @@ public sealed class PagedMlaGraphTests
         Assert.All(rotary, n => Assert.Equal(["mla_position_ids", "rope.cos_cache", "rope.sin_cache"], n.Input.Skip(1)));
         Assert.Equal([4L, 4L, 4L, 1L, 1L, 1L], rotary.Select(n => n.Attribute.Single(a => a.Name == "num_heads").I).Order().Reverse());
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.EndsWith("_rope_first", StringComparison.Ordinal));
+        // The softmax scale rides in the query's weights and the rope key goes to its pool as roped: no scaling Mul, no
+        // [latent, rope key] Concat sliced apart again.
+        Assert.DoesNotContain(model.Graph.Node, n => n.Name.EndsWith("mla_query_scaled", StringComparison.Ordinal) || n.Name.EndsWith("mla_key", StringComparison.Ordinal));
+        Assert.All(model.Graph.Node.Where(n => n.Name.EndsWith("mla_write_rope", StringComparison.Ordinal)), n => Assert.EndsWith("_k_rotary_out", model.Graph.Node.Single(m => m.Output.Contains(n.Input[2])).Input[0], StringComparison.Ordinal));
         var metadata = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal("paged-v1", metadata["inferenceserver.graph"]);
         Assert.Equal((3 * (32 + 8) * 2).ToString(CultureInfo.InvariantCulture), metadata["inference_server.kv_bytes_per_token"]);
