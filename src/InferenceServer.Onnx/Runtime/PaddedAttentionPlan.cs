@@ -9,7 +9,16 @@ namespace InferenceServer.Onnx.Runtime;
 /// row padded to the longest prompt chunk, and a long prompt alone needs <c>tokens x heads x keys</c>: 4,000 tokens of
 /// the 32-head dense MLA 1B model asked ONNX Runtime for 9.3 GB and failed (bench/results/gpu-2026-12-07-h100-run6.md).
 /// <para>
-/// When the whole step's scores fit <see cref="ScoreBudgetBytes"/> it stays one call. Otherwise the decode rows (one
+/// When the whole step's scores fit <see cref="ScoreBudgetBytes"/> it stays one call, unless it mixes decode rows with
+/// multi-token rows and the padding alone (the places beyond the step's tokens) would score more than
+/// <see cref="PaddingBudgetBytes"/>: that padding is work too, and at concurrency 256 it dominated the step. A mixed step
+/// of one 128-token prompt beside 255 decodes over 256 keys pads to 32,768 places for 383 tokens: 32,385 wasted places x
+/// 32 heads x 256 keys = 265 M score elements a layer (506 MiB in fp16; the whole step's 512 MiB is just within the score
+/// budget), and each element
+/// costs rank + rope + rank = 576 multiply-adds in the score and output products, ~300 GFLOP a layer, ~5 TFLOP a step
+/// of the 16-layer dense MLA 1B model: milliseconds of an H100 that one more call (its weights read again, ~1 ms) saves.
+/// On the H100 (bench/results/gpu-2026-12-07-h100-run7.md) that model ran concurrency 256 at 0.44x the GQA model's
+/// throughput, its TPOT p50 2.5x. Otherwise the decode rows (one
 /// token, last logits) go first, as one call (replayed as a CUDA graph where it fits), then the other rows in order,
 /// grouped while a group's padded scores fit; a row whose own scores do not fit runs alone in chunks of
 /// <see cref="ChunkTokens"/> tokens, each over only the blocks it has reached. Rows' results are the same whichever way
@@ -20,6 +29,13 @@ internal static class PaddedAttentionPlan
 {
     /// <summary>Bytes of one call's attention scores, per layer, that a step is cut to stay under: 512 MiB.</summary>
     public const long ScoreBudgetBytes = 512L << 20;
+
+    /// <summary>
+    /// Bytes of padded (wasted) scores per layer above which a step mixing decodes with prompts is cut although its
+    /// scores fit <see cref="ScoreBudgetBytes"/>: 64 MiB, 33.5 M elements of 576 multiply-adds, ~39 GFLOP a layer (0.6
+    /// TFLOP over the dense MLA 1B shape's 16 layers), about what the extra call costs.
+    /// </summary>
+    public const long PaddingBudgetBytes = 64L << 20;
 
     /// <summary>One call of a cut step: rows <c>Order[First..First + Count]</c>; with <paramref name="Chunk"/> above 0 its one row runs in chunks of that many tokens.</summary>
     internal readonly record struct Group(int First, int Count, int Chunk);
@@ -41,10 +57,11 @@ internal static class PaddedAttentionPlan
 
     /// <summary>
     /// Cuts <paramref name="batch"/> for a graph of <paramref name="heads"/> query heads: false (and nothing written) when
-    /// the whole step fits <paramref name="budget"/> as one call; otherwise true with <paramref name="order"/> holding row
-    /// indices (decode rows first) and <paramref name="groups"/> the calls over them, in the order they run.
+    /// the whole step fits <paramref name="budget"/> as one call and, if it mixes decodes with prompts, its padded places
+    /// score at most <paramref name="paddingBudget"/>; otherwise true with <paramref name="order"/> holding row indices
+    /// (decode rows first) and <paramref name="groups"/> the calls over them, in the order they run.
     /// </summary>
-    public static bool Cut(ForwardBatch batch, int blockSize, int heads, int elementBytes, long budget, List<int> order, List<Group> groups)
+    public static bool Cut(ForwardBatch batch, int blockSize, int heads, int elementBytes, long budget, List<int> order, List<Group> groups, long paddingBudget = PaddingBudgetBytes)
     {
         ArgumentNullException.ThrowIfNull(batch);
         order.Clear();
@@ -56,7 +73,7 @@ internal static class PaddedAttentionPlan
             widest = Math.Max(widest, batch.BlockTable(r).Length);
         }
 
-        if (rows == 0 || ScoreBytes(rows, batch.MaxNewTokens, heads, widest * blockSize, elementBytes) <= budget)
+        if (rows == 0 || (ScoreBytes(rows, batch.MaxNewTokens, heads, widest * blockSize, elementBytes) <= budget && !PaddingOutgrows(batch, heads, widest * blockSize, elementBytes, paddingBudget)))
         {
             return false;
         }
@@ -65,6 +82,27 @@ internal static class PaddedAttentionPlan
         AddGroups(batch, blockSize, heads, elementBytes, budget, order, groups, decodes: true);
         AddGroups(batch, blockSize, heads, elementBytes, budget, order, groups, decodes: false);
         return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="batch"/> mixes decode rows with other rows and its padded places (rows x the most new
+    /// tokens, less the tokens) score more than <paramref name="paddingBudget"/> bytes against <paramref name="keys"/> keys.
+    /// </summary>
+    private static bool PaddingOutgrows(ForwardBatch batch, int heads, int keys, int elementBytes, long paddingBudget)
+    {
+        var decodes = 0;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            decodes += IsDecode(batch, r) ? 1 : 0;
+        }
+
+        if (decodes == 0 || decodes == batch.RowCount)
+        {
+            return false;
+        }
+
+        var padding = ((long)batch.RowCount * batch.MaxNewTokens) - batch.TokenCount;
+        return padding * heads * keys * elementBytes > paddingBudget;
     }
 
     /// <summary>Whether row <paramref name="row"/> is a decode row: one token, its next token wanted.</summary>

@@ -16,7 +16,8 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="PagedDecoderModel.Deterministic"/> a step is run in pieces whose shapes do not depend on the batch: its
 /// one-token rows in groups at the one fixed captured shape, each prompt row alone in chunks that end at multiples of
 /// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions. A step of a padded-attention (MLA) graph whose
-/// scores would outgrow <see cref="ScoreBudgetBytes"/> runs in the calls <see cref="PaddedAttentionPlan"/> cuts it into.
+/// scores would outgrow <see cref="ScoreBudgetBytes"/>, or that mixes decodes with prompts padded past
+/// <see cref="PaddingBudgetBytes"/>, runs in the calls <see cref="PaddedAttentionPlan"/> cuts it into.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 internal sealed partial class PagedDeviceRunner : IModelRunner
@@ -110,6 +111,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     internal long ScoreBudgetBytes { get; set; } = PaddedAttentionPlan.ScoreBudgetBytes;
 
+    /// <summary>The wasted padded scores per layer above which a mixed MLA step is cut (<see cref="PaddedAttentionPlan.PaddingBudgetBytes"/>; tests change it).</summary>
+    internal long PaddingBudgetBytes { get; set; } = PaddedAttentionPlan.PaddingBudgetBytes;
+
     /// <summary>Steps run cut into several calls by <see cref="PaddedAttentionPlan"/> so far (tests read it).</summary>
     internal int CutSteps { get; private set; }
 
@@ -131,7 +135,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             return;
         }
 
-        if (_paddedHeads > 0 && PaddedAttentionPlan.Cut(batch, BlockSize, _paddedHeads, Spec.KvElementBytes, ScoreBudgetBytes, _cutOrder, _cutGroups))
+        if (_paddedHeads > 0 && PaddedAttentionPlan.Cut(batch, BlockSize, _paddedHeads, Spec.KvElementBytes, ScoreBudgetBytes, _cutOrder, _cutGroups, PaddingBudgetBytes))
         {
             ForwardCut(batch, logits);
             return;

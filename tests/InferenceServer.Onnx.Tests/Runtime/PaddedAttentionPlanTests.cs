@@ -80,6 +80,39 @@ public sealed class PaddedAttentionPlanTests
         Assert.True(PaddedAttentionPlan.ScoreBytes(1, chunk, Heads, 63 * BlockSize, Bytes) <= PaddedAttentionPlan.ScoreBudgetBytes);
     }
 
+    [Fact]
+    public void MixedStepWithinTheScoreBudget_IsCutWhenItsPaddingOutgrowsThePaddingBudget()
+    {
+        // The dense MLA 1B model at concurrency 256 (H100, 0.44x GQA): one 128-token prompt beside 255 decodes, every row
+        // over 4 blocks of 64 keys. Whole: 256 x 128 places x 32 heads x 256 keys x 2 bytes = 512 MiB, within the score
+        // budget, but 32,385 of the 32,768 places are padding: 506 MiB of wasted scores, past the 64 MiB padding budget.
+        var batch = new ForwardBatch();
+        batch.AddRow(Enumerable.Range(0, 128).ToArray(), 0, [0, 1, 2, 3], RowLogits.Last);
+        for (var r = 1; r < 256; r++)
+        {
+            batch.AddRow([r], 200, [4 * r, (4 * r) + 1, (4 * r) + 2, (4 * r) + 3], RowLogits.Last);
+        }
+
+        var order = new List<int>();
+        var groups = new List<PaddedAttentionPlan.Group>();
+        Assert.Equal(PaddedAttentionPlan.ScoreBudgetBytes, PaddedAttentionPlan.ScoreBytes(256, 128, Heads, 256, Bytes));
+        Assert.True(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups));
+        Assert.Equal([.. Enumerable.Range(1, 255), 0], order);
+        Assert.Equal([new(0, 255, 0), new(255, 1, 0)], groups);
+
+        // The same padding allowed: one call. And with no decode row to separate, nothing to gain: one call.
+        Assert.False(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups, paddingBudget: 530_595_840));
+        Assert.True(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups, paddingBudget: 530_595_839));
+        var prompts = new ForwardBatch();
+        prompts.AddRow(Enumerable.Range(0, 128).ToArray(), 0, [0, 1, 2, 3], RowLogits.Last);
+        for (var r = 1; r < 256; r++)
+        {
+            prompts.AddRow([r, r + 1], 200, [4 * r, (4 * r) + 1, (4 * r) + 2, (4 * r) + 3], RowLogits.Last);
+        }
+
+        Assert.False(PaddedAttentionPlan.Cut(prompts, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups));
+    }
+
     [Theory]
     [InlineData(4032, 1L << 20, 4)] // under one block's worth: a few tokens
     [InlineData(4032, 1L << 30, 4160)] // 4,161 tokens fit: 65 whole blocks
