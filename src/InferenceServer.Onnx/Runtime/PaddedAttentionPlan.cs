@@ -11,7 +11,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// <para>
 /// When the whole step's scores fit <see cref="ScoreBudgetBytes"/> it stays one call, unless it mixes decode rows with
 /// multi-token rows and the padding alone (the places beyond the step's tokens) would score more than
-/// <see cref="PaddingBudgetBytes"/>: that padding is work too, and at concurrency 256 it dominated the step. A mixed step
+/// <see cref="PaddingBudgetBytes"/>: that padding is work too, and at concurrency 256 it can dominate the step. A mixed step
 /// of one 128-token prompt beside 255 decodes over 256 keys pads to 32,768 places for 383 tokens: 32,385 wasted places x
 /// 32 heads x 256 keys = 265 M score elements a layer (506 MiB in fp16; the whole step's 512 MiB is just within the score
 /// budget), and each element
