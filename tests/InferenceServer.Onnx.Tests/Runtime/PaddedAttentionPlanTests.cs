@@ -31,7 +31,7 @@ public sealed class PaddedAttentionPlanTests
     }
 
     [Fact]
-    public void MixedStep_DecodesFirstAsOneCall_ThenThePromptsGroupedUnderTheBudget()
+    public void MixedStep_DecodesFirstAsOneCall_ThenThePromptsLongestFirstGroupedUnderTheBudget()
     {
         var batch = new ForwardBatch();
         batch.AddRow(Enumerable.Range(0, 100).ToArray(), 0, [0, 1], RowLogits.Last); // prompt, 128 keys
@@ -42,12 +42,12 @@ public sealed class PaddedAttentionPlanTests
         var order = new List<int>();
         var groups = new List<PaddedAttentionPlan.Group>();
 
-        // Just short of two rows of 100 places against 128 keys: the 10-token prompt cannot join the 100-token one (it
-        // would be padded to 100 places and score 128 keys), but it and the 12-token one fit together.
+        // Just short of two rows of 100 places against 128 keys: the 12-token prompt cannot join the 100-token one (it
+        // would be padded to 100 places and score 128 keys), but it and the 10-token one fit together (longest first).
         var budget = PaddedAttentionPlan.ScoreBytes(2, 100, Heads, 128, Bytes) - 1;
         Assert.True(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, budget, order, groups));
 
-        Assert.Equal([1, 3, 0, 2, 4], order);
+        Assert.Equal([1, 3, 0, 4, 2], order);
         Assert.Equal([new(0, 2, 0), new(2, 1, 0), new(3, 2, 0)], groups);
         foreach (var group in groups)
         {
@@ -100,17 +100,49 @@ public sealed class PaddedAttentionPlanTests
         Assert.Equal([.. Enumerable.Range(1, 255), 0], order);
         Assert.Equal([new(0, 255, 0), new(255, 1, 0)], groups);
 
-        // The same padding allowed: one call. And with no decode row to separate, nothing to gain: one call.
+        // The same padding allowed: one call.
         Assert.False(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups, paddingBudget: 530_595_840));
         Assert.True(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups, paddingBudget: 530_595_839));
-        var prompts = new ForwardBatch();
-        prompts.AddRow(Enumerable.Range(0, 128).ToArray(), 0, [0, 1, 2, 3], RowLogits.Last);
-        for (var r = 1; r < 256; r++)
+    }
+
+    [Fact]
+    public void PromptsOfUnlikeLengths_GroupLongestFirst_UnderThePaddingBudget()
+    {
+        // Chunked prefill's usual step: a 2,048-token chunk beside prompts of 100-300 tokens, all over 2,048 keys. Whole:
+        // 9 rows x 2,048 places x 32 heads x 2,048 keys x 2 bytes = 2.25 GiB, cut by the score budget anyway; in row order
+        // the long chunk would take the short prompts with it, padding each to 2,048 places.
+        var batch = new ForwardBatch();
+        int[] lengths = [100, 2048, 300, 120, 290, 110, 280, 130, 295];
+        foreach (var length in lengths)
         {
-            prompts.AddRow([r, r + 1], 200, [4 * r, (4 * r) + 1, (4 * r) + 2, (4 * r) + 3], RowLogits.Last);
+            batch.AddRow(Enumerable.Range(0, length).ToArray(), 0, Enumerable.Range(0, 32).ToArray(), RowLogits.Last);
         }
 
-        Assert.False(PaddedAttentionPlan.Cut(prompts, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups));
+        var order = new List<int>();
+        var groups = new List<PaddedAttentionPlan.Group>();
+        Assert.True(PaddedAttentionPlan.Cut(batch, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups));
+
+        // Longest first, ties by row; a group closes when one more row would pad it past 64 MiB: the 2,048-token chunk
+        // alone (a 300-token row beside it would pad 1,748 places, 218 MiB); 300/295/290/280/130/120 (385 places, 48 MiB;
+        // with 110 it would be 72 MiB); then 110/100.
+        Assert.Equal([1, 2, 8, 4, 6, 7, 3, 5, 0], order);
+        Assert.Equal([new(0, 1, 0), new(1, 6, 0), new(7, 2, 0)], groups);
+        foreach (var group in groups)
+        {
+            var rows = order.GetRange(group.First, group.Count);
+            var maxNew = rows.Max(r => batch.Tokens(r).Length);
+            var padding = ((long)group.Count * maxNew) - rows.Sum(r => batch.Tokens(r).Length);
+            Assert.True(padding * Heads * 32 * BlockSize * Bytes <= PaddedAttentionPlan.PaddingBudgetBytes);
+        }
+
+        // Prompts of one length pad nothing: one call when the scores fit.
+        var even = new ForwardBatch();
+        for (var r = 0; r < 8; r++)
+        {
+            even.AddRow(Enumerable.Range(0, 128).ToArray(), 0, [2 * r, (2 * r) + 1], RowLogits.Last);
+        }
+
+        Assert.False(PaddedAttentionPlan.Cut(even, BlockSize, Heads, Bytes, PaddedAttentionPlan.ScoreBudgetBytes, order, groups));
     }
 
     [Theory]
