@@ -106,6 +106,21 @@ internal sealed class HostKvTier : IDisposable
         Interlocked.Increment(ref _swappedIn);
     }
 
+    /// <summary>A fence after the copy-ins asked for so far (<see cref="IKvBlockTransfer.CopyInFence"/>); 0 when they have finished.</summary>
+    public long CopyInFence() => _transfer.CopyInFence();
+
+    /// <summary>Whether the copy-ins before <paramref name="fence"/> have finished (true for 0).</summary>
+    public bool CopyInDone(long fence) => fence == 0 || _transfer.CopyInDone(fence);
+
+    /// <summary>Waits for the copy-ins before <paramref name="fence"/> (nothing for 0).</summary>
+    public void WaitCopyIn(long fence)
+    {
+        if (fence != 0)
+        {
+            _transfer.WaitCopyIn(fence);
+        }
+    }
+
     /// <summary>Frees every slot in <paramref name="owned"/> and clears it.</summary>
     public void Release(List<int> owned)
     {

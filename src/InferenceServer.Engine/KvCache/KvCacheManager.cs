@@ -24,6 +24,10 @@ internal sealed class KvCacheManager
     private int[] _poolOfBlock = [];
     private int[] _poolUsed = [0];
 
+    // Per block, the host tier's copy-in fence while its bytes may still be arriving (0: loaded). A sequence that holds
+    // such a block waits out of the steps; a block freed before its fence has passed is waited for first.
+    private readonly long[] _loadFences;
+
     /// <summary>Creates a pool of <paramref name="blockCount"/> blocks of <paramref name="blockSize"/> tokens.</summary>
     public KvCacheManager(int blockCount, int blockSize, bool enablePrefixCaching = true)
     {
@@ -33,6 +37,7 @@ internal sealed class KvCacheManager
         BlockSize = blockSize;
         PrefixCachingEnabled = enablePrefixCaching;
         _refCounts = new int[blockCount];
+        _loadFences = new long[blockCount];
         _hashes = new ulong[blockCount];
         _hashed = new bool[blockCount];
         _blockTokens = new int[blockCount * blockSize];
@@ -143,6 +148,7 @@ internal sealed class KvCacheManager
     /// </summary>
     public int AcquireCachedPrefix(ReadOnlySpan<int> tokens, List<BlockId> blockTable, List<ulong> blockHashes)
     {
+        LastAcquiredFence = 0;
         if (!PrefixCachingEnabled || blockTable.Count != 0)
         {
             return 0;
@@ -150,6 +156,8 @@ internal sealed class KvCacheManager
 
         var full = (tokens.Length - 1) / BlockSize;
         var parent = 0UL;
+        var fence = 0L;
+        var promoted = -1;
         for (var b = 0; b < full; b++)
         {
             var chunk = tokens.Slice(b * BlockSize, BlockSize);
@@ -163,19 +171,72 @@ internal sealed class KvCacheManager
                     PrefixQueries += full - b - 1;
                     break;
                 }
+
+                promoted = promoted < 0 ? blockTable.Count - 1 : promoted;
             }
             else
             {
                 PrefixHits++;
                 Retain(block);
                 blockTable.Add(new BlockId(block));
+                // A block another sequence is still loading from the tier: this one waits for it too.
+                fence = Math.Max(fence, PendingFence(block));
             }
 
             blockHashes.Add(hash);
             parent = hash;
         }
 
+        if (promoted >= 0)
+        {
+            fence = Math.Max(fence, MarkLoading(blockTable, promoted));
+        }
+
+        LastAcquiredFence = fence;
         return blockTable.Count * BlockSize;
+    }
+
+    /// <summary>
+    /// The copy-in fence of the blocks the last <see cref="AcquireCachedPrefix"/> took (0 when their bytes are all there):
+    /// the sequence stays out of the steps until <see cref="IsLoaded"/> says it has passed.
+    /// </summary>
+    public long LastAcquiredFence { get; private set; }
+
+    /// <summary>
+    /// Takes the host tier's fence for the copy-ins just asked for and records it on <paramref name="blockTable"/>'s blocks
+    /// from <paramref name="first"/> on (the ones those copies fill); returns it (0 when the copies have finished).
+    /// </summary>
+    public long MarkLoading(List<BlockId> blockTable, int first)
+    {
+        var fence = HostTier?.CopyInFence() ?? 0;
+        if (fence != 0)
+        {
+            for (var i = first; i < blockTable.Count; i++)
+            {
+                _loadFences[blockTable[i].Value] = fence;
+            }
+        }
+
+        return fence;
+    }
+
+    /// <summary>Whether the copy-ins before <paramref name="fence"/> have finished (true for 0).</summary>
+    public bool IsLoaded(long fence) => fence == 0 || HostTier is not { } tier || tier.CopyInDone(fence);
+
+    /// <summary>Waits for the copy-ins before <paramref name="fence"/>.</summary>
+    public void WaitLoaded(long fence) => HostTier?.WaitCopyIn(fence);
+
+    /// <summary>The fence <paramref name="block"/> is still loading under, or 0 (cleared once passed).</summary>
+    private long PendingFence(int block)
+    {
+        var fence = _loadFences[block];
+        if (fence != 0 && IsLoaded(fence))
+        {
+            _loadFences[block] = 0;
+            fence = 0;
+        }
+
+        return fence;
     }
 
     /// <summary>Takes <paramref name="count"/> free blocks onto <paramref name="blockTable"/>; false (and nothing taken) when too few are free.</summary>
@@ -253,6 +314,13 @@ internal sealed class KvCacheManager
             var block = blockTable[i].Value;
             if (--_refCounts[block] == 0)
             {
+                // Its bytes may still be arriving from the host tier: they must land before the block is reused.
+                if (PendingFence(block) is var fence and not 0)
+                {
+                    WaitLoaded(fence);
+                    _loadFences[block] = 0;
+                }
+
                 CountUsed(block, -1);
                 _free[PoolOf(block)].Append(block);
                 FreeBlockCount++;

@@ -13,6 +13,13 @@ public sealed partial class ContinuousBatchScheduler
         for (var i = 0; i < _running.Count && budget > 0;)
         {
             var sequence = _running[i];
+            if (IsLoading(sequence))
+            {
+                // Its KV is still arriving from the host tier: the others step meanwhile.
+                i++;
+                continue;
+            }
+
             var chunk = ChunkFor(sequence, budget);
             if (chunk == 0)
             {
@@ -48,6 +55,7 @@ public sealed partial class ContinuousBatchScheduler
                 // Prompt logprobs need the logits of every prompt position, so such a prompt is computed, not looked up.
                 var cached = sequence.PromptLogprobsPending ? 0 : _kv.AcquireCachedPrefix(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens), sequence.Blocks, sequence.BlockHashes);
                 sequence.Computed = cached;
+                sequence.LoadFence = sequence.PromptLogprobsPending ? 0 : _kv.LastAcquiredFence;
                 if (sequence.CachedPromptTokens < 0)
                 {
                     sequence.CachedPromptTokens = Math.Min(cached, sequence.PromptLength);
@@ -61,6 +69,7 @@ public sealed partial class ContinuousBatchScheduler
                 _kv.Release(sequence.Blocks);
                 sequence.BlockHashes.Clear();
                 sequence.Computed = 0;
+                sequence.LoadFence = 0;
                 break;
             }
 
@@ -73,6 +82,12 @@ public sealed partial class ContinuousBatchScheduler
             }
 
             SwapIn(sequence);
+            if (IsLoading(sequence))
+            {
+                // Admitted with its blocks, which are still being copied in: it joins the steps once they are there.
+                continue;
+            }
+
             var chunk = ChunkFor(sequence, budget);
             if (chunk == 0)
             {
@@ -84,6 +99,45 @@ public sealed partial class ContinuousBatchScheduler
             _kv.TryAllocate(_kv.BlocksFor(sequence.Computed + chunk) - sequence.Blocks.Count, sequence.Blocks);
             _rows.Add(new ScheduledRow(sequence, chunk));
             budget -= chunk;
+        }
+    }
+
+    /// <summary>Whether <paramref name="sequence"/>'s blocks are still being copied in from the host tier (clears its fence once passed).</summary>
+    private bool IsLoading(Sequence sequence)
+    {
+        if (sequence.LoadFence == 0)
+        {
+            return false;
+        }
+
+        if (_kv.IsLoaded(sequence.LoadFence))
+        {
+            sequence.LoadFence = 0;
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// When a step has nothing to run and some running sequences are still loading: waits for the first of their fences,
+    /// so that the loop does not spin while the copies finish.
+    /// </summary>
+    private void WaitForLoads()
+    {
+        var first = 0L;
+        foreach (var sequence in _running)
+        {
+            if (IsLoading(sequence) && (first == 0 || sequence.LoadFence < first))
+            {
+                first = sequence.LoadFence;
+            }
+        }
+
+        if (first != 0)
+        {
+            _kv.WaitLoaded(first);
+            _counters.LoadWaited();
         }
     }
 
@@ -160,6 +214,7 @@ public sealed partial class ContinuousBatchScheduler
         _kv.Release(sequence.Blocks);
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;
+        sequence.LoadFence = 0;
         _counters.Preempted();
         InsertWaiting(sequence);
         SchedulerLog.Preempted(_logger, sequence.Request.RequestId);

@@ -194,6 +194,7 @@ public sealed partial class ContinuousBatchScheduler
             // Never the last token: the model must run at least one position to yield logits.
             var usable = Math.Min(sequence.HostSlots.Count, (sequence.Tokens.Count - 1) / _kv.BlockSize);
             var restored = 0;
+            var first = sequence.Blocks.Count;
             for (var b = sequence.Blocks.Count; b < usable && _kv.TryAllocate(1, sequence.Blocks); b++)
             {
                 tier.SwapIn(sequence.HostSlots[b], sequence.Blocks[b]);
@@ -203,6 +204,8 @@ public sealed partial class ContinuousBatchScheduler
             if (restored > 0)
             {
                 sequence.Computed = sequence.Blocks.Count * _kv.BlockSize;
+                // The copies may still be running (a CUDA runner queues them): the sequence waits for them out of the steps.
+                sequence.LoadFence = Math.Max(sequence.LoadFence, _kv.MarkLoading(sequence.Blocks, first));
             }
 
             tier.Release(sequence.HostSlots);

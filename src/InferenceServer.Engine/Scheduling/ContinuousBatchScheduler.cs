@@ -159,6 +159,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     /// <summary>Sequences preempted (blocks freed, recomputed later) since start.</summary>
     internal long Preemptions => _counters.Preemptions;
 
+    /// <summary>Iterations that waited for host-tier copy-ins with nothing else to run.</summary>
+    internal long LoadWaits => _counters.LoadWaits;
+
     /// <summary>Prefix-cache lookups since start, in blocks (read on the loop's thread or when idle).</summary>
     internal long PrefixCacheQueries => _kv.PrefixQueries;
 
@@ -430,6 +433,10 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
         if (_rows.Count > 0)
         {
             Execute();
+        }
+        else
+        {
+            WaitForLoads();
         }
 
         _counters.UsedBlocks = _kv.UsedBlockCount;

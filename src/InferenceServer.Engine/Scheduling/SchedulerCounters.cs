@@ -13,6 +13,7 @@ internal sealed class SchedulerCounters
     private int _usedBlocks;
     private long _steps;
     private long _preemptions;
+    private long _loadWaits;
     private long _lastProgressAt;
     private long _recomputedTokens;
 
@@ -38,6 +39,9 @@ internal sealed class SchedulerCounters
 
     /// <summary>Sequences preempted.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
+
+    /// <summary>Iterations that had nothing to run but sequences whose KV was still being copied in, and waited for it.</summary>
+    public long LoadWaits => Interlocked.Read(ref _loadWaits);
 
     /// <summary>Tokens a resumed sequence computes again, having had their KV before it was preempted.</summary>
     public long RecomputedTokens => Interlocked.Read(ref _recomputedTokens);
@@ -74,6 +78,9 @@ internal sealed class SchedulerCounters
 
     /// <summary>Counts a preemption.</summary>
     public void Preempted() => Interlocked.Increment(ref _preemptions);
+
+    /// <summary>Counts an iteration that waited for copy-ins (nothing else to run).</summary>
+    public void LoadWaited() => Interlocked.Increment(ref _loadWaits);
 
     /// <summary>Counts <paramref name="tokens"/> recomputed after a preemption.</summary>
     public void Recomputed(int tokens) => Interlocked.Add(ref _recomputedTokens, tokens);

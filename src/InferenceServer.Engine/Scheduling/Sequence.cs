@@ -106,6 +106,12 @@ internal sealed class Sequence
     /// <summary>Tokens whose KV it had when last preempted, until it resumes: what resuming recomputes is counted from it.</summary>
     public int PreemptedComputed { get; set; }
 
+    /// <summary>
+    /// The host tier's copy-in fence of blocks it holds whose bytes may still be arriving (ADR 0009; 0: none): it stays out
+    /// of the steps until the fence has passed.
+    /// </summary>
+    public long LoadFence { get; set; }
+
     /// <summary>Tokens generated so far.</summary>
     public int Generated => Tokens.Count - PromptLength;
 

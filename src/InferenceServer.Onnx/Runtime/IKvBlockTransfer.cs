@@ -33,4 +33,20 @@ public interface IKvBlockTransfer
     /// Disposing the handle waits for the copies still queued and undoes the preparation.
     /// </summary>
     IDisposable? PinHost(IntPtr pointer, long bytes) => null;
+
+    /// <summary>
+    /// A fence after every <see cref="CopyIn"/> asked for so far, for a runner whose copies into its blocks may still be
+    /// running while its next steps run (ADR 0009's asynchronous copy-in): the scheduler holds the sequences that own those
+    /// blocks out of its steps until <see cref="CopyInDone"/> says the fence has passed. 0 (the default) when every copy
+    /// into a block has finished before the runner's next step touches its KV.
+    /// </summary>
+    long CopyInFence() => 0;
+
+    /// <summary>Whether the copies before <paramref name="fence"/> (from <see cref="CopyInFence"/>) have finished; true for 0.</summary>
+    bool CopyInDone(long fence) => true;
+
+    /// <summary>Waits until the copies before <paramref name="fence"/> have finished (before their blocks are freed or reused).</summary>
+    void WaitCopyIn(long fence)
+    {
+    }
 }

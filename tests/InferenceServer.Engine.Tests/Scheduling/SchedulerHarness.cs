@@ -48,6 +48,15 @@ internal sealed class SchedulerHarness : IAsyncDisposable
         return new SchedulerHarness(model, scheduler);
     }
 
+    /// <summary>As <see cref="Create(string, SchedulerOptions?)"/>, over the model's own runner as <paramref name="wrap"/> wraps it.</summary>
+    public static SchedulerHarness Create(string fixture, SchedulerOptions options, Func<InferenceServer.Onnx.Runtime.IModelRunner, InferenceServer.Onnx.Runtime.IModelRunner> wrap)
+    {
+        var model = ServedModel.Load(Fixture(fixture));
+        var runner = wrap(model.CreateRunner(options.KvBudget));
+        var scheduler = new ContinuousBatchScheduler(model, runner, options, NullLogger<ContinuousBatchScheduler>.Instance, null, null);
+        return new SchedulerHarness(model, scheduler);
+    }
+
     /// <summary>Updates already written to <paramref name="updates"/>, without waiting.</summary>
     public static List<GenerationUpdate> Drain(ChannelReader<GenerationUpdate> updates)
     {
