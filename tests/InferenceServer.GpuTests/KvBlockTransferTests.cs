@@ -35,7 +35,8 @@ public sealed class KvBlockTransferTests
 
     /// <summary>
     /// The host tier's path: copies to and from page-locked memory (<see cref="IKvBlockTransfer.PinHost"/>) are queued on
-    /// the runner's transfer stream, in order, and finished before the next step reads the blocks.
+    /// the runner's transfer stream, in order; the copies in pass a fence (<see cref="IKvBlockTransfer.CopyInFence"/>),
+    /// which the scheduler waits out before a step reads their blocks, as this test does.
     /// </summary>
     [Theory]
     [InlineData("llama-gqa", "fp16")]
@@ -57,6 +58,10 @@ public sealed class KvBlockTransferTests
                 transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
             }
 
+            var fence = transfer.CopyInFence();
+            transfer.WaitCopyIn(fence);
+            Assert.True(transfer.CopyInDone(fence));
+            Assert.Equal(0, transfer.CopyInFence());
             setup.AssertCopiesServeTheSameLogits();
 
             // Copies out queued last are finished once the pin is released; the bytes are the block's.
@@ -65,6 +70,70 @@ public sealed class KvBlockTransferTests
             var direct = new byte[blockBytes];
             transfer.CopyOut(setup.Original[0], direct);
             Assert.Equal(direct, new Span<byte>(host, blockBytes).ToArray());
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(host);
+        }
+    }
+
+    /// <summary>
+    /// The orderings the asynchronous copy-in relies on (ADR 0009): a step waits for the copies out queued before it (it may
+    /// overwrite their blocks: here it prefills another prompt over them at once), but not for the copies in, which a
+    /// fence covers (here a step over other blocks runs while they may still be queued, then the fence is waited for).
+    /// </summary>
+    [Theory]
+    [InlineData("llama-gqa", "fp16")]
+    [InlineData("qwen2", "bf16")]
+    public unsafe void PagedRunner_StepWaitsForQueuedCopiesOut_NotForCopiesIn(string fixture, string dtype)
+    {
+        using var setup = Setup.Open(fixture, dtype);
+        var transfer = setup.Transfer;
+        var blocks = setup.Original.Length;
+        var blockBytes = transfer.BlockBytes;
+        var before = new byte[blocks * blockBytes];
+        for (var b = 0; b < blocks; b++)
+        {
+            transfer.CopyOut(setup.Original[b], before.AsSpan(b * blockBytes, blockBytes));
+        }
+
+        var host = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * blockBytes), 64);
+        try
+        {
+            using var pin = transfer.PinHost((IntPtr)host, (long)blocks * blockBytes);
+            Assert.NotNull(pin);
+
+            // Copies in of the original bytes into the spare blocks, fenced; a step over the originals runs meanwhile.
+            new Span<byte>(before).CopyTo(new Span<byte>(host, blocks * blockBytes));
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
+            }
+
+            var fence = transfer.CopyInFence();
+            setup.StepOverOriginals();
+            transfer.WaitCopyIn(fence);
+            Assert.True(transfer.CopyInDone(fence));
+            setup.AssertCopiesServeTheSameLogits();
+
+            // Copies out, then at once a step that writes other tokens over those blocks: the host has the bytes from before
+            // (read synchronously first: the decodes above wrote one more position).
+            var expected = new byte[blocks * blockBytes];
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyOut(setup.Original[b], expected.AsSpan(b * blockBytes, blockBytes));
+            }
+
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyOut(setup.Original[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
+            }
+
+            setup.OverwriteOriginals();
+            Assert.Equal(expected, new Span<byte>(host, blocks * blockBytes).ToArray());
+            var after = new byte[blockBytes];
+            transfer.CopyOut(setup.Original[0], after);
+            Assert.NotEqual(expected.AsSpan(0, blockBytes).ToArray(), after);
         }
         finally
         {
@@ -128,6 +197,22 @@ public sealed class KvBlockTransferTests
             batch.AddRow([_prompt[^1]], _prompt.Length, Copies, RowLogits.Last);
             Runner.Forward(batch, actual);
             Assert.Equal(expected, actual);
+        }
+
+        /// <summary>A decode step over <see cref="Original"/> that writes nothing the tests read back (its token lands past the prompt).</summary>
+        public void StepOverOriginals()
+        {
+            var batch = new ForwardBatch { DistributionsWanted = true };
+            batch.AddRow([_prompt[^1]], _prompt.Length, Original, RowLogits.Last);
+            Runner.Forward(batch, new float[Model.Spec.VocabularySize]);
+        }
+
+        /// <summary>A prefill of other tokens over <see cref="Original"/> from position 0: every block's bytes change.</summary>
+        public void OverwriteOriginals()
+        {
+            var batch = new ForwardBatch { DistributionsWanted = true };
+            batch.AddRow([.. _prompt.Select(t => (t + 1) % Model.Spec.VocabularySize)], 0, Original, RowLogits.Last);
+            Runner.Forward(batch, new float[Model.Spec.VocabularySize]);
         }
 
         public void Dispose()

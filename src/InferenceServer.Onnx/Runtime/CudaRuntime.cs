@@ -15,6 +15,9 @@ internal static partial class CudaRuntime
     private const int HostToDevice = 1;
     private const int DeviceToHost = 2;
     private const uint HostRegisterPortable = 1;
+    private const uint StreamNonBlocking = 1;
+    private const uint EventDisableTiming = 2;
+    private const int ErrorNotReady = 600;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -45,6 +48,68 @@ internal static partial class CudaRuntime
         Check(cudaSetDevice(device), "cudaSetDevice");
         Check(cudaStreamCreate(out var stream), "cudaStreamCreate");
         return stream;
+    }
+
+    /// <summary>
+    /// Creates a non-blocking stream on <paramref name="device"/> (<c>cudaStreamNonBlocking</c>): its work neither waits for
+    /// nor holds up the legacy default stream, so a step's synchronous uploads do not wait for copies queued on it.
+    /// </summary>
+    public static IntPtr CreateNonBlockingStream(int device)
+    {
+        Check(cudaSetDevice(device), "cudaSetDevice");
+        Check(cudaStreamCreateWithFlags(out var stream, StreamNonBlocking), "cudaStreamCreateWithFlags");
+        return stream;
+    }
+
+    /// <summary>Records a new event (no timing) after the work queued so far on <paramref name="stream"/>.</summary>
+    public static IntPtr RecordEvent(IntPtr stream)
+    {
+        Check(cudaEventCreateWithFlags(out var cudaEvent, EventDisableTiming), "cudaEventCreateWithFlags");
+        var status = cudaEventRecord(cudaEvent, stream);
+        if (status != 0)
+        {
+            _ = cudaEventDestroy(cudaEvent);
+            Check(status, "cudaEventRecord");
+        }
+
+        return cudaEvent;
+    }
+
+    /// <summary>Whether the work before <paramref name="cudaEvent"/> has finished (<c>cudaEventQuery</c>; not-ready is no error).</summary>
+    public static bool EventDone(IntPtr cudaEvent)
+    {
+        var status = cudaEventQuery(cudaEvent);
+        if (status == 0)
+        {
+            return true;
+        }
+
+        if (status == ErrorNotReady)
+        {
+            // Keep the thread's last error clean for ONNX Runtime's kernels (see RegisterHost); a real one still surfaces.
+            var last = cudaGetLastError();
+            if (last != 0 && last != ErrorNotReady)
+            {
+                Check(last, "cudaEventQuery");
+            }
+
+            return false;
+        }
+
+        Check(status, "cudaEventQuery");
+        return false;
+    }
+
+    /// <summary>Waits until the work before <paramref name="cudaEvent"/> has finished.</summary>
+    public static void WaitEvent(IntPtr cudaEvent) => Check(cudaEventSynchronize(cudaEvent), "cudaEventSynchronize");
+
+    /// <summary>Destroys what <see cref="RecordEvent"/> returned.</summary>
+    public static void DestroyEvent(IntPtr cudaEvent)
+    {
+        if (cudaEvent != IntPtr.Zero)
+        {
+            _ = cudaEventDestroy(cudaEvent);
+        }
     }
 
     /// <summary>Waits until every operation queued on <paramref name="stream"/> has finished.</summary>
@@ -225,4 +290,22 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaStreamDestroy(IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamCreateWithFlags(out IntPtr stream, uint flags);
+
+    [LibraryImport(Library)]
+    private static partial int cudaEventCreateWithFlags(out IntPtr cudaEvent, uint flags);
+
+    [LibraryImport(Library)]
+    private static partial int cudaEventRecord(IntPtr cudaEvent, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaEventQuery(IntPtr cudaEvent);
+
+    [LibraryImport(Library)]
+    private static partial int cudaEventSynchronize(IntPtr cudaEvent);
+
+    [LibraryImport(Library)]
+    private static partial int cudaEventDestroy(IntPtr cudaEvent);
 }

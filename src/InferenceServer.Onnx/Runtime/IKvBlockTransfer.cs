@@ -5,9 +5,10 @@ namespace InferenceServer.Onnx.Runtime;
 /// Copies one KV block (every layer, keys and values, in the store's own element type and layout) out of a runner's
 /// store into host bytes and back in (ADR 0009): the host KV tier's only access to the runner's memory. Block ids are
 /// the KV-cache manager's global ids. Called on the scheduler thread between steps. A copy to or from memory given to
-/// <see cref="PinHost"/> may still be running when the call returns: copies run in the order they were asked for, and all
-/// of them have finished before the runner's next step touches its KV (or it is disposed, or the pin is released), so
-/// the caller must only leave those host bytes alone until then. Every other copy completes before returning.
+/// <see cref="PinHost"/> may still be running when the call returns: copies run in the order they were asked for; copies
+/// out have finished before the runner's next step touches its KV, copies in once their <see cref="CopyInFence"/> has
+/// passed (the caller keeps their blocks out of the steps until then), and all of them before the runner is disposed or
+/// the pin is released; the caller leaves those host bytes alone until then. Every other copy completes before returning.
 /// </summary>
 public interface IKvBlockTransfer
 {

@@ -4,17 +4,31 @@ namespace InferenceServer.Onnx.Runtime;
 /// <summary>
 /// The host KV tier's block copies (ADR 0009) over the device pools: each layer's key and value pool is
 /// <c>[blocks, block_size, heads, width]</c>, so a block is one contiguous run of each, one copy per pool. Host memory
-/// given to <see cref="IKvBlockTransfer.PinHost"/> is page-locked and its copies are queued (<c>cudaMemcpyAsync</c>) on
-/// a transfer stream of the runner's own, waited for once before the next step (<see cref="FinishTransfers"/>): a
-/// returning conversation's thousand per-pool copies then cost one synchronization and run at the link's rate instead
-/// of the driver's staged pageable rate. Any other span is copied synchronously (<see cref="CudaRuntime.CopyToHost"/>,
-/// <see cref="CudaRuntime.CopyToDevice"/>). Written for the GPU machine; no CPU test reaches it.
+/// given to <see cref="IKvBlockTransfer.PinHost"/> is page-locked and its copies are queued (<c>cudaMemcpyAsync</c>), in
+/// the order asked, on a non-blocking transfer stream of the runner's own, so they run at the link's rate and beside
+/// the steps:
+/// <list type="bullet">
+/// <item>Copies out (a demoted or preempted block) are waited for before the next step (<see cref="FinishTransfers"/>,
+/// one event): that step may reuse the block.</item>
+/// <item>Copies in are not: <see cref="IKvBlockTransfer.CopyInFence"/> records an event after them, and the scheduler
+/// keeps the sequences that own those blocks out of the steps until it has passed (<see cref="IKvBlockTransfer.CopyInDone"/>),
+/// while the other sequences step (vLLM's asynchronous KV load). One stream keeps every copy in order, so a host slot
+/// read by a copy in is never overwritten by a later copy out before it is read, and a block is never written by a copy
+/// in before an earlier copy out has read it.</item>
+/// </list>
+/// Any other span is copied synchronously (<see cref="CudaRuntime.CopyToHost"/>, <see cref="CudaRuntime.CopyToDevice"/>):
+/// the tier's slots are all pinned or none. Written for the GPU machine; only the GPU tests reach it.
 /// </summary>
 internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
 {
     private KvPoolRange[]? _poolRanges;
+    private readonly Queue<(long Fence, IntPtr Event)> _copyInFences = new();
     private IntPtr _transferStream;
     private bool _transfersQueued;
+    private bool _copiesOutQueued;
+    private bool _copiesInUnfenced;
+    private long _lastFence;
+    private long _passedFence;
     private (IntPtr Start, long Bytes)[] _pinned = [];
 
     /// <inheritdoc />
@@ -66,21 +80,98 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
 
         if (_transferStream == IntPtr.Zero)
         {
-            _transferStream = CudaRuntime.CreateStream(_model.DeviceId);
+            _transferStream = CudaRuntime.CreateNonBlockingStream(_model.DeviceId);
         }
 
         _pinned = [.. _pinned, (pointer, bytes)];
         return new HostPin(this, pointer);
     }
 
-    /// <summary>Waits for the copies queued on the transfer stream; called before a step and before the pools or a pin go.</summary>
+    /// <inheritdoc />
+    long IKvBlockTransfer.CopyInFence()
+    {
+        if (_copiesInUnfenced)
+        {
+            _copyInFences.Enqueue((++_lastFence, CudaRuntime.RecordEvent(_transferStream)));
+            _copiesInUnfenced = false;
+        }
+
+        PollCopyInFences();
+        return _lastFence > _passedFence ? _lastFence : 0;
+    }
+
+    /// <inheritdoc />
+    bool IKvBlockTransfer.CopyInDone(long fence)
+    {
+        if (fence > _passedFence)
+        {
+            PollCopyInFences();
+        }
+
+        return fence <= _passedFence;
+    }
+
+    /// <inheritdoc />
+    void IKvBlockTransfer.WaitCopyIn(long fence)
+    {
+        // Copies finish in order: waiting for this fence's event passes every earlier one too.
+        while (_copyInFences.TryPeek(out var head) && head.Fence <= fence)
+        {
+            CudaRuntime.WaitEvent(head.Event);
+            PassFence();
+        }
+    }
+
+    /// <summary>Before a step: waits for the copies out queued so far (and so for every copy queued before them).</summary>
     private void FinishTransfers()
+    {
+        if (_copiesOutQueued)
+        {
+            var copiedOut = CudaRuntime.RecordEvent(_transferStream);
+            try
+            {
+                CudaRuntime.WaitEvent(copiedOut);
+            }
+            finally
+            {
+                CudaRuntime.DestroyEvent(copiedOut);
+            }
+
+            _copiesOutQueued = false;
+            PollCopyInFences();
+        }
+    }
+
+    /// <summary>Before the pools or a pin go: waits for every queued copy and retires the copy-in fences.</summary>
+    private void FinishAllTransfers()
     {
         if (_transfersQueued)
         {
             CudaRuntime.SynchronizeStream(_transferStream);
             _transfersQueued = false;
+            _copiesOutQueued = false;
         }
+
+        while (_copyInFences.Count > 0)
+        {
+            PassFence();
+        }
+    }
+
+    /// <summary>Retires the copy-in fences whose events have fired, oldest first.</summary>
+    private void PollCopyInFences()
+    {
+        while (_copyInFences.TryPeek(out var head) && CudaRuntime.EventDone(head.Event))
+        {
+            PassFence();
+        }
+    }
+
+    private void PassFence()
+    {
+        var (fence, cudaEvent) = _copyInFences.Dequeue();
+        CudaRuntime.DestroyEvent(cudaEvent);
+        _passedFence = fence;
     }
 
     /// <summary>
@@ -113,6 +204,8 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
         }
 
         _transfersQueued |= queued;
+        _copiesOutQueued |= queued && !toDevice;
+        _copiesInUnfenced |= queued && toDevice;
     }
 
     private bool IsPinned(byte* host, long length)
@@ -140,7 +233,7 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
                 return;
             }
 
-            runner.FinishTransfers();
+            runner.FinishAllTransfers();
             runner._pinned = [.. runner._pinned.Where(p => p.Start != _pointer)];
             CudaRuntime.UnregisterHost(_pointer);
             _pointer = IntPtr.Zero;

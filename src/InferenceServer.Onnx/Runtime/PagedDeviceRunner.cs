@@ -436,7 +436,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// <summary>Frees the device pools and the binding.</summary>
     public void Dispose()
     {
-        FinishTransfers();
+        FinishAllTransfers();
         CudaRuntime.DestroyStream(_transferStream);
         _transferStream = IntPtr.Zero;
         _binding.Dispose();
