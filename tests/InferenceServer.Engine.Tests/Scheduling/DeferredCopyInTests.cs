@@ -17,11 +17,11 @@ public sealed class DeferredCopyInTests
     private const int TokenBytes = 768;
     private const int CallsPerCopy = 3;
 
-    private static readonly int[] Prompt = [.. Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3)];
-    private static readonly int[] Filler = [.. Enumerable.Range(0, 450).Select(i => (i * 17 % 1000) + 5)];
+    private static readonly int[] Prompt = HostKvTierSchedulerTests.Prompt;
+    private static readonly int[] Filler = HostKvTierSchedulerTests.Filler;
     private static readonly int[] Companion = [.. Enumerable.Range(0, 20).Select(i => (i * 11 % 1000) + 7)];
-    private static readonly int[] Long1 = [.. Enumerable.Range(0, 200).Select(i => (i * 7 % 1000) + 3)];
-    private static readonly int[] Long2 = [.. Enumerable.Range(0, 200).Select(i => (i * 13 % 1000) + 3)];
+    private static readonly int[] Long1 = HostKvTierSchedulerTests.Long1;
+    private static readonly int[] Long2 = HostKvTierSchedulerTests.Long2;
 
     [Fact]
     public async Task PrefixHitFromTheHostTier_WaitsOutOfTheSteps_WhileAnotherSequenceDecodes()
@@ -160,15 +160,7 @@ public sealed class DeferredCopyInTests
     private static int[] Tokens(System.Threading.Channels.ChannelReader<InferenceServer.Engine.Requests.GenerationUpdate> stream) =>
         [.. SchedulerHarness.Drain(stream).Where(u => u.TokenId >= 0).Select(u => u.TokenId)];
 
-    private static void Drive(SchedulerHarness harness)
-    {
-        for (var i = 0; i < 5000 && harness.Scheduler.ActiveRequests > 0; i++)
-        {
-            harness.Scheduler.Step();
-        }
-
-        Assert.Equal(0, harness.Scheduler.ActiveRequests);
-    }
+    private static void Drive(SchedulerHarness harness) => harness.DriveToEnd();
 
     /// <summary>
     /// The real runner, whose block copies land at once, reporting each copy-in's fence as passed only

@@ -15,8 +15,13 @@ public sealed class HostKvTierSchedulerTests
     private const double DeviceBytes = TokenBytes * 16 * 34;
     private const double HostBytes = TokenBytes * 16 * 64;
 
-    private static readonly int[] Long1 = [.. Enumerable.Range(0, 200).Select(i => (i * 7 % 1000) + 3)];
-    private static readonly int[] Long2 = [.. Enumerable.Range(0, 200).Select(i => (i * 13 % 1000) + 3)];
+    /// <summary>Two 200-token prompts whose 100 new tokens each outgrow, together, the 34-block pool (one is preempted).</summary>
+    internal static readonly int[] Long1 = [.. Enumerable.Range(0, 200).Select(i => (i * 7 % 1000) + 3)];
+    internal static readonly int[] Long2 = [.. Enumerable.Range(0, 200).Select(i => (i * 13 % 1000) + 3)];
+
+    /// <summary>A 100-token prompt, and a 450-token filler whose 31 blocks push the prompt's freed blocks to the host tier.</summary>
+    internal static readonly int[] Prompt = [.. Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3)];
+    internal static readonly int[] Filler = [.. Enumerable.Range(0, 450).Select(i => (i * 17 % 1000) + 5)];
 
     [Theory]
     [InlineData(false)]
@@ -72,8 +77,8 @@ public sealed class HostKvTierSchedulerTests
     [Fact]
     public async Task EvictedPrefixBlocks_AreServedFromTheHostTier_TokensExact()
     {
-        var prompt = Enumerable.Range(0, 100).Select(i => (i * 31 % 1000) + 3).ToArray();
-        var filler = Enumerable.Range(0, 450).Select(i => (i * 17 % 1000) + 5).ToArray();
+        var prompt = Prompt;
+        var filler = Filler;
         await using var harness = SchedulerHarness.Create("llama-gqa", Options(prefixCaching: true, host: HostBytes));
         var first = Run(harness, [prompt], 12)[0];
 
@@ -136,13 +141,5 @@ public sealed class HostKvTierSchedulerTests
         return [.. streams.Select(s => SchedulerHarness.Drain(s).Where(u => u.TokenId >= 0).Select(u => u.TokenId).ToArray())];
     }
 
-    private static void Drive(SchedulerHarness harness)
-    {
-        for (var i = 0; i < 5000 && harness.Scheduler.ActiveRequests > 0; i++)
-        {
-            harness.Scheduler.Step();
-        }
-
-        Assert.Equal(0, harness.Scheduler.ActiveRequests);
-    }
+    private static void Drive(SchedulerHarness harness) => harness.DriveToEnd();
 }

@@ -57,6 +57,17 @@ internal sealed class SchedulerHarness : IAsyncDisposable
         return new SchedulerHarness(model, scheduler);
     }
 
+    /// <summary>Steps the (not started) scheduler until no request is active; fails if that takes more than 5,000 steps.</summary>
+    public void DriveToEnd()
+    {
+        for (var i = 0; i < 5000 && Scheduler.ActiveRequests > 0; i++)
+        {
+            Scheduler.Step();
+        }
+
+        Assert.Equal(0, Scheduler.ActiveRequests);
+    }
+
     /// <summary>Updates already written to <paramref name="updates"/>, without waiting.</summary>
     public static List<GenerationUpdate> Drain(ChannelReader<GenerationUpdate> updates)
     {
