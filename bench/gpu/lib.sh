@@ -143,3 +143,20 @@ poll_metrics() {
         sleep 0.05
     done
 }
+
+# step_metrics URL FILE: the server's model-step histogram (inference_step_seconds, by kind) into FILE.
+step_metrics() {
+    curl -s -m 5 "$1/metrics" | grep '^inference_step_seconds' > "$2"
+}
+
+# step_summary LABEL BEFORE AFTER: the model steps between two step_metrics snapshots, by kind: how many, their mean,
+# and how many took over 100 ms (a few long steps hold back every first token behind them).
+step_summary() {
+    # (FILENAME, not FNR == NR: before the first step the "before" file is empty.)
+    awk -v label="$1" 'FILENAME == ARGV[1] { before[$1] = $2; next } { delta[$1] = $2 - before[$1] }
+        END { for (k = 0; k < 2; k++) { kind = k ? "prompt" : "decode"; n = s = fast = 0
+                for (key in delta) { if (index(key, "kind=\"" kind "\"") == 0) continue
+                    if (key ~ /_count/) n = delta[key]; else if (key ~ /_sum/) s = delta[key]; else if (key ~ /le="0.1"/) fast = delta[key] }
+                line = line sprintf("%s%s %d (mean %.2f ms, over 100 ms: %d)", k ? ", " : "", kind, n, n ? 1000 * s / n : 0, n - fast) }
+              printf "server steps %s: %s\n", label, line }' "$2" "$3"
+}

@@ -93,10 +93,12 @@ measure() {
     fi
     curl -s "$URL/metrics" | grep '^vllm:cache_config_info' > "$RUN/cache-$name.txt"
     step "serve $name" ok $(( SECONDS - t )) "$(cat "$RUN/cache-$name.txt")"
+    step_metrics "$URL" "$RUN/steps-before-$name.txt"
     INPUT_LEN=$INPUT_LEN OUTPUT_LEN=$OUTPUT_LEN load_level "$name c=$CONC" "$(budget 90 40)" 10 "$LOADGEN" "$CONC" $(( 2 * CONC )) "$CONC" \
         "$RUN/sweep-$name.json"
-    # Model time per step by kind (decode / prompt) over the throughput level.
-    curl -s "$URL/metrics" | grep -E '^inference_step' > "$OUT/step-metrics-$name.txt"
+    # Model steps by kind (decode / prompt) over the throughput level: how many, their mean (lib.sh's step_summary).
+    step_metrics "$URL" "$RUN/steps-after-$name.txt"
+    step_summary "$name c=$CONC" "$RUN/steps-before-$name.txt" "$RUN/steps-after-$name.txt" | tee -a "$OUT/loadgen.txt"
     poll_metrics "$RUN/metrics-$name.tsv" &
     poller=$!
     INPUT_LEN=$LONG_LEN OUTPUT_LEN=$LONG_OUT load_level "$name long" "$(budget 150 20)" 10 "$LOADGEN" "$LONG_N" "$LONG_N" 0 \

@@ -228,7 +228,7 @@ serve() {
             local poller=$!
             local lines
             lines=$(wc -l < "$RUN/server.log")
-            curl -s -m 5 "$URL/metrics" | grep '^inference_step_seconds' > "$RUN/steps-before-$c.txt"
+            step_metrics "$URL" "$RUN/steps-before-$c.txt"
             load_level "load c=$c" "$limit" 5 "$LOADGEN" "$c" "$n" "$(( c < 2 ? 2 : c ))" "$RUN/sweep-$c.json"
             kill "$poller" 2>/dev/null
             wait "$poller" 2>/dev/null
@@ -239,16 +239,9 @@ serve() {
                     n++; sq += q; st += t; if (q > mq) mq = q; if (t > mt) mt = t }
                 END { if (n) printf "server log c=%s: %d requests, queue mean %.1f ms (max %.1f), TTFT mean %.1f ms (max %.1f)\n", c, n, sq / n, mq, st / n, mt }' \
                 | tee -a "$OUT/loadgen.txt"
-            # The level's model steps by kind (inference_step_seconds, before and after): how many, their mean, and how
-            # many took over 100 ms (a few long steps hold back every first token behind them).
-            curl -s -m 5 "$URL/metrics" | grep '^inference_step_seconds' > "$RUN/steps-after-$c.txt"
-            # (FILENAME, not FNR == NR: before the first step the "before" file is empty.)
-            awk -v c="$c" 'FILENAME == ARGV[1] { before[$1] = $2; next } { delta[$1] = $2 - before[$1] }
-                END { for (k = 0; k < 2; k++) { kind = k ? "prompt" : "decode"; n = s = fast = 0
-                        for (key in delta) { if (index(key, "kind=\"" kind "\"") == 0) continue
-                            if (key ~ /_count/) n = delta[key]; else if (key ~ /_sum/) s = delta[key]; else if (key ~ /le="0.1"/) fast = delta[key] }
-                        line = line sprintf("%s%s %d (mean %.2f ms, over 100 ms: %d)", k ? ", " : "", kind, n, n ? 1000 * s / n : 0, n - fast) }
-                      printf "server steps c=%s: %s\n", c, line }' "$RUN/steps-before-$c.txt" "$RUN/steps-after-$c.txt" | tee -a "$OUT/loadgen.txt"
+            # The level's model steps by kind (inference_step_seconds, before and after; lib.sh's step_summary).
+            step_metrics "$URL" "$RUN/steps-after-$c.txt"
+            step_summary "c=$c" "$RUN/steps-before-$c.txt" "$RUN/steps-after-$c.txt" | tee -a "$OUT/loadgen.txt"
             kill -0 "$SERVER_PID" 2>/dev/null || { step server died 0 "the server exited (server.log)"; break; }
         done
     fi
