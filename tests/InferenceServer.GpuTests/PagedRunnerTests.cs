@@ -223,6 +223,75 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// <see cref="PaddedAttentionPlan"/>'s padding rule: with no padding allowed, a step of prompts of unlike lengths beside
+    /// decodes runs as the decodes, then the prompts longest first, one call per length (not in row order), and every row
+    /// gets the logits the whole padded step gives it, in its own place.
+    /// </summary>
+    [Theory]
+    [InlineData("deepseek-v3-mla", "fp16")]
+    [InlineData("deepseek-v3-dense-mla", "bf16")]
+    public void PaddingCut_PromptsLongestFirst_GiveTheWholeStepsLogits(string fixture, string dtype)
+    {
+        SkipWithoutCuda();
+        using var wholeModel = Open(fixture, dtype, attentionMetadata: true);
+        using var cutModel = Open(fixture, dtype, attentionMetadata: true);
+        var prompts = GpuFixtures.References(fixture).Select(c => c.Prompt).Where(p => p.Length > 1).ToList();
+        var blockSize = wholeModel.ChooseBlockSize(16);
+        var perRow = (prompts.Max(p => p.Length) + 2 + blockSize) / blockSize;
+        var rows = 1 + prompts.Count;
+        using var whole = (PagedDeviceRunner)wholeModel.CreateRunner(rows * perRow, blockSize);
+        using var cut = (PagedDeviceRunner)cutModel.CreateRunner(rows * perRow, blockSize);
+        whole.PaddingBudgetBytes = long.MaxValue;
+        cut.PaddingBudgetBytes = 0;
+        var vocab = wholeModel.Spec.VocabularySize;
+        var tables = Enumerable.Range(0, rows).Select(r => Enumerable.Range(r * perRow, perRow).ToArray()).ToArray();
+
+        // Row 0 decodes after its own one-step prompt; rows 1.. are the fixture's prompts (shortest first: the cut reverses them).
+        int[] first = [.. prompts[0].Take(2)];
+        foreach (var runner in new[] { whole, cut })
+        {
+            var prefill = new ForwardBatch { DistributionsWanted = true };
+            prefill.AddRow(first, 0, tables[0], RowLogits.Last);
+            runner.Forward(prefill, new float[vocab]);
+        }
+
+        var wholeBatch = new ForwardBatch { DistributionsWanted = true };
+        var cutBatch = new ForwardBatch { DistributionsWanted = true };
+        foreach (var batch in new[] { wholeBatch, cutBatch })
+        {
+            batch.AddRow([first[^1]], first.Length, tables[0], RowLogits.Last);
+            foreach (var (prompt, r) in prompts.OrderBy(p => p.Length).Select((p, i) => (p, i + 1)))
+            {
+                batch.AddRow(prompt, 0, tables[r], RowLogits.Last);
+            }
+        }
+
+        var wholeLogits = new float[rows * vocab];
+        var cutLogits = new float[rows * vocab];
+        whole.Forward(wholeBatch, wholeLogits);
+        cut.Forward(cutBatch, cutLogits);
+        Assert.Equal(0, whole.CutSteps);
+        Assert.Equal(1, cut.CutSteps);
+        var worst = 0f;
+        for (var r = 0; r < rows; r++)
+        {
+            var (best, margin) = TopTwoMargin.Of(wholeLogits.AsSpan(r * vocab, vocab));
+            for (var v = 0; v < vocab; v++)
+            {
+                worst = Math.Max(worst, Math.Abs(wholeLogits[(r * vocab) + v] - cutLogits[(r * vocab) + v]));
+            }
+
+            if (margin > Tolerance[dtype])
+            {
+                Assert.True(best == cutBatch.Argmax[r], $"{fixture} {dtype}, row {r}: cut {cutBatch.Argmax[r]}, whole {best} (margin {margin})");
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |cut - whole| logit = {worst:G3} over {rows} rows"));
+        Assert.True(worst <= Tolerance[dtype], $"max |cut - whole| {worst} exceeds {Tolerance[dtype]}");
+    }
+
+    /// <summary>
     /// <see cref="PaddedAttentionPlan"/>: an MLA step cut into calls gives the logits of the same steps run whole. The budget
     /// is lowered to what the decode rows take together, so a step that mixes a prompt with decodes runs as one call for
     /// the decodes and the prompt alone in chunks of a few tokens, each over only the blocks it has reached. The rows are
