@@ -69,7 +69,7 @@ internal sealed partial class DecoderGraphBuilder
             q = RopeRowsProjection(n + "q_proj", x, p + "q_proj", heads, mla.QkHeadDim, nope, c.HiddenSize, mla, queryScale);
         }
 
-        var q4 = _g.Node("Reshape", n + "q_4d", [q, _g.Node("Concat", n + "q_shape_4d", [_idsShape, _g.Int64s(heads, mla.QkHeadDim)], Attr("axis", 0L))]);
+        var q4 = _g.Node("Reshape", n + "q_4d", [q, RowsShape(n + "q_shape_4d", heads, mla.QkHeadDim)]);
         var qParts = _g.NodeMulti("Split", n + "q_split", [q4, _g.Int64s(nope, rope)], [n + "q_nope", n + "q_rope_in"], [Attr("axis", -1L)], string.Empty);
         var qRope = fusedRope
             ? _g.Node("Reshape", n + "q_rope_4d", [MlaRotary(n + "q", qParts[1], heads, rope), _g.Int64s(1, -1, heads, rope)])
@@ -117,7 +117,7 @@ internal sealed partial class DecoderGraphBuilder
         var n = $"l{layer}_";
         var heads = c.Layers[layer].HeadCount;
         var rank = mla.KvLoraRank;
-        var weightedLatent = _g.Node("Reshape", n + "attention_latent", [attention, _g.Node("Concat", n + "attention_heads_shape", [_idsShape, _g.Int64s(heads, rank)], Attr("axis", 0L))]);
+        var weightedLatent = _g.Node("Reshape", n + "attention_latent", [attention, RowsShape(n + "attention_heads_shape", heads, rank)]);
         var values = _paged
             ? PerHeadMatMul(n + "attention_values", weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true, transposed: true), heads, rank, mla.VHeadDim)
             : _g.Node("Einsum", n + "attention_values", [weightedLatent, KvBPart(p + "kv_b_proj.weight", heads, mla, value: true)], Attr("equation", "bshr,hvr->bshv"));
@@ -260,6 +260,16 @@ internal sealed partial class DecoderGraphBuilder
         var byHead = _g.Node("Transpose", name + "_by_head", [_g.Node("Reshape", name + "_rows", [x, _g.Int64s(-1, heads, inner)])], Attr("perm", [1L, 0L, 2L]));
         var product = _g.Node("MatMul", name + "_matmul", [byHead, w]);
         var byRow = _g.Node("Transpose", name + "_by_row", [product], Attr("perm", [1L, 0L, 2L]));
-        return _g.Node("Reshape", name, [byRow, _g.Node("Concat", name + "_shape", [_idsShape, _g.Int64s(heads, outer)], Attr("axis", 0L))]);
+        return _g.Node("Reshape", name, [byRow, RowsShape(name + "_shape", heads, outer)]);
     }
+
+    /// <summary>
+    /// The shape <c>_idsShape</c> + [<paramref name="a"/>, <paramref name="b"/>]: a Concat named <paramref name="name"/>, or in
+    /// the paged MLA graph, whose ids are [1, T], the constant [1, -1, a, b] (no node: a step run eagerly dispatches every
+    /// node, and these were several a layer).
+    /// </summary>
+    private string RowsShape(string name, int a, int b) =>
+        _mlaPositionIds.Length > 0
+            ? _g.Int64s(1, -1, a, b)
+            : _g.Node("Concat", name, [_idsShape, _g.Int64s(a, b)], Attr("axis", 0L));
 }

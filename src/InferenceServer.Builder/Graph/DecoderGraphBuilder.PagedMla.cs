@@ -35,6 +35,8 @@ internal sealed partial class DecoderGraphBuilder
     private string _mlaPositionIds = string.Empty;
     private string _mlaCosCache = string.Empty;
     private string _mlaSinCache = string.Empty;
+    private string _mlaKeys = string.Empty;
+    private readonly Dictionary<string, string> _mlaShapes = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Per-token bookkeeping of the packed step, once: each token's row, position (past + index in the row), cache
@@ -105,7 +107,8 @@ internal sealed partial class DecoderGraphBuilder
 
         // Visibility [B, max_new, 1, L]: key l is visible to place (b, j) when l <= past[b] + j.
         var maxBlocks = _g.Node("Slice", "mla_max_blocks", [_g.Node("Shape", "mla_table_shape", ["block_table"]), _g.Int64s(1), _g.Int64s(2)]);
-        var keyCount = _g.Node("Squeeze", "mla_key_count", [_g.Node("Mul", "mla_keys", [maxBlocks, blockSize]), _g.Int64s(0)]);
+        _mlaKeys = _g.Node("Mul", "mla_keys", [maxBlocks, blockSize]);
+        var keyCount = _g.Node("Squeeze", "mla_key_count", [_mlaKeys, _g.Int64s(0)]);
         var keys = _g.Node("Range", "mla_key_positions", [_g.Int64Scalar(0), keyCount, _g.Int64Scalar(1)]);
         var last = _g.Node("Add", "mla_place_last_key", [_g.Node("Unsqueeze", "mla_past_column", [past, _g.Int64s(1)]), places]);
         var visible = _g.Node("LessOrEqual", "mla_visible_3d", [keys, _g.Node("Unsqueeze", "mla_place_last_key_3d", [last, _g.Int64s(2)])]);
@@ -168,25 +171,39 @@ internal sealed partial class DecoderGraphBuilder
             scaled = _g.Node("Mul", n + "mla_query_scaled", [scaled, _g.ElementScalar((float)scale)]);
         }
 
-        var padded = _g.Node("Reshape", n + "mla_query_padded", [_g.Node("Gather", n + "mla_query_places", [scaled, _mlaPadRows], Attr("axis", 0L)), _g.Node("Concat", n + "mla_query_padded_shape", [_mlaRowCount, _g.Int64s(-1, width)], Attr("axis", 0L))]);
+        var paddedShape = SharedMlaShape("mla_query_padded_shape_" + width.ToString(System.Globalization.CultureInfo.InvariantCulture), [_mlaRowCount, _g.Int64s(-1, width)]);
+        var padded = _g.Node("Reshape", n + "mla_query_padded", [_g.Node("Gather", n + "mla_query_places", [scaled, _mlaPadRows], Attr("axis", 0L)), paddedShape]);
         var parts = _g.NodeMulti("Split", n + "mla_query_split", [padded, _g.Int64s(rank, rope)], [n + "mla_query_latent", n + "mla_query_rope"], [Attr("axis", -1L)], string.Empty);
 
         // Scores [B, max_new, heads, L]: one shared key per row for every head; masked; softmax over keys.
         var latentScores = _g.Node("MatMul", n + "mla_latent_scores", [parts[0], _g.Node("Transpose", n + "mla_latents_t", [latents], Attr("perm", [0L, 2L, 1L]))]);
         var ropeScores = _g.Node("MatMul", n + "mla_rope_scores", [parts[1], _g.Node("Transpose", n + "mla_rope_keys_t", [ropeKeys], Attr("perm", [0L, 2L, 1L]))]);
-        var scores = _g.Node("Reshape", n + "mla_scores", [_g.Node("Add", n + "mla_scores_3d", [latentScores, ropeScores]), _g.Node("Concat", n + "mla_scores_shape", [_mlaRowCount, _mlaMaxNew, _g.Int64s(heads, -1)], Attr("axis", 0L))]);
+        var scoresShape = SharedMlaShape("mla_scores_shape_" + heads.ToString(System.Globalization.CultureInfo.InvariantCulture), [_mlaRowCount, _mlaMaxNew, _g.Int64s(heads, -1)]);
+        var scores = _g.Node("Reshape", n + "mla_scores", [_g.Node("Add", n + "mla_scores_3d", [latentScores, ropeScores]), scoresShape]);
         var masked = _g.Node("Add", n + "mla_scores_masked", [scores, _mlaMaskBias]);
         var weights = _g.Node("Softmax", n + "mla_weights", [masked], Attr("axis", -1L));
 
         // Weighted latents [B, max_new x heads, rank] -> each token's [T, heads x rank].
-        var weights3 = _g.Node("Reshape", n + "mla_weights_3d", [weights, _g.Node("Concat", n + "mla_weights_shape", [_mlaRowCount, _g.Int64s(-1), KeyCountOf(n, latents)], Attr("axis", 0L))]);
+        // Every layer gathers the same L = max_blocks x block_size keys: the prologue's count serves them all.
+        var weights3 = _g.Node("Reshape", n + "mla_weights_3d", [weights, SharedMlaShape("mla_weights_shape", [_mlaRowCount, _g.Int64s(-1), _mlaKeys])]);
         var output = _g.Node("MatMul", n + "mla_weighted_latents", [weights3, latents]);
         var perPlace = _g.Node("Reshape", n + "mla_place_outputs", [output, _g.Int64s(-1, heads * rank)]);
         var perToken = _g.Node("Gather", n + "mla_token_outputs", [perPlace, _mlaTokenRows], Attr("axis", 0L));
         return LatentAttentionOutput(layer, h, perToken, mla);
     }
 
-    /// <summary>The key count L of gathered row keys [B, L, width], as a 1-D shape piece.</summary>
-    private string KeyCountOf(string n, string rowKeys) =>
-        _g.Node("Slice", n + "mla_key_count", [_g.Node("Shape", n + "mla_row_keys_shape", [rowKeys]), _g.Int64s(1), _g.Int64s(2)]);
+    /// <summary>
+    /// A shape made of the prologue's host values (<paramref name="parts"/> concatenated), once per graph under
+    /// <paramref name="name"/>: the layers share it (a step run eagerly dispatches every node).
+    /// </summary>
+    private string SharedMlaShape(string name, string[] parts)
+    {
+        if (!_mlaShapes.TryGetValue(name, out var shape))
+        {
+            shape = _g.Node("Concat", name, parts, Attr("axis", 0L));
+            _mlaShapes.Add(name, shape);
+        }
+
+        return shape;
+    }
 }

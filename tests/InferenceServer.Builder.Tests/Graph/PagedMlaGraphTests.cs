@@ -66,6 +66,10 @@ public sealed class PagedMlaGraphTests
         // [latent, rope key] Concat sliced apart again.
         Assert.DoesNotContain(model.Graph.Node, n => n.Name.EndsWith("mla_query_scaled", StringComparison.Ordinal) || n.Name.EndsWith("mla_key", StringComparison.Ordinal));
         Assert.All(model.Graph.Node.Where(n => n.Name.EndsWith("mla_write_rope", StringComparison.Ordinal)), n => Assert.EndsWith("_k_rotary_out", model.Graph.Node.Single(m => m.Output.Contains(n.Input[2])).Input[0], StringComparison.Ordinal));
+        // Shapes are constants or made once in the prologue: a layer's one Concat is the query's [absorbed, rope] (an
+        // eagerly run step dispatches every node), and no layer reads a shape of its own.
+        Assert.Equal(["l0_mla_query_4d", "l1_mla_query_4d", "l2_mla_query_4d"], model.Graph.Node.Where(n => n.OpType == "Concat" && n.Name.StartsWith('l')).Select(n => n.Name).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "Shape" && n.Name.StartsWith('l'));
         var metadata = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal("paged-v1", metadata["inferenceserver.graph"]);
         Assert.Equal((3 * (32 + 8) * 2).ToString(CultureInfo.InvariantCulture), metadata["inference_server.kv_bytes_per_token"]);
