@@ -275,16 +275,8 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         var worst = 0f;
         for (var r = 0; r < rows; r++)
         {
-            var (best, margin) = TopTwoMargin.Of(wholeLogits.AsSpan(r * vocab, vocab));
-            for (var v = 0; v < vocab; v++)
-            {
-                worst = Math.Max(worst, Math.Abs(wholeLogits[(r * vocab) + v] - cutLogits[(r * vocab) + v]));
-            }
-
-            if (margin > Tolerance[dtype])
-            {
-                Assert.True(best == cutBatch.Argmax[r], $"{fixture} {dtype}, row {r}: cut {cutBatch.Argmax[r]}, whole {best} (margin {margin})");
-            }
+            var (_, difference) = CompareCutRow($"{fixture} {dtype}, row {r}", dtype, wholeLogits.AsSpan(r * vocab, vocab), cutLogits.AsSpan(r * vocab, vocab), cutBatch.Argmax[r]);
+            worst = Math.Max(worst, difference);
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{fixture} {dtype}: max |cut - whole| logit = {worst:G3} over {rows} rows"));
@@ -345,17 +337,8 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
             for (var i = 0; i < active.Count; i++)
             {
                 var r = active[i];
-                var (best, margin) = TopTwoMargin.Of(wholeLogits.AsSpan(i * vocab, vocab));
-                for (var v = 0; v < vocab; v++)
-                {
-                    worst = Math.Max(worst, Math.Abs(wholeLogits[(i * vocab) + v] - cutLogits[(i * vocab) + v]));
-                }
-
-                if (margin > Tolerance[dtype])
-                {
-                    Assert.True(best == cutBatch.Argmax[i], $"{fixture} {dtype}, step {step}, row {r}: cut {cutBatch.Argmax[i]}, whole {best} (margin {margin})");
-                }
-
+                var (best, difference) = CompareCutRow($"{fixture} {dtype}, step {step}, row {r}", dtype, wholeLogits.AsSpan(i * vocab, vocab), cutLogits.AsSpan(i * vocab, vocab), cutBatch.Argmax[i]);
+                worst = Math.Max(worst, difference);
                 computed[r] = tokens[r].Count;
                 tokens[r].Add(best);
             }
@@ -416,6 +399,27 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
 
         output.WriteLine($"host bytes allocated by 25 steady decode steps of {cases.Count} rows{(cudaGraphs ? ", replayed as CUDA graphs" : string.Empty)}: {allocated}");
         Assert.Equal(0, allocated);
+    }
+
+    /// <summary>
+    /// One logit row of a cut step against the whole step's: asserts the cut's argmax is the whole step's where the whole
+    /// step's top-2 margin clears the dtype's tolerance; returns the whole step's argmax and the row's max |cut - whole|.
+    /// </summary>
+    private static (int Best, float Difference) CompareCutRow(string what, string dtype, ReadOnlySpan<float> whole, ReadOnlySpan<float> cut, int cutArgmax)
+    {
+        var (best, margin) = TopTwoMargin.Of(whole);
+        var difference = 0f;
+        for (var v = 0; v < whole.Length; v++)
+        {
+            difference = Math.Max(difference, Math.Abs(whole[v] - cut[v]));
+        }
+
+        if (margin > Tolerance[dtype])
+        {
+            Assert.True(best == cutArgmax, $"{what}: cut {cutArgmax}, whole {best} (margin {margin})");
+        }
+
+        return (best, difference);
     }
 
     private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false)
