@@ -44,15 +44,8 @@ public sealed partial class DenseKvRunner
             {
                 for (var start = 0; start < tokens.Length; start += budgetTokens)
                 {
-                    var end = Math.Min(tokens.Length, start + budgetTokens);
-                    var wanted = batch.Logits(r) switch
-                    {
-                        RowLogits.All => RowLogits.All,
-                        RowLogits.Last when end == tokens.Length => RowLogits.Last,
-                        _ => RowLogits.None,
-                    };
                     _budgetPart.Clear();
-                    _budgetPart.AddRow(tokens[start..end], batch.PastLength(r) + start, batch.BlockTable(r), wanted, batch.SequenceId(r));
+                    _budgetPart.AddPiece(batch, r, start, Math.Min(tokens.Length, start + budgetTokens), batch.BlockTable(r));
                     total = Add(total, RunBudgetPart(logits, ref logitRow));
                 }
 

@@ -93,6 +93,24 @@ public sealed class ForwardBatch
         => AddRow(tokens, pastLength, blockTable, wantLogits ? RowLogits.Last : RowLogits.None, sequenceId);
 
     /// <summary>
+    /// Adds new tokens <c>[start, end)</c> of <paramref name="source"/>'s row <paramref name="row"/> as a row of their own
+    /// (a piece of a row run in several calls): past the row's past plus <paramref name="start"/>, over
+    /// <paramref name="blockTable"/>, with the logits that piece owes: every position's for <see cref="RowLogits.All"/>,
+    /// the last for <see cref="RowLogits.Last"/> only in the piece that ends the row, else none.
+    /// </summary>
+    internal void AddPiece(ForwardBatch source, int row, int start, int end, ReadOnlySpan<int> blockTable)
+    {
+        var tokens = source.Tokens(row);
+        var logits = source.Logits(row) switch
+        {
+            RowLogits.All => RowLogits.All,
+            RowLogits.Last when end == tokens.Length => RowLogits.Last,
+            _ => RowLogits.None,
+        };
+        AddRow(tokens[start..end], source.PastLength(row) + start, blockTable, logits, source.SequenceId(row));
+    }
+
+    /// <summary>
     /// Adds a row as <see cref="AddRow(ReadOnlySpan{int}, int, ReadOnlySpan{int}, bool, long)"/> does, with
     /// <paramref name="logits"/> choosing which of its positions return logits.
     /// </summary>

@@ -16,7 +16,7 @@ namespace InferenceServer.Onnx.Runtime;
 /// <see cref="PagedDecoderModel.Deterministic"/> a step is run in pieces whose shapes do not depend on the batch: its
 /// one-token rows in groups at the one fixed captured shape, each prompt row alone in chunks that end at multiples of
 /// <see cref="OnnxSessionOptions.DeterministicChunkTokens"/> positions. A step of a padded-attention (MLA) graph whose
-/// scores would outgrow <see cref="ScoreBudgetBytes"/>, or that mixes decodes with prompts padded past
+/// scores would outgrow <see cref="ScoreBudgetBytes"/>, or whose padding alone would score more than
 /// <see cref="PaddingBudgetBytes"/>, runs in the calls <see cref="PaddedAttentionPlan"/> cuts it into.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
@@ -111,7 +111,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     /// </summary>
     internal long ScoreBudgetBytes { get; set; } = PaddedAttentionPlan.ScoreBudgetBytes;
 
-    /// <summary>The wasted padded scores per layer above which a mixed MLA step is cut (<see cref="PaddedAttentionPlan.PaddingBudgetBytes"/>; tests change it).</summary>
+    /// <summary>The wasted padded scores per layer above which an MLA step is cut (<see cref="PaddedAttentionPlan.PaddingBudgetBytes"/>; tests change it).</summary>
     internal long PaddingBudgetBytes { get; set; } = PaddedAttentionPlan.PaddingBudgetBytes;
 
     /// <summary>Steps run cut into several calls by <see cref="PaddedAttentionPlan"/> so far (tests read it).</summary>
@@ -294,14 +294,12 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         var vocab = Spec.VocabularySize;
         var tokens = batch.Tokens(row);
         var past = batch.PastLength(row);
-        var kind = batch.Logits(row);
         var logitRow = _logitStart[row];
         var done = 0;
         while (done < tokens.Length)
         {
             var position = past + done;
             var end = Math.Min(tokens.Length, done + chunk - (position % chunk));
-            var pieceKind = kind == RowLogits.All ? RowLogits.All : kind == RowLogits.Last && end == tokens.Length ? RowLogits.Last : RowLogits.None;
             _piece.Clear();
             _piece.DistributionsWanted = batch.DistributionsWanted;
             var table = batch.BlockTable(row);
@@ -310,7 +308,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
                 table = table[..Math.Min(table.Length, (past + end + BlockSize - 1) / BlockSize)];
             }
 
-            _piece.AddRow(tokens[done..end], position, table, pieceKind, batch.SequenceId(row));
+            _piece.AddPiece(batch, row, done, end, table);
             var pieceRows = _piece.LogitRowCount;
             ForwardEager(_piece, batch.DistributionsWanted ? logits.Slice(logitRow * vocab, pieceRows * vocab) : Span<float>.Empty);
             _piece.Argmax.CopyTo(argmax.Slice(logitRow, pieceRows));
