@@ -221,7 +221,7 @@ internal sealed class KvCacheManager
     }
 
     /// <summary>Whether the copy-ins before <paramref name="fence"/> have finished (true for 0).</summary>
-    public bool IsLoaded(long fence) => fence == 0 || HostTier is not { } tier || tier.CopyInDone(fence);
+    public bool IsLoaded(long fence) => HostTier?.CopyInDone(fence) ?? true;
 
     /// <summary>Waits for the copy-ins before <paramref name="fence"/>.</summary>
     public void WaitLoaded(long fence) => HostTier?.WaitCopyIn(fence);
