@@ -167,6 +167,54 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         using var model = Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, "fp16")), options));
         Assert.Equal(prefill, model.PrefillOnCompute);
         Assert.Equal(oneStream, model.OneStream);
+
+        // --cuda-graphs (on by default): the local split on one stream captures its decode steps (ADR 0011).
+        Assert.Equal(oneStream, model.CapturesSteps);
+    }
+
+    /// <summary>
+    /// ADR 0011: the local split's greedy decode steps run as CUDA graphs, padded to the batch buckets (5 rows run as 8,
+    /// the padding rows in the scratch block). The tokens of 5 and 16 rows at once, and of one row alone, against the
+    /// reference where it is decided, and against the same split with <c>--cuda-graphs false</c>; the steps were captured.
+    /// </summary>
+    [Theory]
+    [InlineData("llama-gqa", "fp16")]
+    [InlineData("llama-moh", "fp16")]
+    [InlineData("qwen2", "bf16")]
+    public void LocalSplit_DecodeStepsAsCudaGraphs_GiveTheReferenceAndTheEagerTokens(string fixture, string dtype)
+    {
+        SkipWithoutCuda();
+        var cases = GpuFixtures.References(fixture);
+        var prompts = cases.Select(c => c.Prompt).ToArray();
+        var steps = cases.Select(c => c.Greedy.Length).ToArray();
+        foreach (var rows in new[] { 5, Concurrent })
+        {
+            var many = Enumerable.Range(0, rows).Select(i => prompts[i % prompts.Length]).ToArray();
+            var manySteps = Enumerable.Range(0, rows).Select(i => steps[i % steps.Length]).ToArray();
+            int[][] eager;
+            using (var model = OpenSplit(fixture, dtype, "cuda:0/stream/eager"))
+            {
+                Assert.False(model.CapturesSteps);
+                eager = Decode(model, many, manySteps, together: true, argmax: true);
+            }
+
+            using var split = OpenSplit(fixture, dtype, "cuda:0/stream");
+            Assert.True(split.CapturesSteps, "the local split on one stream did not open with graph capture");
+            var shapes = 0;
+            var captured = Decode(split, many, manySteps, together: true, argmax: true, inspect: runner => shapes = ((CudaSplitRunner)runner).CapturedShapes);
+            var alone = Decode(split, [prompts[0]], [steps[0]], together: false, argmax: true);
+            Assert.True(shapes > 0, "no decode step ran through a captured graph");
+            var compared = 0;
+            for (var i = 0; i < rows; i++)
+            {
+                var c = i % cases.Count;
+                compared += Compare(cases[c], eager[i], i == 0 ? alone[0] : null, captured[i], dtype, $"{fixture} {dtype} captured local split, {rows} rows, row {i}");
+            }
+
+            var same = captured.Zip(eager).Count(p => p.First.SequenceEqual(p.Second));
+            output.WriteLine($"{fixture} {dtype}, {rows} rows: {shapes} step shapes captured; {compared} decided tokens equal to the reference; {same} of {rows} rows equal to the uncaptured split's whole sequence");
+            Assert.True(compared > 0, "no token was decided clearly enough to compare");
+        }
     }
 
     [Theory]
@@ -176,6 +224,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
     [InlineData("cuda:0/stream")]
     [InlineData("cuda:0/argmax")]
     [InlineData("cpu/overlap/argmax")]
+    [InlineData("cuda:0/stream/argmax")]
     public void DecodeStep_SteadyState_AllocatesNothingOnTheHost(string attentionDevice)
     {
         SkipWithoutCuda();
@@ -230,6 +279,9 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         output.WriteLine($"attention on {attentionDevice}: host bytes allocated by 25 steady decode steps: {allocated}; bytes across devices in the last step: {offload}");
         Assert.Equal(attentionDevice.StartsWith("cpu", StringComparison.Ordinal), offload > 0);
         Assert.Equal(attentionDevice.Contains("/overlap", StringComparison.Ordinal), ((CudaSplitRunner)runner).LastStepOverlapped);
+
+        // Greedy on one stream: the steady steps are replays of a captured graph (ADR 0011).
+        Assert.Equal(argmax && attentionDevice == "cuda:0/stream", ((CudaSplitRunner)runner).LastStepCaptured);
         Assert.Equal(0, allocated);
     }
 
@@ -375,7 +427,7 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
         }
     }
 
-    private static int[][] Decode(IDecoderModel model, int[][] prompts, int[] steps, bool together, bool argmax = false)
+    private static int[][] Decode(IDecoderModel model, int[][] prompts, int[] steps, bool together, bool argmax = false, Action<IModelRunner>? inspect = null)
     {
         var blockSize = model.ChooseBlockSize(16);
         var perRow = prompts.Select((p, i) => ((p.Length + steps[i] + blockSize - 1) / blockSize) + 1).ToArray();
@@ -419,22 +471,25 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
             }
         }
 
+        inspect?.Invoke(runner);
         return [.. results.Select(r => r.ToArray())];
     }
 
     /// <summary>
     /// Opens the split build; "/overlap" after the devices runs every step of two or more rows as two micro-batches, else
     /// one, "/stream" runs the step on one CUDA stream (<c>--split-one-stream</c>) (ADR 0010), and "/prefill" attends rows
-    /// at position 0 on the GPU (<c>--prefill-attention compute</c>, ADR 0005).
+    /// at position 0 on the GPU (<c>--prefill-attention compute</c>, ADR 0005), and "/eager" turns CUDA graphs off
+    /// (<c>--cuda-graphs false</c>; on, the local split on one stream captures its greedy decode steps, ADR 0011).
     /// </summary>
     private static SplitDecoderModel OpenSplit(string fixture, string dtype, params string[] attentionDevices)
     {
         var overlap = attentionDevices.Any(d => d.Contains("/overlap", StringComparison.Ordinal)) ? AttentionOverlap.On : AttentionOverlap.Off;
         var oneStream = attentionDevices.Any(d => d.Contains("/stream", StringComparison.Ordinal));
         var prefill = attentionDevices.Any(d => d.Contains("/prefill", StringComparison.Ordinal));
+        var eager = attentionDevices.Any(d => d.Contains("/eager", StringComparison.Ordinal));
         attentionDevices = [.. attentionDevices.SelectMany(d => d.Replace("/overlap", string.Empty, StringComparison.Ordinal).Replace("/stream", string.Empty, StringComparison.Ordinal)
-            .Replace("/prefill", string.Empty, StringComparison.Ordinal).Split('+'))];
-        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream, PrefillAttentionOnCompute = prefill, PrefillAttentionMinTokens = 1 };
+            .Replace("/prefill", string.Empty, StringComparison.Ordinal).Replace("/eager", string.Empty, StringComparison.Ordinal).Split('+'))];
+        var options = new OnnxSessionOptions { Device = "cuda:0", AttentionDevices = attentionDevices, AttentionOverlap = overlap, SplitOneStream = oneStream, PrefillAttentionOnCompute = prefill, PrefillAttentionMinTokens = 1, CudaGraphs = !eager };
         return Assert.IsType<SplitDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildSplit(fixture, dtype)), options));
     }
 

@@ -13,7 +13,10 @@ namespace InferenceServer.Onnx.Attention;
 /// distinct layer shape, one <see cref="StepBinding"/> per layer with that layer's pools bound as the aliased input and
 /// output, exactly as <see cref="PagedDeviceRunner"/> binds them. q, k, v and the output are device tensors of the split
 /// runner (no host round trip). It holds every block of the KV-cache manager (a sequence never spans it and another
-/// backend: PagedAttention returns no log-sum-exp, see ADR 0005), so its block ids are the global ones.
+/// backend: PagedAttention returns no log-sum-exp, see ADR 0005), so its block ids are the global ones. With
+/// <c>scratchBlock</c> the pools hold one block more, which no sequence owns: padding rows of captured steps (ADR 0011)
+/// write their one key there, and such steps read their row offsets, past lengths and block tables from buffers of
+/// their own that never move (<see cref="PlanPadded"/>).
 /// Not thread-safe: the split runner's step is its only caller.
 /// </summary>
 internal sealed class CudaAttentionBackend : IDisposable
@@ -25,13 +28,24 @@ internal sealed class CudaAttentionBackend : IDisposable
     private readonly DeviceTensorBuffer<int> _past;
     private readonly DeviceTensorBuffer<int> _blockTable;
     private readonly PinnedTensorBuffer<int> _metadata = new(2);
-    private int _rows;
-    private int _maxBlocks;
+    private readonly DeviceTensorBuffer<int>? _paddedCumulative;
+    private readonly DeviceTensorBuffer<int>? _paddedPast;
+    private readonly DeviceTensorBuffer<int>? _paddedTable;
+    private OrtValue? _stepCumulative;
+    private OrtValue? _stepPast;
+    private OrtValue? _stepTable;
+    private OrtValue? _stepMetadata;
 
     /// <summary>Creates the sessions and the zeroed pools of <paramref name="blockCount"/> blocks on CUDA device <paramref name="deviceId"/>.</summary>
     /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
-    /// <remarks>With <paramref name="stream"/>, the sessions run on it without a synchronization per call (a split step on one stream).</remarks>
-    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize, IntPtr stream = default)
+    /// <remarks>
+    /// With <paramref name="stream"/>, the sessions run on it without a synchronization per call (a split step on one
+    /// stream). With <paramref name="capture"/> (rows, table width) the sessions are made with CUDA graph capture, the
+    /// pools get the scratch block (<see cref="ScratchBlock"/>) and the fixed buffers of padded steps of up to that many
+    /// rows and blocks per row.
+    /// </remarks>
+    /// <exception cref="Runtime.ExecutionProviderException">The graph does not load on the device (or ONNX Runtime refuses to capture it).</exception>
+    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize, IntPtr stream = default, (int Rows, int Width)? capture = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
@@ -46,9 +60,16 @@ internal sealed class CudaAttentionBackend : IDisposable
         _blockTable = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 4096);
         try
         {
+            if (capture is var (rows, width))
+            {
+                _paddedCumulative = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, rows + 1);
+                _paddedPast = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, rows);
+                _paddedTable = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, rows * width);
+            }
+
             _layerSessions = new LayerPoolSessions(
-                layers, deviceId, _memory, type, blockCount, blockSize, spec => PagedAttentionGraph.Create(spec, type),
-                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut), stream);
+                layers, deviceId, _memory, type, blockCount + (capture is null ? 0 : 1), blockSize, spec => PagedAttentionGraph.Create(spec, type),
+                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut), stream, cudaGraphs: capture is not null);
         }
         catch
         {
@@ -71,6 +92,9 @@ internal sealed class CudaAttentionBackend : IDisposable
 
     /// <summary>Bytes of KV memory the pools take on the device.</summary>
     public long KvBytes => _layerSessions?.KvBytes ?? 0;
+
+    /// <summary>The block padding rows of captured steps write to (the pools' last, which the engine never hands out).</summary>
+    public int ScratchBlock => BlockCount;
 
     /// <summary>Uploads <paramref name="batch"/>'s row offsets, past lengths and block tables once per step (every layer reads them).</summary>
     public void Plan(ForwardBatch batch)
@@ -102,8 +126,47 @@ internal sealed class CudaAttentionBackend : IDisposable
         var bounds = _metadata.Reserve(2);
         bounds[0] = batch.MaxNewTokens;
         bounds[1] = longest;
-        _rows = rows;
-        _maxBlocks = maxBlocks;
+        _stepCumulative = _cumulative.View(rows + 1);
+        _stepPast = _past.View(rows);
+        _stepTable = _blockTable.View(rows, maxBlocks);
+        _stepMetadata = _metadata.View(2);
+    }
+
+    /// <summary>
+    /// Plans a captured decode step (ADR 0011): <paramref name="batch"/>'s one-token rows, then padding rows up to
+    /// <paramref name="padded"/> that decode at position 0 into <see cref="ScratchBlock"/>, every table row
+    /// <paramref name="width"/> blocks wide, in the fixed buffers a replay reads; <paramref name="bounds"/> is the shape's
+    /// <c>attention_metadata</c> (one new token; <paramref name="width"/> blocks of keys), fixed per shape.
+    /// </summary>
+    public void PlanPadded(ForwardBatch batch, int padded, int width, OrtValue bounds)
+    {
+        var cumulative = _paddedCumulative!.Reserve(padded + 1);
+        var past = _paddedPast!.Reserve(padded);
+        var table = _paddedTable!.Reserve(padded * width);
+        table.Clear();
+        cumulative[0] = 0;
+        for (var r = 0; r < padded; r++)
+        {
+            cumulative[r + 1] = r + 1;
+            if (r < batch.RowCount)
+            {
+                past[r] = batch.PastLength(r);
+                batch.BlockTable(r).CopyTo(table.Slice(r * width));
+            }
+            else
+            {
+                past[r] = 0;
+                table[r * width] = ScratchBlock;
+            }
+        }
+
+        _paddedCumulative.Upload(padded + 1);
+        _paddedPast.Upload(padded);
+        _paddedTable.Upload(padded * width);
+        _stepCumulative = _paddedCumulative.View(padded + 1);
+        _stepPast = _paddedPast.View(padded);
+        _stepTable = _paddedTable.View(padded, width);
+        _stepMetadata = bounds;
     }
 
     /// <summary>
@@ -118,10 +181,10 @@ internal sealed class CudaAttentionBackend : IDisposable
         binding.Input(PagedAttentionGraph.Query, q);
         binding.Input(PagedAttentionGraph.Key, k);
         binding.Input(PagedAttentionGraph.Value, v);
-        binding.Input(PagedAttentionGraph.CumulativeSequenceLength, _cumulative.View(_rows + 1));
-        binding.Input(PagedAttentionGraph.PastSequenceLengths, _past.View(_rows));
-        binding.Input(PagedAttentionGraph.BlockTable, _blockTable.View(_rows, _maxBlocks));
-        binding.Input(PagedAttentionGraph.AttentionMetadata, _metadata.View(2));
+        binding.Input(PagedAttentionGraph.CumulativeSequenceLength, _stepCumulative!);
+        binding.Input(PagedAttentionGraph.PastSequenceLengths, _stepPast!);
+        binding.Input(PagedAttentionGraph.BlockTable, _stepTable!);
+        binding.Input(PagedAttentionGraph.AttentionMetadata, _stepMetadata!);
         if (_layers[layer].HeadMasked)
         {
             binding.Input(PagedAttentionGraph.HeadMask, headMask ?? throw new ArgumentNullException(nameof(headMask)));
@@ -138,6 +201,9 @@ internal sealed class CudaAttentionBackend : IDisposable
         _cumulative?.Dispose();
         _past?.Dispose();
         _blockTable?.Dispose();
+        _paddedCumulative?.Dispose();
+        _paddedPast?.Dispose();
+        _paddedTable?.Dispose();
         _metadata.Dispose();
         _memory.Dispose();
     }

@@ -39,6 +39,7 @@ internal sealed class CapturedDecode : IDisposable
     private readonly DeviceTensorBuffer<long> _next;
     private readonly DeviceTensorBuffer<float> _logits;
     private readonly Dictionary<(int Rows, int Width), (RunOptions Options, PinnedTensorBuffer<int> Bounds)> _shapes = [];
+    private readonly int _graphIdBase;
 
     /// <summary>
     /// Allocates the fixed buffers for a runner of <paramref name="blockCount"/> engine blocks (the scratch block is the
@@ -53,6 +54,9 @@ internal sealed class CapturedDecode : IDisposable
         _vocab = model.Spec.VocabularySize;
         _fixedShape = fixedShape;
         MaxBatch = maxBatch;
+        // The session is the model's and outlives this runner: another runner's graphs get ids of their own, so none of
+        // them replays graphs captured over this runner's buffers.
+        _graphIdBase = model.ClaimGraphIds();
         _maxWidth = MaxWidth(model.Spec.ContextLength, blockSize);
         var rows = Bucket(maxBatch);
         var device = model.DeviceId;
@@ -120,16 +124,24 @@ internal sealed class CapturedDecode : IDisposable
     /// Whether <paramref name="batch"/> is a step this captures: one token and one logit row per row, at most
     /// <see cref="MaxBatch"/> rows, greedy (with a fixed shape, sampled rows too: their logits come back from the graph).
     /// </summary>
-    public bool Fits(ForwardBatch batch)
+    public bool Fits(ForwardBatch batch) => (!batch.DistributionsWanted || _fixedShape) && Decodes(batch, MaxBatch, _maxWidth);
+
+    /// <summary>
+    /// Whether <paramref name="batch"/> is a decode step a captured graph can run: 1 to <paramref name="maxBatch"/> rows of
+    /// one token and one logit row each, no block table wider than <paramref name="maxWidth"/> (also the split runner's
+    /// captured steps, ADR 0011).
+    /// </summary>
+    public static bool Decodes(ForwardBatch batch, int maxBatch, int maxWidth)
     {
-        if ((batch.DistributionsWanted && !_fixedShape) || batch.RowCount == 0 || batch.RowCount > MaxBatch || batch.MaxNewTokens != 1 || batch.LogitRowCount != batch.RowCount)
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.RowCount == 0 || batch.RowCount > maxBatch || batch.MaxNewTokens != 1 || batch.LogitRowCount != batch.RowCount)
         {
             return false;
         }
 
         for (var r = 0; r < batch.RowCount; r++)
         {
-            if (batch.BlockTable(r).Length > _maxWidth)
+            if (batch.BlockTable(r).Length > maxWidth)
             {
                 return false;
             }
@@ -187,7 +199,7 @@ internal sealed class CapturedDecode : IDisposable
         if (!_shapes.TryGetValue((padded, width), out var shape))
         {
             var options = new RunOptions();
-            options.AddRunConfigEntry("gpu_graph_id", (_shapes.Count + 1).ToString(CultureInfo.InvariantCulture));
+            options.AddRunConfigEntry("gpu_graph_id", (_graphIdBase + _shapes.Count + 1).ToString(CultureInfo.InvariantCulture));
             var bounds = new PinnedTensorBuffer<int>(2);
             var values = bounds.Reserve(2);
             values[0] = 1;

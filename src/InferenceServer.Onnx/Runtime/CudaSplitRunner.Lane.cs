@@ -1,5 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Onnx.Attention;
+using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace InferenceServer.Onnx.Runtime;
@@ -11,7 +12,9 @@ internal sealed partial class CudaSplitRunner
     /// attention output) at fixed addresses, its bindings of the segment sessions, its pinned logits, the fp32 host copies
     /// its host attention works on, and its host backends' plans (the second lane's share the first's pages). The CUDA
     /// copies (<see cref="SendToHost"/>, <see cref="ReturnFromHost"/>) run on the step's thread; <see cref="AttendOnHost"/> touches
-    /// only host memory, so the overlap worker may run it.
+    /// only host memory, so the overlap worker may run it. A captured lane (<c>fixedTokens</c> above 0, ADR 0011) has every
+    /// buffer at its full size from the start, so no address moves under a captured graph, and its head writes the argmax
+    /// and the logits to device buffers (a graph's outputs must be device memory at fixed addresses).
     /// </summary>
     private sealed class Lane : IStepLane, IDisposable
     {
@@ -27,6 +30,8 @@ internal sealed partial class CudaSplitRunner
         private readonly DeviceTensorBuffer<ushort> _ropeSin;
         private readonly PinnedTensorBuffer<float> _logits;
         private readonly PinnedTensorBuffer<long>? _nextTokens;
+        private readonly DeviceTensorBuffer<long>? _deviceNext;
+        private readonly DeviceTensorBuffer<float>? _deviceLogits;
         private readonly SegmentTensors _io = null!;
         private IAttentionBackend[] _backends = [];
         private long[] _ticks = [];
@@ -48,7 +53,11 @@ internal sealed partial class CudaSplitRunner
         private int _logitRows;
         private bool _distributions = true;
 
-        public Lane(CudaSplitRunner runner)
+        /// <summary>
+        /// Creates the lane's buffers and bindings; with <paramref name="fixedTokens"/> above 0, a captured lane whose
+        /// buffers hold that many tokens from the start and never grow.
+        /// </summary>
+        public Lane(CudaSplitRunner runner, int fixedTokens = 0)
         {
             _runner = runner;
             _model = runner._model;
@@ -77,13 +86,26 @@ internal sealed partial class CudaSplitRunner
                 }
 
                 _logits = new PinnedTensorBuffer<float>(_model.Spec.VocabularySize);
-                _nextTokens = _model.HasNextTokens ? new PinnedTensorBuffer<long>(256) : null;
                 for (var s = 0; s < _bindings.Length; s++)
                 {
                     _bindings[s] = new StepBinding(_model.Segments[s], synchronize: _model.Stream == IntPtr.Zero);
                 }
 
-                _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits, _nextTokens, memory, _routedQueries, _headIndex);
+                if (fixedTokens > 0)
+                {
+                    _deviceNext = new DeviceTensorBuffer<long>(device, memory, TensorElementType.Int64, fixedTokens);
+                    _deviceLogits = new DeviceTensorBuffer<float>(device, memory, TensorElementType.Float, fixedTokens * _model.Spec.VocabularySize);
+                    _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _deviceLogits, _deviceNext, memory, _routedQueries, _headIndex, logitsOnDevice: true);
+                    _ids.Reserve(fixedTokens);
+                    _positions.Reserve(fixedTokens);
+                    _logitsIndices.Reserve(fixedTokens);
+                    ReserveDevice(fixedTokens);
+                }
+                else
+                {
+                    _nextTokens = _model.HasNextTokens ? new PinnedTensorBuffer<long>(256) : null;
+                    _io = new SegmentTensors(_ids, _positions, _logitsIndices, _ropeCos, _ropeSin, Q, K, V, Attention, HeadMask, _logits, _nextTokens, memory, _routedQueries, _headIndex);
+                }
             }
             catch
             {
@@ -138,17 +160,7 @@ internal sealed partial class CudaSplitRunner
 
             // Every buffer is sized before the step binds any view: growing reallocates and drops the views.
             var r = _runner;
-            _hiddenA.Reserve(tokens * _model.HiddenSize);
-            _hiddenB.Reserve(tokens * _model.HiddenSize);
-            Q.Reserve(tokens * r._maxQueryWidth);
-            K.Reserve(tokens * r._maxKvWidth);
-            V.Reserve(tokens * r._maxKvWidth);
-            HeadMask.Reserve(tokens * r._maxHeads);
-            _routedQueries?.Reserve(tokens * r._maxQueryWidth);
-            _headIndex?.Reserve(tokens * r._maxHeads);
-            _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
-            _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
-            Attention.Reserve(tokens * r._maxOutputWidth);
+            ReserveDevice(tokens);
             if (_distributions)
             {
                 _logits.Reserve(Math.Max(1, _logitRows) * _model.Spec.VocabularySize);
@@ -194,14 +206,64 @@ internal sealed partial class CudaSplitRunner
         }
 
         /// <summary>
+        /// Packs and uploads a captured decode step (ADR 0011): <paramref name="batch"/>'s one-token rows, then padding rows
+        /// (token 0 at position 0) up to <paramref name="padded"/>, every row its own logit row; the buffers are the lane's
+        /// fixed ones.
+        /// </summary>
+        public void BeginPadded(ForwardBatch batch, int padded)
+        {
+            var rows = batch.RowCount;
+            Tokens = padded;
+            _logitRows = padded;
+            _distributions = false;
+            var ids = _ids.Reserve(padded);
+            var positions = _positions.Reserve(padded);
+            SplitStep.Pack(batch, _runner.BlockSize, ids, positions);
+            ids[rows..].Clear();
+            positions[rows..].Clear();
+            var indices = _logitsIndices.Reserve(padded);
+            for (var i = 0; i < padded; i++)
+            {
+                indices[i] = i;
+            }
+
+            _ids.Upload(padded);
+            _positions.Upload(padded);
+            _logitsIndices.Upload(padded);
+            _hidden = _hiddenA;
+            _next = _hiddenB;
+            OffloadBytes = 0;
+        }
+
+        /// <summary>
         /// Runs segment <paramref name="s"/> on the device (the LM head only when a row wants logits: a step of prefill
         /// chunks that return none has written all its KV by then) and returns its Stopwatch ticks.
         /// </summary>
-        public long RunSegment(int s)
+        public long RunSegment(int s) => RunSegment(s, _runner._runOptions);
+
+        /// <summary>Runs segment <paramref name="s"/> with <paramref name="options"/> (a captured shape's graph id) and returns its Stopwatch ticks.</summary>
+        public long RunSegment(int s, RunOptions options)
         {
-            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _distributions, _hidden, _next, _runner._runOptions);
+            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _distributions, _hidden, _next, options);
             (_hidden, _next) = (_next, _hidden);
             return ticks;
+        }
+
+        /// <summary>Sizes the device buffers for <paramref name="tokens"/> tokens (growing reallocates them and drops their views).</summary>
+        private void ReserveDevice(int tokens)
+        {
+            var r = _runner;
+            _hiddenA.Reserve(tokens * _model.HiddenSize);
+            _hiddenB.Reserve(tokens * _model.HiddenSize);
+            Q.Reserve(tokens * r._maxQueryWidth);
+            K.Reserve(tokens * r._maxKvWidth);
+            V.Reserve(tokens * r._maxKvWidth);
+            HeadMask.Reserve(tokens * r._maxHeads);
+            _routedQueries?.Reserve(tokens * r._maxQueryWidth);
+            _headIndex?.Reserve(tokens * r._maxHeads);
+            _ropeCos.Reserve(tokens * _model.RotaryHalfWidth);
+            _ropeSin.Reserve(tokens * _model.RotaryHalfWidth);
+            Attention.Reserve(tokens * r._maxOutputWidth);
         }
 
         /// <summary>
@@ -363,7 +425,7 @@ internal sealed partial class CudaSplitRunner
         public ReadOnlySpan<float> Logits(int length) => _logits.Read(length);
 
         /// <summary>The argmax of each logit row of the last step (a model with <c>next_tokens</c> only).</summary>
-        public ReadOnlySpan<long> NextTokens(int rows) => _nextTokens!.Read(rows);
+        public ReadOnlySpan<long> NextTokens(int rows) => _deviceNext is { } device ? device.Download(rows) : _nextTokens!.Read(rows);
 
         /// <summary>Disposes the bindings and buffers (and, for the second lane, its planners; the first lane's are the runner's).</summary>
         public void Dispose()
@@ -392,6 +454,8 @@ internal sealed partial class CudaSplitRunner
             HeadMask?.Dispose();
             _logits?.Dispose();
             _nextTokens?.Dispose();
+            _deviceNext?.Dispose();
+            _deviceLogits?.Dispose();
             _routedQueries?.Dispose();
             _headIndex?.Dispose();
         }

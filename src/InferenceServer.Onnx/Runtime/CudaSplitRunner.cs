@@ -27,6 +27,8 @@ namespace InferenceServer.Onnx.Runtime;
 /// lse come back, the host backends' parts merge into it, and the result goes back; a step whose KV is all on the GPU
 /// copies nothing.</item>
 /// </list>
+/// The local split with PagedAttention on one stream runs its greedy decode steps as CUDA graphs when the model says so
+/// (<see cref="SplitDecoderModel.CapturesSteps"/>, ADR 0011: <see cref="CapturedSteps"/>); other steps run uncaptured.
 /// Not thread-safe: the engine's scheduler loop is its only caller.
 /// </summary>
 internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
@@ -49,6 +51,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly OverlapPolicy _policy;
     private readonly OverlapWorker? _worker;
     private readonly ForwardBatch[] _halves = [new(), new()];
+    private readonly CapturedSteps? _captured;
     private int _lastSplit;
     private readonly int _maxQueryWidth;
     private readonly int _maxKvWidth;
@@ -107,7 +110,20 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
             if (model.PagedAttentionOnGpu)
             {
                 _hostBackends = [];
-                _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream);
+                var capture = model.CapturesSteps && attentionGpu == device;
+                if (capture)
+                {
+                    // Every other run says so: a session made with capture would capture a run without a graph id as graph 0.
+                    _runOptions.AddRunConfigEntry("gpu_graph_id", "-1");
+                    var rows = CapturedDecode.Bucket(model.CudaGraphMaxBatch);
+                    var width = CapturedDecode.MaxWidth(model.Spec.ContextLength, blockSize);
+                    _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream, (rows, width));
+                    _captured = new CapturedSteps(this, model.CudaGraphMaxBatch, width);
+                }
+                else
+                {
+                    _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream);
+                }
             }
             else if (model.CudaAttention)
             {
@@ -246,6 +262,12 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     /// <summary>Whether the last step ran as two micro-batches (ADR 0010).</summary>
     internal bool LastStepOverlapped { get; private set; }
 
+    /// <summary>Whether the last step ran through captured graphs (ADR 0011).</summary>
+    internal bool LastStepCaptured { get; private set; }
+
+    /// <summary>Step shapes (padded rows, table width) run through captured graphs so far; 0 without capture.</summary>
+    internal int CapturedShapes => _captured?.Shapes ?? 0;
+
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
     {
@@ -260,9 +282,17 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         var stepStart = Stopwatch.GetTimestamp();
         _attentionTicks.AsSpan().Clear();
         var overlap = _worker is not null && _policy.ShouldOverlap(batch.RowCount);
+        var captured = !overlap && _captured is not null && _captured.Fits(batch);
         long denseTicks;
         long offloadBytes;
-        if (overlap)
+        if (captured)
+        {
+            denseTicks = _captured!.Run(batch, _cuda!, _model.Attention, ref _attentionTicks[0]);
+            WaitForStream();
+            batch.SetArgmax(_captured.NextTokens(logitRows));
+            offloadBytes = 0;
+        }
+        else if (overlap)
         {
             SplitStep.Cut(batch, ref _lastSplit, _halves);
             denseTicks = SplitStep.RunOverlapped(_lanes, _halves, _model.Attention.Count, _worker!, _attentionTicks);
@@ -297,6 +327,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         }
 
         LastStepOverlapped = overlap;
+        LastStepCaptured = captured;
         LastStepOffloadBytes = offloadBytes;
         SplitStep.Finish(_policy, Observer, _model.AttentionDeviceNames, _attentionTicks, offloadBytes, overlap, stepStart, denseTicks, _worker);
     }
@@ -305,6 +336,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     public void Dispose()
     {
         _worker?.Dispose();
+        _captured?.Dispose();
         _cuda?.Dispose();
         _mixed?.Dispose();
         _deviceLse?.Dispose();

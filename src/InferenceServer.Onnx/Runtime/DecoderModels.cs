@@ -39,7 +39,7 @@ public static class DecoderModels
         {
             created = factory.OpenModel(package, capture);
         }
-        catch (ModelPackageException ex) when (capture && ex.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase))
+        catch (ModelPackageException ex) when (capture && OnnxSessionFactory.IsCaptureRefusal(ex))
         {
             // ONNX Runtime refuses capture when partitioning inserted a host/device copy, as in a paged MLA graph built
             // without attention_metadata (ADR 0008): such a graph runs every step uncaptured.

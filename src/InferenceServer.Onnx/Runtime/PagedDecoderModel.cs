@@ -112,6 +112,14 @@ internal sealed class PagedDecoderModel : IDecoderModel
     /// <inheritdoc />
     public IModelRunner CreateRunner(int blockCount, int blockSize) => new PagedDeviceRunner(this, blockCount, blockSize);
 
+    private int _graphIdRanges;
+
+    /// <summary>
+    /// The first of a range of <see cref="CaptureGraphIds.RangeSize"/> CUDA graph ids for one runner's captured steps
+    /// (ranges never repeat): the session is this model's and outlives its runners.
+    /// </summary>
+    internal int ClaimGraphIds() => CaptureGraphIds.Claim(ref _graphIdRanges);
+
     /// <summary>Wraps an open session of a paged graph; disposes it when the graph or the device does not fit.</summary>
     /// <exception cref="ModelPackageException">The graph is not a valid paged graph, or the device is not CUDA.</exception>
     internal static PagedDecoderModel FromSession(InferenceSession session, ModelPackage package, ComputeDevice device, string? deviceNote, bool cudaGraphs = false)

@@ -38,6 +38,7 @@ internal sealed class SegmentTensors
     private readonly OrtMemoryInfo? _deviceMemory;
     private readonly ITensorViews? _routedQueries;
     private readonly ITensorViews? _headIndex;
+    private readonly bool _logitsOnDevice;
     private int _deviceLogitRows = -1;
 
     /// <summary>
@@ -45,13 +46,17 @@ internal sealed class SegmentTensors
     /// <paramref name="nextTokens"/> (a model whose last segment gives <c>next_tokens</c>) and <paramref name="deviceMemory"/>,
     /// the argmax comes back every step and the logits only when the step wants distributions (else they stay in
     /// <paramref name="deviceMemory"/>, where ONNX Runtime allocates them). With <paramref name="routedQueries"/> and
-    /// <paramref name="headIndex"/> an MoH call's segment also writes its routed heads' queries there.
+    /// <paramref name="headIndex"/> an MoH call's segment also writes its routed heads' queries there. With
+    /// <paramref name="logitsOnDevice"/> (a captured lane, ADR 0011: every output at a fixed address) <paramref name="logits"/>
+    /// and <paramref name="nextTokens"/> are device buffers, bound at every step.
     /// </summary>
     public SegmentTensors(
         ITensorViews ids, ITensorViews positions, ITensorViews logitsIndices, ITensorViews ropeCos, ITensorViews ropeSin,
         ITensorViews q, ITensorViews k, ITensorViews v, ITensorViews attention, ITensorViews headMask, ITensorViews logits,
-        ITensorViews? nextTokens = null, OrtMemoryInfo? deviceMemory = null, ITensorViews? routedQueries = null, ITensorViews? headIndex = null)
+        ITensorViews? nextTokens = null, OrtMemoryInfo? deviceMemory = null, ITensorViews? routedQueries = null, ITensorViews? headIndex = null,
+        bool logitsOnDevice = false)
     {
+        _logitsOnDevice = logitsOnDevice;
         _routedQueries = routedQueries;
         _headIndex = headIndex;
         _nextTokens = nextTokens;
@@ -149,7 +154,7 @@ internal sealed class SegmentTensors
         }
 
         binding.Output(PagedDecoderModel.NextTokens, _nextTokens.View(logitRows));
-        if (distributions)
+        if (distributions || _logitsOnDevice)
         {
             binding.Output("logits", _logits.View(logitRows, model.Spec.VocabularySize));
             _deviceLogitRows = -1;

@@ -85,7 +85,28 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// With a <c>cuda:N</c> attention device, its free memory now (the KV pools go there); else null: the KV cache lives
     /// in host memory (the engine sizes a fractional budget from the process's available memory).
     /// </summary>
-    public long? DeviceFreeMemory => CudaAttention ? OnnxSessionFactory.FreeMemory(AttentionDevices[0]) : null;
+    /// <remarks>With captured steps (<see cref="CapturesSteps"/>) less what their graphs and fixed buffers need, as for the fused runner.</remarks>
+    public long? DeviceFreeMemory => CudaAttention
+        ? Math.Max(0, OnnxSessionFactory.FreeMemory(AttentionDevices[0])!.Value - (CapturesSteps ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0))
+        : null;
+
+    /// <summary>
+    /// Whether the local split's greedy decode steps run as CUDA graphs (ADR 0011): <c>--cuda-graphs</c> (on by default),
+    /// one stream for the step, and PagedAttention on the compute GPU; the segment sessions were made with graph capture
+    /// (ONNX Runtime accepted it).
+    /// </summary>
+    public bool CapturesSteps { get; private init; }
+
+    /// <summary>Most decode rows a captured step holds (<c>--cuda-graph-max-batch</c>); larger steps run uncaptured.</summary>
+    internal int CudaGraphMaxBatch { get; private init; } = CapturedDecode.DefaultMaxBatch;
+
+    private int _graphIdRanges;
+
+    /// <summary>
+    /// The first of a range of <see cref="CaptureGraphIds.RangeSize"/> CUDA graph ids for one runner's captured steps
+    /// (ranges never repeat): the segment sessions are this model's and outlive its runners.
+    /// </summary>
+    internal int ClaimGraphIds() => CaptureGraphIds.Claim(ref _graphIdRanges);
 
     /// <inheritdoc />
     public long? DeviceTotalMemory => CudaAttention ? OnnxSessionFactory.TotalMemory(AttentionDevices[0]) : null;
@@ -280,20 +301,24 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         var stream = oneStream && segmentDevice.IsCuda && attentionDevices.All(d => !d.IsCuda || d == segmentDevice)
             ? CudaRuntime.CreateStream(segmentDevice.Ordinal)
             : IntPtr.Zero;
+        // Captured decode steps (ADR 0011): the local split with PagedAttention on one stream, unless --cuda-graphs false.
+        var capture = options.CudaGraphs && stream != IntPtr.Zero && attentionDevices.Length == 1 && attentionDevices[0] == segmentDevice
+            && attention.All(static a => !a.ValueIsKeyPrefix);
         try
         {
-            for (var s = 0; s < sessions.Length; s++)
+            try
             {
-                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), segmentDevice, stream);
+                OpenSegments(factory, package, segmentFiles, segmentDevice, stream, capture, sessions);
+            }
+            catch (ModelPackageException ex) when (capture && OnnxSessionFactory.IsCaptureRefusal(ex))
+            {
+                // ONNX Runtime refuses capture when a segment needs a host/device copy: such a split runs every step uncaptured.
+                capture = false;
+                OpenSegments(factory, package, segmentFiles, segmentDevice, stream, capture, sessions);
             }
         }
         catch
         {
-            foreach (var session in sessions)
-            {
-                session?.Dispose();
-            }
-
             CudaRuntime.DestroyStream(stream);
             throw;
         }
@@ -320,6 +345,8 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         {
             Device = segmentDevice,
             Stream = stream,
+            CapturesSteps = capture,
+            CudaGraphMaxBatch = options.CudaGraphMaxBatch,
             // --prefill-attention: auto takes prompts to a CUDA compute device wherever the host pools are the only ones and
             // the layers are GroupQueryAttention's shape (measured on the H100: 2,048-token prompts' TTFT 4-5x lower).
             PrefillMinTokens = (options.PrefillAttentionOnCompute ?? (segmentDevice.IsCuda && hostPoolsOnly && PromptAttention.Serves(attention)))
@@ -327,6 +354,28 @@ public sealed partial class SplitDecoderModel : IDecoderModel
                 : 0,
             SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },
         };
+    }
+
+    /// <summary>Opens every segment into <paramref name="sessions"/>; on failure disposes those opened (and leaves the array empty).</summary>
+    private static void OpenSegments(OnnxSessionFactory factory, ModelPackage package, IReadOnlyList<string> files, ComputeDevice device, IntPtr stream, bool cudaGraphs, InferenceSession[] sessions)
+    {
+        try
+        {
+            for (var s = 0; s < sessions.Length; s++)
+            {
+                sessions[s] = factory.Open(Path.Combine(package.Directory, files[s]), device, stream, cudaGraphs);
+            }
+        }
+        catch
+        {
+            for (var s = 0; s < sessions.Length; s++)
+            {
+                sessions[s]?.Dispose();
+                sessions[s] = null!;
+            }
+
+            throw;
+        }
     }
 
     /// <summary>The <c>kind</c> genai_config.json records for an attention call.</summary>
