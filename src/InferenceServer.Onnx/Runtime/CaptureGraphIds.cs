@@ -22,4 +22,33 @@ internal static class CaptureGraphIds
 
         return range * RangeSize;
     }
+
+    /// <summary>
+    /// A split segment session's graph id (within a runner's range) for a captured step of <paramref name="padded"/> rows:
+    /// the bucket's place among <see cref="CapturedDecode.Buckets"/> of <paramref name="maxBatch"/>, from 1.
+    /// </summary>
+    public static int Segment(int padded, int maxBatch)
+    {
+        var buckets = CapturedDecode.Buckets(maxBatch);
+        for (var i = 0; i < buckets.Count; i++)
+        {
+            if (buckets[i] == padded)
+            {
+                return i + 1;
+            }
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(padded), $"{padded} rows is not a batch bucket of {maxBatch}");
+    }
+
+    /// <summary>
+    /// An attention session's graph id (within a runner's range) for layer <paramref name="layer"/> of <paramref name="layers"/>
+    /// in the <paramref name="shape"/>-th step shape the runner captured: the layers of one shape share a session, so the
+    /// id names the layer too.
+    /// </summary>
+    public static int Attention(int shape, int layer, int layers)
+    {
+        var id = 1 + ((long)shape * layers) + layer;
+        return id < RangeSize ? (int)id : throw new InvalidOperationException($"step shape {shape} of {layers} layers needs more CUDA graph ids than a range has");
+    }
 }

@@ -117,29 +117,11 @@ internal sealed partial class CudaSplitRunner
             _lane.Dispose();
         }
 
-        /// <summary>Graph id of the segments' run for a padded batch of <paramref name="padded"/> rows: the bucket's place in the order.</summary>
-        internal static int SegmentGraphId(int padded, int maxBatch)
-        {
-            var buckets = CapturedDecode.Buckets(maxBatch);
-            for (var i = 0; i < buckets.Count; i++)
-            {
-                if (buckets[i] == padded)
-                {
-                    return i + 1;
-                }
-            }
-
-            throw new ArgumentOutOfRangeException(nameof(padded), $"{padded} rows is not a batch bucket of {maxBatch}");
-        }
-
-        /// <summary>Graph id of layer <paramref name="layer"/>'s attention run in the <paramref name="shape"/>-th step shape seen (of <paramref name="layers"/> layers).</summary>
-        internal static int AttentionGraphId(int shape, int layer, int layers) => 1 + (shape * layers) + layer;
-
         private RunOptions SegmentOptions(int padded)
         {
             if (!_segments.TryGetValue(padded, out var options))
             {
-                options = Options(_graphIdBase + SegmentGraphId(padded, MaxBatch));
+                options = Options(_graphIdBase + CaptureGraphIds.Segment(padded, MaxBatch));
                 _segments.Add(padded, options);
             }
 
@@ -154,7 +136,7 @@ internal sealed partial class CudaSplitRunner
                 var attention = new RunOptions[_layers];
                 for (var layer = 0; layer < _layers; layer++)
                 {
-                    attention[layer] = Options(_graphIdBase + AttentionGraphId(index, layer, _layers));
+                    attention[layer] = Options(_graphIdBase + CaptureGraphIds.Attention(index, layer, _layers));
                 }
 
                 // attention_metadata, fixed per shape: one new token per row, keys up to the table width's blocks.
