@@ -11,6 +11,8 @@
 #   local  --device cuda:0 --attention-device cuda:0      (split segments, PagedAttention beside them, ADR 0005; the
 #                                                          default --split-one-stream auto: one stream for the step)
 #   localsync  local with --split-one-stream false        (a synchronization after every run; not in the default MODES)
+#   localeager local with --cuda-graphs false              (no captured decode steps, ADR 0011: local's greedy decode
+#                                                          steps run as CUDA graphs by default; not in the default MODES)
 #   cpu    --device cuda:0 --attention-device cpu --attention-overlap off  (split segments, attention and KV on the
 #                                                          host's cores, taking turns with the segments)
 #   cpuov  as cpu with --attention-overlap on             (two micro-batches per step, ADR 0010; not in the default MODES)
@@ -209,6 +211,7 @@ for MODE in "${modes[@]}"; do
         fused) mode_args=(--device cuda:0) ;;
         local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
         localsync) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream false) ;;
+        localeager) mode_args=(--device cuda:0 --attention-device cuda:0 --cuda-graphs false) ;;
         cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off --prefill-attention host) ;;
         cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention host) ;;
         localstream) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream) ;;

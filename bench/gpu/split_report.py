@@ -16,7 +16,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lla
 from prompts import agreement  # noqa: E402
 from report import number, ratio, read_json, read_text as read_optional, step_rows  # noqa: E402
 
-MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0)",
+MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-device cuda:0; greedy decode steps captured, ADR 0011)",
+         "localeager": "local split, no captured steps (--attention-device cuda:0 --cuda-graphs false)",
+         "localsync": "local split, a synchronization per run (--split-one-stream false)",
          "cpu": "CPU attention (--attention-device cpu --attention-overlap off)",
          "cpuov": "CPU attention, two micro-batches (--attention-device cpu --attention-overlap on)",
          "localstream": "local split on one CUDA stream (--attention-device cuda:0 --split-one-stream)",

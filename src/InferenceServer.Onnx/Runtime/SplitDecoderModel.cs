@@ -98,7 +98,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     public bool CapturesSteps { get; private init; }
 
     /// <summary>Most decode rows a captured step holds (<c>--cuda-graph-max-batch</c>); larger steps run uncaptured.</summary>
-    internal int CudaGraphMaxBatch { get; private init; } = CapturedDecode.DefaultMaxBatch;
+    public int CudaGraphMaxBatch { get; private init; } = CapturedDecode.DefaultMaxBatch;
 
     private int _graphIdRanges;
 

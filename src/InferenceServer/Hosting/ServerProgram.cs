@@ -267,6 +267,11 @@ internal static partial class ServerProgram
         {
             log.Info($"model {model.Name}: --split-one-stream: the step's segments and GPU attention are queued on one CUDA stream, synchronized once per step");
         }
+
+        if (split.CapturesSteps)
+        {
+            log.Info($"model {model.Name}: --cuda-graphs: greedy decode steps of up to {split.CudaGraphMaxBatch} rows run as CUDA graphs, each segment and attention call captured per padded batch and block-table width (ADR 0011)");
+        }
         else if (oneStreamRequested)
         {
             log.Warning($"model {model.Name}: --split-one-stream has no effect here (it needs a CUDA --device, and attention on that GPU or on cpu)");

@@ -55,7 +55,7 @@ internal static class ServerFlags
         new("max-consecutive-step-failures", FlagKind.Int, "3", "failed model steps in a row before the engine reports not ready"),
         new("fault-cooldown", FlagKind.Seconds, "30", "how long an unhealthy engine refuses work"),
         new("enable-prefix-caching", FlagKind.Bool, "true", "reuse full KV blocks across requests with the same prefix") { Vllm = "--enable-prefix-caching" },
-        new("cuda-graphs", FlagKind.Bool, "true", "replay paged CUDA decode steps as CUDA graphs (false: vLLM's --enforce-eager)"),
+        new("cuda-graphs", FlagKind.Bool, "true", "replay paged CUDA decode steps, and the local split's (--attention-device cuda:N on --device cuda:N), as CUDA graphs (false: vLLM's --enforce-eager)"),
         new("cuda-graph-max-batch", FlagKind.Int, "256", "most decode rows captured as one CUDA graph (buckets 1, 2, 4, 8, 16, 24, ...; capped by --max-num-seqs)"),
         new("deterministic", FlagKind.Bool, "false", "batch-invariant greedy decoding on paged CUDA graphs: fixed-shape decode steps, prompts alone in fixed chunks, no prefix caching"),
         new("threads", FlagKind.Int, "0", "ONNX Runtime intra-op threads; 0 uses every core"),
