@@ -201,8 +201,10 @@ public sealed class SplitRunnerTests(ITestOutputHelper output)
             using var split = OpenSplit(fixture, dtype, "cuda:0/stream");
             Assert.True(split.CapturesSteps, "the local split on one stream did not open with graph capture");
             var shapes = 0;
-            var captured = Decode(split, many, manySteps, together: true, argmax: true, inspect: runner => shapes = ((CudaSplitRunner)runner).CapturedShapes);
+            string? failure = null;
+            var captured = Decode(split, many, manySteps, together: true, argmax: true, inspect: runner => (shapes, failure) = (((CudaSplitRunner)runner).CapturedShapes, ((CudaSplitRunner)runner).CaptureFailure));
             var alone = Decode(split, [prompts[0]], [steps[0]], together: false, argmax: true);
+            Assert.Null(failure);
             Assert.True(shapes > 0, "no decode step ran through a captured graph");
             var compared = 0;
             for (var i = 0; i < rows; i++)

@@ -14,9 +14,9 @@ namespace InferenceServer.Onnx.Attention;
 /// output, exactly as <see cref="PagedDeviceRunner"/> binds them. q, k, v and the output are device tensors of the split
 /// runner (no host round trip). It holds every block of the KV-cache manager (a sequence never spans it and another
 /// backend: PagedAttention returns no log-sum-exp, see ADR 0005), so its block ids are the global ones. With
-/// <c>scratchBlock</c> the pools hold one block more, which no sequence owns: padding rows of captured steps (ADR 0011)
+/// <c>padded</c> the pools hold one block more, which no sequence owns: padding rows of captured steps (ADR 0011)
 /// write their one key there, and such steps read their row offsets, past lengths and block tables from buffers of
-/// their own that never move (<see cref="PlanPadded"/>).
+/// their own that never move (<see cref="PlanPadded"/>), since a captured graph reads the addresses it was captured with.
 /// Not thread-safe: the split runner's step is its only caller.
 /// </summary>
 internal sealed class CudaAttentionBackend : IDisposable
@@ -40,12 +40,11 @@ internal sealed class CudaAttentionBackend : IDisposable
     /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
     /// <remarks>
     /// With <paramref name="stream"/>, the sessions run on it without a synchronization per call (a split step on one
-    /// stream). With <paramref name="capture"/> (rows, table width) the sessions are made with CUDA graph capture, the
-    /// pools get the scratch block (<see cref="ScratchBlock"/>) and the fixed buffers of padded steps of up to that many
-    /// rows and blocks per row.
+    /// stream). With <paramref name="padded"/> (rows, table width) the pools get the scratch block
+    /// (<see cref="ScratchBlock"/>) and the backend the fixed buffers of captured steps of up to that many rows and blocks
+    /// per row (ADR 0011).
     /// </remarks>
-    /// <exception cref="Runtime.ExecutionProviderException">The graph does not load on the device (or ONNX Runtime refuses to capture it).</exception>
-    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize, IntPtr stream = default, (int Rows, int Width)? capture = null)
+    public CudaAttentionBackend(IReadOnlyList<AttentionLayerSpec> layers, int deviceId, TensorElementType type, int blockCount, int blockSize, IntPtr stream = default, (int Rows, int Width)? padded = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
@@ -60,7 +59,7 @@ internal sealed class CudaAttentionBackend : IDisposable
         _blockTable = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, 4096);
         try
         {
-            if (capture is var (rows, width))
+            if (padded is var (rows, width))
             {
                 _paddedCumulative = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, rows + 1);
                 _paddedPast = new DeviceTensorBuffer<int>(deviceId, _memory, TensorElementType.Int32, rows);
@@ -68,8 +67,8 @@ internal sealed class CudaAttentionBackend : IDisposable
             }
 
             _layerSessions = new LayerPoolSessions(
-                layers, deviceId, _memory, type, blockCount + (capture is null ? 0 : 1), blockSize, spec => PagedAttentionGraph.Create(spec, type),
-                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut), stream, cudaGraphs: capture is not null);
+                layers, deviceId, _memory, type, blockCount + (padded is null ? 0 : 1), blockSize, spec => PagedAttentionGraph.Create(spec, type),
+                (PagedAttentionGraph.KeyCache, PagedAttentionGraph.KeyCacheOut), (PagedAttentionGraph.ValueCache, PagedAttentionGraph.ValueCacheOut), stream);
         }
         catch
         {

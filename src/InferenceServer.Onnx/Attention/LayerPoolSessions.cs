@@ -18,7 +18,6 @@ internal sealed class LayerPoolSessions : IDisposable
 {
     private readonly int _deviceId;
     private readonly IntPtr _stream;
-    private readonly bool _cudaGraphs;
     private readonly List<InferenceSession> _sessions = [];
     private readonly StepBinding[] _bindings;
     private readonly IntPtr[] _pools;
@@ -27,17 +26,16 @@ internal sealed class LayerPoolSessions : IDisposable
     /// <summary>
     /// Creates the sessions of <paramref name="graph"/> (the serialized model of a layer's shape) and the pools of
     /// <paramref name="blockCount"/> blocks, bound under <paramref name="keyCache"/>/<paramref name="valueCache"/> (input,
-    /// output) names; with <paramref name="cudaGraphs"/>, sessions made with CUDA graph capture (ADR 0011).
+    /// output) names.
     /// </summary>
     /// <exception cref="InvalidOperationException">The device has no memory left for the pools (CUDA's error).</exception>
-    /// <exception cref="ExecutionProviderException">The graph does not load on the device (or ONNX Runtime refuses to capture it).</exception>
+    /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
     public LayerPoolSessions(
         IReadOnlyList<AttentionLayerSpec> layers, int deviceId, OrtMemoryInfo memory, TensorElementType type, int blockCount, int blockSize,
-        Func<AttentionLayerSpec, byte[]> graph, (string Input, string Output) keyCache, (string Input, string Output) valueCache, IntPtr stream = default, bool cudaGraphs = false)
+        Func<AttentionLayerSpec, byte[]> graph, (string Input, string Output) keyCache, (string Input, string Output) valueCache, IntPtr stream = default)
     {
         _deviceId = deviceId;
         _stream = stream;
-        _cudaGraphs = cudaGraphs;
         _bindings = new StepBinding[layers.Count];
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -106,20 +104,20 @@ internal sealed class LayerPoolSessions : IDisposable
     }
 
     private InferenceSession CreateSession(AttentionLayerSpec spec, Func<AttentionLayerSpec, byte[]> graph) =>
-        CreateSession(graph(spec), spec.Layer, _deviceId, _stream, "--attention-device", _cudaGraphs);
+        CreateSession(graph(spec), spec.Layer, _deviceId, _stream, "--attention-device");
 
     /// <summary>
     /// A session of an attention graph (<paramref name="model"/>, for layer <paramref name="layer"/>) on CUDA device
     /// <paramref name="deviceId"/> (on <paramref name="stream"/> when not zero), or on the CPU provider with -1; a graph
     /// that does not load is reported under <paramref name="option"/>, the flag that asked for it.
     /// </summary>
-    /// <exception cref="ExecutionProviderException">The graph does not load on the device (or, with <paramref name="cudaGraphs"/>, ONNX Runtime refuses to capture it).</exception>
-    internal static InferenceSession CreateSession(byte[] model, int layer, int deviceId, IntPtr stream, string option, bool cudaGraphs = false)
+    /// <exception cref="ExecutionProviderException">The graph does not load on the device.</exception>
+    internal static InferenceSession CreateSession(byte[] model, int layer, int deviceId, IntPtr stream, string option)
     {
         using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
         if (deviceId >= 0)
         {
-            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(deviceId)), cudaGraphs, stream: stream);
+            _ = OnnxSessionFactory.AppendProvider(sessionOptions, new DeviceRequest(Auto: false, ComputeDevice.Cuda(deviceId)), stream: stream);
         }
 
         try

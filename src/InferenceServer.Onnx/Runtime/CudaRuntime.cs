@@ -18,6 +18,7 @@ internal static partial class CudaRuntime
     private const uint StreamNonBlocking = 1;
     private const uint EventDisableTiming = 2;
     private const int ErrorNotReady = 600;
+    private const int CaptureModeRelaxed = 2;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -196,6 +197,77 @@ internal static partial class CudaRuntime
         Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     }
 
+    /// <summary>
+    /// Starts capturing the work queued on <paramref name="stream"/> into a CUDA graph (<c>cudaStreamBeginCapture</c>,
+    /// relaxed mode: the capturing thread may still allocate, as ONNX Runtime's arena does when it grows, and other
+    /// threads are not affected). Nothing queued until <see cref="EndCapture"/> runs.
+    /// </summary>
+    public static void BeginCapture(IntPtr stream) => Check(cudaStreamBeginCapture(stream, CaptureModeRelaxed), "cudaStreamBeginCapture");
+
+    /// <summary>
+    /// Ends the capture <see cref="BeginCapture"/> started on <paramref name="stream"/> and returns the graph made
+    /// executable (<c>cudaGraphInstantiateWithFlags</c>; <see cref="DestroyGraph"/> frees it). The stream leaves capture
+    /// mode whatever happens.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The capture was invalidated (an operation not allowed while capturing) or the graph cannot be instantiated.</exception>
+    public static IntPtr EndCapture(IntPtr stream)
+    {
+        var status = cudaStreamEndCapture(stream, out var graph);
+        if (status != 0 || graph == IntPtr.Zero)
+        {
+            if (graph != IntPtr.Zero)
+            {
+                _ = cudaGraphDestroy(graph);
+            }
+
+            _ = cudaGetLastError();
+            throw new InvalidOperationException($"cudaStreamEndCapture failed with CUDA error {status}");
+        }
+
+        try
+        {
+            var instantiated = cudaGraphInstantiateWithFlags(out var executable, graph, 0);
+            if (instantiated != 0)
+            {
+                _ = cudaGetLastError();
+                throw new InvalidOperationException($"cudaGraphInstantiateWithFlags failed with CUDA error {instantiated}");
+            }
+
+            return executable;
+        }
+        finally
+        {
+            _ = cudaGraphDestroy(graph);
+        }
+    }
+
+    /// <summary>After a capture failed part way: ends it if <paramref name="stream"/> is still capturing and clears the thread's error, so later work runs normally.</summary>
+    public static void AbortCapture(IntPtr stream)
+    {
+        if (cudaStreamIsCapturing(stream, out var capturing) == 0 && capturing != 0)
+        {
+            _ = cudaStreamEndCapture(stream, out var graph);
+            if (graph != IntPtr.Zero)
+            {
+                _ = cudaGraphDestroy(graph);
+            }
+        }
+
+        _ = cudaGetLastError();
+    }
+
+    /// <summary>Queues executable graph <paramref name="graph"/> on <paramref name="stream"/> (returns at once).</summary>
+    public static void LaunchGraph(IntPtr graph, IntPtr stream) => Check(cudaGraphLaunch(graph, stream), "cudaGraphLaunch");
+
+    /// <summary>Frees what <see cref="EndCapture"/> returned.</summary>
+    public static void DestroyGraph(IntPtr graph)
+    {
+        if (graph != IntPtr.Zero)
+        {
+            _ = cudaGraphExecDestroy(graph);
+        }
+    }
+
     /// <summary>CUDA devices this process sees (0 when the runtime library is missing or no device is usable).</summary>
     public static int DeviceCount()
     {
@@ -308,4 +380,25 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaEventDestroy(IntPtr cudaEvent);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamBeginCapture(IntPtr stream, int mode);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamEndCapture(IntPtr stream, out IntPtr graph);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamIsCapturing(IntPtr stream, out int status);
+
+    [LibraryImport(Library)]
+    private static partial int cudaGraphInstantiateWithFlags(out IntPtr executable, IntPtr graph, ulong flags);
+
+    [LibraryImport(Library)]
+    private static partial int cudaGraphLaunch(IntPtr executable, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaGraphDestroy(IntPtr graph);
+
+    [LibraryImport(Library)]
+    private static partial int cudaGraphExecDestroy(IntPtr executable);
 }

@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
-using System.Globalization;
 using System.Numerics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime;
@@ -10,52 +9,58 @@ namespace InferenceServer.Onnx.Runtime;
 internal sealed partial class CudaSplitRunner
 {
     /// <summary>
-    /// The local split's decode steps as CUDA graphs (ADR 0011): a greedy step of up to <see cref="MaxBatch"/> one-token
+    /// The local split's greedy decode steps as CUDA graphs (ADR 0011). A step of up to <see cref="MaxBatch"/> one-token
     /// rows is padded to <see cref="CapturedDecode.Bucket"/>'s batch sizes and a power-of-two block-table width, as the
-    /// fused runner's <see cref="CapturedDecode"/> pads its steps, and every segment session and every layer's attention
-    /// call runs with a graph id of that shape, so ONNX Runtime captures each of the step's runs the first times it sees
-    /// the shape and replays it from then on. The host then queues one graph launch per run instead of every kernel.
-    /// Replays read the addresses captured: the step runs in a lane of its own whose buffers never move, the attention
-    /// backend's padded tables are fixed buffers, and padding rows decode at position 0 into the backend's scratch block.
-    /// Graph ids, from the runner's range of the model's (<see cref="CaptureGraphIds"/>: the segment sessions outlive the
-    /// runner): a segment session's are its batch buckets (1, 2, ...); the attention sessions are shared by the layers of
-    /// one shape, so their ids also name the layer (1 + shape x layers + layer).
+    /// fused runner's <see cref="CapturedDecode"/> pads its steps; each such shape runs <see cref="WarmRuns"/> times as it
+    /// is, and then the whole step (every segment run and every layer's attention run, queued by ONNX Runtime on the
+    /// split's one stream without synchronizing) is captured from that stream into one graph, which every later step of
+    /// the shape launches: one launch and one synchronization a step instead of ~200 kernel launches. ONNX Runtime's own
+    /// capture (<c>enable_cuda_graph</c>) is per session and synchronizes after every replay (33 a step on the 1B shape),
+    /// which is why the step is captured here instead.
+    /// A graph reads the addresses it was captured with: the step runs in a lane of its own whose buffers never move, the
+    /// attention backend's padded tables are fixed buffers, <c>attention_metadata</c> is fixed per shape, and padding rows
+    /// decode at position 0 into the backend's scratch block. If a capture fails (an operation a capture does not allow),
+    /// the step runs uncaptured and so do all later ones (<see cref="Failure"/> says why).
     /// </summary>
     private sealed class CapturedSteps : IDisposable
     {
+        /// <summary>Uncaptured runs of a new shape before its capture: ONNX Runtime's arena and kernels meet the shape first.</summary>
+        public const int WarmRuns = 2;
+
+        private readonly CudaSplitRunner _runner;
         private readonly Lane _lane;
-        private readonly int _layers;
         private readonly int _maxWidth;
-        private readonly bool _oneStream;
-        private readonly int _graphIdBase;
-        private readonly Dictionary<int, RunOptions> _segments = [];
-        private readonly Dictionary<(int Rows, int Width), (RunOptions[] Attention, PinnedTensorBuffer<int> Bounds)> _shapes = [];
+        private readonly IntPtr _stream;
+        private readonly Dictionary<(int Rows, int Width), Shape> _shapes = [];
 
         public CapturedSteps(CudaSplitRunner runner, int maxBatch, int maxWidth)
         {
+            _runner = runner;
             MaxBatch = maxBatch;
             _maxWidth = maxWidth;
-            _layers = runner._model.Attention.Count;
-            _oneStream = runner._model.Stream != IntPtr.Zero;
-            _graphIdBase = runner._model.ClaimGraphIds();
+            _stream = runner._model.Stream;
             _lane = new Lane(runner, CapturedDecode.Bucket(maxBatch));
         }
 
         /// <summary>Largest captured decode batch.</summary>
         public int MaxBatch { get; }
 
-        /// <summary>Step shapes (rows, table width) captured or being captured so far.</summary>
-        public int Shapes => _shapes.Count;
+        /// <summary>Step shapes (padded rows, table width) captured so far.</summary>
+        public int Captured { get; private set; }
 
-        /// <summary>Whether <paramref name="batch"/> is a step this captures (<see cref="CapturedDecode.Decodes"/>).</summary>
-        public bool Fits(ForwardBatch batch) => !batch.DistributionsWanted && CapturedDecode.Decodes(batch, MaxBatch, _maxWidth);
+        /// <summary>Why capturing stopped (the first capture that failed), or null.</summary>
+        public string? Failure { get; private set; }
+
+        /// <summary>Whether <paramref name="batch"/> is a step this runs (<see cref="CapturedDecode.Decodes"/>, greedy), unless a capture failed.</summary>
+        public bool Fits(ForwardBatch batch) => Failure is null && !batch.DistributionsWanted && CapturedDecode.Decodes(batch, MaxBatch, _maxWidth);
 
         /// <summary>
-        /// Runs <paramref name="batch"/> (which <see cref="Fits"/>) padded through its shape's graphs, attention on
-        /// <paramref name="attention"/>; returns the segments' Stopwatch ticks and adds the attention calls' to
-        /// <paramref name="attentionTicks"/>. The argmax is then read with <see cref="NextTokens"/> (after the stream's work).
+        /// Runs <paramref name="batch"/> (which <see cref="Fits"/>) padded, through its shape's graph once captured, with
+        /// attention on <paramref name="attention"/>; returns the Stopwatch ticks of the dense segments (the whole step's
+        /// host time for a launched graph) and adds the attention runs' to <paramref name="attentionTicks"/>. The argmax is
+        /// then read with <see cref="NextTokens"/>, after the stream's work.
         /// </summary>
-        public long Run(ForwardBatch batch, CudaAttentionBackend attention, IReadOnlyList<AttentionLayerSpec> calls, ref long attentionTicks)
+        public long Run(ForwardBatch batch, CudaAttentionBackend attention, ref long attentionTicks)
         {
             var maxBlocks = 1;
             for (var r = 0; r < batch.RowCount; r++)
@@ -65,10 +70,68 @@ internal sealed partial class CudaSplitRunner
 
             var padded = CapturedDecode.Bucket(batch.RowCount);
             var width = (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
-            var segmentOptions = SegmentOptions(padded);
-            var shape = Shape(padded, width, attention.BlockSize);
+            if (!_shapes.TryGetValue((padded, width), out var shape))
+            {
+                shape = new Shape(width * attention.BlockSize);
+                _shapes.Add((padded, width), shape);
+            }
+
+            // The step's inputs go to the fixed buffers (synchronous copies, ordered with the blocking stream) in every case.
             _lane.BeginPadded(batch, padded);
             attention.PlanPadded(batch, padded, width, shape.Bounds.View(2));
+            if (shape.Graph != IntPtr.Zero)
+            {
+                var start = Stopwatch.GetTimestamp();
+                CudaRuntime.LaunchGraph(shape.Graph, _stream);
+                return Stopwatch.GetTimestamp() - start;
+            }
+
+            if (shape.Runs < WarmRuns)
+            {
+                shape.Runs++;
+                return RunSegments(padded, attention, ref attentionTicks);
+            }
+
+            // Capture: the runs queue their kernels on the stream, which records them instead of running them.
+            CudaRuntime.SynchronizeStream(_stream);
+            try
+            {
+                CudaRuntime.BeginCapture(_stream);
+                _ = RunSegments(padded, attention, ref attentionTicks);
+                shape.Graph = CudaRuntime.EndCapture(_stream);
+                Captured++;
+            }
+            catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
+            {
+                CudaRuntime.AbortCapture(_stream);
+                Failure = $"capturing a step of {padded} rows and {width} blocks failed: {ex.Message}";
+                return RunSegments(padded, attention, ref attentionTicks);
+            }
+
+            var launched = Stopwatch.GetTimestamp();
+            CudaRuntime.LaunchGraph(shape.Graph, _stream);
+            return Stopwatch.GetTimestamp() - launched;
+        }
+
+        /// <summary>The argmax of the last step's first <paramref name="rows"/> rows (its padding rows' are dropped).</summary>
+        public ReadOnlySpan<long> NextTokens(int rows) => _lane.NextTokens(rows);
+
+        /// <inheritdoc />
+        public void Dispose()
+        {
+            foreach (var shape in _shapes.Values)
+            {
+                CudaRuntime.DestroyGraph(shape.Graph);
+                shape.Bounds.Dispose();
+            }
+
+            _lane.Dispose();
+        }
+
+        /// <summary>The step's segment and attention runs on the lane's fixed buffers (queued on the stream).</summary>
+        private long RunSegments(int padded, CudaAttentionBackend attention, ref long attentionTicks)
+        {
+            var calls = _runner._model.Attention;
             long dense = 0;
             for (var s = 0; s <= calls.Count; s++)
             {
@@ -83,84 +146,32 @@ internal sealed partial class CudaSplitRunner
                         _lane.V.View(padded, spec.KvHeads * spec.ValueWidth),
                         spec.HeadMasked ? _lane.HeadMask.View(padded, spec.QueryHeads) : null,
                         _lane.Attention.View(padded, spec.OutputWidth),
-                        shape.Attention[s - 1]);
+                        _runner._runOptions);
                     attentionTicks += Stopwatch.GetTimestamp() - start;
                 }
 
-                dense += _lane.RunSegment(s, segmentOptions);
+                dense += _lane.RunSegment(s);
             }
 
             return dense;
         }
 
-        /// <summary>The argmax of the last captured step's first <paramref name="rows"/> rows (its padding rows' are dropped).</summary>
-        public ReadOnlySpan<long> NextTokens(int rows) => _lane.NextTokens(rows);
-
-        /// <inheritdoc />
-        public void Dispose()
+        /// <summary>A step shape: its <c>attention_metadata</c> (one new token; keys up to the table width's blocks), uncaptured runs so far, and its graph once captured.</summary>
+        private sealed class Shape
         {
-            foreach (var options in _segments.Values)
+            public Shape(int keys)
             {
-                options.Dispose();
-            }
-
-            foreach (var (attention, bounds) in _shapes.Values)
-            {
-                foreach (var options in attention)
-                {
-                    options.Dispose();
-                }
-
-                bounds.Dispose();
-            }
-
-            _lane.Dispose();
-        }
-
-        private RunOptions SegmentOptions(int padded)
-        {
-            if (!_segments.TryGetValue(padded, out var options))
-            {
-                options = Options(_graphIdBase + CaptureGraphIds.Segment(padded, MaxBatch));
-                _segments.Add(padded, options);
-            }
-
-            return options;
-        }
-
-        private (RunOptions[] Attention, PinnedTensorBuffer<int> Bounds) Shape(int padded, int width, int blockSize)
-        {
-            if (!_shapes.TryGetValue((padded, width), out var shape))
-            {
-                var index = _shapes.Count;
-                var attention = new RunOptions[_layers];
-                for (var layer = 0; layer < _layers; layer++)
-                {
-                    attention[layer] = Options(_graphIdBase + CaptureGraphIds.Attention(index, layer, _layers));
-                }
-
-                // attention_metadata, fixed per shape: one new token per row, keys up to the table width's blocks.
-                var bounds = new PinnedTensorBuffer<int>(2);
-                var values = bounds.Reserve(2);
+                Bounds = new PinnedTensorBuffer<int>(2);
+                var values = Bounds.Reserve(2);
                 values[0] = 1;
-                values[1] = width * blockSize;
-                shape = (attention, bounds);
-                _shapes.Add((padded, width), shape);
+                values[1] = keys;
             }
 
-            return shape;
-        }
+            public PinnedTensorBuffer<int> Bounds { get; }
 
-        private RunOptions Options(int graphId)
-        {
-            var options = new RunOptions();
-            options.AddRunConfigEntry("gpu_graph_id", graphId.ToString(CultureInfo.InvariantCulture));
-            if (_oneStream)
-            {
-                options.AddRunConfigEntry("disable_synchronize_execution_providers", "1");
-            }
+            public int Runs { get; set; }
 
-            return options;
+            public IntPtr Graph { get; set; }
         }
     }
 }

@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using InferenceServer.Onnx.Attention;
-using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace InferenceServer.Onnx.Runtime;
@@ -14,7 +13,8 @@ internal sealed partial class CudaSplitRunner
     /// copies (<see cref="SendToHost"/>, <see cref="ReturnFromHost"/>) run on the step's thread; <see cref="AttendOnHost"/> touches
     /// only host memory, so the overlap worker may run it. A captured lane (<c>fixedTokens</c> above 0, ADR 0011) has every
     /// buffer at its full size from the start, so no address moves under a captured graph, and its head writes the argmax
-    /// and the logits to device buffers (a graph's outputs must be device memory at fixed addresses).
+    /// and the logits to device buffers (an output bound to host memory is copied by ONNX Runtime after the run, outside
+    /// what the stream records).
     /// </summary>
     private sealed class Lane : IStepLane, IDisposable
     {
@@ -239,12 +239,9 @@ internal sealed partial class CudaSplitRunner
         /// Runs segment <paramref name="s"/> on the device (the LM head only when a row wants logits: a step of prefill
         /// chunks that return none has written all its KV by then) and returns its Stopwatch ticks.
         /// </summary>
-        public long RunSegment(int s) => RunSegment(s, _runner._runOptions);
-
-        /// <summary>Runs segment <paramref name="s"/> with <paramref name="options"/> (a captured shape's graph id) and returns its Stopwatch ticks.</summary>
-        public long RunSegment(int s, RunOptions options)
+        public long RunSegment(int s)
         {
-            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _distributions, _hidden, _next, options);
+            var ticks = _io.Run(_bindings[s], _model, s, Tokens, _logitRows, _distributions, _hidden, _next, _runner._runOptions);
             (_hidden, _next) = (_next, _hidden);
             return ticks;
         }

@@ -113,11 +113,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 var capture = model.CapturesSteps && attentionGpu == device;
                 if (capture)
                 {
-                    // Every other run says so: a session made with capture would capture a run without a graph id as graph 0.
-                    _runOptions.AddRunConfigEntry("gpu_graph_id", "-1");
                     var rows = CapturedDecode.Bucket(model.CudaGraphMaxBatch);
                     var width = CapturedDecode.MaxWidth(model.Spec.ContextLength, blockSize);
-                    _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream, (rows, width));
+                    _cuda = new CudaAttentionBackend(model.Attention, attentionGpu, type, blockCount, blockSize, model.Stream, padded: (rows, width));
                     _captured = new CapturedSteps(this, model.CudaGraphMaxBatch, width);
                 }
                 else
@@ -265,8 +263,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     /// <summary>Whether the last step ran through captured graphs (ADR 0011).</summary>
     internal bool LastStepCaptured { get; private set; }
 
-    /// <summary>Step shapes (padded rows, table width) run through captured graphs so far; 0 without capture.</summary>
-    internal int CapturedShapes => _captured?.Shapes ?? 0;
+    /// <summary>Step shapes (padded rows, table width) captured as graphs so far; 0 without capture.</summary>
+    internal int CapturedShapes => _captured?.Captured ?? 0;
+
+    /// <summary>Why the runner stopped capturing steps (a capture failed; steps then run uncaptured), or null.</summary>
+    internal string? CaptureFailure => _captured?.Failure;
 
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
@@ -287,7 +288,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         long offloadBytes;
         if (captured)
         {
-            denseTicks = _captured!.Run(batch, _cuda!, _model.Attention, ref _attentionTicks[0]);
+            denseTicks = _captured!.Run(batch, _cuda!, ref _attentionTicks[0]);
             WaitForStream();
             batch.SetArgmax(_captured.NextTokens(logitRows));
             offloadBytes = 0;

@@ -120,14 +120,11 @@ internal sealed class OnnxSessionFactory
         return Open(package.GraphPath, Request, cudaGraphs, rewrite, Options.Device);
     }
 
-    /// <summary>
-    /// Opens the graph file <paramref name="graphPath"/> on exactly <paramref name="device"/>, as it is (no rewrite); with
-    /// <paramref name="cudaGraphs"/>, CUDA graph capture enabled (a split model's segments, ADR 0011).
-    /// </summary>
-    /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph (or refuses to capture it).</exception>
+    /// <summary>Opens the graph file <paramref name="graphPath"/> on exactly <paramref name="device"/>, as it is (no rewrite).</summary>
+    /// <exception cref="ModelPackageException">ONNX Runtime cannot load the graph.</exception>
     /// <exception cref="ExecutionProviderException">The device cannot be used.</exception>
-    public InferenceSession Open(string graphPath, ComputeDevice device, IntPtr stream = default, bool cudaGraphs = false)
-        => Open(graphPath, new DeviceRequest(Auto: false, device), cudaGraphs, rewrite: false, requested: null, stream).Session;
+    public InferenceSession Open(string graphPath, ComputeDevice device, IntPtr stream = default)
+        => Open(graphPath, new DeviceRequest(Auto: false, device), cudaGraphs: false, rewrite: false, requested: null, stream).Session;
 
     /// <summary>Whether <paramref name="ex"/> is ONNX Runtime refusing CUDA graph capture for a graph (a host/device copy node in it).</summary>
     internal static bool IsCaptureRefusal(Exception ex) => ex.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase);

@@ -92,21 +92,13 @@ public sealed partial class SplitDecoderModel : IDecoderModel
 
     /// <summary>
     /// Whether the local split's greedy decode steps run as CUDA graphs (ADR 0011): <c>--cuda-graphs</c> (on by default),
-    /// one stream for the step, and PagedAttention on the compute GPU; the segment sessions were made with graph capture
-    /// (ONNX Runtime accepted it).
+    /// one stream for the step, and PagedAttention on the compute GPU. The runner captures a whole step (every segment and
+    /// attention run) as one graph on that stream.
     /// </summary>
     public bool CapturesSteps { get; private init; }
 
     /// <summary>Most decode rows a captured step holds (<c>--cuda-graph-max-batch</c>); larger steps run uncaptured.</summary>
     public int CudaGraphMaxBatch { get; private init; } = CapturedDecode.DefaultMaxBatch;
-
-    private int _graphIdRanges;
-
-    /// <summary>
-    /// The first of a range of <see cref="CaptureGraphIds.RangeSize"/> CUDA graph ids for one runner's captured steps
-    /// (ranges never repeat): the segment sessions are this model's and outlive its runners.
-    /// </summary>
-    internal int ClaimGraphIds() => CaptureGraphIds.Claim(ref _graphIdRanges);
 
     /// <inheritdoc />
     public long? DeviceTotalMemory => CudaAttention ? OnnxSessionFactory.TotalMemory(AttentionDevices[0]) : null;
@@ -306,19 +298,18 @@ public sealed partial class SplitDecoderModel : IDecoderModel
             && attention.All(static a => !a.ValueIsKeyPrefix);
         try
         {
-            try
+            for (var s = 0; s < sessions.Length; s++)
             {
-                OpenSegments(factory, package, segmentFiles, segmentDevice, stream, capture, sessions);
-            }
-            catch (ModelPackageException ex) when (capture && OnnxSessionFactory.IsCaptureRefusal(ex))
-            {
-                // ONNX Runtime refuses capture when a segment needs a host/device copy: such a split runs every step uncaptured.
-                capture = false;
-                OpenSegments(factory, package, segmentFiles, segmentDevice, stream, capture, sessions);
+                sessions[s] = factory.Open(Path.Combine(package.Directory, segmentFiles[s]), segmentDevice, stream);
             }
         }
         catch
         {
+            foreach (var session in sessions)
+            {
+                session?.Dispose();
+            }
+
             CudaRuntime.DestroyStream(stream);
             throw;
         }
@@ -354,28 +345,6 @@ public sealed partial class SplitDecoderModel : IDecoderModel
                 : 0,
             SegmentType = dtype switch { "fp16" => TensorElementType.Float16, "bf16" => TensorElementType.BFloat16, _ => TensorElementType.Float },
         };
-    }
-
-    /// <summary>Opens every segment into <paramref name="sessions"/>; on failure disposes those opened (and leaves the array empty).</summary>
-    private static void OpenSegments(OnnxSessionFactory factory, ModelPackage package, IReadOnlyList<string> files, ComputeDevice device, IntPtr stream, bool cudaGraphs, InferenceSession[] sessions)
-    {
-        try
-        {
-            for (var s = 0; s < sessions.Length; s++)
-            {
-                sessions[s] = factory.Open(Path.Combine(package.Directory, files[s]), device, stream, cudaGraphs);
-            }
-        }
-        catch
-        {
-            for (var s = 0; s < sessions.Length; s++)
-            {
-                sessions[s]?.Dispose();
-                sessions[s] = null!;
-            }
-
-            throw;
-        }
     }
 
     /// <summary>The <c>kind</c> genai_config.json records for an attention call.</summary>
