@@ -6,7 +6,8 @@ namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// The few CUDA runtime calls the device KV store needs that ONNX Runtime's C# API does not offer: one allocation per
-/// pool, zeroing it once, the device's free memory for sizing the cache, and the host KV tier's page-locked block copies. The library is the CUDA 13 runtime that
+/// pool, zeroing it once, the device's free memory for sizing the cache, the host KV tier's page-locked block copies, and
+/// the stream capture of the local split's decode steps (ADR 0011). The library is the CUDA 13 runtime that
 /// ONNX Runtime's CUDA provider itself loads (<c>libcudart.so.13</c>), resolved on first use.
 /// </summary>
 internal static partial class CudaRuntime

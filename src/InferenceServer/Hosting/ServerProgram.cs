@@ -270,7 +270,7 @@ internal static partial class ServerProgram
 
         if (split.CapturesSteps)
         {
-            log.Info($"model {model.Name}: --cuda-graphs: greedy decode steps of up to {split.CudaGraphMaxBatch} rows run as CUDA graphs, each segment and attention call captured per padded batch and block-table width (ADR 0011)");
+            log.Info($"model {model.Name}: --cuda-graphs: greedy decode steps of up to {split.CudaGraphMaxBatch} rows run as CUDA graphs, the whole step (every segment and attention run) captured once per padded batch and block-table width (ADR 0011)");
         }
         else if (oneStreamRequested)
         {
