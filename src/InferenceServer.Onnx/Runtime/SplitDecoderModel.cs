@@ -336,7 +336,8 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         {
             Device = segmentDevice,
             Stream = stream,
-            CapturesSteps = capture,
+            // A captured step reads each row's argmax from next_tokens (builds before it give logits only).
+            CapturesSteps = capture && sessions[^1].OutputMetadata.ContainsKey(PagedDecoderModel.NextTokens),
             CudaGraphMaxBatch = options.CudaGraphMaxBatch,
             // --prefill-attention: auto takes prompts to a CUDA compute device wherever the host pools are the only ones and
             // the layers are GroupQueryAttention's shape (measured on the H100: 2,048-token prompts' TTFT 4-5x lower).
