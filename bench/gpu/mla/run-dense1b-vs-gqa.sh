@@ -16,8 +16,9 @@
 #    (its largest value, while no request was preempted); goal: MLA at least 2.8x GQA.
 #
 # 3. with STEPS=1: each model's decode step alone (`InferenceServer bench latency`, batch 1 / 64 / 256, CUDA graphs on
-#    and off; steps-NAME-graphs.txt, steps-NAME-eager.txt) and its ONNX Runtime profile at batch 256, eager (nodes per
-#    decode step by op type: kernels-NAME.json); SERVE=0 skips 1 and 2. Where the concurrency-256 gap comes from.
+#    and off; steps-NAME-graphs.txt, steps-NAME-eager.txt) and its ONNX Runtime profile at batch 256, eager, with
+#    CUDA_LAUNCH_BLOCKING=1 (nodes per decode step by op type and their time, launch plus GPU: kernels-NAME.json);
+#    SERVE=0 skips 1 and 2. Where the concurrency-256 gap comes from.
 #
 # $OUT gets report.md, run.log, loadgen.txt, metrics-*.tsv, server-*.log, build-*.log. Every step has a timeout
 # inside BUDGET_S; the report is written whatever fails. Checkpoints and builds stay under WORK for a later call.
@@ -123,7 +124,9 @@ steps() {
         fi
     done
     rm -f "$RUN/prof-$name"_*.json
-    if INFERENCE_SERVER_ORT_PROFILE=$RUN/prof-$name timeout "$(budget 90 30)" "$APP/InferenceServer" bench latency --model "$WORK/$name-built" \
+    # CUDA_LAUNCH_BLOCKING=1: every kernel launch waits for the kernel, so a node's time in ONNX Runtime's trace is its
+    # launch plus its GPU time (the trace has no GPU events without CUPTI): which op types hold the GPU at 256 rows.
+    if CUDA_LAUNCH_BLOCKING=1 INFERENCE_SERVER_ORT_PROFILE=$RUN/prof-$name timeout "$(budget 90 30)" "$APP/InferenceServer" bench latency --model "$WORK/$name-built" \
         --device "$DEVICE" --batch-sizes 256 --input-len "$INPUT_LEN" --output-len 8 --cuda-graphs false > "$RUN/prof-$name.out" 2>&1; then
         trace=$(ls -t "$RUN/prof-$name"_*.json 2>/dev/null | head -n 1)
         if [[ -n $trace ]] && python3 "$HERE/../llama1b/kernels.py" "$trace" "$OUT/kernels-$name.json" --label "$name"; then
