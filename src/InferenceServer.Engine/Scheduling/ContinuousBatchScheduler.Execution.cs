@@ -68,6 +68,7 @@ public sealed partial class ContinuousBatchScheduler
 
         _observer?.RecordStepTime(_time.GetElapsedTime(started).TotalSeconds, _prefillBatch.RowCount > 0 || _batch.TokenCount > _batch.RowCount);
         _breaker.RecordSuccess();
+        ReportCaptureFailure();
         _counters.StepRan();
         UpdatePlacement();
         _pipeline.BeginStep();
@@ -199,6 +200,19 @@ public sealed partial class ContinuousBatchScheduler
             var sequence = _waiting[i];
             _waiting.RemoveAt(i);
             _pipeline.Finish(sequence, FinishReason.Cancelled, string.Empty, message);
+        }
+    }
+
+    /// <summary>
+    /// Logs, once, that the runner stopped capturing decode steps as CUDA graphs (ADR 0011: a capture failed and every
+    /// later step runs uncaptured), so a deployment that asked for graphs learns it runs without them.
+    /// </summary>
+    private void ReportCaptureFailure()
+    {
+        if (!_captureFailureLogged && _runner is InferenceServer.Onnx.Runtime.IOffloadingRunner { CaptureFailure: { } reason })
+        {
+            _captureFailureLogged = true;
+            SchedulerLog.StepCaptureFailed(_logger, reason);
         }
     }
 }

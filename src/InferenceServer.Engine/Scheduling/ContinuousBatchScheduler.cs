@@ -39,6 +39,7 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     private readonly Thread _thread;
     private float[] _logits = [];
     private long _arrivals;
+    private bool _captureFailureLogged;
     private volatile bool _loopFailed;
     private int _disposed;
 

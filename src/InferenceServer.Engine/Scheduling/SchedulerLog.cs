@@ -48,6 +48,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 1013, EventName = "ModelWarmUpFailed", Level = LogLevel.Warning, Message = "Warm-up stopped at a failing model step; the server starts anyway, and requests of that shape may fail the same way.")]
     public static partial void WarmUpFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 1015, EventName = "StepCaptureFailed", Level = LogLevel.Warning, Message = "CUDA graph capture of decode steps stopped: {Reason}; decode steps run uncaptured from now on, as with --cuda-graphs false (slower, and correct).")]
+    public static partial void StepCaptureFailed(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 1011, EventName = "KvPlacementInputs", Level = LogLevel.Debug, Message = "KV placement inputs (compute-local first): {Pools}.")]
     public static partial void PlacementInputs(ILogger logger, string pools);
 }

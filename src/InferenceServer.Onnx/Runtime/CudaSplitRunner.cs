@@ -266,8 +266,8 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     /// <summary>Step shapes (padded rows, table width) captured as graphs so far; 0 without capture.</summary>
     internal int CapturedShapes => _captured?.Captured ?? 0;
 
-    /// <summary>Why the runner stopped capturing steps (a capture failed; steps then run uncaptured), or null.</summary>
-    internal string? CaptureFailure => _captured?.Failure;
+    /// <inheritdoc />
+    public string? CaptureFailure => _captured?.Failure;
 
     /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)

@@ -11,4 +11,10 @@ internal interface IOffloadingRunner
 
     /// <summary>Stopwatch ticks each attention device (in <c>--attention-device</c> order, one per KV pool) spent in the last call.</summary>
     ReadOnlySpan<long> LastStepAttentionTicks { get; }
+
+    /// <summary>
+    /// Why the runner stopped capturing decode steps as CUDA graphs (a capture failed: steps run uncaptured from then on,
+    /// ADR 0011), or null: never failed, or the runner does not capture. The scheduler logs it once.
+    /// </summary>
+    string? CaptureFailure => null;
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using InferenceServer.Engine.Requests;
 using InferenceServer.Engine.Scheduling;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace InferenceServer.Engine.Tests.Scheduling;
@@ -49,11 +50,11 @@ internal sealed class SchedulerHarness : IAsyncDisposable
     }
 
     /// <summary>As <see cref="Create(string, SchedulerOptions?)"/>, over the model's own runner as <paramref name="wrap"/> wraps it.</summary>
-    public static SchedulerHarness Create(string fixture, SchedulerOptions options, Func<InferenceServer.Onnx.Runtime.IModelRunner, InferenceServer.Onnx.Runtime.IModelRunner> wrap)
+    public static SchedulerHarness Create(string fixture, SchedulerOptions options, Func<InferenceServer.Onnx.Runtime.IModelRunner, InferenceServer.Onnx.Runtime.IModelRunner> wrap, ILogger? logger = null)
     {
         var model = ServedModel.Load(Fixture(fixture));
         var runner = wrap(model.CreateRunner(options.KvBudget));
-        var scheduler = new ContinuousBatchScheduler(model, runner, options, NullLogger<ContinuousBatchScheduler>.Instance, null, null);
+        var scheduler = new ContinuousBatchScheduler(model, runner, options, logger ?? NullLogger<ContinuousBatchScheduler>.Instance, null, null);
         return new SchedulerHarness(model, scheduler);
     }
 
