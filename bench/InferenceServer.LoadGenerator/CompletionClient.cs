@@ -9,19 +9,45 @@ namespace InferenceServer.LoadGenerator;
 
 /// <summary>
 /// Sends streamed <c>POST /v1/completions</c> requests with token-id prompts and times the Server-Sent Events that come
-/// back. Tokens are counted from each chunk's <c>token_ids</c> (<c>return_token_ids</c>), never from text.
+/// back. Tokens are counted from each chunk's <c>token_ids</c> (<c>return_token_ids</c>), never from text. With several
+/// servers (replicas) the requests go to them in turn, as a round-robin load balancer sends them.
 /// </summary>
 internal sealed class CompletionClient : IDisposable
 {
     private readonly HttpClient _http;
+    private readonly Uri[] _completions;
     private readonly string? _model;
+    private long _sent;
 
     /// <summary>A client for the server at <paramref name="baseUrl"/>; <paramref name="model"/> is sent when not null.</summary>
     public CompletionClient(Uri baseUrl, string? model)
+        : this([baseUrl], model)
     {
+    }
+
+    /// <summary>
+    /// A client for the servers at <paramref name="baseUrls"/>, request i going to server i mod n; <paramref name="model"/>
+    /// is sent when not null.
+    /// </summary>
+    public CompletionClient(IReadOnlyList<Uri> baseUrls, string? model)
+    {
+        ArgumentNullException.ThrowIfNull(baseUrls);
+        if (baseUrls.Count == 0)
+        {
+            throw new ArgumentException("At least one server URL is needed.", nameof(baseUrls));
+        }
+
         var handler = new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false };
-        _http = new HttpClient(handler) { BaseAddress = baseUrl, Timeout = Timeout.InfiniteTimeSpan };
+        _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        _completions = [.. baseUrls.Select(static url => new Uri(url, "v1/completions"))];
         _model = model;
+    }
+
+    /// <summary>Requests sent to each server so far, in the order the URLs were given.</summary>
+    public long[] SentPerServer()
+    {
+        var sent = Interlocked.Read(ref _sent);
+        return [.. Enumerable.Range(0, _completions.Length).Select(i => (sent / _completions.Length) + (i < sent % _completions.Length ? 1 : 0))];
     }
 
     /// <summary>What one request gave: the generated ids and the sample, or the error that failed it.</summary>
@@ -40,7 +66,8 @@ internal sealed class CompletionClient : IDisposable
         {
             using var content = new ByteArrayContent(Body(prompt, maxTokens, ignoreEos));
             content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = content };
+            var target = _completions[(Interlocked.Increment(ref _sent) - 1) % _completions.Length];
+            using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = content };
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!response.IsSuccessStatusCode)
             {

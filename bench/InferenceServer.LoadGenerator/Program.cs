@@ -10,7 +10,8 @@ const string Usage = """
              N first turns (--input-len prompt ids, --output-len tokens), then each returns in the same order with its
              history (prompt, answer, F new ids; default 64) for R tokens (default 16) at --concurrency; prints both
              phases (the returning turns' TTFT is the host KV tier's measure); --json writes them as two levels
-      --url URL                  server base URL (default http://127.0.0.1:8000)
+      --url URL[,URL...]         server base URL (default http://127.0.0.1:8000); several: replicas, sent
+                                 requests in turn (round robin, as a load balancer would)
       --model NAME               model id to send (default: none, the server's only model)
       --concurrency C            fixed concurrency (default 1); with --request-rate, the most requests in flight
       --request-rate R           Poisson arrivals at R requests/s (default: all at once, bounded by --concurrency)
@@ -97,9 +98,14 @@ static async Task<int> ReturningAsync(CommandLine options)
     return result.First.Failed + result.Returning.Failed > 0 ? 1 : 0;
 }
 
+static Uri[] Urls(CommandLine options) =>
+    [.. options.String("url", "http://127.0.0.1:8000")!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(static url => new Uri(url.TrimEnd('/') + "/"))];
+
 static async Task<int> RunAsync(CommandLine options)
 {
-    var url = new Uri(options.String("url", "http://127.0.0.1:8000")!.TrimEnd('/') + "/");
+    var urls = Urls(options);
+    var url = string.Join(",", urls.Select(static u => u.ToString()));
     var levels = options.IntList("sweep") ?? [options.Int("concurrency", options.Has("request-rate") ? 0 : 1, 0)];
     double? rate = options.Has("request-rate") ? options.Double("request-rate", 1, double.Epsilon) : null;
     var inputLength = options.Int("input-len", 128, 1);
@@ -108,7 +114,7 @@ static async Task<int> RunAsync(CommandLine options)
     var vocab = options.Int("vocab", 4096, PromptSet.FirstId + 1);
     var seed = options.Int("seed", 0);
 
-    using var client = new CompletionClient(url, options.String("model"));
+    using var client = new CompletionClient(urls, options.String("model"));
     using var cancel = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) =>
     {
@@ -146,11 +152,16 @@ static async Task<int> RunAsync(CommandLine options)
     }
 
     Console.WriteLine();
+    if (urls.Length > 1)
+    {
+        Console.WriteLine($"requests per server (round robin, warm-up included): {string.Join(", ", urls.Zip(client.SentPerServer(), static (u, n) => $"{u} {n}"))}");
+    }
+
     Console.WriteLine($"{url} (continuous batching server), input {inputLength}, output {outputLength}{(ratio > 0 ? $", range ratio {ratio}" : string.Empty)}");
     Console.Write(results.Count == 1 ? ResultTable.Detail(results[0]) : ResultTable.Summary(results));
     if (options.String("json") is { } json)
     {
-        ResultTable.Write(json, new RunReport("server", url.ToString(), inputLength, outputLength, ratio, seed, results));
+        ResultTable.Write(json, new RunReport("server", url, inputLength, outputLength, ratio, seed, results));
     }
 
     return checkFailed || results.Any(static l => l.Failed > 0) ? 1 : 0;

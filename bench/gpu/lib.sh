@@ -109,9 +109,10 @@ excerpt_log() {
     { head -n "$3" "$1"; echo "... ($(wc -l < "$1") lines in all; the last $4 follow)"; tail -n "$4" "$1"; } > "$2"
 }
 
-# load_level STEP LIMIT MIN LOADGEN C N WARM JSON [LABEL]: one load-generator level against URL (C in flight, N requests
-# after WARM warm-up ones, INPUT_LEN/OUTPUT_LEN tokens, ids below VOCAB, seed 0) under timeout LIMIT, its output appended
-# to $OUT/loadgen.txt and its results to JSON; the step is skipped when LIMIT < MIN. Returns the load generator's status.
+# load_level STEP LIMIT MIN LOADGEN C N WARM JSON [LABEL]: one load-generator level against LOAD_URL, else URL (C in
+# flight, N requests after WARM warm-up ones, INPUT_LEN/OUTPUT_LEN tokens, ids below VOCAB, seed 0) under timeout LIMIT,
+# its output appended to $OUT/loadgen.txt and its results to JSON; the step is skipped when LIMIT < MIN. LOAD_URL may
+# name several servers (comma-separated: replicas, sent requests in turn). Returns the load generator's status.
 load_level() {
     local name=$1 limit=$2 min=$3 loadgen=$4 c=$5 n=$6 warm=$7 json=$8 label=${9:-concurrency $5} t=$SECONDS status
     if (( limit < min )); then
@@ -119,7 +120,7 @@ load_level() {
         return 0
     fi
     echo "-- $label: $n requests, $warm warm-up, timeout $limit s" | tee -a "$OUT/loadgen.txt"
-    timeout "$limit" "$loadgen" --url "$URL" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
+    timeout "$limit" "$loadgen" --url "${LOAD_URL:-$URL}" --concurrency "$c" --num-prompts "$n" --warmup "$warm" \
         --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --vocab "$VOCAB" --seed 0 --json "$json" 2>&1 | tee -a "$OUT/loadgen.txt"
     status=${PIPESTATUS[0]}
     if (( status == 0 )); then
@@ -130,13 +131,14 @@ load_level() {
     return "$status"
 }
 
-# poll_metrics FILE: every 50 ms until killed, a line "seconds running waiting preemptions" from URL/metrics
-# (vllm:num_requests_running, _waiting, vllm:num_preemptions_total): run it in the background around a load level.
+# poll_metrics FILE [URL]: every 50 ms until killed, a line "seconds running waiting preemptions" from URL/metrics
+# (default $URL; vllm:num_requests_running, _waiting, vllm:num_preemptions_total): run it in the background around a
+# load level.
 poll_metrics() {
-    local file=$1 t0=$EPOCHREALTIME body
+    local file=$1 url=${2:-$URL} t0=$EPOCHREALTIME body
     : > "$file"
     while :; do
-        body=$(curl -s -m 1 "$URL/metrics" 2>/dev/null) || body=
+        body=$(curl -s -m 1 "$url/metrics" 2>/dev/null) || body=
         awk -v now="$EPOCHREALTIME" -v t0="$t0" '/^vllm:num_requests_running/ { r = $NF } /^vllm:num_requests_waiting/ { w = $NF }
             /^vllm:num_preemptions_total/ { p = $NF }
             END { if (r != "") printf "%.3f\t%s\t%s\t%s\n", now - t0, r, w, (p == "" ? 0 : p) }' <<< "$body" >> "$file"

@@ -21,6 +21,17 @@
 #   mixed  --device cuda:0 --attention-device cuda:0,cpu  (half the blocks on the GPU with the log-sum-exp graph, half on
 #                                                          the host, merged; not in the default MODES)
 #   cputier  as cpu, with --host-kv-cache-memory HOST_TIER (16g)                   (not in the default MODES)
+#   remote  --device cuda:0 --attention-device cuda:1     (two GPUs: compute on the first, attention and every KV block on
+#                                                          the second, q, k, v and outputs by peer copies; not in the
+#                                                          default MODES)
+#   replicas  two fused servers, --device cuda:0 on PORT and --device cuda:1 on PORT+1, the load generator sending
+#             requests to them in turn (round robin, as a load balancer would; not in the default MODES)
+# Issue 17's two-GPU run (on an nvidia-h100-x2 / nvidia-h200-x2 machine; bench/gpu/README.md has the command): fused,
+# replicas and remote at 32k-token prompts with KV_CACHE a fraction of each GPU's free memory; the report's capacity table
+# gives each server's KV pool (vllm:cache_config_info: blocks x block size, summed over the replicas), the sequences of
+# INPUT_LEN + OUTPUT_LEN tokens that fit it, and the largest running count measured per level (vllm:num_requests_running
+# every 50 ms; for the replicas, each one's largest, summed), against the goals (remote >= 2x fused's sequences and
+# >= 1.3x the replicas', at >= 1.0x the replicas' output tok/s).
 #   cpupre, cputierpre  cpuov / cputier with --prefill-attention compute (prompts' first chunks attend on the GPU,
 #                                                          the host only stores their KV; ADR 0005; not in the default MODES;
 #                                                          the server's default, auto, does this on a GPU: the other cpu
@@ -46,7 +57,9 @@
 # LEVEL_S (60, 90 from 256: each level's time limit), WARMUP_MAX (16: warm-up requests are min(concurrency, this), at least 2),
 # MAX_NUM_BATCHED_TOKENS (8192), PORT (18610), BUDGET_S (530), SERVER_ARGS, APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
 # WORK (/tmp/llama1b), SHAPE (1b; 8b, tiny), TINY (0; 1 = SHAPE=tiny), HOST_TIER (16g), VOCAB (128000), TEACHER (1: the teacher-forced logprob check against transformers fp32,
-# hf_teacher_forced.py / teacher_forced.py / tolerance_report.py, appended to report.md).
+# hf_teacher_forced.py / teacher_forced.py / tolerance_report.py, appended to report.md), GPU0 (cuda:0) and GPU1 (cuda:1):
+# the devices the modes name, MODEL_DIR (none: a model folder with the split form to serve instead of the checkpoint
+# and build of steps 2-3; with GPU0=cpu GPU1=cpu and a CPU split build this checks the script on a machine without GPUs).
 set -uo pipefail
 
 START=$SECONDS
@@ -72,6 +85,11 @@ PORT=${PORT:-18610}
 BUDGET_S=${BUDGET_S:-530}
 VOCAB=${VOCAB:-128000}
 URL=http://127.0.0.1:$PORT
+URL2=http://127.0.0.1:$(( PORT + 1 ))
+GPU0=${GPU0:-cuda:0}
+GPU1=${GPU1:-cuda:1}
+MODEL_DIR=${MODEL_DIR:-}
+SERVER2_PID=
 export PYTHONUNBUFFERED=1
 
 PY=$HERE/llama1b
@@ -85,7 +103,7 @@ case $SHAPE in
     8b) CKPT=$WORK/checkpoint-8b ;;
     *) SHAPE=1b; CKPT=$WORK/checkpoint ;;
 esac
-BUILT=$CKPT-fp16-cuda-split
+BUILT=${MODEL_DIR:-$CKPT-fp16-cuda-split}
 RUN=$WORK/split-run
 MODE=
 
@@ -95,6 +113,15 @@ source "$HERE/lib.sh" 2>/dev/null || source "$FILES/bench/gpu/lib.sh"
 begin_run
 
 stop_server() {
+    if [[ -n $SERVER2_PID ]]; then
+        # The second replica: end_server stops the server SERVER_PID names.
+        local first=$SERVER_PID
+        SERVER_PID=$SERVER2_PID
+        end_server 20
+        SERVER_PID=$first
+        SERVER2_PID=
+        [[ -n $MODE ]] && excerpt_log "$RUN/server-$MODE-2.log" "$OUT/server-$MODE-2.log" 60 100
+    fi
     end_server 20
     if [[ -n $MODE ]]; then
         excerpt_log "$RUN/server-$MODE.log" "$OUT/server-$MODE.log" 60 100
@@ -154,7 +181,9 @@ fi
 # 2. The checkpoint (shared with run-llama1b.sh, kept between calls).
 t=$SECONDS
 tiny_flag=(--shape "$SHAPE")
-if [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
+if [[ -n $MODEL_DIR ]]; then
+    step checkpoint skipped 0 "MODEL_DIR=$MODEL_DIR"
+elif [[ -f $CKPT/checkpoint.json && -f $CKPT/config.json ]]; then
     step checkpoint reused 0 "$CKPT"
 else
     rm -rf "$CKPT"
@@ -171,7 +200,9 @@ fi
 # 3. One fp16 build with the split form beside the fused paged graph (kept while the staged application is the same).
 t=$SECONDS
 stamp="split $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
-if [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
+if [[ -n $MODEL_DIR ]]; then
+    step build skipped 0 "serving $MODEL_DIR as it is"
+elif [[ -f $BUILT/.bench-stamp && "$(cat "$BUILT/.bench-stamp")" == "$stamp" ]]; then
     echo "(reused; built earlier by the same application)" > "$RUN/build.log"
     step build reused 0 "$BUILT"
 else
@@ -208,18 +239,20 @@ levels=${LEVELS//,/ }
 remaining=${#modes[@]}
 for MODE in "${modes[@]}"; do
     case $MODE in
-        fused) mode_args=(--device cuda:0) ;;
-        local) mode_args=(--device cuda:0 --attention-device cuda:0) ;;
-        localsync) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream false) ;;
-        localeager) mode_args=(--device cuda:0 --attention-device cuda:0 --cuda-graphs false) ;;
-        cpu) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap off --prefill-attention host) ;;
-        cpuov) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention host) ;;
-        localstream) mode_args=(--device cuda:0 --attention-device cuda:0 --split-one-stream) ;;
-        cpustream) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --split-one-stream --prefill-attention host) ;;
-        mixed) mode_args=(--device cuda:0 --attention-device cuda:0 --attention-device cpu) ;;
-        cputier) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention host) ;;
-        cpupre) mode_args=(--device cuda:0 --attention-device cpu --attention-overlap on --prefill-attention compute) ;;
-        cputierpre) mode_args=(--device cuda:0 --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention compute) ;;
+        fused) mode_args=(--device "$GPU0") ;;
+        local) mode_args=(--device "$GPU0" --attention-device "$GPU0") ;;
+        localsync) mode_args=(--device "$GPU0" --attention-device "$GPU0" --split-one-stream false) ;;
+        localeager) mode_args=(--device "$GPU0" --attention-device "$GPU0" --cuda-graphs false) ;;
+        cpu) mode_args=(--device "$GPU0" --attention-device cpu --attention-overlap off --prefill-attention host) ;;
+        cpuov) mode_args=(--device "$GPU0" --attention-device cpu --attention-overlap on --prefill-attention host) ;;
+        localstream) mode_args=(--device "$GPU0" --attention-device "$GPU0" --split-one-stream) ;;
+        cpustream) mode_args=(--device "$GPU0" --attention-device cpu --attention-overlap on --split-one-stream --prefill-attention host) ;;
+        mixed) mode_args=(--device "$GPU0" --attention-device "$GPU0" --attention-device cpu) ;;
+        cputier) mode_args=(--device "$GPU0" --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention host) ;;
+        cpupre) mode_args=(--device "$GPU0" --attention-device cpu --attention-overlap on --prefill-attention compute) ;;
+        cputierpre) mode_args=(--device "$GPU0" --attention-device cpu --host-kv-cache-memory "${HOST_TIER:-16g}" --prefill-attention compute) ;;
+        remote) mode_args=(--device "$GPU0" --attention-device "$GPU1") ;;
+        replicas) mode_args=(--device "$GPU0") ;;
         *) step "$MODE" skipped 0 "unknown mode"; remaining=$(( remaining - 1 )); continue ;;
     esac
     share=$(( (BUDGET_S - $(elapsed)) / remaining ))
@@ -237,7 +270,33 @@ for MODE in "${modes[@]}"; do
     SERVER_PID=$!
     ready=0
     wait_ready "$(budget 120 $(( keep + 20 )))" && ready=1
+    LOAD_URL=$URL
+    if (( ready )) && [[ $MODE == replicas ]]; then
+        # The second replica, on the second GPU, with the same flags.
+        second_args=("${server_args[@]}")
+        for i in "${!second_args[@]}"; do
+            [[ ${second_args[$i]} == "$URL" ]] && second_args[i]=$URL2
+            [[ ${second_args[$i]} == "$GPU0" && $i -gt 0 && ${second_args[$((i - 1))]} == --device ]] && second_args[i]=$GPU1
+        done
+        echo "server_command_${MODE}_2=InferenceServer ${second_args[*]}" >> "$RUN/meta.txt"
+        "$APP/InferenceServer" "${second_args[@]}" > "$RUN/server-$MODE-2.log" 2>&1 &
+        SERVER2_PID=$!
+        first=$SERVER_PID
+        SERVER_PID=$SERVER2_PID
+        ready=0
+        URL_SAVED=$URL
+        URL=$URL2
+        wait_ready "$(budget 120 $(( keep + 20 )))" && ready=1
+        URL=$URL_SAVED
+        SERVER_PID=$first
+        LOAD_URL="$URL,$URL2"
+        (( ready )) || tail -n 20 "$RUN/server-$MODE-2.log"
+    fi
     if (( ready )); then
+        # Each server's KV pool (the capacity table of the report).
+        for u in ${LOAD_URL//,/ }; do
+            curl -s -m 5 "$u/metrics" | grep '^vllm:cache_config_info' >> "$RUN/capacity-$MODE.txt" 2>/dev/null
+        done
         step "$MODE start" ok $(( SECONDS - t )) "$(grep -i -E 'offload|local split|KV pool|block size|runs on' "$RUN/server-$MODE.log" | tr '\n' ' ' | cut -c1-400)"
     else
         tail -n 20 "$RUN/server-$MODE.log"
@@ -268,10 +327,24 @@ for MODE in "${modes[@]}"; do
         warm=$(( c < WARMUP_MAX ? c : WARMUP_MAX ))
         (( warm < 2 )) && warm=2
         limit=$(budget "${LEVEL_S:-$(( c >= 256 ? 90 : 60 ))}" "$keep")
+        # The running count every 50 ms during the level, per server (the capacity table's measured column).
+        pollers=()
+        r=0
+        for u in ${LOAD_URL//,/ }; do
+            r=$(( r + 1 ))
+            poll_metrics "$RUN/running-$MODE-$c-$r.tsv" "$u" &
+            pollers+=($!)
+        done
         load_level "$MODE c=$c" "$limit" 5 "$APP/InferenceServer.LoadGenerator" "$c" "$n" "$warm" "$RUN/load-$MODE-$c.json" "$MODE, concurrency $c"
+        kill "${pollers[@]}" 2>/dev/null
+        wait "${pollers[@]}" 2>/dev/null
         # Preemptions and the KV in use so far: the KV-bound runs read where each server starts preempting.
-        curl -s -m 5 "$URL/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used|^inference_split' > "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
+        : > "$RUN/metrics-$MODE-$c.txt"
+        for u in ${LOAD_URL//,/ }; do
+            curl -s -m 5 "$u/metrics" | grep -E '^vllm:num_preemptions|^vllm:kv_cache_usage_perc|^inference_kv_blocks_used|^inference_split' >> "$RUN/metrics-$MODE-$c.txt" 2>/dev/null
+        done
         kill -0 "$SERVER_PID" 2>/dev/null || { step "$MODE server" died 0 "the server exited (server-$MODE.log)"; break; }
+        [[ -z $SERVER2_PID ]] || kill -0 "$SERVER2_PID" 2>/dev/null || { step "$MODE server 2" died 0 "the second replica exited (server-$MODE-2.log)"; break; }
     done
     curl -s -m 5 "$URL/metrics" | grep -E '^inference_attention|^vllm:num_preemptions' > "$RUN/metrics-$MODE.txt" 2>/dev/null
     t=$SECONDS

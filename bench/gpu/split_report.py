@@ -26,7 +26,43 @@ MODES = {"fused": "fused (--device cuda)", "local": "local split (--attention-de
          "mixed": "GPU + host pools (--attention-device cuda:0,cpu)",
          "cputier": "CPU attention with the host KV tier (--attention-device cpu --host-kv-cache-memory)",
          "cpupre": "CPU attention, overlapped, prompts attended on the GPU (--attention-overlap on --prefill-attention compute)",
-         "cputierpre": "CPU attention with the host KV tier, prompts attended on the GPU (--prefill-attention compute)"}
+         "cputierpre": "CPU attention with the host KV tier, prompts attended on the GPU (--prefill-attention compute)",
+         "remote": "compute on cuda:0, attention and KV on cuda:1 (--attention-device cuda:1)",
+         "replicas": "two fused replicas, one per GPU, requests in turn (round robin)"}
+
+
+def capacity(work, mode, tokens):
+    """(pool tokens, sequences of `tokens` that fit) from capacity-<mode>.txt (vllm:cache_config_info of each server,
+    summed over the replicas), or None."""
+    pool = 0
+    seqs = 0
+    found = False
+    for line in read_text(os.path.join(work, f"capacity-{mode}.txt")).splitlines():
+        blocks = re.search(r'num_gpu_blocks="(\d+)"', line)
+        size = re.search(r'block_size="(\d+)"', line)
+        if blocks and size:
+            found = True
+            n = int(blocks.group(1)) * int(size.group(1))
+            pool += n
+            seqs += n // tokens if tokens else 0
+    return (pool, seqs) if found else None
+
+
+def running(work, mode, c):
+    """The largest vllm:num_requests_running polled during level c, per server, summed (running-<mode>-<c>-<r>.tsv)."""
+    total = None
+    for path in sorted(glob.glob(os.path.join(work, f"running-{mode}-{c}-*.tsv"))):
+        values = []
+        for line in read_text(path).splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2:
+                try:
+                    values.append(float(parts[1]))
+                except ValueError:
+                    pass
+        if values:
+            total = (total or 0) + max(values)
+    return total
 
 
 def read_text(path):
@@ -124,6 +160,39 @@ def main():
               f"{ratio(s['output_throughput'], f['output_throughput'] if f else None)} | {number(s['ttft_ms']['p50'])} | "
               f"{number(s['ttft_ms']['p99'])} | {number(s['tpot_ms']['p50'], 2)} | {number(s['tpot_ms']['p99'], 2)} | "
               f"{ratio(s['tpot_ms']['p50'], f['tpot_ms']['p50'] if f else None)} | {preemptions(work, mode, c)} | {share} | {efficiency} |")
+    tokens = int(meta.get("input_len", 0) or 0) + int(meta.get("output_len", 0) or 0)
+    if any(capacity(work, m, tokens) for m in modes):
+        w("")
+        w(f"## Capacity: sequences of {tokens} tokens (prompt + new tokens)")
+        w("")
+        w("KV pool tokens from each server's `vllm:cache_config_info` (num_gpu_blocks x block_size; the replicas' summed); "
+          "sequences that fit = pool tokens / sequence tokens (per server, summed); running = the largest "
+          "`vllm:num_requests_running` polled every 50 ms during the level (the replicas: each one's largest, summed). "
+          "Issue 17's two-GPU goals: remote >= 2x fused's sequences and >= 1.3x the replicas', at >= 1.0x the replicas' "
+          "output tok/s.")
+        w("")
+        w("| server | KV pool tokens | sequences that fit | vs fused | vs replicas | " + " | ".join(f"running at {c}" for c in levels) + " |")
+        w("|---|---:|---:|---:|---:|" + "---:|" * len(levels))
+        fused_cap = capacity(work, "fused", tokens)
+        replica_cap = capacity(work, "replicas", tokens)
+        for mode in modes:
+            cap = capacity(work, mode, tokens)
+            if not cap:
+                continue
+            cells = []
+            for c in levels:
+                r = running(work, mode, c)
+                cells.append("" if r is None else f"{r:.0f}")
+            w(f"| {mode} | {cap[0]:,} | {cap[1]} | {ratio(cap[1], fused_cap[1] if fused_cap else None)} | "
+              f"{ratio(cap[1], replica_cap[1] if replica_cap else None)} | " + " | ".join(cells) + " |")
+        if "remote" in modes and "replicas" in modes:
+            w("")
+            for c in levels:
+                s = loads.get(("remote", c))
+                r = loads.get(("replicas", c))
+                if s and r:
+                    w(f"- concurrency {c}: remote {number(s['output_throughput'])} output tok/s against the replicas' "
+                      f"{number(r['output_throughput'])}: {ratio(s['output_throughput'], r['output_throughput'])} (goal >= 1.0x)")
     w("")
     w("## Greedy tokens of the two fixed prompts, against fused")
     w("")
