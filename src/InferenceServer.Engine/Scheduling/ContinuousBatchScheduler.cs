@@ -36,10 +36,12 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     private readonly List<Sequence> _running;
     private readonly List<ScheduledRow> _rows;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly ManualResetEventSlim _warmedUp = new();
     private readonly Thread _thread;
     private float[] _logits = [];
     private long _arrivals;
     private bool _captureFailureLogged;
+    private bool _warmUpFirst;
     private volatile bool _loopFailed;
     private int _disposed;
 
@@ -256,19 +258,20 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     /// <inheritdoc />
     double IEngineGauges.KvPoolSecondsPerBlock(int pool) => KvPoolSecondsPerBlock(pool);
 
-    /// <summary>Starts the scheduler thread.</summary>
+    /// <summary>
+    /// Starts the scheduler thread and returns once it has run the warm-up (<see cref="SchedulerOptions.WarmUp"/>), if any.
+    /// The warm-up runs on the scheduler thread itself: ONNX Runtime keeps a session's CUDA graphs per thread, so graphs
+    /// captured on the caller's thread would be captured again by the loop.
+    /// </summary>
     public void Start()
     {
-        if (_options.WarmUp ?? _runner is PagedDeviceRunner)
-        {
-            WarmUp();
-        }
-
+        _warmUpFirst = _options.WarmUp ?? (_runner is PagedDeviceRunner || _runner is InferenceServer.Onnx.Runtime.IOffloadingRunner { CapturesSteps: true });
         _thread.Start();
+        _warmedUp.Wait();
     }
 
     /// <summary>
-    /// <see cref="ModelWarmup"/>'s steps, on the calling thread before the loop starts (the host is not listening yet). A
+    /// <see cref="ModelWarmup"/>'s steps, on the scheduler thread before its loop starts (the host is not listening yet). A
     /// step that fails is logged and the rest skipped: the server still starts, and a request of that shape fails as it would have.
     /// </summary>
     private void WarmUp()
@@ -380,12 +383,25 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
         }
 
         _stopping.Dispose();
+        _warmedUp.Dispose();
         _runner.Dispose();
         _kv.HostTier?.Dispose();
     }
 
     private void Run()
     {
+        try
+        {
+            if (_warmUpFirst)
+            {
+                WarmUp();
+            }
+        }
+        finally
+        {
+            _warmedUp.Set();
+        }
+
         var stop = _stopping.Token;
         try
         {

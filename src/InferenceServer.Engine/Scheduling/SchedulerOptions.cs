@@ -111,7 +111,8 @@ public sealed class SchedulerOptions
     /// Run <see cref="ModelWarmup"/>'s model steps before taking requests (<c>--warmup</c>): every captured decode batch and
     /// every power-of-two prompt step up to <see cref="MaxNumBatchedTokens"/>, so that CUDA-graph captures and ONNX Runtime's
     /// per-shape MoE tactic profiling happen before the server is ready, not in the first requests. Null (the default):
-    /// on for the paged CUDA runner, off for the others.
+    /// on for the paged CUDA runner and a runner that captures its decode steps (the local split, ADR 0011), off for the
+    /// others.
     /// </summary>
     public bool? WarmUp { get; init; }
 

@@ -270,6 +270,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     public string? CaptureFailure => _captured?.Failure;
 
     /// <inheritdoc />
+    public bool CapturesSteps => _captured is not null;
+
+    /// <inheritdoc />
     public void Forward(ForwardBatch batch, Span<float> logits)
     {
         var logitRows = batch.LogitRowCount;

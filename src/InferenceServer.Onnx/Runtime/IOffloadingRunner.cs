@@ -17,4 +17,7 @@ internal interface IOffloadingRunner
     /// ADR 0011), or null: never failed, or the runner does not capture. The scheduler logs it once.
     /// </summary>
     string? CaptureFailure => null;
+
+    /// <summary>Whether greedy decode steps are captured as CUDA graphs (ADR 0011: the local split), so the scheduler warms them up before serving (<c>--warmup</c> auto).</summary>
+    bool CapturesSteps => false;
 }

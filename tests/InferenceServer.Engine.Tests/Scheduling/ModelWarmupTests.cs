@@ -81,4 +81,44 @@ public sealed class ModelWarmupTests
         await harness.WaitIdleAsync();
         Assert.Equal(0, harness.Scheduler.UsedBlocks);
     }
+
+    /// <summary>
+    /// The warm-up runs on the scheduler's own thread, the one every later step runs on (ONNX Runtime keeps a session's
+    /// CUDA graphs per thread: graphs captured on the caller's thread would be captured again by the loop), and
+    /// <see cref="ContinuousBatchScheduler.Start"/> returns once it is done.
+    /// </summary>
+    [Fact]
+    public async Task WarmUp_RunsOnTheSchedulerThread_BeforeStartReturns()
+    {
+        ThreadRecordingRunner? runner = null;
+        await using var harness = SchedulerHarness.Create("llama-gqa", new SchedulerOptions { WarmUp = true, MaxNumSeqs = 4, MaxNumBatchedTokens = 600 }, inner => runner = new ThreadRecordingRunner(inner));
+        harness.Scheduler.Start();
+        var warmUpCalls = runner!.Threads.Count;
+        Assert.True(warmUpCalls > 0, "Start returned before the warm-up ran");
+        var cases = SchedulerHarness.Cases("llama-gqa");
+        Assert.Equal(cases[0].Greedy, (await SchedulerHarness.CollectAsync(harness.Submit(cases[0].Prompt, cases[0].Greedy.Length))).Tokens);
+        Assert.True(runner.Threads.Count > warmUpCalls);
+        var thread = Assert.Single(runner.Threads.Distinct());
+        Assert.NotEqual(Environment.CurrentManagedThreadId, thread);
+    }
+
+    /// <summary>The real runner, recording the managed thread of every forward pass.</summary>
+    private sealed class ThreadRecordingRunner(InferenceServer.Onnx.Runtime.IModelRunner inner) : InferenceServer.Onnx.Runtime.IModelRunner
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<int> Threads { get; } = new();
+
+        public InferenceServer.Onnx.Runtime.ModelSpec Spec => inner.Spec;
+
+        public int BlockCount => inner.BlockCount;
+
+        public int BlockSize => inner.BlockSize;
+
+        public void Forward(InferenceServer.Onnx.Runtime.ForwardBatch batch, Span<float> logits)
+        {
+            Threads.Enqueue(Environment.CurrentManagedThreadId);
+            inner.Forward(batch, logits);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
 }
