@@ -139,26 +139,7 @@ internal sealed class CudaAttentionBackend : IDisposable
     /// </summary>
     public void PlanPadded(ForwardBatch batch, int padded, int width, OrtValue bounds)
     {
-        var cumulative = _paddedCumulative!.Reserve(padded + 1);
-        var past = _paddedPast!.Reserve(padded);
-        var table = _paddedTable!.Reserve(padded * width);
-        table.Clear();
-        cumulative[0] = 0;
-        for (var r = 0; r < padded; r++)
-        {
-            cumulative[r + 1] = r + 1;
-            if (r < batch.RowCount)
-            {
-                past[r] = batch.PastLength(r);
-                batch.BlockTable(r).CopyTo(table.Slice(r * width));
-            }
-            else
-            {
-                past[r] = 0;
-                table[r * width] = ScratchBlock;
-            }
-        }
-
+        CapturedDecode.FillPadded(batch, padded, width, ScratchBlock, _paddedCumulative!.Reserve(padded + 1), _paddedPast!.Reserve(padded), _paddedTable!.Reserve(padded * width));
         _paddedCumulative.Upload(padded + 1);
         _paddedPast.Upload(padded);
         _paddedTable.Upload(padded * width);

@@ -151,43 +151,74 @@ internal sealed class CapturedDecode : IDisposable
     }
 
     /// <summary>
+    /// A captured decode shape's <c>attention_metadata</c>, fixed per shape (a kernel reads it on the host at launch, so the
+    /// graph keeps it): one new token per row, keys up to <paramref name="keys"/> (the table width's blocks).
+    /// </summary>
+    public static PinnedTensorBuffer<int> DecodeBounds(int keys)
+    {
+        var bounds = new PinnedTensorBuffer<int>(2);
+        var values = bounds.Reserve(2);
+        values[0] = 1;
+        values[1] = keys;
+        return bounds;
+    }
+
+    /// <summary>The block-table width a captured step of <paramref name="batch"/> runs at: its widest row's blocks, rounded up to a power of two.</summary>
+    public static int TableWidth(ForwardBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var maxBlocks = 1;
+        for (var r = 0; r < batch.RowCount; r++)
+        {
+            maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
+        }
+
+        return (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
+    }
+
+    /// <summary>
+    /// Fills a captured decode step's row offsets (<paramref name="cumulative"/>, <paramref name="padded"/> + 1), past
+    /// lengths and block tables (<paramref name="padded"/> rows of <paramref name="width"/>, cleared first): the
+    /// one-token rows of <paramref name="batch"/>, then padding rows that decode at position 0 into
+    /// <paramref name="scratchBlock"/> (a pool block no sequence owns). Also the split runner's (ADR 0011).
+    /// </summary>
+    public static void FillPadded(ForwardBatch batch, int padded, int width, int scratchBlock, Span<int> cumulative, Span<int> past, Span<int> table)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        table.Clear();
+        cumulative[0] = 0;
+        for (var r = 0; r < padded; r++)
+        {
+            cumulative[r + 1] = r + 1;
+            if (r < batch.RowCount)
+            {
+                past[r] = batch.PastLength(r);
+                batch.BlockTable(r).CopyTo(table.Slice(r * width));
+            }
+            else
+            {
+                past[r] = 0;
+                table[r * width] = scratchBlock;
+            }
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="batch"/> (which <see cref="Fits"/>) through its shape's graph and fills its argmax, and when it
     /// wants distributions its rows' logits into <paramref name="logits"/> ([rows, vocab]).
     /// </summary>
     public void Run(ForwardBatch batch, StepBinding binding, Span<float> logits)
     {
         var rows = batch.RowCount;
-        var maxBlocks = 1;
-        for (var r = 0; r < rows; r++)
-        {
-            maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
-        }
-
         var padded = _fixedShape ? Bucket(MaxBatch) : Bucket(rows);
-        var width = _fixedShape ? _maxWidth : (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
+        var width = _fixedShape ? _maxWidth : TableWidth(batch);
         var ids = _ids.Reserve(padded);
-        var cumulative = _cumulative.Reserve(padded + 1);
-        var past = _past.Reserve(padded);
-        var table = _table.Reserve(padded * width);
         var indices = _indices.Reserve(padded);
-        table.Clear();
-        cumulative[0] = 0;
+        FillPadded(batch, padded, width, _scratchBlock, _cumulative.Reserve(padded + 1), _past.Reserve(padded), _table.Reserve(padded * width));
         for (var r = 0; r < padded; r++)
         {
-            cumulative[r + 1] = r + 1;
             indices[r] = r;
-            if (r < rows)
-            {
-                ids[r] = batch.Tokens(r)[0];
-                past[r] = batch.PastLength(r);
-                batch.BlockTable(r).CopyTo(table.Slice(r * width));
-            }
-            else
-            {
-                ids[r] = 0;
-                past[r] = 0;
-                table[r * width] = _scratchBlock;
-            }
+            ids[r] = r < rows ? batch.Tokens(r)[0] : 0;
         }
 
         _ids.Upload(padded);
@@ -200,11 +231,7 @@ internal sealed class CapturedDecode : IDisposable
         {
             var options = new RunOptions();
             options.AddRunConfigEntry("gpu_graph_id", (_graphIdBase + _shapes.Count + 1).ToString(CultureInfo.InvariantCulture));
-            var bounds = new PinnedTensorBuffer<int>(2);
-            var values = bounds.Reserve(2);
-            values[0] = 1;
-            values[1] = width * _blockSize;
-            shape = (options, bounds);
+            shape = (options, DecodeBounds(width * _blockSize));
             _shapes.Add((padded, width), shape);
         }
 

@@ -1,6 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 using System.Diagnostics;
-using System.Numerics;
 using InferenceServer.Onnx.Attention;
 using Microsoft.ML.OnnxRuntime;
 
@@ -62,14 +61,8 @@ internal sealed partial class CudaSplitRunner
         /// </summary>
         public long Run(ForwardBatch batch, CudaAttentionBackend attention, ref long attentionTicks)
         {
-            var maxBlocks = 1;
-            for (var r = 0; r < batch.RowCount; r++)
-            {
-                maxBlocks = Math.Max(maxBlocks, batch.BlockTable(r).Length);
-            }
-
             var padded = CapturedDecode.Bucket(batch.RowCount);
-            var width = (int)BitOperations.RoundUpToPowerOf2((uint)maxBlocks);
+            var width = CapturedDecode.TableWidth(batch);
             if (!_shapes.TryGetValue((padded, width), out var shape))
             {
                 shape = new Shape(width * attention.BlockSize);
@@ -157,17 +150,9 @@ internal sealed partial class CudaSplitRunner
         }
 
         /// <summary>A step shape: its <c>attention_metadata</c> (one new token; keys up to the table width's blocks), uncaptured runs so far, and its graph once captured.</summary>
-        private sealed class Shape
+        private sealed class Shape(int keys)
         {
-            public Shape(int keys)
-            {
-                Bounds = new PinnedTensorBuffer<int>(2);
-                var values = Bounds.Reserve(2);
-                values[0] = 1;
-                values[1] = keys;
-            }
-
-            public PinnedTensorBuffer<int> Bounds { get; }
+            public PinnedTensorBuffer<int> Bounds { get; } = CapturedDecode.DecodeBounds(keys);
 
             public int Runs { get; set; }
 

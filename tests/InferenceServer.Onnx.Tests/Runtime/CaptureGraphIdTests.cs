@@ -46,4 +46,32 @@ public sealed class CaptureGraphIdTests
         batch.Clear();
         Assert.False(CapturedDecode.Decodes(batch, maxBatch: 4, maxWidth: 2));
     }
+
+    [Fact]
+    public void FillPadded_BatchRowsThenPaddingRowsInTheScratchBlock()
+    {
+        var batch = new ForwardBatch();
+        batch.AddRow([5], 3, [7], RowLogits.Last);
+        batch.AddRow([6], 20, [1, 2], RowLogits.Last);
+        batch.AddRow([9], 40, [3, 4, 8], RowLogits.Last);
+        var width = CapturedDecode.TableWidth(batch);
+        Assert.Equal(4, width);
+        var cumulative = new int[5];
+        var past = new int[4];
+        var table = Enumerable.Repeat(-1, 16).ToArray();
+        CapturedDecode.FillPadded(batch, 4, width, 99, cumulative, past, table);
+        Assert.Equal([0, 1, 2, 3, 4], cumulative);
+        Assert.Equal([3, 20, 40, 0], past);
+        Assert.Equal([7, 0, 0, 0, 1, 2, 0, 0, 3, 4, 8, 0, 99, 0, 0, 0], table);
+    }
+
+    [Fact]
+    public void TableWidth_WidestRowRoundedUpToAPowerOfTwo()
+    {
+        var batch = new ForwardBatch();
+        batch.AddRow([5], 0, [0], RowLogits.Last);
+        Assert.Equal(1, CapturedDecode.TableWidth(batch));
+        batch.AddRow([5], 0, [.. Enumerable.Range(1, 5)], RowLogits.Last);
+        Assert.Equal(8, CapturedDecode.TableWidth(batch));
+    }
 }
