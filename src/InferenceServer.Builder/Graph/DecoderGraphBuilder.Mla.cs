@@ -33,7 +33,7 @@ internal sealed partial class DecoderGraphBuilder
     /// <summary>
     /// Layer <paramref name="layer"/>'s absorbed MLA inputs over <c>_idsShape</c> = [B, S]: the query [B, S, heads x
     /// (rank + rope)], the shared key [c, k_r] [B, S, rank + rope], the latent [B, S, rank] (the value), and the score scale.
-    /// In the paged MLA graph the key is the roped shared key k_r alone [1, T, rope] and the query comes scaled (scale 1).
+    /// In the paged MLA graph the key is the roped shared key k_r alone [T, 1, rope] and the query comes scaled (scale 1).
     /// </summary>
     private (string Query, string Key, string Latent, double Scale) LatentAttentionInputs(int layer, string h, MlaConfig mla)
     {

@@ -115,8 +115,8 @@ internal sealed partial class DecoderGraphBuilder
         var bias = _g.Node("Where", "mla_visible_bias_f32", [_g.Node("Unsqueeze", "mla_visible", [visible, _g.Int64s(2)]), _g.FloatScalar(0f), _g.FloatScalar(MaskedScoreT)]);
         _mlaMaskBias = _g.ElementType == TensorProto.Types.DataType.Float ? bias : _g.Node("Cast", "mla_visible_bias", [bias], Attr("to", (long)_g.ElementType));
 
-        // RoPE: the tables and the tokens' positions [1, T], for MlaRotary.
-        _mlaPositionIds = _g.Node("Unsqueeze", "mla_position_ids", [position, _g.Int64s(0)]);
+        // RoPE: the tables and the tokens' positions [T, 1], for MlaRotary.
+        _mlaPositionIds = _g.Node("Unsqueeze", "mla_position_ids", [position, _g.Int64s(1)]);
         (_mlaCosCache, _mlaSinCache) = (cosTable, sinTable);
     }
 
@@ -126,7 +126,7 @@ internal sealed partial class DecoderGraphBuilder
     /// through): one kernel where the ONNX form (<see cref="Rope(string, string, int)"/>) is nine (two Splits, four Muls,
     /// Sub, Add, Concat). The paged MLA graph runs it twice a layer, for the query's and the shared key's rope parts: at
     /// the dense MLA 1B shape that is 18 of a layer's ~57 kernels, where the GQA layer (PagedAttention rotating inside)
-    /// has about 11 (bench/results/gpu-2026-12-07-h100-run7.md). [1, T, heads x d] out.
+    /// has about 11 (bench/results/gpu-2026-12-07-h100-run7.md). [T, 1, heads x d] out.
     /// </summary>
     private string MlaRotary(string prefix, string x, int heads, int d)
     {
@@ -136,7 +136,12 @@ internal sealed partial class DecoderGraphBuilder
             attributes.Add(Attr("rotary_embedding_dim", (long)RotaryDim));
         }
 
-        var rows = _g.Node("Reshape", prefix + "_rotary_in", [x, _g.Int64s(1, -1, heads * d)]);
+        // The packed tokens as T sequences of one token ([T, 1, heads x d], positions [T, 1]): the op refuses a sequence
+        // longer than its tables (ONNX Runtime: "Updating cos_cache and sin_cache in RotaryEmbedding is not currently
+        // supported"; the CUDA kernel has no packed-batching exception), and a packed step of many prompts is longer than
+        // max_position_embeddings long before any one row is (2026-12-07 H100: 64 prompts of 128 tokens against the
+        // dense MLA 1B's 4096 rows failed every step).
+        var rows = _g.Node("Reshape", prefix + "_rotary_in", [x, _g.Int64s(-1, 1, heads * d)]);
         return _g.NodeMulti("RotaryEmbedding", prefix + "_rotary", [rows, _mlaPositionIds, _mlaCosCache, _mlaSinCache], [prefix + "_rotary_out"], [.. attributes], PagedAttentionDomain)[0];
     }
 

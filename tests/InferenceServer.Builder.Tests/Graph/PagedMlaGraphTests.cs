@@ -166,6 +166,7 @@ public sealed class PagedMlaGraphTests
         { "mla-transmla", true },
         { "mla-moe", true },
         { "mla-moe-unnormalized", true },
+        { "mla-short-rope-table", true },
     };
 
     [Theory]

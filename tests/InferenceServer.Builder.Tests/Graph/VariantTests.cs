@@ -185,6 +185,11 @@ public sealed class VariantTests
             case "yarn":
                 config["rope_parameters"] = new JsonObject { ["rope_type"] = "yarn", ["rope_theta"] = 10000.0, ["factor"] = 4.0, ["original_max_position_embeddings"] = 16 };
                 break;
+            case "mla-short-rope-table":
+                // RoPE tables of 36 rows: every fixture prompt and its decode fits, the four prompts packed in one
+                // step (40 tokens) do not.
+                config["max_position_embeddings"] = 36;
+                break;
             case "mla-q-proj":
                 // No query LoRA (DeepSeek-V2-Lite style): a plain q_proj [heads x qk_head_dim, hidden].
                 config["q_lora_rank"] = null;
