@@ -59,6 +59,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private readonly Counter<long> _attentionOffloadBytes;
     private readonly Histogram<double> _attentionTime;
     private readonly Histogram<double> _stepTime;
+    private readonly Histogram<double> _kvLoadWait;
     private readonly Counter<long> _splitSteps;
     private readonly Counter<double> _splitStepTime;
     private readonly Counter<double> _splitDenseBusy;
@@ -101,6 +102,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
         _stepTime = CreateSeconds(meter, "inference.step", "Histogram of model time per engine step in seconds, by kind: decode (one token per row) or prompt (the step computed prompt tokens).", StepBuckets);
+        _kvLoadWait = CreateSeconds(meter, "inference.kv.load_wait", "Histogram of the time a request admitted with KV blocks still being copied in from the host KV tier waited for them before it joined the steps, in seconds.", StepBuckets);
         _attentionTime = CreateSeconds(meter, "inference.attention", "Histogram of attention time per step on each memory device, all layers (--attention-device).", InterTokenBuckets);
         _splitSteps = meter.CreateCounter<long>("inference.split.steps", "{step}", "Steps of a split model, by overlapped (two micro-batches, --attention-overlap) or not.");
         _splitStepTime = meter.CreateCounter<double>("inference.split.step_time", "s", "Wall time of split steps, by overlapped.");
@@ -176,6 +178,15 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         if (_stepTime.Enabled)
         {
             _stepTime.Record(seconds, _model, withPrompt ? PromptStep : DecodeStep);
+        }
+    }
+
+    /// <summary>Records a host-tier load wait (once per loading admission, not per step).</summary>
+    void IEngineObserver.RecordKvLoadWait(double seconds)
+    {
+        if (_kvLoadWait.Enabled)
+        {
+            _kvLoadWait.Record(seconds, _model);
         }
     }
 

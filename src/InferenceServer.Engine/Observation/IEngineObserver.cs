@@ -29,6 +29,12 @@ internal interface IEngineObserver
     /// </summary>
     void RecordStepTime(double seconds, bool withPrompt);
 
+    /// <summary>
+    /// Records how long a sequence admitted with blocks still being copied in from the host KV tier (ADR 0009) waited for
+    /// their copies before it joined the steps, in seconds.
+    /// </summary>
+    void RecordKvLoadWait(double seconds);
+
     /// <summary>Records one finished sequence: its token counts, finish reason and phase times in seconds (null: the phase never began).</summary>
     void RequestFinished(FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds);
 }

@@ -85,6 +85,7 @@ public sealed partial class ContinuousBatchScheduler
             if (IsLoading(sequence))
             {
                 // Admitted with its blocks, which are still being copied in: it joins the steps once they are there.
+                sequence.LoadingSince = _time.GetTimestamp();
                 continue;
             }
 
@@ -113,6 +114,12 @@ public sealed partial class ContinuousBatchScheduler
         if (_kv.IsLoaded(sequence.LoadFence))
         {
             sequence.LoadFence = 0;
+            if (sequence.LoadingSince != 0)
+            {
+                _observer?.RecordKvLoadWait(_time.GetElapsedTime(sequence.LoadingSince).TotalSeconds);
+                sequence.LoadingSince = 0;
+            }
+
             return false;
         }
 
@@ -215,6 +222,7 @@ public sealed partial class ContinuousBatchScheduler
         sequence.BlockHashes.Clear();
         sequence.Computed = 0;
         sequence.LoadFence = 0;
+        sequence.LoadingSince = 0;
         _counters.Preempted();
         InsertWaiting(sequence);
         SchedulerLog.Preempted(_logger, sequence.Request.RequestId);

@@ -112,6 +112,9 @@ internal sealed class Sequence
     /// </summary>
     public long LoadFence { get; set; }
 
+    /// <summary>When it was admitted with <see cref="LoadFence"/> pending (a timestamp; 0: not loading).</summary>
+    public long LoadingSince { get; set; }
+
     /// <summary>Tokens generated so far.</summary>
     public int Generated => Tokens.Count - PromptLength;
 

@@ -34,9 +34,11 @@ public sealed class DeferredCopyInTests
         }
 
         DeferredCopyRunner? runner = null;
-        await using var harness = SchedulerHarness.Create("llama-gqa", Options(prefixCaching: true), inner => runner = new DeferredCopyRunner(inner, CallsPerCopy));
+        var loadWaits = new LoadWaitRecorder();
+        await using var harness = SchedulerHarness.Create("llama-gqa", Options(prefixCaching: true), inner => runner = new DeferredCopyRunner(inner, CallsPerCopy), observer: loadWaits);
         Assert.Equal(first, Run(harness, Prompt, 12));
         Run(harness, Filler, 40);
+        Assert.Empty(loadWaits.Seconds);
 
         // The companion decodes; the prompt comes back, its blocks promoted from the tier with their fence pending.
         var companion = harness.Submit(Companion, 30);
@@ -50,6 +52,40 @@ public sealed class DeferredCopyInTests
         Assert.Equal(0, runner!.Violations);
         Assert.True(runner.CallsWhileLoading > 0, "no model call ran while the copies were pending: nothing overlapped them");
         Assert.Equal(0, harness.Scheduler.UsedBlocks);
+
+        // inference_kv_load_wait_seconds: the one admission that waited for copies, once, for the model calls it sat out.
+        var wait = Assert.Single(loadWaits.Seconds);
+        Assert.True(wait > 0, $"load wait {wait} s");
+    }
+
+    /// <summary>Records the scheduler's host-tier load waits (inference_kv_load_wait_seconds); ignores the rest.</summary>
+    private sealed class LoadWaitRecorder : InferenceServer.Engine.Observation.IEngineObserver
+    {
+        public List<double> Seconds { get; } = [];
+
+        public bool InterTokenLatencyEnabled => false;
+
+        public void Attach(InferenceServer.Engine.Observation.IEngineGauges gauges)
+        {
+        }
+
+        public void RecordInterTokenLatency(double seconds)
+        {
+        }
+
+        public void RecordIterationTokens(int tokens)
+        {
+        }
+
+        public void RecordStepTime(double seconds, bool withPrompt)
+        {
+        }
+
+        public void RecordKvLoadWait(double seconds) => Seconds.Add(seconds);
+
+        public void RequestFinished(InferenceServer.Engine.Requests.FinishReason reason, int promptTokens, int generationTokens, double queueSeconds, double? timeToFirstTokenSeconds, double? prefillSeconds, double? decodeSeconds, double e2eSeconds)
+        {
+        }
     }
 
     [Fact]

@@ -50,11 +50,11 @@ internal sealed class SchedulerHarness : IAsyncDisposable
     }
 
     /// <summary>As <see cref="Create(string, SchedulerOptions?)"/>, over the model's own runner as <paramref name="wrap"/> wraps it.</summary>
-    public static SchedulerHarness Create(string fixture, SchedulerOptions options, Func<InferenceServer.Onnx.Runtime.IModelRunner, InferenceServer.Onnx.Runtime.IModelRunner> wrap, ILogger? logger = null)
+    public static SchedulerHarness Create(string fixture, SchedulerOptions options, Func<InferenceServer.Onnx.Runtime.IModelRunner, InferenceServer.Onnx.Runtime.IModelRunner> wrap, ILogger? logger = null, InferenceServer.Engine.Observation.IEngineObserver? observer = null)
     {
         var model = ServedModel.Load(Fixture(fixture));
         var runner = wrap(model.CreateRunner(options.KvBudget));
-        var scheduler = new ContinuousBatchScheduler(model, runner, options, logger ?? NullLogger<ContinuousBatchScheduler>.Instance, null, null);
+        var scheduler = new ContinuousBatchScheduler(model, runner, options, logger ?? NullLogger<ContinuousBatchScheduler>.Instance, observer, null);
         return new SchedulerHarness(model, scheduler);
     }
 
