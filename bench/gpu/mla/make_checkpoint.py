@@ -66,6 +66,9 @@ DENSE1B = dict(
     v_head_dim=64,
     first_k_dense_replace=10**6,
     tie_word_embeddings=True,
+    # Room for run-dense1b-vs-gqa.sh's capacity level (4,000 + 256 tokens): at V2-Lite's 4,096 the server refused every
+    # request of it (2026-12-07 H100, run 8). The GQA 1B it is measured against has 131,072.
+    max_position_embeddings=8192,
     bos_token_id=128000,
     eos_token_id=128001,
 )
