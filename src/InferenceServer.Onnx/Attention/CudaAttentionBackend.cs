@@ -160,7 +160,12 @@ internal sealed class CudaAttentionBackend : IDisposable
         var binding = _layerSessions![layer];
         binding.Input(PagedAttentionGraph.Query, q);
         binding.Input(PagedAttentionGraph.Key, k);
-        binding.Input(PagedAttentionGraph.Value, v);
+        if (!_layers[layer].ValueIsKeyPrefix)
+        {
+            // A latent layer's graph has no value input: its value is the key's prefix (PagedAttentionGraph.CreateLatent).
+            binding.Input(PagedAttentionGraph.Value, v);
+        }
+
         binding.Input(PagedAttentionGraph.CumulativeSequenceLength, _stepCumulative!);
         binding.Input(PagedAttentionGraph.PastSequenceLengths, _stepPast!);
         binding.Input(PagedAttentionGraph.BlockTable, _stepTable!);

@@ -53,9 +53,17 @@ internal static class PagedAttentionGraph
     /// <summary>Output: the updated value pool.</summary>
     public const string ValueCacheOut = "value_cache_out";
 
-    /// <summary>The serialized model for <paramref name="spec"/>'s shape in <paramref name="type"/> (float16 or bfloat16).</summary>
+    /// <summary>
+    /// The serialized model for <paramref name="spec"/>'s shape in <paramref name="type"/> (float16 or bfloat16); for a
+    /// latent (MLA) layer, <see cref="CreateLatent"/>'s.
+    /// </summary>
     public static byte[] Create(AttentionLayerSpec spec, TensorElementType type)
     {
+        if (spec.ValueIsKeyPrefix)
+        {
+            return CreateLatent(spec, type);
+        }
+
         var t = type == TensorElementType.BFloat16 ? TensorProto.Types.DataType.Bfloat16 : TensorProto.Types.DataType.Float16;
         var heads = spec.QueryHeads;
         var kvHeads = spec.KvHeads;
@@ -87,6 +95,49 @@ internal static class PagedAttentionGraph
         graph.Output.Add(Info(Output, t, "num_tokens", heads * spec.ValueWidth));
         graph.Output.Add(Info(KeyCacheOut, t, "num_blocks", "block_size", kvHeads, d));
         graph.Output.Add(Info(ValueCacheOut, t, "num_blocks", "block_size", kvHeads, spec.ValueWidth));
+        return Serialize(graph);
+    }
+
+    /// <summary>
+    /// The one-node graph of a latent (MLA) layer: ONNX Runtime 1.31's <c>PagedAttention</c> with
+    /// <c>kv_cache_layout = "LATENT"</c>, the absorbed form of multi-head latent attention. One pool per layer,
+    /// [blocks, block_size, 1, kv_lora_rank + rope] (the key is the normalized latent and the roped shared key side by
+    /// side); the value of every head is the key's first <c>v_head_size</c> (kv_lora_rank) channels, so there is no
+    /// value input or pool, and the output is [T, heads x kv_lora_rank]. The scale is explicit (the op refuses to default
+    /// it when the value is narrower than the key). Not yet run on a GPU (2026-12-07; <c>LatentPagedAttentionTests</c> in the
+    /// GPU tests checks it against the CPU kernel and times it); the split still attends MLA layers on a GPU with
+    /// <see cref="LseAttentionGraph"/>.
+    /// </summary>
+    public static byte[] CreateLatent(AttentionLayerSpec spec, TensorElementType type)
+    {
+        if (!spec.ValueIsKeyPrefix || spec.KvHeads != 1)
+        {
+            throw new ArgumentException("The latent form takes an MLA layer: one KV head whose value is its key's prefix.", nameof(spec));
+        }
+
+        var t = type == TensorElementType.BFloat16 ? TensorProto.Types.DataType.Bfloat16 : TensorProto.Types.DataType.Float16;
+        var heads = spec.QueryHeads;
+        var d = spec.KeyWidth;
+        var graph = new GraphProto { Name = "paged_latent_attention" };
+        graph.Input.Add(Info(Query, t, "num_tokens", heads * d));
+        graph.Input.Add(Info(Key, t, "num_tokens", d));
+        graph.Input.Add(Info(KeyCache, t, "num_blocks", "block_size", 1, d));
+        graph.Input.Add(Info(CumulativeSequenceLength, TensorProto.Types.DataType.Int32, "batch_size_plus_1"));
+        graph.Input.Add(Info(PastSequenceLengths, TensorProto.Types.DataType.Int32, "batch_size"));
+        graph.Input.Add(Info(BlockTable, TensorProto.Types.DataType.Int32, "batch_size", "max_blocks"));
+        graph.Input.Add(Info(AttentionMetadata, TensorProto.Types.DataType.Int32, 2));
+        // Slot 2 (value) and 4 (value_cache) stay empty, as LATENT requires; no value_cache_out.
+        var node = AttentionNode(
+            "PagedAttention",
+            spec,
+            [Query, Key, string.Empty, KeyCache, string.Empty, CumulativeSequenceLength, PastSequenceLengths, BlockTable,
+                string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadata],
+            [Output, KeyCacheOut]);
+        node.Attribute.Add(new AttributeProto { Name = "kv_cache_layout", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("LATENT") });
+        node.Attribute.Add(new AttributeProto { Name = "v_head_size", Type = AttributeProto.Types.AttributeType.Int, I = spec.ValueWidth });
+        graph.Node.Add(node);
+        graph.Output.Add(Info(Output, t, "num_tokens", heads * spec.ValueWidth));
+        graph.Output.Add(Info(KeyCacheOut, t, "num_blocks", "block_size", 1, d));
         return Serialize(graph);
     }
 

@@ -53,4 +53,42 @@ public sealed class PagedAttentionGraphTests
             error.Message.Contains("InsertedPrecisionFreeCast", StringComparison.Ordinal) || error.Message.Contains("implementation", StringComparison.OrdinalIgnoreCase),
             error.Message);
     }
+
+    [Theory]
+    [InlineData(TensorElementType.Float16)]
+    [InlineData(TensorElementType.BFloat16)]
+    public void CreateLatent_AbsorbedMlaAsPagedAttentionsLatentLayout(TensorElementType type)
+    {
+        // DeepSeek-V2-Lite's attention: 16 heads, kv_lora_rank 512 + rope 64.
+        var spec = new AttentionLayerSpec(1, 16, 1, 576, 512, 0.1352f, HeadMasked: false, ValueIsKeyPrefix: true);
+        var model = ModelProto.Parser.ParseFrom(PagedAttentionGraph.Create(spec, type));
+        var node = Assert.Single(model.Graph.Node);
+        Assert.Equal("PagedAttention", node.OpType);
+        Assert.Equal(17, node.Input.Count);
+        Assert.Equal([PagedAttentionGraph.Query, PagedAttentionGraph.Key, string.Empty, PagedAttentionGraph.KeyCache, string.Empty], node.Input.Take(5));
+        Assert.Equal(PagedAttentionGraph.AttentionMetadata, node.Input[16]);
+        Assert.Equal([PagedAttentionGraph.Output, PagedAttentionGraph.KeyCacheOut], node.Output);
+        Assert.Equal("LATENT", node.Attribute.Single(a => a.Name == "kv_cache_layout").S.ToStringUtf8());
+        Assert.Equal(512, node.Attribute.Single(a => a.Name == "v_head_size").I);
+        Assert.Equal(1, node.Attribute.Single(a => a.Name == "kv_num_heads").I);
+        Assert.Equal(0.1352f, node.Attribute.Single(a => a.Name == "scale").F);
+        Assert.DoesNotContain(model.Graph.Input, i => i.Name is PagedAttentionGraph.Value or PagedAttentionGraph.ValueCache);
+        Assert.Equal(16 * 512, model.Graph.Output.Single(o => o.Name == PagedAttentionGraph.Output).Type.TensorType.Shape.Dim[1].DimValue);
+        Assert.Equal(576, model.Graph.Input.Single(i => i.Name == PagedAttentionGraph.KeyCache).Type.TensorType.Shape.Dim[3].DimValue);
+        Assert.Throws<ArgumentException>(() => PagedAttentionGraph.CreateLatent(spec with { ValueIsKeyPrefix = false }, type));
+    }
+
+    [Fact]
+    public void CreateLatent_GraphPassesOnnxRuntime131sSchemaUpToTheCudaKernel()
+    {
+        // ONNX Runtime 1.31's PagedAttention schema has the LATENT layout (kv_cache_layout, v_head_size); a node it
+        // rejects fails with a schema error before kernel assignment.
+        var spec = new AttentionLayerSpec(0, 4, 1, 40, 32, 0.25f, HeadMasked: false, ValueIsKeyPrefix: true);
+        using var options = new SessionOptions();
+        var error = Assert.ThrowsAny<OnnxRuntimeException>(() => new InferenceSession(PagedAttentionGraph.Create(spec, TensorElementType.Float16), options).Dispose());
+        Assert.Contains("PagedAttention", error.Message, StringComparison.Ordinal);
+        Assert.True(
+            error.Message.Contains("InsertedPrecisionFreeCast", StringComparison.Ordinal) || error.Message.Contains("implementation", StringComparison.OrdinalIgnoreCase),
+            error.Message);
+    }
 }
