@@ -57,4 +57,12 @@ public sealed record BuildOptions
     /// graph as before, for before/after kernel counts.
     /// </summary>
     public bool FuseKernels { get; init; } = true;
+
+    /// <summary>
+    /// How the paged graph of an MLA checkpoint attends (<c>--mla-attention gather|latent</c>, ADR 0008): <c>gather</c>
+    /// (the default) gathers each row's latents and rope keys from two pools and attends with standard ops; <c>latent</c>
+    /// calls ONNX Runtime 1.31's <c>PagedAttention</c> in its LATENT layout, one pool of kv_lora_rank + rope a layer read
+    /// in place, RoPE inside the op. Not yet run on a GPU (2026-12-07).
+    /// </summary>
+    public string MlaAttention { get; init; } = "gather";
 }

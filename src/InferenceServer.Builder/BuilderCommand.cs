@@ -13,14 +13,15 @@ public static class BuilderCommand
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]\n"
         + "                              [--attention-metadata on|off] [--int4-block-size 32|128] [--int4-zero-points]\n"
-        + "                              [--graph auto|genai] [--split] [--fuse on|off]\n"
+        + "                              [--graph auto|genai] [--split] [--fuse on|off] [--mla-attention gather|latent]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
         + "  int4: projections as 4-bit MatMulNBits (block size 32 by default; symmetric unless --int4-zero-points),\n"
         + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
         + "  --graph genai: the onnxruntime-genai contract (GroupQueryAttention, seqlens_k), fp32 or int4 on cpu;\n"
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
         + "  --split: also the split form for attention offloading (segment.{s}.onnx in the --dtype, fp32/fp16/bf16; ADR 0005);\n"
-        + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts";
+        + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts;\n"
+        + "  --mla-attention gather|latent (paged MLA graph; default gather): latent calls PagedAttention's LATENT layout (ADR 0008; not yet run on a GPU)";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
@@ -73,6 +74,7 @@ public static class BuilderCommand
         var int4ZeroPoints = false;
         var graph = "auto";
         var fuse = true;
+        var mlaAttention = "gather";
         var start = args.Length > 0 && args[0] == "build" ? 1 : 0;
         for (var i = start; i < args.Length; i++)
         {
@@ -89,7 +91,7 @@ public static class BuilderCommand
                 continue;
             }
 
-            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph" or "--fuse"))
+            if (name is not ("--checkpoint" or "--out" or "--dtype" or "--device" or "--attention-metadata" or "--int4-block-size" or "--graph" or "--fuse" or "--mla-attention"))
             {
                 problem = $"unknown argument '{name}'";
                 return false;
@@ -133,6 +135,9 @@ public static class BuilderCommand
                 case "--graph":
                     graph = value;
                     break;
+                case "--mla-attention":
+                    mlaAttention = value;
+                    break;
                 case "--int4-block-size":
                     if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int4BlockSize))
                     {
@@ -153,7 +158,7 @@ public static class BuilderCommand
             return false;
         }
 
-        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph, FuseKernels = fuse };
+        var parsed = new BuildOptions { CheckpointDirectory = checkpoint, OutputDirectory = output, DType = dtype, Device = device, AttentionMetadata = attentionMetadata, Split = split, Int4BlockSize = int4BlockSize, Int4ZeroPoints = int4ZeroPoints, Graph = graph, FuseKernels = fuse, MlaAttention = mlaAttention };
         try
         {
             ModelBuilder.Validate(parsed);

@@ -31,6 +31,9 @@ public static class ModelBuilder
     /// <summary>The paged graph's MLA attention (ADR 0008): ScatterND into the latent / rope-key pools, Gather, MatMul, Softmax.</summary>
     internal const string PagedMlaAttentionOp = "ai.onnx.MatMul (absorbed MLA over gathered blocks)";
 
+    /// <summary>The attention op of a paged MLA graph built with <c>--mla-attention latent</c>.</summary>
+    internal const string PagedMlaLatentAttentionOp = "com.microsoft.PagedAttention (LATENT: absorbed MLA over the latent pool in place)";
+
     /// <summary>The qualified op type of the per-layer attention nodes of the GenAI-contract graph (<c>--graph genai</c>).</summary>
     internal const string GroupQueryAttentionOp = DecoderGraphBuilder.PagedAttentionDomain + "." + DecoderGraphBuilder.GroupQueryAttentionOpType;
 
@@ -157,6 +160,11 @@ public static class ModelBuilder
             throw new ModelBuildException($"--int4-block-size and --int4-zero-points apply to --dtype int4, not {options.DType}");
         }
 
+        if (options.MlaAttention is not ("gather" or "latent"))
+        {
+            throw new ModelBuildException($"--mla-attention {options.MlaAttention}: unknown; use gather or latent");
+        }
+
         if (options.Device is not ("cpu" or "cuda"))
         {
             throw new ModelBuildException($"--device {options.Device}: unknown; use cpu or cuda");
@@ -203,7 +211,13 @@ public static class ModelBuilder
         var graph = genAi ? GenAiGraph : GraphFor(options.DType, options.Device);
         var int4 = options.DType == "int4";
         var paged = graph == PagedGraph;
-        var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;
+        var latent = options.MlaAttention == "latent";
+        if (latent && (!paged || config.Mla is null))
+        {
+            throw new ModelBuildException("--mla-attention latent applies to the paged graph (--device cuda, fp16 or bf16) of an MLA checkpoint");
+        }
+
+        var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : latent ? PagedMlaLatentAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         IReadOnlyList<SplitAttentionLayer>? split = null;
@@ -215,6 +229,7 @@ public static class ModelBuilder
             {
                 AttentionMetadata = options.AttentionMetadata,
                 FuseKernels = options.FuseKernels,
+                MlaLatentAttention = latent,
                 Quantizer = int4 ? new Int4Quantizer(options.Int4BlockSize, options.Int4ZeroPoints) : null,
             };
             if (paged)

@@ -94,4 +94,24 @@ public sealed class BuilderCommandTests
         Assert.Equal(0, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("llama-pruned"), "--out", output], new StringWriter(), stderr, CancellationToken.None));
         Assert.Empty(Directory.GetFiles(output, "segment.*.onnx"));
     }
+
+    [Fact]
+    public async Task Build_MlaAttentionLatent_WritesOnePoolALayer_AndIsRefusedWhereItDoesNotApply()
+    {
+        var output = BuiltModels.TempDirectory("command-mla-latent");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("deepseek-v3-mla"), "--out", output, "--dtype", "fp16", "--device", "cuda", "--mla-attention", "latent"], stdout, stderr, CancellationToken.None);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Contains("attention com.microsoft.PagedAttention (LATENT", stdout.ToString(), StringComparison.Ordinal);
+        // 3 layers x (kv_lora_rank 32 + rope 8) x 2 bytes: the gather form's bytes, in one pool a layer.
+        Assert.Contains("240 KV bytes/token", stdout.ToString(), StringComparison.Ordinal);
+
+        stderr = new StringWriter();
+        Assert.Equal(2, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("deepseek-v3-mla"), "--out", output, "--mla-attention", "fused"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("--mla-attention fused: unknown", stderr.ToString(), StringComparison.Ordinal);
+        stderr = new StringWriter();
+        Assert.Equal(1, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("llama-gqa"), "--out", BuiltModels.TempDirectory("command-latent-gqa"), "--dtype", "fp16", "--device", "cuda", "--mla-attention", "latent"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("applies to the paged graph (--device cuda, fp16 or bf16) of an MLA checkpoint", stderr.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -71,9 +71,10 @@ internal sealed partial class DecoderGraphBuilder
 
         var q4 = _g.Node("Reshape", n + "q_4d", [q, RowsShape(n + "q_shape_4d", heads, mla.QkHeadDim)]);
         var qParts = _g.NodeMulti("Split", n + "q_split", [q4, _g.Int64s(nope, rope)], [n + "q_nope", n + "q_rope_in"], [Attr("axis", -1L)], string.Empty);
+        // The LATENT PagedAttention rotates the rope parts of q and k itself (rotary_offset = kv_lora_rank).
         var qRope = fusedRope
             ? _g.Node("Reshape", n + "q_rope_4d", [MlaRotary(n + "q", qParts[1], heads, rope), _g.Int64s(1, -1, heads, rope)])
-            : Rope(n + "q", qParts[1], rope);
+            : MlaLatentAttention ? qParts[1] : Rope(n + "q", qParts[1], rope);
 
         // The compressed KV [N, rank + rope] -> normalized latent and roped shared key.
         var kva = RopeRowsProjection(n + "kv_a_proj", x, p + "kv_a_proj_with_mqa", 1, width, rank, c.HiddenSize, mla);
@@ -83,6 +84,10 @@ internal sealed partial class DecoderGraphBuilder
         if (fusedRope)
         {
             kRope = MlaRotary(n + "k", kvParts[1], 1, rope);
+        }
+        else if (MlaLatentAttention)
+        {
+            kRope = _g.Node("Reshape", n + "k_rope_3d", [kvParts[1], Shape3(rope)]);
         }
         else
         {

@@ -44,9 +44,14 @@ internal sealed partial class DecoderGraphBuilder
         _paged = true;
         DeclarePagedIo();
         var (cosTable, sinTable) = RopeCaches();
-        if (c.Mla is null)
+        if (c.Mla is null || MlaLatentAttention)
         {
+            // PagedAttention takes the whole tables and rotates inside (the LATENT layout too: ADR 0008).
             (_cos, _sin) = (cosTable, sinTable);
+            if (c.Mla is not null)
+            {
+                _idsShape = _g.Node("Concat", "ids_shape", [_g.Int64s(1), _g.Node("Shape", "mla_tokens", ["input_ids"])], Attr("axis", 0L));
+            }
         }
         else
         {
@@ -61,7 +66,9 @@ internal sealed partial class DecoderGraphBuilder
             cancellationToken.ThrowIfCancellationRequested();
             if (c.Layers[layer].HasAttention)
             {
-                h = c.Mla is { } mla ? PagedLatentAttention(layer, kvIndex++, h, mla) : Attention(layer, kvIndex++, h);
+                h = c.Mla is { } mla
+                    ? MlaLatentAttention ? PagedLatentAttentionOp(layer, kvIndex++, h, mla) : PagedLatentAttention(layer, kvIndex++, h, mla)
+                    : Attention(layer, kvIndex++, h);
             }
 
             if (c.Layers[layer].HasMlp)
@@ -105,6 +112,12 @@ internal sealed partial class DecoderGraphBuilder
 
         for (var i = 0; i < kvLayers.Count; i++)
         {
+            if (LatentPools(out var width))
+            {
+                _g.Input($"key_cache.{i}", t, "num_blocks", "block_size", 1, width);
+                continue;
+            }
+
             var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
             _g.Input($"key_cache.{i}", t, "num_blocks", "block_size", keyHeads, keyWidth);
             _g.Input($"value_cache.{i}", t, "num_blocks", "block_size", valueHeads, valueWidth);
@@ -114,10 +127,23 @@ internal sealed partial class DecoderGraphBuilder
         _g.Output(NextTokensOutput, TensorProto.Types.DataType.Int64, "num_logits");
         for (var i = 0; i < kvLayers.Count; i++)
         {
+            if (LatentPools(out var width))
+            {
+                _g.Output($"key_cache_out.{i}", t, "num_blocks", "block_size", 1, width);
+                continue;
+            }
+
             var (keyHeads, keyWidth, valueHeads, valueWidth) = KvShape(c, kvLayers[i]);
             _g.Output($"key_cache_out.{i}", t, "num_blocks", "block_size", keyHeads, keyWidth);
             _g.Output($"value_cache_out.{i}", t, "num_blocks", "block_size", valueHeads, valueWidth);
         }
+    }
+
+    /// <summary>Whether the KV pools are LATENT ones (one a layer, <paramref name="width"/> = kv_lora_rank + rope wide).</summary>
+    private bool LatentPools(out int width)
+    {
+        width = _config.Mla is { } mla ? mla.KvLoraRank + mla.QkRopeHeadDim : 0;
+        return MlaLatentAttention && _config.Mla is not null;
     }
 
     /// <summary>

@@ -198,6 +198,45 @@ internal sealed partial class DecoderGraphBuilder
     }
 
     /// <summary>
+    /// Whether <see cref="BuildPaged"/> attends MLA layers with ONNX Runtime 1.31's <c>PagedAttention</c> in its LATENT
+    /// layout (<see cref="PagedLatentAttentionOp"/>) instead of the gather form (<see cref="PagedLatentAttention"/>).
+    /// </summary>
+    public bool MlaLatentAttention { get; init; }
+
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s latent attention as one <c>PagedAttention</c> in its LATENT layout (ADR 0008):
+    /// the absorbed query [T, heads x (rank + rope)] and the shared key [latent, rope key] [T, rank + rope], both with
+    /// their rope parts unrotated (the op rotates channels [rank, rank + rope) of each head: <c>rotary_offset</c> = rank,
+    /// the tables whole), written to the layer's one pool and attended in place; every head's value is the pool row's
+    /// first rank channels, so the output is [T, heads x rank], which W_uv and o_proj take as in the gather form.
+    /// </summary>
+    private string PagedLatentAttentionOp(int layer, int kvIndex, string h, MlaConfig mla)
+    {
+        var n = $"l{layer}_";
+        var heads = _config.Layers[layer].HeadCount;
+        var width = mla.KvLoraRank + mla.QkRopeHeadDim;
+        var (query, key, _, scale) = LatentAttentionInputs(layer, h, mla);
+        var q = _g.Node("Reshape", n + "mla_query_rows", [query, _g.Int64s(-1, heads * width)]);
+        var k = _g.Node("Reshape", n + "mla_key_rows", [key, _g.Int64s(-1, width)]);
+        string[] inputs = AttentionMetadata
+            ? [q, k, string.Empty, $"key_cache.{kvIndex}", string.Empty, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin,
+                string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadataInput]
+            : [q, k, string.Empty, $"key_cache.{kvIndex}", string.Empty, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin];
+        var outputs = _g.NodeMulti(
+            PagedAttentionOpType,
+            n + "attention",
+            inputs,
+            [n + "attention", $"key_cache_out.{kvIndex}"],
+            [
+                Attr("num_heads", (long)heads), Attr("kv_num_heads", 1L), Attr("scale", (float)scale),
+                Attr("do_rotary", 1L), Attr("rotary_interleaved", 0L), Attr("rotary_offset", (long)mla.KvLoraRank),
+                Attr("kv_cache_layout", "LATENT"), Attr("v_head_size", (long)mla.KvLoraRank),
+            ],
+            PagedAttentionDomain);
+        return LatentAttentionOutput(layer, h, outputs[0], mla);
+    }
+
+    /// <summary>
     /// A shape made of the prologue's host values (<paramref name="parts"/> concatenated), once per graph under
     /// <paramref name="name"/>: the layers share it (a step run eagerly dispatches every node).
     /// </summary>

@@ -84,6 +84,12 @@ internal sealed class PagedDecoderModel : IDecoderModel
     /// <summary>Whether the graph takes <c>attention_metadata</c> (int32 [2]: the step's most new tokens in a row, its longest row).</summary>
     internal bool HasAttentionMetadata => Session.InputMetadata.ContainsKey(AttentionMetadata);
 
+    /// <summary>
+    /// Whether the graph's MLA layers are PagedAttention in its LATENT layout (<c>build --mla-attention latent</c>, ADR
+    /// 0008): one pool a layer and no <c>value_cache.{i}</c> inputs; nothing is padded, so no step is cut.
+    /// </summary>
+    internal bool LatentAttention => !Session.InputMetadata.ContainsKey("value_cache.0");
+
     /// <summary>Whether <paramref name="session"/>'s graph is a paged one (it takes a <c>block_table</c>).</summary>
     internal static bool IsPaged(InferenceSession session) => session.InputMetadata.ContainsKey(BlockTable);
 
@@ -166,9 +172,28 @@ internal sealed class PagedDecoderModel : IDecoderModel
 
         var layers = new List<LayerKvSpec>();
         var kvType = TensorElementType.Float16;
+        var latent = inputs.ContainsKey("key_cache.0") && !inputs.ContainsKey("value_cache.0");
         for (var i = 0; inputs.ContainsKey($"key_cache.{i}"); i++)
         {
             var (keyHeads, keyWidth, keyType) = ReadPool(inputs, $"key_cache.{i}", file);
+            if (latent)
+            {
+                // PagedAttention's LATENT layout (absorbed MLA): one pool a layer, the value its key's prefix (ADR 0008).
+                if (inputs.ContainsKey($"value_cache.{i}") || !outputs.ContainsKey($"key_cache_out.{i}") || outputs.ContainsKey($"value_cache_out.{i}"))
+                {
+                    throw new ModelPackageException(file, $"graph has no value_cache.0 (a latent graph) but layer {i} has a value pool, or no key_cache_out.{i}");
+                }
+
+                if (i > 0 && keyType != kvType)
+                {
+                    throw new ModelPackageException(file, $"the KV pool of layer {i} is {keyType}; every pool must have one element type");
+                }
+
+                kvType = keyType;
+                layers.Add(new LayerKvSpec(i, keyHeads, keyWidth, 0, 0));
+                continue;
+            }
+
             var (valueHeads, valueWidth, valueType) = ReadPool(inputs, $"value_cache.{i}", file);
             if (!outputs.ContainsKey($"key_cache_out.{i}") || !outputs.ContainsKey($"value_cache_out.{i}"))
             {

@@ -185,6 +185,12 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
         for (var slot = 0; slot < _pools.Length; slot++)
         {
             var bytes = PoolBlockBytes(slot);
+            if (bytes == 0)
+            {
+                // A latent layer's missing value pool.
+                continue;
+            }
+
             var device = _pools[slot] + (nint)(block * bytes);
             var hostRun = (IntPtr)(host + offset);
             if (queued)

@@ -67,7 +67,8 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         _captured = model.CudaGraphs ? new CapturedDecode(model, _deviceMemory, blockCount, blockSize, model.CudaGraphMaxBatch, model.Deterministic) : null;
         _deterministic = model.Deterministic && _captured is not null;
         _chunk = (OnnxSessionOptions.DeterministicChunkTokens + blockSize - 1) / blockSize * blockSize;
-        _paddedHeads = PaddedHeads(model.Spec);
+        // A LATENT graph (PagedAttention reading the latent pool in place) pads nothing: only the gather form is cut.
+        _paddedHeads = model.LatentAttention ? 0 : PaddedHeads(model.Spec);
         var layers = model.Spec.KvLayers;
         _pools = new IntPtr[layers.Count * 2];
         _poolValues = new OrtValue[layers.Count * 2];
@@ -77,7 +78,11 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             for (var i = 0; i < layers.Count; i++)
             {
                 BindPool(2 * i, $"key_cache.{i}", $"key_cache_out.{i}", layers[i].KeyHeads, layers[i].KeyWidth);
-                BindPool((2 * i) + 1, $"value_cache.{i}", $"value_cache_out.{i}", layers[i].ValueHeads, layers[i].ValueWidth);
+                if (layers[i].ValueWidth > 0)
+                {
+                    // A latent layer has no value pool (its value is the key's prefix).
+                    BindPool((2 * i) + 1, $"value_cache.{i}", $"value_cache_out.{i}", layers[i].ValueHeads, layers[i].ValueWidth);
+                }
             }
         }
         catch

@@ -110,6 +110,53 @@ public sealed class PagedMlaGraphTests
         Assert.Equal(["n -> Div"], CudaPlacement.Copies(graph));
     }
 
+    [Theory]
+    [InlineData("deepseek-v3-mla", "fp16")]
+    [InlineData("mla-moe", "bf16")]
+    public void LatentAttention_OnePagedAttentionALayerInItsLatentLayout_OnOnePool(string checkpoint, string dtype)
+    {
+        // build --mla-attention latent (ADR 0008): ONNX Runtime 1.31's PagedAttention reads the latent pool in place.
+        var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "latent-" + checkpoint) : BuiltModels.Fixture(checkpoint);
+        var output = BuiltModels.TempDirectory($"latent-{checkpoint}-{dtype}");
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = dtype, Device = "cuda", MlaAttention = "latent" });
+        var model = Load(output);
+        var attention = model.Graph.Node.Where(n => n.OpType == "PagedAttention").ToList();
+        Assert.Equal(3, attention.Count);
+        foreach (var node in attention)
+        {
+            Assert.Equal("LATENT", node.Attribute.Single(a => a.Name == "kv_cache_layout").S.ToStringUtf8());
+            Assert.Equal(32, node.Attribute.Single(a => a.Name == "v_head_size").I);
+            Assert.Equal(32, node.Attribute.Single(a => a.Name == "rotary_offset").I);
+            Assert.Equal(1, node.Attribute.Single(a => a.Name == "do_rotary").I);
+            Assert.Equal(1, node.Attribute.Single(a => a.Name == "kv_num_heads").I);
+            Assert.Equal(string.Empty, node.Input[2]);
+            Assert.Equal(string.Empty, node.Input[4]);
+            Assert.Equal(2, node.Output.Count);
+            Assert.Equal(DecoderGraphBuilder.AttentionMetadataInput, node.Input[16]);
+        }
+
+        // One pool a layer, [blocks, block_size, 1, kv_lora_rank + rope]; nothing of the gather form.
+        Assert.Equal(["key_cache.0", "key_cache.1", "key_cache.2"], model.Graph.Input.Where(i => i.Name.Contains("_cache", StringComparison.Ordinal)).Select(i => i.Name));
+        Assert.All(model.Graph.Input.Where(i => i.Name.StartsWith("key_cache", StringComparison.Ordinal)), i => Assert.Equal([1, 40], i.Type.TensorType.Shape.Dim.Skip(2).Select(d => d.DimValue)));
+        Assert.DoesNotContain(model.Graph.Output, o => o.Name.StartsWith("value_cache", StringComparison.Ordinal));
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType is "ScatterND" or "RotaryEmbedding" or "Softmax");
+        Assert.Empty(CudaPlacement.Copies(model.Graph));
+
+        // ONNX Runtime 1.31's schema and shape inference take the whole graph; on the CPU it stops at the CUDA-only kernel
+        // (a bf16 graph stops earlier, at the first op the CPU provider has no bf16 kernel for).
+        if (dtype != "fp16")
+        {
+            return;
+        }
+
+        using var options = new SessionOptions();
+        var error = Assert.ThrowsAny<OnnxRuntimeException>(() => new InferenceSession(Path.Combine(output, "model.onnx"), options).Dispose());
+        Assert.Contains("PagedAttention", error.Message, StringComparison.Ordinal);
+        Assert.True(
+            error.Message.Contains("InsertedPrecisionFreeCast", StringComparison.Ordinal) || error.Message.Contains("implementation", StringComparison.OrdinalIgnoreCase),
+            error.Message);
+    }
+
     [Fact]
     public void GqaPagedGraph_HasNoneOfTheMlaForm()
     {
