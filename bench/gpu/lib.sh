@@ -31,16 +31,18 @@ begin_run() {
 # OUT/.bench-stamp); the timeout is `budget WANT KEEP`; the command and its output go to the end of LOG; one step line
 # named LABEL. Returns 1 when the build failed.
 build_cached() {
-    local label=$1 checkpoint=$2 out=$3 dtype=$4 want=$5 keep=$6 log=$7 t=$SECONDS stamp status
-    stamp="$dtype $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
+    local label=$1 checkpoint=$2 out=$3 dtype=$4 want=$5 keep=$6 log=$7 extra=${8:-} t=$SECONDS stamp status
+    stamp="$dtype $extra $(cat "$APP"/InferenceServer*.dll 2>/dev/null | sha256sum | cut -c1-16)"
     if [[ -f $out/.bench-stamp && "$(cat "$out/.bench-stamp")" == "$stamp" ]]; then
         echo "(reused $out)" >> "$log"
         step "$label" reused 0 "$out"
         return 0
     fi
     rm -rf "$out"
-    echo "$APP/InferenceServer build --checkpoint $checkpoint --out $out --dtype $dtype --device cuda" >> "$log"
-    if timeout "$(budget "$want" "$keep")" "$APP/InferenceServer" build --checkpoint "$checkpoint" --out "$out" --dtype "$dtype" --device cuda >> "$log" 2>&1; then
+    echo "$APP/InferenceServer build --checkpoint $checkpoint --out $out --dtype $dtype --device cuda $extra" >> "$log"
+    # $extra: further build arguments, split on spaces (e.g. "--mla-attention latent").
+    # shellcheck disable=SC2086
+    if timeout "$(budget "$want" "$keep")" "$APP/InferenceServer" build --checkpoint "$checkpoint" --out "$out" --dtype "$dtype" --device cuda $extra >> "$log" 2>&1; then
         echo "$stamp" > "$out/.bench-stamp"
         step "$label" ok $(( SECONDS - t )) "$(tail -n 1 "$log" | cut -c1-300)"
         return 0

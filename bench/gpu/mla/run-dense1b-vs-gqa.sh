@@ -25,7 +25,8 @@
 #
 # Settings (environment): KV_CACHE (4g), CONC (256), INPUT_LEN (128), OUTPUT_LEN (128), LONG_LEN (4000), LONG_OUT (256),
 # LONG_N (160), MAX_NUM_BATCHED_TOKENS (8192), PORT (18602), BUDGET_S (540), APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
-# WORK (/tmp/dense1b), STEPS (0), SERVE (1), VOCAB (128256: prompt ids below it), DEVICE (cuda; cpu to check this script elsewhere on models already under WORK).
+# WORK (/tmp/dense1b), STEPS (0), SERVE (1), VOCAB (128256: prompt ids below it), DEVICE (cuda; cpu to check this script elsewhere on models already under WORK),
+# MLA_ATTENTION (gather: the MLA model's build --mla-attention; latent: ONNX Runtime's LATENT PagedAttention, ADR 0008).
 set -uo pipefail
 
 START=$SECONDS
@@ -35,6 +36,7 @@ FILES=${FILES:-/tmp/gpu/files}
 WORK=${WORK:-/tmp/dense1b}
 OUT=${OUT:-$WORK/out}
 KV_CACHE=${KV_CACHE:-4g}
+MLA_ATTENTION=${MLA_ATTENTION:-gather}
 CONC=${CONC:-256}
 INPUT_LEN=${INPUT_LEN:-128}
 OUTPUT_LEN=${OUTPUT_LEN:-128}
@@ -80,7 +82,8 @@ make_model() {
     else
         step "checkpoint $name" reused 0
     fi
-    build_cached "build $name" "$WORK/$name" "$WORK/$name-built" fp16 150 240 "$OUT/build-$name.log"
+    build_cached "build $name" "$WORK/$name" "$WORK/$name-built" fp16 150 240 "$OUT/build-$name.log" \
+        "$([[ $name == mla1b ]] && echo "--mla-attention $MLA_ATTENTION")"
 }
 
 # measure NAME: serve $WORK/NAME-built, throughput at CONC, then the long-sequence capacity.
