@@ -30,6 +30,15 @@ def complete(url, prompt, tokens, timeout):
         raise RuntimeError(f"HTTP {error.code}: {error.read()[:300]!r}") from error
 
 
+def first_difference_at(repeats):
+    """The first token position where the repeats' outputs differ (None when they agree)."""
+    length = max(len(x) for x in repeats)
+    for i in range(length):
+        if any(i >= len(x) or x[i] != repeats[0][i] for x in repeats if i < len(repeats[0])) or i >= len(repeats[0]):
+            return i
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
@@ -64,6 +73,11 @@ def main():
     seconds = time.time() - started
     complete_prompts = [o for o in outputs if all(x is not None for x in o)]
     agreeing = sum(1 for o in complete_prompts if all(x == o[0] for x in o))
+    # Where the repeats of a disagreeing prompt first part: position 0 is the prompt step's token (prefill), later ones
+    # decode steps; says which kind of step depends on the batch.
+    first = [i for i in (first_difference_at(o) for o in complete_prompts) if i is not None]
+    first_difference = {"0": sum(1 for i in first if i == 0), "1-3": sum(1 for i in first if 1 <= i <= 3),
+                        "4+": sum(1 for i in first if i >= 4)}
     result = {
         "label": args.label,
         "concurrency": args.concurrency,
@@ -76,13 +90,16 @@ def main():
         "rate": agreeing / len(complete_prompts) if complete_prompts else None,
         "seconds": round(seconds, 2),
         "output_tokens_per_s": round(len(complete_prompts) * args.repeats * args.tokens / seconds, 1) if seconds > 0 else None,
+        "first_difference": first_difference,
         "errors": errors[:10],
         "error_count": len(errors),
     }
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"invariance {args.label} c={args.concurrency}: {agreeing}/{len(complete_prompts)} prompts gave the same "
-          f"{args.tokens} greedy tokens all {args.repeats} times ({len(errors)} failed requests, {seconds:.1f} s)", flush=True)
+          f"{args.tokens} greedy tokens all {args.repeats} times ({len(errors)} failed requests, {seconds:.1f} s); "
+          f"disagreeing prompts first part at token 0 / 1-3 / 4+: {first_difference['0']} / {first_difference['1-3']} / "
+          f"{first_difference['4+']}", flush=True)
     return 1 if errors else 0
 
 

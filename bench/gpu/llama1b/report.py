@@ -191,15 +191,18 @@ def main():
     if not invariance:
         w("not measured")
     else:
-        w("| server | concurrency | prompts agreeing | rate | failed requests | output tok/s during it |")
-        w("|---|---:|---:|---:|---:|---:|")
+        w("| server | concurrency | prompts agreeing | rate | disagreeing: first part at token 0 / 1-3 / 4+ | failed requests | output tok/s during it |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
         for (label, c), r in sorted(invariance.items()):
             rate = "n/a" if r.get("rate") is None else f"{100 * r['rate']:.0f}%"
+            first = r.get("first_difference")
+            parted = f"{first['0']} / {first['1-3']} / {first['4+']}" if first else "n/a"
             w(f"| {'--deterministic' if label == 'deterministic' else 'default'} | {c} | {r['agreeing']} / {r['complete']} | {rate} | "
-              f"{r.get('error_count', 0)} | {number(r.get('output_tokens_per_s'))} |")
+              f"{parted} | {r.get('error_count', 0)} | {number(r.get('output_tokens_per_s'))} |")
         w("")
         w(f"({next(iter(invariance.values()))['tokens']} greedy tokens of {next(iter(invariance.values()))['input_len']}-token random prompts; "
-          "issue 19 measured 8/8, 14/64 and 58/256 at 1, 64 and 256 before --deterministic)")
+          "issue 19 measured 8/8, 14/64 and 58/256 at 1, 64 and 256 before --deterministic; token 0 comes from the prompt's "
+          "step, later tokens from decode steps)")
     w("")
     det = levels(work, "det", all_failed)
     if det:
