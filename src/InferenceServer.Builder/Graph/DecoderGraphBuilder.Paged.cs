@@ -147,6 +147,17 @@ internal sealed partial class DecoderGraphBuilder
     }
 
     /// <summary>
+    /// A <c>PagedAttention</c> node's inputs: q, k, v and the pools as given (empty names for absent ones), the step's row
+    /// offsets, past lengths and block table, the whole RoPE tables, and with <see cref="AttentionMetadata"/> the host-side
+    /// bounds in slot 16.
+    /// </summary>
+    private string[] PagedAttentionInputs(string q, string k, string v, string keyCache, string valueCache) =>
+        AttentionMetadata
+            ? [q, k, v, keyCache, valueCache, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin,
+                string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadataInput]
+            : [q, k, v, keyCache, valueCache, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin];
+
+    /// <summary>
     /// The paged graph's attention of layer <paramref name="layer"/> over packed projections [T, width]: per-head norms,
     /// the MoH mask, and one <c>PagedAttention</c> (rotary inside) cached as KV index <paramref name="kvIndex"/>; [T, heads x d].
     /// With <paramref name="k"/> and <paramref name="v"/> empty, <paramref name="q"/> is the packed [q | k | v] projection.
@@ -175,10 +186,7 @@ internal sealed partial class DecoderGraphBuilder
         var outputs = _g.NodeMulti(
             PagedAttentionOpType,
             n + "attention",
-            AttentionMetadata
-                ? [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin,
-                    string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadataInput]
-                : [q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}", "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin],
+            PagedAttentionInputs(q, k, v, $"key_cache.{kvIndex}", $"value_cache.{kvIndex}"),
             [n + "attention", $"key_cache_out.{kvIndex}", $"value_cache_out.{kvIndex}"],
             [
                 Attr("num_heads", (long)heads), Attr("kv_num_heads", (long)kvHeads), Attr("scale", (float)(1.0 / Math.Sqrt(d))),

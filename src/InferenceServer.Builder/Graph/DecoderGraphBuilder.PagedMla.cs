@@ -218,14 +218,10 @@ internal sealed partial class DecoderGraphBuilder
         var (query, key, _, scale) = LatentAttentionInputs(layer, h, mla);
         var q = _g.Node("Reshape", n + "mla_query_rows", [query, _g.Int64s(-1, heads * width)]);
         var k = _g.Node("Reshape", n + "mla_key_rows", [key, _g.Int64s(-1, width)]);
-        string[] inputs = AttentionMetadata
-            ? [q, k, string.Empty, $"key_cache.{kvIndex}", string.Empty, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin,
-                string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, string.Empty, AttentionMetadataInput]
-            : [q, k, string.Empty, $"key_cache.{kvIndex}", string.Empty, "cumulative_sequence_length", "past_seqlens", "block_table", _cos, _sin];
         var outputs = _g.NodeMulti(
             PagedAttentionOpType,
             n + "attention",
-            inputs,
+            PagedAttentionInputs(q, k, string.Empty, $"key_cache.{kvIndex}", string.Empty),
             [n + "attention", $"key_cache_out.{kvIndex}"],
             [
                 Attr("num_heads", (long)heads), Attr("kv_num_heads", 1L), Attr("scale", (float)scale),
