@@ -88,7 +88,10 @@ internal sealed class PagedDecoderModel : IDecoderModel
     /// Whether the graph's MLA layers are PagedAttention in its LATENT layout (<c>build --mla-attention latent</c>, ADR
     /// 0008): one pool a layer and no <c>value_cache.{i}</c> inputs; nothing is padded, so no step is cut.
     /// </summary>
-    internal bool LatentAttention => !Session.InputMetadata.ContainsKey("value_cache.0");
+    internal bool LatentAttention => IsLatent(Session.InputMetadata);
+
+    /// <summary>Whether a paged graph with <paramref name="inputs"/> is a LATENT one: pools, but no <c>value_cache.0</c>.</summary>
+    private static bool IsLatent(IReadOnlyDictionary<string, NodeMetadata> inputs) => inputs.ContainsKey("key_cache.0") && !inputs.ContainsKey("value_cache.0");
 
     /// <summary>Whether <paramref name="session"/>'s graph is a paged one (it takes a <c>block_table</c>).</summary>
     internal static bool IsPaged(InferenceSession session) => session.InputMetadata.ContainsKey(BlockTable);
@@ -172,30 +175,18 @@ internal sealed class PagedDecoderModel : IDecoderModel
 
         var layers = new List<LayerKvSpec>();
         var kvType = TensorElementType.Float16;
-        var latent = inputs.ContainsKey("key_cache.0") && !inputs.ContainsKey("value_cache.0");
+        // PagedAttention's LATENT layout (absorbed MLA, ADR 0008): one pool a layer, the value its key's prefix, no value pool.
+        var latent = IsLatent(inputs);
         for (var i = 0; inputs.ContainsKey($"key_cache.{i}"); i++)
         {
             var (keyHeads, keyWidth, keyType) = ReadPool(inputs, $"key_cache.{i}", file);
-            if (latent)
+            if (latent && (inputs.ContainsKey($"value_cache.{i}") || outputs.ContainsKey($"value_cache_out.{i}")))
             {
-                // PagedAttention's LATENT layout (absorbed MLA): one pool a layer, the value its key's prefix (ADR 0008).
-                if (inputs.ContainsKey($"value_cache.{i}") || !outputs.ContainsKey($"key_cache_out.{i}") || outputs.ContainsKey($"value_cache_out.{i}"))
-                {
-                    throw new ModelPackageException(file, $"graph has no value_cache.0 (a latent graph) but layer {i} has a value pool, or no key_cache_out.{i}");
-                }
-
-                if (i > 0 && keyType != kvType)
-                {
-                    throw new ModelPackageException(file, $"the KV pool of layer {i} is {keyType}; every pool must have one element type");
-                }
-
-                kvType = keyType;
-                layers.Add(new LayerKvSpec(i, keyHeads, keyWidth, 0, 0));
-                continue;
+                throw new ModelPackageException(file, $"graph has no value_cache.0 (a latent graph) but layer {i} has a value pool");
             }
 
-            var (valueHeads, valueWidth, valueType) = ReadPool(inputs, $"value_cache.{i}", file);
-            if (!outputs.ContainsKey($"key_cache_out.{i}") || !outputs.ContainsKey($"value_cache_out.{i}"))
+            var (valueHeads, valueWidth, valueType) = latent ? (0, 0, keyType) : ReadPool(inputs, $"value_cache.{i}", file);
+            if (!outputs.ContainsKey($"key_cache_out.{i}") || (!latent && !outputs.ContainsKey($"value_cache_out.{i}")))
             {
                 throw new ModelPackageException(file, $"graph has key_cache.{i} but no key_cache_out.{i} / value_cache_out.{i} outputs");
             }
