@@ -72,38 +72,35 @@ internal sealed partial class CudaSplitRunner
             // The step's inputs go to the fixed buffers (synchronous copies, ordered with the blocking stream) in every case.
             _lane.BeginPadded(batch, padded);
             attention.PlanPadded(batch, padded, width, shape.Bounds.View(2));
-            if (shape.Graph != IntPtr.Zero)
+            if (shape.Graph == IntPtr.Zero)
             {
-                var start = Stopwatch.GetTimestamp();
-                CudaRuntime.LaunchGraph(shape.Graph, _stream);
-                return Stopwatch.GetTimestamp() - start;
+                if (shape.Runs < WarmRuns)
+                {
+                    shape.Runs++;
+                    return RunSegments(padded, attention, ref attentionTicks);
+                }
+
+                // Capture: the runs queue their kernels on the stream, which records them instead of running them; the
+                // step itself is then the graph's first launch, below.
+                CudaRuntime.SynchronizeStream(_stream);
+                try
+                {
+                    CudaRuntime.BeginCapture(_stream);
+                    _ = RunSegments(padded, attention, ref attentionTicks);
+                    shape.Graph = CudaRuntime.EndCapture(_stream);
+                    Captured++;
+                }
+                catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
+                {
+                    CudaRuntime.AbortCapture(_stream);
+                    Failure = $"capturing a step of {padded} rows and {width} blocks failed: {ex.Message}";
+                    return RunSegments(padded, attention, ref attentionTicks);
+                }
             }
 
-            if (shape.Runs < WarmRuns)
-            {
-                shape.Runs++;
-                return RunSegments(padded, attention, ref attentionTicks);
-            }
-
-            // Capture: the runs queue their kernels on the stream, which records them instead of running them.
-            CudaRuntime.SynchronizeStream(_stream);
-            try
-            {
-                CudaRuntime.BeginCapture(_stream);
-                _ = RunSegments(padded, attention, ref attentionTicks);
-                shape.Graph = CudaRuntime.EndCapture(_stream);
-                Captured++;
-            }
-            catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
-            {
-                CudaRuntime.AbortCapture(_stream);
-                Failure = $"capturing a step of {padded} rows and {width} blocks failed: {ex.Message}";
-                return RunSegments(padded, attention, ref attentionTicks);
-            }
-
-            var launched = Stopwatch.GetTimestamp();
+            var start = Stopwatch.GetTimestamp();
             CudaRuntime.LaunchGraph(shape.Graph, _stream);
-            return Stopwatch.GetTimestamp() - launched;
+            return Stopwatch.GetTimestamp() - start;
         }
 
         /// <summary>The argmax of the last step's first <paramref name="rows"/> rows (its padding rows' are dropped).</summary>
