@@ -141,6 +141,87 @@ public sealed class KvBlockTransferTests
         }
     }
 
+    /// <summary>
+    /// Copies out and in run on streams of their own (ADR 0009), so the two orderings one stream kept are events now: a
+    /// copy out into host bytes that a fenced copy in still reads waits for it (the tier frees a swapped-in slot at once
+    /// and a demotion may take it), and a copy in into a block that a copy out still reads waits for that copy out (a
+    /// demoted block handed to a promotion in the same pause between steps). A missing wait shows as bytes from the wrong
+    /// side where the two copies race.
+    /// </summary>
+    [Theory]
+    [InlineData("llama-gqa", "fp16")]
+    [InlineData("qwen2", "bf16")]
+    public unsafe void PagedRunner_CopiesBothWays_WaitForEachOtherWhereTheyShareBytes(string fixture, string dtype)
+    {
+        using var setup = Setup.Open(fixture, dtype);
+        var transfer = setup.Transfer;
+        var blocks = setup.Original.Length;
+        var blockBytes = transfer.BlockBytes;
+        var before = new byte[blocks * blockBytes];
+        for (var b = 0; b < blocks; b++)
+        {
+            transfer.CopyOut(setup.Original[b], before.AsSpan(b * blockBytes, blockBytes));
+        }
+
+        var host = (byte*)NativeMemory.AlignedAlloc((nuint)(2 * blocks * blockBytes), 64);
+        try
+        {
+            var pin = transfer.PinHost((IntPtr)host, 2L * blocks * blockBytes);
+            Assert.NotNull(pin);
+            var slots = new Span<byte>(host, blocks * blockBytes);
+            var spare = new Span<byte>(host + ((long)blocks * blockBytes), blocks * blockBytes);
+            new Span<byte>(before).CopyTo(slots);
+            setup.OverwriteOriginals();
+            var overwritten = new byte[blocks * blockBytes];
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyOut(setup.Original[b], overwritten.AsSpan(b * blockBytes, blockBytes));
+            }
+
+            Assert.NotEqual(before, overwritten);
+
+            // Copies in from the slots, fenced, then at once copies out of the (overwritten) originals into the same slots.
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
+            }
+
+            var fence = transfer.CopyInFence();
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyOut(setup.Original[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
+            }
+
+            // Then copies in of the first bytes back into the originals, which those copies out still read.
+            new Span<byte>(before).CopyTo(spare);
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyIn(setup.Original[b], new Span<byte>(host + ((long)(blocks + b) * blockBytes), blockBytes));
+            }
+
+            var second = transfer.CopyInFence();
+            Assert.True(second > fence);
+            transfer.WaitCopyIn(second);
+            pin!.Dispose();
+
+            Assert.Equal(overwritten, slots.ToArray());
+            var copied = new byte[blocks * blockBytes];
+            var restored = new byte[blocks * blockBytes];
+            for (var b = 0; b < blocks; b++)
+            {
+                transfer.CopyOut(setup.Copies[b], copied.AsSpan(b * blockBytes, blockBytes));
+                transfer.CopyOut(setup.Original[b], restored.AsSpan(b * blockBytes, blockBytes));
+            }
+
+            Assert.Equal(before, copied);
+            Assert.Equal(before, restored);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(host);
+        }
+    }
+
     /// <summary>A paged fixture on the GPU whose first reference prompt filled blocks <see cref="Original"/>; <see cref="Copies"/> are as many free blocks.</summary>
     private sealed class Setup : IDisposable
     {

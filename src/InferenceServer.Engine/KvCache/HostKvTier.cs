@@ -124,9 +124,10 @@ internal sealed class HostKvTier : IDisposable
     /// <summary>Frees every slot in <paramref name="owned"/> and clears it.</summary>
     public void Release(List<int> owned)
     {
-        foreach (var slot in owned)
+        // Last first, so that the next swap-out takes them in their order again: consecutive slots copy as one run.
+        for (var i = owned.Count - 1; i >= 0; i--)
         {
-            _free.Push(slot);
+            _free.Push(owned[i]);
         }
 
         Interlocked.Add(ref _owned, -owned.Count);

@@ -440,8 +440,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     public void Dispose()
     {
         FinishAllTransfers();
-        CudaRuntime.DestroyStream(_transferStream);
-        _transferStream = IntPtr.Zero;
+        DestroyTransferStreams();
         _binding.Dispose();
         foreach (var value in _poolValues)
         {
