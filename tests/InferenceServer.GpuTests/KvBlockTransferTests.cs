@@ -91,11 +91,7 @@ public sealed class KvBlockTransferTests
         var transfer = setup.Transfer;
         var blocks = setup.Original.Length;
         var blockBytes = transfer.BlockBytes;
-        var before = new byte[blocks * blockBytes];
-        for (var b = 0; b < blocks; b++)
-        {
-            transfer.CopyOut(setup.Original[b], before.AsSpan(b * blockBytes, blockBytes));
-        }
+        var before = setup.Read(setup.Original);
 
         var host = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * blockBytes), 64);
         try
@@ -118,11 +114,7 @@ public sealed class KvBlockTransferTests
 
             // Copies out, then at once a step that writes other tokens over those blocks: the host has the bytes from before
             // (read synchronously first: the decodes above wrote one more position).
-            var expected = new byte[blocks * blockBytes];
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Original[b], expected.AsSpan(b * blockBytes, blockBytes));
-            }
+            var expected = setup.Read(setup.Original);
 
             for (var b = 0; b < blocks; b++)
             {
@@ -157,11 +149,7 @@ public sealed class KvBlockTransferTests
         var transfer = setup.Transfer;
         var blocks = setup.Original.Length;
         var blockBytes = transfer.BlockBytes;
-        var before = new byte[blocks * blockBytes];
-        for (var b = 0; b < blocks; b++)
-        {
-            transfer.CopyOut(setup.Original[b], before.AsSpan(b * blockBytes, blockBytes));
-        }
+        var before = setup.Read(setup.Original);
 
         var host = (byte*)NativeMemory.AlignedAlloc((nuint)(2 * blocks * blockBytes), 64);
         try
@@ -172,11 +160,7 @@ public sealed class KvBlockTransferTests
             var spare = new Span<byte>(host + ((long)blocks * blockBytes), blocks * blockBytes);
             new Span<byte>(before).CopyTo(slots);
             setup.OverwriteOriginals();
-            var overwritten = new byte[blocks * blockBytes];
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Original[b], overwritten.AsSpan(b * blockBytes, blockBytes));
-            }
+            var overwritten = setup.Read(setup.Original);
 
             Assert.NotEqual(before, overwritten);
 
@@ -205,16 +189,8 @@ public sealed class KvBlockTransferTests
             pin!.Dispose();
 
             Assert.Equal(overwritten, slots.ToArray());
-            var copied = new byte[blocks * blockBytes];
-            var restored = new byte[blocks * blockBytes];
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Copies[b], copied.AsSpan(b * blockBytes, blockBytes));
-                transfer.CopyOut(setup.Original[b], restored.AsSpan(b * blockBytes, blockBytes));
-            }
-
-            Assert.Equal(before, copied);
-            Assert.Equal(before, restored);
+            Assert.Equal(before, setup.Read(setup.Copies));
+            Assert.Equal(before, setup.Read(setup.Original));
         }
         finally
         {
@@ -263,6 +239,19 @@ public sealed class KvBlockTransferTests
             batch.AddRow(prompt, 0, setup.Original, RowLogits.Last);
             setup.Runner.Forward(batch, new float[model.Spec.VocabularySize]);
             return setup;
+        }
+
+        /// <summary>The bytes of <paramref name="blocks"/>, one after another, copied synchronously (from pageable memory).</summary>
+        public byte[] Read(int[] blocks)
+        {
+            var blockBytes = Transfer.BlockBytes;
+            var bytes = new byte[blocks.Length * blockBytes];
+            for (var b = 0; b < blocks.Length; b++)
+            {
+                Transfer.CopyOut(blocks[b], bytes.AsSpan(b * blockBytes, blockBytes));
+            }
+
+            return bytes;
         }
 
         /// <summary>The next token's logits read through the copied blocks equal those read through the originals.</summary>
