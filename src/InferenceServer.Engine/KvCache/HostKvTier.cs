@@ -124,10 +124,9 @@ internal sealed class HostKvTier : IDisposable
     /// <summary>Frees every slot in <paramref name="owned"/> and clears it.</summary>
     public void Release(List<int> owned)
     {
-        // Last first, so that the next swap-out takes them in their order again: consecutive slots copy as one run.
-        for (var i = owned.Count - 1; i >= 0; i--)
+        foreach (var slot in owned)
         {
-            _free.Push(owned[i]);
+            _free.Push(slot);
         }
 
         Interlocked.Add(ref _owned, -owned.Count);

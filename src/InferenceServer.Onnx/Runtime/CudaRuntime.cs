@@ -152,20 +152,6 @@ internal static partial class CudaRuntime
         Check(cudaMemcpyAsync(destination, source, (nuint)bytes, toDevice ? HostToDevice : DeviceToHost, stream), "cudaMemcpyAsync");
 
     /// <summary>
-    /// Queues <paramref name="rows"/> copies of <paramref name="rowBytes"/> each on <paramref name="stream"/> as one pitched
-    /// copy (<c>cudaMemcpy2DAsync</c>): row r goes from <paramref name="source"/> + r x <paramref name="sourcePitch"/> to
-    /// <paramref name="destination"/> + r x <paramref name="destinationPitch"/>, host to device when
-    /// <paramref name="toDevice"/> else device to host.
-    /// </summary>
-    public static void Copy2DAsync(IntPtr destination, long destinationPitch, IntPtr source, long sourcePitch, long rowBytes, int rows, bool toDevice, IntPtr stream) =>
-        Check(
-            cudaMemcpy2DAsync(destination, (nuint)destinationPitch, source, (nuint)sourcePitch, (nuint)rowBytes, (nuint)rows, toDevice ? HostToDevice : DeviceToHost, stream),
-            "cudaMemcpy2DAsync");
-
-    /// <summary>Makes the work queued on <paramref name="stream"/> from now on wait until <paramref name="cudaEvent"/> has fired (the host does not wait).</summary>
-    public static void StreamWaitEvent(IntPtr stream, IntPtr cudaEvent) => Check(cudaStreamWaitEvent(stream, cudaEvent, 0), "cudaStreamWaitEvent");
-
-    /// <summary>
     /// Page-locks <paramref name="bytes"/> of host memory at <paramref name="pointer"/> (<c>cudaHostRegister</c>) so copies
     /// to and from it run at the link's rate without the driver's staging buffer; false (and the memory left pageable)
     /// when the driver refuses.
@@ -347,12 +333,6 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpyAsync(IntPtr destination, IntPtr source, nuint count, int kind, IntPtr stream);
-
-    [LibraryImport(Library)]
-    private static partial int cudaMemcpy2DAsync(IntPtr destination, nuint destinationPitch, IntPtr source, nuint sourcePitch, nuint width, nuint height, int kind, IntPtr stream);
-
-    [LibraryImport(Library)]
-    private static partial int cudaStreamWaitEvent(IntPtr stream, IntPtr cudaEvent, uint flags);
 
     [LibraryImport(Library)]
     private static partial int cudaHostRegister(IntPtr pointer, nuint size, uint flags);

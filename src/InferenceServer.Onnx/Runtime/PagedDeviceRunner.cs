@@ -440,7 +440,8 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     public void Dispose()
     {
         FinishAllTransfers();
-        DestroyTransferStreams();
+        CudaRuntime.DestroyStream(_transferStream);
+        _transferStream = IntPtr.Zero;
         _binding.Dispose();
         foreach (var value in _poolValues)
         {

@@ -32,29 +32,6 @@ public sealed class HostKvTierTests
     }
 
     [Fact]
-    public void ReleasedSlots_AreTakenAgainInTheirOrder_SoASwappedOutHistoryStaysInConsecutiveSlots()
-    {
-        // The CUDA runner copies consecutive blocks whose slots ascend as one pitched copy per pool (BlockCopyRuns).
-        var store = new ByteStore(8, 16);
-        using var tier = new HostKvTier(4, BlockSize, store);
-        var first = new List<int>();
-        for (var b = 0; b < 3; b++)
-        {
-            Assert.True(tier.TrySwapOut(new BlockId(b), first));
-        }
-
-        Assert.Equal([0, 1, 2], first);
-        tier.Release(first);
-        var second = new List<int>();
-        for (var b = 4; b < 8; b++)
-        {
-            Assert.True(tier.TrySwapOut(new BlockId(b), second));
-        }
-
-        Assert.Equal([0, 1, 2, 3], second);
-    }
-
-    [Fact]
     public void CachedBlocks_AreEvictedLeastRecentlyUsedFirst_OwnedNever()
     {
         var store = new ByteStore(8, 16);
