@@ -202,6 +202,25 @@ public static class ModelBuilder
     /// <summary>The activation (and KV) element type of <paramref name="dtype"/> on <paramref name="device"/>: int4 runs fp32 on cpu, fp16 on cuda.</summary>
     private static string ActivationDType(string dtype, string device) => dtype == "int4" ? (device == "cuda" ? "fp16" : "fp32") : dtype;
 
+    /// <summary>
+    /// Why ONNX Runtime 1.31's PagedAttention would refuse <paramref name="mla"/>'s LATENT layer at its first step, or null:
+    /// with RoPE inside the op (<c>do_rotary</c>) its checks want the head size (kv_lora_rank + qk_rope_head_dim) a
+    /// multiple of 16 and the cos/sin table width (qk_rope_head_dim / 2) a multiple of 8 (seen on an H100, 2026-12-08:
+    /// "head_size shall be a multiple of 16").
+    /// </summary>
+    internal static string? LatentShapeProblem(MlaConfig mla)
+    {
+        var head = mla.KvLoraRank + mla.QkRopeHeadDim;
+        if (head % 16 != 0)
+        {
+            return $"ONNX Runtime's PagedAttention rotates only heads whose size is a multiple of 16, and kv_lora_rank + qk_rope_head_dim is {head}";
+        }
+
+        return mla.QkRopeHeadDim % 16 != 0
+            ? $"ONNX Runtime's PagedAttention rotates only where qk_rope_head_dim is a multiple of 16 (its cos/sin tables a multiple of 8 wide), and it is {mla.QkRopeHeadDim}"
+            : null;
+    }
+
     private static BuildResult BuildInto(string folder, string checkpoint, DecoderConfig config, BuildOptions options, CancellationToken cancellationToken)
     {
         var modelPath = Path.Combine(folder, GraphFileName);
@@ -215,6 +234,11 @@ public static class ModelBuilder
         if (latent && (!paged || config.Mla is null))
         {
             throw new ModelBuildException("--mla-attention latent applies to the paged graph (--device cuda, fp16 or bf16) of an MLA checkpoint");
+        }
+
+        if (latent && !options.AllowUnrunnableLatentShapes && LatentShapeProblem(config.Mla!) is { } problem)
+        {
+            throw new ModelBuildException($"--mla-attention latent: {problem}; build with --mla-attention gather (the default)");
         }
 
         var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : latent ? PagedMlaLatentAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;

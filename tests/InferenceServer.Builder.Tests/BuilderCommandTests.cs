@@ -96,16 +96,14 @@ public sealed class BuilderCommandTests
     }
 
     [Fact]
-    public async Task Build_MlaAttentionLatent_WritesOnePoolALayer_AndIsRefusedWhereItDoesNotApply()
+    public async Task Build_MlaAttentionLatent_IsRefusedWhereTheKernelWouldRefuseIt_AndWhereItDoesNotApply()
     {
         var output = BuiltModels.TempDirectory("command-mla-latent");
-        var stdout = new StringWriter();
         var stderr = new StringWriter();
-        var code = await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("deepseek-v3-mla"), "--out", output, "--dtype", "fp16", "--device", "cuda", "--mla-attention", "latent"], stdout, stderr, CancellationToken.None);
-        Assert.True(code == 0, stderr.ToString());
-        Assert.Contains("attention com.microsoft.PagedAttention (LATENT", stdout.ToString(), StringComparison.Ordinal);
-        // 3 layers x (kv_lora_rank 32 + rope 8) x 2 bytes: the gather form's bytes, in one pool a layer.
-        Assert.Contains("240 KV bytes/token", stdout.ToString(), StringComparison.Ordinal);
+        // The fixture's heads are kv_lora_rank 32 + rope 8 = 40 wide: ONNX Runtime's PagedAttention refuses them at the first
+        // step ("head_size shall be a multiple of 16", H100, 2026-12-08), so the build does, naming the way that runs.
+        Assert.Equal(1, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("deepseek-v3-mla"), "--out", output, "--dtype", "fp16", "--device", "cuda", "--mla-attention", "latent"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("kv_lora_rank + qk_rope_head_dim is 40; build with --mla-attention gather", stderr.ToString(), StringComparison.Ordinal);
 
         stderr = new StringWriter();
         Assert.Equal(2, await BuilderCommand.RunAsync(["build", "--checkpoint", BuiltModels.Fixture("deepseek-v3-mla"), "--out", output, "--mla-attention", "fused"], new StringWriter(), stderr, CancellationToken.None));

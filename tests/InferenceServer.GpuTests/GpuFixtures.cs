@@ -28,19 +28,18 @@ internal static class GpuFixtures
 
     /// <summary>
     /// Builds fixture <paramref name="name"/> as a paged CUDA graph in <paramref name="dtype"/>, with or without the
-    /// <c>attention_metadata</c> input, with MLA attention as <paramref name="mlaAttention"/> says (once each), and
-    /// returns its folder.
+    /// <c>attention_metadata</c> input (once each), and returns its folder.
     /// </summary>
-    public static string BuildPaged(string name, string dtype, bool attentionMetadata = true, string mlaAttention = "gather")
+    public static string BuildPaged(string name, string dtype, bool attentionMetadata = true)
     {
         lock (Gate)
         {
-            var key = name + "-" + dtype + (attentionMetadata ? string.Empty : "-no-metadata") + (mlaAttention == "gather" ? string.Empty : "-" + mlaAttention);
+            var key = name + "-" + dtype + (attentionMetadata ? string.Empty : "-no-metadata");
             if (!Built.TryGetValue(key, out var folder))
             {
                 folder = Path.Combine(Scratch, key);
                 Directory.CreateDirectory(folder);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", AttentionMetadata = attentionMetadata, MlaAttention = mlaAttention });
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", AttentionMetadata = attentionMetadata });
                 Built.Add(key, folder);
             }
 

@@ -82,23 +82,10 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     public void Greedy_WithCudaGraphs_DecodeStepsReplayed_MatchesTransformersWhereDecided(string fixture, string dtype) =>
         StaggeredGreedy(fixture, dtype, attentionMetadata: true, cudaGraphs: true);
 
-    /// <summary>
-    /// <c>build --mla-attention latent</c> (ADR 0008): the MLA fixtures' paged graphs on ONNX Runtime 1.31's LATENT
-    /// PagedAttention (one pool a layer, no value pools, RoPE in the op) give transformers' tokens, eagerly and with
-    /// decode steps replayed. Written 2026-12-07 without a GPU.
-    /// </summary>
-    [Theory]
-    [InlineData("deepseek-v3-mla", "fp16", false)]
-    [InlineData("deepseek-v3-mla", "fp16", true)]
-    [InlineData("deepseek-v3-dense-mla", "bf16", true)]
-    public void Greedy_LatentMlaAttention_MatchesTransformersWhereDecided(string fixture, string dtype, bool cudaGraphs) =>
-        StaggeredGreedy(fixture, dtype, attentionMetadata: true, cudaGraphs, mlaAttention: "latent");
-
-    private void StaggeredGreedy(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs, string mlaAttention = "gather")
+    private void StaggeredGreedy(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs)
     {
         SkipWithoutCuda();
-        using var model = Open(fixture, dtype, attentionMetadata, cudaGraphs, mlaAttention);
-        Assert.Equal(mlaAttention == "latent", model.LatentAttention);
+        using var model = Open(fixture, dtype, attentionMetadata, cudaGraphs);
         var cases = GpuFixtures.References(fixture);
         using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
         var tokens = cases.Select(c => new List<int>(c.Prompt)).ToArray();
@@ -435,10 +422,10 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         return (best, difference);
     }
 
-    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false, string mlaAttention = "gather")
+    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false)
     {
         var options = new OnnxSessionOptions { Device = "cuda", CudaGraphs = cudaGraphs };
-        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata, mlaAttention)), options));
+        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata)), options));
         Assert.Equal(attentionMetadata, model.HasAttentionMetadata);
         Assert.Equal(cudaGraphs, model.CudaGraphs);
         return model;

@@ -115,10 +115,12 @@ public sealed class PagedMlaGraphTests
     [InlineData("mla-moe", "bf16")]
     public void LatentAttention_OnePagedAttentionALayerInItsLatentLayout_OnOnePool(string checkpoint, string dtype)
     {
-        // build --mla-attention latent (ADR 0008): ONNX Runtime 1.31's PagedAttention reads the latent pool in place.
+        // build --mla-attention latent (ADR 0008): ONNX Runtime 1.31's PagedAttention reads the latent pool in place. The
+        // fixtures' heads (32 + 8) are narrower than the kernel rotates (LatentShapes_ONNXRuntimeRefuses_AreRefusedAtBuild):
+        // the structure is the same at any width.
         var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "latent-" + checkpoint) : BuiltModels.Fixture(checkpoint);
         var output = BuiltModels.TempDirectory($"latent-{checkpoint}-{dtype}");
-        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = dtype, Device = "cuda", MlaAttention = "latent" });
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = dtype, Device = "cuda", MlaAttention = "latent", AllowUnrunnableLatentShapes = true });
         var model = Load(output);
         var attention = model.Graph.Node.Where(n => n.OpType == "PagedAttention").ToList();
         Assert.Equal(3, attention.Count);
@@ -155,6 +157,42 @@ public sealed class PagedMlaGraphTests
         Assert.True(
             error.Message.Contains("InsertedPrecisionFreeCast", StringComparison.Ordinal) || error.Message.Contains("implementation", StringComparison.OrdinalIgnoreCase),
             error.Message);
+    }
+
+    [Theory]
+    [InlineData(512, 64, null)]   // DeepSeek-V2/V3: 576
+    [InlineData(256, 64, null)]   // the dense MLA 1B shape: 320
+    [InlineData(32, 8, "is 40")]  // the fixtures
+    [InlineData(40, 8, "qk_rope_head_dim is a multiple of 16")]
+    [InlineData(504, 8, "qk_rope_head_dim is a multiple of 16")]
+    public void LatentShapes_ONNXRuntimeRefuses_AreRefusedAtBuild(int rank, int rope, string? problem)
+    {
+        // ONNX Runtime 1.31's PagedAttention with do_rotary: head size % 16 == 0 and cos/sin width (rope / 2) % 8 == 0.
+        var mla = new InferenceServer.Builder.Checkpoint.MlaConfig(null, rank, 16, rope, 16, RopeInterleave: false);
+        var found = ModelBuilder.LatentShapeProblem(mla);
+        if (problem is null)
+        {
+            Assert.Null(found);
+        }
+        else
+        {
+            Assert.Contains(problem, found, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void LatentAttention_OnTheFixtureShape_IsRefusedWithTheGatherFormNamed()
+    {
+        var error = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions
+        {
+            CheckpointDirectory = BuiltModels.Fixture("deepseek-v3-mla"),
+            OutputDirectory = BuiltModels.TempDirectory("latent-refused"),
+            DType = "fp16",
+            Device = "cuda",
+            MlaAttention = "latent",
+        }));
+        Assert.Contains("kv_lora_rank + qk_rope_head_dim is 40", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--mla-attention gather", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
