@@ -78,6 +78,17 @@ def main():
     first = [i for i in (first_difference_at(o) for o in complete_prompts) if i is not None]
     first_difference = {"0": sum(1 for i in first if i == 0), "1-3": sum(1 for i in first if 1 <= i <= 3),
                         "4+": sum(1 for i in first if i >= 4)}
+    # Each disagreeing prompt's repeats that differ from its most common output, by the place they had in the sending
+    # order (0 = the first request sent): at concurrency 1 a first-use effect (the first steps of a fresh server, before
+    # its decode graphs are captured) shows as small send indices.
+    sent_at = {pr: i for i, pr in enumerate(order)}
+    disagreeing = []
+    for p, o in enumerate(outputs):
+        if any(x is None for x in o) or all(x == o[0] for x in o):
+            continue
+        majority = max(o, key=o.count)
+        disagreeing.append({"prompt": p, "first_difference": first_difference_at(o),
+                            "odd_repeats_sent_at": sorted(sent_at[(p, r)] for r in range(args.repeats) if o[r] != majority)})
     result = {
         "label": args.label,
         "concurrency": args.concurrency,
@@ -91,6 +102,7 @@ def main():
         "seconds": round(seconds, 2),
         "output_tokens_per_s": round(len(complete_prompts) * args.repeats * args.tokens / seconds, 1) if seconds > 0 else None,
         "first_difference": first_difference,
+        "disagreeing": disagreeing[:32],
         "errors": errors[:10],
         "error_count": len(errors),
     }
@@ -99,7 +111,9 @@ def main():
     print(f"invariance {args.label} c={args.concurrency}: {agreeing}/{len(complete_prompts)} prompts gave the same "
           f"{args.tokens} greedy tokens all {args.repeats} times ({len(errors)} failed requests, {seconds:.1f} s); "
           f"disagreeing prompts first part at token 0 / 1-3 / 4+: {first_difference['0']} / {first_difference['1-3']} / "
-          f"{first_difference['4+']}", flush=True)
+          f"{first_difference['4+']}" + (f"; odd repeats' places in the sending order (of {len(order)}): "
+                                         + ", ".join(str(d["odd_repeats_sent_at"]) for d in disagreeing[:8]) if disagreeing else ""),
+          flush=True)
     return 1 if errors else 0
 
 
