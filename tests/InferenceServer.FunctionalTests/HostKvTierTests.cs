@@ -49,6 +49,7 @@ public sealed class HostKvTierTests : IDisposable
         {
             Assert.True(metrics.Sum("inference_kv_swapped_out_blocks_total", name) > 0, "no block was swapped out");
             Assert.True(metrics.Sum("inference_kv_swapped_in_blocks_total", name) > 0, "no block was swapped back in");
+            Assert.True(metrics.Sum("inference_kv_copy_calls_seconds_total", name) > 0, "no time inside the copy calls was counted");
         }
 
         // With prefix caching a preempted sequence whose full blocks are all in the device prefix cache is not copied out

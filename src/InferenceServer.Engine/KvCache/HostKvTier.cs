@@ -1,4 +1,5 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
 using InferenceServer.Onnx.Runtime;
 
 namespace InferenceServer.Engine.KvCache;
@@ -28,6 +29,7 @@ internal sealed class HostKvTier : IDisposable
     private long _prefixHits;
     private long _swappedOut;
     private long _swappedIn;
+    private long _copyCallTicks;
 
     /// <summary>Creates a tier of <paramref name="slotCount"/> blocks of <paramref name="blockSize"/> tokens over <paramref name="transfer"/>'s blocks.</summary>
     public HostKvTier(int slotCount, int blockSize, IKvBlockTransfer transfer)
@@ -82,6 +84,13 @@ internal sealed class HostKvTier : IDisposable
     public long SwappedIn => Interlocked.Read(ref _swappedIn);
 
     /// <summary>
+    /// Seconds the scheduler thread spent inside the runner's copy calls, both ways: the copies themselves where they are
+    /// synchronous, the time to queue them where they are not (a CUDA stream holds a bounded number of pending copies, and
+    /// a call that finds it full waits; ADR 0009's lead for the concurrency-4 gap). No step runs meanwhile.
+    /// </summary>
+    public double CopyCallSeconds => Interlocked.Read(ref _copyCallTicks) / (double)Stopwatch.Frequency;
+
+    /// <summary>
     /// Copies device block <paramref name="block"/> into a slot owned by the caller (a preempted sequence) and appends the
     /// slot to <paramref name="owned"/>; false when every slot is owned.
     /// </summary>
@@ -92,7 +101,7 @@ internal sealed class HostKvTier : IDisposable
             return false;
         }
 
-        _transfer.CopyOut(block.Value, _arena.Slot(slot));
+        CopyOut(block, slot);
         owned.Add(slot);
         Interlocked.Increment(ref _owned);
         Interlocked.Increment(ref _swappedOut);
@@ -102,7 +111,7 @@ internal sealed class HostKvTier : IDisposable
     /// <summary>Copies owned slot <paramref name="slot"/> into device block <paramref name="block"/>; the slot stays owned.</summary>
     public void SwapIn(int slot, BlockId block)
     {
-        _transfer.CopyIn(block.Value, _arena.Slot(slot));
+        CopyIn(slot, block);
         Interlocked.Increment(ref _swappedIn);
     }
 
@@ -151,7 +160,7 @@ internal sealed class HostKvTier : IDisposable
             return;
         }
 
-        _transfer.CopyOut(block.Value, _arena.Slot(slot));
+        CopyOut(block, slot);
         tokens.CopyTo(_tokens.AsSpan(slot * _blockSize, _blockSize));
         _hashes[slot] = hash;
         _byHash[hash] = slot;
@@ -182,7 +191,7 @@ internal sealed class HostKvTier : IDisposable
     {
         if (block is { } target)
         {
-            _transfer.CopyIn(target.Value, _arena.Slot(slot));
+            CopyIn(slot, target);
             Interlocked.Increment(ref _prefixHits);
         }
 
@@ -194,6 +203,20 @@ internal sealed class HostKvTier : IDisposable
     {
         _pin?.Dispose();
         _arena.Dispose();
+    }
+
+    private void CopyOut(BlockId block, int slot)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _transfer.CopyOut(block.Value, _arena.Slot(slot));
+        Interlocked.Add(ref _copyCallTicks, Stopwatch.GetTimestamp() - started);
+    }
+
+    private void CopyIn(int slot, BlockId block)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _transfer.CopyIn(block.Value, _arena.Slot(slot));
+        Interlocked.Add(ref _copyCallTicks, Stopwatch.GetTimestamp() - started);
     }
 
     private bool TryTakeSlot(out int slot)

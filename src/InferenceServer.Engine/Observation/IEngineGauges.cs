@@ -58,6 +58,9 @@ internal interface IEngineGauges
     /// <summary>Tokens computed again after a preemption lost their KV.</summary>
     long RecomputedTokens => 0;
 
+    /// <summary>Seconds the scheduler thread spent inside the runner's host-tier copy calls (queueing them, on a GPU).</summary>
+    double HostTierCopyCallSeconds => 0;
+
     /// <summary>The runner's KV pools.</summary>
     int KvPoolCount => 0;
 

@@ -34,6 +34,9 @@ public sealed partial class ContinuousBatchScheduler
     /// <summary>Blocks copied back from the host tier for resumed sequences since start.</summary>
     internal long SwappedInBlocks => _kv.HostTier?.SwappedIn ?? 0;
 
+    /// <summary>Seconds the scheduler thread spent inside the runner's host-tier copy calls since start (<see cref="HostKvTier.CopyCallSeconds"/>).</summary>
+    internal double HostTierCopyCallSeconds => _kv.HostTier?.CopyCallSeconds ?? 0;
+
     /// <summary>Tokens resumed sequences computed again since start (their KV was lost to a preemption).</summary>
     internal long RecomputedTokens => _counters.RecomputedTokens;
 

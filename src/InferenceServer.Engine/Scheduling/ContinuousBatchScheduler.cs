@@ -247,6 +247,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     long IEngineGauges.RecomputedTokens => RecomputedTokens;
 
     /// <inheritdoc />
+    double IEngineGauges.HostTierCopyCallSeconds => HostTierCopyCallSeconds;
+
+    /// <inheritdoc />
     int IEngineGauges.KvPoolCount => KvPools.Count;
 
     /// <inheritdoc />

@@ -32,6 +32,27 @@ public sealed class HostKvTierTests
     }
 
     [Fact]
+    public void TheTimeInsideTheRunnersCopyCalls_IsCountedBothWays()
+    {
+        // inference_kv_copy_calls_seconds_total: on a GPU the time to queue the copies, during which no step runs (ADR 0009).
+        var store = new ByteStore(8, 16) { CopyTime = TimeSpan.FromMilliseconds(20) };
+        using var tier = new HostKvTier(4, BlockSize, store);
+        Assert.Equal(0, tier.CopyCallSeconds);
+        var owned = new List<int>();
+        Assert.True(tier.TrySwapOut(new BlockId(1), owned));
+        var afterOut = tier.CopyCallSeconds;
+        Assert.InRange(afterOut, 0.019, 5);
+        tier.SwapIn(owned[0], new BlockId(2));
+        Assert.InRange(tier.CopyCallSeconds, afterOut + 0.019, 10);
+
+        // Demotions and promotions too.
+        var before = tier.CopyCallSeconds;
+        tier.Demote(new BlockId(3), 7, [1, 2, 3, 4]);
+        tier.Promote(tier.Find(7, [1, 2, 3, 4]), new BlockId(4));
+        Assert.InRange(tier.CopyCallSeconds, before + 0.039, 20);
+    }
+
+    [Fact]
     public void CachedBlocks_AreEvictedLeastRecentlyUsedFirst_OwnedNever()
     {
         var store = new ByteStore(8, 16);
@@ -130,14 +151,19 @@ public sealed class HostKvTierTests
 
         public bool PinReleased { get; private set; }
 
+        /// <summary>How long each copy takes (a runner whose copy calls wait).</summary>
+        public TimeSpan CopyTime { get; set; }
+
         public void CopyIn(int block, ReadOnlySpan<byte> source)
         {
+            Thread.Sleep(CopyTime);
             CountPinned(source);
             source.CopyTo(_bytes.AsSpan(block * blockBytes, blockBytes));
         }
 
         public void CopyOut(int block, Span<byte> destination)
         {
+            Thread.Sleep(CopyTime);
             CountPinned(destination);
             CopiesOut++;
             _bytes.AsSpan(block * blockBytes, blockBytes).CopyTo(destination);
