@@ -21,7 +21,7 @@ public static class BuilderCommand
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
         + "  --split: also the split form for attention offloading (segment.{s}.onnx in the --dtype, fp32/fp16/bf16; ADR 0005);\n"
         + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts;\n"
-        + "  --mla-attention gather|latent (paged MLA graph; default gather): latent calls PagedAttention's LATENT layout (ADR 0008; not yet run on a GPU)";
+        + "  --mla-attention gather|latent (paged MLA graph; default gather): latent calls PagedAttention's LATENT layout (ADR 0008; ~12x slower per layer on an H100; rank + rope and rope multiples of 16)";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
