@@ -41,40 +41,27 @@ public sealed class KvBlockTransferTests
     [Theory]
     [InlineData("llama-gqa", "fp16")]
     [InlineData("qwen2", "bf16")]
-    public unsafe void PagedRunner_QueuedCopiesThroughPinnedMemory_FinishBeforeTheNextStep(string fixture, string dtype)
+    public void PagedRunner_QueuedCopiesThroughPinnedMemory_FinishBeforeTheNextStep(string fixture, string dtype)
     {
         using var setup = Setup.Open(fixture, dtype);
         var transfer = setup.Transfer;
-        var blocks = setup.Original.Length;
-        var blockBytes = transfer.BlockBytes;
-        var host = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * blockBytes), 64);
-        try
+        using var host = new PinnedSlots(transfer, setup.Original.Length);
+        for (var b = 0; b < setup.Original.Length; b++)
         {
-            using var pin = transfer.PinHost((IntPtr)host, (long)blocks * blockBytes);
-            Assert.NotNull(pin);
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Original[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
-                transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
-            }
-
-            var fence = transfer.CopyInFence();
-            transfer.WaitCopyIn(fence);
-            Assert.True(transfer.CopyInDone(fence));
-            Assert.Equal(0, transfer.CopyInFence());
-            setup.AssertCopiesServeTheSameLogits();
-
-            // Copies out queued last are finished once the pin is released; the bytes are the block's.
-            transfer.CopyOut(setup.Original[0], new Span<byte>(host, blockBytes));
-            pin!.Dispose();
-            var direct = new byte[blockBytes];
-            transfer.CopyOut(setup.Original[0], direct);
-            Assert.Equal(direct, new Span<byte>(host, blockBytes).ToArray());
+            transfer.CopyOut(setup.Original[b], host.Slot(b));
+            transfer.CopyIn(setup.Copies[b], host.Slot(b));
         }
-        finally
-        {
-            NativeMemory.AlignedFree(host);
-        }
+
+        var fence = transfer.CopyInFence();
+        transfer.WaitCopyIn(fence);
+        Assert.True(transfer.CopyInDone(fence));
+        Assert.Equal(0, transfer.CopyInFence());
+        setup.AssertCopiesServeTheSameLogits();
+
+        // Copies out queued last are finished once the pin is released; the bytes are the block's.
+        transfer.CopyOut(setup.Original[0], host.Slot(0));
+        host.Unpin();
+        Assert.Equal(setup.Read([setup.Original[0]]), host.Slot(0).ToArray());
     }
 
     /// <summary>
@@ -85,52 +72,29 @@ public sealed class KvBlockTransferTests
     [Theory]
     [InlineData("llama-gqa", "fp16")]
     [InlineData("qwen2", "bf16")]
-    public unsafe void PagedRunner_StepWaitsForQueuedCopiesOut_NotForCopiesIn(string fixture, string dtype)
+    public void PagedRunner_StepWaitsForQueuedCopiesOut_NotForCopiesIn(string fixture, string dtype)
     {
         using var setup = Setup.Open(fixture, dtype);
         var transfer = setup.Transfer;
-        var blocks = setup.Original.Length;
-        var blockBytes = transfer.BlockBytes;
         var before = setup.Read(setup.Original);
+        using var host = new PinnedSlots(transfer, setup.Original.Length);
 
-        var host = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * blockBytes), 64);
-        try
-        {
-            using var pin = transfer.PinHost((IntPtr)host, (long)blocks * blockBytes);
-            Assert.NotNull(pin);
+        // Copies in of the original bytes into the spare blocks, fenced; a step over the originals runs meanwhile.
+        new Span<byte>(before).CopyTo(host.Slots(0, setup.Original.Length));
+        host.CopyIn(setup.Copies, firstSlot: 0);
+        var fence = transfer.CopyInFence();
+        setup.StepOverOriginals();
+        transfer.WaitCopyIn(fence);
+        Assert.True(transfer.CopyInDone(fence));
+        setup.AssertCopiesServeTheSameLogits();
 
-            // Copies in of the original bytes into the spare blocks, fenced; a step over the originals runs meanwhile.
-            new Span<byte>(before).CopyTo(new Span<byte>(host, blocks * blockBytes));
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
-            }
-
-            var fence = transfer.CopyInFence();
-            setup.StepOverOriginals();
-            transfer.WaitCopyIn(fence);
-            Assert.True(transfer.CopyInDone(fence));
-            setup.AssertCopiesServeTheSameLogits();
-
-            // Copies out, then at once a step that writes other tokens over those blocks: the host has the bytes from before
-            // (read synchronously first: the decodes above wrote one more position).
-            var expected = setup.Read(setup.Original);
-
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Original[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
-            }
-
-            setup.OverwriteOriginals();
-            Assert.Equal(expected, new Span<byte>(host, blocks * blockBytes).ToArray());
-            var after = new byte[blockBytes];
-            transfer.CopyOut(setup.Original[0], after);
-            Assert.NotEqual(expected.AsSpan(0, blockBytes).ToArray(), after);
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(host);
-        }
+        // Copies out, then at once a step that writes other tokens over those blocks: the host has the bytes from before
+        // (read synchronously first: the decodes above wrote one more position).
+        var expected = setup.Read(setup.Original);
+        host.CopyOut(setup.Original, firstSlot: 0);
+        setup.OverwriteOriginals();
+        Assert.Equal(expected, host.Slots(0, setup.Original.Length).ToArray());
+        Assert.NotEqual(expected.AsSpan(0, transfer.BlockBytes).ToArray(), setup.Read([setup.Original[0]]));
     }
 
     /// <summary>
@@ -144,58 +108,92 @@ public sealed class KvBlockTransferTests
     [Theory]
     [InlineData("llama-gqa", "fp16")]
     [InlineData("qwen2", "bf16")]
-    public unsafe void PagedRunner_CopiesBothWays_WaitForEachOtherWhereTheyShareBytes(string fixture, string dtype)
+    public void PagedRunner_CopiesBothWays_WaitForEachOtherWhereTheyShareBytes(string fixture, string dtype)
     {
         using var setup = Setup.Open(fixture, dtype);
         var transfer = setup.Transfer;
         var blocks = setup.Original.Length;
-        var blockBytes = transfer.BlockBytes;
         var before = setup.Read(setup.Original);
+        using var host = new PinnedSlots(transfer, 2 * blocks);
+        new Span<byte>(before).CopyTo(host.Slots(0, blocks));
+        setup.OverwriteOriginals();
+        var overwritten = setup.Read(setup.Original);
+        Assert.NotEqual(before, overwritten);
 
-        var host = (byte*)NativeMemory.AlignedAlloc((nuint)(2 * blocks * blockBytes), 64);
-        try
+        // Copies in from the slots, fenced, then at once copies out of the (overwritten) originals into the same slots.
+        host.CopyIn(setup.Copies, firstSlot: 0);
+        var fence = transfer.CopyInFence();
+        host.CopyOut(setup.Original, firstSlot: 0);
+
+        // Then copies in of the first bytes back into the originals, which those copies out still read.
+        new Span<byte>(before).CopyTo(host.Slots(blocks, blocks));
+        host.CopyIn(setup.Original, firstSlot: blocks);
+        transfer.WaitCopyIn(fence);
+        transfer.WaitCopyIn(transfer.CopyInFence());
+        host.Unpin();
+
+        Assert.Equal(overwritten, host.Slots(0, blocks).ToArray());
+        Assert.Equal(before, setup.Read(setup.Copies));
+        Assert.Equal(before, setup.Read(setup.Original));
+    }
+
+    /// <summary>
+    /// Page-locked host slots of one block each, given to the runner (<see cref="IKvBlockTransfer.PinHost"/>) as the host
+    /// tier's arena is; disposing releases the pin (which waits for the queued copies) before the memory is freed.
+    /// </summary>
+    private sealed unsafe class PinnedSlots : IDisposable
+    {
+        private readonly IKvBlockTransfer _transfer;
+        private readonly byte* _host;
+        private readonly int _blockBytes;
+        private IDisposable? _pin;
+
+        public PinnedSlots(IKvBlockTransfer transfer, int slots)
         {
-            // Disposed below once the copies are asked for; disposing again (a failed assertion) is harmless.
-            using var pin = transfer.PinHost((IntPtr)host, 2L * blocks * blockBytes);
-            Assert.NotNull(pin);
-            var slots = new Span<byte>(host, blocks * blockBytes);
-            var spare = new Span<byte>(host + ((long)blocks * blockBytes), blocks * blockBytes);
-            new Span<byte>(before).CopyTo(slots);
-            setup.OverwriteOriginals();
-            var overwritten = setup.Read(setup.Original);
-
-            Assert.NotEqual(before, overwritten);
-
-            // Copies in from the slots, fenced, then at once copies out of the (overwritten) originals into the same slots.
-            for (var b = 0; b < blocks; b++)
+            _transfer = transfer;
+            _blockBytes = transfer.BlockBytes;
+            _host = (byte*)NativeMemory.AlignedAlloc((nuint)((long)slots * _blockBytes), 64);
+            _pin = transfer.PinHost((IntPtr)_host, (long)slots * _blockBytes);
+            if (_pin is null)
             {
-                transfer.CopyIn(setup.Copies[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
+                NativeMemory.AlignedFree(_host);
+                Assert.Fail("the runner did not page-lock the slots");
             }
-
-            var fence = transfer.CopyInFence();
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyOut(setup.Original[b], new Span<byte>(host + ((long)b * blockBytes), blockBytes));
-            }
-
-            // Then copies in of the first bytes back into the originals, which those copies out still read.
-            new Span<byte>(before).CopyTo(spare);
-            for (var b = 0; b < blocks; b++)
-            {
-                transfer.CopyIn(setup.Original[b], new Span<byte>(host + ((long)(blocks + b) * blockBytes), blockBytes));
-            }
-
-            transfer.WaitCopyIn(fence);
-            transfer.WaitCopyIn(transfer.CopyInFence());
-            pin!.Dispose();
-
-            Assert.Equal(overwritten, slots.ToArray());
-            Assert.Equal(before, setup.Read(setup.Copies));
-            Assert.Equal(before, setup.Read(setup.Original));
         }
-        finally
+
+        public Span<byte> Slot(int slot) => Slots(slot, 1);
+
+        public Span<byte> Slots(int first, int count) => new(_host + ((long)first * _blockBytes), count * _blockBytes);
+
+        /// <summary>Queues a copy of slot <paramref name="firstSlot"/> + b into <paramref name="blocks"/>[b], for each b.</summary>
+        public void CopyIn(int[] blocks, int firstSlot)
         {
-            NativeMemory.AlignedFree(host);
+            for (var b = 0; b < blocks.Length; b++)
+            {
+                _transfer.CopyIn(blocks[b], Slot(firstSlot + b));
+            }
+        }
+
+        /// <summary>Queues a copy of <paramref name="blocks"/>[b] into slot <paramref name="firstSlot"/> + b, for each b.</summary>
+        public void CopyOut(int[] blocks, int firstSlot)
+        {
+            for (var b = 0; b < blocks.Length; b++)
+            {
+                _transfer.CopyOut(blocks[b], Slot(firstSlot + b));
+            }
+        }
+
+        /// <summary>Releases the pin: the queued copies have finished once it returns; later copies are synchronous.</summary>
+        public void Unpin()
+        {
+            _pin?.Dispose();
+            _pin = null;
+        }
+
+        public void Dispose()
+        {
+            Unpin();
+            NativeMemory.AlignedFree(_host);
         }
     }
 
