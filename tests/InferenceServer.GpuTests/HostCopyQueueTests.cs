@@ -10,13 +10,15 @@ namespace InferenceServer.GpuTests;
 /// returning 8B history (8,192 tokens, 32 blocks of 256 tokens, 64 layer pools) as 2,048 <c>cudaMemcpyAsync</c> calls of
 /// 512 KiB from page-locked memory on a non-blocking stream. If the stream's queue of pending operations is shorter than
 /// that, the calls block the scheduler thread until copies have run. This queues exactly that, prints how long the calls
-/// took against how long the copies took (and the same bytes as 64 calls of 16 MiB), and checks the bytes arrived.
-/// Written 2026-12-08, not yet run.
+/// took against how long the copies took (and the same bytes as 64 calls of 16 MiB, and as the 32 pitched copies, one per
+/// block, that the runner queues since 2026-12-08), and checks the bytes arrived. Written 2026-12-08, not yet run.
 /// </summary>
 public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
 {
     private const long PieceBytes = 512 * 1024;
-    private const int Pieces = 2048;
+    private const int Pools = 64;
+    private const int Blocks = 32;
+    private const int Pieces = Pools * Blocks;
     private const long Bytes = PieceBytes * Pieces;
 
     [Fact]
@@ -44,24 +46,28 @@ public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
                 Queue(host, device, stream, PieceBytes);
                 var small = Queue(host, device, stream, PieceBytes);
                 var large = Queue(host, device, stream, Bytes / 64);
+                var pitched = QueuePitched(host, device, stream);
                 output.WriteLine(Describe("2,048 x 512 KiB", small));
                 output.WriteLine(Describe("64 x 16 MiB", large));
+                output.WriteLine(Describe("32 pitched copies of 64 x 512 KiB (the runner since 2026-12-08)", pitched));
             }
             finally
             {
                 CudaRuntime.UnregisterHost((IntPtr)host);
             }
 
-            // The bytes arrived: a page from the start, the middle and the end of the last copy.
+            // The bytes arrived where the pitched copies (the last) put them: block b of pool p is the host's bytes at
+            // b x 32 MiB + p x 512 KiB, on the device at p x 16 MiB + b x 512 KiB.
             var back = new byte[4096];
-            foreach (var offset in new[] { 0L, Bytes / 2, Bytes - 4096 })
+            foreach (var (pool, block) in new[] { (0, 0), (1, 0), (0, 1), (37, 21), (Pools - 1, Blocks - 1) })
             {
                 fixed (byte* b = back)
                 {
-                    CudaRuntime.CopyToHost((IntPtr)b, device + (nint)offset, back.Length);
+                    CudaRuntime.CopyToHost((IntPtr)b, device + (nint)((pool * Blocks * PieceBytes) + (block * PieceBytes)), back.Length);
                 }
 
-                Assert.Equal((byte)(offset / 4096 % 251), back[0]);
+                var hostOffset = (block * Pools * PieceBytes) + (pool * PieceBytes);
+                Assert.Equal((byte)(hostOffset / 4096 % 251), back[0]);
             }
         }
         finally
@@ -79,6 +85,24 @@ public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
         for (long offset = 0; offset < Bytes; offset += piece)
         {
             CudaRuntime.CopyAsync(device + (nint)offset, (IntPtr)(host + offset), piece, toDevice: true, stream);
+        }
+
+        var queued = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        CudaRuntime.SynchronizeStream(stream);
+        return (queued, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    /// <summary>
+    /// Queues the same bytes as the runner does since 2026-12-08: one pitched copy per block, its 64 pools' runs back to
+    /// back on the host and one pool (32 blocks) apart on the device.
+    /// </summary>
+    private static (double Calls, double Done) QueuePitched(byte* host, IntPtr device, IntPtr stream)
+    {
+        var started = Stopwatch.GetTimestamp();
+        for (var block = 0; block < Blocks; block++)
+        {
+            CudaRuntime.Copy2DAsync(
+                device + (nint)(block * PieceBytes), Blocks * PieceBytes, (IntPtr)(host + (block * Pools * PieceBytes)), PieceBytes, PieceBytes, Pools, toDevice: true, stream);
         }
 
         var queued = Stopwatch.GetElapsedTime(started).TotalMilliseconds;

@@ -8,7 +8,8 @@ namespace InferenceServer.GpuTests;
 /// <summary>
 /// The host KV tier's block copy (ADR 0009) on the paged CUDA runner: blocks copied out of the device pools and into other
 /// blocks round-trip byte for byte and serve the same next-token logits as the originals, synchronously from any span
-/// and queued on the runner's transfer stream from page-locked memory.
+/// (one copy per pool) and queued on the runner's transfer stream from page-locked memory (one pitched copy per block
+/// over the pools' arena, <c>KvPoolArena</c>).
 /// </summary>
 public sealed class KvBlockTransferTests
 {
@@ -45,6 +46,9 @@ public sealed class KvBlockTransferTests
     {
         using var setup = Setup.Open(fixture, dtype);
         var transfer = setup.Transfer;
+
+        // The fixtures' layers are alike, so a block of every pool is one pitched copy (KvPoolArena, 2026-12-08).
+        Assert.Equal(1, Assert.IsType<PagedDeviceRunner>(setup.Runner).QueuedCallsPerBlock);
         using var host = new PinnedSlots(transfer, setup.Original.Length);
         for (var b = 0; b < setup.Original.Length; b++)
         {

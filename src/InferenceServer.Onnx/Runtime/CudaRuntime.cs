@@ -20,6 +20,7 @@ internal static partial class CudaRuntime
     private const uint EventDisableTiming = 2;
     private const int ErrorNotReady = 600;
     private const int CaptureModeRelaxed = 2;
+    private const int AttributeMaxPitch = 11;
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
@@ -150,6 +151,24 @@ internal static partial class CudaRuntime
     /// </summary>
     public static void CopyAsync(IntPtr destination, IntPtr source, long bytes, bool toDevice, IntPtr stream) =>
         Check(cudaMemcpyAsync(destination, source, (nuint)bytes, toDevice ? HostToDevice : DeviceToHost, stream), "cudaMemcpyAsync");
+
+    /// <summary>
+    /// Queues <paramref name="rows"/> copies of <paramref name="rowBytes"/> each on <paramref name="stream"/> as one pitched
+    /// copy (<c>cudaMemcpy2DAsync</c>): row r goes from <paramref name="source"/> + r x <paramref name="sourcePitch"/> to
+    /// <paramref name="destination"/> + r x <paramref name="destinationPitch"/>, host to device when
+    /// <paramref name="toDevice"/> else device to host. Asynchronous where the host side is page-locked, as <see cref="CopyAsync"/>.
+    /// </summary>
+    public static void Copy2DAsync(IntPtr destination, long destinationPitch, IntPtr source, long sourcePitch, long rowBytes, int rows, bool toDevice, IntPtr stream) =>
+        Check(
+            cudaMemcpy2DAsync(destination, (nuint)destinationPitch, source, (nuint)sourcePitch, (nuint)rowBytes, (nuint)rows, toDevice ? HostToDevice : DeviceToHost, stream),
+            "cudaMemcpy2DAsync");
+
+    /// <summary>The largest pitch a pitched copy on <paramref name="device"/> takes (<c>cudaDevAttrMaxPitch</c>).</summary>
+    public static long MaxPitch(int device)
+    {
+        Check(cudaDeviceGetAttribute(out var pitch, AttributeMaxPitch, device), "cudaDeviceGetAttribute(cudaDevAttrMaxPitch)");
+        return pitch;
+    }
 
     /// <summary>
     /// Page-locks <paramref name="bytes"/> of host memory at <paramref name="pointer"/> (<c>cudaHostRegister</c>) so copies
@@ -333,6 +352,12 @@ internal static partial class CudaRuntime
 
     [LibraryImport(Library)]
     private static partial int cudaMemcpyAsync(IntPtr destination, IntPtr source, nuint count, int kind, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaMemcpy2DAsync(IntPtr destination, nuint destinationPitch, IntPtr source, nuint sourcePitch, nuint width, nuint height, int kind, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaDeviceGetAttribute(out int value, int attribute, int device);
 
     [LibraryImport(Library)]
     private static partial int cudaHostRegister(IntPtr pointer, nuint size, uint flags);

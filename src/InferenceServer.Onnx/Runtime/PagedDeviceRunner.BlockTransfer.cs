@@ -3,10 +3,11 @@ namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
 /// The host KV tier's block copies (ADR 0009) over the device pools: each layer's key and value pool is
-/// <c>[blocks, block_size, heads, width]</c>, so a block is one contiguous run of each, one copy per pool. Host memory
-/// given to <see cref="IKvBlockTransfer.PinHost"/> is page-locked and its copies are queued (<c>cudaMemcpyAsync</c>), in
-/// the order asked, on a non-blocking transfer stream of the runner's own, so they run at the link's rate and beside
-/// the steps:
+/// <c>[blocks, block_size, heads, width]</c>, so a block is one contiguous run of each, and the pools lie one after another
+/// in one allocation (<see cref="KvPoolArena"/>), so that a block of every pool is one pitched copy where the pools are
+/// alike. Host memory given to <see cref="IKvBlockTransfer.PinHost"/> is page-locked and its copies are queued
+/// (<c>cudaMemcpy2DAsync</c>, one per block for a model whose layers are alike), in the order asked, on a non-blocking
+/// transfer stream of the runner's own, so they run at the link's rate and beside the steps:
 /// <list type="bullet">
 /// <item>Copies out (a demoted or preempted block) are waited for before the next step (<see cref="FinishTransfers"/>,
 /// one event): that step may reuse the block.</item>
@@ -175,12 +176,39 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
     }
 
     /// <summary>
-    /// One copy per pool between block <paramref name="block"/> and the pools' runs at <paramref name="host"/>, in pool
-    /// order: queued on the transfer stream when the host bytes are pinned, else synchronous.
+    /// Copies block <paramref name="block"/> of every pool to or from the pools' runs at <paramref name="host"/>, in pool
+    /// order: queued on the transfer stream when the host bytes are pinned, one pitched copy per run of like pools
+    /// (<see cref="KvPoolArena"/>; one per block for a model whose layers are alike), else synchronously, one copy per pool.
     /// </summary>
     private void Copy(int block, byte* host, bool toDevice)
     {
         var queued = IsPinned(host, ((IKvBlockTransfer)this).BlockBytes);
+        if (queued)
+        {
+            foreach (var run in _arena.Runs)
+            {
+                var device = _arenaMemory + (nint)(run.DeviceOffset + (block * run.BlockBytes));
+                var hostRun = (IntPtr)(host + run.HostOffset);
+                if (run.Pools == 1)
+                {
+                    CudaRuntime.CopyAsync(toDevice ? device : hostRun, toDevice ? hostRun : device, run.BlockBytes, toDevice, _transferStream);
+                }
+                else if (toDevice)
+                {
+                    CudaRuntime.Copy2DAsync(device, run.Pitch, hostRun, run.BlockBytes, run.BlockBytes, run.Pools, toDevice: true, _transferStream);
+                }
+                else
+                {
+                    CudaRuntime.Copy2DAsync(hostRun, run.BlockBytes, device, run.Pitch, run.BlockBytes, run.Pools, toDevice: false, _transferStream);
+                }
+            }
+
+            _transfersQueued = true;
+            _copiesOutQueued |= !toDevice;
+            _copiesInUnfenced |= toDevice;
+            return;
+        }
+
         long offset = 0;
         for (var slot = 0; slot < _pools.Length; slot++)
         {
@@ -193,11 +221,7 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
 
             var device = _pools[slot] + (nint)(block * bytes);
             var hostRun = (IntPtr)(host + offset);
-            if (queued)
-            {
-                CudaRuntime.CopyAsync(toDevice ? device : hostRun, toDevice ? hostRun : device, bytes, toDevice, _transferStream);
-            }
-            else if (toDevice)
+            if (toDevice)
             {
                 CudaRuntime.CopyToDevice(device, hostRun, bytes);
             }
@@ -208,11 +232,10 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
 
             offset += bytes;
         }
-
-        _transfersQueued |= queued;
-        _copiesOutQueued |= queued && !toDevice;
-        _copiesInUnfenced |= queued && toDevice;
     }
+
+    /// <summary>Calls one queued block copy makes: one per run of like pools (<see cref="KvPoolArena"/>); GPU tests read it.</summary>
+    internal int QueuedCallsPerBlock => _arena.Runs.Count;
 
     private bool IsPinned(byte* host, long length)
     {

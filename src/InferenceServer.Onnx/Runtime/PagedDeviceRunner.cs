@@ -27,6 +27,8 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     private readonly RunOptions _runOptions = new();
     private readonly OrtMemoryInfo _deviceMemory;
     private readonly IntPtr[] _pools;
+    private readonly KvPoolArena _arena;
+    private IntPtr _arenaMemory;
     private readonly OrtValue[] _poolValues;
     private readonly DeviceTensorBuffer<long> _inputIds;
     private readonly DeviceTensorBuffer<int> _cumulative;
@@ -75,6 +77,15 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
         _binding = new StepBinding(model.Session);
         try
         {
+            // Every pool in one allocation, laid out so that a block of all of them is one pitched copy (KvPoolArena).
+            var poolBlockBytes = new long[_pools.Length];
+            for (var slot = 0; slot < _pools.Length; slot++)
+            {
+                poolBlockBytes[slot] = PoolBlockBytes(slot);
+            }
+
+            _arena = KvPoolArena.Plan(poolBlockBytes, PoolBlocks, CudaRuntime.MaxPitch(model.DeviceId));
+            _arenaMemory = CudaRuntime.AllocateZeroed(model.DeviceId, _arena.TotalBytes);
             for (var i = 0; i < layers.Count; i++)
             {
                 BindPool(2 * i, $"key_cache.{i}", $"key_cache_out.{i}", layers[i].KeyHeads, layers[i].KeyWidth);
@@ -100,6 +111,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
 
     /// <inheritdoc />
     public int BlockSize { get; }
+
+    /// <summary>Blocks in each pool: with CUDA graphs, one more than the engine knows of, the scratch block that padding rows write to.</summary>
+    private int PoolBlocks => BlockCount + (_captured is null ? 0 : 1);
 
     /// <summary>Packed rows of any lengths run in one call.</summary>
     public bool RunsMixedBatches => true;
@@ -448,11 +462,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
             value?.Dispose();
         }
 
-        for (var i = 0; i < _pools.Length; i++)
-        {
-            CudaRuntime.Free(_pools[i]);
-            _pools[i] = IntPtr.Zero;
-        }
+        Array.Clear(_pools);
+        CudaRuntime.Free(_arenaMemory);
+        _arenaMemory = IntPtr.Zero;
 
         _inputIds.Dispose();
         _cumulative.Dispose();
@@ -469,11 +481,9 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
 
     private void BindPool(int slot, string input, string output, int heads, int width)
     {
-        // With CUDA graphs, one block more than the engine knows of: the scratch block that padding rows write to.
-        var blocks = BlockCount + (_captured is null ? 0 : 1);
-        long[] shape = [blocks, BlockSize, heads, width];
-        var bytes = (long)blocks * BlockSize * heads * width * Spec.KvElementBytes;
-        _pools[slot] = CudaRuntime.AllocateZeroed(_model.DeviceId, bytes);
+        long[] shape = [PoolBlocks, BlockSize, heads, width];
+        var bytes = (long)PoolBlocks * BlockSize * heads * width * Spec.KvElementBytes;
+        _pools[slot] = _arenaMemory + (nint)_arena.Offset(slot);
         _poolValues[slot] = OrtValue.CreateTensorValueWithData(_deviceMemory, _model.KvType, shape, _pools[slot], bytes);
         _binding.Input(input, _poolValues[slot]);
         _binding.Output(output, _poolValues[slot]);

@@ -1,0 +1,94 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+namespace InferenceServer.Onnx.Runtime;
+
+/// <summary>
+/// Where the paged CUDA runner's layer pools lie in the one device allocation it makes for them, and how one block of
+/// every pool is copied to or from the host tier in as few calls as the layout allows (ADR 0009, 2026-12-08).
+/// <para>
+/// Each pool (a layer's keys or values, <c>[blocks, block_size, heads, width]</c>) gets <c>blocks x blockBytes</c>,
+/// rounded up to <see cref="Alignment"/>, after the one before it; pools of no bytes (a latent layer's missing value
+/// pool) take no room. A host slot holds a block's runs pool after pool (<c>IKvBlockTransfer</c>'s layout), so where
+/// consecutive pools have the same block bytes, block <c>b</c> of all of them is one pitched copy
+/// (<c>cudaMemcpy2DAsync</c>): <see cref="Run.Pools"/> rows of <see cref="Run.BlockBytes"/>, one
+/// <see cref="Run.Pitch"/> apart on the device and back to back on the host. For a model whose layers are alike (Llama,
+/// Qwen, a latent MLA model) that is one call per block instead of one per pool: 32 calls for an 8B model's 8k-token
+/// history instead of 2,048. A pitch over the device's limit (<c>cudaDevAttrMaxPitch</c>) leaves each pool a run of its own.
+/// </para>
+/// </summary>
+internal sealed class KvPoolArena
+{
+    /// <summary>Where each pool starts in the arena: a multiple of this many bytes.</summary>
+    public const int Alignment = 256;
+
+    private readonly long[] _offsets;
+    private readonly Run[] _runs;
+
+    private KvPoolArena(long[] offsets, Run[] runs, long totalBytes)
+    {
+        _offsets = offsets;
+        _runs = runs;
+        TotalBytes = totalBytes;
+    }
+
+    /// <summary>The arena's size: every pool, each padded to <see cref="Alignment"/>.</summary>
+    public long TotalBytes { get; }
+
+    /// <summary>The copies of one block, in pool order; host offsets follow each other without gaps.</summary>
+    public IReadOnlyList<Run> Runs => _runs;
+
+    /// <summary>
+    /// Lays out pools whose blocks take <paramref name="poolBlockBytes"/> each (0: no pool), <paramref name="blocks"/> blocks
+    /// each, for a device whose copies take pitches up to <paramref name="maxPitch"/> bytes.
+    /// </summary>
+    public static KvPoolArena Plan(IReadOnlyList<long> poolBlockBytes, int blocks, long maxPitch)
+    {
+        ArgumentNullException.ThrowIfNull(poolBlockBytes);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blocks);
+        var offsets = new long[poolBlockBytes.Count];
+        var runs = new List<Run>();
+        long total = 0;
+        long host = 0;
+        for (var pool = 0; pool < poolBlockBytes.Count; pool++)
+        {
+            var blockBytes = poolBlockBytes[pool];
+            ArgumentOutOfRangeException.ThrowIfNegative(blockBytes);
+            if (blockBytes == 0)
+            {
+                offsets[pool] = -1;
+                continue;
+            }
+
+            var size = checked(blocks * blockBytes);
+            var pitch = (size + Alignment - 1) / Alignment * Alignment;
+            offsets[pool] = total;
+            if (runs.Count > 0 && runs[^1] is var last && last.BlockBytes == blockBytes && last.Pitch == pitch && pitch <= maxPitch)
+            {
+                runs[^1] = last with { Pools = last.Pools + 1 };
+            }
+            else
+            {
+                runs.Add(new Run(pool, 1, blockBytes, pitch, total, host));
+            }
+
+            total = checked(total + pitch);
+            host += blockBytes;
+        }
+
+        return new KvPoolArena(offsets, [.. runs], total);
+    }
+
+    /// <summary>Where pool <paramref name="pool"/> starts in the arena; -1 for a pool of no bytes.</summary>
+    public long Offset(int pool) => _offsets[pool];
+
+    /// <summary>
+    /// <paramref name="Pools"/> pools that take one pitched copy per block, the first of them <paramref name="FirstPool"/>
+    /// (pools of no bytes between them are skipped, not counted).
+    /// </summary>
+    /// <param name="FirstPool">The first pool's index (2 x layer for keys, + 1 for values).</param>
+    /// <param name="Pools">How many pools with bytes the run covers.</param>
+    /// <param name="BlockBytes">One block of one of them: the row width.</param>
+    /// <param name="Pitch">From one pool's start to the next's in the arena.</param>
+    /// <param name="DeviceOffset">The first pool's start in the arena.</param>
+    /// <param name="HostOffset">Where the run's rows start in a host slot.</param>
+    internal readonly record struct Run(int FirstPool, int Pools, long BlockBytes, long Pitch, long DeviceOffset, long HostOffset);
+}
