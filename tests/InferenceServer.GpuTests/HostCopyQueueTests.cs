@@ -46,10 +46,31 @@ public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
                 Queue(host, device, stream, PieceBytes);
                 var small = Queue(host, device, stream, PieceBytes);
                 var large = Queue(host, device, stream, Bytes / 64);
-                var pitched = QueuePitched(host, device, stream);
+                var pitched = QueuePitched(host, device, stream, toDevice: true);
                 output.WriteLine(Describe("2,048 x 512 KiB", small));
                 output.WriteLine(Describe("64 x 16 MiB", large));
                 output.WriteLine(Describe("32 pitched copies of 64 x 512 KiB (the runner since 2026-12-08)", pitched));
+
+                // The other way (a demotion or a swap out), into a second host buffer so the bytes above stay as sent.
+                var hostBack = (byte*)NativeMemory.AlignedAlloc((nuint)Bytes, 4096);
+                try
+                {
+                    Assert.True(CudaRuntime.RegisterHost((IntPtr)hostBack, Bytes), "cudaHostRegister refused the second 1 GiB");
+                    try
+                    {
+                        output.WriteLine(Describe("32 pitched copies of 64 x 512 KiB, device to host", QueuePitched(hostBack, device, stream, toDevice: false), "device to host"));
+                        Assert.Equal(0, new ReadOnlySpan<byte>(host, 1 << 20).SequenceCompareTo(new ReadOnlySpan<byte>(hostBack, 1 << 20)));
+                        Assert.Equal(host[Bytes - 4096], hostBack[Bytes - 4096]);
+                    }
+                    finally
+                    {
+                        CudaRuntime.UnregisterHost((IntPtr)hostBack);
+                    }
+                }
+                finally
+                {
+                    NativeMemory.AlignedFree(hostBack);
+                }
             }
             finally
             {
@@ -96,13 +117,21 @@ public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
     /// Queues the same bytes as the runner does since 2026-12-08: one pitched copy per block, its 64 pools' runs back to
     /// back on the host and one pool (32 blocks) apart on the device.
     /// </summary>
-    private static (double Calls, double Done) QueuePitched(byte* host, IntPtr device, IntPtr stream)
+    private static (double Calls, double Done) QueuePitched(byte* host, IntPtr device, IntPtr stream, bool toDevice)
     {
         var started = Stopwatch.GetTimestamp();
         for (var block = 0; block < Blocks; block++)
         {
-            CudaRuntime.Copy2DAsync(
-                device + (nint)(block * PieceBytes), Blocks * PieceBytes, (IntPtr)(host + (block * Pools * PieceBytes)), PieceBytes, PieceBytes, Pools, toDevice: true, stream);
+            var onDevice = device + (nint)(block * PieceBytes);
+            var onHost = (IntPtr)(host + (block * Pools * PieceBytes));
+            if (toDevice)
+            {
+                CudaRuntime.Copy2DAsync(onDevice, Blocks * PieceBytes, onHost, PieceBytes, PieceBytes, Pools, toDevice: true, stream);
+            }
+            else
+            {
+                CudaRuntime.Copy2DAsync(onHost, PieceBytes, onDevice, Blocks * PieceBytes, PieceBytes, Pools, toDevice: false, stream);
+            }
         }
 
         var queued = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -110,6 +139,6 @@ public sealed unsafe class HostCopyQueueTests(ITestOutputHelper output)
         return (queued, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
-    private static string Describe(string what, (double Calls, double Done) time) =>
-        FormattableString.Invariant($"{what} host to device: the calls returned after {time.Calls:F2} ms, the copies finished after {time.Done:F2} ms ({Bytes / time.Done / 1e6:F1} GB/s); the scheduler thread would sit in the calls for {time.Calls / time.Done:P0} of the copy");
+    private static string Describe(string what, (double Calls, double Done) time, string direction = "host to device") =>
+        FormattableString.Invariant($"{what} {direction}: the calls returned after {time.Calls:F2} ms, the copies finished after {time.Done:F2} ms ({Bytes / time.Done / 1e6:F1} GB/s); the scheduler thread would sit in the calls for {time.Calls / time.Done:P0} of the copy");
 }
