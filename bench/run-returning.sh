@@ -81,7 +81,7 @@ echo "- workload: $CONVERSATIONS first turns of $INPUT_LEN random ids + $OUTPUT_
 
 # The counters that say where the returning turns' history came from, from /metrics after a run.
 counters() {
-    curl -sf "$URL/metrics" | grep -E '^(vllm:prefix_cache_(queries|hits)_total|vllm:external_prefix_cache_(queries|hits)_total|inference_kv_swapped_(in|out)_blocks_total|inference_kv_recomputed_tokens_total|vllm:num_preemptions_total|inference_kv_load_wait_seconds_(sum|count)|inference_kv_copy_calls_seconds_total|vllm:request_(queue|prefill)_time_seconds_(sum|count))' \
+    curl -sf "$URL/metrics" | grep -E '^(vllm:prefix_cache_(queries|hits)_total|vllm:external_prefix_cache_(queries|hits)_total|inference_kv_swapped_(in|out)_blocks_total|inference_kv_recomputed_tokens_total|vllm:num_preemptions_total|inference_kv_load_wait_seconds_(sum|count)|inference_kv_copy_calls_seconds_total|inference_kv_copy_out_wait_seconds_total|vllm:request_(queue|prefill)_time_seconds_(sum|count))' \
         | sed 's/{[^}]*}//' | awk '{printf "%s=%s ", $1, $2} END {print ""}'
 }
 

@@ -52,6 +52,9 @@ public sealed class HostKvTierTests : IDisposable
             Assert.True(metrics.Sum("inference_kv_copy_calls_seconds_total", name) > 0, "no time inside the copy calls was counted");
         }
 
+        // Host runners copy out inside the call: their steps never wait for a queued copy (a CUDA runner's do, ADR 0009).
+        Assert.Equal(0, Assert.Single(metrics.For("inference_kv_copy_out_wait_seconds_total", name)).Value);
+
         // With prefix caching a preempted sequence whose full blocks are all in the device prefix cache is not copied out
         // (ADR 0009: they go to the tier only if the pool reuses them first); HostKvTierSchedulerTests counts that case.
 

@@ -98,6 +98,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableCounter("inference.kv.swapped_in_blocks", ObserveSwappedIn, "{block}", "KV blocks copied back from the host KV tier when a preempted sequence resumed.");
         meter.CreateObservableCounter("inference.kv.recomputed_tokens", ObserveRecomputed, "{token}", "Tokens computed again after a preemption lost their KV.");
         meter.CreateObservableCounter("inference.kv.copy_calls", ObserveCopyCalls, "s", "Seconds the scheduler thread spent inside the host KV tier's copy calls (on a GPU the time to queue the copies; no step runs meanwhile).");
+        meter.CreateObservableCounter("inference.kv.copy_out_wait", ObserveCopyOutWait, "s", "Seconds the model's steps waited, before running, for the host KV tier's queued copies out (demotions, swaps; on a GPU; no row advances meanwhile).");
         meter.CreateObservableGauge("inference.kv.blocks_used", ObservePoolBlocks, "{block}", "KV blocks owned by sequences, per pool (each device pool; host-tier: the host KV tier's blocks held for preempted sequences).");
         meter.CreateObservableGauge("inference.kv.pool_attention_per_block", ObservePoolSpeed, "s", "Measured attention time per KV block held and step, per pool of a split model with several (the KV placement policy's input; 0 until blocks reach the pool).");
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
@@ -283,6 +284,8 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
     private Measurement<long> ObserveRecomputed() => new(_engine?.RecomputedTokens ?? 0, _model);
 
     private Measurement<double> ObserveCopyCalls() => new(_engine?.HostTierCopyCallSeconds ?? 0, _model);
+
+    private Measurement<double> ObserveCopyOutWait() => new(_engine?.HostTierCopyOutWaitSeconds ?? 0, _model);
 
     private IEnumerable<Measurement<double>> ObservePoolSpeed()
     {

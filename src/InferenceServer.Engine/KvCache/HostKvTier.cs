@@ -90,6 +90,9 @@ internal sealed class HostKvTier : IDisposable
     /// </summary>
     public double CopyCallSeconds => Interlocked.Read(ref _copyCallTicks) / (double)Stopwatch.Frequency;
 
+    /// <summary>Seconds the runner's steps waited for this tier's queued copies out before running (<see cref="IKvBlockTransfer.CopyOutWaitSeconds"/>).</summary>
+    public double CopyOutWaitSeconds => _transfer.CopyOutWaitSeconds;
+
     /// <summary>
     /// Copies device block <paramref name="block"/> into a slot owned by the caller (a preempted sequence) and appends the
     /// slot to <paramref name="owned"/>; false when every slot is owned.

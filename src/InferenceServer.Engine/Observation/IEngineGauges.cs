@@ -61,6 +61,9 @@ internal interface IEngineGauges
     /// <summary>Seconds the scheduler thread spent inside the runner's host-tier copy calls (queueing them, on a GPU).</summary>
     double HostTierCopyCallSeconds => 0;
 
+    /// <summary>Seconds the runner's steps waited, before running, for the host tier's queued copies out (a GPU runner's demotions and swaps).</summary>
+    double HostTierCopyOutWaitSeconds => 0;
+
     /// <summary>The runner's KV pools.</summary>
     int KvPoolCount => 0;
 

@@ -37,6 +37,9 @@ public sealed partial class ContinuousBatchScheduler
     /// <summary>Seconds the scheduler thread spent inside the runner's host-tier copy calls since start (<see cref="HostKvTier.CopyCallSeconds"/>).</summary>
     internal double HostTierCopyCallSeconds => _kv.HostTier?.CopyCallSeconds ?? 0;
 
+    /// <summary>Seconds the runner's steps waited for the host tier's queued copies out since start (<see cref="HostKvTier.CopyOutWaitSeconds"/>).</summary>
+    internal double HostTierCopyOutWaitSeconds => _kv.HostTier?.CopyOutWaitSeconds ?? 0;
+
     /// <summary>Tokens resumed sequences computed again since start (their KV was lost to a preemption).</summary>
     internal long RecomputedTokens => _counters.RecomputedTokens;
 

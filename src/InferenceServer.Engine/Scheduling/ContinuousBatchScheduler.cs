@@ -250,6 +250,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     double IEngineGauges.HostTierCopyCallSeconds => HostTierCopyCallSeconds;
 
     /// <inheritdoc />
+    double IEngineGauges.HostTierCopyOutWaitSeconds => HostTierCopyOutWaitSeconds;
+
+    /// <inheritdoc />
     int IEngineGauges.KvPoolCount => KvPools.Count;
 
     /// <inheritdoc />

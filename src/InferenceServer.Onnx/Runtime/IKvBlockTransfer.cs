@@ -46,6 +46,13 @@ public interface IKvBlockTransfer
     /// <summary>Whether the copies before <paramref name="fence"/> (from <see cref="CopyInFence"/>) have finished; true for 0.</summary>
     bool CopyInDone(long fence) => true;
 
+    /// <summary>
+    /// Seconds this runner's steps have waited, before running, for queued copies out to finish (a step may reuse a block a
+    /// copy out still reads; ADR 0009): part of the step time, during which no row advances. 0 where every copy finishes
+    /// inside its call (host runners, unpinned spans).
+    /// </summary>
+    double CopyOutWaitSeconds => 0;
+
     /// <summary>Waits until the copies before <paramref name="fence"/> have finished (before their blocks are freed or reused).</summary>
     void WaitCopyIn(long fence)
     {

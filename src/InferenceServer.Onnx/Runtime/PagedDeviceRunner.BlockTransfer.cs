@@ -1,4 +1,6 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
+using System.Diagnostics;
+
 namespace InferenceServer.Onnx.Runtime;
 
 /// <summary>
@@ -30,6 +32,7 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
     private bool _copiesInUnfenced;
     private long _lastFence;
     private long _passedFence;
+    private long _copyOutWaitTicks;
     private (IntPtr Start, long Bytes)[] _pinned = [];
 
     /// <inheritdoc />
@@ -89,6 +92,10 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
     }
 
     /// <inheritdoc />
+    /// <remarks>The wait is for an event after the last copy out, so on the one transfer stream it also covers the copies in queued before it.</remarks>
+    double IKvBlockTransfer.CopyOutWaitSeconds => Interlocked.Read(ref _copyOutWaitTicks) / (double)Stopwatch.Frequency;
+
+    /// <inheritdoc />
     long IKvBlockTransfer.CopyInFence()
     {
         if (_copiesInUnfenced)
@@ -129,12 +136,14 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
         if (_copiesOutQueued)
         {
             var copiedOut = CudaRuntime.RecordEvent(_transferStream);
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 CudaRuntime.WaitEvent(copiedOut);
             }
             finally
             {
+                Interlocked.Add(ref _copyOutWaitTicks, Stopwatch.GetTimestamp() - started);
                 CudaRuntime.DestroyEvent(copiedOut);
             }
 

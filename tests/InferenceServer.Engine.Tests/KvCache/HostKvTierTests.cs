@@ -53,6 +53,18 @@ public sealed class HostKvTierTests
     }
 
     [Fact]
+    public void TheStepsWaitForCopiesOut_IsTheRunnersCount()
+    {
+        // inference_kv_copy_out_wait_seconds_total: a CUDA runner's steps wait for queued copies out (ADR 0009); the tier
+        // reports what its runner counted.
+        var store = new ByteStore(8, 16);
+        using var tier = new HostKvTier(4, BlockSize, store);
+        Assert.Equal(0, tier.CopyOutWaitSeconds);
+        store.CopyOutWaitSeconds = 0.25;
+        Assert.Equal(0.25, tier.CopyOutWaitSeconds);
+    }
+
+    [Fact]
     public void CachedBlocks_AreEvictedLeastRecentlyUsedFirst_OwnedNever()
     {
         var store = new ByteStore(8, 16);
@@ -153,6 +165,8 @@ public sealed class HostKvTierTests
 
         /// <summary>How long each copy takes (a runner whose copy calls wait).</summary>
         public TimeSpan CopyTime { get; set; }
+
+        public double CopyOutWaitSeconds { get; set; }
 
         public void CopyIn(int block, ReadOnlySpan<byte> source)
         {
