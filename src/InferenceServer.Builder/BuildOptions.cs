@@ -64,7 +64,9 @@ public sealed record BuildOptions
     /// calls ONNX Runtime 1.31's <c>PagedAttention</c> in its LATENT layout, one pool of kv_lora_rank + rope a layer read
     /// in place, RoPE inside the op. Measured on an H100 (2026-12-08): the op's numbers match a CPU reference, but at 256
     /// decode rows one layer takes ~12x the GQA 1B layer's time, so <c>gather</c> stays the default; and the op rotates
-    /// only where kv_lora_rank + rope and rope are multiples of 16, which the builder checks.
+    /// only where kv_lora_rank + rope and rope are multiples of 16, which the builder checks. <c>mha</c> (2026-12-08) gathers
+    /// as <c>gather</c> does and attends with one <c>com.microsoft.MultiHeadAttention</c> a layer (one head, a row's heads
+    /// as its query rows), fp16 only; checked on the CPU, not yet timed on a GPU.
     /// </summary>
     public string MlaAttention { get; init; } = "gather";
 

@@ -13,7 +13,7 @@ public static class BuilderCommand
     public const string Usage =
         "usage: InferenceServer build --checkpoint <dir> --out <dir> [--dtype fp32|fp16|bf16|int4] [--device cpu|cuda]\n"
         + "                              [--attention-metadata on|off] [--int4-block-size 32|128] [--int4-zero-points]\n"
-        + "                              [--graph auto|genai] [--split] [--fuse on|off] [--mla-attention gather|latent]\n"
+        + "                              [--graph auto|genai] [--split] [--fuse on|off] [--mla-attention gather|latent|mha]\n"
         + "  fp32 (default): the dense graph, for cpu (default) or cuda; fp16/bf16: the paged graph, --device cuda only;\n"
         + "  int4: projections as 4-bit MatMulNBits (block size 32 by default; symmetric unless --int4-zero-points),\n"
         + "        the rest fp32 in the dense graph on cpu, fp16 in the paged graph on cuda;\n"
@@ -21,7 +21,8 @@ public static class BuilderCommand
         + "  --attention-metadata (paged graph; default on): PagedAttention gets the step's length bounds from the host;\n"
         + "  --split: also the split form for attention offloading (segment.{s}.onnx in the --dtype, fp32/fp16/bf16; ADR 0005);\n"
         + "  --fuse (default on): fused residual+RMSNorm and one gate|up GEMM per layer (ADR 0007); off for before/after counts;\n"
-        + "  --mla-attention gather|latent (paged MLA graph; default gather): latent calls PagedAttention's LATENT layout (ADR 0008; ~12x slower per layer on an H100; rank + rope and rope multiples of 16)";
+        + "  --mla-attention gather|latent|mha (paged MLA graph; default gather): latent calls PagedAttention's LATENT layout (ADR 0008; ~12x slower per layer on an H100; rank + rope and rope multiples of 16);\n"
+        + "        mha attends the gathered blocks with one MultiHeadAttention a layer (fp16 only; not yet timed on a GPU)";
 
     /// <summary>Runs the command on the console; returns the process exit code (0 ok, 1 build failed, 2 bad arguments).</summary>
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error, CancellationToken.None);

@@ -31,6 +31,9 @@ public static class ModelBuilder
     /// <summary>The paged graph's MLA attention (ADR 0008): ScatterND into the latent / rope-key pools, Gather, MatMul, Softmax.</summary>
     internal const string PagedMlaAttentionOp = "ai.onnx.MatMul (absorbed MLA over gathered blocks)";
 
+    /// <summary>The attention op of a paged MLA graph built with <c>--mla-attention mha</c>.</summary>
+    internal const string PagedMlaMhaAttentionOp = "com.microsoft.MultiHeadAttention (absorbed MLA over gathered blocks)";
+
     /// <summary>The attention op of a paged MLA graph built with <c>--mla-attention latent</c>.</summary>
     internal const string PagedMlaLatentAttentionOp = "com.microsoft.PagedAttention (LATENT: absorbed MLA over the latent pool in place)";
 
@@ -160,9 +163,9 @@ public static class ModelBuilder
             throw new ModelBuildException($"--int4-block-size and --int4-zero-points apply to --dtype int4, not {options.DType}");
         }
 
-        if (options.MlaAttention is not ("gather" or "latent"))
+        if (options.MlaAttention is not ("gather" or "latent" or "mha"))
         {
-            throw new ModelBuildException($"--mla-attention {options.MlaAttention}: unknown; use gather or latent");
+            throw new ModelBuildException($"--mla-attention {options.MlaAttention}: unknown; use gather, latent or mha");
         }
 
         if (options.Device is not ("cpu" or "cuda"))
@@ -241,7 +244,19 @@ public static class ModelBuilder
             throw new ModelBuildException($"--mla-attention latent: {problem}; build with --mla-attention gather (the default)");
         }
 
-        var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : latent ? PagedMlaLatentAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;
+        var mha = options.MlaAttention == "mha";
+        if (mha && (!paged || config.Mla is null))
+        {
+            throw new ModelBuildException("--mla-attention mha applies to the paged graph (--device cuda, fp16) of an MLA checkpoint");
+        }
+
+        if (mha && ActivationDType(options.DType, options.Device) != "fp16")
+        {
+            throw new ModelBuildException(
+                $"--mla-attention mha: ONNX Runtime's MultiHeadAttention has no {ActivationDType(options.DType, options.Device)} CUDA kernel (fp16 and fp32 only); build with --dtype fp16, or with --mla-attention gather (the default)");
+        }
+
+        var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : latent ? PagedMlaLatentAttentionOp : mha ? PagedMlaMhaAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;
         var kvBytes = KvBytesPerToken(config, ElementTypes.Size(elementType));
         long parameters;
         IReadOnlyList<SplitAttentionLayer>? split = null;
@@ -254,6 +269,7 @@ public static class ModelBuilder
                 AttentionMetadata = options.AttentionMetadata,
                 FuseKernels = options.FuseKernels,
                 MlaLatentAttention = latent,
+                MlaMhaAttention = mha,
                 Quantizer = int4 ? new Int4Quantizer(options.Int4BlockSize, options.Int4ZeroPoints) : null,
             };
             if (paged)

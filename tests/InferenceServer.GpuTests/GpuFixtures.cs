@@ -28,18 +28,18 @@ internal static class GpuFixtures
 
     /// <summary>
     /// Builds fixture <paramref name="name"/> as a paged CUDA graph in <paramref name="dtype"/>, with or without the
-    /// <c>attention_metadata</c> input (once each), and returns its folder.
+    /// <c>attention_metadata</c> input, and an MLA checkpoint's <paramref name="mlaAttention"/> form (once each), and returns its folder.
     /// </summary>
-    public static string BuildPaged(string name, string dtype, bool attentionMetadata = true)
+    public static string BuildPaged(string name, string dtype, bool attentionMetadata = true, string mlaAttention = "gather")
     {
         lock (Gate)
         {
-            var key = name + "-" + dtype + (attentionMetadata ? string.Empty : "-no-metadata");
+            var key = name + "-" + dtype + (attentionMetadata ? string.Empty : "-no-metadata") + (mlaAttention == "gather" ? string.Empty : "-" + mlaAttention);
             if (!Built.TryGetValue(key, out var folder))
             {
                 folder = Path.Combine(Scratch, key);
                 Directory.CreateDirectory(folder);
-                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", AttentionMetadata = attentionMetadata });
+                ModelBuilder.Build(new BuildOptions { CheckpointDirectory = Fixture(name), OutputDirectory = folder, DType = dtype, Device = "cuda", AttentionMetadata = attentionMetadata, MlaAttention = mlaAttention });
                 Built.Add(key, folder);
             }
 

@@ -82,10 +82,28 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     public void Greedy_WithCudaGraphs_DecodeStepsReplayed_MatchesTransformersWhereDecided(string fixture, string dtype) =>
         StaggeredGreedy(fixture, dtype, attentionMetadata: true, cudaGraphs: true);
 
-    private void StaggeredGreedy(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs)
+    /// <summary>
+    /// <c>build --mla-attention mha</c> (ADR 0008): one MultiHeadAttention a layer over the gathered blocks, eager and
+    /// replayed. Opt-in with the probes (<c>INFERENCE_SERVER_GPU_PROBES=1</c>, bench/gpu/README.md): the op's fused kernel
+    /// is new to this server, and a failed launch may end the process's CUDA context. Written 2026-12-08 without a GPU.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Greedy_MhaMlaAttention_MatchesTransformersWhereDecided(bool cudaGraphs)
+    {
+        if (Environment.GetEnvironmentVariable("INFERENCE_SERVER_GPU_PROBES") != "1")
+        {
+            Assert.Skip("opt-in with INFERENCE_SERVER_GPU_PROBES=1, run apart from the suite (bench/gpu/README.md)");
+        }
+
+        StaggeredGreedy("deepseek-v3-mla", "fp16", attentionMetadata: true, cudaGraphs, mlaAttention: "mha");
+    }
+
+    private void StaggeredGreedy(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs, string mlaAttention = "gather")
     {
         SkipWithoutCuda();
-        using var model = Open(fixture, dtype, attentionMetadata, cudaGraphs);
+        using var model = Open(fixture, dtype, attentionMetadata, cudaGraphs, mlaAttention);
         var cases = GpuFixtures.References(fixture);
         using var runner = model.CreateRunner(cases.Count, model.ChooseBlockSize(16));
         var tokens = cases.Select(c => new List<int>(c.Prompt)).ToArray();
@@ -422,10 +440,10 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
         return (best, difference);
     }
 
-    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false)
+    private static PagedDecoderModel Open(string fixture, string dtype, bool attentionMetadata, bool cudaGraphs = false, string mlaAttention = "gather")
     {
         var options = new OnnxSessionOptions { Device = "cuda", CudaGraphs = cudaGraphs };
-        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata)), options));
+        var model = Assert.IsType<PagedDecoderModel>(DecoderModels.Open(ModelPackage.Load(GpuFixtures.BuildPaged(fixture, dtype, attentionMetadata, mlaAttention)), options));
         Assert.Equal(attentionMetadata, model.HasAttentionMetadata);
         Assert.Equal(cudaGraphs, model.CudaGraphs);
         return model;

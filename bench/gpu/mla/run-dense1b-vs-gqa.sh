@@ -26,7 +26,8 @@
 # Settings (environment): KV_CACHE (4g), CONC (256), INPUT_LEN (128), OUTPUT_LEN (128), LONG_LEN (4000), LONG_OUT (256),
 # LONG_N (160), MAX_NUM_BATCHED_TOKENS (8192), PORT (18602), BUDGET_S (540), APP (/tmp/gpu/app), FILES (/tmp/gpu/files),
 # WORK (/tmp/dense1b), STEPS (0), SERVE (1), VOCAB (128256: prompt ids below it), DEVICE (cuda; cpu to check this script elsewhere on models already under WORK),
-# MLA_ATTENTION (gather: the MLA model's build --mla-attention; latent: ONNX Runtime's LATENT PagedAttention, ADR 0008).
+# MLA_ATTENTION (gather: the MLA model's build --mla-attention; latent: ONNX Runtime's LATENT PagedAttention; mha: one
+# MultiHeadAttention a layer over the gathered blocks, fp16 only; ADR 0008).
 set -uo pipefail
 
 START=$SECONDS

@@ -178,6 +178,11 @@ internal sealed partial class DecoderGraphBuilder
 
         var paddedShape = SharedMlaShape("mla_query_padded_shape_" + width.ToString(System.Globalization.CultureInfo.InvariantCulture), [_mlaRowCount, _g.Int64s(-1, width)]);
         var padded = _g.Node("Reshape", n + "mla_query_padded", [_g.Node("Gather", n + "mla_query_places", [scaled, _mlaPadRows], Attr("axis", 0L)), paddedShape]);
+        if (MlaMhaAttention)
+        {
+            return LatentAttentionOutput(layer, h, MhaAttention(n, heads, rank, padded, latents, ropeKeys), mla);
+        }
+
         var parts = _g.NodeMulti("Split", n + "mla_query_split", [padded, _g.Int64s(rank, rope)], [n + "mla_query_latent", n + "mla_query_rope"], [Attr("axis", -1L)], string.Empty);
 
         // Scores [B, max_new, heads, L]: one shared key per row for every head; masked; softmax over keys.
@@ -230,6 +235,44 @@ internal sealed partial class DecoderGraphBuilder
             ],
             PagedAttentionDomain);
         return LatentAttentionOutput(layer, h, outputs[0], mla);
+    }
+
+    /// <summary>
+    /// Whether <see cref="BuildPaged"/> attends MLA layers over the gathered blocks with one <c>com.microsoft.MultiHeadAttention</c>
+    /// a layer (<see cref="MhaAttention"/>, <c>--mla-attention mha</c>) instead of the score MatMuls, mask and Softmax.
+    /// </summary>
+    public bool MlaMhaAttention { get; init; }
+
+    /// <summary>
+    /// The gathered blocks attended by one <c>MultiHeadAttention</c> with a single head whose query rows are a row's
+    /// padded places times its heads (<paramref name="padded"/>, [B, max_new x heads, rank + rope], scaled): key the
+    /// [latent, rope key] rows ([B, L, rank + rope]), value the latents ([B, L, rank]), the visibility as
+    /// <c>attention_bias</c> ([B, 1, max_new x heads, L], made once a step per head count). The same products as the
+    /// gather form; on CUDA one fused kernel (CUTLASS's memory-efficient attention: FlashAttention stops at 256 wide)
+    /// where the gather form runs two score MatMuls, an Add, a Softmax and an output MatMul. fp16 and fp32 only: ONNX
+    /// Runtime has no bf16 kernel for the op. Returns each token's [T, heads x rank].
+    /// </summary>
+    private string MhaAttention(string n, int heads, int rank, string padded, string latents, string ropeKeys)
+    {
+        var keys = _g.Node("Concat", n + "mla_row_keys", [latents, ropeKeys], Attr("axis", -1L));
+        var headsText = heads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (!_mlaShapes.TryGetValue("mla_mha_bias_" + headsText, out var bias))
+        {
+            var expanded = _g.Node("Expand", "mla_mha_bias_expanded_" + headsText, [_mlaMaskBias, SharedMlaShape("mla_mha_bias_expand_" + headsText, [_mlaRowCount, _mlaMaxNew, _g.Int64s(heads), _mlaKeys])]);
+            bias = _g.Node("Reshape", "mla_mha_bias_" + headsText, [expanded, SharedMlaShape("mla_mha_bias_shape", [_mlaRowCount, _g.Int64s(1, -1), _mlaKeys])]);
+            _mlaShapes.Add("mla_mha_bias_" + headsText, bias);
+        }
+
+        // The query comes scaled (LatentAttentionInputs), so the op's scale is 1.
+        var attended = _g.NodeMulti(
+            "MultiHeadAttention",
+            n + "mla_mha",
+            [padded, keys, latents, string.Empty, string.Empty, bias],
+            [n + "mla_mha_out"],
+            [Attr("num_heads", 1L), Attr("scale", 1f)],
+            PagedAttentionDomain)[0];
+        var perPlace = _g.Node("Reshape", n + "mla_place_outputs", [attended, _g.Int64s(-1, heads * rank)]);
+        return _g.Node("Gather", n + "mla_token_outputs", [perPlace, _mlaTokenRows], Attr("axis", 0L));
     }
 
     /// <summary>

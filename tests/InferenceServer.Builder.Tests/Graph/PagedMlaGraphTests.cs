@@ -195,6 +195,55 @@ public sealed class PagedMlaGraphTests
         Assert.Contains("--mla-attention gather", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("deepseek-v3-mla")]
+    [InlineData("mla-moe")]
+    public void MhaAttention_OneMultiHeadAttentionALayer_OverTheGatheredBlocks(string checkpoint)
+    {
+        // build --mla-attention mha (ADR 0008): the gather form's pools, gathers and query layout, then one
+        // MultiHeadAttention a layer (one head; a row's heads are its query rows) instead of MatMuls, mask Add and Softmax.
+        var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "mha-" + checkpoint) : BuiltModels.Fixture(checkpoint);
+        var output = BuiltModels.TempDirectory($"mha-built-{checkpoint}");
+        ModelBuilder.Build(new BuildOptions { CheckpointDirectory = folder, OutputDirectory = output, DType = "fp16", Device = "cuda", MlaAttention = "mha" });
+        var model = Load(output);
+        var attention = model.Graph.Node.Where(n => n.OpType == "MultiHeadAttention").ToList();
+        Assert.Equal(3, attention.Count);
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType is "Softmax" or "PagedAttention");
+        for (var i = 0; i < 3; i++)
+        {
+            var node = attention[i];
+            Assert.Equal("com.microsoft", node.Domain);
+            Assert.Equal(1, node.Attribute.Single(a => a.Name == "num_heads").I);
+            Assert.Equal(1f, node.Attribute.Single(a => a.Name == "scale").F);
+            // Query: the padded places; key: [latent, rope key] of the gathered blocks; value: the latents; no mask but the bias.
+            Assert.Equal([$"l{i}_mla_query_padded", $"l{i}_mla_row_keys", $"l{i}_mla_row_latents", string.Empty, string.Empty, "mla_mha_bias_4"], node.Input);
+            var keys = model.Graph.Node.Single(n => n.Output.Contains($"l{i}_mla_row_keys"));
+            Assert.Equal(("Concat", $"l{i}_mla_row_latents", $"l{i}_mla_row_rope_keys"), (keys.OpType, keys.Input[0], keys.Input[1]));
+        }
+
+        // The pools are the gather form's; the bias is made once a step (one head count here).
+        Assert.Equal(6, model.Graph.Node.Count(n => n.OpType == "ScatterND"));
+        Assert.Single(model.Graph.Node, n => n.OpType == "Expand" && n.Name.StartsWith("mla_mha_bias", StringComparison.Ordinal));
+        Assert.Empty(CudaPlacement.Copies(model.Graph));
+        Assert.Contains(model.MetadataProps, p => p.Value == ModelBuilder.PagedMlaMhaAttentionOp);
+    }
+
+    [Theory]
+    [InlineData("deepseek-v3-mla", "bf16", "no bf16 CUDA kernel")]
+    [InlineData("llama-gqa", "fp16", "of an MLA checkpoint")]
+    public void MhaAttention_WhereItCannotRun_IsRefused(string checkpoint, string dtype, string message)
+    {
+        var error = Assert.Throws<ModelBuildException>(() => ModelBuilder.Build(new BuildOptions
+        {
+            CheckpointDirectory = BuiltModels.Fixture(checkpoint),
+            OutputDirectory = BuiltModels.TempDirectory($"mha-refused-{checkpoint}-{dtype}"),
+            DType = dtype,
+            Device = "cuda",
+            MlaAttention = "mha",
+        }));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void GqaPagedGraph_HasNoneOfTheMlaForm()
     {
@@ -256,7 +305,25 @@ public sealed class PagedMlaGraphTests
 
     [Theory]
     [MemberData(nameof(Checkpoints))]
-    public void Fp32OnCpu_MixedBatchesAndChunkedPrefill_MatchTheReferenceTokens(string checkpoint, bool attentionMetadata)
+    public void Fp32OnCpu_MixedBatchesAndChunkedPrefill_MatchTheReferenceTokens(string checkpoint, bool attentionMetadata) =>
+        AssertReferenceTokens(checkpoint, attentionMetadata, mha: false);
+
+    public static TheoryData<string, bool> MhaCheckpoints() => new()
+    {
+        { "deepseek-v3-mla", true },
+        { "deepseek-v3-mla", false },
+        { "mla-transmla", true },
+        { "mla-moe", true },
+        { "mla-short-rope-table", true },
+    };
+
+    /// <summary>The MultiHeadAttention form (<c>--mla-attention mha</c>) on ONNX Runtime's CPU kernel, through the same steps.</summary>
+    [Theory]
+    [MemberData(nameof(MhaCheckpoints))]
+    public void Fp32OnCpu_MhaForm_MixedBatchesAndChunkedPrefill_MatchTheReferenceTokens(string checkpoint, bool attentionMetadata) =>
+        AssertReferenceTokens(checkpoint, attentionMetadata, mha: true);
+
+    private static void AssertReferenceTokens(string checkpoint, bool attentionMetadata, bool mha)
     {
         // The fixture against transformers' greedy tokens; the variants against the reference decoder's.
         var folder = checkpoint.StartsWith("mla-", StringComparison.Ordinal) ? VariantTests.MakeVariant(checkpoint, "paged-cpu-" + checkpoint) : BuiltModels.Fixture(checkpoint);
@@ -274,7 +341,7 @@ public sealed class PagedMlaGraphTests
         }
 
         // Without attention_metadata the graph takes the rows' most new tokens from cumulative_sequence_length.
-        using var stepper = new CpuPagedStepper(BuildFp32Paged(folder, checkpoint + (attentionMetadata ? string.Empty : "-no-metadata"), attentionMetadata), folder);
+        using var stepper = new CpuPagedStepper(BuildFp32Paged(folder, checkpoint + (attentionMetadata ? string.Empty : "-no-metadata") + (mha ? "-mha" : string.Empty), attentionMetadata, mha), folder);
 
         // All prompts in one packed prefill, then decodes; blocks scattered (row r's blocks interleave with the others').
         var tables = cases.Select((c, r) => Enumerable.Range(0, 3).Select(b => (b * cases.Count) + r).ToArray()).ToArray();
@@ -302,7 +369,7 @@ public sealed class PagedMlaGraphTests
     }
 
     /// <summary>The paged graph of <paramref name="checkpoint"/> with T = fp32 (what ModelBuilder does for fp16, in fp32).</summary>
-    private static string BuildFp32Paged(string checkpoint, string name, bool attentionMetadata)
+    private static string BuildFp32Paged(string checkpoint, string name, bool attentionMetadata, bool mha = false)
     {
         var folder = BuiltModels.TempDirectory("paged-fp32-" + name);
         var config = DecoderConfig.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")), "config.json");
@@ -310,7 +377,7 @@ public sealed class PagedMlaGraphTests
         using (var data = new ExternalDataWriter(Path.Combine(folder, "model.onnx.data")))
         {
             var writer = new OnnxGraphWriter(data, DataType.Float);
-            new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = attentionMetadata }.BuildPaged(CancellationToken.None);
+            new DecoderGraphBuilder(config, weights, writer) { AttentionMetadata = attentionMetadata, MlaMhaAttention = mha }.BuildPaged(CancellationToken.None);
             writer.Save(
                 Path.Combine(folder, "model.onnx"),
                 DecoderGraphBuilder.IrVersion,
