@@ -40,15 +40,17 @@ public sealed class KvBlockTransferTests
     /// which the scheduler waits out before a step reads their blocks, as this test does.
     /// </summary>
     [Theory]
-    [InlineData("llama-gqa", "fp16")]
-    [InlineData("qwen2", "bf16")]
-    public void PagedRunner_QueuedCopiesThroughPinnedMemory_FinishBeforeTheNextStep(string fixture, string dtype)
+    [InlineData("llama-gqa", "fp16", 1)]
+    [InlineData("qwen2", "bf16", 1)]
+    [InlineData("deepseek-v3-mla", "fp16", 2)]
+    public void PagedRunner_QueuedCopiesThroughPinnedMemory_FinishBeforeTheNextStep(string fixture, string dtype, int callsPerBlock)
     {
         using var setup = Setup.Open(fixture, dtype);
         var transfer = setup.Transfer;
 
-        // The fixtures' layers are alike, so a block of every pool is one pitched copy (KvPoolArena, 2026-12-08).
-        Assert.Equal(1, Assert.IsType<PagedDeviceRunner>(setup.Runner).QueuedCallsPerBlock);
+        // A block of all pools of one width is one pitched copy (KvPoolArena, 2026-12-08): one for layers whose keys and
+        // values are alike, two for the gather-form MLA layers (latent pools, rope-key pools).
+        Assert.Equal(callsPerBlock, Assert.IsType<PagedDeviceRunner>(setup.Runner).QueuedCallsPerBlock);
         using var host = new PinnedSlots(transfer, setup.Original.Length);
         for (var b = 0; b < setup.Original.Length; b++)
         {

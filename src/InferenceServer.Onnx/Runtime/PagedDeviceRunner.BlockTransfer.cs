@@ -204,11 +204,11 @@ internal sealed unsafe partial class PagedDeviceRunner : IKvBlockTransfer
                 }
                 else if (toDevice)
                 {
-                    CudaRuntime.Copy2DAsync(device, run.Pitch, hostRun, run.BlockBytes, run.BlockBytes, run.Pools, toDevice: true, _transferStream);
+                    CudaRuntime.Copy2DAsync(device, run.Pitch, hostRun, run.HostPitch, run.BlockBytes, run.Pools, toDevice: true, _transferStream);
                 }
                 else
                 {
-                    CudaRuntime.Copy2DAsync(hostRun, run.BlockBytes, device, run.Pitch, run.BlockBytes, run.Pools, toDevice: false, _transferStream);
+                    CudaRuntime.Copy2DAsync(hostRun, run.HostPitch, device, run.Pitch, run.BlockBytes, run.Pools, toDevice: false, _transferStream);
                 }
             }
 

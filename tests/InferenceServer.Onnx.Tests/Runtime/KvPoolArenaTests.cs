@@ -19,7 +19,7 @@ public sealed class KvPoolArenaTests
         var arena = KvPoolArena.Plan([.. Enumerable.Repeat(512L * 1024, 64)], blocks: 33, Unlimited);
 
         var run = Assert.Single(arena.Runs);
-        Assert.Equal(new KvPoolArena.Run(0, 64, 512 * 1024, 33L * 512 * 1024, 0, 0), run);
+        Assert.Equal(new KvPoolArena.Run(0, 64, 512 * 1024, 33L * 512 * 1024, 0, 0, 512 * 1024), run);
         Assert.Equal(64L * 33 * 512 * 1024, arena.TotalBytes);
         Assert.Equal(63L * 33 * 512 * 1024, arena.Offset(63));
     }
@@ -30,20 +30,36 @@ public sealed class KvPoolArenaTests
         long[] pools = [640, 0, 640, 0, 640, 0];
         var arena = KvPoolArena.Plan(pools, blocks: 4, Unlimited);
 
-        Assert.Equal(new KvPoolArena.Run(0, 3, 640, 2560, 0, 0), Assert.Single(arena.Runs));
+        Assert.Equal(new KvPoolArena.Run(0, 3, 640, 2560, 0, 0, 640), Assert.Single(arena.Runs));
         Assert.Equal([0L, -1, 2560, -1, 5120, -1], Enumerable.Range(0, 6).Select(arena.Offset));
+        AssertCopiesMatchOneCopyPerPool(pools, 4, Unlimited);
+    }
+
+    [Fact]
+    public void KeysAndValuesOfOtherWidths_AreTwoRuns_WhateverTheLayers()
+    {
+        // The gather-form MLA layers: a latent pool and a narrower rope-key pool a layer. Keys lie together on the device,
+        // values after them; on the host each kind's runs are one layer (640 + 160 bytes) apart.
+        long[] pools = [640, 160, 640, 160, 640, 160];
+        var arena = KvPoolArena.Plan(pools, blocks: 4, Unlimited);
+
+        Assert.Equal(
+            [new KvPoolArena.Run(0, 3, 640, 2560, 0, 0, 800), new KvPoolArena.Run(1, 3, 160, 768, 7680, 640, 800)],
+            arena.Runs);
+        Assert.Equal([0L, 7680, 2560, 8448, 5120, 9216], Enumerable.Range(0, 6).Select(arena.Offset));
         AssertCopiesMatchOneCopyPerPool(pools, 4, Unlimited);
     }
 
     [Fact]
     public void PoolsOfOtherSizes_StartRunsOfTheirOwn()
     {
-        // A pruned model: layer 1 has fewer KV heads, so its two pools are a run of their own between layers 0 and 2.
+        // A pruned model: layer 1 has fewer KV heads. Its two pools are a run of their own; layers 0 and 2 lie together on
+        // the device but not evenly spaced on the host (layer 1 between them), so they are two runs.
         long[] pools = [1024, 1024, 512, 512, 1024, 1024];
         var arena = KvPoolArena.Plan(pools, blocks: 3, Unlimited);
 
         Assert.Equal(
-            [new KvPoolArena.Run(0, 2, 1024, 3072, 0, 0), new KvPoolArena.Run(2, 2, 512, 1536, 6144, 2048), new KvPoolArena.Run(4, 2, 1024, 3072, 9216, 3072)],
+            [new KvPoolArena.Run(0, 2, 1024, 3072, 0, 0, 1024), new KvPoolArena.Run(4, 2, 1024, 3072, 6144, 3072, 1024), new KvPoolArena.Run(2, 2, 512, 1536, 12288, 2048, 512)],
             arena.Runs);
         AssertCopiesMatchOneCopyPerPool(pools, 3, Unlimited);
 
@@ -61,7 +77,7 @@ public sealed class KvPoolArenaTests
 
         Assert.Equal([0L, 512, 1024], Enumerable.Range(0, 3).Select(arena.Offset));
         Assert.Equal(1536, arena.TotalBytes);
-        Assert.Equal(new KvPoolArena.Run(0, 3, 100, 512, 0, 0), Assert.Single(arena.Runs));
+        Assert.Equal(new KvPoolArena.Run(0, 3, 100, 512, 0, 0, 100), Assert.Single(arena.Runs));
         AssertCopiesMatchOneCopyPerPool(pools, 3, Unlimited);
     }
 
@@ -107,17 +123,14 @@ public sealed class KvPoolArenaTests
     {
         var arena = KvPoolArena.Plan(pools, blocks, maxPitch);
         var slotBytes = pools.Sum();
-        for (var pool = 0; pool < pools.Length; pool++)
+        // Pools lie inside the arena, aligned, each ending before the next one (in the arena's order) starts.
+        var placed = Enumerable.Range(0, pools.Length).Where(p => pools[p] > 0).OrderBy(arena.Offset).ToList();
+        for (var i = 0; i < placed.Count; i++)
         {
-            if (pools[pool] == 0)
-            {
-                continue;
-            }
-
-            // Pools lie inside the arena without overlapping the next one.
+            var pool = placed[i];
             Assert.True(arena.Offset(pool) % KvPoolArena.Alignment == 0);
-            var next = Enumerable.Range(pool + 1, pools.Length - pool - 1).Where(p => pools[p] > 0).Select(arena.Offset).DefaultIfEmpty(arena.TotalBytes).First();
-            Assert.True(arena.Offset(pool) + (blocks * pools[pool]) <= next);
+            var next = i + 1 < placed.Count ? arena.Offset(placed[i + 1]) : arena.TotalBytes;
+            Assert.True(arena.Offset(pool) + (blocks * pools[pool]) <= next, $"pool {pool} overlaps the next");
         }
 
         foreach (var run in arena.Runs)
@@ -141,7 +154,7 @@ public sealed class KvPoolArenaTests
             var slot = new byte[slotBytes];
             foreach (var run in arena.Runs)
             {
-                Copy2D(slot, run.HostOffset, run.BlockBytes, device, run.DeviceOffset + (block * run.BlockBytes), run.Pitch, run.BlockBytes, run.Pools);
+                Copy2D(slot, run.HostOffset, run.HostPitch, device, run.DeviceOffset + (block * run.BlockBytes), run.Pitch, run.BlockBytes, run.Pools);
             }
 
             Assert.Equal(expected, slot);
@@ -153,7 +166,7 @@ public sealed class KvPoolArenaTests
             var changed = slot.Select(b => (byte)~b).ToArray();
             foreach (var run in arena.Runs)
             {
-                Copy2D(after, run.DeviceOffset + (target * run.BlockBytes), run.Pitch, changed, run.HostOffset, run.BlockBytes, run.BlockBytes, run.Pools);
+                Copy2D(after, run.DeviceOffset + (target * run.BlockBytes), run.Pitch, changed, run.HostOffset, run.HostPitch, run.BlockBytes, run.Pools);
             }
 
             host = 0;
