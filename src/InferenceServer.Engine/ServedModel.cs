@@ -127,6 +127,18 @@ public sealed class ServedModel : IDisposable
     public IModelRunner CreateRunner(KvBudget budget)
     {
         var blockSize = Decoder.ChooseBlockSize(budget.BlockSize);
+        if (budget.PoolMemory is { } sizes)
+        {
+            // One size per attention device: only a split model has several KV pools.
+            if (Decoder is not SplitDecoderModel split)
+            {
+                throw new InvalidOperationException(
+                    $"--kv-cache-memory with {sizes.Count} sizes sizes the pools of --attention-device entries, and this model runs fused (one KV pool); give one size");
+            }
+
+            return split.CreateRunner(budget.PlanPoolBlocks(Spec, blockSize, split.PoolFreeMemory()), blockSize);
+        }
+
         var blocks = budget.PlanBlocks(Spec, blockSize, Decoder.DeviceFreeMemory);
         return Decoder.CreateRunner(blocks, blockSize);
     }

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using InferenceServer.FunctionalTests.Infrastructure;
 using InferenceServer.Hosting;
+using InferenceServer.Onnx.Runtime;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace InferenceServer.FunctionalTests;
 
@@ -149,6 +151,42 @@ public sealed class AttentionOffloadingTests : IDisposable
         var error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", CheckpointOnly("deepseek-v3-mla"), "--build-cache", Path.Combine(_work, "cache"),
             "--device", "cpu", "--attention-device", "cpu", "--prefill-attention", "compute"]));
         Assert.Contains("--prefill-attention compute", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// <c>--kv-cache-memory 8 blocks' bytes,40 blocks' bytes</c> with <c>--attention-device cpu,cpu</c>: one size per
+    /// attention device, in order (a GPU pool and a larger host pool, on a GPU machine). The runner holds exactly those
+    /// pools, sequences that outgrow the first spill into the second, and the tokens stay transformers'.
+    /// </summary>
+    [Fact]
+    public async Task KvCacheMemoryPerDevice_SizesEachPool_AndServesTheReferenceTokens()
+    {
+        const string Name = "offload-pool-sizes";
+        const int BlockBytes = 16 * 768; // llama-gqa: 3 layers x keys and values x 2 KV heads x 16 wide x fp32, 16 tokens a block
+        await using var server = await TestServer.StartAsync(CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"), "--served-model-name", Name,
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", $"{8 * BlockBytes},{40 * BlockBytes}");
+        var runner = server.Services.GetRequiredService<IModelRunner>();
+        Assert.Equal([8, 40], SplitDecoderModel.PoolBlockCounts(runner));
+        Assert.Equal(48, runner.BlockCount);
+
+        // Sixteen requests at once need more than the first pool's 8 blocks: the second holds the rest.
+        var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));
+        var concurrent = Enumerable.Range(0, 16).Select(i => references[i % references.Count]).ToList();
+        var answers = await Task.WhenAll(concurrent.Select(r => CompleteAsync(server, Name, r)));
+        for (var i = 0; i < concurrent.Count; i++)
+        {
+            Assert.Equal(concurrent[i].Greedy, answers[i]);
+        }
+
+        // Sizes that do not match the devices, or a fused model, stop the server saying so.
+        var error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"),
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", "4m,4m,4m"]));
+        Assert.Contains("3 sizes for 2 attention devices", error.Message, StringComparison.Ordinal);
+        error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", RepositoryPaths.Fixture("llama-gqa"), "--device", "cpu", "--kv-cache-memory", "4m,4m"]));
+        Assert.Contains("runs fused (one KV pool)", error.Message, StringComparison.Ordinal);
+        error = Assert.Throws<StartupException>(() => ServerProgram.Build(["--model", CheckpointOnly("llama-gqa"), "--build-cache", Path.Combine(_work, "cache"),
+            "--device", "cpu", "--attention-device", "cpu,cpu", "--kv-cache-memory", "4m,lots"]));
+        Assert.Contains("or one per --attention-device separated by commas, not '4m,lots'", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

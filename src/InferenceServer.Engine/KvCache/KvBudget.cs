@@ -14,6 +14,7 @@ public readonly record struct KvBudget
 {
     private readonly double _memory;
     private readonly int _blockSize;
+    private readonly IReadOnlyList<double>? _poolMemory;
 
     /// <summary>Creates a budget of <paramref name="memory"/> with blocks of <paramref name="blockSize"/> tokens asked for.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names the command-line flag.</exception>
@@ -28,6 +29,29 @@ public readonly record struct KvBudget
     {
         get => _memory;
         init => _memory = OptionChecks.KvCacheMemory(value);
+    }
+
+    /// <summary>
+    /// One size per attention device of a split model, in <c>--attention-device</c> order (<c>--kv-cache-memory 20g,64g</c>),
+    /// each bytes or a fraction of that device's free memory (host memory for a <c>cpu</c> pool); null (the default) when
+    /// <see cref="Memory"/> is split evenly between the devices.
+    /// </summary>
+    public IReadOnlyList<double>? PoolMemory
+    {
+        get => _poolMemory;
+        init
+        {
+            if (value is not null)
+            {
+                ArgumentOutOfRangeException.ThrowIfZero(value.Count, nameof(PoolMemory));
+                foreach (var size in value)
+                {
+                    _ = OptionChecks.KvCacheMemory(size);
+                }
+            }
+
+            _poolMemory = value is null ? null : [.. value];
+        }
     }
 
     /// <summary>Tokens per block asked for (<c>--block-size</c>); the runner may raise it.</summary>
@@ -58,4 +82,43 @@ public readonly record struct KvBudget
 
         return blocks;
     }
+
+    /// <summary>
+    /// <see cref="PlanBlocks"/> per pool for <see cref="PoolMemory"/>: the blocks each size buys, a fraction of that pool's
+    /// <paramref name="freeMemory"/> (null: host memory), together at least one full-context sequence.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The sizes are not one per pool, or hold less than one full-context sequence.</exception>
+    internal int[] PlanPoolBlocks(ModelSpec spec, int blockSize, IReadOnlyList<long?> freeMemory)
+    {
+        var pools = PoolMemory ?? throw new InvalidOperationException("No per-pool --kv-cache-memory sizes were given.");
+        if (pools.Count != freeMemory.Count)
+        {
+            throw new InvalidOperationException(
+                $"--kv-cache-memory {Describe(pools)}: {pools.Count} sizes for {freeMemory.Count} attention devices; give one per --attention-device, in order, or one size to split evenly.");
+        }
+
+        var blockBytes = spec.KvBytesPerToken * blockSize;
+        var counts = new int[pools.Count];
+        long total = 0;
+        for (var i = 0; i < pools.Count; i++)
+        {
+            var budget = pools[i] is > 0 and <= 1
+                ? (long)((freeMemory[i] ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) * pools[i])
+                : (long)pools[i];
+            counts[i] = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize / pools.Count);
+            total += counts[i];
+        }
+
+        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
+        if (total < needed)
+        {
+            throw new InvalidOperationException(
+                $"--kv-cache-memory {Describe(pools)}: the pools hold {total} blocks of {blockSize} tokens together, fewer than one full-context sequence needs ({needed} blocks, {needed * blockBytes} bytes); raise them.");
+        }
+
+        return counts;
+    }
+
+    private static string Describe(IReadOnlyList<double> sizes) =>
+        string.Join(',', sizes.Select(static s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 }

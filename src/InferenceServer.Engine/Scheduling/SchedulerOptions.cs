@@ -56,6 +56,17 @@ public sealed class SchedulerOptions
     }
 
     /// <summary>
+    /// One KV-cache size per attention device of a split model, in <c>--attention-device</c> order (<c>--kv-cache-memory
+    /// 20g,64g</c>), each as <see cref="KvCacheMemory"/> reads one, a fraction of that device's free memory; null (the
+    /// default): <see cref="KvCacheMemory"/> split evenly.
+    /// </summary>
+    public IReadOnlyList<double>? KvCachePoolMemory
+    {
+        get => _kvBudget.PoolMemory;
+        init => _kvBudget = _kvBudget with { PoolMemory = value };
+    }
+
+    /// <summary>
     /// Sequences (one per prompt and choice) accepted but not yet admitted to the batch before new ones are refused
     /// (HTTP 429, gRPC <c>RESOURCE_EXHAUSTED</c>; <c>--max-queued-requests</c>). Default 1024.
     /// </summary>

@@ -59,17 +59,15 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
     private readonly int _maxHeads;
 
     /// <summary>
-    /// Creates the device buffers and the attention backends over <paramref name="blockCount"/> global blocks: the CUDA
-    /// backend's pools on the device, or host pools split evenly among the <c>cpu</c> devices in order.
+    /// Creates the device buffers and the attention backends, <paramref name="poolBlocks"/>[i] global blocks on attention
+    /// device i in order: the CUDA backend's pools on the device, host pools for the <c>cpu</c> devices.
     /// </summary>
-    public CudaSplitRunner(SplitDecoderModel model, int blockCount, int blockSize)
+    public CudaSplitRunner(SplitDecoderModel model, IReadOnlyList<int> poolBlocks, int blockSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         var devices = model.AttentionDevices;
-        if (blockCount < devices.Count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(blockCount), $"{blockCount} KV blocks cannot be spread over {devices.Count} attention devices.");
-        }
+        PoolBlockCounts = SplitRunner.CheckPools(poolBlocks, devices.Count);
+        var blockCount = PoolBlockCounts.Sum();
 
         _model = model;
         BlockCount = blockCount;
@@ -142,7 +140,7 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
                 var first = 0;
                 for (var i = 0; i < devices.Count; i++)
                 {
-                    var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
+                    var count = PoolBlockCounts[i];
                     if (devices[i].IsCuda)
                     {
                         _mixed = new LseAttentionBackend(model.Attention, attentionGpu, type, first, count, blockSize, stream: model.Stream);
@@ -186,11 +184,11 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
         {
             // The GPU pool does not fit: say which device and what to lower (the startup turns this into exit 2).
             Dispose();
-            var gpuBlocks = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, cudaIndex);
+            var gpuBlocks = PoolBlockCounts[cudaIndex];
             var mib = (double)gpuBlocks * blockSize * model.Spec.KvBytesPerToken / (1024 * 1024);
             throw new InvalidOperationException(
                 $"--attention-device cuda:{attentionGpu}: the GPU's KV pool of {gpuBlocks} blocks ({mib:F0} MiB) does not fit in its free memory ({ex.Message}); "
-                + "lower --kv-cache-memory (with several attention devices it is split evenly between them)", ex);
+                + "lower --kv-cache-memory (with several attention devices it is split evenly between them, or give one size per device: --kv-cache-memory 20g,64g)", ex);
         }
         catch
         {
@@ -217,6 +215,9 @@ internal sealed partial class CudaSplitRunner : IModelRunner, IOffloadingRunner
 
     /// <inheritdoc />
     public int BlockCount { get; }
+
+    /// <summary>The blocks of each attention device's pool, in order.</summary>
+    internal int[] PoolBlockCounts { get; }
 
     /// <inheritdoc />
     public int BlockSize { get; }

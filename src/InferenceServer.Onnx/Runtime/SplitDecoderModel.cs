@@ -188,6 +188,32 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// <summary>Blocks of pool <paramref name="pool"/> when <paramref name="blockCount"/> are split evenly among <paramref name="pools"/> (the first takes the remainder).</summary>
     public static int PoolBlocks(int blockCount, int pools, int pool) => (blockCount / pools) + (pool == 0 ? blockCount % pools : 0);
 
+    /// <summary>The blocks of each attention device's pool of <paramref name="runner"/> (one of this model's), in <c>--attention-device</c> order.</summary>
+    public static IReadOnlyList<int> PoolBlockCounts(IModelRunner runner) => runner switch
+    {
+        SplitRunner split => split.PoolBlockCounts,
+        CudaSplitRunner split => split.PoolBlockCounts,
+        _ => [runner.BlockCount],
+    };
+
+    /// <summary>
+    /// What each attention device's store has free now, in <c>--attention-device</c> order (a per-device
+    /// <c>--kv-cache-memory</c> list sizes fractions from it): a <c>cuda:N</c> device's free memory (less what captured
+    /// steps hold back, as <see cref="DeviceFreeMemory"/>), null for a <c>cpu</c> pool (host memory).
+    /// </summary>
+    public IReadOnlyList<long?> PoolFreeMemory()
+    {
+        var free = new long?[AttentionDevices.Count];
+        for (var i = 0; i < free.Length; i++)
+        {
+            free[i] = AttentionDevices[i].IsCuda
+                ? Math.Max(0, OnnxSessionFactory.FreeMemory(AttentionDevices[i])!.Value - (CapturesSteps ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0))
+                : null;
+        }
+
+        return free;
+    }
+
     /// <summary>The CPU backends take any block size; the CUDA backend's PagedAttention wants its tile's multiple (<see cref="PagedDecoderModel.RoundBlockSize"/>).</summary>
     public int ChooseBlockSize(int requested)
     {
@@ -209,8 +235,31 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// Creates the runner: the <paramref name="blockCount"/> global blocks are split evenly among the attention devices in
     /// order (the first takes the remainder): the first holds [0, n1), the next [n1, n1 + n2), ...
     /// </summary>
-    public IModelRunner CreateRunner(int blockCount, int blockSize) =>
-        DeviceId >= 0 ? new CudaSplitRunner(this, blockCount, blockSize) : new SplitRunner(this, blockCount, blockSize);
+    public IModelRunner CreateRunner(int blockCount, int blockSize)
+    {
+        var pools = new int[AttentionDevices.Count];
+        for (var i = 0; i < pools.Length; i++)
+        {
+            pools[i] = PoolBlocks(blockCount, pools.Length, i);
+        }
+
+        return CreateRunner(pools, blockSize);
+    }
+
+    /// <summary>
+    /// Creates the runner with <paramref name="poolBlocks"/>[i] blocks on attention device i (a per-device
+    /// <c>--kv-cache-memory</c> list): the first holds [0, n1), the next [n1, n1 + n2), ...
+    /// </summary>
+    public IModelRunner CreateRunner(IReadOnlyList<int> poolBlocks, int blockSize)
+    {
+        ArgumentNullException.ThrowIfNull(poolBlocks);
+        if (poolBlocks.Count != AttentionDevices.Count)
+        {
+            throw new ArgumentException($"{poolBlocks.Count} pool sizes for {AttentionDevices.Count} attention devices.", nameof(poolBlocks));
+        }
+
+        return DeviceId >= 0 ? new CudaSplitRunner(this, poolBlocks, blockSize) : new SplitRunner(this, poolBlocks, blockSize);
+    }
 
     /// <summary>Whether <paramref name="device"/> names an attention device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (whether it exists is checked at <see cref="Open"/>).</summary>
     /// <exception cref="ExecutionProviderException">The name is malformed or unknown.</exception>

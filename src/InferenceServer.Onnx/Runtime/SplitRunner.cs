@@ -30,25 +30,22 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
     private readonly long[] _attentionTicks;
     private readonly PromptAttention? _prompt;
 
-    /// <summary>Creates the backends over <paramref name="blockCount"/> global blocks, split evenly among the model's attention devices in order.</summary>
-    public SplitRunner(SplitDecoderModel model, int blockCount, int blockSize)
+    /// <summary>Creates the backends, <paramref name="poolBlocks"/>[i] global blocks on the model's attention device i, in order.</summary>
+    public SplitRunner(SplitDecoderModel model, IReadOnlyList<int> poolBlocks, int blockSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         var devices = model.AttentionDevices;
-        if (blockCount < devices.Count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(blockCount), $"{blockCount} KV blocks cannot be spread over {devices.Count} attention devices.");
-        }
+        PoolBlockCounts = CheckPools(poolBlocks, devices.Count);
 
         _model = model;
-        BlockCount = blockCount;
+        BlockCount = PoolBlockCounts.Sum();
         BlockSize = blockSize;
         _kernel = new CpuPagedAttention(model.Threads);
         var backends = new CpuAttentionBackend[devices.Count];
         var first = 0;
         for (var i = 0; i < devices.Count; i++)
         {
-            var count = SplitDecoderModel.PoolBlocks(blockCount, devices.Count, i);
+            var count = PoolBlockCounts[i];
             backends[i] = new CpuAttentionBackend(model.Attention, first, count, blockSize, model.Spec.ElementType.ToStorage(), _kernel)
             {
                 PromptRowMinTokens = model.PrefillMinTokens,
@@ -84,6 +81,29 @@ internal sealed partial class SplitRunner : IModelRunner, IOffloadingRunner
 
     /// <inheritdoc />
     public int BlockCount { get; }
+
+    /// <summary>The blocks of each attention device's pool, in order.</summary>
+    internal int[] PoolBlockCounts { get; }
+
+    /// <summary>A copy of <paramref name="poolBlocks"/>, one positive count per attention device, whose sum fits an int.</summary>
+    internal static int[] CheckPools(IReadOnlyList<int> poolBlocks, int devices)
+    {
+        ArgumentNullException.ThrowIfNull(poolBlocks);
+        if (poolBlocks.Count != devices)
+        {
+            throw new ArgumentException($"{poolBlocks.Count} pool sizes for {devices} attention devices.", nameof(poolBlocks));
+        }
+
+        long total = 0;
+        foreach (var count in poolBlocks)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count, nameof(poolBlocks));
+            total += count;
+        }
+
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(total, int.MaxValue, nameof(poolBlocks));
+        return [.. poolBlocks];
+    }
 
     /// <inheritdoc />
     public int BlockSize { get; }

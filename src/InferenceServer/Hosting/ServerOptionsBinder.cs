@@ -50,7 +50,8 @@ internal static class ServerOptionsBinder
                 MaxQueuedTokens = ReadInt(configuration, "max-queued-tokens", (int)Math.Min(int.MaxValue, defaults.MaxQueuedTokens), 1),
                 MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
                 FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
-                KvCacheMemory = ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
+                KvCacheMemory = Text(configuration, "kv-cache-memory")?.Contains(',', StringComparison.Ordinal) == true ? defaults.KvCacheMemory : ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
+                KvCachePoolMemory = ReadSizeList(configuration, "kv-cache-memory"),
                 HostKvCacheMemory = Text(configuration, "host-kv-cache-memory")?.Trim() == "0" ? 0 : ReadSize(configuration, "host-kv-cache-memory", defaults.HostKvCacheMemory),
                 // A cached prefix was computed in another request's chunks: --deterministic recomputes every prompt.
                 EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
@@ -277,6 +278,26 @@ internal static class ServerOptionsBinder
         return SizeText.TryParse(text, out var value)
             ? value
             : throw new FormatException($"--{key} must be a byte count (e.g. 512m, 2g) or a fraction in (0, 1], not '{text}'");
+    }
+
+    /// <summary>A comma-separated list of sizes (<c>20g,64g</c>, one per attention device), or null when the value has no comma.</summary>
+    internal static IReadOnlyList<double>? ReadSizeList(IConfiguration configuration, string key)
+    {
+        var text = Text(configuration, key);
+        if (text is null || !text.Contains(',', StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var sizes = new List<double>();
+        foreach (var part in text.Split(','))
+        {
+            sizes.Add(SizeText.TryParse(part.Trim(), out var value)
+                ? value
+                : throw new FormatException($"--{key} must be a byte count (e.g. 512m, 2g) or a fraction in (0, 1], or one such per --attention-device separated by commas, not '{text}'"));
+        }
+
+        return sizes;
     }
 
     private static double? ReadFraction(IConfiguration configuration, string key)

@@ -277,13 +277,13 @@ internal static partial class ServerProgram
             log.Warning($"model {model.Name}: --split-one-stream has no effect here (it needs a CUDA --device, and attention on that GPU or on cpu)");
         }
 
-        var blocks = runner.BlockCount;
         var devices = split.AttentionDevices;
+        var pools = SplitDecoderModel.PoolBlockCounts(runner);
         var blockBytes = model.Spec.KvBytesPerToken * runner.BlockSize;
         var first = 0;
         for (var i = 0; i < devices.Count; i++)
         {
-            var count = SplitDecoderModel.PoolBlocks(blocks, devices.Count, i);
+            var count = pools[i];
             log.Info($"model {model.Name}: KV pool {i} on {devices[i]}: blocks [{first}, {first + count}), {count * blockBytes / (1024.0 * 1024.0):F1} MiB of {model.Spec.ElementType.ToName()}");
             first += count;
         }

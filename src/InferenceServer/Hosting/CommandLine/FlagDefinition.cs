@@ -24,6 +24,7 @@ internal sealed record FlagDefinition(string Name, FlagKind Kind, string? Defaul
         FlagKind.Bool => "[true|false]",
         FlagKind.Int => "<n>",
         FlagKind.Size => "<size>",
+        FlagKind.Sizes => "<size>[,<size>...]",
         FlagKind.Seconds => "<seconds>",
         FlagKind.Fraction => "<fraction>",
         FlagKind.Enum => "<" + string.Join('|', Values) + ">",

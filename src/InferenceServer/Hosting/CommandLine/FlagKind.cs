@@ -19,6 +19,9 @@ internal enum FlagKind
     /// <summary>A number in (0, 1].</summary>
     Fraction,
 
+    /// <summary>A <see cref="Size"/>, or several separated by commas (one per <c>--attention-device</c>).</summary>
+    Sizes,
+
     /// <summary>Any text (a path, an address, an id).</summary>
     String,
 

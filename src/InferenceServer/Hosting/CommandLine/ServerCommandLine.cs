@@ -236,6 +236,7 @@ internal sealed class ServerCommandLine
     {
         FlagKind.Int => "a whole number",
         FlagKind.Size => "a size (bytes, or with a k/m/g suffix)",
+        FlagKind.Sizes => "a size (bytes, or with a k/m/g suffix), or one per --attention-device separated by commas",
         FlagKind.Seconds => "a number of seconds",
         FlagKind.Fraction => "a fraction in (0, 1]",
         FlagKind.Enum => "one of " + string.Join(", ", flag.Values),
@@ -251,6 +252,7 @@ internal sealed class ServerCommandLine
             FlagKind.Fraction => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var fraction) && fraction is > 0 and <= 1,
             // 0 is a size where a flag means "off" (--host-kv-cache-memory); the binder refuses it elsewhere.
             FlagKind.Size => value.Trim() == "0" || SizeText.TryParse(value, out _),
+            FlagKind.Sizes => value.Split(',').All(static part => SizeText.TryParse(part.Trim(), out _)),
             FlagKind.Enum => Contains(flag.Values, value),
             _ => value.Length > 0,
         };

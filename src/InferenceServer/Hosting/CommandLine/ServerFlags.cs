@@ -37,7 +37,7 @@ internal static class ServerFlags
 
         // Engine
         new("device", FlagKind.String, "auto", "where the model runs: auto, cpu, cuda or cuda:N") { Vllm = "--device" },
-        new("kv-cache-memory", FlagKind.Size, "256m", "KV-cache size in bytes (k/m/g suffixes) or a fraction (0, 1] of free memory; not with --gpu-memory-utilization") { Vllm = "--kv-cache-memory" },
+        new("kv-cache-memory", FlagKind.Sizes, "256m", "KV-cache size in bytes (k/m/g suffixes) or a fraction (0, 1] of free memory; with several --attention-device entries split evenly, or one size per entry (e.g. 20g,64g: a GPU pool, then a host pool); not with --gpu-memory-utilization") { Vllm = "--kv-cache-memory" },
         new("host-kv-cache-memory", FlagKind.Size, "0", "host KV tier in bytes (k/m/g suffixes) or a fraction (0, 1] of available memory: preempted sequences' blocks are copied there and back instead of recomputed, and evicted prefix-cache blocks stay there; 0 = off"),
         new("gpu-memory-utilization", FlagKind.Fraction, null, "fraction of the GPU's memory for weights + KV cache (KV = fraction x total - in use after the weights load); no effect on the CPU; not with --kv-cache-memory") { Vllm = "--gpu-memory-utilization" },
         new("attention-device", FlagKind.Repeatable, null, "where attention runs: cpu or cuda:N, comma-separated or repeated"),
