@@ -168,6 +168,8 @@ public sealed class AttentionOffloadingTests : IDisposable
         var runner = server.Services.GetRequiredService<IModelRunner>();
         Assert.Equal([8, 40], SplitDecoderModel.PoolBlockCounts(runner));
         Assert.Equal(48, runner.BlockCount);
+        var sizes = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics")).For("inference_kv_blocks", Name).ToDictionary(s => s.Labels["pool"], s => s.Value);
+        Assert.Equal(new Dictionary<string, double> { ["cpu:0"] = 8, ["cpu:1"] = 40 }, sizes);
 
         // Sixteen requests at once need more than the first pool's 8 blocks: the second holds the rest.
         var references = ReferenceCase.Load(RepositoryPaths.Fixture("llama-gqa"));

@@ -100,6 +100,7 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         meter.CreateObservableCounter("inference.kv.copy_calls", ObserveCopyCalls, "s", "Seconds the scheduler thread spent inside the host KV tier's copy calls (on a GPU the time to queue the copies; no step runs meanwhile).");
         meter.CreateObservableCounter("inference.kv.copy_out_wait", ObserveCopyOutWait, "s", "Seconds the model's steps waited, before running, for the host KV tier's queued copies out (demotions, swaps; on a GPU; no row advances meanwhile).");
         meter.CreateObservableGauge("inference.kv.blocks_used", ObservePoolBlocks, "{block}", "KV blocks owned by sequences, per pool (each device pool; host-tier: the host KV tier's blocks held for preempted sequences).");
+        meter.CreateObservableGauge("inference.kv.blocks", ObservePoolSizes, "{block}", "KV blocks each pool holds (its size, fixed at startup; one per attention device of a split model, --kv-cache-memory's sizes).");
         meter.CreateObservableGauge("inference.kv.pool_attention_per_block", ObservePoolSpeed, "s", "Measured attention time per KV block held and step, per pool of a split model with several (the KV placement policy's input; 0 until blocks reach the pool).");
         meter.CreateObservableGauge("vllm:cache_config_info", ObserveCacheConfig, null, "Information of the LLMEngine CacheConfig.");
         _attentionOffloadBytes = meter.CreateCounter<long>("inference.attention.offload", "By", "Bytes sent to and from attention memory devices (q, k, v out, attention outputs back; --attention-device).");
@@ -299,6 +300,23 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
         for (var i = 0; i < engine.KvPoolCount; i++)
         {
             measurements.Add(new(engine.KvPoolSecondsPerBlock(i), _model, new("pool", engine.KvPoolName(i))));
+        }
+
+        return measurements;
+    }
+
+    private IEnumerable<Measurement<int>> ObservePoolSizes()
+    {
+        var engine = _engine;
+        if (engine is null)
+        {
+            return [];
+        }
+
+        var measurements = new List<Measurement<int>>(engine.KvPoolCount);
+        for (var i = 0; i < engine.KvPoolCount; i++)
+        {
+            measurements.Add(new(engine.KvPoolTotalBlocks(i), _model, new("pool", engine.KvPoolName(i))));
         }
 
         return measurements;

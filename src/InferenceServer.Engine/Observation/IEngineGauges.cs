@@ -73,6 +73,9 @@ internal interface IEngineGauges
     /// <summary>Blocks of pool <paramref name="pool"/> owned by sequences right now.</summary>
     int KvPoolUsedBlocks(int pool) => 0;
 
+    /// <summary>Blocks pool <paramref name="pool"/> holds (its size, fixed at startup).</summary>
+    int KvPoolTotalBlocks(int pool) => 0;
+
     /// <summary>Measured attention seconds per block and step of pool <paramref name="pool"/> (0: not measured; the placement policy's input).</summary>
     double KvPoolSecondsPerBlock(int pool) => 0;
 }

@@ -262,6 +262,9 @@ public sealed partial class ContinuousBatchScheduler : IAsyncDisposable, IEngine
     int IEngineGauges.KvPoolUsedBlocks(int pool) => KvPoolUsedBlocks(pool);
 
     /// <inheritdoc />
+    int IEngineGauges.KvPoolTotalBlocks(int pool) => KvPools[pool].BlockCount;
+
+    /// <inheritdoc />
     double IEngineGauges.KvPoolSecondsPerBlock(int pool) => KvPoolSecondsPerBlock(pool);
 
     /// <summary>
