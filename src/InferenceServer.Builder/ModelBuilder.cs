@@ -250,10 +250,10 @@ public static class ModelBuilder
             throw new ModelBuildException("--mla-attention mha applies to the paged graph (--device cuda, fp16) of an MLA checkpoint");
         }
 
-        if (mha && ActivationDType(options.DType, options.Device) != "fp16")
+        if (mha && ActivationDType(options.DType, options.Device) is var activation && activation != "fp16")
         {
             throw new ModelBuildException(
-                $"--mla-attention mha: ONNX Runtime's MultiHeadAttention has no {ActivationDType(options.DType, options.Device)} CUDA kernel (fp16 and fp32 only); build with --dtype fp16, or with --mla-attention gather (the default)");
+                $"--mla-attention mha: ONNX Runtime's MultiHeadAttention has no {activation} CUDA kernel (fp16 and fp32 only); build with --dtype fp16, or with --mla-attention gather (the default)");
         }
 
         var attentionOp = paged ? (config.Mla is null ? PagedAttentionOp : latent ? PagedMlaLatentAttentionOp : mha ? PagedMlaMhaAttentionOp : PagedMlaAttentionOp) : genAi ? GroupQueryAttentionOp : AttentionOp;

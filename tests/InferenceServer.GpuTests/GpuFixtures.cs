@@ -20,6 +20,14 @@ internal static class GpuFixtures
     /// <summary>Null when the CUDA execution provider loads on device 0; else why not (the skip reason).</summary>
     public static string? CudaUnavailableReason => NoCuda.Value;
 
+    /// <summary>
+    /// Why an opt-in probe does not run, or null: probes run only with <c>INFERENCE_SERVER_GPU_PROBES=1</c>, in a process of
+    /// their own (bench/gpu/README.md), since a kernel that fails to launch may end the process's CUDA context.
+    /// </summary>
+    public static string? ProbesDisabledReason => Environment.GetEnvironmentVariable("INFERENCE_SERVER_GPU_PROBES") == "1"
+        ? null
+        : "a probe: set INFERENCE_SERVER_GPU_PROBES=1 and run it apart from the suite (a failed kernel launch may end the process's CUDA context; bench/gpu/README.md)";
+
     public static string FixturesRoot { get; } = FindFixtures();
 
     private static string Scratch { get; } = CreateScratch();

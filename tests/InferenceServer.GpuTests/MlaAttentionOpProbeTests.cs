@@ -41,9 +41,9 @@ public sealed class MlaAttentionOpProbeTests(ITestOutputHelper output)
             Assert.Skip(reason);
         }
 
-        if (Environment.GetEnvironmentVariable("INFERENCE_SERVER_GPU_PROBES") != "1")
+        if (GpuFixtures.ProbesDisabledReason is { } probes)
         {
-            Assert.Skip("a probe: set INFERENCE_SERVER_GPU_PROBES=1 and run this class alone (a failed kernel launch may end the process's CUDA context)");
+            Assert.Skip(probes);
         }
 
         var width = rank + rope;

@@ -92,9 +92,9 @@ public sealed class PagedRunnerTests(ITestOutputHelper output)
     [InlineData(true)]
     public void Greedy_MhaMlaAttention_MatchesTransformersWhereDecided(bool cudaGraphs)
     {
-        if (Environment.GetEnvironmentVariable("INFERENCE_SERVER_GPU_PROBES") != "1")
+        if (GpuFixtures.ProbesDisabledReason is { } probes)
         {
-            Assert.Skip("opt-in with INFERENCE_SERVER_GPU_PROBES=1, run apart from the suite (bench/gpu/README.md)");
+            Assert.Skip(probes);
         }
 
         StaggeredGreedy("deepseek-v3-mla", "fp16", attentionMetadata: true, cudaGraphs, mlaAttention: "mha");

@@ -288,39 +288,11 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
 
     private Measurement<double> ObserveCopyOutWait() => new(_engine?.HostTierCopyOutWaitSeconds ?? 0, _model);
 
-    private IEnumerable<Measurement<double>> ObservePoolSpeed()
-    {
-        var engine = _engine;
-        if (engine is null || engine.KvPoolCount < 2)
-        {
-            return [];
-        }
+    private IEnumerable<Measurement<double>> ObservePoolSpeed() =>
+        _engine is { KvPoolCount: >= 2 } engine ? PerPool(engine, static (e, i) => e.KvPoolSecondsPerBlock(i), 0) : [];
 
-        var measurements = new List<Measurement<double>>(engine.KvPoolCount);
-        for (var i = 0; i < engine.KvPoolCount; i++)
-        {
-            measurements.Add(new(engine.KvPoolSecondsPerBlock(i), _model, new("pool", engine.KvPoolName(i))));
-        }
-
-        return measurements;
-    }
-
-    private IEnumerable<Measurement<int>> ObservePoolSizes()
-    {
-        var engine = _engine;
-        if (engine is null)
-        {
-            return [];
-        }
-
-        var measurements = new List<Measurement<int>>(engine.KvPoolCount);
-        for (var i = 0; i < engine.KvPoolCount; i++)
-        {
-            measurements.Add(new(engine.KvPoolTotalBlocks(i), _model, new("pool", engine.KvPoolName(i))));
-        }
-
-        return measurements;
-    }
+    private IEnumerable<Measurement<int>> ObservePoolSizes() =>
+        _engine is { } engine ? PerPool(engine, static (e, i) => e.KvPoolTotalBlocks(i), 0) : [];
 
     private IEnumerable<Measurement<int>> ObservePoolBlocks()
     {
@@ -330,15 +302,23 @@ public sealed class InferenceMetrics : InferenceServer.Onnx.Attention.IAttention
             return [];
         }
 
-        var measurements = new List<Measurement<int>>(engine.KvPoolCount + 1);
-        for (var i = 0; i < engine.KvPoolCount; i++)
-        {
-            measurements.Add(new(engine.KvPoolUsedBlocks(i), _model, new("pool", engine.KvPoolName(i))));
-        }
-
+        var measurements = PerPool(engine, static (e, i) => e.KvPoolUsedBlocks(i), extra: 1);
         if (engine.HostTierBlocks > 0)
         {
             measurements.Add(new(engine.HostTierUsedBlocks, _model, new("pool", "host-tier")));
+        }
+
+        return measurements;
+    }
+
+    /// <summary>One measurement per KV pool, labelled with its name; room for <paramref name="extra"/> more.</summary>
+    private List<Measurement<T>> PerPool<T>(IEngineGauges engine, Func<IEngineGauges, int, T> value, int extra)
+        where T : struct
+    {
+        var measurements = new List<Measurement<T>>(engine.KvPoolCount + extra);
+        for (var i = 0; i < engine.KvPoolCount; i++)
+        {
+            measurements.Add(new(value(engine, i), _model, new("pool", engine.KvPoolName(i))));
         }
 
         return measurements;

@@ -69,11 +69,9 @@ public readonly record struct KvBudget
     internal int PlanBlocks(ModelSpec spec, int blockSize, long? deviceFreeMemory)
     {
         var blockBytes = spec.KvBytesPerToken * blockSize;
-        var budget = Memory is > 0 and <= 1
-            ? (long)((deviceFreeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) * Memory)
-            : (long)Memory;
+        var budget = Bytes(Memory, deviceFreeMemory);
         var blocks = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize);
-        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
+        var needed = NeededBlocks(spec, blockSize);
         if (blocks < needed)
         {
             throw new InvalidOperationException(
@@ -102,14 +100,11 @@ public readonly record struct KvBudget
         long total = 0;
         for (var i = 0; i < pools.Count; i++)
         {
-            var budget = pools[i] is > 0 and <= 1
-                ? (long)((freeMemory[i] ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) * pools[i])
-                : (long)pools[i];
-            counts[i] = (int)Math.Clamp(budget / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize / pools.Count);
+            counts[i] = (int)Math.Clamp(Bytes(pools[i], freeMemory[i]) / Math.Max(1, blockBytes), 1, int.MaxValue / blockSize / pools.Count);
             total += counts[i];
         }
 
-        var needed = (spec.ContextLength + blockSize - 1) / blockSize;
+        var needed = NeededBlocks(spec, blockSize);
         if (total < needed)
         {
             throw new InvalidOperationException(
@@ -118,6 +113,14 @@ public readonly record struct KvBudget
 
         return counts;
     }
+
+    /// <summary>The bytes <paramref name="memory"/> means: itself above 1, else that fraction of <paramref name="freeMemory"/> (null: the process's available memory).</summary>
+    private static long Bytes(double memory, long? freeMemory) => memory is > 0 and <= 1
+        ? (long)((freeMemory ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) * memory)
+        : (long)memory;
+
+    /// <summary>Blocks of <paramref name="blockSize"/> tokens one full-context sequence of <paramref name="spec"/> takes.</summary>
+    private static int NeededBlocks(ModelSpec spec, int blockSize) => (spec.ContextLength + blockSize - 1) / blockSize;
 
     private static string Describe(IReadOnlyList<double> sizes) =>
         string.Join(',', sizes.Select(static s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)));

@@ -482,7 +482,7 @@ internal sealed partial class PagedDeviceRunner : IModelRunner
     private void BindPool(int slot, string input, string output, int heads, int width)
     {
         long[] shape = [PoolBlocks, BlockSize, heads, width];
-        var bytes = (long)PoolBlocks * BlockSize * heads * width * Spec.KvElementBytes;
+        var bytes = PoolBlocks * PoolBlockBytes(slot);
         _pools[slot] = _arenaMemory + (nint)_arena.Offset(slot);
         _poolValues[slot] = OrtValue.CreateTensorValueWithData(_deviceMemory, _model.KvType, shape, _pools[slot], bytes);
         _binding.Input(input, _poolValues[slot]);

@@ -86,9 +86,7 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// in host memory (the engine sizes a fractional budget from the process's available memory).
     /// </summary>
     /// <remarks>With captured steps (<see cref="CapturesSteps"/>) less what their graphs and fixed buffers need, as for the fused runner.</remarks>
-    public long? DeviceFreeMemory => CudaAttention
-        ? Math.Max(0, OnnxSessionFactory.FreeMemory(AttentionDevices[0])!.Value - (CapturesSteps ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0))
-        : null;
+    public long? DeviceFreeMemory => CudaAttention ? FreeMemoryFor(AttentionDevices[0]) : null;
 
     /// <summary>
     /// Whether the local split's greedy decode steps run as CUDA graphs (ADR 0011): <c>--cuda-graphs</c> (on by default),
@@ -206,13 +204,15 @@ public sealed partial class SplitDecoderModel : IDecoderModel
         var free = new long?[AttentionDevices.Count];
         for (var i = 0; i < free.Length; i++)
         {
-            free[i] = AttentionDevices[i].IsCuda
-                ? Math.Max(0, OnnxSessionFactory.FreeMemory(AttentionDevices[i])!.Value - (CapturesSteps ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0))
-                : null;
+            free[i] = AttentionDevices[i].IsCuda ? FreeMemoryFor(AttentionDevices[i]) : null;
         }
 
         return free;
     }
+
+    /// <summary>A CUDA attention device's free memory now, less what captured steps hold back (<see cref="CapturesSteps"/>).</summary>
+    private long FreeMemoryFor(ComputeDevice device) =>
+        Math.Max(0, OnnxSessionFactory.FreeMemory(device)!.Value - (CapturesSteps ? CapturedDecode.ReserveBytes(Spec, ChooseBlockSize(1), CudaGraphMaxBatch) : 0));
 
     /// <summary>The CPU backends take any block size; the CUDA backend's PagedAttention wants its tile's multiple (<see cref="PagedDecoderModel.RoundBlockSize"/>).</summary>
     public int ChooseBlockSize(int requested)
@@ -250,16 +250,9 @@ public sealed partial class SplitDecoderModel : IDecoderModel
     /// Creates the runner with <paramref name="poolBlocks"/>[i] blocks on attention device i (a per-device
     /// <c>--kv-cache-memory</c> list): the first holds [0, n1), the next [n1, n1 + n2), ...
     /// </summary>
-    public IModelRunner CreateRunner(IReadOnlyList<int> poolBlocks, int blockSize)
-    {
-        ArgumentNullException.ThrowIfNull(poolBlocks);
-        if (poolBlocks.Count != AttentionDevices.Count)
-        {
-            throw new ArgumentException($"{poolBlocks.Count} pool sizes for {AttentionDevices.Count} attention devices.", nameof(poolBlocks));
-        }
-
-        return DeviceId >= 0 ? new CudaSplitRunner(this, poolBlocks, blockSize) : new SplitRunner(this, poolBlocks, blockSize);
-    }
+    /// <exception cref="ArgumentException">Not one positive count per attention device (the runners check, <c>SplitRunner.CheckPools</c>).</exception>
+    public IModelRunner CreateRunner(IReadOnlyList<int> poolBlocks, int blockSize) =>
+        DeviceId >= 0 ? new CudaSplitRunner(this, poolBlocks, blockSize) : new SplitRunner(this, poolBlocks, blockSize);
 
     /// <summary>Whether <paramref name="device"/> names an attention device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (whether it exists is checked at <see cref="Open"/>).</summary>
     /// <exception cref="ExecutionProviderException">The name is malformed or unknown.</exception>

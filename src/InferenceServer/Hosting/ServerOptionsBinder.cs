@@ -30,6 +30,8 @@ internal static class ServerOptionsBinder
 
         int? maxModelLength = string.IsNullOrEmpty(Text(configuration, "max-model-len")) ? null : ReadInt(configuration, "max-model-len", 0, 1);
         var maxNumSeqs = ReadInt(configuration, "max-num-seqs", defaults.MaxNumSeqs, 1);
+        // --kv-cache-memory 20g,64g: one size per attention device (else one size, read below).
+        var poolMemory = ReadSizeList(configuration, "kv-cache-memory");
         var deterministic = ReadBool(configuration, "deterministic");
         return new ServerOptions
         {
@@ -50,8 +52,8 @@ internal static class ServerOptionsBinder
                 MaxQueuedTokens = ReadInt(configuration, "max-queued-tokens", (int)Math.Min(int.MaxValue, defaults.MaxQueuedTokens), 1),
                 MaxConsecutiveStepFailures = ReadInt(configuration, "max-consecutive-step-failures", defaults.MaxConsecutiveStepFailures, 1),
                 FaultCooldown = TimeSpan.FromSeconds(ReadSeconds(configuration, "fault-cooldown", defaults.FaultCooldown.TotalSeconds)),
-                KvCacheMemory = Text(configuration, "kv-cache-memory")?.Contains(',', StringComparison.Ordinal) == true ? defaults.KvCacheMemory : ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory),
-                KvCachePoolMemory = ReadSizeList(configuration, "kv-cache-memory"),
+                KvCacheMemory = poolMemory is null ? ReadSize(configuration, "kv-cache-memory", defaults.KvCacheMemory) : defaults.KvCacheMemory,
+                KvCachePoolMemory = poolMemory,
                 HostKvCacheMemory = Text(configuration, "host-kv-cache-memory")?.Trim() == "0" ? 0 : ReadSize(configuration, "host-kv-cache-memory", defaults.HostKvCacheMemory),
                 // A cached prefix was computed in another request's chunks: --deterministic recomputes every prompt.
                 EnablePrefixCaching = !deterministic && ReadBool(configuration, "enable-prefix-caching", fallback: true),
